@@ -1,0 +1,117 @@
+// Bindings for the CountSketch kernels (csrc/include/fastlr/countsketch.hpp).
+#include "fastlr/countsketch.hpp"
+
+#include "common.hpp"
+
+namespace fastlr::bind {
+
+namespace {
+
+py::array countsketch_dense_py(const py::array& A, const py::array& rows, const py::array& values,
+                               index_t m) {
+  require(m >= 1, "m: must be >= 1, got " + std::to_string(m));
+  return dispatch_float(A, "A", [&](auto t) -> py::array {
+    using T = decltype(t);
+    const auto a = dense_view<T>(A, "A");
+    const index_t* r = vector_ptr<index_t>(rows, a.rows, "rows");
+    const T* v = vector_ptr<T>(values, a.rows, "values");
+    auto out = new_matrix<T>(m, a.cols);
+    T* o = out.mutable_data();
+    const int nt = kernel_threads();
+    py::gil_scoped_release release;
+    countsketch_dense<T>(a.data, a.rows, a.cols, a.ld, a.col_major, r, v, m, o, nt);
+    return out;
+  });
+}
+
+// CSR (by_rows) or CSC sketch of a sparse n x d matrix.
+py::array countsketch_compressed_py(const py::array& indptr, const py::array& indices,
+                                    const py::array& data, const py::array& rows,
+                                    const py::array& values, index_t m, index_t d, bool by_rows) {
+  require(m >= 1, "m: must be >= 1, got " + std::to_string(m));
+  require(d >= 0, "d: must be >= 0");
+  const index_t n = rows.ndim() == 1 ? rows.shape(0) : -1;
+  const index_t outer = by_rows ? n : d;
+  return dispatch_sparse(data, indices, [&](auto t, auto i) -> py::array {
+    using T = decltype(t);
+    using I = decltype(i);
+    const auto a = compressed_view<T, I>(indptr, indices, data, outer);
+    const index_t* r = vector_ptr<index_t>(rows, n, "rows");
+    const T* v = vector_ptr<T>(values, n, "values");
+    auto out = new_matrix<T>(m, d);
+    T* o = out.mutable_data();
+    const int nt = kernel_threads();
+    py::gil_scoped_release release;
+    if (by_rows)
+      countsketch_csr<T, I>(a.indptr, a.indices, a.data, a.nnz, n, d, r, v, m, o, nt);
+    else
+      countsketch_csc<T, I>(a.indptr, a.indices, a.data, a.nnz, n, d, r, v, m, o, nt);
+    return out;
+  });
+}
+
+py::array gather_dot_py(const py::array& A, const py::array& rows, const py::array& D) {
+  return dispatch_float(A, "A", [&](auto t) -> py::array {
+    using T = decltype(t);
+    const auto a = dense_view<T>(A, "A");
+    const auto dv = dense_view<T>(D, "D");
+    require(!dv.col_major || dv.rows <= 1, "D: array must be C-contiguous");
+    require(dv.cols == a.cols, "D: expected " + std::to_string(a.cols) + " columns (A's), got " +
+                                   std::to_string(dv.cols));
+    const index_t* r = vector_ptr<index_t>(rows, a.rows, "rows");
+    py::array_t<T> g(a.rows);
+    T* gp = g.mutable_data();
+    const int nt = kernel_threads();
+    py::gil_scoped_release release;
+    countsketch_gather_dot<T>(a.data, a.rows, a.cols, a.ld, a.col_major, r, dv.data, dv.rows, gp, nt);
+    return g;
+  });
+}
+
+py::array gather_dot_csr_py(const py::array& indptr, const py::array& indices,
+                            const py::array& data, const py::array& rows, const py::array& D) {
+  const index_t n = rows.ndim() == 1 ? rows.shape(0) : -1;
+  return dispatch_sparse(data, indices, [&](auto t, auto i) -> py::array {
+    using T = decltype(t);
+    using I = decltype(i);
+    const auto a = compressed_view<T, I>(indptr, indices, data, n);
+    const auto dv = dense_view<T>(D, "D");
+    require(!dv.col_major || dv.rows <= 1, "D: array must be C-contiguous");
+    const index_t* r = vector_ptr<index_t>(rows, n, "rows");
+    py::array_t<T> g(n);
+    T* gp = g.mutable_data();
+    const int nt = kernel_threads();
+    py::gil_scoped_release release;
+    countsketch_gather_dot_csr<T, I>(a.indptr, a.indices, a.data, a.nnz, n, dv.cols, r, dv.data, dv.rows,
+                                     gp, nt);
+    return g;
+  });
+}
+
+}  // namespace
+
+void bind_countsketch(py::module_& m) {
+  using py::arg;
+  m.def("countsketch_dense", &countsketch_dense_py, arg("A"), arg("rows"), arg("values"), arg("m"),
+        "S @ A for dense A (C- or F-contiguous, float32/float64); returns an m x d array of A's dtype.");
+  m.def("countsketch_csr",
+        [](const py::array& indptr, const py::array& indices, const py::array& data,
+           const py::array& rows, const py::array& values, index_t m, index_t d) {
+          return countsketch_compressed_py(indptr, indices, data, rows, values, m, d, true);
+        },
+        arg("indptr"), arg("indices"), arg("data"), arg("rows"), arg("values"), arg("m"), arg("d"),
+        "S @ A for CSR A (n = len(rows) rows, d columns).");
+  m.def("countsketch_csc",
+        [](const py::array& indptr, const py::array& indices, const py::array& data,
+           const py::array& rows, const py::array& values, index_t m, index_t d) {
+          return countsketch_compressed_py(indptr, indices, data, rows, values, m, d, false);
+        },
+        arg("indptr"), arg("indices"), arg("data"), arg("rows"), arg("values"), arg("m"), arg("d"),
+        "S @ A for CSC A (n = len(rows) rows, d columns).");
+  m.def("countsketch_gather_dot", &gather_dot_py, arg("A"), arg("rows"), arg("D"),
+        "g[i] = <A[i, :], D[rows[i], :]> for dense A.");
+  m.def("countsketch_gather_dot_csr", &gather_dot_csr_py, arg("indptr"), arg("indices"), arg("data"),
+        arg("rows"), arg("D"), "g[i] = <A[i, :], D[rows[i], :]> for CSR A (n = len(rows)).");
+}
+
+}  // namespace fastlr::bind

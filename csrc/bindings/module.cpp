@@ -1,0 +1,62 @@
+// The _core extension: thread settings, build information and every kernel.
+#include <atomic>
+
+#include "common.hpp"
+
+namespace fastlr::bind {
+
+namespace {
+int default_threads() {
+#if defined(FASTLR_HAVE_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+std::atomic<int> g_threads{default_threads()};
+thread_local int t_threads = 0;  // 0: follow g_threads
+}  // namespace
+
+int kernel_threads() { return t_threads > 0 ? t_threads : g_threads.load(); }
+
+}  // namespace fastlr::bind
+
+namespace py = pybind11;
+using namespace fastlr::bind;
+
+PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
+  m.doc() = "fastlr compiled kernels (C++17, OpenMP when available)";
+
+  m.def("set_num_threads", [](int n) {
+    fastlr::require(n >= 1, "n: number of threads must be >= 1, got " + std::to_string(n));
+    g_threads.store(n);
+  }, py::arg("n"), "Set the threads every kernel may use (process-wide).");
+  m.def("set_local_num_threads", [](int n) {
+    fastlr::require(n >= 0, "n: number of threads must be >= 0 (0 = process-wide setting)");
+    t_threads = n;
+  }, py::arg("n"), "Limit the threads of kernels called from this Python thread (0 lifts the limit).");
+  m.def("get_num_threads", &kernel_threads, "Threads a kernel called from this Python thread may use.");
+
+  m.def("build_info", []() {
+    py::dict info;
+    info["compiler"] = FASTLR_COMPILER;
+    info["compiler_version_string"] = __VERSION__;
+    info["flags"] = FASTLR_CXX_FLAGS;
+    info["build_type"] = FASTLR_BUILD_TYPE;
+#if defined(FASTLR_HAVE_OPENMP)
+    info["openmp"] = true;
+    info["openmp_version"] = _OPENMP;
+    info["openmp_max_threads"] = omp_get_max_threads();
+#else
+    info["openmp"] = false;
+    info["openmp_version"] = py::none();
+    info["openmp_max_threads"] = 1;
+#endif
+    info["num_threads"] = kernel_threads();
+    return info;
+  }, "Compiler, flags, OpenMP and thread count of this build.");
+
+  bind_countsketch(m);
+  bind_products(m);
+  bind_gd(m);
+}

@@ -1,0 +1,98 @@
+// Shared building blocks for fastlr kernels: index type, argument checks,
+// static work partitioning and OpenMP guards. No Python here.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#if defined(FASTLR_HAVE_OPENMP)
+#include <omp.h>
+#endif
+
+namespace fastlr {
+
+using index_t = std::int64_t;
+
+/// Throw std::invalid_argument (ValueError in Python) unless `ok`.
+inline void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument(what);
+}
+
+/// Id of the calling thread inside a parallel region (0 without OpenMP).
+inline int thread_id() {
+#if defined(FASTLR_HAVE_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+/// Size of the current OpenMP team (1 outside a parallel region or without OpenMP).
+inline int omp_threads_in_team() {
+#if defined(FASTLR_HAVE_OPENMP)
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+/// Threads actually worth using for `work` units (about one cache line of
+/// arithmetic each): tiny problems run serially, so threading never slows
+/// a small call down.
+inline int useful_threads(int nthreads, index_t work, index_t min_work_per_thread = 16384) {
+#if defined(FASTLR_HAVE_OPENMP)
+  if (nthreads < 1) nthreads = 1;
+  index_t cap = std::max<index_t>(1, work / min_work_per_thread);
+  return static_cast<int>(std::min<index_t>(nthreads, cap));
+#else
+  (void)work; (void)min_work_per_thread;
+  (void)nthreads;
+  return 1;
+#endif
+}
+
+/// [begin, end) of chunk t of `n` items split into `parts` contiguous chunks.
+/// Static, so results are deterministic for a given thread count.
+inline void chunk_range(index_t n, int parts, int t, index_t& begin, index_t& end) {
+  begin = n * t / parts;
+  end = n * (t + 1) / parts;
+}
+
+/// Chunk t of the rows of a compressed (CSR/CSC) matrix, balanced by nonzeros:
+/// chunk boundaries are where the running nnz crosses t * nnz / parts.
+template <class I>
+inline void nnz_chunk_range(const I* indptr, index_t n, int parts, int t, index_t& begin, index_t& end) {
+  const index_t nnz = static_cast<index_t>(indptr[n]) - static_cast<index_t>(indptr[0]);
+  auto boundary = [&](int k) -> index_t {
+    if (k <= 0) return 0;
+    if (k >= parts) return n;
+    const index_t target = static_cast<index_t>(indptr[0]) + nnz * k / parts;
+    // first row whose start is >= target
+    return static_cast<index_t>(std::lower_bound(indptr, indptr + n, target,
+        [](I a, index_t b) { return static_cast<index_t>(a) < b; }) - indptr);
+  };
+  begin = boundary(t);
+  end = boundary(t + 1);
+}
+
+/// True when `i` is a valid index into [0, n) (one unsigned compare).
+inline bool in_range(index_t i, index_t n) {
+  return static_cast<std::uint64_t>(i) < static_cast<std::uint64_t>(n);
+}
+
+/// Kernels validate indices inline, while they stream the data, and record a
+/// failure here instead of throwing inside a parallel region.
+struct ErrorFlag {
+  int code = 0;  // 0 = fine, else a kernel-specific reason
+  void set(int c) {
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp atomic write
+#endif
+    code = c;
+  }
+};
+
+}  // namespace fastlr

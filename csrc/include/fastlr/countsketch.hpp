@@ -1,0 +1,332 @@
+// CountSketch kernels: S A and the gradient's gather-dot, for dense and
+// compressed sparse A. S is m x n with one nonzero per column: S[rows[i], i] = values[i].
+#pragma once
+
+#include "fastlr/common.hpp"
+
+namespace fastlr {
+
+/// Reasons a CountSketch kernel rejects its input (see ErrorFlag).
+enum CountSketchError : int { kBadRow = 1, kBadIndex = 2, kBadIndptr = 3 };
+
+inline void throw_countsketch_error(int code) {
+  switch (code) {
+    case 0: return;
+    case kBadRow: throw std::invalid_argument("rows: every entry must lie in [0, m)");
+    case kBadIndex: throw std::invalid_argument("A: a sparse column/row index lies outside the matrix");
+    case kBadIndptr:
+      throw std::invalid_argument("A: sparse indptr must start at 0, be non-decreasing and end at nnz");
+    default: throw std::invalid_argument("CountSketch kernel: invalid input");
+  }
+}
+
+namespace detail {
+
+// out[rows[i], :] += values[i] * A[i, :] for rows b..e of a row-major A.
+template <class T>
+inline int countsketch_rows(const T* A, index_t b, index_t e, index_t d, index_t ld,
+                            const index_t* rows, const T* values, index_t m, T* out) {
+  for (index_t i = b; i < e; ++i) {
+    const index_t r = rows[i];
+    if (!in_range(r, m)) return kBadRow;
+    const T v = values[i];
+    const T* __restrict a = A + i * ld;
+    T* __restrict o = out + r * d;
+    for (index_t j = 0; j < d; ++j) o[j] += v * a[j];
+  }
+  return 0;
+}
+
+// out[:, j] for columns jb..je of a column-major A, four columns per sweep so
+// rows/values are read once per four columns of A.
+template <class T>
+inline int countsketch_cols(const T* A, index_t n, index_t jb, index_t je, index_t d, index_t ld,
+                            const index_t* rows, const T* values, index_t m, T* out,
+                            std::vector<T>& buf) {
+  buf.assign(4 * m, T(0));
+  for (index_t j0 = jb; j0 < je; j0 += 4) {
+    const int w = static_cast<int>(std::min<index_t>(4, je - j0));
+    std::fill(buf.begin(), buf.end(), T(0));
+    T* b0 = buf.data();
+    T* b1 = b0 + m;
+    T* b2 = b1 + m;
+    T* b3 = b2 + m;
+    const T* a0 = A + j0 * ld;
+    if (w == 4) {
+      const T* a1 = a0 + ld;
+      const T* a2 = a1 + ld;
+      const T* a3 = a2 + ld;
+      for (index_t i = 0; i < n; ++i) {
+        const index_t r = rows[i];
+        if (!in_range(r, m)) return kBadRow;
+        const T v = values[i];
+        b0[r] += v * a0[i];
+        b1[r] += v * a1[i];
+        b2[r] += v * a2[i];
+        b3[r] += v * a3[i];
+      }
+    } else {
+      for (int c = 0; c < w; ++c) {
+        const T* a = a0 + c * ld;
+        T* bc = b0 + c * m;
+        for (index_t i = 0; i < n; ++i) {
+          const index_t r = rows[i];
+          if (!in_range(r, m)) return kBadRow;
+          bc[r] += values[i] * a[i];
+        }
+      }
+    }
+    for (index_t r = 0; r < m; ++r)
+      for (int c = 0; c < w; ++c) out[r * d + j0 + c] = buf[c * m + r];
+  }
+  return 0;
+}
+
+// Sum the per-thread accumulators into out; thread t handles a slice.
+template <class T>
+inline void reduce_slices(T* out, const T* acc, index_t size, int nacc, int parts, int t) {
+  index_t b, e;
+  chunk_range(size, parts, t, b, e);
+  for (int s = 0; s < nacc; ++s) {
+    const T* __restrict src = acc + s * size;
+    for (index_t k = b; k < e; ++k) out[k] += src[k];
+  }
+}
+
+template <class I>
+inline bool row_span(const I* indptr, index_t i, index_t nnz, index_t& s, index_t& e) {
+  s = static_cast<index_t>(indptr[i]);
+  e = static_cast<index_t>(indptr[i + 1]);
+  return s <= e && s >= 0 && e <= nnz;
+}
+
+}  // namespace detail
+
+/// S A for a dense n x d matrix A.
+/// Layout: row-major (A[i*ld + j]) or, when col_major, column-major (A[i + j*ld]).
+/// out: m x d row-major, caller-allocated, overwritten.
+/// Threads: row-major A is split into contiguous row chunks with per-thread
+/// m x d accumulators summed in a fixed order; column-major A is split into
+/// column chunks (each output column has one owner, no reduction). Either way
+/// the result is deterministic for a given thread count.
+template <class T>
+void countsketch_dense(const T* A, index_t n, index_t d, index_t ld, bool col_major,
+                       const index_t* rows, const T* values, index_t m, T* out, int nthreads) {
+  std::fill(out, out + m * d, T(0));
+  const int want = useful_threads(nthreads, n * d);
+  ErrorFlag err;
+  if (col_major) {
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp parallel num_threads(want)
+#endif
+    {
+      const int parts = want > 1 ? omp_threads_in_team() : 1;
+      index_t jb, je;
+      chunk_range(d, parts, thread_id(), jb, je);
+      std::vector<T> buf;
+      if (int c = detail::countsketch_cols(A, n, jb, je, d, ld, rows, values, m, out, buf)) err.set(c);
+    }
+    throw_countsketch_error(err.code);
+    return;
+  }
+  if (want == 1) {
+    throw_countsketch_error(detail::countsketch_rows(A, 0, n, d, ld, rows, values, m, out));
+    return;
+  }
+  const index_t size = m * d;
+  std::vector<T> acc(static_cast<size_t>(want - 1) * size, T(0));
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp parallel num_threads(want)
+#endif
+  {
+    const int parts = omp_threads_in_team();
+    const int t = thread_id();
+    index_t b, e;
+    chunk_range(n, parts, t, b, e);
+    T* o = t == 0 ? out : acc.data() + (t - 1) * size;
+    if (int c = detail::countsketch_rows(A, b, e, d, ld, rows, values, m, o)) err.set(c);
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp barrier
+#endif
+    detail::reduce_slices(out, acc.data(), size, parts - 1, parts, t);
+  }
+  throw_countsketch_error(err.code);
+}
+
+/// S A for a CSR matrix A (n x d, nnz stored entries in indices/data; duplicates are summed,
+/// column indices need not be sorted). out: m x d row-major, overwritten.
+/// Threads: row chunks balanced by nonzeros, per-thread accumulators.
+template <class T, class I>
+void countsketch_csr(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
+                     const index_t* rows, const T* values, index_t m, T* out, int nthreads) {
+  std::fill(out, out + m * d, T(0));
+  require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[n]) == nnz,
+          "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
+  const int want = useful_threads(nthreads, nnz + n / 4);
+  const index_t size = m * d;
+  std::vector<T> acc(want > 1 ? static_cast<size_t>(want - 1) * size : 0, T(0));
+  ErrorFlag err;
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp parallel num_threads(want)
+#endif
+  {
+    const int parts = want > 1 ? omp_threads_in_team() : 1;
+    const int t = thread_id();
+    index_t b, e;
+    nnz_chunk_range(indptr, n, parts, t, b, e);
+    T* __restrict o = t == 0 ? out : acc.data() + (t - 1) * size;
+    for (index_t i = b; i < e; ++i) {
+      index_t s, f;
+      if (!detail::row_span(indptr, i, nnz, s, f)) { err.set(kBadIndptr); break; }
+      if (s == f) continue;
+      const index_t r = rows[i];
+      if (!in_range(r, m)) { err.set(kBadRow); break; }
+      const T v = values[i];
+      T* orow = o + r * d;
+      for (index_t p = s; p < f; ++p) {
+        const index_t c = static_cast<index_t>(indices[p]);
+        if (!in_range(c, d)) { err.set(kBadIndex); break; }
+        orow[c] += v * data[p];
+      }
+    }
+    if (parts > 1) {
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp barrier
+#endif
+      detail::reduce_slices(out, acc.data(), size, parts - 1, parts, t);
+    }
+  }
+  throw_countsketch_error(err.code);
+}
+
+/// S A for a CSC matrix A (n x d; indptr has d + 1 entries, indices are row
+/// indices). out: m x d row-major, overwritten.
+/// Threads: column chunks balanced by nonzeros; each output column has one owner.
+template <class T, class I>
+void countsketch_csc(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
+                     const index_t* rows, const T* values, index_t m, T* out, int nthreads) {
+  std::fill(out, out + m * d, T(0));
+  require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[d]) == nnz,
+          "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
+  const int want = useful_threads(nthreads, nnz + d * m / 4);
+  ErrorFlag err;
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp parallel num_threads(want)
+#endif
+  {
+    const int parts = want > 1 ? omp_threads_in_team() : 1;
+    index_t jb, je;
+    nnz_chunk_range(indptr, d, parts, thread_id(), jb, je);
+    std::vector<T> buf(m);
+    for (index_t j = jb; j < je; ++j) {
+      index_t s, f;
+      if (!detail::row_span(indptr, j, nnz, s, f)) { err.set(kBadIndptr); break; }
+      if (s == f) continue;
+      std::fill(buf.begin(), buf.end(), T(0));
+      bool ok = true;
+      for (index_t p = s; p < f; ++p) {
+        const index_t i = static_cast<index_t>(indices[p]);
+        if (!in_range(i, n)) { err.set(kBadIndex); ok = false; break; }
+        const index_t r = rows[i];
+        if (!in_range(r, m)) { err.set(kBadRow); ok = false; break; }
+        buf[r] += values[i] * data[p];
+      }
+      if (!ok) break;
+      for (index_t r = 0; r < m; ++r) out[r * d + j] = buf[r];
+    }
+  }
+  throw_countsketch_error(err.code);
+}
+
+/// g[i] = <A[i, :], D[rows[i], :]> for dense A (n x d, row- or column-major as in
+/// countsketch_dense) and row-major D (m x d). This is the backward pass of
+/// S A with respect to the sketch values.
+/// Threads: row chunks, no shared writes.
+template <class T>
+void countsketch_gather_dot(const T* A, index_t n, index_t d, index_t ld, bool col_major,
+                            const index_t* rows, const T* D, index_t m, T* g, int nthreads) {
+  const int want = useful_threads(nthreads, n * d);
+  ErrorFlag err;
+  std::vector<T> Dt;
+  if (col_major) {  // column sweeps gather from D^T, whose columns are contiguous
+    Dt.resize(static_cast<size_t>(m * d));
+    for (index_t r = 0; r < m; ++r)
+      for (index_t j = 0; j < d; ++j) Dt[j * m + r] = D[r * d + j];
+  }
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp parallel num_threads(want)
+#endif
+  {
+    const int parts = want > 1 ? omp_threads_in_team() : 1;
+    index_t b, e;
+    chunk_range(n, parts, thread_id(), b, e);
+    bool ok = true;
+    for (index_t i = b; i < e; ++i)
+      if (!in_range(rows[i], m)) { err.set(kBadRow); ok = false; break; }
+    if (ok && !col_major) {
+      for (index_t i = b; i < e; ++i) {
+        const T* __restrict a = A + i * ld;
+        const T* __restrict x = D + rows[i] * d;
+        T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        index_t j = 0;
+        for (; j + 4 <= d; j += 4) {
+          s0 += a[j] * x[j];
+          s1 += a[j + 1] * x[j + 1];
+          s2 += a[j + 2] * x[j + 2];
+          s3 += a[j + 3] * x[j + 3];
+        }
+        for (; j < d; ++j) s0 += a[j] * x[j];
+        g[i] = (s0 + s1) + (s2 + s3);
+      }
+    } else if (ok) {
+      for (index_t i = b; i < e; ++i) g[i] = T(0);
+      for (index_t j = 0; j < d; ++j) {
+        const T* __restrict a = A + j * ld;
+        const T* __restrict x = Dt.data() + j * m;
+        for (index_t i = b; i < e; ++i) g[i] += a[i] * x[rows[i]];
+      }
+    }
+  }
+  throw_countsketch_error(err.code);
+}
+
+/// g[i] = <A[i, :], D[rows[i], :]> for CSR A (n x d); D row-major m x d.
+/// Threads: row chunks balanced by nonzeros.
+template <class T, class I>
+void countsketch_gather_dot_csr(const I* indptr, const I* indices, const T* data, index_t nnz,
+                                index_t n, index_t d, const index_t* rows, const T* D, index_t m, T* g,
+                                int nthreads) {
+  require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[n]) == nnz,
+          "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
+  const int want = useful_threads(nthreads, nnz + n / 4);
+  ErrorFlag err;
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp parallel num_threads(want)
+#endif
+  {
+    const int parts = want > 1 ? omp_threads_in_team() : 1;
+    index_t b, e;
+    nnz_chunk_range(indptr, n, parts, thread_id(), b, e);
+    for (index_t i = b; i < e; ++i) {
+      index_t s, f;
+      if (!detail::row_span(indptr, i, nnz, s, f)) { err.set(kBadIndptr); break; }
+      g[i] = T(0);
+      if (s == f) continue;
+      const index_t r = rows[i];
+      if (!in_range(r, m)) { err.set(kBadRow); break; }
+      const T* x = D + r * d;
+      T acc = 0;
+      bool ok = true;
+      for (index_t p = s; p < f; ++p) {
+        const index_t c = static_cast<index_t>(indices[p]);
+        if (!in_range(c, d)) { ok = false; break; }
+        acc += data[p] * x[c];
+      }
+      if (!ok) { err.set(kBadIndex); break; }
+      g[i] = acc;
+    }
+  }
+  throw_countsketch_error(err.code);
+}
+
+}  // namespace fastlr

@@ -1,0 +1,45 @@
+"""fastlr: fast low-rank matrix approximation.
+
+CountSketch in one pass over dense or sparse matrices, the
+Sarlos-Clarkson-Woodruff sketched SVD, learned sketches (Indyk, Vakilian,
+Yuan, NeurIPS 2019) and gradient-descent SVD, on C++/OpenMP, Numba or NumPy
+kernels.
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from ._backend import (
+    BackendFallbackWarning,
+    available_backends,
+    backend_errors,
+    current_backend,
+    get_backend,
+    set_backend,
+    use_backend,
+)
+from ._threads import get_num_threads, set_num_threads, thread_limit
+from .sketch import CountSketch, GaussianSketch, Sketch, StackedSketch, stack
+
+try:
+    __version__ = _version("fastlr")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "BackendFallbackWarning",
+    "CountSketch",
+    "GaussianSketch",
+    "Sketch",
+    "StackedSketch",
+    "available_backends",
+    "backend_errors",
+    "current_backend",
+    "get_backend",
+    "get_num_threads",
+    "set_backend",
+    "set_num_threads",
+    "stack",
+    "thread_limit",
+    "use_backend",
+    "__version__",
+]

@@ -1,0 +1,170 @@
+"""Backend registry: the compiled ``_core`` (C++/OpenMP), Numba, and the NumPy reference.
+
+Every backend is a module exposing the same kernel names (see
+``KERNEL_NAMES``). Algorithms call ``get_backend(backend)`` and use the
+kernels without branching on which backend they got.
+
+The default is the first of ``cpp``, ``numba``, ``numpy`` that loads, or the
+``FASTLR_BACKEND`` environment variable. Falling back from ``cpp`` warns once
+with the reason; explicitly asking for a backend that cannot load raises
+``ImportError`` with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import warnings
+from contextlib import contextmanager
+from types import ModuleType
+
+from . import _threads
+
+__all__ = [
+    "BACKENDS",
+    "BackendFallbackWarning",
+    "available_backends",
+    "backend_errors",
+    "current_backend",
+    "get_backend",
+    "set_backend",
+    "use_backend",
+]
+
+#: Backends in order of preference.
+BACKENDS = ("cpp", "numba", "numpy")
+_MODULES = {"cpp": "fastlr._core", "numba": "fastlr._kernels.numba", "numpy": "fastlr._kernels.reference"}
+
+#: Kernels every backend provides, with the same semantics.
+KERNEL_NAMES = (
+    "countsketch_dense",
+    "countsketch_csr",
+    "countsketch_csc",
+    "countsketch_gather_dot",
+    "countsketch_gather_dot_csr",
+)
+
+
+class BackendFallbackWarning(RuntimeWarning):
+    """The preferred backend could not load; a slower one is used instead."""
+
+
+_lock = threading.RLock()
+_loaded: dict[str, ModuleType] = {}
+_errors: dict[str, str] = {}
+_default: str | None = None
+_warned = False
+_local = threading.local()
+
+
+def _check_name(name) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"backend: unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    return name
+
+
+def _load(name: str) -> ModuleType | None:
+    """Import backend ``name`` once; remember the reason when it fails."""
+    with _lock:
+        if name in _loaded:
+            return _loaded[name]
+        if name in _errors:
+            return None
+        try:
+            module = importlib.import_module(_MODULES[name])
+            missing = [k for k in KERNEL_NAMES if not hasattr(module, k)]
+            if missing:
+                raise ImportError(f"it lacks the kernels {', '.join(missing)} (stale build?)")
+        except Exception as exc:  # ImportError, numba compile errors, ...
+            _errors[name] = f"{type(exc).__name__}: {exc}"
+            return None
+        if name == "cpp":
+            _threads._register_core(module)
+        _loaded[name] = module
+        return module
+
+
+def _require(name: str) -> ModuleType:
+    module = _load(_check_name(name))
+    if module is None:
+        raise ImportError(f"fastlr backend {name!r} is not available: {_errors[name]}")
+    return module
+
+
+def _default_name() -> str:
+    global _default, _warned
+    with _lock:
+        if _default is not None:
+            return _default
+        env = os.environ.get("FASTLR_BACKEND", "").strip().lower()
+        if env:
+            if env not in BACKENDS:
+                raise ValueError(
+                    f"FASTLR_BACKEND: unknown backend {env!r}; choose one of {', '.join(BACKENDS)}"
+                )
+            _require(env)
+            _default = env
+            return env
+        for name in BACKENDS:
+            if _load(name) is not None:
+                _default = name
+                break
+        if _default != BACKENDS[0] and not _warned:
+            _warned = True
+            reasons = "; ".join(f"{n}: {_errors[n]}" for n in BACKENDS if n in _errors)
+            warnings.warn(
+                f"fastlr is using the {_default!r} backend because faster ones failed to load ({reasons})",
+                BackendFallbackWarning,
+                stacklevel=3,
+            )
+        return _default
+
+
+def current_backend() -> str:
+    """Name of the backend used when ``backend=None``, in this thread."""
+    return getattr(_local, "name", None) or _default_name()
+
+
+def get_backend(backend: str | None = None) -> ModuleType:
+    """The kernel module of ``backend`` (``None``: the current default).
+
+    Raises
+    ------
+    ImportError
+        When the requested backend cannot be loaded (the message says why).
+    ValueError
+        When ``backend`` is not one of ``"cpp"``, ``"numba"``, ``"numpy"``.
+    """
+    return _require(current_backend() if backend is None else backend)
+
+
+def set_backend(name: str) -> None:
+    """Make ``name`` the process-wide default backend (raises ImportError if it cannot load)."""
+    global _default
+    _require(name)
+    with _lock:
+        _default = name
+
+
+@contextmanager
+def use_backend(name: str):
+    """Use backend ``name`` as the default inside a ``with`` block, in this thread only."""
+    _require(name)
+    previous = getattr(_local, "name", None)
+    _local.name = name
+    try:
+        yield get_backend(name)
+    finally:
+        _local.name = previous
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that load on this machine, fastest first."""
+    return [name for name in BACKENDS if _load(name) is not None]
+
+
+def backend_errors() -> dict[str, str]:
+    """Why each unavailable backend failed to load (after trying them all)."""
+    available_backends()
+    return dict(_errors)

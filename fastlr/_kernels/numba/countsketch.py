@@ -1,0 +1,292 @@
+"""Numba CountSketch kernels (see csrc/include/fastlr/countsketch.hpp for the contract)."""
+
+import numba as nb
+import numpy as np
+from numba import prange
+
+from .._errors import BAD_INDEX, BAD_INDPTR, BAD_ROW, check_matching, raise_for
+from ._util import even_chunks, nnz_chunks, signatures, threaded, useful_threads
+
+__all__ = [
+    "countsketch_dense",
+    "countsketch_csr",
+    "countsketch_csc",
+    "countsketch_gather_dot",
+    "countsketch_gather_dot_csr",
+]
+
+_i8 = nb.int64
+_jit = dict(nogil=True, cache=True, parallel=True, fastmath=False)
+
+
+@nb.njit(
+    signatures(lambda T, I: _i8(T[:, ::1], _i8[::1], T[::1], _i8[::1], T[:, :, ::1])),
+    **_jit,
+)
+def _sketch_rows(A, rows, values, bounds, acc):
+    """Row-major A: chunk t of rows accumulates into acc[t] (m x d)."""
+    d = A.shape[1]
+    m = acc.shape[1]
+    parts = acc.shape[0]
+    err = np.zeros(parts, np.int64)
+    for t in prange(parts):
+        o = acc[t]
+        for i in range(bounds[t], bounds[t + 1]):
+            r = rows[i]
+            if r < 0 or r >= m:
+                err[t] = BAD_ROW
+                break
+            v = values[i]
+            for j in range(d):
+                o[r, j] += v * A[i, j]
+    return err.max()
+
+
+@nb.njit(
+    signatures(lambda T, I: _i8(T[::1, :], _i8[::1], T[::1], _i8[::1], T[:, ::1])),
+    **_jit,
+)
+def _sketch_cols(A, rows, values, bounds, out):
+    """Column-major A: chunk t of columns owns those columns of out."""
+    n = A.shape[0]
+    m = out.shape[0]
+    parts = len(bounds) - 1
+    err = np.zeros(parts, np.int64)
+    for t in prange(parts):
+        buf = np.zeros(m, A.dtype)
+        for j in range(bounds[t], bounds[t + 1]):
+            buf[:] = 0
+            for i in range(n):
+                r = rows[i]
+                if r < 0 or r >= m:
+                    err[t] = BAD_ROW
+                    break
+                buf[r] += values[i] * A[i, j]
+            for r in range(m):
+                out[r, j] = buf[r]
+    return err.max()
+
+
+@nb.njit(
+    signatures(lambda T, I: _i8(I[::1], I[::1], T[::1], _i8[::1], T[::1], _i8[::1], T[:, :, ::1])),
+    **_jit,
+)
+def _sketch_csr(indptr, indices, data, rows, values, bounds, acc):
+    m, d = acc.shape[1], acc.shape[2]
+    nnz = indptr[len(indptr) - 1]
+    parts = acc.shape[0]
+    err = np.zeros(parts, np.int64)
+    for t in prange(parts):
+        o = acc[t]
+        for i in range(bounds[t], bounds[t + 1]):
+            s, f = indptr[i], indptr[i + 1]
+            if s > f or s < 0 or f > nnz:
+                err[t] = BAD_INDPTR
+                break
+            if s == f:
+                continue
+            r = rows[i]
+            if r < 0 or r >= m:
+                err[t] = BAD_ROW
+                break
+            v = values[i]
+            for p in range(s, f):
+                c = indices[p]
+                if c < 0 or c >= d:
+                    err[t] = BAD_INDEX
+                    break
+                o[r, c] += v * data[p]
+    return err.max()
+
+
+@nb.njit(
+    signatures(lambda T, I: _i8(I[::1], I[::1], T[::1], _i8[::1], T[::1], _i8[::1], T[:, ::1])),
+    **_jit,
+)
+def _sketch_csc(indptr, indices, data, rows, values, bounds, out):
+    m = out.shape[0]
+    n = len(rows)
+    nnz = indptr[len(indptr) - 1]
+    parts = len(bounds) - 1
+    err = np.zeros(parts, np.int64)
+    for t in prange(parts):
+        buf = np.zeros(m, data.dtype)
+        for j in range(bounds[t], bounds[t + 1]):
+            s, f = indptr[j], indptr[j + 1]
+            if s > f or s < 0 or f > nnz:
+                err[t] = BAD_INDPTR
+                break
+            buf[:] = 0
+            for p in range(s, f):
+                i = indices[p]
+                if i < 0 or i >= n:
+                    err[t] = BAD_INDEX
+                    break
+                r = rows[i]
+                if r < 0 or r >= m:
+                    err[t] = BAD_ROW
+                    break
+                buf[r] += values[i] * data[p]
+            for r in range(m):
+                out[r, j] = buf[r]
+    return err.max()
+
+
+@nb.njit(signatures(lambda T, I: _i8(T[:, ::1], _i8[::1], T[:, ::1], _i8[::1], T[::1])), **_jit)
+def _gather_rows(A, rows, D, bounds, g):
+    d = A.shape[1]
+    m = D.shape[0]
+    parts = len(bounds) - 1
+    err = np.zeros(parts, np.int64)
+    for t in prange(parts):
+        for i in range(bounds[t], bounds[t + 1]):
+            r = rows[i]
+            if r < 0 or r >= m:
+                err[t] = BAD_ROW
+                break
+            g[i] = 0
+            acc = g[i]
+            for j in range(d):
+                acc += A[i, j] * D[r, j]
+            g[i] = acc
+    return err.max()
+
+
+@nb.njit(signatures(lambda T, I: _i8(T[::1, :], _i8[::1], T[:, ::1], _i8[::1], T[::1])), **_jit)
+def _gather_cols(A, rows, Dt, bounds, g):
+    """Column-major A; Dt is D transposed (d x m) so each column's lookups are contiguous."""
+    d = A.shape[1]
+    m = Dt.shape[1]
+    parts = len(bounds) - 1
+    err = np.zeros(parts, np.int64)
+    for t in prange(parts):
+        b, e = bounds[t], bounds[t + 1]
+        ok = True
+        for i in range(b, e):
+            g[i] = 0
+            if rows[i] < 0 or rows[i] >= m:
+                err[t] = BAD_ROW
+                ok = False
+                break
+        if not ok:
+            continue
+        for j in range(d):
+            for i in range(b, e):
+                g[i] += A[i, j] * Dt[j, rows[i]]
+    return err.max()
+
+
+@nb.njit(
+    signatures(lambda T, I: _i8(I[::1], I[::1], T[::1], _i8[::1], T[:, ::1], _i8[::1], T[::1])),
+    **_jit,
+)
+def _gather_csr(indptr, indices, data, rows, D, bounds, g):
+    m, d = D.shape
+    nnz = indptr[len(indptr) - 1]
+    parts = len(bounds) - 1
+    err = np.zeros(parts, np.int64)
+    for t in prange(parts):
+        for i in range(bounds[t], bounds[t + 1]):
+            s, f = indptr[i], indptr[i + 1]
+            g[i] = 0
+            if s > f or s < 0 or f > nnz:
+                err[t] = BAD_INDPTR
+                break
+            if s == f:
+                continue
+            r = rows[i]
+            if r < 0 or r >= m:
+                err[t] = BAD_ROW
+                break
+            acc = g[i]
+            for p in range(s, f):
+                c = indices[p]
+                if c < 0 or c >= d:
+                    err[t] = BAD_INDEX
+                    break
+                acc += data[p] * D[r, c]
+            g[i] = acc
+    return err.max()
+
+
+def _check_args(A_rows, rows, values, m):
+    if m < 1:
+        raise ValueError(f"m: must be >= 1, got {m}")
+    check_matching("rows", rows, A_rows)
+    if values is not None:
+        check_matching("values", values, A_rows)
+
+
+def _check_compressed(indptr, indices, data, outer):
+    check_matching("indptr", indptr, outer + 1)
+    check_matching("data", data, len(indices))
+    if outer < 0 or indptr[0] != 0 or indptr[-1] != len(indices):
+        raise_for(BAD_INDPTR)
+
+
+@threaded
+def countsketch_dense(A, rows, values, m):
+    """S @ A for dense A (C- or F-contiguous float32/float64)."""
+    n, d = A.shape
+    _check_args(n, rows, values, m)
+    parts = useful_threads(n * d)
+    if A.flags.c_contiguous:
+        acc = np.zeros((parts, m, d), dtype=A.dtype)
+        raise_for(_sketch_rows(A, rows, values, even_chunks(n, parts), acc))
+        return acc[0] if parts == 1 else acc.sum(axis=0)
+    out = np.zeros((m, d), dtype=A.dtype)
+    raise_for(_sketch_cols(A, rows, values, even_chunks(d, parts), out))
+    return out
+
+
+@threaded
+def countsketch_csr(indptr, indices, data, rows, values, m, d):
+    """S @ A for CSR A with len(rows) rows and d columns."""
+    n = len(rows)
+    _check_args(n, rows, values, m)
+    _check_compressed(indptr, indices, data, n)
+    parts = useful_threads(len(data) + n // 4)
+    acc = np.zeros((parts, m, d), dtype=data.dtype)
+    raise_for(_sketch_csr(indptr, indices, data, rows, values, nnz_chunks(indptr, parts), acc))
+    return acc[0] if parts == 1 else acc.sum(axis=0)
+
+
+@threaded
+def countsketch_csc(indptr, indices, data, rows, values, m, d):
+    """S @ A for CSC A with len(rows) rows and d columns."""
+    n = len(rows)
+    _check_args(n, rows, values, m)
+    _check_compressed(indptr, indices, data, d)
+    parts = useful_threads(len(data) + d * m // 4)
+    out = np.zeros((m, d), dtype=data.dtype)
+    raise_for(_sketch_csc(indptr, indices, data, rows, values, nnz_chunks(indptr, parts), out))
+    return out
+
+
+@threaded
+def countsketch_gather_dot(A, rows, D):
+    """g[i] = <A[i, :], D[rows[i], :]> for dense A."""
+    n, d = A.shape
+    _check_args(n, rows, None, max(D.shape[0], 1))
+    if D.shape[1] != d:
+        raise ValueError(f"D: expected {d} columns (A's), got {D.shape[1]}")
+    parts = useful_threads(n * d)
+    g = np.empty(n, dtype=A.dtype)
+    bounds = even_chunks(n, parts)
+    if A.flags.c_contiguous:
+        raise_for(_gather_rows(A, rows, np.ascontiguousarray(D), bounds, g))
+    else:
+        raise_for(_gather_cols(A, rows, np.ascontiguousarray(D.T), bounds, g))
+    return g
+
+
+@threaded
+def countsketch_gather_dot_csr(indptr, indices, data, rows, D):
+    """g[i] = <A[i, :], D[rows[i], :]> for CSR A with len(rows) rows."""
+    n = len(rows)
+    _check_args(n, rows, None, max(D.shape[0], 1))
+    _check_compressed(indptr, indices, data, n)
+    parts = useful_threads(len(data) + n // 4)
+    g = np.empty(n, dtype=data.dtype)
+    raise_for(_gather_csr(indptr, indices, data, rows, np.ascontiguousarray(D), nnz_chunks(indptr, parts), g))
+    return g

@@ -1,0 +1,153 @@
+"""The backend registry, thread settings and build information."""
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import fastlr
+from fastlr._backend import KERNEL_NAMES
+
+
+def _kernel_names(module):
+    return {name for name in dir(module) if not name.startswith("_") and callable(getattr(module, name))}
+
+
+def test_numpy_reference_always_available():
+    assert "numpy" in fastlr.available_backends()
+
+
+def test_backends_expose_the_same_kernels():
+    reference = _kernel_names(fastlr.get_backend("numpy"))
+    assert set(KERNEL_NAMES) <= reference
+    for name in fastlr.available_backends():
+        assert set(KERNEL_NAMES) <= _kernel_names(fastlr.get_backend(name))
+    if "numba" in fastlr.available_backends():
+        assert _kernel_names(fastlr.get_backend("numba")) == reference
+
+
+def test_compiled_backend_builds_here():
+    # The project's own CI builds _core; a missing compiled backend is a failure there.
+    assert "cpp" in fastlr.available_backends(), fastlr.backend_errors()
+    assert "numba" in fastlr.available_backends(), fastlr.backend_errors()
+    assert fastlr.current_backend() == "cpp"
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="backend: unknown backend 'gpu'"):
+        fastlr.get_backend("gpu")
+    with pytest.raises(ValueError, match="unknown backend"):
+        fastlr.set_backend("gpu")
+    with pytest.raises(ValueError, match="unknown backend"):
+        fastlr.CountSketch(2, 3).apply(np.ones((3, 1)), backend="gpu")
+
+
+def test_use_backend_is_thread_local():
+    default = fastlr.current_backend()
+    seen = {}
+    inside = threading.Event()
+    release = threading.Event()
+
+    def other_thread():
+        inside.wait()
+        seen["other"] = fastlr.current_backend()
+        release.set()
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    with fastlr.use_backend("numpy") as kernels:
+        assert kernels is fastlr.get_backend("numpy")
+        assert fastlr.current_backend() == "numpy"
+        inside.set()
+        release.wait()
+    t.join()
+    assert seen["other"] == default
+    assert fastlr.current_backend() == default
+
+
+def test_set_backend_roundtrip():
+    default = fastlr.current_backend()
+    try:
+        fastlr.set_backend("numpy")
+        assert fastlr.current_backend() == "numpy"
+    finally:
+        fastlr.set_backend(default)
+    assert fastlr.current_backend() == default
+
+
+def _run(code, **env):
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if k != "FASTLR_BACKEND"}
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300)
+
+
+def test_env_selects_backend():
+    out = _run("import fastlr; print(fastlr.current_backend())", FASTLR_BACKEND="numpy")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "numpy"
+    bad = _run("import fastlr; fastlr.current_backend()", FASTLR_BACKEND="fortran")
+    assert bad.returncode != 0 and "FASTLR_BACKEND: unknown backend 'fortran'" in bad.stderr
+
+
+def test_fallback_warns_once_with_reason():
+    code = (
+        "import sys, warnings\n"
+        "sys.modules['fastlr._core'] = None\n"  # makes `import fastlr._core` fail
+        "import fastlr\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    print(fastlr.current_backend()); fastlr.current_backend()\n"
+        "print(len(w), w[0].category.__name__, str(w[0].message))\n"
+        "try:\n"
+        "    fastlr.get_backend('cpp')\n"
+        "except ImportError as e:\n"
+        "    print('ImportError:', e)\n"
+    )
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "numba"
+    assert lines[1].startswith("1 BackendFallbackWarning") and "cpp:" in lines[1]
+    assert lines[2].startswith("ImportError: fastlr backend 'cpp' is not available")
+
+
+def test_num_threads():
+    before = fastlr.get_num_threads()
+    try:
+        fastlr.set_num_threads(1)
+        assert fastlr.get_num_threads() == 1
+        assert fastlr.get_backend("cpp").get_num_threads() == 1
+        with fastlr.thread_limit(2):
+            assert fastlr.get_num_threads() == 2
+            assert fastlr.get_backend("cpp").get_num_threads() == 2
+        assert fastlr.get_num_threads() == 1
+    finally:
+        fastlr.set_num_threads(before)
+    for bad, exc in ((0, ValueError), (-2, ValueError), (1.5, TypeError), ("2", TypeError)):
+        with pytest.raises(exc, match="n: number of threads"):
+            fastlr.set_num_threads(bad)
+
+
+def test_thread_limit_is_per_thread():
+    seen = {}
+    with fastlr.thread_limit(1):
+        t = threading.Thread(target=lambda: seen.setdefault("n", fastlr.get_num_threads()))
+        t.start()
+        t.join()
+        assert fastlr.get_num_threads() == 1
+    assert seen["n"] == fastlr.get_num_threads()
+
+
+def test_build_info():
+    info = fastlr.get_backend("cpp").build_info()
+    assert {"compiler", "flags", "openmp", "openmp_max_threads", "num_threads"} <= set(info)
+    assert "-march=native" not in info["flags"]
+    assert "-O3" in info["flags"]
+
+
+def test_version():
+    assert isinstance(fastlr.__version__, str) and fastlr.__version__[0].isdigit()

@@ -1,0 +1,174 @@
+"""Every CountSketch kernel against the NumPy reference, over backend x dtype x layout."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from helpers import assert_close, layouts, messy_csr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastlr
+from fastlr._kernels import reference as ref
+
+SHAPES = [(1, 1, 1), (1, 5, 3), (7, 1, 2), (50, 17, 5), (5, 8, 20), (300, 40, 1), (2000, 64, 16)]
+
+
+def _sketch_arrays(n, m, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, m, n).astype(np.int64)
+    values = rng.standard_normal(n).astype(dtype)
+    return rows, values
+
+
+def test_reference_matches_explicit_matrix():
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((40, 7))
+    rows, values = _sketch_arrays(40, 6, np.float64)
+    S = np.zeros((6, 40))
+    S[rows, np.arange(40)] = values
+    np.testing.assert_allclose(ref.countsketch_dense(A, rows, values, 6), S @ A, atol=1e-13)
+    Acsr = sp.csr_matrix(A * (rng.random(A.shape) < 0.3))
+    got = ref.countsketch_csr(Acsr.indptr, Acsr.indices, Acsr.data, rows, values, 6, 7)
+    np.testing.assert_allclose(got, S @ Acsr.toarray(), atol=1e-13)
+    D = rng.standard_normal((6, 7))
+    np.testing.assert_allclose(ref.countsketch_gather_dot(A, rows, D), np.sum(A * D[rows], axis=1))
+
+
+@pytest.mark.parametrize("n,d,m", SHAPES)
+def test_dense(backend, dtype, layout, n, d, m):
+    rng = np.random.default_rng(n * 1000 + d)
+    A = layouts(rng.standard_normal((n, d)).astype(dtype))[layout]
+    if layout == "view":
+        A = np.ascontiguousarray(A)  # kernels take C or F order; the Python layer copies views
+    rows, values = _sketch_arrays(n, m, dtype)
+    kernels = fastlr.get_backend(backend)
+    got = kernels.countsketch_dense(A, rows, values, m)
+    expected = ref.countsketch_dense(A.astype(np.float64), rows, values.astype(np.float64), m)
+    assert got.dtype == dtype and got.shape == (m, d)
+    assert_close(got, expected, dtype, scale=np.abs(A).max() * np.sqrt(n))
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("n,d,m", [(1, 1, 1), (60, 30, 7), (30, 60, 50), (500, 20, 4)])
+def test_sparse(backend, dtype, fmt, index_dtype, n, d, m):
+    rng = np.random.default_rng(n + d + m)
+    A = messy_csr(n, d, 0.2, rng, dtype=dtype, index_dtype=index_dtype)
+    if fmt == "csc":
+        A = A.tocsc()
+        A.indices = A.indices.astype(index_dtype)
+        A.indptr = A.indptr.astype(index_dtype)
+    rows, values = _sketch_arrays(n, m, dtype)
+    kernels = fastlr.get_backend(backend)
+    fn = kernels.countsketch_csr if fmt == "csr" else kernels.countsketch_csc
+    got = fn(A.indptr, A.indices, A.data, rows, values, m, d)
+    expected = ref.countsketch_dense(A.toarray().astype(np.float64), rows, values.astype(np.float64), m)
+    assert got.dtype == dtype and got.shape == (m, d)
+    assert_close(got, expected, dtype, scale=max(np.abs(A.data).max(initial=1.0), 1.0) * np.sqrt(n))
+
+
+def test_messy_csr_has_duplicates_and_empty_rows():
+    A = messy_csr(200, 30, 0.05, np.random.default_rng(0))
+    assert (np.diff(A.indptr) == 0).any()
+    B = A.copy()
+    B.sum_duplicates()
+    assert B.nnz < A.nnz
+
+
+@pytest.mark.parametrize("n,d,m", SHAPES)
+def test_gather_dot_dense(backend, dtype, layout, n, d, m):
+    rng = np.random.default_rng(7 + n)
+    A = layouts(rng.standard_normal((n, d)).astype(dtype))[layout]
+    if layout == "view":
+        A = np.ascontiguousarray(A)
+    rows, _ = _sketch_arrays(n, m, dtype)
+    D = rng.standard_normal((m, d)).astype(dtype)
+    got = fastlr.get_backend(backend).countsketch_gather_dot(A, rows, D)
+    expected = np.sum(A.astype(np.float64) * D.astype(np.float64)[rows], axis=1)
+    assert got.dtype == dtype and got.shape == (n,)
+    assert_close(got, expected, dtype, scale=np.sqrt(d) * 4)
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_gather_dot_csr(backend, dtype, index_dtype):
+    rng = np.random.default_rng(3)
+    A = messy_csr(120, 25, 0.15, rng, dtype=dtype, index_dtype=index_dtype)
+    rows, _ = _sketch_arrays(120, 9, dtype)
+    D = rng.standard_normal((9, 25)).astype(dtype)
+    got = fastlr.get_backend(backend).countsketch_gather_dot_csr(A.indptr, A.indices, A.data, rows, D)
+    expected = np.sum(A.toarray().astype(np.float64) * D.astype(np.float64)[rows], axis=1)
+    assert got.dtype == dtype
+    assert_close(got, expected, dtype, scale=np.sqrt(25) * 4)
+
+
+def test_bad_rows_raise(backend):
+    kernels = fastlr.get_backend(backend)
+    A = np.ones((4, 3))
+    values = np.ones(4)
+    for bad in ([0, 1, 2, 3], [0, -1, 0, 0]):
+        with pytest.raises(ValueError, match="rows"):
+            kernels.countsketch_dense(A, np.array(bad, dtype=np.int64), values, 3)
+        with pytest.raises(ValueError, match="rows"):
+            kernels.countsketch_dense(np.asfortranarray(A), np.array(bad, dtype=np.int64), values, 3)
+        with pytest.raises(ValueError, match="rows"):
+            kernels.countsketch_gather_dot(A, np.array(bad, dtype=np.int64), np.ones((3, 3)))
+
+
+def test_bad_sparse_structure_raises(backend):
+    kernels = fastlr.get_backend(backend)
+    rows = np.zeros(3, dtype=np.int64)
+    values = np.ones(3)
+    data = np.ones(3)
+    good_ptr = np.array([0, 1, 2, 3], dtype=np.int64)
+    with pytest.raises(ValueError, match="index"):
+        kernels.countsketch_csr(good_ptr, np.array([0, 5, 1], dtype=np.int64), data, rows, values, 2, 4)
+    with pytest.raises(ValueError, match="index"):
+        kernels.countsketch_csc(
+            np.array([0, 1, 2, 3, 3], dtype=np.int64), np.array([0, 7, 1], dtype=np.int64), data, rows, values, 2, 4
+        )
+    with pytest.raises(ValueError, match="indptr"):
+        kernels.countsketch_csr(np.array([0, 2, 1, 3], dtype=np.int64), np.zeros(3, np.int64), data, rows, values, 2, 4)
+    with pytest.raises(ValueError, match="indptr"):
+        kernels.countsketch_csr(np.array([0, 1, 2, 9], dtype=np.int64), np.zeros(3, np.int64), data, rows, values, 2, 4)
+    with pytest.raises(ValueError, match="index"):
+        kernels.countsketch_gather_dot_csr(good_ptr, np.array([0, 4, 1], dtype=np.int64), data, rows, np.ones((1, 4)))
+
+
+@pytest.mark.parametrize("kind", ["C", "F", "csr", "csc"])
+def test_thread_counts_agree_and_repeat(fast_backend, kind):
+    rng = np.random.default_rng(11)
+    n, d, m = 6000, 50, 13
+    dense = rng.standard_normal((n, d))
+    A = {"C": dense, "F": np.asfortranarray(dense)}.get(kind)
+    if A is None:
+        A = sp.random(n, d, density=0.3, format=kind, random_state=rng)
+    S = fastlr.CountSketch(m, n, seed=5)
+    results = {}
+    for threads in (1, 2):
+        with fastlr.thread_limit(threads):
+            first = S.apply(A, backend=fast_backend)
+            again = S.apply(A, backend=fast_backend)
+        np.testing.assert_array_equal(first, again)  # deterministic for a given thread count
+        results[threads] = first
+    np.testing.assert_allclose(results[1], results[2], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[1], S.apply(A, backend="numpy"), rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    d=st.integers(0, 12),
+    m=st.integers(1, 50),
+    order=st.sampled_from("CF"),
+    single=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_dense_shapes_property(n, d, m, order, single, seed):
+    dtype = np.float32 if single else np.float64
+    A = np.random.default_rng(seed % 1000).standard_normal((n, d)).astype(dtype, order=order)
+    S = fastlr.CountSketch(m, n, seed=seed)
+    expected = S.to_dense() @ A.astype(np.float64)
+    for name in fastlr.available_backends():
+        got = S.apply(A, backend=name)
+        assert got.dtype == dtype and got.shape == (m, d)
+        assert_close(got, expected, dtype, scale=max(np.abs(A).max(initial=0), 1.0) * n)
