@@ -1,7 +1,7 @@
 """Backend registry: the compiled ``_core`` (C++/OpenMP), Numba, and the NumPy reference.
 
 Every backend is a module exposing the same kernel names (see
-``KERNEL_NAMES``). Algorithms call ``get_backend(backend)`` and use the
+``kernel_names()``). Algorithms call ``get_backend(backend)`` and use the
 kernels without branching on which backend they got.
 
 The default is the first of ``cpp``, ``numba``, ``numpy`` that loads, or the
@@ -28,6 +28,7 @@ __all__ = [
     "backend_errors",
     "current_backend",
     "get_backend",
+    "kernel_names",
     "set_backend",
     "use_backend",
 ]
@@ -36,14 +37,11 @@ __all__ = [
 BACKENDS = ("cpp", "numba", "numpy")
 _MODULES = {"cpp": "fastlr._core", "numba": "fastlr._kernels.numba", "numpy": "fastlr._kernels.reference"}
 
-#: Kernels every backend provides, with the same semantics.
-KERNEL_NAMES = (
-    "countsketch_dense",
-    "countsketch_csr",
-    "countsketch_csc",
-    "countsketch_gather_dot",
-    "countsketch_gather_dot_csr",
-)
+def kernel_names() -> tuple[str, ...]:
+    """Kernels every backend provides, with the same semantics: the NumPy reference's list."""
+    from ._kernels import reference
+
+    return tuple(reference.__all__)
 
 
 class BackendFallbackWarning(RuntimeWarning):
@@ -73,7 +71,7 @@ def _load(name: str) -> ModuleType | None:
             return None
         try:
             module = importlib.import_module(_MODULES[name])
-            missing = [k for k in KERNEL_NAMES if not hasattr(module, k)]
+            missing = [k for k in kernel_names() if not hasattr(module, k)]
             if missing:
                 raise ImportError(f"it lacks the kernels {', '.join(missing)} (stale build?)")
         except Exception as exc:  # ImportError, numba compile errors, ...

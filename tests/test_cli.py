@@ -1,12 +1,20 @@
 """The command line, driven as a user would (subprocess)."""
 
 import json
+import os
 import subprocess
 import sys
 
 
 def fastlr_cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "fastlr", *args], capture_output=True, text=True, timeout=timeout)
+    # Run outside the source tree so the installed package (with _core) is the one imported.
+    return subprocess.run(
+        [sys.executable, "-m", "fastlr", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=os.path.dirname(sys.executable),
+    )
 
 
 def test_info():

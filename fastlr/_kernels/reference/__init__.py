@@ -3,6 +3,9 @@
 Tests compare the compiled and Numba kernels against these functions.
 """
 
+from . import countsketch, gd, products
 from .countsketch import *  # noqa: F401,F403
 from .gd import *  # noqa: F401,F403
 from .products import *  # noqa: F401,F403
+
+__all__ = countsketch.__all__ + products.__all__ + gd.__all__
