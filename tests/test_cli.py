@@ -1,7 +1,7 @@
 """The command line, driven as a user would (subprocess)."""
 
 import json
-import os
+import tempfile
 import subprocess
 import sys
 
@@ -13,7 +13,7 @@ def fastlr_cli(*args, timeout=600):
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=os.path.dirname(sys.executable),
+        cwd=tempfile.gettempdir(),
     )
 
 
