@@ -148,6 +148,7 @@ def test_build_info():
     assert {"compiler", "flags", "openmp", "openmp_max_threads", "num_threads"} <= set(info)
     assert "-march=native" not in info["flags"]
     assert "-O3" in info["flags"]
+    assert info["isa"] in ("x86-64-v4", "x86-64-v3", "baseline", "compile-time")
 
 
 def test_version():

@@ -53,6 +53,8 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     info["openmp_max_threads"] = 1;
 #endif
     info["num_threads"] = kernel_threads();
+    info["dispatch_targets"] = FASTLR_MULTIVERSION_TARGETS;
+    info["isa"] = fastlr::dispatched_isa();
     return info;
   }, "Compiler, flags, OpenMP and thread count of this build.");
 

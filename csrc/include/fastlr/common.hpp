@@ -12,7 +12,37 @@
 #include <omp.h>
 #endif
 
+// Runtime ISA dispatch: on x86-64 Linux with GCC/Clang, FASTLR_MULTIVERSION
+// compiles a kernel for x86-64-v4 (AVX-512), x86-64-v3 (AVX2+FMA) and the
+// baseline, and the loader picks the best the CPU supports (ifunc). Inlined
+// helpers and OpenMP-outlined regions are cloned with it. Wheels stay portable;
+// FASTLR_NATIVE builds (-march=native) need no dispatch.
+#if defined(FASTLR_DISPATCH) && defined(__x86_64__) && defined(__linux__) && \
+    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+// NOTE: GCC's clones cannot throw (an exception terminates the process):
+// multiversioned functions return error codes and take preallocated buffers.
+#define FASTLR_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FASTLR_MULTIVERSION_TARGETS "x86-64-v4 (AVX-512), x86-64-v3 (AVX2/FMA), baseline"
+#else
+#define FASTLR_MULTIVERSION
+#define FASTLR_MULTIVERSION_TARGETS ""
+#endif
+
 namespace fastlr {
+
+/// The instruction set the dispatched kernels run with on this CPU.
+inline const char* dispatched_isa() {
+#if defined(FASTLR_DISPATCH) && defined(__x86_64__) && defined(__linux__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+    return "x86-64-v4";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "x86-64-v3";
+  return "baseline";
+#else
+  return "compile-time";
+#endif
+}
 
 using index_t = std::int64_t;
 

@@ -41,13 +41,11 @@ inline int countsketch_rows(const T* A, index_t b, index_t e, index_t d, index_t
 // rows/values are read once per four columns of A.
 template <class T>
 inline int countsketch_cols(const T* A, index_t n, index_t jb, index_t je, index_t d, index_t ld,
-                            const index_t* rows, const T* values, index_t m, T* out,
-                            std::vector<T>& buf) {
-  buf.assign(4 * m, T(0));
+                            const index_t* rows, const T* values, index_t m, T* out, T* buf) {
   for (index_t j0 = jb; j0 < je; j0 += 4) {
     const int w = static_cast<int>(std::min<index_t>(4, je - j0));
-    std::fill(buf.begin(), buf.end(), T(0));
-    T* b0 = buf.data();
+    std::fill(buf, buf + 4 * m, T(0));
+    T* b0 = buf;
     T* b1 = b0 + m;
     T* b2 = b1 + m;
     T* b3 = b2 + m;
@@ -102,39 +100,33 @@ inline bool row_span(const I* indptr, index_t i, index_t nnz, index_t& s, index_
 
 }  // namespace detail
 
-/// S A for a dense n x d matrix A.
-/// Layout: row-major (A[i*ld + j]) or, when col_major, column-major (A[i + j*ld]).
-/// out: m x d row-major, caller-allocated, overwritten.
-/// Threads: row-major A is split into contiguous row chunks with per-thread
-/// m x d accumulators summed in a fixed order; column-major A is split into
-/// column chunks (each output column has one owner, no reduction). Either way
-/// the result is deterministic for a given thread count.
+namespace detail {
+
+// The multiversioned bodies below never throw and never allocate (GCC's
+// target_clones cannot propagate exceptions): they return an error code and
+// work in caller-provided buffers. The public wrappers after them validate,
+// allocate and throw.
+
 template <class T>
-void countsketch_dense(const T* A, index_t n, index_t d, index_t ld, bool col_major,
-                       const index_t* rows, const T* values, index_t m, T* out, int nthreads) {
+FASTLR_MULTIVERSION int countsketch_dense_impl(const T* A, index_t n, index_t d, index_t ld, bool col_major,
+                                               const index_t* rows, const T* values, index_t m, T* out,
+                                               int want, T* work) {
   std::fill(out, out + m * d, T(0));
-  const int want = useful_threads(nthreads, n * d);
   ErrorFlag err;
-  if (col_major) {
+  if (col_major) {  // work: want * 4 * m
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
     {
-      const int parts = want > 1 ? omp_threads_in_team() : 1;
+      const int t = thread_id();
       index_t jb, je;
-      chunk_range(d, parts, thread_id(), jb, je);
-      std::vector<T> buf;
-      if (int c = detail::countsketch_cols(A, n, jb, je, d, ld, rows, values, m, out, buf)) err.set(c);
+      chunk_range(d, omp_threads_in_team(), t, jb, je);
+      if (int c = countsketch_cols(A, n, jb, je, d, ld, rows, values, m, out, work + t * 4 * m)) err.set(c);
     }
-    throw_countsketch_error(err.code);
-    return;
+    return err.code;
   }
-  if (want == 1) {
-    throw_countsketch_error(detail::countsketch_rows(A, 0, n, d, ld, rows, values, m, out));
-    return;
-  }
-  const index_t size = m * d;
-  std::vector<T> acc(static_cast<size_t>(want - 1) * size, T(0));
+  if (want == 1) return countsketch_rows(A, 0, n, d, ld, rows, values, m, out);
+  const index_t size = m * d;  // work: (want - 1) * size, zeroed
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
@@ -143,41 +135,35 @@ void countsketch_dense(const T* A, index_t n, index_t d, index_t ld, bool col_ma
     const int t = thread_id();
     index_t b, e;
     chunk_range(n, parts, t, b, e);
-    T* o = t == 0 ? out : acc.data() + (t - 1) * size;
-    if (int c = detail::countsketch_rows(A, b, e, d, ld, rows, values, m, o)) err.set(c);
+    T* o = t == 0 ? out : work + (t - 1) * size;
+    if (int c = countsketch_rows(A, b, e, d, ld, rows, values, m, o)) err.set(c);
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp barrier
 #endif
-    detail::reduce_slices(out, acc.data(), size, parts - 1, parts, t);
+    reduce_slices(out, work, size, parts - 1, parts, t);
   }
-  throw_countsketch_error(err.code);
+  return err.code;
 }
 
-/// S A for a CSR matrix A (n x d, nnz stored entries in indices/data; duplicates are summed,
-/// column indices need not be sorted). out: m x d row-major, overwritten.
-/// Threads: row chunks balanced by nonzeros, per-thread accumulators.
 template <class T, class I>
-void countsketch_csr(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
-                     const index_t* rows, const T* values, index_t m, T* out, int nthreads) {
+FASTLR_MULTIVERSION int countsketch_csr_impl(const I* indptr, const I* indices, const T* data, index_t nnz,
+                                             index_t n, index_t d, const index_t* rows, const T* values,
+                                             index_t m, T* out, int want, T* work) {
   std::fill(out, out + m * d, T(0));
-  require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[n]) == nnz,
-          "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
-  const int want = useful_threads(nthreads, nnz + n / 4);
-  const index_t size = m * d;
-  std::vector<T> acc(want > 1 ? static_cast<size_t>(want - 1) * size : 0, T(0));
+  const index_t size = m * d;  // work: (want - 1) * size, zeroed
   ErrorFlag err;
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
   {
-    const int parts = want > 1 ? omp_threads_in_team() : 1;
+    const int parts = omp_threads_in_team();
     const int t = thread_id();
     index_t b, e;
     nnz_chunk_range(indptr, n, parts, t, b, e);
-    T* __restrict o = t == 0 ? out : acc.data() + (t - 1) * size;
+    T* __restrict o = t == 0 ? out : work + (t - 1) * size;
     for (index_t i = b; i < e; ++i) {
       index_t s, f;
-      if (!detail::row_span(indptr, i, nnz, s, f)) { err.set(kBadIndptr); break; }
+      if (!row_span(indptr, i, nnz, s, f)) { err.set(kBadIndptr); break; }
       if (s == f) continue;
       const index_t r = rows[i];
       if (!in_range(r, m)) { err.set(kBadRow); break; }
@@ -193,36 +179,31 @@ void countsketch_csr(const I* indptr, const I* indices, const T* data, index_t n
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp barrier
 #endif
-      detail::reduce_slices(out, acc.data(), size, parts - 1, parts, t);
+      reduce_slices(out, work, size, parts - 1, parts, t);
     }
   }
-  throw_countsketch_error(err.code);
+  return err.code;
 }
 
-/// S A for a CSC matrix A (n x d; indptr has d + 1 entries, indices are row
-/// indices). out: m x d row-major, overwritten.
-/// Threads: column chunks balanced by nonzeros; each output column has one owner.
 template <class T, class I>
-void countsketch_csc(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
-                     const index_t* rows, const T* values, index_t m, T* out, int nthreads) {
+FASTLR_MULTIVERSION int countsketch_csc_impl(const I* indptr, const I* indices, const T* data, index_t nnz,
+                                             index_t n, index_t d, const index_t* rows, const T* values,
+                                             index_t m, T* out, int want, T* work) {
   std::fill(out, out + m * d, T(0));
-  require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[d]) == nnz,
-          "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
-  const int want = useful_threads(nthreads, nnz + d * m / 4);
-  ErrorFlag err;
+  ErrorFlag err;  // work: want * m
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
   {
-    const int parts = want > 1 ? omp_threads_in_team() : 1;
+    const int t = thread_id();
     index_t jb, je;
-    nnz_chunk_range(indptr, d, parts, thread_id(), jb, je);
-    std::vector<T> buf(m);
+    nnz_chunk_range(indptr, d, omp_threads_in_team(), t, jb, je);
+    T* buf = work + t * m;
     for (index_t j = jb; j < je; ++j) {
       index_t s, f;
-      if (!detail::row_span(indptr, j, nnz, s, f)) { err.set(kBadIndptr); break; }
+      if (!row_span(indptr, j, nnz, s, f)) { err.set(kBadIndptr); break; }
       if (s == f) continue;
-      std::fill(buf.begin(), buf.end(), T(0));
+      std::fill(buf, buf + m, T(0));
       bool ok = true;
       for (index_t p = s; p < f; ++p) {
         const index_t i = static_cast<index_t>(indices[p]);
@@ -235,31 +216,21 @@ void countsketch_csc(const I* indptr, const I* indices, const T* data, index_t n
       for (index_t r = 0; r < m; ++r) out[r * d + j] = buf[r];
     }
   }
-  throw_countsketch_error(err.code);
+  return err.code;
 }
 
-/// g[i] = <A[i, :], D[rows[i], :]> for dense A (n x d, row- or column-major as in
-/// countsketch_dense) and row-major D (m x d). This is the backward pass of
-/// S A with respect to the sketch values.
-/// Threads: row chunks, no shared writes.
+// Dt: D transposed (d x m) when A is column-major, so column sweeps gather contiguously.
 template <class T>
-void countsketch_gather_dot(const T* A, index_t n, index_t d, index_t ld, bool col_major,
-                            const index_t* rows, const T* D, index_t m, T* g, int nthreads) {
-  const int want = useful_threads(nthreads, n * d);
+FASTLR_MULTIVERSION int gather_dot_impl(const T* A, index_t n, index_t d, index_t ld, bool col_major,
+                                        const index_t* rows, const T* D, const T* Dt, index_t m, T* g,
+                                        int want) {
   ErrorFlag err;
-  std::vector<T> Dt;
-  if (col_major) {  // column sweeps gather from D^T, whose columns are contiguous
-    Dt.resize(static_cast<size_t>(m * d));
-    for (index_t r = 0; r < m; ++r)
-      for (index_t j = 0; j < d; ++j) Dt[j * m + r] = D[r * d + j];
-  }
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
   {
-    const int parts = want > 1 ? omp_threads_in_team() : 1;
     index_t b, e;
-    chunk_range(n, parts, thread_id(), b, e);
+    chunk_range(n, omp_threads_in_team(), thread_id(), b, e);
     bool ok = true;
     for (index_t i = b; i < e; ++i)
       if (!in_range(rows[i], m)) { err.set(kBadRow); ok = false; break; }
@@ -282,34 +253,28 @@ void countsketch_gather_dot(const T* A, index_t n, index_t d, index_t ld, bool c
       for (index_t i = b; i < e; ++i) g[i] = T(0);
       for (index_t j = 0; j < d; ++j) {
         const T* __restrict a = A + j * ld;
-        const T* __restrict x = Dt.data() + j * m;
+        const T* __restrict x = Dt + j * m;
         for (index_t i = b; i < e; ++i) g[i] += a[i] * x[rows[i]];
       }
     }
   }
-  throw_countsketch_error(err.code);
+  return err.code;
 }
 
-/// g[i] = <A[i, :], D[rows[i], :]> for CSR A (n x d); D row-major m x d.
-/// Threads: row chunks balanced by nonzeros.
 template <class T, class I>
-void countsketch_gather_dot_csr(const I* indptr, const I* indices, const T* data, index_t nnz,
-                                index_t n, index_t d, const index_t* rows, const T* D, index_t m, T* g,
-                                int nthreads) {
-  require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[n]) == nnz,
-          "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
-  const int want = useful_threads(nthreads, nnz + n / 4);
+FASTLR_MULTIVERSION int gather_dot_csr_impl(const I* indptr, const I* indices, const T* data, index_t nnz,
+                                            index_t n, index_t d, const index_t* rows, const T* D, index_t m,
+                                            T* g, int want) {
   ErrorFlag err;
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
   {
-    const int parts = want > 1 ? omp_threads_in_team() : 1;
     index_t b, e;
-    nnz_chunk_range(indptr, n, parts, thread_id(), b, e);
+    nnz_chunk_range(indptr, n, omp_threads_in_team(), thread_id(), b, e);
     for (index_t i = b; i < e; ++i) {
       index_t s, f;
-      if (!detail::row_span(indptr, i, nnz, s, f)) { err.set(kBadIndptr); break; }
+      if (!row_span(indptr, i, nnz, s, f)) { err.set(kBadIndptr); break; }
       g[i] = T(0);
       if (s == f) continue;
       const index_t r = rows[i];
@@ -326,7 +291,85 @@ void countsketch_gather_dot_csr(const I* indptr, const I* indices, const T* data
       g[i] = acc;
     }
   }
-  throw_countsketch_error(err.code);
+  return err.code;
+}
+
+template <class I>
+inline void check_indptr_ends(const I* indptr, index_t outer, index_t nnz) {
+  require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[outer]) == nnz,
+          "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
+}
+
+}  // namespace detail
+
+/// S A for a dense n x d matrix A.
+/// Layout: row-major (A[i*ld + j]) or, when col_major, column-major (A[i + j*ld]).
+/// out: m x d row-major, caller-allocated, overwritten.
+/// Threads: row-major A is split into contiguous row chunks with per-thread
+/// m x d accumulators summed in a fixed order; column-major A is split into
+/// column chunks (each output column has one owner, no reduction). Either way
+/// the result is deterministic for a given thread count.
+/// Throws std::invalid_argument when a row index lies outside [0, m).
+template <class T>
+void countsketch_dense(const T* A, index_t n, index_t d, index_t ld, bool col_major, const index_t* rows,
+                       const T* values, index_t m, T* out, int nthreads) {
+  const int want = useful_threads(nthreads, n * d);
+  std::vector<T> work(col_major ? static_cast<size_t>(want) * 4 * m : static_cast<size_t>(want - 1) * m * d);
+  throw_countsketch_error(
+      detail::countsketch_dense_impl(A, n, d, ld, col_major, rows, values, m, out, want, work.data()));
+}
+
+/// S A for a CSR matrix A (n x d, nnz stored entries in indices/data;
+/// duplicates are summed, column indices need not be sorted).
+/// out: m x d row-major, overwritten.
+/// Threads: row chunks balanced by nonzeros, per-thread accumulators.
+template <class T, class I>
+void countsketch_csr(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
+                     const index_t* rows, const T* values, index_t m, T* out, int nthreads) {
+  detail::check_indptr_ends(indptr, n, nnz);
+  const int want = useful_threads(nthreads, nnz + n / 4);
+  std::vector<T> work(static_cast<size_t>(want - 1) * m * d);
+  throw_countsketch_error(
+      detail::countsketch_csr_impl(indptr, indices, data, nnz, n, d, rows, values, m, out, want, work.data()));
+}
+
+/// S A for a CSC matrix A (n x d; indptr has d + 1 entries, indices are row
+/// indices). out: m x d row-major, overwritten.
+/// Threads: column chunks balanced by nonzeros; each output column has one owner.
+template <class T, class I>
+void countsketch_csc(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
+                     const index_t* rows, const T* values, index_t m, T* out, int nthreads) {
+  detail::check_indptr_ends(indptr, d, nnz);
+  const int want = useful_threads(nthreads, nnz + d * m / 4);
+  std::vector<T> work(static_cast<size_t>(want) * m);
+  throw_countsketch_error(
+      detail::countsketch_csc_impl(indptr, indices, data, nnz, n, d, rows, values, m, out, want, work.data()));
+}
+
+/// g[i] = <A[i, :], D[rows[i], :]> for dense A (n x d, row- or column-major as in
+/// countsketch_dense) and row-major D (m x d): the backward pass of S A with
+/// respect to the sketch values. Threads: row chunks, no shared writes.
+template <class T>
+void countsketch_gather_dot(const T* A, index_t n, index_t d, index_t ld, bool col_major, const index_t* rows,
+                            const T* D, index_t m, T* g, int nthreads) {
+  const int want = useful_threads(nthreads, n * d);
+  std::vector<T> Dt;
+  if (col_major) {
+    Dt.resize(static_cast<size_t>(m * d));
+    for (index_t r = 0; r < m; ++r)
+      for (index_t j = 0; j < d; ++j) Dt[j * m + r] = D[r * d + j];
+  }
+  throw_countsketch_error(detail::gather_dot_impl(A, n, d, ld, col_major, rows, D, Dt.data(), m, g, want));
+}
+
+/// g[i] = <A[i, :], D[rows[i], :]> for CSR A (n x d); D row-major m x d.
+/// Threads: row chunks balanced by nonzeros.
+template <class T, class I>
+void countsketch_gather_dot_csr(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n,
+                                index_t d, const index_t* rows, const T* D, index_t m, T* g, int nthreads) {
+  detail::check_indptr_ends(indptr, n, nnz);
+  const int want = useful_threads(nthreads, nnz + n / 4);
+  throw_countsketch_error(detail::gather_dot_csr_impl(indptr, indices, data, nnz, n, d, rows, D, m, g, want));
 }
 
 }  // namespace fastlr

@@ -47,23 +47,43 @@ def _sketch_rows(A, rows, values, bounds, acc):
     **_jit,
 )
 def _sketch_cols(A, rows, values, bounds, out):
-    """Column-major A: chunk t of columns owns those columns of out."""
+    """Column-major A: chunk t of columns owns those columns of out.
+
+    Four columns per sweep, so rows/values are read once per four columns of A.
+    """
     n = A.shape[0]
     m = out.shape[0]
     parts = len(bounds) - 1
     err = np.zeros(parts, np.int64)
     for t in prange(parts):
-        buf = np.zeros(m, A.dtype)
-        for j in range(bounds[t], bounds[t + 1]):
+        buf = np.zeros((4, m), A.dtype)
+        j0 = bounds[t]
+        while j0 < bounds[t + 1] and err[t] == 0:
+            w = min(4, bounds[t + 1] - j0)
             buf[:] = 0
-            for i in range(n):
-                r = rows[i]
-                if r < 0 or r >= m:
-                    err[t] = BAD_ROW
-                    break
-                buf[r] += values[i] * A[i, j]
+            if w == 4:
+                for i in range(n):
+                    r = rows[i]
+                    if r < 0 or r >= m:
+                        err[t] = BAD_ROW
+                        break
+                    v = values[i]
+                    buf[0, r] += v * A[i, j0]
+                    buf[1, r] += v * A[i, j0 + 1]
+                    buf[2, r] += v * A[i, j0 + 2]
+                    buf[3, r] += v * A[i, j0 + 3]
+            else:
+                for c in range(w):
+                    for i in range(n):
+                        r = rows[i]
+                        if r < 0 or r >= m:
+                            err[t] = BAD_ROW
+                            break
+                        buf[c, r] += values[i] * A[i, j0 + c]
             for r in range(m):
-                out[r, j] = buf[r]
+                for c in range(w):
+                    out[r, j0 + c] = buf[c, r]
+            j0 += 4
     return err.max()
 
 
