@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._backend import get_backend
+from ._outofcore import apply_by_row_blocks, wants_row_blocks
 from ._validation import as_matrix, check_int, float_dtype, is_sparse
 
 __all__ = ["Sketch", "CountSketch", "GaussianSketch", "StackedSketch", "stack", "countsketch_hash"]
@@ -189,6 +190,8 @@ class CountSketch(Sketch):
             Dense input of any memory order (a non-contiguous view is copied
             once), or sparse CSR/CSC (other formats are converted to CSR).
             float32 stays float32; other real dtypes compute in float64.
+            A row-chunked ``dask.array.Array`` gives a lazy dask result; an
+            ``np.memmap`` is read in row blocks (bounded memory).
         backend : {"cpp", "numba", "numpy"}, optional
             Kernel backend; None uses the current default.
 
@@ -203,6 +206,8 @@ class CountSketch(Sketch):
         TypeError
             If A is not a real numeric matrix.
         """
+        if wants_row_blocks(A):  # a dask array (lazy result) or a memmap: see _dask.py, _outofcore.py
+            return apply_by_row_blocks(self, A, backend=backend)
         A = as_matrix(A)
         self._check_rows_of(A)
         kernels = get_backend(backend)
