@@ -1,26 +1,32 @@
-"""The ``fastlr`` command line.
+"""The ``fastlr`` command line (also ``python -m fastlr``).
 
-Subcommands: ``info`` (version, backends, build, threads) and ``demo``.
-User mistakes print one line on stderr and exit with status 2; no traceback.
+Subcommands: ``info``, ``demo``, ``train``, ``eval`` and ``approx``. User
+mistakes (missing file, bad shape, unreadable format, sketch/data mismatch,
+bad option) print one line on stderr and exit with status 2, never a
+traceback; set ``FASTLR_DEBUG=1`` to see the traceback anyway.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
+from contextlib import ExitStack
 
 import numpy as np
 
 from . import __version__
 from ._backend import BACKENDS, available_backends, backend_errors, current_backend, get_backend, set_backend
+from ._cli_io import UserError, progress, read_matrix, save_plot
 from ._threads import get_num_threads, set_num_threads
 
+METHODS = ("countsketch", "learned", "gd")
 
-class UserError(Exception):
-    """A mistake in the command's arguments or data: reported in one line."""
+
+# --------------------------------------------------------------------------- info
 
 
 def _info(args) -> dict:
@@ -43,7 +49,7 @@ def _info(args) -> dict:
 def cmd_info(args) -> int:
     info = _info(args)
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        _print_json(info)
         return 0
     print(f"fastlr {info['fastlr']} (Python {info['python']}, NumPy {info['numpy']})")
     for name in BACKENDS:
@@ -59,6 +65,9 @@ def cmd_info(args) -> int:
         print(f"  build: {build}")
     print(f"  threads: {info['threads']}")
     return 0
+
+
+# --------------------------------------------------------------------------- demo
 
 
 def _best_time(fn, repeat: int = 5) -> float:
@@ -100,35 +109,207 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastlr", description="Fast low-rank matrix approximation.")
-    parser.add_argument("--version", action="version", version=f"fastlr {__version__}")
-    parser.add_argument("--threads", type=int, default=None, help="threads for fastlr's kernels")
-    parser.add_argument("--backend", choices=BACKENDS, default=None, help="kernel backend")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# --------------------------------------------------------------------------- approx
 
-    p = sub.add_parser("info", help="version, backends, build and threads")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+def _load_sketch(path):
+    from .learn import load_sketch
+
+    if not os.path.exists(path):
+        raise UserError(f"{path}: no such file")
+    try:
+        return load_sketch(path)
+    except ValueError as exc:
+        raise UserError(str(exc).removeprefix("path: ")) from None
+
+
+def _check_rank(k: int, shape, what: str) -> int:
+    if k > min(shape):
+        raise UserError(f"-k {k}: larger than the smaller side of {what} (shape {shape[0]} x {shape[1]})")
+    return k
+
+
+def _relative_error(A, U, s, Vt) -> float:
+    """||A - U diag(s) Vt||_F / ||A||_F, computed in row blocks (A may be a memmap)."""
+    from ._outofcore import block_rows_for, row_blocks
+
+    residual = total = 0.0
+    sparse = hasattr(A, "tocsr")
+    if sparse:
+        A = A.tocsr()
+    for start, stop in row_blocks(A.shape[0], block_rows_for(A)):
+        block = A[start:stop]
+        block = block.toarray() if sparse else np.asarray(block, dtype=np.float64)
+        total += float(np.sum(block * block))
+        block = block - (U[start:stop] * s) @ Vt
+        residual += float(np.sum(block * block))
+    return float(np.sqrt(residual / total)) if total > 0 else 0.0
+
+
+def cmd_approx(args) -> int:
+    import fastlr
+
+    A = read_matrix(args.matrix)
+    k = _check_rank(args.k, A.shape, args.matrix)
+    start = time.perf_counter()
+    if args.method == "gd":
+        U, s, Vt = fastlr.gd_svd(A, k, random_state=args.seed, progress=not args.quiet)
+        sketch = None
+    else:
+        if args.method == "learned":
+            if args.sketch is None:
+                raise UserError("--method learned needs --sketch FILE (a sketch saved by 'fastlr train')")
+            S = _load_sketch(args.sketch)
+            if S.n != A.shape[0]:
+                raise UserError(
+                    f"{args.sketch}: the sketch is for matrices with {S.n} rows, "
+                    f"but {args.matrix} has {A.shape[0]} rows"
+                )
+            sketch = args.sketch
+        else:
+            m = k + 10 if args.m is None else args.m
+            if m < k:
+                raise UserError(f"-m: the sketch size must be >= k = {k}, got {m}")
+            S = fastlr.CountSketch(m, A.shape[0], seed=args.seed)
+            sketch = f"CountSketch(m={m}, seed={args.seed})"
+        lr = fastlr.scw(A, S, k, n_iter=args.n_iter)
+        U, s, Vt = lr.U, lr.s, lr.Vt
+    seconds = time.perf_counter() - start
+    np.savez(args.output, U=U, s=s, Vt=Vt)
+    result = {
+        "matrix": args.matrix,
+        "shape": list(A.shape),
+        "k": k,
+        "method": args.method,
+        "sketch": sketch,
+        "seconds": seconds,
+        "relative_error": _relative_error(A, U, s, Vt),
+        "singular_values": [float(x) for x in s],
+        "output": args.output,
+    }
+    if args.plot:
+        save_plot(args.plot, lambda ax: _plot_singular_values(ax, s, args))
+    if args.json:
+        _print_json(result)
+    elif not args.quiet:
+        print(
+            f"rank-{k} approximation of {args.matrix} ({A.shape[0]} x {A.shape[1]}) by {args.method}: "
+            f"relative error {result['relative_error']:.4g}, {seconds:.2f} s -> {args.output}"
+        )
+    return 0
+
+
+def _plot_singular_values(ax, s, args) -> None:
+    ax.semilogy(np.arange(1, len(s) + 1), s, "o-")
+    ax.set_xlabel("i")
+    ax.set_ylabel("singular value")
+    ax.set_title(f"{os.path.basename(args.matrix)}: top {len(s)} singular values ({args.method})")
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line (argparse would print the usage too).
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _options(suppress: bool) -> argparse.ArgumentParser:
+    """--threads, --backend, --quiet: accepted before and after the subcommand."""
+    default = argparse.SUPPRESS if suppress else None
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--threads", type=_positive_int, default=default, metavar="N", help="threads for fastlr's kernels and BLAS")
+    p.add_argument("--backend", choices=BACKENDS, default=default, help="kernel backend")
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                   help="no progress bars or messages (errors and --json output only)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fastlr", description="Fast low-rank matrix approximation.", parents=[_options(False)])
+    parser.add_argument("--version", action="version", version=f"fastlr {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_options(True)]
+
+    def json_option(p):
+        p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+    p = sub.add_parser("info", help="version, backends, build and threads", parents=common)
+    json_option(p)
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("demo", help="run the demonstration on built-in generated data")
+    p = sub.add_parser("demo", help="run the demonstration on built-in generated data", parents=common)
     p.add_argument("--quick", action="store_true", help="a smaller, faster run")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("approx", help="rank-k approximation U, s, Vt of one matrix", parents=common)
+    p.add_argument("matrix", metavar="MATRIX", help="a .npy (read memory-mapped), .npz, .mtx or .csv file")
+    p.add_argument("-k", type=_positive_int, required=True, help="rank")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write U, s, Vt")
+    p.add_argument("--method", choices=METHODS, default="countsketch",
+                   help="sketched SVD with a random CountSketch (default), with a learned sketch "
+                        "(--sketch), or gradient descent")
+    p.add_argument("-m", type=_positive_int, default=None, help="sketch size for --method countsketch (default k + 10)")
+    p.add_argument("--sketch", metavar="FILE", help="a sketch saved by 'fastlr train' (--method learned)")
+    p.add_argument("--n-iter", type=_count, default=0, metavar="N", help="power iterations of the sketched SVD")
+    p.add_argument("--seed", type=_count, default=0, help="seed of the random sketch or starting point")
+    p.add_argument("--plot", metavar="FILE", help="plot the singular values to FILE (.png, .pdf, .svg)")
+    json_option(p)
+    p.set_defaults(func=cmd_approx)
     return parser
 
 
+def _configure(args, stack: ExitStack) -> None:
+    if args.threads is not None:
+        set_num_threads(args.threads)
+        from threadpoolctl import threadpool_limits
+
+        stack.enter_context(threadpool_limits(limits=args.threads))
+    if args.backend is not None:
+        set_backend(args.backend)
+
+
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    args = build_parser().parse_args(argv)
     try:
-        if args.threads is not None:
-            set_num_threads(args.threads)
-        if args.backend is not None:
-            set_backend(args.backend)
-        return args.func(args)
+        with ExitStack() as stack:
+            _configure(args, stack)
+            return args.func(args)
     except (UserError, ValueError, TypeError, ImportError, OSError) as exc:
-        print(f"fastlr: error: {exc}", file=sys.stderr)
+        if os.environ.get("FASTLR_DEBUG"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"fastlr: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("fastlr: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,123 @@
+"""Reading matrices, progress bars and plots for the command line.
+
+Every user mistake (missing file, unreadable or unsupported format, wrong
+shape) becomes a ``UserError`` with one line that names the file.
+"""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["MATRIX_FORMATS", "UserError", "progress", "read_matrix", "save_plot"]
+
+MATRIX_FORMATS = (".npy", ".npz", ".mtx", ".csv")
+
+
+class UserError(Exception):
+    """A mistake in the command's arguments or data: reported in one line, no traceback."""
+
+
+def _existing_file(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected a matrix file ({', '.join(MATRIX_FORMATS)})")
+    return path
+
+
+def _read_npy(path: Path, mmap: bool):
+    with open(path, "rb") as f:
+        try:
+            np.lib.format.read_magic(f)
+        except ValueError:
+            raise UserError(f"{path}: not a .npy file") from None
+    try:
+        # A memory map reads the file lazily: matrices larger than memory stay on disk.
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as exc:  # object arrays, truncated files
+        raise UserError(f"{path}: cannot read this .npy file ({exc})") from None
+
+
+def _read_npz(path: Path):
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: not a .npz file")
+    with np.load(path, allow_pickle=False) as z:
+        keys = list(z.keys())
+        if "format" in keys and "shape" in keys:  # written by scipy.sparse.save_npz
+            return sp.load_npz(path).tocsr()
+        if len(keys) == 1:
+            return z[keys[0]]
+        if "A" in keys:
+            return z["A"]
+    raise UserError(f"{path}: holds arrays {', '.join(keys)}; expected one array or one named 'A'")
+
+
+def _read_text(path: Path, reader):
+    try:
+        return reader(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def read_matrix(path, *, mmap: bool = True):
+    """A 2-D real matrix from a .npy (memory-mapped), .npz, .mtx (sparse) or .csv file.
+
+    Raises
+    ------
+    UserError
+        If the file is missing, unreadable, of another format, or not a 2-D real matrix.
+    """
+    path = _existing_file(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        A = _read_npy(path, mmap)
+    elif suffix == ".npz":
+        A = _read_npz(path)
+    elif suffix == ".mtx":
+        import scipy.io
+
+        A = _read_text(path, scipy.io.mmread)
+        A = sp.csr_array(A) if sp.issparse(A) else A
+    elif suffix == ".csv":
+        A = _read_text(path, lambda p: np.loadtxt(p, delimiter=",", ndmin=2))
+    else:
+        raise UserError(f"{path}: unsupported format {suffix or '(no extension)'!r}; use {', '.join(MATRIX_FORMATS)}")
+    if A.ndim != 2:
+        raise UserError(f"{path}: expected a 2-D matrix, got shape {A.shape}")
+    if A.dtype.kind not in "biuf":
+        raise UserError(f"{path}: expected real numbers, got dtype {A.dtype}")
+    if min(A.shape) == 0:
+        raise UserError(f"{path}: the matrix is empty (shape {A.shape})")
+    return A
+
+
+def progress(iterable=None, *, total=None, desc=None, quiet=False):
+    """A tqdm bar on stderr that appears only when the work takes more than a second."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, disable=quiet, delay=1.0, file=sys.stderr, leave=False)
+
+
+def save_plot(path, draw) -> None:
+    """Call ``draw(ax)`` on a new figure and save it to ``path`` (format from the extension)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("--plot needs matplotlib: pip install matplotlib") from None
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    try:
+        draw(ax)
+        fig.savefig(path)
+    except ValueError as exc:  # unknown image format
+        raise UserError(f"--plot {path}: {exc}") from None
+    finally:
+        plt.close(fig)
