@@ -19,6 +19,8 @@ from ._backend import (
 )
 from ._threads import get_num_threads, set_num_threads, thread_limit
 from .sketch import CountSketch, GaussianSketch, Sketch, StackedSketch, stack
+from . import datasets
+from .learn import LearnedSketch, learn_sketch, load_sketch, sketch_error
 
 try:
     __version__ = _version("fastlr")
@@ -29,15 +31,20 @@ __all__ = [
     "BackendFallbackWarning",
     "CountSketch",
     "GaussianSketch",
+    "LearnedSketch",
     "Sketch",
     "StackedSketch",
     "available_backends",
     "backend_errors",
     "current_backend",
+    "datasets",
     "get_backend",
     "get_num_threads",
+    "learn_sketch",
+    "load_sketch",
     "set_backend",
     "set_num_threads",
+    "sketch_error",
     "stack",
     "thread_limit",
     "use_backend",

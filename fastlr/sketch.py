@@ -233,6 +233,12 @@ class CountSketch(Sketch):
         A = A.tocsr()
         return kernels.countsketch_gather_dot_csr(A.indptr, A.indices, A.data, self.rows, D)
 
+    def save(self, path) -> None:
+        """Write the sketch to ``path`` as an .npz file (no pickle); read it with ``fastlr.load_sketch``."""
+        from .learn import save_sketch  # the file format lives with load_sketch
+
+        save_sketch(self, path)
+
     def to_scipy(self) -> sp.csr_array:
         """The sketch as a scipy CSR array (m x n)."""
         return sp.csr_array((self.values, (self.rows, np.arange(self.n))), shape=self.shape)

@@ -1,0 +1,240 @@
+"""The learned-sketch training loss and its two hand-derived gradients.
+
+For one n x d matrix A and a CountSketch S (values v at fixed rows h), the loss
+is ``L = ||A - SCW(S, A)||_F`` with ``L^2 = ||A||^2 - F``, where F is the sum of
+the k largest eigenvalues of ``K = B^T B``, ``B = A V`` and V spans the row
+space of ``M = S A`` (DESIGN.md section 3). The gradient with respect to v is
+
+* ``"exact"``: the closed form of DESIGN.md ("Training loss and its exact
+  gradient"), bounded at ties sigma_k = sigma_{k+1};
+* ``"power"``: the adjoint of T steps of subspace iteration with QR
+  (DESIGN.md "Power-method gradient"), the paper's differentiable SVD.
+
+Both touch A three times: ``S A``, one fused pass for ``B = A V`` and
+``H = A^T B``, and the gather-dot ``g_i = <A[i, :], D[h(i), :]>``; everything
+else is small dense work on m x d, d x r and r x r matrices, in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+from ._validation import as_matrix, is_sparse
+
+__all__ = ["Operand", "GRADIENTS", "loss_and_grad", "scw_error", "sketch_svd"]
+
+GRADIENTS = ("exact", "power")
+
+#: Relative size of L^2 = ||A||^2 - F below which the loss counts as zero: the
+#: subtraction cannot resolve it, and L = 0 is not differentiable (zero gradient).
+_ZERO_LOSS = 64.0
+
+
+def _sqnorm(A) -> float:
+    """||A||_F^2 accumulated in float64 (float32 sums lose digits on big matrices)."""
+    if is_sparse(A):
+        if not A.has_canonical_format:  # duplicates add up before squaring
+            A = A.astype(np.float64, copy=True)
+            A.sum_duplicates()
+        data = A.data.astype(np.float64, copy=False)
+        return float(data @ data)
+    total = 0.0
+    rows = max(1, (1 << 20) // max(1, A.shape[1]))
+    for start in range(0, A.shape[0], rows):
+        block = np.asarray(A[start : start + rows], dtype=np.float64)
+        total += float(np.einsum("ij,ij->", block, block))
+    return total
+
+
+class Operand:
+    """A matrix prepared once for many loss/gradient evaluations.
+
+    Holds the kernel-ready matrix (dense, or CSR index/data arrays), its dtype,
+    ``||A||_F^2`` in float64, and optionally the sketch of fixed rows (the random
+    half of a jointly trained mixed sketch), which does not change while training.
+    """
+
+    def __init__(self, A, name: str = "A"):
+        A = as_matrix(A, name)
+        if is_sparse(A):
+            if A.format != "csr":
+                A = A.tocsr()
+            finite = np.isfinite(A.data).all()
+            self.parts = tuple(np.ascontiguousarray(x) for x in (A.indptr, A.indices, A.data))
+        else:
+            finite = np.isfinite(A).all()
+            self.parts = None
+        if not finite:
+            raise ValueError(f"{name}: contains NaN or infinity")
+        self.A = A
+        self.shape = A.shape
+        self.dtype = A.dtype
+        self.sparse = is_sparse(A)
+        self.sqnorm = _sqnorm(A)
+        self.scale = 1.0  # divide losses and gradients by this (set by the trainer)
+        self.fixed_sketch = None
+
+    def sketch(self, kernels, rows, values, m) -> np.ndarray:
+        """S A for the CountSketch (rows, values) with m rows; values in self.dtype."""
+        if self.parts is None:
+            return kernels.countsketch_dense(self.A, rows, values, m)
+        indptr, indices, data = self.parts
+        return kernels.countsketch_csr(indptr, indices, data, rows, values, m, self.shape[1])
+
+    def gather(self, kernels, rows, D) -> np.ndarray:
+        """g[i] = <A[i, :], D[rows[i], :]> (D row-major, self.dtype)."""
+        if self.parts is None:
+            return kernels.countsketch_gather_dot(self.A, rows, D)
+        indptr, indices, data = self.parts
+        return kernels.countsketch_gather_dot_csr(indptr, indices, data, rows, D)
+
+    def times(self, kernels, V) -> np.ndarray:
+        """B = A V."""
+        return np.asarray(self.A @ V)
+
+    def products(self, kernels, V) -> tuple[np.ndarray, np.ndarray]:
+        """(B, H) = (A V, A^T A V)."""
+        B = np.asarray(self.A @ V)
+        return B, np.asarray(self.A.T @ B)
+
+
+def sketch_svd(M: np.ndarray, eps: float):
+    """Compact SVD of the sketch M in float64, cut at the numerical rank.
+
+    Keeps singular values above ``max(M.shape) * eps * sigma_1`` (eps of the
+    data's dtype: M carries that dtype's rounding errors).
+
+    Returns
+    -------
+    U : (m, r), s : (r,), Vt : (r, d)
+    """
+    U, s, Vt = np.linalg.svd(np.asarray(M, dtype=np.float64), full_matrices=False)
+    if s.size == 0 or s[0] == 0.0:
+        r = 0
+    else:
+        r = int(np.count_nonzero(s > max(M.shape) * eps * s[0]))
+    return U[:, :r], s[:r], Vt[:r]
+
+
+def _top_eigen(K: np.ndarray, k: int):
+    """The k largest eigenvalues (descending, clipped at 0) and eigenvectors of symmetric K."""
+    lam, Z = np.linalg.eigh(K)
+    lam = np.maximum(lam[::-1][:k], 0.0)
+    return lam, Z[:, ::-1][:, :k]
+
+
+def _qr_backward(Q, R, Qbar):
+    """Adjoint of the thin QR X = Q R for a loss of Q only: X̄ = [Q̄ - Q copyltu(Q̄^T Q)] R^{-T}."""
+    S = Qbar.T @ Q
+    sym = np.tril(S) + np.tril(S, -1).T
+    rhs = Qbar - Q @ sym
+    return scipy.linalg.solve_triangular(R, rhs.T, lower=False).T
+
+
+def _power_forward(K, X0, iters):
+    """T steps of subspace iteration on K from X0; returns F_T = tr(Q^T K Q) and the QR factors."""
+    Q, R = np.linalg.qr(X0)
+    factors = [(Q, R)]
+    for _ in range(iters):
+        Q, R = np.linalg.qr(K @ Q)
+        factors.append((Q, R))
+    return float(np.einsum("ij,ij->", Q, K @ Q)), factors
+
+
+def _power_backward(K, factors):
+    """Adjoint of _power_forward: (K̄, X̄_0) for the output F_T."""
+    Q = factors[-1][0]
+    Kbar = Q @ Q.T
+    Qbar = 2.0 * (K @ Q)
+    for t in range(len(factors) - 1, 0, -1):
+        Qt, Rt = factors[t]
+        Xbar = _qr_backward(Qt, Rt, Qbar)
+        Kbar += Xbar @ factors[t - 1][0].T
+        Qbar = K @ Xbar
+    Q0, R0 = factors[0]
+    return Kbar, _qr_backward(Q0, R0, Qbar)
+
+
+def scw_error(op: Operand, kernels, M: np.ndarray, k: int) -> float:
+    """||A - SCW(S, A)||_F for the sketch M = S A of op's matrix."""
+    return _loss_and_grad(op, kernels, M, k, None, want_grad=False)[0]
+
+
+def loss_and_grad(op: Operand, kernels, k: int, rows, values, m: int, *, gradient: str = "exact",
+                  power_iters: int = 0, omega=None, want_grad: bool = True):
+    """Loss L = ||A - SCW(S, A)||_F and dL/dvalues for one matrix.
+
+    Parameters
+    ----------
+    op : Operand
+        The matrix; ``op.fixed_sketch`` (if set) is stacked below ``S A``.
+    kernels : module
+        The backend's kernels.
+    k : int
+        Target rank.
+    rows, values : ndarray
+        The learned CountSketch (values in ``op.dtype``); m is its number of rows.
+    gradient : {"exact", "power"}
+    power_iters, omega :
+        For ``"power"``: T and the fixed d x k start block Omega.
+    want_grad : bool
+        False: the loss only (one pass less).
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of float64, shape (n,), or None
+    """
+    M = op.sketch(kernels, rows, values, m)
+    if op.fixed_sketch is not None:
+        M = np.vstack([M, op.fixed_sketch])
+    learned = (rows, m) if want_grad else None
+    return _loss_and_grad(op, kernels, M, k, learned, gradient=gradient, power_iters=power_iters, omega=omega,
+                          want_grad=want_grad)
+
+
+def _loss_and_grad(op, kernels, M, k, learned, *, gradient="exact", power_iters=0, omega=None, want_grad=True):
+    eps = float(np.finfo(op.dtype).eps)
+    U, s, Vt = sketch_svd(M, eps)
+    r = s.size
+    zero = np.zeros(op.shape[0]) if want_grad else None
+    if r == 0:  # S A = 0: SCW returns 0 and no direction of v helps to first order
+        return float(np.sqrt(op.sqnorm)), zero
+    V = Vt.T
+    Vd = np.ascontiguousarray(V, dtype=op.dtype)
+    kk = min(k, r)
+    if want_grad:
+        B, H = op.products(kernels, Vd)
+        H = np.asarray(H, dtype=np.float64)
+        K = V.T @ H
+    else:
+        B = np.asarray(op.times(kernels, Vd), dtype=np.float64)
+        K = B.T @ B
+    K = 0.5 * (K + K.T)
+    if gradient == "power":
+        X0 = V.T @ omega[:, :kk]
+        F, factors = _power_forward(K, X0, power_iters)
+    else:
+        lam, Zk = _top_eigen(K, kk)
+        F = float(lam.sum())
+    L2 = op.sqnorm - F
+    if L2 <= _ZERO_LOSS * eps * op.sqnorm:
+        return float(np.sqrt(max(L2, 0.0))), zero
+    loss = float(np.sqrt(L2))
+    if not want_grad:
+        return loss, None
+    rows, m = learned
+    W = U[:m] / s  # learned rows of U_M Sigma_M^{-1}
+    if gradient == "power":
+        Kbar, X0bar = _power_backward(K, factors)
+        Vbar_t = X0bar @ omega[:, :kk].T + (Kbar + Kbar.T) @ H.T  # V̄^T, r x d
+        Vbar_t -= (Vbar_t @ V) @ Vt
+        D = W @ Vbar_t
+    else:
+        C = (H @ Zk).T  # (A^T W)^T, k' x d
+        R = C - lam[:, None] * (V @ Zk).T
+        R -= (R @ V) @ Vt  # zero in exact arithmetic; keeps float32 accurate
+        D = 2.0 * ((W @ Zk) @ R)
+    g = op.gather(kernels, rows, np.ascontiguousarray(D, dtype=op.dtype))
+    return loss, np.asarray(g, dtype=np.float64) / (-2.0 * loss)

@@ -1,0 +1,588 @@
+"""Learned sketches: train the values of a CountSketch on sample matrices.
+
+Indyk, Vakilian and Yuan (NeurIPS 2019) keep the positions of a CountSketch's
+nonzeros and train their values by gradient descent on the SCW error of
+matrices from a distribution; on new matrices from the same distribution the
+learned sketch is far more accurate than a random one at the same cost.
+
+``learn_sketch`` trains (hand-derived gradients, no autograd; see
+``_gradients.py``), ``sketch_error`` is the paper's Err metric, and
+``S.save(path)`` / ``load_sketch(path)`` store sketches as .npz files without
+pickle.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+
+import numpy as np
+import scipy.linalg
+from threadpoolctl import threadpool_limits
+
+from ._backend import get_backend
+from ._gradients import GRADIENTS, Operand, loss_and_grad, scw_error
+from ._threads import get_num_threads, thread_limit
+from ._validation import check_int, is_sparse
+from .datasets import spectral_norm
+from .sketch import CountSketch, Sketch, stack
+
+__all__ = ["LearnedSketch", "learn_sketch", "load_sketch", "sketch_error", "HISTORY_DTYPE"]
+
+OPTIMIZERS = ("adam", "sgd", "momentum")
+MIXED = (None, "joint", "separate")
+
+#: Default learning rates. The loss is invariant to scaling the values of any
+#: row of S, and training matrices are scaled to sigma_1 = 1, so these work on
+#: any data set at any scale (Adam's step is also invariant to the gradient's scale).
+DEFAULT_LR = {"adam": 0.05, "sgd": 1.0, "momentum": 0.1}
+_ADAM_BETAS = (0.9, 0.999)
+_ADAM_EPS = 1e-12
+_MOMENTUM = 0.9
+DEFAULT_POWER_ITERS = 10
+
+#: One row of ``LearnedSketch.history``.
+HISTORY_DTYPE = np.dtype(
+    [("step", np.int64), ("train_loss", np.float64), ("val_err", np.float64), ("seconds", np.float64)]
+)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _optimal_error(op: Operand, k: int) -> tuple[float, float]:
+    """(||A - A_k||_F, sigma_1) from all singular values, in float64."""
+    A = op.A.toarray() if op.sparse else op.A
+    s = scipy.linalg.svdvals(np.asarray(A, dtype=np.float64))
+    return float(np.sqrt(np.sum(s[k:] ** 2))), float(s[0]) if s.size else 0.0
+
+
+def _operands(matrices, name: str, shape=None) -> list[Operand]:
+    """Prepared matrices, all of one shape (the first one's, or ``shape``)."""
+    if matrices is None or isinstance(matrices, (str, bytes)):
+        raise TypeError(f"{name}: expected an iterable of 2-D matrices, got {type(matrices).__name__}")
+    if is_sparse(matrices) or (isinstance(matrices, np.ndarray) and matrices.ndim == 2):
+        raise TypeError(f"{name}: expected an iterable of matrices, got a single matrix (wrap it in a list)")
+    try:
+        items = list(matrices)
+    except TypeError:
+        raise TypeError(f"{name}: expected an iterable of 2-D matrices, got {type(matrices).__name__}") from None
+    if not items:
+        raise ValueError(f"{name}: is empty; at least one matrix is needed")
+    ops = []
+    for i, A in enumerate(items):
+        op = Operand(A, f"{name}[{i}]")
+        expected = shape if shape is not None else ops[0].shape if ops else None
+        if expected is not None and op.shape != tuple(expected):
+            first = "the sketch's columns" if shape is not None else f"{name}[0]"
+            raise ValueError(f"{name}[{i}]: has shape {op.shape}, but {first} needs shape {tuple(expected)}")
+        ops.append(op)
+    return ops
+
+
+# --------------------------------------------------------------------------- the sketch
+
+
+class LearnedSketch(CountSketch):
+    """A CountSketch with trained values, returned by :func:`learn_sketch`.
+
+    Usable everywhere a sketch is (``S @ A``, ``fastlr.scw(A, S, k)``, ...).
+    A *mixed* sketch (``mixed="joint"`` or ``"separate"``) is the learned
+    CountSketch stacked on a fixed random one: ``rows`` and ``values`` are the
+    learned rows ``0 .. m_learned-1``, ``fixed`` holds the random rows below
+    them, and ``apply``, ``to_dense``, ``to_scipy`` and ``T`` act on the whole
+    m x n operator.
+
+    Attributes
+    ----------
+    history : ndarray with fields step, train_loss, val_err, seconds
+        One row per training step: the batch's mean loss ``||A - SCW(S, A)||_F``
+        (each A scaled to sigma_1 = 1; for ``"separate"`` the learned part
+        alone), the validation Err (NaN where not evaluated; step 0 is the
+        random start) and the training seconds so far (evaluation excluded).
+    k : int
+        The rank the sketch was trained for.
+    mixed : None, "joint" or "separate"
+    fixed : CountSketch or None
+        The random rows of a mixed sketch.
+    """
+
+    def __init__(self, rows, values, m_learned: int, *, k: int, fixed: CountSketch | None = None,
+                 mixed: str | None = None, history=None):
+        self._init(check_int(m_learned, "m", minimum=1), np.asarray(rows, dtype=np.int64), values)
+        self.k = check_int(k, "k", minimum=1)
+        if (fixed is None) != (mixed is None):
+            raise ValueError("fixed: a mixed sketch needs its fixed part, and only a mixed one has one")
+        if fixed is not None and fixed.n != self.n:
+            raise ValueError(f"fixed: has n={fixed.n}, but the learned part has n={self.n}")
+        self.fixed = fixed
+        self.mixed = mixed
+        if fixed is not None:
+            self.shape = (m_learned + fixed.m, self.n)
+        self.history = np.zeros(0, HISTORY_DTYPE) if history is None else np.asarray(history, HISTORY_DTYPE)
+
+    @property
+    def m_learned(self) -> int:
+        """Rows with trained values (all of them unless mixed)."""
+        return self.shape[0] - (self.fixed.m if self.fixed is not None else 0)
+
+    def learned_part(self) -> CountSketch:
+        """The trained rows alone, as a plain CountSketch."""
+        return CountSketch.from_arrays(self.rows, self.values, self.m_learned)
+
+    def _operator(self):
+        return None if self.fixed is None else stack([self.learned_part(), self.fixed])
+
+    def apply(self, A, *, backend=None) -> np.ndarray:
+        if self.fixed is None:
+            return super().apply(A, backend=backend)
+        return self._operator().apply(A, backend=backend)
+
+    def gather_dot(self, A, D, *, backend=None) -> np.ndarray:
+        """g[i] = <A[i, :], D[rows[i], :]>: the gradient of <D, S A> with respect to ``values``.
+
+        For a mixed sketch D may have m_learned rows or all m (the fixed rows are ignored).
+        """
+        if self.fixed is not None and np.shape(D)[0] == self.m:
+            D = np.asarray(D)[: self.m_learned]
+        return (self.learned_part() if self.fixed is not None else super()).gather_dot(A, D, backend=backend)
+
+    def to_dense(self) -> np.ndarray:
+        if self.fixed is None:
+            return super().to_dense()
+        return np.vstack([self.learned_part().to_dense(), self.fixed.to_dense()])
+
+    def to_scipy(self):
+        if self.fixed is None:
+            return super().to_scipy()
+        import scipy.sparse as sp
+
+        return sp.csr_array(sp.vstack([self.learned_part().to_scipy(), self.fixed.to_scipy()]))
+
+    @property
+    def T(self):
+        if self.fixed is None:
+            return super().T
+        return _StackedTranspose(self.learned_part(), self.fixed)
+
+    def __repr__(self) -> str:
+        mixed = "" if self.mixed is None else f", mixed={self.mixed!r}"
+        return f"LearnedSketch(m={self.m}, n={self.n}, k={self.k}{mixed}, steps={len(self.history)})"
+
+
+class _StackedTranspose:
+    def __init__(self, top: CountSketch, bottom: CountSketch):
+        self.top, self.bottom = top, bottom
+        self.shape = (top.n, top.m + bottom.m)
+
+    def __matmul__(self, Y):
+        Y = np.asarray(Y)
+        if Y.ndim not in (1, 2) or Y.shape[0] != self.shape[1]:
+            raise ValueError(f"Y: expected {self.shape[1]} rows (the sketch's m), got shape {Y.shape}")
+        return self.top.T @ Y[: self.top.m] + self.bottom.T @ Y[self.top.m :]
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _batch_map(fn, items, pool):
+    """fn over items: on the pool's threads (one kernel thread each) or here."""
+    if pool is None or len(items) == 1:
+        return [fn(x) for x in items]
+
+    def one(x):
+        with thread_limit(1):
+            return fn(x)
+
+    return list(pool.map(one, items))
+
+
+class _Evaluator:
+    """The paper's Err of sketches on a fixed set of matrices (optimal errors computed once)."""
+
+    def __init__(self, ops: list[Operand], k: int):
+        self.ops = ops
+        self.k = k
+        best = [_optimal_error(op, k) for op in ops]
+        self.scale = [s1 if s1 > 0 else 1.0 for _, s1 in best]
+        self.optimal = float(np.mean([tail / s for (tail, _), s in zip(best, self.scale)]))
+
+    def error(self, sketch_of, kernels, pool=None) -> float:
+        """Err = mean ||A - SCW(S, A)|| - mean ||A - A_k||; ``sketch_of(op)`` gives S A."""
+
+        def one(i):
+            op = self.ops[i]
+            return scw_error(op, kernels, sketch_of(op), self.k) / self.scale[i]
+
+        return float(np.mean(_batch_map(one, list(range(len(self.ops))), pool))) - self.optimal
+
+
+def sketch_error(S, matrices, k: int, *, backend=None) -> float:
+    """The paper's Err: ``mean ||A - SCW(S, A)||_F - mean ||A - A_k||_F``.
+
+    Each matrix is scaled to sigma_1 = 1 first, as in Indyk, Vakilian and Yuan
+    (2019), so Err is comparable across data sets; 0 means SCW with S is optimal.
+
+    Parameters
+    ----------
+    S : Sketch
+        Any fastlr sketch with ``S.n`` equal to the matrices' row count.
+    matrices : iterable of 2-D arrays or scipy.sparse matrices, one shape
+    k : int
+        Target rank, >= 1.
+    backend : {"cpp", "numba", "numpy"}, optional
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np, fastlr
+    >>> A = [np.random.default_rng(i).standard_normal((200, 30)) for i in range(3)]
+    >>> err = fastlr.sketch_error(fastlr.CountSketch(20, 200), A, k=5)
+    >>> err >= 0
+    True
+    """
+    if not isinstance(S, Sketch):
+        raise TypeError(f"S: expected a fastlr sketch, got {type(S).__name__}")
+    k = check_int(k, "k", minimum=1)
+    kernels = get_backend(backend)
+    ops = _operands(matrices, "matrices")
+    if ops[0].shape[0] != S.n:
+        raise ValueError(f"matrices: have {ops[0].shape[0]} rows but S is {S.m} x {S.n} (it needs {S.n} rows)")
+    return _Evaluator(ops, k).error(lambda op: S.apply(op.A, backend=backend), kernels)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _check_option(value, name, choices):
+    if not any(value is c or (isinstance(value, str) and value == c) for c in choices):
+        shown = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name}: unknown value {value!r}; choose one of {shown}")
+    return value
+
+
+def _check_positive(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _lr_schedule(lr_decay):
+    """step -> multiplier of the learning rate."""
+    if lr_decay is None:
+        return lambda step: 1.0
+    if callable(lr_decay):
+        return lambda step: float(lr_decay(step))
+    try:
+        factor, every = lr_decay
+    except (TypeError, ValueError):
+        raise ValueError(f"lr_decay: expected None, (factor, every) or a callable, got {lr_decay!r}") from None
+    factor = _check_positive(factor, "lr_decay factor")
+    every = check_int(every, "lr_decay every", minimum=1)
+    return lambda step: factor ** ((step - 1) // every)
+
+
+class _Batches:
+    """Mini-batches of matrix indices: shuffled epochs from one seeded generator."""
+
+    def __init__(self, count: int, size: int, rng: np.random.Generator):
+        self.count, self.size, self.rng = count, min(size, count), rng
+        self.order, self.pos = rng.permutation(count), 0
+
+    def next(self) -> list[int]:
+        batch = []
+        while len(batch) < self.size:
+            if self.pos == self.count:
+                self.order, self.pos = self.rng.permutation(self.count), 0
+            take = min(self.size - len(batch), self.count - self.pos)
+            batch.extend(int(i) for i in self.order[self.pos : self.pos + take])
+            self.pos += take
+        return batch
+
+
+def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, optimizer: str = "adam",
+                 lr: float | None = None, lr_decay=None, gradient: str = "exact", power_iters: int | None = None,
+                 mixed: str | None = None, seed: int = 0, val=None, eval_every: int | None = None,
+                 progress: bool = True, callback=None, backend=None) -> LearnedSketch:
+    """Learn the values of an m x n CountSketch for rank-k SCW on matrices like ``train``.
+
+    Minimizes the mean of ``||A - SCW(S, A)||_F`` over the training matrices
+    (each scaled to sigma_1 = 1) with respect to the sketch's values; the
+    positions of the nonzeros stay those of ``CountSketch(m, n, seed)``, whose
+    +/-1 values are the starting point.
+
+    Parameters
+    ----------
+    train : iterable of 2-D arrays or scipy.sparse matrices
+        Training matrices, all n x d (float32 stays float32).
+    m : int
+        Sketch size, >= k.
+    k : int
+        Target rank, >= 1.
+    steps : int
+        Optimizer steps, >= 1.
+    batch_size : int, default 1
+        Matrices per step; a batch runs in parallel on ``fastlr.get_num_threads()``
+        threads (one kernel and one BLAS thread each).
+    optimizer : {"adam", "sgd", "momentum"}, default "adam"
+    lr : float, optional
+        Learning rate. Default: 0.05 for Adam (works on every data family
+        without tuning), 1.0 for SGD (the paper's) and 0.1 for momentum.
+    lr_decay : None, (factor, every) or callable, optional
+        Multiply the rate by ``factor`` every ``every`` steps (the paper:
+        ``(0.3, 1000)``), or by ``lr_decay(step)``.
+    gradient : {"exact", "power"}, default "exact"
+        The closed-form gradient, or the adjoint of ``power_iters`` steps of
+        subspace iteration (the paper's differentiable SVD).
+    power_iters : int, optional
+        Steps of subspace iteration for ``gradient="power"`` (default 10).
+    mixed : {None, "joint", "separate"}
+        None: all m rows are learned. ``"joint"``: m // 2 learned rows stacked
+        on m - m // 2 random rows, trained together (Mixed (J) in the paper).
+        ``"separate"``: m // 2 rows trained alone, then the random rows
+        appended (Mixed (S)).
+    seed : int, default 0
+        Seeds the positions and starting values (``CountSketch(m, n, seed)``;
+        the random rows of a mixed sketch use ``seed + 1``) and the batches.
+    val : iterable of matrices, optional
+        Held-out matrices: the paper's Err on them is recorded in ``history``.
+    eval_every : int, optional
+        Steps between validation evaluations (default: about 20 per run).
+    progress : bool, default True
+        Show a progress bar (tqdm, on stderr).
+    callback : callable, optional
+        Called as ``callback(record)`` after every step with the step's
+        ``history`` row; returning True stops training.
+    backend : {"cpp", "numba", "numpy"}, optional
+
+    Returns
+    -------
+    LearnedSketch
+
+    Raises
+    ------
+    ValueError
+        For matrices of different shapes (naming the index), NaN or infinity in
+        a matrix, an empty training set, m < 1, k < 1, k > m, steps < 1, or an
+        unknown optimizer, gradient or mixed value.
+
+    Examples
+    --------
+    >>> import fastlr
+    >>> data = fastlr.datasets.lowrank(12, shape=(300, 40), seed=0)
+    >>> S = fastlr.learn_sketch(data[:8], m=10, k=3, steps=50, val=data[8:], progress=False)
+    >>> S.history["val_err"][-1] < S.history["val_err"][0]
+    True
+
+    References
+    ----------
+    P. Indyk, A. Vakilian, Y. Yuan, "Learning-Based Low-Rank Approximations",
+    NeurIPS 2019.
+    """
+    m = check_int(m, "m", minimum=1)
+    k = check_int(k, "k", minimum=1)
+    if k > m:
+        raise ValueError(f"k: must be <= m (the sketch size), got k={k} > m={m}")
+    steps = check_int(steps, "steps", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+    _check_option(optimizer, "optimizer", OPTIMIZERS)
+    _check_option(gradient, "gradient", GRADIENTS)
+    _check_option(mixed, "mixed", MIXED)
+    if mixed is not None and m < 2:
+        raise ValueError(f"m: a mixed sketch needs m >= 2 (half learned, half random), got {m}")
+    lr = DEFAULT_LR[optimizer] if lr is None else _check_positive(lr, "lr")
+    schedule = _lr_schedule(lr_decay)
+    power_iters = DEFAULT_POWER_ITERS if power_iters is None else check_int(power_iters, "power_iters", minimum=0)
+    eval_every = max(1, steps // 20) if eval_every is None else check_int(eval_every, "eval_every", minimum=1)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
+    kernels = get_backend(backend)
+
+    ops = _operands(train, "train")
+    n, d = ops[0].shape
+    val_ops = None if val is None else _operands(val, "val", shape=(n, d))
+    for op in ops:
+        s1 = spectral_norm(op.A)
+        op.scale = s1 if s1 > 0 else 1.0
+
+    m_learned = m if mixed is None else m // 2
+    start = CountSketch(m_learned, n, seed=seed)
+    rows, values = start.rows, start.values.copy()
+    fixed = None if mixed is None else CountSketch(m - m_learned, n, seed=seed + 1)
+    for op in ops:
+        op.fixed_sketch = fixed.apply(op.A, backend=backend) if mixed == "joint" else None
+    evaluator = None
+    if val_ops is not None:
+        evaluator = _Evaluator(val_ops, k)
+        for op in val_ops:
+            op.fixed_sketch = None if fixed is None else fixed.apply(op.A, backend=backend)
+    omega = np.random.default_rng(seed).standard_normal((d, k)) if gradient == "power" else None
+    state = np.zeros((2 if optimizer == "adam" else (1 if optimizer == "momentum" else 0), n))
+    batches = _Batches(len(ops), batch_size, np.random.default_rng(seed))
+    cast = {}  # values in each training dtype, refreshed every step
+
+    def values_in(dtype):
+        if dtype not in cast:
+            cast[dtype] = values.astype(dtype)
+        return cast[dtype]
+
+    def val_err(pool):
+        if evaluator is None:
+            return math.nan
+
+        def sketch_of(op):
+            M = op.sketch(kernels, rows, values_in(op.dtype), m_learned)
+            return M if op.fixed_sketch is None else np.vstack([M, op.fixed_sketch])
+
+        return evaluator.error(sketch_of, kernels, pool)
+
+    def step_one(i):
+        op = ops[i]
+        loss, grad = loss_and_grad(op, kernels, k, rows, values_in(op.dtype), m_learned, gradient=gradient,
+                                   power_iters=power_iters, omega=omega)
+        return loss / op.scale, grad / op.scale
+
+    history = np.zeros(steps + 1, HISTORY_DTYPE)
+    workers = min(batch_size, len(ops), get_num_threads())
+    from tqdm.auto import tqdm
+
+    with ExitStack() as stack_:
+        pool = None
+        if workers > 1:
+            stack_.enter_context(threadpool_limits(limits=1, user_api="blas"))
+            pool = stack_.enter_context(ThreadPoolExecutor(max_workers=workers))
+        bar = stack_.enter_context(tqdm(total=steps, desc="learn_sketch", disable=not progress, leave=False))
+        history[0] = (0, math.nan, val_err(pool), 0.0)
+        seconds = 0.0
+        done = steps
+        for step in range(1, steps + 1):
+            t0 = time.perf_counter()
+            results = _batch_map(step_one, batches.next(), pool)
+            loss = float(np.mean([r[0] for r in results]))
+            grad = np.mean([r[1] for r in results], axis=0) if len(results) > 1 else results[0][1]
+            hyper = (lr * schedule(step), _ADAM_BETAS[0] if optimizer == "adam" else _MOMENTUM,
+                     _ADAM_BETAS[1], _ADAM_EPS, step)
+            kernels.optimizer_step(values, np.ascontiguousarray(grad), state, optimizer, hyper)
+            cast.clear()
+            seconds += time.perf_counter() - t0
+            err = val_err(pool) if (step % eval_every == 0 or step == steps) else math.nan
+            history[step] = (step, loss, err, seconds)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4g}", **({} if math.isnan(err) else {"val_err": f"{err:.4g}"}))
+            if callback is not None and callback(history[step]):
+                done = step
+                break
+    if not np.isfinite(values).all():
+        raise FloatingPointError("learn_sketch: the values diverged to NaN/inf; use a smaller lr")
+    return LearnedSketch(rows, values, m_learned, k=k, fixed=fixed, mixed=mixed, history=history[: done + 1])
+
+
+# --------------------------------------------------------------------------- files
+
+_FORMAT = "fastlr.sketch"
+_VERSION = 1
+
+
+def save_sketch(S: CountSketch, path) -> None:
+    """Write a CountSketch (or LearnedSketch) to ``path`` as an .npz file (no pickle)."""
+    if not isinstance(S, CountSketch):
+        raise TypeError(f"S: only CountSketch (and LearnedSketch) can be saved, got {type(S).__name__}")
+    learned = isinstance(S, LearnedSketch)
+    m = S.m_learned if learned else S.m
+    arrays = {
+        "format": np.array(_FORMAT),
+        "version": np.array(_VERSION),
+        "kind": np.array("learned" if learned else "countsketch"),
+        "m": np.array(m, dtype=np.int64),
+        "rows": S.rows,
+        "values": S.values,
+        "seed": np.array(-1 if S.seed is None else S.seed, dtype=np.int64),
+    }
+    if learned:
+        arrays.update(k=np.array(S.k, dtype=np.int64), mixed=np.array(S.mixed or ""), history=S.history)
+        if S.fixed is not None:
+            arrays.update(fixed_m=np.array(S.fixed.m, dtype=np.int64), fixed_rows=S.fixed.rows,
+                          fixed_values=S.fixed.values)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _read(path) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {name: z[name] for name in z.files}
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"path: {path} is not a readable fastlr sketch file (corrupted or truncated?): {exc}") from None
+
+
+def load_sketch(path) -> CountSketch:
+    """Read a sketch written by ``S.save(path)``.
+
+    Returns
+    -------
+    CountSketch or LearnedSketch
+
+    Raises
+    ------
+    ValueError
+        If the file is corrupted, truncated, not a fastlr sketch, of an unknown
+        version, or its arrays do not fit together.
+    """
+    z = _read(path)
+
+    def get(name, kind="", ndim=0):
+        if name not in z:
+            raise ValueError(f"path: {path} is not a fastlr sketch file (no {name!r} entry)")
+        a = z[name]
+        if a.ndim != ndim or (kind and a.dtype.kind not in kind):
+            raise ValueError(f"path: {path} has a malformed {name!r} entry (dtype {a.dtype}, shape {a.shape})")
+        return a if ndim else a[()]
+
+    if "format" not in z or str(z["format"]) != _FORMAT:
+        raise ValueError(f"path: {path} is not a fastlr sketch file")
+    version = int(get("version", "iu"))
+    if version != _VERSION:
+        raise ValueError(f"path: {path} has format version {version}; this fastlr reads version {_VERSION}")
+    kind = str(get("kind", "U"))
+    if kind not in ("countsketch", "learned"):
+        raise ValueError(f"path: {path} holds an unknown sketch kind {kind!r}")
+
+    def countsketch(prefix):
+        m, rows, values = int(get(prefix + "m", "iu")), get(prefix + "rows", "iu", 1), get(prefix + "values", "f", 1)
+        if m < 1 or len(rows) == 0:
+            raise ValueError(f"path: {path} holds an empty sketch (m={m}, n={len(rows)})")
+        if len(values) != len(rows):
+            raise ValueError(f"path: {path} is inconsistent: {len(rows)} rows but {len(values)} values")
+        if rows.min() < 0 or rows.max() >= m:
+            raise ValueError(f"path: {path} is inconsistent: row indices outside [0, {m})")
+        if not np.isfinite(values).all():
+            raise ValueError(f"path: {path} holds non-finite values")
+        return CountSketch.from_arrays(rows, values, m)
+
+    S = countsketch("")
+    seed = int(get("seed", "iu"))
+    if kind == "countsketch":
+        S.seed = None if seed < 0 else seed
+        return S
+    mixed = str(get("mixed", "U")) or None
+    if mixed not in MIXED:
+        raise ValueError(f"path: {path} holds an unknown mixed value {mixed!r}")
+    fixed = countsketch("fixed_") if mixed is not None else None
+    if fixed is not None and fixed.n != S.n:
+        raise ValueError(f"path: {path} is inconsistent: the fixed part has n={fixed.n}, the learned part {S.n}")
+    history = get("history", "V", 1)
+    if history.dtype != HISTORY_DTYPE:
+        raise ValueError(f"path: {path} has a malformed 'history' entry (dtype {history.dtype})")
+    out = LearnedSketch(S.rows, S.values, S.m, k=int(get("k", "iu")), fixed=fixed, mixed=mixed, history=history)
+    out.seed = None if seed < 0 else seed
+    return out
