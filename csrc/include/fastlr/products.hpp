@@ -1,0 +1,399 @@
+// One-pass products of a matrix A (n x d) with thin factors (k columns):
+//   matmul       Y = A V                      V: d x k
+//   rmatmul      Z = A^T W                    W: n x k
+//   gd_products  (A V, A^T U) in one pass     U: n x k, V: d x k
+//   power_step   Y = A Q, Z = A^T Y in one pass
+// for dense A (row- or column-major) and CSR A. Every kernel is one "row pass":
+// for each row a_i, optionally y_i = a_i V (forward) and Z += a_i^T w_i
+// (backward), where w_i is a given row or the y_i just computed.
+#pragma once
+
+#include <cstring>
+
+#include "fastlr/common.hpp"
+#include "fastlr/countsketch.hpp"  // sparse error codes, detail::row_span
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define FASTLR_X86_DISPATCH 1
+#endif
+
+namespace fastlr {
+
+/// Which halves of the row pass a kernel runs.
+enum class RowPass : int {
+  kForward = 1,   // Y[i] = a_i V
+  kBackward = 2,  // Z += a_i^T W[i]
+  kBoth = 3,      // both, W given (gd_products)
+  kPower = 7,     // Y[i] = a_i V, then Z += a_i^T Y[i] (power_step)
+};
+
+inline bool has_forward(RowPass p) { return (static_cast<int>(p) & 1) != 0; }
+inline bool has_backward(RowPass p) { return (static_cast<int>(p) & 2) != 0; }
+inline bool backward_uses_y(RowPass p) { return p == RowPass::kPower; }
+
+namespace detail {
+
+/// Everything a dense row pass reads and writes. V and the Z accumulators are
+/// padded to kp columns (a multiple of the vector tile width) so the inner
+/// loops have compile-time widths; Y and W keep the caller's k columns.
+template <class T>
+struct DensePass {
+  const T* A;
+  index_t n, d, ld;
+  bool col_major;
+  const T* Vp;  // d x kp (forward)
+  const T* W;   // n x k  (backward with given rows) or nullptr
+  T* Y;         // n x k  (forward output) or nullptr
+  index_t k, kp;
+  RowPass pass;
+};
+
+// A W-wide vector of T (GCC/Clang vector extension): the compiler maps it onto
+// the registers of the target ISA (one zmm, two ymm or four xmm for 64 bytes).
+template <class T, int W>
+struct simd {
+#if defined(__GNUC__)
+  typedef T type __attribute__((vector_size(W * sizeof(T))));
+#endif
+};
+
+#if defined(__GNUC__)
+template <class T, int W>
+inline void load(typename simd<T, W>::type& v, const T* p) {
+  std::memcpy(&v, p, sizeof(v));
+}
+template <class T, int W>
+inline void store(T* p, const typename simd<T, W>::type& v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// Yb[r, :] = sum_j X[r, j] * Vp[j, :] for R rows of X (row-major, leading dim ldx).
+template <class T, int R, int W>
+inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, T* Yb) {
+  using vec = typename simd<T, W>::type;
+  for (index_t t = 0; t < kp; t += W) {
+    vec acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = vec{};
+    const T* v = Vp + t;
+    for (index_t j = 0; j < d; ++j, v += kp) {
+      vec vj;
+      load<T, W>(vj, v);
+      for (int r = 0; r < R; ++r) acc[r] += X[r * ldx + j] * vj;
+    }
+    for (int r = 0; r < R; ++r) store<T, W>(Yb + r * kp + t, acc[r]);
+  }
+}
+
+// Z[j, :] += sum_r X[r, j] * Wb[r, :] for R rows of X; Z is d x kp.
+template <class T, int R, int W>
+inline void backward_tile(const T* X, index_t ldx, index_t d, const T* Wb, index_t kp, T* Z) {
+  using vec = typename simd<T, W>::type;
+  for (index_t t = 0; t < kp; t += W) {
+    vec w[R];
+    for (int r = 0; r < R; ++r) load<T, W>(w[r], Wb + r * kp + t);
+    T* z = Z + t;
+    for (index_t j = 0; j < d; ++j, z += kp) {
+      vec s;
+      load<T, W>(s, z);
+      for (int r = 0; r < R; ++r) s += X[r * ldx + j] * w[r];
+      store<T, W>(z, s);
+    }
+  }
+}
+#else
+template <class T, int R, int W>
+inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, T* Yb) {
+  for (index_t t = 0; t < kp; t += W) {
+    T acc[R][W] = {};
+    const T* v = Vp + t;
+    for (index_t j = 0; j < d; ++j, v += kp)
+      for (int r = 0; r < R; ++r)
+        for (int w = 0; w < W; ++w) acc[r][w] += X[r * ldx + j] * v[w];
+    for (int r = 0; r < R; ++r)
+      for (int w = 0; w < W; ++w) Yb[r * kp + t + w] = acc[r][w];
+  }
+}
+
+template <class T, int R, int W>
+inline void backward_tile(const T* X, index_t ldx, index_t d, const T* Wb, index_t kp, T* Z) {
+  for (index_t t = 0; t < kp; t += W)
+    for (index_t j = 0; j < d; ++j)
+      for (int r = 0; r < R; ++r)
+        for (int c = 0; c < W; ++c) Z[j * kp + t + c] += X[r * ldx + j] * Wb[r * kp + t + c];
+}
+#endif
+
+// G (rows x d, row-major) = the rows x d block of a column-major matrix at A
+// (leading dim ld), in 8-column strips so reads and writes both stream.
+template <class T>
+inline void transpose_rows(const T* A, index_t ld, index_t rows, index_t d, T* G) {
+  constexpr index_t S = 8;
+  index_t j0 = 0;
+  for (; j0 + S <= d; j0 += S)
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < S; ++c) G[r * d + j0 + c] = A[r + (j0 + c) * ld];
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t j = j0; j < d; ++j) G[r * d + j] = A[r + j * ld];
+}
+
+// Rows [b, e) of a dense pass. Z: this thread's d x kp accumulator (backward).
+// buf: scratch of gather_rows * d (column-major A only) + 2 * R * kp entries.
+// Column-major A is copied a few rows at a time into a row-major buffer, so
+// both layouts share the same register tiles (and power_step stays one pass).
+template <class T, int R, int W>
+inline void dense_rows(const DensePass<T>& p, index_t gather_rows, index_t b, index_t e, T* Z, T* buf) {
+  const index_t d = p.d, k = p.k, kp = p.kp;
+  const bool fwd = has_forward(p.pass), bwd = has_backward(p.pass), use_y = backward_uses_y(p.pass);
+  T* Yb = buf;
+  T* Wb = buf + R * kp;
+  T* G = buf + 2 * R * kp;
+  for (index_t g0 = b; g0 < e; g0 += gather_rows) {
+    const index_t g1 = std::min(e, g0 + gather_rows);
+    const T* X;
+    index_t ldx;
+    if (p.col_major) {
+      transpose_rows(p.A + g0, p.ld, g1 - g0, d, G);
+      X = G;
+      ldx = d;
+    } else {
+      X = p.A + g0 * p.ld;
+      ldx = p.ld;
+    }
+    for (index_t i0 = g0; i0 < g1; i0 += R) {
+      const int rr = static_cast<int>(std::min<index_t>(R, g1 - i0));
+      const T* Xr = X + (i0 - g0) * ldx;
+      if (fwd) {
+        if (rr == R) {
+          forward_tile<T, R, W>(Xr, ldx, d, p.Vp, kp, Yb);
+        } else {
+          for (int r = 0; r < rr; ++r) forward_tile<T, 1, W>(Xr + r * ldx, ldx, d, p.Vp, kp, Yb + r * kp);
+        }
+        for (int r = 0; r < rr; ++r) std::memcpy(p.Y + (i0 + r) * k, Yb + r * kp, sizeof(T) * k);
+      }
+      if (bwd) {
+        const T* wrows = Yb;
+        if (!use_y) {
+          for (int r = 0; r < rr; ++r) {
+            std::memcpy(Wb + r * kp, p.W + (i0 + r) * k, sizeof(T) * k);
+            std::fill(Wb + r * kp + k, Wb + (r + 1) * kp, T(0));
+          }
+          wrows = Wb;
+        }
+        if (rr == R) {
+          backward_tile<T, R, W>(Xr, ldx, d, wrows, kp, Z);
+        } else {
+          for (int r = 0; r < rr; ++r) backward_tile<T, 1, W>(Xr + r * ldx, ldx, d, wrows + r * kp, kp, Z);
+        }
+      }
+    }
+  }
+}
+
+using cpu_level_t = int;
+constexpr cpu_level_t kGeneric = 0, kAvx2 = 1, kAvx512 = 2;
+
+/// The widest vector ISA this CPU runs (checked once).
+inline cpu_level_t cpu_level() {
+#if defined(FASTLR_X86_DISPATCH)
+  static const cpu_level_t level = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      return kAvx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return kAvx2;
+    return kGeneric;
+  }();
+  return level;
+#else
+  return kGeneric;
+#endif
+}
+
+// Register tiles per ISA: R rows x W columns of accumulators (W = one 512-bit
+// vector on AVX-512, two 256-bit vectors on AVX2, two 128-bit on baseline x86-64).
+template <class T>
+constexpr int tile_width(cpu_level_t level) {
+  return level == kGeneric ? static_cast<int>(32 / sizeof(T)) : static_cast<int>(64 / sizeof(T));
+}
+constexpr int kTileRows = 4;
+constexpr int kTileRowsAvx512 = 8;
+
+template <class T>
+using dense_rows_fn = void (*)(const DensePass<T>&, index_t, index_t, index_t, T*, T*);
+
+template <class T>
+void dense_rows_generic(const DensePass<T>& p, index_t g, index_t b, index_t e, T* Z, T* buf) {
+  dense_rows<T, kTileRows, tile_width<T>(kGeneric)>(p, g, b, e, Z, buf);
+}
+
+#if defined(FASTLR_X86_DISPATCH)
+template <class T>
+__attribute__((target("avx2,fma"), flatten)) void dense_rows_avx2(const DensePass<T>& p, index_t g, index_t b,
+                                                                  index_t e, T* Z, T* buf) {
+  dense_rows<T, kTileRows, tile_width<T>(kAvx2)>(p, g, b, e, Z, buf);
+}
+template <class T>
+__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma,prefer-vector-width=512"), flatten)) void
+dense_rows_avx512(const DensePass<T>& p, index_t g, index_t b, index_t e, T* Z, T* buf) {
+  dense_rows<T, kTileRowsAvx512, tile_width<T>(kAvx512)>(p, g, b, e, Z, buf);
+}
+#endif
+
+template <class T>
+dense_rows_fn<T> pick_dense_rows(cpu_level_t level, int& rows_per_tile) {
+#if defined(FASTLR_X86_DISPATCH)
+  if (level == kAvx512) { rows_per_tile = kTileRowsAvx512; return &dense_rows_avx512<T>; }
+  if (level == kAvx2) { rows_per_tile = kTileRows; return &dense_rows_avx2<T>; }
+#endif
+  (void)level;
+  rows_per_tile = kTileRows;
+  return &dense_rows_generic<T>;
+}
+
+// out[j, :k] = sum_t acc[t][j, :k] for rows [b, e) of the d x kp accumulators, in a fixed order.
+template <class T>
+inline void reduce_padded(T* out, index_t k, const T* acc, index_t d, index_t kp, int nacc, index_t b, index_t e) {
+  for (index_t j = b; j < e; ++j) {
+    T* __restrict o = out + j * k;
+    const T* __restrict src = acc + j * kp;
+    for (index_t c = 0; c < k; ++c) o[c] = src[c];
+    for (int s = 1; s < nacc; ++s) {
+      const T* __restrict a = acc + static_cast<index_t>(s) * d * kp + j * kp;
+      for (index_t c = 0; c < k; ++c) o[c] += a[c];
+    }
+  }
+}
+
+inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
+
+}  // namespace detail
+
+/// The row pass `pass` over a dense n x d matrix A.
+/// Layout: A row-major (A[i*ld + j]) or, when col_major, column-major (A[i + j*ld]).
+/// V: d x k row-major (forward). W: n x k row-major (backward unless kPower).
+/// Y: n x k row-major output (forward), Z: d x k row-major output (backward);
+/// both caller-allocated and overwritten.
+/// Threads: contiguous row chunks; each thread accumulates Z in its own
+/// d x k buffer, summed in a fixed order, so results are deterministic for a
+/// given thread count. Column-major A is transposed a few rows at a time into
+/// a cache-sized buffer, so power_step is one pass over A in either layout.
+template <class T>
+void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, bool col_major, const T* V,
+                    const T* W, index_t k, T* Y, T* Z, int nthreads) {
+  const bool fwd = has_forward(pass), bwd = has_backward(pass);
+  if (k == 0) return;
+  if (d == 0 || n == 0) {
+    if (fwd) std::fill(Y, Y + n * k, T(0));
+    if (bwd) std::fill(Z, Z + d * k, T(0));
+    return;
+  }
+  const detail::cpu_level_t level = detail::cpu_level();
+  int R = 0;
+  const auto rows_fn = detail::pick_dense_rows<T>(level, R);
+  const index_t kp = detail::round_up(k, detail::tile_width<T>(level));
+  std::vector<T> Vp;
+  if (fwd) {
+    Vp.assign(static_cast<size_t>(d * kp), T(0));
+    for (index_t j = 0; j < d; ++j) std::memcpy(Vp.data() + j * kp, V + j * k, sizeof(T) * k);
+  }
+  // Column-major A: gather enough rows to read whole cache lines of each column,
+  // but keep the buffer within L2.
+  index_t gather_rows = n;
+  if (col_major) {
+    gather_rows = std::max<index_t>(R, std::min<index_t>(64, (index_t(1) << 18) / (d * index_t(sizeof(T)))));
+    gather_rows = detail::round_up(gather_rows, R);
+  }
+  const index_t per_row = (fwd ? 1 : 0) + (bwd ? 1 : 0);
+  const int want = useful_threads(nthreads, n * d * per_row * kp / 8);
+  const index_t zsize = bwd ? d * kp : 0;
+  std::vector<T> zacc(static_cast<size_t>(want) * zsize, T(0));
+  const detail::DensePass<T> p{A, n, d, ld, col_major, Vp.data(), W, Y, k, kp, pass};
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp parallel num_threads(want)
+#endif
+  {
+    const int parts = want > 1 ? omp_threads_in_team() : 1;
+    const int t = thread_id();
+    index_t b, e;
+    chunk_range(n, parts, t, b, e);
+    std::vector<T> buf(static_cast<size_t>(2 * R * kp + (col_major ? gather_rows * d : 0)));
+    rows_fn(p, gather_rows, b, e, zacc.data() + t * zsize, buf.data());
+    if (bwd) {
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp barrier
+#endif
+      index_t jb, je;
+      chunk_range(d, parts, t, jb, je);
+      detail::reduce_padded(Z, k, zacc.data(), d, kp, parts, jb, je);
+    }
+  }
+}
+
+/// The row pass `pass` over a CSR matrix A (n x d; duplicates are summed,
+/// column indices need not be sorted). V, W, Y, Z as in dense_row_pass.
+/// Threads: row chunks balanced by nonzeros, per-thread d x k accumulators
+/// for Z summed in a fixed order (deterministic for a given thread count).
+template <class T, class I>
+void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data, index_t nnz, index_t n,
+                  index_t d, const T* V, const T* W, index_t k, T* Y, T* Z, int nthreads) {
+  require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[n]) == nnz,
+          "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
+  const bool fwd = has_forward(pass), bwd = has_backward(pass), use_y = backward_uses_y(pass);
+  if (k == 0) return;
+  const index_t per_entry = (fwd ? 1 : 0) + (bwd ? 1 : 0);
+  const int want = useful_threads(nthreads, (nnz * per_entry * k + n * k) / 8);
+  const index_t zsize = bwd ? d * k : 0;
+  std::vector<T> zacc(static_cast<size_t>(want) * zsize, T(0));
+  ErrorFlag err;
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp parallel num_threads(want)
+#endif
+  {
+    const int parts = want > 1 ? omp_threads_in_team() : 1;
+    const int t = thread_id();
+    index_t b, e;
+    nnz_chunk_range(indptr, n, parts, t, b, e);
+    T* __restrict z = zacc.data() + t * zsize;
+    std::vector<T> ybuf(static_cast<size_t>(k));
+    T* __restrict y = ybuf.data();
+    for (index_t i = b; i < e; ++i) {
+      index_t s, f;
+      if (!detail::row_span(indptr, i, nnz, s, f)) { err.set(kBadIndptr); break; }
+      bool ok = true;
+      if (fwd) {
+        std::fill(y, y + k, T(0));
+        for (index_t q = s; q < f; ++q) {
+          const index_t c = static_cast<index_t>(indices[q]);
+          if (!in_range(c, d)) { ok = false; break; }
+          const T x = data[q];
+          const T* __restrict v = V + c * k;
+          for (index_t l = 0; l < k; ++l) y[l] += x * v[l];
+        }
+        if (!ok) { err.set(kBadIndex); break; }
+        std::memcpy(Y + i * k, y, sizeof(T) * k);
+      }
+      if (bwd) {
+        const T* __restrict w = use_y ? y : W + i * k;
+        for (index_t q = s; q < f; ++q) {
+          const index_t c = static_cast<index_t>(indices[q]);
+          if (!in_range(c, d)) { ok = false; break; }
+          const T x = data[q];
+          T* __restrict zr = z + c * k;
+          for (index_t l = 0; l < k; ++l) zr[l] += x * w[l];
+        }
+        if (!ok) { err.set(kBadIndex); break; }
+      }
+    }
+    if (bwd) {
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp barrier
+#endif
+      index_t jb, je;
+      chunk_range(d, parts, t, jb, je);
+      detail::reduce_padded(Z, k, zacc.data(), d, k, parts, jb, je);
+    }
+  }
+  throw_countsketch_error(err.code);
+}
+
+}  // namespace fastlr

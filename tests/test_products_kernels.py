@@ -1,0 +1,202 @@
+"""The one-pass product kernels and their fastlr._ops wrappers against NumPy/SciPy."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from helpers import assert_close, layouts, messy_csr
+
+import fastlr
+from fastlr import _ops
+from fastlr._kernels import reference as ref
+
+# (n, d, k): tiny, one row/column, wider than tall, k beyond one vector tile, and
+# n not a multiple of the kernels' register tiles.
+SHAPES = [(1, 1, 1), (1, 7, 3), (9, 1, 2), (50, 17, 5), (6, 40, 9), (203, 33, 17), (1500, 64, 20)]
+
+
+def _dense_inputs(n, d, k, dtype, seed):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, d)).astype(dtype)
+    V = rng.standard_normal((d, k)).astype(dtype)
+    U = rng.standard_normal((n, k)).astype(dtype)
+    return A, U, V
+
+
+def _expected(A, U, V):
+    """(A V, A^T U, A^T A V) in float64."""
+    A, U, V = (np.asarray(x, dtype=np.float64) for x in (A, U, V))
+    return A @ V, A.T @ U, A.T @ (A @ V)
+
+
+def _check(got, expected, dtype, scale):
+    assert got.dtype == dtype
+    assert_close(got, expected, dtype, scale=scale)
+
+
+@pytest.mark.parametrize("n,d,k", SHAPES)
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_dense_kernels(backend, dtype, order, n, d, k):
+    A, U, V = _dense_inputs(n, d, k, dtype, seed=n * 31 + d + k)
+    A = layouts(A)[order]
+    kernels = fastlr.get_backend(backend)
+    AV, ATU, ATAV = _expected(A, U, V)
+    scale = np.sqrt(d) * 4  # |entries| of a length-d dot product of N(0, 1) rows
+    _check(kernels.matmul(A, V), AV, dtype, scale)
+    _check(kernels.rmatmul(A, U), ATU, dtype, np.sqrt(n) * 4)
+    Y, Z = kernels.gd_products(A, U, V)
+    _check(Y, AV, dtype, scale)
+    _check(Z, ATU, dtype, np.sqrt(n) * 4)
+    Y, Z = kernels.power_step(A, V)
+    _check(Y, AV, dtype, scale)
+    _check(Z, ATAV, dtype, np.abs(ATAV).max() + np.sqrt(n * d) * d)
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("n,d,k", [(1, 1, 1), (60, 30, 7), (30, 60, 20), (500, 20, 3)])
+def test_csr_kernels(backend, dtype, index_dtype, n, d, k):
+    rng = np.random.default_rng(n + d + k)
+    A = messy_csr(n, d, 0.2, rng, dtype=dtype, index_dtype=index_dtype)  # duplicates, empty rows
+    _, U, V = _dense_inputs(n, d, k, dtype, seed=k)
+    kernels = fastlr.get_backend(backend)
+    arrays = (A.indptr, A.indices, A.data)
+    AV, ATU, ATAV = _expected(A.toarray(), U, V)
+    scale = 4 * np.sqrt(max(A.nnz, 1))
+    _check(kernels.matmul_csr(*arrays, V), AV, dtype, scale)
+    _check(kernels.rmatmul_csr(*arrays, U, d), ATU, dtype, scale)
+    Y, Z = kernels.gd_products_csr(*arrays, U, V)
+    _check(Y, AV, dtype, scale)
+    _check(Z, ATU, dtype, scale)
+    Y, Z = kernels.power_step_csr(*arrays, V)
+    _check(Y, AV, dtype, scale)
+    _check(Z, ATAV, dtype, np.abs(ATAV).max() + scale)
+
+
+@pytest.mark.parametrize("n,d,k", [(0, 5, 3), (5, 0, 3), (5, 4, 0)])
+def test_empty_dimensions(backend, n, d, k):
+    A, U, V = _dense_inputs(n, d, k, np.float64, seed=0)
+    kernels = fastlr.get_backend(backend)
+    assert kernels.matmul(A, V).shape == (n, k)
+    Y, Z = kernels.power_step(A, V)
+    assert Y.shape == (n, k) and Z.shape == (d, k)
+    np.testing.assert_array_equal(Z, np.zeros((d, k)))
+    S = sp.csr_matrix((n, d))
+    Y, Z = kernels.gd_products_csr(S.indptr, S.indices.astype(np.int32), S.data, U, V)
+    np.testing.assert_array_equal(Y, np.zeros((n, k)))
+    np.testing.assert_array_equal(Z, np.zeros((d, k)))
+
+
+def test_reference_matches_scipy_with_duplicates():
+    rng = np.random.default_rng(5)
+    A = messy_csr(40, 12, 0.3, rng)
+    V = rng.standard_normal((12, 4))
+    W = rng.standard_normal((40, 4))
+    arrays = (A.indptr, A.indices, A.data)
+    np.testing.assert_allclose(ref.matmul_csr(*arrays, V), A @ V, atol=1e-12)
+    np.testing.assert_allclose(ref.rmatmul_csr(*arrays, W, 12), A.T @ W, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["C", "F", "view", "csr", "csc", "coo", "int"])
+def test_ops_wrappers(backend, dtype, kind):
+    rng = np.random.default_rng(17)
+    n, d, k = 120, 35, 6
+    dense = rng.standard_normal((n, d)) * (rng.random((n, d)) < 0.4)
+    if kind in ("csr", "csc", "coo"):
+        A = sp.coo_array(dense.astype(dtype)).asformat(kind)
+    elif kind == "int":
+        A = np.rint(dense * 3).astype(np.int64)
+        dense = A.astype(np.float64)
+    else:
+        A = layouts(dense.astype(dtype))[kind]
+    out_dtype = np.dtype(np.float64) if kind == "int" else dtype
+    V = rng.standard_normal((d, k))  # float64 and C order: the wrappers cast to A's dtype
+    U = np.asfortranarray(rng.standard_normal((n, k)))
+    AV, ATU, ATAV = _expected(dense, U, V)
+    scale = 4 * np.sqrt(d) * 3
+    _check(_ops.matmul(A, V, backend=backend), AV, out_dtype, scale)
+    _check(_ops.rmatmul(A, U, backend=backend), ATU, out_dtype, 4 * np.sqrt(n) * 3)
+    Y, Z = _ops.gd_products(A, U, V, backend=backend)
+    _check(Y, AV, out_dtype, scale)
+    _check(Z, ATU, out_dtype, 4 * np.sqrt(n) * 3)
+    Y, Z = _ops.power_step(A, V, backend=backend)
+    _check(Y, AV, out_dtype, scale)
+    _check(Z, ATAV, out_dtype, np.abs(ATAV).max())
+
+
+def test_ops_do_not_modify_inputs(backend):
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((30, 8)).astype(np.float32)
+    Q = rng.standard_normal((8, 3))
+    A0, Q0 = A.copy(), Q.copy()
+    _ops.power_step(A, Q, backend=backend)
+    _ops.gd_products(sp.csc_array(A), rng.standard_normal((30, 3)), Q, backend=backend)
+    np.testing.assert_array_equal(A, A0)
+    np.testing.assert_array_equal(Q, Q0)
+
+
+@pytest.mark.parametrize("kind", ["C", "F", "csr"])
+def test_thread_counts_agree_and_repeat(fast_backend, kind):
+    rng = np.random.default_rng(11)
+    n, d, k = 4000, 60, 12
+    dense = rng.standard_normal((n, d))
+    A = {"C": dense, "F": np.asfortranarray(dense)}.get(kind)
+    if A is None:
+        A = sp.random(n, d, density=0.3, format="csr", random_state=rng)
+    Q = rng.standard_normal((d, k))
+    U = rng.standard_normal((n, k))
+    results = {}
+    for threads in (1, 2):
+        with fastlr.thread_limit(threads):
+            first = _ops.power_step(A, Q, backend=fast_backend) + _ops.gd_products(A, U, Q, backend=fast_backend)
+            again = _ops.power_step(A, Q, backend=fast_backend) + _ops.gd_products(A, U, Q, backend=fast_backend)
+        for a, b in zip(first, again):
+            np.testing.assert_array_equal(a, b)  # deterministic for a given thread count
+        results[threads] = first
+    expected = _ops.power_step(A, Q, backend="numpy") + _ops.gd_products(A, U, Q, backend="numpy")
+    for one, two, ref_value in zip(results[1], results[2], expected):
+        scale = np.abs(ref_value).max()
+        np.testing.assert_allclose(one, two, rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(one, ref_value, rtol=0, atol=1e-12 * scale)
+
+
+def test_bad_factor_shapes_and_dtypes(backend):
+    kernels = fastlr.get_backend(backend)
+    A = np.ones((5, 4))
+    with pytest.raises(ValueError, match="V: expected 4 rows"):
+        kernels.matmul(A, np.ones((3, 2)))
+    with pytest.raises(ValueError, match="W: expected 5 rows"):
+        kernels.rmatmul(A, np.ones((4, 2)))
+    with pytest.raises(ValueError, match="U: expected 2 columns"):
+        kernels.gd_products(A, np.ones((5, 3)), np.ones((4, 2)))
+    with pytest.raises(ValueError, match="Q: expected dtype"):
+        kernels.power_step(A, np.ones((4, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="V: array must be C-contiguous"):
+        kernels.matmul(A, np.asfortranarray(np.ones((4, 2))))
+    with pytest.raises(TypeError, match="A"):
+        kernels.matmul(np.ones((5, 4), dtype=np.int64), np.ones((4, 2)))
+    with pytest.raises(ValueError, match="V: expected a 2-D array"):
+        _ops.matmul(A, np.ones(4), backend=backend)
+    with pytest.raises(TypeError, match="V: expected a real numeric"):
+        _ops.matmul(A, np.ones((4, 2), dtype=complex), backend=backend)
+    with pytest.raises(ValueError, match="V: expected 4 rows"):
+        _ops.matmul(sp.csc_array(A), np.ones((3, 2)), backend=backend)
+
+
+def test_bad_sparse_structure_raises(backend):
+    kernels = fastlr.get_backend(backend)
+    data = np.ones(3)
+    good_ptr = np.array([0, 1, 2, 3], dtype=np.int64)
+    bad_cols = np.array([0, 5, 1], dtype=np.int64)
+    V = np.ones((4, 2))
+    W = np.ones((3, 2))
+    with pytest.raises(ValueError, match="index"):
+        kernels.matmul_csr(good_ptr, bad_cols, data, V)
+    with pytest.raises(ValueError, match="index"):
+        kernels.rmatmul_csr(good_ptr, bad_cols, data, W, 4)
+    with pytest.raises(ValueError, match="index"):
+        kernels.power_step_csr(good_ptr, np.array([0, -1, 1], dtype=np.int64), data, V)
+    with pytest.raises(ValueError, match="indptr"):
+        kernels.gd_products_csr(np.array([0, 2, 1, 3], dtype=np.int64), np.zeros(3, np.int64), data, W, V)
+    with pytest.raises(ValueError, match="indptr"):
+        kernels.matmul_csr(np.array([0, 1, 2, 9], dtype=np.int64), np.zeros(3, np.int64), data, V)
+    with pytest.raises(ValueError, match="d: must be >= 0"):
+        kernels.rmatmul_csr(good_ptr, np.zeros(3, np.int64), data, W, -1)
