@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MATRIX_FORMATS", "UserError", "progress", "read_matrix", "save_plot"]
+__all__ = ["MATRIX_FORMATS", "VIDEO_SUFFIXES", "UserError", "progress", "read_matrix", "read_video", "save_plot"]
 
 MATRIX_FORMATS = (".npy", ".npz", ".mtx", ".csv")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 
 
 class UserError(Exception):
@@ -95,6 +96,27 @@ def read_matrix(path, *, mmap: bool = True):
     if min(A.shape) == 0:
         raise UserError(f"{path}: the matrix is empty (shape {A.shape})")
     return A
+
+
+def read_video(path) -> list:
+    """The frames of a video (imageio) as matrices with values in [0, 1], in the paper's layout.
+
+    Each H x W x C frame becomes the (C W) x H matrix of ``fastlr.datasets.frame_to_matrix``.
+    """
+    from .datasets import frame_to_matrix
+
+    path = _existing_file(path)
+    try:
+        import imageio.v3 as iio
+    except ImportError:
+        raise UserError(f"{path}: reading a video needs imageio: pip install imageio imageio-ffmpeg") from None
+    try:
+        frames = [frame_to_matrix(np.asarray(frame, dtype=np.float64) / 255.0) for frame in iio.imiter(path)]
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"{path}: cannot read as a video ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    if not frames:
+        raise UserError(f"{path}: the video has no frames")
+    return frames
 
 
 def progress(iterable=None, *, total=None, desc=None, quiet=False):

@@ -14,13 +14,14 @@ import os
 import platform
 import sys
 import time
+import zipfile
 from contextlib import ExitStack
 
 import numpy as np
 
 from . import __version__
 from ._backend import BACKENDS, available_backends, backend_errors, current_backend, get_backend, set_backend
-from ._cli_io import UserError, progress, read_matrix, save_plot
+from ._cli_io import VIDEO_SUFFIXES, UserError, progress, read_matrix, read_video, save_plot
 from ._threads import get_num_threads, set_num_threads
 
 METHODS = ("countsketch", "learned", "gd")
@@ -117,6 +118,8 @@ def _load_sketch(path):
 
     if not os.path.exists(path):
         raise UserError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: not a fastlr sketch file (an .npz written by 'fastlr train')")
     try:
         return load_sketch(path)
     except ValueError as exc:
@@ -149,6 +152,7 @@ def _relative_error(A, U, s, Vt) -> float:
 def cmd_approx(args) -> int:
     import fastlr
 
+    _check_output(args.output)
     A = read_matrix(args.matrix)
     k = _check_rank(args.k, A.shape, args.matrix)
     start = time.perf_counter()
@@ -206,11 +210,157 @@ def _plot_singular_values(ax, s, args) -> None:
     ax.set_title(f"{os.path.basename(args.matrix)}: top {len(s)} singular values ({args.method})")
 
 
+# --------------------------------------------------------------------------- train / eval
+
+
+def _check_output(path) -> None:
+    """Fail before a long computation, not after it, when the output cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"{path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a folder, expected a file name")
+
+
+def _load_data(path) -> list:
+    """Training or test matrices: a folder (see fastlr.datasets.load_folder), a video or one matrix file."""
+    from . import datasets
+
+    if os.path.isdir(path):
+        try:
+            return datasets.load_folder(path)
+        except ValueError as exc:
+            raise UserError(str(exc).removeprefix("path: ")) from None
+    if os.path.splitext(path)[1].lower() in VIDEO_SUFFIXES:
+        return read_video(path)
+    return [read_matrix(path, mmap=False)]
+
+
+def _matching(S, data, sketch_path: str, data_path: str) -> None:
+    if S.n != data[0].shape[0]:
+        raise UserError(
+            f"{sketch_path}: the sketch is for matrices with {S.n} rows, "
+            f"but the matrices in {data_path} have {data[0].shape[0]} rows"
+        )
+
+
+def cmd_train(args) -> int:
+    import fastlr
+
+    _check_output(args.output)
+    train = _load_data(args.data)
+    val = _load_data(args.val) if args.val else None
+    k = _check_rank(args.k, train[0].shape, args.data)
+    if args.m < k:
+        raise UserError(f"-m: the sketch size must be >= k = {k}, got {args.m}")
+    if val is not None and val[0].shape != train[0].shape:
+        raise UserError(f"{args.val}: matrices of shape {val[0].shape}, but the training matrices are {train[0].shape}")
+    start = time.perf_counter()
+    S = fastlr.learn_sketch(
+        train, args.m, k, steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        gradient=args.gradient, mixed=args.mixed, seed=args.seed, val=val, progress=not args.quiet,
+    )
+    seconds = time.perf_counter() - start
+    S.save(args.output)
+    history = S.history
+    loss = history["train_loss"][~np.isnan(history["train_loss"])]  # step 0 (the start) has no loss
+    val_err = history["val_err"][~np.isnan(history["val_err"])]
+    result = {
+        "data": args.data,
+        "matrices": len(train),
+        "shape": list(train[0].shape),
+        "m": args.m,
+        "k": k,
+        "steps": int(history["step"][-1]) if len(history) else 0,
+        "seconds": seconds,
+        "train_loss_first": float(loss[0]) if len(loss) else None,
+        "train_loss_last": float(loss[-1]) if len(loss) else None,
+        "val_err_first": float(val_err[0]) if len(val_err) else None,
+        "val_err_last": float(val_err[-1]) if len(val_err) else None,
+        "output": args.output,
+    }
+    if args.plot:
+        save_plot(args.plot, lambda ax: _plot_history(ax, history))
+    if args.json:
+        _print_json(result)
+    elif not args.quiet:
+        line = (f"trained a {args.m} x {train[0].shape[0]} sketch for rank {k} on {len(train)} matrices "
+                f"({result['steps']} steps, {seconds:.1f} s): training loss "
+                f"{result['train_loss_first']:.4g} -> {result['train_loss_last']:.4g}")
+        if len(val_err):
+            line += f", validation Err {val_err[0]:.4g} -> {val_err[-1]:.4g}"
+        print(f"{line}; saved to {args.output}")
+    return 0
+
+
+def _plot_history(ax, history) -> None:
+    ax.plot(history["step"], history["train_loss"], label="training loss (batch mean)")
+    has_val = ~np.isnan(history["val_err"])
+    if has_val.any():
+        ax.plot(history["step"][has_val], history["val_err"][has_val], "o-", label="validation Err")
+    ax.set_xlabel("step")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title("learned sketch training")
+
+
+def cmd_eval(args) -> int:
+    import fastlr
+
+    S = _load_sketch(args.sketch)
+    data = _load_data(args.data)
+    _matching(S, data, args.sketch, args.data)
+    k = args.k if args.k is not None else getattr(S, "k", None)
+    if k is None:
+        raise UserError(f"{args.sketch}: holds a random sketch with no training rank; give -k")
+    k = _check_rank(k, data[0].shape, args.data)
+    sketches = [(f"sketch ({os.path.basename(args.sketch)})", S),
+                ("random CountSketch", fastlr.CountSketch(S.m, S.n, seed=args.seed))]
+    errors = {name: [] for name, _ in sketches}
+    # Err is a difference of means, so it is the mean of the per-matrix Errs: one bar step per matrix.
+    for A in progress(data, desc="evaluating", quiet=args.quiet):
+        for name, sketch in sketches:
+            errors[name].append(fastlr.sketch_error(sketch, [A], k))
+    rows = [{"sketch": name, "m": sketch.m, "err": float(np.mean(errors[name]))} for name, sketch in sketches]
+    rows.append({"sketch": "optimum (truncated SVD)", "m": None, "err": 0.0})
+    result = {"data": args.data, "matrices": len(data), "shape": list(data[0].shape), "k": k, "rows": rows}
+    if args.plot:
+        save_plot(args.plot, lambda ax: _plot_errors(ax, rows, k))
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"Err = mean ||A - SCW(S, A)||_F - mean ||A - A_k||_F over {len(data)} matrices "
+              f"{data[0].shape[0]} x {data[0].shape[1]} scaled to sigma_1 = 1, k = {k}")
+        print(f"{'sketch':32} {'m':>5} {'Err':>12}")
+        for row in rows:
+            m = "" if row["m"] is None else row["m"]
+            print(f"{row['sketch']:32} {m:>5} {row['err']:12.5g}")
+    return 0
+
+
+def _plot_errors(ax, rows, k) -> None:
+    ax.bar([r["sketch"] for r in rows], [r["err"] for r in rows])
+    ax.set_ylabel("Err")
+    ax.set_title(f"rank-{k} approximation error above the optimum")
+    ax.tick_params(axis="x", labelrotation=15)
+
+
 # --------------------------------------------------------------------------- plumbing
 
 
+def _json_safe(x):
+    """NaN and infinity as null: they are not JSON."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
 def _print_json(data) -> None:
-    print(json.dumps(data, indent=2, default=str))
+    print(json.dumps(_json_safe(data), indent=2, default=str, allow_nan=False))
 
 
 def _positive_int(text: str) -> int:
@@ -266,6 +416,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the demonstration on built-in generated data", parents=common)
     p.add_argument("--quick", action="store_true", help="a smaller, faster run")
     p.set_defaults(func=cmd_demo)
+
+    data_help = "a folder of .npy/.npz/.mtx matrices or image frames, a video file (with imageio), or one matrix file"
+    p = sub.add_parser("train", help="learn a sketch from sample matrices", parents=common)
+    p.add_argument("data", metavar="DATA", help=data_help)
+    p.add_argument("-m", type=_positive_int, required=True, help="sketch size (rows of the sketch)")
+    p.add_argument("-k", type=_positive_int, required=True, help="rank the sketch is trained for")
+    p.add_argument("-o", "--output", required=True, metavar="SKETCH.npz", help="where to save the sketch")
+    p.add_argument("--steps", type=_positive_int, default=500, help="optimizer steps (default 500)")
+    p.add_argument("--batch-size", type=_positive_int, default=1, help="matrices per step (default 1)")
+    p.add_argument("--optimizer", choices=("adam", "sgd", "momentum"), default="adam")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
+    p.add_argument("--gradient", choices=("exact", "power"), default="exact")
+    p.add_argument("--mixed", choices=("joint", "separate"), default=None,
+                   help="half learned and half random rows, trained jointly or separately")
+    p.add_argument("--val", metavar="DATA", help="held-out matrices: validation Err during training")
+    p.add_argument("--seed", type=_count, default=0, help="seed of the sketch's positions and the batches")
+    p.add_argument("--plot", metavar="FILE", help="plot the training curves to FILE")
+    json_option(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="Err of a sketch against a random one and the optimum", parents=common)
+    p.add_argument("sketch", metavar="SKETCH", help="a sketch saved by 'fastlr train'")
+    p.add_argument("data", metavar="DATA", help=data_help)
+    p.add_argument("-k", type=_positive_int, default=None, help="rank (default: the rank the sketch was trained for)")
+    p.add_argument("--seed", type=_count, default=0, help="seed of the random CountSketch to compare with")
+    p.add_argument("--plot", metavar="FILE", help="plot the errors to FILE")
+    json_option(p)
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("approx", help="rank-k approximation U, s, Vt of one matrix", parents=common)
     p.add_argument("matrix", metavar="MATRIX", help="a .npy (read memory-mapped), .npz, .mtx or .csv file")
