@@ -516,13 +516,12 @@ def save_sketch(S: CountSketch, path) -> None:
 
 
 def _read(path) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {name: z[name] for name in z.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"path: {path} is not a readable fastlr sketch file (corrupted or truncated?): {exc}") from None
+    with open(path, "rb") as f:  # our handle: np.load leaks its own when the zip is broken
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                return {name: z[name] for name in z.files}
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"path: {path} is not a readable fastlr sketch file (corrupted or truncated?): {exc}") from None
 
 
 def load_sketch(path) -> CountSketch:
