@@ -7,6 +7,7 @@ kernels.
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version
+from typing import TYPE_CHECKING
 
 from ._backend import (
     BackendFallbackWarning,
@@ -22,6 +23,20 @@ from .sketch import CountSketch, GaussianSketch, Sketch, StackedSketch, stack
 from . import datasets
 from .learn import LearnedSketch, learn_sketch, load_sketch, sketch_error
 
+
+if TYPE_CHECKING:
+    from .estimators import TruncatedSVD
+
+
+def __getattr__(name):
+    # fastlr.TruncatedSVD imports scikit-learn on first use only, so `import fastlr` stays light.
+    if name == "TruncatedSVD":
+        from .estimators import TruncatedSVD
+
+        return TruncatedSVD
+    raise AttributeError(f"module 'fastlr' has no attribute {name!r}")
+
+
 try:
     __version__ = _version("fastlr")
 except PackageNotFoundError:  # running from a source tree that was never installed
@@ -34,6 +49,7 @@ __all__ = [
     "LearnedSketch",
     "Sketch",
     "StackedSketch",
+    "TruncatedSVD",
     "available_backends",
     "backend_errors",
     "current_backend",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._compat import canonical_dtype
 from ._validation import check_int, float_dtype
 
 __all__ = [
@@ -44,16 +45,9 @@ def sketch_block(rows, values, m: int, A_b, *, backend=None) -> np.ndarray:
     """One row block's share of S A (m x d): the CountSketch columns ``rows``, ``values`` times A_b."""
     from .sketch import CountSketch
 
-    rows, values, A_b = (_canonical_dtype(x) for x in (rows, values, A_b))
+    # Blocks and sketch slices arrive pickled on dask workers: see canonical_dtype.
+    rows, values, A_b = (canonical_dtype(x) for x in (rows, values, A_b))
     return CountSketch.from_arrays(rows, values, m).apply(A_b, backend=backend)
-
-
-def _canonical_dtype(x):
-    # An array unpickled on a dask worker carries an equal but not identical dtype object, which
-    # the compiled kernels' dtype check (an identity test) rejects: view it with the canonical one.
-    if isinstance(x, np.ndarray) and x.dtype.kind in "iuf" and x.dtype.isnative:
-        return x.view(x.dtype.type)
-    return x
 
 
 def _check_memmap(A, n: int) -> None:
