@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstring>
+#include <type_traits>
 
 #include "fastlr/common.hpp"
 #include "fastlr/countsketch.hpp"  // sparse error codes, detail::row_span
@@ -67,61 +68,95 @@ inline void store(T* p, const typename simd<T, W>::type& v) {
   std::memcpy(p, &v, sizeof(v));
 }
 
-// Yb[r, :] = sum_j X[r, j] * Vp[j, :] for R rows of X (row-major, leading dim ldx).
-template <class T, int R, int W>
-inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, T* Yb) {
-  using vec = typename simd<T, W>::type;
-  for (index_t t = 0; t < kp; t += W) {
-    vec acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = vec{};
-    const T* v = Vp + t;
-    for (index_t j = 0; j < d; ++j, v += kp) {
-      vec vj;
-      load<T, W>(vj, v);
-      for (int r = 0; r < R; ++r) acc[r] += X[r * ldx + j] * vj;
+// Yb[r, t:t+W] = sum_j X[r, j] * Vp[j, t:t+W] for R rows of X (row-major,
+// leading dim ldx), W = NV vectors of L lanes (each a native register).
+template <class T, int R, int L, int NV>
+inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, index_t t, T* Yb) {
+  using vec = typename simd<T, L>::type;
+  vec acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < NV; ++q) acc[r][q] = vec{};
+  const T* v = Vp + t;
+  for (index_t j = 0; j < d; ++j, v += kp) {
+    vec vj[NV];
+    for (int q = 0; q < NV; ++q) load<T, L>(vj[q], v + q * L);
+    for (int r = 0; r < R; ++r) {
+      const T a = X[r * ldx + j];
+      for (int q = 0; q < NV; ++q) acc[r][q] += a * vj[q];
     }
-    for (int r = 0; r < R; ++r) store<T, W>(Yb + r * kp + t, acc[r]);
   }
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < NV; ++q) store<T, L>(Yb + r * kp + t + q * L, acc[r][q]);
 }
 
-// Z[j, :] += sum_r X[r, j] * Wb[r, :] for R rows of X; Z is d x kp.
-template <class T, int R, int W>
-inline void backward_tile(const T* X, index_t ldx, index_t d, const T* Wb, index_t kp, T* Z) {
-  using vec = typename simd<T, W>::type;
-  for (index_t t = 0; t < kp; t += W) {
-    vec w[R];
-    for (int r = 0; r < R; ++r) load<T, W>(w[r], Wb + r * kp + t);
-    T* z = Z + t;
-    for (index_t j = 0; j < d; ++j, z += kp) {
-      vec s;
-      load<T, W>(s, z);
-      for (int r = 0; r < R; ++r) s += X[r * ldx + j] * w[r];
-      store<T, W>(z, s);
+// Z[j, t:t+W] += sum_r X[r, j] * Wb[r, t:t+W] for R rows of X; Z is d x kp.
+template <class T, int R, int L, int NV>
+inline void backward_tile(const T* X, index_t ldx, index_t d, const T* Wb, index_t kp, index_t t, T* Z) {
+  using vec = typename simd<T, L>::type;
+  vec w[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < NV; ++q) load<T, L>(w[r][q], Wb + r * kp + t + q * L);
+  T* z = Z + t;
+  for (index_t j = 0; j < d; ++j, z += kp) {
+    vec s[NV];
+    for (int q = 0; q < NV; ++q) load<T, L>(s[q], z + q * L);
+    for (int r = 0; r < R; ++r) {
+      const T a = X[r * ldx + j];
+      for (int q = 0; q < NV; ++q) s[q] += a * w[r][q];
     }
+    for (int q = 0; q < NV; ++q) store<T, L>(z + q * L, s[q]);
   }
 }
 #else
-template <class T, int R, int W>
-inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, T* Yb) {
-  for (index_t t = 0; t < kp; t += W) {
-    T acc[R][W] = {};
-    const T* v = Vp + t;
-    for (index_t j = 0; j < d; ++j, v += kp)
-      for (int r = 0; r < R; ++r)
-        for (int w = 0; w < W; ++w) acc[r][w] += X[r * ldx + j] * v[w];
+template <class T, int R, int L, int NV>
+inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, index_t t, T* Yb) {
+  constexpr int W = L * NV;
+  T acc[R][W] = {};
+  const T* v = Vp + t;
+  for (index_t j = 0; j < d; ++j, v += kp)
     for (int r = 0; r < R; ++r)
-      for (int w = 0; w < W; ++w) Yb[r * kp + t + w] = acc[r][w];
-  }
+      for (int w = 0; w < W; ++w) acc[r][w] += X[r * ldx + j] * v[w];
+  for (int r = 0; r < R; ++r)
+    for (int w = 0; w < W; ++w) Yb[r * kp + t + w] = acc[r][w];
 }
 
-template <class T, int R, int W>
-inline void backward_tile(const T* X, index_t ldx, index_t d, const T* Wb, index_t kp, T* Z) {
-  for (index_t t = 0; t < kp; t += W)
-    for (index_t j = 0; j < d; ++j)
-      for (int r = 0; r < R; ++r)
-        for (int c = 0; c < W; ++c) Z[j * kp + t + c] += X[r * ldx + j] * Wb[r * kp + t + c];
+template <class T, int R, int L, int NV>
+inline void backward_tile(const T* X, index_t ldx, index_t d, const T* Wb, index_t kp, index_t t, T* Z) {
+  constexpr int W = L * NV;
+  for (index_t j = 0; j < d; ++j)
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < W; ++c) Z[j * kp + t + c] += X[r * ldx + j] * Wb[r * kp + t + c];
 }
 #endif
+
+// f(lanes, vectors, t) over the columns [0, kp) in tiles of two V-lane vectors,
+// then at most one of one vector and one of a half vector (kp is a multiple of
+// V/2): no padding beyond half a vector.
+template <int V, class F>
+inline void for_each_tile(index_t kp, F&& f) {
+  using full = std::integral_constant<int, V>;
+  index_t t = 0;
+  for (; t + 2 * V <= kp; t += 2 * V) f(full{}, std::integral_constant<int, 2>{}, t);
+  if (t + V <= kp) {
+    f(full{}, std::integral_constant<int, 1>{}, t);
+    t += V;
+  }
+  if (t < kp) f(std::integral_constant<int, (V > 1 ? V / 2 : 1)>{}, std::integral_constant<int, 1>{}, t);
+}
+
+template <class T, int R, int V>
+inline void forward_rows(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, T* Yb) {
+  for_each_tile<V>(kp, [&](auto lanes, auto nv, index_t t) {
+    forward_tile<T, R, decltype(lanes)::value, decltype(nv)::value>(X, ldx, d, Vp, kp, t, Yb);
+  });
+}
+
+template <class T, int R, int V>
+inline void backward_rows(const T* X, index_t ldx, index_t d, const T* Wb, index_t kp, T* Z) {
+  for_each_tile<V>(kp, [&](auto lanes, auto nv, index_t t) {
+    backward_tile<T, R, decltype(lanes)::value, decltype(nv)::value>(X, ldx, d, Wb, kp, t, Z);
+  });
+}
 
 // G (rows x d, row-major) = the rows x d block of a column-major matrix at A
 // (leading dim ld), in 8-column strips so reads and writes both stream.
@@ -140,7 +175,7 @@ inline void transpose_rows(const T* A, index_t ld, index_t rows, index_t d, T* G
 // buf: scratch of gather_rows * d (column-major A only) + 2 * R * kp entries.
 // Column-major A is copied a few rows at a time into a row-major buffer, so
 // both layouts share the same register tiles (and power_step stays one pass).
-template <class T, int R, int W>
+template <class T, int R, int V>
 inline void dense_rows(const DensePass<T>& p, index_t gather_rows, index_t b, index_t e, T* Z, T* buf) {
   const index_t d = p.d, k = p.k, kp = p.kp;
   const bool fwd = has_forward(p.pass), bwd = has_backward(p.pass), use_y = backward_uses_y(p.pass);
@@ -164,9 +199,9 @@ inline void dense_rows(const DensePass<T>& p, index_t gather_rows, index_t b, in
       const T* Xr = X + (i0 - g0) * ldx;
       if (fwd) {
         if (rr == R) {
-          forward_tile<T, R, W>(Xr, ldx, d, p.Vp, kp, Yb);
+          forward_rows<T, R, V>(Xr, ldx, d, p.Vp, kp, Yb);
         } else {
-          for (int r = 0; r < rr; ++r) forward_tile<T, 1, W>(Xr + r * ldx, ldx, d, p.Vp, kp, Yb + r * kp);
+          for (int r = 0; r < rr; ++r) forward_rows<T, 1, V>(Xr + r * ldx, ldx, d, p.Vp, kp, Yb + r * kp);
         }
         for (int r = 0; r < rr; ++r) std::memcpy(p.Y + (i0 + r) * k, Yb + r * kp, sizeof(T) * k);
       }
@@ -180,9 +215,9 @@ inline void dense_rows(const DensePass<T>& p, index_t gather_rows, index_t b, in
           wrows = Wb;
         }
         if (rr == R) {
-          backward_tile<T, R, W>(Xr, ldx, d, wrows, kp, Z);
+          backward_rows<T, R, V>(Xr, ldx, d, wrows, kp, Z);
         } else {
-          for (int r = 0; r < rr; ++r) backward_tile<T, 1, W>(Xr + r * ldx, ldx, d, wrows + r * kp, kp, Z);
+          for (int r = 0; r < rr; ++r) backward_rows<T, 1, V>(Xr + r * ldx, ldx, d, wrows + r * kp, kp, Z);
         }
       }
     }
@@ -209,11 +244,11 @@ inline cpu_level_t cpu_level() {
 #endif
 }
 
-// Register tiles per ISA: R rows x W columns of accumulators (W = one 512-bit
-// vector on AVX-512, two 256-bit vectors on AVX2, two 128-bit on baseline x86-64).
+// Lanes of one vector register per ISA; register tiles are R rows x up to
+// two vectors of accumulators.
 template <class T>
-constexpr int tile_width(cpu_level_t level) {
-  return level == kGeneric ? static_cast<int>(32 / sizeof(T)) : static_cast<int>(64 / sizeof(T));
+constexpr int vector_lanes(cpu_level_t level) {
+  return static_cast<int>((level == kAvx512 ? 64 : level == kAvx2 ? 32 : 16) / sizeof(T));
 }
 constexpr int kTileRows = 4;
 constexpr int kTileRowsAvx512 = 8;
@@ -223,19 +258,19 @@ using dense_rows_fn = void (*)(const DensePass<T>&, index_t, index_t, index_t, T
 
 template <class T>
 void dense_rows_generic(const DensePass<T>& p, index_t g, index_t b, index_t e, T* Z, T* buf) {
-  dense_rows<T, kTileRows, tile_width<T>(kGeneric)>(p, g, b, e, Z, buf);
+  dense_rows<T, kTileRows, vector_lanes<T>(kGeneric)>(p, g, b, e, Z, buf);
 }
 
 #if defined(FASTLR_X86_DISPATCH)
 template <class T>
 __attribute__((target("avx2,fma"), flatten)) void dense_rows_avx2(const DensePass<T>& p, index_t g, index_t b,
                                                                   index_t e, T* Z, T* buf) {
-  dense_rows<T, kTileRows, tile_width<T>(kAvx2)>(p, g, b, e, Z, buf);
+  dense_rows<T, kTileRows, vector_lanes<T>(kAvx2)>(p, g, b, e, Z, buf);
 }
 template <class T>
 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma,prefer-vector-width=512"), flatten)) void
 dense_rows_avx512(const DensePass<T>& p, index_t g, index_t b, index_t e, T* Z, T* buf) {
-  dense_rows<T, kTileRowsAvx512, tile_width<T>(kAvx512)>(p, g, b, e, Z, buf);
+  dense_rows<T, kTileRowsAvx512, vector_lanes<T>(kAvx512)>(p, g, b, e, Z, buf);
 }
 #endif
 
@@ -290,7 +325,7 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   const detail::cpu_level_t level = detail::cpu_level();
   int R = 0;
   const auto rows_fn = detail::pick_dense_rows<T>(level, R);
-  const index_t kp = detail::round_up(k, detail::tile_width<T>(level));
+  const index_t kp = detail::round_up(k, std::max(1, detail::vector_lanes<T>(level) / 2));
   std::vector<T> Vp;
   if (fwd) {
     Vp.assign(static_cast<size_t>(d * kp), T(0));
