@@ -22,6 +22,7 @@ from ._threads import get_num_threads, set_num_threads, thread_limit
 from .sketch import CountSketch, GaussianSketch, Sketch, StackedSketch, stack
 from . import datasets
 from .learn import LearnedSketch, learn_sketch, load_sketch, sketch_error
+from .gd import gd_svd
 
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ __all__ = [
     "backend_errors",
     "current_backend",
     "datasets",
+    "gd_svd",
     "get_backend",
     "get_num_threads",
     "learn_sketch",
