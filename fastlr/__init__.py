@@ -23,6 +23,9 @@ from .sketch import CountSketch, GaussianSketch, Sketch, StackedSketch, stack
 from . import datasets
 from .learn import LearnedSketch, learn_sketch, load_sketch, sketch_error
 from .gd import gd_svd
+from .lowrank import LowRank
+from .randomized import randomized_svd
+from .scw import scw
 
 
 if TYPE_CHECKING:
@@ -48,6 +51,7 @@ __all__ = [
     "CountSketch",
     "GaussianSketch",
     "LearnedSketch",
+    "LowRank",
     "Sketch",
     "StackedSketch",
     "TruncatedSVD",
@@ -60,6 +64,8 @@ __all__ = [
     "get_num_threads",
     "learn_sketch",
     "load_sketch",
+    "randomized_svd",
+    "scw",
     "set_backend",
     "set_num_threads",
     "sketch_error",

@@ -1,0 +1,276 @@
+"""The sketched SVD of Sarlos and Clarkson-Woodruff (SCW), with optional power iterations.
+
+``M = S A`` (m x d); compact SVD of M cut at its numerical rank r, giving an
+orthonormal V (d x r); optionally ``n_iter`` power steps replace V by an
+orthonormal basis of ``(A^T A)^q V``; ``B = A V`` (n x r) and its thin SVD
+``B = U_B diag(s_B) X^T``; the rank-k result is ``U = U_B[:, :k]``,
+``s = s_B[:k]``, ``Vt = (V X[:, :k])^T``. The products with A run on the
+one-pass kernels of ``fastlr._ops``; everything else is small dense work.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.linalg
+
+from . import _ops
+from ._gradients import sketch_svd
+from ._validation import as_matrix, check_int, is_sparse
+from .lowrank import LowRank
+
+__all__ = ["SCWFactors", "scw", "scw_factors"]
+
+NORMALIZERS = ("QR", "LU", "none")
+LAPACK_DRIVERS = ("gesdd", "gesvd")
+
+#: B with at most this many rows per column gets LAPACK's SVD directly.
+_LAPACK_ROWS_PER_COLUMN = 16
+
+
+class SCWFactors(NamedTuple):
+    """Intermediates of the SCW forward pass (``scw_factors``).
+
+    Small factors are float64; ``V`` and ``B`` have A's float dtype.
+    """
+
+    UM: np.ndarray  #: (m, r) left singular vectors of M = S A above the rank cut
+    sM: np.ndarray  #: (r,) singular values of M
+    V: np.ndarray  #: (d, r) orthonormal basis B is built from (M's right singular vectors unless n_iter > 0)
+    B: np.ndarray  #: (n, r) A @ V
+    UB: np.ndarray  #: (n, min(k, r)) leading left singular vectors of B
+    sB: np.ndarray  #: (r,) singular values of B, descending
+    X: np.ndarray  #: (r, r) right singular vectors of B as columns: B X[:, i] = sB[i] UB[:, i]
+
+
+def _svqb(X: np.ndarray):
+    """One round of SVQB (Stathopoulos and Wu, 2002): ``X = Q R`` via the Gram matrix.
+
+    Columns are scaled to unit norm, the Gram matrix is diagonalized, and
+    eigenvalues are floored so rank-deficient X gives bounded Q. Two rounds
+    make Q orthonormal to working precision.
+
+    Returns
+    -------
+    M : (l, l) with ``Q = X @ M``;  R : (l, l) with ``X = Q @ R``.
+    """
+    G = X.T @ X
+    norms = np.sqrt(np.clip(np.diag(G), 0.0, None))
+    norms[norms == 0.0] = 1.0
+    C = G / np.outer(norms, norms)
+    theta, Z = np.linalg.eigh(C)
+    floor = max(theta[-1], 1.0) * X.shape[1] * np.finfo(np.float64).eps
+    theta = np.maximum(theta, floor)
+    root = np.sqrt(theta)
+    M = (Z / norms[:, None]) / root
+    R = (root[:, None] * Z.T) * norms
+    return M, R
+
+
+def _thin_svd(B: np.ndarray, k: int, driver: str = "gesdd"):
+    """Thin SVD of a tall n x r matrix B: (UB (n x min(k, r)), sB (r,), X (r x r)).
+
+    Tall B goes through two rounds of SVQB (Gram matrices and products, all
+    BLAS-3 in float64) and an SVD of the small r x r factor: several times
+    faster than LAPACK's Householder QR on tall-skinny matrices, with the same
+    backward error. Short B goes to LAPACK directly.
+    """
+    n, r = B.shape
+    if r == 0:
+        return np.zeros((n, 0)), np.zeros(0), np.zeros((0, 0))
+    B64 = np.asarray(B, dtype=np.float64)
+    if n <= _LAPACK_ROWS_PER_COLUMN * r:
+        U, s, Xt = scipy.linalg.svd(B64, full_matrices=False, lapack_driver=driver, check_finite=False)
+        return U[:, :k], s, Xt.T
+    M1, R1 = _svqb(B64)
+    Q1 = B64 @ M1
+    M2, R2 = _svqb(Q1)
+    P, s, Xt = scipy.linalg.svd(R2 @ R1, lapack_driver=driver, check_finite=False)
+    return Q1 @ (M2 @ P[:, :k]), s, Xt.T
+
+
+def _orthonormal(Z: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of Z's columns (same shape and dtype)."""
+    return scipy.linalg.qr(Z, mode="economic", check_finite=False)[0]
+
+
+def _normalize(Z: np.ndarray, normalizer: str) -> np.ndarray:
+    if normalizer == "QR":
+        return _orthonormal(Z)
+    if normalizer == "LU":
+        return scipy.linalg.lu(Z, permute_l=True, check_finite=False)[0]
+    return Z
+
+
+def scw_factors(A, SA, k: int, *, n_iter: int = 0, power_iteration_normalizer: str = "QR",
+                lapack_driver: str = "gesdd", backend=None) -> SCWFactors:
+    """The SCW forward pass from a given sketch ``SA = S @ A``, with its intermediates.
+
+    Arguments are not validated here (``scw`` does that); A must already be
+    kernel-ready (``_validation.as_matrix``). Reused by the learned-sketch code.
+
+    Parameters
+    ----------
+    A : ndarray or scipy.sparse CSR/CSC, shape (n, d)
+    SA : ndarray, shape (m, d)
+    k : int
+        Number of left singular vectors of B to form.
+    n_iter : int
+        Power steps ``V <- orth(A^T A V)``, each one pass over A.
+    power_iteration_normalizer : {"QR", "LU", "none"}
+        How V is renormalized between power steps (the last is always QR).
+    lapack_driver : {"gesdd", "gesvd"}
+        LAPACK driver for the small SVDs.
+    backend : str, optional
+        Kernel backend for the products with A.
+
+    Returns
+    -------
+    SCWFactors
+    """
+    eps = np.finfo(A.dtype).eps
+    UM, sM, VtM = sketch_svd(SA, eps)
+    V = np.ascontiguousarray(VtM.T, dtype=A.dtype)
+    if V.shape[1] > 0:
+        for step in range(n_iter):
+            _, Z = _ops.power_step(A, V, backend=backend)
+            V = _orthonormal(Z) if step == n_iter - 1 else _normalize(Z, power_iteration_normalizer)
+            V = np.ascontiguousarray(V, dtype=A.dtype)
+    B = _ops.matmul(A, V, backend=backend)
+    UB, sB, X = _thin_svd(B, k, lapack_driver)
+    return SCWFactors(UM, sM, V, B, UB, sB, X)
+
+
+def _complete(Q: np.ndarray, k: int) -> np.ndarray:
+    """Q (n x j, orthonormal columns) extended to n x k orthonormal columns, deterministically."""
+    n, j = Q.shape
+    if j >= k:
+        return Q
+    G = np.random.default_rng(0).standard_normal((n, k - j))
+    for _ in range(2):  # project twice: one pass loses orthogonality to Q in floating point
+        G -= Q @ (Q.T @ G)
+        G = scipy.linalg.qr(G, mode="economic", check_finite=False)[0]
+    return np.hstack([Q, G])
+
+
+def flip_signs(U: np.ndarray, Vt: np.ndarray):
+    """svd_flip's convention: the largest-magnitude entry of each column of U is positive."""
+    if U.shape[1] == 0:
+        return U, Vt
+    rows = np.argmax(np.abs(U), axis=0)
+    signs = np.sign(U[rows, np.arange(U.shape[1])])
+    signs[signs == 0] = 1.0
+    return U * signs, Vt * signs[:, None]
+
+
+def truncate(f: SCWFactors, k: int, dtype, *, flip_sign: bool = True):
+    """Rank-k (U, s, Vt) in ``dtype`` from SCW factors.
+
+    Components whose singular value is zero at working precision (rank(A) < k)
+    get s = 0 and orthonormal vectors completing the others, so U and Vt stay
+    orthonormal and nothing is NaN.
+    """
+    n, d = f.B.shape[0], f.V.shape[0]
+    kk = f.UB.shape[1]
+    s = f.sB[:kk]
+    tol = max(f.B.shape[1], 1) * np.finfo(dtype).eps * (s[0] if kk else 0.0)
+    keep = int(np.count_nonzero(s > tol))
+    U = f.UB[:, :keep]
+    V = f.V.astype(np.float64) @ f.X[:, :keep]
+    s = np.concatenate([s[:keep], np.zeros(k - keep)])
+    U, V = _complete(U, k), _complete(V, k)
+    if flip_sign:
+        U, Vt = flip_signs(U, V.T)
+    else:
+        Vt = V.T
+    return (np.ascontiguousarray(U, dtype=dtype), s.astype(dtype), np.ascontiguousarray(Vt, dtype=dtype))
+
+
+def check_matrix(A, name: str = "A"):
+    """A kernel-ready, non-empty matrix (as_matrix plus an emptiness check)."""
+    A = as_matrix(A, name)
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        raise ValueError(f"{name}: expected a non-empty matrix, got shape {A.shape}")
+    return A
+
+
+def check_rank(k, A, name: str = "k") -> int:
+    k = check_int(k, name, minimum=1)
+    if k > min(A.shape):
+        raise ValueError(f"{name}: must be <= min(A.shape) = {min(A.shape)}, got {k}")
+    return k
+
+
+def check_finite_sketch(SA: np.ndarray, name: str = "A") -> None:
+    """NaN/inf anywhere in A reaches S A (0 * inf and 0 * NaN are NaN): checking S A is enough."""
+    if not np.isfinite(SA).all():
+        raise ValueError(f"{name}: contains NaN or infinity (or overflows), so its sketch is not finite")
+
+
+def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=None) -> LowRank:
+    """Rank-k approximation of A from the sketch ``S @ A`` (Sarlos; Clarkson-Woodruff).
+
+    Parameters
+    ----------
+    A : array_like or scipy.sparse matrix, shape (n, d)
+        Dense (any memory order) or sparse; float32 stays float32, other real
+        dtypes compute in float64.
+    S : fastlr sketch, shape (m, n)
+        Any fastlr sketch (``CountSketch``, ``GaussianSketch``, stacked,
+        learned) with ``S.n == n`` and ``S.m >= k``.
+    k : int
+        Target rank, ``1 <= k <= min(n, d)``.
+    n_iter : int, default 0
+        Power iterations ``V <- orth(A^T A V)`` (one pass over A each) before B.
+    check_finite : bool, default True
+        Raise ValueError when A holds NaN or inf. The check runs on S A (where
+        any NaN/inf of A shows up), so it costs O(m d), not a pass over A.
+    backend : {"cpp", "numba", "numpy"}, optional
+        Kernel backend; None uses the current default.
+
+    Returns
+    -------
+    LowRank
+        ``U`` (n x k) and ``Vt`` (k x d) orthonormal, ``s`` descending, signs
+        as scikit-learn's ``svd_flip`` (largest |entry| of each column of U
+        positive). When rank(A) < k the trailing singular values are 0.
+
+    Raises
+    ------
+    ValueError
+        Bad k or n_iter, S of the wrong shape, empty A, NaN/inf in A.
+    TypeError
+        A not a real numeric matrix, S not a sketch.
+
+    References
+    ----------
+    T. Sarlos, "Improved approximation algorithms for large matrices via random
+    projections", FOCS 2006. K. Clarkson and D. Woodruff, "Low rank
+    approximation and regression in input sparsity time", STOC 2013.
+
+    Examples
+    --------
+    >>> import numpy as np, fastlr
+    >>> A = np.random.default_rng(0).standard_normal((500, 40))
+    >>> U, s, Vt = fastlr.scw(A, fastlr.CountSketch(40, 500, seed=0), 10)
+    >>> U.shape, s.shape, Vt.shape
+    ((500, 10), (10,), (10, 40))
+    """
+    A = check_matrix(A)
+    k = check_rank(k, A)
+    n_iter = check_int(n_iter, "n_iter", minimum=0)
+    if not (hasattr(S, "shape") and hasattr(S, "apply")):
+        raise TypeError(f"S: expected a fastlr sketch (CountSketch, GaussianSketch, ...), got {type(S).__name__}")
+    m, n = S.shape
+    if n != A.shape[0]:
+        raise ValueError(f"S: has n={n} columns but A has {A.shape[0]} rows; they must match")
+    if m < k:
+        raise ValueError(f"S: has m={m} rows, fewer than k={k}; the sketch must have at least k rows")
+    if is_sparse(A) and A.format == "csc" and n_iter > 0:
+        A = A.tocsr()  # power steps are one pass over CSR, two over CSC
+    SA = np.asarray(S.apply(A, backend=backend))
+    if check_finite:
+        check_finite_sketch(SA)
+    f = scw_factors(A, SA, k, n_iter=n_iter, backend=backend)
+    return LowRank(*truncate(f, k, A.dtype))
