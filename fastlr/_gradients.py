@@ -90,26 +90,42 @@ class Operand:
         return kernels.countsketch_gather_dot_csr(indptr, indices, data, rows, D)
 
     def times(self, kernels, V) -> np.ndarray:
-        """B = A V."""
-        return np.asarray(self.A @ V)
+        """B = A V (V C-contiguous, self.dtype), one pass."""
+        if self.parts is None:
+            return kernels.matmul(self.A, V)
+        return kernels.matmul_csr(*self.parts, V)
+
+    def rtimes(self, kernels, W) -> np.ndarray:
+        """A^T W (W C-contiguous n x k, self.dtype), one pass."""
+        if self.parts is None:
+            return kernels.rmatmul(self.A, W)
+        return kernels.rmatmul_csr(*self.parts, W, self.shape[1])
 
     def products(self, kernels, V) -> tuple[np.ndarray, np.ndarray]:
-        """(B, H) = (A V, A^T A V)."""
-        B = np.asarray(self.A @ V)
-        return B, np.asarray(self.A.T @ B)
+        """(B, H) = (A V, A^T A V) in one pass over A (the power_step kernel)."""
+        if self.parts is None:
+            return kernels.power_step(self.A, V)
+        return kernels.power_step_csr(*self.parts, V)
 
 
 def sketch_svd(M: np.ndarray, eps: float):
     """Compact SVD of the sketch M in float64, cut at the numerical rank.
 
     Keeps singular values above ``max(M.shape) * eps * sigma_1`` (eps of the
-    data's dtype: M carries that dtype's rounding errors).
+    data's dtype: M carries that dtype's rounding errors). A wide M (m < d, the
+    usual sketch) is first reduced by a QR of M^T, so LAPACK's SVD runs on m x m.
 
     Returns
     -------
     U : (m, r), s : (r,), Vt : (r, d)
     """
-    U, s, Vt = np.linalg.svd(np.asarray(M, dtype=np.float64), full_matrices=False)
+    M = np.asarray(M, dtype=np.float64)
+    if M.shape[0] < M.shape[1]:
+        Q, R = np.linalg.qr(M.T)  # M = R^T Q^T
+        U, s, Wt = np.linalg.svd(R.T)
+        Vt = Wt @ Q.T
+    else:
+        U, s, Vt = np.linalg.svd(M, full_matrices=False)
     if s.size == 0 or s[0] == 0.0:
         r = 0
     else:
@@ -204,17 +220,16 @@ def _loss_and_grad(op, kernels, M, k, learned, *, gradient="exact", power_iters=
     V = Vt.T
     Vd = np.ascontiguousarray(V, dtype=op.dtype)
     kk = min(k, r)
-    if want_grad:
+    power = gradient == "power"
+    if power and want_grad:  # the adjoint needs all of H = A^T B: fuse it into B's pass
         B, H = op.products(kernels, Vd)
         H = np.asarray(H, dtype=np.float64)
-        K = V.T @ H
     else:
-        B = np.asarray(op.times(kernels, Vd), dtype=np.float64)
-        K = B.T @ B
-    K = 0.5 * (K + K.T)
-    if gradient == "power":
-        X0 = V.T @ omega[:, :kk]
-        F, factors = _power_forward(K, X0, power_iters)
+        B = op.times(kernels, Vd)
+    B64 = np.asarray(B, dtype=np.float64)
+    K = B64.T @ B64  # r x r, float64
+    if power:
+        F, factors = _power_forward(K, V.T @ omega[:, :kk], power_iters)
     else:
         lam, Zk = _top_eigen(K, kk)
         F = float(lam.sum())
@@ -225,16 +240,17 @@ def _loss_and_grad(op, kernels, M, k, learned, *, gradient="exact", power_iters=
     if not want_grad:
         return loss, None
     rows, m = learned
-    W = U[:m] / s  # learned rows of U_M Sigma_M^{-1}
-    if gradient == "power":
+    E = U[:m] / s  # learned rows of U_M Sigma_M^{-1}
+    if power:
         Kbar, X0bar = _power_backward(K, factors)
-        Vbar_t = X0bar @ omega[:, :kk].T + (Kbar + Kbar.T) @ H.T  # V̄^T, r x d
-        Vbar_t -= (Vbar_t @ V) @ Vt
-        D = W @ Vbar_t
+        R = X0bar @ omega[:, :kk].T + (Kbar + Kbar.T) @ H.T  # V̄^T, r x d
+        R -= (R @ V) @ Vt
+        D = E @ R
     else:
-        C = (H @ Zk).T  # (A^T W)^T, k' x d
-        R = C - lam[:, None] * (V @ Zk).T
+        W = B @ Zk.astype(op.dtype)  # n x k', = A V Z_k
+        C = np.asarray(op.rtimes(kernels, W), dtype=np.float64).T  # (A^T W)^T, k' x d, one pass
+        R = C - lam[:, None] * (Zk.T @ Vt)
         R -= (R @ V) @ Vt  # zero in exact arithmetic; keeps float32 accurate
-        D = 2.0 * ((W @ Zk) @ R)
+        D = (2.0 * E @ Zk) @ R
     g = op.gather(kernels, rows, np.ascontiguousarray(D, dtype=op.dtype))
     return loss, np.asarray(g, dtype=np.float64) / (-2.0 * loss)

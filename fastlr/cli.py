@@ -81,32 +81,10 @@ def _best_time(fn, repeat: int = 5) -> float:
 
 
 def cmd_demo(args) -> int:
-    """Sketch generated low-rank-plus-noise matrices with every backend and SciPy."""
-    import scipy.linalg
+    """Learned vs random sketches on built-in generated data (see fastlr/demo.py)."""
+    from .demo import run
 
-    from .sketch import CountSketch
-
-    rng = np.random.default_rng(0)
-    shapes = [(5760, 1080, 20), (20000, 500, 40)] if not args.quick else [(2000, 300, 20)]
-    rows = []
-    for n, d, m in shapes:
-        A = (rng.standard_normal((n, 10)) * (1.0 / np.arange(1, 11))) @ rng.standard_normal((10, d))
-        A += 1e-3 * rng.standard_normal((n, d))
-        S = CountSketch(m, n, seed=0)
-        reference = S.apply(A, backend="numpy")
-        for name in available_backends():
-            if name == "numpy":
-                continue
-            t = _best_time(lambda: S.apply(A, backend=name))
-            err = np.abs(S.apply(A, backend=name) - reference).max() / np.abs(reference).max()
-            rows.append((f"{n}x{d}", m, f"fastlr {name}", t, err))
-        t = _best_time(lambda: scipy.linalg.clarkson_woodruff_transform(A, m, seed=0), repeat=3)
-        rows.append((f"{n}x{d}", m, "scipy clarkson_woodruff_transform", t, float("nan")))
-    print(f"CountSketch S @ A, best of 5, {get_num_threads()} thread(s)")
-    print(f"{'matrix':>11} {'m':>4}  {'method':36} {'ms':>9}  {'max rel diff vs NumPy ref':>26}")
-    for shape, m, method, t, err in rows:
-        diff = "" if np.isnan(err) else f"{err:.1e}"
-        print(f"{shape:>11} {m:>4}  {method:36} {1e3 * t:9.2f}  {diff:>26}")
+    run(quick=args.quick, plot=args.plot, quiet=args.quiet)
     return 0
 
 
@@ -414,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("demo", help="run the demonstration on built-in generated data", parents=common)
-    p.add_argument("--quick", action="store_true", help="a smaller, faster run")
+    p.add_argument("--quick", action="store_true", help="a smaller, faster run (under 30 s)")
+    p.add_argument("--plot", metavar="FILE", help="save the training curves and the comparison (needs matplotlib)")
     p.set_defaults(func=cmd_demo)
 
     data_help = "a folder of .npy/.npz/.mtx matrices or image frames, a video file (with imageio), or one matrix file"

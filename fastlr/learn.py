@@ -355,8 +355,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         Held-out matrices: the paper's Err on them is recorded in ``history``.
     eval_every : int, optional
         Steps between validation evaluations (default: about 20 per run).
-    progress : bool, default True
-        Show a progress bar (tqdm, on stderr).
+    progress : bool or str, default True
+        Show a progress bar (tqdm, on stderr); a string labels the bar.
     callback : callable, optional
         Called as ``callback(record)`` after every step with the step's
         ``history`` row; returning True stops training.
@@ -459,7 +459,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         if workers > 1:
             stack_.enter_context(threadpool_limits(limits=1, user_api="blas"))
             pool = stack_.enter_context(ThreadPoolExecutor(max_workers=workers))
-        bar = stack_.enter_context(tqdm(total=steps, desc="learn_sketch", disable=not progress, leave=False))
+        label = progress if isinstance(progress, str) else "learn_sketch"
+        bar = stack_.enter_context(tqdm(total=steps, desc=label, disable=not progress, leave=False))
         history[0] = (0, math.nan, val_err(pool), 0.0)
         seconds = 0.0
         done = steps
@@ -475,8 +476,9 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
             seconds += time.perf_counter() - t0
             err = val_err(pool) if (step % eval_every == 0 or step == steps) else math.nan
             history[step] = (step, loss, err, seconds)
+            if not math.isnan(err):
+                bar.set_postfix(loss=f"{loss:.4g}", val_err=f"{err:.4g}", refresh=False)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4g}", **({} if math.isnan(err) else {"val_err": f"{err:.4g}"}))
             if callback is not None and callback(history[step]):
                 done = step
                 break

@@ -1,0 +1,43 @@
+"""fastlr.demo: the quick run trains, evaluates and reports learned sketches beating random ones."""
+
+import io
+
+import pytest
+
+from fastlr import demo
+
+
+@pytest.fixture(scope="module")
+def quick_run():
+    out = io.StringIO()
+    results = demo.run(quick=True, quiet=True, out=out)
+    return results, out.getvalue()
+
+
+def test_quick_demo_table(quick_run):
+    results, text = quick_run
+    assert [r.name for r in results] == ["video", "hyperspectral", "text"]
+    for method in demo.METHODS:
+        assert method in text
+    assert "optimal error" in text and "learned / random Err" in text
+    for r in results:
+        assert set(r.err) == set(demo.METHODS) and r.optimal > 0
+        random_err = r.err["Random CountSketch"]
+        assert 0 < r.err["Learned"] < 0.7 * random_err
+        assert r.err["Mixed (J)"] < random_err and r.err["Mixed (S)"] < random_err
+        assert f"{r.err['Learned']:.4f}" in text
+        assert all(r.train_seconds[m] > 0 for m in ("Learned", "Mixed (J)", "Mixed (S)"))
+
+
+def test_quick_demo_plot(quick_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    results, _ = quick_run
+    path = tmp_path / "demo.png"
+    demo._plot(path, results)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_folder_checked_before_the_work(tmp_path):
+    pytest.importorskip("matplotlib")
+    with pytest.raises(FileNotFoundError, match="--plot"):
+        demo.run(quick=True, quiet=True, plot=tmp_path / "absent" / "demo.png", out=io.StringIO())
