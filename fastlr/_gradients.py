@@ -22,7 +22,7 @@ import scipy.linalg
 
 from ._validation import as_matrix, is_sparse
 
-__all__ = ["Operand", "GRADIENTS", "loss_and_grad", "scw_error", "sketch_svd"]
+__all__ = ["Operand", "GRADIENTS", "loss_and_grad", "sketch_svd"]
 
 GRADIENTS = ("exact", "power")
 
@@ -170,11 +170,6 @@ def _power_backward(K, factors):
         Qbar = K @ Xbar
     Q0, R0 = factors[0]
     return Kbar, _qr_backward(Q0, R0, Qbar)
-
-
-def scw_error(op: Operand, kernels, M: np.ndarray, k: int) -> float:
-    """||A - SCW(S, A)||_F for the sketch M = S A of op's matrix."""
-    return _loss_and_grad(op, kernels, M, k, None, want_grad=False)[0]
 
 
 def loss_and_grad(op: Operand, kernels, k: int, rows, values, m: int, *, gradient: str = "exact",

@@ -25,10 +25,11 @@ import scipy.linalg
 from threadpoolctl import threadpool_limits
 
 from ._backend import get_backend
-from ._gradients import GRADIENTS, Operand, loss_and_grad, scw_error
+from ._gradients import GRADIENTS, Operand, loss_and_grad
 from ._threads import get_num_threads, thread_limit
 from ._validation import check_int, is_sparse
 from .datasets import spectral_norm
+from .scw import scw
 from .sketch import CountSketch, Sketch, stack
 
 __all__ = ["LearnedSketch", "learn_sketch", "load_sketch", "sketch_error", "HISTORY_DTYPE"]
@@ -211,12 +212,12 @@ class _Evaluator:
         self.scale = [s1 if s1 > 0 else 1.0 for _, s1 in best]
         self.optimal = float(np.mean([tail / s for (tail, _), s in zip(best, self.scale)]))
 
-    def error(self, sketch_of, kernels, pool=None) -> float:
-        """Err = mean ||A - SCW(S, A)|| - mean ||A - A_k||; ``sketch_of(op)`` gives S A."""
+    def error(self, S, *, backend=None, pool=None) -> float:
+        """Err = mean ||A - SCW(S, A)||_F - mean ||A - A_k||_F, each A scaled to sigma_1 = 1."""
 
         def one(i):
-            op = self.ops[i]
-            return scw_error(op, kernels, sketch_of(op), self.k) / self.scale[i]
+            A = self.ops[i].A
+            return scw(A, S, self.k, backend=backend).error(A) / self.scale[i]
 
         return float(np.mean(_batch_map(one, list(range(len(self.ops))), pool))) - self.optimal
 
@@ -251,11 +252,11 @@ def sketch_error(S, matrices, k: int, *, backend=None) -> float:
     if not isinstance(S, Sketch):
         raise TypeError(f"S: expected a fastlr sketch, got {type(S).__name__}")
     k = check_int(k, "k", minimum=1)
-    kernels = get_backend(backend)
+    get_backend(backend)  # an unknown or unavailable backend fails here, before any work
     ops = _operands(matrices, "matrices")
     if ops[0].shape[0] != S.n:
         raise ValueError(f"matrices: have {ops[0].shape[0]} rows but S is {S.m} x {S.n} (it needs {S.n} rows)")
-    return _Evaluator(ops, k).error(lambda op: S.apply(op.A, backend=backend), kernels)
+    return _Evaluator(ops, k).error(S, backend=backend)
 
 
 # --------------------------------------------------------------------------- training
@@ -408,6 +409,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
 
     ops = _operands(train, "train")
     n, d = ops[0].shape
+    if k > min(n, d):
+        raise ValueError(f"k: must be <= min(n, d) = {min(n, d)} for {n} x {d} training matrices, got {k}")
     val_ops = None if val is None else _operands(val, "val", shape=(n, d))
     for op in ops:
         s1 = spectral_norm(op.A)
@@ -419,11 +422,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     fixed = None if mixed is None else CountSketch(m - m_learned, n, seed=seed + 1)
     for op in ops:
         op.fixed_sketch = fixed.apply(op.A, backend=backend) if mixed == "joint" else None
-    evaluator = None
-    if val_ops is not None:
-        evaluator = _Evaluator(val_ops, k)
-        for op in val_ops:
-            op.fixed_sketch = None if fixed is None else fixed.apply(op.A, backend=backend)
+    evaluator = None if val_ops is None else _Evaluator(val_ops, k)
     omega = np.random.default_rng(seed).standard_normal((d, k)) if gradient == "power" else None
     state = np.zeros((2 if optimizer == "adam" else (1 if optimizer == "momentum" else 0), n))
     batches = _Batches(len(ops), batch_size, np.random.default_rng(seed))
@@ -437,12 +436,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     def val_err(pool):
         if evaluator is None:
             return math.nan
-
-        def sketch_of(op):
-            M = op.sketch(kernels, rows, values_in(op.dtype), m_learned)
-            return M if op.fixed_sketch is None else np.vstack([M, op.fixed_sketch])
-
-        return evaluator.error(sketch_of, kernels, pool)
+        current = LearnedSketch(rows, values, m_learned, k=k, fixed=fixed, mixed=mixed)
+        return evaluator.error(current, backend=backend, pool=pool)
 
     def step_one(i):
         op = ops[i]

@@ -294,6 +294,8 @@ def test_bad_training_data(lowrank_data):
         fastlr.learn_sketch(lowrank_data[0], 6, 3, **kw)
     with pytest.raises(TypeError, match=r"train\[0\]"):
         fastlr.learn_sketch(["not a matrix"], 6, 3, **kw)
+    with pytest.raises(ValueError, match="k: must be <= min"):
+        fastlr.learn_sketch([A[:, :3] for A in lowrank_data[:2]], 6, 4, **kw)
     with pytest.raises(TypeError, match="callback"):
         fastlr.learn_sketch(lowrank_data[:2], 6, 3, callback=3, **kw)
 
