@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+from scipy.linalg.lapack import dgeqrf as _geqrf, dorgqr as _orgqr
 
 from ._validation import as_matrix, is_sparse
 
@@ -70,6 +71,7 @@ class Operand:
         self.A = A
         self.shape = A.shape
         self.dtype = A.dtype
+        self.eps = float(np.finfo(A.dtype).eps)
         self.sparse = is_sparse(A)
         self.sqnorm = _sqnorm(A)
         self.scale = 1.0  # divide losses and gradients by this (set by the trainer)
@@ -121,8 +123,13 @@ def sketch_svd(M: np.ndarray, eps: float):
     """
     M = np.asarray(M, dtype=np.float64)
     if M.shape[0] < M.shape[1]:
-        Q, R = np.linalg.qr(M.T)  # M = R^T Q^T
-        U, s, Wt = np.linalg.svd(R.T)
+        # M^T = Q R (Householder, LAPACK directly: numpy's qr wrapper costs as much as the work here)
+        qr, tau, _, info = _geqrf(M.T)
+        R = np.triu(qr[: M.shape[0]])
+        Q, _, info2 = _orgqr(qr, tau)
+        if info or info2:  # pragma: no cover - LAPACK argument errors cannot happen here
+            raise np.linalg.LinAlgError("QR of the sketch failed")
+        U, s, Wt = np.linalg.svd(R.T)  # M = R^T Q^T = U diag(s) (Q Wt^T)^T
         Vt = Wt @ Q.T
     else:
         U, s, Vt = np.linalg.svd(M, full_matrices=False)
@@ -206,7 +213,7 @@ def loss_and_grad(op: Operand, kernels, k: int, rows, values, m: int, *, gradien
 
 
 def _loss_and_grad(op, kernels, M, k, learned, *, gradient="exact", power_iters=0, omega=None, want_grad=True):
-    eps = float(np.finfo(op.dtype).eps)
+    eps = op.eps
     U, s, Vt = sketch_svd(M, eps)
     r = s.size
     zero = np.zeros(op.shape[0]) if want_grad else None
@@ -244,8 +251,9 @@ def _loss_and_grad(op, kernels, M, k, learned, *, gradient="exact", power_iters=
     else:
         W = B @ Zk.astype(op.dtype)  # n x k', = A V Z_k
         C = np.asarray(op.rtimes(kernels, W), dtype=np.float64).T  # (A^T W)^T, k' x d, one pass
-        R = C - lam[:, None] * (Zk.T @ Vt)
-        R -= (R @ V) @ Vt  # zero in exact arithmetic; keeps float32 accurate
+        # R = C (I - V V^T) = C - lam Y^T (C V = lam Z_k^T exactly); projecting C itself also
+        # removes the in-span rounding of the float32 pass.
+        R = C - (C @ V) @ Vt
         D = (2.0 * E @ Zk) @ R
     g = op.gather(kernels, rows, np.ascontiguousarray(D, dtype=op.dtype))
     return loss, np.asarray(g, dtype=np.float64) / (-2.0 * loss)
