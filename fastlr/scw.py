@@ -48,33 +48,42 @@ def _svqb(X: np.ndarray):
     """One round of SVQB (Stathopoulos and Wu, 2002): ``X = Q R`` via the Gram matrix.
 
     Columns are scaled to unit norm, the Gram matrix is diagonalized, and
-    eigenvalues are floored so rank-deficient X gives bounded Q. Two rounds
-    make Q orthonormal to working precision.
+    eigenvalues are floored so rank-deficient X gives bounded Q.
 
     Returns
     -------
-    M : (l, l) with ``Q = X @ M``;  R : (l, l) with ``X = Q @ R``.
+    M : (l, l) with ``Q = X @ M``;  R : (l, l) with ``X = Q @ R``;  theta_min : float,
+    the smallest eigenvalue of the scaled Gram matrix (near 1: this round's Q is
+    orthonormal to working precision).
     """
     G = X.T @ X
     norms = np.sqrt(np.clip(np.diag(G), 0.0, None))
     norms[norms == 0.0] = 1.0
     C = G / np.outer(norms, norms)
     theta, Z = np.linalg.eigh(C)
+    theta_min = float(theta[0])
     floor = max(theta[-1], 1.0) * X.shape[1] * np.finfo(np.float64).eps
     theta = np.maximum(theta, floor)
     root = np.sqrt(theta)
     M = (Z / norms[:, None]) / root
     R = (root[:, None] * Z.T) * norms
-    return M, R
+    return M, R, theta_min
+
+
+#: A round of SVQB whose scaled Gram matrix has smallest eigenvalue above this
+#: yields Q orthonormal to working precision (loss ~ eps / theta_min).
+_SVQB_DONE = 0.1
+_SVQB_MAX_ROUNDS = 4
 
 
 def _thin_svd(B: np.ndarray, k: int, driver: str = "gesdd"):
     """Thin SVD of a tall n x r matrix B: (UB (n x min(k, r)), sB (r,), X (r x r)).
 
-    Tall B goes through two rounds of SVQB (Gram matrices and products, all
-    BLAS-3 in float64) and an SVD of the small r x r factor: several times
-    faster than LAPACK's Householder QR on tall-skinny matrices, with the same
-    backward error. Short B goes to LAPACK directly.
+    Tall B is orthonormalized by rounds of SVQB (Gram matrices and products,
+    all BLAS-3 in float64; usually two rounds, more only for graded spectra),
+    then the small r x r factor gets LAPACK's SVD: several times faster than
+    Householder QR on tall-skinny matrices, with the same backward error.
+    Short B goes to LAPACK directly.
     """
     n, r = B.shape
     if r == 0:
@@ -83,11 +92,17 @@ def _thin_svd(B: np.ndarray, k: int, driver: str = "gesdd"):
     if n <= _LAPACK_ROWS_PER_COLUMN * r:
         U, s, Xt = scipy.linalg.svd(B64, full_matrices=False, lapack_driver=driver, check_finite=False)
         return U[:, :k], s, Xt.T
-    M1, R1 = _svqb(B64)
-    Q1 = B64 @ M1
-    M2, R2 = _svqb(Q1)
-    P, s, Xt = scipy.linalg.svd(R2 @ R1, lapack_driver=driver, check_finite=False)
-    return Q1 @ (M2 @ P[:, :k]), s, Xt.T
+    Q, R = B64, np.eye(r)
+    for _ in range(_SVQB_MAX_ROUNDS):
+        M, Rj, theta_min = _svqb(Q)
+        R = Rj @ R
+        if theta_min > _SVQB_DONE:
+            break  # Q @ M is orthonormal: fold it into the final product
+        Q = Q @ M
+        M = None
+    P, s, Xt = scipy.linalg.svd(R, lapack_driver=driver, check_finite=False)
+    Pk = P[:, :k] if M is None else M @ P[:, :k]
+    return Q @ Pk, s, Xt.T
 
 
 def _orthonormal(Z: np.ndarray) -> np.ndarray:

@@ -1,0 +1,164 @@
+"""fastlr.randomized_svd: scikit-learn's contract, and at least its accuracy."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse as sp
+from test_scw import as_kind, assert_svd_contract, lowrank_plus_noise, optimal_error
+
+import fastlr
+
+extmath = pytest.importorskip("sklearn.utils.extmath")
+
+
+def excess(A, U, s, Vt, opt):
+    A = A.toarray() if sp.issparse(A) else A
+    return np.linalg.norm(A.astype(np.float64) - (U * s) @ Vt) / opt - 1
+
+
+@pytest.mark.parametrize("kind", ["C", "F", "csr", "csc"])
+@pytest.mark.parametrize("spectrum", ["flat", "harmonic", "geometric"])
+def test_contract_and_singular_values(dtype, kind, spectrum):
+    n, d, k = 300, 70, 5
+    A = lowrank_plus_noise(n, d, spectrum, dtype=dtype, seed=1)
+    _, svals = optimal_error(A, k)
+    U, s, Vt = fastlr.randomized_svd(as_kind(A, kind), k, random_state=0)
+    assert_svd_contract(U, s, Vt, n, d, k, dtype)
+    rtol = 1e-4 if dtype == np.float32 else 1e-7
+    np.testing.assert_allclose(s, svals[:k], rtol=rtol, atol=rtol * svals[0])
+
+
+@pytest.mark.parametrize("n_iter", [0, 1, 2, "auto"])
+@pytest.mark.parametrize("spectrum", ["harmonic", "geometric"])
+def test_accuracy_matches_sklearn(n_iter, spectrum, dtype):
+    """Excess error (||A - A_hat|| / ||A - A_k|| - 1) no worse than scikit-learn's, over several seeds."""
+    n, d, k = 500, 120, 8
+    A = lowrank_plus_noise(n, d, spectrum, rank=40, noise=0.05, seed=7, dtype=dtype)
+    opt, _ = optimal_error(A, k)
+    ours, theirs = [], []
+    for seed in range(4):
+        ours.append(excess(A, *fastlr.randomized_svd(A, k, n_iter=n_iter, random_state=seed), opt))
+        theirs.append(excess(A, *extmath.randomized_svd(A, k, n_iter=n_iter, random_state=seed), opt))
+    floor = 1e-5 if dtype == np.float32 else 1e-12  # both at rounding level
+    assert np.mean(ours) <= 1.5 * np.mean(theirs) + floor
+
+
+def test_same_signs_and_factors_as_sklearn():
+    A = lowrank_plus_noise(400, 60, "geometric", seed=2)
+    U, s, Vt = fastlr.randomized_svd(A, 6, n_iter=4, random_state=0)
+    U2, s2, Vt2 = extmath.randomized_svd(A, 6, n_iter=4, random_state=0)
+    np.testing.assert_allclose(s, s2, rtol=1e-9)
+    np.testing.assert_allclose(U, U2, atol=1e-7)  # same signs: svd_flip's convention
+    np.testing.assert_allclose(Vt, Vt2, atol=1e-7)
+    Uf, Vtf = extmath.svd_flip(U.copy(), Vt.copy())
+    np.testing.assert_array_equal(Uf, U)
+    np.testing.assert_array_equal(Vtf, Vt)
+
+
+@pytest.mark.parametrize("normalizer", ["auto", "QR", "LU", "none"])
+@pytest.mark.parametrize("sketch", ["countsketch", "gaussian"])
+def test_options(normalizer, sketch):
+    n, d, k = 250, 90, 4
+    A = lowrank_plus_noise(n, d, "harmonic", seed=3)
+    _, svals = optimal_error(A, k)
+    U, s, Vt = fastlr.randomized_svd(A, k, n_iter=3, power_iteration_normalizer=normalizer, sketch=sketch,
+                                     random_state=1)
+    assert_svd_contract(U, s, Vt, n, d, k, np.float64)
+    np.testing.assert_allclose(s, svals[:k], rtol=1e-6)
+
+
+@pytest.mark.parametrize("driver", ["gesdd", "gesvd"])
+@pytest.mark.parametrize("transpose", ["auto", True, False])
+def test_transpose_and_driver(transpose, driver):
+    A = lowrank_plus_noise(80, 200, "geometric", seed=4)  # wide: sklearn's "auto" would transpose
+    expected = scipy.linalg.svd(A)
+    U, s, Vt = fastlr.randomized_svd(A, 5, transpose=transpose, svd_lapack_driver=driver, random_state=0)
+    assert_svd_contract(U, s, Vt, 80, 200, 5, np.float64)
+    np.testing.assert_allclose(s, expected[1][:5], rtol=1e-8)
+    np.testing.assert_allclose(np.abs(U.T @ expected[0][:, :5]), np.eye(5), atol=1e-6)
+
+
+def test_flip_sign_false_is_still_an_svd():
+    A = lowrank_plus_noise(150, 40, "harmonic", seed=5)
+    U, s, Vt = fastlr.randomized_svd(A, 4, flip_sign=False, random_state=0)
+    U2, s2, Vt2 = fastlr.randomized_svd(A, 4, random_state=0)
+    np.testing.assert_allclose(s, s2)
+    np.testing.assert_allclose((U * s) @ Vt, (U2 * s2) @ Vt2, atol=1e-12)
+
+
+def test_random_state_forms():
+    A = lowrank_plus_noise(120, 30, "harmonic", seed=6)
+    a = fastlr.randomized_svd(A, 3, n_iter=0, random_state=5)
+    b = fastlr.randomized_svd(A, 3, n_iter=0, random_state=5)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    for rs in (None, np.random.RandomState(0), np.random.default_rng(0)):
+        assert_svd_contract(*fastlr.randomized_svd(A, 3, random_state=rs), 120, 30, 3, np.float64)
+    state = np.random.get_state()[1].copy()
+    fastlr.randomized_svd(A, 3, random_state=None)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # global np.random untouched
+    with pytest.raises(TypeError, match="random_state"):
+        fastlr.randomized_svd(A, 3, random_state="seed")
+    with pytest.raises(ValueError, match="random_state: must be >= 0"):
+        fastlr.randomized_svd(A, 3, random_state=-1)
+
+
+def test_integer_and_coo_input():
+    rng = np.random.default_rng(8)
+    A = rng.integers(-3, 4, size=(100, 3)) @ rng.integers(-3, 4, size=(3, 25))  # rank 3, integer
+    U, s, Vt = fastlr.randomized_svd(A, 3, random_state=0)
+    assert U.dtype == np.float64
+    np.testing.assert_allclose(s, scipy.linalg.svdvals(A.astype(float))[:3], rtol=1e-10)
+    U2, s2, Vt2 = fastlr.randomized_svd(sp.coo_matrix(A), 3, random_state=0)
+    np.testing.assert_allclose(s2, s, rtol=1e-10)
+
+
+def test_backends_agree(dtype):
+    A = lowrank_plus_noise(2000, 50, "harmonic", seed=9, dtype=dtype)  # tall: the SVQB path
+    results = [fastlr.randomized_svd(A, 6, n_iter=2, random_state=0, backend=b) for b in fastlr.available_backends()]
+    tol = 1e-4 if dtype == np.float32 else 1e-9
+    for U, s, Vt in results:
+        assert_svd_contract(U, s, Vt, 2000, 50, 6, dtype)
+        np.testing.assert_allclose(s, results[0][1], rtol=tol)
+        np.testing.assert_allclose(U, results[0][0], atol=tol * 10)
+
+
+@pytest.mark.parametrize("rank", [0, 2])
+def test_rank_deficient(rank, dtype):
+    rng = np.random.default_rng(rank)
+    A = (rng.standard_normal((150, rank)) @ rng.standard_normal((rank, 40))).astype(dtype)
+    for n_iter in (0, 5):
+        U, s, Vt = fastlr.randomized_svd(A, 4, n_iter=n_iter, random_state=0)
+        assert_svd_contract(U, s, Vt, 150, 40, 4, dtype)
+        assert np.all(s[rank:] == 0) and np.all(s[:rank] > 0)
+
+
+def test_bad_input():
+    A = np.ones((20, 8))
+    cases = [
+        (dict(n_components=0), ValueError, "n_components: must be >= 1"),
+        (dict(n_components=9), ValueError, "n_components: must be <= min"),
+        (dict(n_components=2, n_oversamples=-1), ValueError, "n_oversamples"),
+        (dict(n_components=2, n_iter=-2), ValueError, "n_iter"),
+        (dict(n_components=2, n_iter="many"), TypeError, "n_iter"),
+        (dict(n_components=2, power_iteration_normalizer="qr"), ValueError, "power_iteration_normalizer"),
+        (dict(n_components=2, transpose="yes"), ValueError, "transpose"),
+        (dict(n_components=2, sketch="srht"), ValueError, "sketch"),
+        (dict(n_components=2, svd_lapack_driver="gesvj"), ValueError, "svd_lapack_driver"),
+        (dict(n_components=2, flip_sign=None), TypeError, "flip_sign"),
+    ]
+    for kwargs, err, msg in cases:
+        with pytest.raises(err, match=msg):
+            fastlr.randomized_svd(A, **kwargs)
+    B = A.copy()
+    B[3, 3] = np.nan
+    with pytest.raises(ValueError, match="A: contains NaN or inf"):
+        fastlr.randomized_svd(B, 2)
+    with pytest.raises(ValueError, match="A: contains NaN or inf"):
+        fastlr.randomized_svd(sp.csr_matrix(B), 2, sketch="gaussian")
+    with pytest.raises(ValueError, match="A: expected a 2-D"):
+        fastlr.randomized_svd(np.ones(5), 1)
+    with pytest.raises(ValueError, match="A: expected a non-empty"):
+        fastlr.randomized_svd(np.ones((0, 5)), 1)
+    with pytest.raises(TypeError, match="A: complex"):
+        fastlr.randomized_svd(A + 1j, 1)
