@@ -205,6 +205,8 @@ def loss_and_grad(op: Operand, kernels, k: int, rows, values, m: int, *, gradien
     grad : ndarray of float64, shape (n,), or None
     """
     M = op.sketch(kernels, rows, values, m)
+    if not np.isfinite(M).all():  # the matrix was checked, so the values overflowed
+        raise FloatingPointError("the sketch values overflow (S A is not finite); use a smaller lr")
     if op.fixed_sketch is not None:
         M = np.vstack([M, op.fixed_sketch])
     learned = (rows, m) if want_grad else None

@@ -430,7 +430,11 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
 
     def values_in(dtype):
         if dtype not in cast:
-            cast[dtype] = values.astype(dtype)
+            with np.errstate(over="raise"):
+                try:
+                    cast[dtype] = values.astype(dtype)
+                except FloatingPointError:
+                    raise FloatingPointError(f"learn_sketch: the values overflow {dtype}; use a smaller lr") from None
         return cast[dtype]
 
     def val_err(pool):
@@ -445,7 +449,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
                                    power_iters=power_iters, omega=omega)
         return loss / op.scale, grad / op.scale
 
-    history = np.zeros(steps + 1, HISTORY_DTYPE)
+    history = []  # rows of HISTORY_DTYPE; grown, so a huge ``steps`` stopped by the callback costs nothing
     workers = min(batch_size, len(ops), get_num_threads())
     from tqdm.auto import tqdm
 
@@ -456,9 +460,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
             pool = stack_.enter_context(ThreadPoolExecutor(max_workers=workers))
         label = progress if isinstance(progress, str) else "learn_sketch"
         bar = stack_.enter_context(tqdm(total=steps, desc=label, disable=not progress, leave=False))
-        history[0] = (0, math.nan, val_err(pool), 0.0)
+        history.append((0, math.nan, val_err(pool), 0.0))
         seconds = 0.0
-        done = steps
         for step in range(1, steps + 1):
             t0 = time.perf_counter()
             results = _batch_map(step_one, batches.next(), pool)
@@ -467,19 +470,20 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
             hyper = (lr * schedule(step), _ADAM_BETAS[0] if optimizer == "adam" else _MOMENTUM,
                      _ADAM_BETAS[1], _ADAM_EPS, step)
             kernels.optimizer_step(values, np.ascontiguousarray(grad), state, optimizer, hyper)
+            if not np.isfinite(values).all():
+                raise FloatingPointError(f"learn_sketch: the values diverged at step {step}; use a smaller lr")
             cast.clear()
             seconds += time.perf_counter() - t0
             err = val_err(pool) if (step % eval_every == 0 or step == steps) else math.nan
-            history[step] = (step, loss, err, seconds)
+            history.append((step, loss, err, seconds))
             if not math.isnan(err):
                 bar.set_postfix(loss=f"{loss:.4g}", val_err=f"{err:.4g}", refresh=False)
             bar.update(1)
-            if callback is not None and callback(history[step]):
-                done = step
+            if callback is not None and callback(np.array(history[-1], HISTORY_DTYPE)[()]):
+                if math.isnan(err) and evaluator is not None:  # the last step always has its val Err
+                    history[-1] = (step, loss, val_err(pool), seconds)
                 break
-    if not np.isfinite(values).all():
-        raise FloatingPointError("learn_sketch: the values diverged to NaN/inf; use a smaller lr")
-    return LearnedSketch(rows, values, m_learned, k=k, fixed=fixed, mixed=mixed, history=history[: done + 1])
+    return LearnedSketch(rows, values, m_learned, k=k, fixed=fixed, mixed=mixed, history=np.array(history, HISTORY_DTYPE))
 
 
 # --------------------------------------------------------------------------- files

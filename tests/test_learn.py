@@ -122,8 +122,17 @@ def test_history_records(lowrank_data):
 
 
 def test_callback_can_stop(lowrank_data):
-    S = fastlr.learn_sketch(lowrank_data[:4], 6, 3, steps=50, progress=False, callback=lambda r: r["step"] == 7)
+    S = fastlr.learn_sketch(lowrank_data[:4], 6, 3, steps=10**12, eval_every=5, val=lowrank_data[4:6],
+                            progress=False, callback=lambda r: r["step"] == 7)
     assert S.history["step"][-1] == 7
+    assert np.flatnonzero(np.isfinite(S.history["val_err"])).tolist() == [0, 5, 7]  # the last step is evaluated
+
+
+def test_divergence_is_reported(lowrank_data):
+    # the loss is invariant to the values' scale, so only overflow can break training
+    as32 = [A.astype(np.float32) for A in lowrank_data[:4]]
+    with pytest.raises(FloatingPointError, match="smaller lr"):
+        fastlr.learn_sketch(as32, 6, 3, steps=5, optimizer="sgd", lr=1e60, progress=False)
 
 
 def test_train_loss_is_mean_scaled_scw_error(lowrank_data):
