@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import datasets
 from ._threads import get_num_threads
-from .learn import _Evaluator, _operands, learn_sketch
+from .learn import _Evaluator, _one_thread_if_small, _operands, learn_sketch
 from .scw import scw
 from .sketch import CountSketch, GaussianSketch
 
@@ -97,11 +98,14 @@ def _run_family(fam: Family, quiet: bool, log) -> FamilyResult:
         res.train_seconds[method] = time.perf_counter() - start
         res.history[method] = S.history
         sketches[method] = S
-    evaluator = _Evaluator(_operands(test, "test"), RANK)  # optimal errors computed once for all sketches
-    res.optimal = evaluator.optimal
-    for method in METHODS:
-        res.err[method] = evaluator.error(sketches[method])
-        res.scw_ms[method] = _scw_ms(sketches[method], test)
+    test_ops = _operands(test, "test")
+    with ExitStack() as stack:
+        _one_thread_if_small(test_ops, stack)  # as learn_sketch does
+        evaluator = _Evaluator(test_ops, RANK)  # optimal errors computed once for all sketches
+        res.optimal = evaluator.optimal
+        for method in METHODS:
+            res.err[method] = evaluator.error(sketches[method])
+            res.scw_ms[method] = _scw_ms(sketches[method], test)
     return res
 
 

@@ -190,6 +190,21 @@ class _StackedTranspose:
 # --------------------------------------------------------------------------- evaluation
 
 
+#: Matrices with fewer stored entries than this are handled on one thread (kernels and BLAS):
+#: a pass over them takes microseconds, less than waking threads, and on a busy machine
+#: threads that wait for a core make each pass take milliseconds.
+SMALL_MATRIX = 1 << 20
+
+
+def _one_thread_if_small(ops, stack: ExitStack) -> bool:
+    """Limit this thread's kernels and BLAS to one thread when every matrix is small."""
+    if max(op.A.nnz if op.sparse else op.A.size for op in ops) >= SMALL_MATRIX:
+        return False
+    stack.enter_context(thread_limit(1))
+    stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+    return True
+
+
 def _batch_map(fn, items, pool):
     """fn over items: on the pool's threads (one kernel thread each) or here."""
     if pool is None or len(items) == 1:
@@ -256,7 +271,9 @@ def sketch_error(S, matrices, k: int, *, backend=None) -> float:
     ops = _operands(matrices, "matrices")
     if ops[0].shape[0] != S.n:
         raise ValueError(f"matrices: have {ops[0].shape[0]} rows but S is {S.m} x {S.n} (it needs {S.n} rows)")
-    return _Evaluator(ops, k).error(S, backend=backend)
+    with ExitStack() as stack:
+        _one_thread_if_small(ops, stack)
+        return _Evaluator(ops, k).error(S, backend=backend)
 
 
 # --------------------------------------------------------------------------- training
@@ -411,79 +428,108 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     n, d = ops[0].shape
     if k > min(n, d):
         raise ValueError(f"k: must be <= min(n, d) = {min(n, d)} for {n} x {d} training matrices, got {k}")
-    val_ops = None if val is None else _operands(val, "val", shape=(n, d))
-    for op in ops:
-        s1 = spectral_norm(op.A)
-        op.scale = s1 if s1 > 0 else 1.0
-
-    m_learned = m if mixed is None else m // 2
-    start = CountSketch(m_learned, n, seed=seed)
-    rows, values = start.rows, start.values.copy()
-    fixed = None if mixed is None else CountSketch(m - m_learned, n, seed=seed + 1)
-    for op in ops:
-        op.fixed_sketch = fixed.apply(op.A, backend=backend) if mixed == "joint" else None
-    evaluator = None if val_ops is None else _Evaluator(val_ops, k)
-    omega = np.random.default_rng(seed).standard_normal((d, k)) if gradient == "power" else None
-    state = np.zeros((2 if optimizer == "adam" else (1 if optimizer == "momentum" else 0), n))
-    batches = _Batches(len(ops), batch_size, np.random.default_rng(seed))
-    cast = {}  # values in each training dtype, refreshed every step
-
-    def values_in(dtype):
-        if dtype not in cast:
-            with np.errstate(over="raise"):
-                try:
-                    cast[dtype] = values.astype(dtype)
-                except FloatingPointError:
-                    raise FloatingPointError(f"learn_sketch: the values overflow {dtype}; use a smaller lr") from None
-        return cast[dtype]
-
-    def val_err(pool):
-        if evaluator is None:
-            return math.nan
-        current = LearnedSketch(rows, values, m_learned, k=k, fixed=fixed, mixed=mixed)
-        return evaluator.error(current, backend=backend, pool=pool)
-
-    def step_one(i):
-        op = ops[i]
-        loss, grad = loss_and_grad(op, kernels, k, rows, values_in(op.dtype), m_learned, gradient=gradient,
-                                   power_iters=power_iters, omega=omega)
-        return loss / op.scale, grad / op.scale
-
-    history = []  # rows of HISTORY_DTYPE; grown, so a huge ``steps`` stopped by the callback costs nothing
-    workers = min(batch_size, len(ops), get_num_threads())
+    val_ops = [] if val is None else _operands(val, "val", shape=(n, d))
     from tqdm.auto import tqdm
 
-    with ExitStack() as stack_:
+    with ExitStack() as stack:
+        workers = min(batch_size, len(ops), get_num_threads())
         pool = None
-        if workers > 1:
-            stack_.enter_context(threadpool_limits(limits=1, user_api="blas"))
-            pool = stack_.enter_context(ThreadPoolExecutor(max_workers=workers))
+        if workers > 1:  # matrices of a batch side by side, one kernel and one BLAS thread each
+            stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
+        else:
+            _one_thread_if_small(ops + val_ops, stack)
+        run = _Training(ops, val_ops, m, k, mixed=mixed, seed=seed, gradient=gradient, power_iters=power_iters,
+                        optimizer=optimizer, lr=lr, schedule=schedule, batch_size=batch_size, kernels=kernels,
+                        backend=backend, pool=pool)
         label = progress if isinstance(progress, str) else "learn_sketch"
-        bar = stack_.enter_context(tqdm(total=steps, desc=label, disable=not progress, leave=False))
-        history.append((0, math.nan, val_err(pool), 0.0))
+        bar = stack.enter_context(tqdm(total=steps, desc=label, disable=not progress, leave=False))
+        run.record(0, math.nan, 0.0, evaluate=True)
         seconds = 0.0
         for step in range(1, steps + 1):
-            t0 = time.perf_counter()
-            results = _batch_map(step_one, batches.next(), pool)
-            loss = float(np.mean([r[0] for r in results]))
-            grad = np.mean([r[1] for r in results], axis=0) if len(results) > 1 else results[0][1]
-            hyper = (lr * schedule(step), _ADAM_BETAS[0] if optimizer == "adam" else _MOMENTUM,
-                     _ADAM_BETAS[1], _ADAM_EPS, step)
-            kernels.optimizer_step(values, np.ascontiguousarray(grad), state, optimizer, hyper)
-            if not np.isfinite(values).all():
-                raise FloatingPointError(f"learn_sketch: the values diverged at step {step}; use a smaller lr")
-            cast.clear()
-            seconds += time.perf_counter() - t0
-            err = val_err(pool) if (step % eval_every == 0 or step == steps) else math.nan
-            history.append((step, loss, err, seconds))
-            if not math.isnan(err):
-                bar.set_postfix(loss=f"{loss:.4g}", val_err=f"{err:.4g}", refresh=False)
+            start = time.perf_counter()
+            loss = run.step(step)
+            seconds += time.perf_counter() - start
+            row = run.record(step, loss, seconds, evaluate=step % eval_every == 0 or step == steps)
+            if not math.isnan(row["val_err"]):
+                bar.set_postfix(loss=f"{loss:.4g}", val_err=f"{row['val_err']:.4g}", refresh=False)
             bar.update(1)
-            if callback is not None and callback(np.array(history[-1], HISTORY_DTYPE)[()]):
-                if math.isnan(err) and evaluator is not None:  # the last step always has its val Err
-                    history[-1] = (step, loss, val_err(pool), seconds)
+            if callback is not None and callback(row):
+                if math.isnan(row["val_err"]):  # the last step always has its val Err
+                    run.history.pop()
+                    run.record(step, loss, seconds, evaluate=True)
                 break
-    return LearnedSketch(rows, values, m_learned, k=k, fixed=fixed, mixed=mixed, history=np.array(history, HISTORY_DTYPE))
+        return run.result()
+
+
+class _Training:
+    """The state of one learn_sketch run: prepared matrices, values, optimizer state, history."""
+
+    def __init__(self, ops, val_ops, m, k, *, mixed, seed, gradient, power_iters, optimizer, lr, schedule,
+                 batch_size, kernels, backend, pool):
+        n, d = ops[0].shape
+        self.ops, self.k, self.mixed, self.kernels, self.backend, self.pool = ops, k, mixed, kernels, backend, pool
+        self.gradient, self.power_iters = gradient, power_iters
+        self.optimizer, self.lr, self.schedule = optimizer, lr, schedule
+        for op in ops:  # each matrix counts as scaled to sigma_1 = 1: the loss is scale-free
+            s1 = spectral_norm(op.A)
+            op.scale = s1 if s1 > 0 else 1.0
+        self.m_learned = m if mixed is None else m // 2
+        start = CountSketch(self.m_learned, n, seed=seed)
+        self.rows, self.values = start.rows, start.values.copy()
+        self.fixed = None if mixed is None else CountSketch(m - self.m_learned, n, seed=seed + 1)
+        for op in ops:  # the fixed rows' sketch never changes: compute it once
+            op.fixed_sketch = self.fixed.apply(op.A, backend=backend) if mixed == "joint" else None
+        self.evaluator = _Evaluator(val_ops, k) if val_ops else None
+        self.omega = np.random.default_rng(seed).standard_normal((d, k)) if gradient == "power" else None
+        n_state = {"adam": 2, "momentum": 1, "sgd": 0}[optimizer]
+        self.state = np.zeros((n_state, n))
+        self.batches = _Batches(len(ops), batch_size, np.random.default_rng(seed))
+        self.cast = {}  # the values in each training dtype, refreshed every step
+        self.history = []
+
+    def values_in(self, dtype) -> np.ndarray:
+        if dtype not in self.cast:
+            with np.errstate(over="raise"):
+                try:
+                    self.cast[dtype] = self.values.astype(dtype)
+                except FloatingPointError:
+                    raise FloatingPointError(f"learn_sketch: the values overflow {dtype}; use a smaller lr") from None
+        return self.cast[dtype]
+
+    def _loss_and_grad(self, i):
+        op = self.ops[i]
+        loss, grad = loss_and_grad(op, self.kernels, self.k, self.rows, self.values_in(op.dtype), self.m_learned,
+                                   gradient=self.gradient, power_iters=self.power_iters, omega=self.omega)
+        return loss / op.scale, grad / op.scale
+
+    def step(self, step: int) -> float:
+        """One optimizer step on the next mini-batch; returns the batch's mean loss."""
+        results = _batch_map(self._loss_and_grad, self.batches.next(), self.pool)
+        loss = float(np.mean([r[0] for r in results]))
+        grad = np.mean([r[1] for r in results], axis=0) if len(results) > 1 else results[0][1]
+        beta1 = _ADAM_BETAS[0] if self.optimizer == "adam" else _MOMENTUM
+        hyper = (self.lr * self.schedule(step), beta1, _ADAM_BETAS[1], _ADAM_EPS, step)
+        self.kernels.optimizer_step(self.values, np.ascontiguousarray(grad), self.state, self.optimizer, hyper)
+        if not np.isfinite(self.values).all():
+            raise FloatingPointError(f"learn_sketch: the values diverged at step {step}; use a smaller lr")
+        self.cast.clear()
+        return loss
+
+    def sketch(self, history=None) -> LearnedSketch:
+        return LearnedSketch(self.rows, self.values, self.m_learned, k=self.k, fixed=self.fixed, mixed=self.mixed,
+                             history=history)
+
+    def record(self, step: int, loss: float, seconds: float, *, evaluate: bool):
+        """Append a history row (with the validation Err when ``evaluate``) and return it."""
+        err = math.nan
+        if evaluate and self.evaluator is not None:
+            err = self.evaluator.error(self.sketch(), backend=self.backend, pool=self.pool)
+        self.history.append((step, loss, err, seconds))
+        return np.array(self.history[-1], HISTORY_DTYPE)[()]
+
+    def result(self) -> LearnedSketch:
+        return self.sketch(np.array(self.history, HISTORY_DTYPE))
 
 
 # --------------------------------------------------------------------------- files
