@@ -1,9 +1,11 @@
-"""dask.array inputs: sketches of row-chunked arrays, on any dask scheduler.
+"""dask.array inputs: sketches and sketched SVDs of row-chunked arrays, on any dask scheduler.
 
 CountSketch is linear, ``S A = sum_b S[:, rows_b] A_b``: every row block is
 sketched by a task where the block lives (a worker of a ``dask.distributed``
 cluster, if a client is active), and the small m x d partial sketches are
-added in a tree. dask is imported only when a dask array is passed in.
+added in a tree. ``DaskRows`` gives scw / randomized_svd (_rowblocks.py) the
+same per-block passes, keeps ``B = A V`` distributed and takes its thin SVD
+with dask's tall-skinny QR. dask is imported only when a dask array is passed in.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import sys
 
 import numpy as np
 
+from ._compat import canonical_dtype
 from ._outofcore import sketch_block
 from ._validation import float_dtype
 
-__all__ = ["apply_sketch", "is_dask_array"]
+__all__ = ["DaskRows", "apply_sketch", "is_dask_array"]
 
 
 def is_dask_array(A) -> bool:
@@ -67,3 +70,116 @@ def apply_sketch(S, A, *, backend=None):
         meta=np.empty((0, 0, 0), dtype=dtype),
     )
     return partials.sum(axis=0, dtype=dtype)
+
+
+def _gaussian_chunk(G_b, A_b):
+    return (G_b @ A_b)[None]
+
+
+def _apply_gaussian(S, A):
+    """``S @ A`` for a GaussianSketch: the block of columns of S matching each row block of A."""
+    import dask.array as da
+
+    dtype = A.dtype
+    G = da.from_array(S.matrix.astype(dtype, copy=False), chunks=(S.m, A.chunks[0]))
+    partials = da.blockwise(_gaussian_chunk, "bkj", G, "kb", A, "bj", adjust_chunks={"b": 1}, dtype=dtype,
+                            meta=np.empty((0, 0, 0), dtype=dtype))
+    return partials.sum(axis=0, dtype=dtype)
+
+
+def _gram_chunk(A_b, V, backend):
+    from . import _ops
+
+    return _ops.power_step(canonical_dtype(A_b), V, backend=backend)[1][None]
+
+
+def _times_chunk(A_b, V, backend):
+    from . import _ops
+
+    return _ops.matmul(canonical_dtype(A_b), V, backend=backend)
+
+
+class DaskRows:
+    """A row-chunked dask array as the operand of _rowblocks' scw / randomized_svd."""
+
+    def __init__(self, A):
+        self.dtype = _check(A, A.shape[0] if A.ndim else 0)
+        # Whole rows per block (the per-block kernels need them); row chunks stay as given.
+        self.A = A.astype(self.dtype).rechunk({1: -1})
+        self.shape = self.A.shape
+        self.on_block = None  # not called: dask reports progress through its own diagnostics
+
+    def sketch(self, S, *, backend=None) -> np.ndarray:
+        import dask
+
+        from ._rowblocks import sketch_parts
+        from .sketch import GaussianSketch
+
+        parts = [_apply_gaussian(p, self.A) if isinstance(p, GaussianSketch) else apply_sketch(p, self.A, backend=backend)
+                 for p in sketch_parts(S)]
+        return np.vstack(dask.compute(*parts))
+
+    def gram(self, V, *, backend=None) -> np.ndarray:
+        """``A^T (A V)``: per-block terms (one pass over each block) summed in a tree."""
+        import dask.array as da
+
+        d, r = V.shape
+        partials = da.blockwise(_gram_chunk, "bij", self.A, "bk", V=V, backend=backend, new_axes={"i": d, "j": r},
+                                adjust_chunks={"b": 1}, concatenate=True, dtype=self.dtype,
+                                meta=np.empty((0, 0, 0), dtype=self.dtype))
+        return partials.sum(axis=0, dtype=self.dtype).compute()
+
+    def times(self, V, *, backend=None):
+        """``B = A V`` as a dask array with A's row chunks, computed and kept on the workers."""
+        B = self.A.map_blocks(_times_chunk, V=V, backend=backend, chunks=(self.A.chunks[0], (V.shape[1],)),
+                              dtype=self.dtype, meta=np.empty((0, 0), dtype=self.dtype))
+        return B.persist()
+
+    def thin_svd(self, B, k, driver):
+        """Thin SVD of the distributed n x r B by dask's tall-skinny QR: (UB lazy, sB, X)."""
+        import dask
+        import dask.array as da
+
+        r = B.shape[1]
+        B = B.astype(np.float64)
+        if min(B.chunks[0]) < r:  # tsqr factors each block: it needs at least r rows per block
+            B = B.rechunk({0: max(r, max(B.chunks[0]))})
+        u, s, vt = dask.persist(*da.linalg.tsqr(B, compute_svd=True))
+        s, vt = dask.compute(s, vt)
+        return u[:, :k], s, vt.T
+
+    def truncate(self, f, k, *, flip_sign):
+        """scw.truncate for a dask UB: rank cut, completion, signs; U persisted."""
+        import dask
+        import dask.array as da
+
+        from .scw import _complete
+
+        kk = f.UB.shape[1]
+        s = f.sB[:kk]
+        tol = max(f.B.shape[1], 1) * np.finfo(self.dtype).eps * (s[0] if kk else 0.0)
+        keep = int(np.count_nonzero(s > tol))
+        U = f.UB[:, :keep]
+        V = _complete(f.V.astype(np.float64) @ f.X[:, :keep], k)
+        s = np.concatenate([s[:keep], np.zeros(k - keep)])
+        if keep < k:  # rank(A) < k: orthonormal columns completing U, like scw._complete
+            G = da.random.default_rng(0).standard_normal((U.shape[0], k - keep), chunks=(U.chunks[0], k - keep))
+            for _ in range(2):
+                G = G - U @ (U.T @ G)
+                G = da.linalg.tsqr(G)[0]
+            U = da.concatenate([U, G], axis=1)
+        U = U.astype(self.dtype)
+        (U,) = dask.persist(U)
+        Vt = V.T
+        if flip_sign:  # svd_flip's convention, as scw.flip_signs: the largest |entry| of each U column > 0
+            rows = da.argmax(abs(U), axis=0).compute()
+            signs = np.sign(U.vindex[rows, np.arange(k)].compute())
+            signs[signs == 0] = 1.0
+            U = U * signs.astype(self.dtype)
+            Vt = Vt * signs[:, None]
+            (U,) = dask.persist(U)
+        return U, s.astype(self.dtype), np.ascontiguousarray(Vt, dtype=self.dtype)
+
+    @staticmethod
+    def result(U, s, Vt):
+        return U, s, Vt

@@ -111,20 +111,24 @@ def _check_rank(k: int, shape, what: str) -> int:
 
 
 def _relative_error(A, U, s, Vt) -> float:
-    """||A - U diag(s) Vt||_F / ||A||_F, computed in row blocks (A may be a memmap)."""
-    from ._outofcore import block_rows_for, row_blocks
+    """||A - U diag(s) Vt||_F / ||A||_F, a block of rows at a time (A may be a memmap larger than memory)."""
+    from ._outofcore import ArrayRows, row_blocks
 
-    residual = total = 0.0
-    sparse = hasattr(A, "tocsr")
-    if sparse:
+    sums = np.zeros(2)  # ||A||^2, ||A - U diag(s) Vt||^2
+
+    def add(start, stop, block):
+        block = np.array(block, dtype=np.float64)  # a copy: memory-mapped blocks are read-only
+        sums[0] += np.sum(block * block)
+        block -= (U[start:stop] * s) @ Vt
+        sums[1] += np.sum(block * block)
+
+    if hasattr(A, "tocsr"):
         A = A.tocsr()
-    for start, stop in row_blocks(A.shape[0], block_rows_for(A)):
-        block = A[start:stop]
-        block = block.toarray() if sparse else np.asarray(block, dtype=np.float64)
-        total += float(np.sum(block * block))
-        block = block - (U[start:stop] * s) @ Vt
-        residual += float(np.sum(block * block))
-    return float(np.sqrt(residual / total)) if total > 0 else 0.0
+        for start, stop in row_blocks(A.shape[0], 4096):
+            add(start, stop, A[start:stop].toarray())
+    else:
+        ArrayRows(A).for_each_block(add)
+    return float(np.sqrt(sums[1] / sums[0])) if sums[0] > 0 else 0.0
 
 
 def cmd_approx(args) -> int:
@@ -154,8 +158,15 @@ def cmd_approx(args) -> int:
                 raise UserError(f"-m: the sketch size must be >= k = {k}, got {m}")
             S = fastlr.CountSketch(m, A.shape[0], seed=args.seed)
             sketch = f"CountSketch(m={m}, seed={args.seed})"
-        lr = fastlr.scw(A, S, k, n_iter=args.n_iter)
-        U, s, Vt = lr.U, lr.s, lr.Vt
+        if isinstance(A, np.memmap):  # a .npy file: read in row blocks, never loaded whole
+            from . import _rowblocks
+            from ._outofcore import ArrayRows
+
+            total = _rowblocks.passes(S, args.n_iter) * ArrayRows(A).n_blocks
+            with progress(total=total, desc="approx (row blocks)", quiet=args.quiet) as bar:
+                U, s, Vt = _rowblocks.scw(A, S, k, n_iter=args.n_iter, on_block=bar.update)
+        else:
+            U, s, Vt = fastlr.scw(A, S, k, n_iter=args.n_iter)
     seconds = time.perf_counter() - start
     np.savez(args.output, U=U, s=s, Vt=Vt)
     result = {

@@ -7,6 +7,7 @@ import pytest
 from distributed import Client, LocalCluster, get_task_stream
 
 import fastlr
+from fastlr import _rowblocks
 from helpers import assert_close
 
 
@@ -20,6 +21,24 @@ def client():
 
 def _matrix(n, d, dtype, seed=0):
     return np.random.default_rng(seed).standard_normal((n, d)).astype(dtype)
+
+
+def _lowrank(n, d, dtype=np.float64, rank=8, seed=0):
+    """Low rank with a geometric spectrum plus noise: well-separated singular vectors."""
+    rng = np.random.default_rng(seed)
+    A = (rng.standard_normal((n, rank)) * 0.6 ** np.arange(rank)) @ rng.standard_normal((rank, d))
+    return (A + 1e-4 * rng.standard_normal((n, d))).astype(dtype)
+
+
+def _assert_same_svd(dask_result, reference, dtype):
+    U, s, Vt = dask_result
+    assert isinstance(U, da.Array) and isinstance(s, np.ndarray) and isinstance(Vt, np.ndarray)
+    U = U.compute()
+    assert U.dtype == s.dtype == Vt.dtype == dtype
+    tol = 1e-4 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(s, reference[1], rtol=tol, atol=tol * reference[1][0])
+    np.testing.assert_allclose(U, reference[0], rtol=0, atol=tol)
+    np.testing.assert_allclose(Vt, reference[2], rtol=0, atol=tol)
 
 
 @pytest.mark.parametrize("chunks", [(250, -1), (333, 7), (-1, -1), (97, 1)])
@@ -83,3 +102,72 @@ def test_dask_config_scheduler_is_respected():
     with dask.config.set(scheduler="sync"):
         result = (S @ da.from_array(A, chunks=(128, 5))).compute()
     assert_close(result, S @ A, np.float32, scale=np.abs(A).max() * np.sqrt(500))
+
+
+@pytest.mark.parametrize("chunks", [(300, -1), (450, 17), (97, -1)])
+def test_scw_of_dask_array_equals_in_memory(chunks, dtype):
+    A = _lowrank(1500, 40, dtype)
+    S = fastlr.CountSketch(20, 1500, seed=2)
+    with dask.config.set(scheduler="threads"):
+        result = _rowblocks.scw(da.from_array(A, chunks=chunks), S, 5, n_iter=1)
+    _assert_same_svd(result, fastlr.scw(A, S, 5, n_iter=1), dtype)
+
+
+@pytest.mark.parametrize("sketch", ["countsketch", "gaussian"])
+@pytest.mark.parametrize("n_iter", [0, 3])
+def test_randomized_svd_of_dask_array_equals_in_memory(sketch, n_iter, dtype):
+    A = _lowrank(1200, 30, dtype, seed=1)
+    options = dict(n_iter=n_iter, sketch=sketch, random_state=3)
+    with dask.config.set(scheduler="threads"):
+        result = _rowblocks.randomized_svd(da.from_array(A, chunks=(250, 30)), 6, **options)
+    _assert_same_svd(result, fastlr.randomized_svd(A, 6, **options), dtype)
+
+
+def test_learned_mixed_and_stacked_sketches_on_dask():
+    A = _lowrank(800, 25, seed=4)
+    train = [_lowrank(800, 25, seed=s) for s in range(5, 8)]
+    mixed = fastlr.learn_sketch(train, 12, 4, steps=5, mixed="joint", progress=False)
+    stacked = fastlr.stack([fastlr.CountSketch(6, 800, seed=1), fastlr.GaussianSketch(6, 800, seed=2)])
+    with dask.config.set(scheduler="threads"):
+        for S in (mixed, stacked):
+            result = _rowblocks.scw(da.from_array(A, chunks=(200, 25)), S, 4)
+            _assert_same_svd(result, fastlr.scw(A, S, 4), np.float64)
+
+
+def test_rank_deficient_dask_input_gives_orthonormal_factors():
+    exact = np.random.default_rng(1).standard_normal((600, 3)) @ np.random.default_rng(2).standard_normal((3, 20))
+    with dask.config.set(scheduler="threads"):
+        U, s, Vt = _rowblocks.randomized_svd(da.from_array(exact, chunks=(150, 20)), 6, random_state=0)
+    U = U.compute()
+    np.testing.assert_allclose(s, fastlr.randomized_svd(exact, 6, random_state=0)[1], atol=1e-9 * s[0])
+    assert np.all(s[3:] == 0)
+    np.testing.assert_allclose(U.T @ U, np.eye(6), atol=1e-10)
+    np.testing.assert_allclose(Vt @ Vt.T, np.eye(6), atol=1e-10)
+    np.testing.assert_allclose((U * s) @ Vt, exact, atol=1e-9 * np.abs(exact).max())
+
+
+def test_bad_row_blocked_arguments():
+    Ad = da.zeros((100, 5), chunks=20)
+    with pytest.raises(ValueError, match=r"transpose: True is not supported"):
+        _rowblocks.randomized_svd(Ad, 2, transpose=True)
+    with pytest.raises(ValueError, match=r"block_rows: not used for dask arrays"):
+        _rowblocks.scw(Ad, fastlr.CountSketch(4, 100), 2, block_rows=10)
+    with pytest.raises(ValueError, match=r"S: has n=99 columns but A has 100 rows"):
+        _rowblocks.scw(Ad, fastlr.CountSketch(4, 99), 2)
+    with pytest.raises(ValueError, match=r"k: must be <= min"):
+        _rowblocks.scw(Ad, fastlr.CountSketch(8, 100), 6)
+    with pytest.raises(ValueError, match=r"NaN"):
+        _rowblocks.scw(da.full((100, 5), np.nan, chunks=20), fastlr.CountSketch(4, 100), 2)
+
+
+def test_randomized_svd_on_local_cluster_equals_in_memory(client):
+    A = _lowrank(6000, 50, seed=5)
+    Ad = da.from_array(A, chunks=(750, 50))
+    with client.as_current(), get_task_stream(client) as tasks:
+        U, s, Vt = _rowblocks.randomized_svd(Ad, 8, n_iter=2, random_state=0)
+        assert U.chunks[0] == Ad.chunks[0]  # U is distributed like A's rows
+        result = (client.compute(U).result(), s, Vt)
+    assert len({t["worker"] for t in tasks.data}) == 2
+    reference = fastlr.randomized_svd(A, 8, n_iter=2, random_state=0)
+    for got, expected in zip(result, reference):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9 * np.abs(expected).max())

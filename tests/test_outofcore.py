@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastlr
-from fastlr import _outofcore
+from fastlr import _outofcore, _rowblocks
 from helpers import assert_close
 
 
@@ -87,3 +87,60 @@ def test_input_file_is_not_modified(tmp_path):
     M = _npy(tmp_path, A)
     fastlr.CountSketch(7, 200) @ M
     np.testing.assert_array_equal(np.load(tmp_path / "A.npy"), A)
+
+
+def _frames(n, d, seed=0):
+    """uint8 'video' rows: a low-rank scene plus noise, as stored on disk."""
+    rng = np.random.default_rng(seed)
+    scene = (rng.random((n, 4)) @ rng.random((4, d))) * 60
+    return np.clip(scene + rng.normal(0, 2, (n, d)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("block_rows", [1, 250, 5000])
+def test_scw_and_randomized_svd_of_a_memmap_equal_in_memory(tmp_path, block_rows):
+    A = _frames(1000, 30)
+    M = _npy(tmp_path, A)
+    A64 = A.astype(np.float64)
+    S = fastlr.CountSketch(15, 1000, seed=2)
+    lr = _rowblocks.scw(M, S, 4, n_iter=1, block_rows=block_rows)
+    assert isinstance(lr, fastlr.LowRank)
+    for got, expected in zip(lr, fastlr.scw(A64, S, 4, n_iter=1)):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10 * np.abs(expected).max())
+    got = _rowblocks.randomized_svd(M, 4, random_state=1, block_rows=block_rows)
+    for got, expected in zip(got, fastlr.randomized_svd(A64, 4, random_state=1)):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10 * np.abs(expected).max())
+
+
+def test_float32_memmap_stays_float32(tmp_path):
+    A = np.random.default_rng(4).standard_normal((500, 12)).astype(np.float32)
+    U, s, Vt = _rowblocks.randomized_svd(_npy(tmp_path, A), 3, random_state=0, block_rows=64)
+    assert U.dtype == s.dtype == Vt.dtype == np.float32
+    np.testing.assert_allclose(s, fastlr.randomized_svd(A, 3, random_state=0)[1], rtol=1e-4)
+
+
+def test_approximating_a_memmap_needs_bounded_memory(tmp_path):
+    n, d, block_rows, k, p = 40_000, 100, 1000, 4, 6  # k = the scene's rank: a spectral gap after k
+    path = tmp_path / "frames.npy"
+    np.save(path, _frames(n, d, seed=1))
+    M = np.load(path, mmap_mode="r")
+    run = dict(n_oversamples=p, n_iter=2, random_state=0)
+    peak, blocked = _peak_bytes(lambda: _rowblocks.randomized_svd(M, k, block_rows=block_rows, **run))
+    # B = A V (n x (k + p)) and its orthonormalization, plus one float64 block: not the n x d matrix.
+    assert peak < 4 * n * (k + p) * 8 + 2 * block_rows * d * 8, peak
+    assert peak < 0.5 * n * d * 8
+    peak_in_memory, in_memory = _peak_bytes(lambda: fastlr.randomized_svd(np.load(path), k, **run))
+    assert peak_in_memory > n * d * 8
+    for got, expected in zip(blocked, in_memory):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9 * np.abs(expected).max())
+
+
+def test_row_blocked_scw_argument_errors(tmp_path):
+    M = _npy(tmp_path, np.ones((50, 4)))
+    with pytest.raises(ValueError, match=r"block_rows: must be >= 1"):
+        _rowblocks.scw(M, fastlr.CountSketch(4, 50), 2, block_rows=0)
+    with pytest.raises(ValueError, match=r"S: has m=1 rows, fewer than k=2"):
+        _rowblocks.scw(M, fastlr.CountSketch(1, 50), 2)
+    with pytest.raises(TypeError, match=r"S: expected a fastlr sketch"):
+        _rowblocks.scw(M, np.ones((4, 50)), 2)
+    with pytest.raises(ValueError, match=r"A: expected a non-empty matrix"):
+        _rowblocks.scw(np.ones((50, 0)), fastlr.CountSketch(4, 50), 2)

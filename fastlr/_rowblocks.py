@@ -1,0 +1,134 @@
+"""scw and randomized_svd for matrices held in row blocks: dask arrays and memory maps.
+
+The algorithm is ``fastlr.scw``'s (see scw.py), with every pass over A split
+into row blocks: ``S A`` and ``A^T A V`` are sums of per-block terms, and
+``B = A V`` is one block of rows per block of A. Only the small factors
+(m x d, d x r, r x r) are ever gathered in one place. The row-block operand
+supplies the passes:
+
+* ``_outofcore.ArrayRows`` - an ndarray or ``np.memmap`` read one block at a
+  time (bounded memory; B = A V, n x r, is held in memory);
+* ``_dask.DaskRows`` - a row-chunked dask array: a task per block, B stays a
+  distributed dask array and its thin SVD is dask's tall-skinny QR (tsqr), so
+  U comes back as a dask array (persisted).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._gradients import sketch_svd
+from ._validation import check_int
+from .scw import LAPACK_DRIVERS, SCWFactors, _normalize, _orthonormal, check_finite_sketch, check_rank
+
+__all__ = ["passes", "randomized_svd", "row_operand", "scw", "sketch_parts"]
+
+
+def sketch_parts(S) -> list:
+    """S as a vertical stack of CountSketches and GaussianSketches (each sketched block-wise)."""
+    from .learn import LearnedSketch
+    from .sketch import CountSketch, GaussianSketch, StackedSketch
+
+    if isinstance(S, LearnedSketch) and S.fixed is not None:
+        return [S.learned_part(), S.fixed]
+    if isinstance(S, StackedSketch):
+        return [leaf for part in S.sketches for leaf in sketch_parts(part)]
+    if isinstance(S, (CountSketch, GaussianSketch)):
+        return [S]
+    raise TypeError(f"S: {type(S).__name__} cannot be applied to row-blocked (dask or memory-mapped) input")
+
+
+def row_operand(A, block_rows=None):
+    """The row-block operand for A (a dask array, or an ndarray / memmap read in blocks)."""
+    from ._dask import DaskRows, is_dask_array
+    from ._outofcore import ArrayRows
+
+    if is_dask_array(A):
+        if block_rows is not None:
+            raise ValueError("block_rows: not used for dask arrays; their row chunks are the blocks")
+        return DaskRows(A)
+    return ArrayRows(A, block_rows)
+
+
+def passes(S, n_iter: int) -> int:
+    """Passes over A that scw makes: one per part of S, one per power iteration, one for B = A V."""
+    return len(sketch_parts(S)) + n_iter + 1
+
+
+def _factors(op, SA, k, *, n_iter, normalizer, driver, backend) -> SCWFactors:
+    """scw.scw_factors with the passes over A done block by block by ``op``."""
+    UM, sM, VtM = sketch_svd(SA, np.finfo(op.dtype).eps)
+    V = np.ascontiguousarray(VtM.T, dtype=op.dtype)
+    if V.shape[1] > 0:
+        for step in range(n_iter):
+            Z = op.gram(V, backend=backend)
+            V = _orthonormal(Z) if step == n_iter - 1 else _normalize(Z, normalizer)
+            V = np.ascontiguousarray(V, dtype=op.dtype)
+    B = op.times(V, backend=backend)
+    UB, sB, X = op.thin_svd(B, k, driver)
+    return SCWFactors(UM, sM, V, B, UB, sB, X)
+
+
+def _sketch(op, S, check_finite, backend) -> np.ndarray:
+    SA = op.sketch(S, backend=backend)
+    if check_finite:
+        check_finite_sketch(SA)
+    return SA
+
+
+def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, block_rows=None, on_block=None,
+        backend=None):
+    """``fastlr.scw`` for a dask array or a memory-mapped array (row blocks).
+
+    Returns a ``LowRank`` for arrays and memory maps, and a tuple
+    ``(U, s, Vt)`` with U a (persisted) dask array for dask input.
+    ``on_block()`` is called after every block an array or memmap pass reads
+    (``passes(S, n_iter) * n_blocks`` calls in all): a progress hook.
+    """
+    op = row_operand(A, block_rows)
+    op.on_block = on_block
+    k = check_rank(k, op)
+    n_iter = check_int(n_iter, "n_iter", minimum=0)
+    if not (hasattr(S, "shape") and hasattr(S, "apply")):
+        raise TypeError(f"S: expected a fastlr sketch (CountSketch, GaussianSketch, ...), got {type(S).__name__}")
+    m, n = S.shape
+    if n != op.shape[0]:
+        raise ValueError(f"S: has n={n} columns but A has {op.shape[0]} rows; they must match")
+    if m < k:
+        raise ValueError(f"S: has m={m} rows, fewer than k={k}; the sketch must have at least k rows")
+    SA = _sketch(op, S, check_finite, backend)
+    f = _factors(op, SA, k, n_iter=n_iter, normalizer="QR", driver="gesdd", backend=backend)
+    return op.result(*op.truncate(f, k, flip_sign=True))
+
+
+def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_iteration_normalizer="auto",
+                   transpose="auto", flip_sign=True, random_state=None, svd_lapack_driver="gesdd",
+                   sketch="countsketch", check_finite=True, block_rows=None, backend=None):
+    """``fastlr.randomized_svd`` for a dask array or a memory-mapped array (row blocks).
+
+    Same parameters and results as the in-memory function (U is a persisted
+    dask array for dask input); ``transpose=True`` is not supported here.
+    """
+    from .randomized import _NORMALIZERS, SKETCHES, _choice, _seed
+    from .sketch import CountSketch, GaussianSketch
+
+    op = row_operand(A, block_rows)
+    k = check_rank(n_components, op, "n_components")
+    p = check_int(n_oversamples, "n_oversamples", minimum=0)
+    if isinstance(n_iter, str) and n_iter == "auto":
+        n_iter = 7 if k < 0.1 * min(op.shape) else 4
+    else:
+        n_iter = check_int(n_iter, "n_iter", minimum=0)
+    normalizer = _choice(power_iteration_normalizer, "power_iteration_normalizer", _NORMALIZERS)
+    if normalizer == "auto":
+        normalizer = "none" if n_iter <= 2 else "LU"
+    if _choice(transpose, "transpose", ("auto", True, False)) is True:
+        raise ValueError("transpose: True is not supported for row-blocked (dask or memory-mapped) input")
+    if not isinstance(flip_sign, (bool, np.bool_)):
+        raise TypeError(f"flip_sign: expected a bool, got {flip_sign!r}")
+    driver = _choice(svd_lapack_driver, "svd_lapack_driver", LAPACK_DRIVERS)
+    sketch_type = CountSketch if _choice(sketch, "sketch", SKETCHES) == "countsketch" else GaussianSketch
+    S = sketch_type(k + p, op.shape[0], seed=_seed(random_state))
+    SA = _sketch(op, S, check_finite, backend)
+    f = _factors(op, SA, k, n_iter=n_iter, normalizer=normalizer, driver=driver, backend=backend)
+    return op.truncate(f, k, flip_sign=bool(flip_sign))
