@@ -462,7 +462,7 @@ def _configure(args, stack: ExitStack) -> None:
         set_backend(args.backend)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
