@@ -7,7 +7,16 @@ import numbers
 import numpy as np
 
 from ._validation import check_int, is_sparse
-from .scw import LAPACK_DRIVERS, check_finite_sketch, check_matrix, check_rank, flip_signs, scw_factors, truncate
+from .scw import (
+    LAPACK_DRIVERS,
+    blas_single_thread,
+    check_finite_sketch,
+    check_matrix,
+    check_rank,
+    flip_signs,
+    scw_factors,
+    truncate,
+)
 from .sketch import CountSketch, GaussianSketch
 
 __all__ = ["randomized_svd"]
@@ -135,11 +144,12 @@ def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_it
     SA = np.asarray(sketch_type(k + p, A.shape[0], seed=seed).apply(A, backend=backend))
     if check_finite:
         check_finite_sketch(SA)
-    f = scw_factors(A, SA, k, n_iter=n_iter, power_iteration_normalizer=normalizer, lapack_driver=driver,
-                    backend=backend)
-    U, s, Vt = truncate(f, k, A.dtype, flip_sign=False)
-    if transpose is True:
-        U, Vt = Vt.T, U.T
-    if flip_sign:
-        U, Vt = flip_signs(U, Vt)
+    with blas_single_thread():
+        f = scw_factors(A, SA, k, n_iter=n_iter, power_iteration_normalizer=normalizer, lapack_driver=driver,
+                        backend=backend)
+        U, s, Vt = truncate(f, k, A.dtype, flip_sign=False)
+        if transpose is True:
+            U, Vt = Vt.T, U.T
+        if flip_sign:
+            U, Vt = flip_signs(U, Vt)
     return np.ascontiguousarray(U), s, np.ascontiguousarray(Vt)

@@ -10,10 +10,13 @@ one-pass kernels of ``fastlr._ops``; everything else is small dense work.
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
+from threadpoolctl import ThreadpoolController
 
 from . import _ops
 from ._gradients import sketch_svd
@@ -27,6 +30,25 @@ LAPACK_DRIVERS = ("gesdd", "gesvd")
 
 #: B with at most this many rows per column gets LAPACK's SVD directly.
 _LAPACK_ROWS_PER_COLUMN = 16
+
+
+_controller = None
+_controller_lock = threading.Lock()
+
+
+@contextmanager
+def blas_single_thread():
+    """Limit BLAS to one thread: the algorithms alternate fastlr's OpenMP kernels with
+    small LAPACK calls, and two spinning thread pools on the same cores slow both
+    down (by several times on a busy 2-core machine). Large products with A run
+    on fastlr's own threads instead. The controller is built once (~10 us per use).
+    """
+    global _controller
+    with _controller_lock:
+        if _controller is None:
+            _controller = ThreadpoolController()
+    with _controller.limit(limits=1, user_api="blas"):
+        yield
 
 
 class SCWFactors(NamedTuple):
@@ -44,7 +66,7 @@ class SCWFactors(NamedTuple):
     X: np.ndarray  #: (r, r) right singular vectors of B as columns: B X[:, i] = sB[i] UB[:, i]
 
 
-def _svqb(X: np.ndarray):
+def _svqb(X: np.ndarray, backend=None):
     """One round of SVQB (Stathopoulos and Wu, 2002): ``X = Q R`` via the Gram matrix.
 
     Columns are scaled to unit norm, the Gram matrix is diagonalized, and
@@ -56,7 +78,7 @@ def _svqb(X: np.ndarray):
     the smallest eigenvalue of the scaled Gram matrix (near 1: this round's Q is
     orthonormal to working precision).
     """
-    G = X.T @ X
+    G = _ops.rmatmul(X, X, backend=backend)  # X^T X on fastlr's threads, one pass over X
     norms = np.sqrt(np.clip(np.diag(G), 0.0, None))
     norms[norms == 0.0] = 1.0
     C = G / np.outer(norms, norms)
@@ -76,11 +98,12 @@ _SVQB_DONE = 0.1
 _SVQB_MAX_ROUNDS = 4
 
 
-def _thin_svd(B: np.ndarray, k: int, driver: str = "gesdd"):
+def _thin_svd(B: np.ndarray, k: int, driver: str = "gesdd", backend=None):
     """Thin SVD of a tall n x r matrix B: (UB (n x min(k, r)), sB (r,), X (r x r)).
 
     Tall B is orthonormalized by rounds of SVQB (Gram matrices and products,
-    all BLAS-3 in float64; usually two rounds, more only for graded spectra),
+    one pass over an n x r matrix each, in float64 on fastlr's kernels; usually
+    two rounds, more only for graded spectra),
     then the small r x r factor gets LAPACK's SVD: several times faster than
     Householder QR on tall-skinny matrices, with the same backward error.
     Short B goes to LAPACK directly.
@@ -94,15 +117,15 @@ def _thin_svd(B: np.ndarray, k: int, driver: str = "gesdd"):
         return U[:, :k], s, Xt.T
     Q, R = B64, np.eye(r)
     for _ in range(_SVQB_MAX_ROUNDS):
-        M, Rj, theta_min = _svqb(Q)
+        M, Rj, theta_min = _svqb(Q, backend)
         R = Rj @ R
         if theta_min > _SVQB_DONE:
             break  # Q @ M is orthonormal: fold it into the final product
-        Q = Q @ M
+        Q = _ops.matmul(Q, M, backend=backend)
         M = None
     P, s, Xt = scipy.linalg.svd(R, lapack_driver=driver, check_finite=False)
     Pk = P[:, :k] if M is None else M @ P[:, :k]
-    return Q @ Pk, s, Xt.T
+    return _ops.matmul(Q, Pk, backend=backend), s, Xt.T
 
 
 def _orthonormal(Z: np.ndarray) -> np.ndarray:
@@ -153,7 +176,7 @@ def scw_factors(A, SA, k: int, *, n_iter: int = 0, power_iteration_normalizer: s
             V = _orthonormal(Z) if step == n_iter - 1 else _normalize(Z, power_iteration_normalizer)
             V = np.ascontiguousarray(V, dtype=A.dtype)
     B = _ops.matmul(A, V, backend=backend)
-    UB, sB, X = _thin_svd(B, k, lapack_driver)
+    UB, sB, X = _thin_svd(B, k, lapack_driver, backend)
     return SCWFactors(UM, sM, V, B, UB, sB, X)
 
 
@@ -287,5 +310,6 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
     SA = np.asarray(S.apply(A, backend=backend))
     if check_finite:
         check_finite_sketch(SA)
-    f = scw_factors(A, SA, k, n_iter=n_iter, backend=backend)
-    return LowRank(*truncate(f, k, A.dtype))
+    with blas_single_thread():
+        f = scw_factors(A, SA, k, n_iter=n_iter, backend=backend)
+        return LowRank(*truncate(f, k, A.dtype))
