@@ -52,12 +52,13 @@ def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_it
     """Truncated SVD by randomized subspace iteration, with scikit-learn's interface.
 
     Same parameters, defaults and return contract as
-    ``sklearn.utils.extmath.randomized_svd``. The range finder starts from a
-    CountSketch ``M = S A`` (one O(nnz) pass instead of a Gaussian GEMM), so V0
-    spans the row space of ``S A``; each power iteration ``Z = A^T (A V)`` is
-    ONE pass over A (fused kernel), renormalized on the small d x l side; the
-    result is the SVD of ``B = A V``. Starting from ``A^T S^T`` gives every run
-    half a power iteration more than scikit-learn's at the same ``n_iter``.
+    ``sklearn.utils.extmath.randomized_svd``. The range finder works on the row
+    space: it starts from a CountSketch ``M = S A`` (one O(nnz) pass instead of
+    a Gaussian GEMM), so V0 spans ``A^T S^T``; each power iteration
+    ``Z = A^T (A V)`` is ONE pass over A (fused kernel), renormalized on the
+    small d x l side; the result is the SVD of ``B = A V``. At equal ``n_iter``
+    the subspace is ``range(A^T (A A^T)^q S^T)``, the same polynomial degree as
+    scikit-learn's ``range(A (A^T A)^q Omega)``, from half the passes over A.
 
     Parameters
     ----------
