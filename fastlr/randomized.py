@@ -87,8 +87,9 @@ def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_it
     sketch : {"countsketch", "gaussian"}, default "countsketch"
         Operator of the first pass ("gaussian": a dense Gaussian sketch, one GEMM).
     check_finite : bool, default True
-        Raise ValueError when A holds NaN or inf (checked on the sketch, so it
-        costs no extra pass over A).
+        Raise ValueError when A holds NaN or inf (checked on the sketch S A, so
+        it costs no extra pass over A). False skips the check here; fastlr's
+        sketch operators still refuse a non-finite S A.
     backend : {"cpp", "numba", "numpy"}, optional
         Kernel backend; None uses the current default.
 

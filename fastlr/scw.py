@@ -263,7 +263,9 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
         Power iterations ``V <- orth(A^T A V)`` (one pass over A each) before B.
     check_finite : bool, default True
         Raise ValueError when A holds NaN or inf. The check runs on S A (where
-        any NaN/inf of A shows up), so it costs O(m d), not a pass over A.
+        any NaN/inf of A shows up: 0 * NaN and 0 * inf are NaN), so it costs
+        O(m d), not a pass over A. False skips it; fastlr's own sketches still
+        refuse a non-finite S A when they compute it.
     backend : {"cpp", "numba", "numpy"}, optional
         Kernel backend; None uses the current default.
 
