@@ -354,6 +354,7 @@ class _Eval:
     UtU: np.ndarray  # of the U the gradient was taken at (a scaled estimate for row batches)
     VtV: np.ndarray
     row_scale: float  # full-data U-gradient sum ~ row_scale * GU summed over rows
+    unit_grams: tuple = ()  # usv: U^T U and V^T V of the unit factors, for the step size
 
 
 class _DenseProblem:
@@ -370,11 +371,13 @@ class _DenseProblem:
             data = A.data.astype(np.float64)
             if not np.isfinite(data).all():
                 raise ValueError("A: contains NaN or infinity; pass mask=... to fit only the observed entries")
-            self.row_norms2 = np.asarray(A.multiply(A).sum(axis=1), dtype=np.float64).ravel()
+            rows = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+            self.row_norms2 = np.bincount(rows, weights=data * data, minlength=A.shape[0])
         else:
             if not np.isfinite(A).all():
                 raise ValueError(
-                    "A: contains NaN or infinity; pass mask=... (e.g. mask=~np.isnan(A)) to fit only the observed entries"
+                    "A: contains NaN or infinity; pass mask=... (e.g. mask=~np.isnan(A)) to fit only "
+                    "the observed entries"
                 )
             self.row_norms2 = np.einsum("ij,ij->i", A, A, dtype=np.float64)
         self.norm2 = float(self.row_norms2.sum())
@@ -406,13 +409,13 @@ class _DenseProblem:
             GV *= scale
             UtU = UtU_B * U.dtype.type(scale)
         if l2:
-            GU += U.dtype.type(l2) * U if batch is None else _rows_l2(U, batch, l2, GU)
+            GU += U.dtype.type(l2) * U if batch is None else _rows_l2(U, batch, l2)
             GV += V.dtype.type(l2) * V
             loss += 0.5 * l2 * (_dot64(U, U) + _dot64(V, V))
         return _Eval(loss, GU, GV, UtU, VtV, scale)
 
 
-def _rows_l2(U, batch, l2, GU):
+def _rows_l2(U, batch, l2):
     """l2 U on the sampled rows only (the block step of row mini-batches); returned as an addend."""
     add = np.zeros_like(U)
     add[batch] = U.dtype.type(l2) * U[batch]
@@ -655,11 +658,11 @@ class _USV:
             GU += U.dtype.type(l2) * U
             Gs += U.dtype.type(l2) * s
             GV += V.dtype.type(l2) * V
-        self._grams = (UtU, VtV)
+        ev.unit_grams = (UtU, VtV)
         return loss, [GU, Gs, GV], ev
 
     def lipschitz(self, ev) -> float:
-        UtU, VtV = self._grams
+        UtU, VtV = ev.unit_grams
         nu, nv = _norm2(UtU), _norm2(VtV)
         smax2 = float(np.max(self.s.astype(np.float64) ** 2)) if len(self.s) else 0.0
         data = self.problem.curvature * (smax2 * (nu + nv) + nu * nv)
@@ -769,7 +772,7 @@ def _run(model, problem, args, kernels, rng, start) -> GDHistory:
                     control.observe(mean)
             if control.mode == "backtrack":
                 saved = (opt.snapshot(), (loss, grads, ev))
-            lr = _step_size(model, args, ev, adam_lr) 
+            lr = _step_size(model, args, ev, adam_lr)
             lr = [x * control.factor for x in lr] if isinstance(lr, list) else lr * control.factor
             history.lr = lr[0] if isinstance(lr, list) else lr
             if args.optimizer == "scaled":
