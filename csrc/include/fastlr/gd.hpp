@@ -23,24 +23,18 @@ inline void throw_gd_error(int code) {
   }
 }
 
-/// Gradients of f(U, V) = 1/2 sum_{(i,j) stored} (u_i . v_j - a_ij)^2 + l2/2 (|U|^2 + |V|^2)
-/// over the stored entries of a CSR matrix (m x n; duplicates count as separate
-/// observations; column indices need not be sorted).
-/// U: m x k, V: n x k, GU: m x k, GV: n x k, all row-major; GU and GV are overwritten.
-/// Returns f, accumulated in double.
-/// Threads: row chunks balanced by nonzeros; each row of GU has one owner, GV
-/// goes to per-thread n x k accumulators summed in a fixed order, so the result
-/// is deterministic for a given thread count.
+namespace detail {
+
+// Multiversioned bodies (see countsketch.hpp): no exceptions, no allocation; they return an
+// error code and work in caller-provided buffers.
+
+// work: (want - 1) * n * k zeroed accumulators; partial: want losses.
 template <class T, class I>
-double gd_masked_grad(const I* indptr, const I* indices, const T* data, index_t nnz, index_t m, index_t n,
-                      index_t k, const T* U, const T* V, T l2, T* GU, T* GV, int nthreads) {
-  require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[m]) == nnz,
-          "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
-  const int want = useful_threads(nthreads, (nnz + m) * std::max<index_t>(k, 1), 65536);
+FASTLR_MULTIVERSION int gd_masked_grad_impl(const I* indptr, const I* indices, const T* data, index_t nnz,
+                                            index_t m, index_t n, index_t k, const T* U, const T* V, T l2, T* GU,
+                                            T* GV, int want, T* work, double* partial) {
   const index_t size = n * k;
   std::fill(GV, GV + size, T(0));
-  std::vector<T> acc(want > 1 ? static_cast<size_t>(want - 1) * size : 0, T(0));
-  std::vector<double> partial(static_cast<size_t>(want), 0.0);
   ErrorFlag err;
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
@@ -50,7 +44,7 @@ double gd_masked_grad(const I* indptr, const I* indices, const T* data, index_t 
     const int t = thread_id();
     index_t b, e;
     nnz_chunk_range(indptr, m, parts, t, b, e);
-    T* __restrict gv = t == 0 ? GV : acc.data() + (t - 1) * size;
+    T* __restrict gv = t == 0 ? GV : work + (t - 1) * size;
     double loss = 0.0;
     for (index_t i = b; i < e; ++i) {
       const index_t s = static_cast<index_t>(indptr[i]);
@@ -84,18 +78,40 @@ double gd_masked_grad(const I* indptr, const I* indices, const T* data, index_t 
       index_t lo, hi;
       chunk_range(size, parts, t, lo, hi);
       for (int a = 0; a < parts - 1; ++a) {
-        const T* __restrict src = acc.data() + a * size;
+        const T* __restrict src = work + a * size;
         for (index_t q = lo; q < hi; ++q) GV[q] += src[q];
       }
     }
   }
-  throw_gd_error(err.code);
+  return err.code;
+}
+
+}  // namespace detail
+
+/// Gradients of f(U, V) = 1/2 sum_{(i,j) stored} (u_i . v_j - a_ij)^2 + l2/2 (|U|^2 + |V|^2)
+/// over the stored entries of a CSR matrix (m x n; duplicates count as separate
+/// observations; column indices need not be sorted).
+/// U: m x k, V: n x k, GU: m x k, GV: n x k, all row-major; GU and GV are overwritten.
+/// Returns f, accumulated in double.
+/// Threads: row chunks balanced by nonzeros; each row of GU has one owner, GV
+/// goes to per-thread n x k accumulators summed in a fixed order, so the result
+/// is deterministic for a given thread count.
+template <class T, class I>
+double gd_masked_grad(const I* indptr, const I* indices, const T* data, index_t nnz, index_t m, index_t n,
+                      index_t k, const T* U, const T* V, T l2, T* GU, T* GV, int nthreads) {
+  require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[m]) == nnz,
+          "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
+  const int want = useful_threads(nthreads, (nnz + m) * std::max<index_t>(k, 1), 65536);
+  std::vector<T> work(want > 1 ? static_cast<size_t>(want - 1) * n * k : 0, T(0));
+  std::vector<double> partial(static_cast<size_t>(want), 0.0);
+  throw_gd_error(detail::gd_masked_grad_impl(indptr, indices, data, nnz, m, n, k, U, V, l2, GU, GV, want,
+                                             work.data(), partial.data()));
   double loss = 0.0;
   for (double p : partial) loss += p;
   if (l2 != T(0)) {
     double norms = 0.0;
     for (index_t q = 0; q < m * k; ++q) norms += static_cast<double>(U[q]) * U[q];
-    for (index_t q = 0; q < size; ++q) {
+    for (index_t q = 0; q < n * k; ++q) {
       norms += static_cast<double>(V[q]) * V[q];
       GV[q] += l2 * V[q];
     }
@@ -123,29 +139,11 @@ struct OptimizerHyper {
   double lr, beta1, beta2, eps, step;
 };
 
-/// One fused update, in place, of `size` parameters p with gradient g and state buffers
-/// state[s * size + i] (s < optimizer_state_count(kind)):
-///   sgd:       p -= lr g
-///   momentum:  b = beta1 b + g;  p -= lr b                 (heavy ball, PyTorch SGD momentum)
-///   nesterov:  b = beta1 b + g;  p -= lr (g + beta1 b)     (PyTorch SGD nesterov=True)
-///   adam:      m = beta1 m + (1-beta1) g;  v = beta2 v + (1-beta2) g^2;
-///              p -= lr / (1-beta1^t) * m / (sqrt(v) / sqrt(1-beta2^t) + eps),  t = step >= 1
-/// Threads: contiguous chunks, no shared writes.
+namespace detail {
+
 template <class T>
-void optimizer_step(T* param, const T* grad, T* state, index_t size, OptimizerKind kind,
-                    const OptimizerHyper& h, int nthreads) {
-  require(std::isfinite(h.lr) && h.lr >= 0, "lr: must be finite and >= 0");
-  if (kind == OptimizerKind::kAdam)
-    require(h.step >= 1 && h.beta1 >= 0 && h.beta1 < 1 && h.beta2 >= 0 && h.beta2 < 1 && h.eps > 0,
-            "hyper: Adam needs step >= 1, 0 <= beta1, beta2 < 1 and eps > 0");
-  const int want = useful_threads(nthreads, size, 65536);
-  const T lr = static_cast<T>(h.lr);
-  const T b1 = static_cast<T>(h.beta1);
-  const T b2 = static_cast<T>(h.beta2);
-  const T eps = static_cast<T>(h.eps);
-  const T step_size = kind == OptimizerKind::kAdam ? static_cast<T>(h.lr / (1.0 - std::pow(h.beta1, h.step))) : lr;
-  const T inv_sqrt_c2 =
-      kind == OptimizerKind::kAdam ? static_cast<T>(1.0 / std::sqrt(1.0 - std::pow(h.beta2, h.step))) : T(1);
+FASTLR_MULTIVERSION void optimizer_step_impl(T* param, const T* grad, T* state, index_t size, OptimizerKind kind,
+                                             T lr, T b1, T b2, T eps, T step_size, T inv_sqrt_c2, int want) {
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
@@ -178,15 +176,41 @@ void optimizer_step(T* param, const T* grad, T* state, index_t size, OptimizerKi
       case OptimizerKind::kAdam: {
         T* __restrict m1 = state;
         T* __restrict m2 = state + size;
+        const T c1 = T(1) - b1, c2 = T(1) - b2;
         for (index_t i = b; i < e; ++i) {
-          m1[i] = b1 * m1[i] + (T(1) - b1) * g[i];
-          m2[i] = b2 * m2[i] + (T(1) - b2) * g[i] * g[i];
+          m1[i] = b1 * m1[i] + c1 * g[i];
+          m2[i] = b2 * m2[i] + c2 * g[i] * g[i];
           p[i] -= step_size * m1[i] / (std::sqrt(m2[i]) * inv_sqrt_c2 + eps);
         }
         break;
       }
     }
   }
+}
+
+}  // namespace detail
+
+/// One fused update, in place, of `size` parameters p with gradient g and state buffers
+/// state[s * size + i] (s < optimizer_state_count(kind)):
+///   sgd:       p -= lr g
+///   momentum:  b = beta1 b + g;  p -= lr b                 (heavy ball, PyTorch SGD momentum)
+///   nesterov:  b = beta1 b + g;  p -= lr (g + beta1 b)     (PyTorch SGD nesterov=True)
+///   adam:      m = beta1 m + (1-beta1) g;  v = beta2 v + (1-beta2) g^2;
+///              p -= lr / (1-beta1^t) * m / (sqrt(v) / sqrt(1-beta2^t) + eps),  t = step >= 1
+/// Threads: contiguous chunks, no shared writes.
+template <class T>
+void optimizer_step(T* param, const T* grad, T* state, index_t size, OptimizerKind kind,
+                    const OptimizerHyper& h, int nthreads) {
+  require(std::isfinite(h.lr) && h.lr >= 0, "lr: must be finite and >= 0");
+  const bool adam = kind == OptimizerKind::kAdam;
+  if (adam)
+    require(h.step >= 1 && h.beta1 >= 0 && h.beta1 < 1 && h.beta2 >= 0 && h.beta2 < 1 && h.eps > 0,
+            "hyper: Adam needs step >= 1, 0 <= beta1, beta2 < 1 and eps > 0");
+  const T step_size = static_cast<T>(adam ? h.lr / (1.0 - std::pow(h.beta1, h.step)) : h.lr);
+  const T inv_sqrt_c2 = static_cast<T>(adam ? 1.0 / std::sqrt(1.0 - std::pow(h.beta2, h.step)) : 1.0);
+  detail::optimizer_step_impl<T>(param, grad, state, size, kind, static_cast<T>(h.lr), static_cast<T>(h.beta1),
+                                 static_cast<T>(h.beta2), static_cast<T>(h.eps), step_size, inv_sqrt_c2,
+                                 useful_threads(nthreads, size, 65536));
 }
 
 }  // namespace fastlr
