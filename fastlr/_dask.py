@@ -11,11 +11,14 @@ with dask's tall-skinny QR. dask is imported only when a dask array is passed in
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ._compat import canonical_dtype
 from ._outofcore import sketch_block
+from ._threads import thread_limit
 from ._validation import float_dtype
 
 __all__ = ["DaskRows", "apply_sketch", "is_dask_array"]
@@ -40,8 +43,20 @@ def _check(A, n: int, name: str = "A") -> np.dtype:
         raise TypeError(f"{name}: {exc}") from None
 
 
+# Tasks run side by side (dask parallelizes over blocks), so each kernel gets one thread; BLAS is
+# limited to one thread around computes on the local threaded scheduler (_one_blas_thread), and
+# dask.distributed workers already start with OMP/OPENBLAS_NUM_THREADS=1.
+
+
+@contextmanager
+def _one_blas_thread():
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def _sketch_chunk(A_b, rows, values, m, backend):
-    return sketch_block(rows, values, m, A_b, backend=backend)[None]
+    with thread_limit(1):
+        return sketch_block(rows, values, m, A_b, backend=backend)[None]
 
 
 def apply_sketch(S, A, *, backend=None):
@@ -90,13 +105,15 @@ def _apply_gaussian(S, A):
 def _gram_chunk(A_b, V, backend):
     from . import _ops
 
-    return _ops.power_step(canonical_dtype(A_b), V, backend=backend)[1][None]
+    with thread_limit(1):
+        return _ops.power_step(canonical_dtype(A_b), V, backend=backend)[1][None]
 
 
 def _times_chunk(A_b, V, backend):
     from . import _ops
 
-    return _ops.matmul(canonical_dtype(A_b), V, backend=backend)
+    with thread_limit(1):
+        return _ops.matmul(canonical_dtype(A_b), V, backend=backend)
 
 
 class DaskRows:
@@ -117,7 +134,8 @@ class DaskRows:
 
         parts = [_apply_gaussian(p, self.A) if isinstance(p, GaussianSketch) else apply_sketch(p, self.A, backend=backend)
                  for p in sketch_parts(S)]
-        return np.vstack(dask.compute(*parts))
+        with _one_blas_thread():
+            return np.vstack(dask.compute(*parts))
 
     def gram(self, V, *, backend=None) -> np.ndarray:
         """``A^T (A V)``: per-block terms (one pass over each block) summed in a tree."""
@@ -127,13 +145,15 @@ class DaskRows:
         partials = da.blockwise(_gram_chunk, "bij", self.A, "bk", V=V, backend=backend, new_axes={"i": d, "j": r},
                                 adjust_chunks={"b": 1}, concatenate=True, dtype=self.dtype,
                                 meta=np.empty((0, 0, 0), dtype=self.dtype))
-        return partials.sum(axis=0, dtype=self.dtype).compute()
+        with _one_blas_thread():
+            return partials.sum(axis=0, dtype=self.dtype).compute()
 
     def times(self, V, *, backend=None):
         """``B = A V`` as a dask array with A's row chunks, computed and kept on the workers."""
         B = self.A.map_blocks(_times_chunk, V=V, backend=backend, chunks=(self.A.chunks[0], (V.shape[1],)),
                               dtype=self.dtype, meta=np.empty((0, 0), dtype=self.dtype))
-        return B.persist()
+        with _one_blas_thread():
+            return B.persist()
 
     def thin_svd(self, B, k, driver):
         """Thin SVD of the distributed n x r B by dask's tall-skinny QR: (UB lazy, sB, X)."""
@@ -144,8 +164,9 @@ class DaskRows:
         B = B.astype(np.float64)
         if min(B.chunks[0]) < r:  # tsqr factors each block: it needs at least r rows per block
             B = B.rechunk({0: max(r, max(B.chunks[0]))})
-        u, s, vt = dask.persist(*da.linalg.tsqr(B, compute_svd=True))
-        s, vt = dask.compute(s, vt)
+        with _one_blas_thread():
+            u, s, vt = dask.persist(*da.linalg.tsqr(B, compute_svd=True))
+            s, vt = dask.compute(s, vt)
         return u[:, :k], s, vt.T
 
     def truncate(self, f, k, *, flip_sign):
@@ -169,15 +190,16 @@ class DaskRows:
                 G = da.linalg.tsqr(G)[0]
             U = da.concatenate([U, G], axis=1)
         U = U.astype(self.dtype)
-        (U,) = dask.persist(U)
         Vt = V.T
-        if flip_sign:  # svd_flip's convention, as scw.flip_signs: the largest |entry| of each U column > 0
-            rows = da.argmax(abs(U), axis=0).compute()
-            signs = np.sign(U.vindex[rows, np.arange(k)].compute())
-            signs[signs == 0] = 1.0
-            U = U * signs.astype(self.dtype)
-            Vt = Vt * signs[:, None]
+        with _one_blas_thread():
             (U,) = dask.persist(U)
+            if flip_sign:  # svd_flip's convention, as scw.flip_signs: the largest |entry| of each U column > 0
+                rows = da.argmax(abs(U), axis=0).compute()
+                signs = np.sign(U.vindex[rows, np.arange(k)].compute())
+                signs[signs == 0] = 1.0
+                U = U * signs.astype(self.dtype)
+                Vt = Vt * signs[:, None]
+                (U,) = dask.persist(U)
         return U, s.astype(self.dtype), np.ascontiguousarray(Vt, dtype=self.dtype)
 
     @staticmethod
