@@ -106,7 +106,8 @@ def _auto_n_iter(k, shape):
 
 def _numpy_scw(A, S_csr, k):
     """SCW as plain NumPy/SciPy calls: the same algorithm as fastlr.scw."""
-    M = np.asarray(S_csr @ A)
+    M = S_csr @ A
+    M = M.toarray() if sp.issparse(M) else np.asarray(M)
     _, sm, Vtm = np.linalg.svd(M, full_matrices=False)
     r = int(np.count_nonzero(sm > max(M.shape) * np.finfo(M.dtype).eps * sm[0]))
     V = Vtm[:r].T
@@ -119,7 +120,8 @@ def _torch_runner(A, k, threads, seed):
     torch = pytest.importorskip("torch")
     if sp.issparse(A):
         coo = A.tocoo()
-        At = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data, A.shape).coalesce()
+        indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+        At = torch.sparse_coo_tensor(indices, torch.from_numpy(coo.data), A.shape, check_invariants=True).coalesce()
     else:
         At = torch.from_numpy(A)
     niter = _auto_n_iter(k, A.shape)
