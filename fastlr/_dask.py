@@ -16,7 +16,6 @@ from contextlib import contextmanager
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ._compat import canonical_dtype
 from ._outofcore import sketch_block
 from ._threads import thread_limit
 from ._validation import float_dtype
@@ -106,14 +105,14 @@ def _gram_chunk(A_b, V, backend):
     from . import _ops
 
     with thread_limit(1):
-        return _ops.power_step(canonical_dtype(A_b), V, backend=backend)[1][None]
+        return _ops.power_step(A_b, V, backend=backend)[1][None]
 
 
 def _times_chunk(A_b, V, backend):
     from . import _ops
 
     with thread_limit(1):
-        return _ops.matmul(canonical_dtype(A_b), V, backend=backend)
+        return _ops.matmul(A_b, V, backend=backend)
 
 
 class DaskRows:

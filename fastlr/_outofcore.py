@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._compat import canonical_dtype
 from ._validation import as_matrix, check_int, float_dtype
 
 __all__ = [
@@ -47,8 +46,6 @@ def sketch_block(rows, values, m: int, A_b, *, backend=None) -> np.ndarray:
     """One row block's share of S A (m x d): the CountSketch columns ``rows``, ``values`` times A_b."""
     from .sketch import CountSketch
 
-    # Blocks and sketch slices arrive pickled on dask workers: see canonical_dtype.
-    rows, values, A_b = (canonical_dtype(x) for x in (rows, values, A_b))
     return CountSketch.from_arrays(rows, values, m).apply(A_b, backend=backend)
 
 

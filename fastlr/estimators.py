@@ -16,7 +16,6 @@ from sklearn.utils.extmath import safe_sparse_dot, svd_flip
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._compat import canonical_dtype
 
 __all__ = ["TruncatedSVD"]
 
@@ -171,8 +170,8 @@ class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def fit_transform(self, X, y=None):
         """Fit the model on X and return X projected on the components (n_samples x n_components)."""
-        X = canonical_dtype(validate_data(self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
-                                          ensure_min_features=2))
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
+                          ensure_min_features=2)
         k = self._check_params(X)
         U, s, Vt = self._decompose(X, k)
         U, Vt = svd_flip(np.asarray(U), np.asarray(Vt), u_based_decision=False)

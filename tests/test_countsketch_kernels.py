@@ -172,3 +172,36 @@ def test_dense_shapes_property(n, d, m, order, single, seed):
         got = S.apply(A, backend=name)
         assert got.dtype == dtype and got.shape == (m, d)
         assert_close(got, expected, dtype, scale=max(np.abs(A).max(initial=0), 1.0) * n)
+
+
+def test_unpickled_arrays_are_accepted(backend):
+    """Arrays that crossed a pickle (dask workers, joblib) carry equal but distinct dtype objects."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    A = pickle.loads(pickle.dumps(rng.standard_normal((30, 4))))
+    rows = pickle.loads(pickle.dumps(rng.integers(0, 3, 30).astype(np.int64)))
+    values = pickle.loads(pickle.dumps(np.ones(30)))
+    Acsr = pickle.loads(pickle.dumps(sp.csr_matrix(A)))
+    kernels = fastlr.get_backend(backend)
+    expected = ref.countsketch_dense(A, rows, values, 3)
+    np.testing.assert_allclose(kernels.countsketch_dense(A, rows, values, 3), expected, atol=1e-12)
+    got = kernels.countsketch_csr(Acsr.indptr, Acsr.indices, Acsr.data, rows, values, 3, 4)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_wrong_dtypes_are_rejected_by_name():
+    kernels = fastlr.get_backend("cpp")
+    A = np.ones((4, 3))
+    rows = np.zeros(4, dtype=np.int64)
+    with pytest.raises(TypeError, match="A: dtype must be float32 or float64, got int64"):
+        kernels.countsketch_dense(A.astype(np.int64), rows, np.ones(4), 2)
+    with pytest.raises(ValueError, match="rows: expected dtype int64, got int32"):
+        kernels.countsketch_dense(A, rows.astype(np.int32), np.ones(4), 2)
+    with pytest.raises(ValueError, match="values: expected dtype float64, got float32"):
+        kernels.countsketch_dense(A, rows, np.ones(4, dtype=np.float32), 2)
+    with pytest.raises(TypeError, match="A: dtype must be float32 or float64, got >f8"):
+        kernels.countsketch_dense(A.astype(">f8"), rows, np.ones(4), 2)
+    # the public operator converts byte order (and every other real dtype) explicitly
+    S = fastlr.CountSketch(2, 4)
+    np.testing.assert_allclose(S @ A.astype(">f8"), S @ A)

@@ -26,9 +26,11 @@ struct DenseView {
 
 inline std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
+/// True when a's dtype is equivalent to T's (native byte order). Compares by
+/// value, not identity: unpickled arrays carry equal but distinct dtype objects.
 template <class T>
 bool has_dtype(const py::array& a) {
-  return a.dtype().is(py::dtype::of<T>());
+  return py::isinstance<py::array_t<T>>(a);
 }
 
 /// View a 2-D array of dtype T that is C- or F-contiguous (the Python layer
