@@ -62,8 +62,8 @@ def _optimal_error(op: Operand, k: int) -> tuple[float, float]:
     return float(np.sqrt(np.sum(s[k:] ** 2))), float(s[0]) if s.size else 0.0
 
 
-def _operands(matrices, name: str, shape=None) -> list[Operand]:
-    """Prepared matrices, all of one shape (the first one's, or ``shape``)."""
+def _operands(matrices, name: str, shape=None, like: str = "") -> list[Operand]:
+    """Prepared matrices, all of one shape (the first one's, or ``shape``: that of ``like``)."""
     if matrices is None or isinstance(matrices, (str, bytes)):
         raise TypeError(f"{name}: expected an iterable of 2-D matrices, got {type(matrices).__name__}")
     if is_sparse(matrices) or (isinstance(matrices, np.ndarray) and matrices.ndim == 2):
@@ -79,8 +79,8 @@ def _operands(matrices, name: str, shape=None) -> list[Operand]:
         op = Operand(A, f"{name}[{i}]")
         expected = shape if shape is not None else ops[0].shape if ops else None
         if expected is not None and op.shape != tuple(expected):
-            first = "the sketch's columns" if shape is not None else f"{name}[0]"
-            raise ValueError(f"{name}[{i}]: has shape {op.shape}, but {first} needs shape {tuple(expected)}")
+            other = like if shape is not None else f"{name}[0]"
+            raise ValueError(f"{name}[{i}]: has shape {op.shape}, but {other} has shape {tuple(expected)}")
         ops.append(op)
     return ops
 
@@ -114,7 +114,8 @@ class LearnedSketch(CountSketch):
 
     def __init__(self, rows, values, m_learned: int, *, k: int, fixed: CountSketch | None = None,
                  mixed: str | None = None, history=None):
-        self._init(check_int(m_learned, "m", minimum=1), np.asarray(rows, dtype=np.int64), values)
+        learned = CountSketch.from_arrays(rows, values, m_learned)  # validates rows and values
+        self._init(learned.m, learned.rows, learned.values)
         self.k = check_int(k, "k", minimum=1)
         if (fixed is None) != (mixed is None):
             raise ValueError("fixed: a mixed sketch needs its fixed part, and only a mixed one has one")
@@ -428,7 +429,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     n, d = ops[0].shape
     if k > min(n, d):
         raise ValueError(f"k: must be <= min(n, d) = {min(n, d)} for {n} x {d} training matrices, got {k}")
-    val_ops = [] if val is None else _operands(val, "val", shape=(n, d))
+    val_ops = [] if val is None else _operands(val, "val", shape=(n, d), like="train[0]")
     from tqdm.auto import tqdm
 
     with ExitStack() as stack:
