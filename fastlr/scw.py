@@ -11,7 +11,6 @@ one-pass kernels of ``fastlr._ops``; everything else is small dense work.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -20,6 +19,7 @@ from threadpoolctl import ThreadpoolController
 
 from . import _ops
 from ._gradients import sketch_svd
+from ._threads import get_num_threads
 from ._validation import as_matrix, check_int, is_sparse
 from .lowrank import LowRank
 
@@ -35,20 +35,36 @@ _LAPACK_ROWS_PER_COLUMN = 16
 _controller = None
 _controller_lock = threading.Lock()
 
+#: Factors at least this wide go to BLAS: its GEMM beats the one-pass kernels
+#: there (measured on 5760 x 1080: kernels win up to ~100 columns, BLAS at 200).
+_BLAS_MIN_COLUMNS = 128
 
-@contextmanager
-def blas_single_thread():
-    """Limit BLAS to one thread: the algorithms alternate fastlr's OpenMP kernels with
-    small LAPACK calls, and two spinning thread pools on the same cores slow both
-    down (by several times on a busy 2-core machine). Large products with A run
-    on fastlr's own threads instead. The controller is built once (~10 us per use).
-    """
+
+def _blas_limit(n: int):
     global _controller
     with _controller_lock:
         if _controller is None:
-            _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):
-        yield
+            _controller = ThreadpoolController()  # built once; each limit() then costs ~10 us
+    return _controller.limit(limits=n, user_api="blas")
+
+
+def blas_single_thread():
+    """Limit BLAS to one thread: the algorithms alternate fastlr's OpenMP kernels with
+    small LAPACK calls, and two spinning thread pools on the same cores slow both
+    down (by several times on a busy 2-core machine). Large products run on
+    fastlr's own threads, or on BLAS with fastlr's thread count (``_dense_product``).
+    """
+    return _blas_limit(1)
+
+
+def _dense_product(A, V, transpose: bool, backend):
+    """``A @ V`` (or ``A.T @ V``) for dense A: one-pass kernel for thin V, BLAS GEMM
+    with fastlr's thread count for wide V."""
+    if is_sparse(A) or V.shape[1] < _BLAS_MIN_COLUMNS:
+        return _ops.rmatmul(A, V, backend=backend) if transpose else _ops.matmul(A, V, backend=backend)
+    V = np.ascontiguousarray(V, dtype=A.dtype)
+    with _blas_limit(get_num_threads()):
+        return np.ascontiguousarray(A.T @ V if transpose else A @ V)
 
 
 class SCWFactors(NamedTuple):
@@ -78,7 +94,7 @@ def _svqb(X: np.ndarray, backend=None):
     the smallest eigenvalue of the scaled Gram matrix (near 1: this round's Q is
     orthonormal to working precision).
     """
-    G = _ops.rmatmul(X, X, backend=backend)  # X^T X on fastlr's threads, one pass over X
+    G = _dense_product(X, X, True, backend)  # X^T X, one pass over X
     norms = np.sqrt(np.clip(np.diag(G), 0.0, None))
     norms[norms == 0.0] = 1.0
     C = G / np.outer(norms, norms)
@@ -121,11 +137,11 @@ def _thin_svd(B: np.ndarray, k: int, driver: str = "gesdd", backend=None):
         R = Rj @ R
         if theta_min > _SVQB_DONE:
             break  # Q @ M is orthonormal: fold it into the final product
-        Q = _ops.matmul(Q, M, backend=backend)
+        Q = _dense_product(Q, M, False, backend)
         M = None
     P, s, Xt = scipy.linalg.svd(R, lapack_driver=driver, check_finite=False)
     Pk = P[:, :k] if M is None else M @ P[:, :k]
-    return _ops.matmul(Q, Pk, backend=backend), s, Xt.T
+    return _dense_product(Q, Pk, False, backend), s, Xt.T
 
 
 def _orthonormal(Z: np.ndarray) -> np.ndarray:
@@ -172,10 +188,13 @@ def scw_factors(A, SA, k: int, *, n_iter: int = 0, power_iteration_normalizer: s
     V = np.ascontiguousarray(VtM.T, dtype=A.dtype)
     if V.shape[1] > 0:
         for step in range(n_iter):
-            _, Z = _ops.power_step(A, V, backend=backend)
+            if is_sparse(A) or V.shape[1] < _BLAS_MIN_COLUMNS:
+                _, Z = _ops.power_step(A, V, backend=backend)
+            else:
+                Z = _dense_product(A, _dense_product(A, V, False, backend), True, backend)
             V = _orthonormal(Z) if step == n_iter - 1 else _normalize(Z, power_iteration_normalizer)
             V = np.ascontiguousarray(V, dtype=A.dtype)
-    B = _ops.matmul(A, V, backend=backend)
+    B = _dense_product(A, V, False, backend)
     UB, sB, X = _thin_svd(B, k, lapack_driver, backend)
     return SCWFactors(UM, sM, V, B, UB, sB, X)
 
