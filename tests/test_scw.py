@@ -215,3 +215,15 @@ def test_thin_svd_tall_path_matches_lapack(spectrum):
     resolved = s > r * np.finfo(float).eps * s[0]  # columns scw keeps
     Uk = U[:, resolved]
     np.testing.assert_allclose(Uk.T @ Uk, np.eye(Uk.shape[1]), atol=1e-10)
+
+
+@pytest.mark.parametrize("n_iter", [0, 1])
+def test_wide_sketch_takes_the_blas_path(n_iter, dtype):
+    """r >= 128 sketch rows: products go to BLAS GEMM, SVQB included (n > 16 r); same contract."""
+    n, d, k = 2500, 140, 6
+    A = lowrank_plus_noise(n, d, "geometric", seed=8, dtype=dtype)
+    _, svals = optimal_error(A, k)
+    lr = fastlr.scw(A, fastlr.CountSketch(130, n, seed=0), k, n_iter=n_iter)
+    assert_svd_contract(*lr, n, d, k, dtype)
+    rtol = 1e-4 if dtype == np.float32 else 1e-8
+    np.testing.assert_allclose(lr.s, svals[:k], rtol=rtol)
