@@ -225,5 +225,5 @@ def test_wide_sketch_takes_the_blas_path(n_iter, dtype):
     _, svals = optimal_error(A, k)
     lr = fastlr.scw(A, fastlr.CountSketch(130, n, seed=0), k, n_iter=n_iter)
     assert_svd_contract(*lr, n, d, k, dtype)
-    rtol = 1e-4 if dtype == np.float32 else 1e-8
+    rtol = 1e-4 if dtype == np.float32 else (1e-5 if n_iter == 0 else 1e-8)  # no power step: sketching error
     np.testing.assert_allclose(lr.s, svals[:k], rtol=rtol)
