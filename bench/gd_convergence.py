@@ -34,7 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def fastlr_trace(A, optimal, **kwargs):
-    """(seconds, error ratio) per iteration; the dense loss is exactly half the squared error."""
+    """(seconds, error ratio) per iteration. The dense loss is half the squared error; for
+    parametrization="usv" it also holds the orthonormality penalty, so that ratio is an upper bound."""
     *_, h = fastlr.gd_svd(A, K, return_history=True, random_state=0, **kwargs)
     err = np.sqrt(np.maximum(2 * h.loss, 0))
     return list(zip(h.time, err / optimal)), h
