@@ -262,7 +262,7 @@ def sketch_error(S, matrices, k: int, *, backend=None) -> float:
     >>> import numpy as np, fastlr
     >>> A = [np.random.default_rng(i).standard_normal((200, 30)) for i in range(3)]
     >>> err = fastlr.sketch_error(fastlr.CountSketch(20, 200), A, k=5)
-    >>> err >= 0
+    >>> bool(err >= 0)
     True
     """
     if not isinstance(S, Sketch):
@@ -397,7 +397,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     >>> import fastlr
     >>> data = fastlr.datasets.lowrank(12, shape=(300, 40), seed=0)
     >>> S = fastlr.learn_sketch(data[:8], m=10, k=3, steps=50, val=data[8:], progress=False)
-    >>> S.history["val_err"][-1] < S.history["val_err"][0]
+    >>> bool(S.history["val_err"][-1] < S.history["val_err"][0])
     True
 
     References
