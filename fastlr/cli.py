@@ -71,15 +71,6 @@ def cmd_info(args) -> int:
 # --------------------------------------------------------------------------- demo
 
 
-def _best_time(fn, repeat: int = 5) -> float:
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def cmd_demo(args) -> int:
     """Learned vs random sketches on built-in generated data (see fastlr/demo.py)."""
     from .demo import run

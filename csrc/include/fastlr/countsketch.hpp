@@ -91,6 +91,18 @@ inline void reduce_slices(T* out, const T* acc, index_t size, int nacc, int part
   }
 }
 
+// <a, x> with a vectorized reduction (the explicit reduction licenses the
+// reassociation that -O3 alone may not do for floating point).
+template <class T>
+inline T dot(const T* __restrict a, const T* __restrict x, index_t d) {
+  T s = 0;
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp simd reduction(+ : s)
+#endif
+  for (index_t j = 0; j < d; ++j) s += a[j] * x[j];
+  return s;
+}
+
 template <class I>
 inline bool row_span(const I* indptr, index_t i, index_t nnz, index_t& s, index_t& e) {
   s = static_cast<index_t>(indptr[i]);
@@ -238,16 +250,7 @@ FASTLR_MULTIVERSION int gather_dot_impl(const T* A, index_t n, index_t d, index_
       for (index_t i = b; i < e; ++i) {
         const T* __restrict a = A + i * ld;
         const T* __restrict x = D + rows[i] * d;
-        T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        index_t j = 0;
-        for (; j + 4 <= d; j += 4) {
-          s0 += a[j] * x[j];
-          s1 += a[j + 1] * x[j + 1];
-          s2 += a[j + 2] * x[j + 2];
-          s3 += a[j + 3] * x[j + 3];
-        }
-        for (; j < d; ++j) s0 += a[j] * x[j];
-        g[i] = (s0 + s1) + (s2 + s3);
+        g[i] = dot(a, x, d);
       }
     } else if (ok) {
       for (index_t i = b; i < e; ++i) g[i] = T(0);
