@@ -563,13 +563,35 @@ def save_sketch(S: CountSketch, path) -> None:
         np.savez(f, **arrays)
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # every .npz (np.savez) starts with a zip entry
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def _read(path) -> dict:
+    """The arrays of an .npz file; ValueError naming ``path`` when it is not a readable one."""
     with open(path, "rb") as f:  # our handle: np.load leaks its own when the zip is broken
+        magic = f.read(len(_NPY_MAGIC))
+        f.seek(0)
+        if not magic.startswith(_ZIP_MAGIC):
+            if magic == _NPY_MAGIC:
+                what = "it is a NumPy .npy array"
+            elif not magic:
+                what = "the file is empty"
+            else:
+                what = "it is not an .npz archive"
+            raise ValueError(f"path: {path} is not a fastlr sketch file ({what}; sketches are .npz files "
+                             "written by S.save(path))")
         try:
             with np.load(f, allow_pickle=False) as z:
                 return {name: z[name] for name in z.files}
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"path: {path} is not a readable fastlr sketch file (corrupted or truncated?): {exc}") from None
+        except ValueError as exc:
+            if "pickle" in str(exc):  # an entry of dtype object: fastlr never unpickles
+                raise ValueError(f"path: {path} is not a fastlr sketch file (it holds an object array, "
+                                 "which fastlr does not load)") from None
+            raise ValueError(f"path: {path} is not a readable fastlr sketch file (corrupted?): {exc}") from None
+        except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
+            raise ValueError(f"path: {path} is not a readable fastlr sketch file (corrupted or truncated?): "
+                             f"{exc}") from None
 
 
 def load_sketch(path) -> CountSketch:

@@ -373,3 +373,20 @@ def test_load_rejects_bad_files(tmp_path):
             fastlr.load_sketch(path)
     with pytest.raises(FileNotFoundError):
         fastlr.load_sketch(tmp_path / "absent.npz")
+
+
+def test_load_names_files_that_are_not_sketches(tmp_path):
+    # A .npy array, a text file, an empty file and an .npz with an object (pickled) entry: each a
+    # ValueError naming the file and saying it is not a sketch, never NumPy's advice to unpickle.
+    np.save(tmp_path / "array.npy", np.ones(3))
+    (tmp_path / "notes.npz").write_text("not a sketch at all\n")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    write_npz(tmp_path / "objects.npz", values=np.array([None] * 3, dtype=object))
+    cases = {"array.npy": "NumPy .npy array", "notes.npz": "not an .npz archive", "empty.npz": "empty",
+             "objects.npz": "object array"}
+    for name, what in cases.items():
+        with pytest.raises(ValueError) as info:
+            fastlr.load_sketch(tmp_path / name)
+        message = str(info.value)
+        assert message.startswith(f"path: {tmp_path / name} is not a fastlr sketch file"), message
+        assert what in message and "pickle" not in message, message
