@@ -108,6 +108,17 @@ inline void nnz_chunk_range(const I* indptr, index_t n, int parts, int t, index_
   end = boundary(t + 1);
 }
 
+/// Sum per-thread accumulators into out; thread t handles a slice.
+template <class T>
+inline void reduce_slices(T* out, const T* acc, index_t size, int nacc, int parts, int t) {
+  index_t b, e;
+  chunk_range(size, parts, t, b, e);
+  for (int s = 0; s < nacc; ++s) {
+    const T* __restrict src = acc + s * size;
+    for (index_t k = b; k < e; ++k) out[k] += src[k];
+  }
+}
+
 /// True when `i` is a valid index into [0, n) (one unsigned compare).
 inline bool in_range(index_t i, index_t n) {
   return static_cast<std::uint64_t>(i) < static_cast<std::uint64_t>(n);

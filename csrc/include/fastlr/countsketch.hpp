@@ -80,17 +80,6 @@ inline int countsketch_cols(const T* A, index_t n, index_t jb, index_t je, index
   return 0;
 }
 
-// Sum the per-thread accumulators into out; thread t handles a slice.
-template <class T>
-inline void reduce_slices(T* out, const T* acc, index_t size, int nacc, int parts, int t) {
-  index_t b, e;
-  chunk_range(size, parts, t, b, e);
-  for (int s = 0; s < nacc; ++s) {
-    const T* __restrict src = acc + s * size;
-    for (index_t k = b; k < e; ++k) out[k] += src[k];
-  }
-}
-
 // <a, x> with a vectorized reduction (the explicit reduction licenses the
 // reassociation that -O3 alone may not do for floating point).
 template <class T>

@@ -74,13 +74,7 @@ FASTLR_MULTIVERSION int gd_masked_grad_impl(const I* indptr, const I* indices, c
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp barrier
 #endif
-      // thread t sums slice t of the accumulators into GV
-      index_t lo, hi;
-      chunk_range(size, parts, t, lo, hi);
-      for (int a = 0; a < parts - 1; ++a) {
-        const T* __restrict src = work + a * size;
-        for (index_t q = lo; q < hi; ++q) GV[q] += src[q];
-      }
+      reduce_slices(GV, work, size, parts - 1, parts, t);
     }
   }
   return err.code;
