@@ -7,11 +7,9 @@ shape) becomes a ``UserError`` with one line that names the file.
 from __future__ import annotations
 
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 __all__ = ["MATRIX_FORMATS", "VIDEO_SUFFIXES", "UserError", "progress", "read_matrix", "read_video", "save_plot"]
 
@@ -32,67 +30,31 @@ def _existing_file(path) -> Path:
     return path
 
 
-def _read_npy(path: Path, mmap: bool):
-    with open(path, "rb") as f:
-        try:
-            np.lib.format.read_magic(f)
-        except ValueError:
-            raise UserError(f"{path}: not a .npy file") from None
-    try:
-        # A memory map reads the file lazily: matrices larger than memory stay on disk.
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except ValueError as exc:  # object arrays, truncated files
-        raise UserError(f"{path}: cannot read this .npy file ({exc})") from None
-
-
-def _read_npz(path: Path):
-    if not zipfile.is_zipfile(path):
-        raise UserError(f"{path}: not a .npz file")
-    with np.load(path, allow_pickle=False) as z:
-        keys = list(z.keys())
-        if "format" in keys and "shape" in keys:  # written by scipy.sparse.save_npz
-            return sp.load_npz(path).tocsr()
-        if len(keys) == 1:
-            return z[keys[0]]
-        if "A" in keys:
-            return z["A"]
-    raise UserError(f"{path}: holds arrays {', '.join(keys)}; expected one array or one named 'A'")
-
-
-def _read_text(path: Path, reader):
-    try:
-        return reader(path)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-
-
 def read_matrix(path, *, mmap: bool = True):
     """A 2-D real matrix from a .npy (memory-mapped), .npz, .mtx (sparse) or .csv file.
+
+    .npy, .npz and .mtx go through ``fastlr.datasets.load_matrix``; .csv is read here.
 
     Raises
     ------
     UserError
         If the file is missing, unreadable, of another format, or not a 2-D real matrix.
     """
+    from .datasets import MATRIX_SUFFIXES, load_matrix
+
     path = _existing_file(path)
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        A = _read_npy(path, mmap)
-    elif suffix == ".npz":
-        A = _read_npz(path)
-    elif suffix == ".mtx":
-        import scipy.io
-
-        A = _read_text(path, scipy.io.mmread)
-        A = sp.csr_array(A) if sp.issparse(A) else A
-    elif suffix == ".csv":
-        A = _read_text(path, lambda p: np.loadtxt(p, delimiter=",", ndmin=2))
-    else:
+    if suffix in MATRIX_SUFFIXES:
+        try:
+            return load_matrix(path, mmap=mmap)
+        except ValueError as exc:
+            raise UserError(str(exc).removeprefix("path: ")) from None
+    if suffix != ".csv":
         raise UserError(f"{path}: unsupported format {suffix or '(no extension)'!r}; use {', '.join(MATRIX_FORMATS)}")
-    if A.ndim != 2:
-        raise UserError(f"{path}: expected a 2-D matrix, got shape {A.shape}")
-    if A.dtype.kind not in "biuf":
-        raise UserError(f"{path}: expected real numbers, got dtype {A.dtype}")
+    try:
+        A = np.loadtxt(path, delimiter=",", ndmin=2)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     if min(A.shape) == 0:
         raise UserError(f"{path}: the matrix is empty (shape {A.shape})")
     return A

@@ -15,8 +15,8 @@ Vakilian and Yuan (NeurIPS 2019) plus a plain low-rank model:
 Matrices from one call share structure, which is what a learned sketch
 exploits; train on some and test on the others.
 
-Loaders: :func:`load_folder` reads a folder of .npy / .npz (dense or
-scipy.sparse) / .mtx files or of image frames. :func:`normalize` scales a
+Loaders: :func:`load_matrix` reads one .npy / .npz (dense or scipy.sparse) /
+.mtx file, :func:`load_folder` a folder of them or of image frames. :func:`normalize` scales a
 matrix to sigma_1 = 1 as the paper does.
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import zipfile
 
 import numpy as np
 import scipy.io
@@ -37,6 +38,7 @@ __all__ = [
     "frame_to_matrix",
     "hyperspectral",
     "load_folder",
+    "load_matrix",
     "lowrank",
     "normalize",
     "spectral_norm",
@@ -393,23 +395,128 @@ def normalize(A):
 # --------------------------------------------------------------------------- loading
 
 
-def _read_matrix(path: pathlib.Path):
-    suffix = path.suffix.lower()
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _load_npy(path: pathlib.Path, mmap: bool) -> np.ndarray:
+    with open(path, "rb") as f:
+        try:
+            np.lib.format.read_magic(f)
+        except ValueError:
+            raise ValueError(f"path: {path}: not a .npy file (no NumPy header)") from None
     try:
-        if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if suffix == ".mtx":
-            return sp.csr_array(scipy.io.mmread(path))
-        with np.load(path, allow_pickle=False) as z:  # .npz: scipy.sparse.save_npz, or one dense array
-            if "format" in z.files and "shape" in z.files:
+        # A memory map reads the file lazily: matrices larger than memory stay on disk.
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # fastlr never unpickles: say what the file holds instead
+            raise ValueError(f"path: {path}: cannot read this .npy file: it holds Python objects "
+                             "(dtype object), not numbers") from None
+        raise ValueError(f"path: {path}: cannot read this .npy file (truncated?): {_first_line(exc)}") from None
+    except EOFError as exc:
+        raise ValueError(f"path: {path}: cannot read this .npy file (truncated?): {_first_line(exc)}") from None
+
+
+def _load_npz(path: pathlib.Path):
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"path: {path}: not a .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.files)
+            if "format" in keys and "shape" in keys:  # written by scipy.sparse.save_npz
                 return sp.csr_array(sp.load_npz(path))
-            if len(z.files) != 1:
-                raise ValueError(f"expected one array or a scipy.sparse matrix, found entries {z.files}")
-            return z[z.files[0]]
-    except (OSError, ValueError, EOFError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"path: cannot read {path}: {exc}") from None
+            if len(keys) == 1 or "A" in keys:
+                return z[keys[0] if len(keys) == 1 else "A"]
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        if "allow_pickle" in str(exc):
+            raise ValueError(f"path: {path}: cannot read this .npz file: it holds Python objects "
+                             "(dtype object), not numbers") from None
+        raise ValueError(f"path: {path}: cannot read this .npz file (corrupted?): {_first_line(exc)}") from None
+    shown = ", ".join(keys) if keys else "none"
+    raise ValueError(f"path: {path}: holds arrays {shown}; expected one array, one named 'A', "
+                     "or a scipy.sparse matrix (scipy.sparse.save_npz)")
+
+
+def _load_mtx(path: pathlib.Path):
+    try:
+        A = scipy.io.mmread(path)
+    except (ValueError, UnicodeDecodeError, EOFError) as exc:
+        raise ValueError(f"path: {path}: cannot read this .mtx file ({_first_line(exc)})") from None
+    return sp.csr_array(A) if sp.issparse(A) else A
+
+
+def load_matrix(path, *, mmap: bool = False):
+    """One matrix from a ``.npy``, ``.npz`` or ``.mtx`` file (the format from the extension).
+
+    * ``.npy``: a 2-D array (``np.save``), optionally memory-mapped;
+    * ``.npz``: ``scipy.sparse.save_npz`` output (any sparse format, returned as
+      CSR), or ``np.savez`` output with one array, or with several of which
+      one is named ``A``;
+    * ``.mtx``: Matrix Market, sparse (coordinate; returned as CSR) or dense
+      (array).
+
+    Nothing is ever unpickled: a file holding Python objects is an error.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    mmap : bool, default False
+        Memory-map a ``.npy`` file (read-only ``np.memmap``) instead of reading
+        it: a matrix larger than memory stays on disk and is read as it is
+        used. Other formats are always read into memory.
+
+    Returns
+    -------
+    numpy.ndarray, numpy.memmap or scipy.sparse.csr_array
+        The matrix with the file's dtype (any real dtype: bool, integer or float).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    IsADirectoryError
+        If ``path`` is a folder (see :func:`load_folder`).
+    ValueError
+        If the extension is not one of .npy, .npz, .mtx, or the file is
+        unreadable, truncated, of another format, holds Python objects or
+        something else than one non-empty 2-D real matrix. The message names
+        the file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "A.npy"
+    >>> np.save(path, np.eye(3))
+    >>> load_matrix(path).shape
+    (3, 3)
+    >>> type(load_matrix(path, mmap=True)).__name__
+    'memmap'
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
+    path = pathlib.Path(os.fspath(path))
+    if not path.exists():
+        raise FileNotFoundError(f"path: {path}: no such file")
+    if path.is_dir():
+        raise IsADirectoryError(f"path: {path}: is a folder, expected a matrix file (.npy, .npz, .mtx)")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        A = _load_npy(path, bool(mmap))
+    elif suffix == ".npz":
+        A = _load_npz(path)
+    elif suffix == ".mtx":
+        A = _load_mtx(path)
+    else:
+        raise ValueError(f"path: {path}: unknown matrix format {suffix or '(no extension)'!r}; "
+                         "expected .npy, .npz or .mtx")
+    if A.ndim != 2:
+        raise ValueError(f"path: {path}: expected a 2-D matrix, got shape {A.shape}")
+    if A.dtype.kind not in "biuf":
+        raise ValueError(f"path: {path}: expected real numbers, got dtype {A.dtype}")
+    if min(A.shape) == 0:
+        raise ValueError(f"path: {path}: the matrix is empty (shape {A.shape})")
+    return A
 
 
 def _read_image(path: pathlib.Path) -> np.ndarray:
@@ -428,10 +535,10 @@ def _read_image(path: pathlib.Path) -> np.ndarray:
 def load_folder(path, *, dtype=None) -> list:
     """Every matrix in a folder, in file-name order.
 
-    The folder holds either matrix files - ``.npy`` (a 2-D array), ``.npz``
-    (``scipy.sparse.save_npz`` output or a single dense array), ``.mtx``
-    (Matrix Market) - or image frames (.png, .jpg, ...; Pillow), each frame
-    becoming a 3W x H matrix with values in [0, 1] (see :func:`frame_to_matrix`).
+    The folder holds either matrix files - ``.npy``, ``.npz``, ``.mtx``, each
+    read by :func:`load_matrix` - or image frames (.png, .jpg, ...; Pillow),
+    each frame becoming a 3W x H matrix with values in [0, 1] (see
+    :func:`frame_to_matrix`).
     Other files are ignored. All matrices must have one shape.
 
     Parameters
@@ -467,7 +574,7 @@ def load_folder(path, *, dtype=None) -> list:
     out = []
     shape = None
     for p in matrices or images:
-        A = _read_matrix(p) if matrices else _read_image(p)
+        A = load_matrix(p) if matrices else _read_image(p)
         A = as_matrix(A, name=str(p))
         if dtype is not None and A.dtype != dtype:
             A = A.astype(dtype)

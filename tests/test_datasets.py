@@ -200,3 +200,91 @@ def test_load_folder_errors(tmp_path):
     (tmp_path / "e.png").write_bytes(b"")
     with pytest.raises(ValueError, match="both"):
         datasets.load_folder(tmp_path)
+
+
+def test_load_matrix_formats(tmp_path):
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((7, 5))
+    S = sp.random(7, 5, density=0.4, random_state=3, format="csc")
+    np.save(tmp_path / "a.npy", A)
+    with open(tmp_path / "ints.NPY", "wb") as f:  # np.save would append ".npy"
+        np.save(f, np.arange(6, dtype=np.uint8).reshape(3, 2))
+    np.savez(tmp_path / "one.npz", A.astype(np.float32))
+    np.savez(tmp_path / "named.npz", A=A, labels=np.arange(7))
+    sp.save_npz(tmp_path / "sparse.npz", S)
+    scipy.io.mmwrite(tmp_path / "sparse.mtx", S)
+    scipy.io.mmwrite(tmp_path / "dense.mtx", A)
+
+    loaded = datasets.load_matrix(tmp_path / "a.npy")
+    assert type(loaded) is np.ndarray
+    np.testing.assert_array_equal(loaded, A)
+    mapped = datasets.load_matrix(str(tmp_path / "a.npy"), mmap=True)
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    np.testing.assert_array_equal(mapped, A)
+    ints = datasets.load_matrix(tmp_path / "ints.NPY")
+    assert ints.dtype == np.uint8 and ints.shape == (3, 2)  # the file's dtype, whatever the suffix case
+    one = datasets.load_matrix(tmp_path / "one.npz", mmap=True)  # mmap: .npy only, ignored here
+    assert type(one) is np.ndarray and one.dtype == np.float32
+    np.testing.assert_array_equal(datasets.load_matrix(tmp_path / "named.npz"), A)
+    for name in ("sparse.npz", "sparse.mtx"):
+        M = datasets.load_matrix(tmp_path / name)
+        assert isinstance(M, sp.csr_array), name
+        np.testing.assert_allclose(M.toarray(), S.toarray(), rtol=1e-15)
+    dense = datasets.load_matrix(tmp_path / "dense.mtx")
+    assert type(dense) is np.ndarray
+    np.testing.assert_allclose(dense, A, rtol=1e-15)
+
+
+def test_load_matrix_errors_name_the_file(tmp_path):
+    np.save(tmp_path / "vector.npy", np.ones(4))
+    np.save(tmp_path / "complex.npy", np.ones((3, 2), dtype=np.complex64))
+    np.save(tmp_path / "empty.npy", np.ones((0, 3)))
+    np.save(tmp_path / "objects.npy", np.array([[1, "a"]], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "objects.npz", np.array([[1, "a"]], dtype=object))
+    np.savez(tmp_path / "two.npz", X=np.ones((3, 3)), Y=np.ones((3, 3)))
+    with open(tmp_path / "npy-named.npz", "wb") as f:  # a .npy under a .npz name
+        np.save(f, np.ones((3, 3)))
+    (tmp_path / "garbage.npy").write_bytes(b"\x00" * 64)
+    (tmp_path / "garbage.mtx").write_text("1 2\n3 4\n")
+    (tmp_path / "A.txt").write_text("1 2\n")
+    (tmp_path / "folder.npy").mkdir()
+    good = tmp_path / "good.npy"
+    np.save(good, np.ones((50, 40)))
+    (tmp_path / "truncated.npy").write_bytes(good.read_bytes()[:1000])
+    cases = {
+        "vector.npy": "expected a 2-D matrix, got shape (4,)",
+        "complex.npy": "expected real numbers, got dtype complex64",
+        "empty.npy": "the matrix is empty",
+        "objects.npy": "cannot read this .npy file: it holds Python objects",
+        "objects.npz": "cannot read this .npz file: it holds Python objects",
+        "two.npz": "holds arrays X, Y; expected one array, one named 'A'",
+        "npy-named.npz": "not a .npz file",
+        "garbage.npy": "not a .npy file",
+        "truncated.npy": "cannot read this .npy file (truncated?)",
+        "garbage.mtx": "cannot read this .mtx file",
+        "A.txt": "unknown matrix format '.txt'",
+    }
+    for name, problem in cases.items():
+        with pytest.raises(ValueError) as info:
+            datasets.load_matrix(tmp_path / name)
+        assert str(info.value).startswith(f"path: {tmp_path / name}: {problem}"), str(info.value)
+        assert "pickle" not in str(info.value)
+    with pytest.raises(ValueError, match=r"truncated\.npy: cannot read this \.npy file \(truncated\?\)"):
+        datasets.load_matrix(tmp_path / "truncated.npy", mmap=True)
+    with pytest.raises(FileNotFoundError, match=r"absent\.npy: no such file"):
+        datasets.load_matrix(tmp_path / "absent.npy")
+    with pytest.raises(IsADirectoryError, match=r"folder\.npy: is a folder"):
+        datasets.load_matrix(tmp_path / "folder.npy")
+    with pytest.raises(TypeError, match="path"):
+        datasets.load_matrix(3)
+
+
+def test_load_folder_reads_each_file_with_load_matrix(tmp_path):
+    # A dense .mtx stays dense and an .npz's array named "A" is taken, as load_matrix does.
+    A = np.random.default_rng(4).standard_normal((6, 3))
+    scipy.io.mmwrite(tmp_path / "a.mtx", A)
+    np.savez(tmp_path / "b.npz", A=A, note=np.zeros(2))
+    mats = datasets.load_folder(tmp_path)
+    assert [type(M) for M in mats] == [np.ndarray, np.ndarray]
+    np.testing.assert_allclose(mats[0], A, rtol=1e-15)
+    np.testing.assert_array_equal(mats[1], A)
