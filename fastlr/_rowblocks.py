@@ -18,8 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._gradients import sketch_svd
-from ._validation import check_int
-from .scw import LAPACK_DRIVERS, SCWFactors, _normalize, _orthonormal, check_finite_sketch, check_rank
+from .scw import SCWFactors, _normalize, _orthonormal, check_finite_sketch, check_scw_args
 
 __all__ = ["passes", "randomized_svd", "row_operand", "scw", "sketch_parts"]
 
@@ -87,15 +86,7 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, block_rows=
     """
     op = row_operand(A, block_rows)
     op.on_block = on_block
-    k = check_rank(k, op)
-    n_iter = check_int(n_iter, "n_iter", minimum=0)
-    if not (hasattr(S, "shape") and hasattr(S, "apply")):
-        raise TypeError(f"S: expected a fastlr sketch (CountSketch, GaussianSketch, ...), got {type(S).__name__}")
-    m, n = S.shape
-    if n != op.shape[0]:
-        raise ValueError(f"S: has n={n} columns but A has {op.shape[0]} rows; they must match")
-    if m < k:
-        raise ValueError(f"S: has m={m} rows, fewer than k={k}; the sketch must have at least k rows")
+    k, n_iter = check_scw_args(op, S, k, n_iter)
     SA = _sketch(op, S, check_finite, backend)
     f = _factors(op, SA, k, n_iter=n_iter, normalizer="QR", driver="gesdd", backend=backend)
     return op.result(*op.truncate(f, k, flip_sign=True))
@@ -109,26 +100,17 @@ def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_it
     Same parameters and results as the in-memory function (U is a persisted
     dask array for dask input); ``transpose=True`` is not supported here.
     """
-    from .randomized import _NORMALIZERS, SKETCHES, _choice, _seed
+    from .randomized import check_options
     from .sketch import CountSketch, GaussianSketch
 
     op = row_operand(A, block_rows)
-    k = check_rank(n_components, op, "n_components")
-    p = check_int(n_oversamples, "n_oversamples", minimum=0)
-    if isinstance(n_iter, str) and n_iter == "auto":
-        n_iter = 7 if k < 0.1 * min(op.shape) else 4
-    else:
-        n_iter = check_int(n_iter, "n_iter", minimum=0)
-    normalizer = _choice(power_iteration_normalizer, "power_iteration_normalizer", _NORMALIZERS)
-    if normalizer == "auto":
-        normalizer = "none" if n_iter <= 2 else "LU"
-    if _choice(transpose, "transpose", ("auto", True, False)) is True:
+    k, p, n_iter, normalizer, transpose, driver, sketch, seed = check_options(
+        op, n_components, n_oversamples, n_iter, power_iteration_normalizer, transpose, flip_sign,
+        svd_lapack_driver, sketch, random_state)
+    if transpose is True:
         raise ValueError("transpose: True is not supported for row-blocked (dask or memory-mapped) input")
-    if not isinstance(flip_sign, (bool, np.bool_)):
-        raise TypeError(f"flip_sign: expected a bool, got {flip_sign!r}")
-    driver = _choice(svd_lapack_driver, "svd_lapack_driver", LAPACK_DRIVERS)
-    sketch_type = CountSketch if _choice(sketch, "sketch", SKETCHES) == "countsketch" else GaussianSketch
-    S = sketch_type(k + p, op.shape[0], seed=_seed(random_state))
+    sketch_type = CountSketch if sketch == "countsketch" else GaussianSketch
+    S = sketch_type(k + p, op.shape[0], seed=seed)
     SA = _sketch(op, S, check_finite, backend)
     f = _factors(op, SA, k, n_iter=n_iter, normalizer=normalizer, driver=driver, backend=backend)
     return op.truncate(f, k, flip_sign=bool(flip_sign))

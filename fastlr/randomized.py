@@ -14,6 +14,7 @@ from .scw import (
     check_matrix,
     check_rank,
     flip_signs,
+    wants_row_blocks,
     scw_factors,
     truncate,
 )
@@ -44,6 +45,30 @@ def _choice(value, name, choices):
     if not isinstance(value, (str, bool)) or value not in choices:
         raise ValueError(f"{name}: must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
+
+
+def check_options(A, n_components, n_oversamples, n_iter, power_iteration_normalizer, transpose, flip_sign,
+                  svd_lapack_driver, sketch, random_state):
+    """Validate randomized_svd's options for a matrix of A's shape; resolve the "auto" values.
+
+    Returns (k, n_oversamples, n_iter, normalizer, transpose, driver, sketch, seed).
+    """
+    k = check_rank(n_components, A, "n_components")
+    p = check_int(n_oversamples, "n_oversamples", minimum=0)
+    if isinstance(n_iter, str) and n_iter == "auto":
+        n_iter = 7 if k < 0.1 * min(A.shape) else 4
+    else:
+        n_iter = check_int(n_iter, "n_iter", minimum=0)
+    normalizer = _choice(power_iteration_normalizer, "power_iteration_normalizer", _NORMALIZERS)
+    if normalizer == "auto":
+        normalizer = "none" if n_iter <= 2 else "LU"
+    transpose = _choice(transpose, "transpose", ("auto", True, False))
+    if not isinstance(flip_sign, (bool, np.bool_)):
+        raise TypeError(f"flip_sign: expected a bool, got {flip_sign!r}")
+    driver = _choice(svd_lapack_driver, "svd_lapack_driver", LAPACK_DRIVERS)
+    sketch = _choice(sketch, "sketch", SKETCHES)
+    seed = _seed(random_state)
+    return k, p, n_iter, normalizer, transpose, driver, sketch, seed
 
 
 def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_iteration_normalizer="auto",
@@ -121,22 +146,18 @@ def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_it
     >>> U.shape, s.shape, Vt.shape
     ((300, 5), (5,), (5, 80))
     """
+    if wants_row_blocks(A):  # dask arrays and memory maps: passes over row blocks
+        from . import _rowblocks
+
+        return _rowblocks.randomized_svd(
+            A, n_components, n_oversamples=n_oversamples, n_iter=n_iter,
+            power_iteration_normalizer=power_iteration_normalizer, transpose=transpose, flip_sign=flip_sign,
+            random_state=random_state, svd_lapack_driver=svd_lapack_driver, sketch=sketch,
+            check_finite=check_finite, backend=backend)
     A = check_matrix(A)
-    k = check_rank(n_components, A, "n_components")
-    p = check_int(n_oversamples, "n_oversamples", minimum=0)
-    if isinstance(n_iter, str) and n_iter == "auto":
-        n_iter = 7 if k < 0.1 * min(A.shape) else 4
-    else:
-        n_iter = check_int(n_iter, "n_iter", minimum=0)
-    normalizer = _choice(power_iteration_normalizer, "power_iteration_normalizer", _NORMALIZERS)
-    if normalizer == "auto":
-        normalizer = "none" if n_iter <= 2 else "LU"
-    transpose = _choice(transpose, "transpose", ("auto", True, False))
-    if not isinstance(flip_sign, (bool, np.bool_)):
-        raise TypeError(f"flip_sign: expected a bool, got {flip_sign!r}")
-    driver = _choice(svd_lapack_driver, "svd_lapack_driver", LAPACK_DRIVERS)
-    sketch = _choice(sketch, "sketch", SKETCHES)
-    seed = _seed(random_state)
+    k, p, n_iter, normalizer, transpose, driver, sketch, seed = check_options(
+        A, n_components, n_oversamples, n_iter, power_iteration_normalizer, transpose, flip_sign,
+        svd_lapack_driver, sketch, random_state)
 
     if transpose is True:
         A = A.T

@@ -228,7 +228,6 @@ def truncate(f: SCWFactors, k: int, dtype, *, flip_sign: bool = True):
     get s = 0 and orthonormal vectors completing the others, so U and Vt stay
     orthonormal and nothing is NaN.
     """
-    n, d = f.B.shape[0], f.V.shape[0]
     kk = f.UB.shape[1]
     s = f.sB[:kk]
     tol = max(f.B.shape[1], 1) * np.finfo(dtype).eps * (s[0] if kk else 0.0)
@@ -263,6 +262,26 @@ def check_finite_sketch(SA: np.ndarray, name: str = "A") -> None:
     """NaN/inf anywhere in A reaches S A (0 * inf and 0 * NaN are NaN): checking S A is enough."""
     if not np.isfinite(SA).all():
         raise ValueError(f"{name}: contains NaN or infinity (or overflows), so its sketch is not finite")
+
+
+def check_scw_args(A, S, k, n_iter) -> tuple[int, int]:
+    """Validate scw's k, n_iter and sketch S against A (anything with a 2-D ``shape``)."""
+    k = check_rank(k, A)
+    n_iter = check_int(n_iter, "n_iter", minimum=0)
+    if not (hasattr(S, "shape") and hasattr(S, "apply")):
+        raise TypeError(f"S: expected a fastlr sketch (CountSketch, GaussianSketch, ...), got {type(S).__name__}")
+    m, n = S.shape
+    if n != A.shape[0]:
+        raise ValueError(f"S: has n={n} columns but A has {A.shape[0]} rows; they must match")
+    if m < k:
+        raise ValueError(f"S: has m={m} rows, fewer than k={k}; the sketch must have at least k rows")
+    return k, n_iter
+
+
+def wants_row_blocks(A) -> bool:
+    from ._outofcore import wants_row_blocks as wants  # late: _outofcore builds on this module
+
+    return wants(A)
 
 
 def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=None) -> LowRank:
@@ -316,16 +335,12 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
     >>> U.shape, s.shape, Vt.shape
     ((500, 10), (10,), (10, 40))
     """
+    if wants_row_blocks(A):  # dask arrays and memory maps: passes over row blocks
+        from . import _rowblocks
+
+        return _rowblocks.scw(A, S, k, n_iter=n_iter, check_finite=check_finite, backend=backend)
     A = check_matrix(A)
-    k = check_rank(k, A)
-    n_iter = check_int(n_iter, "n_iter", minimum=0)
-    if not (hasattr(S, "shape") and hasattr(S, "apply")):
-        raise TypeError(f"S: expected a fastlr sketch (CountSketch, GaussianSketch, ...), got {type(S).__name__}")
-    m, n = S.shape
-    if n != A.shape[0]:
-        raise ValueError(f"S: has n={n} columns but A has {A.shape[0]} rows; they must match")
-    if m < k:
-        raise ValueError(f"S: has m={m} rows, fewer than k={k}; the sketch must have at least k rows")
+    k, n_iter = check_scw_args(A, S, k, n_iter)
     if is_sparse(A) and A.format == "csc" and n_iter > 0:
         A = A.tocsr()  # power steps are one pass over CSR, two over CSC
     SA = np.asarray(S.apply(A, backend=backend))

@@ -227,3 +227,24 @@ def test_wide_sketch_takes_the_blas_path(n_iter, dtype):
     assert_svd_contract(*lr, n, d, k, dtype)
     rtol = 1e-4 if dtype == np.float32 else (1e-5 if n_iter == 0 else 1e-8)  # no power step: sketching error
     np.testing.assert_allclose(lr.s, svals[:k], rtol=rtol)
+
+
+def test_public_functions_take_dask_arrays_and_memmaps(tmp_path):
+    """fastlr.scw / fastlr.randomized_svd route dask arrays and memory maps to the row-block passes."""
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((600, 8)) @ rng.standard_normal((8, 30)) + 1e-3 * rng.standard_normal((600, 30))
+    np.save(tmp_path / "A.npy", A)
+    mapped = np.load(tmp_path / "A.npy", mmap_mode="r")
+    S = fastlr.CountSketch(20, 600, seed=1)
+    expected = fastlr.scw(A, S, 5)
+    for source in (da.from_array(A, chunks=(150, 30)), mapped):
+        U, s, Vt = fastlr.scw(source, S, 5)
+        np.testing.assert_allclose(s, expected.s, rtol=1e-10)
+        np.testing.assert_allclose(np.asarray(U) * s @ Vt, expected.to_dense(), atol=1e-9)
+        U2, s2, Vt2 = fastlr.randomized_svd(source, 5, random_state=0)
+        U1, s1, Vt1 = fastlr.randomized_svd(A, 5, random_state=0)
+        np.testing.assert_allclose(s2, s1, rtol=1e-10)
+        np.testing.assert_allclose(np.abs(np.asarray(U2).T @ U1), np.eye(5), atol=1e-8)
+    with pytest.raises(ValueError, match="S: has n=599"):
+        fastlr.scw(da.from_array(A, chunks=(150, 30)), fastlr.CountSketch(20, 599), 5)
