@@ -54,7 +54,8 @@ def read_matrix(path, *, mmap: bool = True):
     try:
         A = np.loadtxt(path, delimiter=",", ndmin=2)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}: cannot read ({reason})") from None
     if min(A.shape) == 0:
         raise UserError(f"{path}: the matrix is empty (shape {A.shape})")
     return A

@@ -19,12 +19,14 @@ import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from functools import partial
 
 import numpy as np
 import scipy.linalg
 from threadpoolctl import threadpool_limits
 
-from ._backend import get_backend
+from . import _dask
+from ._backend import current_backend, get_backend
 from ._gradients import GRADIENTS, Operand, loss_and_grad
 from ._threads import get_num_threads, thread_limit
 from ._validation import check_int, is_sparse
@@ -218,6 +220,69 @@ def _batch_map(fn, items, pool):
     return list(pool.map(one, items))
 
 
+# --------------------------------------------------------------------------- per training matrix
+# The training loop sees its matrices only through an executor: ``count``, ``shape`` and
+# ``map(task, batch)``, which returns ``task(op)`` for the prepared matrix of every index in the
+# batch, in batch order. ``_InMemory`` runs a batch on this process's thread pool;
+# ``fastlr._dask.DaskMatrices`` keeps the matrices on dask workers and runs the tasks there.
+
+
+def _prepare(op: Operand, fixed, backend: str) -> Operand:
+    """Once per training matrix: its sigma_1 (losses count each matrix as scaled to sigma_1 = 1)
+    and, for ``fixed = (m_fixed, seed)`` (mixed="joint"), the sketch by the fixed random rows,
+    which never changes."""
+    s1 = spectral_norm(op.A)
+    op.scale = s1 if s1 > 0 else 1.0
+    if fixed is not None:
+        m_fixed, seed = fixed
+        op.fixed_sketch = CountSketch(m_fixed, op.shape[0], seed=seed).apply(op.A, backend=backend)
+    return op
+
+
+def _load_operand(A, name: str, *, fixed, backend: str) -> Operand:
+    """A training matrix checked and prepared (see _prepare): what a dask worker keeps."""
+    return _prepare(Operand(A, name), fixed, backend)
+
+
+def _values_as(values: np.ndarray, dtype) -> np.ndarray:
+    """The sketch's values in a training matrix's dtype."""
+    with np.errstate(over="raise"):
+        try:
+            return values.astype(dtype)
+        except FloatingPointError:
+            raise FloatingPointError(f"learn_sketch: the values overflow {np.dtype(dtype)}; use a smaller lr") from None
+
+
+class _GradientTask:
+    """One matrix's loss and gradient at the current values, divided by its sigma_1.
+
+    Holds everything but the matrix (backend name, k, the sketch, gradient options) and
+    pickles, so it runs on dask workers as well as on this process's threads.
+    """
+
+    def __init__(self, backend: str, k: int, rows, values, m: int, gradient: str, power_iters: int, omega):
+        self.backend, self.k, self.rows, self.values, self.m = backend, k, rows, values, m
+        self.gradient, self.power_iters, self.omega = gradient, power_iters, omega
+
+    def __call__(self, op: Operand):
+        loss, grad = loss_and_grad(op, get_backend(self.backend), self.k, self.rows, _values_as(self.values, op.dtype),
+                                   self.m, gradient=self.gradient, power_iters=self.power_iters, omega=self.omega)
+        return loss / op.scale, grad / op.scale
+
+
+class _InMemory:
+    """Training matrices in this process; a batch's matrices run side by side on the thread pool."""
+
+    def __init__(self, ops: list[Operand], fixed, backend: str, pool):
+        self.ops, self.pool = ops, pool
+        self.count, self.shape = len(ops), ops[0].shape
+        for op in ops:
+            _prepare(op, fixed, backend)
+
+    def map(self, task, batch: list[int]) -> list:
+        return _batch_map(task, [self.ops[i] for i in batch], self.pool)
+
+
 class _Evaluator:
     """The paper's Err of sketches on a fixed set of matrices (optimal errors computed once)."""
 
@@ -339,8 +404,16 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
 
     Parameters
     ----------
-    train : iterable of 2-D arrays or scipy.sparse matrices
-        Training matrices, all n x d (float32 stays float32).
+    train : iterable of 2-D arrays or scipy.sparse matrices, dask.bag.Bag, or list of dask.delayed
+        Training matrices, all n x d (float32 stays float32). From a dask bag
+        or a list of ``dask.delayed`` loaders (e.g. ``dask.delayed(np.load)(path)``),
+        every matrix is loaded, checked and prepared once on a worker of the
+        active dask scheduler (a ``dask.distributed.Client`` if one is active,
+        else dask's default local threads) and stays there; each step computes
+        the per-matrix losses and gradients on the workers that hold the batch's
+        matrices and sums them here. Only the sketch's values go out and n
+        gradient entries per matrix come back; the result equals in-memory
+        training with the same seed.
     m : int
         Sketch size, >= k.
     k : int
@@ -349,7 +422,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         Optimizer steps, >= 1.
     batch_size : int, default 1
         Matrices per step; a batch runs in parallel on ``fastlr.get_num_threads()``
-        threads (one kernel and one BLAS thread each).
+        threads (one kernel and one BLAS thread each), or as one task per matrix
+        on the dask workers.
     optimizer : {"adam", "sgd", "momentum"}, default "adam"
     lr : float, optional
         Learning rate. Default: 0.05 for Adam (works on every data family
@@ -371,7 +445,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         Seeds the positions and starting values (``CountSketch(m, n, seed)``;
         the random rows of a mixed sketch use ``seed + 1``) and the batches.
     val : iterable of matrices, optional
-        Held-out matrices: the paper's Err on them is recorded in ``history``.
+        Held-out matrices: the paper's Err on them is recorded in ``history``
+        (evaluated in this process; a dask bag or delayed list is computed here).
     eval_every : int, optional
         Steps between validation evaluations (default: about 20 per run).
     progress : bool or str, default True
@@ -400,6 +475,14 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     >>> bool(S.history["val_err"][-1] < S.history["val_err"][0])
     True
 
+    The same training with the matrices on dask workers (here dask's local threads):
+
+    >>> import dask.bag as db
+    >>> T = fastlr.learn_sketch(db.from_sequence(data[:8], npartitions=2), m=10, k=3, steps=50,
+    ...                         val=data[8:], progress=False)
+    >>> bool(abs(T.history["val_err"][-1] - S.history["val_err"][-1]) < 1e-10)
+    True
+
     References
     ----------
     P. Indyk, A. Vakilian, Y. Yuan, "Learning-Based Low-Rank Approximations",
@@ -423,26 +506,39 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     eval_every = max(1, steps // 20) if eval_every is None else check_int(eval_every, "eval_every", minimum=1)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
-    kernels = get_backend(backend)
+    get_backend(backend)  # an unknown or unavailable backend fails here, before any work
+    backend = current_backend() if backend is None else backend  # by name: the same in pool threads and on workers
+    m_learned = m if mixed is None else m // 2
+    fixed = (m - m_learned, seed + 1) if mixed == "joint" else None  # CountSketch(m_fixed, n, seed) of the random rows
 
-    ops = _operands(train, "train")
-    n, d = ops[0].shape
+    remote = _dask.is_dask_matrices(train)
+    if remote:  # loaded, checked and prepared on the dask workers, kept there for every step
+        matrices = _dask.DaskMatrices(train, "train", partial(_load_operand, fixed=fixed, backend=backend))
+        ops, shape = [], matrices.shape
+    else:
+        ops = _operands(train, "train")
+        shape = ops[0].shape
+    n, d = shape
     if k > min(n, d):
         raise ValueError(f"k: must be <= min(n, d) = {min(n, d)} for {n} x {d} training matrices, got {k}")
+    if _dask.is_dask_matrices(val):
+        val = _dask.gather_matrices(val)
     val_ops = [] if val is None else _operands(val, "val", shape=(n, d), like="train[0]")
     from tqdm.auto import tqdm
 
     with ExitStack() as stack:
-        workers = min(batch_size, len(ops), get_num_threads())
+        workers = min(batch_size, matrices.count if remote else len(ops), get_num_threads())
         pool = None
         if workers > 1:  # matrices of a batch side by side, one kernel and one BLAS thread each
             stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
             pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
-        else:
+        elif ops or val_ops:
             _one_thread_if_small(ops + val_ops, stack)
-        run = _Training(ops, val_ops, m, k, mixed=mixed, seed=seed, gradient=gradient, power_iters=power_iters,
-                        optimizer=optimizer, lr=lr, schedule=schedule, batch_size=batch_size, kernels=kernels,
-                        backend=backend, pool=pool)
+        if not remote:
+            matrices = _InMemory(ops, fixed, backend, pool)
+        run = _Training(matrices, val_ops, m, k, mixed=mixed, seed=seed, gradient=gradient, power_iters=power_iters,
+                        optimizer=optimizer, lr=lr, schedule=schedule, batch_size=batch_size, backend=backend,
+                        pool=pool)
         label = progress if isinstance(progress, str) else "learn_sketch"
         bar = stack.enter_context(tqdm(total=steps, desc=label, disable=not progress, leave=False))
         run.record(0, math.nan, 0.0, evaluate=True)
@@ -464,49 +560,31 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
 
 
 class _Training:
-    """The state of one learn_sketch run: prepared matrices, values, optimizer state, history."""
+    """The state of one learn_sketch run: the matrices' executor, values, optimizer state, history."""
 
-    def __init__(self, ops, val_ops, m, k, *, mixed, seed, gradient, power_iters, optimizer, lr, schedule,
-                 batch_size, kernels, backend, pool):
-        n, d = ops[0].shape
-        self.ops, self.k, self.mixed, self.kernels, self.backend, self.pool = ops, k, mixed, kernels, backend, pool
+    def __init__(self, matrices, val_ops, m, k, *, mixed, seed, gradient, power_iters, optimizer, lr, schedule,
+                 batch_size, backend, pool):
+        n, d = matrices.shape
+        self.matrices, self.k, self.mixed, self.backend, self.pool = matrices, k, mixed, backend, pool
+        self.kernels = get_backend(backend)
         self.gradient, self.power_iters = gradient, power_iters
         self.optimizer, self.lr, self.schedule = optimizer, lr, schedule
-        for op in ops:  # each matrix counts as scaled to sigma_1 = 1: the loss is scale-free
-            s1 = spectral_norm(op.A)
-            op.scale = s1 if s1 > 0 else 1.0
         self.m_learned = m if mixed is None else m // 2
         start = CountSketch(self.m_learned, n, seed=seed)
         self.rows, self.values = start.rows, start.values.copy()
         self.fixed = None if mixed is None else CountSketch(m - self.m_learned, n, seed=seed + 1)
-        for op in ops:  # the fixed rows' sketch never changes: compute it once
-            op.fixed_sketch = self.fixed.apply(op.A, backend=backend) if mixed == "joint" else None
         self.evaluator = _Evaluator(val_ops, k) if val_ops else None
         self.omega = np.random.default_rng(seed).standard_normal((d, k)) if gradient == "power" else None
         n_state = {"adam": 2, "momentum": 1, "sgd": 0}[optimizer]
         self.state = np.zeros((n_state, n))
-        self.batches = _Batches(len(ops), batch_size, np.random.default_rng(seed))
-        self.cast = {}  # the values in each training dtype, refreshed every step
+        self.batches = _Batches(matrices.count, batch_size, np.random.default_rng(seed))
         self.history = []
-
-    def values_in(self, dtype) -> np.ndarray:
-        if dtype not in self.cast:
-            with np.errstate(over="raise"):
-                try:
-                    self.cast[dtype] = self.values.astype(dtype)
-                except FloatingPointError:
-                    raise FloatingPointError(f"learn_sketch: the values overflow {dtype}; use a smaller lr") from None
-        return self.cast[dtype]
-
-    def _loss_and_grad(self, i):
-        op = self.ops[i]
-        loss, grad = loss_and_grad(op, self.kernels, self.k, self.rows, self.values_in(op.dtype), self.m_learned,
-                                   gradient=self.gradient, power_iters=self.power_iters, omega=self.omega)
-        return loss / op.scale, grad / op.scale
 
     def step(self, step: int) -> float:
         """One optimizer step on the next mini-batch; returns the batch's mean loss."""
-        results = _batch_map(self._loss_and_grad, self.batches.next(), self.pool)
+        task = _GradientTask(self.backend, self.k, self.rows, self.values, self.m_learned, self.gradient,
+                             self.power_iters, self.omega)
+        results = self.matrices.map(task, self.batches.next())
         loss = float(np.mean([r[0] for r in results]))
         grad = np.mean([r[1] for r in results], axis=0) if len(results) > 1 else results[0][1]
         beta1 = _ADAM_BETAS[0] if self.optimizer == "adam" else _MOMENTUM
@@ -514,7 +592,6 @@ class _Training:
         self.kernels.optimizer_step(self.values, np.ascontiguousarray(grad), self.state, self.optimizer, hyper)
         if not np.isfinite(self.values).all():
             raise FloatingPointError(f"learn_sketch: the values diverged at step {step}; use a smaller lr")
-        self.cast.clear()
         return loss
 
     def sketch(self, history=None) -> LearnedSketch:

@@ -1,9 +1,13 @@
 """dask.array inputs, on the local scheduler and on a real dask.distributed LocalCluster."""
 
+from collections import Counter
+
 import dask
 import dask.array as da
+import dask.bag as db
 import numpy as np
 import pytest
+from dask.utils import key_split
 from distributed import Client, LocalCluster, get_task_stream
 
 import fastlr
@@ -171,3 +175,82 @@ def test_randomized_svd_on_local_cluster_equals_in_memory(client):
     reference = fastlr.randomized_svd(A, 8, n_iter=2, random_state=0)
     for got, expected in zip(result, reference):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9 * np.abs(expected).max())
+
+
+# --------------------------------------------------------------------------- learn_sketch
+
+
+def _saved(folder, matrices):
+    paths = []
+    for i, A in enumerate(matrices):
+        paths.append(str(folder / f"{i:02d}.npy"))
+        np.save(paths[-1], A)
+    return paths
+
+
+def _assert_same_training(got, expected, rtol=1e-10):
+    np.testing.assert_array_equal(got.rows, expected.rows)
+    np.testing.assert_array_equal(got.history["step"], expected.history["step"])
+    for field in ("train_loss", "val_err"):  # NaN where the other has NaN (step 0, unevaluated steps)
+        np.testing.assert_allclose(got.history[field], expected.history[field], rtol=rtol, atol=1e-14)
+    np.testing.assert_allclose(got.values, expected.values, rtol=rtol, atol=1e-14)
+    assert got.mixed == expected.mixed and got.shape == expected.shape
+
+
+def test_learn_sketch_on_local_cluster_equals_in_memory(client, tmp_path):
+    data = fastlr.datasets.lowrank(8, shape=(400, 30), rank=6, seed=2)
+    paths = _saved(tmp_path, data[:6])
+    options = dict(m=10, k=3, steps=8, batch_size=3, val=data[6:], eval_every=4, progress=False)
+    with client.as_current():
+        with get_task_stream(client) as tasks:
+            from_loaders = fastlr.learn_sketch([dask.delayed(np.load)(p) for p in paths], mixed="joint", **options)
+        from_bag = fastlr.learn_sketch(db.from_sequence(paths, npartitions=2).map(np.load), **options)
+    _assert_same_training(from_loaders, fastlr.learn_sketch(data[:6], mixed="joint", **options))
+    _assert_same_training(from_bag, fastlr.learn_sketch(data[:6], **options))
+    # Each file was read once, on a worker; the 8 steps x 3 matrices ran where the matrices live.
+    names = Counter(key_split(t["key"]) for t in tasks.data)
+    assert names["load"] == 6 and names["learn_sketch_load"] == 6
+    assert names["learn_sketch_gradient"] == 8 * 3
+    workers = {t["worker"] for t in tasks.data if key_split(t["key"]) == "learn_sketch_gradient"}
+    assert len(workers) == 2
+
+
+def test_learn_sketch_from_a_bag_on_the_local_scheduler():
+    text = fastlr.datasets.text(8, n_terms=300, n_docs=30, seed=4)  # sparse
+    options = dict(m=8, k=3, steps=6, gradient="power", power_iters=4, progress=False)
+    with dask.config.set(scheduler="threads"):
+        got = fastlr.learn_sketch(db.from_sequence(text[:5], npartitions=3), val=db.from_sequence(text[5:]),
+                                  **options)
+    _assert_same_training(got, fastlr.learn_sketch(text[:5], val=text[5:], **options))
+
+
+def test_learn_sketch_bad_dask_training_data():
+    ones = dask.delayed(np.ones)
+    kw = dict(steps=1, progress=False)
+    with dask.config.set(scheduler="sync"):
+        with pytest.raises(ValueError, match=r"train\[2\]: has shape \(50, 5\), but train\[0\] has shape \(50, 6\)"):
+            fastlr.learn_sketch([ones((50, 6)), ones((50, 6)), ones((50, 5))], 4, 2, **kw)
+        with pytest.raises(ValueError, match=r"train\[1\]: contains NaN"):
+            fastlr.learn_sketch(db.from_sequence([np.ones((50, 6)), np.full((50, 6), np.nan)]), 4, 2, **kw)
+        with pytest.raises(ValueError, match=r"train\[0\]: expected a 2-D array"):
+            fastlr.learn_sketch([ones(50)], 4, 2, **kw)
+        with pytest.raises(ValueError, match=r"train: is empty"):
+            fastlr.learn_sketch(db.from_sequence([], npartitions=1), 4, 2, **kw)
+        with pytest.raises(ValueError, match=r"k: must be <= min\(n, d\) = 3"):
+            fastlr.learn_sketch([ones((50, 3))], 6, 4, **kw)
+        with pytest.raises(ValueError, match=r"val\[0\]: has shape \(40, 6\)"):
+            fastlr.learn_sketch([ones((50, 6))], 4, 2, val=[ones((40, 6))], **kw)
+
+
+def test_learn_sketch_from_delayed_loaders_without_dask_bag_imported():
+    # Only dask.delayed is loaded in a fresh interpreter: the bag check must not need dask.bag.
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, dask, fastlr\n"
+            "A = [dask.delayed(np.random.default_rng(i).standard_normal)((60, 8)) for i in range(3)]\n"
+            "S = fastlr.learn_sketch(A, 4, 2, steps=2, progress=False)\n"
+            "print('dask.bag' in sys.modules, S.shape)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "(4,", "60)"]
