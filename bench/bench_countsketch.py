@@ -25,7 +25,7 @@ def _read_all_dense(A):
     total = 0.0
     n, d = A.shape
     for i in nb.prange(n):
-        s = 0.0
+        s = A[i, 0] * 0  # accumulate in A's dtype: no float32 -> float64 conversions
         for j in range(d):
             s += A[i, j]
         total += s
@@ -38,7 +38,7 @@ def _read_all_csr(indptr, indices, data, rows, values):
     total = 0.0
     n = len(indptr) - 1
     for i in nb.prange(n):
-        s = 0.0
+        s = data[0] * 0 if len(data) else 0.0
         for p in range(indptr[i], indptr[i + 1]):
             s += data[p] * indices[p]
         total += s * values[i] + rows[i]
