@@ -17,7 +17,10 @@
 // baseline, and the loader picks the best the CPU supports (ifunc). Inlined
 // helpers and OpenMP-outlined regions are cloned with it. Wheels stay portable;
 // FASTLR_NATIVE builds (-march=native) need no dispatch.
-#if defined(FASTLR_DISPATCH) && defined(__x86_64__) && defined(__linux__) && \
+#if !defined(FASTLR_NO_DISPATCH) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FASTLR_X86_DISPATCH 1  // run-time choice of the register-tiled product kernels
+#endif
+#if defined(FASTLR_DISPATCH) && defined(FASTLR_X86_DISPATCH) && defined(__linux__) && \
     ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
 // NOTE: GCC's clones cannot throw (an exception terminates the process):
 // multiversioned functions return error codes and take preallocated buffers.
@@ -30,15 +33,36 @@
 
 namespace fastlr {
 
+/// x86-64 vector ISA levels the kernels are compiled for: target_clones bodies
+/// (FASTLR_MULTIVERSION) and the explicitly dispatched register-tiled product
+/// kernels (products.hpp) both follow this one detection.
+enum IsaLevel : int { kIsaBaseline = 0, kIsaAvx2 = 1, kIsaAvx512 = 2 };
+
+/// The widest ISA level this CPU runs (detected once); baseline when dispatch is off.
+inline int cpu_isa_level() {
+#if defined(FASTLR_X86_DISPATCH)
+  static const int level = [] {
+    __builtin_cpu_init();
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+      return static_cast<int>(kIsaAvx512);
+    return static_cast<int>(avx2 ? kIsaAvx2 : kIsaBaseline);
+  }();
+  return level;
+#else
+  return kIsaBaseline;
+#endif
+}
+
 /// The instruction set the dispatched kernels run with on this CPU.
 inline const char* dispatched_isa() {
-#if defined(FASTLR_DISPATCH) && defined(__x86_64__) && defined(__linux__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-    return "x86-64-v4";
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "x86-64-v3";
-  return "baseline";
+#if defined(FASTLR_X86_DISPATCH)
+  switch (cpu_isa_level()) {
+    case kIsaAvx512: return "x86-64-v4";
+    case kIsaAvx2: return "x86-64-v3";
+    default: return "baseline";
+  }
 #else
   return "compile-time";
 #endif

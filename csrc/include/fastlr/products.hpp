@@ -14,10 +14,6 @@
 #include "fastlr/common.hpp"
 #include "fastlr/countsketch.hpp"  // sparse error codes, detail::row_span
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-#define FASTLR_X86_DISPATCH 1
-#endif
-
 namespace fastlr {
 
 /// Which halves of the row pass a kernel runs.
@@ -225,24 +221,10 @@ inline void dense_rows(const DensePass<T>& p, index_t gather_rows, index_t b, in
 }
 
 using cpu_level_t = int;
-constexpr cpu_level_t kGeneric = 0, kAvx2 = 1, kAvx512 = 2;
+constexpr cpu_level_t kGeneric = kIsaBaseline, kAvx2 = kIsaAvx2, kAvx512 = kIsaAvx512;
 
-/// The widest vector ISA this CPU runs (checked once).
-inline cpu_level_t cpu_level() {
-#if defined(FASTLR_X86_DISPATCH)
-  static const cpu_level_t level = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      return kAvx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return kAvx2;
-    return kGeneric;
-  }();
-  return level;
-#else
-  return kGeneric;
-#endif
-}
+/// The widest vector ISA this CPU runs (common.hpp's detection).
+inline cpu_level_t cpu_level() { return cpu_isa_level(); }
 
 // Lanes of one vector register per ISA; register tiles are R rows x up to
 // two vectors of accumulators.
