@@ -61,7 +61,8 @@ def cmd_info(args) -> int:
             print(f"  backend {name:6s} unavailable: {info['unavailable_backends'].get(name, '?')}")
     build = info["build"]
     if isinstance(build, dict):
-        print(f"  build: {build['compiler']}, flags '{build['flags']}', OpenMP {'on' if build['openmp'] else 'off'}")
+        print(f"  build: {build['compiler']}, flags '{build['flags']}', OpenMP {'on' if build['openmp'] else 'off'}, "
+              f"vector ISA {build.get('isa', '?')}")
     else:
         print(f"  build: {build}")
     print(f"  threads: {info['threads']}")

@@ -65,10 +65,11 @@ def _is_png(path):
 def test_info():
     out = fastlr_cli("info")
     assert out.returncode == 0, out.stderr
-    assert "backend cpp" in out.stdout and "threads:" in out.stdout
+    assert "backend cpp" in out.stdout and "threads:" in out.stdout and "vector ISA" in out.stdout
     info = json.loads(fastlr_cli("info", "--json").stdout)
     assert info["default_backend"] == "cpp"
     assert info["build"]["openmp"] in (True, False)
+    assert f"vector ISA {info['build']['isa']}" in out.stdout
 
 
 def test_global_options_before_and_after_the_command():
