@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
-from scipy.linalg.lapack import dgeqrf as _geqrf, dorgqr as _orgqr
 
 from ._validation import as_matrix, is_sparse
+from .scw import sketch_svd
 
-__all__ = ["Operand", "GRADIENTS", "loss_and_grad", "sketch_svd"]
+__all__ = ["Operand", "GRADIENTS", "loss_and_grad"]
 
 GRADIENTS = ("exact", "power")
 
@@ -108,36 +108,6 @@ class Operand:
         if self.parts is None:
             return kernels.power_step(self.A, V)
         return kernels.power_step_csr(*self.parts, V)
-
-
-def sketch_svd(M: np.ndarray, eps: float):
-    """Compact SVD of the sketch M in float64, cut at the numerical rank.
-
-    Keeps singular values above ``max(M.shape) * eps * sigma_1`` (eps of the
-    data's dtype: M carries that dtype's rounding errors). A wide M (m < d, the
-    usual sketch) is first reduced by a QR of M^T, so LAPACK's SVD runs on m x m.
-
-    Returns
-    -------
-    U : (m, r), s : (r,), Vt : (r, d)
-    """
-    M = np.asarray(M, dtype=np.float64)
-    if M.shape[0] < M.shape[1]:
-        # M^T = Q R (Householder, LAPACK directly: numpy's qr wrapper costs as much as the work here)
-        qr, tau, _, info = _geqrf(M.T)
-        R = np.triu(qr[: M.shape[0]])
-        Q, _, info2 = _orgqr(qr, tau)
-        if info or info2:  # pragma: no cover - LAPACK argument errors cannot happen here
-            raise np.linalg.LinAlgError("QR of the sketch failed")
-        U, s, Wt = np.linalg.svd(R.T)  # M = R^T Q^T = U diag(s) (Q Wt^T)^T
-        Vt = Wt @ Q.T
-    else:
-        U, s, Vt = np.linalg.svd(M, full_matrices=False)
-    if s.size == 0 or s[0] == 0.0:
-        r = 0
-    else:
-        r = int(np.count_nonzero(s > max(M.shape) * eps * s[0]))
-    return U[:, :r], s[:r], Vt[:r]
 
 
 def _top_eigen(K: np.ndarray, k: int):

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._gradients import sketch_svd
-from .scw import SCWFactors, _normalize, _orthonormal, check_finite_sketch, check_scw_args
+from .scw import SCWFactors, _normalize, _orthonormal, check_finite_sketch, check_scw_args, sketch_svd
 
 __all__ = ["passes", "randomized_svd", "row_operand", "scw", "sketch_parts"]
 
