@@ -195,28 +195,13 @@ def seed_parity(threads):
 def _torch_small(M, k, optimizer, lr, threads):
     """The write-ups' loop on a small matrix: full-rank U, d, V, 20000 steps."""
     torch = gd_seeds.torch
-    torch.set_num_threads(threads)
-    torch.manual_seed(314)
+    trace, (U, d, V) = gd_seeds.torch_seed(M, k, optimizer=optimizer, lr=lr, budget=np.inf, threads=threads,
+                                           max_iter=20000, record_every=20000, return_factors=True)
     X = torch.as_tensor(M, dtype=torch.float32)
-    m, n = M.shape
-    U = torch.rand(m, k, requires_grad=True)
-    d = torch.rand(k, requires_grad=True)
-    V = torch.rand(n, k, requires_grad=True)
-    eye = torch.eye(k)
-    params = [U, d, V]
-    opt = torch.optim.SGD(params, lr=lr, momentum=0.9) if optimizer == "momentum" else torch.optim.Adam(params, lr=lr)
-    t = time.perf_counter()
-    for _ in range(20000):
-        opt.zero_grad()
-        Y = (U * (d * d)) @ V.T
-        loss = ((Y - X) ** 2).mean() + ((U.T @ U - eye) ** 2).mean() / 100 + ((V.T @ V - eye) ** 2).mean() / 100
-        loss.backward()
-        opt.step()
-    secs = time.perf_counter() - t
     with torch.no_grad():
         s = np.sort((d * d).numpy().astype(np.float64))[::-1]
         err = float(torch.linalg.norm((U * (d * d)) @ V.T - X) / torch.linalg.norm(X))
-    return s, err, secs
+    return s, err, trace[-1][0]
 
 
 def completion(large):

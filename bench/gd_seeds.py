@@ -86,8 +86,13 @@ def _numpy_gd_loop(A, U, s, V, lr, scale, budget, record_every, max_iter, trace,
         it += 1
 
 
-def torch_seed(A, k, *, optimizer, lr, budget, seed=314, record_every=10, threads=None, max_iter=None):
-    """The PyTorch write-ups: (U, d, V), S = diag(d^2), mse + orthonormality penalties / 100."""
+def torch_seed(A, k, *, optimizer, lr, budget, seed=314, record_every=10, threads=None, max_iter=None,
+               return_factors=False):
+    """The PyTorch write-ups: (U, d, V), S = diag(d^2), mse + orthonormality penalties / 100.
+
+    Returns the trace [(seconds, ||U diag(d^2) V^T - A||_F), ...], and with
+    ``return_factors`` also the final (U, d, V) tensors.
+    """
     if torch is None:
         raise ImportError("torch is not installed")
     if threads:
@@ -111,7 +116,7 @@ def torch_seed(A, k, *, optimizer, lr, budget, seed=314, record_every=10, thread
             with torch.no_grad():
                 trace.append((elapsed, float(torch.linalg.norm(Y - M))))
             if elapsed > budget or not np.isfinite(trace[-1][1]) or (max_iter is not None and it >= max_iter):
-                return trace
+                return (trace, (U, d, V)) if return_factors else trace
         loss.backward()
         opt.step()
         it += 1
