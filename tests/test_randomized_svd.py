@@ -1,5 +1,7 @@
 """fastlr.randomized_svd: scikit-learn's contract, and at least its accuracy."""
 
+import sys
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -11,6 +13,13 @@ import fastlr
 extmath = pytest.importorskip("sklearn.utils.extmath")
 
 
+@pytest.fixture(params=["gram", "passes"])
+def power_path(request, monkeypatch):
+    """Dense power iterations through A^T A (one SYRK) or as one pass over A per step."""
+    monkeypatch.setattr(sys.modules["fastlr.scw"], "_GRAM_WIDTH", 10**9 if request.param == "gram" else 0)
+    return request.param
+
+
 def excess(A, U, s, Vt, opt):
     A = A.toarray() if sp.issparse(A) else A
     return np.linalg.norm(A.astype(np.float64) - (U * s) @ Vt) / opt - 1
@@ -18,7 +27,7 @@ def excess(A, U, s, Vt, opt):
 
 @pytest.mark.parametrize("kind", ["C", "F", "csr", "csc"])
 @pytest.mark.parametrize("spectrum", ["flat", "harmonic", "geometric"])
-def test_contract_and_singular_values(dtype, kind, spectrum):
+def test_contract_and_singular_values(dtype, kind, spectrum, power_path):
     n, d, k = 300, 70, 5
     A = lowrank_plus_noise(n, d, spectrum, dtype=dtype, seed=1)
     _, svals = optimal_error(A, k)
@@ -30,7 +39,7 @@ def test_contract_and_singular_values(dtype, kind, spectrum):
 
 @pytest.mark.parametrize("n_iter", [0, 1, 2, "auto"])
 @pytest.mark.parametrize("spectrum", ["harmonic", "geometric"])
-def test_accuracy_matches_sklearn(n_iter, spectrum, dtype):
+def test_accuracy_matches_sklearn(n_iter, spectrum, dtype, power_path):
     """Excess error (||A - A_hat|| / ||A - A_k|| - 1) no worse than scikit-learn's, over several seeds."""
     n, d, k = 500, 120, 8
     A = lowrank_plus_noise(n, d, spectrum, rank=40, noise=0.05, seed=7, dtype=dtype)
@@ -41,6 +50,24 @@ def test_accuracy_matches_sklearn(n_iter, spectrum, dtype):
         theirs.append(excess(A, *extmath.randomized_svd(A, k, n_iter=n_iter, random_state=seed), opt))
     floor = 1e-5 if dtype == np.float32 else 1e-12  # both at rounding level
     assert np.mean(ours) <= 1.5 * np.mean(theirs) + floor
+
+
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_gram_and_passes_agree(dtype, layout, monkeypatch):
+    """Both ways of running the power steps give the same factors to rounding."""
+    scw_module = sys.modules["fastlr.scw"]
+    A = lowrank_plus_noise(400, 90, "harmonic", rank=30, noise=0.01, seed=3, dtype=dtype)
+    A = np.asfortranarray(A) if layout == "F" else A
+    assert scw_module._gram_pays(A, 16, 7)
+    results = {}
+    for width in (10**9, 0):
+        monkeypatch.setattr(scw_module, "_GRAM_WIDTH", width)
+        results[width] = fastlr.randomized_svd(A, 6, n_iter=7, random_state=0)
+    (U1, s1, Vt1), (U2, s2, Vt2) = results.values()
+    tol = 2e-4 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(s1, s2, rtol=tol)
+    np.testing.assert_allclose(U1, U2, atol=tol)
+    np.testing.assert_allclose(Vt1, Vt2, atol=tol)
 
 
 def test_same_signs_and_factors_as_sklearn():
