@@ -233,7 +233,7 @@ constexpr int vector_lanes(cpu_level_t level) {
   return static_cast<int>((level == kAvx512 ? 64 : level == kAvx2 ? 32 : 16) / sizeof(T));
 }
 constexpr int kTileRows = 4;
-constexpr int kTileRowsAvx512 = 8;
+constexpr int kTileRowsAvx512 = 12;
 
 template <class T>
 using dense_rows_fn = void (*)(const DensePass<T>&, index_t, index_t, index_t, T*, T*);
