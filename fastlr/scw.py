@@ -10,12 +10,13 @@ one-pass kernels of ``fastlr._ops``; everything else is small dense work.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
-from scipy.linalg.lapack import dgeqrf as _geqrf, dorgqr as _orgqr
+from scipy.linalg.lapack import dgeqrf as _geqrf, dgesdd as _gesdd, dorgqr as _orgqr
 from threadpoolctl import ThreadpoolController
 
 from . import _ops
@@ -163,6 +164,11 @@ def _normalize(Z: np.ndarray, normalizer: str) -> np.ndarray:
     return Z
 
 
+@functools.lru_cache(maxsize=64)
+def _lower_mask(m: int) -> np.ndarray:
+    return np.tril(np.ones((m, m)))
+
+
 def sketch_svd(M: np.ndarray, eps: float):
     """Compact SVD of the sketch M in float64, cut at the numerical rank.
 
@@ -177,12 +183,13 @@ def sketch_svd(M: np.ndarray, eps: float):
     M = np.asarray(M, dtype=np.float64)
     if M.shape[0] < M.shape[1]:
         # M^T = Q R (Householder, LAPACK directly: numpy's qr wrapper costs as much as the work here)
+        m = M.shape[0]
         qr, tau, _, info = _geqrf(M.T)
-        R = np.triu(qr[: M.shape[0]])
+        L = qr[:m].T * _lower_mask(m)  # R^T (geqrf keeps Householder vectors below R's diagonal)
         Q, _, info2 = _orgqr(qr, tau)
-        if info or info2:  # pragma: no cover - LAPACK argument errors cannot happen here
-            raise np.linalg.LinAlgError("QR of the sketch failed")
-        U, s, Wt = np.linalg.svd(R.T)  # M = R^T Q^T = U diag(s) (Q Wt^T)^T
+        U, s, Wt, info3 = _gesdd(L)  # M = R^T Q^T = U diag(s) (Q Wt^T)^T
+        if info or info2 or info3:  # pragma: no cover - no bad arguments; m x m SVDs converge
+            raise np.linalg.LinAlgError("SVD of the sketch failed")
         Vt = Wt @ Q.T
     else:
         U, s, Vt = np.linalg.svd(M, full_matrices=False)

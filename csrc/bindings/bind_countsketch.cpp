@@ -9,7 +9,7 @@ namespace {
 
 py::array countsketch_dense_py(const py::array& A, const py::array& rows, const py::array& values,
                                index_t m) {
-  require(m >= 1, "m: must be >= 1, got " + std::to_string(m));
+  FASTLR_REQUIRE(m >= 1, "m: must be >= 1, got " + std::to_string(m));
   return dispatch_float(A, "A", [&](auto t) -> py::array {
     using T = decltype(t);
     const auto a = dense_view<T>(A, "A");
@@ -28,8 +28,8 @@ py::array countsketch_dense_py(const py::array& A, const py::array& rows, const 
 py::array countsketch_compressed_py(const py::array& indptr, const py::array& indices,
                                     const py::array& data, const py::array& rows,
                                     const py::array& values, index_t m, index_t d, bool by_rows) {
-  require(m >= 1, "m: must be >= 1, got " + std::to_string(m));
-  require(d >= 0, "d: must be >= 0");
+  FASTLR_REQUIRE(m >= 1, "m: must be >= 1, got " + std::to_string(m));
+  FASTLR_REQUIRE(d >= 0, "d: must be >= 0");
   const index_t n = rows.ndim() == 1 ? rows.shape(0) : -1;
   const index_t outer = by_rows ? n : d;
   return dispatch_sparse(data, indices, [&](auto t, auto i) -> py::array {
@@ -55,8 +55,8 @@ py::array gather_dot_py(const py::array& A, const py::array& rows, const py::arr
     using T = decltype(t);
     const auto a = dense_view<T>(A, "A");
     const auto dv = dense_view<T>(D, "D");
-    require(!dv.col_major || dv.rows <= 1, "D: array must be C-contiguous");
-    require(dv.cols == a.cols, "D: expected " + std::to_string(a.cols) + " columns (A's), got " +
+    FASTLR_REQUIRE(!dv.col_major || dv.rows <= 1, "D: array must be C-contiguous");
+    FASTLR_REQUIRE(dv.cols == a.cols, "D: expected " + std::to_string(a.cols) + " columns (A's), got " +
                                    std::to_string(dv.cols));
     const index_t* r = vector_ptr<index_t>(rows, a.rows, "rows");
     py::array_t<T> g(a.rows);
@@ -76,7 +76,7 @@ py::array gather_dot_csr_py(const py::array& indptr, const py::array& indices,
     using I = decltype(i);
     const auto a = compressed_view<T, I>(indptr, indices, data, n);
     const auto dv = dense_view<T>(D, "D");
-    require(!dv.col_major || dv.rows <= 1, "D: array must be C-contiguous");
+    FASTLR_REQUIRE(!dv.col_major || dv.rows <= 1, "D: array must be C-contiguous");
     const index_t* r = vector_ptr<index_t>(rows, n, "rows");
     py::array_t<T> g(n);
     T* gp = g.mutable_data();

@@ -13,18 +13,18 @@ namespace {
 template <class T>
 const T* factor_ptr(const py::array& a, index_t rows, index_t cols, const char* name) {
   const auto v = dense_view<T>(a, name);
-  require(!v.col_major || v.rows <= 1 || v.cols <= 1, std::string(name) + ": array must be C-contiguous");
-  require(rows < 0 || v.rows == rows, std::string(name) + ": expected " + std::to_string(rows) + " rows, got " +
+  FASTLR_REQUIRE(!v.col_major || v.rows <= 1 || v.cols <= 1, std::string(name) + ": array must be C-contiguous");
+  FASTLR_REQUIRE(rows < 0 || v.rows == rows, std::string(name) + ": expected " + std::to_string(rows) + " rows, got " +
                                           std::to_string(v.rows));
-  require(v.cols == cols, std::string(name) + ": expected " + std::to_string(cols) + " columns, got " +
+  FASTLR_REQUIRE(v.cols == cols, std::string(name) + ": expected " + std::to_string(cols) + " columns, got " +
                               std::to_string(v.cols));
   return v.data;
 }
 
 py::tuple masked_grad_py(const py::array& indptr, const py::array& indices, const py::array& data,
                          const py::array& U, const py::array& V, double l2) {
-  require(U.ndim() == 2 && V.ndim() == 2, "U, V: expected 2-D arrays");
-  require(std::isfinite(l2) && l2 >= 0, "l2: must be finite and >= 0");
+  FASTLR_REQUIRE(U.ndim() == 2 && V.ndim() == 2, "U, V: expected 2-D arrays");
+  FASTLR_REQUIRE(std::isfinite(l2) && l2 >= 0, "l2: must be finite and >= 0");
   const index_t m = U.shape(0), n = V.shape(0), k = U.shape(1);
   return dispatch_sparse(data, indices, [&](auto t, auto i) -> py::tuple {
     using T = decltype(t);
@@ -58,27 +58,27 @@ OptimizerKind parse_kind(const std::string& kind) {
 void optimizer_step_py(py::array param, const py::array& grad, py::array state, const std::string& kind_name,
                        const py::sequence& hyper) {
   const OptimizerKind kind = parse_kind(kind_name);
-  require(py::len(hyper) == 5, "hyper: expected (lr, beta1, beta2, eps, step)");
+  FASTLR_REQUIRE(py::len(hyper) == 5, "hyper: expected (lr, beta1, beta2, eps, step)");
   const OptimizerHyper h{hyper[0].cast<double>(), hyper[1].cast<double>(), hyper[2].cast<double>(),
                          hyper[3].cast<double>(), hyper[4].cast<double>()};
-  require(param.writeable(), "param: array must be writeable");
-  require(state.writeable(), "state: array must be writeable");
-  require((param.flags() & py::array::c_style) != 0, "param: array must be C-contiguous");
-  require((grad.flags() & py::array::c_style) != 0, "grad: array must be C-contiguous");
-  require((state.flags() & py::array::c_style) != 0, "state: array must be C-contiguous");
+  FASTLR_REQUIRE(param.writeable(), "param: array must be writeable");
+  FASTLR_REQUIRE(state.writeable(), "state: array must be writeable");
+  FASTLR_REQUIRE((param.flags() & py::array::c_style) != 0, "param: array must be C-contiguous");
+  FASTLR_REQUIRE((grad.flags() & py::array::c_style) != 0, "grad: array must be C-contiguous");
+  FASTLR_REQUIRE((state.flags() & py::array::c_style) != 0, "state: array must be C-contiguous");
   const index_t size = param.size();
-  require(grad.ndim() == param.ndim() && grad.size() == size, "grad: expected the shape of param");
+  FASTLR_REQUIRE(grad.ndim() == param.ndim() && grad.size() == size, "grad: expected the shape of param");
   for (py::ssize_t d = 0; d < param.ndim(); ++d)
-    require(grad.shape(d) == param.shape(d), "grad: expected the shape of param");
+    FASTLR_REQUIRE(grad.shape(d) == param.shape(d), "grad: expected the shape of param");
   const int nstate = optimizer_state_count(kind);
-  require(state.ndim() == param.ndim() + 1 && state.shape(0) == nstate && state.size() == nstate * size,
+  FASTLR_REQUIRE(state.ndim() == param.ndim() + 1 && state.shape(0) == nstate && state.size() == nstate * size,
           "state: expected shape (" + std::to_string(nstate) + ", *param.shape) for optimizer " + kind_name);
   for (py::ssize_t d = 0; d < param.ndim(); ++d)
-    require(state.shape(d + 1) == param.shape(d), "state: expected shape (n_state, *param.shape)");
+    FASTLR_REQUIRE(state.shape(d + 1) == param.shape(d), "state: expected shape (n_state, *param.shape)");
   dispatch_float(param, "param", [&](auto t) {
     using T = decltype(t);
-    require(has_dtype<T>(grad), "grad: expected the dtype of param, got " + dtype_name(grad));
-    require(has_dtype<T>(state), "state: expected the dtype of param, got " + dtype_name(state));
+    FASTLR_REQUIRE(has_dtype<T>(grad), "grad: expected the dtype of param, got " + dtype_name(grad));
+    FASTLR_REQUIRE(has_dtype<T>(state), "state: expected the dtype of param, got " + dtype_name(state));
     T* p = static_cast<T*>(param.mutable_data());
     const T* g = static_cast<const T*>(grad.data());
     T* s = static_cast<T*>(state.mutable_data());

@@ -11,8 +11,8 @@ namespace {
 template <class T>
 index_t factor_cols(const py::array& F, index_t rows, const char* name, const char* rows_of) {
   const auto v = dense_view<T>(F, name);
-  require(!v.col_major, std::string(name) + ": array must be C-contiguous");
-  require(v.rows == rows, std::string(name) + ": expected " + std::to_string(rows) + " rows (" + rows_of +
+  FASTLR_REQUIRE(!v.col_major, std::string(name) + ": array must be C-contiguous");
+  FASTLR_REQUIRE(v.rows == rows, std::string(name) + ": expected " + std::to_string(rows) + " rows (" + rows_of +
                               "), got " + std::to_string(v.rows));
   return v.cols;
 }
@@ -46,7 +46,7 @@ py::object dense_pass_py(RowPass pass, const py::array& A, const py::array& F1, 
     }
     if (pass == RowPass::kBoth) {
       const index_t ku = factor_cols<T>(*F2, a.rows, "U", "A's rows");
-      require(ku == k, "U: expected " + std::to_string(k) + " columns (V's), got " + std::to_string(ku));
+      FASTLR_REQUIRE(ku == k, "U: expected " + std::to_string(k) + " columns (V's), got " + std::to_string(ku));
       W = factor_ptr<T>(*F2);
     }
     auto Y = new_matrix<T>(has_forward(pass) ? a.rows : 0, k);
@@ -65,7 +65,7 @@ py::object dense_pass_py(RowPass pass, const py::array& A, const py::array& F1, 
 // The pass over CSR A (n = len(indptr) - 1 rows). d is given for rmatmul, else V's rows.
 py::object csr_pass_py(RowPass pass, const py::array& indptr, const py::array& indices, const py::array& data,
                        const py::array& F1, const py::array* F2, index_t d_given) {
-  require(indptr.ndim() == 1 && indptr.shape(0) >= 1, "indptr: expected a 1-D array of length n + 1 >= 1");
+  FASTLR_REQUIRE(indptr.ndim() == 1 && indptr.shape(0) >= 1, "indptr: expected a 1-D array of length n + 1 >= 1");
   const index_t n = indptr.shape(0) - 1;
   return dispatch_sparse(data, indices, [&](auto t, auto i) -> py::object {
     using T = decltype(t);
@@ -75,7 +75,7 @@ py::object csr_pass_py(RowPass pass, const py::array& indptr, const py::array& i
     const T* W = nullptr;
     index_t k, d;
     if (pass == RowPass::kBackward) {
-      require(d_given >= 0, "d: must be >= 0, got " + std::to_string(d_given));
+      FASTLR_REQUIRE(d_given >= 0, "d: must be >= 0, got " + std::to_string(d_given));
       d = d_given;
       k = factor_cols<T>(F1, n, "W", "A's rows");
       W = factor_ptr<T>(F1);
@@ -87,7 +87,7 @@ py::object csr_pass_py(RowPass pass, const py::array& indptr, const py::array& i
     }
     if (pass == RowPass::kBoth) {
       const index_t ku = factor_cols<T>(*F2, n, "U", "A's rows");
-      require(ku == k, "U: expected " + std::to_string(k) + " columns (V's), got " + std::to_string(ku));
+      FASTLR_REQUIRE(ku == k, "U: expected " + std::to_string(k) + " columns (V's), got " + std::to_string(ku));
       W = factor_ptr<T>(*F2);
     }
     auto Y = new_matrix<T>(has_forward(pass) ? n : 0, k);

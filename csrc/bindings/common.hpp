@@ -37,13 +37,13 @@ bool has_dtype(const py::array& a) {
 /// makes copies explicitly; kernels never copy behind the caller's back).
 template <class T>
 DenseView<T> dense_view(const py::array& a, const char* name) {
-  require(a.ndim() == 2, std::string(name) + ": expected a 2-D array, got ndim=" + std::to_string(a.ndim()));
-  require(has_dtype<T>(a), std::string(name) + ": expected dtype " +
+  FASTLR_REQUIRE(a.ndim() == 2, std::string(name) + ": expected a 2-D array, got ndim=" + std::to_string(a.ndim()));
+  FASTLR_REQUIRE(has_dtype<T>(a), std::string(name) + ": expected dtype " +
                                py::str(py::dtype::of<T>()).cast<std::string>() + ", got " + dtype_name(a));
   const index_t r = a.shape(0), c = a.shape(1);
   const bool c_contig = (a.flags() & py::array::c_style) != 0;
   const bool f_contig = (a.flags() & py::array::f_style) != 0;
-  require(c_contig || f_contig, std::string(name) + ": array must be C- or F-contiguous");
+  FASTLR_REQUIRE(c_contig || f_contig, std::string(name) + ": array must be C- or F-contiguous");
   const bool col_major = !c_contig;  // prefer row-major when both (e.g. one row or column)
   const index_t ld = col_major ? std::max<index_t>(r, 1) : std::max<index_t>(c, 1);
   return {static_cast<const T*>(a.data()), r, c, ld, col_major};
@@ -52,12 +52,12 @@ DenseView<T> dense_view(const py::array& a, const char* name) {
 /// Pointer to a contiguous 1-D array of dtype T and length n.
 template <class T>
 const T* vector_ptr(const py::array& a, index_t n, const char* name) {
-  require(a.ndim() == 1, std::string(name) + ": expected a 1-D array");
-  require(has_dtype<T>(a), std::string(name) + ": expected dtype " +
+  FASTLR_REQUIRE(a.ndim() == 1, std::string(name) + ": expected a 1-D array");
+  FASTLR_REQUIRE(has_dtype<T>(a), std::string(name) + ": expected dtype " +
                                py::str(py::dtype::of<T>()).cast<std::string>() + ", got " + dtype_name(a));
-  require(a.shape(0) == n, std::string(name) + ": expected length " + std::to_string(n) + ", got " +
+  FASTLR_REQUIRE(a.shape(0) == n, std::string(name) + ": expected length " + std::to_string(n) + ", got " +
                                std::to_string(a.shape(0)));
-  require((a.flags() & py::array::c_style) != 0, std::string(name) + ": array must be contiguous");
+  FASTLR_REQUIRE((a.flags() & py::array::c_style) != 0, std::string(name) + ": array must be contiguous");
   return static_cast<const T*>(a.data());
 }
 
@@ -73,7 +73,7 @@ struct CompressedView {
 template <class T, class I>
 CompressedView<T, I> compressed_view(const py::array& indptr, const py::array& indices,
                                      const py::array& data, index_t outer) {
-  require(indptr.ndim() == 1 && indptr.shape(0) == outer + 1,
+  FASTLR_REQUIRE(indptr.ndim() == 1 && indptr.shape(0) == outer + 1,
           "indptr: expected length " + std::to_string(outer + 1));
   const index_t nnz = indices.ndim() == 1 ? indices.shape(0) : -1;
   return {vector_ptr<I>(indptr, outer + 1, "indptr"), vector_ptr<I>(indices, nnz, "indices"),

@@ -28,11 +28,11 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
   m.doc() = "fastlr compiled kernels (C++17, OpenMP when available)";
 
   m.def("set_num_threads", [](int n) {
-    fastlr::require(n >= 1, "n: number of threads must be >= 1, got " + std::to_string(n));
+    FASTLR_REQUIRE(n >= 1, "n: number of threads must be >= 1, got " + std::to_string(n));
     g_threads.store(n);
   }, py::arg("n"), "Set the threads every kernel may use (process-wide).");
   m.def("set_local_num_threads", [](int n) {
-    fastlr::require(n >= 0, "n: number of threads must be >= 0 (0 = process-wide setting)");
+    FASTLR_REQUIRE(n >= 0, "n: number of threads must be >= 0 (0 = process-wide setting)");
     t_threads = n;
   }, py::arg("n"), "Limit the threads of kernels called from this Python thread (0 lifts the limit).");
   m.def("get_num_threads", &kernel_threads, "Threads a kernel called from this Python thread may use.");
