@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -242,22 +243,35 @@ def _gram_pays(A, r: int, n_iter: int) -> bool:
     return not is_sparse(A) and n_iter >= 2 and d <= n and d <= _GRAM_WIDTH * r * n_iter
 
 
+def _gram(A: np.ndarray) -> np.ndarray:
+    """A^T A for dense A: one SYRK per row block, the blocks on fastlr's threads.
+
+    BLAS runs on one thread: fastlr runs the blocks in parallel itself, so no BLAS thread pool spins against fastlr's OpenMP team
+    (measured: 2-thread OpenBLAS SYRK ran slower than 1 thread after the kernels).
+    """
+    threads = min(get_num_threads(), max(1, A.shape[0] // 256))
+    if threads == 1:
+        return A.T @ A  # NumPy calls SYRK for a matrix times its own transpose
+    edges = np.linspace(0, A.shape[0], threads + 1).astype(int)
+    blocks = [A[b:e] for b, e in zip(edges[:-1], edges[1:])]
+    with _blas_limit(1), ThreadPoolExecutor(max_workers=threads) as pool:
+        parts = list(pool.map(lambda X: X.T @ X, blocks))
+    return functools.reduce(np.add, parts)
+
+
 def _power_iterations(A, V: np.ndarray, n_iter: int, normalizer: str, backend) -> np.ndarray:
     """``n_iter`` steps ``V <- orth(A^T A V)`` (``normalizer`` between steps, QR after the last).
 
     Either one pass over A per step (the fused kernel, or two BLAS products for
-    wide V) or, for narrow dense A, one SYRK ``G = A^T A`` and products with G.
+    wide V) or, for narrow dense A, the Gram matrix ``G = A^T A`` (SYRK) and
+    products with G. Runs under ``blas_single_thread``.
     Both round alike: a product with A^T A carries an error of order
     eps * ||A||^2 * ||V|| whichever way it is grouped.
     """
-    G = None
-    if _gram_pays(A, V.shape[1], n_iter):
-        with _blas_limit(get_num_threads()):
-            G = A.T @ A  # NumPy calls SYRK for a matrix times its own transpose
+    G = _gram(A) if _gram_pays(A, V.shape[1], n_iter) else None
     for step in range(n_iter):
         if G is not None:
-            with _blas_limit(get_num_threads()):
-                Z = G @ V
+            Z = G @ V  # d x d times d x r: small next to the Gram matrix
         elif is_sparse(A) or V.shape[1] < _BLAS_MIN_COLUMNS:
             _, Z = _ops.power_step(A, V, backend=backend)
         else:
