@@ -70,6 +70,22 @@ def test_gram_and_passes_agree(dtype, layout, monkeypatch):
     np.testing.assert_allclose(Vt1, Vt2, atol=tol)
 
 
+def test_gram_in_row_blocks_on_threads(dtype):
+    """The Gram matrix summed over per-thread row blocks equals the one-block product."""
+    scw_module = sys.modules["fastlr.scw"]
+    A = lowrank_plus_noise(1200, 50, "harmonic", rank=20, noise=0.01, seed=4, dtype=dtype)
+    with fastlr.thread_limit(1):
+        G1 = scw_module._gram(A)
+    with fastlr.thread_limit(2):
+        G2 = scw_module._gram(A)
+        U2, s2, Vt2 = fastlr.randomized_svd(A, 5, random_state=0)
+    U1, s1, Vt1 = fastlr.randomized_svd(A, 5, random_state=0)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(G2, G1, rtol=tol, atol=tol * np.abs(G1).max())
+    np.testing.assert_allclose(G1, A.T.astype(np.float64) @ A, rtol=10 * tol, atol=10 * tol * np.abs(G1).max())
+    np.testing.assert_allclose(s2, s1, rtol=10 * tol)
+
+
 def test_same_signs_and_factors_as_sklearn():
     A = lowrank_plus_noise(400, 60, "geometric", seed=2)
     U, s, Vt = fastlr.randomized_svd(A, 6, n_iter=4, random_state=0)
