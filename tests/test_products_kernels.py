@@ -51,6 +51,29 @@ def test_dense_kernels(backend, dtype, order, n, d, k):
     _check(Z, ATAV, dtype, np.abs(ATAV).max() + np.sqrt(n * d) * d)
 
 
+@pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+def test_dense_tiles_at_every_isa_level(dtype, level):
+    """The register tiles of each ISA level (capped; levels above the CPU's run its best)."""
+    core = pytest.importorskip("fastlr._core")
+    previous = core._cap_product_isa(level)
+    try:
+        for order in ("C", "F"):
+            for n, d, k in SHAPES + [(37, 50, 10), (29, 31, 33), (64, 16, 60)]:
+                A, U, V = _dense_inputs(n, d, k, dtype, seed=n + 7 * d + k)
+                A = layouts(A)[order]
+                AV, ATU, ATAV = _expected(A, U, V)
+                scale = np.sqrt(d) * 4
+                _check(core.matmul(A, V), AV, dtype, scale)
+                _check(core.rmatmul(A, U), ATU, dtype, np.sqrt(n) * 4)
+                Y, Z = core.gd_products(A, U, V)
+                _check(Y, AV, dtype, scale)
+                _check(Z, ATU, dtype, np.sqrt(n) * 4)
+                Y, Z = core.power_step(A, V)
+                _check(Z, ATAV, dtype, np.abs(ATAV).max() + np.sqrt(n * d) * d)
+    finally:
+        core._cap_product_isa(previous)
+
+
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
 @pytest.mark.parametrize("n,d,k", [(1, 1, 1), (60, 30, 7), (30, 60, 20), (500, 20, 3)])
 def test_csr_kernels(backend, dtype, index_dtype, n, d, k):

@@ -107,6 +107,15 @@ py::object csr_pass_py(RowPass pass, const py::array& indptr, const py::array& i
 
 void bind_products(py::module_& m) {
   using py::arg;
+  m.def(
+      "_cap_product_isa",
+      [](int level) {
+        FASTLR_REQUIRE(level >= kIsaBaseline && level <= kIsaAvx512, "level: must be 0, 1 or 2");
+        return detail::isa_cap().exchange(level);
+      },
+      py::arg("level"),
+      "Testing hook: run the product tiles at most at ISA `level` (0 baseline, 1 AVX2, 2 AVX-512); "
+      "returns the previous cap.");
   m.def("matmul", [](const py::array& A, const py::array& V) { return dense_pass_py(RowPass::kForward, A, V, nullptr); },
         arg("A"), arg("V"), "A @ V (n x k) for dense A (C or F order) and C-contiguous V (d x k) of A's dtype.");
   m.def("matmul_csr",

@@ -8,6 +8,8 @@
 // (backward), where w_i is a given row or the y_i just computed.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <type_traits>
 
@@ -223,8 +225,15 @@ inline void dense_rows(const DensePass<T>& p, index_t gather_rows, index_t b, in
 using cpu_level_t = int;
 constexpr cpu_level_t kGeneric = kIsaBaseline, kAvx2 = kIsaAvx2, kAvx512 = kIsaAvx512;
 
-/// The widest vector ISA this CPU runs (common.hpp's detection).
-inline cpu_level_t cpu_level() { return cpu_isa_level(); }
+/// Cap on the ISA level of the product tiles (tests set it to run the AVX2 and
+/// baseline tiles on an AVX-512 machine; target_clones kernels are unaffected).
+inline std::atomic<int>& isa_cap() {
+  static std::atomic<int> cap{kIsaAvx512};
+  return cap;
+}
+
+/// The widest vector ISA this CPU runs (common.hpp's detection), within the cap.
+inline cpu_level_t cpu_level() { return std::min(cpu_isa_level(), isa_cap().load(std::memory_order_relaxed)); }
 
 // Lanes of one vector register per ISA; register tiles are R rows x up to
 // two vectors of accumulators.
