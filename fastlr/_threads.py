@@ -68,7 +68,7 @@ def thread_limit(n: int):
     n = _check_count(n)
     previous = getattr(_local, "limit", None)
     _local.limit = n
-    for core in _core_hooks:
+    for core in _compiled_cores():
         core.set_local_num_threads(n)
     try:
         yield
@@ -78,7 +78,19 @@ def thread_limit(n: int):
             core.set_local_num_threads(previous or 0)
 
 
+def _compiled_cores() -> list:
+    """The compiled core (loaded now if it is available: the C++ side keeps its own
+    per-thread limit, which a limit set before the core loaded would never reach)."""
+    if not _core_hooks:
+        from . import _backend
+
+        _backend._load("cpp")  # registers the core here; None (and a recorded reason) if unavailable
+    return _core_hooks
+
+
 def _register_core(core) -> None:
     """Called once when the compiled backend loads: sync its thread settings."""
     core.set_num_threads(_global_threads)
+    if getattr(_local, "limit", None):
+        core.set_local_num_threads(_local.limit)
     _core_hooks.append(core)

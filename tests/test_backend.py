@@ -143,6 +143,22 @@ def test_thread_limit_is_per_thread():
     assert seen["n"] == fastlr.get_num_threads()
 
 
+def test_thread_limit_reaches_a_core_loaded_later():
+    """A limit entered before the compiled core is loaded still limits its kernels."""
+    code = (
+        "import sys, fastlr\n"
+        "fastlr.set_num_threads(2)\n"
+        "assert 'fastlr._core' not in sys.modules\n"
+        "with fastlr.thread_limit(1):\n"
+        "    core = fastlr.get_backend('cpp')\n"
+        "    inside = core.get_num_threads()\n"
+        "print(inside, core.get_num_threads())\n"
+    )
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "2"]
+
+
 def test_build_info():
     info = fastlr.get_backend("cpp").build_info()
     assert {"compiler", "flags", "openmp", "openmp_max_threads", "num_threads"} <= set(info)

@@ -324,10 +324,12 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // pass (1.2-1.3x faster for float32 k = 20 and float64 k = 10).
   const int lanes = detail::vector_lanes<T>(level);
   const index_t kp = detail::round_up(k, k <= 2 * lanes ? lanes : std::max(1, lanes / 2));
+  const T* Vsrc = V;  // V itself when no padding is needed
   std::vector<T> Vp;
-  if (fwd) {
+  if (fwd && kp != k) {
     Vp.assign(static_cast<size_t>(d * kp), T(0));
     for (index_t j = 0; j < d; ++j) std::memcpy(Vp.data() + j * kp, V + j * k, sizeof(T) * k);
+    Vsrc = Vp.data();
   }
   // Column-major A: gather enough rows to read whole cache lines of each column,
   // but keep the buffer within L2.
@@ -339,8 +341,12 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   const index_t per_row = (fwd ? 1 : 0) + (bwd ? 1 : 0);
   const int want = useful_threads(nthreads, n * d * per_row * kp / 8);
   const index_t zsize = bwd ? d * kp : 0;
-  std::vector<T> zacc(static_cast<size_t>(want) * zsize, T(0));
-  const detail::DensePass<T> p{A, n, d, ld, col_major, Vp.data(), W, Y, k, kp, pass};
+  // One thread and unpadded columns: accumulate straight into Z (no buffer, no reduction).
+  const bool direct = bwd && want == 1 && kp == k;
+  std::vector<T> zacc(direct ? 0 : static_cast<size_t>(want) * zsize, T(0));
+  if (direct) std::fill(Z, Z + d * k, T(0));
+  T* acc = direct ? Z : zacc.data();
+  const detail::DensePass<T> p{A, n, d, ld, col_major, Vsrc, W, Y, k, kp, pass};
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
@@ -350,8 +356,8 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
     index_t b, e;
     chunk_range(n, parts, t, b, e);
     std::vector<T> buf(static_cast<size_t>(2 * R * kp + (col_major ? gather_rows * d : 0)));
-    rows_fn(p, gather_rows, b, e, zacc.data() + t * zsize, buf.data());
-    if (bwd) {
+    rows_fn(p, gather_rows, b, e, acc + t * zsize, buf.data());
+    if (bwd && !direct) {
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp barrier
 #endif
