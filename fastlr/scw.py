@@ -246,8 +246,9 @@ def _gram_pays(A, r: int, n_iter: int) -> bool:
 def _gram(A: np.ndarray) -> np.ndarray:
     """A^T A for dense A: one SYRK per row block, the blocks on fastlr's threads.
 
-    BLAS runs on one thread: fastlr runs the blocks in parallel itself, so no BLAS thread pool spins against fastlr's OpenMP team
-    (measured: 2-thread OpenBLAS SYRK ran slower than 1 thread after the kernels).
+    BLAS runs on one thread and fastlr runs the blocks in parallel itself, so no
+    BLAS thread pool spins against fastlr's OpenMP team (measured: a 2-thread
+    OpenBLAS SYRK ran slower than 1 thread right after the kernels).
     """
     threads = min(get_num_threads(), max(1, A.shape[0] // 256))
     if threads == 1:
