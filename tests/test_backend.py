@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import tempfile
 import threading
 
 import numpy as np
@@ -83,7 +84,11 @@ def _run(code, **env):
 
     full_env = {k: v for k, v in os.environ.items() if k != "FASTLR_BACKEND"}
     full_env.update(env)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300)
+    # In an empty directory: `python -c` puts the working directory first on sys.path, and a
+    # checkout's fastlr/ has no compiled core when the package is installed normally (CI).
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
+                              timeout=300, cwd=cwd)
 
 
 def test_env_selects_backend():
