@@ -105,7 +105,54 @@ inline void backward_tile(const T* X, index_t ldx, index_t d, const T* Wb, index
     for (int q = 0; q < NV; ++q) store<T, L>(z + q * L, s[q]);
   }
 }
+
+// Both halves of gd_products for R rows in one sweep over j, each X[r, j]
+// loaded once: Yb[r, t:t+W] = X[r, :] Vp[:, t:t+W] and Z[:, t:t+W] += X^T Wb.
+template <class T, int R, int L, int NV>
+inline void both_tile(const T* X, index_t ldx, index_t d, const T* Vp, const T* Wb, index_t kp, index_t t, T* Yb,
+                      T* Z) {
+  using vec = typename simd<T, L>::type;
+  vec acc[R][NV], w[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < NV; ++q) {
+      acc[r][q] = vec{};
+      load<T, L>(w[r][q], Wb + r * kp + t + q * L);
+    }
+  const T* v = Vp + t;
+  T* z = Z + t;
+  for (index_t j = 0; j < d; ++j, v += kp, z += kp) {
+    vec vj[NV], s[NV];
+    for (int q = 0; q < NV; ++q) {
+      load<T, L>(vj[q], v + q * L);
+      load<T, L>(s[q], z + q * L);
+    }
+    for (int r = 0; r < R; ++r) {
+      const T a = X[r * ldx + j];
+      for (int q = 0; q < NV; ++q) {
+        acc[r][q] += a * vj[q];
+        s[q] += a * w[r][q];
+      }
+    }
+    for (int q = 0; q < NV; ++q) store<T, L>(z + q * L, s[q]);
+  }
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < NV; ++q) store<T, L>(Yb + r * kp + t + q * L, acc[r][q]);
+}
 #else
+template <class T, int R, int L, int NV>
+inline void both_tile(const T* X, index_t ldx, index_t d, const T* Vp, const T* Wb, index_t kp, index_t t, T* Yb,
+                      T* Z) {
+  constexpr int W = L * NV;
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < W; ++c) Yb[r * kp + t + c] = T(0);
+  for (index_t j = 0; j < d; ++j)
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < W; ++c) {
+        Yb[r * kp + t + c] += X[r * ldx + j] * Vp[j * kp + t + c];
+        Z[j * kp + t + c] += X[r * ldx + j] * Wb[r * kp + t + c];
+      }
+}
+
 template <class T, int R, int L, int NV>
 inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, index_t t, T* Yb) {
   constexpr int W = L * NV;
@@ -156,6 +203,13 @@ inline void backward_rows(const T* X, index_t ldx, index_t d, const T* Wb, index
   });
 }
 
+template <class T, int R, int V>
+inline void both_rows(const T* X, index_t ldx, index_t d, const T* Vp, const T* Wb, index_t kp, T* Yb, T* Z) {
+  for_each_tile<V>(kp, [&](auto lanes, auto nv, index_t t) {
+    both_tile<T, R, decltype(lanes)::value, decltype(nv)::value>(X, ldx, d, Vp, Wb, kp, t, Yb, Z);
+  });
+}
+
 // G (rows x d, row-major) = the rows x d block of a column-major matrix at A
 // (leading dim ld), in 8-column strips so reads and writes both stream.
 template <class T>
@@ -170,16 +224,23 @@ inline void transpose_rows(const T* A, index_t ld, index_t rows, index_t d, T* G
 }
 
 // Rows [b, e) of a dense pass. Z: this thread's d x kp accumulator (backward).
-// buf: scratch of gather_rows * d (column-major A only) + 2 * R * kp entries.
+// buf: scratch of 2 * scratch_rows(R) * kp entries + gather_rows * d (column-major A only).
 // Column-major A is copied a few rows at a time into a row-major buffer, so
 // both layouts share the same register tiles (and power_step stays one pass).
+/// Rows per fused gd_products tile (2 * kFusedRows * NV accumulators, plus as
+/// many W vectors: within AVX-512's 32 registers for NV = 2).
+constexpr int kFusedRows = 6;
+
+/// Rows of the Y and W scratch blocks a dense pass with R-row tiles needs.
+constexpr int scratch_rows(int R) { return R > kFusedRows ? R : kFusedRows; }
+
 template <class T, int R, int V>
 inline void dense_rows(const DensePass<T>& p, index_t gather_rows, index_t b, index_t e, T* Z, T* buf) {
   const index_t d = p.d, k = p.k, kp = p.kp;
   const bool fwd = has_forward(p.pass), bwd = has_backward(p.pass), use_y = backward_uses_y(p.pass);
   T* Yb = buf;
-  T* Wb = buf + R * kp;
-  T* G = buf + 2 * R * kp;
+  T* Wb = buf + scratch_rows(R) * kp;
+  T* G = buf + 2 * scratch_rows(R) * kp;
   for (index_t g0 = b; g0 < e; g0 += gather_rows) {
     const index_t g1 = std::min(e, g0 + gather_rows);
     const T* X;
@@ -191,6 +252,27 @@ inline void dense_rows(const DensePass<T>& p, index_t gather_rows, index_t b, in
     } else {
       X = p.A + g0 * p.ld;
       ldx = p.ld;
+    }
+    // W given and k within one two-vector tile: both halves in one sweep of each
+    // row of A (wider k would sweep the rows once per column tile: the separate
+    // halves with their taller tiles measured as fast or faster there).
+    if (p.pass == RowPass::kBoth && kp <= 2 * V) {
+      constexpr int RF = R >= 8 ? kFusedRows : 2;  // AVX2 and baseline: 16 vector registers
+      for (index_t i0 = g0; i0 < g1; i0 += RF) {
+        const int rr = static_cast<int>(std::min<index_t>(RF, g1 - i0));
+        const T* Xr = X + (i0 - g0) * ldx;
+        for (int r = 0; r < rr; ++r) {
+          std::memcpy(Wb + r * kp, p.W + (i0 + r) * k, sizeof(T) * k);
+          std::fill(Wb + r * kp + k, Wb + (r + 1) * kp, T(0));
+        }
+        if (rr == RF) {
+          both_rows<T, RF, V>(Xr, ldx, d, p.Vp, Wb, kp, Yb, Z);
+        } else {
+          for (int r = 0; r < rr; ++r) both_rows<T, 1, V>(Xr + r * ldx, ldx, d, p.Vp, Wb + r * kp, kp, Yb + r * kp, Z);
+        }
+        for (int r = 0; r < rr; ++r) std::memcpy(p.Y + (i0 + r) * k, Yb + r * kp, sizeof(T) * k);
+      }
+      continue;
     }
     for (index_t i0 = g0; i0 < g1; i0 += R) {
       const int rr = static_cast<int>(std::min<index_t>(R, g1 - i0));
@@ -355,7 +437,7 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
     const int t = thread_id();
     index_t b, e;
     chunk_range(n, parts, t, b, e);
-    std::vector<T> buf(static_cast<size_t>(2 * R * kp + (col_major ? gather_rows * d : 0)));
+    std::vector<T> buf(static_cast<size_t>(2 * detail::scratch_rows(R) * kp + (col_major ? gather_rows * d : 0)));
     rows_fn(p, gather_rows, b, e, acc + t * zsize, buf.data());
     if (bwd && !direct) {
 #if defined(FASTLR_HAVE_OPENMP)
