@@ -10,8 +10,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "fastlr/common.hpp"
 #include "fastlr/countsketch.hpp"  // sparse error codes, detail::row_span
@@ -361,21 +363,39 @@ dense_rows_fn<T> pick_dense_rows(cpu_level_t level, int& rows_per_tile) {
   return &dense_rows_generic<T>;
 }
 
-// out[j, :k] = sum_t acc[t][j, :k] for rows [b, e) of the d x kp accumulators, in a fixed order.
+// out[j, :k] = sum_t acc[t][j, :k] for rows [b, e) of the d x kp accumulators
+// (`size` entries apart), in a fixed order.
 template <class T>
-inline void reduce_padded(T* out, index_t k, const T* acc, index_t d, index_t kp, int nacc, index_t b, index_t e) {
+inline void reduce_padded(T* out, index_t k, const T* acc, index_t kp, index_t size, int nacc, index_t b, index_t e) {
   for (index_t j = b; j < e; ++j) {
     T* __restrict o = out + j * k;
     const T* __restrict src = acc + j * kp;
     for (index_t c = 0; c < k; ++c) o[c] = src[c];
     for (int s = 1; s < nacc; ++s) {
-      const T* __restrict a = acc + static_cast<index_t>(s) * d * kp + j * kp;
+      const T* __restrict a = acc + static_cast<index_t>(s) * size + j * kp;
       for (index_t c = 0; c < k; ++c) o[c] += a[c];
     }
   }
 }
 
 inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
+
+constexpr index_t kLine = 64;  // bytes in a cache line (and in an AVX-512 vector)
+
+inline bool cache_aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % kLine == 0; }
+
+/// n zero-initialized entries starting on a cache-line boundary.
+template <class T>
+struct AlignedBuffer {
+  std::vector<T> storage;
+  T* data = nullptr;
+  void assign(index_t n) {
+    const index_t slack = kLine / index_t(sizeof(T));
+    storage.assign(static_cast<size_t>(n + slack), T(0));
+    const auto misalign = reinterpret_cast<std::uintptr_t>(storage.data()) % kLine;
+    data = storage.data() + (misalign == 0 ? 0 : (kLine - misalign) / sizeof(T));
+  }
+};
 
 }  // namespace detail
 
@@ -406,12 +426,15 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // pass (1.2-1.3x faster for float32 k = 20 and float64 k = 10).
   const int lanes = detail::vector_lanes<T>(level);
   const index_t kp = detail::round_up(k, k <= 2 * lanes ? lanes : std::max(1, lanes / 2));
-  const T* Vsrc = V;  // V itself when no padding is needed
-  std::vector<T> Vp;
-  if (fwd && kp != k) {
-    Vp.assign(static_cast<size_t>(d * kp), T(0));
-    for (index_t j = 0; j < d; ++j) std::memcpy(Vp.data() + j * kp, V + j * k, sizeof(T) * k);
-    Vsrc = Vp.data();
+  // V, padded to kp columns, on a cache-line boundary (every vector load of a
+  // row then stays within one line: 6-7% faster than a misaligned V). V itself
+  // when it already is.
+  const T* Vsrc = V;
+  detail::AlignedBuffer<T> Vp;
+  if (fwd && (kp != k || !detail::cache_aligned(V))) {
+    Vp.assign(d * kp);
+    for (index_t j = 0; j < d; ++j) std::memcpy(Vp.data + j * kp, V + j * k, sizeof(T) * k);
+    Vsrc = Vp.data;
   }
   // Column-major A: gather enough rows to read whole cache lines of each column,
   // but keep the buffer within L2.
@@ -422,12 +445,14 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   }
   const index_t per_row = (fwd ? 1 : 0) + (bwd ? 1 : 0);
   const int want = useful_threads(nthreads, n * d * per_row * kp / 8);
-  const index_t zsize = bwd ? d * kp : 0;
-  // One thread and unpadded columns: accumulate straight into Z (no buffer, no reduction).
-  const bool direct = bwd && want == 1 && kp == k;
-  std::vector<T> zacc(direct ? 0 : static_cast<size_t>(want) * zsize, T(0));
+  // Per-thread accumulators on cache-line boundaries; one thread with unpadded
+  // columns and an aligned Z accumulates straight into Z (no buffer, no reduction).
+  const index_t zsize = bwd ? detail::round_up(d * kp, detail::kLine / index_t(sizeof(T))) : 0;
+  const bool direct = bwd && want == 1 && kp == k && detail::cache_aligned(Z);
+  detail::AlignedBuffer<T> zacc;
+  zacc.assign(direct ? 0 : static_cast<size_t>(want) * zsize);
   if (direct) std::fill(Z, Z + d * k, T(0));
-  T* acc = direct ? Z : zacc.data();
+  T* acc = direct ? Z : zacc.data;
   const detail::DensePass<T> p{A, n, d, ld, col_major, Vsrc, W, Y, k, kp, pass};
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
@@ -445,7 +470,7 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
 #endif
       index_t jb, je;
       chunk_range(d, parts, t, jb, je);
-      detail::reduce_padded(Z, k, zacc.data(), d, kp, parts, jb, je);
+      detail::reduce_padded(Z, k, zacc.data, kp, zsize, parts, jb, je);
     }
   }
 }
@@ -511,7 +536,7 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
 #endif
       index_t jb, je;
       chunk_range(d, parts, t, jb, je);
-      detail::reduce_padded(Z, k, zacc.data(), d, k, parts, jb, je);
+      detail::reduce_padded(Z, k, zacc.data(), k, zsize, parts, jb, je);
     }
   }
   throw_countsketch_error(err.code);
