@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scw import SCWFactors, _normalize, _orthonormal, check_finite_sketch, check_scw_args, sketch_svd
+from .scw import SCWFactors, check_finite_sketch, check_scw_args, power_iterations, sketch_svd
 
 __all__ = ["passes", "randomized_svd", "row_operand", "scw", "sketch_parts"]
 
@@ -58,10 +58,7 @@ def _factors(op, SA, k, *, n_iter, normalizer, driver, backend) -> SCWFactors:
     UM, sM, VtM = sketch_svd(SA, np.finfo(op.dtype).eps)
     V = np.ascontiguousarray(VtM.T, dtype=op.dtype)
     if V.shape[1] > 0:
-        for step in range(n_iter):
-            Z = op.gram(V, backend=backend)
-            V = _orthonormal(Z) if step == n_iter - 1 else _normalize(Z, normalizer)
-            V = np.ascontiguousarray(V, dtype=op.dtype)
+        V = power_iterations(V, n_iter, normalizer, lambda V: op.gram(V, backend=backend), op.dtype)
     B = op.times(V, backend=backend)
     UB, sB, X = op.thin_svd(B, k, driver)
     return SCWFactors(UM, sM, V, B, UB, sB, X)

@@ -231,7 +231,8 @@ def scw_factors(A, SA, k: int, *, n_iter: int = 0, power_iteration_normalizer: s
     UM, sM, VtM = sketch_svd(SA, eps)
     V = np.ascontiguousarray(VtM.T, dtype=A.dtype)
     if V.shape[1] > 0 and n_iter > 0:
-        V = _power_iterations(A, V, n_iter, power_iteration_normalizer, backend)
+        product = _power_product(A, V.shape[1], n_iter, backend)
+        V = power_iterations(V, n_iter, power_iteration_normalizer, product, A.dtype)
     B = _dense_product(A, V, False, backend)
     UB, sB, X = _thin_svd(B, k, lapack_driver, backend)
     return SCWFactors(UM, sM, V, B, UB, sB, X)
@@ -260,25 +261,31 @@ def _gram(A: np.ndarray) -> np.ndarray:
     return functools.reduce(np.add, parts)
 
 
-def _power_iterations(A, V: np.ndarray, n_iter: int, normalizer: str, backend) -> np.ndarray:
-    """``n_iter`` steps ``V <- orth(A^T A V)`` (``normalizer`` between steps, QR after the last).
+def _power_product(A, r: int, n_iter: int, backend):
+    """``V -> A^T A V`` for in-memory A and r-column V, the cheapest way for n_iter steps.
 
     Either one pass over A per step (the fused kernel, or two BLAS products for
-    wide V) or, for narrow dense A, the Gram matrix ``G = A^T A`` (SYRK) and
-    products with G. Runs under ``blas_single_thread``.
-    Both round alike: a product with A^T A carries an error of order
-    eps * ||A||^2 * ||V|| whichever way it is grouped.
+    wide V) or, for narrow dense A, the Gram matrix ``G = A^T A`` (SYRK, computed
+    here once) and products with G. Both round alike: a product with A^T A
+    carries an error of order eps * ||A||^2 * ||V|| whichever way it is grouped.
+    Runs under ``blas_single_thread``.
     """
-    G = _gram(A) if _gram_pays(A, V.shape[1], n_iter) else None
+    if _gram_pays(A, r, n_iter):
+        G = _gram(A)
+        return lambda V: G @ V  # d x d times d x r: small next to the Gram matrix
+    if is_sparse(A) or r < _BLAS_MIN_COLUMNS:
+        return lambda V: _ops.power_step(A, V, backend=backend)[1]
+    return lambda V: _dense_product(A, _dense_product(A, V, False, backend), True, backend)
+
+
+def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype) -> np.ndarray:
+    """``n_iter`` steps ``V <- orth(product(V))`` (``normalizer`` between steps, QR
+    after the last), V kept C-contiguous in ``dtype``. ``product(V)`` is A^T A V,
+    computed in memory (``_power_product``) or over row blocks (``_rowblocks``)."""
     for step in range(n_iter):
-        if G is not None:
-            Z = G @ V  # d x d times d x r: small next to the Gram matrix
-        elif is_sparse(A) or V.shape[1] < _BLAS_MIN_COLUMNS:
-            _, Z = _ops.power_step(A, V, backend=backend)
-        else:
-            Z = _dense_product(A, _dense_product(A, V, False, backend), True, backend)
+        Z = product(V)
         V = _orthonormal(Z) if step == n_iter - 1 else _normalize(Z, normalizer)
-        V = np.ascontiguousarray(V, dtype=A.dtype)
+        V = np.ascontiguousarray(V, dtype=dtype)
     return V
 
 

@@ -33,12 +33,9 @@ def _check(got, expected, dtype, scale):
     assert_close(got, expected, dtype, scale=scale)
 
 
-@pytest.mark.parametrize("n,d,k", SHAPES)
-@pytest.mark.parametrize("order", ["C", "F"])
-def test_dense_kernels(backend, dtype, order, n, d, k):
-    A, U, V = _dense_inputs(n, d, k, dtype, seed=n * 31 + d + k)
-    A = layouts(A)[order]
-    kernels = fastlr.get_backend(backend)
+def _check_dense_kernels(kernels, A, U, V, dtype):
+    """matmul, rmatmul, gd_products and power_step of ``kernels`` on dense A against float64 NumPy."""
+    n, d = A.shape
     AV, ATU, ATAV = _expected(A, U, V)
     scale = np.sqrt(d) * 4  # |entries| of a length-d dot product of N(0, 1) rows
     _check(kernels.matmul(A, V), AV, dtype, scale)
@@ -51,6 +48,13 @@ def test_dense_kernels(backend, dtype, order, n, d, k):
     _check(Z, ATAV, dtype, np.abs(ATAV).max() + np.sqrt(n * d) * d)
 
 
+@pytest.mark.parametrize("n,d,k", SHAPES)
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_dense_kernels(backend, dtype, order, n, d, k):
+    A, U, V = _dense_inputs(n, d, k, dtype, seed=n * 31 + d + k)
+    _check_dense_kernels(fastlr.get_backend(backend), layouts(A)[order], U, V, dtype)
+
+
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def test_dense_tiles_at_every_isa_level(dtype, level):
     """The register tiles of each ISA level (capped; levels above the CPU's run its best)."""
@@ -60,16 +64,7 @@ def test_dense_tiles_at_every_isa_level(dtype, level):
         for order in ("C", "F"):
             for n, d, k in SHAPES + [(37, 50, 10), (29, 31, 33), (64, 16, 60)]:
                 A, U, V = _dense_inputs(n, d, k, dtype, seed=n + 7 * d + k)
-                A = layouts(A)[order]
-                AV, ATU, ATAV = _expected(A, U, V)
-                scale = np.sqrt(d) * 4
-                _check(core.matmul(A, V), AV, dtype, scale)
-                _check(core.rmatmul(A, U), ATU, dtype, np.sqrt(n) * 4)
-                Y, Z = core.gd_products(A, U, V)
-                _check(Y, AV, dtype, scale)
-                _check(Z, ATU, dtype, np.sqrt(n) * 4)
-                Y, Z = core.power_step(A, V)
-                _check(Z, ATAV, dtype, np.abs(ATAV).max() + np.sqrt(n * d) * d)
+                _check_dense_kernels(core, layouts(A)[order], U, V, dtype)
     finally:
         core._cap_product_isa(previous)
 
