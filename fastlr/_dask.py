@@ -110,7 +110,7 @@ def _gram_chunk(A_b, V, backend):
     from . import _ops
 
     with thread_limit(1):
-        return _ops.power_step(A_b, V, backend=backend)[1][None]
+        return _ops.gram_product(A_b, V, backend=backend)[None]
 
 
 def _times_chunk(A_b, V, backend):

@@ -17,7 +17,7 @@ import numpy as np
 from ._backend import get_backend
 from ._validation import as_matrix, is_sparse
 
-__all__ = ["gd_products", "matmul", "power_step", "rmatmul"]
+__all__ = ["gd_products", "gram_product", "matmul", "power_step", "rmatmul"]
 
 
 def _factor(F, dtype, name: str) -> np.ndarray:
@@ -90,3 +90,15 @@ def power_step(A, Q, *, backend=None) -> tuple[np.ndarray, np.ndarray]:
         return kernels.power_step_csr(*_arrays(A), Q)
     Y = matmul(A, Q, backend=backend)
     return Y, rmatmul(A, Y, backend=backend)
+
+
+def gram_product(A, Q, *, backend=None) -> np.ndarray:
+    """``A.T @ (A @ Q)`` in one pass over A (two for CSC A), without storing ``A @ Q``."""
+    A = as_matrix(A)
+    Q = _factor(Q, A.dtype, "Q")
+    kernels = get_backend(backend)
+    if not is_sparse(A):
+        return kernels.gram_product(A, Q)
+    if A.format == "csr":
+        return kernels.gram_product_csr(*_arrays(A), Q)
+    return rmatmul(A, matmul(A, Q, backend=backend), backend=backend)

@@ -164,7 +164,7 @@ class ArrayRows:
         from . import _ops
 
         return self._sum((self.shape[1], V.shape[1]),
-                         lambda start, stop, block: _ops.power_step(block, V, backend=backend)[1])
+                         lambda start, stop, block: _ops.gram_product(block, V, backend=backend))
 
     def times(self, V, *, backend=None) -> np.ndarray:
         from . import _ops

@@ -274,7 +274,7 @@ def _power_product(A, r: int, n_iter: int, backend):
         G = _gram(A)
         return lambda V: G @ V  # d x d times d x r: small next to the Gram matrix
     if is_sparse(A) or r < _BLAS_MIN_COLUMNS:
-        return lambda V: _ops.power_step(A, V, backend=backend)[1]
+        return lambda V: _ops.gram_product(A, V, backend=backend)
     return lambda V: _dense_product(A, _dense_product(A, V, False, backend), True, backend)
 
 

@@ -34,7 +34,7 @@ def _check(got, expected, dtype, scale):
 
 
 def _check_dense_kernels(kernels, A, U, V, dtype):
-    """matmul, rmatmul, gd_products and power_step of ``kernels`` on dense A against float64 NumPy."""
+    """matmul, rmatmul, gd_products, power_step and gram_product of ``kernels`` on dense A against float64 NumPy."""
     n, d = A.shape
     AV, ATU, ATAV = _expected(A, U, V)
     scale = np.sqrt(d) * 4  # |entries| of a length-d dot product of N(0, 1) rows
@@ -46,6 +46,7 @@ def _check_dense_kernels(kernels, A, U, V, dtype):
     Y, Z = kernels.power_step(A, V)
     _check(Y, AV, dtype, scale)
     _check(Z, ATAV, dtype, np.abs(ATAV).max() + np.sqrt(n * d) * d)
+    _check(kernels.gram_product(A, V), ATAV, dtype, np.abs(ATAV).max() + np.sqrt(n * d) * d)
 
 
 @pytest.mark.parametrize("n,d,k", SHAPES)
@@ -69,24 +70,47 @@ def test_dense_tiles_at_every_isa_level(dtype, level):
         core._cap_product_isa(previous)
 
 
-@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
-@pytest.mark.parametrize("n,d,k", [(1, 1, 1), (60, 30, 7), (30, 60, 20), (500, 20, 3)])
-def test_csr_kernels(backend, dtype, index_dtype, n, d, k):
-    rng = np.random.default_rng(n + d + k)
-    A = messy_csr(n, d, 0.2, rng, dtype=dtype, index_dtype=index_dtype)  # duplicates, empty rows
-    _, U, V = _dense_inputs(n, d, k, dtype, seed=k)
-    kernels = fastlr.get_backend(backend)
+def _check_csr_kernels(kernels, A, U, V, dtype):
+    """The CSR kernels of ``kernels`` against float64 NumPy."""
     arrays = (A.indptr, A.indices, A.data)
     AV, ATU, ATAV = _expected(A.toarray(), U, V)
     scale = 4 * np.sqrt(max(A.nnz, 1))
     _check(kernels.matmul_csr(*arrays, V), AV, dtype, scale)
-    _check(kernels.rmatmul_csr(*arrays, U, d), ATU, dtype, scale)
+    _check(kernels.rmatmul_csr(*arrays, U, A.shape[1]), ATU, dtype, scale)
     Y, Z = kernels.gd_products_csr(*arrays, U, V)
     _check(Y, AV, dtype, scale)
     _check(Z, ATU, dtype, scale)
     Y, Z = kernels.power_step_csr(*arrays, V)
     _check(Y, AV, dtype, scale)
     _check(Z, ATAV, dtype, np.abs(ATAV).max() + scale)
+    _check(kernels.gram_product_csr(*arrays, V), ATAV, dtype, np.abs(ATAV).max() + scale)
+
+
+# k: one vector, several, one register tile (32 float32 / 16 float64 columns) and more.
+CSR_SHAPES = [(1, 1, 1), (60, 30, 7), (30, 60, 20), (500, 20, 3), (40, 25, 37), (33, 70, 64)]
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("n,d,k", CSR_SHAPES)
+def test_csr_kernels(backend, dtype, index_dtype, n, d, k):
+    rng = np.random.default_rng(n + d + k)
+    A = messy_csr(n, d, 0.2, rng, dtype=dtype, index_dtype=index_dtype)  # duplicates, empty rows
+    _, U, V = _dense_inputs(n, d, k, dtype, seed=k)
+    _check_csr_kernels(fastlr.get_backend(backend), A, U, V, dtype)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+def test_csr_kernels_at_every_isa_level(dtype, level):
+    core = pytest.importorskip("fastlr._core")
+    previous = core._cap_product_isa(level)
+    try:
+        for n, d, k in CSR_SHAPES + [(200, 90, 50), (7, 3, 100)]:
+            rng = np.random.default_rng(3 * n + d + k)
+            A = messy_csr(n, d, 0.3, rng, dtype=dtype, index_dtype=np.int32)
+            _, U, V = _dense_inputs(n, d, k, dtype, seed=k + 1)
+            _check_csr_kernels(core, A, U, V, dtype)
+    finally:
+        core._cap_product_isa(previous)
 
 
 @pytest.mark.parametrize("n,d,k", [(0, 5, 3), (5, 0, 3), (5, 4, 0)])
@@ -97,10 +121,13 @@ def test_empty_dimensions(backend, n, d, k):
     Y, Z = kernels.power_step(A, V)
     assert Y.shape == (n, k) and Z.shape == (d, k)
     np.testing.assert_array_equal(Z, np.zeros((d, k)))
+    np.testing.assert_array_equal(kernels.gram_product(A, V), np.zeros((d, k)))
     S = sp.csr_matrix((n, d))
     Y, Z = kernels.gd_products_csr(S.indptr, S.indices.astype(np.int32), S.data, U, V)
     np.testing.assert_array_equal(Y, np.zeros((n, k)))
     np.testing.assert_array_equal(Z, np.zeros((d, k)))
+    np.testing.assert_array_equal(kernels.gram_product_csr(S.indptr, S.indices.astype(np.int32), S.data, V),
+                                  np.zeros((d, k)))
 
 
 def test_reference_matches_scipy_with_duplicates():
@@ -138,6 +165,7 @@ def test_ops_wrappers(backend, dtype, kind):
     Y, Z = _ops.power_step(A, V, backend=backend)
     _check(Y, AV, out_dtype, scale)
     _check(Z, ATAV, out_dtype, np.abs(ATAV).max())
+    _check(_ops.gram_product(A, V, backend=backend), ATAV, out_dtype, np.abs(ATAV).max())
 
 
 def test_ops_do_not_modify_inputs(backend):

@@ -30,7 +30,9 @@ py::object outputs(RowPass pass, py::array Y, py::array Z) {
 }
 
 // The pass over dense A. F1 is V (forward) or W (backward only); F2 is U for kBoth.
-py::object dense_pass_py(RowPass pass, const py::array& A, const py::array& F1, const py::array* F2) {
+// keep_y false (kPower only): Z alone, A V is never stored.
+py::object dense_pass_py(RowPass pass, const py::array& A, const py::array& F1, const py::array* F2,
+                         bool keep_y = true) {
   return dispatch_float(A, "A", [&](auto t) -> py::object {
     using T = decltype(t);
     const auto a = dense_view<T>(A, "A");
@@ -49,22 +51,22 @@ py::object dense_pass_py(RowPass pass, const py::array& A, const py::array& F1, 
       FASTLR_REQUIRE(ku == k, "U: expected " + std::to_string(k) + " columns (V's), got " + std::to_string(ku));
       W = factor_ptr<T>(*F2);
     }
-    auto Y = new_matrix<T>(has_forward(pass) ? a.rows : 0, k);
+    auto Y = new_matrix<T>(has_forward(pass) && keep_y ? a.rows : 0, k);
     auto Z = new_matrix<T>(has_backward(pass) ? a.cols : 0, k);
-    T* y = Y.mutable_data();
+    T* y = keep_y ? Y.mutable_data() : nullptr;
     T* z = Z.mutable_data();
     const int nt = kernel_threads();
     {
       py::gil_scoped_release release;
       dense_row_pass<T>(pass, a.data, a.rows, a.cols, a.ld, a.col_major, V, W, k, y, z, nt);
     }
-    return outputs(pass, Y, Z);
+    return keep_y ? outputs(pass, Y, Z) : py::object(Z);
   });
 }
 
 // The pass over CSR A (n = len(indptr) - 1 rows). d is given for rmatmul, else V's rows.
 py::object csr_pass_py(RowPass pass, const py::array& indptr, const py::array& indices, const py::array& data,
-                       const py::array& F1, const py::array* F2, index_t d_given) {
+                       const py::array& F1, const py::array* F2, index_t d_given, bool keep_y = true) {
   FASTLR_REQUIRE(indptr.ndim() == 1 && indptr.shape(0) >= 1, "indptr: expected a 1-D array of length n + 1 >= 1");
   const index_t n = indptr.shape(0) - 1;
   return dispatch_sparse(data, indices, [&](auto t, auto i) -> py::object {
@@ -90,16 +92,16 @@ py::object csr_pass_py(RowPass pass, const py::array& indptr, const py::array& i
       FASTLR_REQUIRE(ku == k, "U: expected " + std::to_string(k) + " columns (V's), got " + std::to_string(ku));
       W = factor_ptr<T>(*F2);
     }
-    auto Y = new_matrix<T>(has_forward(pass) ? n : 0, k);
+    auto Y = new_matrix<T>(has_forward(pass) && keep_y ? n : 0, k);
     auto Z = new_matrix<T>(has_backward(pass) ? d : 0, k);
-    T* y = Y.mutable_data();
+    T* y = keep_y ? Y.mutable_data() : nullptr;
     T* z = Z.mutable_data();
     const int nt = kernel_threads();
     {
       py::gil_scoped_release release;
       csr_row_pass<T, I>(pass, a.indptr, a.indices, a.data, a.nnz, n, d, V, W, k, y, z, nt);
     }
-    return outputs(pass, Y, Z);
+    return keep_y ? outputs(pass, Y, Z) : py::object(Z);
   });
 }
 
@@ -146,6 +148,14 @@ void bind_products(py::module_& m) {
           return csr_pass_py(RowPass::kPower, indptr, indices, data, Q, nullptr, -1);
         },
         arg("indptr"), arg("indices"), arg("data"), arg("Q"), "(A @ Q, A.T @ (A @ Q)) in one pass over CSR A.");
+  m.def("gram_product",
+        [](const py::array& A, const py::array& Q) { return dense_pass_py(RowPass::kPower, A, Q, nullptr, false); },
+        arg("A"), arg("Q"), "A.T @ (A @ Q) in one pass over dense A (A @ Q is not stored).");
+  m.def("gram_product_csr",
+        [](const py::array& indptr, const py::array& indices, const py::array& data, const py::array& Q) {
+          return csr_pass_py(RowPass::kPower, indptr, indices, data, Q, nullptr, -1, false);
+        },
+        arg("indptr"), arg("indices"), arg("data"), arg("Q"), "A.T @ (A @ Q) in one pass over CSR A (A @ Q is not stored).");
 }
 
 }  // namespace fastlr::bind

@@ -24,6 +24,8 @@ __all__ = [
     "gd_products_csr",
     "power_step",
     "power_step_csr",
+    "gram_product",
+    "gram_product_csr",
 ]
 
 _i8 = nb.int64
@@ -241,3 +243,13 @@ def power_step_csr(indptr, indices, data, Q):
     d = Q.shape[0] if Q.ndim == 2 else -1
     k = check_factor(Q, "Q", d, "A's columns", data.dtype)
     return _csr(indptr, indices, data, Q, _empty(data.dtype), n, d, k, True, True, True)
+
+
+def gram_product(A, Q):
+    """A.T @ (A @ Q) in one pass over dense A (power_step's Z; A @ Q is computed, not returned)."""
+    return power_step(A, Q)[1]
+
+
+def gram_product_csr(indptr, indices, data, Q):
+    """A.T @ (A @ Q) in one pass over CSR A (power_step_csr's Z)."""
+    return power_step_csr(indptr, indices, data, Q)[1]

@@ -7,6 +7,7 @@ factors are C-contiguous 2-D arrays of A's dtype:
 - ``rmatmul(A, W)``: A.T @ W, W n x k
 - ``gd_products(A, U, V)``: (A @ V, A.T @ U), the two products of a GD step
 - ``power_step(A, Q)``: (A @ Q, A.T @ (A @ Q)), one step of subspace iteration
+- ``gram_product(A, Q)``: A.T @ (A @ Q) alone (power_step without keeping A @ Q)
 
 The compiled and Numba kernels compute each pair in ONE pass over A.
 """
@@ -24,6 +25,8 @@ __all__ = [
     "gd_products_csr",
     "power_step",
     "power_step_csr",
+    "gram_product",
+    "gram_product_csr",
 ]
 
 
@@ -146,3 +149,13 @@ def power_step_csr(indptr, indices, data, Q):
     entry_row = _expand(indptr, indices, n, d)
     Y = _csr_forward(entry_row, indices, data, Q, n)
     return Y, _csr_backward(entry_row, indices, data, Y, d)
+
+
+def gram_product(A, Q):
+    """A.T @ (A @ Q) for dense A (power_step's Z)."""
+    return power_step(A, Q)[1]
+
+
+def gram_product_csr(indptr, indices, data, Q):
+    """A.T @ (A @ Q) for CSR A (power_step_csr's Z)."""
+    return power_step_csr(indptr, indices, data, Q)[1]
