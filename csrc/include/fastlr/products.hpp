@@ -68,83 +68,94 @@ inline void store(T* p, const typename simd<T, W>::type& v) {
   std::memcpy(p, &v, sizeof(v));
 }
 
-// Yb[r, t:t+W] = sum_j X[r, j] * Vp[j, t:t+W] for R rows of X (row-major,
-// leading dim ldx), W = NV vectors of L lanes (each a native register).
-template <class T, int R, int L, int NV>
-inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, index_t t, T* Yb) {
+// A register tile covers NV vectors of L lanes and, when H, one more vector of
+// L/2 lanes: float32 k = 20 is one 16-lane + one 8-lane vector (24 columns)
+// rather than two 16-lane vectors (32). On CPUs that split 512-bit operations
+// into two 256-bit halves (AMD Zen 4) the half vector costs half as much.
+template <class T, int L, int NV, int H>
+struct Tile {
   using vec = typename simd<T, L>::type;
-  vec acc[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int q = 0; q < NV; ++q) acc[r][q] = vec{};
+  using half = typename simd<T, (L > 1 ? L / 2 : 1)>::type;
+  static constexpr int HL = L > 1 ? L / 2 : 1;
+  vec v[NV];
+  half h;
+  void zero() {
+    for (int q = 0; q < NV; ++q) v[q] = vec{};
+    h = half{};
+  }
+  void load_from(const T* p) {
+    for (int q = 0; q < NV; ++q) load<T, L>(v[q], p + q * L);
+    if constexpr (H) load<T, HL>(h, p + NV * L);
+  }
+  void store_to(T* p) const {
+    for (int q = 0; q < NV; ++q) store<T, L>(p + q * L, v[q]);
+    if constexpr (H) store<T, HL>(p + NV * L, h);
+  }
+  void fma(T a, const Tile& x) {  // this += a * x
+    for (int q = 0; q < NV; ++q) v[q] += a * x.v[q];
+    if constexpr (H) h += a * x.h;
+  }
+};
+
+// Yb[r, tile] = sum_j X[r, j] * Vp[j, tile] for R rows of X (row-major, leading
+// dim ldx); the tile starts at column t.
+template <class T, int R, int L, int NV, int H>
+inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, index_t t, T* Yb) {
+  Tile<T, L, NV, H> acc[R];
+  for (int r = 0; r < R; ++r) acc[r].zero();
   const T* v = Vp + t;
   for (index_t j = 0; j < d; ++j, v += kp) {
-    vec vj[NV];
-    for (int q = 0; q < NV; ++q) load<T, L>(vj[q], v + q * L);
-    for (int r = 0; r < R; ++r) {
-      const T a = X[r * ldx + j];
-      for (int q = 0; q < NV; ++q) acc[r][q] += a * vj[q];
-    }
+    Tile<T, L, NV, H> vj;
+    vj.load_from(v);
+    for (int r = 0; r < R; ++r) acc[r].fma(X[r * ldx + j], vj);
   }
-  for (int r = 0; r < R; ++r)
-    for (int q = 0; q < NV; ++q) store<T, L>(Yb + r * kp + t + q * L, acc[r][q]);
+  for (int r = 0; r < R; ++r) acc[r].store_to(Yb + r * kp + t);
 }
 
-// Z[j, t:t+W] += sum_r X[r, j] * Wb[r, t:t+W] for R rows of X; Z is d x kp.
-template <class T, int R, int L, int NV>
+// Z[j, tile] += sum_r X[r, j] * Wb[r, tile] for R rows of X; Z is d x kp.
+template <class T, int R, int L, int NV, int H>
 inline void backward_tile(const T* X, index_t ldx, index_t d, const T* Wb, index_t kp, index_t t, T* Z) {
-  using vec = typename simd<T, L>::type;
-  vec w[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int q = 0; q < NV; ++q) load<T, L>(w[r][q], Wb + r * kp + t + q * L);
+  Tile<T, L, NV, H> w[R];
+  for (int r = 0; r < R; ++r) w[r].load_from(Wb + r * kp + t);
   T* z = Z + t;
   for (index_t j = 0; j < d; ++j, z += kp) {
-    vec s[NV];
-    for (int q = 0; q < NV; ++q) load<T, L>(s[q], z + q * L);
-    for (int r = 0; r < R; ++r) {
-      const T a = X[r * ldx + j];
-      for (int q = 0; q < NV; ++q) s[q] += a * w[r][q];
-    }
-    for (int q = 0; q < NV; ++q) store<T, L>(z + q * L, s[q]);
+    Tile<T, L, NV, H> s;
+    s.load_from(z);
+    for (int r = 0; r < R; ++r) s.fma(X[r * ldx + j], w[r]);
+    s.store_to(z);
   }
 }
 
 // Both halves of gd_products for R rows in one sweep over j, each X[r, j]
-// loaded once: Yb[r, t:t+W] = X[r, :] Vp[:, t:t+W] and Z[:, t:t+W] += X^T Wb.
-template <class T, int R, int L, int NV>
+// loaded once: Yb[r, tile] = X[r, :] Vp[:, tile] and Z[:, tile] += X^T Wb.
+template <class T, int R, int L, int NV, int H>
 inline void both_tile(const T* X, index_t ldx, index_t d, const T* Vp, const T* Wb, index_t kp, index_t t, T* Yb,
                       T* Z) {
-  using vec = typename simd<T, L>::type;
-  vec acc[R][NV], w[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int q = 0; q < NV; ++q) {
-      acc[r][q] = vec{};
-      load<T, L>(w[r][q], Wb + r * kp + t + q * L);
-    }
+  Tile<T, L, NV, H> acc[R], w[R];
+  for (int r = 0; r < R; ++r) {
+    acc[r].zero();
+    w[r].load_from(Wb + r * kp + t);
+  }
   const T* v = Vp + t;
   T* z = Z + t;
   for (index_t j = 0; j < d; ++j, v += kp, z += kp) {
-    vec vj[NV], s[NV];
-    for (int q = 0; q < NV; ++q) {
-      load<T, L>(vj[q], v + q * L);
-      load<T, L>(s[q], z + q * L);
-    }
+    Tile<T, L, NV, H> vj, s;
+    vj.load_from(v);
+    s.load_from(z);
     for (int r = 0; r < R; ++r) {
       const T a = X[r * ldx + j];
-      for (int q = 0; q < NV; ++q) {
-        acc[r][q] += a * vj[q];
-        s[q] += a * w[r][q];
-      }
+      acc[r].fma(a, vj);
+      s.fma(a, w[r]);
     }
-    for (int q = 0; q < NV; ++q) store<T, L>(z + q * L, s[q]);
+    s.store_to(z);
   }
-  for (int r = 0; r < R; ++r)
-    for (int q = 0; q < NV; ++q) store<T, L>(Yb + r * kp + t + q * L, acc[r][q]);
+  for (int r = 0; r < R; ++r) acc[r].store_to(Yb + r * kp + t);
 }
 #else
-template <class T, int R, int L, int NV>
+template <class T, int R, int L, int NV, int H>
 inline void both_tile(const T* X, index_t ldx, index_t d, const T* Vp, const T* Wb, index_t kp, index_t t, T* Yb,
                       T* Z) {
-  constexpr int W = L * NV;
+  constexpr int W = L * NV + H * (L > 1 ? L / 2 : 1);
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < W; ++c) Yb[r * kp + t + c] = T(0);
   for (index_t j = 0; j < d; ++j)
@@ -155,9 +166,9 @@ inline void both_tile(const T* X, index_t ldx, index_t d, const T* Vp, const T* 
       }
 }
 
-template <class T, int R, int L, int NV>
+template <class T, int R, int L, int NV, int H>
 inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, index_t t, T* Yb) {
-  constexpr int W = L * NV;
+  constexpr int W = L * NV + H * (L > 1 ? L / 2 : 1);
   T acc[R][W] = {};
   const T* v = Vp + t;
   for (index_t j = 0; j < d; ++j, v += kp)
@@ -167,48 +178,56 @@ inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_
     for (int w = 0; w < W; ++w) Yb[r * kp + t + w] = acc[r][w];
 }
 
-template <class T, int R, int L, int NV>
+template <class T, int R, int L, int NV, int H>
 inline void backward_tile(const T* X, index_t ldx, index_t d, const T* Wb, index_t kp, index_t t, T* Z) {
-  constexpr int W = L * NV;
+  constexpr int W = L * NV + H * (L > 1 ? L / 2 : 1);
   for (index_t j = 0; j < d; ++j)
     for (int r = 0; r < R; ++r)
       for (int c = 0; c < W; ++c) Z[j * kp + t + c] += X[r * ldx + j] * Wb[r * kp + t + c];
 }
 #endif
 
-// f(lanes, vectors, t) over the columns [0, kp) in tiles of two V-lane vectors,
-// then at most one of one vector and one of a half vector (kp is a multiple of
-// V/2): no padding beyond half a vector.
+// f(lanes, vectors, half, t) over the columns [0, kp) in tiles of two V-lane
+// vectors, then one tile of what is left: one vector, one and a half, or half
+// of one (kp is a multiple of V/2): no padding beyond half a vector, and never
+// more than one sweep for the remainder.
 template <int V, class F>
 inline void for_each_tile(index_t kp, F&& f) {
   using full = std::integral_constant<int, V>;
+  using one = std::integral_constant<int, 1>;
+  using none = std::integral_constant<int, 0>;
   index_t t = 0;
-  for (; t + 2 * V <= kp; t += 2 * V) f(full{}, std::integral_constant<int, 2>{}, t);
-  if (t + V <= kp) {
-    f(full{}, std::integral_constant<int, 1>{}, t);
-    t += V;
+  for (; t + 2 * V <= kp; t += 2 * V) f(full{}, std::integral_constant<int, 2>{}, none{}, t);
+  const index_t rest = kp - t;
+  if (rest == 0) return;
+  if (rest == V) {
+    f(full{}, one{}, none{}, t);
+  } else if (rest > V) {
+    f(full{}, one{}, one{}, t);
+  } else {
+    f(std::integral_constant<int, (V > 1 ? V / 2 : 1)>{}, one{}, none{}, t);
   }
-  if (t < kp) f(std::integral_constant<int, (V > 1 ? V / 2 : 1)>{}, std::integral_constant<int, 1>{}, t);
 }
 
 template <class T, int R, int V>
 inline void forward_rows(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, T* Yb) {
-  for_each_tile<V>(kp, [&](auto lanes, auto nv, index_t t) {
-    forward_tile<T, R, decltype(lanes)::value, decltype(nv)::value>(X, ldx, d, Vp, kp, t, Yb);
+  for_each_tile<V>(kp, [&](auto lanes, auto nv, auto h, index_t t) {
+    forward_tile<T, R, decltype(lanes)::value, decltype(nv)::value, decltype(h)::value>(X, ldx, d, Vp, kp, t, Yb);
   });
 }
 
 template <class T, int R, int V>
 inline void backward_rows(const T* X, index_t ldx, index_t d, const T* Wb, index_t kp, T* Z) {
-  for_each_tile<V>(kp, [&](auto lanes, auto nv, index_t t) {
-    backward_tile<T, R, decltype(lanes)::value, decltype(nv)::value>(X, ldx, d, Wb, kp, t, Z);
+  for_each_tile<V>(kp, [&](auto lanes, auto nv, auto h, index_t t) {
+    backward_tile<T, R, decltype(lanes)::value, decltype(nv)::value, decltype(h)::value>(X, ldx, d, Wb, kp, t, Z);
   });
 }
 
 template <class T, int R, int V>
 inline void both_rows(const T* X, index_t ldx, index_t d, const T* Vp, const T* Wb, index_t kp, T* Yb, T* Z) {
-  for_each_tile<V>(kp, [&](auto lanes, auto nv, index_t t) {
-    both_tile<T, R, decltype(lanes)::value, decltype(nv)::value>(X, ldx, d, Vp, Wb, kp, t, Yb, Z);
+  for_each_tile<V>(kp, [&](auto lanes, auto nv, auto h, index_t t) {
+    both_tile<T, R, decltype(lanes)::value, decltype(nv)::value, decltype(h)::value>(X, ldx, d, Vp, Wb, kp, t, Yb,
+                                                                                     Z);
   });
 }
 
@@ -543,11 +562,9 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   const detail::cpu_level_t level = detail::cpu_level();
   int R = 0;
   const auto rows_fn = detail::pick_dense_rows<T>(level, R);
-  // Columns padded to half vectors, or to whole ones when k fits one two-vector
-  // tile: one pass over the rows instead of a vector pass and a half-vector
-  // pass (1.2-1.3x faster for float32 k = 20 and float64 k = 10).
+  // Columns padded to half vectors (the tiles take one and a half in one sweep).
   const int lanes = detail::vector_lanes<T>(level);
-  const index_t kp = detail::round_up(k, k <= 2 * lanes ? lanes : std::max(1, lanes / 2));
+  const index_t kp = detail::round_up(k, std::max(1, lanes / 2));
   // V, padded to kp columns, on a cache-line boundary (every vector load of a
   // row then stays within one line: 6-7% faster than a misaligned V). V itself
   // when it already is.
