@@ -448,6 +448,7 @@ template <class T>
 constexpr index_t csr_lanes() { return 32 / index_t(sizeof(T)); }
 constexpr int kCsrTileVectors = 4;  // columns per register tile: 4 vectors (32 float32, 16 float64)
 
+#if defined(__GNUC__)
 // Row i of a CSR pass, columns [t, t + NV * L) (padded): y = a_i V[:, tile]
 // (stored to Y when wanted), then Z[:, tile] += a_i^T (y or W[i, tile]).
 template <class T, class I, int NV>
@@ -490,6 +491,30 @@ inline void csr_row_tile(const CsrPass<T, I>& p, index_t i, index_t s, index_t f
     }
   }
 }
+#else
+template <class T, class I, int NV>
+inline void csr_row_tile(const CsrPass<T, I>& p, index_t i, index_t s, index_t f, index_t t, T* __restrict Z) {
+  constexpr int W = NV * static_cast<int>(csr_lanes<T>());
+  const index_t kp = p.kp, cols = std::min<index_t>(W, p.k - t);
+  T w[W] = {};
+  if (has_forward(p.pass)) {
+    for (index_t q = s; q < f; ++q) {
+      const T* v = p.Vp + static_cast<index_t>(p.indices[q]) * kp + t;
+      for (int c = 0; c < W; ++c) w[c] += p.data[q] * v[c];
+    }
+    if (p.Y != nullptr) std::memcpy(p.Y + i * p.k + t, w, sizeof(T) * cols);
+  }
+  if (!has_backward(p.pass)) return;
+  if (!backward_uses_y(p.pass)) {
+    std::fill(w, w + W, T(0));
+    std::memcpy(w, p.W + i * p.k + t, sizeof(T) * cols);
+  }
+  for (index_t q = s; q < f; ++q) {
+    T* z = Z + static_cast<index_t>(p.indices[q]) * kp + t;
+    for (int c = 0; c < W; ++c) z[c] += p.data[q] * w[c];
+  }
+}
+#endif
 
 // Rows [b, e) of a CSR pass into this thread's d x kp accumulator Z. Returns 0
 // or a CountSketchError (never throws: it runs under a target attribute).
