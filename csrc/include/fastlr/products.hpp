@@ -569,7 +569,7 @@ csr_rows_fn<T, I> pick_csr_rows(cpu_level_t level) {
 /// Layout: A row-major (A[i*ld + j]) or, when col_major, column-major (A[i + j*ld]).
 /// V: d x k row-major (forward). W: n x k row-major (backward unless kPower).
 /// Y: n x k row-major output (forward), Z: d x k row-major output (backward);
-/// both caller-allocated and overwritten.
+/// both caller-allocated and overwritten. Y may be null for kPower (Z alone).
 /// Threads: contiguous row chunks; each thread accumulates Z in its own
 /// d x k buffer, summed in a fixed order, so results are deterministic for a
 /// given thread count. Column-major A is transposed a few rows at a time into
