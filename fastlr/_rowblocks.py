@@ -58,9 +58,17 @@ def _factors(op, SA, k, *, n_iter, normalizer, driver, backend) -> SCWFactors:
     UM, sM, VtM = sketch_svd(SA, np.finfo(op.dtype).eps)
     V = np.ascontiguousarray(VtM.T, dtype=op.dtype)
     if V.shape[1] > 0:
-        V = power_iterations(V, n_iter, normalizer, lambda V: op.gram(V, backend=backend), op.dtype)
+        V = power_iterations(V, n_iter, normalizer, lambda V: op.gram(V, backend=backend), op.dtype,
+                             sigma=sM[0])
+    return _basis_factors(op, V, k, driver, backend, UM, sM)
+
+
+def _basis_factors(op, V, k, driver, backend, UM=None, sM=None) -> SCWFactors:
+    """scw.basis_factors (B = A V and its thin SVD) block by block."""
     B = op.times(V, backend=backend)
     UB, sB, X = op.thin_svd(B, k, driver)
+    if UM is None:
+        UM, sM = np.zeros((0, 0)), np.zeros(0)
     return SCWFactors(UM, sM, V, B, UB, sB, X)
 
 
@@ -90,14 +98,13 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, block_rows=
 
 def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_iteration_normalizer="auto",
                    transpose="auto", flip_sign=True, random_state=None, svd_lapack_driver="gesdd",
-                   sketch="countsketch", check_finite=True, block_rows=None, backend=None):
+                   sketch="auto", check_finite=True, block_rows=None, backend=None):
     """``fastlr.randomized_svd`` for a dask array or a memory-mapped array (row blocks).
 
     Same parameters and results as the in-memory function (U is a persisted
     dask array for dask input); ``transpose=True`` is not supported here.
     """
-    from .randomized import check_options
-    from .sketch import CountSketch, GaussianSketch
+    from .randomized import check_options, range_basis
 
     op = row_operand(A, block_rows)
     k, p, n_iter, normalizer, transpose, driver, sketch, seed = check_options(
@@ -105,8 +112,8 @@ def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_it
         svd_lapack_driver, sketch, random_state)
     if transpose is True:
         raise ValueError("transpose: True is not supported for row-blocked (dask or memory-mapped) input")
-    sketch_type = CountSketch if sketch == "countsketch" else GaussianSketch
-    S = sketch_type(k + p, op.shape[0], seed=seed)
-    SA = _sketch(op, S, check_finite, backend)
-    f = _factors(op, SA, k, n_iter=n_iter, normalizer=normalizer, driver=driver, backend=backend)
+    V = range_basis(op.shape, op.dtype, k + p, sketch=sketch, n_iter=n_iter, normalizer=normalizer, seed=seed,
+                    check_finite=check_finite, apply_sketch=lambda S: op.sketch(S, backend=backend),
+                    product_for=lambda r, steps: lambda V: op.gram(V, backend=backend))
+    f = _basis_factors(op, V, k, driver, backend)
     return op.truncate(f, k, flip_sign=bool(flip_sign))

@@ -9,20 +9,24 @@ import numpy as np
 from ._validation import check_int, is_sparse
 from .scw import (
     LAPACK_DRIVERS,
+    basis_factors,
     blas_single_thread,
     check_finite_sketch,
     check_matrix,
-    check_rank,
     flip_signs,
-    wants_row_blocks,
-    scw_factors,
+    gaussian_range,
+    power_iterations,
+    power_product,
+    sketch_sigma,
+    sketch_svd,
     truncate,
+    wants_row_blocks,
 )
 from .sketch import CountSketch, GaussianSketch
 
 __all__ = ["randomized_svd"]
 
-SKETCHES = ("countsketch", "gaussian")
+SKETCHES = ("auto", "countsketch", "gaussian")
 _NORMALIZERS = ("auto", "QR", "LU", "none")
 
 
@@ -31,7 +35,10 @@ def _seed(random_state) -> int:
     if random_state is None:
         return int(np.random.default_rng().integers(2**63))
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return check_int(random_state, "random_state", minimum=0)
+        seed = check_int(random_state, "random_state", minimum=0)
+        if seed >= 2**64:
+            raise ValueError(f"random_state: must be < 2**64, got {seed}")
+        return seed
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, 2**31 - 1))
     if isinstance(random_state, np.random.Generator):
@@ -42,6 +49,8 @@ def _seed(random_state) -> int:
 
 
 def _choice(value, name, choices):
+    if isinstance(value, np.bool_):
+        value = bool(value)
     if not isinstance(value, (str, bool)) or value not in choices:
         raise ValueError(f"{name}: must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
@@ -51,53 +60,102 @@ def check_options(A, n_components, n_oversamples, n_iter, power_iteration_normal
                   svd_lapack_driver, sketch, random_state):
     """Validate randomized_svd's options for a matrix of A's shape; resolve the "auto" values.
 
+    ``n_components`` above ``min(A.shape)`` gives ``min(A.shape)`` components,
+    as scikit-learn's randomized_svd does.
+
     Returns (k, n_oversamples, n_iter, normalizer, transpose, driver, sketch, seed).
     """
-    k = check_rank(n_components, A, "n_components")
+    k = min(check_int(n_components, "n_components", minimum=1), min(A.shape))
     p = check_int(n_oversamples, "n_oversamples", minimum=0)
     if isinstance(n_iter, str) and n_iter == "auto":
         n_iter = 7 if k < 0.1 * min(A.shape) else 4
     else:
         n_iter = check_int(n_iter, "n_iter", minimum=0)
     normalizer = _choice(power_iteration_normalizer, "power_iteration_normalizer", _NORMALIZERS)
-    if normalizer == "auto":
-        normalizer = "none" if n_iter <= 2 else "LU"
+    sketch = _choice(sketch, "sketch", SKETCHES)
+    if normalizer == "auto":  # as scikit-learn: none for up to 2 steps (the Gaussian start takes one more)
+        normalizer = "none" if n_iter + (sketch == "auto") <= 2 else "LU"
     transpose = _choice(transpose, "transpose", ("auto", True, False))
     if not isinstance(flip_sign, (bool, np.bool_)):
         raise TypeError(f"flip_sign: expected a bool, got {flip_sign!r}")
     driver = _choice(svd_lapack_driver, "svd_lapack_driver", LAPACK_DRIVERS)
-    sketch = _choice(sketch, "sketch", SKETCHES)
     seed = _seed(random_state)
     return k, p, n_iter, normalizer, transpose, driver, sketch, seed
 
 
-def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_iteration_normalizer="auto",
-                   transpose="auto", flip_sign=True, random_state=None, svd_lapack_driver="gesdd",
-                   sketch="countsketch", check_finite=True, backend=None):
+def range_basis(shape, dtype, l: int, *, sketch: str, n_iter: int, normalizer: str, seed: int, check_finite: bool,
+                apply_sketch, product_for) -> np.ndarray:
+    """The orthonormal basis V (d x r) of randomized_svd's range finder, on any storage of A.
+
+    ``apply_sketch(S)`` returns ``S @ A``; ``product_for(r, steps)`` returns the
+    function ``V -> A^T A V`` for r-column V (in memory: ``scw.power_product``;
+    row blocks: a pass over the blocks).
+
+    ``sketch="auto"``: a d x l Gaussian start and n_iter + 1 power steps
+    (``scw.gaussian_range``). ``"countsketch"`` / ``"gaussian"``: V from the
+    SVD of the l x d sketch ``S A`` (cut at its numerical rank), then n_iter
+    power steps.
+    """
+    n, d = shape
+    if sketch == "auto":
+        l = min(l, d)
+
+        def estimate_sigma():  # only for entries so large or small that A^T A Omega over/underflows
+            return sketch_sigma(apply_sketch(CountSketch(min(l, n), n, seed=seed)))
+
+        return gaussian_range(product_for(l, n_iter + 1), d, l, n_iter, normalizer, seed, dtype, estimate_sigma)
+    sketch_type = CountSketch if sketch == "countsketch" else GaussianSketch
+    SA = np.asarray(apply_sketch(sketch_type(min(l, n), n, seed=seed)))
+    if check_finite:
+        check_finite_sketch(SA)
+    _, sM, VtM = sketch_svd(SA, np.finfo(dtype).eps)
+    V = np.ascontiguousarray(VtM.T, dtype=dtype)
+    if V.shape[1] > 0 and n_iter > 0:
+        V = power_iterations(V, n_iter, normalizer, product_for(V.shape[1], n_iter), dtype, sigma=sM[0])
+    return V
+
+
+_MISSING = object()
+
+
+def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_iter="auto",
+                   power_iteration_normalizer="auto", transpose="auto", flip_sign=True, random_state=None,
+                   svd_lapack_driver="gesdd", sketch="auto", check_finite=True, backend=None, A=_MISSING):
     """Truncated SVD by randomized subspace iteration, with scikit-learn's interface.
 
     Same parameters, defaults and return contract as
-    ``sklearn.utils.extmath.randomized_svd``. The range finder works on the row
-    space: it starts from a CountSketch ``M = S A`` (one O(nnz) pass instead of
-    a Gaussian GEMM), so V0 spans ``A^T S^T``; each power iteration
-    ``Z = A^T (A V)`` is ONE pass over A (fused kernel), renormalized on the
-    small d x l side; the result is the SVD of ``B = A V``. At equal ``n_iter``
-    the subspace is ``range(A^T (A A^T)^q S^T)``, the same polynomial degree as
-    scikit-learn's ``range(A (A^T A)^q Omega)``, from half the passes over A.
+    ``sklearn.utils.extmath.randomized_svd`` (the matrix may also be passed as
+    ``A=``). The range finder works on the row space: by default it starts
+    from a d x l Gaussian test matrix Omega (l = n_components + n_oversamples),
+    as scikit-learn's does, and takes n_iter + 1 power steps
+    ``V <- orth(A^T (A V))``, each ONE pass over A (fused kernel; for narrow
+    dense A, products with the Gram matrix A^T A, one SYRK in all); the result
+    is the SVD of ``B = A V``. Its subspace ``range(A^T (A A^T)^q A Omega)``
+    contains one more application of A^T A than scikit-learn's
+    ``range(A (A^T A)^q Omega)``, so it is at least as accurate at equal
+    ``n_iter``. ``sketch="countsketch"`` starts from a CountSketch ``S A``
+    instead (one O(nnz) pass; saves one pass over A, but with l = k + p rows it
+    is not a subspace embedding: two heavy rows of A hashed to one bucket lose
+    a direction, so only use it with power iterations on matrices without
+    dominant rows).
 
     Parameters
     ----------
-    A : array_like or scipy.sparse matrix, shape (n, d)
+    M : array_like or scipy.sparse matrix, shape (n, d)
         Dense (any memory order) or sparse (CSR is best; other formats are
-        converted). float32 stays float32; other real dtypes compute in float64.
+        converted once). float32 stays float32; other real dtypes (integers,
+        bool) compute in float64.
     n_components : int
-        Number of singular triplets, ``1 <= n_components <= min(n, d)``.
+        Number of singular triplets, >= 1; above ``min(n, d)``, ``min(n, d)``
+        triplets are returned (as scikit-learn does).
     n_oversamples : int, default 10
-        Extra sketch rows: the subspace has ``l = n_components + n_oversamples`` columns.
+        Extra columns: the subspace has ``l = n_components + n_oversamples``
+        columns (at most ``d``).
     n_iter : int or "auto", default "auto"
         Power iterations; "auto" is 7 when ``n_components < 0.1 * min(A.shape)``, else 4.
     power_iteration_normalizer : {"auto", "QR", "LU", "none"}, default "auto"
-        Renormalization between power iterations ("auto": "none" if n_iter <= 2, else "LU").
+        Renormalization between power iterations ("auto": "none" for at most two
+        power steps in all, else "LU"; the default start takes n_iter + 1).
         It acts on d x l matrices, so even "QR" is cheap.
     transpose : bool or "auto", default "auto"
         Run on ``A.T`` and transpose the result back. fastlr's passes cost the
@@ -106,24 +164,27 @@ def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_it
         Make the largest-magnitude entry of each left singular vector positive
         (scikit-learn's ``svd_flip`` convention).
     random_state : None, int, numpy RandomState or Generator, default None
-        Seed of the sketch. None draws fresh entropy (never the global np.random).
+        Seed of the test matrix. None draws fresh entropy (never the global np.random).
     svd_lapack_driver : {"gesdd", "gesvd"}, default "gesdd"
         LAPACK driver for the small SVDs.
-    sketch : {"countsketch", "gaussian"}, default "countsketch"
-        Operator of the first pass ("gaussian": a dense Gaussian sketch, one GEMM).
+    sketch : {"auto", "countsketch", "gaussian"}, default "auto"
+        First pass: "auto", the Gaussian start above; "countsketch", a
+        CountSketch ``S A`` (l x d); "gaussian", a dense Gaussian ``S A``
+        (l x n Gaussian S, one GEMM).
     check_finite : bool, default True
-        Raise ValueError when A holds NaN or inf (checked on the sketch S A, so
-        it costs no extra pass over A). False skips the check here; fastlr's
-        sketch operators still refuse a non-finite S A.
+        Raise ValueError when A holds NaN or inf (checked on the first pass's
+        result, so it costs no extra pass over A). False skips the check where
+        it is separate; a non-finite product still raises.
     backend : {"cpp", "numba", "numpy"}, optional
         Kernel backend; None uses the current default.
 
     Returns
     -------
-    U : ndarray, shape (n, n_components)
-    s : ndarray, shape (n_components,)
+    U : ndarray, shape (n, k)
+    s : ndarray, shape (k,)
         Descending; zero beyond the numerical rank of A.
-    Vt : ndarray, shape (n_components, d)
+    Vt : ndarray, shape (k, d)
+        k = min(n_components, n, d).
 
     Raises
     ------
@@ -131,6 +192,12 @@ def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_it
         Bad sizes or options, empty A, NaN/inf in A.
     TypeError
         A not a real numeric matrix; random_state of an unknown type.
+
+    Notes
+    -----
+    Entries of any finite magnitude are handled: the power steps rescale V by
+    a power of two near sigma_1(A), so float64 entries near 1e-200 or 1e200
+    and float32 entries near 1e18 give singular values accurate to rounding.
 
     References
     ----------
@@ -146,6 +213,13 @@ def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_it
     >>> U.shape, s.shape, Vt.shape
     ((300, 5), (5,), (5, 80))
     """
+    if A is not _MISSING:
+        if M is not _MISSING:
+            raise TypeError("randomized_svd: got the matrix twice (M and A); pass one")
+        M = A
+    if M is _MISSING or n_components is _MISSING:
+        raise TypeError("randomized_svd: missing required argument " + ("'M'" if M is _MISSING else "'n_components'"))
+    A = M
     if wants_row_blocks(A):  # dask arrays and memory maps: passes over row blocks
         from . import _rowblocks
 
@@ -161,15 +235,13 @@ def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_it
 
     if transpose is True:
         A = A.T
-    if is_sparse(A) and A.format == "csc" and n_iter > 0:
+    if is_sparse(A) and A.format == "csc" and (n_iter > 0 or sketch == "auto"):
         A = A.tocsr()  # power steps are one pass over CSR, two over CSC
-    sketch_type = CountSketch if sketch == "countsketch" else GaussianSketch
-    SA = np.asarray(sketch_type(k + p, A.shape[0], seed=seed).apply(A, backend=backend))
-    if check_finite:
-        check_finite_sketch(SA)
     with blas_single_thread():
-        f = scw_factors(A, SA, k, n_iter=n_iter, power_iteration_normalizer=normalizer, lapack_driver=driver,
-                        backend=backend)
+        V = range_basis(A.shape, A.dtype, k + p, sketch=sketch, n_iter=n_iter, normalizer=normalizer, seed=seed,
+                        check_finite=check_finite, apply_sketch=lambda S: S.apply(A, backend=backend),
+                        product_for=lambda r, steps: power_product(A, r, steps, backend))
+        f = basis_factors(A, V, k, driver, backend)
         U, s, Vt = truncate(f, k, A.dtype, flip_sign=False)
         if transpose is True:
             U, Vt = Vt.T, U.T

@@ -27,7 +27,6 @@ from .lowrank import LowRank
 
 __all__ = ["SCWFactors", "scw", "scw_factors", "sketch_svd"]
 
-NORMALIZERS = ("QR", "LU", "none")
 LAPACK_DRIVERS = ("gesdd", "gesvd")
 
 #: B with at most this many rows per column gets LAPACK's SVD directly.
@@ -135,10 +134,13 @@ def _thin_svd(B: np.ndarray, k: int, driver: str = "gesdd", backend=None):
     n, r = B.shape
     if r == 0:
         return np.zeros((n, 0)), np.zeros(0), np.zeros((0, 0))
+    # A power-of-two scale (exact) keeps B^T B representable for entries near 1e+-200.
+    c = power_of_two(peak(B))
     B64 = np.asarray(B, dtype=np.float64)
+    B64 = B64 / c if c != 1.0 else B64
     if n <= _LAPACK_ROWS_PER_COLUMN * r:
         U, s, Xt = scipy.linalg.svd(B64, full_matrices=False, lapack_driver=driver, check_finite=False)
-        return U[:, :k], s, Xt.T
+        return U[:, :k], s * c, Xt.T
     Q, R = B64, np.eye(r)
     for _ in range(_SVQB_MAX_ROUNDS):
         M, Rj, theta_min = _svqb(Q, backend)
@@ -149,7 +151,7 @@ def _thin_svd(B: np.ndarray, k: int, driver: str = "gesdd", backend=None):
         M = None
     P, s, Xt = scipy.linalg.svd(R, lapack_driver=driver, check_finite=False)
     Pk = P[:, :k] if M is None else M @ P[:, :k]
-    return _dense_product(Q, Pk, False, backend), s, Xt.T
+    return _dense_product(Q, Pk, False, backend), s * c, Xt.T
 
 
 def _orthonormal(Z: np.ndarray) -> np.ndarray:
@@ -162,7 +164,21 @@ def _normalize(Z: np.ndarray, normalizer: str) -> np.ndarray:
         return _orthonormal(Z)
     if normalizer == "LU":
         return scipy.linalg.lu(Z, permute_l=True, check_finite=False)[0]
-    return Z
+    return Z / power_of_two(peak(Z))  # "none": same span, magnitude near 1 (exact scaling)
+
+
+def peak(X) -> float:
+    """max |X| (0.0 for an empty X; NaN or inf when X holds them)."""
+    if X.size == 0:
+        return 0.0
+    return float(max(np.max(X), -np.min(X)))
+
+
+def power_of_two(x: float) -> float:
+    """The power of two nearest to x > 0 (1.0 for 0, inf or NaN): scaling by it is exact."""
+    if not (np.isfinite(x) and x > 0.0):
+        return 1.0
+    return float(np.ldexp(1.0, int(np.round(np.log2(x)))))
 
 
 @functools.lru_cache(maxsize=64)
@@ -231,11 +247,47 @@ def scw_factors(A, SA, k: int, *, n_iter: int = 0, power_iteration_normalizer: s
     UM, sM, VtM = sketch_svd(SA, eps)
     V = np.ascontiguousarray(VtM.T, dtype=A.dtype)
     if V.shape[1] > 0 and n_iter > 0:
-        product = _power_product(A, V.shape[1], n_iter, backend)
-        V = power_iterations(V, n_iter, power_iteration_normalizer, product, A.dtype)
+        product = power_product(A, V.shape[1], n_iter, backend)
+        V = power_iterations(V, n_iter, power_iteration_normalizer, product, A.dtype, sigma=sM[0])
+    return basis_factors(A, V, k, lapack_driver, backend, UM, sM)
+
+
+def basis_factors(A, V: np.ndarray, k: int, lapack_driver: str = "gesdd", backend=None, UM=None,
+                  sM=None) -> SCWFactors:
+    """SCW's last steps from an orthonormal basis V (d x r): ``B = A V`` and its thin SVD.
+
+    ``UM``, ``sM`` (the sketch's factors, kept for the gradients) default to empty.
+    """
     B = _dense_product(A, V, False, backend)
     UB, sB, X = _thin_svd(B, k, lapack_driver, backend)
+    if UM is None:
+        UM, sM = np.zeros((0, 0)), np.zeros(0)
     return SCWFactors(UM, sM, V, B, UB, sB, X)
+
+
+def sketch_sigma(SA: np.ndarray) -> float:
+    """sigma_1 of a sketch S A (an estimate of sigma_1(A)'s magnitude); 0.0 when S A is zero."""
+    s = sketch_svd(SA, 0.0)[1]
+    return float(s[0]) if s.size else 0.0
+
+
+def gaussian_range(product, d: int, l: int, n_iter: int, normalizer: str, seed: int, dtype,
+                   estimate_sigma) -> np.ndarray:
+    """Orthonormal V (d x min(l, d)) spanning ``(A^T A)^(n_iter + 1) Omega``, Omega a d x l Gaussian.
+
+    The range finder of scikit-learn's randomized_svd moved to the row space:
+    its basis Q of ``A (A^T A)^q Omega`` gives ``Q Q^T A``; the basis here
+    spans ``A^T Q``, and ``A V V^T`` is at least as accurate (it projects on
+    one more application of A^T A). A Gaussian start loses no direction
+    whatever A's shape, rank or sparsity (a CountSketch with l = k + p rows
+    can: two heavy rows in one bucket). ``product`` is ``V -> A^T A V``
+    (``power_product``); ``estimate_sigma()`` gives a scale only when A's
+    entries are so large or small that the unscaled first step over- or
+    underflows (``power_iterations``).
+    """
+    omega = np.random.default_rng(seed).standard_normal((d, min(l, d)))
+    return power_iterations(np.ascontiguousarray(omega, dtype=dtype), n_iter + 1, normalizer, product, dtype,
+                            estimate_sigma=estimate_sigma)
 
 
 def _gram_pays(A, r: int, n_iter: int) -> bool:
@@ -261,29 +313,63 @@ def _gram(A: np.ndarray) -> np.ndarray:
     return functools.reduce(np.add, parts)
 
 
-def _power_product(A, r: int, n_iter: int, backend):
+def power_product(A, r: int, n_iter: int, backend):
     """``V -> A^T A V`` for in-memory A and r-column V, the cheapest way for n_iter steps.
 
     Either one pass over A per step (the fused kernel, or two BLAS products for
     wide V) or, for narrow dense A, the Gram matrix ``G = A^T A`` (SYRK, computed
     here once) and products with G. Both round alike: a product with A^T A
     carries an error of order eps * ||A||^2 * ||V|| whichever way it is grouped.
+    G is not used when it over- or underflows (entries of A near the limits of
+    its dtype): the passes then run on a rescaled V (``power_iterations``).
     Runs under ``blas_single_thread``.
     """
     if _gram_pays(A, r, n_iter):
         G = _gram(A)
-        return lambda V: G @ V  # d x d times d x r: small next to the Gram matrix
+        if _representable(G, A.dtype):
+            return lambda V: G @ V  # d x d times d x r: small next to the Gram matrix
     if is_sparse(A) or r < _BLAS_MIN_COLUMNS:
         return lambda V: _ops.gram_product(A, V, backend=backend)
     return lambda V: _dense_product(A, _dense_product(A, V, False, backend), True, backend)
 
 
-def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype) -> np.ndarray:
+def _representable(Z: np.ndarray, dtype) -> bool:
+    """Z is finite and its largest entry is above sqrt(tiny): products formed without scaling
+    neither overflowed nor lost precision to underflow."""
+    z = peak(Z)
+    return bool(np.isfinite(z)) and z >= np.sqrt(np.finfo(dtype).tiny)
+
+
+def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype, *, sigma=None,
+                     estimate_sigma=None) -> np.ndarray:
     """``n_iter`` steps ``V <- orth(product(V))`` (``normalizer`` between steps, QR
     after the last), V kept C-contiguous in ``dtype``. ``product(V)`` is A^T A V,
-    computed in memory (``_power_product``) or over row blocks (``_rowblocks``)."""
+    computed in memory (``power_product``) or over row blocks (``_rowblocks``).
+
+    Each product is taken of ``V / c``, c a power of two near sigma_1(A), so that
+    ``A V / c`` and ``A^T A V / c`` stay near 1 and sigma_1(A) in magnitude:
+    nothing over- or underflows for entries near 1e+-200 (float64) or 1e18
+    (float32), and the scaling is exact. ``sigma`` estimates sigma_1(A) (from a
+    sketch of A); without it the first step runs unscaled and, only when that
+    over- or underflows, ``estimate_sigma()`` supplies the scale. c follows the
+    growth observed at each step.
+
+    Raises
+    ------
+    ValueError
+        When a product is not finite (A holds NaN or inf).
+    """
+    c = power_of_two(sigma) if sigma else 1.0
     for step in range(n_iter):
-        Z = product(V)
+        Z = product(np.ascontiguousarray(V / c, dtype=dtype))
+        if step == 0 and sigma is None and estimate_sigma is not None and not _representable(Z, dtype):
+            c = power_of_two(estimate_sigma())
+            Z = product(np.ascontiguousarray(V / c, dtype=dtype))
+        z, v = peak(Z), peak(V)
+        if not np.isfinite(z):
+            raise ValueError("A: contains NaN or infinity (or overflows), so A^T A V is not finite")
+        if z > 0.0 and v > 0.0:
+            c = power_of_two(np.sqrt(z * c / v))  # Z ~ sigma^2 |V| / c
         V = _orthonormal(Z) if step == n_iter - 1 else _normalize(Z, normalizer)
         V = np.ascontiguousarray(V, dtype=dtype)
     return V

@@ -180,7 +180,6 @@ def test_bad_input():
     A = np.ones((20, 8))
     cases = [
         (dict(n_components=0), ValueError, "n_components: must be >= 1"),
-        (dict(n_components=9), ValueError, "n_components: must be <= min"),
         (dict(n_components=2, n_oversamples=-1), ValueError, "n_oversamples"),
         (dict(n_components=2, n_iter=-2), ValueError, "n_iter"),
         (dict(n_components=2, n_iter="many"), TypeError, "n_iter"),
