@@ -305,12 +305,18 @@ def _gram(A: np.ndarray) -> np.ndarray:
     """
     threads = min(get_num_threads(), max(1, A.shape[0] // 256))
     if threads == 1:
-        return A.T @ A  # NumPy calls SYRK for a matrix times its own transpose
+        return _syrk(A)  # NumPy calls SYRK for a matrix times its own transpose
     edges = np.linspace(0, A.shape[0], threads + 1).astype(int)
     blocks = [A[b:e] for b, e in zip(edges[:-1], edges[1:])]
     with _blas_limit(1), ThreadPoolExecutor(max_workers=threads) as pool:
-        parts = list(pool.map(lambda X: X.T @ X, blocks))
-    return functools.reduce(np.add, parts)
+        parts = list(pool.map(_syrk, blocks))
+    with np.errstate(over="ignore"):
+        return functools.reduce(np.add, parts)
+
+
+def _syrk(X: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore", under="ignore"):  # per thread; checked by power_product
+        return X.T @ X
 
 
 def power_product(A, r: int, n_iter: int, backend):
@@ -368,8 +374,8 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype
         z, v = peak(Z), peak(V)
         if not np.isfinite(z):
             raise ValueError("A: contains NaN or infinity (or overflows), so A^T A V is not finite")
-        if z > 0.0 and v > 0.0:
-            c = power_of_two(np.sqrt(z * c / v))  # Z ~ sigma^2 |V| / c
+        if z > 0.0 and v > 0.0:  # Z ~ sigma^2 |V| / c; in logarithms, as z * c may underflow
+            c = float(np.ldexp(1.0, int(np.round((np.log2(z) + np.log2(c) - np.log2(v)) / 2))))
         V = _orthonormal(Z) if step == n_iter - 1 else _normalize(Z, normalizer)
         V = np.ascontiguousarray(V, dtype=dtype)
     return V

@@ -204,3 +204,69 @@ def test_bad_input():
         fastlr.randomized_svd(np.ones((0, 5)), 1)
     with pytest.raises(TypeError, match="A: complex"):
         fastlr.randomized_svd(A + 1j, 1)
+
+
+@pytest.mark.parametrize("kind", ["C", "csr"])
+@pytest.mark.parametrize("dtype_scale", [(np.float32, 1e18), (np.float32, 1e-18), (np.float64, 1e-200),
+                                         (np.float64, 1e200)])
+def test_extreme_but_finite_scales(dtype_scale, kind, power_path):
+    """Entries near the limits of the dtype give the singular values of the unscaled matrix, scaled."""
+    dtype, scale = dtype_scale
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((300, 40)) @ np.diag(np.geomspace(1, 1e-2, 40)) @ rng.standard_normal((40, 80))
+    exact = np.linalg.svd(B, compute_uv=False)[:5]
+    A = as_kind((B * scale).astype(dtype), kind)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    U, s, Vt = fastlr.randomized_svd(A, 5, random_state=0)
+    assert s.dtype == dtype and np.isfinite(U).all() and np.isfinite(Vt).all()
+    np.testing.assert_allclose(s / scale, exact, rtol=rtol)
+    reference = fastlr.scw(B.astype(dtype), fastlr.CountSketch(20, 300, seed=0), 5, n_iter=2).s
+    got = fastlr.scw(A, fastlr.CountSketch(20, 300, seed=0), 5, n_iter=2).s
+    np.testing.assert_allclose(got / scale, reference, rtol=rtol)
+
+
+def test_transposed_path_is_as_accurate_as_sklearn_over_seeds():
+    """scikit-learn's own test case (make_low_rank_matrix, seed 0, n_iter=3): worst |s - s_exact| over
+    100 seeds, transpose=True and False, within scikit-learn's worst (seed 0 alone is one draw)."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    X = datasets.make_low_rank_matrix(100, 500, effective_rank=4, tail_strength=0.5, random_state=0)
+    exact = np.linalg.svd(X, compute_uv=False)[:10]
+    for transpose in (False, True):
+        ours = max(np.abs(fastlr.randomized_svd(X, 10, n_iter=3, transpose=transpose, random_state=seed)[1]
+                          - exact).max() for seed in range(100))
+        theirs = max(np.abs(extmath.randomized_svd(X, 10, n_iter=3, transpose=transpose, random_state=seed)[1]
+                            - exact).max() for seed in range(100))
+        assert ours <= 1.5 * theirs, (transpose, ours, theirs)
+
+
+def test_n_components_above_min_shape_gives_min_shape_components():
+    A = np.random.default_rng(0).standard_normal((20, 8))
+    U, s, Vt = fastlr.randomized_svd(A, 12, random_state=0)
+    assert U.shape == (20, 8) and s.shape == (8,) and Vt.shape == (8, 8)
+    np.testing.assert_allclose(s, np.linalg.svd(A, compute_uv=False), rtol=1e-12)
+    assert fastlr.randomized_svd(A.T, 30, random_state=0)[1].shape == (8,)
+
+
+def test_sklearn_keywords_and_numpy_bools():
+    A = np.random.default_rng(0).standard_normal((30, 10))
+    expected = fastlr.randomized_svd(A, 3, random_state=0)
+    for got in (fastlr.randomized_svd(M=A, n_components=3, random_state=0),
+                fastlr.randomized_svd(A=A, n_components=3, random_state=0),
+                fastlr.randomized_svd(A, 3, random_state=0, transpose=np.False_, flip_sign=np.True_)):
+        for g, e in zip(got, expected):
+            np.testing.assert_array_equal(g, e)
+    with pytest.raises(TypeError, match="twice"):
+        fastlr.randomized_svd(A, 3, A=A)
+    with pytest.raises(TypeError, match="n_components"):
+        fastlr.randomized_svd(A)
+    with pytest.raises(ValueError, match="random_state"):
+        fastlr.randomized_svd(A, 3, random_state=2**64)
+    assert fastlr.randomized_svd(A, 3, n_oversamples=2**63, random_state=0)[1].shape == (3,)
+
+
+def test_lil_and_dok_give_the_csr_result():
+    A = sp.random(200, 50, density=0.1, format="csr", random_state=0)
+    expected = fastlr.randomized_svd(A, 4, random_state=0)
+    for fmt in ("lil", "dok", "coo", "csc"):
+        for g, e in zip(fastlr.randomized_svd(A.asformat(fmt), 4, random_state=0), expected):
+            np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
