@@ -296,27 +296,63 @@ def _gram_pays(A, r: int, n_iter: int) -> bool:
     return not is_sparse(A) and n_iter >= 2 and d <= n and d <= _GRAM_WIDTH * r * n_iter
 
 
-def _gram(A: np.ndarray) -> np.ndarray:
-    """A^T A for dense A: one SYRK per row block, the blocks on fastlr's threads.
+#: Rows of A per SYRK call in ``_gram``: about this many flops each (~0.2 s), so
+#: Ctrl-C is honoured between calls, and at least _GRAM_MIN_ROWS rows so each
+#: call still runs near BLAS's peak.
+_GRAM_BLOCK_FLOPS = 8e9
+_GRAM_MIN_ROWS = 256
 
-    BLAS runs on one thread and fastlr runs the blocks in parallel itself, so no
-    BLAS thread pool spins against fastlr's OpenMP team (measured: a 2-thread
-    OpenBLAS SYRK ran slower than 1 thread right after the kernels).
+
+def _gram(A: np.ndarray) -> np.ndarray:
+    """A^T A for dense A: SYRK over row blocks, summed, on fastlr's threads.
+
+    BLAS runs on one thread and fastlr runs contiguous row ranges in parallel
+    itself, so no BLAS thread pool spins against fastlr's OpenMP team
+    (measured: a 2-thread OpenBLAS SYRK ran slower than 1 thread right after the
+    kernels). Each range is a loop of SYRK calls of about _GRAM_BLOCK_FLOPS, so
+    an interrupt stops the work within one call (a single SYRK of a
+    20000 x 5000 matrix took 14-55 s to notice Ctrl-C). Over- and underflow are
+    left for ``power_product`` to check.
     """
-    threads = min(get_num_threads(), max(1, A.shape[0] // 256))
-    if threads == 1:
-        return _syrk(A)  # NumPy calls SYRK for a matrix times its own transpose
-    edges = np.linspace(0, A.shape[0], threads + 1).astype(int)
-    blocks = [A[b:e] for b, e in zip(edges[:-1], edges[1:])]
-    with _blas_limit(1), ThreadPoolExecutor(max_workers=threads) as pool:
-        parts = list(pool.map(_syrk, blocks))
+    n, d = A.shape
+    step = max(_GRAM_MIN_ROWS, int(_GRAM_BLOCK_FLOPS // max(d * d, 1)))
+    threads = min(get_num_threads(), max(1, n // _GRAM_MIN_ROWS))
+    edges = np.linspace(0, n, threads + 1).astype(int)
+    stop = threading.Event()
+
+    def gram(lo: int, hi: int):
+        G = None
+        for b in range(lo, hi, step):
+            if stop.is_set():
+                return None
+            block = _syrk(A[b:min(b + step, hi)])
+            if G is None:
+                G = block
+            else:
+                with np.errstate(over="ignore"):
+                    G += block
+        return G
+
+    with _blas_limit(1):
+        if threads == 1:
+            return gram(0, n)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            futures = [pool.submit(gram, lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
+            try:
+                parts = [f.result() for f in futures]
+            except BaseException:  # KeyboardInterrupt: the other ranges stop at their next block
+                stop.set()
+                raise
+    G = parts[0]
     with np.errstate(over="ignore"):
-        return functools.reduce(np.add, parts)
+        for part in parts[1:]:
+            G += part
+    return G
 
 
 def _syrk(X: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore", under="ignore"):  # per thread; checked by power_product
-        return X.T @ X
+        return X.T @ X  # NumPy calls SYRK for a matrix times its own transpose (and releases the GIL)
 
 
 def power_product(A, r: int, n_iter: int, backend):
