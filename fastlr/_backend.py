@@ -8,6 +8,11 @@ The default is the first of ``cpp``, ``numba``, ``numpy`` that loads, or the
 ``FASTLR_BACKEND`` environment variable. Falling back from ``cpp`` warns once
 with the reason; explicitly asking for a backend that cannot load raises
 ``ImportError`` with the reason.
+
+A backend is available when its module imports and has every kernel. Loading
+the Numba backend imports Numba but compiles nothing: each Numba kernel compiles
+(or loads from Numba's disk cache) the signature it needs on its first call, so
+``available_backends()`` stays quick on a fresh install.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ def _load(name: str) -> ModuleType | None:
             missing = [k for k in kernel_names() if not hasattr(module, k)]
             if missing:
                 raise ImportError(f"it lacks the kernels {', '.join(missing)} (stale build?)")
-        except Exception as exc:  # ImportError, numba compile errors, ...
+        except Exception as exc:  # ImportError, a numba install that fails on import, ...
             _errors[name] = f"{type(exc).__name__}: {exc}"
             return None
         if name == "cpp":

@@ -1,12 +1,12 @@
 """The backend registry, thread settings and build information."""
 
-import subprocess
+import json
 import sys
-import tempfile
 import threading
 
 import numpy as np
 import pytest
+from helpers import run_outside_tree, run_python, subprocess_env
 
 import fastlr
 from fastlr._backend import kernel_names
@@ -80,15 +80,7 @@ def test_set_backend_roundtrip():
 
 
 def _run(code, **env):
-    import os
-
-    full_env = {k: v for k, v in os.environ.items() if k != "FASTLR_BACKEND"}
-    full_env.update(env)
-    # In an empty directory: `python -c` puts the working directory first on sys.path, and a
-    # checkout's fastlr/ has no compiled core when the package is installed normally (CI).
-    with tempfile.TemporaryDirectory() as cwd:
-        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
-                              timeout=300, cwd=cwd)
+    return run_python(code, **env)  # in an empty directory, FASTLR_BACKEND unset
 
 
 def test_env_selects_backend():
@@ -119,6 +111,68 @@ def test_fallback_warns_once_with_reason():
     assert lines[0] == "numba"
     assert lines[1].startswith("1 BackendFallbackWarning") and "cpp:" in lines[1]
     assert lines[2].startswith("ImportError: fastlr backend 'cpp' is not available")
+
+
+_COMPILED_SIGNATURES = (
+    "def compiled():\n"
+    "    from numba.core.dispatcher import Dispatcher\n"
+    "    from fastlr._kernels.numba._util import LazyKernel\n"
+    "    found = {}\n"
+    "    for mod_name, mod in list(sys.modules.items()):\n"
+    "        if mod_name.startswith('fastlr._kernels.numba'):\n"
+    "            for name, obj in vars(mod).items():\n"
+    "                if isinstance(obj, (Dispatcher, LazyKernel)):\n"
+    "                    found[mod_name + '.' + name] = len(obj.signatures)\n"
+    "    return found\n"
+    "def cached():\n"
+    "    return sorted(f for _, _, files in os.walk(os.environ['NUMBA_CACHE_DIR']) for f in files)\n"
+)
+
+
+def test_loading_the_numba_backend_compiles_nothing(tmp_path):
+    """A fresh install (empty Numba cache): import and available_backends() compile no kernel,
+    and a first call compiles only the kernel it uses (deterministic signals, not timings)."""
+    pytest.importorskip("numba")
+    cache = tmp_path / "numba-cache"
+    cache.mkdir()
+    code = (
+        "import json, os, sys\n"
+        + _COMPILED_SIGNATURES
+        + "import fastlr\n"
+        "light = 'numba' not in sys.modules\n"
+        "backends = fastlr.available_backends()\n"
+        "before, cached_before = compiled(), cached()\n"
+        "import numpy as np\n"
+        "SA = fastlr.CountSketch(5, 50, seed=0).apply(np.ones((50, 3)), backend='numba')\n"
+        "ok = bool(np.allclose(SA, fastlr.CountSketch(5, 50, seed=0).apply(np.ones((50, 3)), backend='numpy')))\n"
+        "print(json.dumps(dict(light=light, backends=backends, before=before, cached_before=cached_before,\n"
+        "                      after=compiled(), cached_after=cached(), ok=ok)))\n"
+    )
+    out = _run(code, NUMBA_CACHE_DIR=str(cache))
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["light"], "import fastlr imported numba"
+    assert "numba" in got["backends"]
+    modules = {name.rsplit(".", 1)[0].rsplit(".", 1)[1] for name in got["before"]}
+    assert modules == {"countsketch", "gd", "products"}, got["before"]  # the jitted kernels were found
+    assert sum(got["before"].values()) == 0, got["before"]
+    assert got["cached_before"] == []
+    compiled = {name: count for name, count in got["after"].items() if count}
+    assert len(compiled) == 1 and sum(compiled.values()) == 1, compiled
+    assert got["cached_after"] and got["ok"]
+
+
+def test_info_reports_numba_without_compiling(tmp_path):
+    numba = pytest.importorskip("numba")
+    cache = tmp_path / "numba-cache"
+    cache.mkdir()
+    out = run_outside_tree([sys.executable, "-m", "fastlr", "info", "--json"],
+                           env=subprocess_env(NUMBA_CACHE_DIR=str(cache)))
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["numba"] == numba.__version__
+    assert "numba" in info["available_backends"]
+    assert [p for p in cache.rglob("*") if p.is_file()] == []  # nothing compiled, so nothing cached
 
 
 def test_num_threads():

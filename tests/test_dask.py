@@ -12,7 +12,7 @@ from distributed import Client, LocalCluster, get_task_stream
 
 import fastlr
 from fastlr import _rowblocks
-from helpers import assert_close
+from helpers import assert_close, run_python
 
 
 @pytest.fixture(scope="module")
@@ -244,13 +244,10 @@ def test_learn_sketch_bad_dask_training_data():
 
 def test_learn_sketch_from_delayed_loaders_without_dask_bag_imported():
     # Only dask.delayed is loaded in a fresh interpreter: the bag check must not need dask.bag.
-    import subprocess
-    import sys
-
     code = ("import sys, numpy as np, dask, fastlr\n"
             "A = [dask.delayed(np.random.default_rng(i).standard_normal)((60, 8)) for i in range(3)]\n"
             "S = fastlr.learn_sketch(A, 4, 2, steps=2, progress=False)\n"
             "print('dask.bag' in sys.modules, S.shape)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = run_python(code)  # outside the source tree: the installed fastlr, with its compiled core
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "(4,", "60)"]

@@ -2,9 +2,9 @@
 
 import importlib.metadata
 import importlib.resources
-import subprocess
 import sys
-import tempfile
+
+from helpers import run_outside_tree
 
 import fastlr
 
@@ -19,13 +19,7 @@ def test_py_typed_marker_is_installed():
 
 
 def test_python_dash_m_is_the_fastlr_command():
-    out = subprocess.run(
-        [sys.executable, "-m", "fastlr", "--version"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tempfile.gettempdir(),
-    )
+    out = run_outside_tree([sys.executable, "-m", "fastlr", "--version"])  # in an empty directory
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"fastlr {fastlr.__version__}"
 

@@ -22,21 +22,6 @@ inline void throw_countsketch_error(int code) {
 
 namespace detail {
 
-// out[rows[i], :] += values[i] * A[i, :] for rows b..e of a row-major A.
-template <class T>
-inline int countsketch_rows(const T* A, index_t b, index_t e, index_t d, index_t ld,
-                            const index_t* rows, const T* values, index_t m, T* out) {
-  for (index_t i = b; i < e; ++i) {
-    const index_t r = rows[i];
-    if (!in_range(r, m)) return kBadRow;
-    const T v = values[i];
-    const T* __restrict a = A + i * ld;
-    T* __restrict o = out + r * d;
-    for (index_t j = 0; j < d; ++j) o[j] += v * a[j];
-  }
-  return 0;
-}
-
 // out[:, j] for columns jb..je of a column-major A, four columns per sweep so
 // rows/values are read once per four columns of A.
 template <class T>
@@ -126,22 +111,24 @@ FASTLR_MULTIVERSION int countsketch_dense_impl(const T* A, index_t n, index_t d,
     }
     return err.code;
   }
-  if (want == 1) return countsketch_rows(A, 0, n, d, ld, rows, values, m, out);
-  const index_t size = m * d;  // work: (want - 1) * size, zeroed
+  // Row-major: thread t owns the output rows [rb, re) and adds, in increasing i,
+  // the rows of A hashed there. Each output row is summed in the same order at
+  // every thread count, so S A is bit-identical whatever the thread count.
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
   {
-    const int parts = omp_threads_in_team();
-    const int t = thread_id();
-    index_t b, e;
-    chunk_range(n, parts, t, b, e);
-    T* o = t == 0 ? out : work + (t - 1) * size;
-    if (int c = countsketch_rows(A, b, e, d, ld, rows, values, m, o)) err.set(c);
-#if defined(FASTLR_HAVE_OPENMP)
-#pragma omp barrier
-#endif
-    reduce_slices(out, work, size, parts - 1, parts, t);
+    index_t rb, re;
+    chunk_range(m, omp_threads_in_team(), thread_id(), rb, re);
+    for (index_t i = 0; i < n; ++i) {
+      const index_t r = rows[i];
+      if (!in_range(r, m)) { err.set(kBadRow); break; }
+      if (r < rb || r >= re) continue;
+      const T v = values[i];
+      const T* __restrict a = A + i * ld;
+      T* __restrict o = out + r * d;
+      for (index_t j = 0; j < d; ++j) o[j] += v * a[j];
+    }
   }
   return err.code;
 }
@@ -149,38 +136,30 @@ FASTLR_MULTIVERSION int countsketch_dense_impl(const T* A, index_t n, index_t d,
 template <class T, class I>
 FASTLR_MULTIVERSION int countsketch_csr_impl(const I* indptr, const I* indices, const T* data, index_t nnz,
                                              index_t n, index_t d, const index_t* rows, const T* values,
-                                             index_t m, T* out, int want, T* work) {
+                                             index_t m, T* out, int want) {
   std::fill(out, out + m * d, T(0));
-  const index_t size = m * d;  // work: (want - 1) * size, zeroed
   ErrorFlag err;
+  // Thread t owns the output rows [rb, re) (as in countsketch_dense_impl): bit-identical
+  // at every thread count.
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
   {
-    const int parts = omp_threads_in_team();
-    const int t = thread_id();
-    index_t b, e;
-    nnz_chunk_range(indptr, n, parts, t, b, e);
-    T* __restrict o = t == 0 ? out : work + (t - 1) * size;
-    for (index_t i = b; i < e; ++i) {
-      index_t s, f;
-      if (!row_span(indptr, i, nnz, s, f)) { err.set(kBadIndptr); break; }
-      if (s == f) continue;
+    index_t rb, re;
+    chunk_range(m, omp_threads_in_team(), thread_id(), rb, re);
+    for (index_t i = 0; i < n; ++i) {
       const index_t r = rows[i];
       if (!in_range(r, m)) { err.set(kBadRow); break; }
+      if (r < rb || r >= re) continue;
+      index_t s, f;
+      if (!row_span(indptr, i, nnz, s, f)) { err.set(kBadIndptr); break; }
       const T v = values[i];
-      T* orow = o + r * d;
+      T* __restrict orow = out + r * d;
       for (index_t p = s; p < f; ++p) {
         const index_t c = static_cast<index_t>(indices[p]);
         if (!in_range(c, d)) { err.set(kBadIndex); break; }
         orow[c] += v * data[p];
       }
-    }
-    if (parts > 1) {
-#if defined(FASTLR_HAVE_OPENMP)
-#pragma omp barrier
-#endif
-      reduce_slices(out, work, size, parts - 1, parts, t);
     }
   }
   return err.code;
@@ -297,16 +276,18 @@ inline void check_indptr_ends(const I* indptr, index_t outer, index_t nnz) {
 /// S A for a dense n x d matrix A.
 /// Layout: row-major (A[i*ld + j]) or, when col_major, column-major (A[i + j*ld]).
 /// out: m x d row-major, caller-allocated, overwritten.
-/// Threads: row-major A is split into contiguous row chunks with per-thread
-/// m x d accumulators summed in a fixed order; column-major A is split into
-/// column chunks (each output column has one owner, no reduction). Either way
-/// the result is deterministic for a given thread count.
+/// Threads: for row-major A each thread owns a range of output rows (and reads
+/// only the rows of A hashed there; rows of fewer than 32 entries run on one
+/// thread, as two threads would both stream A's cache lines); column-major A is
+/// split into column chunks. Either way each output entry is summed in
+/// increasing row order by one thread: bit-identical at every thread count.
 /// Throws std::invalid_argument when a row index lies outside [0, m).
 template <class T>
 void countsketch_dense(const T* A, index_t n, index_t d, index_t ld, bool col_major, const index_t* rows,
                        const T* values, index_t m, T* out, int nthreads) {
-  const int want = useful_threads(nthreads, n * d);
-  std::vector<T> work(col_major ? static_cast<size_t>(want) * 4 * m : static_cast<size_t>(want - 1) * m * d);
+  int want = useful_threads(nthreads, n * d);
+  if (!col_major) want = static_cast<int>(std::min<index_t>(d >= 32 ? want : 1, m));
+  std::vector<T> work(col_major ? static_cast<size_t>(want) * 4 * m : 0);
   throw_countsketch_error(
       detail::countsketch_dense_impl(A, n, d, ld, col_major, rows, values, m, out, want, work.data()));
 }
@@ -314,15 +295,15 @@ void countsketch_dense(const T* A, index_t n, index_t d, index_t ld, bool col_ma
 /// S A for a CSR matrix A (n x d, nnz stored entries in indices/data;
 /// duplicates are summed, column indices need not be sorted).
 /// out: m x d row-major, overwritten.
-/// Threads: row chunks balanced by nonzeros, per-thread accumulators.
+/// Threads: each owns a range of output rows and adds the rows of A hashed
+/// there in increasing order: bit-identical at every thread count.
 template <class T, class I>
 void countsketch_csr(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
                      const index_t* rows, const T* values, index_t m, T* out, int nthreads) {
   detail::check_indptr_ends(indptr, n, nnz);
-  const int want = useful_threads(nthreads, nnz + n / 4);
-  std::vector<T> work(static_cast<size_t>(want - 1) * m * d);
+  const int want = static_cast<int>(std::min<index_t>(useful_threads(nthreads, nnz + n / 4), m));
   throw_countsketch_error(
-      detail::countsketch_csr_impl(indptr, indices, data, nnz, n, d, rows, values, m, out, want, work.data()));
+      detail::countsketch_csr_impl(indptr, indices, data, nnz, n, d, rows, values, m, out, want));
 }
 
 /// S A for a CSC matrix A (n x d; indptr has d + 1 entries, indices are row

@@ -1,8 +1,9 @@
 """The Numba backend: JIT-compiled kernels mirroring fastlr._core's names.
 
-Kernels are compiled eagerly for float32/float64 (and int32/int64 sparse
-indices) and cached on disk, so the first import after installation takes
-a few seconds and later imports are fast.
+Importing this module compiles nothing: each kernel compiles one signature
+(float32 or float64 values, int32 or int64 sparse indices, read-only inputs
+that accept writeable arrays too) the first time it is called with it, and
+caches it on disk (``cache=True``), so later processes load it instead.
 """
 
 from . import countsketch, gd, products

@@ -5,7 +5,7 @@ import numpy as np
 from numba import prange
 
 from .._errors import BAD_INDEX, BAD_INDPTR, BAD_ROW, check_matching, raise_for
-from ._util import even_chunks, nnz_chunks, signatures, threaded, useful_threads
+from ._util import even_chunks, kernel, nnz_chunks, readonly as ro, threaded, useful_threads
 
 __all__ = [
     "countsketch_dense",
@@ -19,33 +19,30 @@ _i8 = nb.int64
 _jit = dict(nogil=True, cache=True, parallel=True, fastmath=False)
 
 
-@nb.njit(
-    signatures(lambda T, I: _i8(T[:, ::1], _i8[::1], T[::1], _i8[::1], T[:, :, ::1])),
-    **_jit,
-)
-def _sketch_rows(A, rows, values, bounds, acc):
-    """Row-major A: chunk t of rows accumulates into acc[t] (m x d)."""
-    d = A.shape[1]
-    m = acc.shape[1]
-    parts = acc.shape[0]
+@kernel(lambda T, I: _i8(ro(T[:, ::1]), ro(_i8[::1]), ro(T[::1]), ro(_i8[::1]), T[:, ::1]), T="A", **_jit)
+def _sketch_rows(A, rows, values, bounds, out):
+    """Row-major A: chunk t of the OUTPUT rows, [bounds[t], bounds[t+1]), owns those rows of out and adds
+    the rows of A hashed there in increasing order (bit-identical at every thread count)."""
+    n, d = A.shape
+    m = out.shape[0]
+    parts = len(bounds) - 1
     err = np.zeros(parts, np.int64)
     for t in prange(parts):
-        o = acc[t]
-        for i in range(bounds[t], bounds[t + 1]):
+        rb, re = bounds[t], bounds[t + 1]
+        for i in range(n):
             r = rows[i]
             if r < 0 or r >= m:
                 err[t] = BAD_ROW
                 break
+            if r < rb or r >= re:
+                continue
             v = values[i]
             for j in range(d):
-                o[r, j] += v * A[i, j]
+                out[r, j] += v * A[i, j]
     return err.max()
 
 
-@nb.njit(
-    signatures(lambda T, I: _i8(T[::1, :], _i8[::1], T[::1], _i8[::1], T[:, ::1])),
-    **_jit,
-)
+@kernel(lambda T, I: _i8(ro(T[::1, :]), ro(_i8[::1]), ro(T[::1]), ro(_i8[::1]), T[:, ::1]), T="A", **_jit)
 def _sketch_cols(A, rows, values, bounds, out):
     """Column-major A: chunk t of columns owns those columns of out.
 
@@ -87,27 +84,31 @@ def _sketch_cols(A, rows, values, bounds, out):
     return err.max()
 
 
-@nb.njit(
-    signatures(lambda T, I: _i8(I[::1], I[::1], T[::1], _i8[::1], T[::1], _i8[::1], T[:, :, ::1])),
+@kernel(
+    lambda T, I: _i8(ro(I[::1]), ro(I[::1]), ro(T[::1]), ro(_i8[::1]), ro(T[::1]), ro(_i8[::1]), T[:, ::1]),
+    T="data",
+    I="indices",
     **_jit,
 )
-def _sketch_csr(indptr, indices, data, rows, values, bounds, acc):
-    m, d = acc.shape[1], acc.shape[2]
+def _sketch_csr(indptr, indices, data, rows, values, bounds, out):
+    """CSR A: chunk t of the output rows owns them, as in _sketch_rows."""
+    m, d = out.shape
+    n = len(rows)
     nnz = indptr[len(indptr) - 1]
-    parts = acc.shape[0]
+    parts = len(bounds) - 1
     err = np.zeros(parts, np.int64)
     for t in prange(parts):
-        o = acc[t]
-        for i in range(bounds[t], bounds[t + 1]):
-            s, f = indptr[i], indptr[i + 1]
-            if s > f or s < 0 or f > nnz:
-                err[t] = BAD_INDPTR
-                break
-            if s == f:
-                continue
+        rb, re = bounds[t], bounds[t + 1]
+        for i in range(n):
             r = rows[i]
             if r < 0 or r >= m:
                 err[t] = BAD_ROW
+                break
+            if r < rb or r >= re:
+                continue
+            s, f = indptr[i], indptr[i + 1]
+            if s > f or s < 0 or f > nnz:
+                err[t] = BAD_INDPTR
                 break
             v = values[i]
             for p in range(s, f):
@@ -115,12 +116,14 @@ def _sketch_csr(indptr, indices, data, rows, values, bounds, acc):
                 if c < 0 or c >= d:
                     err[t] = BAD_INDEX
                     break
-                o[r, c] += v * data[p]
+                out[r, c] += v * data[p]
     return err.max()
 
 
-@nb.njit(
-    signatures(lambda T, I: _i8(I[::1], I[::1], T[::1], _i8[::1], T[::1], _i8[::1], T[:, ::1])),
+@kernel(
+    lambda T, I: _i8(ro(I[::1]), ro(I[::1]), ro(T[::1]), ro(_i8[::1]), ro(T[::1]), ro(_i8[::1]), T[:, ::1]),
+    T="data",
+    I="indices",
     **_jit,
 )
 def _sketch_csc(indptr, indices, data, rows, values, bounds, out):
@@ -152,7 +155,7 @@ def _sketch_csc(indptr, indices, data, rows, values, bounds, out):
     return err.max()
 
 
-@nb.njit(signatures(lambda T, I: _i8(T[:, ::1], _i8[::1], T[:, ::1], _i8[::1], T[::1])), **_jit)
+@kernel(lambda T, I: _i8(ro(T[:, ::1]), ro(_i8[::1]), ro(T[:, ::1]), ro(_i8[::1]), T[::1]), T="A", **_jit)
 def _gather_rows(A, rows, D, bounds, g):
     d = A.shape[1]
     m = D.shape[0]
@@ -172,7 +175,7 @@ def _gather_rows(A, rows, D, bounds, g):
     return err.max()
 
 
-@nb.njit(signatures(lambda T, I: _i8(T[::1, :], _i8[::1], T[:, ::1], _i8[::1], T[::1])), **_jit)
+@kernel(lambda T, I: _i8(ro(T[::1, :]), ro(_i8[::1]), ro(T[:, ::1]), ro(_i8[::1]), T[::1]), T="A", **_jit)
 def _gather_cols(A, rows, Dt, bounds, g):
     """Column-major A; Dt is D transposed (d x m) so each column's lookups are contiguous."""
     d = A.shape[1]
@@ -196,8 +199,10 @@ def _gather_cols(A, rows, Dt, bounds, g):
     return err.max()
 
 
-@nb.njit(
-    signatures(lambda T, I: _i8(I[::1], I[::1], T[::1], _i8[::1], T[:, ::1], _i8[::1], T[::1])),
+@kernel(
+    lambda T, I: _i8(ro(I[::1]), ro(I[::1]), ro(T[::1]), ro(_i8[::1]), ro(T[:, ::1]), ro(_i8[::1]), T[::1]),
+    T="data",
+    I="indices",
     **_jit,
 )
 def _gather_csr(indptr, indices, data, rows, D, bounds, g):
@@ -250,11 +255,11 @@ def countsketch_dense(A, rows, values, m):
     n, d = A.shape
     _check_args(n, rows, values, m)
     parts = useful_threads(n * d)
-    if A.flags.c_contiguous:
-        acc = np.zeros((parts, m, d), dtype=A.dtype)
-        raise_for(_sketch_rows(A, rows, values, even_chunks(n, parts), acc))
-        return acc[0] if parts == 1 else acc.sum(axis=0)
     out = np.zeros((m, d), dtype=A.dtype)
+    if A.flags.c_contiguous:  # threads own output rows; rows under 32 entries: one thread (as the C++ kernel)
+        parts = min(parts if d >= 32 else 1, m)
+        raise_for(_sketch_rows(A, rows, values, even_chunks(m, parts), out))
+        return out
     raise_for(_sketch_cols(A, rows, values, even_chunks(d, parts), out))
     return out
 
@@ -265,10 +270,10 @@ def countsketch_csr(indptr, indices, data, rows, values, m, d):
     n = len(rows)
     _check_args(n, rows, values, m)
     _check_compressed(indptr, indices, data, n)
-    parts = useful_threads(len(data) + n // 4)
-    acc = np.zeros((parts, m, d), dtype=data.dtype)
-    raise_for(_sketch_csr(indptr, indices, data, rows, values, nnz_chunks(indptr, parts), acc))
-    return acc[0] if parts == 1 else acc.sum(axis=0)
+    parts = min(useful_threads(len(data) + n // 4), m)
+    out = np.zeros((m, d), dtype=data.dtype)
+    raise_for(_sketch_csr(indptr, indices, data, rows, values, even_chunks(m, parts), out))
+    return out
 
 
 @threaded

@@ -6,7 +6,7 @@ from numba import prange
 
 from .._errors import BAD_INDEX, BAD_INDPTR, check_matching, raise_for
 from ..reference.gd import OPTIMIZER_STATES, _check_step
-from ._util import even_chunks, nnz_chunks, signatures, threaded, useful_threads
+from ._util import even_chunks, kernel, nnz_chunks, readonly as ro, threaded, useful_threads
 
 __all__ = ["gd_masked_grad", "optimizer_step"]
 
@@ -16,10 +16,13 @@ _jit = dict(nogil=True, cache=True, parallel=True, fastmath=False)
 _KINDS = {name: code for code, name in enumerate(OPTIMIZER_STATES)}  # sgd, momentum, nesterov, adam
 
 
-@nb.njit(
-    signatures(
-        lambda T, I: _i8(I[::1], I[::1], T[::1], T[:, ::1], T[:, ::1], T, _i8[::1], T[:, ::1], T[:, :, ::1], _f8[::1])
+@kernel(
+    lambda T, I: _i8(
+        ro(I[::1]), ro(I[::1]), ro(T[::1]), ro(T[:, ::1]), ro(T[:, ::1]), T, ro(_i8[::1]), T[:, ::1], T[:, :, ::1],
+        _f8[::1],
     ),
+    T="data",
+    I="indices",
     **_jit,
 )
 def _masked_grad(indptr, indices, data, U, V, l2, bounds, GU, acc, partial):
@@ -56,8 +59,9 @@ def _masked_grad(indptr, indices, data, U, V, l2, bounds, GU, acc, partial):
     return err.max()
 
 
-@nb.njit(
-    signatures(lambda T, I: nb.void(T[::1], T[::1], T[:, ::1], _i8, T, T, T, T, T, T, T, T, _i8[::1])),
+@kernel(
+    lambda T, I: nb.void(T[::1], ro(T[::1]), T[:, ::1], _i8, T, T, T, T, T, T, T, T, ro(_i8[::1])),
+    T="p",
     **_jit,
 )
 def _step(p, g, state, kind, lr, b1, b2, c1, c2, eps, step_size, inv_sqrt_c2, bounds):

@@ -13,7 +13,7 @@ from numba import prange
 
 from ..reference.products import check_csr, check_dense, check_factor, check_pair
 from .._errors import BAD_INDEX, BAD_INDPTR, raise_for
-from ._util import even_chunks, nnz_chunks, signatures, threaded, useful_threads
+from ._util import LazyKernel, even_chunks, kernel, nnz_chunks, readonly as ro, threaded, useful_threads
 
 __all__ = [
     "matmul",
@@ -64,9 +64,9 @@ def _rows(X, i_base, b, e, V, W, Y, z, y, fwd, bwd, use_y):
 
 def _dense_signature(layout):
     def template(T, I):
-        A = T[:, ::1] if layout == "C" else T[::1, :]
+        A = ro(T[:, ::1] if layout == "C" else T[::1, :])
         M = T[:, ::1]
-        return nb.void(A, M, M, M, _i8[::1], T[:, :, ::1], _i8, _b1, _b1, _b1)
+        return nb.void(A, ro(M), ro(M), M, ro(_i8[::1]), T[:, :, ::1], _i8, _b1, _b1, _b1)
 
     return template
 
@@ -93,15 +93,15 @@ def _dense_pass_f_impl(A, V, W, Y, bounds, zacc, k, fwd, bwd, use_y):
             _rows(buf, g0, 0, g1 - g0, V, W, Y, zacc[t], y, fwd, bwd, use_y)
 
 
-_dense_pass_c = nb.njit(signatures(_dense_signature("C")), **_jit)(_dense_pass_impl)
-_dense_pass_f = nb.njit(signatures(_dense_signature("F")), **_jit)(_dense_pass_f_impl)
+_dense_pass_c = LazyKernel(_dense_pass_impl, _dense_signature("C"), T="A", **_jit)
+_dense_pass_f = LazyKernel(_dense_pass_f_impl, _dense_signature("F"), T="A", **_jit)
 
 
-@nb.njit(
-    signatures(
-        lambda T, I: _i8(I[::1], I[::1], T[::1], T[:, ::1], T[:, ::1], T[:, ::1], _i8[::1], T[:, :, ::1],
-                         _i8, _b1, _b1, _b1)
-    ),
+@kernel(
+    lambda T, I: _i8(ro(I[::1]), ro(I[::1]), ro(T[::1]), ro(T[:, ::1]), ro(T[:, ::1]), T[:, ::1], ro(_i8[::1]),
+                     T[:, :, ::1], _i8, _b1, _b1, _b1),
+    T="data",
+    I="indices",
     **_jit,
 )
 def _csr_pass(indptr, indices, data, V, W, Y, bounds, zacc, k, fwd, bwd, use_y):
