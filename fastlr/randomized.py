@@ -130,10 +130,11 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
     as scikit-learn's does, and takes n_iter + 1 power steps
     ``V <- orth(A^T (A V))``, each ONE pass over A (fused kernel; for narrow
     dense A, products with the Gram matrix A^T A, one SYRK in all); the result
-    is the SVD of ``B = A V``. Its subspace ``range(A^T (A A^T)^q A Omega)``
-    contains one more application of A^T A than scikit-learn's
-    ``range(A (A^T A)^q Omega)``, so it is at least as accurate at equal
-    ``n_iter``. ``sketch="countsketch"`` starts from a CountSketch ``S A``
+    is the SVD of ``B = A V``. V spans ``A^T Q`` for scikit-learn's basis
+    ``Q`` of ``range(A (A^T A)^q Omega)``, and ``A V V^T`` is the best
+    approximation with rows in that span, which scikit-learn's ``Q Q^T A`` also
+    has: at least as accurate at equal ``n_iter``, with n_iter + 2 passes over
+    A instead of 2 n_iter + 2. ``sketch="countsketch"`` starts from a CountSketch ``S A``
     instead (one O(nnz) pass; saves one pass over A, but with l = k + p rows it
     is not a subspace embedding: two heavy rows of A hashed to one bucket lose
     a direction, so only use it with power iterations on matrices without

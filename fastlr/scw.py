@@ -277,8 +277,10 @@ def gaussian_range(product, d: int, l: int, n_iter: int, normalizer: str, seed: 
 
     The range finder of scikit-learn's randomized_svd moved to the row space:
     its basis Q of ``A (A^T A)^q Omega`` gives ``Q Q^T A``; the basis here
-    spans ``A^T Q``, and ``A V V^T`` is at least as accurate (it projects on
-    one more application of A^T A). A Gaussian start loses no direction
+    spans ``A^T Q`` (q = n_iter), and ``A V V^T`` is the best approximation of
+    A whose rows lie in that span, which the rows of ``Q Q^T A`` do: at least
+    as accurate, from n_iter + 1 passes over A instead of 2 n_iter + 1. A
+    Gaussian start loses no direction
     whatever A's shape, rank or sparsity (a CountSketch with l = k + p rows
     can: two heavy rows in one bucket). ``product`` is ``V -> A^T A V``
     (``power_product``); ``estimate_sigma()`` gives a scale only when A's
