@@ -6,68 +6,105 @@ on first use, so ``import fastlr`` stays light).
 
 from __future__ import annotations
 
-import numbers
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from scipy.sparse.linalg import svds
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils._arpack import _init_arpack_v0
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot, svd_flip
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._backend import _check_name as _check_backend_name
+
 
 __all__ = ["TruncatedSVD"]
 
-ALGORITHMS = ("countsketch", "gaussian", "learned", "gd")
+# scikit-learn's two solvers, then fastlr's own.
+ALGORITHMS = ("randomized", "arpack", "countsketch", "gaussian", "learned", "gd")
 
 
 class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Dimensionality reduction by a truncated SVD computed with fastlr.
 
-    A drop-in for :class:`sklearn.decomposition.TruncatedSVD`: the same fitted
-    attributes and transform, on dense or sparse (CSR/CSC) input, without
-    centering the data (so it works on sparse matrices, e.g. LSA on term
-    counts). float32 input stays float32.
+    A drop-in for :class:`sklearn.decomposition.TruncatedSVD`: the same
+    parameters, defaults, validation and fitted attributes, on dense or sparse
+    input, without centering the data (so it works on sparse matrices, e.g.
+    LSA on term counts). float32 input stays float32; other input (integers,
+    booleans) is converted to float64. fastlr's own solvers are extra values
+    of ``algorithm``.
 
     Parameters
     ----------
     n_components : int, default 2
-        Number of components, 1 <= n_components <= n_features.
-    algorithm : {"countsketch", "gaussian", "learned", "gd"}, default "countsketch"
-        ``"countsketch"``: randomized SVD whose range finder is a CountSketch
-        (one pass over X per power iteration, O(nnz(X))); ``"gaussian"``: the
-        classic Gaussian range finder (Halko et al.); ``"learned"``: the
-        sketched SVD (SCW) with the learned sketch given as ``sketch``;
-        ``"gd"``: gradient descent on a rank-k factorization (ScaledGD).
+        Number of components, ``1 <= n_components <= n_features`` (strictly
+        less than ``min(X.shape)`` for ``"arpack"``). Beyond the rank of X the
+        trailing components are orthonormal directions with singular value 0.
+    algorithm : {"randomized", "arpack", "countsketch", "gaussian", "learned", "gd"}, \
+default "randomized"
+        ``"randomized"``: :func:`fastlr.randomized_svd` with its default first
+        pass (scikit-learn's solver, on fastlr's kernels); ``"arpack"``:
+        :func:`scipy.sparse.linalg.svds` as scikit-learn calls it (start
+        vector from ``random_state``, tolerance ``tol``);
+        ``"countsketch"``: randomized SVD whose first pass is a CountSketch
+        (one O(nnz(X)) pass); ``"gaussian"``: the classic Gaussian range
+        finder (Halko et al.); ``"learned"``: the sketched SVD (SCW) with the
+        learned sketch given as ``sketch``; ``"gd"``: gradient descent on a
+        rank-k factorization (ScaledGD, :func:`fastlr.gd_svd`).
+    n_iter : int or "auto", default 5
+        Power iterations of the sketching solvers ("randomized",
+        "countsketch", "gaussian", "learned"). "auto" (a fastlr extension):
+        7 when ``n_components < 0.1 min(X.shape)``, else 4, and 0 for
+        "learned". Pass ``n_iter=0`` with "learned" for the one-pass sketched
+        SVD the sketch was trained for. Not used by "arpack" and "gd".
+    n_oversamples : int, default 10
+        Extra sketch rows beyond n_components ("randomized", "countsketch",
+        "gaussian"), >= 1 as in scikit-learn.
+    power_iteration_normalizer : {"auto", "QR", "LU", "none"}, default "auto"
+        Renormalization between power iterations ("randomized",
+        "countsketch", "gaussian"); see :func:`fastlr.randomized_svd`.
+    random_state : int, RandomState instance or None, default None
+        Seeds the random sketch, ARPACK's start vector or GD's starting
+        point; an int makes ``fit`` reproducible.
+    tol : float, default 0.0
+        Tolerance for ARPACK (0: machine precision). Only used by "arpack".
     sketch : fastlr sketch, optional
         For ``algorithm="learned"``: a sketch with ``sketch.n == n_samples``
         (e.g. from :func:`fastlr.learn_sketch` or :func:`fastlr.load_sketch`).
-    n_oversamples : int, default 10
-        Extra sketch rows beyond n_components (``"countsketch"``, ``"gaussian"``).
-    n_iter : int or "auto", default "auto"
-        Power iterations for the sketching algorithms ("auto": 7 when
-        n_components < 0.1 min(X.shape), else 4, like scikit-learn; 0 for
-        ``"learned"``, whose sketch is trained to need none). For ``"gd"``
-        the maximum number of iterations ("auto": gd_svd's default).
-    random_state : int, RandomState instance or None, default None
-        Seeds the random sketch or the starting point; an int makes ``fit``
-        reproducible.
+    gd_options : dict, optional
+        For ``algorithm="gd"``: keyword arguments of :func:`fastlr.gd_svd`,
+        e.g. ``{"max_iter": 200, "tol": 1e-8, "optimizer": "adam"}`` (None:
+        its defaults).
     backend : {"cpp", "numba", "numpy"}, optional
-        fastlr kernel backend; None uses the current default.
+        fastlr kernel backend; None uses the current default. Not used by
+        "arpack".
 
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
-        The right singular vectors (rows), signs fixed as scikit-learn does.
-    singular_values_ : ndarray of shape (n_components,)
+        The right singular vectors (rows), signs fixed as scikit-learn does
+        (``svd_flip(..., u_based_decision=False)``).
     explained_variance_ : ndarray of shape (n_components,)
         Variance of each column of the transformed training data.
     explained_variance_ratio_ : ndarray of shape (n_components,)
-        ``explained_variance_`` over the total variance of the training data.
+        ``explained_variance_`` over the total variance of the training data
+        (0 when that total is 0).
+    singular_values_ : ndarray of shape (n_components,)
+        The singular values, descending.
     n_features_in_ : int
-    feature_names_in_ : ndarray of str
-        Only when X has string column names (e.g. a pandas DataFrame).
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during ``fit``; only when X has string
+        column names (e.g. a pandas DataFrame).
+
+    See Also
+    --------
+    sklearn.decomposition.TruncatedSVD : the estimator this one replaces.
+    fastlr.randomized_svd, fastlr.scw, fastlr.gd_svd : the solvers.
 
     Examples
     --------
@@ -85,14 +122,33 @@ class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     "Learning-based low-rank approximations", NeurIPS 2019.
     """
 
-    def __init__(self, n_components=2, *, algorithm="countsketch", sketch=None, n_oversamples=10, n_iter="auto",
-                 random_state=None, backend=None):
+    # scikit-learn's declarations for its parameters (so validation and its error messages are the
+    # same), widened only by fastlr's extra values; fastlr validates sketch and backend itself.
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "algorithm": [StrOptions(set(ALGORITHMS))],
+        "n_iter": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "n_oversamples": [Interval(Integral, 1, None, closed="left")],
+        "power_iteration_normalizer": [StrOptions({"auto", "QR", "LU", "none"})],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "sketch": "no_validation",
+        "gd_options": [dict, None],
+        "backend": "no_validation",
+    }
+
+    def __init__(self, n_components=2, *, algorithm="randomized", n_iter=5, n_oversamples=10,
+                 power_iteration_normalizer="auto", random_state=None, tol=0.0, sketch=None, gd_options=None,
+                 backend=None):
         self.n_components = n_components
         self.algorithm = algorithm
-        self.sketch = sketch
-        self.n_oversamples = n_oversamples
         self.n_iter = n_iter
+        self.n_oversamples = n_oversamples
+        self.power_iteration_normalizer = power_iteration_normalizer
         self.random_state = random_state
+        self.tol = tol
+        self.sketch = sketch
+        self.gd_options = gd_options
         self.backend = backend
 
     def __sklearn_tags__(self):
@@ -104,21 +160,10 @@ class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     # ------------------------------------------------------------------ checks
 
     def _check_params(self, X) -> int:
-        k = self.n_components
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-            raise TypeError(f"n_components: expected an integer, got {k!r}")
-        if not 1 <= k <= X.shape[1]:
+        """Checks that depend on X, or on fastlr-only parameters (the rest: _parameter_constraints)."""
+        k = int(self.n_components)
+        if k > X.shape[1]:
             raise ValueError(f"n_components: must be between 1 and n_features={X.shape[1]}, got {k}")
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm: expected one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
-        p = self.n_oversamples
-        if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 0:
-            raise ValueError(f"n_oversamples: expected an integer >= 0, got {p!r}")
-        it = self.n_iter
-        if not (isinstance(it, str) and it == "auto") and (
-            isinstance(it, bool) or not isinstance(it, numbers.Integral) or it < 0
-        ):
-            raise ValueError(f"n_iter: expected 'auto' or an integer >= 0, got {it!r}")
         if self.algorithm == "learned":
             from .sketch import Sketch
 
@@ -136,49 +181,89 @@ class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 raise ValueError(f"sketch: has m={self.sketch.m} rows, fewer than n_components={k}")
         elif self.sketch is not None:
             raise ValueError(f"sketch: only used with algorithm='learned', not {self.algorithm!r}")
-        return int(k)
-
-    def _n_iter(self, X, k: int):
-        if self.n_iter != "auto":
-            return int(self.n_iter)
-        if self.algorithm == "learned":
-            return 0
-        if self.algorithm == "gd":
-            return None
-        return 7 if k < 0.1 * min(X.shape) else 4
+        if self.gd_options is not None:
+            if self.algorithm != "gd":
+                raise ValueError(f"gd_options: only used with algorithm='gd', not {self.algorithm!r}")
+            reserved = sorted({"A", "k", "random_state", "backend"} & set(self.gd_options))
+            if reserved:
+                raise ValueError(f"gd_options: {', '.join(reserved)} are set by TruncatedSVD, not in gd_options")
+        if self.backend is not None:
+            _check_backend_name(self.backend)
+        return k
 
     # ------------------------------------------------------------------ fit
 
-    def _decompose(self, X, k: int):
+    def _decompose(self, X, k: int, random_state):
+        """(U, s, Vt) of rank min(k, min(X.shape)); signs not yet fixed."""
         import fastlr
 
-        n_iter = self._n_iter(X, k)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        k = min(k, min(X.shape))  # more components than the rank allows: zero-padded by _complete
+        if self.algorithm == "arpack":
+            v0 = _init_arpack_v0(min(X.shape), random_state)
+            U, s, Vt = svds(X, k=k, tol=self.tol, v0=v0)
+            # svds returns ascending singular values: reverse to scikit-learn's order.
+            return U[:, ::-1], s[::-1], Vt[::-1]
         if self.algorithm == "gd":
-            options = {} if n_iter is None else {"max_iter": max(n_iter, 1)}
-            return fastlr.gd_svd(X, k, random_state=seed, backend=self.backend, **options)
+            seed = int(random_state.randint(np.iinfo(np.int32).max))
+            return fastlr.gd_svd(X, k, random_state=seed, backend=self.backend, **(self.gd_options or {}))
         if self.algorithm == "learned":
+            n_iter = 0 if self.n_iter == "auto" else int(self.n_iter)
             lr = fastlr.scw(X, self.sketch, k, n_iter=n_iter, backend=self.backend)
             return lr.U, lr.s, lr.Vt
-        return fastlr.randomized_svd(X, k, n_oversamples=self.n_oversamples, n_iter=n_iter, sketch=self.algorithm,
-                                     random_state=seed, backend=self.backend)
+        options = {} if self.algorithm == "randomized" else {"sketch": self.algorithm}
+        return fastlr.randomized_svd(X, k, n_oversamples=self.n_oversamples, n_iter=self.n_iter,
+                                     power_iteration_normalizer=self.power_iteration_normalizer,
+                                     flip_sign=False, random_state=random_state, backend=self.backend, **options)
 
     def fit(self, X, y=None):
-        """Fit the model on X (n_samples x n_features, dense or sparse); returns self."""
+        """Fit the model on X (n_samples x n_features, dense or sparse); returns self.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data (CSR and CSC are used as they are; other sparse
+            formats are converted to CSR).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : TruncatedSVD
+        """
         self.fit_transform(X)
         return self
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None):
-        """Fit the model on X and return X projected on the components (n_samples x n_components)."""
+        """Fit the model on X and return X projected on the components.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            Always dense; float32 for float32 X, else float64.
+        """
         X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
                           ensure_min_features=2)
         k = self._check_params(X)
-        U, s, Vt = self._decompose(X, k)
+        U, s, Vt = self._decompose(X, k, check_random_state(self.random_state))
         U, Vt = svd_flip(np.asarray(U), np.asarray(Vt), u_based_decision=False)
+        r = Vt.shape[0]
         Vt, s = _complete(Vt.astype(X.dtype, copy=False), np.asarray(s, dtype=X.dtype), k)
         self.components_ = Vt
         self.singular_values_ = s
-        X_new = np.asarray(safe_sparse_dot(X, Vt.T))
+        if self.algorithm == "arpack" and self.tol == 0:
+            # As scikit-learn: ARPACK at machine precision gives X V = U diag(s) (no extra pass).
+            X_new = np.zeros((X.shape[0], k), dtype=X.dtype)
+            X_new[:, :r] = (U * s[:r]).astype(X.dtype, copy=False)
+        else:
+            X_new = np.asarray(safe_sparse_dot(X, Vt.T))
         self.explained_variance_ = np.var(X_new, axis=0)
         if sp.issparse(X):
             full_var = mean_variance_axis(X, axis=0)[1].sum()
@@ -190,13 +275,31 @@ class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return X_new
 
     def transform(self, X):
-        """Project X on the components: ``X @ components_.T`` (n_samples x n_components)."""
+        """Project X on the components: ``X @ components_.T``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+        """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], reset=False)
         return np.asarray(safe_sparse_dot(X, self.components_.T))
 
     def inverse_transform(self, X):
-        """Map transformed data back: ``X @ components_`` (n_samples x n_features)."""
+        """Map transformed data back: ``X @ components_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+        """
         check_is_fitted(self)
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.components_.shape[0]:

@@ -8,7 +8,8 @@ from sklearn.decomposition import TruncatedSVD as SklearnTruncatedSVD
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils._param_validation import InvalidParameterError, StrOptions
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 import fastlr
 from fastlr import TruncatedSVD
@@ -16,11 +17,30 @@ from fastlr import TruncatedSVD
 
 @parametrize_with_checks([
     TruncatedSVD(),
+    TruncatedSVD(algorithm="countsketch"),
     TruncatedSVD(algorithm="gaussian", n_iter=2),
-    TruncatedSVD(algorithm="gd", n_iter=200),
+    TruncatedSVD(algorithm="gd", gd_options={"max_iter": 200}),
 ])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_sklearn_parameter_validation():
+    # scikit-learn's own check (not among parametrize_with_checks' checks): every parameter is declared in
+    # _parameter_constraints and a bad value raises InvalidParameterError with scikit-learn's message.
+    check_param_validation("TruncatedSVD", TruncatedSVD())
+
+
+def test_same_parameters_and_defaults_as_sklearn():
+    ours, theirs = TruncatedSVD().get_params(), SklearnTruncatedSVD().get_params()
+    assert {name: ours[name] for name in theirs} == theirs
+    for name, constraints in SklearnTruncatedSVD._parameter_constraints.items():  # ours may only add values
+        for their_constraint, our_constraint in zip(constraints, TruncatedSVD._parameter_constraints[name],
+                                                    strict=False):
+            if isinstance(their_constraint, StrOptions):
+                assert their_constraint.options <= our_constraint.options, name
+            else:
+                assert str(our_constraint) == str(their_constraint), name
 
 
 def _data(n=400, d=50, rank=8, dtype=np.float64, seed=0, sparse=False):
@@ -40,7 +60,7 @@ def _data(n=400, d=50, rank=8, dtype=np.float64, seed=0, sparse=False):
 ATTRIBUTES = ["singular_values_", "components_", "explained_variance_", "explained_variance_ratio_"]
 
 
-@pytest.mark.parametrize("algorithm", ["countsketch", "gaussian"])
+@pytest.mark.parametrize("algorithm", ["randomized", "countsketch", "gaussian"])
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
 def test_matches_sklearn_randomized(algorithm, sparse, dtype):
     X = _data(dtype=dtype, sparse=sparse)
@@ -55,6 +75,41 @@ def test_matches_sklearn_randomized(algorithm, sparse, dtype):
     assert X_ours.dtype == dtype
     np.testing.assert_allclose(X_ours, X_theirs, rtol=0, atol=tol * np.abs(X_theirs).max())
     np.testing.assert_allclose(ours.transform(X), X_ours, rtol=0, atol=tol * np.abs(X_ours).max())
+
+
+@pytest.mark.parametrize("tol", [0.0, 1e-10])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_arpack_matches_sklearn(tol, sparse, dtype):
+    X = _data(dtype=dtype, sparse=sparse)
+    ours = TruncatedSVD(5, algorithm="arpack", tol=tol, random_state=0)
+    theirs = SklearnTruncatedSVD(5, algorithm="arpack", tol=tol, random_state=0)
+    X_ours, X_theirs = ours.fit_transform(X), theirs.fit_transform(X)
+    # The same computation (ARPACK's rounding still varies from call to call with memory alignment).
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    for name in ATTRIBUTES:
+        got, expected = getattr(ours, name), getattr(theirs, name)
+        assert got.dtype == dtype, name
+        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * np.abs(expected).max(), err_msg=name)
+    assert X_ours.dtype == dtype
+    np.testing.assert_allclose(X_ours, X_theirs, rtol=0, atol=tol * np.abs(X_theirs).max())
+
+
+def test_integer_input_becomes_float64():
+    X = np.round(10 * _data(100, 20)).astype(np.int64)
+    svd = TruncatedSVD(3, random_state=0)
+    X_new = svd.fit_transform(X)
+    assert X_new.dtype == svd.components_.dtype == np.float64
+    np.testing.assert_allclose(svd.singular_values_, np.linalg.svd(X.astype(float), compute_uv=False)[:3],
+                               rtol=1e-6)
+
+
+def test_more_components_than_samples_are_zero_padded():
+    X = _data(8, 30)
+    svd = TruncatedSVD(12, random_state=0).fit(X)
+    assert svd.components_.shape == (12, 30)
+    np.testing.assert_allclose(svd.components_ @ svd.components_.T, np.eye(12), atol=1e-10)
+    np.testing.assert_allclose(svd.singular_values_[:8], np.linalg.svd(X, compute_uv=False), rtol=1e-8)
+    np.testing.assert_array_equal(svd.singular_values_[8:], 0)
 
 
 def test_gd_matches_the_exact_svd():
@@ -126,16 +181,28 @@ def test_pipeline_and_grid_search():
     assert grid.best_estimator_.named_steps["svd"].components_.shape == (10, 40)
 
 
+# Parameters scikit-learn declares are validated as scikit-learn does (InvalidParameterError, a ValueError
+# and a TypeError, with its message); X-dependent and fastlr-only ones by fastlr, naming the argument.
 @pytest.mark.parametrize("params, error, match", [
     ({"n_components": 51}, ValueError, r"n_components: must be between 1 and n_features=50, got 51"),
-    ({"n_components": 0}, ValueError, r"n_components: must be between 1"),
-    ({"n_components": 2.5}, TypeError, r"n_components: expected an integer"),
-    ({"algorithm": "arpack"}, ValueError, r"algorithm: expected one of countsketch, gaussian, learned, gd"),
-    ({"n_iter": -1}, ValueError, r"n_iter: expected 'auto' or an integer >= 0, got -1"),
-    ({"n_oversamples": -2}, ValueError, r"n_oversamples: expected an integer >= 0"),
+    ({"n_components": 0}, InvalidParameterError, r"'n_components' parameter of TruncatedSVD must be an int in the "
+                                                 r"range \[1, inf\)\. Got 0 instead"),
+    ({"n_components": 2.5}, InvalidParameterError, r"'n_components' parameter .* Got 2\.5 instead"),
+    ({"algorithm": "svd"}, InvalidParameterError, r"'algorithm' parameter of TruncatedSVD must be a str among"),
+    ({"n_iter": -1}, InvalidParameterError, r"'n_iter' parameter of TruncatedSVD must be an int in the range "
+                                            r"\[0, inf\) or a str among \{'auto'\}\. Got -1 instead"),
+    ({"n_oversamples": 0}, InvalidParameterError, r"'n_oversamples' parameter .* range \[1, inf\)\. Got 0"),
+    ({"power_iteration_normalizer": "qr"}, InvalidParameterError, r"'power_iteration_normalizer' parameter"),
+    ({"tol": -1.0}, InvalidParameterError, r"'tol' parameter of TruncatedSVD must be a float in the range"),
+    ({"algorithm": "arpack", "n_components": 50}, ValueError, r"`k` must be an integer satisfying `0 < k < min"),
+    ({"gd_options": {"max_iter": 10}}, ValueError, r"gd_options: only used with algorithm='gd', not 'randomized'"),
+    ({"gd_options": [10]}, InvalidParameterError, r"'gd_options' parameter of TruncatedSVD must be"),
+    ({"algorithm": "gd", "gd_options": {"k": 3}}, ValueError, r"gd_options: k are set by TruncatedSVD"),
+    ({"algorithm": "gd", "gd_options": {"max_iters": 3}}, TypeError, r"max_iters"),
     ({"sketch": fastlr.CountSketch(10, 400)}, ValueError, r"sketch: only used with algorithm='learned'"),
     ({"algorithm": "learned", "sketch": fastlr.CountSketch(1, 400)}, ValueError, r"sketch: has m=1 rows"),
     ({"backend": "gpu"}, ValueError, r"backend: unknown backend 'gpu'"),
+    ({"backend": "gpu", "algorithm": "arpack"}, ValueError, r"backend: unknown backend 'gpu'"),
 ])
 def test_bad_parameters_raise_at_fit(params, error, match):
     svd = TruncatedSVD(**params)
