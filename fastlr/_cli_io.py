@@ -6,12 +6,26 @@ shape) becomes a ``UserError`` with one line that names the file.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MATRIX_FORMATS", "VIDEO_SUFFIXES", "UserError", "progress", "read_matrix", "read_video", "save_plot"]
+__all__ = [
+    "MATRIX_FORMATS",
+    "VIDEO_SUFFIXES",
+    "UserError",
+    "atomic_output",
+    "npz_path",
+    "plot_path",
+    "progress",
+    "read_matrix",
+    "read_video",
+    "save_plot",
+]
 
 MATRIX_FORMATS = (".npy", ".npz", ".mtx", ".csv")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
@@ -89,8 +103,58 @@ def progress(iterable=None, *, total=None, desc=None, quiet=False):
     return tqdm(iterable, total=total, desc=desc, disable=quiet, delay=1.0, file=sys.stderr, leave=False)
 
 
-def save_plot(path, draw) -> None:
-    """Call ``draw(ax)`` on a new figure and save it to ``path`` (format from the extension)."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_output(path):
+    """A binary file to write ``path`` through: a temporary file in the same folder, moved into
+    place by ``os.replace`` only when the ``with`` block ends normally.
+
+    On any exception (KeyboardInterrupt included) the temporary file is removed and a
+    previous ``path`` is left as it was: an output is either the old file or the complete new one.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it a new file's usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def npz_path(path) -> str:
+    """The file ``np.savez(path, ...)`` writes: ``path`` with ``.npz`` appended unless it ends so."""
+    path = os.fspath(path)
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def plot_path(path) -> tuple[str, str]:
+    """(file, format) matplotlib's ``savefig(path)`` writes: the format from the extension,
+    else PNG with ``.png`` appended (as matplotlib does)."""
+    path = os.fspath(path)
+    fmt = os.path.splitext(path)[1][1:].lower()
+    if not fmt:
+        return path.rstrip(".") + ".png", "png"
+    return path, fmt
+
+
+def save_plot(path, draw) -> str:
+    """Call ``draw(ax)`` on a new figure and save it (atomically) to ``path``; returns the file written.
+
+    The format comes from the extension (none: PNG, and ``.png`` is appended, as matplotlib does).
+    """
     try:
         import matplotlib
 
@@ -98,11 +162,17 @@ def save_plot(path, draw) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UserError("--plot needs matplotlib: pip install matplotlib") from None
+    target, fmt = plot_path(path)
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     try:
+        if fmt not in fig.canvas.get_supported_filetypes():
+            supported = ", ".join(sorted(fig.canvas.get_supported_filetypes()))
+            raise UserError(f"--plot {path}: unknown image format {fmt!r} (supported: {supported})")
         draw(ax)
-        fig.savefig(path)
-    except ValueError as exc:  # unknown image format
+        with atomic_output(target) as f:
+            fig.savefig(f, format=fmt)
+    except ValueError as exc:
         raise UserError(f"--plot {path}: {exc}") from None
     finally:
         plt.close(fig)
+    return target

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from ._outofcore import sketch_block
 from ._threads import thread_limit
+from .lowrank import LowRank
 from ._validation import float_dtype
 
 __all__ = ["DaskMatrices", "DaskRows", "apply_sketch", "gather_matrices", "is_dask_array", "is_dask_matrices"]
@@ -208,7 +209,11 @@ class DaskRows:
 
     @staticmethod
     def result(U, s, Vt):
-        return U, s, Vt
+        """scw's result: a LowRank, like in-memory input gives, whose U stays the persisted dask array
+        (LowRank's constructor would gather it with np.asarray)."""
+        out = LowRank.__new__(LowRank)
+        out.U, out.s, out.Vt = U, s, Vt
+        return out
 
 
 # --------------------------------------------------------------------------- learn_sketch's matrices

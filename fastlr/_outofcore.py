@@ -9,6 +9,9 @@ time. ``np.memmap`` inputs take this path automatically in ``CountSketch.apply``
 
 from __future__ import annotations
 
+import contextvars
+from contextlib import contextmanager
+
 import numpy as np
 
 from ._validation import as_matrix, check_int, float_dtype
@@ -19,6 +22,7 @@ __all__ = [
     "apply_by_row_blocks",
     "apply_in_blocks",
     "block_rows_for",
+    "on_each_block",
     "row_blocks",
     "sketch_block",
     "wants_row_blocks",
@@ -26,6 +30,23 @@ __all__ = [
 
 #: Bytes of one row block after conversion to float64 (the default block size).
 DEFAULT_BLOCK_BYTES = 64 * 2**20
+
+
+_block_hook = contextvars.ContextVar("fastlr_block_hook", default=None)
+
+
+@contextmanager
+def on_each_block(fn):
+    """Call ``fn()`` after every row block read by the ``ArrayRows`` made inside the ``with`` block.
+
+    A progress hook for code that does not expose one, e.g. ``fastlr.randomized_svd`` of a
+    memory-mapped array: ``with on_each_block(bar.update): randomized_svd(A, k)``.
+    """
+    token = _block_hook.set(fn)
+    try:
+        yield
+    finally:
+        _block_hook.reset(token)
 
 
 def block_rows_for(A, block_rows: int | None = None) -> int:
@@ -117,7 +138,7 @@ class ArrayRows:
         self.shape = A.shape
         self.dtype = float_dtype(A.dtype)
         self.step = block_rows_for(A, block_rows)
-        self.on_block = None  # called after each block read (e.g. a progress bar's update)
+        self.on_block = _block_hook.get()  # called after each block read (e.g. a progress bar's update)
 
     @property
     def n_blocks(self) -> int:

@@ -83,8 +83,7 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, block_rows=
         backend=None):
     """``fastlr.scw`` for a dask array or a memory-mapped array (row blocks).
 
-    Returns a ``LowRank`` for arrays and memory maps, and a tuple
-    ``(U, s, Vt)`` with U a (persisted) dask array for dask input.
+    Returns a ``LowRank``; for dask input its U is a (persisted) dask array.
     ``on_block()`` is called after every block an array or memmap pass reads
     (``passes(S, n_iter) * n_blocks`` calls in all): a progress hook.
     """

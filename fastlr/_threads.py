@@ -7,6 +7,7 @@ thread pool) can give each one thread without touching the others.
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 from contextlib import contextmanager
@@ -14,9 +15,14 @@ from contextlib import contextmanager
 __all__ = ["get_num_threads", "set_num_threads", "thread_limit"]
 
 
+#: Most threads a kernel may be given: the compiled core takes a C ``int``, and no
+#: machine has more hardware threads than this.
+MAX_THREADS = 2**15
+
+
 def _default_threads() -> int:
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env.isdigit() and int(env) > 0:
+    if env.isdigit() and 0 < int(env) <= MAX_THREADS:
         return int(env)
     try:
         return len(os.sched_getaffinity(0))
@@ -32,9 +38,11 @@ _core_hooks: list = []  # the loaded _core module, if any (set by _backend)
 def _check_count(n, name="n") -> int:
     if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
         raise TypeError(f"{name}: number of threads must be an integer, got {n!r}")
-    n = int(n)
+    n = operator.index(n)
     if n < 1:
         raise ValueError(f"{name}: number of threads must be >= 1, got {n}")
+    if n > MAX_THREADS:
+        raise ValueError(f"{name}: number of threads must be <= {MAX_THREADS}, got {n}")
     return n
 
 
@@ -49,7 +57,7 @@ def set_num_threads(n: int) -> None:
     Parameters
     ----------
     n : int
-        Number of threads, >= 1. BLAS thread pools are not affected; use
+        Number of threads, 1 <= n <= 2**15 (``MAX_THREADS``). BLAS thread pools are not affected; use
         ``threadpoolctl`` for those.
     """
     global _global_threads

@@ -11,7 +11,11 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["as_matrix", "check_int", "float_dtype", "is_sparse"]
+__all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "check_int", "check_sparse", "float_dtype", "is_sparse"]
+
+#: Largest sizes and seeds the kernels take (int64 sizes and indices, uint64 seeds).
+INT64_MAX = 2**63 - 1
+UINT64_MAX = 2**64 - 1
 
 
 def is_sparse(A) -> bool:
@@ -28,13 +32,20 @@ def float_dtype(dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
 
 
-def check_int(value, name: str, *, minimum: int | None = None) -> int:
-    """An integer argument (bools rejected), optionally with a lower bound."""
+def check_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer argument (bools rejected), optionally with lower and upper bounds (inclusive).
+
+    Use ``maximum`` for values that reach the kernels: e.g. ``INT64_MAX`` for
+    sizes, ``UINT64_MAX`` for seeds, so that an oversized value is a ValueError
+    here instead of an overflow (or a silent wrap-around) later.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {value!r}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: must be <= {maximum}, got {value}")
     return value
 
 
@@ -50,18 +61,16 @@ def as_matrix(A, name: str = "A"):
 
     Dense input becomes a float32/float64 ndarray that is C- or F-contiguous
     (a non-contiguous view is copied to C order). Sparse input becomes CSR or
-    CSC (other formats convert to CSR) with matching int32/int64 index arrays.
+    CSC (other formats convert to CSR) with matching int32/int64 index arrays,
+    its index structure checked first (see :func:`check_sparse`).
 
     Returns
     -------
     A : numpy.ndarray or scipy.sparse CSR/CSC matrix or array
     """
     if sp.issparse(A):
-        if A.ndim != 2:
-            raise ValueError(f"{name}: expected a 2-D matrix, got ndim={A.ndim}")
         dtype = _dtype_for(A, name)
-        if A.format not in ("csr", "csc"):
-            A = A.tocsr()
+        A = check_sparse(A, name)
         if A.dtype != dtype:
             A = A.astype(dtype)
         if A.indptr.dtype != A.indices.dtype or A.indices.dtype not in (np.int32, np.int64):
@@ -84,3 +93,97 @@ def as_matrix(A, name: str = "A"):
     elif not (arr.flags.c_contiguous or arr.flags.f_contiguous):
         arr = np.ascontiguousarray(arr)
     return arr
+
+
+# --------------------------------------------------------------------------- sparse structure
+
+
+def _index_array(x, what: str, name: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 1 or x.dtype.kind not in "iu":
+        raise ValueError(f"{name}: corrupt sparse matrix: {what} must be a 1-D integer array, "
+                         f"got dtype {x.dtype} with shape {x.shape}")
+    return x
+
+
+def _check_in_range(index: np.ndarray, size: int, what: str, name: str) -> None:
+    if len(index) == 0:
+        return
+    low, high = index.min(), index.max()
+    if low < 0 or high >= size:
+        bad = low if low < 0 else high
+        raise ValueError(f"{name}: corrupt sparse matrix: {what} index {int(bad)} lies outside [0, {size})")
+
+
+def _check_compressed(A, name: str):
+    """CSR/CSC structure: indptr of length major+1 from 0, nondecreasing, to nnz; indices in [0, minor)."""
+    major, minor = A.shape if A.format == "csr" else A.shape[::-1]
+    kind = "column" if A.format == "csr" else "row"
+    indptr = _index_array(A.indptr, "indptr", name)
+    indices = _index_array(A.indices, "indices", name)
+    data = np.asarray(A.data)
+    if data.ndim != 1:
+        raise ValueError(f"{name}: corrupt sparse matrix: data must be 1-D, got shape {data.shape}")
+    if len(indptr) != major + 1:
+        raise ValueError(f"{name}: corrupt sparse matrix: indptr has length {len(indptr)}, "
+                         f"expected {major + 1} (one more than the {A.format.upper()} matrix's "
+                         f"{'rows' if A.format == 'csr' else 'columns'})")
+    if indptr[0] != 0:
+        raise ValueError(f"{name}: corrupt sparse matrix: indptr[0] is {int(indptr[0])}, expected 0")
+    if major > 0 and (np.diff(indptr) < 0).any():
+        raise ValueError(f"{name}: corrupt sparse matrix: indptr decreases")
+    if len(indices) != len(data):
+        raise ValueError(f"{name}: corrupt sparse matrix: {len(indices)} indices but {len(data)} values")
+    nnz = int(indptr[-1])
+    if nnz > len(indices):
+        raise ValueError(f"{name}: corrupt sparse matrix: indptr[-1] = {nnz} but there are only "
+                         f"{len(indices)} stored entries")
+    if nnz < len(indices):  # spare capacity after the last entry (scipy allows it): drop it, on a copy
+        A = type(A)((data[:nnz], indices[:nnz], indptr), shape=A.shape, copy=False)
+        indices = indices[:nnz]
+    _check_in_range(indices, minor, kind, name)
+    return A
+
+
+def _check_coo(A, name: str):
+    coords = A.coords if hasattr(A, "coords") else (A.row, A.col)
+    if len(coords) != 2:
+        raise ValueError(f"{name}: expected a 2-D matrix, got {len(coords)} coordinate arrays")
+    row = _index_array(coords[0], "row", name)
+    col = _index_array(coords[1], "col", name)
+    n_values = len(np.asarray(A.data))
+    if not len(row) == len(col) == n_values:
+        raise ValueError(f"{name}: corrupt sparse matrix: {len(row)} row and {len(col)} column indices "
+                         f"for {n_values} values")
+    _check_in_range(row, A.shape[0], "row", name)
+    _check_in_range(col, A.shape[1], "column", name)
+
+
+def check_sparse(A, name: str = "A"):
+    """A scipy.sparse matrix as CSR or CSC whose index structure is checked (O(nnz), vectorized).
+
+    Kernels, and scipy's own compiled routines (``toarray``, ``tocsr``, products),
+    trust the index arrays: an index outside the matrix makes them read or write
+    outside their buffers. Every sparse input is checked here once, at the entry,
+    before anything converts it. CSR/CSC pass unchanged (spare capacity after
+    ``indptr[-1]`` is sliced off); COO is checked, then converted to CSR; other
+    formats (BSR, DIA, LIL, DOK) convert through COO (NumPy code) and are checked
+    as COO.
+
+    Raises
+    ------
+    ValueError
+        If A is not 2-D, or an index or ``indptr`` is out of range or
+        inconsistent; the message names ``name``.
+    """
+    if A.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D matrix, got ndim={A.ndim}")
+    if A.format in ("csr", "csc"):
+        return _check_compressed(A, name)
+    if A.format != "coo":
+        try:
+            A = A.tocoo()
+        except (ValueError, IndexError) as exc:  # scipy's own checks of a malformed matrix
+            raise ValueError(f"{name}: corrupt sparse matrix ({exc})") from None
+    _check_coo(A, name)
+    return A.tocsr()

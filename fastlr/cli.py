@@ -19,12 +19,16 @@ from contextlib import ExitStack
 
 import numpy as np
 
-from . import __version__
+from . import __version__, _rowblocks
 from ._backend import BACKENDS, available_backends, backend_errors, current_backend, get_backend, set_backend
-from ._cli_io import VIDEO_SUFFIXES, UserError, progress, read_matrix, read_video, save_plot
+from ._cli_io import (VIDEO_SUFFIXES, UserError, atomic_output, npz_path, plot_path, progress, read_matrix,
+                      read_video, save_plot)
+from ._outofcore import ArrayRows, on_each_block
 from ._threads import get_num_threads, set_num_threads
+from .randomized import check_options
+from .sketch import CountSketch
 
-METHODS = ("countsketch", "learned", "gd")
+METHODS = ("randomized", "countsketch", "learned", "gd")
 
 
 # --------------------------------------------------------------------------- info
@@ -40,6 +44,12 @@ def _info(args) -> dict:
         "unavailable_backends": backend_errors(),
         "threads": get_num_threads(),
     }
+    try:  # an optional dependency: report its version; nothing is compiled (kernels compile on first use)
+        import numba
+
+        info["numba"] = numba.__version__
+    except Exception:  # the reason is in unavailable_backends["numba"]
+        info["numba"] = None
     try:
         info["build"] = get_backend("cpp").build_info()
     except ImportError as exc:
@@ -56,6 +66,8 @@ def cmd_info(args) -> int:
     for name in BACKENDS:
         if name in info["available_backends"]:
             mark = " (default)" if name == info["default_backend"] else ""
+            if name == "numba":
+                mark += f" (Numba {info['numba']}; kernels compile on first use and are cached)"
             print(f"  backend {name:6s} available{mark}")
         else:
             print(f"  backend {name:6s} unavailable: {info['unavailable_backends'].get(name, '?')}")
@@ -123,63 +135,96 @@ def _relative_error(A, U, s, Vt) -> float:
     return float(np.sqrt(sums[1] / sums[0])) if sums[0] > 0 else 0.0
 
 
+def _resolve_n_iter(A, k: int, m: int, n_iter) -> int:
+    """randomized_svd's power iterations for ``n_iter`` ("auto": its rule, from k and A's shape)."""
+    return check_options(A, n_components=k, n_oversamples=m - k, n_iter=n_iter, power_iteration_normalizer="auto",
+                         transpose="auto", flip_sign=True, svd_lapack_driver="gesdd", sketch="countsketch",
+                         random_state=0)[2]
+
+
+def _sketch_size(args, k: int) -> int:
+    m = k + 10 if args.m is None else args.m
+    if m < k:
+        raise UserError(f"-m: the sketch size must be >= k = {k}, got {m}")
+    return m
+
+
+def _sketched_svd(A, S, k: int, n_iter: int, quiet: bool):
+    """scw(A, S, k, n_iter): a memory-mapped .npy in row blocks (never loaded whole), with a progress bar."""
+    import fastlr
+
+    if not isinstance(A, np.memmap):
+        return tuple(fastlr.scw(A, S, k, n_iter=n_iter))
+    total = _rowblocks.passes(S, n_iter) * ArrayRows(A).n_blocks
+    with progress(total=total, desc="approx (row blocks)", quiet=quiet) as bar:
+        return tuple(_rowblocks.scw(A, S, k, n_iter=n_iter, on_block=bar.update))
+
+
 def cmd_approx(args) -> int:
     import fastlr
 
-    _check_output(args.output)
+    output = npz_path(args.output)  # what np.savez writes: ".npz" is appended when missing
+    _check_output(output)
+    _check_plot(args.plot)
     A = read_matrix(args.matrix)
     k = _check_rank(args.k, A.shape, args.matrix)
+    n_iter = None
     start = time.perf_counter()
     if args.method == "gd":
         U, s, Vt = fastlr.gd_svd(A, k, random_state=args.seed, progress=not args.quiet)
         sketch = None
-    else:
-        if args.method == "learned":
-            if args.sketch is None:
-                raise UserError("--method learned needs --sketch FILE (a sketch saved by 'fastlr train')")
-            S = _load_sketch(args.sketch)
-            if S.n != A.shape[0]:
-                raise UserError(
-                    f"{args.sketch}: the sketch is for matrices with {S.n} rows, "
-                    f"but {args.matrix} has {A.shape[0]} rows"
-                )
-            sketch = args.sketch
+    elif args.method == "learned":
+        if args.sketch is None:
+            raise UserError("--method learned needs --sketch FILE (a sketch saved by 'fastlr train')")
+        S = _load_sketch(args.sketch)
+        if S.n != A.shape[0]:
+            raise UserError(
+                f"{args.sketch}: the sketch is for matrices with {S.n} rows, "
+                f"but {args.matrix} has {A.shape[0]} rows"
+            )
+        sketch = args.sketch
+        n_iter = 0 if args.n_iter == "auto" else args.n_iter  # a learned sketch is trained for one pass
+        U, s, Vt = _sketched_svd(A, S, k, n_iter, args.quiet)
+    elif args.method == "countsketch":  # SCW with a random CountSketch of m rows (--n-iter 0: one pass)
+        m = _sketch_size(args, k)
+        n_iter = _resolve_n_iter(A, k, m, args.n_iter)
+        sketch = f"CountSketch(m={m}, seed={args.seed})"
+        U, s, Vt = _sketched_svd(A, CountSketch(m, A.shape[0], seed=args.seed), k, n_iter, args.quiet)
+    else:  # what fastlr.randomized_svd(A, k) gives (a .npy file: in row blocks, never loaded whole)
+        m = _sketch_size(args, k)
+        n_iter = _resolve_n_iter(A, k, m, args.n_iter)
+        sketch = None
+        options = dict(n_oversamples=m - k, n_iter=n_iter, random_state=args.seed)
+        if isinstance(A, np.memmap):
+            # Passes over the blocks: about n_iter + 2 (the first pass, the power steps, B = A V).
+            total = (n_iter + 2) * ArrayRows(A).n_blocks
+            with progress(total=total, desc="approx (row blocks)", quiet=args.quiet) as bar, on_each_block(bar.update):
+                U, s, Vt = fastlr.randomized_svd(A, k, **options)
         else:
-            m = k + 10 if args.m is None else args.m
-            if m < k:
-                raise UserError(f"-m: the sketch size must be >= k = {k}, got {m}")
-            S = fastlr.CountSketch(m, A.shape[0], seed=args.seed)
-            sketch = f"CountSketch(m={m}, seed={args.seed})"
-        if isinstance(A, np.memmap):  # a .npy file: read in row blocks, never loaded whole
-            from . import _rowblocks
-            from ._outofcore import ArrayRows
-
-            total = _rowblocks.passes(S, args.n_iter) * ArrayRows(A).n_blocks
-            with progress(total=total, desc="approx (row blocks)", quiet=args.quiet) as bar:
-                U, s, Vt = _rowblocks.scw(A, S, k, n_iter=args.n_iter, on_block=bar.update)
-        else:
-            U, s, Vt = fastlr.scw(A, S, k, n_iter=args.n_iter)
+            U, s, Vt = fastlr.randomized_svd(A, k, **options)
     seconds = time.perf_counter() - start
-    np.savez(args.output, U=U, s=s, Vt=Vt)
+    with atomic_output(output) as f:  # never a truncated file, and a previous output stays until replaced
+        np.savez(f, U=U, s=s, Vt=Vt)
     result = {
         "matrix": args.matrix,
         "shape": list(A.shape),
         "k": k,
         "method": args.method,
         "sketch": sketch,
+        "n_iter": n_iter,
         "seconds": seconds,
         "relative_error": _relative_error(A, U, s, Vt),
         "singular_values": [float(x) for x in s],
-        "output": args.output,
+        "output": output,
     }
     if args.plot:
-        save_plot(args.plot, lambda ax: _plot_singular_values(ax, s, args))
+        result["plot"] = save_plot(args.plot, lambda ax: _plot_singular_values(ax, s, args))
     if args.json:
         _print_json(result)
     elif not args.quiet:
         print(
             f"rank-{k} approximation of {args.matrix} ({A.shape[0]} x {A.shape[1]}) by {args.method}: "
-            f"relative error {result['relative_error']:.4g}, {seconds:.2f} s -> {args.output}"
+            f"relative error {result['relative_error']:.4g}, {seconds:.2f} s -> {output}"
         )
     return 0
 
@@ -201,6 +246,14 @@ def _check_output(path) -> None:
         raise UserError(f"{path}: the folder {folder} does not exist")
     if os.path.isdir(path):
         raise UserError(f"{path}: is a folder, expected a file name")
+
+
+def _check_plot(path) -> None:
+    if path:
+        try:
+            _check_output(plot_path(path)[0])
+        except UserError as exc:
+            raise UserError(f"--plot {exc}") from None
 
 
 def _load_data(path) -> list:
@@ -229,6 +282,7 @@ def cmd_train(args) -> int:
     import fastlr
 
     _check_output(args.output)
+    _check_plot(args.plot)
     train = _load_data(args.data)
     val = _load_data(args.val) if args.val else None
     k = _check_rank(args.k, train[0].shape, args.data)
@@ -242,7 +296,8 @@ def cmd_train(args) -> int:
         gradient=args.gradient, mixed=args.mixed, seed=args.seed, val=val, progress=not args.quiet,
     )
     seconds = time.perf_counter() - start
-    S.save(args.output)
+    with atomic_output(args.output) as f:  # written as named (no suffix added), never truncated
+        S.save(f)
     history = S.history
     loss = history["train_loss"][~np.isnan(history["train_loss"])]  # step 0 (the start) has no loss
     val_err = history["val_err"][~np.isnan(history["val_err"])]
@@ -261,7 +316,7 @@ def cmd_train(args) -> int:
         "output": args.output,
     }
     if args.plot:
-        save_plot(args.plot, lambda ax: _plot_history(ax, history))
+        result["plot"] = save_plot(args.plot, lambda ax: _plot_history(ax, history))
     if args.json:
         _print_json(result)
     elif not args.quiet:
@@ -288,6 +343,7 @@ def _plot_history(ax, history) -> None:
 def cmd_eval(args) -> int:
     import fastlr
 
+    _check_plot(args.plot)
     S = _load_sketch(args.sketch)
     data = _load_data(args.data)
     _matching(S, data, args.sketch, args.data)
@@ -306,7 +362,7 @@ def cmd_eval(args) -> int:
     rows.append({"sketch": "optimum (truncated SVD)", "m": None, "err": 0.0})
     result = {"data": args.data, "matrices": len(data), "shape": list(data[0].shape), "k": k, "rows": rows}
     if args.plot:
-        save_plot(args.plot, lambda ax: _plot_errors(ax, rows, k))
+        result["plot"] = save_plot(args.plot, lambda ax: _plot_errors(ax, rows, k))
     if args.json:
         _print_json(result)
     else:
@@ -352,6 +408,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def _n_iter(text: str):
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return _count(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {text!r}") from None
 
 
 def _count(text: str) -> int:
@@ -430,13 +495,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("approx", help="rank-k approximation U, s, Vt of one matrix", parents=common)
     p.add_argument("matrix", metavar="MATRIX", help="a .npy (read memory-mapped), .npz, .mtx or .csv file")
     p.add_argument("-k", type=_positive_int, required=True, help="rank")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write U, s, Vt")
-    p.add_argument("--method", choices=METHODS, default="countsketch",
-                   help="sketched SVD with a random CountSketch (default), with a learned sketch "
-                        "(--sketch), or gradient descent")
-    p.add_argument("-m", type=_positive_int, default=None, help="sketch size for --method countsketch (default k + 10)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.npz",
+                   help="where to write U, s, Vt (.npz is appended when missing)")
+    p.add_argument("--method", choices=METHODS, default="randomized",
+                   help="randomized (default): what fastlr.randomized_svd(A, k) gives, a near-optimal "
+                        "approximation; countsketch: the sketched SVD (SCW) with a random CountSketch "
+                        "('--method countsketch --n-iter 0' is the fastest, one pass, less accurate); "
+                        "learned: SCW with a learned sketch (--sketch); gd: gradient descent")
+    p.add_argument("-m", type=_positive_int, default=None,
+                   help="sketch size for countsketch, subspace size (n_components + n_oversamples) for "
+                        "randomized (default k + 10)")
     p.add_argument("--sketch", metavar="FILE", help="a sketch saved by 'fastlr train' (--method learned)")
-    p.add_argument("--n-iter", type=_count, default=0, metavar="N", help="power iterations of the sketched SVD")
+    p.add_argument("--n-iter", type=_n_iter, default="auto", metavar="N",
+                   help="power iterations: 'auto' (default) is randomized_svd's (7 if k < 0.1 * min(shape), "
+                        "else 4) for randomized and countsketch, 0 for learned")
     p.add_argument("--seed", type=_count, default=0, help="seed of the random sketch or starting point")
     p.add_argument("--plot", metavar="FILE", help="plot the singular values to FILE (.png, .pdf, .svg)")
     json_option(p)
@@ -467,6 +539,12 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"fastlr: error: {message}", file=sys.stderr)
         return 2
+    except MemoryError as exc:  # e.g. a matrix or sketch too large for this machine: one line, no traceback
+        if os.environ.get("FASTLR_DEBUG"):
+            raise
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "a buffer is too large"
+        print(f"fastlr: error: out of memory ({detail})", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("fastlr: interrupted", file=sys.stderr)
         return 130

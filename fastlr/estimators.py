@@ -20,6 +20,7 @@ from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend import _check_name as _check_backend_name
+from ._validation import check_sparse
 
 
 __all__ = ["TruncatedSVD"]
@@ -249,6 +250,7 @@ default "randomized"
         X_new : ndarray of shape (n_samples, n_components)
             Always dense; float32 for float32 X, else float64.
         """
+        X = _checked_structure(X)
         X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
                           ensure_min_features=2)
         k = self._check_params(X)
@@ -286,6 +288,7 @@ default "randomized"
         X_new : ndarray of shape (n_samples, n_components)
         """
         check_is_fitted(self)
+        X = _checked_structure(X)
         X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], reset=False)
         return np.asarray(safe_sparse_dot(X, self.components_.T))
 
@@ -321,3 +324,8 @@ def _complete(Vt: np.ndarray, s: np.ndarray, k: int):
     Q = np.linalg.qr(np.concatenate([Vt.T, np.eye(d, dtype=Vt.dtype)], axis=1))[0]
     extra = Q[:, r:k].T
     return np.concatenate([Vt, extra]), np.concatenate([s, np.zeros(k - r, dtype=s.dtype)])
+
+
+def _checked_structure(X):
+    """Sparse X with its index structure checked (scipy's conversions in validate_data trust it)."""
+    return check_sparse(X, "X") if sp.issparse(X) else X

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import _ops
 from ._backend import get_backend
 from ._optim import ElementwiseOptimizer, LrController
-from ._validation import as_matrix, check_int, is_sparse
+from ._validation import as_matrix, check_int, check_sparse, is_sparse
 from .randomized import randomized_svd
 
 __all__ = ["DivergenceError", "GDHistory", "OPTIMIZERS", "gd_svd"]
@@ -491,6 +491,7 @@ def _mask_pattern(mask, A):
     elif sp.issparse(mask):
         if mask.shape != A.shape:
             raise ValueError(f"mask: expected shape {A.shape} (A's), got {mask.shape}")
+        mask = check_sparse(mask, "mask")  # before scipy's compiled conversions read its indices
         pattern = sp.csr_matrix(mask, copy=True)
         pattern.sum_duplicates()
         pattern.data = pattern.data != 0

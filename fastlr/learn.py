@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import numbers
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from functools import partial
@@ -29,10 +28,10 @@ from . import _dask
 from ._backend import current_backend, get_backend
 from ._gradients import GRADIENTS, Operand, loss_and_grad
 from ._threads import get_num_threads, thread_limit
-from ._validation import check_int, is_sparse
-from .datasets import spectral_norm
+from ._validation import UINT64_MAX, check_int, is_sparse
+from .datasets import read_npz_arrays, spectral_norm
 from .scw import scw
-from .sketch import CountSketch, Sketch, stack
+from .sketch import MAX_HASH_ROWS, CountSketch, Sketch, stack
 
 __all__ = ["LearnedSketch", "learn_sketch", "load_sketch", "sketch_error", "HISTORY_DTYPE"]
 
@@ -494,7 +493,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         raise ValueError(f"k: must be <= m (the sketch size), got k={k} > m={m}")
     steps = check_int(steps, "steps", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
-    seed = check_int(seed, "seed", minimum=0)
+    seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX - 1)  # mixed sketches' random rows: seed + 1
     _check_option(optimizer, "optimizer", OPTIMIZERS)
     _check_option(gradient, "gradient", GRADIENTS)
     _check_option(mixed, "mixed", MIXED)
@@ -617,7 +616,10 @@ _VERSION = 1
 
 
 def save_sketch(S: CountSketch, path) -> None:
-    """Write a CountSketch (or LearnedSketch) to ``path`` as an .npz file (no pickle)."""
+    """Write a CountSketch (or LearnedSketch) to ``path`` as an .npz file (no pickle).
+
+    ``path`` is a file name (written as given, no suffix added) or a binary file object.
+    """
     if not isinstance(S, CountSketch):
         raise TypeError(f"S: only CountSketch (and LearnedSketch) can be saved, got {type(S).__name__}")
     learned = isinstance(S, LearnedSketch)
@@ -629,13 +631,16 @@ def save_sketch(S: CountSketch, path) -> None:
         "m": np.array(m, dtype=np.int64),
         "rows": S.rows,
         "values": S.values,
-        "seed": np.array(-1 if S.seed is None else S.seed, dtype=np.int64),
+        "seed": np.array(-1, dtype=np.int64) if S.seed is None else np.array(S.seed, dtype=np.uint64),
     }
     if learned:
         arrays.update(k=np.array(S.k, dtype=np.int64), mixed=np.array(S.mixed or ""), history=S.history)
         if S.fixed is not None:
             arrays.update(fixed_m=np.array(S.fixed.m, dtype=np.int64), fixed_rows=S.fixed.rows,
                           fixed_values=S.fixed.values)
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+        return
     with open(path, "wb") as f:
         np.savez(f, **arrays)
 
@@ -646,29 +651,24 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 def _read(path) -> dict:
     """The arrays of an .npz file; ValueError naming ``path`` when it is not a readable one."""
-    with open(path, "rb") as f:  # our handle: np.load leaks its own when the zip is broken
+    with open(path, "rb") as f:
         magic = f.read(len(_NPY_MAGIC))
-        f.seek(0)
-        if not magic.startswith(_ZIP_MAGIC):
-            if magic == _NPY_MAGIC:
-                what = "it is a NumPy .npy array"
-            elif not magic:
-                what = "the file is empty"
-            else:
-                what = "it is not an .npz archive"
-            raise ValueError(f"path: {path} is not a fastlr sketch file ({what}; sketches are .npz files "
-                             "written by S.save(path))")
-        try:
-            with np.load(f, allow_pickle=False) as z:
-                return {name: z[name] for name in z.files}
-        except ValueError as exc:
-            if "pickle" in str(exc):  # an entry of dtype object: fastlr never unpickles
-                raise ValueError(f"path: {path} is not a fastlr sketch file (it holds an object array, "
-                                 "which fastlr does not load)") from None
-            raise ValueError(f"path: {path} is not a readable fastlr sketch file (corrupted?): {exc}") from None
-        except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
-            raise ValueError(f"path: {path} is not a readable fastlr sketch file (corrupted or truncated?): "
-                             f"{exc}") from None
+    if not magic.startswith(_ZIP_MAGIC):
+        if magic == _NPY_MAGIC:
+            what = "it is a NumPy .npy array"
+        elif not magic:
+            what = "the file is empty"
+        else:
+            what = "it is not an .npz archive"
+        raise ValueError(f"path: {path} is not a fastlr sketch file ({what}; sketches are .npz files "
+                         "written by S.save(path))")
+    try:  # every member's header is checked against the file's size before anything is allocated
+        return read_npz_arrays(path)
+    except ValueError as exc:
+        if "objects" in str(exc):  # an entry of dtype object: fastlr never unpickles
+            raise ValueError(f"path: {path} is not a fastlr sketch file (it holds an object array, "
+                             "which fastlr does not load)") from None
+        raise ValueError(f"path: {path} is not a readable fastlr sketch file: {exc}") from None
 
 
 def load_sketch(path) -> CountSketch:
@@ -707,6 +707,8 @@ def load_sketch(path) -> CountSketch:
         m, rows, values = int(get(prefix + "m", "iu")), get(prefix + "rows", "iu", 1), get(prefix + "values", "f", 1)
         if m < 1 or len(rows) == 0:
             raise ValueError(f"path: {path} holds an empty sketch (m={m}, n={len(rows)})")
+        if m > MAX_HASH_ROWS:  # as for CountSketch(m, n): S @ A would be m x d
+            raise ValueError(f"path: {path} holds a sketch of m={m} rows; at most {MAX_HASH_ROWS} are supported")
         if len(values) != len(rows):
             raise ValueError(f"path: {path} is inconsistent: {len(rows)} rows but {len(values)} values")
         if rows.min() < 0 or rows.max() >= m:

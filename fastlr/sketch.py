@@ -13,11 +13,14 @@ import scipy.sparse as sp
 
 from ._backend import get_backend
 from ._outofcore import apply_by_row_blocks, wants_row_blocks
-from ._validation import as_matrix, check_int, float_dtype, is_sparse
+from ._validation import INT64_MAX, UINT64_MAX, as_matrix, check_int, check_sparse, float_dtype, is_sparse
 
 __all__ = ["Sketch", "CountSketch", "GaussianSketch", "StackedSketch", "stack", "countsketch_hash"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+#: Largest CountSketch size the hash supports: multiply-shift maps 32 hash bits onto [0, m).
+MAX_HASH_ROWS = 2**32
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:
@@ -39,6 +42,10 @@ def countsketch_hash(seed: int, m: int, start: int, stop: int) -> tuple[np.ndarr
     rows : int64 array, entries in [0, m)
     signs : float64 array of +1/-1
     """
+    seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
+    m = check_int(m, "m", minimum=1, maximum=MAX_HASH_ROWS)
+    start = check_int(start, "start", minimum=0, maximum=INT64_MAX)
+    stop = check_int(stop, "stop", minimum=start, maximum=INT64_MAX)
     with np.errstate(over="ignore"):
         key = _mix64(np.array([seed], dtype=np.uint64))[0]
         counter = np.arange(start, stop, dtype=np.uint64) + np.uint64(1)
@@ -101,12 +108,12 @@ class CountSketch(Sketch):
     Parameters
     ----------
     m : int
-        Sketch size (rows of S), >= 1.
+        Sketch size (rows of S), 1 <= m <= 2**32.
     n : int
-        Rows of the matrices to sketch (columns of S), >= 1.
+        Rows of the matrices to sketch (columns of S), 1 <= n < 2**63.
     seed : int, default 0
-        Seed of the counter-based hash; the same (m, n, seed) gives the same
-        sketch everywhere.
+        Seed of the counter-based hash, 0 <= seed < 2**64; the same
+        (m, n, seed) gives the same sketch everywhere.
 
     Attributes
     ----------
@@ -129,9 +136,9 @@ class CountSketch(Sketch):
     """
 
     def __init__(self, m: int, n: int, seed: int = 0):
-        m = check_int(m, "m", minimum=1)
-        n = check_int(n, "n", minimum=1)
-        seed = check_int(seed, "seed", minimum=0)
+        m = check_int(m, "m", minimum=1, maximum=MAX_HASH_ROWS)
+        n = check_int(n, "n", minimum=1, maximum=INT64_MAX)
+        seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
         rows, values = countsketch_hash(seed, m, 0, n)
         self._init(m, rows, values)
         self.seed = seed
@@ -145,7 +152,7 @@ class CountSketch(Sketch):
     @classmethod
     def from_arrays(cls, rows, values, m: int) -> "CountSketch":
         """A CountSketch with given ``rows`` (ints in [0, m)) and ``values``."""
-        m = check_int(m, "m", minimum=1)
+        m = check_int(m, "m", minimum=1, maximum=INT64_MAX)
         rows = np.asarray(rows)
         values = np.asarray(values)
         if rows.ndim != 1 or len(rows) < 1:
@@ -265,6 +272,9 @@ class _TransposedCountSketch:
 
     def __matmul__(self, Y) -> np.ndarray:
         if is_sparse(Y):
+            Y = check_sparse(Y, "Y")  # scipy's compiled product trusts Y's indices
+            if Y.shape[0] != self.S.m:
+                raise ValueError(f"Y: expected {self.S.m} rows (the sketch's m), got shape {Y.shape}")
             return self.S.to_scipy().T @ Y
         Y = np.asarray(Y)
         if Y.ndim not in (1, 2) or Y.shape[0] != self.S.m:
@@ -281,15 +291,15 @@ class GaussianSketch(Sketch):
     Parameters
     ----------
     m, n : int
-        Shape of the sketch, both >= 1.
+        Shape of the sketch, both >= 1 (and < 2**63).
     seed : int, default 0
-        Seed of NumPy's default generator.
+        Seed of NumPy's default generator, 0 <= seed < 2**64.
     """
 
     def __init__(self, m: int, n: int, seed: int = 0):
-        m = check_int(m, "m", minimum=1)
-        n = check_int(n, "n", minimum=1)
-        self.seed = check_int(seed, "seed", minimum=0)
+        m = check_int(m, "m", minimum=1, maximum=INT64_MAX)
+        n = check_int(n, "n", minimum=1, maximum=INT64_MAX)
+        self.seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
         self.shape = (m, n)
         self.matrix = np.random.default_rng(self.seed).standard_normal((m, n)) / np.sqrt(m)
         self._matrix_f32 = None
@@ -315,10 +325,37 @@ class GaussianSketch(Sketch):
 
 
 class StackedSketch(Sketch):
-    """Sketches stacked vertically: ``[S1; S2; ...] @ A`` (mixed sketches)."""
+    """Sketches stacked vertically: ``[S1; S2; ...] @ A`` (mixed sketches).
+
+    Parameters
+    ----------
+    sketches : iterable of Sketch
+        At least one sketch; all with the same n.
+
+    Raises
+    ------
+    ValueError
+        If ``sketches`` is empty or the sketches differ in n.
+    TypeError
+        If an item is not a fastlr sketch.
+    """
 
     def __init__(self, sketches):
-        self.sketches = list(sketches)
+        wrong = f"sketches: expected an iterable of fastlr sketches, got {type(sketches).__name__}"
+        if isinstance(sketches, (Sketch, str, bytes)):
+            raise TypeError(wrong)
+        try:
+            sketches = list(sketches)
+        except TypeError:
+            raise TypeError(wrong) from None
+        if not sketches:
+            raise ValueError("sketches: expected at least one sketch")
+        for i, s in enumerate(sketches):
+            if not isinstance(s, Sketch):
+                raise TypeError(f"sketches[{i}]: expected a fastlr sketch, got {type(s).__name__}")
+            if s.n != sketches[0].n:
+                raise ValueError(f"sketches[{i}]: has n={s.n}, but sketches[0] has n={sketches[0].n}")
+        self.sketches = sketches
         self.shape = (sum(s.m for s in self.sketches), self.sketches[0].n)
 
     def apply(self, A, *, backend=None) -> np.ndarray:
@@ -332,12 +369,4 @@ class StackedSketch(Sketch):
 
 def stack(sketches) -> StackedSketch:
     """Stack sketches with the same n vertically (e.g. a learned and a random CountSketch)."""
-    sketches = list(sketches)
-    if not sketches:
-        raise ValueError("sketches: expected at least one sketch")
-    for i, s in enumerate(sketches):
-        if not isinstance(s, Sketch):
-            raise TypeError(f"sketches[{i}]: expected a fastlr sketch, got {type(s).__name__}")
-        if s.n != sketches[0].n:
-            raise ValueError(f"sketches[{i}]: has n={s.n}, but sketches[0] has n={sketches[0].n}")
     return StackedSketch(sketches)

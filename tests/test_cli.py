@@ -1,13 +1,12 @@
 """The command line, driven as a user would (subprocess, from outside the source tree)."""
 
 import json
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from helpers import SUBPROCESS_TIMEOUT, run_many_outside_tree, run_outside_tree
 
 import fastlr
 
@@ -16,25 +15,14 @@ def _command(args):
     return [sys.executable, "-m", "fastlr", *map(str, args)]
 
 
-def fastlr_cli(*args, timeout=600):
-    # Run outside the source tree so the installed package (with _core) is the one imported.
-    return subprocess.run(
-        _command(args), capture_output=True, text=True, timeout=timeout, cwd=tempfile.gettempdir()
-    )
+def fastlr_cli(*args, timeout=SUBPROCESS_TIMEOUT):
+    # In an empty directory, so the installed package (with _core) is the one imported.
+    return run_outside_tree(_command(args), timeout=timeout)
 
 
-def fastlr_cli_many(arg_lists, timeout=600):
+def fastlr_cli_many(arg_lists, timeout=SUBPROCESS_TIMEOUT):
     """Run several commands at once (each one is mostly interpreter start-up)."""
-    procs = [
-        subprocess.Popen(_command(a), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=tempfile.gettempdir())
-        for a in arg_lists
-    ]
-    results = []
-    for p in procs:
-        out, err = p.communicate(timeout=timeout)
-        results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
-    return results
+    return run_many_outside_tree([_command(a) for a in arg_lists], timeout=timeout)
 
 
 def _family(count, n=200, d=30, rank=4, seed=0):
@@ -165,7 +153,8 @@ def test_approx_every_method_and_format(tmp_path):
     S.save(tmp_path / "learned.npz")
     k = 3
     runs = {
-        "countsketch": ["approx", tmp_path / "A.npy", "-k", k, "-m", 20, "--n-iter", 1],
+        "randomized": ["approx", tmp_path / "A.npy", "-k", k, "-m", 20, "--n-iter", 1],
+        "countsketch": ["approx", tmp_path / "A.npy", "-k", k, "--method", "countsketch", "-m", 20, "--n-iter", 1],
         "learned": ["approx", tmp_path / "A.npy", "-k", k, "--method", "learned", "--sketch", tmp_path / "learned.npz"],
         "gd": ["approx", tmp_path / "A.npy", "-k", k, "--method", "gd", "--seed", 1],
         "uint8": ["approx", tmp_path / "A8.npy", "-k", k],
@@ -177,6 +166,7 @@ def test_approx_every_method_and_format(tmp_path):
     for name, out in zip(runs, results):
         assert out.returncode == 0, (name, out.stderr)
         result = json.loads(out.stdout)
+        assert result["output"] == str(outputs[name]) and result["method"] in (name, "randomized"), name
         with np.load(outputs[name]) as z:
             U, s, Vt = z["U"], z["s"], z["Vt"]
         assert U.shape == (300, k) and s.shape == (k,) and Vt.shape == (k, 40), name
