@@ -175,26 +175,37 @@ def _code_objects(code: types.CodeType):
             yield from _code_objects(const)
 
 
-def _parametrize_values(func):
-    for mark in getattr(func, "pytestmark", []):
+def _materialized(marks) -> list:
+    """The marks with each parametrize's values in a tuple: scikit-learn passes generators to some
+    (pytest >= 9.2 warns about those, an error here; and a generator can be read only once)."""
+    out = []
+    for mark in marks:
+        if mark.name == "parametrize" and not isinstance(mark.args[1], (list, tuple)):
+            mark = pytest.mark.parametrize(mark.args[0], tuple(mark.args[1]), *mark.args[2:], **mark.kwargs).mark
+        out.append(mark)
+    return out
+
+
+def _parametrize_values(marks):
+    for mark in marks:
         if mark.name == "parametrize":
             for value in mark.args[1]:
                 values = getattr(value, "values", value)  # a pytest.param, a tuple or a plain value
                 yield from (values if isinstance(values, (tuple, list)) else (values,))
 
 
-def _names(func) -> set[str]:
+def _names(func, marks) -> set[str]:
     """Names the function's code (nested functions included) refers to, and names of classes and
     functions among its parametrize values (``Estimator`` in (NMF, MiniBatchNMF))."""
     found = {name for code in _code_objects(func.__code__) for name in code.co_names}
-    found.update(v.__name__ for v in _parametrize_values(func) if isinstance(v, (type, types.FunctionType)))
+    found.update(v.__name__ for v in _parametrize_values(marks) if isinstance(v, (type, types.FunctionType)))
     return found
 
 
-def _strings(func) -> set[str]:
+def _strings(func, marks) -> set[str]:
     """String constants in the function's code and in its parametrize values."""
     found = {c for code in _code_objects(func.__code__) for c in code.co_consts if isinstance(c, str)}
-    found.update(v for v in _parametrize_values(func) if isinstance(v, str))
+    found.update(v for v in _parametrize_values(marks) if isinstance(v, str))
     return found
 
 
@@ -240,11 +251,12 @@ def _collect(suite_name: str, suite: Suite, namespace: dict) -> None:
     for attr, func in vars(module).items():
         if not (attr.startswith("test_") and isinstance(func, types.FunctionType)):
             continue
-        if not _names(func) & set(suite.uses):
+        marks = _materialized(getattr(func, "pytestmark", []))
+        if not _names(func, marks) & set(suite.uses):
             continue
-        if not _CLIENT_FILTERS.get(suite_name, bool)(_strings(func)):
+        if not _CLIENT_FILTERS.get(suite_name, bool)(_strings(func, marks)):
             continue
-        marks = _restrict_marks(getattr(func, "pytestmark", []), suite.restrict)
+        marks = _restrict_marks(marks, suite.restrict)
         if marks is None:
             continue
 

@@ -66,15 +66,21 @@ def test_matches_sklearn_randomized(algorithm, sparse, dtype):
     X = _data(dtype=dtype, sparse=sparse)
     ours = TruncatedSVD(5, algorithm=algorithm, random_state=0)
     theirs = SklearnTruncatedSVD(5, algorithm="randomized", random_state=0)
-    X_ours, X_theirs = ours.fit_transform(X), theirs.fit_transform(X)
     tol = 1e-4 if dtype == np.float32 else 1e-8
+    X_ours = _assert_same_fit(ours, theirs, X, tol, dtype)
+    np.testing.assert_allclose(ours.transform(X), X_ours, rtol=0, atol=tol * np.abs(X_ours).max())
+
+
+def _assert_same_fit(ours, theirs, X, tol, dtype):
+    """Fit both on X: the same fitted attributes and transformed X, in dtype; returns ours."""
+    X_ours, X_theirs = ours.fit_transform(X), theirs.fit_transform(X)
     for name in ATTRIBUTES:
         got, expected = getattr(ours, name), getattr(theirs, name)
         assert got.dtype == dtype, name
         np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * np.abs(expected).max(), err_msg=name)
     assert X_ours.dtype == dtype
     np.testing.assert_allclose(X_ours, X_theirs, rtol=0, atol=tol * np.abs(X_theirs).max())
-    np.testing.assert_allclose(ours.transform(X), X_ours, rtol=0, atol=tol * np.abs(X_ours).max())
+    return X_ours
 
 
 @pytest.mark.parametrize("tol", [0.0, 1e-10])
@@ -83,15 +89,8 @@ def test_arpack_matches_sklearn(tol, sparse, dtype):
     X = _data(dtype=dtype, sparse=sparse)
     ours = TruncatedSVD(5, algorithm="arpack", tol=tol, random_state=0)
     theirs = SklearnTruncatedSVD(5, algorithm="arpack", tol=tol, random_state=0)
-    X_ours, X_theirs = ours.fit_transform(X), theirs.fit_transform(X)
     # The same computation (ARPACK's rounding still varies from call to call with memory alignment).
-    tol = 1e-5 if dtype == np.float32 else 1e-10
-    for name in ATTRIBUTES:
-        got, expected = getattr(ours, name), getattr(theirs, name)
-        assert got.dtype == dtype, name
-        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * np.abs(expected).max(), err_msg=name)
-    assert X_ours.dtype == dtype
-    np.testing.assert_allclose(X_ours, X_theirs, rtol=0, atol=tol * np.abs(X_theirs).max())
+    _assert_same_fit(ours, theirs, X, 1e-5 if dtype == np.float32 else 1e-10, dtype)
 
 
 def test_integer_input_becomes_float64():

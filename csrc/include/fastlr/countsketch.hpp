@@ -77,6 +77,22 @@ inline T dot(const T* __restrict a, const T* __restrict x, index_t d) {
   return s;
 }
 
+// For the calling thread's share [rb, re) of the m output rows: body(i, r) for every
+// i in increasing order whose row r = rows[i] lies in it. Returns kBadRow for a row
+// outside [0, m), or the first nonzero code body returns.
+template <class F>
+inline int for_owned_rows(const index_t* rows, index_t n, index_t m, F&& body) {
+  index_t rb, re;
+  chunk_range(m, omp_threads_in_team(), thread_id(), rb, re);
+  for (index_t i = 0; i < n; ++i) {
+    const index_t r = rows[i];
+    if (!in_range(r, m)) return kBadRow;
+    if (r < rb || r >= re) continue;
+    if (int c = body(i, r)) return c;
+  }
+  return 0;
+}
+
 template <class I>
 inline bool row_span(const I* indptr, index_t i, index_t nnz, index_t& s, index_t& e) {
   s = static_cast<index_t>(indptr[i]);
@@ -118,17 +134,14 @@ FASTLR_MULTIVERSION int countsketch_dense_impl(const T* A, index_t n, index_t d,
 #pragma omp parallel num_threads(want)
 #endif
   {
-    index_t rb, re;
-    chunk_range(m, omp_threads_in_team(), thread_id(), rb, re);
-    for (index_t i = 0; i < n; ++i) {
-      const index_t r = rows[i];
-      if (!in_range(r, m)) { err.set(kBadRow); break; }
-      if (r < rb || r >= re) continue;
+    int c = for_owned_rows(rows, n, m, [&](index_t i, index_t r) {
       const T v = values[i];
       const T* __restrict a = A + i * ld;
       T* __restrict o = out + r * d;
       for (index_t j = 0; j < d; ++j) o[j] += v * a[j];
-    }
+      return 0;
+    });
+    if (c) err.set(c);
   }
   return err.code;
 }
@@ -145,22 +158,19 @@ FASTLR_MULTIVERSION int countsketch_csr_impl(const I* indptr, const I* indices, 
 #pragma omp parallel num_threads(want)
 #endif
   {
-    index_t rb, re;
-    chunk_range(m, omp_threads_in_team(), thread_id(), rb, re);
-    for (index_t i = 0; i < n; ++i) {
-      const index_t r = rows[i];
-      if (!in_range(r, m)) { err.set(kBadRow); break; }
-      if (r < rb || r >= re) continue;
+    int code = for_owned_rows(rows, n, m, [&](index_t i, index_t r) {
       index_t s, f;
-      if (!row_span(indptr, i, nnz, s, f)) { err.set(kBadIndptr); break; }
+      if (!row_span(indptr, i, nnz, s, f)) return static_cast<int>(kBadIndptr);
       const T v = values[i];
       T* __restrict orow = out + r * d;
       for (index_t p = s; p < f; ++p) {
         const index_t c = static_cast<index_t>(indices[p]);
-        if (!in_range(c, d)) { err.set(kBadIndex); break; }
+        if (!in_range(c, d)) return static_cast<int>(kBadIndex);
         orow[c] += v * data[p];
       }
-    }
+      return 0;
+    });
+    if (code) err.set(code);
   }
   return err.code;
 }
