@@ -11,7 +11,8 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "check_int", "check_sparse", "float_dtype", "is_sparse"]
+__all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "check_bool", "check_int", "check_sparse", "float_dtype",
+           "is_sparse"]
 
 #: Largest sizes and seeds the kernels take (int64 sizes and indices, uint64 seeds).
 INT64_MAX = 2**63 - 1
@@ -47,6 +48,13 @@ def check_int(value, name: str, *, minimum: int | None = None, maximum: int | No
     if maximum is not None and value > maximum:
         raise ValueError(f"{name}: must be <= {maximum}, got {value}")
     return value
+
+
+def check_bool(value, name: str) -> bool:
+    """A boolean flag (Python or NumPy bool): a string such as "no" is a TypeError, not True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {value!r}")
+    return bool(value)
 
 
 def _dtype_for(A, name: str) -> np.dtype:

@@ -387,6 +387,8 @@ def normalize(A):
         If A is all zeros or holds NaN/infinity.
     """
     A = as_matrix(A)
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        raise ValueError(f"A: expected a non-empty matrix, got shape {A.shape}")
     s1 = spectral_norm(A)
     if s1 == 0.0:
         raise ValueError("A: is all zeros; it cannot be scaled to sigma_1 = 1")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,8 +22,9 @@ from tqdm.auto import tqdm
 from . import _ops
 from ._backend import get_backend
 from ._optim import ElementwiseOptimizer, LrController
-from ._validation import as_matrix, check_int, check_sparse, is_sparse
+from ._validation import as_matrix, check_bool, check_int, check_sparse, is_sparse
 from .randomized import randomized_svd
+from .scw import peak, power_of_two
 
 __all__ = ["DivergenceError", "GDHistory", "OPTIMIZERS", "gd_svd"]
 
@@ -213,6 +215,13 @@ def gd_svd(
     >>> bool(np.abs(U * s @ Vt - A).max() < 1e-3 * np.abs(A).max())
     True
 
+    Notes
+    -----
+    Entries so large or small that the loss (about ||A||^2) would over- or
+    underflow (max |A| beyond 2^+-256 in float64, 2^+-32 in float32) are first
+    divided by a power of two near max |A| (exact; a copy of A) and ``s`` is
+    scaled back; the history's losses are then those of the scaled matrix.
+
     References
     ----------
     Tong, Ma and Chi, "Accelerating ill-conditioned low-rank matrix estimation
@@ -224,8 +233,9 @@ def gd_svd(
         k, optimizer, lr, max_iter, tol, batch_size, l2, init, parametrization, ortho_penalty,
         optimizer_options, progress, callback,
     )
+    return_history = check_bool(return_history, "return_history")
     kernels = get_backend(backend)
-    rng = np.random.default_rng(random_state)
+    rng = _rng(random_state)
     start = time.perf_counter()
     problem = _make_problem(A, mask, kernels, backend)
     m, n = problem.shape
@@ -243,6 +253,8 @@ def gd_svd(
         history = _run(model, problem, args, kernels, rng, start)
         history.init_time = init_time
         U, s, Vt = _polish(*model.factors())
+    if problem.scale != 1.0:
+        s = (s * problem.scale).astype(s.dtype)
     return (U, s, Vt, history) if return_history else (U, s, Vt)
 
 
@@ -282,6 +294,17 @@ def _check_float(value, name, *, minimum=0.0, strict=False, allow_none=False):
     return value
 
 
+def _rng(random_state) -> np.random.Generator:
+    """NumPy's generator for ``random_state`` (None, an int >= 0, a Generator, SeedSequence, ...)."""
+    if isinstance(random_state, (bool, np.bool_)):
+        raise TypeError(f"random_state: expected None, a non-negative int or a numpy Generator, got {random_state!r}")
+    try:
+        return np.random.default_rng(random_state)
+    except (TypeError, ValueError) as exc:  # NumPy's messages do not say which argument was wrong
+        raise type(exc)(f"random_state: expected None, a non-negative int or a numpy Generator, "
+                        f"got {random_state!r} ({exc})") from None
+
+
 def _check_choice(value, name, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}: unknown value {value!r}; choose one of {', '.join(map(repr, choices))}")
@@ -302,6 +325,8 @@ def _check_args(k, optimizer, lr, max_iter, tol, batch_size, l2, init, parametri
         )
     if ortho_penalty is not None and parametrization != "usv":
         raise ValueError("ortho_penalty: only used with parametrization='usv'")
+    if optimizer_options is not None and not isinstance(optimizer_options, Mapping):
+        raise TypeError(f"optimizer_options: expected a dict, got {type(optimizer_options).__name__}")
     options = dict(optimizer_options or {})
     unknown = set(options) - {"momentum", "nesterov", "betas", "eps"}
     if unknown:
@@ -330,7 +355,7 @@ def _check_args(k, optimizer, lr, max_iter, tol, batch_size, l2, init, parametri
         nesterov=bool(options.get("nesterov", True)),
         betas=betas,
         eps=_check_float(options.get("eps", 1e-8), "optimizer_options['eps']", strict=True),
-        progress=bool(progress),
+        progress=check_bool(progress, "progress"),
         callback=callback,
     )
 
@@ -461,19 +486,46 @@ class _MaskedProblem:
 
 
 def _make_problem(A, mask, kernels, backend):
+    """The problem for A (and mask), with ``.scale``: A's entries were divided by it (see _scale)."""
     A = as_matrix(A)
     if A.shape[0] < 1 or A.shape[1] < 1:
         raise ValueError(f"A: expected a non-empty matrix, got shape {A.shape}")
     if mask is None:
         if is_sparse(A) and A.format != "csr":
             A = A.tocsr()
-        return _DenseProblem(A, kernels, backend)
-    indptr, indices = _mask_pattern(mask, A)
-    data = _observed_values(A, indptr, indices)
-    if not np.isfinite(data).all():
-        raise ValueError("A: contains NaN or infinity in observed entries (those selected by mask)")
-    _check_coverage(A.shape, indptr, indices)
-    return _MaskedProblem(A.shape, indptr, indices, np.ascontiguousarray(data), kernels)
+        c = _scale(A.data if is_sparse(A) else A)
+        if c != 1.0:
+            A = _divided(A, c)
+        problem = _DenseProblem(A, kernels, backend)
+    else:
+        indptr, indices = _mask_pattern(mask, A)
+        data = _observed_values(A, indptr, indices)
+        if not np.isfinite(data).all():
+            raise ValueError("A: contains NaN or infinity in observed entries (those selected by mask)")
+        _check_coverage(A.shape, indptr, indices)
+        c = _scale(data)
+        problem = _MaskedProblem(A.shape, indptr, indices, np.ascontiguousarray(data / c if c != 1.0 else data),
+                                 kernels)
+    problem.scale = c
+    return problem
+
+
+def _scale(values) -> float:
+    """1.0, or a power of two near max |A| when A's entries are so large or small that the
+    loss (~ ||A||^2) and the products U V^T V (~ sigma^1.5) would over- or underflow: beyond
+    2^+-256 in float64 (about 1e+-77), 2^+-32 in float32 (about 4e9 and 2e-10)."""
+    limit = 256 if values.dtype == np.float64 else 32
+    c = power_of_two(peak(values))
+    return c if c > 2.0**limit or c < 2.0**-limit else 1.0
+
+
+def _divided(A, c: float):
+    """A / c as a new matrix of A's kind (c a power of two: exact); the caller's A is untouched."""
+    if is_sparse(A):
+        A = A.copy()
+        A.data /= c
+        return A
+    return np.multiply(A, 1.0 / c, order="K", dtype=A.dtype)
 
 
 def _mask_pattern(mask, A):
@@ -532,14 +584,16 @@ def _check_coverage(shape, indptr, indices):
 
 
 def _range_finder_svd(M, k, rng, backend):
-    """Top-k SVD estimate of M from a CountSketch range finder (fastlr.randomized_svd): one pass
-    for the sketch, one for the projection; no power iterations (the GD iterations play that part).
+    """Top-k SVD estimate of M from fastlr.randomized_svd's default (Gaussian) range finder with
+    no power iterations (the GD iterations play that part): one fused pass for the basis, one for
+    the projection, about the cost of two GD iterations.
 
-    The sketch has 3k rows (at least k + 10): on 2000 x 1000 matrices with sigma_i = 1/i this
-    cuts ScaledGD's iterations to 1.001x the optimal error from 20-30 (k + 10 rows) to 4-8,
-    for a projection that costs about as much as two iterations.
+    The basis has 3k columns (at least k + 10): on 2000 x 1000 matrices with sigma_i = 1/i a
+    wider start cut ScaledGD's iterations to 1.001x the optimal error from 20-30 to 4-8. A
+    CountSketch start (cheaper by one pass) could merge two rows of M into one bucket and start
+    a component at U[:, j] = V[:, j] = 0, a stationary point GD never leaves.
     """
-    U, s, Vt = randomized_svd(M, k, n_oversamples=max(10, 2 * k), n_iter=0, sketch="countsketch",
+    U, s, Vt = randomized_svd(M, k, n_oversamples=max(10, 2 * k), n_iter=0,
                               random_state=int(rng.integers(2**62)), backend=backend)
     return U, s, Vt.T
 

@@ -78,6 +78,8 @@ def _operands(matrices, name: str, shape=None, like: str = "") -> list[Operand]:
     ops = []
     for i, A in enumerate(items):
         op = Operand(A, f"{name}[{i}]")
+        if min(op.shape) == 0:
+            raise ValueError(f"{name}[{i}]: expected a non-empty matrix, got shape {op.shape}")
         expected = shape if shape is not None else ops[0].shape if ops else None
         if expected is not None and op.shape != tuple(expected):
             other = like if shape is not None else f"{name}[0]"
@@ -651,6 +653,8 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 def _read(path) -> dict:
     """The arrays of an .npz file; ValueError naming ``path`` when it is not a readable one."""
+    if isinstance(path, (int, np.integer)):  # open(1) would take over (and then close) file descriptor 1
+        raise TypeError(f"path: expected a file name or path, got {type(path).__name__} {path!r}")
     with open(path, "rb") as f:
         magic = f.read(len(_NPY_MAGIC))
     if not magic.startswith(_ZIP_MAGIC):

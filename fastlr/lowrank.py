@@ -102,6 +102,8 @@ class LowRank:
             block = block.toarray() if is_sparse(block) else block
             R = np.asarray(block, dtype=np.float64) - Us[start:stop] @ Vt
             total += float(np.einsum("ij,ij->", R, R))
+        if not np.isfinite(total) and not np.isfinite(A.data if is_sparse(A) else A).all():
+            raise ValueError("A: contains NaN or infinity")  # checked only then: no extra pass otherwise
         return float(np.sqrt(total))
 
     def __repr__(self) -> str:

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import check_int, is_sparse
+from ._validation import check_bool, check_int, is_sparse
 from .scw import (
     LAPACK_DRIVERS,
     basis_factors,
@@ -221,6 +221,7 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
     if M is _MISSING or n_components is _MISSING:
         raise TypeError("randomized_svd: missing required argument " + ("'M'" if M is _MISSING else "'n_components'"))
     A = M
+    check_finite = check_bool(check_finite, "check_finite")
     if wants_row_blocks(A):  # dask arrays and memory maps: passes over row blocks
         from . import _rowblocks
 

@@ -22,7 +22,7 @@ from threadpoolctl import ThreadpoolController
 
 from . import _ops
 from ._threads import get_num_threads
-from ._validation import as_matrix, check_int, is_sparse
+from ._validation import as_matrix, check_bool, check_int, is_sparse
 from .lowrank import LowRank
 
 __all__ = ["SCWFactors", "scw", "scw_factors", "sketch_svd"]
@@ -556,6 +556,7 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
     >>> U.shape, s.shape, Vt.shape
     ((500, 10), (10,), (10, 40))
     """
+    check_finite = check_bool(check_finite, "check_finite")
     if wants_row_blocks(A):  # dask arrays and memory maps: passes over row blocks
         from . import _rowblocks
 

@@ -91,6 +91,21 @@ class Sketch:
         return f"{type(self).__name__}(m={self.m}, n={self.n})"
 
 
+def _real_array(x, name: str) -> np.ndarray:
+    """``x`` as an array of a real numeric dtype; TypeError naming ``name`` otherwise (complex, str, object)."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name}: expected a real numeric array, got {type(x).__name__}")
+    try:
+        x = np.asarray(x)
+    except Exception as exc:  # ragged lists etc.
+        raise TypeError(f"{name}: cannot convert {type(x).__name__} to an array ({exc})") from None
+    try:
+        float_dtype(x.dtype)
+    except TypeError as exc:
+        raise TypeError(f"{name}: {exc}") from None
+    return x
+
+
 def _checked_output(SA: np.ndarray) -> np.ndarray:
     # S A is small (m x d): checking it is cheap, and it is non-finite exactly
     # when A holds NaN/inf (or the sum overflows), which would otherwise pass silently.
@@ -173,6 +188,7 @@ class CountSketch(Sketch):
 
     @values.setter
     def values(self, values) -> None:
+        values = _real_array(values, "values")
         values = np.array(values, dtype=np.float64, copy=True)
         if values.shape != (self.n,):
             raise ValueError(f"values: expected shape ({self.n},), got {values.shape}")
@@ -231,14 +247,20 @@ class CountSketch(Sketch):
         """g[i] = <A[i, :], D[rows[i], :]>: the gradient of <D, S A> with respect to ``values``."""
         A = as_matrix(A)
         self._check_rows_of(A)
-        D = np.ascontiguousarray(D, dtype=A.dtype)
+        D = np.ascontiguousarray(_real_array(D, "D"), dtype=A.dtype)
         if D.shape != (self.m, A.shape[1]):
             raise ValueError(f"D: expected shape {(self.m, A.shape[1])}, got {D.shape}")
+        if not np.isfinite(D).all():
+            raise ValueError("D: contains NaN or infinity")
         kernels = get_backend(backend)
         if not is_sparse(A):
-            return kernels.countsketch_gather_dot(A, self.rows, D)
-        A = A.tocsr()
-        return kernels.countsketch_gather_dot_csr(A.indptr, A.indices, A.data, self.rows, D)
+            g = kernels.countsketch_gather_dot(A, self.rows, D)
+        else:
+            A = A.tocsr()
+            g = kernels.countsketch_gather_dot_csr(A.indptr, A.indices, A.data, self.rows, D)
+        if not np.isfinite(g).all():  # n values: cheap; with D finite, only NaN/inf in A (or overflow) does this
+            raise ValueError("A: contains NaN or infinity (or overflows), so the gather-dot is not finite")
+        return g
 
     def save(self, path) -> None:
         """Write the sketch to ``path`` as an .npz file (no pickle); read it with ``fastlr.load_sketch``."""
@@ -276,7 +298,7 @@ class _TransposedCountSketch:
             if Y.shape[0] != self.S.m:
                 raise ValueError(f"Y: expected {self.S.m} rows (the sketch's m), got shape {Y.shape}")
             return self.S.to_scipy().T @ Y
-        Y = np.asarray(Y)
+        Y = _real_array(Y, "Y")
         if Y.ndim not in (1, 2) or Y.shape[0] != self.S.m:
             raise ValueError(f"Y: expected {self.S.m} rows (the sketch's m), got shape {Y.shape}")
         dtype = float_dtype(Y.dtype)

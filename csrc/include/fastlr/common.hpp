@@ -115,6 +115,16 @@ inline int useful_threads(int nthreads, index_t work, index_t min_work_per_threa
 #endif
 }
 
+/// Number of row chunks whose partial sums (accumulators of `acc_size` entries)
+/// a reduction adds in a fixed order: a function of the problem only, never of the
+/// thread count, so such sums are bit-identical at every thread count. Up to 8
+/// chunks, each of at least 1024 of the n rows and at least 8 accumulators' worth
+/// of the `entries` read (so zeroing and adding the accumulators stays small).
+inline int sum_chunks(index_t n, index_t entries, index_t acc_size) {
+  const index_t v = std::min<index_t>(n / 1024, entries / (8 * std::max<index_t>(acc_size, 1)));
+  return static_cast<int>(std::max<index_t>(1, std::min<index_t>(v, 8)));
+}
+
 /// [begin, end) of chunk t of `n` items split into `parts` contiguous chunks.
 /// Static, so results are deterministic for a given thread count.
 inline void chunk_range(index_t n, int parts, int t, index_t& begin, index_t& end) {

@@ -22,6 +22,21 @@ inline void throw_countsketch_error(int code) {
 
 namespace detail {
 
+// out[rows[i], :] += values[i] * A[i, :] for rows b..e of a row-major A.
+template <class T>
+inline int countsketch_rows(const T* A, index_t b, index_t e, index_t d, index_t ld,
+                            const index_t* rows, const T* values, index_t m, T* out) {
+  for (index_t i = b; i < e; ++i) {
+    const index_t r = rows[i];
+    if (!in_range(r, m)) return kBadRow;
+    const T v = values[i];
+    const T* __restrict a = A + i * ld;
+    T* __restrict o = out + r * d;
+    for (index_t j = 0; j < d; ++j) o[j] += v * a[j];
+  }
+  return 0;
+}
+
 // out[:, j] for columns jb..je of a column-major A, four columns per sweep so
 // rows/values are read once per four columns of A.
 template <class T>
@@ -77,22 +92,6 @@ inline T dot(const T* __restrict a, const T* __restrict x, index_t d) {
   return s;
 }
 
-// For the calling thread's share [rb, re) of the m output rows: body(i, r) for every
-// i in increasing order whose row r = rows[i] lies in it. Returns kBadRow for a row
-// outside [0, m), or the first nonzero code body returns.
-template <class F>
-inline int for_owned_rows(const index_t* rows, index_t n, index_t m, F&& body) {
-  index_t rb, re;
-  chunk_range(m, omp_threads_in_team(), thread_id(), rb, re);
-  for (index_t i = 0; i < n; ++i) {
-    const index_t r = rows[i];
-    if (!in_range(r, m)) return kBadRow;
-    if (r < rb || r >= re) continue;
-    if (int c = body(i, r)) return c;
-  }
-  return 0;
-}
-
 template <class I>
 inline bool row_span(const I* indptr, index_t i, index_t nnz, index_t& s, index_t& e) {
   s = static_cast<index_t>(indptr[i]);
@@ -112,7 +111,7 @@ namespace detail {
 template <class T>
 FASTLR_MULTIVERSION int countsketch_dense_impl(const T* A, index_t n, index_t d, index_t ld, bool col_major,
                                                const index_t* rows, const T* values, index_t m, T* out,
-                                               int want, T* work) {
+                                               int want, int chunks, T* work) {
   std::fill(out, out + m * d, T(0));
   ErrorFlag err;
   if (col_major) {  // work: want * 4 * m
@@ -127,21 +126,28 @@ FASTLR_MULTIVERSION int countsketch_dense_impl(const T* A, index_t n, index_t d,
     }
     return err.code;
   }
-  // Row-major: thread t owns the output rows [rb, re) and adds, in increasing i,
-  // the rows of A hashed there. Each output row is summed in the same order at
-  // every thread count, so S A is bit-identical whatever the thread count.
+  // Row-major: `chunks` contiguous row ranges (a function of n and m, never of the
+  // thread count), each summed into its own accumulator, then added in chunk order:
+  // S A is bit-identical at every thread count. work: (chunks - 1) * size, zeroed.
+  const index_t size = m * d;
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
   {
-    int c = for_owned_rows(rows, n, m, [&](index_t i, index_t r) {
-      const T v = values[i];
-      const T* __restrict a = A + i * ld;
-      T* __restrict o = out + r * d;
-      for (index_t j = 0; j < d; ++j) o[j] += v * a[j];
-      return 0;
-    });
-    if (c) err.set(c);
+    const int parts = omp_threads_in_team();
+    const int t = thread_id();
+    index_t cb, ce;
+    chunk_range(chunks, parts, t, cb, ce);
+    for (index_t c = cb; c < ce; ++c) {
+      index_t b, e;
+      chunk_range(n, chunks, static_cast<int>(c), b, e);
+      T* o = c == 0 ? out : work + (c - 1) * size;
+      if (int code = countsketch_rows(A, b, e, d, ld, rows, values, m, o)) err.set(code);
+    }
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp barrier
+#endif
+    reduce_slices(out, work, size, chunks - 1, parts, t);
   }
   return err.code;
 }
@@ -149,28 +155,43 @@ FASTLR_MULTIVERSION int countsketch_dense_impl(const T* A, index_t n, index_t d,
 template <class T, class I>
 FASTLR_MULTIVERSION int countsketch_csr_impl(const I* indptr, const I* indices, const T* data, index_t nnz,
                                              index_t n, index_t d, const index_t* rows, const T* values,
-                                             index_t m, T* out, int want) {
+                                             index_t m, T* out, int want, int chunks, T* work) {
   std::fill(out, out + m * d, T(0));
+  const index_t size = m * d;  // work: (chunks - 1) * size, zeroed
   ErrorFlag err;
-  // Thread t owns the output rows [rb, re) (as in countsketch_dense_impl): bit-identical
-  // at every thread count.
+  // `chunks` row ranges balanced by nonzeros, fixed for a given matrix and m, summed
+  // in chunk order (as countsketch_dense_impl): bit-identical at every thread count.
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
   {
-    int code = for_owned_rows(rows, n, m, [&](index_t i, index_t r) {
+    const int parts = omp_threads_in_team();
+    const int t = thread_id();
+    index_t cb, ce;
+    chunk_range(chunks, parts, t, cb, ce);
+    for (index_t chunk = cb; chunk < ce; ++chunk) {
+    index_t b, e;
+    nnz_chunk_range(indptr, n, chunks, static_cast<int>(chunk), b, e);
+    T* __restrict o = chunk == 0 ? out : work + (chunk - 1) * size;
+    for (index_t i = b; i < e; ++i) {
       index_t s, f;
-      if (!row_span(indptr, i, nnz, s, f)) return static_cast<int>(kBadIndptr);
+      if (!row_span(indptr, i, nnz, s, f)) { err.set(kBadIndptr); break; }
+      if (s == f) continue;
+      const index_t r = rows[i];
+      if (!in_range(r, m)) { err.set(kBadRow); break; }
       const T v = values[i];
-      T* __restrict orow = out + r * d;
+      T* orow = o + r * d;
       for (index_t p = s; p < f; ++p) {
         const index_t c = static_cast<index_t>(indices[p]);
-        if (!in_range(c, d)) return static_cast<int>(kBadIndex);
+        if (!in_range(c, d)) { err.set(kBadIndex); break; }
         orow[c] += v * data[p];
       }
-      return 0;
-    });
-    if (code) err.set(code);
+    }
+    }
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp barrier
+#endif
+    reduce_slices(out, work, size, chunks - 1, parts, t);
   }
   return err.code;
 }
@@ -286,34 +307,37 @@ inline void check_indptr_ends(const I* indptr, index_t outer, index_t nnz) {
 /// S A for a dense n x d matrix A.
 /// Layout: row-major (A[i*ld + j]) or, when col_major, column-major (A[i + j*ld]).
 /// out: m x d row-major, caller-allocated, overwritten.
-/// Threads: for row-major A each thread owns a range of output rows (and reads
-/// only the rows of A hashed there; rows of fewer than 32 entries run on one
-/// thread, as two threads would both stream A's cache lines); column-major A is
-/// split into column chunks. Either way each output entry is summed in
-/// increasing row order by one thread: bit-identical at every thread count.
+/// Threads: row-major A is split into sum_chunks(...) contiguous row chunks
+/// (fixed by the problem, not the thread count) with m x d accumulators added
+/// in chunk order; column-major A is split into column chunks (each output
+/// column has one owner, no reduction). Either way S A is bit-identical at
+/// every thread count.
 /// Throws std::invalid_argument when a row index lies outside [0, m).
 template <class T>
 void countsketch_dense(const T* A, index_t n, index_t d, index_t ld, bool col_major, const index_t* rows,
                        const T* values, index_t m, T* out, int nthreads) {
-  int want = useful_threads(nthreads, n * d);
-  if (!col_major) want = static_cast<int>(std::min<index_t>(d >= 32 ? want : 1, m));
-  std::vector<T> work(col_major ? static_cast<size_t>(want) * 4 * m : 0);
+  const int chunks = col_major ? 1 : sum_chunks(n, n * d, m * d);
+  const int want = std::min(useful_threads(nthreads, n * d), col_major ? nthreads : chunks);
+  std::vector<T> work(col_major ? static_cast<size_t>(want) * 4 * m : static_cast<size_t>(chunks - 1) * m * d);
   throw_countsketch_error(
-      detail::countsketch_dense_impl(A, n, d, ld, col_major, rows, values, m, out, want, work.data()));
+      detail::countsketch_dense_impl(A, n, d, ld, col_major, rows, values, m, out, want, chunks, work.data()));
 }
 
 /// S A for a CSR matrix A (n x d, nnz stored entries in indices/data;
 /// duplicates are summed, column indices need not be sorted).
 /// out: m x d row-major, overwritten.
-/// Threads: each owns a range of output rows and adds the rows of A hashed
-/// there in increasing order: bit-identical at every thread count.
+/// Threads: sum_chunks(...) row chunks balanced by nonzeros (fixed by the
+/// problem, not the thread count), accumulators added in chunk order:
+/// bit-identical at every thread count.
 template <class T, class I>
 void countsketch_csr(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
                      const index_t* rows, const T* values, index_t m, T* out, int nthreads) {
   detail::check_indptr_ends(indptr, n, nnz);
-  const int want = static_cast<int>(std::min<index_t>(useful_threads(nthreads, nnz + n / 4), m));
-  throw_countsketch_error(
-      detail::countsketch_csr_impl(indptr, indices, data, nnz, n, d, rows, values, m, out, want));
+  const int chunks = sum_chunks(n, nnz + n, m * d);
+  const int want = std::min(useful_threads(nthreads, nnz + n / 4), chunks);
+  std::vector<T> work(static_cast<size_t>(chunks - 1) * m * d);
+  throw_countsketch_error(detail::countsketch_csr_impl(indptr, indices, data, nnz, n, d, rows, values, m, out,
+                                                       want, chunks, work.data()));
 }
 
 /// S A for a CSC matrix A (n x d; indptr has d + 1 entries, indices are row

@@ -49,6 +49,12 @@ def nnz_chunks(indptr, parts: int) -> np.ndarray:
     return bounds
 
 
+def sum_chunks(n: int, entries: int, acc_size: int) -> int:
+    """Row chunks whose partial sums are added in a fixed order, as csrc/include/fastlr/common.hpp
+    decides: a function of the problem only, so results are bit-identical at every thread count."""
+    return int(max(1, min(n // 1024, entries // (8 * max(acc_size, 1)), 8)))
+
+
 def even_chunks(n: int, parts: int) -> np.ndarray:
     """Chunk boundaries splitting range(n) into ``parts`` contiguous pieces."""
     return (np.arange(parts + 1, dtype=np.int64) * n) // parts

@@ -5,7 +5,7 @@ import numpy as np
 from numba import prange
 
 from .._errors import BAD_INDEX, BAD_INDPTR, BAD_ROW, check_matching, raise_for
-from ._util import even_chunks, kernel, nnz_chunks, readonly as ro, threaded, useful_threads
+from ._util import even_chunks, kernel, nnz_chunks, readonly as ro, sum_chunks, threaded, useful_threads
 
 __all__ = [
     "countsketch_dense",
@@ -19,26 +19,23 @@ _i8 = nb.int64
 _jit = dict(nogil=True, cache=True, parallel=True, fastmath=False)
 
 
-@kernel(lambda T, I: _i8(ro(T[:, ::1]), ro(_i8[::1]), ro(T[::1]), ro(_i8[::1]), T[:, ::1]), T="A", **_jit)
-def _sketch_rows(A, rows, values, bounds, out):
-    """Row-major A: chunk t of the OUTPUT rows, [bounds[t], bounds[t+1]), owns those rows of out and adds
-    the rows of A hashed there in increasing order (bit-identical at every thread count)."""
-    n, d = A.shape
-    m = out.shape[0]
-    parts = len(bounds) - 1
+@kernel(lambda T, I: _i8(ro(T[:, ::1]), ro(_i8[::1]), ro(T[::1]), ro(_i8[::1]), T[:, :, ::1]), T="A", **_jit)
+def _sketch_rows(A, rows, values, bounds, acc):
+    """Row-major A: chunk t of rows accumulates into acc[t] (m x d)."""
+    d = A.shape[1]
+    m = acc.shape[1]
+    parts = acc.shape[0]
     err = np.zeros(parts, np.int64)
     for t in prange(parts):
-        rb, re = bounds[t], bounds[t + 1]
-        for i in range(n):
+        o = acc[t]
+        for i in range(bounds[t], bounds[t + 1]):
             r = rows[i]
             if r < 0 or r >= m:
                 err[t] = BAD_ROW
                 break
-            if r < rb or r >= re:
-                continue
             v = values[i]
             for j in range(d):
-                out[r, j] += v * A[i, j]
+                o[r, j] += v * A[i, j]
     return err.max()
 
 
@@ -85,30 +82,29 @@ def _sketch_cols(A, rows, values, bounds, out):
 
 
 @kernel(
-    lambda T, I: _i8(ro(I[::1]), ro(I[::1]), ro(T[::1]), ro(_i8[::1]), ro(T[::1]), ro(_i8[::1]), T[:, ::1]),
+    lambda T, I: _i8(ro(I[::1]), ro(I[::1]), ro(T[::1]), ro(_i8[::1]), ro(T[::1]), ro(_i8[::1]), T[:, :, ::1]),
     T="data",
     I="indices",
     **_jit,
 )
-def _sketch_csr(indptr, indices, data, rows, values, bounds, out):
-    """CSR A: chunk t of the output rows owns them, as in _sketch_rows."""
-    m, d = out.shape
-    n = len(rows)
+def _sketch_csr(indptr, indices, data, rows, values, bounds, acc):
+    """CSR A: chunk t of rows accumulates into acc[t] (m x d)."""
+    m, d = acc.shape[1], acc.shape[2]
     nnz = indptr[len(indptr) - 1]
-    parts = len(bounds) - 1
+    parts = acc.shape[0]
     err = np.zeros(parts, np.int64)
     for t in prange(parts):
-        rb, re = bounds[t], bounds[t + 1]
-        for i in range(n):
-            r = rows[i]
-            if r < 0 or r >= m:
-                err[t] = BAD_ROW
-                break
-            if r < rb or r >= re:
-                continue
+        o = acc[t]
+        for i in range(bounds[t], bounds[t + 1]):
             s, f = indptr[i], indptr[i + 1]
             if s > f or s < 0 or f > nnz:
                 err[t] = BAD_INDPTR
+                break
+            if s == f:
+                continue
+            r = rows[i]
+            if r < 0 or r >= m:
+                err[t] = BAD_ROW
                 break
             v = values[i]
             for p in range(s, f):
@@ -116,7 +112,7 @@ def _sketch_csr(indptr, indices, data, rows, values, bounds, out):
                 if c < 0 or c >= d:
                     err[t] = BAD_INDEX
                     break
-                out[r, c] += v * data[p]
+                o[r, c] += v * data[p]
     return err.max()
 
 
@@ -254,12 +250,13 @@ def countsketch_dense(A, rows, values, m):
     """S @ A for dense A (C- or F-contiguous float32/float64)."""
     n, d = A.shape
     _check_args(n, rows, values, m)
+    if A.flags.c_contiguous:  # fixed chunks summed in order: bit-identical at every thread count
+        chunks = sum_chunks(n, n * d, m * d)
+        acc = np.zeros((chunks, m, d), dtype=A.dtype)
+        raise_for(_sketch_rows(A, rows, values, even_chunks(n, chunks), acc))
+        return acc[0] if chunks == 1 else acc.sum(axis=0)
     parts = useful_threads(n * d)
     out = np.zeros((m, d), dtype=A.dtype)
-    if A.flags.c_contiguous:  # threads own output rows; rows under 32 entries: one thread (as the C++ kernel)
-        parts = min(parts if d >= 32 else 1, m)
-        raise_for(_sketch_rows(A, rows, values, even_chunks(m, parts), out))
-        return out
     raise_for(_sketch_cols(A, rows, values, even_chunks(d, parts), out))
     return out
 
@@ -270,10 +267,10 @@ def countsketch_csr(indptr, indices, data, rows, values, m, d):
     n = len(rows)
     _check_args(n, rows, values, m)
     _check_compressed(indptr, indices, data, n)
-    parts = min(useful_threads(len(data) + n // 4), m)
-    out = np.zeros((m, d), dtype=data.dtype)
-    raise_for(_sketch_csr(indptr, indices, data, rows, values, even_chunks(m, parts), out))
-    return out
+    chunks = sum_chunks(n, len(data) + n, m * d)  # as countsketch_dense
+    acc = np.zeros((chunks, m, d), dtype=data.dtype)
+    raise_for(_sketch_csr(indptr, indices, data, rows, values, nnz_chunks(indptr, chunks), acc))
+    return acc[0] if chunks == 1 else acc.sum(axis=0)
 
 
 @threaded
