@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "check_bool", "check_int", "check_sparse", "float_dtype",
+__all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "real_array", "check_bool", "check_int", "check_sparse", "float_dtype",
            "is_sparse"]
 
 #: Largest sizes and seeds the kernels take (int64 sizes and indices, uint64 seeds).
@@ -64,6 +64,23 @@ def _dtype_for(A, name: str) -> np.dtype:
         raise TypeError(f"{name}: {exc}") from None
 
 
+def _as_array(x, name: str, what: str) -> np.ndarray:
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name}: expected {what}, got {type(x).__name__}")
+    try:
+        return np.asarray(x)
+    except Exception as exc:  # ragged lists etc.
+        raise TypeError(f"{name}: cannot convert {type(x).__name__} to an array ({exc})") from None
+
+
+def real_array(x, name: str) -> np.ndarray:
+    """``x`` as an ndarray of a real numeric dtype (no copy when it is one); TypeError naming
+    ``name`` otherwise (str, None, ragged lists, complex, object)."""
+    arr = _as_array(x, name, "a real numeric array")
+    _dtype_for(arr, name)
+    return arr
+
+
 def as_matrix(A, name: str = "A"):
     """``A`` as a kernel-ready 2-D matrix.
 
@@ -86,12 +103,7 @@ def as_matrix(A, name: str = "A"):
             A.indptr = A.indptr.astype(np.int64)
             A.indices = A.indices.astype(np.int64)
         return A
-    if isinstance(A, (str, bytes)) or A is None:
-        raise TypeError(f"{name}: expected a 2-D array or scipy.sparse matrix, got {type(A).__name__}")
-    try:
-        arr = np.asarray(A)
-    except Exception as exc:  # ragged lists etc.
-        raise TypeError(f"{name}: cannot convert {type(A).__name__} to an array ({exc})") from None
+    arr = _as_array(A, name, "a 2-D array or scipy.sparse matrix")
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array, got ndim={arr.ndim} with shape {arr.shape}")
     dtype = _dtype_for(arr, name)

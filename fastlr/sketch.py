@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from ._backend import get_backend
 from ._outofcore import apply_by_row_blocks, wants_row_blocks
-from ._validation import INT64_MAX, UINT64_MAX, as_matrix, check_int, check_sparse, float_dtype, is_sparse
+from ._validation import INT64_MAX, UINT64_MAX, as_matrix, check_int, check_sparse, float_dtype, is_sparse, real_array
 
 __all__ = ["Sketch", "CountSketch", "GaussianSketch", "StackedSketch", "stack", "countsketch_hash"]
 
@@ -89,21 +89,6 @@ class Sketch:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(m={self.m}, n={self.n})"
-
-
-def _real_array(x, name: str) -> np.ndarray:
-    """``x`` as an array of a real numeric dtype; TypeError naming ``name`` otherwise (complex, str, object)."""
-    if isinstance(x, (str, bytes)) or x is None:
-        raise TypeError(f"{name}: expected a real numeric array, got {type(x).__name__}")
-    try:
-        x = np.asarray(x)
-    except Exception as exc:  # ragged lists etc.
-        raise TypeError(f"{name}: cannot convert {type(x).__name__} to an array ({exc})") from None
-    try:
-        float_dtype(x.dtype)
-    except TypeError as exc:
-        raise TypeError(f"{name}: {exc}") from None
-    return x
 
 
 def _checked_output(SA: np.ndarray) -> np.ndarray:
@@ -188,7 +173,7 @@ class CountSketch(Sketch):
 
     @values.setter
     def values(self, values) -> None:
-        values = _real_array(values, "values")
+        values = real_array(values, "values")
         values = np.array(values, dtype=np.float64, copy=True)
         if values.shape != (self.n,):
             raise ValueError(f"values: expected shape ({self.n},), got {values.shape}")
@@ -247,7 +232,7 @@ class CountSketch(Sketch):
         """g[i] = <A[i, :], D[rows[i], :]>: the gradient of <D, S A> with respect to ``values``."""
         A = as_matrix(A)
         self._check_rows_of(A)
-        D = np.ascontiguousarray(_real_array(D, "D"), dtype=A.dtype)
+        D = np.ascontiguousarray(real_array(D, "D"), dtype=A.dtype)
         if D.shape != (self.m, A.shape[1]):
             raise ValueError(f"D: expected shape {(self.m, A.shape[1])}, got {D.shape}")
         if not np.isfinite(D).all():
@@ -298,7 +283,7 @@ class _TransposedCountSketch:
             if Y.shape[0] != self.S.m:
                 raise ValueError(f"Y: expected {self.S.m} rows (the sketch's m), got shape {Y.shape}")
             return self.S.to_scipy().T @ Y
-        Y = _real_array(Y, "Y")
+        Y = real_array(Y, "Y")
         if Y.ndim not in (1, 2) or Y.shape[0] != self.S.m:
             raise ValueError(f"Y: expected {self.S.m} rows (the sketch's m), got shape {Y.shape}")
         dtype = float_dtype(Y.dtype)
