@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ._linalg import peak_signs, truncate_parts
 from ._outofcore import sketch_block
 from ._threads import thread_limit
 from .lowrank import LowRank
@@ -35,12 +36,13 @@ def is_dask_array(A) -> bool:
     return da is not None and isinstance(A, da.Array)
 
 
-def _check(A, n: int, name: str = "A") -> np.dtype:
+def _check(A, n: int | None, name: str = "A") -> np.dtype:
+    """A's float dtype after checking its shape (and its row count against n, unless None)."""
     if A.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D dask array, got ndim={A.ndim} with shape {A.shape}")
     if any(np.isnan(c) for c in A.shape):
         raise ValueError(f"{name}: has unknown chunk sizes {A.shape}; call {name}.compute_chunk_sizes() first")
-    if A.shape[0] != n:
+    if n is not None and A.shape[0] != n:
         raise ValueError(f"{name}: has {A.shape[0]} rows but the sketch needs {n} rows")
     try:
         return float_dtype(A.dtype)
@@ -125,7 +127,8 @@ class DaskRows:
     """A row-chunked dask array as the operand of _rowblocks' scw / randomized_svd."""
 
     def __init__(self, A):
-        self.dtype = _check(A, A.shape[0] if A.ndim else 0)
+        # No sketch here: _rowblocks checks S against A's row count (check_scw_args / the sketch it builds).
+        self.dtype = _check(A, None)
         # Whole rows per block (the per-block kernels need them); row chunks stay as given.
         self.A = A.astype(self.dtype).rechunk({1: -1})
         self.shape = self.A.shape
@@ -175,20 +178,13 @@ class DaskRows:
         return u[:, :k], s, vt.T
 
     def truncate(self, f, k, *, flip_sign):
-        """scw.truncate for a dask UB: rank cut, completion, signs; U persisted."""
+        """_linalg.truncate for a dask UB: rank cut, completion, signs; U persisted."""
         import dask
         import dask.array as da
 
-        from .scw import _complete
-
-        kk = f.UB.shape[1]
-        s = f.sB[:kk]
-        tol = max(f.B.shape[1], 1) * np.finfo(self.dtype).eps * (s[0] if kk else 0.0)
-        keep = int(np.count_nonzero(s > tol))
-        U = f.UB[:, :keep]
-        V = _complete(f.V.astype(np.float64) @ f.X[:, :keep], k)
-        s = np.concatenate([s[:keep], np.zeros(k - keep)])
-        if keep < k:  # rank(A) < k: orthonormal columns completing U, like scw._complete
+        U, s, V = truncate_parts(f, k, self.dtype)
+        keep = U.shape[1]
+        if keep < k:  # rank(A) < k: orthonormal columns completing U, like _linalg.complete
             G = da.random.default_rng(0).standard_normal((U.shape[0], k - keep), chunks=(U.chunks[0], k - keep))
             for _ in range(2):
                 G = G - U @ (U.T @ G)
@@ -198,10 +194,9 @@ class DaskRows:
         Vt = V.T
         with _one_blas_thread():
             (U,) = dask.persist(U)
-            if flip_sign:  # svd_flip's convention, as scw.flip_signs: the largest |entry| of each U column > 0
+            if flip_sign:  # svd_flip's convention (_linalg.flip_signs), the argmax computed by dask
                 rows = da.argmax(abs(U), axis=0).compute()
-                signs = np.sign(U.vindex[rows, np.arange(k)].compute())
-                signs[signs == 0] = 1.0
+                signs = peak_signs(U.vindex[rows, np.arange(k)].compute())
                 U = U * signs.astype(self.dtype)
                 Vt = Vt * signs[:, None]
                 (U,) = dask.persist(U)

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.linalg
 
 from ._validation import as_matrix, is_sparse
-from .scw import sketch_svd
+from ._linalg import sketch_svd
 
 __all__ = ["Operand", "GRADIENTS", "loss_and_grad"]
 

@@ -102,4 +102,3 @@ class LrController:
         if self.since_best >= self.patience:
             self.factor *= 0.5
             self.since_best = 0
-            self.best = min(self.best, loss)

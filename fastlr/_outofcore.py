@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ._linalg import truncate
 from ._validation import as_matrix, check_int, float_dtype
 
 __all__ = [
@@ -204,8 +205,6 @@ class ArrayRows:
         return _thin_svd(B, k, driver)
 
     def truncate(self, f, k, *, flip_sign):
-        from .scw import truncate
-
         return truncate(f, k, self.dtype, flip_sign=flip_sign)
 
     @staticmethod

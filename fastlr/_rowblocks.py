@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scw import SCWFactors, check_finite_sketch, check_scw_args, power_iterations, sketch_svd
+from ._linalg import sketch_svd
+from .scw import SCWFactors, check_finite_sketch, check_scw_args, power_iterations
 
 __all__ = ["passes", "randomized_svd", "row_operand", "scw", "sketch_parts"]
 

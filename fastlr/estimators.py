@@ -20,6 +20,7 @@ from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend import _check_name as _check_backend_name
+from ._linalg import complete
 from ._validation import check_sparse
 
 
@@ -319,10 +320,8 @@ def _complete(Vt: np.ndarray, s: np.ndarray, k: int):
     r = Vt.shape[0]
     if r >= k:
         return Vt[:k], s[:k]
-    d = Vt.shape[1]
-    # An orthonormal basis of the complement of Vt's rows: the trailing vectors of a full QR.
-    Q = np.linalg.qr(np.concatenate([Vt.T, np.eye(d, dtype=Vt.dtype)], axis=1))[0]
-    extra = Q[:, r:k].T
+    # Orthonormal rows completing Vt's (``_linalg.complete``: O(d k) memory, whatever d is).
+    extra = np.ascontiguousarray(complete(Vt.T, k)[:, r:].T, dtype=Vt.dtype)
     return np.concatenate([Vt, extra]), np.concatenate([s, np.zeros(k - r, dtype=s.dtype)])
 
 

@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 
 from . import _ops
 from ._backend import get_backend
+from ._linalg import flip_signs, peak, power_of_two
 from ._optim import ElementwiseOptimizer, LrController
 from ._validation import as_matrix, check_bool, check_int, check_sparse, is_sparse
 from .randomized import randomized_svd
-from .scw import peak, power_of_two
 
 __all__ = ["DivergenceError", "GDHistory", "OPTIMIZERS", "gd_svd"]
 
@@ -387,7 +387,7 @@ class _DenseProblem:
 
     curvature = 1.0
 
-    def __init__(self, A, kernels, backend):
+    def __init__(self, A, backend):
         self.A = A
         self.shape = A.shape
         self.dtype = A.dtype
@@ -496,7 +496,7 @@ def _make_problem(A, mask, kernels, backend):
         c = _scale(A.data if is_sparse(A) else A)
         if c != 1.0:
             A = _divided(A, c)
-        problem = _DenseProblem(A, kernels, backend)
+        problem = _DenseProblem(A, backend)
     else:
         indptr, indices = _mask_pattern(mask, A)
         data = _observed_values(A, indptr, indices)
@@ -856,13 +856,7 @@ def _polish(U, V):
     Qu, Ru = np.linalg.qr(U)
     Qv, Rv = np.linalg.qr(V)
     X, s, Yt = np.linalg.svd(Ru @ Rv.T)
-    U_out = Qu @ X
-    Vt_out = Yt @ Qv.T
-    # the largest-magnitude entry of each left singular vector is positive (as sklearn's svd_flip)
-    signs = np.sign(U_out[np.argmax(np.abs(U_out), axis=0), np.arange(U_out.shape[1])])
-    signs[signs == 0] = 1
-    U_out *= signs
-    Vt_out *= signs[:, None]
+    U_out, Vt_out = flip_signs(Qu @ X, Yt @ Qv.T)
     dtype = U.dtype
     return (
         np.ascontiguousarray(U_out, dtype=dtype),

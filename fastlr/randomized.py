@@ -6,20 +6,16 @@ import numbers
 
 import numpy as np
 
+from ._linalg import LAPACK_DRIVERS, blas_single_thread, flip_signs, sketch_svd, truncate
 from ._validation import check_bool, check_int, is_sparse
 from .scw import (
-    LAPACK_DRIVERS,
     basis_factors,
-    blas_single_thread,
     check_finite_sketch,
     check_matrix,
-    flip_signs,
     gaussian_range,
     power_iterations,
     power_product,
     sketch_sigma,
-    sketch_svd,
-    truncate,
     wants_row_blocks,
 )
 from .sketch import CountSketch, GaussianSketch

@@ -16,25 +16,24 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
-import scipy.linalg
-from scipy.linalg.lapack import dgeqrf as _geqrf, dgesdd as _gesdd, dorgqr as _orgqr
-from threadpoolctl import ThreadpoolController
 
 from . import _ops
+from ._linalg import (
+    blas_limit,
+    blas_single_thread,
+    normalize,
+    orthonormal,
+    peak,
+    power_of_two,
+    sketch_svd,
+    thin_svd,
+    truncate,
+)
 from ._threads import get_num_threads
 from ._validation import as_matrix, check_bool, check_int, is_sparse
 from .lowrank import LowRank
 
 __all__ = ["SCWFactors", "scw", "scw_factors", "sketch_svd"]
-
-LAPACK_DRIVERS = ("gesdd", "gesvd")
-
-#: B with at most this many rows per column gets LAPACK's SVD directly.
-_LAPACK_ROWS_PER_COLUMN = 16
-
-
-_controller = None
-_controller_lock = threading.Lock()
 
 #: Factors at least this wide go to BLAS: its GEMM beats the one-pass kernels
 #: there (measured on 5760 x 1080: kernels win up to ~100 columns, BLAS at 200).
@@ -47,31 +46,19 @@ _BLAS_MIN_COLUMNS = 128
 _GRAM_WIDTH = 4
 
 
-def _blas_limit(n: int):
-    global _controller
-    with _controller_lock:
-        if _controller is None:
-            _controller = ThreadpoolController()  # built once; each limit() then costs ~10 us
-    return _controller.limit(limits=n, user_api="blas")
-
-
-def blas_single_thread():
-    """Limit BLAS to one thread: the algorithms alternate fastlr's OpenMP kernels with
-    small LAPACK calls, and two spinning thread pools on the same cores slow both
-    down (by several times on a busy 2-core machine). Large products run on
-    fastlr's own threads, or on BLAS with fastlr's thread count (``_dense_product``).
-    """
-    return _blas_limit(1)
-
-
 def _dense_product(A, V, transpose: bool, backend):
     """``A @ V`` (or ``A.T @ V``) for dense A: one-pass kernel for thin V, BLAS GEMM
     with fastlr's thread count for wide V."""
     if is_sparse(A) or V.shape[1] < _BLAS_MIN_COLUMNS:
         return _ops.rmatmul(A, V, backend=backend) if transpose else _ops.matmul(A, V, backend=backend)
     V = np.ascontiguousarray(V, dtype=A.dtype)
-    with _blas_limit(get_num_threads()):
+    with blas_limit(get_num_threads()):
         return np.ascontiguousarray(A.T @ V if transpose else A @ V)
+
+
+def _thin_svd(B: np.ndarray, k: int, driver: str = "gesdd", backend=None):
+    """``_linalg.thin_svd`` of a tall B with its products on fastlr's kernels (``_dense_product``)."""
+    return thin_svd(B, k, functools.partial(_dense_product, backend=backend), driver)
 
 
 class SCWFactors(NamedTuple):
@@ -87,134 +74,6 @@ class SCWFactors(NamedTuple):
     UB: np.ndarray  #: (n, min(k, r)) leading left singular vectors of B
     sB: np.ndarray  #: (r,) singular values of B, descending
     X: np.ndarray  #: (r, r) right singular vectors of B as columns: B X[:, i] = sB[i] UB[:, i]
-
-
-def _svqb(X: np.ndarray, backend=None):
-    """One round of SVQB (Stathopoulos and Wu, 2002): ``X = Q R`` via the Gram matrix.
-
-    Columns are scaled to unit norm, the Gram matrix is diagonalized, and
-    eigenvalues are floored so rank-deficient X gives bounded Q.
-
-    Returns
-    -------
-    M : (l, l) with ``Q = X @ M``;  R : (l, l) with ``X = Q @ R``;  theta_min : float,
-    the smallest eigenvalue of the scaled Gram matrix (near 1: this round's Q is
-    orthonormal to working precision).
-    """
-    G = _dense_product(X, X, True, backend)  # X^T X, one pass over X
-    norms = np.sqrt(np.clip(np.diag(G), 0.0, None))
-    norms[norms == 0.0] = 1.0
-    C = G / np.outer(norms, norms)
-    theta, Z = np.linalg.eigh(C)
-    theta_min = float(theta[0])
-    floor = max(theta[-1], 1.0) * X.shape[1] * np.finfo(np.float64).eps
-    theta = np.maximum(theta, floor)
-    root = np.sqrt(theta)
-    M = (Z / norms[:, None]) / root
-    R = (root[:, None] * Z.T) * norms
-    return M, R, theta_min
-
-
-#: A round of SVQB whose scaled Gram matrix has smallest eigenvalue above this
-#: yields Q orthonormal to working precision (loss ~ eps / theta_min).
-_SVQB_DONE = 0.1
-_SVQB_MAX_ROUNDS = 4
-
-
-def _thin_svd(B: np.ndarray, k: int, driver: str = "gesdd", backend=None):
-    """Thin SVD of a tall n x r matrix B: (UB (n x min(k, r)), sB (r,), X (r x r)).
-
-    Tall B is orthonormalized by rounds of SVQB (Gram matrices and products,
-    one pass over an n x r matrix each, in float64 on fastlr's kernels; usually
-    two rounds, more only for graded spectra),
-    then the small r x r factor gets LAPACK's SVD: several times faster than
-    Householder QR on tall-skinny matrices, with the same backward error.
-    Short B goes to LAPACK directly.
-    """
-    n, r = B.shape
-    if r == 0:
-        return np.zeros((n, 0)), np.zeros(0), np.zeros((0, 0))
-    # A power-of-two scale (exact) keeps B^T B representable for entries near 1e+-200.
-    c = power_of_two(peak(B))
-    B64 = np.asarray(B, dtype=np.float64)
-    B64 = B64 / c if c != 1.0 else B64
-    if n <= _LAPACK_ROWS_PER_COLUMN * r:
-        U, s, Xt = scipy.linalg.svd(B64, full_matrices=False, lapack_driver=driver, check_finite=False)
-        return U[:, :k], s * c, Xt.T
-    Q, R = B64, np.eye(r)
-    for _ in range(_SVQB_MAX_ROUNDS):
-        M, Rj, theta_min = _svqb(Q, backend)
-        R = Rj @ R
-        if theta_min > _SVQB_DONE:
-            break  # Q @ M is orthonormal: fold it into the final product
-        Q = _dense_product(Q, M, False, backend)
-        M = None
-    P, s, Xt = scipy.linalg.svd(R, lapack_driver=driver, check_finite=False)
-    Pk = P[:, :k] if M is None else M @ P[:, :k]
-    return _dense_product(Q, Pk, False, backend), s * c, Xt.T
-
-
-def _orthonormal(Z: np.ndarray) -> np.ndarray:
-    """An orthonormal basis of Z's columns (same shape and dtype)."""
-    return scipy.linalg.qr(Z, mode="economic", check_finite=False)[0]
-
-
-def _normalize(Z: np.ndarray, normalizer: str) -> np.ndarray:
-    if normalizer == "QR":
-        return _orthonormal(Z)
-    if normalizer == "LU":
-        return scipy.linalg.lu(Z, permute_l=True, check_finite=False)[0]
-    return Z / power_of_two(peak(Z))  # "none": same span, magnitude near 1 (exact scaling)
-
-
-def peak(X) -> float:
-    """max |X| (0.0 for an empty X; NaN or inf when X holds them)."""
-    if X.size == 0:
-        return 0.0
-    return float(max(np.max(X), -np.min(X)))
-
-
-def power_of_two(x: float) -> float:
-    """The power of two nearest to x > 0 (1.0 for 0, inf or NaN): scaling by it is exact."""
-    if not (np.isfinite(x) and x > 0.0):
-        return 1.0
-    return float(np.ldexp(1.0, int(np.round(np.log2(x)))))
-
-
-@functools.lru_cache(maxsize=64)
-def _lower_mask(m: int) -> np.ndarray:
-    return np.tril(np.ones((m, m)))
-
-
-def sketch_svd(M: np.ndarray, eps: float):
-    """Compact SVD of the sketch M in float64, cut at the numerical rank.
-
-    Keeps singular values above ``max(M.shape) * eps * sigma_1`` (eps of the
-    data's dtype: M carries that dtype's rounding errors). A wide M (m < d, the
-    usual sketch) is first reduced by a QR of M^T, so LAPACK's SVD runs on m x m.
-
-    Returns
-    -------
-    U : (m, r), s : (r,), Vt : (r, d)
-    """
-    M = np.asarray(M, dtype=np.float64)
-    if M.shape[0] < M.shape[1]:
-        # M^T = Q R (Householder, LAPACK directly: numpy's qr wrapper costs as much as the work here)
-        m = M.shape[0]
-        qr, tau, _, info = _geqrf(M.T)
-        L = qr[:m].T * _lower_mask(m)  # R^T (geqrf keeps Householder vectors below R's diagonal)
-        Q, _, info2 = _orgqr(qr, tau)
-        U, s, Wt, info3 = _gesdd(L)  # M = R^T Q^T = U diag(s) (Q Wt^T)^T
-        if info or info2 or info3:  # pragma: no cover - no bad arguments; m x m SVDs converge
-            raise np.linalg.LinAlgError("SVD of the sketch failed")
-        Vt = Wt @ Q.T
-    else:
-        U, s, Vt = np.linalg.svd(M, full_matrices=False)
-    if s.size == 0 or s[0] == 0.0:
-        r = 0
-    else:
-        r = int(np.count_nonzero(s > max(M.shape) * eps * s[0]))
-    return U[:, :r], s[:r], Vt[:r]
 
 
 def scw_factors(A, SA, k: int, *, n_iter: int = 0, power_iteration_normalizer: str = "QR",
@@ -335,7 +194,7 @@ def _gram(A: np.ndarray) -> np.ndarray:
                     G += block
         return G
 
-    with _blas_limit(1):
+    with blas_limit(1):
         if threads == 1:
             return gram(0, n)
         with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -414,54 +273,9 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype
             raise ValueError("A: contains NaN or infinity (or overflows), so A^T A V is not finite")
         if z > 0.0 and v > 0.0:  # Z ~ sigma^2 |V| / c; in logarithms, as z * c may underflow
             c = float(np.ldexp(1.0, int(np.round((np.log2(z) + np.log2(c) - np.log2(v)) / 2))))
-        V = _orthonormal(Z) if step == n_iter - 1 else _normalize(Z, normalizer)
+        V = orthonormal(Z) if step == n_iter - 1 else normalize(Z, normalizer)
         V = np.ascontiguousarray(V, dtype=dtype)
     return V
-
-
-def _complete(Q: np.ndarray, k: int) -> np.ndarray:
-    """Q (n x j, orthonormal columns) extended to n x k orthonormal columns, deterministically."""
-    n, j = Q.shape
-    if j >= k:
-        return Q
-    G = np.random.default_rng(0).standard_normal((n, k - j))
-    for _ in range(2):  # project twice: one pass loses orthogonality to Q in floating point
-        G -= Q @ (Q.T @ G)
-        G = scipy.linalg.qr(G, mode="economic", check_finite=False)[0]
-    return np.hstack([Q, G])
-
-
-def flip_signs(U: np.ndarray, Vt: np.ndarray):
-    """svd_flip's convention: the largest-magnitude entry of each column of U is positive."""
-    if U.shape[1] == 0:
-        return U, Vt
-    # Column by column: a strided argmax along axis 0 of an n x k array is several times slower.
-    rows = [int(np.argmax(np.abs(U[:, j]))) for j in range(U.shape[1])]
-    signs = np.sign(U[rows, np.arange(U.shape[1])])
-    signs[signs == 0] = 1.0
-    return U * signs, Vt * signs[:, None]
-
-
-def truncate(f: SCWFactors, k: int, dtype, *, flip_sign: bool = True):
-    """Rank-k (U, s, Vt) in ``dtype`` from SCW factors.
-
-    Components whose singular value is zero at working precision (rank(A) < k)
-    get s = 0 and orthonormal vectors completing the others, so U and Vt stay
-    orthonormal and nothing is NaN.
-    """
-    kk = f.UB.shape[1]
-    s = f.sB[:kk]
-    tol = max(f.B.shape[1], 1) * np.finfo(dtype).eps * (s[0] if kk else 0.0)
-    keep = int(np.count_nonzero(s > tol))
-    U = f.UB[:, :keep]
-    V = f.V.astype(np.float64) @ f.X[:, :keep]
-    s = np.concatenate([s[:keep], np.zeros(k - keep)])
-    U, V = _complete(U, k), _complete(V, k)
-    if flip_sign:
-        U, Vt = flip_signs(U, V.T)
-    else:
-        Vt = V.T
-    return (np.ascontiguousarray(U, dtype=dtype), s.astype(dtype), np.ascontiguousarray(Vt, dtype=dtype))
 
 
 def check_matrix(A, name: str = "A"):

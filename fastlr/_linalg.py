@@ -1,0 +1,238 @@
+"""Small dense helpers shared by the algorithms: thin SVDs, orthonormal bases, rank cuts, the
+svd_flip sign convention, exact power-of-two scaling and BLAS thread limits.
+
+No fastlr imports: the products with a large matrix that ``thin_svd`` needs are passed in by the
+caller (the algorithms run them on fastlr's kernels).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import numpy as np
+import scipy.linalg
+from scipy.linalg.lapack import dgeqrf as _geqrf, dgesdd as _gesdd, dorgqr as _orgqr
+from threadpoolctl import ThreadpoolController
+
+__all__ = [
+    "LAPACK_DRIVERS", "blas_limit", "blas_single_thread", "complete", "flip_signs", "normalize", "orthonormal",
+    "peak", "peak_signs", "power_of_two", "sketch_svd", "svqb", "thin_svd", "truncate", "truncate_parts",
+]
+
+LAPACK_DRIVERS = ("gesdd", "gesvd")
+
+#: B with at most this many rows per column gets LAPACK's SVD directly.
+_LAPACK_ROWS_PER_COLUMN = 16
+
+#: A round of SVQB whose scaled Gram matrix has smallest eigenvalue above this
+#: yields Q orthonormal to working precision (loss ~ eps / theta_min).
+_SVQB_DONE = 0.1
+_SVQB_MAX_ROUNDS = 4
+
+_controller = None
+_controller_lock = threading.Lock()
+
+
+def blas_limit(n: int):
+    """A context manager limiting BLAS to n threads."""
+    global _controller
+    with _controller_lock:
+        if _controller is None:
+            _controller = ThreadpoolController()  # built once; each limit() then costs ~10 us
+    return _controller.limit(limits=n, user_api="blas")
+
+
+def blas_single_thread():
+    """Limit BLAS to one thread: the algorithms alternate fastlr's OpenMP kernels with
+    small LAPACK calls, and two spinning thread pools on the same cores slow both
+    down (by several times on a busy 2-core machine). Large products run on
+    fastlr's own threads, or on BLAS with fastlr's thread count (``scw._dense_product``).
+    """
+    return blas_limit(1)
+
+
+def peak(X) -> float:
+    """max |X| (0.0 for an empty X; NaN or inf when X holds them)."""
+    if X.size == 0:
+        return 0.0
+    return float(max(np.max(X), -np.min(X)))
+
+
+def power_of_two(x: float) -> float:
+    """The power of two nearest to x > 0 (1.0 for 0, inf or NaN): scaling by it is exact."""
+    if not (np.isfinite(x) and x > 0.0):
+        return 1.0
+    return float(np.ldexp(1.0, int(np.round(np.log2(x)))))
+
+
+def orthonormal(Z: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of Z's columns (same shape and dtype)."""
+    return scipy.linalg.qr(Z, mode="economic", check_finite=False)[0]
+
+
+def normalize(Z: np.ndarray, normalizer: str) -> np.ndarray:
+    """Z renormalized between power steps: "QR", "LU" or "none" (exact power-of-two scaling)."""
+    if normalizer == "QR":
+        return orthonormal(Z)
+    if normalizer == "LU":
+        return scipy.linalg.lu(Z, permute_l=True, check_finite=False)[0]
+    return Z / power_of_two(peak(Z))  # "none": same span, magnitude near 1 (exact scaling)
+
+
+def svqb(X: np.ndarray, product):
+    """One round of SVQB (Stathopoulos and Wu, 2002): ``X = Q R`` via the Gram matrix.
+
+    Columns are scaled to unit norm, the Gram matrix is diagonalized, and
+    eigenvalues are floored so rank-deficient X gives bounded Q. ``product``
+    is as in ``thin_svd``.
+
+    Returns
+    -------
+    M : (l, l) with ``Q = X @ M``;  R : (l, l) with ``X = Q @ R``;  theta_min : float,
+    the smallest eigenvalue of the scaled Gram matrix (near 1: this round's Q is
+    orthonormal to working precision).
+    """
+    G = product(X, X, True)  # X^T X, one pass over X
+    norms = np.sqrt(np.clip(np.diag(G), 0.0, None))
+    norms[norms == 0.0] = 1.0
+    C = G / np.outer(norms, norms)
+    theta, Z = np.linalg.eigh(C)
+    theta_min = float(theta[0])
+    floor = max(theta[-1], 1.0) * X.shape[1] * np.finfo(np.float64).eps
+    theta = np.maximum(theta, floor)
+    root = np.sqrt(theta)
+    M = (Z / norms[:, None]) / root
+    R = (root[:, None] * Z.T) * norms
+    return M, R, theta_min
+
+
+def thin_svd(B: np.ndarray, k: int, product, driver: str = "gesdd"):
+    """Thin SVD of a tall n x r matrix B: (UB (n x min(k, r)), sB (r,), X (r x r)).
+
+    Tall B is orthonormalized by rounds of SVQB (Gram matrices and products,
+    one pass over an n x r matrix each, in float64; usually two rounds, more
+    only for graded spectra), then the small r x r factor gets LAPACK's SVD:
+    several times faster than Householder QR on tall-skinny matrices, with the
+    same backward error. Short B goes to LAPACK directly.
+
+    ``product(X, Y, transpose)`` computes ``X.T @ Y`` (transpose) or ``X @ Y``
+    for the tall float64 X: the caller chooses how (fastlr's kernels or BLAS).
+    """
+    n, r = B.shape
+    if r == 0:
+        return np.zeros((n, 0)), np.zeros(0), np.zeros((0, 0))
+    # A power-of-two scale (exact) keeps B^T B representable for entries near 1e+-200.
+    c = power_of_two(peak(B))
+    B64 = np.asarray(B, dtype=np.float64)
+    B64 = B64 / c if c != 1.0 else B64
+    if n <= _LAPACK_ROWS_PER_COLUMN * r:
+        U, s, Xt = scipy.linalg.svd(B64, full_matrices=False, lapack_driver=driver, check_finite=False)
+        return U[:, :k], s * c, Xt.T
+    Q, R = B64, np.eye(r)
+    for _ in range(_SVQB_MAX_ROUNDS):
+        M, Rj, theta_min = svqb(Q, product)
+        R = Rj @ R
+        if theta_min > _SVQB_DONE:
+            break  # Q @ M is orthonormal: fold it into the final product
+        Q = product(Q, M, False)
+        M = None
+    P, s, Xt = scipy.linalg.svd(R, lapack_driver=driver, check_finite=False)
+    Pk = P[:, :k] if M is None else M @ P[:, :k]
+    return product(Q, Pk, False), s * c, Xt.T
+
+
+@functools.lru_cache(maxsize=64)
+def _lower_mask(m: int) -> np.ndarray:
+    return np.tril(np.ones((m, m)))
+
+
+def sketch_svd(M: np.ndarray, eps: float):
+    """Compact SVD of the sketch M in float64, cut at the numerical rank.
+
+    Keeps singular values above ``max(M.shape) * eps * sigma_1`` (eps of the
+    data's dtype: M carries that dtype's rounding errors). A wide M (m < d, the
+    usual sketch) is first reduced by a QR of M^T, so LAPACK's SVD runs on m x m.
+
+    Returns
+    -------
+    U : (m, r), s : (r,), Vt : (r, d)
+    """
+    M = np.asarray(M, dtype=np.float64)
+    if M.shape[0] < M.shape[1]:
+        # M^T = Q R (Householder, LAPACK directly: numpy's qr wrapper costs as much as the work here)
+        m = M.shape[0]
+        qr, tau, _, info = _geqrf(M.T)
+        L = qr[:m].T * _lower_mask(m)  # R^T (geqrf keeps Householder vectors below R's diagonal)
+        Q, _, info2 = _orgqr(qr, tau)
+        U, s, Wt, info3 = _gesdd(L)  # M = R^T Q^T = U diag(s) (Q Wt^T)^T
+        if info or info2 or info3:  # pragma: no cover - no bad arguments; m x m SVDs converge
+            raise np.linalg.LinAlgError("SVD of the sketch failed")
+        Vt = Wt @ Q.T
+    else:
+        U, s, Vt = np.linalg.svd(M, full_matrices=False)
+    if s.size == 0 or s[0] == 0.0:
+        r = 0
+    else:
+        r = int(np.count_nonzero(s > max(M.shape) * eps * s[0]))
+    return U[:, :r], s[:r], Vt[:r]
+
+
+def complete(Q: np.ndarray, k: int) -> np.ndarray:
+    """Q (n x j, orthonormal columns) extended to n x k orthonormal columns, deterministically.
+
+    The new columns come from a fixed Gaussian matrix projected off Q: O(n k^2) work and
+    memory, whatever n is.
+    """
+    n, j = Q.shape
+    if j >= k:
+        return Q
+    G = np.random.default_rng(0).standard_normal((n, k - j))
+    for _ in range(2):  # project twice: one pass loses orthogonality to Q in floating point
+        G -= Q @ (Q.T @ G)
+        G = scipy.linalg.qr(G, mode="economic", check_finite=False)[0]
+    return np.hstack([Q, G])
+
+
+def peak_signs(peaks: np.ndarray) -> np.ndarray:
+    """svd_flip's signs from the largest-magnitude entry of each column of U: +-1 (+1 for 0)."""
+    signs = np.sign(peaks)
+    signs[signs == 0] = 1.0
+    return signs
+
+
+def flip_signs(U: np.ndarray, Vt: np.ndarray):
+    """svd_flip's convention: the largest-magnitude entry of each column of U is positive."""
+    if U.shape[1] == 0:
+        return U, Vt
+    # Column by column: a strided argmax along axis 0 of an n x k array is several times slower.
+    rows = [int(np.argmax(np.abs(U[:, j]))) for j in range(U.shape[1])]
+    signs = peak_signs(U[rows, np.arange(U.shape[1])])
+    return U * signs, Vt * signs[:, None]
+
+
+def truncate_parts(f, k: int, dtype):
+    """The rank cut of ``truncate``, for any container of U: ``(U, s, V)`` with U = f.UB's
+    columns above the cut (not completed), s (k,) zero-padded, V (d x k) float64 completed."""
+    kk = f.UB.shape[1]
+    s = f.sB[:kk]
+    tol = max(f.B.shape[1], 1) * np.finfo(dtype).eps * (s[0] if kk else 0.0)
+    keep = int(np.count_nonzero(s > tol))
+    V = complete(f.V.astype(np.float64) @ f.X[:, :keep], k)
+    return f.UB[:, :keep], np.concatenate([s[:keep], np.zeros(k - keep)]), V
+
+
+def truncate(f, k: int, dtype, *, flip_sign: bool = True):
+    """Rank-k (U, s, Vt) in ``dtype`` from SCW factors (``scw.SCWFactors``: UB, sB, B, V, X).
+
+    Components whose singular value is zero at working precision (rank(A) < k)
+    get s = 0 and orthonormal vectors completing the others, so U and Vt stay
+    orthonormal and nothing is NaN.
+    """
+    U, s, V = truncate_parts(f, k, dtype)
+    U = complete(U, k)
+    if flip_sign:
+        U, Vt = flip_signs(U, V.T)
+    else:
+        Vt = V.T
+    return (np.ascontiguousarray(U, dtype=dtype), s.astype(dtype), np.ascontiguousarray(Vt, dtype=dtype))
