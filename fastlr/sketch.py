@@ -17,25 +17,17 @@ from ._validation import INT64_MAX, UINT64_MAX, as_matrix, check_int, check_spar
 
 __all__ = ["Sketch", "CountSketch", "GaussianSketch", "StackedSketch", "stack", "countsketch_hash"]
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
 #: Largest CountSketch size the hash supports: multiply-shift maps 32 hash bits onto [0, m).
 MAX_HASH_ROWS = 2**32
 
 
-def _mix64(z: np.ndarray) -> np.ndarray:
-    """SplitMix64's finalizer: a bijective 64-bit mixer (Steele et al., 2014)."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def countsketch_hash(seed: int, m: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+def countsketch_hash(seed: int, m: int, start: int, stop: int, *, backend=None) -> tuple[np.ndarray, np.ndarray]:
     """Rows and signs of CountSketch columns ``start .. stop-1`` for ``seed``.
 
     A counter-based generator: column i's hash depends only on (seed, i), so
     the sketch is the same in every backend, at every thread count, and for
-    any split of the columns into chunks.
+    any split of the columns into chunks. Computed by the backend's kernel
+    (``backend``: {"cpp", "numba", "numpy"}, None for the current default).
 
     Returns
     -------
@@ -46,14 +38,7 @@ def countsketch_hash(seed: int, m: int, start: int, stop: int) -> tuple[np.ndarr
     m = check_int(m, "m", minimum=1, maximum=MAX_HASH_ROWS)
     start = check_int(start, "start", minimum=0, maximum=INT64_MAX)
     stop = check_int(stop, "stop", minimum=start, maximum=INT64_MAX)
-    with np.errstate(over="ignore"):
-        key = _mix64(np.array([seed], dtype=np.uint64))[0]
-        counter = np.arange(start, stop, dtype=np.uint64) + np.uint64(1)
-        z = _mix64(key + counter * _GOLDEN)
-    # Lemire's multiply-shift maps the top 32 bits uniformly onto [0, m).
-    rows = ((z >> np.uint64(32)) * np.uint64(m)) >> np.uint64(32)
-    signs = np.where(z & np.uint64(1), -1.0, 1.0)
-    return rows.astype(np.int64), signs
+    return get_backend(backend).countsketch_hash(seed, m, start, stop)
 
 
 class Sketch:
@@ -140,14 +125,19 @@ class CountSketch(Sketch):
         n = check_int(n, "n", minimum=1, maximum=INT64_MAX)
         seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
         rows, values = countsketch_hash(seed, m, 0, n)
-        self._init(m, rows, values)
+        self._init(m, rows, values, owned=True)
         self.seed = seed
 
-    def _init(self, m: int, rows: np.ndarray, values: np.ndarray) -> None:
+    def _init(self, m: int, rows: np.ndarray, values: np.ndarray, owned: bool = False) -> None:
+        """owned: ``values`` are fresh finite float64 of shape (n,) (the hash's +-1), kept as they
+        are instead of being copied and checked by the ``values`` setter (an O(n) pass each)."""
         self.shape = (m, len(rows))
         self.rows = rows
         self.seed = None
-        self.values = values
+        if owned:
+            self._values, self._values_f32 = values, None
+        else:
+            self.values = values
 
     @classmethod
     def from_arrays(cls, rows, values, m: int) -> "CountSketch":

@@ -205,3 +205,26 @@ def test_wrong_dtypes_are_rejected_by_name():
     # the public operator converts byte order (and every other real dtype) explicitly
     S = fastlr.CountSketch(2, 4)
     np.testing.assert_allclose(S @ A.astype(">f8"), S @ A)
+
+
+@pytest.mark.parametrize("seed,m,start,stop", [(3, 17, 0, 1000), (2**64 - 1, 2**32, 5, 20005), (0, 1, 0, 10),
+                                               (123, 50, 10**12, 10**12 + 1000), (7, 4, 0, 0), (9, 6, 0, 300000)])
+def test_hash_kernels_equal_the_reference(fast_backend, seed, m, start, stop):
+    """countsketch_hash in C++ and Numba gives the reference's rows and signs exactly, at any thread count."""
+    expected = ref.countsketch_hash(seed, m, start, stop)
+    kernels = fastlr.get_backend(fast_backend)
+    for threads in (1, 2):
+        with fastlr.thread_limit(threads):
+            rows, signs = kernels.countsketch_hash(seed, m, start, stop)
+        assert rows.dtype == np.int64 and signs.dtype == np.float64
+        np.testing.assert_array_equal(rows, expected[0])
+        np.testing.assert_array_equal(signs, expected[1])
+    if stop > start:
+        assert expected[0].min() >= 0 and expected[0].max() < m and set(np.unique(expected[1])) <= {-1.0, 1.0}
+
+
+def test_hash_kernels_reject_bad_m(backend):
+    kernels = fastlr.get_backend(backend)
+    for m in (0, 2**32 + 1):
+        with pytest.raises(ValueError, match="m"):
+            kernels.countsketch_hash(0, m, 0, 10)

@@ -88,10 +88,28 @@ py::array gather_dot_csr_py(const py::array& indptr, const py::array& indices,
   });
 }
 
+py::tuple countsketch_hash_py(std::uint64_t seed, index_t m, index_t start, index_t stop) {
+  FASTLR_REQUIRE(m >= 1 && m <= (index_t(1) << 32), "m: must lie in [1, 2**32], got " + std::to_string(m));
+  FASTLR_REQUIRE(start >= 0 && stop >= start, "start, stop: need 0 <= start <= stop");
+  const index_t n = stop - start;
+  py::array_t<index_t> rows(n);
+  py::array_t<double> signs(n);
+  index_t* r = rows.mutable_data();
+  double* v = signs.mutable_data();
+  const int nt = kernel_threads();
+  {
+    py::gil_scoped_release release;
+    countsketch_hash(static_cast<std::uint64_t>(seed), m, start, n, r, v, nt);
+  }
+  return py::make_tuple(rows, signs);
+}
+
 }  // namespace
 
 void bind_countsketch(py::module_& m) {
   using py::arg;
+  m.def("countsketch_hash", &countsketch_hash_py, arg("seed"), arg("m"), arg("start"), arg("stop"),
+        "Rows (int64) and signs (float64) of CountSketch columns start .. stop-1 for seed.");
   m.def("countsketch_dense", &countsketch_dense_py, arg("A"), arg("rows"), arg("values"), arg("m"),
         "S @ A for dense A (C- or F-contiguous, float32/float64); returns an m x d array of A's dtype.");
   m.def("countsketch_csr",

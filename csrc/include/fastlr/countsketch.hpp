@@ -296,6 +296,26 @@ FASTLR_MULTIVERSION int gather_dot_csr_impl(const I* indptr, const I* indices, c
   return err.code;
 }
 
+/// SplitMix64's finalizer (Steele, Lea and Flood, 2014): a bijective 64-bit mixer.
+inline std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+FASTLR_MULTIVERSION inline void countsketch_hash_impl(std::uint64_t key, std::uint64_t m, std::uint64_t start,
+                                                      index_t count, index_t* rows, double* signs, int want) {
+  constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp parallel for num_threads(want) schedule(static)
+#endif
+  for (index_t i = 0; i < count; ++i) {
+    const std::uint64_t z = mix64(key + (start + static_cast<std::uint64_t>(i) + 1) * kGolden);
+    rows[i] = static_cast<index_t>(((z >> 32) * m) >> 32);
+    signs[i] = (z & 1) ? -1.0 : 1.0;
+  }
+}
+
 template <class I>
 inline void check_indptr_ends(const I* indptr, index_t outer, index_t nnz) {
   require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[outer]) == nnz,
@@ -303,6 +323,21 @@ inline void check_indptr_ends(const I* indptr, index_t outer, index_t nnz) {
 }
 
 }  // namespace detail
+
+/// CountSketch columns start .. start + count - 1 for `seed`: rows[i] in [0, m) and
+/// signs[i] = +-1 from a counter-based hash of (seed, start + i), the same values as
+/// fastlr._kernels.reference.countsketch_hash (z = mix64(mix64(seed) + (column + 1) *
+/// golden); row = Lemire's multiply-shift of z's top 32 bits onto [0, m); sign = z's
+/// lowest bit), so the sketch is the same for every backend, thread count and split
+/// of the columns. Requires 1 <= m <= 2^32. Threads: static chunks of the columns.
+inline void countsketch_hash(std::uint64_t seed, index_t m, index_t start, index_t count, index_t* rows,
+                             double* signs, int nthreads) {
+  require(m >= 1 && m <= (index_t(1) << 32), "m: must lie in [1, 2**32]");
+  require(start >= 0 && count >= 0, "start and count must be >= 0");
+  detail::countsketch_hash_impl(detail::mix64(seed), static_cast<std::uint64_t>(m),
+                                static_cast<std::uint64_t>(start), count, rows, signs,
+                                useful_threads(nthreads, count / 4));
+}
 
 /// S A for a dense n x d matrix A.
 /// Layout: row-major (A[i*ld + j]) or, when col_major, column-major (A[i + j*ld]).

@@ -8,6 +8,7 @@ from .._errors import BAD_INDEX, BAD_INDPTR, BAD_ROW, check_matching, raise_for
 from ._util import even_chunks, kernel, nnz_chunks, readonly as ro, sum_chunks, threaded, useful_threads
 
 __all__ = [
+    "countsketch_hash",
     "countsketch_dense",
     "countsketch_csr",
     "countsketch_csc",
@@ -17,6 +18,28 @@ __all__ = [
 
 _i8 = nb.int64
 _jit = dict(nogil=True, cache=True, parallel=True, fastmath=False)
+
+
+_u8 = nb.uint64
+
+
+@nb.njit(nogil=True, cache=True)  # no signature: compiled on first use, as the kernels
+def _mix64(z):
+    """SplitMix64's finalizer (as csrc/include/fastlr/countsketch.hpp's detail::mix64)."""
+    z = (z ^ (z >> _u8(30))) * _u8(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> _u8(27))) * _u8(0x94D049BB133111EB)
+    return z ^ (z >> _u8(31))
+
+
+@kernel(lambda T, I: nb.void(_u8, _u8, _u8, ro(_i8[::1]), _i8[::1], T[::1]), T="signs", **_jit)
+def _hash(key, m, start, bounds, rows, signs):
+    """Columns start + i of chunk t of [0, len(rows)), as countsketch_hash in the C++ kernels."""
+    golden = _u8(0x9E3779B97F4A7C15)
+    for t in prange(len(bounds) - 1):
+        for i in range(bounds[t], bounds[t + 1]):
+            z = _mix64(key + (start + _u8(i) + _u8(1)) * golden)
+            rows[i] = nb.int64(((z >> _u8(32)) * m) >> _u8(32))
+            signs[i] = -1.0 if z & _u8(1) else 1.0
 
 
 @kernel(lambda T, I: _i8(ro(T[:, ::1]), ro(_i8[::1]), ro(T[::1]), ro(_i8[::1]), T[:, :, ::1]), T="A", **_jit)
@@ -228,6 +251,19 @@ def _gather_csr(indptr, indices, data, rows, D, bounds, g):
                 acc += data[p] * D[r, c]
             g[i] = acc
     return err.max()
+
+
+@threaded
+def countsketch_hash(seed, m, start, stop):
+    """Rows (int64) and signs (float64) of CountSketch columns start .. stop-1 for seed."""
+    if not 1 <= m <= 2**32:
+        raise ValueError(f"m: must lie in [1, 2**32], got {m}")
+    n = stop - start
+    rows = np.empty(n, np.int64)
+    signs = np.empty(n, np.float64)
+    parts = useful_threads(n // 4)
+    _hash(_mix64(np.uint64(seed)), np.uint64(m), np.uint64(start), even_chunks(n, parts), rows, signs)
+    return rows, signs
 
 
 def _check_args(A_rows, rows, values, m):

@@ -5,12 +5,40 @@ import numpy as np
 from .._errors import BAD_INDEX, BAD_INDPTR, BAD_ROW, check_matching, raise_for
 
 __all__ = [
+    "countsketch_hash",
     "countsketch_dense",
     "countsketch_csr",
     "countsketch_csc",
     "countsketch_gather_dot",
     "countsketch_gather_dot_csr",
 ]
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finalizer: a bijective 64-bit mixer (Steele, Lea and Flood, 2014)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def countsketch_hash(seed, m, start, stop):
+    """Rows (int64, in [0, m)) and signs (float64, +-1) of CountSketch columns start .. stop-1.
+
+    z = mix64(mix64(seed) + (column + 1) * golden) (wrapping uint64 arithmetic); the row is
+    Lemire's multiply-shift of z's top 32 bits onto [0, m), the sign z's lowest bit.
+    """
+    if not 1 <= m <= 2**32:
+        raise ValueError(f"m: must lie in [1, 2**32], got {m}")
+    with np.errstate(over="ignore"):
+        key = _mix64(np.array([seed], dtype=np.uint64))[0]
+        counter = np.arange(start, stop, dtype=np.uint64) + np.uint64(1)
+        z = _mix64(key + counter * _GOLDEN)
+    rows = ((z >> np.uint64(32)) * np.uint64(m)) >> np.uint64(32)
+    signs = np.where(z & np.uint64(1), -1.0, 1.0)
+    return rows.astype(np.int64), signs
 
 
 def _check_rows(rows, n, m):
