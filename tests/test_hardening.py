@@ -613,7 +613,7 @@ def test_approx_default_is_near_optimal(tmp_path, capsys):
             assert cli.main(["approx", str(tmp_path / name), "-k", "10", "-o", str(out), "--json", *extra]) == 0
             result = json.loads(capsys.readouterr().out)
             with np.load(out) as z:
-                errors[name, *extra] = np.linalg.norm(A - (z["U"] * z["s"]) @ z["Vt"]) / optimal
+                errors[(name, *extra)] = np.linalg.norm(A - (z["U"] * z["s"]) @ z["Vt"]) / optimal
             assert result["n_iter"] == (0 if "0" in extra else 7)
             assert result["method"] == (extra[1] if extra else "randomized")
     for key, ratio in errors.items():

@@ -3,7 +3,6 @@ matrix, on small matrices: shapes 1..12 x 1..12, rank-deficient and exactly low-
 float64, C and F order, dense and CSR."""
 
 import numpy as np
-import pytest
 import scipy.linalg
 import scipy.sparse as sp
 from hypothesis import assume, given, settings
