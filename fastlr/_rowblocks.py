@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._linalg import sketch_svd
-from .scw import SCWFactors, check_finite_sketch, check_scw_args, power_iterations
+from .scw import SCWFactors, check_finite_sketch, check_scw_args, sketch_basis
 
 __all__ = ["passes", "randomized_svd", "row_operand", "scw", "sketch_parts"]
 
@@ -56,12 +55,13 @@ def passes(S, n_iter: int) -> int:
 
 def _factors(op, SA, k, *, n_iter, normalizer, driver, backend) -> SCWFactors:
     """scw.scw_factors with the passes over A done block by block by ``op``."""
-    UM, sM, VtM = sketch_svd(SA, np.finfo(op.dtype).eps)
-    V = np.ascontiguousarray(VtM.T, dtype=op.dtype)
-    if V.shape[1] > 0:
-        V = power_iterations(V, n_iter, normalizer, lambda V: op.gram(V, backend=backend), op.dtype,
-                             sigma=sM[0])
+    UM, sM, V = sketch_basis(SA, n_iter, normalizer, op.dtype, _gram_for(op, backend))
     return _basis_factors(op, V, k, driver, backend, UM, sM)
+
+
+def _gram_for(op, backend):
+    """``product_for`` of scw.sketch_basis / randomized.range_basis: a pass over the blocks per step."""
+    return lambda r, steps: lambda V: op.gram(V, backend=backend)
 
 
 def _basis_factors(op, V, k, driver, backend, UM=None, sM=None) -> SCWFactors:
@@ -114,6 +114,6 @@ def randomized_svd(A, n_components, *, n_oversamples=10, n_iter="auto", power_it
         raise ValueError("transpose: True is not supported for row-blocked (dask or memory-mapped) input")
     V = range_basis(op.shape, op.dtype, k + p, sketch=sketch, n_iter=n_iter, normalizer=normalizer, seed=seed,
                     check_finite=check_finite, apply_sketch=lambda S: op.sketch(S, backend=backend),
-                    product_for=lambda r, steps: lambda V: op.gram(V, backend=backend))
+                    product_for=_gram_for(op, backend))
     f = _basis_factors(op, V, k, driver, backend)
     return op.truncate(f, k, flip_sign=bool(flip_sign))

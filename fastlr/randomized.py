@@ -6,15 +6,15 @@ import numbers
 
 import numpy as np
 
-from ._linalg import LAPACK_DRIVERS, blas_single_thread, flip_signs, sketch_svd, truncate
+from ._linalg import LAPACK_DRIVERS, blas_single_thread, flip_signs, truncate
 from ._validation import check_bool, check_int, is_sparse
 from .scw import (
     basis_factors,
     check_finite_sketch,
     check_matrix,
     gaussian_range,
-    power_iterations,
     power_product,
+    sketch_basis,
     sketch_sigma,
     wants_row_blocks,
 )
@@ -104,11 +104,7 @@ def range_basis(shape, dtype, l: int, *, sketch: str, n_iter: int, normalizer: s
     SA = np.asarray(apply_sketch(sketch_type(min(l, n), n, seed=seed)))
     if check_finite:
         check_finite_sketch(SA)
-    _, sM, VtM = sketch_svd(SA, np.finfo(dtype).eps)
-    V = np.ascontiguousarray(VtM.T, dtype=dtype)
-    if V.shape[1] > 0 and n_iter > 0:
-        V = power_iterations(V, n_iter, normalizer, product_for(V.shape[1], n_iter), dtype, sigma=sM[0])
-    return V
+    return sketch_basis(SA, n_iter, normalizer, dtype, product_for)[2]
 
 
 _MISSING = object()

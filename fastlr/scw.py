@@ -102,13 +102,21 @@ def scw_factors(A, SA, k: int, *, n_iter: int = 0, power_iteration_normalizer: s
     -------
     SCWFactors
     """
-    eps = np.finfo(A.dtype).eps
-    UM, sM, VtM = sketch_svd(SA, eps)
-    V = np.ascontiguousarray(VtM.T, dtype=A.dtype)
-    if V.shape[1] > 0 and n_iter > 0:
-        product = power_product(A, V.shape[1], n_iter, backend)
-        V = power_iterations(V, n_iter, power_iteration_normalizer, product, A.dtype, sigma=sM[0])
+    UM, sM, V = sketch_basis(SA, n_iter, power_iteration_normalizer, A.dtype,
+                             lambda r, steps: power_product(A, r, steps, backend))
     return basis_factors(A, V, k, lapack_driver, backend, UM, sM)
+
+
+def sketch_basis(SA: np.ndarray, n_iter: int, normalizer: str, dtype, product_for):
+    """(UM, sM, V) from a sketch ``S A``: its SVD cut at the numerical rank r, and V (d x r, in
+    ``dtype``) its right singular vectors after ``n_iter`` power steps, on any storage of A:
+    ``product_for(r, steps)`` returns ``V -> A^T A V`` (``power_product`` in memory, a pass
+    over the blocks for row-blocked A). The sketch's sigma_1 sets the steps' scale."""
+    UM, sM, VtM = sketch_svd(SA, np.finfo(dtype).eps)
+    V = np.ascontiguousarray(VtM.T, dtype=dtype)
+    if V.shape[1] > 0 and n_iter > 0:
+        V = power_iterations(V, n_iter, normalizer, product_for(V.shape[1], n_iter), dtype, sigma=sM[0])
+    return UM, sM, V
 
 
 def basis_factors(A, V: np.ndarray, k: int, lapack_driver: str = "gesdd", backend=None, UM=None,
