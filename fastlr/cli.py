@@ -25,7 +25,7 @@ from ._cli_io import (VIDEO_SUFFIXES, UserError, atomic_output, npz_path, plot_p
                       read_video, save_plot)
 from ._outofcore import ArrayRows, on_each_block
 from ._threads import get_num_threads, set_num_threads
-from .randomized import check_options
+from .randomized import auto_n_iter
 from .sketch import CountSketch
 
 METHODS = ("randomized", "countsketch", "learned", "gd")
@@ -135,11 +135,9 @@ def _relative_error(A, U, s, Vt) -> float:
     return float(np.sqrt(sums[1] / sums[0])) if sums[0] > 0 else 0.0
 
 
-def _resolve_n_iter(A, k: int, m: int, n_iter) -> int:
+def _resolve_n_iter(A, k: int, n_iter) -> int:
     """randomized_svd's power iterations for ``n_iter`` ("auto": its rule, from k and A's shape)."""
-    return check_options(A, n_components=k, n_oversamples=m - k, n_iter=n_iter, power_iteration_normalizer="auto",
-                         transpose="auto", flip_sign=True, svd_lapack_driver="gesdd", sketch="countsketch",
-                         random_state=0)[2]
+    return auto_n_iter(k, A.shape) if n_iter == "auto" else n_iter
 
 
 def _sketch_size(args, k: int) -> int:
@@ -187,12 +185,12 @@ def cmd_approx(args) -> int:
         U, s, Vt = _sketched_svd(A, S, k, n_iter, args.quiet)
     elif args.method == "countsketch":  # SCW with a random CountSketch of m rows (--n-iter 0: one pass)
         m = _sketch_size(args, k)
-        n_iter = _resolve_n_iter(A, k, m, args.n_iter)
+        n_iter = _resolve_n_iter(A, k, args.n_iter)
         sketch = f"CountSketch(m={m}, seed={args.seed})"
         U, s, Vt = _sketched_svd(A, CountSketch(m, A.shape[0], seed=args.seed), k, n_iter, args.quiet)
     else:  # what fastlr.randomized_svd(A, k) gives (a .npy file: in row blocks, never loaded whole)
         m = _sketch_size(args, k)
-        n_iter = _resolve_n_iter(A, k, m, args.n_iter)
+        n_iter = _resolve_n_iter(A, k, args.n_iter)
         sketch = None
         options = dict(n_oversamples=m - k, n_iter=n_iter, random_state=args.seed)
         if isinstance(A, np.memmap):

@@ -52,6 +52,11 @@ def _choice(value, name, choices):
     return value
 
 
+def auto_n_iter(k: int, shape) -> int:
+    """scikit-learn's ``n_iter="auto"``: 7 power iterations when k < 0.1 * min(shape), else 4."""
+    return 7 if k < 0.1 * min(shape) else 4
+
+
 def check_options(A, n_components, n_oversamples, n_iter, power_iteration_normalizer, transpose, flip_sign,
                   svd_lapack_driver, sketch, random_state):
     """Validate randomized_svd's options for a matrix of A's shape; resolve the "auto" values.
@@ -64,7 +69,7 @@ def check_options(A, n_components, n_oversamples, n_iter, power_iteration_normal
     k = min(check_int(n_components, "n_components", minimum=1), min(A.shape))
     p = check_int(n_oversamples, "n_oversamples", minimum=0)
     if isinstance(n_iter, str) and n_iter == "auto":
-        n_iter = 7 if k < 0.1 * min(A.shape) else 4
+        n_iter = auto_n_iter(k, A.shape)
     else:
         n_iter = check_int(n_iter, "n_iter", minimum=0)
     normalizer = _choice(power_iteration_normalizer, "power_iteration_normalizer", _NORMALIZERS)
