@@ -16,7 +16,7 @@ from distributed import Client, LocalCluster, wait
 from threadpoolctl import threadpool_limits
 
 import fastlr
-from fastlr import _rowblocks
+
 
 N, D, CHUNK_ROWS = 400_000, 100, 50_000  # 320 MB of float64 in 8 row blocks
 M, K = 40, 10
@@ -88,9 +88,7 @@ def test_randomized_svd(benchmark, mode, A, on_cluster, client):
     benchmark.group = f"randomized_svd {N}x{D} k={K} n_iter=2"
 
     def svd(X):
-        # The row-block implementation directly: fastlr.randomized_svd does not dispatch dask input yet.
-        run = fastlr.randomized_svd if isinstance(X, np.ndarray) else _rowblocks.randomized_svd
-        return run(X, K, n_iter=2, random_state=0)
+        return fastlr.randomized_svd(X, K, n_iter=2, random_state=0)
 
     with threadpool_limits(limits=2):
         fastlr.set_num_threads(2)

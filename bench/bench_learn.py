@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 import fastlr
 from fastlr import datasets
-from fastlr._gradients import Operand, loss_and_grad
+from fastlr._gradients import TrainingMatrix, loss_and_grad
 
 M, K = 20, 10
 SIZES = {"1200x400": (400, 400), "5760x1080": (1080, 1920)}  # frame height, width -> (3 width) x height
@@ -45,7 +45,7 @@ def frame(size: str, dtype) -> np.ndarray:
 def fastlr_step(A: np.ndarray):
     """One exact-gradient Adam step of learn_sketch on A (the loop body of learn_sketch)."""
     kernels = fastlr.get_backend()
-    op = Operand(A)
+    op = TrainingMatrix(A)
     start = fastlr.CountSketch(M, A.shape[0], seed=0)
     rows, values = start.rows, start.values.copy()
     state = np.zeros((2, values.size))
@@ -53,7 +53,7 @@ def fastlr_step(A: np.ndarray):
 
     def run():
         step[0] += 1
-        _, grad = loss_and_grad(op, kernels, K, rows, values.astype(A.dtype), M)
+        _, grad = loss_and_grad(op, None, K, rows, values.astype(A.dtype), M)
         kernels.optimizer_step(values, grad, state, "adam", (0.05, 0.9, 0.999, 1e-12, step[0]))
 
     return run

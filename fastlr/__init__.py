@@ -21,10 +21,13 @@ from ._backend import (
 from ._threads import get_num_threads, set_num_threads, thread_limit
 from .sketch import CountSketch, GaussianSketch, Sketch, StackedSketch, stack
 from . import datasets
-from .learn import LearnedSketch, learn_sketch, load_sketch, sketch_error
+from .learn import LearnedSketch, LearnedSketchWarning, learn_sketch, load_sketch, sketch_error
 from .gd import gd_svd
 from .lowrank import LowRank
 from .randomized import randomized_svd
+from .streaming import StreamingSVD
+from . import datadriven
+from .datadriven import DenseSketch
 from .scw import scw
 
 
@@ -49,15 +52,19 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "BackendFallbackWarning",
     "CountSketch",
+    "DenseSketch",
     "GaussianSketch",
     "LearnedSketch",
+    "LearnedSketchWarning",
     "LowRank",
     "Sketch",
     "StackedSketch",
+    "StreamingSVD",
     "TruncatedSVD",
     "available_backends",
     "backend_errors",
     "current_backend",
+    "datadriven",
     "datasets",
     "gd_svd",
     "get_backend",

@@ -20,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ._validation import as_matrix, is_sparse
 from ._linalg import sketch_svd
+from ._matrix import InMemory
 
-__all__ = ["Operand", "GRADIENTS", "loss_and_grad"]
+__all__ = ["GRADIENTS", "TrainingMatrix", "loss_and_grad"]
 
 GRADIENTS = ("exact", "power")
 
@@ -32,82 +32,22 @@ GRADIENTS = ("exact", "power")
 _ZERO_LOSS = 64.0
 
 
-def _sqnorm(A) -> float:
-    """||A||_F^2 accumulated in float64 (float32 sums lose digits on big matrices)."""
-    if is_sparse(A):
-        if not A.has_canonical_format:  # duplicates add up before squaring
-            A = A.astype(np.float64, copy=True)
-            A.sum_duplicates()
-        data = A.data.astype(np.float64, copy=False)
-        return float(data @ data)
-    total = 0.0
-    rows = max(1, (1 << 20) // max(1, A.shape[1]))
-    for start in range(0, A.shape[0], rows):
-        block = np.asarray(A[start : start + rows], dtype=np.float64)
-        total += float(np.einsum("ij,ij->", block, block))
-    return total
+class TrainingMatrix(InMemory):
+    """A training matrix prepared once for many loss/gradient evaluations: the in-memory
+    operand (CSC becomes CSR, the gather-dot's layout), checked finite, with ``||A||_F^2`` in
+    float64, and optionally the sketch of fixed rows (the random half of a jointly trained
+    mixed sketch), which does not change while training."""
 
-
-class Operand:
-    """A matrix prepared once for many loss/gradient evaluations.
-
-    Holds the kernel-ready matrix (dense, or CSR index/data arrays), its dtype,
-    ``||A||_F^2`` in float64, and optionally the sketch of fixed rows (the random
-    half of a jointly trained mixed sketch), which does not change while training.
-    """
-
-    def __init__(self, A, name: str = "A"):
-        A = as_matrix(A, name)
-        if is_sparse(A):
-            if A.format != "csr":
-                A = A.tocsr()
-            finite = np.isfinite(A.data).all()
-            self.parts = tuple(np.ascontiguousarray(x) for x in (A.indptr, A.indices, A.data))
-        else:
-            finite = np.isfinite(A).all()
-            self.parts = None
-        if not finite:
+    def __init__(self, A, name: str = "A", backend=None):
+        super().__init__(A, name=name, backend=backend)
+        if self.format == "csc":
+            self._set(self.A.tocsr(), name, backend)
+        if not self.is_finite():
             raise ValueError(f"{name}: contains NaN or infinity")
-        self.A = A
-        self.shape = A.shape
-        self.dtype = A.dtype
-        self.eps = float(np.finfo(A.dtype).eps)
-        self.sparse = is_sparse(A)
-        self.sqnorm = _sqnorm(A)
+        self.eps = float(np.finfo(self.dtype).eps)
+        self.sqnorm = self.squared_norm()
         self.scale = 1.0  # divide losses and gradients by this (set by the trainer)
         self.fixed_sketch = None
-
-    def sketch(self, kernels, rows, values, m) -> np.ndarray:
-        """S A for the CountSketch (rows, values) with m rows; values in self.dtype."""
-        if self.parts is None:
-            return kernels.countsketch_dense(self.A, rows, values, m)
-        indptr, indices, data = self.parts
-        return kernels.countsketch_csr(indptr, indices, data, rows, values, m, self.shape[1])
-
-    def gather(self, kernels, rows, D) -> np.ndarray:
-        """g[i] = <A[i, :], D[rows[i], :]> (D row-major, self.dtype)."""
-        if self.parts is None:
-            return kernels.countsketch_gather_dot(self.A, rows, D)
-        indptr, indices, data = self.parts
-        return kernels.countsketch_gather_dot_csr(indptr, indices, data, rows, D)
-
-    def times(self, kernels, V) -> np.ndarray:
-        """B = A V (V C-contiguous, self.dtype), one pass."""
-        if self.parts is None:
-            return kernels.matmul(self.A, V)
-        return kernels.matmul_csr(*self.parts, V)
-
-    def rtimes(self, kernels, W) -> np.ndarray:
-        """A^T W (W C-contiguous n x k, self.dtype), one pass."""
-        if self.parts is None:
-            return kernels.rmatmul(self.A, W)
-        return kernels.rmatmul_csr(*self.parts, W, self.shape[1])
-
-    def products(self, kernels, V) -> tuple[np.ndarray, np.ndarray]:
-        """(B, H) = (A V, A^T A V) in one pass over A (the power_step kernel)."""
-        if self.parts is None:
-            return kernels.power_step(self.A, V)
-        return kernels.power_step_csr(*self.parts, V)
 
 
 def _top_eigen(K: np.ndarray, k: int):
@@ -149,16 +89,16 @@ def _power_backward(K, factors):
     return Kbar, _qr_backward(Q0, R0, Qbar)
 
 
-def loss_and_grad(op: Operand, kernels, k: int, rows, values, m: int, *, gradient: str = "exact",
+def loss_and_grad(op: TrainingMatrix, backend, k: int, rows, values, m: int, *, gradient: str = "exact",
                   power_iters: int = 0, omega=None, want_grad: bool = True):
     """Loss L = ||A - SCW(S, A)||_F and dL/dvalues for one matrix.
 
     Parameters
     ----------
-    op : Operand
+    op : TrainingMatrix
         The matrix; ``op.fixed_sketch`` (if set) is stacked below ``S A``.
-    kernels : module
-        The backend's kernels.
+    backend : {"cpp", "numba", "numpy"} or None
+        Kernel backend (None: the current default).
     k : int
         Target rank.
     rows, values : ndarray
@@ -174,17 +114,18 @@ def loss_and_grad(op: Operand, kernels, k: int, rows, values, m: int, *, gradien
     loss : float
     grad : ndarray of float64, shape (n,), or None
     """
-    M = op.sketch(kernels, rows, values, m)
+    op = op.with_backend(backend)
+    M = op.countsketch(rows, values, m)
     if not np.isfinite(M).all():  # the matrix was checked, so the values overflowed
         raise FloatingPointError("the sketch values overflow (S A is not finite); use a smaller lr")
     if op.fixed_sketch is not None:
         M = np.vstack([M, op.fixed_sketch])
     learned = (rows, m) if want_grad else None
-    return _loss_and_grad(op, kernels, M, k, learned, gradient=gradient, power_iters=power_iters, omega=omega,
+    return _loss_and_grad(op, M, k, learned, gradient=gradient, power_iters=power_iters, omega=omega,
                           want_grad=want_grad)
 
 
-def _loss_and_grad(op, kernels, M, k, learned, *, gradient="exact", power_iters=0, omega=None, want_grad=True):
+def _loss_and_grad(op, M, k, learned, *, gradient="exact", power_iters=0, omega=None, want_grad=True):
     eps = op.eps
     U, s, Vt = sketch_svd(M, eps)
     r = s.size
@@ -196,10 +137,10 @@ def _loss_and_grad(op, kernels, M, k, learned, *, gradient="exact", power_iters=
     kk = min(k, r)
     power = gradient == "power"
     if power and want_grad:  # the adjoint needs all of H = A^T B: fuse it into B's pass
-        B, H = op.products(kernels, Vd)
+        B, H = op.power_step(Vd)
         H = np.asarray(H, dtype=np.float64)
     else:
-        B = op.times(kernels, Vd)
+        B = op.matmul(Vd)
     B64 = np.asarray(B, dtype=np.float64)
     K = B64.T @ B64  # r x r, float64
     if power:
@@ -222,10 +163,10 @@ def _loss_and_grad(op, kernels, M, k, learned, *, gradient="exact", power_iters=
         D = E @ R
     else:
         W = B @ Zk.astype(op.dtype)  # n x k', = A V Z_k
-        C = np.asarray(op.rtimes(kernels, W), dtype=np.float64).T  # (A^T W)^T, k' x d, one pass
+        C = np.asarray(op.rmatmul(W), dtype=np.float64).T  # (A^T W)^T, k' x d, one pass
         # R = C (I - V V^T) = C - lam Y^T (C V = lam Z_k^T exactly); projecting C itself also
         # removes the in-span rounding of the float32 pass.
         R = C - (C @ V) @ Vt
         D = (2.0 * E @ Zk) @ R
-    g = op.gather(kernels, rows, np.ascontiguousarray(D, dtype=op.dtype))
+    g = op.gather_dot(rows, np.ascontiguousarray(D, dtype=op.dtype))
     return loss, np.asarray(g, dtype=np.float64) / (-2.0 * loss)

@@ -66,9 +66,10 @@ def power_of_two(x: float) -> float:
     return float(np.ldexp(1.0, int(np.round(np.log2(x)))))
 
 
-def orthonormal(Z: np.ndarray) -> np.ndarray:
-    """An orthonormal basis of Z's columns (same shape and dtype)."""
-    return scipy.linalg.qr(Z, mode="economic", check_finite=False)[0]
+def orthonormal(Z: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
+    """An orthonormal basis of Z's columns (same shape and dtype); ``overwrite``: Z's memory may be
+    reused (saves a copy of a tall Z)."""
+    return scipy.linalg.qr(Z, mode="economic", overwrite_a=overwrite, check_finite=False)[0]
 
 
 def normalize(Z: np.ndarray, normalizer: str) -> np.ndarray:
@@ -218,7 +219,7 @@ def truncate_parts(f, k: int, dtype):
     s = f.sB[:kk]
     tol = max(f.B.shape[1], 1) * np.finfo(dtype).eps * (s[0] if kk else 0.0)
     keep = int(np.count_nonzero(s > tol))
-    V = complete(f.V.astype(np.float64) @ f.X[:, :keep], k)
+    V = complete(f.V.astype(np.float64, copy=False) @ f.X[:, :keep], k)
     return f.UB[:, :keep], np.concatenate([s[:keep], np.zeros(k - keep)]), V
 
 

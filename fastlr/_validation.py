@@ -11,8 +11,8 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "real_array", "check_bool", "check_int", "check_sparse", "float_dtype",
-           "is_sparse"]
+__all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "real_array", "check_bool", "check_int", "check_random_state",
+           "check_sparse", "float_dtype", "is_sparse", "random_generator", "random_seed"]
 
 #: Largest sizes and seeds the kernels take (int64 sizes and indices, uint64 seeds).
 INT64_MAX = 2**63 - 1
@@ -55,6 +55,50 @@ def check_bool(value, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected a bool, got {value!r}")
     return bool(value)
+
+
+def check_random_state(random_state, name: str = "random_state"):
+    """scikit-learn-style ``random_state``, checked and returned unchanged: None, an int in
+    [0, 2**64), a ``np.random.RandomState`` or a ``np.random.Generator``.
+
+    Anything else is a TypeError (bool, float, str, ...) or ValueError (an int out of range)
+    naming ``name``. :func:`random_seed` and :func:`random_generator` turn it into what an
+    algorithm needs; neither touches the global ``np.random``.
+    """
+    expected = f"{name}: expected None, an int in [0, 2**64), a RandomState or a Generator, got {random_state!r}"
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, (bool, np.bool_)):
+        if not 0 <= int(random_state) <= UINT64_MAX:
+            bound = f"{name}: must be >= 0" if random_state < 0 else f"{name}: must be < 2**64"
+            raise ValueError(f"{expected} ({bound})")
+        return int(random_state)
+    if random_state is None or isinstance(random_state, (np.random.RandomState, np.random.Generator)):
+        return random_state
+    raise TypeError(expected)
+
+
+def random_seed(random_state, name: str = "random_state") -> int:
+    """A seed in [0, 2**64) from ``random_state``: the int itself, one draw from a RandomState or
+    Generator (advancing it, as scikit-learn does), or a fresh seed from the OS for None."""
+    random_state = check_random_state(random_state, name)
+    if random_state is None:
+        return int(np.random.default_rng().integers(2**63))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**63))
+    return random_state
+
+
+def random_generator(random_state, name: str = "random_state") -> np.random.Generator:
+    """A ``np.random.Generator`` for ``random_state``: a Generator itself (shared, not copied),
+    ``default_rng(seed)`` for an int (so ``7`` and ``default_rng(7)`` draw alike), one seed drawn
+    from a RandomState, fresh OS entropy for None."""
+    random_state = check_random_state(random_state, name)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_seed(random_state, name))
+    return np.random.default_rng(random_state)
 
 
 def _dtype_for(A, name: str) -> np.dtype:

@@ -19,12 +19,13 @@ from contextlib import ExitStack
 
 import numpy as np
 
-from . import __version__, _rowblocks
+from . import __version__
 from ._backend import BACKENDS, available_backends, backend_errors, current_backend, get_backend, set_backend
 from ._cli_io import (VIDEO_SUFFIXES, UserError, atomic_output, npz_path, plot_path, progress, read_matrix,
                       read_video, save_plot)
-from ._outofcore import ArrayRows, on_each_block
+from ._matrix import RowBlocks, on_each_block, row_blocks
 from ._threads import get_num_threads, set_num_threads
+from .learned_sketch import load_sketch
 from .randomized import auto_n_iter
 from .sketch import CountSketch
 
@@ -96,8 +97,6 @@ def cmd_demo(args) -> int:
 
 
 def _load_sketch(path):
-    from .learn import load_sketch
-
     if not os.path.exists(path):
         raise UserError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):
@@ -116,12 +115,10 @@ def _check_rank(k: int, shape, what: str) -> int:
 
 def _relative_error(A, U, s, Vt) -> float:
     """||A - U diag(s) Vt||_F / ||A||_F, a block of rows at a time (A may be a memmap larger than memory)."""
-    from ._outofcore import ArrayRows, row_blocks
-
     sums = np.zeros(2)  # ||A||^2, ||A - U diag(s) Vt||^2
 
     def add(start, stop, block):
-        block = np.array(block, dtype=np.float64)  # a copy: memory-mapped blocks are read-only
+        block = np.array(getattr(block, "A", block), dtype=np.float64)  # a copy: memory-mapped blocks are read-only
         sums[0] += np.sum(block * block)
         block -= (U[start:stop] * s) @ Vt
         sums[1] += np.sum(block * block)
@@ -131,7 +128,7 @@ def _relative_error(A, U, s, Vt) -> float:
         for start, stop in row_blocks(A.shape[0], 4096):
             add(start, stop, A[start:stop].toarray())
     else:
-        ArrayRows(A).for_each_block(add)
+        RowBlocks(A).for_each_block(add)
     return float(np.sqrt(sums[1] / sums[0])) if sums[0] > 0 else 0.0
 
 
@@ -153,9 +150,10 @@ def _sketched_svd(A, S, k: int, n_iter: int, quiet: bool):
 
     if not isinstance(A, np.memmap):
         return tuple(fastlr.scw(A, S, k, n_iter=n_iter))
-    total = _rowblocks.passes(S, n_iter) * ArrayRows(A).n_blocks
-    with progress(total=total, desc="approx (row blocks)", quiet=quiet) as bar:
-        return tuple(_rowblocks.scw(A, S, k, n_iter=n_iter, on_block=bar.update))
+    passes = len(S.parts()) + n_iter + 1  # one per part of S, one per power step, one for B = A V
+    total = passes * RowBlocks(A).n_blocks
+    with progress(total=total, desc="approx (row blocks)", quiet=quiet) as bar, on_each_block(bar.update):
+        return tuple(fastlr.scw(A, S, k, n_iter=n_iter))
 
 
 def cmd_approx(args) -> int:
@@ -195,7 +193,7 @@ def cmd_approx(args) -> int:
         options = dict(n_oversamples=m - k, n_iter=n_iter, random_state=args.seed)
         if isinstance(A, np.memmap):
             # Passes over the blocks: about n_iter + 2 (the first pass, the power steps, B = A V).
-            total = (n_iter + 2) * ArrayRows(A).n_blocks
+            total = (n_iter + 2) * RowBlocks(A).n_blocks
             with progress(total=total, desc="approx (row blocks)", quiet=args.quiet) as bar, on_each_block(bar.update):
                 U, s, Vt = fastlr.randomized_svd(A, k, **options)
         else:
@@ -291,7 +289,7 @@ def cmd_train(args) -> int:
     start = time.perf_counter()
     S = fastlr.learn_sketch(
         train, args.m, k, steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        gradient=args.gradient, mixed=args.mixed, seed=args.seed, val=val, progress=not args.quiet,
+        gradient=args.gradient, mixed=args.mixed, seed=args.seed, val=val, init=args.init, progress=not args.quiet,
     )
     seconds = time.perf_counter() - start
     with atomic_output(args.output) as f:  # written as named (no suffix added), never truncated
@@ -311,6 +309,8 @@ def cmd_train(args) -> int:
         "train_loss_last": float(loss[-1]) if len(loss) else None,
         "val_err_first": float(val_err[0]) if len(val_err) else None,
         "val_err_last": float(val_err[-1]) if len(val_err) else None,
+        "init": args.init,
+        "fallback": bool(S.fallback),  # learning did not beat the start on validation: the start was kept
         "output": args.output,
     }
     if args.plot:
@@ -475,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gradient", choices=("exact", "power"), default="exact")
     p.add_argument("--mixed", choices=("joint", "separate"), default=None,
                    help="half learned and half random rows, trained jointly or separately")
+    p.add_argument("--init", choices=("random", "inner_product", "one_shot"), default="random",
+                   help="the start: a random CountSketch, learned positions (inner products with sampled rows), "
+                        "or 1Shot1Vec from the first matrix (default random)")
     p.add_argument("--val", metavar="DATA", help="held-out matrices: validation Err during training")
     p.add_argument("--seed", type=_count, default=0, help="seed of the sketch's positions and the batches")
     p.add_argument("--plot", metavar="FILE", help="plot the training curves to FILE")

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import datasets
+from ._sample_matrices import one_thread_if_small, sample_matrices
 from ._threads import get_num_threads
-from .learn import _Evaluator, _one_thread_if_small, _operands, learn_sketch
+from .evaluation import Evaluator
+from .learn import learn_sketch
 from .scw import scw
 from .sketch import CountSketch, GaussianSketch
 
@@ -93,15 +95,15 @@ def _run_family(fam: Family, quiet: bool, log) -> FamilyResult:
     sketches = {"Random CountSketch": CountSketch(M_ROWS, n, seed=0), "Dense Gaussian": GaussianSketch(M_ROWS, n, seed=0)}
     for method, mixed in (("Learned", None), ("Mixed (J)", "joint"), ("Mixed (S)", "separate")):
         start = time.perf_counter()
-        S = learn_sketch(train, M_ROWS, RANK, steps=fam.steps, mixed=mixed, val=test,
+        S = learn_sketch(train, M_ROWS, RANK, steps=fam.steps, mixed=mixed,
                          eval_every=max(1, fam.steps // 10), progress=False if quiet else f"{fam.name}: {method}")
         res.train_seconds[method] = time.perf_counter() - start
         res.history[method] = S.history
         sketches[method] = S
-    test_ops = _operands(test, "test")
+    test_ops = sample_matrices(test, "test")
     with ExitStack() as stack:
-        _one_thread_if_small(test_ops, stack)  # as learn_sketch does
-        evaluator = _Evaluator(test_ops, RANK)  # optimal errors computed once for all sketches
+        one_thread_if_small(test_ops, stack)  # as learn_sketch does
+        evaluator = Evaluator(test_ops, RANK)  # optimal errors computed once for all sketches
         res.optimal = evaluator.optimal
         for method in METHODS:
             res.err[method] = evaluator.error(sketches[method])

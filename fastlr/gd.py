@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from . import _ops
+from ._matrix import InMemory
 from ._backend import get_backend
 from ._linalg import flip_signs, peak, power_of_two
 from ._optim import ElementwiseOptimizer, LrController
@@ -416,7 +416,7 @@ class _DenseProblem:
     def evaluate(self, U, V, batch, l2) -> _Eval:
         VtV = V.T @ V
         if batch is None:
-            P, Q = _ops.gd_products(self.A, U, V, backend=self.backend)
+            P, Q = InMemory.wrap(self.A, backend=self.backend).gd_products(U, V)
             UtU = U.T @ U
             loss = 0.5 * self.norm2 - _dot64(U, P) + 0.5 * _dot64(UtU, VtV)
             GU = U @ VtV - P
@@ -424,7 +424,7 @@ class _DenseProblem:
             scale = 1.0
         else:
             UB = U[batch]
-            P, Q = _ops.gd_products(self.A[batch], UB, V, backend=self.backend)
+            P, Q = InMemory(self.A[batch], backend=self.backend).gd_products(UB, V)
             UtU_B = UB.T @ UB
             scale = self.shape[0] / len(batch)
             loss = scale * (0.5 * self.row_norms2[batch].sum() - _dot64(UB, P) + 0.5 * _dot64(UtU_B, VtV))
@@ -612,7 +612,7 @@ def _initial_factors(problem, k, init, rng, backend):
         # random factors, whose product is tiny along A's top directions).
         M = problem.spectral_matrix()
         V = rng.standard_normal((n, k))
-        U = _ops.matmul(M, V, backend=backend).astype(np.float64) @ np.linalg.inv(V.T @ V)
+        U = InMemory(M, backend=backend).matmul(V).astype(np.float64) @ np.linalg.inv(V.T @ V)
         Us, s, Vt = _polish(U, V)
         root = np.sqrt(s)
         U, V = Us * root, Vt.T * root

@@ -6,9 +6,11 @@ matrices from a distribution; on new matrices from the same distribution the
 learned sketch is far more accurate than a random one at the same cost.
 
 ``learn_sketch`` trains (hand-derived gradients, no autograd; see
-``_gradients.py``), ``sketch_error`` is the paper's Err metric, and
-``S.save(path)`` / ``load_sketch(path)`` store sketches as .npz files without
-pickle.
+``_gradients.py``; the loop is in ``_training.py``). The sketch it returns and
+its file format live in the sketch layer (``learned_sketch.py``,
+``sketch_file.py``), the paper's Err in ``evaluation.py``; this module
+re-exports them, so ``S.save(path)`` / ``load_sketch(path)`` and
+``sketch_error`` are also found here.
 """
 
 from __future__ import annotations
@@ -20,330 +22,39 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from functools import partial
 
-import numpy as np
-import scipy.linalg
 from threadpoolctl import threadpool_limits
 
 from . import _dask
 from ._backend import current_backend, get_backend
-from ._gradients import GRADIENTS, Operand, loss_and_grad
-from ._threads import get_num_threads, thread_limit
-from ._validation import UINT64_MAX, check_int, is_sparse
-from .datasets import read_npz_arrays, spectral_norm
-from .scw import scw
-from .sketch import MAX_HASH_ROWS, CountSketch, Sketch, stack
+from ._gradients import GRADIENTS
+from ._safeguards import (
+    DEFAULT_HOLDOUT,
+    DEFAULT_PATIENCE,
+    Checkpoint,
+    LearnedSketchWarning,
+    check_holdout,
+    check_max_time,
+    check_shrink,
+    holdout_split,
+)
+from ._sample_matrices import one_thread_if_small, sample_matrices
+from ._threads import get_num_threads
+from ._training import InMemoryMatrices, Training, load_operand, run_training
+from ._validation import UINT64_MAX, check_int
+from . import datadriven
+from .evaluation import sketch_error
+from .sketch import CountSketch
+from .learned_sketch import HISTORY_DTYPE, MIXED, LearnedSketch, load_sketch
 
-__all__ = ["LearnedSketch", "learn_sketch", "load_sketch", "sketch_error", "HISTORY_DTYPE"]
+__all__ = ["HISTORY_DTYPE", "LearnedSketch", "LearnedSketchWarning", "learn_sketch", "load_sketch", "sketch_error"]
 
 OPTIMIZERS = ("adam", "sgd", "momentum")
-MIXED = (None, "joint", "separate")
 
 #: Default learning rates. The loss is invariant to scaling the values of any
 #: row of S, and training matrices are scaled to sigma_1 = 1, so these work on
 #: any data set at any scale (Adam's step is also invariant to the gradient's scale).
 DEFAULT_LR = {"adam": 0.05, "sgd": 1.0, "momentum": 0.1}
-_ADAM_BETAS = (0.9, 0.999)
-_ADAM_EPS = 1e-12
-_MOMENTUM = 0.9
 DEFAULT_POWER_ITERS = 10
-
-#: One row of ``LearnedSketch.history``.
-HISTORY_DTYPE = np.dtype(
-    [("step", np.int64), ("train_loss", np.float64), ("val_err", np.float64), ("seconds", np.float64)]
-)
-
-
-# --------------------------------------------------------------------------- data
-
-
-def _optimal_error(op: Operand, k: int) -> tuple[float, float]:
-    """(||A - A_k||_F, sigma_1) from all singular values, in float64."""
-    A = op.A.toarray() if op.sparse else op.A
-    s = scipy.linalg.svdvals(np.asarray(A, dtype=np.float64))
-    return float(np.sqrt(np.sum(s[k:] ** 2))), float(s[0]) if s.size else 0.0
-
-
-def _operands(matrices, name: str, shape=None, like: str = "") -> list[Operand]:
-    """Prepared matrices, all of one shape (the first one's, or ``shape``: that of ``like``)."""
-    if matrices is None or isinstance(matrices, (str, bytes)):
-        raise TypeError(f"{name}: expected an iterable of 2-D matrices, got {type(matrices).__name__}")
-    if is_sparse(matrices) or (isinstance(matrices, np.ndarray) and matrices.ndim == 2):
-        raise TypeError(f"{name}: expected an iterable of matrices, got a single matrix (wrap it in a list)")
-    try:
-        items = list(matrices)
-    except TypeError:
-        raise TypeError(f"{name}: expected an iterable of 2-D matrices, got {type(matrices).__name__}") from None
-    if not items:
-        raise ValueError(f"{name}: is empty; at least one matrix is needed")
-    ops = []
-    for i, A in enumerate(items):
-        op = Operand(A, f"{name}[{i}]")
-        if min(op.shape) == 0:
-            raise ValueError(f"{name}[{i}]: expected a non-empty matrix, got shape {op.shape}")
-        expected = shape if shape is not None else ops[0].shape if ops else None
-        if expected is not None and op.shape != tuple(expected):
-            other = like if shape is not None else f"{name}[0]"
-            raise ValueError(f"{name}[{i}]: has shape {op.shape}, but {other} has shape {tuple(expected)}")
-        ops.append(op)
-    return ops
-
-
-# --------------------------------------------------------------------------- the sketch
-
-
-class LearnedSketch(CountSketch):
-    """A CountSketch with trained values, returned by :func:`learn_sketch`.
-
-    Usable everywhere a sketch is (``S @ A``, ``fastlr.scw(A, S, k)``, ...).
-    A *mixed* sketch (``mixed="joint"`` or ``"separate"``) is the learned
-    CountSketch stacked on a fixed random one: ``rows`` and ``values`` are the
-    learned rows ``0 .. m_learned-1``, ``fixed`` holds the random rows below
-    them, and ``apply``, ``to_dense``, ``to_scipy`` and ``T`` act on the whole
-    m x n operator.
-
-    Attributes
-    ----------
-    history : ndarray with fields step, train_loss, val_err, seconds
-        One row per training step: the batch's mean loss ``||A - SCW(S, A)||_F``
-        (each A scaled to sigma_1 = 1; for ``"separate"`` the learned part
-        alone), the validation Err (NaN where not evaluated; step 0 is the
-        random start) and the training seconds so far (evaluation excluded).
-    k : int
-        The rank the sketch was trained for.
-    mixed : None, "joint" or "separate"
-    fixed : CountSketch or None
-        The random rows of a mixed sketch.
-    """
-
-    def __init__(self, rows, values, m_learned: int, *, k: int, fixed: CountSketch | None = None,
-                 mixed: str | None = None, history=None):
-        learned = CountSketch.from_arrays(rows, values, m_learned)  # validates rows and values
-        self._init(learned.m, learned.rows, learned.values)
-        self.k = check_int(k, "k", minimum=1)
-        if (fixed is None) != (mixed is None):
-            raise ValueError("fixed: a mixed sketch needs its fixed part, and only a mixed one has one")
-        if fixed is not None and fixed.n != self.n:
-            raise ValueError(f"fixed: has n={fixed.n}, but the learned part has n={self.n}")
-        self.fixed = fixed
-        self.mixed = mixed
-        if fixed is not None:
-            self.shape = (m_learned + fixed.m, self.n)
-        self.history = np.zeros(0, HISTORY_DTYPE) if history is None else np.asarray(history, HISTORY_DTYPE)
-
-    @property
-    def m_learned(self) -> int:
-        """Rows with trained values (all of them unless mixed)."""
-        return self.shape[0] - (self.fixed.m if self.fixed is not None else 0)
-
-    def learned_part(self) -> CountSketch:
-        """The trained rows alone, as a plain CountSketch."""
-        return CountSketch.from_arrays(self.rows, self.values, self.m_learned)
-
-    def _operator(self):
-        return None if self.fixed is None else stack([self.learned_part(), self.fixed])
-
-    def apply(self, A, *, backend=None) -> np.ndarray:
-        if self.fixed is None:
-            return super().apply(A, backend=backend)
-        return self._operator().apply(A, backend=backend)
-
-    def gather_dot(self, A, D, *, backend=None) -> np.ndarray:
-        """g[i] = <A[i, :], D[rows[i], :]>: the gradient of <D, S A> with respect to ``values``.
-
-        For a mixed sketch D may have m_learned rows or all m (the fixed rows are ignored).
-        """
-        if self.fixed is not None and np.shape(D)[0] == self.m:
-            D = np.asarray(D)[: self.m_learned]
-        return (self.learned_part() if self.fixed is not None else super()).gather_dot(A, D, backend=backend)
-
-    def to_dense(self) -> np.ndarray:
-        if self.fixed is None:
-            return super().to_dense()
-        return np.vstack([self.learned_part().to_dense(), self.fixed.to_dense()])
-
-    def to_scipy(self):
-        if self.fixed is None:
-            return super().to_scipy()
-        import scipy.sparse as sp
-
-        return sp.csr_array(sp.vstack([self.learned_part().to_scipy(), self.fixed.to_scipy()]))
-
-    @property
-    def T(self):
-        if self.fixed is None:
-            return super().T
-        return _StackedTranspose(self.learned_part(), self.fixed)
-
-    def __repr__(self) -> str:
-        mixed = "" if self.mixed is None else f", mixed={self.mixed!r}"
-        return f"LearnedSketch(m={self.m}, n={self.n}, k={self.k}{mixed}, steps={len(self.history)})"
-
-
-class _StackedTranspose:
-    def __init__(self, top: CountSketch, bottom: CountSketch):
-        self.top, self.bottom = top, bottom
-        self.shape = (top.n, top.m + bottom.m)
-
-    def __matmul__(self, Y):
-        Y = np.asarray(Y)
-        if Y.ndim not in (1, 2) or Y.shape[0] != self.shape[1]:
-            raise ValueError(f"Y: expected {self.shape[1]} rows (the sketch's m), got shape {Y.shape}")
-        return self.top.T @ Y[: self.top.m] + self.bottom.T @ Y[self.top.m :]
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-#: Matrices with fewer stored entries than this are handled on one thread (kernels and BLAS):
-#: a pass over them takes microseconds, less than waking threads, and on a busy machine
-#: threads that wait for a core make each pass take milliseconds.
-SMALL_MATRIX = 1 << 20
-
-
-def _one_thread_if_small(ops, stack: ExitStack) -> bool:
-    """Limit this thread's kernels and BLAS to one thread when every matrix is small."""
-    if max(op.A.nnz if op.sparse else op.A.size for op in ops) >= SMALL_MATRIX:
-        return False
-    stack.enter_context(thread_limit(1))
-    stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
-    return True
-
-
-def _batch_map(fn, items, pool):
-    """fn over items: on the pool's threads (one kernel thread each) or here."""
-    if pool is None or len(items) == 1:
-        return [fn(x) for x in items]
-
-    def one(x):
-        with thread_limit(1):
-            return fn(x)
-
-    return list(pool.map(one, items))
-
-
-# --------------------------------------------------------------------------- per training matrix
-# The training loop sees its matrices only through an executor: ``count``, ``shape`` and
-# ``map(task, batch)``, which returns ``task(op)`` for the prepared matrix of every index in the
-# batch, in batch order. ``_InMemory`` runs a batch on this process's thread pool;
-# ``fastlr._dask.DaskMatrices`` keeps the matrices on dask workers and runs the tasks there.
-
-
-def _prepare(op: Operand, fixed, backend: str) -> Operand:
-    """Once per training matrix: its sigma_1 (losses count each matrix as scaled to sigma_1 = 1)
-    and, for ``fixed = (m_fixed, seed)`` (mixed="joint"), the sketch by the fixed random rows,
-    which never changes."""
-    s1 = spectral_norm(op.A)
-    op.scale = s1 if s1 > 0 else 1.0
-    if fixed is not None:
-        m_fixed, seed = fixed
-        op.fixed_sketch = CountSketch(m_fixed, op.shape[0], seed=seed).apply(op.A, backend=backend)
-    return op
-
-
-def _load_operand(A, name: str, *, fixed, backend: str) -> Operand:
-    """A training matrix checked and prepared (see _prepare): what a dask worker keeps."""
-    return _prepare(Operand(A, name), fixed, backend)
-
-
-def _values_as(values: np.ndarray, dtype) -> np.ndarray:
-    """The sketch's values in a training matrix's dtype."""
-    with np.errstate(over="raise"):
-        try:
-            return values.astype(dtype)
-        except FloatingPointError:
-            raise FloatingPointError(f"learn_sketch: the values overflow {np.dtype(dtype)}; use a smaller lr") from None
-
-
-class _GradientTask:
-    """One matrix's loss and gradient at the current values, divided by its sigma_1.
-
-    Holds everything but the matrix (backend name, k, the sketch, gradient options) and
-    pickles, so it runs on dask workers as well as on this process's threads.
-    """
-
-    def __init__(self, backend: str, k: int, rows, values, m: int, gradient: str, power_iters: int, omega):
-        self.backend, self.k, self.rows, self.values, self.m = backend, k, rows, values, m
-        self.gradient, self.power_iters, self.omega = gradient, power_iters, omega
-
-    def __call__(self, op: Operand):
-        loss, grad = loss_and_grad(op, get_backend(self.backend), self.k, self.rows, _values_as(self.values, op.dtype),
-                                   self.m, gradient=self.gradient, power_iters=self.power_iters, omega=self.omega)
-        return loss / op.scale, grad / op.scale
-
-
-class _InMemory:
-    """Training matrices in this process; a batch's matrices run side by side on the thread pool."""
-
-    def __init__(self, ops: list[Operand], fixed, backend: str, pool):
-        self.ops, self.pool = ops, pool
-        self.count, self.shape = len(ops), ops[0].shape
-        for op in ops:
-            _prepare(op, fixed, backend)
-
-    def map(self, task, batch: list[int]) -> list:
-        return _batch_map(task, [self.ops[i] for i in batch], self.pool)
-
-
-class _Evaluator:
-    """The paper's Err of sketches on a fixed set of matrices (optimal errors computed once)."""
-
-    def __init__(self, ops: list[Operand], k: int):
-        self.ops = ops
-        self.k = k
-        best = [_optimal_error(op, k) for op in ops]
-        self.scale = [s1 if s1 > 0 else 1.0 for _, s1 in best]
-        self.optimal = float(np.mean([tail / s for (tail, _), s in zip(best, self.scale)]))
-
-    def error(self, S, *, backend=None, pool=None) -> float:
-        """Err = mean ||A - SCW(S, A)||_F - mean ||A - A_k||_F, each A scaled to sigma_1 = 1."""
-
-        def one(i):
-            A = self.ops[i].A
-            return scw(A, S, self.k, backend=backend).error(A) / self.scale[i]
-
-        return float(np.mean(_batch_map(one, list(range(len(self.ops))), pool))) - self.optimal
-
-
-def sketch_error(S, matrices, k: int, *, backend=None) -> float:
-    """The paper's Err: ``mean ||A - SCW(S, A)||_F - mean ||A - A_k||_F``.
-
-    Each matrix is scaled to sigma_1 = 1 first, as in Indyk, Vakilian and Yuan
-    (2019), so Err is comparable across data sets; 0 means SCW with S is optimal.
-
-    Parameters
-    ----------
-    S : Sketch
-        Any fastlr sketch with ``S.n`` equal to the matrices' row count.
-    matrices : iterable of 2-D arrays or scipy.sparse matrices, one shape
-    k : int
-        Target rank, >= 1.
-    backend : {"cpp", "numba", "numpy"}, optional
-
-    Returns
-    -------
-    float
-
-    Examples
-    --------
-    >>> import numpy as np, fastlr
-    >>> A = [np.random.default_rng(i).standard_normal((200, 30)) for i in range(3)]
-    >>> err = fastlr.sketch_error(fastlr.CountSketch(20, 200), A, k=5)
-    >>> bool(err >= 0)
-    True
-    """
-    if not isinstance(S, Sketch):
-        raise TypeError(f"S: expected a fastlr sketch, got {type(S).__name__}")
-    k = check_int(k, "k", minimum=1)
-    get_backend(backend)  # an unknown or unavailable backend fails here, before any work
-    ops = _operands(matrices, "matrices")
-    if ops[0].shape[0] != S.n:
-        raise ValueError(f"matrices: have {ops[0].shape[0]} rows but S is {S.m} x {S.n} (it needs {S.n} rows)")
-    with ExitStack() as stack:
-        _one_thread_if_small(ops, stack)
-        return _Evaluator(ops, k).error(S, backend=backend)
-
-
-# --------------------------------------------------------------------------- training
 
 
 def _check_option(value, name, choices):
@@ -374,34 +85,57 @@ def _lr_schedule(lr_decay):
     return lambda step: factor ** ((step - 1) // every)
 
 
-class _Batches:
-    """Mini-batches of matrix indices: shuffled epochs from one seeded generator."""
 
-    def __init__(self, count: int, size: int, rng: np.random.Generator):
-        self.count, self.size, self.rng = count, min(size, count), rng
-        self.order, self.pos = rng.permutation(count), 0
+INITS = ("random", "inner_product", "one_shot")
 
-    def next(self) -> list[int]:
-        batch = []
-        while len(batch) < self.size:
-            if self.pos == self.count:
-                self.order, self.pos = self.rng.permutation(self.count), 0
-            take = min(self.size - len(batch), self.count - self.pos)
-            batch.extend(int(i) for i in self.order[self.pos : self.pos + take])
-            self.pos += take
-        return batch
+
+def _initial_sketch(init, train, m: int, n: int, k: int, seed: int):
+    """The m x n CountSketch training starts from (None: the random ``CountSketch(m, n, seed)``).
+
+    ``train``: the in-memory training matrices (without the held-out ones), None for dask input.
+    """
+    if init is None or (isinstance(init, str) and init == "random"):
+        return None
+    if isinstance(init, str):
+        _check_option(init, "init", INITS)
+        if train is None:
+            raise ValueError(f"init: {init!r} needs in-memory training matrices, not dask ones; pass a CountSketch")
+        if init == "inner_product":  # positions and values from the training matrices (ICLR 2023, Alg. 3)
+            return datadriven.inner_product_sketch(train, m, k, trials=8, seed=seed)
+        return datadriven.one_shot_sketch(train[0], m, seed=seed)  # 1Shot1Vec (NeurIPS 2021)
+    if not isinstance(init, CountSketch) or len(init.parts()) != 1:
+        raise TypeError(f"init: expected None, one of {', '.join(map(repr, INITS))} or a CountSketch, "
+                        f"got {type(init).__name__}")
+    if init.shape != (m, n):
+        raise ValueError(f"init: expected a {m} x {n} CountSketch (the learned rows x the matrices' rows), "
+                         f"got {init.shape[0]} x {init.shape[1]}")
+    return init
 
 
 def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, optimizer: str = "adam",
                  lr: float | None = None, lr_decay=None, gradient: str = "exact", power_iters: int | None = None,
-                 mixed: str | None = None, seed: int = 0, val=None, eval_every: int | None = None,
-                 progress: bool = True, callback=None, backend=None) -> LearnedSketch:
+                 mixed: str | None = None, seed: int = 0, val=None, holdout: float = DEFAULT_HOLDOUT,
+                 patience: int | None = DEFAULT_PATIENCE, refit: bool = True, shrink: float = 0.0,
+                 max_time: float | None = None, init=None,
+                 eval_every: int | None = None, progress: bool = True, callback=None,
+                 backend=None) -> LearnedSketch:
     """Learn the values of an m x n CountSketch for rank-k SCW on matrices like ``train``.
 
     Minimizes the mean of ``||A - SCW(S, A)||_F`` over the training matrices
     (each scaled to sigma_1 = 1) with respect to the sketch's values; the
     positions of the nonzeros stay those of ``CountSketch(m, n, seed)``, whose
     +/-1 values are the starting point.
+
+    The result is never worse than that random start *on validation*: the
+    validation Err (on ``val``, or else on the last ``holdout`` fraction of
+    ``train``, which is then not trained on) is evaluated every ``eval_every``
+    steps, the best values are kept (not the last ones), training stops early
+    after ``patience`` evaluations without improvement, and when no step beats
+    the random start, the random start itself is returned with a
+    :class:`fastlr.LearnedSketchWarning` (``S.fallback`` is True).
+    ``S.validation`` records what happened. With a single training matrix and
+    no ``val`` there is nothing to validate on: the last values are returned,
+    unchecked (``S.validation`` is None), as with ``holdout=0``.
 
     Parameters
     ----------
@@ -446,8 +180,54 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         Seeds the positions and starting values (``CountSketch(m, n, seed)``;
         the random rows of a mixed sketch use ``seed + 1``) and the batches.
     val : iterable of matrices, optional
-        Held-out matrices: the paper's Err on them is recorded in ``history``
-        (evaluated in this process; a dask bag or delayed list is computed here).
+        Validation matrices: the paper's Err on them is recorded in ``history``,
+        selects the returned step and decides the fallback (evaluated in this
+        process; a dask bag or delayed list is computed here). Pass matrices
+        like those the sketch will be used on (e.g. later video frames).
+    holdout : float in [0, 1), default 0.2
+        Without ``val``: the fraction of ``train`` held out for validation,
+        taken from the *end* of ``train`` (so a time-ordered set validates on
+        its latest matrices): ``round(holdout * len(train))`` matrices, at
+        least one, none when ``train`` has one matrix. 0: no validation, no
+        checkpoint, no fallback (the last values are returned).
+    patience : int or None, default 5
+        Stop after this many evaluations in a row that do not lower the best
+        validation Err by more than 0.1%; None: train all ``steps``.
+    refit : bool, default True
+        With matrices held out of ``train`` and a learned sketch that beat
+        the random start: train again from the start on *all* of ``train``
+        for the best checkpoint's number of steps, and return those values
+        (``S.validation.refit``; ``history`` stays that of the validated run).
+        The held-out matrices are then not wasted, at the cost of up to twice
+        the training time. If ``max_time`` runs out first, the validated
+        checkpoint is returned.
+    shrink : float >= 0, default 0
+        Guard against distribution shift: the value of column i is pulled
+        back toward its +-1 start in proportion to how little the training
+        matrices use row i of A, ``v_i = v0_i + w_i (v_i - v0_i)`` with
+        ``w_i = u_i / (u_i + shrink)`` and ``u_i`` row i's mean share of the
+        (sigma_1-scaled) energy, relative to the mean row. Training moves the
+        values of rows it barely sees (rare words) by noise, and those are
+        the rows a shifted test set may use (new topics). Validation on
+        matrices like ``train`` cannot see such a shift, so this is a prior
+        choice: 0 (off) is best when test data look like training data;
+        ``shrink=1`` kept learned sketches better than random on topic-shifted
+        text at some cost elsewhere (bench/README.md, fifth session).
+    max_time : float, optional
+        Wall-clock budget in seconds for the whole call: training stops after
+        the step during which it ran out (at least one step; the last
+        validation evaluation may run over it).
+    init : None, "random", "inner_product", "one_shot" or CountSketch, default None
+        Where training starts (positions and values; the positions stay fixed).
+        None / "random": ``CountSketch(m_learned, n, seed)`` with +-1 values.
+        "inner_product": positions and values from the training matrices
+        (``fastlr.datadriven.inner_product_sketch``: Li, Lin, Liu, Vakilian and
+        Woodruff, ICLR 2023, Alg. 3; best of 8 draws), typically far ahead of a
+        random start. "one_shot": 1Shot1Vec from the first training matrix
+        (Indyk, Wagner and Woodruff, NeurIPS 2021). A CountSketch: that sketch
+        (m_learned x n; m_learned is m, or m // 2 for mixed sketches). The
+        never-worse guard then compares with this start and falls back to it.
+        The string forms need in-memory training matrices.
     eval_every : int, optional
         Steps between validation evaluations (default: about 20 per run).
     progress : bool or str, default True
@@ -465,8 +245,15 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     ------
     ValueError
         For matrices of different shapes (naming the index), NaN or infinity in
-        a matrix, an empty training set, m < 1, k < 1, k > m, steps < 1, or an
-        unknown optimizer, gradient or mixed value.
+        a matrix, an empty training set, m < 1, k < 1, k > m, steps < 1, an
+        unknown optimizer, gradient or mixed value, holdout outside [0, 1),
+        patience < 1 or max_time not a positive finite number.
+
+    Warns
+    -----
+    LearnedSketchWarning
+        When the learned values do not beat the random start on validation
+        and the random start is returned.
 
     Examples
     --------
@@ -489,6 +276,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     P. Indyk, A. Vakilian, Y. Yuan, "Learning-Based Low-Rank Approximations",
     NeurIPS 2019.
     """
+    started = time.perf_counter()  # max_time counts from here
     m = check_int(m, "m", minimum=1)
     k = check_int(k, "k", minimum=1)
     if k > m:
@@ -505,6 +293,10 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     schedule = _lr_schedule(lr_decay)
     power_iters = DEFAULT_POWER_ITERS if power_iters is None else check_int(power_iters, "power_iters", minimum=0)
     eval_every = max(1, steps // 20) if eval_every is None else check_int(eval_every, "eval_every", minimum=1)
+    holdout = check_holdout(holdout)
+    patience = None if patience is None else check_int(patience, "patience", minimum=1)
+    max_time = check_max_time(max_time)
+    shrink = check_shrink(shrink)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
     get_backend(backend)  # an unknown or unavailable backend fails here, before any work
@@ -513,18 +305,31 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     fixed = (m - m_learned, seed + 1) if mixed == "joint" else None  # CountSketch(m_fixed, n, seed) of the random rows
 
     remote = _dask.is_dask_matrices(train)
+    held = None  # the last training matrices, held out for validation (without val)
     if remote:  # loaded, checked and prepared on the dask workers, kept there for every step
-        matrices = _dask.DaskMatrices(train, "train", partial(_load_operand, fixed=fixed, backend=backend))
+        if val is None and holdout > 0:
+            items = _dask._items(train)
+            cut = holdout_split(len(items), holdout)
+            train, held = items[:cut], _dask.gather_matrices(items[cut:]) if cut < len(items) else None
+        load = partial(load_operand, fixed=fixed, backend=backend)
+        matrices = _dask.DaskMatrices(train, "train", load)
         ops, shape = [], matrices.shape
     else:
-        ops = _operands(train, "train")
+        ops = sample_matrices(train, "train")
         shape = ops[0].shape
+        if val is None:
+            cut = holdout_split(len(ops), holdout)
+            ops, held = ops[:cut], ops[cut:] or None
     n, d = shape
     if k > min(n, d):
         raise ValueError(f"k: must be <= min(n, d) = {min(n, d)} for {n} x {d} training matrices, got {k}")
+    start = _initial_sketch(init, None if remote else [op.A for op in ops], m_learned, n, k, seed)
     if _dask.is_dask_matrices(val):
         val = _dask.gather_matrices(val)
-    val_ops = [] if val is None else _operands(val, "val", shape=(n, d), like="train[0]")
+    if held is not None:
+        val_ops = held if not remote else sample_matrices(held, "train", shape=(n, d), like="train[0]", first=cut)
+    else:
+        val_ops = [] if val is None else sample_matrices(val, "val", shape=(n, d), like="train[0]")
     from tqdm.auto import tqdm
 
     with ExitStack() as stack:
@@ -534,207 +339,31 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
             stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
             pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
         elif ops or val_ops:
-            _one_thread_if_small(ops + val_ops, stack)
+            one_thread_if_small(ops + val_ops, stack)
         if not remote:
-            matrices = _InMemory(ops, fixed, backend, pool)
-        run = _Training(matrices, val_ops, m, k, mixed=mixed, seed=seed, gradient=gradient, power_iters=power_iters,
-                        optimizer=optimizer, lr=lr, schedule=schedule, batch_size=batch_size, backend=backend,
-                        pool=pool)
+            matrices = InMemoryMatrices(ops, fixed, backend, pool)
+        options = {"mixed": mixed, "seed": seed, "gradient": gradient, "power_iters": power_iters,
+                   "optimizer": optimizer, "lr": lr, "schedule": schedule, "batch_size": batch_size,
+                   "backend": backend, "pool": pool, "shrink": shrink, "start": start}
+        run = Training(matrices, val_ops, m, k, **options)
         label = progress if isinstance(progress, str) else "learn_sketch"
         bar = stack.enter_context(tqdm(total=steps, desc=label, disable=not progress, leave=False))
-        run.record(0, math.nan, 0.0, evaluate=True)
-        seconds = 0.0
-        for step in range(1, steps + 1):
-            start = time.perf_counter()
-            loss = run.step(step)
-            seconds += time.perf_counter() - start
-            row = run.record(step, loss, seconds, evaluate=step % eval_every == 0 or step == steps)
-            if not math.isnan(row["val_err"]):
-                bar.set_postfix(loss=f"{loss:.4g}", val_err=f"{row['val_err']:.4g}", refresh=False)
-            bar.update(1)
-            if callback is not None and callback(row):
-                if math.isnan(row["val_err"]):  # the last step always has its val Err
-                    run.history.pop()
-                    run.record(step, loss, seconds, evaluate=True)
-                break
-        return run.result()
-
-
-class _Training:
-    """The state of one learn_sketch run: the matrices' executor, values, optimizer state, history."""
-
-    def __init__(self, matrices, val_ops, m, k, *, mixed, seed, gradient, power_iters, optimizer, lr, schedule,
-                 batch_size, backend, pool):
-        n, d = matrices.shape
-        self.matrices, self.k, self.mixed, self.backend, self.pool = matrices, k, mixed, backend, pool
-        self.kernels = get_backend(backend)
-        self.gradient, self.power_iters = gradient, power_iters
-        self.optimizer, self.lr, self.schedule = optimizer, lr, schedule
-        self.m_learned = m if mixed is None else m // 2
-        start = CountSketch(self.m_learned, n, seed=seed)
-        self.rows, self.values = start.rows, start.values.copy()
-        self.fixed = None if mixed is None else CountSketch(m - self.m_learned, n, seed=seed + 1)
-        self.evaluator = _Evaluator(val_ops, k) if val_ops else None
-        self.omega = np.random.default_rng(seed).standard_normal((d, k)) if gradient == "power" else None
-        n_state = {"adam": 2, "momentum": 1, "sgd": 0}[optimizer]
-        self.state = np.zeros((n_state, n))
-        self.batches = _Batches(matrices.count, batch_size, np.random.default_rng(seed))
-        self.history = []
-
-    def step(self, step: int) -> float:
-        """One optimizer step on the next mini-batch; returns the batch's mean loss."""
-        task = _GradientTask(self.backend, self.k, self.rows, self.values, self.m_learned, self.gradient,
-                             self.power_iters, self.omega)
-        results = self.matrices.map(task, self.batches.next())
-        loss = float(np.mean([r[0] for r in results]))
-        grad = np.mean([r[1] for r in results], axis=0) if len(results) > 1 else results[0][1]
-        beta1 = _ADAM_BETAS[0] if self.optimizer == "adam" else _MOMENTUM
-        hyper = (self.lr * self.schedule(step), beta1, _ADAM_BETAS[1], _ADAM_EPS, step)
-        self.kernels.optimizer_step(self.values, np.ascontiguousarray(grad), self.state, self.optimizer, hyper)
-        if not np.isfinite(self.values).all():
-            raise FloatingPointError(f"learn_sketch: the values diverged at step {step}; use a smaller lr")
-        return loss
-
-    def sketch(self, history=None) -> LearnedSketch:
-        return LearnedSketch(self.rows, self.values, self.m_learned, k=self.k, fixed=self.fixed, mixed=self.mixed,
-                             history=history)
-
-    def record(self, step: int, loss: float, seconds: float, *, evaluate: bool):
-        """Append a history row (with the validation Err when ``evaluate``) and return it."""
-        err = math.nan
-        if evaluate and self.evaluator is not None:
-            err = self.evaluator.error(self.sketch(), backend=self.backend, pool=self.pool)
-        self.history.append((step, loss, err, seconds))
-        return np.array(self.history[-1], HISTORY_DTYPE)[()]
-
-    def result(self) -> LearnedSketch:
-        return self.sketch(np.array(self.history, HISTORY_DTYPE))
-
-
-# --------------------------------------------------------------------------- files
-
-_FORMAT = "fastlr.sketch"
-_VERSION = 1
-
-
-def save_sketch(S: CountSketch, path) -> None:
-    """Write a CountSketch (or LearnedSketch) to ``path`` as an .npz file (no pickle).
-
-    ``path`` is a file name (written as given, no suffix added) or a binary file object.
-    """
-    if not isinstance(S, CountSketch):
-        raise TypeError(f"S: only CountSketch (and LearnedSketch) can be saved, got {type(S).__name__}")
-    learned = isinstance(S, LearnedSketch)
-    m = S.m_learned if learned else S.m
-    arrays = {
-        "format": np.array(_FORMAT),
-        "version": np.array(_VERSION),
-        "kind": np.array("learned" if learned else "countsketch"),
-        "m": np.array(m, dtype=np.int64),
-        "rows": S.rows,
-        "values": S.values,
-        "seed": np.array(-1, dtype=np.int64) if S.seed is None else np.array(S.seed, dtype=np.uint64),
-    }
-    if learned:
-        arrays.update(k=np.array(S.k, dtype=np.int64), mixed=np.array(S.mixed or ""), history=S.history)
-        if S.fixed is not None:
-            arrays.update(fixed_m=np.array(S.fixed.m, dtype=np.int64), fixed_rows=S.fixed.rows,
-                          fixed_values=S.fixed.values)
-    if hasattr(path, "write"):
-        np.savez(path, **arrays)
-        return
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-
-
-_ZIP_MAGIC = b"PK\x03\x04"  # every .npz (np.savez) starts with a zip entry
-_NPY_MAGIC = b"\x93NUMPY"
-
-
-def _read(path) -> dict:
-    """The arrays of an .npz file; ValueError naming ``path`` when it is not a readable one."""
-    if isinstance(path, (int, np.integer)):  # open(1) would take over (and then close) file descriptor 1
-        raise TypeError(f"path: expected a file name or path, got {type(path).__name__} {path!r}")
-    with open(path, "rb") as f:
-        magic = f.read(len(_NPY_MAGIC))
-    if not magic.startswith(_ZIP_MAGIC):
-        if magic == _NPY_MAGIC:
-            what = "it is a NumPy .npy array"
-        elif not magic:
-            what = "the file is empty"
+        deadline = None if max_time is None else started + max_time
+        checkpoint = Checkpoint(patience) if val_ops else None
+        stopped = run_training(run, steps, eval_every=eval_every, checkpoint=checkpoint, deadline=deadline,
+                         callback=callback, bar=bar)
+        S = run.result(checkpoint, stopped, source="val" if held is None else "holdout")
+        if held is None or not refit or S.fallback or stopped == "callback":
+            return S
+        # Validation said learning helps, and for how many steps: learn again on every matrix.
+        if remote:
+            everything = _dask.DaskMatrices(list(train) + list(held), "train", load)
         else:
-            what = "it is not an .npz archive"
-        raise ValueError(f"path: {path} is not a fastlr sketch file ({what}; sketches are .npz files "
-                         "written by S.save(path))")
-    try:  # every member's header is checked against the file's size before anything is allocated
-        return read_npz_arrays(path)
-    except ValueError as exc:
-        if "objects" in str(exc):  # an entry of dtype object: fastlr never unpickles
-            raise ValueError(f"path: {path} is not a fastlr sketch file (it holds an object array, "
-                             "which fastlr does not load)") from None
-        raise ValueError(f"path: {path} is not a readable fastlr sketch file: {exc}") from None
-
-
-def load_sketch(path) -> CountSketch:
-    """Read a sketch written by ``S.save(path)``.
-
-    Returns
-    -------
-    CountSketch or LearnedSketch
-
-    Raises
-    ------
-    ValueError
-        If the file is corrupted, truncated, not a fastlr sketch, of an unknown
-        version, or its arrays do not fit together.
-    """
-    z = _read(path)
-
-    def get(name, kind="", ndim=0):
-        if name not in z:
-            raise ValueError(f"path: {path} is not a fastlr sketch file (no {name!r} entry)")
-        a = z[name]
-        if a.ndim != ndim or (kind and a.dtype.kind not in kind):
-            raise ValueError(f"path: {path} has a malformed {name!r} entry (dtype {a.dtype}, shape {a.shape})")
-        return a if ndim else a[()]
-
-    if "format" not in z or str(z["format"]) != _FORMAT:
-        raise ValueError(f"path: {path} is not a fastlr sketch file")
-    version = int(get("version", "iu"))
-    if version != _VERSION:
-        raise ValueError(f"path: {path} has format version {version}; this fastlr reads version {_VERSION}")
-    kind = str(get("kind", "U"))
-    if kind not in ("countsketch", "learned"):
-        raise ValueError(f"path: {path} holds an unknown sketch kind {kind!r}")
-
-    def countsketch(prefix):
-        m, rows, values = int(get(prefix + "m", "iu")), get(prefix + "rows", "iu", 1), get(prefix + "values", "f", 1)
-        if m < 1 or len(rows) == 0:
-            raise ValueError(f"path: {path} holds an empty sketch (m={m}, n={len(rows)})")
-        if m > MAX_HASH_ROWS:  # as for CountSketch(m, n): S @ A would be m x d
-            raise ValueError(f"path: {path} holds a sketch of m={m} rows; at most {MAX_HASH_ROWS} are supported")
-        if len(values) != len(rows):
-            raise ValueError(f"path: {path} is inconsistent: {len(rows)} rows but {len(values)} values")
-        if rows.min() < 0 or rows.max() >= m:
-            raise ValueError(f"path: {path} is inconsistent: row indices outside [0, {m})")
-        if not np.isfinite(values).all():
-            raise ValueError(f"path: {path} holds non-finite values")
-        return CountSketch.from_arrays(rows, values, m)
-
-    S = countsketch("")
-    seed = int(get("seed", "iu"))
-    if kind == "countsketch":
-        S.seed = None if seed < 0 else seed
+            everything = InMemoryMatrices(ops + held, fixed, backend, pool, prepared=len(ops))
+        again = Training(everything, [], m, k, **options)
+        bar.reset(total=S.validation.best_step)
+        if run_training(again, S.validation.best_step, eval_every=0, checkpoint=None, deadline=deadline, callback=None,
+                  bar=bar) == "steps":  # finished in time (else the validated values stay)
+            S.values[:] = again.shrunk(again.values)
+            S.validation.refit = True
         return S
-    mixed = str(get("mixed", "U")) or None
-    if mixed not in MIXED:
-        raise ValueError(f"path: {path} holds an unknown mixed value {mixed!r}")
-    fixed = countsketch("fixed_") if mixed is not None else None
-    if fixed is not None and fixed.n != S.n:
-        raise ValueError(f"path: {path} is inconsistent: the fixed part has n={fixed.n}, the learned part {S.n}")
-    history = get("history", "V", 1)
-    if history.dtype != HISTORY_DTYPE:
-        raise ValueError(f"path: {path} has a malformed 'history' entry (dtype {history.dtype})")
-    out = LearnedSketch(S.rows, S.values, S.m, k=int(get("k", "iu")), fixed=fixed, mixed=mixed, history=history)
-    out.seed = None if seed < 0 else seed
-    return out

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from ._linalg import LAPACK_DRIVERS, blas_single_thread, flip_signs, truncate
-from ._validation import check_bool, check_int, is_sparse
-from .scw import (
-    basis_factors,
-    check_finite_sketch,
-    check_matrix,
-    gaussian_range,
-    power_product,
-    sketch_basis,
-    sketch_sigma,
-    wants_row_blocks,
-)
+from ._linalg import LAPACK_DRIVERS, blas_single_thread, orthonormal
+from ._matrix import Operand, operand
+from ._validation import check_bool, check_int, random_seed
+from .scw import basis_factors, gaussian_range, sketch_basis, sketch_sigma
 from .sketch import CountSketch, GaussianSketch
 
 __all__ = ["randomized_svd"]
@@ -28,20 +18,7 @@ _NORMALIZERS = ("auto", "QR", "LU", "none")
 
 def _seed(random_state) -> int:
     """A sketch seed from scikit-learn-style ``random_state`` (never the global np.random)."""
-    if random_state is None:
-        return int(np.random.default_rng().integers(2**63))
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        seed = check_int(random_state, "random_state", minimum=0)
-        if seed >= 2**64:
-            raise ValueError(f"random_state: must be < 2**64, got {seed}")
-        return seed
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(2**63))
-    raise TypeError(
-        f"random_state: expected None, a non-negative int, a RandomState or a Generator, got {random_state!r}"
-    )
+    return random_seed(random_state)
 
 
 def _choice(value, name, choices):
@@ -84,32 +61,26 @@ def check_options(A, n_components, n_oversamples, n_iter, power_iteration_normal
     return k, p, n_iter, normalizer, transpose, driver, sketch, seed
 
 
-def range_basis(shape, dtype, l: int, *, sketch: str, n_iter: int, normalizer: str, seed: int, check_finite: bool,
-                apply_sketch, product_for) -> np.ndarray:
-    """The orthonormal basis V (d x r) of randomized_svd's range finder, on any storage of A.
-
-    ``apply_sketch(S)`` returns ``S @ A``; ``product_for(r, steps)`` returns the
-    function ``V -> A^T A V`` for r-column V (in memory: ``scw.power_product``;
-    row blocks: a pass over the blocks).
+def range_basis(op: Operand, l: int, *, sketch: str, n_iter: int, normalizer: str, seed: int) -> np.ndarray:
+    """The orthonormal basis V (d x r) of randomized_svd's range finder, for an operand of any storage.
 
     ``sketch="auto"``: a d x l Gaussian start and n_iter + 1 power steps
     (``scw.gaussian_range``). ``"countsketch"`` / ``"gaussian"``: V from the
     SVD of the l x d sketch ``S A`` (cut at its numerical rank), then n_iter
     power steps.
     """
-    n, d = shape
+    n, d = op.shape
     if sketch == "auto":
         l = min(l, d)
 
         def estimate_sigma():  # only for entries so large or small that A^T A Omega over/underflows
-            return sketch_sigma(apply_sketch(CountSketch(min(l, n), n, seed=seed)))
+            return sketch_sigma(op.sketch(CountSketch(min(l, n), n, seed=seed)))
 
-        return gaussian_range(product_for(l, n_iter + 1), d, l, n_iter, normalizer, seed, dtype, estimate_sigma)
+        return gaussian_range(op.power_product(l, n_iter + 1), d, l, n_iter, normalizer, seed, op.dtype,
+                              estimate_sigma)
     sketch_type = CountSketch if sketch == "countsketch" else GaussianSketch
-    SA = np.asarray(apply_sketch(sketch_type(min(l, n), n, seed=seed)))
-    if check_finite:
-        check_finite_sketch(SA)
-    return sketch_basis(SA, n_iter, normalizer, dtype, product_for)[2]
+    SA = op.sketch(sketch_type(min(l, n), n, seed=seed))  # refused when not finite
+    return sketch_basis(SA, n_iter, normalizer, op.dtype, op.power_product)[2]
 
 
 _MISSING = object()
@@ -117,7 +88,8 @@ _MISSING = object()
 
 def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_iter="auto",
                    power_iteration_normalizer="auto", transpose="auto", flip_sign=True, random_state=None,
-                   svd_lapack_driver="gesdd", sketch="auto", check_finite=True, backend=None, A=_MISSING):
+                   svd_lapack_driver="gesdd", sketch="auto", check_finite=True, backend=None, block_rows=None,
+                   A=_MISSING):
     """Truncated SVD by randomized subspace iteration, with scikit-learn's interface.
 
     Same parameters, defaults and return contract as
@@ -142,7 +114,10 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
     M : array_like or scipy.sparse matrix, shape (n, d)
         Dense (any memory order) or sparse (CSR is best; other formats are
         converted once). float32 stays float32; other real dtypes (integers,
-        bool) compute in float64.
+        bool) compute in float64. A ``np.memmap`` is read in row blocks
+        (bounded memory); a row-chunked dask array is processed a task per
+        block (U comes back as a persisted dask array); neither takes
+        ``transpose=True``.
     n_components : int
         Number of singular triplets, >= 1; above ``min(n, d)``, ``min(n, d)``
         triplets are returned (as scikit-learn does).
@@ -156,8 +131,13 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
         power steps in all, else "LU"; the default start takes n_iter + 1).
         It acts on d x l matrices, so even "QR" is cheap.
     transpose : bool or "auto", default "auto"
-        Run on ``A.T`` and transpose the result back. fastlr's passes cost the
-        same either way, so "auto" means False.
+        Run the range finder on ``A.T``. Its d x l work arrays (the start, the
+        power steps' products) then live on the smaller side of a wide matrix:
+        "auto" transposes when n < d (as scikit-learn's "auto" does), so a
+        330 x 2,000,000 matrix needs 330 x l of them, not 2,000,000 x l. The
+        transposed finder costs one more pass over A (it ends with the same
+        Rayleigh-Ritz step on A's rows as the untransposed one). Row-blocked
+        input is never transposed.
     flip_sign : bool, default True
         Make the largest-magnitude entry of each left singular vector positive
         (scikit-learn's ``svd_flip`` convention).
@@ -170,11 +150,14 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
         CountSketch ``S A`` (l x d); "gaussian", a dense Gaussian ``S A``
         (l x n Gaussian S, one GEMM).
     check_finite : bool, default True
-        Raise ValueError when A holds NaN or inf (checked on the first pass's
-        result, so it costs no extra pass over A). False skips the check where
-        it is separate; a non-finite product still raises.
+        Accepted for compatibility; NaN or inf in A always raise ValueError.
+        They show up in the first pass's small result (a sketch, or
+        ``A^T A Omega``), which is checked at a cost of O(d l), not a pass over A.
     backend : {"cpp", "numba", "numpy"}, optional
         Kernel backend; None uses the current default.
+    block_rows : int, optional
+        Rows per block for a numpy array or memmap read in row blocks (see
+        ``fastlr.scw``).
 
     Returns
     -------
@@ -217,33 +200,22 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
         M = A
     if M is _MISSING or n_components is _MISSING:
         raise TypeError("randomized_svd: missing required argument " + ("'M'" if M is _MISSING else "'n_components'"))
-    A = M
-    check_finite = check_bool(check_finite, "check_finite")
-    if wants_row_blocks(A):  # dask arrays and memory maps: passes over row blocks
-        from . import _rowblocks
-
-        return _rowblocks.randomized_svd(
-            A, n_components, n_oversamples=n_oversamples, n_iter=n_iter,
-            power_iteration_normalizer=power_iteration_normalizer, transpose=transpose, flip_sign=flip_sign,
-            random_state=random_state, svd_lapack_driver=svd_lapack_driver, sketch=sketch,
-            check_finite=check_finite, backend=backend)
-    A = check_matrix(A)
+    check_bool(check_finite, "check_finite")
+    op = operand(M, backend=backend, block_rows=block_rows).check_nonempty()
     k, p, n_iter, normalizer, transpose, driver, sketch, seed = check_options(
-        A, n_components, n_oversamples, n_iter, power_iteration_normalizer, transpose, flip_sign,
+        op, n_components, n_oversamples, n_iter, power_iteration_normalizer, transpose, flip_sign,
         svd_lapack_driver, sketch, random_state)
-
-    if transpose is True:
-        A = A.T
-    if is_sparse(A) and A.format == "csc" and (n_iter > 0 or sketch == "auto"):
-        A = A.tocsr()  # power steps are one pass over CSR, two over CSC
+    if transpose == "auto":
+        transpose = op.shape[0] < op.shape[1] and op.transposable
+    finder = op.T if transpose is True else op
+    if n_iter > 0 or sketch == "auto":
+        finder = finder.for_power_steps()
     with blas_single_thread():
-        V = range_basis(A.shape, A.dtype, k + p, sketch=sketch, n_iter=n_iter, normalizer=normalizer, seed=seed,
-                        check_finite=check_finite, apply_sketch=lambda S: S.apply(A, backend=backend),
-                        product_for=lambda r, steps: power_product(A, r, steps, backend))
-        f = basis_factors(A, V, k, driver, backend)
-        U, s, Vt = truncate(f, k, A.dtype, flip_sign=False)
+        V = range_basis(finder, k + p, sketch=sketch, n_iter=n_iter, normalizer=normalizer, seed=seed)
         if transpose is True:
-            U, Vt = Vt.T, U.T
-        if flip_sign:
-            U, Vt = flip_signs(U, Vt)
-    return np.ascontiguousarray(U), s, np.ascontiguousarray(Vt)
+            # V spans the column space of A; A^T V (one pass) spans its row space. Finishing on A's rows
+            # as the untransposed path does (Rayleigh-Ritz: the SVD of A Q) keeps its exactness: the
+            # columns of A Vt^T are exactly orthogonal, as PCA scores are expected to be.
+            V = np.ascontiguousarray(orthonormal(finder.times(V), overwrite=True), dtype=op.dtype)
+        f = basis_factors(op, V, k, driver)
+        return op.truncate(f, k, flip_sign=bool(flip_sign))

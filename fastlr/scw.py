@@ -4,62 +4,24 @@
 orthonormal V (d x r); optionally ``n_iter`` power steps replace V by an
 orthonormal basis of ``(A^T A)^q V``; ``B = A V`` (n x r) and its thin SVD
 ``B = U_B diag(s_B) X^T``; the rank-k result is ``U = U_B[:, :k]``,
-``s = s_B[:k]``, ``Vt = (V X[:, :k])^T``. The products with A run on the
-one-pass kernels of ``fastlr._ops``; everything else is small dense work.
+``s = s_B[:k]``, ``Vt = (V X[:, :k])^T``. Every pass over A is a call to an
+operand of the matrix layer (``fastlr._matrix``), so the same code runs on
+in-memory, memory-mapped and dask input; everything else is small dense work.
 """
 
 from __future__ import annotations
 
-import functools
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
 
-from . import _ops
-from ._linalg import (
-    blas_limit,
-    blas_single_thread,
-    normalize,
-    orthonormal,
-    peak,
-    power_of_two,
-    sketch_svd,
-    thin_svd,
-    truncate,
-)
-from ._threads import get_num_threads
-from ._validation import as_matrix, check_bool, check_int, is_sparse
+from ._linalg import blas_single_thread, normalize, orthonormal, peak, power_of_two, sketch_svd
+from ._matrix import Operand, operand
+from ._matrix.memory import representable
+from ._validation import check_bool, check_int
 from .lowrank import LowRank
 
 __all__ = ["SCWFactors", "scw", "scw_factors", "sketch_svd"]
-
-#: Factors at least this wide go to BLAS: its GEMM beats the one-pass kernels
-#: there (measured on 5760 x 1080: kernels win up to ~100 columns, BLAS at 200).
-_BLAS_MIN_COLUMNS = 128
-
-#: Power steps go through the Gram matrix A^T A (one BLAS SYRK, n d^2 flops)
-#: instead of n_iter passes of A^T (A V) (4 n d r flops each) when
-#: d <= _GRAM_WIDTH * r * n_iter: SYRK runs near the CPU's peak, the thin
-#: one-pass kernels at 45-80% of it (measured on 5760 x 1080 and 100000 x 500).
-_GRAM_WIDTH = 4
-
-
-def _dense_product(A, V, transpose: bool, backend):
-    """``A @ V`` (or ``A.T @ V``) for dense A: one-pass kernel for thin V, BLAS GEMM
-    with fastlr's thread count for wide V."""
-    if is_sparse(A) or V.shape[1] < _BLAS_MIN_COLUMNS:
-        return _ops.rmatmul(A, V, backend=backend) if transpose else _ops.matmul(A, V, backend=backend)
-    V = np.ascontiguousarray(V, dtype=A.dtype)
-    with blas_limit(get_num_threads()):
-        return np.ascontiguousarray(A.T @ V if transpose else A @ V)
-
-
-def _thin_svd(B: np.ndarray, k: int, driver: str = "gesdd", backend=None):
-    """``_linalg.thin_svd`` of a tall B with its products on fastlr's kernels (``_dense_product``)."""
-    return thin_svd(B, k, functools.partial(_dense_product, backend=backend), driver)
-
 
 class SCWFactors(NamedTuple):
     """Intermediates of the SCW forward pass (``scw_factors``).
@@ -80,12 +42,11 @@ def scw_factors(A, SA, k: int, *, n_iter: int = 0, power_iteration_normalizer: s
                 lapack_driver: str = "gesdd", backend=None) -> SCWFactors:
     """The SCW forward pass from a given sketch ``SA = S @ A``, with its intermediates.
 
-    Arguments are not validated here (``scw`` does that); A must already be
-    kernel-ready (``_validation.as_matrix``). Reused by the learned-sketch code.
+    Arguments are not validated here (``scw`` does that).
 
     Parameters
     ----------
-    A : ndarray or scipy.sparse CSR/CSC, shape (n, d)
+    A : Operand, or a matrix ``_matrix.operand`` accepts, shape (n, d)
     SA : ndarray, shape (m, d)
     k : int
         Number of left singular vectors of B to form.
@@ -96,22 +57,22 @@ def scw_factors(A, SA, k: int, *, n_iter: int = 0, power_iteration_normalizer: s
     lapack_driver : {"gesdd", "gesvd"}
         LAPACK driver for the small SVDs.
     backend : str, optional
-        Kernel backend for the products with A.
+        Kernel backend for the products with A (when A is not an Operand already).
 
     Returns
     -------
     SCWFactors
     """
-    UM, sM, V = sketch_basis(SA, n_iter, power_iteration_normalizer, A.dtype,
-                             lambda r, steps: power_product(A, r, steps, backend))
-    return basis_factors(A, V, k, lapack_driver, backend, UM, sM)
+    op = operand(A, backend=backend)
+    UM, sM, V = sketch_basis(SA, n_iter, power_iteration_normalizer, op.dtype, op.power_product)
+    return basis_factors(op, V, k, lapack_driver, UM, sM)
 
 
 def sketch_basis(SA: np.ndarray, n_iter: int, normalizer: str, dtype, product_for):
     """(UM, sM, V) from a sketch ``S A``: its SVD cut at the numerical rank r, and V (d x r, in
-    ``dtype``) its right singular vectors after ``n_iter`` power steps, on any storage of A:
-    ``product_for(r, steps)`` returns ``V -> A^T A V`` (``power_product`` in memory, a pass
-    over the blocks for row-blocked A). The sketch's sigma_1 sets the steps' scale."""
+    ``dtype``) its right singular vectors after ``n_iter`` power steps: ``product_for(r, steps)``
+    returns ``V -> A^T A V`` (an operand's ``power_product``). The sketch's sigma_1 sets the
+    steps' scale."""
     UM, sM, VtM = sketch_svd(SA, np.finfo(dtype).eps)
     V = np.ascontiguousarray(VtM.T, dtype=dtype)
     if V.shape[1] > 0 and n_iter > 0:
@@ -119,14 +80,14 @@ def sketch_basis(SA: np.ndarray, n_iter: int, normalizer: str, dtype, product_fo
     return UM, sM, V
 
 
-def basis_factors(A, V: np.ndarray, k: int, lapack_driver: str = "gesdd", backend=None, UM=None,
+def basis_factors(op: Operand, V: np.ndarray, k: int, lapack_driver: str = "gesdd", UM=None,
                   sM=None) -> SCWFactors:
     """SCW's last steps from an orthonormal basis V (d x r): ``B = A V`` and its thin SVD.
 
     ``UM``, ``sM`` (the sketch's factors, kept for the gradients) default to empty.
     """
-    B = _dense_product(A, V, False, backend)
-    UB, sB, X = _thin_svd(B, k, lapack_driver, backend)
+    B = op.times(V)
+    UB, sB, X = op.thin_svd(B, k, lapack_driver)
     if UM is None:
         UM, sM = np.zeros((0, 0)), np.zeros(0)
     return SCWFactors(UM, sM, V, B, UB, sB, X)
@@ -150,7 +111,7 @@ def gaussian_range(product, d: int, l: int, n_iter: int, normalizer: str, seed: 
     Gaussian start loses no direction
     whatever A's shape, rank or sparsity (a CountSketch with l = k + p rows
     can: two heavy rows in one bucket). ``product`` is ``V -> A^T A V``
-    (``power_product``); ``estimate_sigma()`` gives a scale only when A's
+    (an operand's ``power_product``); ``estimate_sigma()`` gives a scale only when A's
     entries are so large or small that the unscaled first step over- or
     underflows (``power_iterations``).
     """
@@ -159,103 +120,11 @@ def gaussian_range(product, d: int, l: int, n_iter: int, normalizer: str, seed: 
                             estimate_sigma=estimate_sigma)
 
 
-def _gram_pays(A, r: int, n_iter: int) -> bool:
-    """Whether n_iter power steps with r columns are cheaper through A^T A."""
-    n, d = A.shape
-    return not is_sparse(A) and n_iter >= 2 and d <= n and d <= _GRAM_WIDTH * r * n_iter
-
-
-#: Rows of A per SYRK call in ``_gram``: about this many flops each (~0.2 s), so
-#: Ctrl-C is honoured between calls, and at least _GRAM_MIN_ROWS rows so each
-#: call still runs near BLAS's peak.
-_GRAM_BLOCK_FLOPS = 8e9
-_GRAM_MIN_ROWS = 256
-
-
-def _gram(A: np.ndarray) -> np.ndarray:
-    """A^T A for dense A: SYRK over row blocks, summed, on fastlr's threads.
-
-    BLAS runs on one thread and fastlr runs contiguous row ranges in parallel
-    itself, so no BLAS thread pool spins against fastlr's OpenMP team
-    (measured: a 2-thread OpenBLAS SYRK ran slower than 1 thread right after the
-    kernels). Each range is a loop of SYRK calls of about _GRAM_BLOCK_FLOPS, so
-    an interrupt stops the work within one call (a single SYRK of a
-    20000 x 5000 matrix took 14-55 s to notice Ctrl-C). Over- and underflow are
-    left for ``power_product`` to check.
-    """
-    n, d = A.shape
-    step = max(_GRAM_MIN_ROWS, int(_GRAM_BLOCK_FLOPS // max(d * d, 1)))
-    threads = min(get_num_threads(), max(1, n // _GRAM_MIN_ROWS))
-    edges = np.linspace(0, n, threads + 1).astype(int)
-    stop = threading.Event()
-
-    def gram(lo: int, hi: int):
-        G = None
-        for b in range(lo, hi, step):
-            if stop.is_set():
-                return None
-            block = _syrk(A[b:min(b + step, hi)])
-            if G is None:
-                G = block
-            else:
-                with np.errstate(over="ignore"):
-                    G += block
-        return G
-
-    with blas_limit(1):
-        if threads == 1:
-            return gram(0, n)
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            futures = [pool.submit(gram, lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
-            try:
-                parts = [f.result() for f in futures]
-            except BaseException:  # KeyboardInterrupt: the other ranges stop at their next block
-                stop.set()
-                raise
-    G = parts[0]
-    with np.errstate(over="ignore"):
-        for part in parts[1:]:
-            G += part
-    return G
-
-
-def _syrk(X: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore", under="ignore"):  # per thread; checked by power_product
-        return X.T @ X  # NumPy calls SYRK for a matrix times its own transpose (and releases the GIL)
-
-
-def power_product(A, r: int, n_iter: int, backend):
-    """``V -> A^T A V`` for in-memory A and r-column V, the cheapest way for n_iter steps.
-
-    Either one pass over A per step (the fused kernel, or two BLAS products for
-    wide V) or, for narrow dense A, the Gram matrix ``G = A^T A`` (SYRK, computed
-    here once) and products with G. Both round alike: a product with A^T A
-    carries an error of order eps * ||A||^2 * ||V|| whichever way it is grouped.
-    G is not used when it over- or underflows (entries of A near the limits of
-    its dtype): the passes then run on a rescaled V (``power_iterations``).
-    Runs under ``blas_single_thread``.
-    """
-    if _gram_pays(A, r, n_iter):
-        G = _gram(A)
-        if _representable(G, A.dtype):
-            return lambda V: G @ V  # d x d times d x r: small next to the Gram matrix
-    if is_sparse(A) or r < _BLAS_MIN_COLUMNS:
-        return lambda V: _ops.gram_product(A, V, backend=backend)
-    return lambda V: _dense_product(A, _dense_product(A, V, False, backend), True, backend)
-
-
-def _representable(Z: np.ndarray, dtype) -> bool:
-    """Z is finite and its largest entry is above sqrt(tiny): products formed without scaling
-    neither overflowed nor lost precision to underflow."""
-    z = peak(Z)
-    return bool(np.isfinite(z)) and z >= np.sqrt(np.finfo(dtype).tiny)
-
-
 def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype, *, sigma=None,
                      estimate_sigma=None) -> np.ndarray:
     """``n_iter`` steps ``V <- orth(product(V))`` (``normalizer`` between steps, QR
-    after the last), V kept C-contiguous in ``dtype``. ``product(V)`` is A^T A V,
-    computed in memory (``power_product``) or over row blocks (``_rowblocks``).
+    after the last), V kept C-contiguous in ``dtype``. ``product(V)`` is A^T A V
+    (an operand's ``power_product``).
 
     Each product is taken of ``V / c``, c a power of two near sigma_1(A), so that
     ``A V / c`` and ``A^T A V / c`` stay near 1 and sigma_1(A) in magnitude:
@@ -273,7 +142,7 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype
     c = power_of_two(sigma) if sigma else 1.0
     for step in range(n_iter):
         Z = product(np.ascontiguousarray(V / c, dtype=dtype))
-        if step == 0 and sigma is None and estimate_sigma is not None and not _representable(Z, dtype):
+        if step == 0 and sigma is None and estimate_sigma is not None and not representable(Z, dtype):
             c = power_of_two(estimate_sigma())
             Z = product(np.ascontiguousarray(V / c, dtype=dtype))
         z, v = peak(Z), peak(V)
@@ -286,14 +155,6 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype
     return V
 
 
-def check_matrix(A, name: str = "A"):
-    """A kernel-ready, non-empty matrix (as_matrix plus an emptiness check)."""
-    A = as_matrix(A, name)
-    if A.shape[0] == 0 or A.shape[1] == 0:
-        raise ValueError(f"{name}: expected a non-empty matrix, got shape {A.shape}")
-    return A
-
-
 def check_rank(k, A, name: str = "k") -> int:
     k = check_int(k, name, minimum=1)
     if k > min(A.shape):
@@ -301,17 +162,11 @@ def check_rank(k, A, name: str = "k") -> int:
     return k
 
 
-def check_finite_sketch(SA: np.ndarray, name: str = "A") -> None:
-    """NaN/inf anywhere in A reaches S A (0 * inf and 0 * NaN are NaN): checking S A is enough."""
-    if not np.isfinite(SA).all():
-        raise ValueError(f"{name}: contains NaN or infinity (or overflows), so its sketch is not finite")
-
-
 def check_scw_args(A, S, k, n_iter) -> tuple[int, int]:
     """Validate scw's k, n_iter and sketch S against A (anything with a 2-D ``shape``)."""
     k = check_rank(k, A)
     n_iter = check_int(n_iter, "n_iter", minimum=0)
-    if not (hasattr(S, "shape") and hasattr(S, "apply")):
+    if not (hasattr(S, "shape") and hasattr(S, "parts")):
         raise TypeError(f"S: expected a fastlr sketch (CountSketch, GaussianSketch, ...), got {type(S).__name__}")
     m, n = S.shape
     if n != A.shape[0]:
@@ -321,20 +176,16 @@ def check_scw_args(A, S, k, n_iter) -> tuple[int, int]:
     return k, n_iter
 
 
-def wants_row_blocks(A) -> bool:
-    from ._outofcore import wants_row_blocks as wants  # late: _outofcore builds on this module
-
-    return wants(A)
-
-
-def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=None) -> LowRank:
+def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=None, block_rows=None) -> LowRank:
     """Rank-k approximation of A from the sketch ``S @ A`` (Sarlos; Clarkson-Woodruff).
 
     Parameters
     ----------
     A : array_like or scipy.sparse matrix, shape (n, d)
         Dense (any memory order) or sparse; float32 stays float32, other real
-        dtypes compute in float64.
+        dtypes compute in float64. A ``np.memmap`` is read in row blocks
+        (bounded memory); a row-chunked dask array is processed a task per
+        block (U comes back as a persisted dask array).
     S : fastlr sketch, shape (m, n)
         Any fastlr sketch (``CountSketch``, ``GaussianSketch``, stacked,
         learned) with ``S.n == n`` and ``S.m >= k``.
@@ -343,12 +194,17 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
     n_iter : int, default 0
         Power iterations ``V <- orth(A^T A V)`` (one pass over A each) before B.
     check_finite : bool, default True
-        Raise ValueError when A holds NaN or inf. The check runs on S A (where
-        any NaN/inf of A shows up: 0 * NaN and 0 * inf are NaN), so it costs
-        O(m d), not a pass over A. False skips it; fastlr's own sketches still
-        refuse a non-finite S A when they compute it.
+        Accepted for SciPy compatibility; NaN or inf in A always raise
+        ValueError. The check runs on S A (where any NaN/inf of A shows up:
+        0 * NaN and 0 * inf are NaN), so it costs O(m d), not a pass over A,
+        and there is nothing to save by skipping it.
     backend : {"cpp", "numba", "numpy"}, optional
         Kernel backend; None uses the current default.
+    block_rows : int, optional
+        Rows per block for a numpy array or memmap read in row blocks
+        (given: any ndarray is read that way; default for a memmap: blocks of
+        about 64 MiB as float64). Not used for dask arrays (their chunks are
+        the blocks).
 
     Returns
     -------
@@ -378,18 +234,12 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
     >>> U.shape, s.shape, Vt.shape
     ((500, 10), (10,), (10, 40))
     """
-    check_finite = check_bool(check_finite, "check_finite")
-    if wants_row_blocks(A):  # dask arrays and memory maps: passes over row blocks
-        from . import _rowblocks
-
-        return _rowblocks.scw(A, S, k, n_iter=n_iter, check_finite=check_finite, backend=backend)
-    A = check_matrix(A)
-    k, n_iter = check_scw_args(A, S, k, n_iter)
-    if is_sparse(A) and A.format == "csc" and n_iter > 0:
-        A = A.tocsr()  # power steps are one pass over CSR, two over CSC
-    SA = np.asarray(S.apply(A, backend=backend))
-    if check_finite:
-        check_finite_sketch(SA)
+    check_bool(check_finite, "check_finite")
+    op = operand(A, backend=backend, block_rows=block_rows).check_nonempty()
+    k, n_iter = check_scw_args(op, S, k, n_iter)
+    if n_iter > 0:
+        op = op.for_power_steps()
+    SA = op.sketch(S)  # refused when not finite
     with blas_single_thread():
-        f = scw_factors(A, SA, k, n_iter=n_iter, backend=backend)
-        return LowRank(*truncate(f, k, A.dtype))
+        f = scw_factors(op, SA, k, n_iter=n_iter)
+        return op.result(*op.truncate(f, k, flip_sign=True))

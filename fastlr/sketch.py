@@ -4,6 +4,11 @@ A sketch is an m x n linear map S applied to an n x d matrix A as ``S @ A``
 (or ``S.apply(A)``). The *distribution* (m, n, seed) is separate from the
 sampled operator (``rows``, ``values``), so a sketch can also be built from
 trained values (learned sketches).
+
+Every sketch is a vertical stack of leaves (``parts()``): CountSketches and
+dense sketches. A leaf applies itself to an operand of the matrix layer
+(``sketch_of(op)``: ``op.countsketch`` or ``op.dense_sketch``), so any sketch
+runs on every storage the matrix layer has (in memory, row blocks, dask).
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._backend import get_backend
-from ._outofcore import apply_by_row_blocks, wants_row_blocks
-from ._validation import INT64_MAX, UINT64_MAX, as_matrix, check_int, check_sparse, float_dtype, is_sparse, real_array
+from ._matrix import InMemory, operand
+from ._validation import INT64_MAX, UINT64_MAX, check_int, check_sparse, float_dtype, is_sparse, real_array
+from .sketch_file import save_sketch
 
 __all__ = ["Sketch", "CountSketch", "GaussianSketch", "StackedSketch", "stack", "countsketch_hash"]
 
@@ -56,8 +62,42 @@ class Sketch:
         """Number of columns: the row count of the matrices it sketches."""
         return self.shape[1]
 
-    def apply(self, A, *, backend=None):  # pragma: no cover - abstract
+    def parts(self) -> list:
+        """The leaves (CountSketches and dense sketches) this sketch stacks vertically."""
+        return [self]
+
+    def sketch_of(self, op):  # pragma: no cover - abstract
+        """``S @ A`` for a leaf S and an operand of the matrix layer."""
         raise NotImplementedError
+
+    def apply(self, A, *, backend=None):
+        """S @ A as a dense m x d array.
+
+        Parameters
+        ----------
+        A : array_like or scipy.sparse matrix, shape (n, d)
+            Dense input of any memory order (a non-contiguous view is copied
+            once), or sparse CSR/CSC (other formats are converted to CSR).
+            float32 stays float32; other real dtypes compute in float64.
+            A row-chunked ``dask.array.Array`` gives a lazy dask result; an
+            ``np.memmap`` is read in row blocks (bounded memory).
+        backend : {"cpp", "numba", "numpy"}, optional
+            Kernel backend; None uses the current default.
+
+        Returns
+        -------
+        SA : ndarray, shape (m, d) (a lazy dask array for dask input)
+
+        Raises
+        ------
+        ValueError
+            If A has the wrong number of rows or holds NaN/inf.
+        TypeError
+            If A is not a real numeric matrix.
+        """
+        op = operand(A, backend=backend)
+        self._check_rows_of(op)
+        return op.apply_sketch(self)
 
     def __matmul__(self, A):
         return self.apply(A)
@@ -74,14 +114,6 @@ class Sketch:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(m={self.m}, n={self.n})"
-
-
-def _checked_output(SA: np.ndarray) -> np.ndarray:
-    # S A is small (m x d): checking it is cheap, and it is non-finite exactly
-    # when A holds NaN/inf (or the sum overflows), which would otherwise pass silently.
-    if not np.isfinite(SA).all():
-        raise ValueError("A: contains NaN or infinity (or overflows), so S @ A is not finite")
-    return SA
 
 
 class CountSketch(Sketch):
@@ -123,21 +155,28 @@ class CountSketch(Sketch):
     def __init__(self, m: int, n: int, seed: int = 0):
         m = check_int(m, "m", minimum=1, maximum=MAX_HASH_ROWS)
         n = check_int(n, "n", minimum=1, maximum=INT64_MAX)
-        seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
-        rows, values = countsketch_hash(seed, m, 0, n)
-        self._init(m, rows, values, owned=True)
-        self.seed = seed
+        self.seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
+        # Nothing of size n yet: S @ A hashes each column inside the kernel's pass over A, and
+        # ``rows`` / ``values`` are built from the same hash the first time they are asked for.
+        self.shape = (m, n)
+        self._rows = self._values = self._values_f32 = None
 
-    def _init(self, m: int, rows: np.ndarray, values: np.ndarray, owned: bool = False) -> None:
-        """owned: ``values`` are fresh finite float64 of shape (n,) (the hash's +-1), kept as they
-        are instead of being copied and checked by the ``values`` setter (an O(n) pass each)."""
+    def _init(self, m: int, rows: np.ndarray, values: np.ndarray) -> None:
         self.shape = (m, len(rows))
-        self.rows = rows
+        self._rows = rows
         self.seed = None
-        if owned:
-            self._values, self._values_f32 = values, None
-        else:
-            self.values = values
+        self.values = values
+
+    def _materialize(self) -> None:
+        """rows and values of a seeded sketch from its hash (fresh +-1 values: kept without a copy)."""
+        rows, values = countsketch_hash(self.seed, self.m, 0, self.n)
+        self._rows, self._values, self._values_f32 = rows, values, None
+
+    @property
+    def rows(self) -> np.ndarray:
+        if self._rows is None:
+            self._materialize()
+        return self._rows
 
     @classmethod
     def from_arrays(cls, rows, values, m: int) -> "CountSketch":
@@ -159,6 +198,8 @@ class CountSketch(Sketch):
 
     @property
     def values(self) -> np.ndarray:
+        if self._rows is None:
+            self._materialize()
         return self._values
 
     @values.setter
@@ -169,78 +210,39 @@ class CountSketch(Sketch):
             raise ValueError(f"values: expected shape ({self.n},), got {values.shape}")
         if not np.isfinite(values).all():
             raise ValueError("values: must be finite")
+        if self._rows is None:
+            self._materialize()
         self._values = values
         self._values_f32 = None
 
     def _values_as(self, dtype: np.dtype) -> np.ndarray:
         if dtype == np.float64:
-            return self._values
+            return self.values
         if self._values_f32 is None:
-            self._values_f32 = self._values.astype(np.float32)
+            self._values_f32 = self.values.astype(np.float32)
         return self._values_f32
 
-    def apply(self, A, *, backend=None) -> np.ndarray:
-        """S @ A as a dense m x d array.
-
-        Parameters
-        ----------
-        A : array_like or scipy.sparse matrix, shape (n, d)
-            Dense input of any memory order (a non-contiguous view is copied
-            once), or sparse CSR/CSC (other formats are converted to CSR).
-            float32 stays float32; other real dtypes compute in float64.
-            A row-chunked ``dask.array.Array`` gives a lazy dask result; an
-            ``np.memmap`` is read in row blocks (bounded memory).
-        backend : {"cpp", "numba", "numpy"}, optional
-            Kernel backend; None uses the current default.
-
-        Returns
-        -------
-        SA : ndarray, shape (m, d)
-
-        Raises
-        ------
-        ValueError
-            If A has the wrong number of rows or holds NaN/inf.
-        TypeError
-            If A is not a real numeric matrix.
-        """
-        if wants_row_blocks(A):  # a dask array (lazy result) or a memmap: see _dask.py, _outofcore.py
-            return apply_by_row_blocks(self, A, backend=backend)
-        A = as_matrix(A)
-        self._check_rows_of(A)
-        kernels = get_backend(backend)
-        values = self._values_as(A.dtype)
-        if not is_sparse(A):
-            SA = kernels.countsketch_dense(A, self.rows, values, self.m)
-        else:
-            indptr, indices, data = (np.ascontiguousarray(x) for x in (A.indptr, A.indices, A.data))
-            fn = kernels.countsketch_csr if A.format == "csr" else kernels.countsketch_csc
-            SA = fn(indptr, indices, data, self.rows, values, self.m, A.shape[1])
-        return _checked_output(SA)
+    def sketch_of(self, op):
+        if self._rows is None:  # seeded and never materialized: hash inside the kernel's pass
+            return op.countsketch_seeded(self.seed, self.m)
+        return op.countsketch(self.rows, self._values_as(op.dtype), self.m)
 
     def gather_dot(self, A, D, *, backend=None) -> np.ndarray:
         """g[i] = <A[i, :], D[rows[i], :]>: the gradient of <D, S A> with respect to ``values``."""
-        A = as_matrix(A)
-        self._check_rows_of(A)
-        D = np.ascontiguousarray(real_array(D, "D"), dtype=A.dtype)
-        if D.shape != (self.m, A.shape[1]):
-            raise ValueError(f"D: expected shape {(self.m, A.shape[1])}, got {D.shape}")
+        op = InMemory(A, backend=backend)
+        self._check_rows_of(op)
+        D = np.ascontiguousarray(real_array(D, "D"), dtype=op.dtype)
+        if D.shape != (self.m, op.shape[1]):
+            raise ValueError(f"D: expected shape {(self.m, op.shape[1])}, got {D.shape}")
         if not np.isfinite(D).all():
             raise ValueError("D: contains NaN or infinity")
-        kernels = get_backend(backend)
-        if not is_sparse(A):
-            g = kernels.countsketch_gather_dot(A, self.rows, D)
-        else:
-            A = A.tocsr()
-            g = kernels.countsketch_gather_dot_csr(A.indptr, A.indices, A.data, self.rows, D)
+        g = op.gather_dot(self.rows, D)
         if not np.isfinite(g).all():  # n values: cheap; with D finite, only NaN/inf in A (or overflow) does this
             raise ValueError("A: contains NaN or infinity (or overflows), so the gather-dot is not finite")
         return g
 
     def save(self, path) -> None:
         """Write the sketch to ``path`` as an .npz file (no pickle); read it with ``fastlr.load_sketch``."""
-        from .learn import save_sketch  # the file format lives with load_sketch
-
         save_sketch(self, path)
 
     def to_scipy(self) -> sp.csr_array:
@@ -301,18 +303,13 @@ class GaussianSketch(Sketch):
         self.matrix = np.random.default_rng(self.seed).standard_normal((m, n)) / np.sqrt(m)
         self._matrix_f32 = None
 
-    def apply(self, A, *, backend=None) -> np.ndarray:
-        """S @ A as a dense m x d array (BLAS; ``backend`` is accepted for uniformity)."""
-        A = as_matrix(A)
-        self._check_rows_of(A)
-        if A.dtype == np.float32:
-            if self._matrix_f32 is None:
-                self._matrix_f32 = self.matrix.astype(np.float32)
-            G = self._matrix_f32
-        else:
-            G = self.matrix
-        SA = np.asarray((A.T @ G.T).T) if is_sparse(A) else G @ A
-        return _checked_output(np.ascontiguousarray(SA))
+    def sketch_of(self, op):
+        """``G @ A`` by BLAS (the operand's ``dense_sketch``)."""
+        if op.dtype != np.float32:
+            return op.dense_sketch(self.matrix)
+        if self._matrix_f32 is None:
+            self._matrix_f32 = self.matrix.astype(np.float32)
+        return op.dense_sketch(self._matrix_f32)
 
     def to_dense(self) -> np.ndarray:
         return self.matrix.copy()
@@ -355,10 +352,8 @@ class StackedSketch(Sketch):
         self.sketches = sketches
         self.shape = (sum(s.m for s in self.sketches), self.sketches[0].n)
 
-    def apply(self, A, *, backend=None) -> np.ndarray:
-        A = as_matrix(A)
-        self._check_rows_of(A)
-        return np.vstack([s.apply(A, backend=backend) for s in self.sketches])
+    def parts(self) -> list:
+        return [leaf for s in self.sketches for leaf in s.parts()]
 
     def __repr__(self) -> str:
         return f"StackedSketch({self.sketches!r})"

@@ -16,31 +16,40 @@ import ast
 from pathlib import Path
 
 import fastlr
+from fastlr._backend import kernel_names
 
 PACKAGE_DIR = Path(fastlr.__file__).parent
 ROOT = PACKAGE_DIR.parent
 
 #: Modules of the algorithm layer: never import kernels (``_kernels``, ``_core``).
-ALGORITHMS = {"fastlr.scw", "fastlr.randomized", "fastlr.learn", "fastlr.gd", "fastlr._gradients", "fastlr._optim"}
+ALGORITHMS = {"fastlr.scw", "fastlr.randomized", "fastlr.learn", "fastlr._gradients", "fastlr.datadriven",
+              "fastlr._training", "fastlr.evaluation", "fastlr.streaming", "fastlr.gd", "fastlr.gd.loop",
+              "fastlr.gd.models", "fastlr.gd.optim", "fastlr.gd.options", "fastlr.gd.problems", "fastlr.gd.svd"}
 #: Sketch operators: never import algorithms.
-SKETCHES = {"fastlr.sketch"}
+SKETCHES = {"fastlr.sketch", "fastlr.learned_sketch", "fastlr.sketch_file"}
+
+#: Modules that may call the matrix kernels (every product with a user's matrix goes through the matrix layer).
+MATRIX_LAYER = "fastlr/_matrix/"
+#: Kernels that are not products with a matrix: the CountSketch hash and the optimizer steps.
+NON_MATRIX_KERNELS = {"countsketch_hash", "optimizer_step", "build_info", "num_threads", "set_num_threads"}
+
+#: Calls of matrix kernels outside the matrix layer: (file, kernel).
+KNOWN_MATRIX_KERNEL_CALLS = {("fastlr/gd.py", "gd_masked_grad")}
 
 #: Kernel modules importing fastlr outside ``_kernels``: the Numba kernels' thread count.
 KNOWN_KERNEL_IMPORTS = {("fastlr/_kernels/numba/_util.py", "fastlr._threads")}
 
-#: Algorithm modules importing kernels directly: gd's optimizer state sizes.
+#: Algorithm modules importing kernels directly.
 KNOWN_ALGORITHM_KERNEL_IMPORTS = {("fastlr/_optim.py", "fastlr._kernels.reference.gd")}
 
-#: Sketch modules importing algorithms: LearnedSketch's class, looked up late.
-KNOWN_SKETCH_ALGORITHM_IMPORTS = {("fastlr/sketch.py", "fastlr.learn")}
+#: Sketch modules importing algorithms.
+KNOWN_SKETCH_ALGORITHM_IMPORTS = set()
 
 #: Import cycles (strongly connected components of the import graph, function-local imports included;
 #: module-level imports alone form none).
 KNOWN_CYCLES = {
     frozenset({"fastlr", "fastlr.estimators"}),
     frozenset({"fastlr._backend", "fastlr._threads"}),
-    frozenset({"fastlr._dask", "fastlr._outofcore", "fastlr._rowblocks", "fastlr.learn", "fastlr.randomized",
-               "fastlr.scw", "fastlr.sketch"}),
 }
 
 #: Function-local imports of fastlr modules: (file, imported module).
@@ -48,32 +57,12 @@ KNOWN_LOCAL_IMPORTS = {
     ("fastlr/__init__.py", "fastlr.estimators"),
     ("fastlr/_backend.py", "fastlr._kernels.reference"),
     ("fastlr/_cli_io.py", "fastlr.datasets"),
-    ("fastlr/_dask.py", "fastlr._ops"),
-    ("fastlr/_dask.py", "fastlr._rowblocks"),
-    ("fastlr/_dask.py", "fastlr.sketch"),
-    ("fastlr/_outofcore.py", "fastlr._dask"),
-    ("fastlr/_outofcore.py", "fastlr._ops"),
-    ("fastlr/_outofcore.py", "fastlr._rowblocks"),
-    ("fastlr/_outofcore.py", "fastlr.lowrank"),
-    ("fastlr/_outofcore.py", "fastlr.scw"),
-    ("fastlr/_outofcore.py", "fastlr.sketch"),
-    ("fastlr/_rowblocks.py", "fastlr._dask"),
-    ("fastlr/_rowblocks.py", "fastlr._outofcore"),
-    ("fastlr/_rowblocks.py", "fastlr.learn"),
-    ("fastlr/_rowblocks.py", "fastlr.randomized"),
-    ("fastlr/_rowblocks.py", "fastlr.sketch"),
     ("fastlr/_threads.py", "fastlr._backend"),
     ("fastlr/cli.py", "fastlr"),
-    ("fastlr/cli.py", "fastlr._outofcore"),
     ("fastlr/cli.py", "fastlr.datasets"),
     ("fastlr/cli.py", "fastlr.demo"),
-    ("fastlr/cli.py", "fastlr.learn"),
     ("fastlr/estimators.py", "fastlr"),
     ("fastlr/estimators.py", "fastlr.sketch"),
-    ("fastlr/randomized.py", "fastlr._rowblocks"),
-    ("fastlr/scw.py", "fastlr._outofcore"),
-    ("fastlr/scw.py", "fastlr._rowblocks"),
-    ("fastlr/sketch.py", "fastlr.learn"),
 }
 
 
@@ -208,3 +197,33 @@ def test_import_cycles_only_shrink():
 
 def test_function_local_imports_only_shrink():
     assert {(f, b) for f, _, b, local in EDGES if local} == KNOWN_LOCAL_IMPORTS
+
+
+def _matrix_kernel_calls():
+    """(file, kernel) for every call ``x.<kernel>(...)`` of a matrix kernel outside the kernels and the matrix layer."""
+    names = set(kernel_names()) - NON_MATRIX_KERNELS
+    found = set()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith((MATRIX_LAYER, "fastlr/_kernels/")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names
+                    and _is_backend(node.func.value)):
+                found.add((rel, node.func.attr))
+    return found
+
+
+def _is_backend(node) -> bool:
+    """A kernel module: ``kernels``, ``self.kernels``, ``get_backend(...)``, ``_core`` (operands' own
+    methods share the kernels' names and are not counted)."""
+    if isinstance(node, ast.Call):
+        return getattr(node.func, "id", getattr(node.func, "attr", None)) == "get_backend"
+    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+    return name.endswith("kernels") or name in ("_core", "core", "REF", "backend_module")
+
+
+def test_only_the_matrix_layer_calls_matrix_kernels():
+    names = set(kernel_names())
+    assert {"matmul", "countsketch_dense", "gd_products"} <= names  # the rule checks real kernel names
+    assert _matrix_kernel_calls() == KNOWN_MATRIX_KERNEL_CALLS

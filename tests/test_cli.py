@@ -108,6 +108,19 @@ def test_train_then_eval(folders, tmp_path):
     assert "random CountSketch" in text.stdout and "k = 2" in text.stdout
 
 
+def test_train_from_learned_positions(folders, tmp_path):
+    root, test = folders
+    out = fastlr_cli("train", root / "train", "-m", 8, "-k", 3, "-o", tmp_path / "s.npz", "--steps", 20,
+                     "--init", "inner_product", "--json", "--quiet")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["init"] == "inner_product" and isinstance(result["fallback"], bool)
+    S = fastlr.load_sketch(tmp_path / "s.npz")
+    assert fastlr.sketch_error(S, test, 3) < fastlr.sketch_error(fastlr.CountSketch(8, 200, seed=0), test, 3)
+    bad = fastlr_cli("train", root / "train", "-m", 8, "-k", 3, "-o", tmp_path / "t.npz", "--init", "best")
+    assert bad.returncode == 2 and "--init" in bad.stderr
+
+
 def test_train_reads_a_single_matrix_file_and_image_frames(tmp_path):
     from PIL import Image
 

@@ -228,3 +228,98 @@ def test_hash_kernels_reject_bad_m(backend):
     for m in (0, 2**32 + 1):
         with pytest.raises(ValueError, match="m"):
             kernels.countsketch_hash(0, m, 0, 10)
+
+
+# Seeded kernels: S @ A with each column's (row, sign) hashed on the fly from (seed, column).
+
+SEEDED_SHAPES = [(1, 1, 1), (7, 3, 2), (257, 5, 3), (1000, 9, 50), (5000, 40, 7), (20001, 3, 11), (70001, 2, 4)]
+
+
+def _seeded_input(kind, n, d, dtype, rng, index_dtype=np.int32):
+    if kind in ("C", "F"):
+        return np.asarray(rng.standard_normal((n, d)).astype(dtype), order=kind)
+    A = messy_csr(n, d, min(0.3, 3.0 / max(d, 1)), rng, dtype=dtype, index_dtype=index_dtype)  # empty rows
+    if kind == "csc":
+        A = A.tocsc()
+        A.indices, A.indptr = A.indices.astype(index_dtype), A.indptr.astype(index_dtype)
+    return A
+
+
+def _seeded_apply(kernels, kind, A, seed, m, start):
+    n, d = A.shape
+    if kind in ("C", "F"):
+        return kernels.countsketch_seeded_dense(A, seed, m, start)
+    fn = kernels.countsketch_seeded_csr if kind == "csr" else kernels.countsketch_seeded_csc
+    return fn(A.indptr, A.indices, A.data, seed, m, n, d, start)
+
+
+def _materialized_apply(kernels, kind, A, rows, values, m):
+    if kind in ("C", "F"):
+        return kernels.countsketch_dense(A, rows, values, m)
+    fn = kernels.countsketch_csr if kind == "csr" else kernels.countsketch_csc
+    return fn(A.indptr, A.indices, A.data, rows, values, m, A.shape[1])
+
+
+@pytest.mark.parametrize("kind", ["C", "F", "csr", "csc"])
+@pytest.mark.parametrize("n,d,m", SEEDED_SHAPES)
+@pytest.mark.parametrize("seed,start", [(0, 0), (2**64 - 1, 12345)])
+def test_seeded_equals_hash_then_apply(backend, dtype, kind, n, d, m, seed, start):
+    """The seeded kernels give exactly the materialized sketch's S @ A (same backend), and the reference's."""
+    rng = np.random.default_rng(n + d)
+    A = _seeded_input(kind, n, d, dtype, rng)
+    kernels = fastlr.get_backend(backend)
+    got = _seeded_apply(kernels, kind, A, seed, m, start)
+    rows, signs = ref.countsketch_hash(seed, m, start, start + n)
+    assert got.dtype == dtype and got.shape == (m, d)
+    np.testing.assert_array_equal(got, _materialized_apply(kernels, kind, A, rows, signs.astype(dtype), m))
+    dense = A if kind in ("C", "F") else A.toarray()
+    expected = ref.countsketch_dense(np.ascontiguousarray(dense, dtype=np.float64), rows, signs, m)
+    assert_close(got, expected, dtype, scale=max(np.abs(dense).max(initial=1.0), 1.0) * np.sqrt(n))
+
+
+def test_seeded_int64_indices_and_empty_matrices(backend):
+    kernels = fastlr.get_backend(backend)
+    rng = np.random.default_rng(4)
+    A = _seeded_input("csr", 3000, 20, np.float64, rng, index_dtype=np.int64)
+    rows, signs = ref.countsketch_hash(9, 6, 0, 3000)
+    np.testing.assert_array_equal(_seeded_apply(kernels, "csr", A, 9, 6, 0),
+                                  kernels.countsketch_csr(A.indptr, A.indices, A.data, rows, signs, 6, 20))
+    empty = sp.csr_matrix((500, 4))  # no nonzeros at all
+    assert not _seeded_apply(kernels, "csr", empty, 1, 3, 0).any()
+    assert not _seeded_apply(kernels, "csc", empty.tocsc(), 1, 3, 0).any()
+    assert kernels.countsketch_seeded_dense(np.ones((0, 5)), 1, 3).shape == (3, 5)
+    assert kernels.countsketch_seeded_dense(np.ones((5, 0)), 1, 3).shape == (3, 0)
+
+
+@pytest.mark.parametrize("kind", ["C", "F", "csr", "csc"])
+@pytest.mark.parametrize("n,d,m", [(6000, 50, 13), (20000, 40, 1), (100003, 12, 60)])
+def test_seeded_thread_counts_give_bit_identical_sketches(fast_backend, kind, dtype, n, d, m):
+    rng = np.random.default_rng(12)
+    A = _seeded_input(kind, n, d, dtype, rng)
+    kernels = fastlr.get_backend(fast_backend)
+    results = {}
+    for threads in (1, 2):
+        with fastlr.thread_limit(threads):
+            results[threads] = _seeded_apply(kernels, kind, A, 5, m, 0)
+    np.testing.assert_array_equal(results[2], results[1])
+    rows, signs = ref.countsketch_hash(5, m, 0, n)
+    np.testing.assert_array_equal(results[1], _materialized_apply(kernels, kind, A, rows, signs.astype(dtype), m))
+
+
+def test_seeded_bad_arguments_raise(backend):
+    kernels = fastlr.get_backend(backend)
+    A = np.ones((4, 3))
+    for m in (0, 2**32 + 1):
+        with pytest.raises(ValueError, match="m"):
+            kernels.countsketch_seeded_dense(A, 0, m)
+    with pytest.raises(ValueError, match="start"):
+        kernels.countsketch_seeded_dense(A, 0, 2, -1)
+    data = np.ones(3)
+    with pytest.raises(ValueError, match="index"):
+        kernels.countsketch_seeded_csr(np.array([0, 1, 2, 3]), np.array([0, 5, 1]), data, 0, 2, 3, 4)
+    with pytest.raises(ValueError, match="index"):
+        kernels.countsketch_seeded_csc(np.array([0, 1, 2, 3, 3]), np.array([0, 7, 1]), data, 0, 2, 3, 4)
+    with pytest.raises(ValueError, match="indptr"):
+        kernels.countsketch_seeded_csr(np.array([0, 2, 1, 3]), np.zeros(3, np.int64), data, 0, 2, 3, 4)
+    with pytest.raises(ValueError, match="indptr"):
+        kernels.countsketch_seeded_csr(np.array([0, 1, 2, 9]), np.zeros(3, np.int64), data, 0, 2, 3, 4)

@@ -11,7 +11,7 @@ from dask.utils import key_split
 from distributed import Client, LocalCluster, get_task_stream
 
 import fastlr
-from fastlr import _rowblocks
+
 from helpers import assert_close, run_python
 
 
@@ -113,7 +113,7 @@ def test_scw_of_dask_array_equals_in_memory(chunks, dtype):
     A = _lowrank(1500, 40, dtype)
     S = fastlr.CountSketch(20, 1500, seed=2)
     with dask.config.set(scheduler="threads"):
-        result = _rowblocks.scw(da.from_array(A, chunks=chunks), S, 5, n_iter=1)
+        result = fastlr.scw(da.from_array(A, chunks=chunks), S, 5, n_iter=1)
     _assert_same_svd(result, fastlr.scw(A, S, 5, n_iter=1), dtype)
 
 
@@ -123,25 +123,25 @@ def test_randomized_svd_of_dask_array_equals_in_memory(sketch, n_iter, dtype):
     A = _lowrank(1200, 30, dtype, seed=1)
     options = dict(n_iter=n_iter, sketch=sketch, random_state=3)
     with dask.config.set(scheduler="threads"):
-        result = _rowblocks.randomized_svd(da.from_array(A, chunks=(250, 30)), 6, **options)
+        result = fastlr.randomized_svd(da.from_array(A, chunks=(250, 30)), 6, **options)
     _assert_same_svd(result, fastlr.randomized_svd(A, 6, **options), dtype)
 
 
 def test_learned_mixed_and_stacked_sketches_on_dask():
     A = _lowrank(800, 25, seed=4)
     train = [_lowrank(800, 25, seed=s) for s in range(5, 8)]
-    mixed = fastlr.learn_sketch(train, 12, 4, steps=5, mixed="joint", progress=False)
+    mixed = fastlr.learn_sketch(train, 12, 4, steps=5, mixed="joint", holdout=0, progress=False)
     stacked = fastlr.stack([fastlr.CountSketch(6, 800, seed=1), fastlr.GaussianSketch(6, 800, seed=2)])
     with dask.config.set(scheduler="threads"):
         for S in (mixed, stacked):
-            result = _rowblocks.scw(da.from_array(A, chunks=(200, 25)), S, 4)
+            result = fastlr.scw(da.from_array(A, chunks=(200, 25)), S, 4)
             _assert_same_svd(result, fastlr.scw(A, S, 4), np.float64)
 
 
 def test_rank_deficient_dask_input_gives_orthonormal_factors():
     exact = np.random.default_rng(1).standard_normal((600, 3)) @ np.random.default_rng(2).standard_normal((3, 20))
     with dask.config.set(scheduler="threads"):
-        U, s, Vt = _rowblocks.randomized_svd(da.from_array(exact, chunks=(150, 20)), 6, random_state=0)
+        U, s, Vt = fastlr.randomized_svd(da.from_array(exact, chunks=(150, 20)), 6, random_state=0)
     U = U.compute()
     np.testing.assert_allclose(s, fastlr.randomized_svd(exact, 6, random_state=0)[1], atol=1e-9 * s[0])
     assert np.all(s[3:] == 0)
@@ -153,22 +153,22 @@ def test_rank_deficient_dask_input_gives_orthonormal_factors():
 def test_bad_row_blocked_arguments():
     Ad = da.zeros((100, 5), chunks=20)
     with pytest.raises(ValueError, match=r"transpose: True is not supported"):
-        _rowblocks.randomized_svd(Ad, 2, transpose=True)
+        fastlr.randomized_svd(Ad, 2, transpose=True)
     with pytest.raises(ValueError, match=r"block_rows: not used for dask arrays"):
-        _rowblocks.scw(Ad, fastlr.CountSketch(4, 100), 2, block_rows=10)
+        fastlr.scw(Ad, fastlr.CountSketch(4, 100), 2, block_rows=10)
     with pytest.raises(ValueError, match=r"S: has n=99 columns but A has 100 rows"):
-        _rowblocks.scw(Ad, fastlr.CountSketch(4, 99), 2)
+        fastlr.scw(Ad, fastlr.CountSketch(4, 99), 2)
     with pytest.raises(ValueError, match=r"k: must be <= min"):
-        _rowblocks.scw(Ad, fastlr.CountSketch(8, 100), 6)
+        fastlr.scw(Ad, fastlr.CountSketch(8, 100), 6)
     with pytest.raises(ValueError, match=r"NaN"):
-        _rowblocks.scw(da.full((100, 5), np.nan, chunks=20), fastlr.CountSketch(4, 100), 2)
+        fastlr.scw(da.full((100, 5), np.nan, chunks=20), fastlr.CountSketch(4, 100), 2)
 
 
 def test_randomized_svd_on_local_cluster_equals_in_memory(client):
     A = _lowrank(6000, 50, seed=5)
     Ad = da.from_array(A, chunks=(750, 50))
     with client.as_current(), get_task_stream(client) as tasks:
-        U, s, Vt = _rowblocks.randomized_svd(Ad, 8, n_iter=2, random_state=0)
+        U, s, Vt = fastlr.randomized_svd(Ad, 8, n_iter=2, random_state=0)
         assert U.chunks[0] == Ad.chunks[0]  # U is distributed like A's rows
         result = (client.compute(U).result(), s, Vt)
     assert len({t["worker"] for t in tasks.data}) == 2

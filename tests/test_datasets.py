@@ -75,6 +75,34 @@ def test_text_is_sparse_zipfian():
         datasets.text(1, n_topics=2, topics_per_matrix=3)
 
 
+def test_text_topic_shift():
+    kw = dict(n_terms=600, n_docs=40, n_topics=10, seed=3)
+    train = datasets.text(6, topics=range(5), **kw)
+    test = datasets.text(6, topics=[9, 8, 7, 6, 5], **kw)  # any order: the pool is a set
+
+    def profile(mats):  # relative word frequencies
+        totals = sum(np.asarray(M.sum(axis=1)).ravel() for M in mats)
+        return totals / totals.sum()
+
+    a, b = profile(train[:3]), profile(train[3:])
+    c, d = profile(test[:3]), profile(test[3:])
+    within = np.abs(a - b).sum() + np.abs(c - d).sum()
+    across = np.abs(a - c).sum() + np.abs(b - d).sum()
+    assert across > 1.3 * within  # disjoint topics: a shifted vocabulary
+    for M, N in zip(test, datasets.text(6, topics=range(5, 10), **kw)):
+        assert (M != N).nnz == 0  # deterministic, and the pool's order does not matter
+    for M, N in zip(datasets.text(3, **kw), datasets.text(3, topics=range(10), **kw)):
+        assert M.shape == N.shape  # topics=None: the original stream (all topics)
+    with pytest.raises(ValueError, match="topics: has repeated"):
+        datasets.text(1, topics=[1, 1], **kw)
+    with pytest.raises(ValueError, match="topics: needs at least topics_per_matrix=2"):
+        datasets.text(1, topics=[1], **kw)
+    with pytest.raises(ValueError, match="topics"):
+        datasets.text(1, topics=[10, 1], **kw)
+    with pytest.raises(TypeError, match="topics"):
+        datasets.text(1, topics="ab", **kw)
+
+
 def test_lowrank_spectrum_and_shared_subspace():
     spectrum = np.array([5.0, 3.0, 1.0])
     mats = datasets.lowrank(3, shape=(40, 12), rank=3, spectrum=spectrum, noise=0.0, drift=0.0, seed=0)

@@ -12,24 +12,24 @@ from helpers import SUBPROCESS_TIMEOUT, subprocess_env
 
 import fastlr
 
-scw_module = sys.modules["fastlr.scw"]
+memory_module = sys.modules["fastlr._matrix.memory"]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_gram_in_blocks_equals_one_product(threads, monkeypatch):
-    monkeypatch.setattr(scw_module, "_GRAM_BLOCK_FLOPS", 1.0)  # every block at the minimum row count
+    monkeypatch.setattr(memory_module, "_GRAM_BLOCK_FLOPS", 1.0)  # every block at the minimum row count
     A = np.random.default_rng(0).standard_normal((3000, 40))
     with fastlr.thread_limit(threads):
-        G = scw_module._gram(A)
+        G = memory_module._gram(A)
     np.testing.assert_allclose(G, A.T @ A, rtol=1e-12, atol=1e-12 * np.abs(A.T @ A).max())
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_interrupt_in_gram_stops_every_range(threads, monkeypatch):
     """A KeyboardInterrupt during one SYRK call ends _gram; no range starts another block after it."""
-    monkeypatch.setattr(scw_module, "_GRAM_BLOCK_FLOPS", 1.0)
+    monkeypatch.setattr(memory_module, "_GRAM_BLOCK_FLOPS", 1.0)
     calls = []
-    syrk = scw_module._syrk
+    syrk = memory_module._syrk
 
     def interrupted_syrk(X):
         calls.append(time.perf_counter())
@@ -38,10 +38,10 @@ def test_interrupt_in_gram_stops_every_range(threads, monkeypatch):
         time.sleep(0.01)
         return syrk(X)
 
-    monkeypatch.setattr(scw_module, "_syrk", interrupted_syrk)
+    monkeypatch.setattr(memory_module, "_syrk", interrupted_syrk)
     A = np.random.default_rng(0).standard_normal((256 * 40, 8))  # 40 blocks of 256 rows
     with fastlr.thread_limit(threads), pytest.raises(KeyboardInterrupt):
-        scw_module._gram(A)
+        memory_module._gram(A)
     assert len(calls) <= 3 + threads  # each other range finishes at most the block it was in
 
 

@@ -8,8 +8,8 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_info
 
 import fastlr
+import fastlr._training as training_module
 from fastlr import datasets
-import fastlr.learn as learn_module
 
 
 def scw_error_reference(S_dense, A, k):
@@ -90,8 +90,10 @@ def test_training_lowers_validation_error(family):
     random_err = fastlr.sketch_error(fastlr.CountSketch(10, data[0].shape[0], seed=0), data[cut:], 5)
     assert S.history["val_err"][0] == pytest.approx(random_err, rel=1e-9)  # step 0 is the random start
     final = fastlr.sketch_error(S, data[cut:], 5)
-    assert S.history["val_err"][-1] == pytest.approx(final, rel=1e-9)
-    assert final < 0.75 * random_err
+    best = S.validation.best_step  # the best checkpoint is returned
+    assert S.history["val_err"][best] == pytest.approx(final, rel=1e-9) == S.validation.best_err
+    assert np.nanmin(S.history["val_err"]) == S.validation.best_err
+    assert final < 0.75 * random_err and not S.fallback
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
@@ -139,7 +141,8 @@ def test_train_loss_is_mean_scaled_scw_error(lowrank_data):
     # batch_size = the whole set: the first step's loss is the mean over all matrices of
     # ||A - SCW(S0, A)|| / sigma_1(A) at the random start S0.
     train = lowrank_data[:4]
-    S = fastlr.learn_sketch(train, 6, 3, steps=1, batch_size=4, progress=False)
+    S = fastlr.learn_sketch(train, 6, 3, steps=1, batch_size=4, holdout=0, progress=False)
+    assert S.validation is None and not S.fallback  # nothing held out: nothing validated
     S0 = fastlr.CountSketch(6, 200, seed=0).to_dense()
     expected = np.mean([scw_error_reference(S0, A, 3) / np.linalg.norm(A, 2) for A in train])
     assert S.history["train_loss"][1] == pytest.approx(expected, rel=1e-9)
@@ -158,26 +161,26 @@ def test_deterministic_and_scale_free(lowrank_data):
 
 def test_batch_runs_in_parallel_with_one_thread_each(monkeypatch, lowrank_data):
     seen = []
-    original = learn_module.loss_and_grad
+    original = training_module.loss_and_grad
 
     def spy(*args, **kwargs):
         blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
         seen.append((threading.get_ident(), fastlr.get_num_threads(), blas))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(learn_module, "loss_and_grad", spy)
+    monkeypatch.setattr(training_module, "loss_and_grad", spy)
     previous = fastlr.get_num_threads()
     fastlr.set_num_threads(2)
     try:
-        parallel = fastlr.learn_sketch(lowrank_data[:8], 8, 3, steps=6, batch_size=4, progress=False)
+        parallel = fastlr.learn_sketch(lowrank_data[:8], 8, 3, steps=6, batch_size=4, holdout=0, progress=False)
     finally:
         fastlr.set_num_threads(previous)
     assert len(seen) == 24
     assert len({ident for ident, _, _ in seen}) == 2 and threading.get_ident() not in {s[0] for s in seen}
     assert all(threads == 1 and all(b == 1 for b in blas) for _, threads, blas in seen)
-    monkeypatch.setattr(learn_module, "loss_and_grad", original)
+    monkeypatch.setattr(training_module, "loss_and_grad", original)
     with fastlr.thread_limit(1):
-        serial = fastlr.learn_sketch(lowrank_data[:8], 8, 3, steps=6, batch_size=4, progress=False)
+        serial = fastlr.learn_sketch(lowrank_data[:8], 8, 3, steps=6, batch_size=4, holdout=0, progress=False)
     np.testing.assert_allclose(parallel.values, serial.values, rtol=1e-9)
 
 
@@ -194,8 +197,10 @@ def test_float32_and_sparse_training():
 def test_exactly_recovered_matrices_train_without_nan():
     rng = np.random.default_rng(0)
     exact = [rng.standard_normal((60, 2)) @ rng.standard_normal((2, 12)) for _ in range(3)]  # rank 2 < k
-    S = fastlr.learn_sketch(exact + [np.zeros((60, 12))], 6, 3, steps=8, batch_size=2, val=exact,
-                            progress=False)
+    with pytest.warns(fastlr.LearnedSketchWarning, match="did not beat its random start"):  # it is optimal
+        S = fastlr.learn_sketch(exact + [np.zeros((60, 12))], 6, 3, steps=8, batch_size=2, val=exact,
+                                progress=False)
+    assert S.fallback
     assert np.isfinite(S.values).all()
     assert np.nanmax(np.abs(S.history["val_err"])) < 1e-6
     np.testing.assert_array_equal(S.values, fastlr.CountSketch(6, 60).values)  # zero loss: nothing to learn
@@ -235,7 +240,9 @@ def test_mixed_sketch_structure(mixed, lowrank_data):
     np.testing.assert_allclose(S.to_scipy().toarray(), dense)
     Y = np.random.default_rng(0).standard_normal((10, 3))
     np.testing.assert_allclose(S.T @ Y, dense.T @ Y, rtol=1e-12, atol=1e-12)
-    assert fastlr.sketch_error(S, lowrank_data[8:], 4) == pytest.approx(S.history["val_err"][-1], rel=1e-9)
+    err = fastlr.sketch_error(S, lowrank_data[8:], 4)  # SCW uses all m rows, the fixed ones too
+    assert err == pytest.approx(err_reference(dense, lowrank_data[8:], 4), rel=1e-9)
+    assert err == pytest.approx(S.history["val_err"][S.validation.best_step], rel=1e-9)
 
 
 def test_mixed_keeps_the_random_half_guarantee(lowrank_data):
@@ -390,3 +397,40 @@ def test_load_names_files_that_are_not_sketches(tmp_path):
         message = str(info.value)
         assert message.startswith(f"path: {tmp_path / name} is not a fastlr sketch file"), message
         assert what in message and "pickle" not in message, message
+
+
+# --------------------------------------------------------------------------- init=
+
+
+def test_init_inner_product_starts_ahead_and_learns_on_top():
+    """Learned positions (inner_product) + learned values beat values-only learning on held-out frames."""
+    data = fastlr.datasets.video(24, height=30, width=20, seed=1)
+    train, test = data[:18], data[18:]
+    n = train[0].shape[0]
+    kw = dict(steps=60, progress=False, holdout=0)
+    values_only = fastlr.sketch_error(fastlr.learn_sketch(train, 12, 4, **kw), test, 4)
+    positions = fastlr.learn_sketch(train, 12, 4, init="inner_product", **kw)
+    assert positions.shape == (12, n) and positions.rows.min() >= 0 and positions.rows.max() < 12
+    assert fastlr.sketch_error(positions, test, 4) < values_only
+
+
+def test_init_countsketch_is_the_start_and_the_fallback():
+    rng = np.random.default_rng(0)
+    train = [rng.standard_normal((40, 6)) for _ in range(3)]
+    start = fastlr.CountSketch.from_arrays(np.arange(40) % 5, np.linspace(0.5, 1.5, 40), 5)
+    S = fastlr.learn_sketch(train, 5, 2, steps=1, lr=1e-12, init=start, holdout=0, progress=False)
+    np.testing.assert_array_equal(S.rows, start.rows)
+    np.testing.assert_allclose(S.values, start.values, rtol=1e-9)
+
+
+def test_bad_init_raises_clear_errors():
+    train = [np.random.default_rng(i).standard_normal((30, 5)) for i in range(2)]
+    kw = dict(steps=1, progress=False)
+    with pytest.raises(ValueError, match="init: unknown value .best."):
+        fastlr.learn_sketch(train, 4, 2, init="best", **kw)
+    with pytest.raises(ValueError, match=r"init: expected a 4 x 30 CountSketch"):
+        fastlr.learn_sketch(train, 4, 2, init=fastlr.CountSketch(3, 30), **kw)
+    with pytest.raises(ValueError, match=r"init: expected a 2 x 30 CountSketch"):  # mixed: half the rows learned
+        fastlr.learn_sketch(train, 4, 2, init=fastlr.CountSketch(4, 30), mixed="joint", **kw)
+    with pytest.raises(TypeError, match="init: expected None"):
+        fastlr.learn_sketch(train, 4, 2, init=np.ones((4, 30)), **kw)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastlr
-from fastlr import _outofcore, _rowblocks
+from fastlr import _matrix
 from helpers import assert_close
 
 
@@ -33,7 +33,7 @@ def test_blocks_equal_in_memory(tmp_path, dtype, order, block_rows):
     A = np.random.default_rng(0).standard_normal((1000, 23)).astype(dtype, order=order)
     M = _npy(tmp_path, A)
     S = fastlr.CountSketch(11, 1000, seed=3)
-    result = _outofcore.apply_in_blocks(S, M, block_rows=block_rows)
+    result = S.apply(_matrix.RowBlocks(M, block_rows))
     assert type(result) is np.ndarray and result.dtype == dtype
     assert_close(result, S @ A, dtype, scale=np.abs(A).max() * np.sqrt(1000))
 
@@ -43,9 +43,14 @@ def test_memmap_input_takes_the_block_path(tmp_path, monkeypatch):
     M = _npy(tmp_path, A)
     S = fastlr.CountSketch(9, 3000, seed=1)
     seen = []
-    monkeypatch.setattr(_outofcore, "DEFAULT_BLOCK_BYTES", 400 * 40 * 8)  # 400-row blocks
-    original = _outofcore.sketch_block
-    monkeypatch.setattr(_outofcore, "sketch_block", lambda *a, **k: seen.append(a[3].shape) or original(*a, **k))
+    monkeypatch.setattr(_matrix.blocks, "DEFAULT_BLOCK_BYTES", 400 * 40 * 8)  # 400-row blocks
+    original = _matrix.InMemory.countsketch_seeded
+
+    def spy(block, *args):
+        seen.append(block.shape)
+        return original(block, *args)
+
+    monkeypatch.setattr(_matrix.InMemory, "countsketch_seeded", spy)
     result = S @ M
     assert seen == [(400, 40)] * 7 + [(200, 40)]
     np.testing.assert_array_equal(result, S @ A.astype(np.float64))
@@ -59,7 +64,7 @@ def test_sketching_a_memmap_needs_one_block_of_memory(tmp_path):
     del A
     S = fastlr.CountSketch(10, n, seed=0)
     M = np.load(path, mmap_mode="r")
-    peak, blocked = _peak_bytes(lambda: _outofcore.apply_in_blocks(S, M, block_rows=block_rows))
+    peak, blocked = _peak_bytes(lambda: S.apply(_matrix.RowBlocks(M, block_rows)))
     block_bytes = block_rows * d * 8  # one block converted to float64
     assert peak < 2 * block_bytes, peak
     # The same measurement sees the whole float64 copy when the file is loaded into memory.
@@ -79,7 +84,7 @@ def test_bad_memmaps_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"NaN"):
         S @ _npy(tmp_path, np.full((50, 3), np.inf), "inf.npy")
     with pytest.raises(ValueError, match=r"block_rows: must be >= 1"):
-        _outofcore.apply_in_blocks(S, _npy(tmp_path, np.zeros((50, 3)), "ok.npy"), block_rows=0)
+        S.apply(_matrix.RowBlocks(_npy(tmp_path, np.zeros((50, 3)), "ok.npy"), block_rows=0))
 
 
 def test_input_file_is_not_modified(tmp_path):
@@ -102,18 +107,18 @@ def test_scw_and_randomized_svd_of_a_memmap_equal_in_memory(tmp_path, block_rows
     M = _npy(tmp_path, A)
     A64 = A.astype(np.float64)
     S = fastlr.CountSketch(15, 1000, seed=2)
-    lr = _rowblocks.scw(M, S, 4, n_iter=1, block_rows=block_rows)
+    lr = fastlr.scw(M, S, 4, n_iter=1, block_rows=block_rows)
     assert isinstance(lr, fastlr.LowRank)
     for got, expected in zip(lr, fastlr.scw(A64, S, 4, n_iter=1)):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10 * np.abs(expected).max())
-    got = _rowblocks.randomized_svd(M, 4, random_state=1, block_rows=block_rows)
+    got = fastlr.randomized_svd(M, 4, random_state=1, block_rows=block_rows)
     for got, expected in zip(got, fastlr.randomized_svd(A64, 4, random_state=1)):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10 * np.abs(expected).max())
 
 
 def test_float32_memmap_stays_float32(tmp_path):
     A = np.random.default_rng(4).standard_normal((500, 12)).astype(np.float32)
-    U, s, Vt = _rowblocks.randomized_svd(_npy(tmp_path, A), 3, random_state=0, block_rows=64)
+    U, s, Vt = fastlr.randomized_svd(_npy(tmp_path, A), 3, random_state=0, block_rows=64)
     assert U.dtype == s.dtype == Vt.dtype == np.float32
     np.testing.assert_allclose(s, fastlr.randomized_svd(A, 3, random_state=0)[1], rtol=1e-4)
 
@@ -124,7 +129,7 @@ def test_approximating_a_memmap_needs_bounded_memory(tmp_path):
     np.save(path, _frames(n, d, seed=1))
     M = np.load(path, mmap_mode="r")
     run = dict(n_oversamples=p, n_iter=2, random_state=0)
-    peak, blocked = _peak_bytes(lambda: _rowblocks.randomized_svd(M, k, block_rows=block_rows, **run))
+    peak, blocked = _peak_bytes(lambda: fastlr.randomized_svd(M, k, block_rows=block_rows, **run))
     # B = A V (n x (k + p)) and its orthonormalization, plus one float64 block: not the n x d matrix.
     assert peak < 4 * n * (k + p) * 8 + 2 * block_rows * d * 8, peak
     assert peak < 0.5 * n * d * 8
@@ -137,10 +142,10 @@ def test_approximating_a_memmap_needs_bounded_memory(tmp_path):
 def test_row_blocked_scw_argument_errors(tmp_path):
     M = _npy(tmp_path, np.ones((50, 4)))
     with pytest.raises(ValueError, match=r"block_rows: must be >= 1"):
-        _rowblocks.scw(M, fastlr.CountSketch(4, 50), 2, block_rows=0)
+        fastlr.scw(M, fastlr.CountSketch(4, 50), 2, block_rows=0)
     with pytest.raises(ValueError, match=r"S: has m=1 rows, fewer than k=2"):
-        _rowblocks.scw(M, fastlr.CountSketch(1, 50), 2)
+        fastlr.scw(M, fastlr.CountSketch(1, 50), 2)
     with pytest.raises(TypeError, match=r"S: expected a fastlr sketch"):
-        _rowblocks.scw(M, np.ones((4, 50)), 2)
+        fastlr.scw(M, np.ones((4, 50)), 2)
     with pytest.raises(ValueError, match=r"A: expected a non-empty matrix"):
-        _rowblocks.scw(np.ones((50, 0)), fastlr.CountSketch(4, 50), 2)
+        fastlr.scw(np.ones((50, 0)), fastlr.CountSketch(4, 50), 2)

@@ -1,4 +1,4 @@
-"""The one-pass product kernels and their fastlr._ops wrappers against NumPy/SciPy."""
+"""The one-pass product kernels and the matrix layer's products (fastlr._matrix.InMemory) against NumPy/SciPy."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from helpers import assert_close, layouts, messy_csr
 
 import fastlr
-from fastlr import _ops
+from fastlr._matrix import InMemory
 from fastlr._kernels import reference as ref
 
 # (n, d, k): tiny, one row/column, wider than tall, k beyond one vector tile, and
@@ -141,7 +141,7 @@ def test_reference_matches_scipy_with_duplicates():
 
 
 @pytest.mark.parametrize("kind", ["C", "F", "view", "csr", "csc", "coo", "int"])
-def test_ops_wrappers(backend, dtype, kind):
+def test_in_memory_products(backend, dtype, kind):
     rng = np.random.default_rng(17)
     n, d, k = 120, 35, 6
     dense = rng.standard_normal((n, d)) * (rng.random((n, d)) < 0.4)
@@ -157,24 +157,24 @@ def test_ops_wrappers(backend, dtype, kind):
     U = np.asfortranarray(rng.standard_normal((n, k)))
     AV, ATU, ATAV = _expected(dense, U, V)
     scale = 4 * np.sqrt(d) * 3
-    _check(_ops.matmul(A, V, backend=backend), AV, out_dtype, scale)
-    _check(_ops.rmatmul(A, U, backend=backend), ATU, out_dtype, 4 * np.sqrt(n) * 3)
-    Y, Z = _ops.gd_products(A, U, V, backend=backend)
+    _check(InMemory(A, backend=backend).matmul(V), AV, out_dtype, scale)
+    _check(InMemory(A, backend=backend).rmatmul(U), ATU, out_dtype, 4 * np.sqrt(n) * 3)
+    Y, Z = InMemory(A, backend=backend).gd_products(U, V)
     _check(Y, AV, out_dtype, scale)
     _check(Z, ATU, out_dtype, 4 * np.sqrt(n) * 3)
-    Y, Z = _ops.power_step(A, V, backend=backend)
+    Y, Z = InMemory(A, backend=backend).power_step(V)
     _check(Y, AV, out_dtype, scale)
     _check(Z, ATAV, out_dtype, np.abs(ATAV).max())
-    _check(_ops.gram_product(A, V, backend=backend), ATAV, out_dtype, np.abs(ATAV).max())
+    _check(InMemory(A, backend=backend).gram_product(V), ATAV, out_dtype, np.abs(ATAV).max())
 
 
-def test_ops_do_not_modify_inputs(backend):
+def test_products_do_not_modify_inputs(backend):
     rng = np.random.default_rng(2)
     A = rng.standard_normal((30, 8)).astype(np.float32)
     Q = rng.standard_normal((8, 3))
     A0, Q0 = A.copy(), Q.copy()
-    _ops.power_step(A, Q, backend=backend)
-    _ops.gd_products(sp.csc_array(A), rng.standard_normal((30, 3)), Q, backend=backend)
+    InMemory(A, backend=backend).power_step(Q)
+    InMemory(sp.csc_array(A), backend=backend).gd_products(rng.standard_normal((30, 3)), Q)
     np.testing.assert_array_equal(A, A0)
     np.testing.assert_array_equal(Q, Q0)
 
@@ -192,12 +192,12 @@ def test_thread_counts_agree_and_repeat(fast_backend, kind):
     results = {}
     for threads in (1, 2):
         with fastlr.thread_limit(threads):
-            first = _ops.power_step(A, Q, backend=fast_backend) + _ops.gd_products(A, U, Q, backend=fast_backend)
-            again = _ops.power_step(A, Q, backend=fast_backend) + _ops.gd_products(A, U, Q, backend=fast_backend)
+            first = InMemory(A, backend=fast_backend).power_step(Q) + InMemory(A, backend=fast_backend).gd_products(U, Q)
+            again = InMemory(A, backend=fast_backend).power_step(Q) + InMemory(A, backend=fast_backend).gd_products(U, Q)
         for a, b in zip(first, again):
             np.testing.assert_array_equal(a, b)  # deterministic for a given thread count
         results[threads] = first
-    expected = _ops.power_step(A, Q, backend="numpy") + _ops.gd_products(A, U, Q, backend="numpy")
+    expected = InMemory(A, backend="numpy").power_step(Q) + InMemory(A, backend="numpy").gd_products(U, Q)
     for one, two, ref_value in zip(results[1], results[2], expected):
         scale = np.abs(ref_value).max()
         np.testing.assert_allclose(one, two, rtol=0, atol=1e-12 * scale)
@@ -220,11 +220,11 @@ def test_bad_factor_shapes_and_dtypes(backend):
     with pytest.raises(TypeError, match="A"):
         kernels.matmul(np.ones((5, 4), dtype=np.int64), np.ones((4, 2)))
     with pytest.raises(ValueError, match="V: expected a 2-D array"):
-        _ops.matmul(A, np.ones(4), backend=backend)
+        InMemory(A, backend=backend).matmul(np.ones(4))
     with pytest.raises(TypeError, match="V: expected a real numeric"):
-        _ops.matmul(A, np.ones((4, 2), dtype=complex), backend=backend)
+        InMemory(A, backend=backend).matmul(np.ones((4, 2), dtype=complex))
     with pytest.raises(ValueError, match="V: expected 4 rows"):
-        _ops.matmul(sp.csc_array(A), np.ones((3, 2)), backend=backend)
+        InMemory(sp.csc_array(A), backend=backend).matmul(np.ones((3, 2)))
 
 
 def test_bad_sparse_structure_raises(backend):

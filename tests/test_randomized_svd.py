@@ -16,7 +16,7 @@ extmath = pytest.importorskip("sklearn.utils.extmath")
 @pytest.fixture(params=["gram", "passes"])
 def power_path(request, monkeypatch):
     """Dense power iterations through A^T A (one SYRK) or as one pass over A per step."""
-    monkeypatch.setattr(sys.modules["fastlr.scw"], "_GRAM_WIDTH", 10**9 if request.param == "gram" else 0)
+    monkeypatch.setattr(sys.modules["fastlr._matrix.memory"], "GRAM_WIDTH", 10**9 if request.param == "gram" else 0)
     return request.param
 
 
@@ -55,13 +55,13 @@ def test_accuracy_matches_sklearn(n_iter, spectrum, dtype, power_path):
 @pytest.mark.parametrize("layout", ["C", "F"])
 def test_gram_and_passes_agree(dtype, layout, monkeypatch):
     """Both ways of running the power steps give the same factors to rounding."""
-    scw_module = sys.modules["fastlr.scw"]
+    memory_module = sys.modules["fastlr._matrix.memory"]
     A = lowrank_plus_noise(400, 90, "harmonic", rank=30, noise=0.01, seed=3, dtype=dtype)
     A = np.asfortranarray(A) if layout == "F" else A
-    assert scw_module._gram_pays(A, 16, 7)
+    assert memory_module.InMemory(A)._gram_pays(16, 7)
     results = {}
     for width in (10**9, 0):
-        monkeypatch.setattr(scw_module, "_GRAM_WIDTH", width)
+        monkeypatch.setattr(memory_module, "GRAM_WIDTH", width)
         results[width] = fastlr.randomized_svd(A, 6, n_iter=7, random_state=0)
     (U1, s1, Vt1), (U2, s2, Vt2) = results.values()
     tol = 2e-4 if dtype == np.float32 else 1e-9
@@ -72,12 +72,12 @@ def test_gram_and_passes_agree(dtype, layout, monkeypatch):
 
 def test_gram_in_row_blocks_on_threads(dtype):
     """The Gram matrix summed over per-thread row blocks equals the one-block product."""
-    scw_module = sys.modules["fastlr.scw"]
+    memory_module = sys.modules["fastlr._matrix.memory"]
     A = lowrank_plus_noise(1200, 50, "harmonic", rank=20, noise=0.01, seed=4, dtype=dtype)
     with fastlr.thread_limit(1):
-        G1 = scw_module._gram(A)
+        G1 = memory_module._gram(A)
     with fastlr.thread_limit(2):
-        G2 = scw_module._gram(A)
+        G2 = memory_module._gram(A)
         U2, s2, Vt2 = fastlr.randomized_svd(A, 5, random_state=0)
     U1, s1, Vt1 = fastlr.randomized_svd(A, 5, random_state=0)
     tol = 1e-5 if dtype == np.float32 else 1e-12

@@ -6,7 +6,8 @@ import scipy.linalg
 import scipy.sparse as sp
 
 import fastlr
-from fastlr.scw import _thin_svd, scw_factors
+from fastlr._matrix import InMemory
+from fastlr.scw import scw_factors
 
 SPECTRA = {
     "flat": lambda r: np.ones(r),
@@ -208,7 +209,7 @@ def test_thin_svd_tall_path_matches_lapack(spectrum):
     rng = np.random.default_rng(0)
     n, r = 2000, 30
     B = (np.linalg.qr(rng.standard_normal((n, r)))[0] * spectrum) @ np.linalg.qr(rng.standard_normal((r, r)))[0]
-    U, s, X = _thin_svd(B, r)
+    U, s, X = InMemory(B).thin_svd(B, r)
     np.testing.assert_allclose(s, scipy.linalg.svdvals(B), rtol=0, atol=1e-14)
     np.testing.assert_allclose((U * s) @ X.T, B, rtol=0, atol=1e-14)
     np.testing.assert_allclose(X.T @ X, np.eye(r), atol=1e-13)

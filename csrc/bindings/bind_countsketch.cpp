@@ -104,6 +104,45 @@ py::tuple countsketch_hash_py(std::uint64_t seed, index_t m, index_t start, inde
   return py::make_tuple(rows, signs);
 }
 
+py::array countsketch_seeded_dense_py(const py::array& A, std::uint64_t seed, index_t m, index_t start) {
+  FASTLR_REQUIRE(m >= 1 && m <= (index_t(1) << 32), "m: must lie in [1, 2**32], got " + std::to_string(m));
+  FASTLR_REQUIRE(start >= 0, "start: must be >= 0, got " + std::to_string(start));
+  return dispatch_float(A, "A", [&](auto t) -> py::array {
+    using T = decltype(t);
+    const auto a = dense_view<T>(A, "A");
+    auto out = new_matrix<T>(m, a.cols);
+    T* o = out.mutable_data();
+    const int nt = kernel_threads();
+    py::gil_scoped_release release;
+    countsketch_seeded_dense<T>(a.data, a.rows, a.cols, a.ld, a.col_major, seed, m, start, o, nt);
+    return out;
+  });
+}
+
+// Seeded CSR (by_rows) or CSC sketch of a sparse n x d matrix.
+py::array countsketch_seeded_compressed_py(const py::array& indptr, const py::array& indices,
+                                           const py::array& data, std::uint64_t seed, index_t m, index_t n,
+                                           index_t d, index_t start, bool by_rows) {
+  FASTLR_REQUIRE(m >= 1 && m <= (index_t(1) << 32), "m: must lie in [1, 2**32], got " + std::to_string(m));
+  FASTLR_REQUIRE(n >= 0 && d >= 0, "n, d: must be >= 0");
+  FASTLR_REQUIRE(start >= 0, "start: must be >= 0, got " + std::to_string(start));
+  const index_t outer = by_rows ? n : d;
+  return dispatch_sparse(data, indices, [&](auto t, auto i) -> py::array {
+    using T = decltype(t);
+    using I = decltype(i);
+    const auto a = compressed_view<T, I>(indptr, indices, data, outer);
+    auto out = new_matrix<T>(m, d);
+    T* o = out.mutable_data();
+    const int nt = kernel_threads();
+    py::gil_scoped_release release;
+    if (by_rows)
+      countsketch_seeded_csr<T, I>(a.indptr, a.indices, a.data, a.nnz, n, d, seed, m, start, o, nt);
+    else
+      countsketch_seeded_csc<T, I>(a.indptr, a.indices, a.data, a.nnz, n, d, seed, m, start, o, nt);
+    return out;
+  });
+}
+
 }  // namespace
 
 void bind_countsketch(py::module_& m) {
@@ -126,6 +165,24 @@ void bind_countsketch(py::module_& m) {
         },
         arg("indptr"), arg("indices"), arg("data"), arg("rows"), arg("values"), arg("m"), arg("d"),
         "S @ A for CSC A (n = len(rows) rows, d columns).");
+  m.def("countsketch_seeded_dense", &countsketch_seeded_dense_py, arg("A"), arg("seed"), arg("m"),
+        arg("start") = 0,
+        "S @ A for the seeded CountSketch: countsketch_dense with (rows, values) = countsketch_hash(seed, m, "
+        "start, start + n) cast to A's dtype, bit for bit, hashed on the fly.");
+  m.def("countsketch_seeded_csr",
+        [](const py::array& indptr, const py::array& indices, const py::array& data, std::uint64_t seed,
+           index_t m, index_t n, index_t d, index_t start) {
+          return countsketch_seeded_compressed_py(indptr, indices, data, seed, m, n, d, start, true);
+        },
+        arg("indptr"), arg("indices"), arg("data"), arg("seed"), arg("m"), arg("n"), arg("d"), arg("start") = 0,
+        "S @ A for CSR A (n x d) and the seeded CountSketch (as countsketch_seeded_dense).");
+  m.def("countsketch_seeded_csc",
+        [](const py::array& indptr, const py::array& indices, const py::array& data, std::uint64_t seed,
+           index_t m, index_t n, index_t d, index_t start) {
+          return countsketch_seeded_compressed_py(indptr, indices, data, seed, m, n, d, start, false);
+        },
+        arg("indptr"), arg("indices"), arg("data"), arg("seed"), arg("m"), arg("n"), arg("d"), arg("start") = 0,
+        "S @ A for CSC A (n x d) and the seeded CountSketch (as countsketch_seeded_dense).");
   m.def("countsketch_gather_dot", &gather_dot_py, arg("A"), arg("rows"), arg("D"),
         "g[i] = <A[i, :], D[rows[i], :]> for dense A.");
   m.def("countsketch_gather_dot_csr", &gather_dot_csr_py, arg("indptr"), arg("indices"), arg("data"),

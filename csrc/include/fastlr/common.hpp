@@ -31,6 +31,14 @@
 #define FASTLR_MULTIVERSION_TARGETS ""
 #endif
 
+// Helpers a multiversioned kernel calls must be inlined into it to be compiled
+// for its ISA (an out-of-line helper is compiled for the baseline only).
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTLR_INLINE inline __attribute__((always_inline))
+#else
+#define FASTLR_INLINE inline
+#endif
+
 namespace fastlr {
 
 /// x86-64 vector ISA levels the kernels are compiled for: target_clones bodies

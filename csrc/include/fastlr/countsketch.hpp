@@ -1,6 +1,12 @@
 // CountSketch kernels: S A and the gradient's gather-dot, for dense and
 // compressed sparse A. S is m x n with one nonzero per column: S[rows[i], i] = values[i].
+// The seeded kernels (countsketch_seeded_*) compute each column's (row, sign) from
+// (seed, column) with countsketch_hash's counter hash instead of reading rows/values:
+// the same S A, bit for bit, without materializing the n-length sketch.
 #pragma once
+
+#include <memory>
+#include <type_traits>
 
 #include "fastlr/common.hpp"
 
@@ -22,61 +28,159 @@ inline void throw_countsketch_error(int code) {
 
 namespace detail {
 
-// out[rows[i], :] += values[i] * A[i, :] for rows b..e of a row-major A.
+/// SplitMix64's finalizer (Steele, Lea and Flood, 2014): a bijective 64-bit mixer.
+FASTLR_INLINE std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+/// The counter hash of CountSketch column `col` under key = mix64(seed).
+FASTLR_INLINE std::uint64_t countsketch_z(std::uint64_t key, std::uint64_t col) {
+  return mix64(key + (col + 1) * 0x9E3779B97F4A7C15ULL);
+}
+
+/// Lemire's multiply-shift of z's top 32 bits onto [0, m) (m <= 2^32).
+FASTLR_INLINE index_t countsketch_row(std::uint64_t z, std::uint64_t m) {
+  return static_cast<index_t>(((z >> 32) * m) >> 32);
+}
+
+// Where a kernel gets column i's (row, value) of S. Both sources fill small
+// per-thread blocks (r, v) that the kernels then use, so the materialized and the
+// seeded sketch run the same loops in the same order: S A is bit-identical.
+
+/// The materialized sketch: rows[i], values[i].
 template <class T>
-inline int countsketch_rows(const T* A, index_t b, index_t e, index_t d, index_t ld,
-                            const index_t* rows, const T* values, index_t m, T* out) {
-  for (index_t i = b; i < e; ++i) {
-    const index_t r = rows[i];
-    if (!in_range(r, m)) return kBadRow;
-    const T v = values[i];
-    const T* __restrict a = A + i * ld;
-    T* __restrict o = out + r * d;
-    for (index_t j = 0; j < d; ++j) o[j] += v * a[j];
+struct ArraySketch {
+  const index_t* rows;
+  const T* values;
+  index_t m;
+  // Columns i0 .. i0 + k - 1; false when a row lies outside [0, m).
+  FASTLR_INLINE bool fill(index_t i0, index_t k, index_t* __restrict r, T* __restrict v) const {
+    bool ok = true;
+    for (index_t j = 0; j < k; ++j) {
+      r[j] = rows[i0 + j];
+      v[j] = values[i0 + j];
+      ok &= in_range(r[j], m);
+    }
+    return ok;
+  }
+  // Columns idx[0 .. k - 1] (already checked to lie in [0, n)).
+  template <class I>
+  FASTLR_INLINE bool gather(const I* __restrict idx, index_t k, index_t* __restrict r, T* __restrict v) const {
+    bool ok = true;
+    for (index_t j = 0; j < k; ++j) {
+      const index_t i = static_cast<index_t>(idx[j]);
+      r[j] = rows[i];
+      v[j] = values[i];
+      ok &= in_range(r[j], m);
+    }
+    return ok;
+  }
+};
+
+/// The seeded sketch: (row, sign) of column start + i from countsketch_z, as countsketch_hash.
+template <class T>
+struct HashSketch {
+  std::uint64_t key;  // mix64(seed)
+  std::uint64_t m;
+  std::uint64_t start;
+  FASTLR_INLINE bool fill(index_t i0, index_t k, index_t* __restrict r, T* __restrict v) const {
+    const std::uint64_t c0 = start + static_cast<std::uint64_t>(i0);
+    for (index_t j = 0; j < k; ++j) {
+      const std::uint64_t z = countsketch_z(key, c0 + static_cast<std::uint64_t>(j));
+      r[j] = countsketch_row(z, m);
+      v[j] = (z & 1) ? T(-1) : T(1);
+    }
+    return true;
+  }
+  template <class I>
+  FASTLR_INLINE bool gather(const I* __restrict idx, index_t k, index_t* __restrict r, T* __restrict v) const {
+    for (index_t j = 0; j < k; ++j) {
+      const std::uint64_t z = countsketch_z(key, start + static_cast<std::uint64_t>(idx[j]));
+      r[j] = countsketch_row(z, m);
+      v[j] = (z & 1) ? T(-1) : T(1);
+    }
+    return true;
+  }
+};
+
+constexpr index_t kRowBlock = 256;   // columns of S per (r, v) block: 2-4 KB on the stack
+constexpr index_t kColBlock = 65536; // rows of a column-major A per block: long runs of each column
+constexpr index_t kCsrMaxNnz = 2048; // a CSR block with more nonzeros takes the per-row loop
+
+// out[r_i, :] += v_i * A[i, :] for rows b..e of a row-major A.
+template <class T, class Src>
+FASTLR_INLINE int countsketch_rows(const T* A, index_t b, index_t e, index_t d, index_t ld, const Src& src, T* out) {
+  index_t r[kRowBlock];
+  T v[kRowBlock];
+  for (index_t i0 = b; i0 < e; i0 += kRowBlock) {
+    const index_t k = std::min(kRowBlock, e - i0);
+    if (!src.fill(i0, k, r, v)) return kBadRow;
+    for (index_t j = 0; j < k; ++j) {
+      const T* __restrict a = A + (i0 + j) * ld;
+      T* __restrict o = out + r[j] * d;
+      const T vj = v[j];
+      for (index_t c = 0; c < d; ++c) o[c] += vj * a[c];
+    }
   }
   return 0;
 }
 
-// out[:, j] for columns jb..je of a column-major A, four columns per sweep so
-// rows/values are read once per four columns of A.
-template <class T>
-inline int countsketch_cols(const T* A, index_t n, index_t jb, index_t je, index_t d, index_t ld,
-                            const index_t* rows, const T* values, index_t m, T* out, T* buf) {
-  for (index_t j0 = jb; j0 < je; j0 += 4) {
-    const int w = static_cast<int>(std::min<index_t>(4, je - j0));
-    std::fill(buf, buf + 4 * m, T(0));
-    T* b0 = buf;
-    T* b1 = b0 + m;
-    T* b2 = b1 + m;
-    T* b3 = b2 + m;
-    const T* a0 = A + j0 * ld;
-    if (w == 4) {
-      const T* a1 = a0 + ld;
-      const T* a2 = a1 + ld;
-      const T* a3 = a2 + ld;
-      for (index_t i = 0; i < n; ++i) {
-        const index_t r = rows[i];
-        if (!in_range(r, m)) return kBadRow;
-        const T v = values[i];
-        b0[r] += v * a0[i];
-        b1[r] += v * a1[i];
-        b2[r] += v * a2[i];
-        b3[r] += v * a3[i];
-      }
-    } else {
-      for (int c = 0; c < w; ++c) {
-        const T* a = a0 + c * ld;
-        T* bc = b0 + c * m;
-        for (index_t i = 0; i < n; ++i) {
-          const index_t r = rows[i];
-          if (!in_range(r, m)) return kBadRow;
-          bc[r] += values[i] * a[i];
+// Columns jb..je of S A for a column-major A, accumulated in buf (column-major,
+// m x (je - jb)) block of rows by block of rows, four columns per sweep, then
+// copied to out. Each sum runs in increasing row order, as for row-major A.
+// r, v: kColBlock entries each (the block's rows and values).
+template <class T, class Src>
+FASTLR_INLINE int countsketch_cols(const T* A, index_t n, index_t jb, index_t je, index_t d, index_t ld,
+                            const Src& src, index_t m, T* out, T* buf, index_t* r, T* v) {
+  std::fill(buf, buf + (je - jb) * m, T(0));
+  if constexpr (std::is_same_v<Src, ArraySketch<T>>) {
+    // rows/values are in memory already: stream them with each four-column sweep
+    // over all n rows (fewer, longer streams than the blocks below).
+    const index_t* rows = src.rows;
+    const T* values = src.values;
+    for (index_t j = 0; j < n; ++j)
+      if (!in_range(rows[j], m)) return kBadRow;
+    r = const_cast<index_t*>(rows);
+    v = const_cast<T*>(values);
+  }
+  const index_t block = std::is_same_v<Src, ArraySketch<T>> ? std::max<index_t>(n, 1) : kColBlock;
+  for (index_t i0 = 0; i0 < n; i0 += block) {
+    const index_t k = std::min(block, n - i0);
+    if constexpr (!std::is_same_v<Src, ArraySketch<T>>) {
+      if (!src.fill(i0, k, r, v)) return kBadRow;
+    }
+    for (index_t j0 = jb; j0 < je; j0 += 4) {
+      const int w = static_cast<int>(std::min<index_t>(4, je - j0));
+      T* b0 = buf + (j0 - jb) * m;
+      const T* a0 = A + j0 * ld + i0;
+      if (w == 4) {
+        T* b1 = b0 + m;
+        T* b2 = b1 + m;
+        T* b3 = b2 + m;
+        const T* a1 = a0 + ld;
+        const T* a2 = a1 + ld;
+        const T* a3 = a2 + ld;
+        for (index_t j = 0; j < k; ++j) {
+          const index_t rj = r[j];
+          const T vj = v[j];
+          b0[rj] += vj * a0[j];
+          b1[rj] += vj * a1[j];
+          b2[rj] += vj * a2[j];
+          b3[rj] += vj * a3[j];
+        }
+      } else {
+        for (int c = 0; c < w; ++c) {
+          const T* a = a0 + c * ld;
+          T* bc = b0 + c * m;
+          for (index_t j = 0; j < k; ++j) bc[r[j]] += v[j] * a[j];
         }
       }
     }
-    for (index_t r = 0; r < m; ++r)
-      for (int c = 0; c < w; ++c) out[r * d + j0 + c] = buf[c * m + r];
   }
+  for (index_t row = 0; row < m; ++row)
+    for (index_t j = jb; j < je; ++j) out[row * d + j] = buf[(j - jb) * m + row];
   return 0;
 }
 
@@ -99,6 +203,69 @@ inline bool row_span(const I* indptr, index_t i, index_t nnz, index_t& s, index_
   return s <= e && s >= 0 && e <= nnz;
 }
 
+// o[r_i, :] += v_i * A[i, :] for rows b..e of a CSR A. Blocks of kRowBlock rows:
+// the block's (r, v) come in one fill (vectorized hashing, no per-row branch), and
+// when the block holds at most kCsrMaxNnz nonzeros its nonzeros run as one flat
+// loop whose row is a running maximum over end-of-row markers: no branch per row,
+// which matters when rows hold a nonzero or two (or none). Same order of additions
+// as a row-by-row loop.
+template <class T, class I, class Src>
+FASTLR_INLINE int countsketch_csr_rows(const I* indptr, const I* indices, const T* data, index_t nnz, index_t b,
+                                index_t e, index_t d, const Src& src, T* o) {
+  index_t r[kRowBlock];
+  T v[kRowBlock];
+  std::int32_t marker[kCsrMaxNnz + 1];
+  for (index_t i0 = b; i0 < e; i0 += kRowBlock) {
+    const index_t k = std::min(kRowBlock, e - i0);
+    const index_t s0 = static_cast<index_t>(indptr[i0]);
+    const index_t s1 = static_cast<index_t>(indptr[i0 + k]);
+    if (!(s0 >= 0 && s0 <= s1 && s1 <= nnz)) return kBadIndptr;
+    const index_t K = s1 - s0;
+    if (K == 0) {  // still check the block's row pointers
+      for (index_t j = 1; j < k; ++j)
+        if (static_cast<index_t>(indptr[i0 + j]) != s0) return kBadIndptr;
+      continue;
+    }
+    if (!src.fill(i0, k, r, v)) return kBadRow;
+    if (K > kCsrMaxNnz) {  // long rows: per-row loops (their branches predict well)
+      for (index_t j = 0; j < k; ++j) {
+        index_t s, f;
+        if (!row_span(indptr, i0 + j, nnz, s, f)) return kBadIndptr;
+        T* __restrict orow = o + r[j] * d;
+        const T vj = v[j];
+        for (index_t p = s; p < f; ++p) {
+          const index_t c = static_cast<index_t>(indices[p]);
+          if (!in_range(c, d)) return kBadIndex;
+          orow[c] += vj * data[p];
+        }
+      }
+      continue;
+    }
+    // marker[q] = j + 1 where row j of the block ends at nonzero q (block-relative):
+    // the row of nonzero p is the largest marker at or before p.
+    std::fill(marker, marker + K + 1, 0);
+    index_t prev = s0;
+    bool mono = true;
+    for (index_t j = 0; j < k; ++j) {
+      const index_t q = static_cast<index_t>(indptr[i0 + j + 1]);
+      mono &= q >= prev;
+      prev = q;
+      marker[std::min<index_t>(std::max<index_t>(q - s0, 0), K)] = static_cast<std::int32_t>(j + 1);
+    }
+    if (!mono) return kBadIndptr;
+    const I* __restrict ind = indices + s0;
+    const T* __restrict dat = data + s0;
+    std::int32_t row = 0;
+    for (index_t p = 0; p < K; ++p) {
+      row = std::max(row, marker[p]);
+      const index_t c = static_cast<index_t>(ind[p]);
+      if (!in_range(c, d)) return kBadIndex;
+      o[r[row] * d + c] += v[row] * dat[p];
+    }
+  }
+  return 0;
+}
+
 }  // namespace detail
 
 namespace detail {
@@ -108,13 +275,12 @@ namespace detail {
 // work in caller-provided buffers. The public wrappers after them validate,
 // allocate and throw.
 
-template <class T>
+template <class T, class Src>
 FASTLR_MULTIVERSION int countsketch_dense_impl(const T* A, index_t n, index_t d, index_t ld, bool col_major,
-                                               const index_t* rows, const T* values, index_t m, T* out,
-                                               int want, int chunks, T* work) {
-  std::fill(out, out + m * d, T(0));
+                                               const Src& src, index_t m, T* out, int want, int chunks,
+                                               T* work, index_t* rbuf, T* vbuf) {
   ErrorFlag err;
-  if (col_major) {  // work: want * 4 * m
+  if (col_major) {  // work: m * d, rbuf/vbuf: want * kColBlock; each thread owns a range of columns
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
@@ -122,13 +288,16 @@ FASTLR_MULTIVERSION int countsketch_dense_impl(const T* A, index_t n, index_t d,
       const int t = thread_id();
       index_t jb, je;
       chunk_range(d, omp_threads_in_team(), t, jb, je);
-      if (int c = countsketch_cols(A, n, jb, je, d, ld, rows, values, m, out, work + t * 4 * m)) err.set(c);
+      if (int c = countsketch_cols(A, n, jb, je, d, ld, src, m, out, work + jb * m, rbuf + t * kColBlock,
+                                   vbuf + t * kColBlock))
+        err.set(c);
     }
     return err.code;
   }
   // Row-major: `chunks` contiguous row ranges (a function of n and m, never of the
   // thread count), each summed into its own accumulator, then added in chunk order:
   // S A is bit-identical at every thread count. work: (chunks - 1) * size, zeroed.
+  std::fill(out, out + m * d, T(0));
   const index_t size = m * d;
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
@@ -142,7 +311,7 @@ FASTLR_MULTIVERSION int countsketch_dense_impl(const T* A, index_t n, index_t d,
       index_t b, e;
       chunk_range(n, chunks, static_cast<int>(c), b, e);
       T* o = c == 0 ? out : work + (c - 1) * size;
-      if (int code = countsketch_rows(A, b, e, d, ld, rows, values, m, o)) err.set(code);
+      if (int code = countsketch_rows(A, b, e, d, ld, src, o)) err.set(code);
     }
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp barrier
@@ -152,10 +321,10 @@ FASTLR_MULTIVERSION int countsketch_dense_impl(const T* A, index_t n, index_t d,
   return err.code;
 }
 
-template <class T, class I>
+template <class T, class I, class Src>
 FASTLR_MULTIVERSION int countsketch_csr_impl(const I* indptr, const I* indices, const T* data, index_t nnz,
-                                             index_t n, index_t d, const index_t* rows, const T* values,
-                                             index_t m, T* out, int want, int chunks, T* work) {
+                                             index_t n, index_t d, const Src& src, index_t m, T* out, int want,
+                                             int chunks, T* work) {
   std::fill(out, out + m * d, T(0));
   const index_t size = m * d;  // work: (chunks - 1) * size, zeroed
   ErrorFlag err;
@@ -170,23 +339,10 @@ FASTLR_MULTIVERSION int countsketch_csr_impl(const I* indptr, const I* indices, 
     index_t cb, ce;
     chunk_range(chunks, parts, t, cb, ce);
     for (index_t chunk = cb; chunk < ce; ++chunk) {
-    index_t b, e;
-    nnz_chunk_range(indptr, n, chunks, static_cast<int>(chunk), b, e);
-    T* __restrict o = chunk == 0 ? out : work + (chunk - 1) * size;
-    for (index_t i = b; i < e; ++i) {
-      index_t s, f;
-      if (!row_span(indptr, i, nnz, s, f)) { err.set(kBadIndptr); break; }
-      if (s == f) continue;
-      const index_t r = rows[i];
-      if (!in_range(r, m)) { err.set(kBadRow); break; }
-      const T v = values[i];
-      T* orow = o + r * d;
-      for (index_t p = s; p < f; ++p) {
-        const index_t c = static_cast<index_t>(indices[p]);
-        if (!in_range(c, d)) { err.set(kBadIndex); break; }
-        orow[c] += v * data[p];
-      }
-    }
+      index_t b, e;
+      nnz_chunk_range(indptr, n, chunks, static_cast<int>(chunk), b, e);
+      T* o = chunk == 0 ? out : work + (chunk - 1) * size;
+      if (int code = countsketch_csr_rows(indptr, indices, data, nnz, b, e, d, src, o)) err.set(code);
     }
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp barrier
@@ -196,10 +352,10 @@ FASTLR_MULTIVERSION int countsketch_csr_impl(const I* indptr, const I* indices, 
   return err.code;
 }
 
-template <class T, class I>
+template <class T, class I, class Src>
 FASTLR_MULTIVERSION int countsketch_csc_impl(const I* indptr, const I* indices, const T* data, index_t nnz,
-                                             index_t n, index_t d, const index_t* rows, const T* values,
-                                             index_t m, T* out, int want, T* work) {
+                                             index_t n, index_t d, const Src& src, index_t m, T* out, int want,
+                                             T* work) {
   std::fill(out, out + m * d, T(0));
   ErrorFlag err;  // work: want * m
 #if defined(FASTLR_HAVE_OPENMP)
@@ -210,22 +366,26 @@ FASTLR_MULTIVERSION int countsketch_csc_impl(const I* indptr, const I* indices, 
     index_t jb, je;
     nnz_chunk_range(indptr, d, omp_threads_in_team(), t, jb, je);
     T* buf = work + t * m;
-    for (index_t j = jb; j < je; ++j) {
+    index_t r[kRowBlock];
+    T v[kRowBlock];
+    int code = 0;
+    for (index_t j = jb; j < je && code == 0; ++j) {
       index_t s, f;
-      if (!row_span(indptr, j, nnz, s, f)) { err.set(kBadIndptr); break; }
+      if (!row_span(indptr, j, nnz, s, f)) { code = kBadIndptr; break; }
       if (s == f) continue;
       std::fill(buf, buf + m, T(0));
-      bool ok = true;
-      for (index_t p = s; p < f; ++p) {
-        const index_t i = static_cast<index_t>(indices[p]);
-        if (!in_range(i, n)) { err.set(kBadIndex); ok = false; break; }
-        const index_t r = rows[i];
-        if (!in_range(r, m)) { err.set(kBadRow); ok = false; break; }
-        buf[r] += values[i] * data[p];
+      for (index_t p0 = s; p0 < f && code == 0; p0 += kRowBlock) {
+        const index_t k = std::min(kRowBlock, f - p0);
+        bool ok = true;
+        for (index_t q = 0; q < k; ++q) ok &= in_range(static_cast<index_t>(indices[p0 + q]), n);
+        if (!ok) { code = kBadIndex; break; }
+        if (!src.gather(indices + p0, k, r, v)) { code = kBadRow; break; }
+        for (index_t q = 0; q < k; ++q) buf[r[q]] += v[q] * data[p0 + q];
       }
-      if (!ok) break;
-      for (index_t r = 0; r < m; ++r) out[r * d + j] = buf[r];
+      if (code) break;
+      for (index_t row = 0; row < m; ++row) out[row * d + j] = buf[row];
     }
+    if (code) err.set(code);
   }
   return err.code;
 }
@@ -296,22 +456,14 @@ FASTLR_MULTIVERSION int gather_dot_csr_impl(const I* indptr, const I* indices, c
   return err.code;
 }
 
-/// SplitMix64's finalizer (Steele, Lea and Flood, 2014): a bijective 64-bit mixer.
-inline std::uint64_t mix64(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 FASTLR_MULTIVERSION inline void countsketch_hash_impl(std::uint64_t key, std::uint64_t m, std::uint64_t start,
                                                       index_t count, index_t* rows, double* signs, int want) {
-  constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel for num_threads(want) schedule(static)
 #endif
   for (index_t i = 0; i < count; ++i) {
-    const std::uint64_t z = mix64(key + (start + static_cast<std::uint64_t>(i) + 1) * kGolden);
-    rows[i] = static_cast<index_t>(((z >> 32) * m) >> 32);
+    const std::uint64_t z = countsketch_z(key, start + static_cast<std::uint64_t>(i));
+    rows[i] = countsketch_row(z, m);
     signs[i] = (z & 1) ? -1.0 : 1.0;
   }
 }
@@ -321,6 +473,7 @@ inline void check_indptr_ends(const I* indptr, index_t outer, index_t nnz) {
   require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[outer]) == nnz,
           "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
 }
+
 
 }  // namespace detail
 
@@ -339,6 +492,51 @@ inline void countsketch_hash(std::uint64_t seed, index_t m, index_t start, index
                                 useful_threads(nthreads, count / 4));
 }
 
+namespace detail {
+
+template <class T, class Src>
+void countsketch_dense_src(const T* A, index_t n, index_t d, index_t ld, bool col_major, const Src& src,
+                           index_t m, T* out, int nthreads) {
+  const int chunks = col_major ? 1 : sum_chunks(n, n * d, m * d);
+  const int want = std::min(useful_threads(nthreads, n * d), col_major ? nthreads : chunks);
+  std::vector<T> work(col_major ? static_cast<size_t>(m * d) : static_cast<size_t>(chunks - 1) * m * d);
+  const bool hashed = col_major && !std::is_same_v<Src, ArraySketch<T>>;
+  const size_t blocks = hashed ? static_cast<size_t>(want) * kColBlock : 0;
+  std::unique_ptr<index_t[]> rbuf(new index_t[blocks]);  // uninitialized: filled before use
+  std::unique_ptr<T[]> vbuf(new T[blocks]);
+  throw_countsketch_error(countsketch_dense_impl(A, n, d, ld, col_major, src, m, out, want, chunks, work.data(),
+                                                 rbuf.get(), vbuf.get()));
+}
+
+template <class T, class I, class Src>
+void countsketch_csr_src(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
+                         const Src& src, index_t m, T* out, int nthreads) {
+  check_indptr_ends(indptr, n, nnz);
+  const int chunks = sum_chunks(n, nnz + n, m * d);
+  const int want = std::min(useful_threads(nthreads, nnz + n / 4), chunks);
+  std::vector<T> work(static_cast<size_t>(chunks - 1) * m * d);
+  throw_countsketch_error(countsketch_csr_impl(indptr, indices, data, nnz, n, d, src, m, out, want, chunks,
+                                               work.data()));
+}
+
+template <class T, class I, class Src>
+void countsketch_csc_src(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
+                         const Src& src, index_t m, T* out, int nthreads) {
+  check_indptr_ends(indptr, d, nnz);
+  const int want = useful_threads(nthreads, nnz + d * m / 4);
+  std::vector<T> work(static_cast<size_t>(want) * m);
+  throw_countsketch_error(countsketch_csc_impl(indptr, indices, data, nnz, n, d, src, m, out, want, work.data()));
+}
+
+template <class T>
+HashSketch<T> hash_sketch(std::uint64_t seed, index_t m, index_t start) {
+  require(m >= 1 && m <= (index_t(1) << 32), "m: must lie in [1, 2**32]");
+  require(start >= 0, "start: must be >= 0");
+  return {mix64(seed), static_cast<std::uint64_t>(m), static_cast<std::uint64_t>(start)};
+}
+
+}  // namespace detail
+
 /// S A for a dense n x d matrix A.
 /// Layout: row-major (A[i*ld + j]) or, when col_major, column-major (A[i + j*ld]).
 /// out: m x d row-major, caller-allocated, overwritten.
@@ -351,11 +549,7 @@ inline void countsketch_hash(std::uint64_t seed, index_t m, index_t start, index
 template <class T>
 void countsketch_dense(const T* A, index_t n, index_t d, index_t ld, bool col_major, const index_t* rows,
                        const T* values, index_t m, T* out, int nthreads) {
-  const int chunks = col_major ? 1 : sum_chunks(n, n * d, m * d);
-  const int want = std::min(useful_threads(nthreads, n * d), col_major ? nthreads : chunks);
-  std::vector<T> work(col_major ? static_cast<size_t>(want) * 4 * m : static_cast<size_t>(chunks - 1) * m * d);
-  throw_countsketch_error(
-      detail::countsketch_dense_impl(A, n, d, ld, col_major, rows, values, m, out, want, chunks, work.data()));
+  detail::countsketch_dense_src(A, n, d, ld, col_major, detail::ArraySketch<T>{rows, values, m}, m, out, nthreads);
 }
 
 /// S A for a CSR matrix A (n x d, nnz stored entries in indices/data;
@@ -367,12 +561,8 @@ void countsketch_dense(const T* A, index_t n, index_t d, index_t ld, bool col_ma
 template <class T, class I>
 void countsketch_csr(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
                      const index_t* rows, const T* values, index_t m, T* out, int nthreads) {
-  detail::check_indptr_ends(indptr, n, nnz);
-  const int chunks = sum_chunks(n, nnz + n, m * d);
-  const int want = std::min(useful_threads(nthreads, nnz + n / 4), chunks);
-  std::vector<T> work(static_cast<size_t>(chunks - 1) * m * d);
-  throw_countsketch_error(detail::countsketch_csr_impl(indptr, indices, data, nnz, n, d, rows, values, m, out,
-                                                       want, chunks, work.data()));
+  detail::countsketch_csr_src(indptr, indices, data, nnz, n, d, detail::ArraySketch<T>{rows, values, m}, m, out,
+                              nthreads);
 }
 
 /// S A for a CSC matrix A (n x d; indptr has d + 1 entries, indices are row
@@ -381,11 +571,35 @@ void countsketch_csr(const I* indptr, const I* indices, const T* data, index_t n
 template <class T, class I>
 void countsketch_csc(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
                      const index_t* rows, const T* values, index_t m, T* out, int nthreads) {
-  detail::check_indptr_ends(indptr, d, nnz);
-  const int want = useful_threads(nthreads, nnz + d * m / 4);
-  std::vector<T> work(static_cast<size_t>(want) * m);
-  throw_countsketch_error(
-      detail::countsketch_csc_impl(indptr, indices, data, nnz, n, d, rows, values, m, out, want, work.data()));
+  detail::countsketch_csc_src(indptr, indices, data, nnz, n, d, detail::ArraySketch<T>{rows, values, m}, m, out,
+                              nthreads);
+}
+
+/// S A for the seeded CountSketch (m, seed) restricted to columns start .. start + n - 1:
+/// countsketch_dense with (rows, values) = countsketch_hash(seed, m, start, start + n)
+/// (values cast to T), bit for bit at every thread count, without reading or storing
+/// them: each block of columns is hashed on the fly. Layout, out and threads as
+/// countsketch_dense. Requires 1 <= m <= 2^32 and start >= 0.
+template <class T>
+void countsketch_seeded_dense(const T* A, index_t n, index_t d, index_t ld, bool col_major, std::uint64_t seed,
+                              index_t m, index_t start, T* out, int nthreads) {
+  detail::countsketch_dense_src(A, n, d, ld, col_major, detail::hash_sketch<T>(seed, m, start), m, out, nthreads);
+}
+
+/// countsketch_csr for the seeded sketch (as countsketch_seeded_dense), bit for bit.
+template <class T, class I>
+void countsketch_seeded_csr(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
+                            std::uint64_t seed, index_t m, index_t start, T* out, int nthreads) {
+  detail::countsketch_csr_src(indptr, indices, data, nnz, n, d, detail::hash_sketch<T>(seed, m, start), m, out,
+                              nthreads);
+}
+
+/// countsketch_csc for the seeded sketch (as countsketch_seeded_dense), bit for bit.
+template <class T, class I>
+void countsketch_seeded_csc(const I* indptr, const I* indices, const T* data, index_t nnz, index_t n, index_t d,
+                            std::uint64_t seed, index_t m, index_t start, T* out, int nthreads) {
+  detail::countsketch_csc_src(indptr, indices, data, nnz, n, d, detail::hash_sketch<T>(seed, m, start), m, out,
+                              nthreads);
 }
 
 /// g[i] = <A[i, :], D[rows[i], :]> for dense A (n x d, row- or column-major as in
@@ -413,5 +627,6 @@ void countsketch_gather_dot_csr(const I* indptr, const I* indices, const T* data
   const int want = useful_threads(nthreads, nnz + n / 4);
   throw_countsketch_error(detail::gather_dot_csr_impl(indptr, indices, data, nnz, n, d, rows, D, m, g, want));
 }
+
 
 }  // namespace fastlr

@@ -14,6 +14,9 @@ __all__ = [
     "countsketch_csc",
     "countsketch_gather_dot",
     "countsketch_gather_dot_csr",
+    "countsketch_seeded_dense",
+    "countsketch_seeded_csr",
+    "countsketch_seeded_csc",
 ]
 
 _i8 = nb.int64
@@ -348,3 +351,220 @@ def countsketch_gather_dot_csr(indptr, indices, data, rows, D):
     g = np.empty(n, dtype=data.dtype)
     raise_for(_gather_csr(indptr, indices, data, rows, np.ascontiguousarray(D), nnz_chunks(indptr, parts), g))
     return g
+
+
+# Seeded kernels: column i's (row, sign) is hashed on the fly, exactly as _hash does,
+# so the result equals applying countsketch_hash's sketch (same chunks, same order).
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _row_sign(key, m, column):
+    """(row, sign index) of CountSketch column ``column``: sign index 1 means -1."""
+    z = _mix64(key + (column + _u8(1)) * _u8(0x9E3779B97F4A7C15))
+    return nb.int64(((z >> _u8(32)) * m) >> _u8(32)), nb.int64(z & _u8(1))
+
+
+@kernel(lambda T, I: nb.void(ro(T[:, ::1]), _u8, _u8, _u8, ro(T[::1]), ro(_i8[::1]), T[:, :, ::1]), T="A", **_jit)
+def _seeded_rows(A, key, m, start, signs, bounds, acc):
+    """Row-major A: chunk t of rows accumulates into acc[t] (m x d), as _sketch_rows."""
+    d = A.shape[1]
+    for t in prange(acc.shape[0]):
+        o = acc[t]
+        for i in range(bounds[t], bounds[t + 1]):
+            r, s = _row_sign(key, m, start + _u8(i))
+            v = signs[s]
+            for j in range(d):
+                o[r, j] += v * A[i, j]
+
+
+@kernel(lambda T, I: nb.void(ro(T[::1, :]), _u8, _u8, _u8, ro(T[::1]), ro(_i8[::1]), T[:, ::1]), T="A", **_jit)
+def _seeded_cols(A, key, m, start, signs, bounds, out):
+    """Column-major A: chunk t of columns owns those columns of out; rows hashed a block at a time."""
+    n = A.shape[0]
+    mm = out.shape[0]
+    block = 4096
+    for t in prange(len(bounds) - 1):
+        jb, je = bounds[t], bounds[t + 1]
+        buf = np.zeros((max(je - jb, 0), mm), A.dtype)
+        r = np.empty(block, np.int64)
+        v = np.empty(block, A.dtype)
+        for i0 in range(0, n, block):
+            k = min(block, n - i0)
+            c0 = start + _u8(i0) + _u8(1)
+            for q in range(k):  # _row_sign written out, so LLVM vectorizes it
+                z = key + (c0 + _u8(q)) * _u8(0x9E3779B97F4A7C15)
+                z = (z ^ (z >> _u8(30))) * _u8(0xBF58476D1CE4E5B9)
+                z = (z ^ (z >> _u8(27))) * _u8(0x94D049BB133111EB)
+                z = z ^ (z >> _u8(31))
+                r[q] = nb.int64(((z >> _u8(32)) * m) >> _u8(32))
+                v[q] = signs[1] if z & _u8(1) else signs[0]
+            for c in range(jb, je):
+                bc = buf[c - jb]
+                for q in range(k):
+                    bc[r[q]] += v[q] * A[i0 + q, c]
+        for c in range(jb, je):
+            for row in range(mm):
+                out[row, c] = buf[c - jb, row]
+
+
+@kernel(
+    lambda T, I: _i8(ro(I[::1]), ro(I[::1]), ro(T[::1]), _u8, _u8, _u8, ro(T[::1]), ro(_i8[::1]), T[:, :, ::1]),
+    T="data",
+    I="indices",
+    **_jit,
+)
+def _seeded_csr(indptr, indices, data, key, m, start, signs, bounds, acc):
+    """CSR A: chunk t of rows accumulates into acc[t] (m x d), as _sketch_csr (same order of additions).
+
+    Blocks of 256 rows, hashed in one loop; a block with at most 2048 nonzeros runs them as one flat
+    loop whose row is a running maximum over end-of-row markers (no branch per row: rows here often
+    hold no nonzero or one), as csrc/include/fastlr/countsketch.hpp's countsketch_csr_rows.
+    """
+    d = acc.shape[2]
+    nnz = indptr[len(indptr) - 1]
+    parts = acc.shape[0]
+    block, max_nnz = 256, 2048
+    pos, neg = signs[0], signs[1]
+    err = np.zeros(parts, np.int64)
+    for t in prange(parts):
+        o = acc[t]
+        r = np.empty(block, np.int64)
+        v = np.empty(block, signs.dtype)
+        marker = np.empty(max_nnz + 1, np.int64)
+        i0 = bounds[t]
+        while i0 < bounds[t + 1] and err[t] == 0:
+            k = min(block, bounds[t + 1] - i0)
+            s0, s1 = nb.int64(indptr[i0]), nb.int64(indptr[i0 + k])
+            i0 += k
+            if s0 < 0 or s0 > s1 or s1 > nnz:
+                err[t] = BAD_INDPTR
+                break
+            K = s1 - s0
+            first = i0 - k
+            if K == 0:
+                for q in range(1, k):
+                    if indptr[first + q] != s0:
+                        err[t] = BAD_INDPTR
+                if err[t]:
+                    break
+                continue
+            c0 = start + _u8(first) + _u8(1)
+            for q in range(k):  # _row_sign written out, so LLVM vectorizes it
+                z = key + (c0 + _u8(q)) * _u8(0x9E3779B97F4A7C15)
+                z = (z ^ (z >> _u8(30))) * _u8(0xBF58476D1CE4E5B9)
+                z = (z ^ (z >> _u8(27))) * _u8(0x94D049BB133111EB)
+                z = z ^ (z >> _u8(31))
+                r[q] = nb.int64(((z >> _u8(32)) * m) >> _u8(32))
+                v[q] = neg if z & _u8(1) else pos
+            if K > max_nnz:  # long rows: per-row loops
+                for q in range(k):
+                    s, f = indptr[first + q], indptr[first + q + 1]
+                    if s > f or s < 0 or f > nnz:
+                        err[t] = BAD_INDPTR
+                        break
+                    rq, vq = r[q], v[q]
+                    for p in range(s, f):
+                        c = indices[p]
+                        if c < 0 or c >= d:
+                            err[t] = BAD_INDEX
+                            break
+                        o[rq, c] += vq * data[p]
+                continue
+            marker[: K + 1] = 0
+            prev = s0
+            for q in range(k):
+                e = nb.int64(indptr[first + q + 1])
+                if e < prev:
+                    err[t] = BAD_INDPTR
+                prev = e
+                marker[min(max(e - s0, 0), K)] = q + 1
+            if err[t]:
+                break
+            row = 0
+            for p in range(K):
+                row = max(row, marker[p])
+                c = indices[s0 + p]
+                if c < 0 or c >= d:
+                    err[t] = BAD_INDEX
+                    break
+                o[r[row], c] += v[row] * data[s0 + p]
+    return err.max()
+
+
+@kernel(
+    lambda T, I: _i8(ro(I[::1]), ro(I[::1]), ro(T[::1]), _u8, _u8, _u8, ro(T[::1]), _i8, ro(_i8[::1]), T[:, ::1]),
+    T="data",
+    I="indices",
+    **_jit,
+)
+def _seeded_csc(indptr, indices, data, key, m, start, signs, n, bounds, out):
+    """CSC A: chunk t of columns owns those columns of out, as _sketch_csc."""
+    mm = out.shape[0]
+    nnz = indptr[len(indptr) - 1]
+    parts = len(bounds) - 1
+    err = np.zeros(parts, np.int64)
+    for t in prange(parts):
+        buf = np.zeros(mm, data.dtype)
+        for j in range(bounds[t], bounds[t + 1]):
+            s, f = indptr[j], indptr[j + 1]
+            if s > f or s < 0 or f > nnz:
+                err[t] = BAD_INDPTR
+                break
+            buf[:] = 0
+            for p in range(s, f):
+                i = indices[p]
+                if i < 0 or i >= n:
+                    err[t] = BAD_INDEX
+                    break
+                r, sg = _row_sign(key, m, start + _u8(i))
+                buf[r] += signs[sg] * data[p]
+            for r in range(mm):
+                out[r, j] = buf[r]
+    return err.max()
+
+
+def _seed_args(seed, m, start, dtype):
+    if not 1 <= m <= 2**32:
+        raise ValueError(f"m: must lie in [1, 2**32], got {m}")
+    if start < 0:
+        raise ValueError(f"start: must be >= 0, got {start}")
+    return _mix64(np.uint64(seed)), np.uint64(m), np.uint64(start), np.array([1.0, -1.0], dtype=dtype)
+
+
+@threaded
+def countsketch_seeded_dense(A, seed, m, start=0):
+    """S @ A for the seeded CountSketch (m, seed), columns start .. start + n - 1: countsketch_dense
+    with countsketch_hash(seed, m, start, start + n), bit for bit, without materializing it."""
+    n, d = A.shape
+    key, mu, su, signs = _seed_args(seed, m, start, A.dtype)
+    if A.flags.c_contiguous:  # the chunks of countsketch_dense
+        chunks = sum_chunks(n, n * d, m * d)
+        acc = np.zeros((chunks, m, d), dtype=A.dtype)
+        _seeded_rows(A, key, mu, su, signs, even_chunks(n, chunks), acc)
+        return acc[0] if chunks == 1 else acc.sum(axis=0)
+    parts = useful_threads(n * d)
+    out = np.zeros((m, d), dtype=A.dtype)
+    _seeded_cols(A, key, mu, su, signs, even_chunks(d, parts), out)
+    return out
+
+
+@threaded
+def countsketch_seeded_csr(indptr, indices, data, seed, m, n, d, start=0):
+    """S @ A for CSR A (n x d) and the seeded CountSketch (as countsketch_seeded_dense)."""
+    key, mu, su, signs = _seed_args(seed, m, start, data.dtype)
+    _check_compressed(indptr, indices, data, n)
+    chunks = sum_chunks(n, len(data) + n, m * d)  # as countsketch_csr
+    acc = np.zeros((chunks, m, d), dtype=data.dtype)
+    raise_for(_seeded_csr(indptr, indices, data, key, mu, su, signs, nnz_chunks(indptr, chunks), acc))
+    return acc[0] if chunks == 1 else acc.sum(axis=0)
+
+
+@threaded
+def countsketch_seeded_csc(indptr, indices, data, seed, m, n, d, start=0):
+    """S @ A for CSC A (n x d) and the seeded CountSketch (as countsketch_seeded_dense)."""
+    key, mu, su, signs = _seed_args(seed, m, start, data.dtype)
+    _check_compressed(indptr, indices, data, d)
+    parts = useful_threads(len(data) + d * m // 4)
+    out = np.zeros((m, d), dtype=data.dtype)
+    raise_for(_seeded_csc(indptr, indices, data, key, mu, su, signs, n, nnz_chunks(indptr, parts), out))
+    return out

@@ -11,6 +11,9 @@ __all__ = [
     "countsketch_csc",
     "countsketch_gather_dot",
     "countsketch_gather_dot_csr",
+    "countsketch_seeded_dense",
+    "countsketch_seeded_csr",
+    "countsketch_seeded_csc",
 ]
 
 
@@ -104,3 +107,29 @@ def countsketch_gather_dot_csr(indptr, indices, data, rows, D):
     g = np.zeros(n, dtype=data.dtype)
     np.add.at(g, entry_row, data * D[rows[entry_row], indices])
     return g
+
+
+def _seeded(seed, m, n, start, dtype):
+    """The materialized sketch the seeded kernels apply: rows and signs cast to ``dtype``."""
+    if start < 0:
+        raise ValueError(f"start: must be >= 0, got {start}")
+    rows, signs = countsketch_hash(seed, m, start, start + n)
+    return rows, signs.astype(dtype)
+
+
+def countsketch_seeded_dense(A, seed, m, start=0):
+    """S @ A for the seeded CountSketch: countsketch_dense with countsketch_hash(seed, m, start, start + n)."""
+    rows, values = _seeded(seed, m, A.shape[0], start, A.dtype)
+    return countsketch_dense(A, rows, values, m)
+
+
+def countsketch_seeded_csr(indptr, indices, data, seed, m, n, d, start=0):
+    """S @ A for CSR A (n x d) and the seeded CountSketch (as countsketch_seeded_dense)."""
+    rows, values = _seeded(seed, m, n, start, data.dtype)
+    return countsketch_csr(indptr, indices, data, rows, values, m, d)
+
+
+def countsketch_seeded_csc(indptr, indices, data, seed, m, n, d, start=0):
+    """S @ A for CSC A (n x d) and the seeded CountSketch (as countsketch_seeded_dense)."""
+    rows, values = _seeded(seed, m, n, start, data.dtype)
+    return countsketch_csc(indptr, indices, data, rows, values, m, d)

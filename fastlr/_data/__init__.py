@@ -1,0 +1,1 @@
+"""The modules behind :mod:`fastlr.datasets` (generators, file loaders, scaling); import from there."""

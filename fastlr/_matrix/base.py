@@ -1,0 +1,125 @@
+"""The Operand interface and what every storage shares."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from .._backend import get_backend
+from .._linalg import truncate
+from ..lowrank import LowRank
+
+__all__ = ["Operand", "as_operand"]
+
+class Operand:
+    """A matrix A (n x d) that fastlr makes passes over.
+
+    Attributes: ``shape``, ``dtype`` (float32 or float64, the dtype A computes
+    in), ``backend`` (kernel backend name, None for the current default),
+    ``name`` (for error messages), ``sparse``.
+
+    Pass methods (each one pass over A; factors must be C-contiguous in
+    ``dtype`` unless said otherwise): ``countsketch``, ``dense_sketch``,
+    ``times`` (``A V``), ``rtimes`` (``A^T W``), ``gram_product``, and the
+    algorithm-level ``sketch``, ``power_product``, ``thin_svd``, ``truncate``,
+    ``result``. In-memory operands add the fused and gather kernels
+    (``power_step``, ``gd_products``, ``gather_dot``, ...).
+    """
+
+    shape: tuple[int, int]
+    dtype: np.dtype
+    backend = None
+    name = "A"
+    sparse = False
+    transposable = False  #: ``T`` works (in memory); row-blocked storage reads rows only
+
+    @property
+    def kernels(self):
+        return get_backend(self.backend)
+
+    def with_backend(self, backend) -> "Operand":
+        """This operand with another kernel backend (a shallow copy)."""
+        if backend == self.backend:
+            return self
+        other = copy.copy(self)
+        other.backend = backend
+        return other
+
+    def check_nonempty(self) -> "Operand":
+        if self.shape[0] == 0 or self.shape[1] == 0:
+            raise ValueError(f"{self.name}: expected a non-empty matrix, got shape {self.shape}")
+        return self
+
+    # ----------------------------------------------------------------- sketches
+
+    def sketch(self, S) -> np.ndarray:
+        """``S @ A`` (m x d ndarray) for any fastlr sketch, leaf by leaf (``S.parts()``); refused when
+        not finite."""
+        parts = [np.asarray(leaf.sketch_of(self)) for leaf in S.parts()]
+        return self.checked_sketch(parts[0] if len(parts) == 1 else np.vstack(parts))
+
+    def apply_sketch(self, S):
+        """``S @ A`` as ``Sketch.apply`` returns it (dask operands: a lazy dask array)."""
+        return self.sketch(S)
+
+    def checked_sketch(self, SA: np.ndarray) -> np.ndarray:
+        # S A is small (m x d): checking it is cheap, and it is non-finite exactly
+        # when A holds NaN/inf (or the sum overflows), which would otherwise pass silently.
+        if not np.isfinite(SA).all():
+            raise ValueError(f"{self.name}: contains NaN or infinity (or overflows), so S @ A is not finite")
+        return SA
+
+    def countsketch(self, rows, values, m: int):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def countsketch_seeded(self, seed: int, m: int, start: int = 0):
+        """S A for the seeded CountSketch (``sketch.countsketch_hash``), A's rows being the sketch's
+        columns ``start .. start + n - 1``; here by building the columns' rows and signs first."""
+        rows, signs = self.kernels.countsketch_hash(seed, m, start, start + self.shape[0])
+        return self.countsketch(rows, signs.astype(self.dtype, copy=False), m)
+
+    def dense_sketch(self, G):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- products
+
+    def times(self, V):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def gram_product(self, V) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def power_product(self, r: int, n_iter: int):
+        """``V -> A^T A V`` for r-column V, the cheapest way for n_iter steps: here one pass per step."""
+        return self.gram_product
+
+    def for_power_steps(self) -> "Operand":
+        """The operand power steps should run on (in memory: CSC becomes CSR, one pass instead of two)."""
+        return self
+
+    @property
+    def T(self) -> "Operand":
+        raise ValueError(f"transpose: True is not supported for row-blocked (dask or memory-mapped) {self.name}")
+
+    # ----------------------------------------------------------------- results
+
+    def thin_svd(self, B, k: int, driver: str = "gesdd"):  # pragma: no cover - abstract
+        """Thin SVD (UB[:, :k], sB, X) of B = ``self.times(V)``."""
+        raise NotImplementedError
+
+    def truncate(self, f, k: int, *, flip_sign: bool):
+        """(U, s, Vt) of rank k from SCW factors ``f`` (``_linalg.truncate``)."""
+        return truncate(f, k, self.dtype, flip_sign=flip_sign)
+
+    @staticmethod
+    def result(U, s, Vt) -> LowRank:
+        return LowRank(U, s, Vt)
+
+
+def as_operand(op: Operand, *, backend=None, block_rows=None) -> Operand:
+    """An existing operand with ``backend`` set (``block_rows`` cannot change after construction)."""
+    if block_rows is not None:
+        raise ValueError("block_rows: cannot be given with an operand (it was set when the operand was made)")
+    return op.with_backend(backend)
+

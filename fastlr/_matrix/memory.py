@@ -1,0 +1,330 @@
+"""In-memory matrices: dense ndarrays (C or F order) and scipy.sparse CSR/CSC.
+
+``InMemory`` is the one place that picks a kernel for a product: dense, CSR or
+CSC (the CSR form of A^T, so its products swap the forward and backward halves
+of the CSR kernels instead of converting A), the fused one-pass kernels for
+thin factors, BLAS for wide ones, and the Gram matrix A^T A for power steps on
+narrow dense A.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .._linalg import blas_limit, peak, thin_svd
+from .._threads import get_num_threads
+from .._validation import as_matrix, is_sparse
+from .base import Operand
+
+__all__ = ["InMemory"]
+
+#: Factors at least this wide go to BLAS: its GEMM beats the one-pass kernels
+#: there (measured on 5760 x 1080: kernels win up to ~100 columns, BLAS at 200).
+BLAS_MIN_COLUMNS = 128
+
+#: Power steps go through the Gram matrix A^T A (one BLAS SYRK, n d^2 flops)
+#: instead of n_iter passes of A^T (A V) (4 n d r flops each) when
+#: d <= GRAM_WIDTH * r * n_iter: SYRK runs near the CPU's peak, the thin
+#: one-pass kernels at 45-80% of it (measured on 5760 x 1080 and 100000 x 500).
+GRAM_WIDTH = 4
+
+#: Rows of A per SYRK call in ``_gram``: about this many flops each (~0.2 s), so
+#: Ctrl-C is honoured between calls, and at least _GRAM_MIN_ROWS rows so each
+#: call still runs near BLAS's peak.
+_GRAM_BLOCK_FLOPS = 8e9
+_GRAM_MIN_ROWS = 256
+
+
+def _factor(F, dtype, name: str) -> np.ndarray:
+    F = np.asarray(F)
+    if F.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array, got ndim={F.ndim} with shape {F.shape}")
+    if F.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {F.dtype}")
+    return np.ascontiguousarray(F, dtype=dtype)
+
+
+class InMemory(Operand):
+    """A dense (C or F order) or scipy.sparse CSR/CSC matrix in memory.
+
+    Parameters
+    ----------
+    A : array_like or scipy.sparse matrix
+        Converted once by ``_validation.as_matrix`` (COO and other formats become
+        CSR, integers float64; float32 stays float32).
+    name : str
+        A's name in error messages.
+    backend : {"cpp", "numba", "numpy"} or None
+        Kernel backend (None: the current default, looked up at each call).
+    """
+
+    transposable = True
+
+    def __init__(self, A, *, name: str = "A", backend=None):
+        self._set(as_matrix(A, name), name, backend)
+
+    @classmethod
+    def wrap(cls, A, *, name: str = "A", backend=None) -> "InMemory":
+        """An operand for A that is already kernel-ready (``as_matrix``'s output, or a float
+        ndarray made by fastlr): no conversion and no structure check."""
+        self = cls.__new__(cls)
+        self._set(A, name, backend)
+        return self
+
+    def _set(self, A, name, backend) -> None:
+        self.A = A
+        self.name = name
+        self.backend = backend
+        self.shape = A.shape
+        self.dtype = A.dtype
+        self.sparse = is_sparse(A)
+        self.format = A.format if self.sparse else "dense"
+        if self.sparse:
+            self.parts = tuple(np.ascontiguousarray(x) for x in (A.indptr, A.indices, A.data))
+
+    def __repr__(self) -> str:
+        return f"InMemory({self.format}, shape={self.shape}, dtype={self.dtype})"
+
+    # ----------------------------------------------------------------- storage-level views
+
+    @property
+    def T(self) -> "InMemory":
+        """A^T (a view: dense becomes the other order, CSR becomes CSC)."""
+        return InMemory.wrap(self.A.T, name=f"{self.name}.T", backend=self.backend)
+
+    def for_power_steps(self) -> "InMemory":
+        """CSR for CSC input: power steps are one pass over CSR, two over CSC."""
+        if self.format != "csc":
+            return self
+        return InMemory.wrap(self.A.tocsr(), name=self.name, backend=self.backend)
+
+    def is_finite(self) -> bool:
+        """No NaN or inf in A (one pass)."""
+        return bool(np.isfinite(self.parts[2] if self.sparse else self.A).all())
+
+    def squared_norm(self) -> float:
+        """||A||_F^2 accumulated in float64 (float32 sums lose digits on big matrices)."""
+        A = self.A
+        if self.sparse:
+            if not A.has_canonical_format:  # duplicates add up before squaring
+                A = A.astype(np.float64, copy=True)
+                A.sum_duplicates()
+            data = A.data.astype(np.float64, copy=False)
+            return float(data @ data)
+        total = 0.0
+        rows = max(1, (1 << 20) // max(1, A.shape[1]))
+        for start in range(0, A.shape[0], rows):
+            block = np.asarray(A[start : start + rows], dtype=np.float64)
+            total += float(np.einsum("ij,ij->", block, block))
+        return total
+
+    # ----------------------------------------------------------------- sketches
+
+    def countsketch(self, rows, values, m: int) -> np.ndarray:
+        """S A (m x d) for the CountSketch with nonzeros ``values`` (in ``dtype``) at ``rows``."""
+        kernels = self.kernels
+        if not self.sparse:
+            return kernels.countsketch_dense(self.A, rows, values, m)
+        fn = kernels.countsketch_csr if self.format == "csr" else kernels.countsketch_csc
+        return fn(*self.parts, rows, values, m, self.shape[1])
+
+    def countsketch_seeded(self, seed: int, m: int, start: int = 0) -> np.ndarray:
+        """S A for the seeded CountSketch, its hash computed inside the kernel's pass (no n-length
+        rows/values arrays); equal bit for bit to ``countsketch`` with the hashed rows and signs."""
+        kernels = self.kernels
+        if not self.sparse:
+            return kernels.countsketch_seeded_dense(self.A, seed, m, start)
+        fn = kernels.countsketch_seeded_csr if self.format == "csr" else kernels.countsketch_seeded_csc
+        return fn(*self.parts, seed, m, self.shape[0], self.shape[1], start)
+
+    def gather_dot(self, rows, D) -> np.ndarray:
+        """g[i] = <A[i, :], D[rows[i], :]> (D C-contiguous in ``dtype``): d<D, S A>/d values."""
+        kernels = self.kernels
+        if not self.sparse:
+            return kernels.countsketch_gather_dot(self.A, rows, D)
+        if self.format == "csr":
+            return kernels.countsketch_gather_dot_csr(*self.parts, rows, D)
+        A = self.A.tocsr()
+        return kernels.countsketch_gather_dot_csr(A.indptr, A.indices, A.data, rows, D)
+
+    def dense_sketch(self, G) -> np.ndarray:
+        """``G @ A`` (m x d) for a dense m x n G in ``dtype`` (BLAS)."""
+        GA = np.asarray((self.A.T @ G.T).T) if self.sparse else G @ self.A
+        return np.ascontiguousarray(GA)
+
+    # ----------------------------------------------------------------- one-pass kernels
+
+    def matmul(self, V) -> np.ndarray:
+        """``A @ V`` (n x k), one pass, by the one-pass kernel."""
+        V = _factor(V, self.dtype, "V")
+        kernels = self.kernels
+        if not self.sparse:
+            return kernels.matmul(self.A, V)
+        if self.format == "csr":
+            return kernels.matmul_csr(*self.parts, V)
+        if V.shape[0] != self.shape[1]:
+            raise ValueError(f"V: expected {self.shape[1]} rows ({self.name}'s columns), got {V.shape[0]}")
+        return kernels.rmatmul_csr(*self.parts, V, self.shape[0])
+
+    def rmatmul(self, W) -> np.ndarray:
+        """``A.T @ W`` (d x k), one pass, by the one-pass kernel."""
+        W = _factor(W, self.dtype, "W")
+        kernels = self.kernels
+        if not self.sparse:
+            return kernels.rmatmul(self.A, W)
+        if self.format == "csr":
+            return kernels.rmatmul_csr(*self.parts, W, self.shape[1])
+        if W.shape[0] != self.shape[0]:
+            raise ValueError(f"W: expected {self.shape[0]} rows ({self.name}'s rows), got {W.shape[0]}")
+        return kernels.matmul_csr(*self.parts, W)
+
+    def gd_products(self, U, V) -> tuple[np.ndarray, np.ndarray]:
+        """``(A @ V, A.T @ U)`` in one pass over A; U is n x k, V is d x k."""
+        U = _factor(U, self.dtype, "U")
+        V = _factor(V, self.dtype, "V")
+        kernels = self.kernels
+        if not self.sparse:
+            return kernels.gd_products(self.A, U, V)
+        if self.format == "csr":
+            return kernels.gd_products_csr(*self.parts, U, V)
+        if U.shape[0] != self.shape[0] or V.shape[0] != self.shape[1]:
+            raise ValueError(f"U, V: expected {self.shape[0]} and {self.shape[1]} rows ({self.name}'s shape), "
+                             f"got {U.shape[0]} and {V.shape[0]}")
+        ATU, AV = kernels.gd_products_csr(*self.parts, V, U)  # A.T's CSR: (A.T @ U, A @ V)
+        return AV, ATU
+
+    def power_step(self, Q) -> tuple[np.ndarray, np.ndarray]:
+        """``(Y, Z) = (A @ Q, A.T @ (A @ Q))`` in one pass over A (two for CSC A); Q is d x k."""
+        Q = _factor(Q, self.dtype, "Q")
+        if not self.sparse:
+            return self.kernels.power_step(self.A, Q)
+        if self.format == "csr":
+            return self.kernels.power_step_csr(*self.parts, Q)
+        Y = self.matmul(Q)
+        return Y, self.rmatmul(Y)
+
+    def gram_product(self, Q) -> np.ndarray:
+        """``A.T @ (A @ Q)`` in one pass over A (two for CSC A), without storing ``A @ Q``."""
+        Q = _factor(Q, self.dtype, "Q")
+        if not self.sparse:
+            return self.kernels.gram_product(self.A, Q)
+        if self.format == "csr":
+            return self.kernels.gram_product_csr(*self.parts, Q)
+        return self.rmatmul(self.matmul(Q))
+
+    def masked_gradients(self, U, V, l2: float):
+        """GD on observed entries (A holds them as CSR, int64 indices): ``(G_U, G_V, loss)`` of
+        ``0.5 sum_(ij observed) (a_ij - u_i . v_j)^2 + 0.5 l2 (|U|^2 + |V|^2)`` in one pass."""
+        return self.kernels.gd_masked_grad(*self.parts, U, V, l2)
+
+    # ----------------------------------------------------------------- algorithm-level products
+
+    def times(self, V) -> np.ndarray:
+        """``A @ V`` of any width: the one-pass kernel for thin V or sparse A, BLAS GEMM (on
+        fastlr's thread count) for wide V and dense A."""
+        if self.sparse or V.shape[1] < BLAS_MIN_COLUMNS:
+            return self.matmul(V)
+        V = np.ascontiguousarray(V, dtype=self.dtype)
+        with blas_limit(get_num_threads()):
+            return np.ascontiguousarray(self.A @ V)
+
+    def rtimes(self, W) -> np.ndarray:
+        """``A.T @ W`` of any width (see ``times``)."""
+        if self.sparse or W.shape[1] < BLAS_MIN_COLUMNS:
+            return self.rmatmul(W)
+        W = np.ascontiguousarray(W, dtype=self.dtype)
+        with blas_limit(get_num_threads()):
+            return np.ascontiguousarray(self.A.T @ W)
+
+    def thin_svd(self, B, k: int, driver: str = "gesdd"):
+        """``_linalg.thin_svd`` of the tall B = A V, its products with B on fastlr's kernels."""
+        def product(X, V, transpose):
+            X = InMemory.wrap(X, name="B", backend=self.backend)
+            return X.rtimes(V) if transpose else X.times(V)
+
+        return thin_svd(B, k, product, driver)
+
+    def power_product(self, r: int, n_iter: int):
+        """``V -> A^T A V`` for r-column V, the cheapest way for n_iter steps.
+
+        Either one pass over A per step (the fused kernel, or two BLAS products for
+        wide V) or, for narrow dense A, the Gram matrix ``G = A^T A`` (SYRK, computed
+        here once) and products with G. Both round alike: a product with A^T A
+        carries an error of order eps * ||A||^2 * ||V|| whichever way it is grouped.
+        G is not used when it over- or underflows (entries of A near the limits of
+        its dtype): the passes then run on a rescaled V (``scw.power_iterations``).
+        """
+        if self._gram_pays(r, n_iter):
+            G = _gram(self.A)
+            if representable(G, self.dtype):
+                return lambda V: G @ V  # d x d times d x r: small next to the Gram matrix
+        if self.sparse or r < BLAS_MIN_COLUMNS:
+            return self.gram_product
+        return lambda V: self.rtimes(self.times(V))
+
+    def _gram_pays(self, r: int, n_iter: int) -> bool:
+        """Whether n_iter power steps with r columns are cheaper through A^T A."""
+        n, d = self.shape
+        return not self.sparse and n_iter >= 2 and d <= n and d <= GRAM_WIDTH * r * n_iter
+
+
+def representable(Z: np.ndarray, dtype) -> bool:
+    """Z is finite and its largest entry is above sqrt(tiny): products formed without scaling
+    neither overflowed nor lost precision to underflow."""
+    z = peak(Z)
+    return bool(np.isfinite(z)) and z >= np.sqrt(np.finfo(dtype).tiny)
+
+
+def _gram(A: np.ndarray) -> np.ndarray:
+    """A^T A for dense A: SYRK over row blocks, summed, on fastlr's threads.
+
+    BLAS runs on one thread and fastlr runs contiguous row ranges in parallel
+    itself, so no BLAS thread pool spins against fastlr's OpenMP team
+    (measured: a 2-thread OpenBLAS SYRK ran slower than 1 thread right after the
+    kernels). Each range is a loop of SYRK calls of about _GRAM_BLOCK_FLOPS, so
+    an interrupt stops the work within one call (a single SYRK of a
+    20000 x 5000 matrix took 14-55 s to notice Ctrl-C). Over- and underflow are
+    left for the caller to check (``representable``).
+    """
+    n, d = A.shape
+    step = max(_GRAM_MIN_ROWS, int(_GRAM_BLOCK_FLOPS // max(d * d, 1)))
+    threads = min(get_num_threads(), max(1, n // _GRAM_MIN_ROWS))
+    edges = np.linspace(0, n, threads + 1).astype(int)
+    stop = threading.Event()
+
+    def gram(lo: int, hi: int):
+        G = None
+        for b in range(lo, hi, step):
+            if stop.is_set():
+                return None
+            block = _syrk(A[b:min(b + step, hi)])
+            if G is None:
+                G = block
+            else:
+                with np.errstate(over="ignore"):
+                    G += block
+        return G
+
+    with blas_limit(1):
+        if threads == 1:
+            return gram(0, n)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            futures = [pool.submit(gram, lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
+            try:
+                parts = [f.result() for f in futures]
+            except BaseException:  # KeyboardInterrupt: the other ranges stop at their next block
+                stop.set()
+                raise
+    G = parts[0]
+    with np.errstate(over="ignore"):
+        for part in parts[1:]:
+            G += part
+    return G
+
+
+def _syrk(X: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore", under="ignore"):  # per thread; checked by the caller
+        return X.T @ X  # NumPy calls SYRK for a matrix times its own transpose (and releases the GIL)

@@ -1,0 +1,89 @@
+"""The paper's Err of a sketch on sample matrices: ``mean ||A - SCW(S, A)||_F - mean ||A - A_k||_F``.
+
+Indyk, Vakilian and Yuan (NeurIPS 2019) scale each matrix to sigma_1 = 1 first, so Err is
+comparable across data sets; 0 means SCW with S is optimal. :func:`sketch_error` is the
+public entry point; :class:`Evaluator` keeps the optimal errors of a fixed set of matrices
+for evaluating many sketches on it (validation while training, the demo's table).
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import numpy as np
+import scipy.linalg
+
+from ._backend import get_backend
+from ._gradients import TrainingMatrix
+from ._sample_matrices import batch_map, one_thread_if_small, sample_matrices
+from ._validation import check_int
+from .scw import scw
+from .sketch import Sketch
+
+__all__ = ["Evaluator", "optimal_error", "sketch_error"]
+
+
+def optimal_error(op: TrainingMatrix, k: int) -> tuple[float, float]:
+    """(||A - A_k||_F, sigma_1) from all singular values, in float64."""
+    A = op.A.toarray() if op.sparse else op.A
+    s = scipy.linalg.svdvals(np.asarray(A, dtype=np.float64))
+    return float(np.sqrt(np.sum(s[k:] ** 2))), float(s[0]) if s.size else 0.0
+
+
+class Evaluator:
+    """The paper's Err of sketches on a fixed set of matrices (optimal errors computed once)."""
+
+    def __init__(self, ops: list[TrainingMatrix], k: int):
+        self.ops = ops
+        self.k = k
+        best = [optimal_error(op, k) for op in ops]
+        self.scale = [s1 if s1 > 0 else 1.0 for _, s1 in best]
+        self.optimal = float(np.mean([tail / s for (tail, _), s in zip(best, self.scale)]))
+
+    def error(self, S, *, backend=None, pool=None) -> float:
+        """Err = mean ||A - SCW(S, A)||_F - mean ||A - A_k||_F, each A scaled to sigma_1 = 1."""
+
+        def one(i):
+            A = self.ops[i].A
+            return scw(A, S, self.k, backend=backend).error(A) / self.scale[i]
+
+        return float(np.mean(batch_map(one, list(range(len(self.ops))), pool))) - self.optimal
+
+
+def sketch_error(S, matrices, k: int, *, backend=None) -> float:
+    """The paper's Err: ``mean ||A - SCW(S, A)||_F - mean ||A - A_k||_F``.
+
+    Each matrix is scaled to sigma_1 = 1 first, as in Indyk, Vakilian and Yuan
+    (2019), so Err is comparable across data sets; 0 means SCW with S is optimal.
+
+    Parameters
+    ----------
+    S : Sketch
+        Any fastlr sketch with ``S.n`` equal to the matrices' row count.
+    matrices : iterable of 2-D arrays or scipy.sparse matrices, one shape
+    k : int
+        Target rank, >= 1.
+    backend : {"cpp", "numba", "numpy"}, optional
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np, fastlr
+    >>> A = [np.random.default_rng(i).standard_normal((200, 30)) for i in range(3)]
+    >>> err = fastlr.sketch_error(fastlr.CountSketch(20, 200), A, k=5)
+    >>> bool(err >= 0)
+    True
+    """
+    if not isinstance(S, Sketch):
+        raise TypeError(f"S: expected a fastlr sketch, got {type(S).__name__}")
+    k = check_int(k, "k", minimum=1)
+    get_backend(backend)  # an unknown or unavailable backend fails here, before any work
+    ops = sample_matrices(matrices, "matrices")
+    if ops[0].shape[0] != S.n:
+        raise ValueError(f"matrices: have {ops[0].shape[0]} rows but S is {S.m} x {S.n} (it needs {S.n} rows)")
+    with ExitStack() as stack:
+        one_thread_if_small(ops, stack)
+        return Evaluator(ops, k).error(S, backend=backend)

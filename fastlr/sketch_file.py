@@ -1,0 +1,86 @@
+"""The sketch file: the .npz archive ``S.save(path)`` writes and ``load_sketch(path)`` reads.
+
+No pickle either way: every entry is a plain array (strings as NumPy unicode
+scalars, a LearnedSketch's validation record as JSON text). This module sits
+below the sketch classes (``CountSketch.save`` imports it), so it knows them
+only by their attributes; :func:`fastlr.learned_sketch.load_sketch` turns the
+arrays read here back into sketches.
+
+Entries: ``format`` (``FORMAT``), ``version`` (``VERSION``), ``kind``
+("countsketch" or "learned"), ``m``, ``rows``, ``values``, ``seed`` (-1: none);
+a learned sketch adds ``k``, ``mixed`` ("" for None), ``history``, optionally
+``validation``, and for a mixed one ``fixed_m``, ``fixed_rows``, ``fixed_values``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ._data.files import read_npz_arrays
+
+__all__ = ["FORMAT", "VERSION", "read_sketch_arrays", "save_sketch"]
+
+FORMAT = "fastlr.sketch"
+VERSION = 1
+
+
+def save_sketch(S, path) -> None:
+    """Write a CountSketch (or LearnedSketch) to ``path`` as an .npz file (no pickle).
+
+    ``path`` is a file name (written as given, no suffix added) or a binary file object.
+    """
+    if not (hasattr(S, "rows") and hasattr(S, "values") and hasattr(S, "seed")):  # a CountSketch's attributes
+        raise TypeError(f"S: only CountSketch (and LearnedSketch) can be saved, got {type(S).__name__}")
+    learned = hasattr(S, "m_learned")  # a LearnedSketch
+    m = S.m_learned if learned else S.m
+    arrays = {
+        "format": np.array(FORMAT),
+        "version": np.array(VERSION),
+        "kind": np.array("learned" if learned else "countsketch"),
+        "m": np.array(m, dtype=np.int64),
+        "rows": S.rows,
+        "values": S.values,
+        "seed": np.array(-1, dtype=np.int64) if S.seed is None else np.array(S.seed, dtype=np.uint64),
+    }
+    if learned:
+        arrays.update(k=np.array(S.k, dtype=np.int64), mixed=np.array(S.mixed or ""), history=S.history)
+        if S.validation is not None:  # JSON text, read back without pickle
+            arrays.update(validation=np.array(json.dumps(S.validation.to_dict())))
+        if S.fixed is not None:
+            arrays.update(fixed_m=np.array(S.fixed.m, dtype=np.int64), fixed_rows=S.fixed.rows,
+                          fixed_values=S.fixed.values)
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+        return
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+_ZIP_MAGIC = b"PK\x03\x04"  # every .npz (np.savez) starts with a zip entry
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_sketch_arrays(path) -> dict:
+    """The arrays of an .npz file; ValueError naming ``path`` when it is not a readable one."""
+    if isinstance(path, (int, np.integer)):  # open(1) would take over (and then close) file descriptor 1
+        raise TypeError(f"path: expected a file name or path, got {type(path).__name__} {path!r}")
+    with open(path, "rb") as f:
+        magic = f.read(len(_NPY_MAGIC))
+    if not magic.startswith(_ZIP_MAGIC):
+        if magic == _NPY_MAGIC:
+            what = "it is a NumPy .npy array"
+        elif not magic:
+            what = "the file is empty"
+        else:
+            what = "it is not an .npz archive"
+        raise ValueError(f"path: {path} is not a fastlr sketch file ({what}; sketches are .npz files "
+                         "written by S.save(path))")
+    try:  # every member's header is checked against the file's size before anything is allocated
+        return read_npz_arrays(path)
+    except ValueError as exc:
+        if "objects" in str(exc):  # an entry of dtype object: fastlr never unpickles
+            raise ValueError(f"path: {path} is not a fastlr sketch file (it holds an object array, "
+                             "which fastlr does not load)") from None
+        raise ValueError(f"path: {path} is not a readable fastlr sketch file: {exc}") from None

@@ -1,0 +1,391 @@
+"""fastlr.datadriven: data-driven positions and values, one/few-shot and dense data-driven sketches,
+each checked against a plain-NumPy version of its definition."""
+
+import inspect
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastlr
+from fastlr import datadriven as dd
+from fastlr import datasets
+
+N_ROWS, N_COLS = 60, 12
+
+
+def family(count=5, seed=0, dtype=np.float64):
+    return datasets.lowrank(count, shape=(N_ROWS, N_COLS), rank=4, noise=0.1, drift=0.2, seed=seed, dtype=dtype)
+
+
+def side_by_side(train):
+    """The training matrices scaled to sigma_1 = 1, side by side (n x N d), float64."""
+    dense = [np.asarray(A.toarray() if sp.issparse(A) else A, dtype=np.float64) for A in train]
+    return np.hstack([A / np.linalg.norm(A, 2) for A in dense])
+
+
+def top_left(X):
+    U, _s, _ = np.linalg.svd(X, full_matrices=False)
+    return U[:, 0]
+
+
+def same_direction(u, v, tol=1e-8):
+    u, v = np.ravel(u), np.ravel(v)
+    return abs(abs(u @ v) - np.linalg.norm(u) * np.linalg.norm(v)) <= tol * np.linalg.norm(u) * np.linalg.norm(v)
+
+
+def training_loss(S, train, k):
+    return np.mean([fastlr.scw(A, S, k).error(A) / np.linalg.norm(A, 2) for A in train])
+
+
+def check_countsketch(S, m, n):
+    assert type(S) is fastlr.CountSketch
+    assert S.shape == (m, n)
+    dense = S.to_dense()
+    assert (np.count_nonzero(dense, axis=0) <= 1).all()  # one nonzero per column at most
+    assert S.rows.min() >= 0 and S.rows.max() < m
+    assert np.isfinite(S.values).all()
+
+
+# --------------------------------------------------------------------------- ridge leverage scores
+
+
+def test_ridge_leverage_scores_match_definition():
+    train = family()
+    k = 3
+    C = side_by_side(train)
+    s = np.linalg.svd(C, compute_uv=False)
+    lam = np.sum(s[k:] ** 2) / k
+    expected = np.einsum("ij,ij->i", C @ np.linalg.inv(C.T @ C + lam * np.eye(C.shape[1])), C)
+    np.testing.assert_allclose(dd.ridge_leverage_scores(train, k), expected, rtol=1e-8, atol=1e-12)
+
+
+def test_ridge_leverage_scores_mean_uses_the_averaged_matrix():
+    train = family()
+    k = 2
+    avg = np.mean([A / np.linalg.norm(A, 2) for A in train], axis=0)
+    s = np.linalg.svd(avg, compute_uv=False)
+    lam = np.sum(s[k:] ** 2) / k
+    expected = np.einsum("ij,ij->i", avg @ np.linalg.inv(avg.T @ avg + lam * np.eye(N_COLS)), avg)
+    np.testing.assert_allclose(dd.ridge_leverage_scores(train, k, combine="mean"), expected, rtol=1e-8, atol=1e-12)
+
+
+def test_sampling_sketch_picks_m_distinct_rows_with_weights():
+    scores = np.arange(1.0, 31.0)
+    S = dd.sampling_sketch(scores, 5, seed=3)
+    check_countsketch(S, 5, 30)
+    picked = np.flatnonzero(S.values)
+    assert len(picked) == 5 and sorted(S.rows[picked]) == list(range(5))
+    p = scores / scores.sum()
+    np.testing.assert_allclose(S.values[picked], 1 / np.sqrt(5 * p[picked]))
+    assert np.array_equal(dd.sampling_sketch(scores, 5, seed=3).rows, S.rows)
+
+
+# --------------------------------------------------------------------------- inner-product positions
+
+
+def reference_inner_product(train, m, k, seed):
+    """Plain NumPy: Li et al.'s Algorithm 3 with 1Shot1Vec bucket values (same random draws)."""
+    C = side_by_side(train)
+    n = C.shape[0]
+    U, s, _ = np.linalg.svd(C, full_matrices=False)
+    lam = np.sum(s[k:] ** 2) / k
+    tau = (U**2) @ (s**2 / (s**2 + lam))
+    rng = np.random.default_rng(seed)
+    centres = rng.choice(n, size=m, replace=False, p=tau / tau.sum())
+    cos = np.abs(C @ C[centres].T) / np.linalg.norm(C[centres], axis=1)
+    h = np.argmax(cos, axis=1)
+    h[centres] = np.arange(m)
+    return h, centres, C
+
+
+def test_inner_product_sketch_matches_reference():
+    train = family()
+    m, k = 6, 3
+    S = dd.inner_product_sketch(train, m, k, seed=4)
+    check_countsketch(S, m, N_ROWS)
+    h, _centres, C = reference_inner_product(train, m, k, 4)
+    np.testing.assert_array_equal(S.rows, h)
+    for j in range(m):
+        bucket = np.flatnonzero(h == j)
+        u = top_left(C[bucket])
+        assert same_direction(S.values[bucket], u, tol=1e-6)
+        np.testing.assert_allclose(np.sqrt(np.mean(S.values[bucket] ** 2)), 1.0)  # RMS 1
+
+
+def test_inner_product_signs_follow_inner_products():
+    train = family()
+    S = dd.inner_product_sketch(train, 6, 3, values="sign", seed=4)
+    h, centres, C = reference_inner_product(train, 6, 3, 4)
+    expected = np.sign(np.einsum("ij,ij->i", C, C[centres][h]))
+    np.testing.assert_array_equal(S.values, expected)
+
+
+def test_inner_product_sketch_deterministic_and_seeded():
+    train = family()
+    a = dd.inner_product_sketch(train, 6, 3, seed=1)
+    b = dd.inner_product_sketch(train, 6, 3, seed=1)
+    c = dd.inner_product_sketch(train, 6, 3, seed=2)
+    np.testing.assert_array_equal(a.rows, b.rows)
+    np.testing.assert_array_equal(a.values, b.values)
+    assert not np.array_equal(a.rows, c.rows)
+
+
+@pytest.mark.parametrize("guard", ["sampler", "countsketch"])
+def test_guarded_inner_product_sketch(guard):
+    train = family()
+    S = dd.inner_product_sketch(train, 7, 3, guard=guard, seed=0)
+    assert isinstance(S, fastlr.StackedSketch) and S.shape == (7, N_ROWS)
+    top, bottom = S.sketches
+    assert top.m == 3 and bottom.m == 4
+    check_countsketch(top, 3, N_ROWS)
+    if guard == "countsketch":
+        np.testing.assert_array_equal(bottom.rows, fastlr.CountSketch(4, N_ROWS, seed=1).rows)
+    else:
+        assert np.count_nonzero(bottom.values) == 4
+    lr = fastlr.scw(train[0], S, 3)
+    assert lr.U.shape == (N_ROWS, 3)
+
+
+def test_inner_product_beats_random_on_shared_structure():
+    data = family(12, seed=5)
+    train, test = data[:8], data[8:]
+    learned = fastlr.sketch_error(dd.inner_product_sketch(train, 8, 4, seed=0), test, 4)
+    random = fastlr.sketch_error(fastlr.CountSketch(8, N_ROWS, seed=0), test, 4)
+    assert learned < random
+
+
+# --------------------------------------------------------------------------- few-shot
+
+
+def test_one_shot_sketch_matches_reference():
+    A = family(1)[0]
+    m = 5
+    S = dd.one_shot_sketch(A, m, seed=7)
+    check_countsketch(S, m, N_ROWS)
+    start = fastlr.CountSketch(m, N_ROWS, seed=7)
+    np.testing.assert_array_equal(S.rows, start.rows)
+    for j in range(m):
+        bucket = np.flatnonzero(start.rows == j)
+        if len(bucket):
+            assert same_direction(S.values[bucket], top_left(A[bucket]), tol=1e-8)
+            v = S.values[bucket]
+            assert v[np.argmax(np.abs(v))] > 0  # sign convention
+
+
+def test_one_shot_zero_rows_keep_random_signs():
+    A = family(1)[0].copy()
+    A[:10] = 0
+    S = dd.one_shot_sketch(A, 4, seed=0)
+    np.testing.assert_array_equal(S.values[:10], fastlr.CountSketch(4, N_ROWS, seed=0).values[:10])
+
+
+def test_few_shot_sketch():
+    train = family(3)
+    S0 = dd.few_shot_sketch(train, 6, 3, steps=0, seed=2)
+    ref = dd.one_shot_sketch(train, 6, seed=2)
+    np.testing.assert_array_equal(S0.values, ref.values)
+    S = dd.few_shot_sketch(train, 6, 3, steps=30, seed=2)
+    np.testing.assert_array_equal(S.rows, S0.rows)
+    assert training_loss(S, train, 3) < training_loss(S0, train, 3)
+
+
+def test_refine_values_is_learn_sketch_from_a_given_start():
+    train = family(4)
+    extra = {"holdout": 0} if "holdout" in inspect.signature(fastlr.learn_sketch).parameters else {}
+    ref = fastlr.learn_sketch(train, 6, 3, steps=15, seed=3, progress=False, **extra)
+    S = dd.refine_values(train, fastlr.CountSketch(6, N_ROWS, seed=3), 3, steps=15, seed=3)
+    np.testing.assert_array_equal(S.rows, ref.rows)
+    np.testing.assert_allclose(S.values, ref.values, rtol=1e-10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- greedy
+
+
+def test_greedy_loss_matches_scw():
+    train = family(3)
+    S = fastlr.CountSketch(5, N_ROWS, seed=1)
+    loss = dd._GreedyLoss(dd._check_matrices(train), 2)
+    M = loss.sketches(S.rows, S.values, 5)
+    np.testing.assert_allclose(loss.losses(M), training_loss(S, train, 2), rtol=1e-8)
+
+
+def test_greedy_first_move_is_the_best_single_move():
+    train = family(3)
+    S = fastlr.CountSketch(4, N_ROWS, seed=0)
+    G = dd.greedy_positions(train, S, 2, max_time=None, max_columns=1)
+    energy = sum(np.sum(A**2, axis=1) / np.linalg.norm(A, 2) ** 2 for A in train)
+    i = int(np.argmax(energy))
+    best, best_move = training_loss(S, train, 2), None
+    for row in range(4):
+        for sign in (1.0, -1.0):
+            rows, values = S.rows.copy(), S.values.copy()
+            rows[i], values[i] = row, sign * abs(values[i])
+            loss = training_loss(fastlr.CountSketch.from_arrays(rows, values, 4), train, 2)
+            if loss < best * (1 - 1e-9):
+                best, best_move = loss, (row, sign)
+    changed = np.flatnonzero((G.rows != S.rows) | (G.values != S.values))
+    if best_move is None:
+        assert len(changed) == 0
+    else:
+        assert list(changed) == [i]
+        assert (G.rows[i], np.sign(G.values[i])) == best_move
+
+
+def test_greedy_never_increases_training_loss():
+    train = family(3)
+    S = dd.inner_product_sketch(train, 5, 2, seed=0)
+    G = dd.greedy_positions(train, S, 2, max_time=5.0, max_columns=25)
+    check_countsketch(G, 5, N_ROWS)
+    assert training_loss(G, train, 2) <= training_loss(S, train, 2) + 1e-12
+
+
+# --------------------------------------------------------------------------- dense sketch
+
+
+def test_subspace_sketch_is_top_left_singular_vectors():
+    train = family()
+    S = dd.subspace_sketch(train, 4)
+    assert isinstance(S, dd.DenseSketch) and S.shape == (4, N_ROWS)
+    U = np.linalg.svd(side_by_side(train), full_matrices=False)[0][:, :4]
+    np.testing.assert_allclose(S.to_dense().T @ S.to_dense(), U @ U.T, atol=1e-8)  # same subspace, orthonormal
+    np.testing.assert_allclose(S.to_dense() @ S.to_dense().T, np.eye(4), atol=1e-10)
+
+
+def test_subspace_sketch_mixed():
+    train = family()
+    S = dd.subspace_sketch(train, 5, mixed=True, seed=3)
+    assert isinstance(S, fastlr.StackedSketch) and S.shape == (5, N_ROWS)
+    dense, random = S.sketches
+    assert dense.m == 2 and random.m == 3
+    np.testing.assert_array_equal(random.rows, fastlr.CountSketch(3, N_ROWS, seed=3).rows)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "csr", "csc"])
+def test_dense_sketch_apply(layout, dtype):
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal((4, N_ROWS))
+    A = rng.standard_normal((N_ROWS, 7)).astype(dtype)
+    S = dd.DenseSketch(G)
+    X = {"C": A, "F": np.asfortranarray(A), "csr": sp.csr_array(A), "csc": sp.csc_matrix(A)}[layout]
+    SA = S.apply(X)
+    assert SA.dtype == dtype and SA.shape == (4, 7)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(SA, G @ A.astype(np.float64), rtol=tol, atol=tol)
+    np.testing.assert_allclose(S @ X, SA)
+    np.testing.assert_array_equal(S.to_dense(), G)
+    assert repr(S) == f"DenseSketch(m=4, n={N_ROWS})"
+    lr = fastlr.scw(X, S, 3)
+    assert lr.U.shape == (N_ROWS, 3)
+
+
+def test_dense_sketch_errors():
+    with pytest.raises(ValueError, match="matrix"):
+        dd.DenseSketch(np.ones(3))
+    with pytest.raises(ValueError, match="matrix"):
+        dd.DenseSketch([[1.0, np.nan]])
+    with pytest.raises(TypeError, match="matrix"):
+        dd.DenseSketch(np.ones((2, 2), dtype=complex))
+    with pytest.raises(ValueError, match="rows"):
+        dd.DenseSketch(np.ones((2, 5))).apply(np.ones((4, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        dd.DenseSketch(np.ones((2, 3))).apply(np.array([[1.0], [np.nan], [0.0]]))
+
+
+# --------------------------------------------------------------------------- storage and dtypes
+
+
+@pytest.mark.parametrize("make", [
+    lambda t: dd.inner_product_sketch(t, 6, 3, seed=1),
+    lambda t: dd.one_shot_sketch(t[0], 6, seed=1),
+    lambda t: dd.subspace_sketch(t, 6),
+], ids=["inner_product", "one_shot", "subspace"])
+def test_sparse_and_float32_training_matrices(make):
+    train = family()
+    S = make(train)
+    ref = S.to_dense()
+    sparse = make([sp.csr_array(A) if i % 2 else sp.csc_matrix(A) for i, A in enumerate(train)]).to_dense()
+    single = make([A.astype(np.float32) for A in train]).to_dense()
+    if isinstance(S, dd.DenseSketch):  # a subspace (signs are arbitrary): compare projectors
+        ref, sparse, single = (X.T @ X for X in (ref, sparse, single))
+    np.testing.assert_allclose(sparse, ref, atol=1e-8)
+    np.testing.assert_allclose(single, ref, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("call, exc, name", [
+    (lambda t: dd.inner_product_sketch(t[0], 4, 2), TypeError, "train"),
+    (lambda t: dd.inner_product_sketch("x", 4, 2), TypeError, "train"),
+    (lambda t: dd.inner_product_sketch([], 4, 2), ValueError, "train"),
+    (lambda t: dd.inner_product_sketch([t[0], t[1][:10]], 4, 2), ValueError, r"train\[1\]"),
+    (lambda t: dd.inner_product_sketch([np.full((N_ROWS, 3), np.nan)], 4, 2), ValueError, r"train\[0\]"),
+    (lambda t: dd.inner_product_sketch(t, N_ROWS + 1, 2), ValueError, "m"),
+    (lambda t: dd.inner_product_sketch(t, 0, 1), ValueError, "m"),
+    (lambda t: dd.inner_product_sketch(t, 4, 5), ValueError, "k"),
+    (lambda t: dd.inner_product_sketch(t, 4, 2.0), TypeError, "k"),
+    (lambda t: dd.inner_product_sketch(t, 4, 2, values="x"), ValueError, "values"),
+    (lambda t: dd.inner_product_sketch(t, 4, 2, combine="x"), ValueError, "combine"),
+    (lambda t: dd.inner_product_sketch(t, 4, 2, guard="x"), ValueError, "guard"),
+    (lambda t: dd.inner_product_sketch(t, 4, 2, seed=-1), ValueError, "seed"),
+    (lambda t: dd.inner_product_sketch(t, 4, 2, trials=0), ValueError, "trials"),
+    (lambda t: dd.one_shot_sketch(t[0], 0), ValueError, "m"),
+    (lambda t: dd.one_shot_sketch(None, 3), TypeError, "A"),
+    (lambda t: dd.subspace_sketch(t, 3, mixed="yes"), TypeError, "mixed"),
+    (lambda t: dd.subspace_sketch(t, 1, mixed=True), ValueError, "m"),
+    (lambda t: dd.few_shot_sketch(t, 4, 2, steps=-1), ValueError, "steps"),
+    (lambda t: dd.refine_values(t, dd.DenseSketch(np.ones((3, N_ROWS))), 2, steps=1), TypeError, "S"),
+    (lambda t: dd.refine_values(t, fastlr.CountSketch(3, 10), 2, steps=1), ValueError, "train"),
+    (lambda t: dd.refine_values(t, fastlr.CountSketch(3, N_ROWS), 2, steps=1, lr=-1.0), ValueError, "lr"),
+    (lambda t: dd.greedy_positions(t, fastlr.CountSketch(3, N_ROWS), 2, max_time=-1), ValueError, "max_time"),
+    (lambda t: dd.greedy_positions(t, fastlr.CountSketch(3, N_ROWS), 4), ValueError, "k"),
+    (lambda t: dd.greedy_positions(t, fastlr.CountSketch(3, N_ROWS), 2, candidates=0), ValueError, "candidates"),
+    (lambda t: dd.greedy_positions(t, fastlr.CountSketch(3, N_ROWS), 2, passes=0), ValueError, "passes"),
+    (lambda t: dd.ridge_leverage_scores(t, 0), ValueError, "k"),
+    (lambda t: dd.sampling_sketch([1.0, -1.0], 1), ValueError, "scores"),
+    (lambda t: dd.sampling_sketch([1.0, 2.0], 3), ValueError, "m"),
+])
+def test_bad_input_names_the_argument(call, exc, name):
+    with pytest.raises(exc, match=name):
+        call(family(2))
+
+
+def test_large_gram_path_matches_dense(monkeypatch):
+    """Above _DENSE_GRAM rows the eigenvectors come from subspace iteration without forming G."""
+    train = family()
+    dense_sub = dd.subspace_sketch(train, 4).to_dense()
+    dense_one = dd.one_shot_sketch(train[0], 3, seed=0)
+    monkeypatch.setattr(dd, "_DENSE_GRAM", 10)
+    sub = dd.subspace_sketch(train, 4).to_dense()
+    np.testing.assert_allclose(sub.T @ sub, dense_sub.T @ dense_sub, atol=1e-6)
+    one = dd.one_shot_sketch(train[0], 3, seed=0)
+    for j in range(3):
+        bucket = dense_one.rows == j
+        assert same_direction(one.values[bucket], dense_one.values[bucket], tol=1e-6)
+    scores = dd.ridge_leverage_scores(train, 3)
+    assert np.isfinite(scores).all() and (scores >= 0).all()
+
+
+def test_greedy_candidate_losses_match_svd_losses():
+    train = family(3)
+    loss = dd._GreedyLoss(dd._check_matrices(train), 2)
+    S = fastlr.CountSketch(5, N_ROWS, seed=2)
+    M = loss.sketches(S.rows, S.values, 5)
+    i = 7
+    a = np.stack([D[i] for D in loss.dense])
+    B = M.copy()
+    B[:, S.rows[i]] -= S.values[i] * a
+    targets, weights = np.tile(np.arange(5), 2), np.repeat([1.5, -1.5], 5)
+    C = np.broadcast_to(B, (10,) + B.shape).copy()
+    C[np.arange(10), :, targets] += weights[:, None, None] * a[None]
+    np.testing.assert_allclose(loss.moves(B, a, targets, weights), loss.losses(C), rtol=1e-10)
+
+
+def test_greedy_with_few_candidates_and_passes():
+    train = family(3)
+    S = fastlr.CountSketch(5, N_ROWS, seed=0)
+    G = dd.greedy_positions(train, S, 2, max_time=None, candidates=2, passes=2, signs=False)
+    check_countsketch(G, 5, N_ROWS)
+    np.testing.assert_array_equal(np.abs(G.values), np.abs(S.values))
+    assert training_loss(G, train, 2) < training_loss(S, train, 2)

@@ -1,0 +1,169 @@
+"""learn_sketch never returns a sketch worse than random on validation (issue 15).
+
+Hold-out of the last training matrices, best checkpoint, patience, fallback to
+the random start with a LearnedSketchWarning, refit, max_time, shrink, and the
+mixed sketch's promise.
+"""
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+import fastlr
+from fastlr import datasets
+
+
+@pytest.fixture(scope="module")
+def family():
+    return datasets.lowrank(10, shape=(200, 30), seed=1)
+
+
+@pytest.fixture(scope="module")
+def unrelated():
+    """Matrices around another shared subspace: a sketch learned on ``family`` cannot help there."""
+    return datasets.lowrank(4, shape=(200, 30), seed=7)
+
+
+def test_holdout_validates_on_the_last_matrices(family):
+    S = fastlr.learn_sketch(family, 10, 4, steps=30, refit=False, progress=False)
+    v = S.validation
+    assert (v.source, v.matrices, v.fallback, v.refit) == ("holdout", 2, False, False)
+    # the validation Err is that of the last two matrices; step 0 is the random start
+    random_err = fastlr.sketch_error(fastlr.CountSketch(10, 200, seed=0), family[8:], 4)
+    assert S.history["val_err"][0] == pytest.approx(random_err, rel=1e-9) == v.random_err
+    same = fastlr.learn_sketch(family[:8], 10, 4, steps=30, val=family[8:], progress=False)
+    np.testing.assert_array_equal(S.values, same.values)  # held out = passed as val, not trained on
+    assert same.validation.source == "val"
+
+
+def test_fallback_when_learning_cannot_help(family, unrelated):
+    with pytest.warns(fastlr.LearnedSketchWarning, match="did not beat its random start"):
+        S = fastlr.learn_sketch(family, 10, 4, steps=60, val=unrelated, progress=False)
+    assert S.fallback and S.validation.best_step == 0 and S.validation.stopped == "patience"
+    np.testing.assert_array_equal(S.values, fastlr.CountSketch(10, 200, seed=0).values)
+    assert fastlr.sketch_error(S, unrelated, 4) == pytest.approx(S.validation.random_err, rel=1e-12)
+    # the same through the hold-out: a training set whose last matrices are unlike the others
+    # (a time split across a scene cut)
+    with pytest.warns(fastlr.LearnedSketchWarning):
+        T = fastlr.learn_sketch(family[:8] + unrelated[:2], 10, 4, steps=60, progress=False)
+    assert T.fallback and T.validation.source == "holdout" and not T.validation.refit
+    np.testing.assert_array_equal(T.values, S.values)
+
+
+def test_mixed_fallback_keeps_the_random_rows(family, unrelated):
+    with pytest.warns(fastlr.LearnedSketchWarning, match="learned half"):
+        S = fastlr.learn_sketch(family, 10, 4, steps=60, mixed="joint", val=unrelated, progress=False)
+    assert S.fallback and S.mixed == "joint"
+    np.testing.assert_array_equal(S.values, fastlr.CountSketch(5, 200, seed=0).values)
+    np.testing.assert_array_equal(S.fixed.values, fastlr.CountSketch(5, 200, seed=1).values)
+
+
+def test_best_checkpoint_is_kept_and_patience_stops(family):
+    S = fastlr.learn_sketch(family, 10, 4, steps=10**6, eval_every=10, patience=3, refit=False, progress=False)
+    v = S.validation
+    h = S.history
+    assert v.stopped == "patience" and v.last_step == h["step"][-1] < 10**6
+    assert v.best_step == v.last_step - 3 * 10  # three evaluations in a row without a 0.1% improvement
+    assert v.best_err == np.nanmin(h["val_err"]) == h["val_err"][v.best_step]
+    assert fastlr.sketch_error(S, family[8:], 4) == pytest.approx(v.best_err, rel=1e-9)
+    assert not math.isnan(h["val_err"][-1])  # the last step is evaluated
+
+
+def test_refit_trains_on_every_matrix_for_the_best_steps(family):
+    S = fastlr.learn_sketch(family, 10, 4, steps=40, eval_every=10, progress=False)
+    assert S.validation.refit and S.validation.best_step > 0
+    again = fastlr.learn_sketch(family, 10, 4, steps=S.validation.best_step, holdout=0, progress=False)
+    np.testing.assert_array_equal(S.values, again.values)
+
+
+def test_no_validation_without_matrices_to_spare(family):
+    for S in (fastlr.learn_sketch(family[:1], 10, 4, steps=5, progress=False),  # one matrix: none held out
+              fastlr.learn_sketch(family, 10, 4, steps=5, holdout=0, progress=False)):
+        assert S.validation is None and not S.fallback
+        assert np.isnan(S.history["val_err"]).all()
+
+
+def test_max_time_is_a_wall_clock_budget(family):
+    start = time.perf_counter()
+    S = fastlr.learn_sketch(family, 10, 4, steps=10**9, patience=None, max_time=0.3, progress=False)
+    assert time.perf_counter() - start < 10  # loose: the evaluations and the refit count too
+    assert S.validation.stopped == "max_time" and 1 <= S.validation.last_step < 10**9
+    assert not np.isnan(S.history["val_err"][-1])
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), "1", True])
+def test_max_time_must_be_positive_and_finite(value, family):
+    with pytest.raises(ValueError, match="max_time"):
+        fastlr.learn_sketch(family, 10, 4, steps=2, max_time=value, progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(holdout=1.0), "holdout"),
+        (dict(holdout=-0.1), "holdout"),
+        (dict(holdout=float("nan")), "holdout"),
+        (dict(holdout="0.2"), "holdout"),
+        (dict(patience=0), "patience"),
+        (dict(shrink=-1.0), "shrink"),
+        (dict(shrink=float("inf")), "shrink"),
+    ],
+)
+def test_bad_safeguard_arguments(kwargs, match, family):
+    with pytest.raises((ValueError, TypeError), match=match):
+        fastlr.learn_sketch(family, 10, 4, steps=2, progress=False, **kwargs)
+
+
+def test_deterministic_by_seed(family):
+    a, b = (fastlr.learn_sketch(family, 10, 4, steps=30, seed=3, progress=False) for _ in range(2))
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.validation == b.validation
+    np.testing.assert_array_equal(a.history["val_err"], b.history["val_err"])
+    c = fastlr.learn_sketch(family, 10, 4, steps=30, seed=4, progress=False)
+    assert not np.array_equal(c.rows, a.rows)
+
+
+SMALL = {
+    "video": lambda: datasets.video(16, height=24, width=64, seed=1),
+    "hyperspectral": lambda: datasets.hyperspectral(24, height=96, width=32, bands=4, seed=1),
+    "text": lambda: datasets.text(14, n_terms=400, n_docs=40, seed=1),
+    "lowrank": lambda: datasets.lowrank(14, shape=(200, 30), seed=1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_mixed_is_never_worse_than_random(name):
+    data = SMALL[name]()
+    cut = 3 * len(data) // 4
+    n = data[0].shape[0]
+    for seed in (0, 1, 2):
+        S = fastlr.learn_sketch(data[:cut], 10, 5, steps=60, mixed="joint", seed=seed, progress=False)
+        random = fastlr.CountSketch(10, n, seed=seed)
+        assert fastlr.sketch_error(S, data[cut:], 5) <= fastlr.sketch_error(random, data[cut:], 5)
+        # its random rows are never degraded: the row space holds theirs, and scaling the learned
+        # rows (all or one) changes nothing
+        scaled = fastlr.LearnedSketch(S.rows, S.values * np.where(S.rows == 0, 1e4, 1e-3), S.m_learned, k=5,
+                                      fixed=S.fixed, mixed="joint")
+        assert fastlr.sketch_error(scaled, data[cut:], 5) == pytest.approx(fastlr.sketch_error(S, data[cut:], 5),
+                                                                           rel=1e-6)
+
+
+def test_shrink_keeps_unused_rows_at_their_start(family):
+    train = [A.copy() for A in family]
+    for A in train:
+        A[:50] = 0.0  # rows 0..49 are never used in training
+    S = fastlr.learn_sketch(train, 10, 4, steps=30, shrink=0.5, progress=False)
+    start = fastlr.CountSketch(10, 200, seed=0).values
+    np.testing.assert_array_equal(S.values[:50], start[:50])
+    plain = fastlr.learn_sketch(train, 10, 4, steps=30, progress=False)
+    assert not np.allclose(S.values[50:], plain.values[50:])
+    assert np.all(np.abs(S.values[50:] - start[50:]) <= np.abs(plain.values[50:] - start[50:]) + 1e-12)
+
+
+def test_validation_survives_save_and_load(tmp_path, family):
+    S = fastlr.learn_sketch(family, 10, 4, steps=20, progress=False)
+    S.save(tmp_path / "S.npz")
+    T = fastlr.load_sketch(tmp_path / "S.npz")
+    assert T.validation == S.validation and T.fallback == S.fallback
