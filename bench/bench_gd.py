@@ -4,7 +4,9 @@
   ``A @ V`` plus ``A.T @ U``, single thread, float64/float32, C-ordered A.
 - ``test_time_to_target``: seconds until ``||A - A_hat||_F <= 1.001 ||A - A_k||_F`` on 2000 x 1000
   matrices (sigma_i = 1/i; low rank plus noise), k = 10: fastlr's default gd_svd (stopped by a
-  callback the moment its loss is there) vs ``scipy.sparse.linalg.svds`` (exact).
+  callback the moment its loss is there; and with default arguments, stopped by its own rule)
+  vs ``scipy.sparse.linalg.svds`` (exact). ``gd_convergence.py --defaults`` times the defaults
+  against svds interleaved in one process, with the worst error over many seeds.
 - ``test_iteration``: one iteration of the write-ups' formulations (NumPy GD, PyTorch Adam with
   orthonormality penalties) vs fastlr on the same U, sigma, V formulation (parametrization="usv").
 - ``test_completion``: planted rank-10 1000 x 1000, 5% observed with noise: fastlr until its test
@@ -25,7 +27,7 @@ import scipy.sparse.linalg as sla
 from threadpoolctl import threadpool_limits
 
 import fastlr
-from fastlr import _ops
+from fastlr._matrix import InMemory
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gd_seeds  # noqa: E402
@@ -59,7 +61,7 @@ def test_gd_products(benchmark, single_thread, impl, k, dtype, shape):
     V = rng.standard_normal((n, k)).astype(dtype)
     benchmark.group = f"gd_products {shape} k={k} {dtype} 1 thread"
     if impl == "fastlr":
-        AV, ATU = benchmark(_ops.gd_products, A, U, V)
+        AV, ATU = benchmark(InMemory(A).gd_products, U, V)
     else:
         AV, ATU = benchmark(lambda: (A @ V, A.T @ U))
     tol = 1e-3 if dtype == "float32" else 1e-10
@@ -74,15 +76,27 @@ def _problem(name):
     return _cached(("problem", name), make)
 
 
-@pytest.mark.parametrize("method", ["fastlr", "svds"])
+@pytest.mark.parametrize("method", ["fastlr", "fastlr-defaults", "svds"])
 @pytest.mark.parametrize("matrix", list(gd_seeds.MATRICES))
 def test_time_to_target(benchmark, threads, method, matrix):
+    """"fastlr" stops by a callback at the target; "fastlr-defaults" is ``gd_svd(A, 10)`` as a user
+    calls it (its own stopping rule)."""
     A, optimal = _problem(matrix)
     target_loss = 0.5 * (1.001 * optimal) ** 2  # gd_svd's loss is half the squared error
     benchmark.group = f"time to 1.001x optimal, {matrix} 2000x1000 k=10, {threads} threads"
     if method == "svds":
         U, s, Vt = benchmark.pedantic(lambda: sla.svds(A, K, random_state=0), rounds=5, warmup_rounds=1)
         iterations = None
+    elif method == "fastlr-defaults":
+        runs = []
+
+        def run():
+            out = fastlr.gd_svd(A, K, random_state=len(runs), return_history=True)
+            runs.append(out[3].n_iter)
+            return out
+
+        U, s, Vt, _ = benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+        iterations = runs[-1]
     else:
         runs = []
 

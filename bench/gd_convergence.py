@@ -11,7 +11,13 @@ Prints markdown tables for bench/README.md and writes bench/gd_loss_vs_time.png:
    with orthonormality penalties) and the same optimizers.
 3. Matrix completion: test RMSE against seconds, fastlr vs surprise.SVD (when installed).
 
+4. ``--defaults``: ``gd_svd(A, 10)`` with DEFAULT arguments against ``svds(A, 10)``, one thread,
+   interleaved rounds in one process (minimum times and their ratio), the worst error ratio over
+   random states and matrix seeds, iterations, and the cost of an iteration against one
+   ``gd_products`` pass. Only this table is printed with ``--defaults``.
+
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/gd_convergence.py [--budget 10] [--large]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/gd_convergence.py --defaults [--rounds 30]
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 import scipy.sparse.linalg as sla
 
 import fastlr
+from fastlr._matrix import InMemory
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gd_seeds  # noqa: E402
@@ -242,15 +249,77 @@ def completion(large):
     return curves
 
 
+#: The matrices of the defaults table: the benchmark's two, and rank 10 with 1% noise.
+DEFAULT_CASES = {
+    "inv_spectrum": gd_seeds.inverse_spectrum,
+    "lowrank_noise (10%)": gd_seeds.low_rank_plus_noise,
+    "lowrank_noise (1%)": lambda seed=0: gd_seeds.low_rank_plus_noise(noise=0.01, seed=seed),
+}
+
+
+def defaults(rounds, seeds, matrix_seeds):
+    """gd_svd with default arguments vs svds, one thread (call under thread limits of 1)."""
+    print(f"\n### gd_svd(A, {K}) with default arguments vs svds(A, {K}), 2000 x 1000, 1 thread\n")
+    print("| matrix | gd_svd min (ms) | svds min (ms) | gd / svds (ratio of minima) | median of per-round ratios "
+          "| iterations | worst error ratio (runs) | iteration / gd_products pass |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, make in DEFAULT_CASES.items():
+        A = make()
+        op = InMemory(A)
+        rng = np.random.default_rng(1)
+        U0, V0 = rng.standard_normal((A.shape[0], K)), rng.standard_normal((A.shape[1], K))
+        for _ in range(2):  # warm up
+            fastlr.gd_svd(A, K)
+            sla.svds(A, K, random_state=0)
+        t_gd, t_svds, t_pass, per_iter, ratios, its = [], [], [], [], [], []
+        for r in range(rounds):  # interleaved: whatever else runs on the machine hits both alike
+            t = time.perf_counter()
+            *_, h = fastlr.gd_svd(A, K, random_state=r, return_history=True)
+            t_gd.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            sla.svds(A, K, random_state=r)
+            t_svds.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            op.gd_products(U0, V0)
+            t_pass.append(time.perf_counter() - t)
+            ratios.append(t_gd[-1] / t_svds[-1])
+            its.append(h.n_iter)
+            if h.n_iter > 1:
+                per_iter.append(np.min(np.diff(h.time)))
+        worst = 0.0
+        runs = 0
+        for ms in range(matrix_seeds):
+            B = make(seed=ms)
+            optimal = gd_seeds.optimal_error(B, K)
+            for r in range(seeds):
+                U, s, Vt = fastlr.gd_svd(B, K, random_state=r)
+                worst = max(worst, gd_seeds.error_of(B, U, s, Vt.T) / optimal)
+                runs += 1
+        print(f"| {name} | {min(t_gd) * 1e3:.1f} | {min(t_svds) * 1e3:.1f} | {min(t_gd) / min(t_svds):.2f} "
+              f"| {np.median(ratios):.2f} | {min(its)}-{max(its)} | {worst:.7f} ({runs}) "
+              f"| {min(per_iter) / min(t_pass):.2f} ({min(per_iter) * 1e3:.2f} / {min(t_pass) * 1e3:.2f} ms) |",
+              flush=True)
+    print(f"\n{rounds} interleaved rounds per matrix; error ratios over random_state 0..{seeds - 1} on "
+          f"{matrix_seeds} matrix seeds. An iteration's time is the smallest gap between consecutive losses.")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=10.0, help="seconds per seed run")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--large", action="store_true", help="also complete a 20000 x 5000 matrix")
     parser.add_argument("--out", default=os.path.join(HERE, "gd_loss_vs_time.png"))
+    parser.add_argument("--defaults", action="store_true", help="only the default-arguments table, 1 thread")
+    parser.add_argument("--rounds", type=int, default=30, help="interleaved timing rounds (--defaults)")
+    parser.add_argument("--seeds", type=int, default=20, help="random states per matrix (--defaults)")
+    parser.add_argument("--matrix-seeds", type=int, default=3, help="matrices per case (--defaults)")
     args = parser.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
+    if args.defaults:
+        with fastlr.thread_limit(1), threadpool_limits(limits=1):
+            defaults(args.rounds, args.seeds, args.matrix_seeds)
+        return
     fastlr.set_num_threads(args.threads)
     with threadpool_limits(limits=args.threads):
         results = convergence(args.budget, args.threads)

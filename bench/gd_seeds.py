@@ -63,7 +63,7 @@ def numpy_gd_seed(A, k, *, lr, budget, seed=0, record_every=10, max_iter=None):
     m, n = A.shape
     U, s, V = rng.random((m, k)), rng.random(k), rng.random((n, k))
     scale = 2.0 / (m * n)  # d/dX of mean((X - A)^2)
-    trace, start, it = [], time.perf_counter(), 0
+    trace, start = [], time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging lr ends the run (non-finite error)
         return _numpy_gd_loop(A, U, s, V, lr, scale, budget, record_every, max_iter, trace, start)
 

@@ -23,16 +23,18 @@ from .sketch import CountSketch, GaussianSketch, Sketch, StackedSketch, stack
 from . import datasets
 from .learn import LearnedSketch, LearnedSketchWarning, learn_sketch, load_sketch, sketch_error
 from .gd import gd_svd
-from .lowrank import LowRank
+from .lowrank import ErrorEstimate, LowRank
 from .randomized import randomized_svd
+from .scw import scw
 from .streaming import StreamingSVD
 from . import datadriven
-from .datadriven import DenseSketch
-from .scw import scw
+from .sketch import DenseSketch
+from .tolerance import svd_to_tolerance
 
 
 if TYPE_CHECKING:
     from .estimators import TruncatedSVD
+    from .estimators import PCA
 
 
 def __getattr__(name):
@@ -41,6 +43,10 @@ def __getattr__(name):
         from .estimators import TruncatedSVD
 
         return TruncatedSVD
+    if name == "PCA":  # fastlr.PCA, like TruncatedSVD: scikit-learn loads on first use
+        from .estimators import PCA
+
+        return PCA
     raise AttributeError(f"module 'fastlr' has no attribute {name!r}")
 
 
@@ -53,10 +59,12 @@ __all__ = [
     "BackendFallbackWarning",
     "CountSketch",
     "DenseSketch",
+    "ErrorEstimate",
     "GaussianSketch",
     "LearnedSketch",
     "LearnedSketchWarning",
     "LowRank",
+    "PCA",
     "Sketch",
     "StackedSketch",
     "StreamingSVD",
@@ -77,6 +85,7 @@ __all__ = [
     "set_num_threads",
     "sketch_error",
     "stack",
+    "svd_to_tolerance",
     "thread_limit",
     "use_backend",
     "__version__",

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ._gradients import TrainingMatrix
 from ._threads import thread_limit
-from ._validation import is_sparse
+from ._validation import matrix_list
 
 __all__ = ["SMALL_MATRIX", "batch_map", "one_thread_if_small", "sample_matrices"]
 
@@ -26,16 +25,7 @@ def sample_matrices(matrices, name: str, shape=None, like: str = "", first: int 
 
     Error messages call them ``name[first]``, ``name[first + 1]``, ...
     """
-    if matrices is None or isinstance(matrices, (str, bytes)):
-        raise TypeError(f"{name}: expected an iterable of 2-D matrices, got {type(matrices).__name__}")
-    if is_sparse(matrices) or (isinstance(matrices, np.ndarray) and matrices.ndim == 2):
-        raise TypeError(f"{name}: expected an iterable of matrices, got a single matrix (wrap it in a list)")
-    try:
-        items = list(matrices)
-    except TypeError:
-        raise TypeError(f"{name}: expected an iterable of 2-D matrices, got {type(matrices).__name__}") from None
-    if not items:
-        raise ValueError(f"{name}: is empty; at least one matrix is needed")
+    items = matrix_list(matrices, name)
     ops = []
     for i, A in enumerate(items):
         i += first

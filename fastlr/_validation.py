@@ -11,8 +11,8 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "real_array", "check_bool", "check_int", "check_random_state",
-           "check_sparse", "float_dtype", "is_sparse", "random_generator", "random_seed"]
+__all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "real_array", "check_bool", "check_choice", "check_int", "check_random_state",
+           "check_sparse", "float_dtype", "is_sparse", "matrix_list", "random_generator", "random_seed"]
 
 #: Largest sizes and seeds the kernels take (int64 sizes and indices, uint64 seeds).
 INT64_MAX = 2**63 - 1
@@ -55,6 +55,16 @@ def check_bool(value, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected a bool, got {value!r}")
     return bool(value)
+
+
+def check_choice(value, name: str, choices):
+    """One of ``choices`` (strings, or bools for flags like transpose); a ValueError naming ``name``
+    and the choices otherwise (NumPy bools count as bools)."""
+    if isinstance(value, np.bool_):
+        value = bool(value)
+    if not isinstance(value, (str, bool)) or value not in choices:
+        raise ValueError(f"{name}: must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
 
 
 def check_random_state(random_state, name: str = "random_state"):
@@ -251,3 +261,19 @@ def check_sparse(A, name: str = "A"):
             raise ValueError(f"{name}: corrupt sparse matrix ({exc})") from None
     _check_coo(A, name)
     return A.tocsr()
+
+
+def matrix_list(matrices, name: str) -> list:
+    """A non-empty iterable of matrices (training or test sets) as a list; a single matrix, a
+    string or None is a TypeError and an empty one a ValueError, naming ``name``."""
+    if matrices is None or isinstance(matrices, (str, bytes)):
+        raise TypeError(f"{name}: expected an iterable of 2-D matrices, got {type(matrices).__name__}")
+    if is_sparse(matrices) or (isinstance(matrices, np.ndarray) and matrices.ndim == 2):
+        raise TypeError(f"{name}: expected an iterable of matrices, got a single matrix (wrap it in a list)")
+    try:
+        items = list(matrices)
+    except TypeError:
+        raise TypeError(f"{name}: expected an iterable of 2-D matrices, got {type(matrices).__name__}") from None
+    if not items:
+        raise ValueError(f"{name}: is empty; at least one matrix is needed")
+    return items

@@ -14,7 +14,7 @@ from scipy.sparse.linalg import svds
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._arpack import _init_arpack_v0
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot, svd_flip
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -22,9 +22,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._backend import _check_name as _check_backend_name
 from ._linalg import complete
 from ._validation import check_sparse
+from .pca import PCA
+from .tolerance import accuracy_floor, svd_to_tolerance
 
 
-__all__ = ["TruncatedSVD"]
+__all__ = ["PCA", "TruncatedSVD"]
 
 # scikit-learn's two solvers, then fastlr's own.
 ALGORITHMS = ("randomized", "arpack", "countsketch", "gaussian", "learned", "gd")
@@ -42,8 +44,16 @@ class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     Parameters
     ----------
-    n_components : int, default 2
-        Number of components, ``1 <= n_components <= n_features`` (strictly
+    n_components : int or float in (0, 1), default 2
+        A float f (a fastlr extension, ``algorithm="randomized"`` only) keeps
+        the fewest components whose squared singular values sum to at least
+        ``f * ||X||_F^2``: the fraction f of the *uncentered* second moment
+        ("variance about the origin"; TruncatedSVD does not center, so this is
+        not the fraction of the variance about the mean that
+        ``explained_variance_ratio_`` reports). Computed by
+        :func:`fastlr.svd_to_tolerance` with ``tol = sqrt(1 - f)`` (relative
+        Frobenius error), ``n_iter`` power iterations per block ("auto": 2).
+        An int is the number of components, ``1 <= n_components <= n_features`` (strictly
         less than ``min(X.shape)`` for ``"arpack"``). Beyond the rank of X the
         trailing components are orthonormal directions with singular value 0.
     algorithm : {"randomized", "arpack", "countsketch", "gaussian", "learned", "gd"}, \
@@ -127,7 +137,7 @@ default "randomized"
     # scikit-learn's declarations for its parameters (so validation and its error messages are the
     # same), widened only by fastlr's extra values; fastlr validates sketch and backend itself.
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left"), Interval(RealNotInt, 0, 1, closed="neither")],
         "algorithm": [StrOptions(set(ALGORITHMS))],
         "n_iter": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "n_oversamples": [Interval(Integral, 1, None, closed="left")],
@@ -163,6 +173,15 @@ default "randomized"
 
     def _check_params(self, X) -> int:
         """Checks that depend on X, or on fastlr-only parameters (the rest: _parameter_constraints)."""
+        if not isinstance(self.n_components, Integral):  # a fraction in (0, 1)
+            fraction = float(self.n_components)
+            if self.algorithm != "randomized":
+                raise ValueError(f"n_components: a float ({fraction}) needs algorithm='randomized', "
+                                 f"not {self.algorithm!r}")
+            if np.sqrt(1.0 - fraction) < accuracy_floor(X.dtype):
+                raise ValueError(f"n_components: {fraction} leaves a residual below the accuracy of "
+                                 f"{X.dtype.name} X; use an int")
+            return fraction
         k = int(self.n_components)
         if k > X.shape[1]:
             raise ValueError(f"n_components: must be between 1 and n_features={X.shape[1]}, got {k}")
@@ -199,6 +218,10 @@ default "randomized"
         """(U, s, Vt) of rank min(k, min(X.shape)); signs not yet fixed."""
         import fastlr
 
+        if isinstance(k, float):  # a fraction of ||X||_F^2: the rank chosen by accuracy
+            n_iter = 2 if self.n_iter == "auto" else int(self.n_iter)
+            return svd_to_tolerance(X, float(np.sqrt(1.0 - k)), n_iter=n_iter, random_state=random_state,
+                                    backend=self.backend)
         k = min(k, min(X.shape))  # more components than the rank allows: zero-padded by _complete
         if self.algorithm == "arpack":
             v0 = _init_arpack_v0(min(X.shape), random_state)
@@ -257,6 +280,8 @@ default "randomized"
         k = self._check_params(X)
         U, s, Vt = self._decompose(X, k, check_random_state(self.random_state))
         U, Vt = svd_flip(np.asarray(U), np.asarray(Vt), u_based_decision=False)
+        if isinstance(k, float):
+            k = Vt.shape[0]
         r = Vt.shape[0]
         Vt, s = _complete(Vt.astype(X.dtype, copy=False), np.asarray(s, dtype=X.dtype), k)
         self.components_ = Vt

@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+import numbers
+from typing import NamedTuple
+
 import numpy as np
 
-from ._validation import as_matrix, is_sparse
+from ._validation import as_matrix, check_int, is_sparse
 
-__all__ = ["LowRank"]
+__all__ = ["ErrorEstimate", "LowRank", "chernoff_factor"]
 
 #: Entries of A handled at once by ``LowRank.error`` (float64 work arrays of ~8 MB).
 _CHUNK_ENTRIES = 1 << 20
+
+
+class ErrorEstimate(NamedTuple):
+    """The result of :meth:`LowRank.error_estimate` (all Frobenius norms, absolute)."""
+
+    estimate: float  #: sqrt(||R Omega||_F^2 / p): its square is an unbiased estimate of ||R||_F^2
+    bound: float  #: an upper bound on ||R||_F that holds with probability >= confidence
+    confidence: float  #: the probability that ``bound`` holds
+    n_samples: int  #: p, the number of Gaussian probes
+
+
+def chernoff_factor(n_samples: int, confidence: float) -> float:
+    """z in (0, 1) with ``(z e^(1 - z))^(p / 2) = 1 - confidence`` (p = n_samples): then
+    ``P(||R Omega||_F^2 / p <= z ||R||_F^2) <= 1 - confidence`` for Gaussian Omega (d x p)."""
+    target = 2.0 * np.log1p(-confidence) / n_samples  # log(z) + 1 - z = target < 0, increasing in z on (0, 1)
+    lo, hi = 0.0, 1.0
+    for _ in range(200):  # bisection in log space: z may be tiny for small p and high confidence
+        mid = 0.5 * (lo + hi) if lo > 0.0 else hi * 1e-3 if hi > 1e-300 else 0.5 * hi
+        if np.log(mid) + 1.0 - mid < target:
+            lo = mid
+        else:
+            hi = mid
+        if lo > 0.0 and hi - lo <= 1e-12 * hi:
+            break
+    return lo if lo > 0.0 else hi
 
 
 class LowRank:
@@ -105,6 +133,96 @@ class LowRank:
         if not np.isfinite(total) and not np.isfinite(A.data if is_sparse(A) else A).all():
             raise ValueError("A: contains NaN or infinity")  # checked only then: no extra pass otherwise
         return float(np.sqrt(total))
+
+    def error_estimate(self, A, *, n_samples: int = 10, confidence: float = 0.99,
+                       random_state=None) -> ErrorEstimate:
+        """A randomized estimate of ``||A - U diag(s) Vt||_F`` from one pass over A, with a bound.
+
+        With a Gaussian d x p matrix Omega (p = ``n_samples``) and the residual
+        ``R = A - U diag(s) Vt``, ``R Omega = A Omega - U (s * (Vt Omega))`` takes
+        one pass over A (a product with p columns) and O((n + d) k p) more work;
+        ``||R Omega||_F^2 / p`` is an unbiased estimate of ``||R||_F^2`` (Hutchinson;
+        Girard). Unlike :meth:`error`, nothing of size n x d is formed, so this
+        is the check to use on large sparse A.
+
+        Confidence: writing ``||R Omega||_F^2 = sum_j sigma_j(R)^2 X_j`` with X_j
+        independent chi-square(p) variables, the Chernoff bound and
+        ``prod_j (1 + 2 theta w_j) >= 1 + 2 theta`` (w_j = sigma_j^2 / ||R||_F^2,
+        summing to 1) give, for every R and every z in (0, 1),
+        ``P(||R Omega||_F^2 / p <= z ||R||_F^2) <= (z e^(1 - z))^(p / 2)``: the
+        rank-one worst case. ``bound = estimate / sqrt(z)`` with z solving
+        ``(z e^(1 - z))^(p / 2) = 1 - confidence``; it also bounds the spectral
+        norm ``||R||_2 <= ||R||_F``. For p = 10 and confidence 0.99 the bound is
+        2.4 times the estimate; for p = 30, 1.6 times. The bound is for the random
+        probes only: rounding in ``A Omega`` (A's dtype) limits both numbers to
+        about ``eps * ||A||_F``.
+
+        Parameters
+        ----------
+        A : array_like or scipy.sparse matrix, shape (n, d)
+            The matrix approximated (or a fastlr operand: anything with ``times``).
+        n_samples : int, default 10
+            Number of Gaussian probes p, >= 1.
+        confidence : float in (0, 1), default 0.99
+            Probability with which ``bound`` holds.
+        random_state : None, int, numpy Generator or RandomState
+            Seeds the probes (never the global np.random).
+
+        Returns
+        -------
+        ErrorEstimate
+            ``(estimate, bound, confidence, n_samples)``.
+
+        Raises
+        ------
+        ValueError
+            A of the wrong shape, NaN/inf in A, bad n_samples or confidence.
+
+        References
+        ----------
+        M. Hutchinson, "A stochastic estimator of the trace of the influence
+        matrix for Laplacian smoothing splines", 1990. S. Gratton and D.
+        Titley-Peloquin, "Improved bounds for small-sample estimation", SIAM J.
+        Matrix Anal. Appl. 39(2), 2018 (the rank-one worst case).
+
+        Examples
+        --------
+        >>> import numpy as np, fastlr
+        >>> A = np.random.default_rng(0).standard_normal((200, 50))
+        >>> lr = fastlr.LowRank(*fastlr.randomized_svd(A, 10, random_state=0))
+        >>> est = lr.error_estimate(A, n_samples=20, random_state=0)
+        >>> est.estimate <= lr.error(A) * 1.5 and lr.error(A) <= est.bound
+        True
+        """
+        p = check_int(n_samples, "n_samples", minimum=1)
+        if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) \
+                or not 0.0 < float(confidence) < 1.0:
+            raise ValueError(f"confidence: must be a float in (0, 1), got {confidence!r}")
+        confidence = float(confidence)
+        if isinstance(random_state, np.random.RandomState):
+            random_state = int(random_state.randint(0, 2**31 - 1))
+        try:
+            rng = np.random.default_rng(random_state)
+        except (TypeError, ValueError):
+            raise TypeError(f"random_state: expected None, an int, a Generator or a RandomState, "
+                            f"got {random_state!r}") from None
+        times = getattr(A, "times", None)
+        if times is None:
+            A = as_matrix(A)
+            dtype = A.dtype
+        else:
+            dtype = A.dtype
+        if tuple(A.shape) != self.shape:
+            raise ValueError(f"A: expected shape {self.shape} (the approximation's), got {tuple(A.shape)}")
+        omega = rng.standard_normal((self.shape[1], p))
+        AO = times(np.ascontiguousarray(omega, dtype=dtype)) if times is not None else A @ omega.astype(dtype)
+        R = np.asarray(AO, dtype=np.float64)
+        R -= self.U.astype(np.float64) @ (self.s.astype(np.float64)[:, None] * (self.Vt.astype(np.float64) @ omega))
+        total = float(np.einsum("ij,ij->", R, R))
+        if not np.isfinite(total):
+            raise ValueError("A: contains NaN or infinity (or the residual overflows)")
+        estimate = float(np.sqrt(total / p))
+        return ErrorEstimate(estimate, estimate / float(np.sqrt(chernoff_factor(p, confidence))), confidence, p)
 
     def __repr__(self) -> str:
         return f"LowRank(shape={self.shape}, rank={self.rank}, dtype={self.dtype})"

@@ -6,7 +6,8 @@ import numpy as np
 
 from ._linalg import LAPACK_DRIVERS, blas_single_thread, orthonormal
 from ._matrix import Operand, operand
-from ._validation import check_bool, check_int, random_seed
+from .batch import is_batch, run_batch
+from ._validation import check_bool, check_choice, check_int, random_seed
 from .scw import basis_factors, gaussian_range, sketch_basis, sketch_sigma
 from .sketch import CountSketch, GaussianSketch
 
@@ -14,19 +15,6 @@ __all__ = ["randomized_svd"]
 
 SKETCHES = ("auto", "countsketch", "gaussian")
 _NORMALIZERS = ("auto", "QR", "LU", "none")
-
-
-def _seed(random_state) -> int:
-    """A sketch seed from scikit-learn-style ``random_state`` (never the global np.random)."""
-    return random_seed(random_state)
-
-
-def _choice(value, name, choices):
-    if isinstance(value, np.bool_):
-        value = bool(value)
-    if not isinstance(value, (str, bool)) or value not in choices:
-        raise ValueError(f"{name}: must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
 
 
 def auto_n_iter(k: int, shape) -> int:
@@ -49,15 +37,15 @@ def check_options(A, n_components, n_oversamples, n_iter, power_iteration_normal
         n_iter = auto_n_iter(k, A.shape)
     else:
         n_iter = check_int(n_iter, "n_iter", minimum=0)
-    normalizer = _choice(power_iteration_normalizer, "power_iteration_normalizer", _NORMALIZERS)
-    sketch = _choice(sketch, "sketch", SKETCHES)
+    normalizer = check_choice(power_iteration_normalizer, "power_iteration_normalizer", _NORMALIZERS)
+    sketch = check_choice(sketch, "sketch", SKETCHES)
     if normalizer == "auto":  # as scikit-learn: none for up to 2 steps (the Gaussian start takes one more)
         normalizer = "none" if n_iter + (sketch == "auto") <= 2 else "LU"
-    transpose = _choice(transpose, "transpose", ("auto", True, False))
+    transpose = check_choice(transpose, "transpose", ("auto", True, False))
     if not isinstance(flip_sign, (bool, np.bool_)):
         raise TypeError(f"flip_sign: expected a bool, got {flip_sign!r}")
-    driver = _choice(svd_lapack_driver, "svd_lapack_driver", LAPACK_DRIVERS)
-    seed = _seed(random_state)
+    driver = check_choice(svd_lapack_driver, "svd_lapack_driver", LAPACK_DRIVERS)
+    seed = random_seed(random_state)
     return k, p, n_iter, normalizer, transpose, driver, sketch, seed
 
 
@@ -117,7 +105,12 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
         bool) compute in float64. A ``np.memmap`` is read in row blocks
         (bounded memory); a row-chunked dask array is processed a task per
         block (U comes back as a persisted dask array); neither takes
-        ``transpose=True``.
+        ``transpose=True``. A 3-D array (b, n, d) or a list of b matrices of one
+        shape is a batch: the matrices are factored side by side (one per
+        fastlr thread, each with one kernel and one BLAS thread) and the
+        factors come back stacked, U (b, n, k), s (b, k), Vt (b, k, d); an int
+        ``random_state`` seeds every matrix alike (as a loop would), a
+        RandomState or Generator draws a seed per matrix in order.
     n_components : int
         Number of singular triplets, >= 1; above ``min(n, d)``, ``min(n, d)``
         triplets are returned (as scikit-learn does).
@@ -200,6 +193,12 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
         M = A
     if M is _MISSING or n_components is _MISSING:
         raise TypeError("randomized_svd: missing required argument " + ("'M'" if M is _MISSING else "'n_components'"))
+    if is_batch(M):  # many matrices of one shape: side by side, stacked factors
+        return run_batch(lambda X, rs: randomized_svd(
+            X, n_components, n_oversamples=n_oversamples, n_iter=n_iter,
+            power_iteration_normalizer=power_iteration_normalizer, transpose=transpose, flip_sign=flip_sign,
+            random_state=rs, svd_lapack_driver=svd_lapack_driver, sketch=sketch, check_finite=check_finite,
+            backend=backend, block_rows=block_rows), M, random_state=random_state)
     check_bool(check_finite, "check_finite")
     op = operand(M, backend=backend, block_rows=block_rows).check_nonempty()
     k, p, n_iter, normalizer, transpose, driver, sketch, seed = check_options(

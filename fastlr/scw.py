@@ -18,6 +18,7 @@ import numpy as np
 from ._linalg import blas_single_thread, normalize, orthonormal, peak, power_of_two, sketch_svd
 from ._matrix import Operand, operand
 from ._matrix.memory import representable
+from .batch import is_batch, run_batch
 from ._validation import check_bool, check_int
 from .lowrank import LowRank
 
@@ -185,7 +186,9 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
         Dense (any memory order) or sparse; float32 stays float32, other real
         dtypes compute in float64. A ``np.memmap`` is read in row blocks
         (bounded memory); a row-chunked dask array is processed a task per
-        block (U comes back as a persisted dask array).
+        block (U comes back as a persisted dask array). A 3-D array or a list
+        of matrices of one shape is a batch: factored side by side, returned
+        as stacked ``(U, s, Vt)`` arrays (see ``fastlr.randomized_svd``).
     S : fastlr sketch, shape (m, n)
         Any fastlr sketch (``CountSketch``, ``GaussianSketch``, stacked,
         learned) with ``S.n == n`` and ``S.m >= k``.
@@ -234,6 +237,9 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
     >>> U.shape, s.shape, Vt.shape
     ((500, 10), (10,), (10, 40))
     """
+    if is_batch(A):  # many matrices of one shape: side by side, stacked factors (see randomized_svd)
+        return run_batch(lambda X, _: scw(X, S, k, n_iter=n_iter, check_finite=check_finite, backend=backend,
+                                          block_rows=block_rows), A)
     check_bool(check_finite, "check_finite")
     op = operand(A, backend=backend, block_rows=block_rows).check_nonempty()
     k, n_iter = check_scw_args(op, S, k, n_iter)

@@ -21,7 +21,7 @@ from ._matrix import InMemory, operand
 from ._validation import INT64_MAX, UINT64_MAX, check_int, check_sparse, float_dtype, is_sparse, real_array
 from .sketch_file import save_sketch
 
-__all__ = ["Sketch", "CountSketch", "GaussianSketch", "StackedSketch", "stack", "countsketch_hash"]
+__all__ = ["Sketch", "CountSketch", "DenseSketch", "GaussianSketch", "StackedSketch", "stack", "countsketch_hash"]
 
 #: Largest CountSketch size the hash supports: multiply-shift maps 32 hash bits onto [0, m).
 MAX_HASH_ROWS = 2**32
@@ -284,7 +284,47 @@ class _TransposedCountSketch:
         return scale * Y.astype(dtype, copy=False)[self.S.rows]
 
 
-class GaussianSketch(Sketch):
+class DenseSketch(Sketch):
+    """A sketch given by a dense m x n matrix (e.g. ``fastlr.datadriven.subspace_sketch``; a
+    GaussianSketch is one with random entries).
+
+    Parameters
+    ----------
+    matrix : array_like, shape (m, n)
+        Finite real values; stored as float64 (a float32 copy is made once for
+        float32 inputs).
+    """
+
+    def __init__(self, matrix):
+        M = np.asarray(matrix)
+        if M.dtype.kind not in "biuf":
+            raise TypeError(f"matrix: expected a real numeric array, got dtype {M.dtype}")
+        if M.ndim != 2 or min(M.shape) < 1:
+            raise ValueError(f"matrix: expected a non-empty 2-D array, got shape {M.shape}")
+        M = np.array(M, dtype=np.float64, order="C", copy=True)
+        if not np.isfinite(M).all():
+            raise ValueError("matrix: must be finite")
+        self.matrix = M
+        self.shape = M.shape
+        self._matrix_f32 = None
+
+    def sketch_of(self, op):
+        """``S @ A`` by BLAS (the operand's ``dense_sketch``): ``S.apply(A)``, ``S @ A`` and
+        ``fastlr.scw`` reach it for dense, scipy.sparse, memory-mapped and dask matrices."""
+        if op.dtype != np.float32:
+            return op.dense_sketch(self.matrix)
+        if self._matrix_f32 is None:
+            self._matrix_f32 = self.matrix.astype(np.float32)
+        return op.dense_sketch(self._matrix_f32)
+
+    def to_dense(self) -> np.ndarray:
+        return self.matrix.copy()
+
+    def __repr__(self) -> str:
+        return f"DenseSketch(m={self.m}, n={self.n})"
+
+
+class GaussianSketch(DenseSketch):
     """A dense Gaussian sketch: i.i.d. N(0, 1/m) entries ("Dense Random" in the paper).
 
     Parameters
@@ -302,17 +342,6 @@ class GaussianSketch(Sketch):
         self.shape = (m, n)
         self.matrix = np.random.default_rng(self.seed).standard_normal((m, n)) / np.sqrt(m)
         self._matrix_f32 = None
-
-    def sketch_of(self, op):
-        """``G @ A`` by BLAS (the operand's ``dense_sketch``)."""
-        if op.dtype != np.float32:
-            return op.dense_sketch(self.matrix)
-        if self._matrix_f32 is None:
-            self._matrix_f32 = self.matrix.astype(np.float32)
-        return op.dense_sketch(self._matrix_f32)
-
-    def to_dense(self) -> np.ndarray:
-        return self.matrix.copy()
 
     def __repr__(self) -> str:
         return f"GaussianSketch(m={self.m}, n={self.n}, seed={self.seed})"

@@ -22,9 +22,11 @@ PACKAGE_DIR = Path(fastlr.__file__).parent
 ROOT = PACKAGE_DIR.parent
 
 #: Modules of the algorithm layer: never import kernels (``_kernels``, ``_core``).
-ALGORITHMS = {"fastlr.scw", "fastlr.randomized", "fastlr.learn", "fastlr._gradients", "fastlr.datadriven",
-              "fastlr._training", "fastlr.evaluation", "fastlr.streaming", "fastlr.gd", "fastlr.gd.loop",
-              "fastlr.gd.models", "fastlr.gd.optim", "fastlr.gd.options", "fastlr.gd.problems", "fastlr.gd.svd"}
+ALGORITHMS = {"fastlr._gradients", "fastlr._training", "fastlr.batch", "fastlr.datadriven",
+              "fastlr.datadriven._common", "fastlr.datadriven.fewshot", "fastlr.datadriven.positions",
+              "fastlr.datadriven.subspace", "fastlr.evaluation", "fastlr.gd", "fastlr.gd.loop", "fastlr.gd.models",
+              "fastlr.gd.optim", "fastlr.gd.options", "fastlr.gd.problems", "fastlr.gd.svd", "fastlr.learn",
+              "fastlr.randomized", "fastlr.scw", "fastlr.streaming", "fastlr.tolerance"}
 #: Sketch operators: never import algorithms.
 SKETCHES = {"fastlr.sketch", "fastlr.learned_sketch", "fastlr.sketch_file"}
 
@@ -34,13 +36,13 @@ MATRIX_LAYER = "fastlr/_matrix/"
 NON_MATRIX_KERNELS = {"countsketch_hash", "optimizer_step", "build_info", "num_threads", "set_num_threads"}
 
 #: Calls of matrix kernels outside the matrix layer: (file, kernel).
-KNOWN_MATRIX_KERNEL_CALLS = {("fastlr/gd.py", "gd_masked_grad")}
+KNOWN_MATRIX_KERNEL_CALLS = set()
 
 #: Kernel modules importing fastlr outside ``_kernels``: the Numba kernels' thread count.
 KNOWN_KERNEL_IMPORTS = {("fastlr/_kernels/numba/_util.py", "fastlr._threads")}
 
 #: Algorithm modules importing kernels directly.
-KNOWN_ALGORITHM_KERNEL_IMPORTS = {("fastlr/_optim.py", "fastlr._kernels.reference.gd")}
+KNOWN_ALGORITHM_KERNEL_IMPORTS = set()
 
 #: Sketch modules importing algorithms.
 KNOWN_SKETCH_ALGORITHM_IMPORTS = set()

@@ -131,7 +131,7 @@ _COMPILED_SIGNATURES = (
 
 def test_loading_the_numba_backend_compiles_nothing(tmp_path):
     """A fresh install (empty Numba cache): import and available_backends() compile no kernel,
-    and a first call compiles only the kernel it uses (deterministic signals, not timings)."""
+    and a first call compiles only the kernel it uses and its helpers (deterministic signals, not timings)."""
     pytest.importorskip("numba")
     cache = tmp_path / "numba-cache"
     cache.mkdir()
@@ -158,7 +158,9 @@ def test_loading_the_numba_backend_compiles_nothing(tmp_path):
     assert sum(got["before"].values()) == 0, got["before"]
     assert got["cached_before"] == []
     compiled = {name: count for name, count in got["after"].items() if count}
-    assert len(compiled) == 1 and sum(compiled.values()) == 1, compiled
+    # the seeded CountSketch kernel and the hash helpers it calls (one signature each), nothing else
+    assert compiled and len(compiled) <= 3 and set(compiled.values()) == {1}, compiled
+    assert all(".countsketch." in name for name in compiled), compiled
     assert got["cached_after"] and got["ok"]
 
 

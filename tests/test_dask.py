@@ -251,3 +251,34 @@ def test_learn_sketch_from_delayed_loaders_without_dask_bag_imported():
     out = run_python(code)  # outside the source tree: the installed fastlr, with its compiled core
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "(4,", "60)"]
+
+
+def test_every_sketch_type_stays_lazy_on_dask(monkeypatch):
+    """S @ dask_array is a lazy dask array for every sketch type (CountSketch seeded and from arrays,
+    Gaussian, dense, stacked, mixed learned): nothing gathers A while the product is built."""
+    A = _lowrank(600, 12, seed=9)
+    train = [_lowrank(600, 12, seed=s) for s in (10, 11)]
+    mixed = fastlr.learn_sketch(train, 8, 3, steps=2, mixed="joint", holdout=0, progress=False)
+    sketches = {
+        "seeded": fastlr.CountSketch(6, 600, seed=1),
+        "arrays": fastlr.CountSketch.from_arrays(np.arange(600) % 6, np.linspace(-1, 1, 600), 6),
+        "gaussian": fastlr.GaussianSketch(5, 600, seed=2),
+        "dense": fastlr.DenseSketch(np.random.default_rng(3).standard_normal((4, 600))),
+        "stacked": fastlr.stack([fastlr.CountSketch(3, 600, seed=4), fastlr.GaussianSketch(3, 600, seed=5)]),
+        "mixed": mixed,
+    }
+    Ad = da.from_array(A, chunks=(150, 12))
+
+    def gathered(*args, **kwargs):
+        raise AssertionError("the dask array was gathered into memory")
+
+    lazy = {}
+    with monkeypatch.context() as m:
+        m.setattr(da.Array, "__array__", gathered)
+        m.setattr(da.Array, "compute", gathered)
+        for name, S in sketches.items():
+            lazy[name] = S @ Ad
+            assert isinstance(lazy[name], da.Array), name
+    with dask.config.set(scheduler="sync"):
+        for name, S in sketches.items():
+            np.testing.assert_allclose(lazy[name].compute(), S @ A, rtol=1e-10, atol=1e-10, err_msg=name)

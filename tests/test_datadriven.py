@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 import fastlr
 from fastlr import datadriven as dd
+from fastlr.datadriven import _common as dd_common, positions as dd_positions
 from fastlr import datasets
 
 N_ROWS, N_COLS = 60, 12
@@ -205,7 +206,7 @@ def test_refine_values_is_learn_sketch_from_a_given_start():
 def test_greedy_loss_matches_scw():
     train = family(3)
     S = fastlr.CountSketch(5, N_ROWS, seed=1)
-    loss = dd._GreedyLoss(dd._check_matrices(train), 2)
+    loss = dd_positions._GreedyLoss(dd_common._check_matrices(train), 2)
     M = loss.sketches(S.rows, S.values, 5)
     np.testing.assert_allclose(loss.losses(M), training_loss(S, train, 2), rtol=1e-8)
 
@@ -356,7 +357,7 @@ def test_large_gram_path_matches_dense(monkeypatch):
     train = family()
     dense_sub = dd.subspace_sketch(train, 4).to_dense()
     dense_one = dd.one_shot_sketch(train[0], 3, seed=0)
-    monkeypatch.setattr(dd, "_DENSE_GRAM", 10)
+    monkeypatch.setattr(dd_common, "_DENSE_GRAM", 10)
     sub = dd.subspace_sketch(train, 4).to_dense()
     np.testing.assert_allclose(sub.T @ sub, dense_sub.T @ dense_sub, atol=1e-6)
     one = dd.one_shot_sketch(train[0], 3, seed=0)
@@ -369,7 +370,7 @@ def test_large_gram_path_matches_dense(monkeypatch):
 
 def test_greedy_candidate_losses_match_svd_losses():
     train = family(3)
-    loss = dd._GreedyLoss(dd._check_matrices(train), 2)
+    loss = dd_positions._GreedyLoss(dd_common._check_matrices(train), 2)
     S = fastlr.CountSketch(5, N_ROWS, seed=2)
     M = loss.sketches(S.rows, S.values, 5)
     i = 7

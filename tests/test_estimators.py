@@ -185,7 +185,13 @@ def test_pipeline_and_grid_search():
 @pytest.mark.parametrize("params, error, match", [
     ({"n_components": 51}, ValueError, r"n_components: must be between 1 and n_features=50, got 51"),
     ({"n_components": 0}, InvalidParameterError, r"'n_components' parameter of TruncatedSVD must be an int in the "
-                                                 r"range \[1, inf\)\. Got 0 instead"),
+                                                 r"range \[1, inf\) or a float in the range \(0\.0, 1\.0\)\. "
+                                                 r"Got 0 instead"),
+    ({"n_components": 1.0}, InvalidParameterError, r"'n_components' parameter .* Got 1\.0 instead"),
+    ({"n_components": 0.9, "algorithm": "gd"}, ValueError, r"n_components: a float \(0\.9\) needs "
+                                                           r"algorithm='randomized', not 'gd'"),
+    ({"n_components": 1 - 1e-16}, ValueError, r"n_components: 0\.9999999999999999 leaves a residual below"),
+    ({"n_components": 1 - 1e-15}, ValueError, r"n_components: 0\.999999999999999 leaves a residual below"),
     ({"n_components": 2.5}, InvalidParameterError, r"'n_components' parameter .* Got 2\.5 instead"),
     ({"algorithm": "svd"}, InvalidParameterError, r"'algorithm' parameter of TruncatedSVD must be a str among"),
     ({"n_iter": -1}, InvalidParameterError, r"'n_iter' parameter of TruncatedSVD must be an int in the range "

@@ -105,6 +105,11 @@ def test_seeded_runs_repeat_and_inputs_are_unchanged():
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(A, before)
+    # a legacy RandomState seeds the run as randomized_svd's random_state does
+    third = gd_svd(A, 2, init="random", random_state=np.random.RandomState(7), max_iter=20, tol=0)
+    fourth = gd_svd(A, 2, init="random", random_state=np.random.RandomState(7), max_iter=20, tol=0)
+    for a, b in zip(third, fourth):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---------------------------------------------------------------------------------------------- masks
@@ -225,22 +230,22 @@ def test_usv_on_the_write_ups_small_examples():
 
 
 def test_usv_penalty_makes_factors_orthonormal_before_the_polish():
-    from fastlr import gd as gd_module
+    from fastlr.gd import svd as svd_module
 
     A, _ = planted(50, 30, 3, noise=0.0, seed=16)
     captured = {}
-    real_polish = gd_module._polish
+    real_polish = svd_module.polish
 
     def spy(U, V):
         captured["UV"] = (U.copy(), V.copy())
         return real_polish(U, V)
 
-    gd_module._polish = spy
+    svd_module.polish = spy
     try:
         gd_svd(A, 3, parametrization="usv", optimizer="gd", ortho_penalty=5.0, random_state=0, max_iter=3000,
                tol=1e-13)
     finally:
-        gd_module._polish = real_polish
+        svd_module.polish = real_polish
     Us, V = captured["UV"]
     s = np.linalg.norm(Us, axis=0)
     np.testing.assert_allclose((Us / s).T @ (Us / s), np.eye(3), atol=1e-4)
@@ -248,6 +253,29 @@ def test_usv_penalty_makes_factors_orthonormal_before_the_polish():
 
 
 # ---------------------------------------------------------------------------------------------- control
+
+
+@pytest.mark.parametrize("case", ["inverse_spectrum", "low_rank_plus_noise"])
+def test_defaults_stop_early_near_the_optimum(case):
+    """With default arguments gd_svd stops by its tol rule within a few iterations, and over many
+    random states the error is never above 1.001x the optimal rank-k error (the benchmark's two
+    cases, scaled down: sigma_i = 1/i, and rank 5 plus noise)."""
+    rng = np.random.default_rng(24)
+    m, n, k = 400, 200, 5
+    if case == "inverse_spectrum":
+        Q1, _ = np.linalg.qr(rng.standard_normal((m, n)))
+        Q2, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        A = (Q1 / np.arange(1, n + 1)) @ Q2.T
+    else:
+        A, _ = planted(m, n, k, spectrum=np.linspace(1.0, 0.5, k), noise=0.1 / np.sqrt(m), seed=25)
+    optimal = np.sqrt(np.sum(np.linalg.svd(A, compute_uv=False)[k:] ** 2))
+    worst = 0.0
+    with fastlr.thread_limit(1):  # a few ms per run; a busy machine cannot stall a second thread
+        for seed in range(20):
+            U, s, Vt, h = gd_svd(A, k, random_state=seed, return_history=True)
+            assert h.converged and h.stop_reason == "tol" and 3 <= h.n_iter <= 12, (seed, h.n_iter)
+            worst = max(worst, np.linalg.norm(A - (U * s) @ Vt) / optimal)
+    assert worst <= 1.001
 
 
 def test_callback_sees_every_iteration_and_can_stop():
@@ -383,7 +411,7 @@ def test_extreme_but_finite_scales(dtype_scale, kind):
         A = sp.csr_matrix(A)
     elif kind == "mask":
         options["mask"] = np.ones(A.shape, bool)
-    U, s, Vt = gd_svd(A, 5, random_state=0, **options)
+    U, s, Vt = gd_svd(A, 5, random_state=0, tol=1e-10, **options)  # singular values to 1e-6: a tight tol
     assert s.dtype == dtype and np.isfinite(U).all() and np.isfinite(Vt).all()
     np.testing.assert_allclose(s / scale, exact, rtol=1e-5 if dtype == np.float32 else 1e-6)
     np.testing.assert_array_equal(A.toarray() if kind == "csr" else A, original)  # the caller's A untouched

@@ -8,6 +8,7 @@ from helpers import RTOL, assert_close, layouts, messy_csr
 import fastlr
 from fastlr._kernels import reference as ref
 from fastlr._kernels.reference.gd import OPTIMIZER_STATES
+from fastlr.gd.optim import STATE_SIZES
 
 KINDS = list(OPTIMIZER_STATES)
 
@@ -192,3 +193,14 @@ def test_optimizer_step_rejects_bad_input(backend, kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         fastlr.get_backend(backend).optimizer_step(**args)
+
+
+def test_optimizer_state_sizes_agree_with_the_kernels(backend):
+    """gd's optimizer keeps the state sizes of its update rules; the kernels (leaves, importing no
+    algorithm) keep their own copy: the tables agree and every backend takes states of that size."""
+    assert STATE_SIZES == OPTIMIZER_STATES
+    kernels = fastlr.get_backend(backend)
+    for kind, size in STATE_SIZES.items():
+        param = np.zeros((3, 2))
+        kernels.optimizer_step(param, np.ones_like(param), np.zeros((size, 3, 2)), kind, (0.1, 0.9, 0.999, 1e-8, 1))
+        assert np.all(param < 0), kind

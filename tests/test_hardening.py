@@ -1003,9 +1003,21 @@ def _bad_matrix_cases():
                 continue
             if entry == "spectral_norm" and what == "0 rows":
                 continue  # sigma_1 of an empty matrix is 0.0 (documented by a test of datasets)
+            if entry in _TAKES_BATCHES and what == "3-D":
+                continue  # a 3-D array is a batch of matrices there (tests/test_batch.py); 4-D is refused below
             if entry == "LowRank.error" and what.startswith("0 "):
                 fragment = "expected shape"
             yield pytest.param(entry, A, exc, fragment, id=f"{entry}-{what}")
+
+
+#: Entry points that take a batch (a 3-D array or a list of matrices of one shape).
+_TAKES_BATCHES = {"scw", "randomized_svd", "randomized_svd.countsketch"}
+
+
+@pytest.mark.parametrize("entry", sorted(_TAKES_BATCHES))
+def test_batch_entry_points_refuse_4d_arrays(entry):
+    with pytest.raises(ValueError, match=r"expected a 2-D array"):
+        _TAKES_A[entry](_G[:, :, None, None])
 
 
 @pytest.mark.parametrize("entry, A, exc, fragment", list(_bad_matrix_cases()))

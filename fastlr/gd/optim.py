@@ -7,9 +7,29 @@ import math
 
 import numpy as np
 
-from ._kernels.reference.gd import OPTIMIZER_STATES
+__all__ = ["STATE_SIZES", "ElementwiseOptimizer", "LrController", "kernel_kind", "lr_mode"]
 
-__all__ = ["ElementwiseOptimizer", "LrController"]
+#: Update rules of the ``optimizer_step`` kernel and the state buffers each keeps (the kernels
+#: hold their own copy of this table; tests/test_gd_kernels.py checks that the two agree).
+STATE_SIZES = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}
+
+
+def kernel_kind(options) -> str:
+    """The kernel's update rule for gd_svd's optimizer (ScaledGD and GD are plain steps)."""
+    if options.optimizer in ("scaled", "gd", "sgd"):
+        return "sgd"
+    if options.optimizer == "momentum":
+        return "nesterov" if options.nesterov else "momentum"
+    return "adam"
+
+
+def lr_mode(options, full_batch: bool) -> str:
+    """The LrController mode: a given lr stays fixed; monotone full-batch methods backtrack."""
+    if options.lr is not None:
+        return "fixed"
+    if full_batch and options.optimizer in ("scaled", "gd"):
+        return "backtrack"
+    return "plateau"
 
 
 class ElementwiseOptimizer:
@@ -28,6 +48,8 @@ class ElementwiseOptimizer:
     """
 
     def __init__(self, kind, params, kernels, *, momentum=0.9, betas=(0.9, 0.999), eps=1e-8):
+        if kind not in STATE_SIZES:
+            raise ValueError(f"kind: unknown optimizer {kind!r}; choose one of {', '.join(STATE_SIZES)}")
         self.kind = kind
         self.params = params
         self.kernels = kernels
@@ -35,7 +57,7 @@ class ElementwiseOptimizer:
         self.beta2 = betas[1]
         self.eps = eps
         self.t = 0
-        n_state = OPTIMIZER_STATES[kind]
+        n_state = STATE_SIZES[kind]
         self.state = [np.zeros((n_state,) + p.shape, dtype=p.dtype) for p in params]
 
     def step(self, grads, lr) -> None:

@@ -1,0 +1,202 @@
+"""Shared by the data-driven sketches: argument checks, the training matrices as rows, bucket values."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from contextlib import nullcontext
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from .._threads import thread_limit
+from .._validation import (
+    as_matrix,
+    check_int,
+    is_sparse,
+    matrix_list,
+)
+from ..datasets import spectral_norm
+
+#: Row Gram matrices up to this size are formed and factored densely (eigh of
+#: 4096 x 4096 takes a few seconds); larger ones go through subspace iteration.
+_DENSE_GRAM = 4096
+_SUBSPACE_ITERS = 8
+#: Below this many stored entries per matrix, BLAS runs on one thread (as learn_sketch does): the
+#: products take microseconds, less than waking threads, which on a busy machine wait for a core.
+_SMALL_MATRIX = 1 << 20
+GUARDS = (None, "sampler", "countsketch")
+COMBINE = ("concat", "mean")
+
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _check_matrices(train, name: str = "train") -> list:
+    """The training matrices as kernel-ready matrices of one shape, finite and non-empty."""
+    items = matrix_list(train, name)
+    out = []
+    for i, A in enumerate(items):
+        A = as_matrix(A, f"{name}[{i}]")
+        if min(A.shape) == 0:
+            raise ValueError(f"{name}[{i}]: expected a non-empty matrix, got shape {A.shape}")
+        if out and A.shape != out[0].shape:
+            raise ValueError(f"{name}[{i}]: has shape {A.shape}, but {name}[0] has shape {out[0].shape}")
+        data = A.data if is_sparse(A) else A
+        if not np.isfinite(data).all():
+            raise ValueError(f"{name}[{i}]: contains NaN or infinity")
+        out.append(A.tocsr() if is_sparse(A) else A)
+    return out
+
+
+def _blas_threads(mats: list):
+    """One BLAS thread when every matrix is small, else BLAS's own choice."""
+    if max(A.nnz if is_sparse(A) else A.size for A in mats) < _SMALL_MATRIX:
+        return threadpool_limits(limits=1, user_api="blas")
+    return nullcontext()
+
+
+def _kernel_threads(mats: list):
+    """One fastlr kernel thread when every matrix is small (see _blas_threads)."""
+    if max(A.nnz if is_sparse(A) else A.size for A in mats) < _SMALL_MATRIX:
+        return thread_limit(1)
+    return nullcontext()
+
+
+def _check_sizes(m, k, n: int, *, m_name: str = "m") -> tuple[int, int | None]:
+    m = check_int(m, m_name, minimum=1, maximum=n)
+    if k is not None:
+        k = check_int(k, "k", minimum=1)
+        if k > m:
+            raise ValueError(f"k: must be <= {m_name} (the sketch size), got k={k} > {m_name}={m}")
+    return m, k
+
+
+def _check_option(value, name, choices):
+    if not any(value is c or (isinstance(value, str) and value == c) for c in choices):
+        raise ValueError(f"{name}: unknown value {value!r}; choose one of {', '.join(repr(c) for c in choices)}")
+    return value
+
+
+def _check_seconds(value, name):
+    if value is None:
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{name}: must be None or a number > 0, got {value!r}")
+    return float(value)
+
+
+# --------------------------------------------------------------------------- the training matrices
+
+
+class _Rows:
+    """The training matrices (each scaled to sigma_1 = 1) seen through their rows.
+
+    Everything the position and value choices need is a block of the row Gram
+    matrix ``G = sum_t A_t A_t^T / s_t^2`` (``s_t`` = sigma_1 of ``A_t``) or
+    its leading eigenvectors; ``combine="mean"`` uses the rows of the averaged
+    matrix ``mean_t A_t / s_t`` instead (Li et al.'s choice).
+    """
+
+    def __init__(self, mats: list, combine: str = "concat"):
+        scales = [spectral_norm(A) for A in mats]
+        weights = [1.0 / s if s > 0 else 1.0 for s in scales]
+        if combine == "mean":
+            acc = sum(w * (A.toarray() if is_sparse(A) else A.astype(np.float64)) for w, A in zip(weights, mats))
+            self.mats, self.weights = [np.asarray(acc, dtype=np.float64) / len(mats)], [1.0]
+        else:
+            self.mats, self.weights = mats, weights
+        self.n = mats[0].shape[0]
+        self._gram = None
+
+    def block(self, I, J=None) -> np.ndarray:
+        """``G[I, J]`` as a dense float64 array (I, J index arrays, J=None: all rows)."""
+        out = None
+        for w, A in zip(self.weights, self.mats):
+            AI = A[I]
+            AJ = A if J is None else A[J]
+            P = AI @ AJ.T
+            P = (P.toarray() if sp.issparse(P) else np.asarray(P)).astype(np.float64, copy=False) * (w * w)
+            out = P if out is None else out + P
+        return out
+
+    def gram(self) -> np.ndarray:
+        if self._gram is None:
+            self._gram = self.block(np.arange(self.n))
+        return self._gram
+
+    def sqnorms(self) -> np.ndarray:
+        """Diagonal of G: each row's energy summed over the training matrices."""
+        out = np.zeros(self.n)
+        for w, A in zip(self.weights, self.mats):
+            sq = A.multiply(A).sum(axis=1) if is_sparse(A) else np.einsum("ij,ij->i", A, A, dtype=np.float64)
+            out += (w * w) * np.asarray(sq, dtype=np.float64).ravel()
+        return out
+
+    def gram_times(self, X: np.ndarray, I=None) -> np.ndarray:
+        """``G[I, I] @ X`` without forming G (I=None: all rows)."""
+        out = np.zeros_like(X, dtype=np.float64)
+        for w, A in zip(self.weights, self.mats):
+            AI = A if I is None else A[I]
+            Y = AI.T @ X.astype(AI.dtype, copy=False)
+            out += (w * w) * np.asarray(AI @ Y, dtype=np.float64)
+        return out
+
+    def top_eig(self, r: int, I=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Leading r eigenpairs (descending) of ``G[I, I]``: dense eigh when small, else subspace iteration."""
+        size = self.n if I is None else len(I)
+        r = min(r, size)
+        if size <= _DENSE_GRAM:
+            G = self.gram() if I is None else self.block(I, I)
+            w, U = scipy.linalg.eigh(G, subset_by_index=[size - r, size - 1])
+            return np.maximum(w[::-1], 0.0), U[:, ::-1]
+        rng = np.random.default_rng(seed)
+        Q = np.linalg.qr(rng.standard_normal((size, min(size, r + 10))))[0]
+        for _ in range(_SUBSPACE_ITERS):
+            Q = np.linalg.qr(self.gram_times(Q, I))[0]
+        T = Q.T @ self.gram_times(Q, I)
+        w, Z = np.linalg.eigh((T + T.T) / 2)
+        order = np.argsort(w)[::-1][:r]
+        return np.maximum(w[order], 0.0), Q @ Z[:, order]
+
+
+def _top_vector(rows: _Rows, I: np.ndarray, seed: int) -> np.ndarray:
+    """Top eigenvector of ``G[I, I]`` (the bucket's top left singular vector), sign: largest entry positive."""
+    if len(I) == 1:
+        return np.ones(1)
+    w, U = rows.top_eig(1, I, seed)
+    u = U[:, 0]
+    if w[0] <= 0 or not np.isfinite(u).all():
+        return np.zeros(len(I))
+    return u if u[np.argmax(np.abs(u))] > 0 else -u
+
+
+def _bucket_values(rows: _Rows, h: np.ndarray, m: int, fallback: np.ndarray, seed: int) -> np.ndarray:
+    """Per bucket j: the top left singular vector of the bucket's rows, scaled to RMS 1 (the scale of
+    +-1 values, where learn_sketch's step sizes work). Rows without energy in the training data (and
+    buckets without any) keep ``fallback`` (+-1) times the bucket's RMS, so a test matrix's new rows
+    still count."""
+    values = np.array(fallback, dtype=np.float64)
+    order = np.argsort(h, kind="stable")
+    bounds = np.searchsorted(h[order], np.arange(m + 1))
+    energy = rows.sqnorms()
+    for j in range(m):
+        I = order[bounds[j] : bounds[j + 1]]
+        if len(I) == 0:
+            continue
+        live = I[energy[I] > 0]
+        if len(live) == 0:
+            continue
+        u = _top_vector(rows, live, seed + j)
+        if not np.any(u):
+            continue
+        u *= math.sqrt(len(live)) / np.linalg.norm(u)
+        values[live] = u
+        dead = I[energy[I] <= 0]
+        values[dead] = np.sign(fallback[dead])
+        tiny = live[u == 0]
+        values[tiny] = np.sign(fallback[tiny])  # orthogonal to the bucket's direction: keep the row
+    return values

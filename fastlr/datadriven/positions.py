@@ -1,0 +1,415 @@
+"""Learned positions (Li, Lin, Liu, Vakilian and Woodruff, ICLR 2023): ridge leverage scores, inner-product buckets (Alg. 3) and the greedy search (Alg. 2)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .._validation import (
+    UINT64_MAX,
+    check_bool,
+    check_int,
+    is_sparse,
+)
+from ..datasets import spectral_norm
+from ..scw import scw
+from ..sketch import CountSketch, StackedSketch
+from ._common import (
+    _DENSE_GRAM,
+    COMBINE,
+    GUARDS,
+    _blas_threads,
+    _bucket_values,
+    _check_matrices,
+    _check_option,
+    _check_seconds,
+    _check_sizes,
+    _Rows,
+)
+
+# --------------------------------------------------------------------------- ridge leverage scores
+
+
+def _ridge_scores(rows: _Rows, k: int, seed: int) -> np.ndarray:
+    energy = rows.sqnorms()
+    total = float(energy.sum())
+    r = min(rows.n, 4 * k + 10) if rows.n > _DENSE_GRAM else rows.n
+    w, U = rows.top_eig(r, seed=seed)
+    lam = max(total - float(w[:k].sum()), 0.0) / k
+    if lam <= 0:  # rank <= k: the ridge scores are the plain leverage scores of the rank-k column space
+        lam = 1e-12 * max(total, 1e-300)
+    tau = (U**2) @ (w / (w + lam))
+    if r < rows.n:  # the tail directions: sigma^2 / (sigma^2 + lam) <= sigma^2 / lam
+        tau += np.maximum(energy - (U**2) @ w, 0.0) / lam
+    return np.maximum(tau, 0.0)
+
+
+def ridge_leverage_scores(train, k: int, *, combine: str = "concat", seed: int = 0) -> np.ndarray:
+    """Rank-k ridge leverage scores of the rows of the training matrices.
+
+    ``tau_i = c_i^T (C^T C + lam I)^+ c_i`` for the rows ``c_i`` of the matrices
+    side by side (``combine="concat"``) or of their average (``"mean"``), each
+    matrix scaled to sigma_1 = 1, with ``lam = ||C - C_k||_F^2 / k``
+    (Cohen, Musco and Musco, "Input sparsity time low-rank approximation via
+    ridge leverage score sampling", SODA 2017). They sum to at most about 2k.
+
+    Parameters
+    ----------
+    train : iterable of 2-D arrays or scipy.sparse matrices, one shape (n x d)
+    k : int
+        Target rank, >= 1.
+    combine : {"concat", "mean"}, default "concat"
+    seed : int, default 0
+        Seeds the subspace iteration used when n > 4096.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+    """
+    mats = _check_matrices(train)
+    k = check_int(k, "k", minimum=1, maximum=mats[0].shape[0])
+    _check_option(combine, "combine", COMBINE)
+    seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
+    with _blas_threads(mats):
+        return _ridge_scores(_Rows(mats, combine), k, seed)
+
+
+def sampling_sketch(scores, m: int, *, seed: int = 0) -> CountSketch:
+    """A row-sampling sketch as a CountSketch: m rows drawn without replacement with
+    probabilities proportional to ``scores``, row j of S picking its row i with weight
+    ``1 / sqrt(m p_i)``; the columns of unsampled rows are zero (value 0 in row 0).
+
+    With ridge leverage scores this is the sampler Li et al. (ICLR 2023, Thm 5.1)
+    stack below a learned sketch for a worst-case guarantee.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 1 or len(scores) == 0:
+        raise ValueError(f"scores: expected a non-empty 1-D array, got shape {scores.shape}")
+    if not np.isfinite(scores).all() or (scores < 0).any():
+        raise ValueError("scores: must be finite and >= 0")
+    n = len(scores)
+    m = check_int(m, "m", minimum=1, maximum=n)
+    seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
+    rng = np.random.default_rng(seed)
+    picked = _sample(scores, m, rng)
+    p = _probabilities(scores)
+    rows = np.zeros(n, dtype=np.int64)
+    values = np.zeros(n)
+    rows[picked] = np.arange(m)
+    values[picked] = 1.0 / np.sqrt(m * np.maximum(p[picked], 1e-300))
+    return CountSketch.from_arrays(rows, values, m)
+
+
+def _probabilities(scores: np.ndarray) -> np.ndarray:
+    total = scores.sum()
+    if total <= 0:
+        return np.full(len(scores), 1.0 / len(scores))
+    return scores / total
+
+
+def _sample(scores: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """m distinct indices, drawn with probabilities proportional to scores (uniform among the
+    zero-score ones when fewer than m have a positive score)."""
+    p = _probabilities(scores)
+    positive = np.flatnonzero(p > 0)
+    if len(positive) >= m:
+        return rng.choice(len(p), size=m, replace=False, p=p)
+    rest = rng.permutation(np.flatnonzero(p <= 0))[: m - len(positive)]
+    return np.concatenate([positive, rest])
+
+
+
+# --------------------------------------------------------------------------- inner-product positions
+
+
+def _inner_product_positions(rows: _Rows, scores: np.ndarray, m: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(h, signs): m centres sampled by ``scores`` (ridge leverage scores); every row to the centre of
+    largest |cosine|, sign = sign of the inner product (+1 for a zero one)."""
+    centres = _sample(scores, m, rng)
+    X = rows.block(np.arange(rows.n), centres)  # n x m inner products <c_i, c_centre>
+    norms = np.sqrt(np.maximum(np.diag(X[centres]), 0.0))
+    cos = X / np.where(norms > 0, norms, 1.0)
+    h = np.argmax(np.abs(cos), axis=1).astype(np.int64)
+    h[centres] = np.arange(m)  # a centre is its own bucket (duplicate rows could tie)
+    signs = np.sign(X[np.arange(rows.n), h])
+    return h, np.where(signs == 0, 1.0, signs)
+
+
+def _training_loss(S, mats: list, k: int) -> float:
+    """Mean ||A - SCW(S, A)||_F over the matrices, each scaled to sigma_1 = 1."""
+    total = 0.0
+    for A in mats:
+        s1 = spectral_norm(A)
+        total += scw(A, S, k).error(A) / (s1 if s1 > 0 else 1.0)
+    return total / len(mats)
+
+
+def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine: str = "concat",
+                         guard: str | None = None, trials: int = 1, seed: int = 0) -> CountSketch | StackedSketch:
+    """A CountSketch with data-driven positions: Li et al.'s inner-product algorithm.
+
+    1. Sample m rows (the bucket centres) by the rank-k ridge leverage scores of
+       the training matrices side by side (each scaled to sigma_1 = 1).
+    2. Every other row goes to the centre it is most parallel to (largest
+       ``|<c_i, c_centre>| / ||c_centre||``: parallel rows add up in ``S A``
+       instead of cancelling).
+    3. Values: ``"svd"`` - each bucket's values are the top left singular vector
+       of its rows of all training matrices side by side (the unit vector u
+       maximizing ``sum_t ||u^T A_t[bucket]||^2``, the energy the sketch row
+       keeps; Indyk, Wagner and Woodruff's 1Shot1Vec rule), scaled to RMS 1;
+       ``"sign"`` - +-1, the sign of the inner product with the centre.
+
+    Parameters
+    ----------
+    train : iterable of 2-D arrays or scipy.sparse matrices, one shape (n x d)
+    m : int
+        Sketch size, ``k <= m <= n`` (with ``guard``, the rows of both parts together).
+    k : int
+        Target rank (sets the ridge of the leverage scores).
+    values : {"svd", "sign"}, default "svd"
+    combine : {"concat", "mean"}, default "concat"
+        Rows of the matrices side by side (the sum of their Gram matrices;
+        independent of each matrix's column order), or of their average (the
+        paper's choice; right only when columns correspond across matrices).
+    guard : {None, "sampler", "countsketch"}
+        Stack the m // 2 data-driven rows on m - m // 2 rows that keep a
+        worst-case guarantee: a ridge-leverage row sampler (Li et al., Thm 5.1)
+        or a random CountSketch (seed + 1), as learn_sketch's mixed sketches.
+    trials : int, default 1
+        Draw this many sets of centres and keep the sketch with the lowest
+        training loss (mean ``||A - SCW(S, A)||_F`` over the first 8 training
+        matrices): the sampling is random, and its spread is large.
+    seed : int, default 0
+
+    Returns
+    -------
+    CountSketch, or StackedSketch with ``guard``
+
+    Notes
+    -----
+    Measured (bench/README.md, m = 20, k = 10): on the video and hyperspectral
+    generators the positions alone (``trials=8``) beat a random CountSketch 5-11x and, with
+    their values then trained (``refine_values``), learn_sketch's values-only
+    training by 20-68%. On text-like data, where each matrix uses a different
+    few of many topics, the buckets group co-occurring rows (one topic each)
+    and are worse than random positions; ``greedy_positions`` repairs that.
+
+    References
+    ----------
+    Y. Li, H. Lin, S. Liu, A. Vakilian, D. P. Woodruff, "Learning the Positions
+    in CountSketch", ICLR 2023 (Algorithm 3 and Theorem 5.1).
+    P. Indyk, T. Wagner, D. P. Woodruff, "Few-Shot Data-Driven Algorithms for
+    Low Rank Approximation", NeurIPS 2021.
+    """
+    mats = _check_matrices(train)
+    n = mats[0].shape[0]
+    m, k = _check_sizes(m, k, n)
+    _check_option(values, "values", ("svd", "sign"))
+    _check_option(combine, "combine", COMBINE)
+    _check_option(guard, "guard", GUARDS)
+    trials = check_int(trials, "trials", minimum=1)
+    seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX - 1)
+    if guard is not None and m < 2:
+        raise ValueError(f"m: a guarded sketch needs m >= 2 (half data-driven, half guard), got {m}")
+    m_data = m if guard is None else m // 2
+    with _blas_threads(mats):
+        rows = _Rows(mats, combine)
+        scores = _ridge_scores(rows, min(k, m_data), seed)
+        rng = np.random.default_rng(seed)
+        best = math.inf
+        for _ in range(trials):
+            h, signs = _inner_product_positions(rows, scores, m_data, rng)
+            vals = signs if values == "sign" else _bucket_values(rows, h, m_data, signs, seed)
+            candidate = CountSketch.from_arrays(h, vals, m_data)
+            loss = _training_loss(candidate, mats[:8], min(k, m_data)) if trials > 1 else 0.0
+            if loss < best:
+                best, S = loss, candidate
+        if guard is None:
+            return S
+        if guard == "countsketch":
+            return StackedSketch([S, CountSketch(m - m_data, n, seed=seed + 1)])
+        return StackedSketch([S, sampling_sketch(_ridge_scores(rows, k, seed), m - m_data, seed=seed + 1)])
+
+
+
+# --------------------------------------------------------------------------- greedy positions
+
+
+class _GreedyLoss:
+    """Mean over training matrices of ||A - SCW(S, A)||_F (A scaled to sigma_1 = 1) for many
+    candidate sketches at once, from the d x d Gram matrices ``K = A^T A``:
+    ``||A - SCW||^2 = ||A||^2 - sum of the top k eigenvalues of V^T K V``, V the row space of S A."""
+
+    def __init__(self, mats: list, k: int):
+        self.k = k
+        self.dense = []
+        self.K = []
+        self.sq = []
+        for A in mats:
+            s1 = spectral_norm(A)
+            s1 = s1 if s1 > 0 else 1.0
+            D = (A.toarray() if is_sparse(A) else np.asarray(A)).astype(np.float64) / s1
+            self.dense.append(D)
+            self.K.append(D.T @ D)
+            self.sq.append(float(np.sum(D * D)))
+        self.K = np.stack(self.K)  # N x d x d
+        self.sq = np.array(self.sq)
+
+    def sketches(self, rows, values, m) -> np.ndarray:
+        """S A_t for all t: N x m x d."""
+        out = np.zeros((len(self.dense), m, self.dense[0].shape[1]))
+        for t, D in enumerate(self.dense):
+            np.add.at(out[t], rows, values[:, None] * D)
+        return out
+
+    def losses(self, M: np.ndarray) -> np.ndarray:
+        """M: (..., N, m, d) sketched matrices -> (...) mean loss."""
+        _, s, Vt = np.linalg.svd(M, full_matrices=False)
+        tol = np.max(M.shape[-2:]) * np.finfo(np.float64).eps * s[..., :1]
+        Vt = Vt * (s > tol)[..., None]
+        T = np.einsum("...id,...de,...je->...ij", Vt, self.K, Vt, optimize=True)
+        w = np.linalg.eigvalsh(T)[..., ::-1][..., : self.k]
+        err2 = np.maximum(self.sq - w.sum(axis=-1), 0.0)
+        return np.sqrt(err2).mean(axis=-1)
+
+    def moves(self, B: np.ndarray, a: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Mean loss of every candidate ``M_c = B + weights[c] e_{targets[c]} a^T`` (for each matrix t:
+        B[t] is m x d, a[t] a row of length d) without an SVD of any m x d candidate.
+
+        With ``B = U diag(s) V^T`` (one SVD per matrix) and ``z`` the unit part of a orthogonal to
+        V's columns, every candidate is ``M_c = R_c [V z]^T``, where R_c (m x (r + 1)) is
+        ``[U diag(s), 0]`` plus ``weights[c] [V^T a, z^T a]`` in row ``targets[c]``: its row space is
+        ``[V z] Y_c`` with Y_c from the SVD of the small R_c, and the top-k energy of A V_c is that
+        of ``Y_c^T ([V z]^T K [V z]) Y_c``.
+        """
+        U, s, Vt = np.linalg.svd(B, full_matrices=False)  # N x m x r, N x r, N x r x d
+        eps = np.finfo(np.float64).eps
+        keep = s > max(B.shape[-2:]) * eps * s[:, :1]
+        s = s * keep
+        V = np.swapaxes(Vt, -1, -2) * keep[:, None, :]  # N x d x r, dropped directions zeroed
+        Va = np.einsum("tdr,td->tr", V, a)
+        perp = a - np.einsum("tdr,tr->td", V, Va)
+        norm = np.linalg.norm(perp, axis=1)
+        live = norm > 1e3 * eps * np.maximum(np.linalg.norm(a, axis=1), 1e-300)
+        z = perp * np.where(live, 1.0 / np.where(live, norm, 1.0), 0.0)[:, None]
+        Z = np.concatenate([V, z[:, :, None]], axis=2)  # N x d x (r + 1)
+        H = np.swapaxes(Z, -1, -2) @ (self.K @ Z)  # N x (r + 1) x (r + 1)
+        H = (H + np.swapaxes(H, -1, -2)) / 2
+        g = np.concatenate([Va, (norm * live)[:, None]], axis=1)  # N x (r + 1)
+        R0 = np.concatenate([U * s[:, None, :], np.zeros(U.shape[:2] + (1,))], axis=2)  # N x m x (r + 1)
+        R = np.repeat(R0[None], len(targets), axis=0)
+        R[np.arange(len(targets)), :, targets, :] += weights[:, None, None] * g[None]
+        # Row space of R_c: eigenvectors of R_c^T R_c (an SVD of each small R_c costs 5x more in
+        # LAPACK call overhead); directions below sqrt(eps) sigma_1 are lost in the squares, where SCW
+        # keeps those above max(m, d) eps sigma_1: the loss of a (near) rank-deficient candidate is
+        # overestimated, never underestimated. greedy_positions checks its result exactly.
+        e, Y = np.linalg.eigh(np.swapaxes(R, -1, -2) @ R)
+        Y = Y * (e > 1e3 * eps * e[..., -1:])[..., None, :]
+        T = np.swapaxes(Y, -1, -2) @ H[None] @ Y
+        w = np.linalg.eigvalsh(T)[..., ::-1][..., : self.k]
+        err2 = np.maximum(self.sq - w.sum(axis=-1), 0.0)
+        return np.sqrt(err2).mean(axis=-1)
+
+
+def greedy_positions(train, S: CountSketch, k: int, *, max_time: float | None = 10.0,
+                     max_columns: int | None = None, candidates: int | None = None, passes: int = 1,
+                     signs: bool = True) -> CountSketch:
+    """Improve a CountSketch's positions greedily (Li et al., ICLR 2023, Algorithm 2).
+
+    Columns are visited in order of their rows' training energy (largest
+    first); column i is moved to the row (and, with ``signs``, the sign) among
+    the candidates that gives the lowest mean training loss
+    ``||A - SCW(S, A)||_F`` (each A scaled to sigma_1 = 1), keeping |value|;
+    it stays where it is unless a move lowers the loss. A move changes two rows
+    of every ``S A_t`` (a rank-1 update), and every candidate's loss comes from
+    one SVD of the m x d ``S A_t`` without column i, the d x d Gram matrix
+    ``A_t^T A_t`` and small (m x m) problems: no pass over A and no m x d SVD
+    per candidate. The search stops after ``max_time`` seconds, ``max_columns``
+    columns or ``passes`` passes over all columns, whichever comes first.
+
+    Parameters
+    ----------
+    train : iterable of 2-D arrays or scipy.sparse matrices
+        Densified, with a d x d Gram matrix each: cost and memory grow with
+        their number; a few (e.g. 8) are usually enough.
+    S : CountSketch
+        The start (e.g. ``inner_product_sketch(...)`` or ``CountSketch(m, n)``).
+    k : int
+        Target rank, ``1 <= k <= min(m, n, d)``.
+    max_time : float or None, default 10.0
+        Seconds (None: no limit).
+    max_columns : int or None
+        Columns to visit in all (None: no limit).
+    candidates : int or None
+        Rows to try per column: the ``candidates`` rows of ``S A_t`` most
+        parallel to the column's rows (summed over t), plus its current row;
+        None tries all m rows.
+    passes : int, default 1
+        Passes over all columns.
+    signs : bool, default True
+        Also try the opposite sign at every row.
+
+    Returns
+    -------
+    CountSketch (new; S is not modified). Its training loss is never higher
+    than S's (checked with exact SVDs at the end).
+
+    References
+    ----------
+    Y. Li, H. Lin, S. Liu, A. Vakilian, D. P. Woodruff, "Learning the Positions
+    in CountSketch", ICLR 2023.
+    """
+    if not isinstance(S, CountSketch) or type(S).apply is not CountSketch.apply:
+        raise TypeError(f"S: expected a plain CountSketch, got {type(S).__name__}")
+    mats = _check_matrices(train)
+    n = mats[0].shape[0]
+    if n != S.n:
+        raise ValueError(f"train: matrices have {n} rows but S is {S.m} x {S.n}")
+    k = check_int(k, "k", minimum=1, maximum=min(S.m, *mats[0].shape))
+    budget = _check_seconds(max_time, "max_time")
+    max_columns = math.inf if max_columns is None else check_int(max_columns, "max_columns", minimum=0)
+    m = S.m
+    candidates = m if candidates is None else min(m, check_int(candidates, "candidates", minimum=1))
+    passes = check_int(passes, "passes", minimum=1)
+    signs = check_bool(signs, "signs")
+    with _blas_threads(mats):
+        start = time.perf_counter()
+        loss = _GreedyLoss(mats, k)
+        rows, values = S.rows.copy(), S.values.copy()
+        M = loss.sketches(rows, values, m)  # N x m x d
+        first = best = float(loss.losses(M))
+        energy = sum(np.einsum("ij,ij->i", D, D) for D in loss.dense)
+        order = np.argsort(-energy, kind="stable")
+        visited = 0
+        for _ in range(passes):
+            moved = False
+            for i in order:
+                if visited >= max_columns or time.perf_counter() - start > budget:
+                    break
+                visited += 1
+                v = abs(values[i]) or 1.0
+                a = np.stack([D[i] for D in loss.dense])  # N x d
+                B = M.copy()
+                B[:, rows[i]] -= values[i] * a
+                if candidates < m:
+                    norms = np.linalg.norm(B, axis=2)  # N x m
+                    cos = np.abs(np.einsum("tmd,td->tm", B, a)) / np.where(norms > 0, norms, 1.0)
+                    targets = np.union1d(np.argsort(-cos.sum(axis=0), kind="stable")[:candidates], rows[i])
+                else:
+                    targets = np.arange(m)
+                targets = np.tile(targets, 2) if signs else targets
+                weights = np.repeat([v, -v] if signs else [v], len(targets) // (2 if signs else 1))
+                trial = loss.moves(B, a, targets, weights)
+                j = int(np.argmin(trial))
+                if trial[j] < best * (1 - 1e-9) and (targets[j] != rows[i] or weights[j] != values[i]):
+                    best, moved = float(trial[j]), True
+                    rows[i], values[i] = targets[j], weights[j]
+                    B[:, targets[j]] += weights[j] * a
+                    M = B
+            if not moved:
+                break
+        if float(loss.losses(M)) > first:  # the small-problem losses can only err near rank deficiency
+            return CountSketch.from_arrays(S.rows, S.values, m)
+        return CountSketch.from_arrays(rows, values, m)
