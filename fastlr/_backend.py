@@ -24,7 +24,7 @@ import warnings
 from contextlib import contextmanager
 from types import ModuleType
 
-from . import _threads
+from ._kernels import _threads_state, reference
 
 __all__ = [
     "BACKENDS",
@@ -44,8 +44,6 @@ _MODULES = {"cpp": "fastlr._core", "numba": "fastlr._kernels.numba", "numpy": "f
 
 def kernel_names() -> tuple[str, ...]:
     """Kernels every backend provides, with the same semantics: the NumPy reference's list."""
-    from ._kernels import reference
-
     return tuple(reference.__all__)
 
 
@@ -83,7 +81,7 @@ def _load(name: str) -> ModuleType | None:
             _errors[name] = f"{type(exc).__name__}: {exc}"
             return None
         if name == "cpp":
-            _threads._register_core(module)
+            _threads_state.register_core(module)  # the core keeps its own copy of the thread counts
         _loaded[name] = module
         return module
 

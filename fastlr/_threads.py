@@ -8,31 +8,13 @@ thread pool) can give each one thread without touching the others.
 from __future__ import annotations
 
 import operator
-import os
-import threading
 from contextlib import contextmanager
 
+from . import _backend
+from ._kernels import _threads_state as _state
+from ._kernels._threads_state import MAX_THREADS
+
 __all__ = ["get_num_threads", "set_num_threads", "thread_limit"]
-
-
-#: Most threads a kernel may be given: the compiled core takes a C ``int``, and no
-#: machine has more hardware threads than this.
-MAX_THREADS = 2**15
-
-
-def _default_threads() -> int:
-    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env.isdigit() and 0 < int(env) <= MAX_THREADS:
-        return int(env)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-_global_threads = _default_threads()
-_local = threading.local()
-_core_hooks: list = []  # the loaded _core module, if any (set by _backend)
 
 
 def _check_count(n, name="n") -> int:
@@ -48,7 +30,7 @@ def _check_count(n, name="n") -> int:
 
 def get_num_threads() -> int:
     """Threads a fastlr kernel called from this Python thread may use."""
-    return getattr(_local, "limit", None) or _global_threads
+    return _state.get_num_threads()
 
 
 def set_num_threads(n: int) -> None:
@@ -60,10 +42,7 @@ def set_num_threads(n: int) -> None:
         Number of threads, 1 <= n <= 2**15 (``MAX_THREADS``). BLAS thread pools are not affected; use
         ``threadpoolctl`` for those.
     """
-    global _global_threads
-    _global_threads = _check_count(n)
-    for core in _core_hooks:
-        core.set_num_threads(_global_threads)
+    _state.set_global(_check_count(n))
 
 
 @contextmanager
@@ -74,31 +53,14 @@ def thread_limit(n: int):
     thread pool.
     """
     n = _check_count(n)
-    previous = getattr(_local, "limit", None)
-    _local.limit = n
-    for core in _compiled_cores():
-        core.set_local_num_threads(n)
+    if not _state.cores:
+        # Load the compiled core now if it is available: it keeps its own per-thread limit, which a
+        # limit set before it loaded would never reach. None (and a recorded reason) if unavailable.
+        _backend._load("cpp")
+    previous = _state.local_limit()
+    _state.set_local(n)
     try:
         yield
     finally:
-        _local.limit = previous
-        for core in _core_hooks:
-            core.set_local_num_threads(previous or 0)
+        _state.set_local(previous)
 
-
-def _compiled_cores() -> list:
-    """The compiled core (loaded now if it is available: the C++ side keeps its own
-    per-thread limit, which a limit set before the core loaded would never reach)."""
-    if not _core_hooks:
-        from . import _backend
-
-        _backend._load("cpp")  # registers the core here; None (and a recorded reason) if unavailable
-    return _core_hooks
-
-
-def _register_core(core) -> None:
-    """Called once when the compiled backend loads: sync its thread settings."""
-    core.set_num_threads(_global_threads)
-    if getattr(_local, "limit", None):
-        core.set_local_num_threads(_local.limit)
-    _core_hooks.append(core)

@@ -58,11 +58,12 @@ def check_bool(value, name: str) -> bool:
 
 
 def check_choice(value, name: str, choices):
-    """One of ``choices`` (strings, or bools for flags like transpose); a ValueError naming ``name``
-    and the choices otherwise (NumPy bools count as bools)."""
+    """One of ``choices`` (strings; True/False/None compared by identity, so 1 is not True); a
+    ValueError naming ``name`` and the choices otherwise (NumPy bools count as bools). Every
+    entry point checks its option strings here, so the same mistake reads the same everywhere."""
     if isinstance(value, np.bool_):
         value = bool(value)
-    if not isinstance(value, (str, bool)) or value not in choices:
+    if not any(value is c or (isinstance(value, str) and isinstance(c, str) and value == c) for c in choices):
         raise ValueError(f"{name}: must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
 

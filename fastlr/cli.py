@@ -24,6 +24,7 @@ from ._backend import BACKENDS, available_backends, backend_errors, current_back
 from ._cli_io import (VIDEO_SUFFIXES, UserError, atomic_output, npz_path, plot_path, progress, read_matrix,
                       read_video, save_plot)
 from ._matrix import RowBlocks, on_each_block, row_blocks
+from ._matrix.choice import describe as describe_product_choice
 from ._threads import get_num_threads, set_num_threads
 from .learned_sketch import load_sketch
 from .randomized import auto_n_iter
@@ -44,6 +45,7 @@ def _info(args) -> dict:
         "available_backends": available_backends(),
         "unavailable_backends": backend_errors(),
         "threads": get_num_threads(),
+        "product_choice": describe_product_choice(),
     }
     try:  # an optional dependency: report its version; nothing is compiled (kernels compile on first use)
         import numba
@@ -79,6 +81,7 @@ def cmd_info(args) -> int:
     else:
         print(f"  build: {build}")
     print(f"  threads: {info['threads']}")
+    print(f"  dense products: {info['product_choice']}")
     return 0
 
 
@@ -163,10 +166,20 @@ def cmd_approx(args) -> int:
     _check_output(output)
     _check_plot(args.plot)
     A = read_matrix(args.matrix)
-    k = _check_rank(args.k, A.shape, args.matrix)
+    if args.k is None and args.tol is None:
+        raise UserError("give the rank (-k) or a tolerance (--tol)")
+    if args.tol is not None and args.method != "randomized":
+        raise UserError(f"--tol: chooses the rank for --method randomized only, not {args.method}")
+    k = min(A.shape) if args.k is None else _check_rank(args.k, A.shape, args.matrix)
     n_iter = None
     start = time.perf_counter()
-    if args.method == "gd":
+    if args.tol is not None:  # the smallest rank (at most -k) with ||A - A_k||_F <= tol ||A||_F
+        try:
+            U, s, Vt = fastlr.svd_to_tolerance(A, args.tol, max_rank=args.k, random_state=args.seed)
+        except ValueError as exc:
+            raise UserError(f"--tol: {exc}") from None
+        k, sketch = len(s), None
+    elif args.method == "gd":
         U, s, Vt = fastlr.gd_svd(A, k, random_state=args.seed, progress=not args.quiet)
         sketch = None
     elif args.method == "learned":
@@ -207,6 +220,7 @@ def cmd_approx(args) -> int:
         "k": k,
         "method": args.method,
         "sketch": sketch,
+        "tol": args.tol,
         "n_iter": n_iter,
         "seconds": seconds,
         "relative_error": _relative_error(A, U, s, Vt),
@@ -495,7 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("approx", help="rank-k approximation U, s, Vt of one matrix", parents=common)
     p.add_argument("matrix", metavar="MATRIX", help="a .npy (read memory-mapped), .npz, .mtx or .csv file")
-    p.add_argument("-k", type=_positive_int, required=True, help="rank")
+    p.add_argument("-k", type=_positive_int, default=None,
+                   help="rank (with --tol: the largest rank allowed; default min(shape))")
+    p.add_argument("--tol", type=float, default=None, metavar="T",
+                   help="choose the rank: the smallest with ||A - A_k||_F <= T ||A||_F (fastlr.svd_to_tolerance)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.npz",
                    help="where to write U, s, Vt (.npz is appended when missing)")
     p.add_argument("--method", choices=METHODS, default="randomized",

@@ -40,7 +40,7 @@ from ._safeguards import (
 from ._sample_matrices import one_thread_if_small, sample_matrices
 from ._threads import get_num_threads
 from ._training import InMemoryMatrices, Training, load_operand, run_training
-from ._validation import UINT64_MAX, check_int
+from ._validation import UINT64_MAX, check_choice, check_int
 from . import datadriven
 from .evaluation import sketch_error
 from .sketch import CountSketch
@@ -55,13 +55,6 @@ OPTIMIZERS = ("adam", "sgd", "momentum")
 #: any data set at any scale (Adam's step is also invariant to the gradient's scale).
 DEFAULT_LR = {"adam": 0.05, "sgd": 1.0, "momentum": 0.1}
 DEFAULT_POWER_ITERS = 10
-
-
-def _check_option(value, name, choices):
-    if not any(value is c or (isinstance(value, str) and value == c) for c in choices):
-        shown = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name}: unknown value {value!r}; choose one of {shown}")
-    return value
 
 
 def _check_positive(value, name):
@@ -97,7 +90,7 @@ def _initial_sketch(init, train, m: int, n: int, k: int, seed: int):
     if init is None or (isinstance(init, str) and init == "random"):
         return None
     if isinstance(init, str):
-        _check_option(init, "init", INITS)
+        check_choice(init, "init", INITS)
         if train is None:
             raise ValueError(f"init: {init!r} needs in-memory training matrices, not dask ones; pass a CountSketch")
         if init == "inner_product":  # positions and values from the training matrices (ICLR 2023, Alg. 3)
@@ -284,9 +277,9 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     steps = check_int(steps, "steps", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX - 1)  # mixed sketches' random rows: seed + 1
-    _check_option(optimizer, "optimizer", OPTIMIZERS)
-    _check_option(gradient, "gradient", GRADIENTS)
-    _check_option(mixed, "mixed", MIXED)
+    check_choice(optimizer, "optimizer", OPTIMIZERS)
+    check_choice(gradient, "gradient", GRADIENTS)
+    check_choice(mixed, "mixed", MIXED)
     if mixed is not None and m < 2:
         raise ValueError(f"m: a mixed sketch needs m >= 2 (half learned, half random), got {m}")
     lr = DEFAULT_LR[optimizer] if lr is None else _check_positive(lr, "lr")

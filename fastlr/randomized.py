@@ -6,7 +6,7 @@ import numpy as np
 
 from ._linalg import LAPACK_DRIVERS, blas_single_thread, orthonormal
 from ._matrix import Operand, operand
-from .batch import is_batch, run_batch
+from .batch import STACKED_MAX_ENTRIES, is_batch, run_batch, seeds_for, stacked_randomized_svd
 from ._validation import check_bool, check_choice, check_int, random_seed
 from .scw import basis_factors, gaussian_range, sketch_basis, sketch_sigma
 from .sketch import CountSketch, GaussianSketch
@@ -72,6 +72,24 @@ def range_basis(op: Operand, l: int, *, sketch: str, n_iter: int, normalizer: st
 
 
 _MISSING = object()
+
+
+def _stacked(M, n_components, n_oversamples, n_iter, normalizer, transpose, flip_sign, seeds, driver, sketch,
+             block_rows):
+    """The whole-stack path for a batch of small dense matrices with the default start (None if it
+    does not apply, or a matrix needs the one-call path: ``batch.stacked_randomized_svd``)."""
+    if not (isinstance(M, np.ndarray) and M.ndim == 3 and M.dtype.kind in "biuf") or sketch != "auto":
+        return None
+    if block_rows is not None or M.shape[0] == 0 or min(M.shape[1:]) == 0:
+        return None
+    if M.shape[1] * M.shape[2] > STACKED_MAX_ENTRIES:
+        return None
+    k, p, n_iter, _, transpose, _, _, _ = check_options(
+        M[0], n_components, n_oversamples, n_iter, normalizer, transpose, flip_sign, driver, sketch, 0)
+    if transpose == "auto":
+        transpose = M.shape[1] < M.shape[2]
+    return stacked_randomized_svd(M, k, k + p, n_iter, seeds, bool(flip_sign),
+                                  transpose=bool(transpose))
 
 
 def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_iter="auto",
@@ -194,11 +212,16 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
     if M is _MISSING or n_components is _MISSING:
         raise TypeError("randomized_svd: missing required argument " + ("'M'" if M is _MISSING else "'n_components'"))
     if is_batch(M):  # many matrices of one shape: side by side, stacked factors
+        seeds = seeds_for(random_state, len(M))  # drawn once: the stacked path and its fallback agree
+        stacked = _stacked(M, n_components, n_oversamples, n_iter, power_iteration_normalizer, transpose,
+                           flip_sign, seeds, svd_lapack_driver, sketch, block_rows)
+        if stacked is not None:
+            return stacked
         return run_batch(lambda X, rs: randomized_svd(
             X, n_components, n_oversamples=n_oversamples, n_iter=n_iter,
             power_iteration_normalizer=power_iteration_normalizer, transpose=transpose, flip_sign=flip_sign,
             random_state=rs, svd_lapack_driver=svd_lapack_driver, sketch=sketch, check_finite=check_finite,
-            backend=backend, block_rows=block_rows), M, random_state=random_state)
+            backend=backend, block_rows=block_rows), M, random_state=seeds)
     check_bool(check_finite, "check_finite")
     op = operand(M, backend=backend, block_rows=block_rows).check_nonempty()
     k, p, n_iter, normalizer, transpose, driver, sketch, seed = check_options(

@@ -39,7 +39,7 @@ NON_MATRIX_KERNELS = {"countsketch_hash", "optimizer_step", "build_info", "num_t
 KNOWN_MATRIX_KERNEL_CALLS = set()
 
 #: Kernel modules importing fastlr outside ``_kernels``: the Numba kernels' thread count.
-KNOWN_KERNEL_IMPORTS = {("fastlr/_kernels/numba/_util.py", "fastlr._threads")}
+KNOWN_KERNEL_IMPORTS = set()
 
 #: Algorithm modules importing kernels directly.
 KNOWN_ALGORITHM_KERNEL_IMPORTS = set()
@@ -51,15 +51,12 @@ KNOWN_SKETCH_ALGORITHM_IMPORTS = set()
 #: module-level imports alone form none).
 KNOWN_CYCLES = {
     frozenset({"fastlr", "fastlr.estimators"}),
-    frozenset({"fastlr._backend", "fastlr._threads"}),
 }
 
 #: Function-local imports of fastlr modules: (file, imported module).
 KNOWN_LOCAL_IMPORTS = {
     ("fastlr/__init__.py", "fastlr.estimators"),
-    ("fastlr/_backend.py", "fastlr._kernels.reference"),
     ("fastlr/_cli_io.py", "fastlr.datasets"),
-    ("fastlr/_threads.py", "fastlr._backend"),
     ("fastlr/cli.py", "fastlr"),
     ("fastlr/cli.py", "fastlr.datasets"),
     ("fastlr/cli.py", "fastlr.demo"),

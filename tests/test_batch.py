@@ -1,5 +1,7 @@
 """Batches: randomized_svd / scw of a 3-D array or a list of matrices, against one call per matrix."""
 
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -68,3 +70,26 @@ def test_bad_batches_name_the_matrix(batch):
     with pytest.raises(ValueError, match="empty batch"):
         fastlr.randomized_svd(np.zeros((0, 5, 5)), 2)
     np.testing.assert_array_equal(np.isnan(bad).sum(), 1)  # inputs untouched
+
+
+def test_stacked_path_is_taken_and_falls_back_where_needed(batch, monkeypatch):
+    from fastlr import batch as batch_module
+
+    calls = []
+    original = batch_module.stacked_randomized_svd
+    monkeypatch.setattr(sys.modules["fastlr.randomized"], "stacked_randomized_svd",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    wide = np.ascontiguousarray(batch.transpose(0, 2, 1))  # 30 x 120: the transposed finder
+    U, s, Vt = fastlr.randomized_svd(wide, 4, random_state=1)
+    assert calls, "the stacked path was not used"
+    for i, A in enumerate(wide):
+        u, t, vt = fastlr.randomized_svd(A, 4, random_state=1)
+        np.testing.assert_allclose(s[i], t, rtol=1e-10)
+        np.testing.assert_allclose(np.abs(U[i].T @ u), np.eye(4), atol=1e-8)
+    # rank 2 < k = 4: the one-call path completes the trailing vectors (s = 0, U orthonormal)
+    low = np.stack([np.outer(np.arange(1, 41), np.ones(12)) + np.outer(np.ones(40), np.arange(12)) * i
+                    for i in range(1, 4)])
+    U, s, Vt = fastlr.randomized_svd(low, 4, random_state=0)
+    assert np.all(s[:, 2:] == 0)
+    for u in U:
+        np.testing.assert_allclose(u.T @ u, np.eye(4), atol=1e-12)

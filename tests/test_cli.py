@@ -156,6 +156,24 @@ def _svd_error(A, k):
     return float(np.sqrt(np.sum(s[k:] ** 2) / np.sum(s**2))), s[:k]
 
 
+def test_approx_chooses_the_rank_by_tolerance(tmp_path):
+    rng = np.random.default_rng(3)
+    A = (rng.standard_normal((300, 6)) * [10, 8, 6, 4, 2, 1]) @ rng.standard_normal((6, 40))
+    A += 1e-3 * rng.standard_normal(A.shape)
+    np.save(tmp_path / "A.npy", A)
+    out = fastlr_cli("approx", tmp_path / "A.npy", "--tol", 0.05, "-o", tmp_path / "f.npz", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    s = np.linalg.svd(A, compute_uv=False)
+    tail = np.sqrt(np.cumsum((s ** 2)[::-1])[::-1]) / np.linalg.norm(A)  # tail[r]: error of rank r
+    assert result["k"] == int(np.argmax(tail < 0.05)) and result["tol"] == 0.05
+    assert result["relative_error"] <= 0.05
+    bad = fastlr_cli("approx", tmp_path / "A.npy", "--tol", 0.05, "--method", "gd", "-o", tmp_path / "g.npz")
+    assert bad.returncode != 0 and "--tol" in bad.stderr
+    neither = fastlr_cli("approx", tmp_path / "A.npy", "-o", tmp_path / "h.npz")
+    assert neither.returncode != 0 and "--tol" in neither.stderr
+
+
 def test_approx_every_method_and_format(tmp_path):
     A = _family(1, n=300, d=40)[0]
     np.save(tmp_path / "A.npy", A)

@@ -323,3 +323,21 @@ def test_seeded_bad_arguments_raise(backend):
         kernels.countsketch_seeded_csr(np.array([0, 2, 1, 3]), np.zeros(3, np.int64), data, 0, 2, 3, 4)
     with pytest.raises(ValueError, match="indptr"):
         kernels.countsketch_seeded_csr(np.array([0, 1, 2, 9]), np.zeros(3, np.int64), data, 0, 2, 3, 4)
+
+
+def test_python_error_codes_mirror_the_compiled_ones():
+    """fastlr/_kernels/_errors.py copies KernelError (csrc/include/fastlr/common.hpp): same codes, same messages."""
+    import re
+    from pathlib import Path
+
+    from fastlr._kernels import _errors
+
+    header = Path(fastlr.__file__).parent.parent / "csrc" / "include" / "fastlr" / "common.hpp"
+    if not header.exists():
+        pytest.skip("no source tree")
+    text = header.read_text(encoding="utf-8")
+    codes = dict(re.findall(r"\bk(Bad\w+) = (\d+)", re.search(r"enum KernelError[^}]*}", text).group(0)))
+    messages = dict(re.findall(r"case k(Bad\w+):\s*throw std::invalid_argument\(\"([^\"]+)\"\)", text))
+    python = {"BadRow": _errors.BAD_ROW, "BadIndex": _errors.BAD_INDEX, "BadIndptr": _errors.BAD_INDPTR}
+    assert {name: int(code) for name, code in codes.items()} == python
+    assert {python[name]: message for name, message in messages.items()} == _errors._MESSAGES

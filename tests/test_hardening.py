@@ -1123,7 +1123,7 @@ _BAD_OPTIONS = {
     "gd max_iter='5'": (lambda: fastlr.gd_svd(_G, 2, max_iter="5"), TypeError, "max_iter: expected an integer"),
     "gd tol='x'": (lambda: fastlr.gd_svd(_G, 2, tol="x"), TypeError, "tol: expected a number"),
     "gd lr=inf": (lambda: fastlr.gd_svd(_G, 2, lr=float("inf")), ValueError, "lr: must be finite"),
-    "gd optimizer=1": (lambda: fastlr.gd_svd(_G, 2, optimizer=1), ValueError, "optimizer: unknown value"),
+    "gd optimizer=1": (lambda: fastlr.gd_svd(_G, 2, optimizer=1), ValueError, "optimizer: must be one of"),
     "gd batch_size=2.5": (lambda: fastlr.gd_svd(_G, 2, optimizer="sgd", batch_size=2.5), TypeError, "batch_size:"),
     "gd mask float": (lambda: fastlr.gd_svd(_G, 2, mask=np.ones((20, 8))), TypeError, "mask: expected a boolean"),
     "gd mask shape": (lambda: fastlr.gd_svd(_G, 2, mask=np.ones(20, bool)), ValueError, "mask: expected shape"),

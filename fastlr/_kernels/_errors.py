@@ -1,4 +1,4 @@
-"""Error codes shared by the Python-side kernels, mirroring csrc/include/fastlr/countsketch.hpp."""
+"""Error codes shared by the Python-side kernels, mirroring KernelError in csrc/include/fastlr/common.hpp."""
 
 BAD_ROW = 1
 BAD_INDEX = 2

@@ -2,28 +2,28 @@
 
 ``InMemory`` is the one place that picks a kernel for a product: dense, CSR or
 CSC (the CSR form of A^T, so its products swap the forward and backward halves
-of the CSR kernels instead of converting A), the fused one-pass kernels for
-thin factors, BLAS for wide ones, and the Gram matrix A^T A for power steps on
-narrow dense A.
+of the CSR kernels instead of converting A), the fused one-pass kernels or BLAS
+for dense A (``choice.use_kernel``: by factor width, dtype, memory order and the
+CPU's vector ISA, measured so that neither path is picked where the other is
+faster; ``FASTLR_PRODUCT_CHOICE`` overrides), and the Gram matrix A^T A for power
+steps on narrow dense A. Products smaller than ``SMALL_WORK`` run on one thread.
 """
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import numpy as np
 
 from .._linalg import blas_limit, peak, thin_svd
-from .._threads import get_num_threads
+from .._threads import get_num_threads, thread_limit
 from .._validation import as_matrix, is_sparse
 from .base import Operand
+from .choice import BLAS_MIN_COLUMNS, use_kernel  # noqa: F401 (BLAS_MIN_COLUMNS: re-exported)
 
 __all__ = ["InMemory"]
-
-#: Factors at least this wide go to BLAS: its GEMM beats the one-pass kernels
-#: there (measured on 5760 x 1080: kernels win up to ~100 columns, BLAS at 200).
-BLAS_MIN_COLUMNS = 128
 
 #: Power steps go through the Gram matrix A^T A (one BLAS SYRK, n d^2 flops)
 #: instead of n_iter passes of A^T (A V) (4 n d r flops each) when
@@ -31,11 +31,27 @@ BLAS_MIN_COLUMNS = 128
 #: one-pass kernels at 45-80% of it (measured on 5760 x 1080 and 100000 x 500).
 GRAM_WIDTH = 4
 
+#: Products of fewer multiply-adds than this (n d k for A V; twice that for the
+#: two-sided passes) run on one thread: ~1.5 ms of float32 work (3 ms float64) at
+#: one thread. A second thread saves at most half of that, while a parallel
+#: region on a busy machine waits for its second thread to get a core (matmul
+#: 1024 x 1080 x 20 on a loaded 2-core machine: 0.6 ms on 1 thread, 4-12 ms on 2
+#: with libgomp's default spin-wait, 0.63 ms with OMP_WAIT_POLICY=passive;
+#: bench/bench_threads.py, bench/README.md).
+SMALL_WORK = 2**26
+
 #: Rows of A per SYRK call in ``_gram``: about this many flops each (~0.2 s), so
 #: Ctrl-C is honoured between calls, and at least _GRAM_MIN_ROWS rows so each
 #: call still runs near BLAS's peak.
 _GRAM_BLOCK_FLOPS = 8e9
 _GRAM_MIN_ROWS = 256
+
+
+def _threads_for(work: int):
+    """One thread for products of fewer than SMALL_WORK multiply-adds; fastlr's count otherwise."""
+    if work < SMALL_WORK and get_num_threads() > 1:
+        return thread_limit(1)
+    return nullcontext()
 
 
 def _factor(F, dtype, name: str) -> np.ndarray:
@@ -157,9 +173,18 @@ class InMemory(Operand):
 
     # ----------------------------------------------------------------- one-pass kernels
 
+    def _work(self, k: int, sides: int = 1):
+        """``_threads_for`` of a pass over A with k-column factors (``sides`` = 2: both ways)."""
+        size = self.parts[2].size if self.sparse else self.shape[0] * self.shape[1]
+        return _threads_for(sides * size * k)
+
     def matmul(self, V) -> np.ndarray:
         """``A @ V`` (n x k), one pass, by the one-pass kernel."""
         V = _factor(V, self.dtype, "V")
+        with self._work(V.shape[1]):
+            return self._matmul(V)
+
+    def _matmul(self, V) -> np.ndarray:
         kernels = self.kernels
         if not self.sparse:
             return kernels.matmul(self.A, V)
@@ -172,6 +197,10 @@ class InMemory(Operand):
     def rmatmul(self, W) -> np.ndarray:
         """``A.T @ W`` (d x k), one pass, by the one-pass kernel."""
         W = _factor(W, self.dtype, "W")
+        with self._work(W.shape[1]):
+            return self._rmatmul(W)
+
+    def _rmatmul(self, W) -> np.ndarray:
         kernels = self.kernels
         if not self.sparse:
             return kernels.rmatmul(self.A, W)
@@ -185,6 +214,10 @@ class InMemory(Operand):
         """``(A @ V, A.T @ U)`` in one pass over A; U is n x k, V is d x k."""
         U = _factor(U, self.dtype, "U")
         V = _factor(V, self.dtype, "V")
+        with self._work(V.shape[1], 2):
+            return self._gd_products(U, V)
+
+    def _gd_products(self, U, V):
         kernels = self.kernels
         if not self.sparse:
             return kernels.gd_products(self.A, U, V)
@@ -199,6 +232,10 @@ class InMemory(Operand):
     def power_step(self, Q) -> tuple[np.ndarray, np.ndarray]:
         """``(Y, Z) = (A @ Q, A.T @ (A @ Q))`` in one pass over A (two for CSC A); Q is d x k."""
         Q = _factor(Q, self.dtype, "Q")
+        with self._work(Q.shape[1], 2):
+            return self._power_step(Q)
+
+    def _power_step(self, Q):
         if not self.sparse:
             return self.kernels.power_step(self.A, Q)
         if self.format == "csr":
@@ -209,6 +246,10 @@ class InMemory(Operand):
     def gram_product(self, Q) -> np.ndarray:
         """``A.T @ (A @ Q)`` in one pass over A (two for CSC A), without storing ``A @ Q``."""
         Q = _factor(Q, self.dtype, "Q")
+        with self._work(Q.shape[1], 2):
+            return self._gram_product(Q)
+
+    def _gram_product(self, Q) -> np.ndarray:
         if not self.sparse:
             return self.kernels.gram_product(self.A, Q)
         if self.format == "csr":
@@ -222,22 +263,38 @@ class InMemory(Operand):
 
     # ----------------------------------------------------------------- algorithm-level products
 
+    def _kernel_for(self, kind: str, columns: int) -> bool:
+        """Whether a product with a ``columns``-wide factor runs on the one-pass kernel: always
+        for sparse A; for dense A, ``choice.use_kernel`` (never from BLAS_MIN_COLUMNS columns
+        on, unless FASTLR_PRODUCT_CHOICE=kernel)."""
+        if self.sparse:
+            return True
+        order = "C" if self.A.flags.c_contiguous else "F"
+        return use_kernel(kind, columns, self.dtype, order)
+
     def times(self, V) -> np.ndarray:
-        """``A @ V`` of any width: the one-pass kernel for thin V or sparse A, BLAS GEMM (on
-        fastlr's thread count) for wide V and dense A."""
-        if self.sparse or V.shape[1] < BLAS_MIN_COLUMNS:
+        """``A @ V`` of any width: the one-pass kernel for sparse A, and for dense A where it
+        beats BLAS (``choice.use_kernel``: thin V, C order, AVX2 or better); else BLAS GEMM on
+        fastlr's thread count. Either way the result agrees to rounding."""
+        if self._kernel_for("pass", V.shape[1]):
             return self.matmul(V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
-        with blas_limit(get_num_threads()):
+        with self._work(V.shape[1]), blas_limit(get_num_threads()):
             return np.ascontiguousarray(self.A @ V)
 
     def rtimes(self, W) -> np.ndarray:
         """``A.T @ W`` of any width (see ``times``)."""
-        if self.sparse or W.shape[1] < BLAS_MIN_COLUMNS:
+        if self._kernel_for("pass", W.shape[1]):
             return self.rmatmul(W)
         W = np.ascontiguousarray(W, dtype=self.dtype)
-        with blas_limit(get_num_threads()):
+        with self._work(W.shape[1]), blas_limit(get_num_threads()):
             return np.ascontiguousarray(self.A.T @ W)
+
+    def _blas_gram_product(self, V) -> np.ndarray:
+        """``A.T @ (A @ V)`` by two BLAS GEMMs on fastlr's thread count."""
+        V = np.ascontiguousarray(V, dtype=self.dtype)
+        with self._work(V.shape[1], 2), blas_limit(get_num_threads()):
+            return np.ascontiguousarray(self.A.T @ (self.A @ V))
 
     def thin_svd(self, B, k: int, driver: str = "gesdd"):
         """``_linalg.thin_svd`` of the tall B = A V, its products with B on fastlr's kernels."""
@@ -250,8 +307,8 @@ class InMemory(Operand):
     def power_product(self, r: int, n_iter: int):
         """``V -> A^T A V`` for r-column V, the cheapest way for n_iter steps.
 
-        Either one pass over A per step (the fused kernel, or two BLAS products for
-        wide V) or, for narrow dense A, the Gram matrix ``G = A^T A`` (SYRK, computed
+        Either one pass over A per step (the fused kernel, or two BLAS products where
+        BLAS is faster: ``choice.use_kernel``) or, for narrow dense A, the Gram matrix ``G = A^T A`` (SYRK, computed
         here once) and products with G. Both round alike: a product with A^T A
         carries an error of order eps * ||A||^2 * ||V|| whichever way it is grouped.
         G is not used when it over- or underflows (entries of A near the limits of
@@ -261,9 +318,9 @@ class InMemory(Operand):
             G = _gram(self.A)
             if representable(G, self.dtype):
                 return lambda V: G @ V  # d x d times d x r: small next to the Gram matrix
-        if self.sparse or r < BLAS_MIN_COLUMNS:
+        if self._kernel_for("gram", r):
             return self.gram_product
-        return lambda V: self.rtimes(self.times(V))
+        return self._blas_gram_product
 
     def _gram_pays(self, r: int, n_iter: int) -> bool:
         """Whether n_iter power steps with r columns are cheaper through A^T A."""

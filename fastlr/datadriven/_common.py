@@ -75,12 +75,6 @@ def _check_sizes(m, k, n: int, *, m_name: str = "m") -> tuple[int, int | None]:
     return m, k
 
 
-def _check_option(value, name, choices):
-    if not any(value is c or (isinstance(value, str) and value == c) for c in choices):
-        raise ValueError(f"{name}: unknown value {value!r}; choose one of {', '.join(repr(c) for c in choices)}")
-    return value
-
-
 def _check_seconds(value, name):
     if value is None:
         return math.inf

@@ -10,6 +10,7 @@ import numpy as np
 from .._validation import (
     UINT64_MAX,
     check_bool,
+    check_choice,
     check_int,
     is_sparse,
 )
@@ -23,7 +24,6 @@ from ._common import (
     _blas_threads,
     _bucket_values,
     _check_matrices,
-    _check_option,
     _check_seconds,
     _check_sizes,
     _Rows,
@@ -70,7 +70,7 @@ def ridge_leverage_scores(train, k: int, *, combine: str = "concat", seed: int =
     """
     mats = _check_matrices(train)
     k = check_int(k, "k", minimum=1, maximum=mats[0].shape[0])
-    _check_option(combine, "combine", COMBINE)
+    check_choice(combine, "combine", COMBINE)
     seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
     with _blas_threads(mats):
         return _ridge_scores(_Rows(mats, combine), k, seed)
@@ -206,9 +206,9 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
     mats = _check_matrices(train)
     n = mats[0].shape[0]
     m, k = _check_sizes(m, k, n)
-    _check_option(values, "values", ("svd", "sign"))
-    _check_option(combine, "combine", COMBINE)
-    _check_option(guard, "guard", GUARDS)
+    check_choice(values, "values", ("svd", "sign"))
+    check_choice(combine, "combine", COMBINE)
+    check_choice(guard, "guard", GUARDS)
     trials = check_int(trials, "trials", minimum=1)
     seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX - 1)
     if guard is not None and m < 2:

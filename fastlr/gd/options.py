@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import check_bool, check_int
+from .._validation import check_bool, check_choice, check_int
 
 __all__ = ["INITS", "OPTIMIZERS", "PARAMETRIZATIONS", "Options", "check_options"]
 
@@ -50,12 +50,6 @@ def check_float(value, name, *, minimum=0.0, strict=False, allow_none=False):
     if not math.isfinite(value) or value < minimum or (strict and value <= minimum):
         bound = f"> {minimum}" if strict else f">= {minimum}"
         raise ValueError(f"{name}: must be finite and {bound}, got {value}")
-    return value
-
-
-def check_choice(value, name, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}: unknown value {value!r}; choose one of {', '.join(map(repr, choices))}")
     return value
 
 

@@ -173,10 +173,28 @@ inline bool in_range(index_t i, index_t n) {
   return static_cast<std::uint64_t>(i) < static_cast<std::uint64_t>(n);
 }
 
+/// Reasons a kernel rejects its input, for every kernel (CountSketch, products, gd).
+/// Multiversioned bodies cannot throw, so they return one of these (or record it in
+/// an ErrorFlag) and the outer, non-multiversioned function calls throw_kernel_error.
+/// fastlr/_kernels/_errors.py mirrors these codes and messages for the Python backends.
+enum KernelError : int { kOk = 0, kBadRow = 1, kBadIndex = 2, kBadIndptr = 3 };
+
+/// Throw the std::invalid_argument (ValueError in Python) a KernelError stands for; 0: no error.
+inline void throw_kernel_error(int code) {
+  switch (code) {
+    case kOk: return;
+    case kBadRow: throw std::invalid_argument("rows: every entry must lie in [0, m)");
+    case kBadIndex: throw std::invalid_argument("A: a sparse column/row index lies outside the matrix");
+    case kBadIndptr:
+      throw std::invalid_argument("A: sparse indptr must start at 0, be non-decreasing and end at nnz");
+    default: throw std::invalid_argument("invalid kernel input");
+  }
+}
+
 /// Kernels validate indices inline, while they stream the data, and record a
 /// failure here instead of throwing inside a parallel region.
 struct ErrorFlag {
-  int code = 0;  // 0 = fine, else a kernel-specific reason
+  int code = kOk;  // else a KernelError
   void set(int c) {
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp atomic write

@@ -12,20 +12,6 @@
 
 namespace fastlr {
 
-/// Reasons a CountSketch kernel rejects its input (see ErrorFlag).
-enum CountSketchError : int { kBadRow = 1, kBadIndex = 2, kBadIndptr = 3 };
-
-inline void throw_countsketch_error(int code) {
-  switch (code) {
-    case 0: return;
-    case kBadRow: throw std::invalid_argument("rows: every entry must lie in [0, m)");
-    case kBadIndex: throw std::invalid_argument("A: a sparse column/row index lies outside the matrix");
-    case kBadIndptr:
-      throw std::invalid_argument("A: sparse indptr must start at 0, be non-decreasing and end at nnz");
-    default: throw std::invalid_argument("CountSketch kernel: invalid input");
-  }
-}
-
 namespace detail {
 
 /// SplitMix64's finalizer (Steele, Lea and Flood, 2014): a bijective 64-bit mixer.
@@ -504,7 +490,7 @@ void countsketch_dense_src(const T* A, index_t n, index_t d, index_t ld, bool co
   const size_t blocks = hashed ? static_cast<size_t>(want) * kColBlock : 0;
   std::unique_ptr<index_t[]> rbuf(new index_t[blocks]);  // uninitialized: filled before use
   std::unique_ptr<T[]> vbuf(new T[blocks]);
-  throw_countsketch_error(countsketch_dense_impl(A, n, d, ld, col_major, src, m, out, want, chunks, work.data(),
+  throw_kernel_error(countsketch_dense_impl(A, n, d, ld, col_major, src, m, out, want, chunks, work.data(),
                                                  rbuf.get(), vbuf.get()));
 }
 
@@ -515,7 +501,7 @@ void countsketch_csr_src(const I* indptr, const I* indices, const T* data, index
   const int chunks = sum_chunks(n, nnz + n, m * d);
   const int want = std::min(useful_threads(nthreads, nnz + n / 4), chunks);
   std::vector<T> work(static_cast<size_t>(chunks - 1) * m * d);
-  throw_countsketch_error(countsketch_csr_impl(indptr, indices, data, nnz, n, d, src, m, out, want, chunks,
+  throw_kernel_error(countsketch_csr_impl(indptr, indices, data, nnz, n, d, src, m, out, want, chunks,
                                                work.data()));
 }
 
@@ -525,7 +511,7 @@ void countsketch_csc_src(const I* indptr, const I* indices, const T* data, index
   check_indptr_ends(indptr, d, nnz);
   const int want = useful_threads(nthreads, nnz + d * m / 4);
   std::vector<T> work(static_cast<size_t>(want) * m);
-  throw_countsketch_error(countsketch_csc_impl(indptr, indices, data, nnz, n, d, src, m, out, want, work.data()));
+  throw_kernel_error(countsketch_csc_impl(indptr, indices, data, nnz, n, d, src, m, out, want, work.data()));
 }
 
 template <class T>
@@ -615,7 +601,7 @@ void countsketch_gather_dot(const T* A, index_t n, index_t d, index_t ld, bool c
     for (index_t r = 0; r < m; ++r)
       for (index_t j = 0; j < d; ++j) Dt[j * m + r] = D[r * d + j];
   }
-  throw_countsketch_error(detail::gather_dot_impl(A, n, d, ld, col_major, rows, D, Dt.data(), m, g, want));
+  throw_kernel_error(detail::gather_dot_impl(A, n, d, ld, col_major, rows, D, Dt.data(), m, g, want));
 }
 
 /// g[i] = <A[i, :], D[rows[i], :]> for CSR A (n x d); D row-major m x d.
@@ -625,7 +611,7 @@ void countsketch_gather_dot_csr(const I* indptr, const I* indices, const T* data
                                 index_t d, const index_t* rows, const T* D, index_t m, T* g, int nthreads) {
   detail::check_indptr_ends(indptr, n, nnz);
   const int want = useful_threads(nthreads, nnz + n / 4);
-  throw_countsketch_error(detail::gather_dot_csr_impl(indptr, indices, data, nnz, n, d, rows, D, m, g, want));
+  throw_kernel_error(detail::gather_dot_csr_impl(indptr, indices, data, nnz, n, d, rows, D, m, g, want));
 }
 
 

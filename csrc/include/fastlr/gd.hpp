@@ -9,20 +9,6 @@
 
 namespace fastlr {
 
-/// Reasons a gd kernel rejects its input (see ErrorFlag); the sparse codes
-/// match countsketch.hpp so Python maps them to the same messages.
-enum GdError : int { kGdBadIndex = 2, kGdBadIndptr = 3 };
-
-inline void throw_gd_error(int code) {
-  switch (code) {
-    case 0: return;
-    case kGdBadIndex: throw std::invalid_argument("A: a sparse column/row index lies outside the matrix");
-    case kGdBadIndptr:
-      throw std::invalid_argument("A: sparse indptr must start at 0, be non-decreasing and end at nnz");
-    default: throw std::invalid_argument("gd kernel: invalid input");
-  }
-}
-
 namespace detail {
 
 // Multiversioned bodies (see countsketch.hpp): no exceptions, no allocation; they return an
@@ -49,7 +35,7 @@ FASTLR_MULTIVERSION int gd_masked_grad_impl(const I* indptr, const I* indices, c
     for (index_t i = b; i < e; ++i) {
       const index_t s = static_cast<index_t>(indptr[i]);
       const index_t f = static_cast<index_t>(indptr[i + 1]);
-      if (s > f || s < 0 || f > nnz) { err.set(kGdBadIndptr); break; }
+      if (s > f || s < 0 || f > nnz) { err.set(kBadIndptr); break; }
       const T* __restrict u = U + i * k;
       T* __restrict gu = GU + i * k;
       for (index_t l = 0; l < k; ++l) gu[l] = l2 * u[l];
@@ -67,7 +53,7 @@ FASTLR_MULTIVERSION int gd_masked_grad_impl(const I* indptr, const I* indices, c
           g[l] += r * u[l];
         }
       }
-      if (!ok) { err.set(kGdBadIndex); break; }
+      if (!ok) { err.set(kBadIndex); break; }
     }
     partial[t] = 0.5 * loss;
     if (parts > 1) {
@@ -98,7 +84,7 @@ double gd_masked_grad(const I* indptr, const I* indices, const T* data, index_t 
   const int want = useful_threads(nthreads, (nnz + m) * std::max<index_t>(k, 1), 65536);
   std::vector<T> work(want > 1 ? static_cast<size_t>(want - 1) * n * k : 0, T(0));
   std::vector<double> partial(static_cast<size_t>(want), 0.0);
-  throw_gd_error(detail::gd_masked_grad_impl(indptr, indices, data, nnz, m, n, k, U, V, l2, GU, GV, want,
+  throw_kernel_error(detail::gd_masked_grad_impl(indptr, indices, data, nnz, m, n, k, U, V, l2, GU, GV, want,
                                              work.data(), partial.data()));
   double loss = 0.0;
   for (double p : partial) loss += p;

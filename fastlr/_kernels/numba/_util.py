@@ -10,7 +10,7 @@ import types
 import numba as nb
 import numpy as np
 
-from ... import _threads
+from .. import _threads_state
 
 #: A problem below this many element operations runs on one thread.
 MIN_WORK_PER_THREAD = 16384
@@ -18,7 +18,7 @@ MIN_WORK_PER_THREAD = 16384
 
 def useful_threads(work: int) -> int:
     """Threads worth using for ``work`` units, as csrc/include/fastlr/common.hpp decides."""
-    return int(max(1, min(_threads.get_num_threads(), nb.config.NUMBA_NUM_THREADS, work // MIN_WORK_PER_THREAD)))
+    return int(max(1, min(_threads_state.get_num_threads(), nb.config.NUMBA_NUM_THREADS, work // MIN_WORK_PER_THREAD)))
 
 
 def threaded(kernel):
@@ -30,7 +30,7 @@ def threaded(kernel):
     @functools.wraps(kernel)
     def wrapper(*args, **kwargs):
         previous = nb.get_num_threads()
-        nb.set_num_threads(min(_threads.get_num_threads(), nb.config.NUMBA_NUM_THREADS))
+        nb.set_num_threads(min(_threads_state.get_num_threads(), nb.config.NUMBA_NUM_THREADS))
         try:
             return kernel(*args, **kwargs)
         finally:

@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""Kernel vs BLAS for the dense one-pass products, at every ISA level the CPU runs.
+
+For each dense A (C and F order, float32 and float64) and factor width l, times the
+one-pass kernels ``matmul`` / ``rmatmul`` / ``gram_product`` / ``power_step`` of the
+compiled core at each ISA level (x86-64-v4, x86-64-v3, baseline: ``_core._cap_product_isa``)
+against the BLAS calls they replace (``A @ V``, ``A.T @ W``, ``A.T @ (A @ Q)``), all in one
+process with the rounds interleaved. Single thread by default; times are each call's CPU
+time in the calling thread (``time.thread_time``: a shared machine's waits for a core left
+out) unless ``--wall``; min over the rounds.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_choice.py --rounds 5
+
+Prints the machine header and a markdown table: ms per call, and BLAS / kernel (> 1: the
+kernel is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import fastlr
+
+SHAPES = [(5760, 1080), (100000, 500)]
+WIDTHS = [10, 20, 60, 128]
+PRODUCTS = ("matmul", "rmatmul", "gram_product", "power_step")
+LEVELS = {2: "v4", 1: "v3", 0: "base"}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = dict((k.strip(), v) for k, v in (line.split(":", 1) for line in f if ":" in line))
+        return f"{info['model name'].strip()} (family {info['cpu family'].strip()} model {info['model'].strip()})"
+    except (OSError, KeyError, ValueError):
+        return platform.processor() or "?"
+
+
+def header(threads: int) -> str:
+    core = fastlr.get_backend("cpp")
+    blas = "; ".join(f"{p['internal_api']} {p['version']} {p.get('architecture', '?')}" for p in threadpool_info()
+                     if p["user_api"] == "blas")
+    env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    return (f"CPU: {cpu_model()}; cores {os.cpu_count()}; fastlr ISA {core.build_info().get('isa')}; "
+            f"BLAS {blas}; threads {threads}; env {env}")
+
+
+def calls(core, A, factors, name):
+    V, W = factors
+    if name == "matmul":
+        return (lambda: core.matmul(A, V)), (lambda: A @ V)
+    if name == "rmatmul":
+        return (lambda: core.rmatmul(A, W)), (lambda: A.T @ W)
+    if name == "gram_product":
+        return (lambda: core.gram_product(A, V)), (lambda: A.T @ (A @ V))
+    return (lambda: core.power_step(A, V)), (lambda: (lambda Y: (Y, A.T @ Y))(A @ V))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--wall", action="store_true", help="wall-clock time instead of the thread's CPU time")
+    ap.add_argument("--shapes", default=",".join(f"{n}x{d}" for n, d in SHAPES))
+    ap.add_argument("--widths", default=",".join(map(str, WIDTHS)))
+    ap.add_argument("--products", default=",".join(PRODUCTS))
+    ap.add_argument("--dtypes", default="float32,float64")
+    ap.add_argument("--orders", default="C,F")
+    args = ap.parse_args(argv)
+    clock = time.perf_counter if args.wall else time.thread_time
+    core = fastlr.get_backend("cpp")
+    core.set_num_threads(args.threads)
+    top = {"x86-64-v4": 2, "x86-64-v3": 1}.get(core.build_info().get("isa"), 0)
+    levels = [lv for lv in LEVELS if lv <= top]
+    print(header(args.threads), flush=True)
+    cols = " | ".join(f"kernel {LEVELS[lv]}" for lv in levels) + " | BLAS | " + " | ".join(
+        f"BLAS/{LEVELS[lv]}" for lv in levels)
+    print(f"| A | dtype | order | l | product | {cols} |")
+    print("|" + "---|" * (5 + 2 * len(levels) + 1))
+    rng = np.random.default_rng(0)
+    try:
+        with threadpool_limits(limits=args.threads):
+            for shape in args.shapes.split(","):
+                n, d = map(int, shape.split("x"))
+                for dtype in args.dtypes.split(","):
+                    A0 = rng.standard_normal((n, d), dtype=np.float64).astype(dtype)
+                    for order in args.orders.split(","):
+                        A = A0 if order == "C" else np.asfortranarray(A0)
+                        for l in map(int, args.widths.split(",")):
+                            factors = (rng.standard_normal((d, l)).astype(dtype),
+                                       rng.standard_normal((n, l)).astype(dtype))
+                            for name in args.products.split(","):
+                                kernel, blas = calls(core, A, factors, name)
+                                t = {lv: [] for lv in levels}
+                                t["blas"] = []
+                                for _ in range(args.rounds + 1):  # the first round warms up
+                                    for lv in levels:
+                                        core._cap_product_isa(lv)
+                                        s = clock()
+                                        kernel()
+                                        t[lv].append(clock() - s)
+                                    s = clock()
+                                    blas()
+                                    t["blas"].append(clock() - s)
+                                m = {key: min(v[1:]) * 1e3 for key, v in t.items()}
+                                row = " | ".join(f"{m[lv]:.2f}" for lv in levels) + f" | {m['blas']:.2f} | "
+                                row += " | ".join(("**%.2f**" if m["blas"] < m[lv] else "%.2f") % (m["blas"] / m[lv])
+                                                  for lv in levels)
+                                print(f"| {shape} | {dtype} | {order} | {l} | {name} | {row} |", flush=True)
+                        del A
+    finally:
+        core._cap_product_isa(2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

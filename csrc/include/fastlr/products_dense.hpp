@@ -1,0 +1,243 @@
+// The dense row pass of the one-pass products (products.hpp): row-major or
+// column-major A through the register tiles of products_simd.hpp, with the
+// tile routine picked for this CPU's ISA.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "fastlr/common.hpp"
+#include "fastlr/products_simd.hpp"
+
+namespace fastlr {
+
+namespace detail {
+
+/// Everything a dense row pass reads and writes. V and the Z accumulators are
+/// padded to kp columns (a multiple of the vector tile width) so the inner
+/// loops have compile-time widths; Y and W keep the caller's k columns.
+template <class T>
+struct DensePass {
+  const T* A;
+  index_t n, d, ld;
+  bool col_major;
+  const T* Vp;  // d x kp (forward)
+  const T* W;   // n x k  (backward with given rows) or nullptr
+  T* Y;         // n x k  (forward output) or nullptr
+  index_t k, kp;
+  RowPass pass;
+};
+
+// G (rows x d, row-major) = the rows x d block of a column-major matrix at A
+// (leading dim ld), in 8-column strips so reads and writes both stream.
+template <class T>
+inline void transpose_rows(const T* A, index_t ld, index_t rows, index_t d, T* G) {
+  constexpr index_t S = 8;
+  index_t j0 = 0;
+  for (; j0 + S <= d; j0 += S)
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < S; ++c) G[r * d + j0 + c] = A[r + (j0 + c) * ld];
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t j = j0; j < d; ++j) G[r * d + j] = A[r + j * ld];
+}
+
+/// Rows per fused gd_products tile (2 * kFusedRows * NV accumulators, plus as
+/// many W vectors: within AVX-512's 32 registers for NV = 2).
+constexpr int kFusedRows = 6;
+
+/// Rows of the Y and W scratch blocks a dense pass with R-row tiles needs.
+constexpr int scratch_rows(int R) { return R > kFusedRows ? R : kFusedRows; }
+
+// dst[r, :] = src[r, :k] zero-padded to kp columns, for `rows` rows.
+template <class T>
+inline void copy_rows_padded(T* dst, index_t kp, const T* src, index_t k, int rows) {
+  for (int r = 0; r < rows; ++r) {
+    std::memcpy(dst + r * kp, src + r * k, sizeof(T) * k);
+    std::fill(dst + r * kp + k, dst + (r + 1) * kp, T(0));
+  }
+}
+
+// dst[r, :k] = src[r, :k] from rows of kp entries, for `rows` rows.
+template <class T>
+inline void copy_rows_unpadded(T* dst, index_t k, const T* src, index_t kp, int rows) {
+  for (int r = 0; r < rows; ++r) std::memcpy(dst + r * k, src + r * kp, sizeof(T) * k);
+}
+
+// Rows [b, e) of a dense pass. Z: this thread's d x kp accumulator (backward).
+// buf: scratch of 2 * scratch_rows(R) * kp entries + gather_rows * d (column-major A only).
+// Column-major A is copied a few rows at a time into a row-major buffer, so
+// both layouts share the same register tiles (and power_step stays one pass).
+template <class T, int R, int V>
+inline void dense_rows(const DensePass<T>& p, index_t gather_rows, index_t b, index_t e, T* Z, T* buf) {
+  const index_t d = p.d, k = p.k, kp = p.kp;
+  const bool fwd = has_forward(p.pass), bwd = has_backward(p.pass), use_y = backward_uses_y(p.pass);
+  T* Yb = buf;
+  T* Wb = buf + scratch_rows(R) * kp;
+  T* G = buf + 2 * scratch_rows(R) * kp;
+  for (index_t g0 = b; g0 < e; g0 += gather_rows) {
+    const index_t g1 = std::min(e, g0 + gather_rows);
+    const T* X;
+    index_t ldx;
+    if (p.col_major) {
+      transpose_rows(p.A + g0, p.ld, g1 - g0, d, G);
+      X = G;
+      ldx = d;
+    } else {
+      X = p.A + g0 * p.ld;
+      ldx = p.ld;
+    }
+    // W given and k within one two-vector tile: both halves in one sweep of each
+    // row of A (wider k would sweep the rows once per column tile: the separate
+    // halves with their taller tiles measured as fast or faster there).
+    if (p.pass == RowPass::kBoth && kp <= 2 * V) {
+      constexpr int RF = R >= 8 ? kFusedRows : 2;  // AVX2 and baseline: 16 vector registers
+      for (index_t i0 = g0; i0 < g1; i0 += RF) {
+        const int rr = static_cast<int>(std::min<index_t>(RF, g1 - i0));
+        const T* Xr = X + (i0 - g0) * ldx;
+        copy_rows_padded(Wb, kp, p.W + i0 * k, k, rr);
+        if (rr == RF) {
+          both_rows<T, RF, V>(Xr, ldx, d, p.Vp, Wb, kp, Yb, Z);
+        } else {
+          for (int r = 0; r < rr; ++r) both_rows<T, 1, V>(Xr + r * ldx, ldx, d, p.Vp, Wb + r * kp, kp, Yb + r * kp, Z);
+        }
+        copy_rows_unpadded(p.Y + i0 * k, k, Yb, kp, rr);
+      }
+      continue;
+    }
+    for (index_t i0 = g0; i0 < g1; i0 += R) {
+      const int rr = static_cast<int>(std::min<index_t>(R, g1 - i0));
+      const T* Xr = X + (i0 - g0) * ldx;
+      if (fwd) {
+        if (rr == R) {
+          forward_rows<T, R, V>(Xr, ldx, d, p.Vp, kp, Yb);
+        } else {
+          for (int r = 0; r < rr; ++r) forward_rows<T, 1, V>(Xr + r * ldx, ldx, d, p.Vp, kp, Yb + r * kp);
+        }
+        if (p.Y != nullptr) copy_rows_unpadded(p.Y + i0 * k, k, Yb, kp, rr);
+      }
+      if (bwd) {
+        const T* wrows = Yb;
+        if (!use_y) {
+          copy_rows_padded(Wb, kp, p.W + i0 * k, k, rr);
+          wrows = Wb;
+        }
+        if (rr == R) {
+          backward_rows<T, R, V>(Xr, ldx, d, wrows, kp, Z);
+        } else {
+          for (int r = 0; r < rr; ++r) backward_rows<T, 1, V>(Xr + r * ldx, ldx, d, wrows + r * kp, kp, Z);
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+using dense_rows_fn = void (*)(const DensePass<T>&, index_t, index_t, index_t, T*, T*);
+
+template <class T>
+void dense_rows_generic(const DensePass<T>& p, index_t g, index_t b, index_t e, T* Z, T* buf) {
+  dense_rows<T, kTileRows, vector_lanes<T>(kGeneric)>(p, g, b, e, Z, buf);
+}
+
+#if defined(FASTLR_X86_DISPATCH)
+template <class T>
+__attribute__((target("avx2,fma"), flatten)) void dense_rows_avx2(const DensePass<T>& p, index_t g, index_t b,
+                                                                  index_t e, T* Z, T* buf) {
+  dense_rows<T, kTileRows, vector_lanes<T>(kAvx2)>(p, g, b, e, Z, buf);
+}
+template <class T>
+__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma,prefer-vector-width=512"), flatten)) void
+dense_rows_avx512(const DensePass<T>& p, index_t g, index_t b, index_t e, T* Z, T* buf) {
+  dense_rows<T, kTileRowsAvx512<T>, vector_lanes<T>(kAvx512)>(p, g, b, e, Z, buf);
+}
+#endif
+
+template <class T>
+dense_rows_fn<T> pick_dense_rows(cpu_level_t level, int& rows_per_tile) {
+#if defined(FASTLR_X86_DISPATCH)
+  if (level == kAvx512) { rows_per_tile = kTileRowsAvx512<T>; return &dense_rows_avx512<T>; }
+  if (level == kAvx2) { rows_per_tile = kTileRows; return &dense_rows_avx2<T>; }
+#endif
+  (void)level;
+  rows_per_tile = kTileRows;
+  return &dense_rows_generic<T>;
+}
+
+}  // namespace detail
+
+/// The row pass `pass` over a dense n x d matrix A.
+/// Layout: A row-major (A[i*ld + j]) or, when col_major, column-major (A[i + j*ld]).
+/// V: d x k row-major (forward). W: n x k row-major (backward unless kPower).
+/// Y: n x k row-major output (forward), Z: d x k row-major output (backward);
+/// both caller-allocated and overwritten. Y may be null for kPower (Z alone).
+/// Threads: contiguous row chunks; each thread accumulates Z in its own
+/// d x k buffer, summed in a fixed order, so results are deterministic for a
+/// given thread count. Column-major A is transposed a few rows at a time into
+/// a cache-sized buffer, so power_step is one pass over A in either layout.
+template <class T>
+void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, bool col_major, const T* V,
+                    const T* W, index_t k, T* Y, T* Z, int nthreads) {
+  const bool fwd = has_forward(pass), bwd = has_backward(pass);
+  if (k == 0) return;
+  if (d == 0 || n == 0) {
+    if (fwd && Y != nullptr) std::fill(Y, Y + n * k, T(0));
+    if (bwd) std::fill(Z, Z + d * k, T(0));
+    return;
+  }
+  const detail::cpu_level_t level = detail::cpu_level();
+  int R = 0;
+  const auto rows_fn = detail::pick_dense_rows<T>(level, R);
+  // Columns padded to half vectors (the tiles take one and a half in one sweep).
+  const int lanes = detail::vector_lanes<T>(level);
+  const index_t kp = detail::round_up(k, std::max(1, lanes / 2));
+  // V, padded to kp columns, on a cache-line boundary (every vector load of a
+  // row then stays within one line: 6-7% faster than a misaligned V). V itself
+  // when it already is.
+  const T* Vsrc = V;
+  detail::AlignedBuffer<T> Vp;
+  if (fwd && (kp != k || !detail::cache_aligned(V))) {
+    Vp.assign(d * kp);
+    for (index_t j = 0; j < d; ++j) std::memcpy(Vp.data + j * kp, V + j * k, sizeof(T) * k);
+    Vsrc = Vp.data;
+  }
+  // Column-major A: gather enough rows to read whole cache lines of each column,
+  // but keep the buffer within L2.
+  index_t gather_rows = n;
+  if (col_major) {
+    gather_rows = std::max<index_t>(R, std::min<index_t>(64, (index_t(1) << 18) / (d * index_t(sizeof(T)))));
+    gather_rows = detail::round_up(gather_rows, R);
+  }
+  const index_t per_row = (fwd ? 1 : 0) + (bwd ? 1 : 0);
+  const int want = useful_threads(nthreads, n * d * per_row * kp / 8);
+  // Per-thread accumulators on cache-line boundaries; one thread with unpadded
+  // columns and an aligned Z accumulates straight into Z (no buffer, no reduction).
+  const index_t zsize = bwd ? detail::round_up(d * kp, detail::kLine / index_t(sizeof(T))) : 0;
+  const bool direct = bwd && want == 1 && kp == k && detail::cache_aligned(Z);
+  detail::AlignedBuffer<T> zacc;
+  zacc.assign(direct ? 0 : static_cast<size_t>(want) * zsize);
+  if (direct) std::fill(Z, Z + d * k, T(0));
+  T* acc = direct ? Z : zacc.data;
+  const detail::DensePass<T> p{A, n, d, ld, col_major, Vsrc, W, Y, k, kp, pass};
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp parallel num_threads(want)
+#endif
+  {
+    const int parts = want > 1 ? omp_threads_in_team() : 1;
+    const int t = thread_id();
+    index_t b, e;
+    chunk_range(n, parts, t, b, e);
+    std::vector<T> buf(static_cast<size_t>(2 * detail::scratch_rows(R) * kp + (col_major ? gather_rows * d : 0)));
+    rows_fn(p, gather_rows, b, e, acc + t * zsize, buf.data());
+    if (bwd && !direct) {
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp barrier
+#endif
+      index_t jb, je;
+      chunk_range(d, parts, t, jb, je);
+      detail::reduce_padded(Z, k, zacc.data, kp, zsize, parts, jb, je);
+    }
+  }
+}
+
+}  // namespace fastlr

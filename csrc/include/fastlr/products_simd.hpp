@@ -1,0 +1,275 @@
+// ISA and SIMD building blocks of the one-pass products (products.hpp): which
+// halves of a row pass run (RowPass), vector types and register tiles, the ISA
+// level the explicitly dispatched tiles run with, and the padded, cache-aligned
+// buffers and fixed-order reduction that the dense and CSR passes share.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "fastlr/common.hpp"
+
+namespace fastlr {
+
+/// Which halves of the row pass a kernel runs.
+enum class RowPass : int {
+  kForward = 1,   // Y[i] = a_i V
+  kBackward = 2,  // Z += a_i^T W[i]
+  kBoth = 3,      // both, W given (gd_products)
+  kPower = 7,     // Y[i] = a_i V, then Z += a_i^T Y[i] (power_step)
+};
+
+inline bool has_forward(RowPass p) { return (static_cast<int>(p) & 1) != 0; }
+inline bool has_backward(RowPass p) { return (static_cast<int>(p) & 2) != 0; }
+inline bool backward_uses_y(RowPass p) { return p == RowPass::kPower; }
+
+namespace detail {
+
+// A W-wide vector of T (GCC/Clang vector extension): the compiler maps it onto
+// the registers of the target ISA (one zmm, two ymm or four xmm for 64 bytes).
+template <class T, int W>
+struct simd {
+#if defined(__GNUC__)
+  typedef T type __attribute__((vector_size(W * sizeof(T))));
+#endif
+};
+
+#if defined(__GNUC__)
+template <class T, int W>
+inline void load(typename simd<T, W>::type& v, const T* p) {
+  std::memcpy(&v, p, sizeof(v));
+}
+template <class T, int W>
+inline void store(T* p, const typename simd<T, W>::type& v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// A register tile covers NV vectors of L lanes and, when H, one more vector of
+// L/2 lanes: float32 k = 20 is one 16-lane + one 8-lane vector (24 columns)
+// rather than two 16-lane vectors (32). On CPUs that split 512-bit operations
+// into two 256-bit halves (AMD Zen 4) the half vector costs half as much.
+template <class T, int L, int NV, int H>
+struct Tile {
+  using vec = typename simd<T, L>::type;
+  using half = typename simd<T, (L > 1 ? L / 2 : 1)>::type;
+  static constexpr int HL = L > 1 ? L / 2 : 1;
+  vec v[NV];
+  half h;
+  void zero() {
+    for (int q = 0; q < NV; ++q) v[q] = vec{};
+    h = half{};
+  }
+  void load_from(const T* p) {
+    for (int q = 0; q < NV; ++q) load<T, L>(v[q], p + q * L);
+    if constexpr (H) load<T, HL>(h, p + NV * L);
+  }
+  void store_to(T* p) const {
+    for (int q = 0; q < NV; ++q) store<T, L>(p + q * L, v[q]);
+    if constexpr (H) store<T, HL>(p + NV * L, h);
+  }
+  void fma(T a, const Tile& x) {  // this += a * x
+    for (int q = 0; q < NV; ++q) v[q] += a * x.v[q];
+    if constexpr (H) h += a * x.h;
+  }
+};
+
+// Yb[r, tile] = sum_j X[r, j] * Vp[j, tile] for R rows of X (row-major, leading
+// dim ldx); the tile starts at column t.
+template <class T, int R, int L, int NV, int H>
+inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, index_t t, T* Yb) {
+  Tile<T, L, NV, H> acc[R];
+  for (int r = 0; r < R; ++r) acc[r].zero();
+  const T* v = Vp + t;
+  for (index_t j = 0; j < d; ++j, v += kp) {
+    Tile<T, L, NV, H> vj;
+    vj.load_from(v);
+    for (int r = 0; r < R; ++r) acc[r].fma(X[r * ldx + j], vj);
+  }
+  for (int r = 0; r < R; ++r) acc[r].store_to(Yb + r * kp + t);
+}
+
+// Z[j, tile] += sum_r X[r, j] * Wb[r, tile] for R rows of X; Z is d x kp.
+template <class T, int R, int L, int NV, int H>
+inline void backward_tile(const T* X, index_t ldx, index_t d, const T* Wb, index_t kp, index_t t, T* Z) {
+  Tile<T, L, NV, H> w[R];
+  for (int r = 0; r < R; ++r) w[r].load_from(Wb + r * kp + t);
+  T* z = Z + t;
+  for (index_t j = 0; j < d; ++j, z += kp) {
+    Tile<T, L, NV, H> s;
+    s.load_from(z);
+    for (int r = 0; r < R; ++r) s.fma(X[r * ldx + j], w[r]);
+    s.store_to(z);
+  }
+}
+
+// Both halves of gd_products for R rows in one sweep over j, each X[r, j]
+// loaded once: Yb[r, tile] = X[r, :] Vp[:, tile] and Z[:, tile] += X^T Wb.
+template <class T, int R, int L, int NV, int H>
+inline void both_tile(const T* X, index_t ldx, index_t d, const T* Vp, const T* Wb, index_t kp, index_t t, T* Yb,
+                      T* Z) {
+  Tile<T, L, NV, H> acc[R], w[R];
+  for (int r = 0; r < R; ++r) {
+    acc[r].zero();
+    w[r].load_from(Wb + r * kp + t);
+  }
+  const T* v = Vp + t;
+  T* z = Z + t;
+  for (index_t j = 0; j < d; ++j, v += kp, z += kp) {
+    Tile<T, L, NV, H> vj, s;
+    vj.load_from(v);
+    s.load_from(z);
+    for (int r = 0; r < R; ++r) {
+      const T a = X[r * ldx + j];
+      acc[r].fma(a, vj);
+      s.fma(a, w[r]);
+    }
+    s.store_to(z);
+  }
+  for (int r = 0; r < R; ++r) acc[r].store_to(Yb + r * kp + t);
+}
+#else
+template <class T, int R, int L, int NV, int H>
+inline void both_tile(const T* X, index_t ldx, index_t d, const T* Vp, const T* Wb, index_t kp, index_t t, T* Yb,
+                      T* Z) {
+  constexpr int W = L * NV + H * (L > 1 ? L / 2 : 1);
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < W; ++c) Yb[r * kp + t + c] = T(0);
+  for (index_t j = 0; j < d; ++j)
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < W; ++c) {
+        Yb[r * kp + t + c] += X[r * ldx + j] * Vp[j * kp + t + c];
+        Z[j * kp + t + c] += X[r * ldx + j] * Wb[r * kp + t + c];
+      }
+}
+
+template <class T, int R, int L, int NV, int H>
+inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, index_t t, T* Yb) {
+  constexpr int W = L * NV + H * (L > 1 ? L / 2 : 1);
+  T acc[R][W] = {};
+  const T* v = Vp + t;
+  for (index_t j = 0; j < d; ++j, v += kp)
+    for (int r = 0; r < R; ++r)
+      for (int w = 0; w < W; ++w) acc[r][w] += X[r * ldx + j] * v[w];
+  for (int r = 0; r < R; ++r)
+    for (int w = 0; w < W; ++w) Yb[r * kp + t + w] = acc[r][w];
+}
+
+template <class T, int R, int L, int NV, int H>
+inline void backward_tile(const T* X, index_t ldx, index_t d, const T* Wb, index_t kp, index_t t, T* Z) {
+  constexpr int W = L * NV + H * (L > 1 ? L / 2 : 1);
+  for (index_t j = 0; j < d; ++j)
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < W; ++c) Z[j * kp + t + c] += X[r * ldx + j] * Wb[r * kp + t + c];
+}
+#endif
+
+// f(lanes, vectors, half, t) over the columns [0, kp) in tiles of two V-lane
+// vectors, then one tile of what is left: one vector, one and a half, or half
+// of one (kp is a multiple of V/2): no padding beyond half a vector, and never
+// more than one sweep for the remainder.
+template <int V, class F>
+inline void for_each_tile(index_t kp, F&& f) {
+  using full = std::integral_constant<int, V>;
+  using one = std::integral_constant<int, 1>;
+  using none = std::integral_constant<int, 0>;
+  index_t t = 0;
+  for (; t + 2 * V <= kp; t += 2 * V) f(full{}, std::integral_constant<int, 2>{}, none{}, t);
+  const index_t rest = kp - t;
+  if (rest == 0) return;
+  if (rest == V) {
+    f(full{}, one{}, none{}, t);
+  } else if (rest > V) {
+    f(full{}, one{}, one{}, t);
+  } else {
+    f(std::integral_constant<int, (V > 1 ? V / 2 : 1)>{}, one{}, none{}, t);
+  }
+}
+
+template <class T, int R, int V>
+inline void forward_rows(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, T* Yb) {
+  for_each_tile<V>(kp, [&](auto lanes, auto nv, auto h, index_t t) {
+    forward_tile<T, R, decltype(lanes)::value, decltype(nv)::value, decltype(h)::value>(X, ldx, d, Vp, kp, t, Yb);
+  });
+}
+
+template <class T, int R, int V>
+inline void backward_rows(const T* X, index_t ldx, index_t d, const T* Wb, index_t kp, T* Z) {
+  for_each_tile<V>(kp, [&](auto lanes, auto nv, auto h, index_t t) {
+    backward_tile<T, R, decltype(lanes)::value, decltype(nv)::value, decltype(h)::value>(X, ldx, d, Wb, kp, t, Z);
+  });
+}
+
+template <class T, int R, int V>
+inline void both_rows(const T* X, index_t ldx, index_t d, const T* Vp, const T* Wb, index_t kp, T* Yb, T* Z) {
+  for_each_tile<V>(kp, [&](auto lanes, auto nv, auto h, index_t t) {
+    both_tile<T, R, decltype(lanes)::value, decltype(nv)::value, decltype(h)::value>(X, ldx, d, Vp, Wb, kp, t, Yb,
+                                                                                     Z);
+  });
+}
+
+using cpu_level_t = int;
+constexpr cpu_level_t kGeneric = kIsaBaseline, kAvx2 = kIsaAvx2, kAvx512 = kIsaAvx512;
+
+/// Cap on the ISA level of the product tiles (tests set it to run the AVX2 and
+/// baseline tiles on an AVX-512 machine; target_clones kernels are unaffected).
+inline std::atomic<int>& isa_cap() {
+  static std::atomic<int> cap{kIsaAvx512};
+  return cap;
+}
+
+/// The widest vector ISA this CPU runs (common.hpp's detection), within the cap.
+inline cpu_level_t cpu_level() { return std::min(cpu_isa_level(), isa_cap().load(std::memory_order_relaxed)); }
+
+// Lanes of one vector register per ISA; register tiles are R rows x up to
+// two vectors of accumulators.
+template <class T>
+constexpr int vector_lanes(cpu_level_t level) {
+  return static_cast<int>((level == kAvx512 ? 64 : level == kAvx2 ? 32 : 16) / sizeof(T));
+}
+constexpr int kTileRows = 4;
+// AVX-512: 12 rows (24 accumulators) for float64 (1.05-1.1x over 8 at k = 32
+// and 60); 8 for float32, where 12 measured 0.86-1.10x of 8 by shape.
+template <class T>
+constexpr int kTileRowsAvx512 = sizeof(T) == 4 ? 8 : 12;
+
+// out[j, :k] = sum_t acc[t][j, :k] for rows [b, e) of the d x kp accumulators
+// (`size` entries apart), in a fixed order.
+template <class T>
+inline void reduce_padded(T* out, index_t k, const T* acc, index_t kp, index_t size, int nacc, index_t b, index_t e) {
+  for (index_t j = b; j < e; ++j) {
+    T* __restrict o = out + j * k;
+    const T* __restrict src = acc + j * kp;
+    for (index_t c = 0; c < k; ++c) o[c] = src[c];
+    for (int s = 1; s < nacc; ++s) {
+      const T* __restrict a = acc + static_cast<index_t>(s) * size + j * kp;
+      for (index_t c = 0; c < k; ++c) o[c] += a[c];
+    }
+  }
+}
+
+inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
+
+constexpr index_t kLine = 64;  // bytes in a cache line (and in an AVX-512 vector)
+
+inline bool cache_aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % kLine == 0; }
+
+/// n zero-initialized entries starting on a cache-line boundary.
+template <class T>
+struct AlignedBuffer {
+  std::vector<T> storage;
+  T* data = nullptr;
+  void assign(index_t n) {
+    const index_t slack = kLine / index_t(sizeof(T));
+    storage.assign(static_cast<size_t>(n + slack), T(0));
+    const auto misalign = reinterpret_cast<std::uintptr_t>(storage.data()) % kLine;
+    data = storage.data() + (misalign == 0 ? 0 : (kLine - misalign) / sizeof(T));
+  }
+};
+
+}  // namespace detail
+
+}  // namespace fastlr

@@ -1,0 +1,147 @@
+"""Kernel or BLAS for a dense product: the rule ``InMemory`` follows.
+
+fastlr's one-pass kernels (``matmul``, ``rmatmul``, ``gram_product``) replace the
+BLAS calls ``A @ V``, ``A.T @ W`` and ``A.T @ (A @ V)``. They win on thin factors
+only, and by how much depends on the vector ISA the kernels run with and on A's
+memory order. Measured single thread on an AMD EPYC Zen 4 (OpenBLAS 0.3.31
+SkylakeX kernel, i.e. BLAS at its AVX-512 best), the kernels at x86-64-v4,
+x86-64-v3 and baseline through the ISA cap, dense 5760 x 1080 and 100000 x 500,
+float32/float64, l = 10, 20, 60, 128 (``bench/bench_choice.py``; table in
+bench/README.md, "Fifth session: kernel vs BLAS choice"; ratios are BLAS time over
+kernel time):
+
+* C order: the kernels win below 128 columns at x86-64-v4 (1.35-4.6x); at
+  x86-64-v3 up to 20 columns (1.18-2.9x), thinly at 60 (1.08-1.6x against the
+  SkylakeX BLAS, 0.93-1.10x against OpenBLAS's Haswell kernel, and a real AVX2
+  EPYC measured ``gram_product`` at l = 60 float32 slower than BLAS: 89.6 vs
+  74.9 ms, issue 13), so x86-64-v3 stops at 40 columns; at baseline (SSE2) BLAS
+  wins from l = 20 (the kernels' edge at l = 10 is 0.86-1.6x): baseline runs BLAS.
+* F order (e.g. ``A.T`` of a C-order A): ``A @ V`` and ``A.T @ W`` are faster in
+  BLAS at every level in float32 (0.44-0.94x) and mixed in float64, so they go to
+  BLAS. ``A.T (A V)`` by the kernel wins in float64 (1.3-1.7x below 64 columns at
+  x86-64-v4, l <= 20 at x86-64-v3) and ties or loses in float32 (0.91-1.10x at v4,
+  0.70-0.95x at v3): float64 only.
+
+The rule is a table ``KERNEL_COLUMNS[(level, order, kind, dtype)]``: the kernel
+runs when the factor has fewer columns than the entry, BLAS otherwise. The
+x86-64-v3 entries also hold against OpenBLAS's AVX2 (Haswell) kernel, measured on
+the same machine (``OPENBLAS_CORETYPE=Haswell``: as fast as SkylakeX on Zen 4).
+Both paths round alike (the same sums in another order): results agree to rounding.
+
+``FASTLR_PRODUCT_CHOICE`` overrides it: ``auto`` (the rule; the default),
+``kernel`` (the one-pass kernels at any width) or ``blas``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .._backend import get_backend
+
+__all__ = ["BLAS_MIN_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "choice_mode", "isa_level", "use_kernel"]
+
+#: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
+#: beats the one-pass kernels there. KERNEL_COLUMNS holds the narrower
+#: thresholds of x86-64-v3, baseline and F-order A.
+BLAS_MIN_COLUMNS = 128
+
+#: Values of FASTLR_PRODUCT_CHOICE.
+CHOICES = ("auto", "kernel", "blas")
+
+LEVELS = ("baseline", "x86-64-v3", "x86-64-v4")
+
+# (level, order, kind, dtype) -> the kernel runs for fewer columns than this.
+# kind: "pass" (A @ V, A.T @ W) or "gram" (A.T @ (A @ V), one pass for both).
+KERNEL_COLUMNS: dict[tuple[str, str, str, str], int] = {}
+for _dtype in ("float32", "float64"):
+    for _kind in ("pass", "gram"):
+        KERNEL_COLUMNS["x86-64-v4", "C", _kind, _dtype] = 128
+        KERNEL_COLUMNS["x86-64-v3", "C", _kind, _dtype] = 40
+        KERNEL_COLUMNS["baseline", "C", _kind, _dtype] = 0
+        KERNEL_COLUMNS["baseline", "F", _kind, _dtype] = 0
+    KERNEL_COLUMNS["x86-64-v4", "F", "pass", _dtype] = 0
+    KERNEL_COLUMNS["x86-64-v3", "F", "pass", _dtype] = 0
+KERNEL_COLUMNS["x86-64-v4", "F", "gram", "float64"] = 64
+KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float64"] = 32
+KERNEL_COLUMNS["x86-64-v4", "F", "gram", "float32"] = 0
+KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float32"] = 0
+
+_level: str | None = None
+
+
+def isa_level() -> str:
+    """The vector ISA the compiled product kernels run with on this CPU ("x86-64-v4",
+    "x86-64-v3" or "baseline"; "x86-64-v4" for the Numba and NumPy backends and
+    for builds without run-time dispatch, which follow the compiler's target)."""
+    global _level
+    if _level is None:
+        level = "x86-64-v4"
+        try:
+            level = get_backend("cpp").build_info().get("isa", level)
+        except ImportError:
+            pass
+        _level = level if level in LEVELS else "x86-64-v4"
+    return _level
+
+
+def choice_mode() -> str:
+    """``FASTLR_PRODUCT_CHOICE`` ("auto" when unset or empty).
+
+    Raises
+    ------
+    ValueError
+        When the variable holds anything other than auto, kernel or blas.
+    """
+    mode = os.environ.get("FASTLR_PRODUCT_CHOICE", "").strip().lower() or "auto"
+    if mode not in CHOICES:
+        raise ValueError(f"FASTLR_PRODUCT_CHOICE: unknown choice {mode!r}; choose one of {', '.join(CHOICES)}")
+    return mode
+
+
+def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = None) -> bool:
+    """Whether a dense product with a ``columns``-wide factor runs on the one-pass kernel.
+
+    Parameters
+    ----------
+    kind : {"pass", "gram"}
+        ``A @ V`` / ``A.T @ W`` ("pass") or ``A.T @ (A @ V)`` ("gram").
+    columns : int
+        Columns of the factor.
+    dtype : float32 or float64
+    order : {"C", "F"}
+        A's memory order.
+    level : str, optional
+        ISA level (default: this CPU's, ``isa_level()``).
+    """
+    if kind not in ("pass", "gram"):
+        raise ValueError(f"kind: expected 'pass' or 'gram', got {kind!r}")
+    if order not in ("C", "F"):
+        raise ValueError(f"order: expected 'C' or 'F', got {order!r}")
+    mode = choice_mode()
+    if mode != "auto":
+        return mode == "kernel"
+    level = isa_level() if level is None else level
+    if level not in LEVELS:
+        raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
+    return columns < min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, np.dtype(dtype).name])
+
+
+def describe() -> str:
+    """One line for ``fastlr info``: the mode and, for "auto", this machine's thresholds."""
+    try:
+        mode = choice_mode()
+    except ValueError as exc:
+        return f"invalid ({exc})"
+    if mode != "auto":
+        return f"{mode} (FASTLR_PRODUCT_CHOICE)"
+    level = isa_level()
+
+    def cols(order, kind):
+        a, b = (min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, t]) for t in ("float32", "float64"))
+        a, b = (f"< {x} columns" if x else "never" for x in (a, b))
+        return a if a == b else f"{a} (float32), {b} (float64)"
+
+    return (f"auto at {level}: one-pass kernels for C-order A {cols('C', 'pass')}; F-order A "
+            f"{cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS otherwise (FASTLR_PRODUCT_CHOICE)")

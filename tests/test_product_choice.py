@@ -1,0 +1,111 @@
+"""InMemory's kernel-or-BLAS choice for dense products (fastlr/_matrix/choice.py)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fastlr._matrix import InMemory, choice
+
+
+@pytest.fixture(autouse=True)
+def _auto(monkeypatch):
+    monkeypatch.delenv("FASTLR_PRODUCT_CHOICE", raising=False)
+
+
+@pytest.mark.parametrize("level", choice.LEVELS)
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("kind", ["pass", "gram"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threshold_is_a_column_count(level, order, kind, dtype):
+    limit = min(choice.BLAS_MIN_COLUMNS, choice.KERNEL_COLUMNS[level, order, kind, dtype])
+    for columns in (1, 10, 20, 60, 63, 64, 127, 128, 500):
+        assert choice.use_kernel(kind, columns, np.dtype(dtype), order, level) == (columns < limit)
+
+
+def test_measured_rule():
+    # bench/README.md, "Fifth session: kernel vs BLAS choice"
+    assert choice.use_kernel("pass", 60, np.float32, "C", "x86-64-v4")
+    assert not choice.use_kernel("pass", 128, np.float64, "C", "x86-64-v4")
+    assert choice.use_kernel("gram", 20, np.float64, "C", "x86-64-v3")
+    assert not choice.use_kernel("gram", 60, np.float64, "C", "x86-64-v3")
+    assert not choice.use_kernel("pass", 60, np.float32, "C", "x86-64-v3")
+    assert not choice.use_kernel("gram", 64, np.float64, "C", "x86-64-v3")
+    assert not choice.use_kernel("pass", 10, np.float32, "C", "baseline")
+    assert not choice.use_kernel("pass", 10, np.float64, "F", "x86-64-v4")
+    assert choice.use_kernel("gram", 20, np.float64, "F", "x86-64-v4")
+    assert not choice.use_kernel("gram", 20, np.float32, "F", "x86-64-v4")
+
+
+@pytest.mark.parametrize("mode, expected", [("kernel", True), ("blas", False), (" BLAS ", False), ("", None)])
+def test_environment_override(monkeypatch, mode, expected):
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", mode)
+    for level in choice.LEVELS:
+        for columns in (1, 500):
+            got = choice.use_kernel("pass", columns, np.float64, "C", level)
+            assert got == (expected if expected is not None else columns < 128 and level != "baseline")
+    assert mode.strip().lower() in choice.describe() or mode == ""
+
+
+def test_bad_values(monkeypatch):
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "fast")
+    with pytest.raises(ValueError, match="FASTLR_PRODUCT_CHOICE: unknown choice 'fast'"):
+        choice.use_kernel("pass", 10, np.float64, "C")
+    assert "invalid" in choice.describe()
+    with pytest.raises(ValueError, match="FASTLR_PRODUCT_CHOICE"):
+        InMemory(np.ones((4, 3))).times(np.ones((3, 2)))
+    monkeypatch.delenv("FASTLR_PRODUCT_CHOICE")
+    with pytest.raises(ValueError, match="kind"):
+        choice.use_kernel("both", 10, np.float64, "C")
+    with pytest.raises(ValueError, match="order"):
+        choice.use_kernel("pass", 10, np.float64, "K")
+    with pytest.raises(ValueError, match="level"):
+        choice.use_kernel("pass", 10, np.float64, "C", "x86-64-v5")
+
+
+def test_isa_level_is_known():
+    assert choice.isa_level() in choice.LEVELS
+
+
+@pytest.mark.parametrize("mode", ["auto", "kernel", "blas"])
+@pytest.mark.parametrize("level", choice.LEVELS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_products_agree_whichever_path_runs(monkeypatch, mode, level, dtype, order):
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", mode)
+    monkeypatch.setattr(choice, "_level", level)
+    rng = np.random.default_rng(0)
+    A64 = rng.standard_normal((300, 70))
+    A = np.asarray(A64.astype(dtype), order=order)
+    op = InMemory(A)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    for r in (3, 64, 130):
+        V = rng.standard_normal((70, r))
+        W = rng.standard_normal((300, r))
+        Ad = A.astype(np.float64)
+        for got, want in ((op.times(V), Ad @ V), (op.rtimes(W), Ad.T @ W),
+                          (op.power_product(r, 1)(V), Ad.T @ (Ad @ V))):
+            assert got.dtype == dtype and got.flags.c_contiguous
+            np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
+
+
+def test_sparse_always_runs_the_kernel(monkeypatch):
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
+    A = sp.random(50, 30, density=0.2, format="csr", random_state=0)
+    op = InMemory(A)
+    assert op._kernel_for("pass", 200) and op._kernel_for("gram", 1)
+    V = np.ones((30, 4))
+    np.testing.assert_allclose(op.times(V), A @ V)
+
+
+def test_small_products_run_on_one_thread(monkeypatch):
+    import fastlr
+    from fastlr._matrix import memory
+
+    seen = []
+    op = InMemory(np.ones((100, 50)))
+    monkeypatch.setattr(InMemory, "_matmul", lambda self, V: seen.append(fastlr.get_num_threads()) or self.A @ V)
+    with fastlr.thread_limit(2):
+        op.matmul(np.ones((50, 3)))  # 15,000 multiply-adds
+        monkeypatch.setattr(memory, "SMALL_WORK", 0)
+        op.matmul(np.ones((50, 3)))
+    assert seen == [1, 2]
