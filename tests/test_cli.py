@@ -174,6 +174,28 @@ def test_approx_chooses_the_rank_by_tolerance(tmp_path):
     assert neither.returncode != 0 and "--tol" in neither.stderr
 
 
+def test_pca_of_a_sparse_and_a_dense_file(tmp_path):
+    sklearn_decomposition = pytest.importorskip("sklearn.decomposition")
+    rng = np.random.default_rng(4)
+    X = sp.csr_matrix(sp.random(400, 60, density=0.1, format="csr", random_state=4) @ sp.diags(np.logspace(0, -2, 60)))
+    sp.save_npz(tmp_path / "X.npz", X)
+    out = fastlr_cli("pca", tmp_path / "X.npz", "-n", 5, "-o", tmp_path / "p.npz", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["sparse"] and result["n_components"] == 5
+    with np.load(tmp_path / "p.npz") as f:
+        ref = sklearn_decomposition.PCA(5, svd_solver="full").fit(X.toarray())
+        np.testing.assert_allclose(f["explained_variance"], ref.explained_variance_, rtol=1e-3)
+        np.testing.assert_allclose(f["mean"], ref.mean_, atol=1e-12)
+    D = rng.standard_normal((200, 8)) @ rng.standard_normal((8, 30))
+    np.save(tmp_path / "D.npy", D)
+    out = fastlr_cli("pca", tmp_path / "D.npy", "-n", 0.9, "-o", tmp_path / "q.npz", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["explained_variance_ratio"] >= 0.9
+    bad = fastlr_cli("pca", tmp_path / "D.npy", "-n", 1.5, "-o", tmp_path / "r.npz")
+    assert bad.returncode == 2 and "-n" in bad.stderr
+
+
 def test_approx_every_method_and_format(tmp_path):
     A = _family(1, n=300, d=40)[0]
     np.save(tmp_path / "A.npy", A)
