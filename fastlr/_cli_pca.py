@@ -10,7 +10,7 @@ import numpy as np
 
 from ._cli_io import UserError, atomic_output, npz_path, read_matrix
 
-__all__ = ["add_pca_parser"]
+__all__ = ["add_pca_parser", "run_pca"]
 
 
 def _components(text: str):
@@ -28,13 +28,8 @@ def _components(text: str):
     raise argparse.ArgumentTypeError(f"expected a count >= 1 or a fraction in (0, 1), got {text!r}")
 
 
-def cmd_pca(args) -> int:
-    try:
-        import fastlr
-
-        PCA = fastlr.PCA
-    except ImportError as exc:  # scikit-learn is an optional dependency
-        raise UserError(f"fastlr pca needs scikit-learn: pip install \"fastlr[sklearn]\" ({exc})") from None
+def run_pca(args, PCA) -> int:
+    """The command, given ``fastlr.PCA`` (loaded by the caller: it loads scikit-learn)."""
     output = npz_path(args.output)
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
@@ -73,7 +68,7 @@ def cmd_pca(args) -> int:
     return 0
 
 
-def add_pca_parser(sub, common, json_option) -> None:
+def add_pca_parser(sub, common, json_option, command) -> None:
     p = sub.add_parser("pca", help="principal components of one matrix (sparse input stays sparse)", parents=common)
     p.add_argument("matrix", metavar="MATRIX", help="a .npy, .npz, .mtx or .csv file (rows are samples)")
     p.add_argument("-n", type=_components, required=True, metavar="N",
@@ -83,4 +78,4 @@ def add_pca_parser(sub, common, json_option) -> None:
     p.add_argument("--whiten", action="store_true", help="scale the components to unit variance")
     p.add_argument("--seed", type=int, default=0, help="seed of the randomized solver")
     json_option(p)
-    p.set_defaults(func=cmd_pca)
+    p.set_defaults(func=command)

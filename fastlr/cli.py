@@ -23,7 +23,7 @@ from . import __version__
 from ._backend import BACKENDS, available_backends, backend_errors, current_backend, get_backend, set_backend
 from ._cli_io import (VIDEO_SUFFIXES, UserError, atomic_output, npz_path, plot_path, progress, read_matrix,
                       read_video, save_plot)
-from ._cli_pca import add_pca_parser
+from ._cli_pca import add_pca_parser, run_pca
 from ._matrix import RowBlocks, on_each_block, row_blocks
 from ._matrix.choice import describe as describe_product_choice
 from ._threads import get_num_threads, set_num_threads
@@ -238,6 +238,16 @@ def cmd_approx(args) -> int:
             f"relative error {result['relative_error']:.4g}, {seconds:.2f} s -> {output}"
         )
     return 0
+
+
+def cmd_pca(args) -> int:
+    import fastlr
+
+    try:
+        PCA = fastlr.PCA  # loads scikit-learn, an optional dependency
+    except ImportError as exc:
+        raise UserError(f"fastlr pca needs scikit-learn: pip install \"fastlr[sklearn]\" ({exc})") from None
+    return run_pca(args, PCA)
 
 
 def _plot_singular_values(ax, s, args) -> None:
@@ -532,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE", help="plot the singular values to FILE (.png, .pdf, .svg)")
     json_option(p)
     p.set_defaults(func=cmd_approx)
-    add_pca_parser(sub, common, json_option)
+    add_pca_parser(sub, common, json_option, cmd_pca)
     return parser
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from ._linalg import LAPACK_DRIVERS, blas_single_thread, orthonormal
 from ._matrix import Operand, operand
-from .batch import STACKED_MAX_ENTRIES, is_batch, run_batch, seeds_for, stacked_randomized_svd
+from .batch import STACKED_MAX_ENTRIES, is_batch, run_batch, seeds_for, stacked_in_parallel
 from ._validation import check_bool, check_choice, check_int, random_seed
 from .scw import basis_factors, gaussian_range, sketch_basis, sketch_sigma
 from .sketch import CountSketch, GaussianSketch
@@ -88,8 +88,7 @@ def _stacked(M, n_components, n_oversamples, n_iter, normalizer, transpose, flip
         M[0], n_components, n_oversamples, n_iter, normalizer, transpose, flip_sign, driver, sketch, 0)
     if transpose == "auto":
         transpose = M.shape[1] < M.shape[2]
-    return stacked_randomized_svd(M, k, k + p, n_iter, seeds, bool(flip_sign),
-                                  transpose=bool(transpose))
+    return stacked_in_parallel(M, k, k + p, n_iter, seeds, bool(flip_sign), transpose=bool(transpose))
 
 
 def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_iter="auto",

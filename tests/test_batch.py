@@ -76,8 +76,8 @@ def test_stacked_path_is_taken_and_falls_back_where_needed(batch, monkeypatch):
     from fastlr import batch as batch_module
 
     calls = []
-    original = batch_module.stacked_randomized_svd
-    monkeypatch.setattr(sys.modules["fastlr.randomized"], "stacked_randomized_svd",
+    original = batch_module.stacked_in_parallel
+    monkeypatch.setattr(sys.modules["fastlr.randomized"], "stacked_in_parallel",
                         lambda *a, **k: calls.append(1) or original(*a, **k))
     wide = np.ascontiguousarray(batch.transpose(0, 2, 1))  # 30 x 120: the transposed finder
     U, s, Vt = fastlr.randomized_svd(wide, 4, random_state=1)
