@@ -9,6 +9,7 @@ batch, in batch order. :class:`InMemoryMatrices` runs a batch on this process's 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -164,6 +165,7 @@ class Training:
         self.gradient, self.power_iters = gradient, power_iters
         self.optimizer, self.lr, self.schedule = optimizer, lr, schedule
         self.m_learned = m if mixed is None else m // 2
+        self.seed, self.given_start = seed, start is not None
         if start is None:  # else a given m_learned x n CountSketch (learn_sketch's init)
             start = CountSketch(self.m_learned, n, seed=seed)
         self.rows, self.values, self.start = start.rows, start.values.copy(), start.values.copy()
@@ -224,10 +226,32 @@ class Training:
                                 last_step=int(history["step"][-1]), stopped=stopped, fallback=checkpoint.fallback)
         if validation.fallback:
             what = "the mixed sketch's learned half" if self.mixed else "the learned sketch"
-            warnings.warn(f"learn_sketch: {what} did not beat its random start on validation "
+            start = "its start (init)" if self.given_start else "its random start"
+            warnings.warn(f"learn_sketch: {what} did not beat {start} on validation "
                           f"({_count(len(self.evaluator.ops), 'matrix', 'matrices')} from {source}: Err "
                           f"{validation.random_err:.4g} at "
-                          f"step 0, never lower in {validation.last_step} steps); returning the random start "
+                          f"step 0, never lower in {validation.last_step} steps); returning the {start[4:]} "
                           "(S.fallback is True)", LearnedSketchWarning, stacklevel=3)
-        return LearnedSketch(self.rows, self.shrunk(self.values), self.m_learned, k=self.k, fixed=self.fixed,
-                             mixed=self.mixed, history=history, validation=validation)
+        S = LearnedSketch(self.rows, self.shrunk(self.values), self.m_learned, k=self.k, fixed=self.fixed,
+                          mixed=self.mixed, history=history, validation=validation)
+        return self._never_worse_than_random(S, validation, source) if self.given_start else S
+
+    def _never_worse_than_random(self, S: LearnedSketch, validation: Validation, source: str) -> LearnedSketch:
+        """With a given start (init=), the guard above compares with that start; a data-driven start can
+        itself be worse than random on new data (inner-product buckets left empty by unseen words). So
+        the result is also compared with the random CountSketch(m, n, seed) learning would have started
+        from, which is returned (with the warning) when it is better on validation."""
+        n = self.matrices.shape[0]
+        random = CountSketch(self.m_learned, n, seed=self.seed)
+        candidate = LearnedSketch(random.rows, random.values, self.m_learned, k=self.k, fixed=self.fixed,
+                                  mixed=self.mixed, history=S.history)
+        random_err = self.evaluator.error(candidate, backend=self.backend, pool=self.pool)
+        if not random_err < validation.best_err:
+            return S
+        warnings.warn(f"learn_sketch: the sketch learned from the given start (init) did not beat a random "
+                      f"CountSketch on validation (Err {validation.best_err:.4g} vs {random_err:.4g} on "
+                      f"{_count(len(self.evaluator.ops), 'matrix', 'matrices')} from {source}); returning the "
+                      "random CountSketch (S.fallback is True)", LearnedSketchWarning, stacklevel=3)
+        candidate.validation = dataclasses.replace(validation, random_err=random_err, best_err=random_err,
+                                                   best_step=0, fallback=True)
+        return candidate

@@ -13,23 +13,25 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import datasets
+from . import datadriven, datasets
 from ._sample_matrices import one_thread_if_small, sample_matrices
 from ._threads import get_num_threads
 from .evaluation import Evaluator
-from .learn import learn_sketch
+from .learn import LearnedSketchWarning, learn_sketch
 from .scw import scw
 from .sketch import CountSketch, GaussianSketch
 
 __all__ = ["run", "METHODS"]
 
 #: Rows of the table, in the paper's order (its "CS", "Dense" and "Learned" rows).
-METHODS = ("Random CountSketch", "Dense Gaussian", "Learned", "Mixed (J)", "Mixed (S)")
+METHODS = ("Random CountSketch", "Dense Gaussian", "Learned", "Mixed (J)", "Mixed (S)", "Learned positions",
+           "Subspace (dense)")
 M_ROWS, RANK = 20, 10
 
 
@@ -93,13 +95,22 @@ def _run_family(fam: Family, quiet: bool, log) -> FamilyResult:
     log(f"{fam.name}: {len(train)} training and {len(test)} held-out matrices of shape "
         f"{data[0].shape[0]} x {data[0].shape[1]}{' (sparse)' if hasattr(data[0], 'tocsr') else ''}")
     sketches = {"Random CountSketch": CountSketch(M_ROWS, n, seed=0), "Dense Gaussian": GaussianSketch(M_ROWS, n, seed=0)}
-    for method, mixed in (("Learned", None), ("Mixed (J)", "joint"), ("Mixed (S)", "separate")):
+    learned = (("Learned", None, None), ("Mixed (J)", "joint", None), ("Mixed (S)", "separate", None),
+               ("Learned positions", None, "inner_product"))  # positions from the data (ICLR 2023), values learned
+    for method, mixed, init in learned:
         start = time.perf_counter()
-        S = learn_sketch(train, M_ROWS, RANK, steps=fam.steps, mixed=mixed,
-                         eval_every=max(1, fam.steps // 10), progress=False if quiet else f"{fam.name}: {method}")
+        with warnings.catch_warnings():  # a fallback is reported in the log below, not as a warning
+            warnings.simplefilter("ignore", LearnedSketchWarning)
+            S = learn_sketch(train, M_ROWS, RANK, steps=fam.steps, mixed=mixed, init=init,
+                             eval_every=max(1, fam.steps // 10), progress=False if quiet else f"{fam.name}: {method}")
+        if S.fallback:
+            log(f"{fam.name}: {method}: did not beat its start on validation; the random start is used")
         res.train_seconds[method] = time.perf_counter() - start
         res.history[method] = S.history
         sketches[method] = S
+    start = time.perf_counter()
+    sketches["Subspace (dense)"] = datadriven.subspace_sketch(train, M_ROWS)  # no training: an SVD of the data
+    res.train_seconds["Subspace (dense)"] = time.perf_counter() - start
     test_ops = sample_matrices(test, "test")
     with ExitStack() as stack:
         one_thread_if_small(test_ops, stack)  # as learn_sketch does

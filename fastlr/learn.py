@@ -219,7 +219,10 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         random start. "one_shot": 1Shot1Vec from the first training matrix
         (Indyk, Wagner and Woodruff, NeurIPS 2021). A CountSketch: that sketch
         (m_learned x n; m_learned is m, or m // 2 for mixed sketches). The
-        never-worse guard then compares with this start and falls back to it.
+        never-worse guard compares with this start, and then with the random
+        ``CountSketch(m_learned, n, seed)``: a data-driven start can be worse
+        than random on new data (inner-product buckets that unseen rows leave
+        empty), and then that random sketch is returned (with the warning).
         The string forms need in-memory training matrices.
     eval_every : int, optional
         Steps between validation evaluations (default: about 20 per run).

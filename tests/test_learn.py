@@ -434,3 +434,17 @@ def test_bad_init_raises_clear_errors():
         fastlr.learn_sketch(train, 4, 2, init=fastlr.CountSketch(4, 30), mixed="joint", **kw)
     with pytest.raises(TypeError, match="init: expected None"):
         fastlr.learn_sketch(train, 4, 2, init=np.ones((4, 30)), **kw)
+
+
+def test_a_given_start_worse_than_random_falls_back_to_random():
+    """init= is guarded against random too: a start that loses to CountSketch(m, n, seed) on validation
+    (here every column in one bucket, so S A has rank 1) gives that random sketch back, with a warning."""
+    data = fastlr.datasets.video(10, height=30, width=20, seed=2)
+    n = data[0].shape[0]
+    bad = fastlr.CountSketch.from_arrays(np.zeros(n, dtype=np.int64), np.ones(n), 8)
+    with pytest.warns(fastlr.LearnedSketchWarning, match="did not beat a random CountSketch"):
+        S = fastlr.learn_sketch(data, 8, 3, steps=2, lr=1e-9, init=bad, seed=5, progress=False)
+    random = fastlr.CountSketch(8, n, seed=5)
+    assert S.fallback and S.validation.best_step == 0
+    np.testing.assert_array_equal(S.rows, random.rows)
+    np.testing.assert_array_equal(S.values, random.values)
