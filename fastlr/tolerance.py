@@ -22,7 +22,6 @@ import numpy as np
 
 from ._linalg import LAPACK_DRIVERS, blas_single_thread, orthonormal, power_of_two
 from ._matrix import operand
-from ._matrix.centered import squared_norm
 from ._validation import check_choice, check_int, random_seed
 from .scw import SCWFactors
 
@@ -162,7 +161,7 @@ def svd_to_tolerance(A, tol, *, max_rank=None, block_size=16, n_iter=2, random_s
     rng = np.random.default_rng(random_seed(random_state))
 
     op = op.for_power_steps()
-    total = squared_norm(op)
+    total = op.squared_norm()
     if not np.isfinite(total):
         raise ValueError(f"{op.name}: contains NaN or infinity (or its squared norm overflows float64)")
     target = tol * tol * total

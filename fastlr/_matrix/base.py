@@ -51,6 +51,20 @@ class Operand:
             raise ValueError(f"{self.name}: expected a non-empty matrix, got shape {self.shape}")
         return self
 
+    # ----------------------------------------------------------------- statistics (one pass each)
+
+    def column_sums(self) -> np.ndarray:  # pragma: no cover - abstract
+        """``A^T 1`` (d,) in float64."""
+        raise NotImplementedError
+
+    def centered_squared_norm(self, mu) -> float:  # pragma: no cover - abstract
+        """``||A - 1 mu^T||_F^2`` in float64, without the cancellation of ``||A||^2 - ...``."""
+        raise NotImplementedError
+
+    def squared_norm(self) -> float:
+        """``||A||_F^2`` in float64."""
+        return self.centered_squared_norm(np.zeros(self.shape[1]))
+
     # ----------------------------------------------------------------- sketches
 
     def sketch(self, S) -> np.ndarray:

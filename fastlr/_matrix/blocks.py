@@ -110,6 +110,25 @@ class RowBlocks(Operand):
         self.for_each_block(add)
         return total
 
+    def column_sums(self) -> np.ndarray:
+        """``A^T 1`` in float64: the blocks' sums, added."""
+        total = np.zeros(self.shape[1])
+
+        def add(start, stop, block):
+            total[:] += block.column_sums()
+
+        self.for_each_block(add)
+        return total
+
+    def centered_squared_norm(self, mu) -> float:
+        total = [0.0]
+
+        def add(start, stop, block):
+            total[0] += block.centered_squared_norm(mu)
+
+        self.for_each_block(add)
+        return total[0]
+
     def countsketch(self, rows, values, m: int) -> np.ndarray:
         return self._sum((m, self.shape[1]),
                          lambda start, stop, block: block.countsketch(rows[start:stop], values[start:stop], m))

@@ -32,106 +32,12 @@ from .._linalg import blas_limit
 from .._threads import get_num_threads
 from .._validation import real_array
 from .base import Operand
-from .blocks import RowBlocks
-from .dask import DaskRows, one_blas_thread
-from .memory import InMemory, representable
+from .memory import _BLOCK_ENTRIES, InMemory, representable
 
-__all__ = ["Centered", "centered_squared_norm", "column_sums", "squared_norm"]
+__all__ = ["Centered"]
 
 #: The fused Gram product (one pass) is used while eps(dtype) * kappa stays below this.
 _FUSED_GRAM_LOSS = 1e-10
-
-#: Entries per centered dense block (float64 work arrays of ~8 MB).
-_BLOCK_ENTRIES = 1 << 20
-
-
-def _dense_blocks(A, d):
-    rows = max(1, _BLOCK_ENTRIES // max(1, d))
-    for start in range(0, A.shape[0], rows):
-        yield np.asarray(A[start:start + rows], dtype=np.float64)
-
-
-#: Stored entries of a sparse matrix handled at once (bounded temporaries: O(nnz) memory is the input's).
-_SPARSE_CHUNK = 1 << 18
-
-
-def _sparse_chunks(A):
-    """(column index, value as float64) of the stored entries of a CSR/CSC matrix, in chunks."""
-    nnz = int(A.indptr[-1])
-    for start in range(0, nnz, _SPARSE_CHUNK):
-        stop = min(start + _SPARSE_CHUNK, nnz)
-        if A.format == "csr":
-            cols = A.indices[start:stop]
-        else:  # CSC: the column of entry i is the j with indptr[j] <= i < indptr[j + 1]
-            cols = np.searchsorted(A.indptr, np.arange(start, stop), side="right") - 1
-        yield cols, np.asarray(A.data[start:stop], dtype=np.float64)
-
-
-def column_sums(op: Operand) -> np.ndarray:
-    """``A^T 1`` (d,) accumulated in float64, in one pass over A (any storage)."""
-    d = op.shape[1]
-    if isinstance(op, Centered):
-        return column_sums(op.inner) - op.shape[0] * op.mu
-    if isinstance(op, InMemory):
-        if op.sparse:
-            total = np.zeros(d)
-            for cols, data in _sparse_chunks(op.A):
-                total += np.bincount(cols, weights=data, minlength=d)
-            return total
-        total = np.zeros(d)
-        for block in _dense_blocks(op.A, d):
-            total += block.sum(axis=0)
-        return total
-    if isinstance(op, RowBlocks):
-        total = np.zeros(d)
-
-        def add(start, stop, block):
-            total[:] += column_sums(block)
-
-        op.for_each_block(add)
-        return total
-    if isinstance(op, DaskRows):
-        with one_blas_thread():
-            return np.asarray(op.A.astype(np.float64).sum(axis=0).compute())
-    raise TypeError(f"{op.name}: column sums are not implemented for {type(op).__name__}")
-
-
-def centered_squared_norm(op: Operand, mu: np.ndarray) -> float:
-    """``||A - 1 mu^T||_F^2`` in float64, without cancellation: dense, from centered row blocks;
-    sparse, ``sum over stored (a_ij - mu_j)^2 + sum_j (n - nnz_j) mu_j^2`` (duplicates summed first)."""
-    n, d = op.shape
-    if isinstance(op, Centered):
-        return centered_squared_norm(op.inner, op.mu + mu)
-    if isinstance(op, InMemory):
-        A = op.A
-        if op.sparse:
-            if not A.has_canonical_format:
-                A = A.astype(np.float64, copy=True)
-                A.sum_duplicates()
-            total, stored = 0.0, np.zeros(d)
-            for cols, data in _sparse_chunks(A):
-                diff = data - mu[cols]
-                total += float(diff @ diff)
-                stored += np.bincount(cols, minlength=d)
-            return total + float((n - stored) @ (mu * mu))
-        total = 0.0
-        for block in _dense_blocks(A, d):
-            block = block - mu  # never in place: a float64 block is a view of A
-            total += float(np.einsum("ij,ij->", block, block))
-        return total
-    if isinstance(op, RowBlocks):
-        total = [0.0]
-
-        def add(start, stop, block):
-            total[0] += centered_squared_norm(block, mu)
-
-        op.for_each_block(add)
-        return total[0]
-    if isinstance(op, DaskRows):
-        with one_blas_thread():
-            return float((((op.A.astype(np.float64) - mu) ** 2).sum()).compute())
-    raise TypeError(f"{op.name}: norms are not implemented for {type(op).__name__}")
-
 
 class Centered(Operand):
     """``A - 1 mu^T`` (n x d) for an operand A, never formed.
@@ -149,7 +55,7 @@ class Centered(Operand):
     inner : Operand
         A.
     mu : ndarray (d,), float64
-    column_sums : ndarray (d,), float64
+    inner_sums : ndarray (d,), float64
         ``A^T 1`` (one pass over A, computed once on first use).
 
     Examples
@@ -174,7 +80,7 @@ class Centered(Operand):
         self._norm = None
         if mu is None:
             op.check_nonempty()
-            self._sums = column_sums(op)
+            self._sums = op.column_sums()
             mu = self._sums / op.shape[0]
         mu = real_array(mu, "mu")
         if mu.shape != (op.shape[1],):
@@ -206,16 +112,23 @@ class Centered(Operand):
     # ----------------------------------------------------------------- statistics
 
     @property
-    def column_sums(self) -> np.ndarray:
-        """``A^T 1`` in float64 (computed once)."""
+    def inner_sums(self) -> np.ndarray:
+        """``A^T 1`` of the uncentered A in float64 (computed once)."""
         if self._sums is None:
-            self._sums = column_sums(self.inner)
+            self._sums = self.inner.column_sums()
         return self._sums
+
+    def column_sums(self) -> np.ndarray:
+        """``(A - 1 mu^T)^T 1``."""
+        return self.inner_sums - self.shape[0] * self.mu
+
+    def centered_squared_norm(self, mu) -> float:
+        return self.inner.centered_squared_norm(self.mu + mu)
 
     def squared_norm(self) -> float:
         """``||A - 1 mu^T||_F^2`` in float64, computed without cancellation (one pass, then cached)."""
         if self._norm is None:
-            self._norm = centered_squared_norm(self.inner, self.mu)
+            self._norm = self.inner.centered_squared_norm(self.mu)
         return self._norm
 
     def _fused_ok(self) -> bool:
@@ -259,7 +172,7 @@ class Centered(Operand):
         if not self._fused_ok() and isinstance(self.inner, InMemory):
             return self.rtimes(self.times(V))
         V64 = np.asarray(V, dtype=np.float64)
-        mu, c, n = self.mu, self.column_sums, self.shape[0]
+        mu, c, n = self.mu, self.inner_sums, self.shape[0]
         muV, cV = mu @ V64, c @ V64
         correction = np.outer(c, muV) + np.outer(mu, cV - n * muV)
         return self.inner.gram_product(V) - self._cast(correction)
@@ -302,12 +215,3 @@ class Centered(Operand):
 
     def result(self, U, s, Vt):
         return self.inner.result(U, s, Vt)
-
-
-
-def squared_norm(op: Operand) -> float:
-    """``||A||_F^2`` in float64 for an operand of any storage (one pass; centered operands: exact)."""
-    method = getattr(op, "squared_norm", None)
-    if method is not None:
-        return float(method())
-    return centered_squared_norm(op, np.zeros(op.shape[1]))

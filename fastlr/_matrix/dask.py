@@ -130,6 +130,16 @@ class DaskRows(Operand):
         with one_blas_thread():
             return self.checked_sketch(np.vstack(dask.compute(*[leaf.sketch_of(self) for leaf in S.parts()])))
 
+    # ----------------------------------------------------------------- statistics
+
+    def column_sums(self) -> np.ndarray:
+        with one_blas_thread():
+            return np.asarray(self.A.astype(np.float64).sum(axis=0).compute())
+
+    def centered_squared_norm(self, mu) -> float:
+        with one_blas_thread():
+            return float((((self.A.astype(np.float64) - mu) ** 2).sum()).compute())
+
     # ----------------------------------------------------------------- products
 
     def gram_product(self, V) -> np.ndarray:

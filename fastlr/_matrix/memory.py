@@ -54,6 +54,32 @@ def _threads_for(work: int):
     return nullcontext()
 
 
+#: Entries per centered dense block (float64 work arrays of ~8 MB).
+_BLOCK_ENTRIES = 1 << 20
+
+
+def _dense_blocks(A, d):
+    rows = max(1, _BLOCK_ENTRIES // max(1, d))
+    for start in range(0, A.shape[0], rows):
+        yield np.asarray(A[start:start + rows], dtype=np.float64)
+
+
+#: Stored entries of a sparse matrix handled at once (bounded temporaries: O(nnz) memory is the input's).
+_SPARSE_CHUNK = 1 << 18
+
+
+def _sparse_chunks(A):
+    """(column index, value as float64) of the stored entries of a CSR/CSC matrix, in chunks."""
+    nnz = int(A.indptr[-1])
+    for start in range(0, nnz, _SPARSE_CHUNK):
+        stop = min(start + _SPARSE_CHUNK, nnz)
+        if A.format == "csr":
+            cols = A.indices[start:stop]
+        else:  # CSC: the column of entry i is the j with indptr[j] <= i < indptr[j + 1]
+            cols = np.searchsorted(A.indptr, np.arange(start, stop), side="right") - 1
+        yield cols, np.asarray(A.data[start:stop], dtype=np.float64)
+
+
 def _factor(F, dtype, name: str) -> np.ndarray:
     F = np.asarray(F)
     if F.ndim != 2:
@@ -131,9 +157,40 @@ class InMemory(Operand):
             data = A.data.astype(np.float64, copy=False)
             return float(data @ data)
         total = 0.0
-        rows = max(1, (1 << 20) // max(1, A.shape[1]))
-        for start in range(0, A.shape[0], rows):
-            block = np.asarray(A[start : start + rows], dtype=np.float64)
+        for block in _dense_blocks(A, A.shape[1]):
+            total += float(np.einsum("ij,ij->", block, block))
+        return total
+
+    def column_sums(self) -> np.ndarray:
+        """``A^T 1`` (d,) accumulated in float64, in one pass over A."""
+        d = self.shape[1]
+        total = np.zeros(d)
+        if self.sparse:
+            for cols, data in _sparse_chunks(self.A):
+                total += np.bincount(cols, weights=data, minlength=d)
+            return total
+        for block in _dense_blocks(self.A, d):
+            total += block.sum(axis=0)
+        return total
+
+    def centered_squared_norm(self, mu) -> float:
+        """``||A - 1 mu^T||_F^2`` in float64, without cancellation: dense, from centered row blocks;
+        sparse, ``sum over stored (a_ij - mu_j)^2 + sum_j (n - nnz_j) mu_j^2`` (duplicates summed first)."""
+        n, d = self.shape
+        A = self.A
+        if self.sparse:
+            if not A.has_canonical_format:
+                A = A.astype(np.float64, copy=True)
+                A.sum_duplicates()
+            total, stored = 0.0, np.zeros(d)
+            for cols, data in _sparse_chunks(A):
+                diff = data - mu[cols]
+                total += float(diff @ diff)
+                stored += np.bincount(cols, minlength=d)
+            return total + float((n - stored) @ (mu * mu))
+        total = 0.0
+        for block in _dense_blocks(A, d):
+            block = block - mu  # never in place: a float64 block is a view of A
             total += float(np.einsum("ij,ij->", block, block))
         return total
 
