@@ -11,7 +11,8 @@ from __future__ import annotations
 import operator
 import sys
 
-from ._matrix.dask import is_dask_array, one_blas_thread as _one_blas_thread
+from ._linalg import blas_single_thread
+from ._matrix.dask import is_dask_array
 from ._threads import thread_limit
 
 __all__ = ["DaskMatrices", "gather_matrices", "is_dask_array", "is_dask_matrices"]
@@ -38,7 +39,7 @@ def _items(matrices) -> list:
     bag = sys.modules.get("dask.bag")  # not loaded: no bag was passed in
     if bag is None or not isinstance(matrices, bag.Bag):
         return list(matrices)
-    with _one_blas_thread():
+    with blas_single_thread():
         parts = dask.persist(*matrices.to_delayed())  # each partition loaded once, where it is computed
         lengths = dask.compute(*[delayed(len)(p) for p in parts])
     return [delayed(operator.getitem)(p, j) for p, count in zip(parts, lengths) for j in range(count)]
@@ -48,7 +49,7 @@ def gather_matrices(matrices) -> list:
     """The matrices of a dask bag or a list of dask.delayed loaders, computed into this process."""
     import dask
 
-    with _one_blas_thread():
+    with blas_single_thread():
         return list(dask.compute(*_items(matrices)))
 
 
@@ -95,7 +96,7 @@ class DaskMatrices:
         if not items:
             raise ValueError(f"{name}: is empty; at least one matrix is needed")
         tasks = [delayed(learn_sketch_load)(prepare, A, f"{name}[{i}]") for i, A in enumerate(items)]
-        with _one_blas_thread():
+        with blas_single_thread():
             self.ops = dask.persist(*tasks)
             shapes = dask.compute(*[delayed(_describe)(op) for op in self.ops])
         for i, shape in enumerate(shapes):
@@ -109,5 +110,5 @@ class DaskMatrices:
         from dask.delayed import delayed
 
         shared = delayed(task)  # one graph node: shipped once per worker, not once per matrix
-        with _one_blas_thread():
+        with blas_single_thread():
             return list(dask.compute(*[delayed(learn_sketch_gradient)(shared, self.ops[i]) for i in batch]))

@@ -37,7 +37,6 @@ import scipy.linalg
 
 from ._linalg import blas_single_thread, complete, flip_signs
 from ._matrix import InMemory, block_rows_for, is_dask_array, operand, row_blocks
-from ._matrix.dask import one_blas_thread
 from ._threads import thread_limit
 from ._validation import (
     check_int,
@@ -474,7 +473,7 @@ class StreamingSVD:
         blocks = A.to_delayed().ravel()
         plan = dask.delayed(self._plan, traverse=False)  # one node of the graph, not a copy per task
         parts = [dask.delayed(_dask_block, nout=3)(b, int(s), plan, self.backend) for b, s in zip(blocks, starts)]
-        with one_blas_thread():
+        with blas_single_thread():
             Ys, X, Z = dask.compute([p[0] for p in parts], _tree_sum(p[1] for p in parts),
                                     _tree_sum(p[2] for p in parts))
         self._Y = list(Ys)

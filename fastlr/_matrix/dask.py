@@ -11,19 +11,17 @@ array is passed in.
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from .._linalg import peak_signs, truncate_parts
+from .._linalg import blas_single_thread, peak_signs, truncate_parts
 from .._threads import thread_limit
 from .._validation import float_dtype
 from ..lowrank import LowRank
 from .base import Operand
 from .memory import InMemory
 
-__all__ = ["DaskRows", "is_dask_array", "one_blas_thread"]
+__all__ = ["DaskRows", "is_dask_array"]
 
 
 def is_dask_array(A) -> bool:
@@ -33,14 +31,8 @@ def is_dask_array(A) -> bool:
 
 
 # Tasks run side by side (dask parallelizes over blocks), so each kernel gets one thread; BLAS is
-# limited to one thread around computes on the local threaded scheduler (one_blas_thread), and
-# dask.distributed workers already start with OMP/OPENBLAS_NUM_THREADS=1.
-
-
-@contextmanager
-def one_blas_thread():
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+# limited to one thread around computes on the local threaded scheduler (_linalg.blas_single_thread),
+# and dask.distributed workers already start with OMP/OPENBLAS_NUM_THREADS=1.
 
 
 def _block(A_b, backend) -> InMemory:
@@ -127,17 +119,17 @@ class DaskRows(Operand):
         """``S @ A`` computed: all of S's parts in one dask compute."""
         import dask
 
-        with one_blas_thread():
+        with blas_single_thread():
             return self.checked_sketch(np.vstack(dask.compute(*[leaf.sketch_of(self) for leaf in S.parts()])))
 
     # ----------------------------------------------------------------- statistics
 
     def column_sums(self) -> np.ndarray:
-        with one_blas_thread():
+        with blas_single_thread():
             return np.asarray(self.A.astype(np.float64).sum(axis=0).compute())
 
     def centered_squared_norm(self, mu) -> float:
-        with one_blas_thread():
+        with blas_single_thread():
             return float((((self.A.astype(np.float64) - mu) ** 2).sum()).compute())
 
     # ----------------------------------------------------------------- products
@@ -150,14 +142,14 @@ class DaskRows(Operand):
         partials = da.blockwise(_gram_chunk, "bij", self.A, "bk", V=V, backend=self.backend,
                                 new_axes={"i": d, "j": r}, adjust_chunks={"b": 1}, concatenate=True,
                                 dtype=self.dtype, meta=np.empty((0, 0, 0), dtype=self.dtype))
-        with one_blas_thread():
+        with blas_single_thread():
             return partials.sum(axis=0, dtype=self.dtype).compute()
 
     def times(self, V):
         """``B = A V`` as a dask array with A's row chunks, computed and kept on the workers."""
         B = self.A.map_blocks(_times_chunk, V=V, backend=self.backend, chunks=(self.A.chunks[0], (V.shape[1],)),
                               dtype=self.dtype, meta=np.empty((0, 0), dtype=self.dtype))
-        with one_blas_thread():
+        with blas_single_thread():
             return B.persist()
 
     # ----------------------------------------------------------------- results
@@ -171,7 +163,7 @@ class DaskRows(Operand):
         B = B.astype(np.float64)
         if min(B.chunks[0]) < r:  # tsqr factors each block: it needs at least r rows per block
             B = B.rechunk({0: max(r, max(B.chunks[0]))})
-        with one_blas_thread():
+        with blas_single_thread():
             u, s, vt = dask.persist(*da.linalg.tsqr(B, compute_svd=True))
             s, vt = dask.compute(s, vt)
         return u[:, :k], s, vt.T
@@ -191,7 +183,7 @@ class DaskRows(Operand):
             U = da.concatenate([U, G], axis=1)
         U = U.astype(self.dtype)
         Vt = V.T
-        with one_blas_thread():
+        with blas_single_thread():
             (U,) = dask.persist(U)
             if flip_sign:  # svd_flip's convention (_linalg.flip_signs), the argmax computed by dask
                 rows = da.argmax(abs(U), axis=0).compute()
