@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "real_array", "check_bool", "check_choice", "check_int", "check_random_state",
-           "check_sparse", "float_dtype", "is_sparse", "matrix_list", "random_generator", "random_seed"]
+           "check_sparse", "dtype_for", "float_dtype", "is_sparse", "matrix_list", "random_generator", "random_seed"]
 
 #: Largest sizes and seeds the kernels take (int64 sizes and indices, uint64 seeds).
 INT64_MAX = 2**63 - 1
@@ -112,7 +112,8 @@ def random_generator(random_state, name: str = "random_state") -> np.random.Gene
     return np.random.default_rng(random_state)
 
 
-def _dtype_for(A, name: str) -> np.dtype:
+def dtype_for(A, name: str) -> np.dtype:
+    """``float_dtype`` of A's dtype, the TypeError naming ``name`` (complex, object, strings)."""
     try:
         return float_dtype(A.dtype)
     except TypeError as exc:
@@ -132,7 +133,7 @@ def real_array(x, name: str) -> np.ndarray:
     """``x`` as an ndarray of a real numeric dtype (no copy when it is one); TypeError naming
     ``name`` otherwise (str, None, ragged lists, complex, object)."""
     arr = _as_array(x, name, "a real numeric array")
-    _dtype_for(arr, name)
+    dtype_for(arr, name)
     return arr
 
 
@@ -149,7 +150,7 @@ def as_matrix(A, name: str = "A"):
     A : numpy.ndarray or scipy.sparse CSR/CSC matrix or array
     """
     if sp.issparse(A):
-        dtype = _dtype_for(A, name)
+        dtype = dtype_for(A, name)
         A = check_sparse(A, name)
         if A.dtype != dtype:
             A = A.astype(dtype)
@@ -161,7 +162,7 @@ def as_matrix(A, name: str = "A"):
     arr = _as_array(A, name, "a 2-D array or scipy.sparse matrix")
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array, got ndim={arr.ndim} with shape {arr.shape}")
-    dtype = _dtype_for(arr, name)
+    dtype = dtype_for(arr, name)
     if arr.dtype != dtype:
         order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
         arr = arr.astype(dtype, order=order)

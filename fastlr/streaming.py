@@ -41,6 +41,7 @@ from ._threads import thread_limit
 from ._validation import (
     check_int,
     check_random_state,
+    dtype_for,
     float_dtype,
     is_sparse,
     random_seed,
@@ -463,10 +464,7 @@ class StreamingSVD:
         self._check_columns(A.shape, "A")
         if A.shape[0] == 0:
             raise ValueError(f"A: expected at least one row, got shape {A.shape}")
-        try:
-            dtype = float_dtype(A.dtype)
-        except TypeError as exc:
-            raise TypeError(f"A: {exc}") from None
+        dtype = dtype_for(A, "A")
         self._start(A.shape[1], dtype)
         A = A.astype(self._plan.dtype).rechunk({1: -1})
         starts = np.concatenate([[0], np.cumsum(A.chunks[0])[:-1]]).astype(int)

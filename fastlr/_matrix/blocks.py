@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .._validation import as_matrix, check_int, float_dtype
+from .._validation import as_matrix, check_int, dtype_for
 from .base import Operand
 from .memory import InMemory
 
@@ -71,10 +71,7 @@ class RowBlocks(Operand):
             raise TypeError(f"{name}: expected a numpy array or memmap, got {type(A).__name__}")
         if A.ndim != 2:
             raise ValueError(f"{name}: expected a 2-D array, got ndim={A.ndim} with shape {A.shape}")
-        try:
-            self.dtype = float_dtype(A.dtype)
-        except TypeError as exc:
-            raise TypeError(f"{name}: {exc}") from None
+        self.dtype = dtype_for(A, name)
         self.A = A
         self.name = name
         self.backend = backend

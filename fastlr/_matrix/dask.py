@@ -16,7 +16,7 @@ import numpy as np
 
 from .._linalg import blas_single_thread, peak_signs, truncate_parts
 from .._threads import thread_limit
-from .._validation import float_dtype
+from .._validation import dtype_for
 from ..lowrank import LowRank
 from .base import Operand
 from .memory import InMemory
@@ -72,10 +72,7 @@ class DaskRows(Operand):
             raise ValueError(f"{name}: expected a 2-D dask array, got ndim={A.ndim} with shape {A.shape}")
         if any(np.isnan(c) for c in A.shape):
             raise ValueError(f"{name}: has unknown chunk sizes {A.shape}; call {name}.compute_chunk_sizes() first")
-        try:
-            self.dtype = float_dtype(A.dtype)
-        except TypeError as exc:
-            raise TypeError(f"{name}: {exc}") from None
+        self.dtype = dtype_for(A, name)
         self.name = name
         self.backend = backend
         self.A = A.astype(self.dtype).rechunk({1: -1})
