@@ -17,6 +17,8 @@ Sketches describe themselves as leaves (``Sketch.parts()``; each leaf's
 layer never imports the sketch classes.
 """
 
+import numpy as np
+
 from .base import Operand, as_operand
 from .blocks import DEFAULT_BLOCK_BYTES, RowBlocks, block_rows_for, on_each_block, row_blocks
 from .dask import DaskRows, is_dask_array
@@ -31,18 +33,10 @@ __all__ = [
     "as_operand",
     "block_rows_for",
     "is_dask_array",
-    "is_row_blocked",
     "on_each_block",
     "operand",
     "row_blocks",
 ]
-
-
-def is_row_blocked(A) -> bool:
-    """Inputs processed block by block: dask arrays and memory-mapped arrays."""
-    import numpy as np
-
-    return isinstance(A, (np.memmap, RowBlocks, DaskRows)) or is_dask_array(A)
 
 
 def operand(A, *, name: str = "A", backend=None, block_rows=None) -> Operand:
@@ -52,8 +46,6 @@ def operand(A, *, name: str = "A", backend=None, block_rows=None) -> Operand:
 
     Checks A's type and dtype (errors name ``name``); emptiness is the caller's to check.
     """
-    import numpy as np
-
     if isinstance(A, Operand):
         if backend is not None or block_rows is not None:
             return as_operand(A, backend=backend, block_rows=block_rows)
