@@ -123,6 +123,13 @@ def dtype_for(A, name: str) -> np.dtype:
 def _as_array(x, name: str, what: str) -> np.ndarray:
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"{name}: expected {what}, got {type(x).__name__}")
+    if isinstance(x, np.ma.MaskedArray):
+        # np.asarray would drop the mask and compute with whatever the masked slots hold.
+        if np.ma.getmaskarray(x).any():
+            raise TypeError(f"{name}: a masked array with masked entries; fastlr would ignore the "
+                            f"mask: pass {name}.filled(value), or use gd_svd, which treats masked "
+                            "entries as missing")
+        x = x.data
     try:
         return np.asarray(x)
     except Exception as exc:  # ragged lists etc.

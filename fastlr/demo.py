@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import datadriven, datasets
+from ._cli_io import atomic_output
 from ._sample_matrices import one_thread_if_small, sample_matrices
 from ._threads import get_num_threads
 from .evaluation import Evaluator
@@ -172,8 +173,10 @@ def _plot(path, results: list[FamilyResult]) -> None:
     bars.set_xticks(x, [r.name for r in results])
     bars.set(ylabel="held-out Err", yscale="log", title=f"Err by sketch (m = {M_ROWS}, k = {RANK})")
     bars.legend(fontsize="small")
+    fmt = os.path.splitext(os.fspath(path))[1][1:].lower() or "png"
     try:
-        fig.savefig(path)
+        with atomic_output(path) as f:  # an interrupted save leaves no half-written plot
+            fig.savefig(f, format=fmt)
     finally:
         plt.close(fig)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numbers
+import sys
 from typing import NamedTuple
 
 import numpy as np
 
-from ._validation import as_matrix, check_int, is_sparse
+from ._linalg import blas_single_thread
+from ._validation import as_matrix, check_int, dtype_for, is_sparse
 
 __all__ = ["ErrorEstimate", "LowRank", "chernoff_factor"]
 
@@ -109,12 +111,15 @@ class LowRank:
 
         Parameters
         ----------
-        A : array_like or scipy.sparse matrix, shape (n, d)
+        A : array_like, scipy.sparse matrix or dask array, shape (n, d)
+            A dask array is read chunk by chunk where its chunks live, never gathered.
 
         Returns
         -------
         float
         """
+        if _dask_array_module(A) is not None:
+            return self._dask_error(A)
         A = as_matrix(A)
         if A.shape != self.shape:
             raise ValueError(f"A: expected shape {self.shape} (the approximation's), got {A.shape}")
@@ -132,6 +137,18 @@ class LowRank:
             total += float(np.einsum("ij,ij->", R, R))
         if not np.isfinite(total) and not np.isfinite(A.data if is_sparse(A) else A).all():
             raise ValueError("A: contains NaN or infinity")  # checked only then: no extra pass otherwise
+        return float(np.sqrt(total))
+
+    def _dask_error(self, A) -> float:
+        if A.ndim != 2 or tuple(A.shape) != self.shape:
+            raise ValueError(f"A: expected shape {self.shape} (the approximation's), got {tuple(A.shape)}")
+        A = A.astype(np.float64).rechunk({1: -1})
+        Us = _row_chunked(self.U, A.chunks[0]).astype(np.float64) * self.s.astype(np.float64)
+        R = A - Us @ np.asarray(self.Vt, dtype=np.float64)  # a task per row chunk
+        with blas_single_thread():  # tasks run side by side
+            total = float((R * R).sum().compute())
+        if not np.isfinite(total):
+            raise ValueError("A: contains NaN or infinity (or the residual overflows)")
         return float(np.sqrt(total))
 
     def error_estimate(self, A, *, n_samples: int = 10, confidence: float = 0.99,
@@ -207,7 +224,10 @@ class LowRank:
             raise TypeError(f"random_state: expected None, an int, a Generator or a RandomState, "
                             f"got {random_state!r}") from None
         times = getattr(A, "times", None)
-        if times is None:
+        if times is None and _dask_array_module(A) is not None:
+            dtype = dtype_for(A, "A")
+            times = _dask_times(A.astype(dtype))
+        elif times is None:
             A = as_matrix(A)
             dtype = A.dtype
         else:
@@ -217,7 +237,8 @@ class LowRank:
         omega = rng.standard_normal((self.shape[1], p))
         AO = times(np.ascontiguousarray(omega, dtype=dtype)) if times is not None else A @ omega.astype(dtype)
         R = np.asarray(AO, dtype=np.float64)
-        R -= self.U.astype(np.float64) @ (self.s.astype(np.float64)[:, None] * (self.Vt.astype(np.float64) @ omega))
+        fitted = self.U @ (self.s.astype(np.float64)[:, None] * (self.Vt.astype(np.float64) @ omega))
+        R -= fitted.compute() if _dask_array_module(fitted) is not None else fitted  # a dask U stays put
         total = float(np.einsum("ij,ij->", R, R))
         if not np.isfinite(total):
             raise ValueError("A: contains NaN or infinity (or the residual overflows)")
@@ -226,3 +247,24 @@ class LowRank:
 
     def __repr__(self) -> str:
         return f"LowRank(shape={self.shape}, rank={self.rank}, dtype={self.dtype})"
+
+
+def _dask_array_module(A):
+    """dask.array when A is a dask array (never imports dask), else None."""
+    da = sys.modules.get("dask.array")
+    return da if da is not None and isinstance(A, da.Array) else None
+
+
+def _row_chunked(U, chunks):
+    """U (ndarray or dask array, n x k) as a dask array with the row chunks ``chunks``."""
+    da = sys.modules["dask.array"]
+    U = U if isinstance(U, da.Array) else da.from_array(np.asarray(U), chunks=(chunks, -1))
+    return U.rechunk((chunks, -1))
+
+
+def _dask_times(A):
+    """``Omega -> A @ Omega`` for a dask array A, computed chunk by chunk (A is never gathered)."""
+    def times(omega):
+        with blas_single_thread():
+            return (A @ omega).compute()
+    return times

@@ -282,3 +282,32 @@ def test_every_sketch_type_stays_lazy_on_dask(monkeypatch):
     with dask.config.set(scheduler="sync"):
         for name, S in sketches.items():
             np.testing.assert_allclose(lazy[name].compute(), S @ A, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_lowrank_error_of_a_dask_array_reads_it_chunk_by_chunk(dtype, monkeypatch):
+    """LowRank.error / error_estimate on a dask array: the same numbers as on the array in memory,
+    A never gathered (``__array__`` raises), whether U is an ndarray or fastlr's dask U."""
+    A = (_lowrank(900, 30, seed=12) * 50).astype(dtype)
+    Ad = da.from_array(A, chunks=(200, 15))
+    in_memory = fastlr.LowRank(*fastlr.randomized_svd(A, 4, random_state=0))
+    from_dask = fastlr.scw(Ad, fastlr.CountSketch(12, 900, seed=1), 4)
+    assert isinstance(from_dask, fastlr.LowRank) and isinstance(from_dask.U, da.Array)
+
+    def gathered(*args, **kwargs):
+        raise AssertionError("the dask array was gathered into memory")
+
+    monkeypatch.setattr(da.Array, "__array__", gathered)
+    for lr in (in_memory, from_dask):
+        rtol = 1e-5 if dtype == np.float32 else 1e-10
+        assert lr.error(Ad) == pytest.approx(lr.error(A), rel=rtol)
+        estimate = lr.error_estimate(Ad, random_state=3)
+        assert estimate.estimate == pytest.approx(lr.error_estimate(A, random_state=3).estimate, rel=rtol)
+        assert 0.2 * lr.error(A) < estimate.estimate < estimate.bound
+    bad = Ad.copy()
+    bad[5, 5] = np.nan if dtype != np.int64 else 0
+    if dtype != np.int64:
+        with pytest.raises(ValueError, match="^A: contains NaN"):
+            in_memory.error(bad)
+    with pytest.raises(ValueError, match=r"^A: expected shape \(900, 30\)"):
+        in_memory.error(Ad[:10])

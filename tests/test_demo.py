@@ -35,6 +35,26 @@ def test_quick_demo_plot(quick_run, tmp_path):
     path = tmp_path / "demo.png"
     demo._plot(path, results)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = tmp_path / "demo.svg"  # the format still follows the extension
+    demo._plot(svg, results)
+    assert b"<svg" in svg.read_bytes()[:1000]
+
+
+def test_interrupted_plot_leaves_the_old_file(quick_run, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    def half_then_interrupt(self, f, **kwargs):
+        f.write(b"half a plot")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", half_then_interrupt)
+    path = tmp_path / "demo.png"
+    path.write_bytes(b"old plot")
+    with pytest.raises(KeyboardInterrupt):
+        demo._plot(path, quick_run[0])
+    assert path.read_bytes() == b"old plot"
+    assert [p.name for p in tmp_path.iterdir()] == ["demo.png"]
 
 
 def test_plot_folder_checked_before_the_work(tmp_path):

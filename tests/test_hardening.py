@@ -1151,3 +1151,37 @@ def test_bad_options_are_clean_errors_naming_the_argument(case):
         call()
     assert type(info.value) is exc or case.startswith("TruncatedSVD"), (case, type(info.value))
     assert str(info.value).startswith(start), (case, str(info.value))
+
+
+# --------------------------------------------------------------------------- masked arrays
+
+
+@pytest.mark.parametrize("call", [
+    lambda A: fastlr.randomized_svd(A, 3, random_state=0),
+    lambda A: fastlr.scw(A, 3, fastlr.CountSketch(12, A.shape[0], seed=0)),
+    lambda A: fastlr.svd_to_tolerance(A, 0.1),
+])
+def test_masked_entries_are_never_silently_ignored(call):
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((40, 25))
+    masked = np.ma.masked_array(A, rng.random(A.shape) < 0.2)
+    with pytest.raises(TypeError, match=r"^A: a masked array with masked entries"):
+        call(masked)
+    # Without masked entries a MaskedArray is its data.
+    _, s, _ = fastlr.randomized_svd(np.ma.masked_array(A), 3, random_state=0)
+    np.testing.assert_array_equal(s, fastlr.randomized_svd(A, 3, random_state=0)[1])
+
+
+def test_gd_svd_takes_masked_entries_as_missing():
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((50, 4)) @ rng.standard_normal((4, 30))
+    hidden = rng.random(A.shape) < 0.3
+    masked = np.ma.masked_array(A.copy(), hidden)
+    masked.data[hidden] = 1e6  # whatever sits under the mask must not matter
+    before = masked.data.copy()
+    U, s, Vt = fastlr.gd_svd(masked, 4, random_state=0, max_iter=3000)
+    U2, s2, Vt2 = fastlr.gd_svd(np.where(hidden, np.nan, A), 4, mask=~hidden, random_state=0,
+                                max_iter=3000)
+    np.testing.assert_allclose(s, s2, rtol=1e-12)
+    assert np.linalg.norm((U * s) @ Vt - A) <= 1e-6 * np.linalg.norm(A)  # completed exactly
+    np.testing.assert_array_equal(masked.data, before)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from .._backend import get_backend
 from .._linalg import blas_single_thread
 from .._validation import check_bool, random_generator
@@ -95,7 +97,8 @@ def gd_svd(
         Observed entries: a boolean (m, n) array, a sparse matrix whose nonzero
         entries are the observed ones, or ``"nonzero"`` for the nonzero entries
         of A (e.g. ratings in a sparse matrix). Every row and column needs at
-        least one observed entry.
+        least one observed entry. When A is a ``numpy.ma.MaskedArray`` with masked
+        entries and no mask is given, the unmasked entries are the observed ones.
     l2 : float, default 0.0
         Ridge penalty on the factors (on U, s and V for ``"usv"``).
     init : {"sketch", "random"}, default "sketch"
@@ -188,6 +191,10 @@ def gd_svd(
     kernels = get_backend(backend)
     rng = random_generator(random_state)
     start = time.perf_counter()
+    if isinstance(A, np.ma.MaskedArray) and mask is None and np.ma.getmaskarray(A).any():
+        # A masked array's masked entries are its missing ones.
+        mask = ~np.ma.getmaskarray(A)
+        A = A.filled(np.nan if A.dtype.kind == "f" else 0)
     problem = make_problem(A, mask, backend)
     m, n = problem.shape
     if options.k > min(m, n):
