@@ -148,12 +148,13 @@ def _lower_mask(m: int) -> np.ndarray:
     return np.tril(np.ones((m, m)))
 
 
-def sketch_svd(M: np.ndarray, eps: float):
+def sketch_svd(M: np.ndarray, eps: float, size: int | None = None):
     """Compact SVD of the sketch M in float64, cut at the numerical rank.
 
-    Keeps singular values above ``max(M.shape) * eps * sigma_1`` (eps of the
-    data's dtype: M carries that dtype's rounding errors). A wide M (m < d, the
-    usual sketch) is first reduced by a QR of M^T, so LAPACK's SVD runs on m x m.
+    Keeps singular values above ``size * eps * sigma_1`` (eps of the data's
+    dtype: M carries that dtype's rounding errors; ``size`` defaults to
+    ``max(M.shape)``, NumPy's matrix_rank rule). A wide M (m < d, the usual
+    sketch) is first reduced by a QR of M^T, so LAPACK's SVD runs on m x m.
 
     Returns
     -------
@@ -175,7 +176,7 @@ def sketch_svd(M: np.ndarray, eps: float):
     if s.size == 0 or s[0] == 0.0:
         r = 0
     else:
-        r = int(np.count_nonzero(s > max(M.shape) * eps * s[0]))
+        r = int(np.count_nonzero(s > (max(M.shape) if size is None else size) * eps * s[0]))
     return U[:, :r], s[:r], Vt[:r]
 
 

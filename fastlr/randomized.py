@@ -71,6 +71,20 @@ def range_basis(op: Operand, l: int, *, sketch: str, n_iter: int, normalizer: st
     return sketch_basis(SA, n_iter, normalizer, op.dtype, op.power_product)[2]
 
 
+def row_space_basis(finder: Operand, B: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of the tall B's columns, cut at its numerical rank.
+
+    B = A^T V is d x l with d the long side (2,000,000 columns of a wide A): Householder QR of
+    it is level-2 LAPACK (seconds); the operand's SVQB thin SVD (Gram rounds on fastlr's
+    kernels) gives the same span with orthonormal columns in a few passes. A zero B (A = 0)
+    keeps the QR basis, which is orthonormal whatever B holds.
+    """
+    UB, sB, _ = finder.thin_svd(B, B.shape[1])
+    # The cut of truncate_parts (l * eps * sigma_1): B's rounding, not its 2,000,000-long side, sets it.
+    keep = int(np.count_nonzero(sB > B.shape[1] * np.finfo(finder.dtype).eps * (sB[0] if sB.size else 0.0)))
+    return UB[:, :keep] if keep else orthonormal(B, overwrite=True)
+
+
 _MISSING = object()
 
 
@@ -237,6 +251,6 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
             # V spans the column space of A; A^T V (one pass) spans its row space. Finishing on A's rows
             # as the untransposed path does (Rayleigh-Ritz: the SVD of A Q) keeps its exactness: the
             # columns of A Vt^T are exactly orthogonal, as PCA scores are expected to be.
-            V = np.ascontiguousarray(orthonormal(finder.times(V), overwrite=True), dtype=op.dtype)
+            V = np.ascontiguousarray(row_space_basis(finder, finder.times(V)), dtype=op.dtype)
         f = basis_factors(op, V, k, driver)
         return op.truncate(f, k, flip_sign=bool(flip_sign))

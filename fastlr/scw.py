@@ -74,7 +74,11 @@ def sketch_basis(SA: np.ndarray, n_iter: int, normalizer: str, dtype, product_fo
     ``dtype``) its right singular vectors after ``n_iter`` power steps: ``product_for(r, steps)``
     returns ``V -> A^T A V`` (an operand's ``power_product``). The sketch's sigma_1 sets the
     steps' scale."""
-    UM, sM, VtM = sketch_svd(SA, np.finfo(dtype).eps)
+    # Cut at min(m, d) * eps: rounding in an m x d sketch perturbs its singular values by about
+    # eps * ||S A||_F <= sqrt(m) eps sigma_1. NumPy's max(m, d) rule grows with the long side and
+    # dropped real directions (float32, d = 100,000: everything below 1.2% of sigma_1). Extra basis
+    # directions never make SCW's best rank-k approximation in span(V) worse.
+    UM, sM, VtM = sketch_svd(SA, np.finfo(dtype).eps, min(SA.shape))
     V = np.ascontiguousarray(VtM.T, dtype=dtype)
     if V.shape[1] > 0 and n_iter > 0:
         V = power_iterations(V, n_iter, normalizer, product_for(V.shape[1], n_iter), dtype, sigma=sM[0])

@@ -270,3 +270,41 @@ def test_lil_and_dok_give_the_csr_result():
     for fmt in ("lil", "dok", "coo", "csc"):
         for g, e in zip(fastlr.randomized_svd(A.asformat(fmt), 4, random_state=0), expected):
             np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("rank", [0, 3, 40])
+def test_wide_input_row_space_basis_at_every_rank(sparse, rank):
+    """Wide A (transpose="auto") whose row-space basis A^T V is tall enough for the Gram (SVQB)
+    orthonormalization: zero, exactly low-rank (rank < k) and full-rank input give orthonormal
+    factors, exact singular values where the rank allows, and zeros beyond the rank."""
+    rng = np.random.default_rng(rank)
+    n, d, k = 40, 6000, 8
+    A = rng.standard_normal((n, rank)) @ rng.standard_normal((rank, d)) if rank else np.zeros((n, d))
+    if sparse:
+        A[:, rng.random(d) < 0.5] = 0.0
+        A = sp.csr_matrix(A)
+    dense = A.toarray() if sparse else A
+    U, s, Vt = fastlr.randomized_svd(A, k, random_state=0)
+    np.testing.assert_allclose(U.T @ U, np.eye(k), atol=1e-12)
+    np.testing.assert_allclose(Vt @ Vt.T, np.eye(k), atol=1e-12)
+    exact = np.linalg.svd(dense, compute_uv=False)[:k]
+    if rank <= k:
+        np.testing.assert_allclose(s, exact, rtol=1e-10, atol=1e-10 * max(exact[0], 1.0))
+        np.testing.assert_allclose((U * s) @ Vt, dense, atol=1e-9 * max(exact[0], 1.0))
+    else:
+        assert np.all(s <= exact * (1 + 1e-12)) and s[0] >= 0.99 * exact[0]
+
+
+def test_wide_float32_keeps_a_graded_spectrum():
+    """A wide float32 matrix of rank 12 with singular values 1 .. 1e-4: the row-space basis keeps
+    every direction (a cut scaled by the long side, 6000 * eps32 = 7e-4, would zero s_10 = 5e-4)."""
+    rng = np.random.default_rng(5)
+    n, d, k = 40, 6000, 10
+    s_true = np.concatenate([np.logspace(0, -4, 12), np.zeros(n - 12)])
+    U0 = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    V0 = np.linalg.qr(rng.standard_normal((d, n)))[0]
+    A = (U0 * s_true) @ V0.T
+    for dtype, rtol in ((np.float64, 1e-10), (np.float32, 1e-2)):
+        s = fastlr.randomized_svd(A.astype(dtype), k, random_state=0)[1]
+        np.testing.assert_allclose(s, s_true[:k], rtol=rtol)

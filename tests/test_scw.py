@@ -249,3 +249,19 @@ def test_public_functions_take_dask_arrays_and_memmaps(tmp_path):
         np.testing.assert_allclose(np.abs(np.asarray(U2).T @ U1), np.eye(5), atol=1e-8)
     with pytest.raises(ValueError, match="S: has n=599"):
         fastlr.scw(da.from_array(A, chunks=(150, 30)), fastlr.CountSketch(20, 599), 5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scw_keeps_small_real_directions_of_a_wide_sketch(dtype):
+    """A 300 x 20000 matrix of rank 12, singular values 1 .. 1e-3: the sketch's rank cut must not
+    grow with the long side (NumPy's max(m, d) * eps rule cut float32 sketches at 2.4e-3 * sigma_1,
+    dropping real directions and giving 100x the optimal error)."""
+    rng = np.random.default_rng(7)
+    n, d, r = 300, 20000, 12
+    s_true = np.logspace(0, -3, r)
+    U0 = np.linalg.qr(rng.standard_normal((n, r)))[0]
+    V0 = np.linalg.qr(rng.standard_normal((d, r)))[0]
+    A = ((U0 * s_true) @ V0.T).astype(dtype)
+    lr = fastlr.scw(A, fastlr.CountSketch(30, n, seed=1), r)
+    np.testing.assert_allclose(lr.s, s_true, rtol=1e-3 if dtype == np.float32 else 1e-10)
+    assert lr.error(A) <= (1e-5 if dtype == np.float32 else 1e-12) * np.linalg.norm(s_true)

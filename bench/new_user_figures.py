@@ -1,0 +1,166 @@
+"""Issue 13's figures, re-measured the way a new user meets them: public calls with their defaults,
+construction included, each next to its anchor in ONE process, single thread.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/new_user_figures.py --isa v4
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/new_user_figures.py --isa v3
+    env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=Haswell python bench/new_user_figures.py --isa v3
+
+``--isa v3`` caps fastlr's product tiles at x86-64-v3 (``_core._cap_product_isa``), the AVX2 path
+of an AVX-512 machine; ``OPENBLAS_CORETYPE=Haswell`` makes the whole process (anchors and fastlr's
+own LAPACK calls) use OpenBLAS's AVX2 kernel, as on an AVX2-only machine. Times are each call's
+CPU time (``time.thread_time``: robust to other processes), min over interleaved rounds.
+
+Rows (anchor in brackets):
+  randomized_svd  fastlr.randomized_svd(A, k) [sklearn.utils.extmath.randomized_svd(A, k)]
+  scw             fastlr.scw(A, CountSketch(2k, n, seed), k) [the same SCW in NumPy/SciPy]
+  times / gram    the operand's A @ V and A^T (A V) [NumPy's A @ V and A.T @ (A @ V)]
+  countsketch     CountSketch(m, n, seed) @ A, construction included [scipy's
+                  clarkson_woodruff_transform, which builds its sketch in the call; A.sum() for dense
+                  input: one read of A, the memory floor]
+  gd_svd          fastlr.gd_svd(A, 10) with defaults [scipy.sparse.linalg.svds(A, 10)]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as sla
+from scipy.linalg import clarkson_woodruff_transform
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import fastlr
+from fastlr import _core
+from fastlr._matrix import InMemory
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_svd import _make, _numpy_scw, _sqnorm, excess_error  # noqa: E402
+from conftest import blas_description  # noqa: E402
+import gd_seeds  # noqa: E402
+
+ISA_LEVELS = {"v4": 2, "v3": 1, "baseline": 0}
+
+
+def _best(calls, rounds):
+    """{name: min CPU seconds} over `rounds` interleaved rounds of every call."""
+    best = {name: float("inf") for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            t0 = time.thread_time()
+            call()
+            best[name] = min(best[name], time.thread_time() - t0)
+    return best
+
+
+def _row(label, ours, anchor, note=""):
+    print(f"| {label} | {ours * 1e3:.2f} | {anchor * 1e3:.2f} | {anchor / ours:.2f}x | {note} |", flush=True)
+
+
+def svd_rows(rounds):
+    from sklearn.utils.extmath import randomized_svd as sk_rsvd
+
+    for name in ("dense5760x1080", "dense100000x500"):
+        A64, s_exact = _make(name)
+        for dtype in (np.float64, np.float32):
+            A = A64.astype(dtype)
+            sq = _sqnorm(A)
+            for k in (10, 50):
+                calls = {"fastlr": lambda: fastlr.randomized_svd(A, k, random_state=0),
+                         "sklearn": lambda: sk_rsvd(A, k, random_state=0)}
+                t = _best(calls, rounds if name == "dense5760x1080" else max(1, rounds // 2))
+                errs = {m: max(excess_error(A, sq, s_exact, k, *f()) for f in
+                               ([lambda s=s: fastlr.randomized_svd(A, k, random_state=s) for s in range(3)]
+                                if m == "fastlr" else
+                                [lambda s=s: sk_rsvd(A, k, random_state=s) for s in range(3)]))
+                        for m in calls}
+                _row(f"randomized_svd {name[5:]} {dtype.__name__} k={k}", t["fastlr"], t["sklearn"],
+                     f"excess error (worst of 3 seeds) {errs['fastlr']:.2e} vs {errs['sklearn']:.2e}")
+            if name == "dense5760x1080":
+                S = fastlr.CountSketch(20, A.shape[0], seed=1)
+                S_csr = sp.csr_matrix((S.values.astype(dtype), (S.rows, np.arange(A.shape[0]))),
+                                      shape=(20, A.shape[0]))
+                t = _best({"fastlr": lambda: fastlr.scw(A, fastlr.CountSketch(20, A.shape[0], seed=1), 10),
+                           "numpy": lambda: _numpy_scw(A, S_csr, 10)}, rounds)
+                _row(f"scw {name[5:]} {dtype.__name__} m=20 k=10 (sketch built in the call)",
+                     t["fastlr"], t["numpy"])
+
+
+def product_rows(rounds):
+    A64, _ = _make("dense5760x1080")
+    rng = np.random.default_rng(1)
+    for dtype in (np.float64, np.float32):
+        A = A64.astype(dtype)
+        op = InMemory(A)
+        for l in (10, 20, 60):
+            V = rng.standard_normal((A.shape[1], l)).astype(dtype)
+            t = _best({"times": lambda: op.times(V), "np_times": lambda: A @ V,
+                       "gram": lambda: op.gram_product(V), "np_gram": lambda: A.T @ (A @ V)}, rounds)
+            _row(f"A @ V 5760x1080 {dtype.__name__} l={l}", t["times"], t["np_times"])
+            _row(f"A^T (A V) 5760x1080 {dtype.__name__} l={l}", t["gram"], t["np_gram"])
+
+
+def countsketch_rows(rounds):
+    rng = np.random.default_rng(2)
+    n, d, nnz = 1_000_000, 500, 500_000
+    A = sp.csr_matrix((rng.standard_normal(nnz), (rng.integers(0, n, nnz), rng.integers(0, d, nnz))),
+                      shape=(n, d))
+    t = _best({"fastlr": lambda: fastlr.CountSketch(50, n, seed=1) @ A,
+               "scipy": lambda: clarkson_woodruff_transform(A, 50, seed=1)}, rounds)
+    _row("CountSketch(50, 10**6, seed) @ A, CSR 500k nnz, construction included", t["fastlr"], t["scipy"])
+    for shape, m in (((5760, 1080), 20), ((100_000, 200), 50)):
+        for dtype in (np.float64, np.float32):
+            D = rng.standard_normal(shape).astype(dtype)
+            t = _best({"fastlr": lambda: fastlr.CountSketch(m, shape[0], seed=1) @ D,
+                       "scipy": lambda: clarkson_woodruff_transform(D, m, seed=1),
+                       "floor": lambda: D.sum()}, rounds)
+            _row(f"CountSketch({m}, {shape[0]}, seed) @ dense {shape[0]}x{shape[1]} {dtype.__name__}",
+                 t["fastlr"], t["scipy"], f"{t['fastlr'] / t['floor']:.2f}x the memory floor (A.sum())")
+
+
+def gd_rows(rounds):
+    for name in gd_seeds.MATRICES:
+        A = gd_seeds.MATRICES[name]()
+        optimal = gd_seeds.optimal_error(A, 10)
+        t = _best({"gd": lambda: fastlr.gd_svd(A, 10, random_state=0),
+                   "svds": lambda: sla.svds(A, 10, random_state=0)}, rounds)
+        U, s, Vt = fastlr.gd_svd(A, 10, random_state=0)
+        ratio = np.linalg.norm(A - (U * s) @ Vt) / optimal
+        _row(f"gd_svd(A, 10) defaults, {name} 2000x1000", t["gd"], t["svds"], f"error {ratio:.6f}x optimal")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--isa", choices=list(ISA_LEVELS), default="v4")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", nargs="*", choices=["svd", "products", "countsketch", "gd"])
+    args = parser.parse_args(argv)
+    previous = _core._cap_product_isa(ISA_LEVELS[args.isa])
+    print(f"fastlr {fastlr.__version__}, products capped at {args.isa} (was level {previous}); "
+          f"{blas_description()}; CPU: {_cpu_model()}")
+    print("\n| row | fastlr ms | anchor ms | anchor / fastlr | note |\n|---|---|---|---|---|")
+    with fastlr.thread_limit(1), threadpool_limits(1):
+        for part, run in (("svd", svd_rows), ("products", product_rows), ("countsketch", countsketch_rows),
+                          ("gd", gd_rows)):
+            if args.only is None or part in args.only:
+                run(args.rounds)
+    assert all(p["num_threads"] for p in threadpool_info())
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
