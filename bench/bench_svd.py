@@ -196,5 +196,79 @@ def table(path):
         print(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " + " | ".join(cells) + " |")
 
 
+def isa_rounds(argv):
+    """Single thread, fastlr at x86-64-v4 and x86-64-v3 against its anchors, rounds interleaved in one process.
+
+        env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_svd.py --isa [--rounds 5]
+        env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=Haswell python bench/bench_svd.py --isa  # AVX2 BLAS
+
+    "v3" caps the product tiles (``_core._cap_product_isa(1)``) and runs the x86-64-v3 kernel/BLAS
+    rule; the anchors (scikit-learn, NumPy SCW) run on whatever BLAS kernel the process has (printed).
+    Times: each call's thread CPU time (``time.thread_time``), min over the rounds; errors: excess
+    error, median over random_state = 0, 1, 2 for the randomized methods (SCW's sketch is seeded).
+    """
+    import argparse
+    import time
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from fastlr._matrix import choice
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--isa", action="store_true")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--matrices", default="dense5760x1080,dense100000x500")
+    ap.add_argument("--ks", default="10,50")
+    ap.add_argument("--methods", default="fastlr,sklearn,scw-4k,numpy-scw-4k")
+    args = ap.parse_args(argv)
+    core = fastlr.get_backend("cpp")
+    core.set_num_threads(1)
+    levels = {"v4": (2, "x86-64-v4"), "v3": (1, "x86-64-v3")}
+
+    def at(level, fn):
+        cap, name = levels[level]
+        core._cap_product_isa(cap)
+        choice._level = name
+        return fn()
+
+    blas = "; ".join(f"{p['internal_api']} {p['version']} {p.get('architecture', '?')}" for p in threadpool_info()
+                     if p["user_api"] == "blas")
+    print(f"BLAS: {blas}", flush=True)
+    methods = args.methods.split(",")
+    cols = [(m, lv) for m in methods for lv in (levels if not m.startswith(("sklearn", "numpy")) else [None])]
+    print("| matrix | dtype | k | " + " | ".join(m + (f" {lv}" if lv else "") for m, lv in cols) + " |")
+    print("|" + "---|" * (3 + len(cols)))
+    try:
+        with threadpool_limits(limits=1):
+            for matrix in args.matrices.split(","):
+                for dtype in (np.float32, np.float64):
+                    A, sqnorm, s_exact = _matrix(matrix, dtype)
+                    for k in map(int, args.ks.split(",")):
+                        times = {c: [] for c in cols}
+                        for _ in range(args.rounds + 1):  # the first round warms up
+                            for m, lv in cols:
+                                fn = _runner(m, A, k, 1)
+                                s = time.thread_time()
+                                at(lv or "v4", fn)
+                                times[m, lv].append(time.thread_time() - s)
+                        cells = []
+                        anchor = {m: min(times[m, None][1:]) for m, lv in cols if lv is None}
+                        for m, lv in cols:
+                            seeds = (0, 1, 2) if m in RANDOMIZED else (0,)
+                            errs = [excess_error(A, sqnorm, s_exact, k, *at(lv or "v4", _runner(m, A, k, 1, seed)))
+                                    for seed in seeds]
+                            t = min(times[m, lv][1:]) * 1e3
+                            ref = anchor.get("sklearn" if m == "fastlr" else "numpy-" + m)
+                            ratio = f" ({ref * 1e3 / t:.2f}x)" if ref and lv else ""
+                            cells.append(f"{t:.1f}{ratio} / {np.median(errs):.1e}")
+                        print(f"| {matrix} | {np.dtype(dtype).name} | {k} | " + " | ".join(cells) + " |", flush=True)
+    finally:
+        core._cap_product_isa(2)
+        choice._level = None
+
+
 if __name__ == "__main__":
-    table(sys.argv[1])
+    if "--isa" in sys.argv:
+        isa_rounds(sys.argv[1:])
+    else:
+        table(sys.argv[1])

@@ -23,7 +23,8 @@ def test_threshold_is_a_column_count(level, order, kind, dtype):
 
 
 def test_measured_rule():
-    # bench/README.md, "Fifth session: kernel vs BLAS choice"
+    # bench/README.md, "Fifth session: kernel vs BLAS choice" (the sixth session re-measured
+    # x86-64-v3 with 6-row AVX2 tiles: the same thresholds)
     assert choice.use_kernel("pass", 60, np.float32, "C", "x86-64-v4")
     assert not choice.use_kernel("pass", 128, np.float64, "C", "x86-64-v4")
     assert choice.use_kernel("gram", 20, np.float64, "C", "x86-64-v3")

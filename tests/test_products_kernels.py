@@ -62,8 +62,13 @@ def test_dense_tiles_at_every_isa_level(dtype, level):
     core = pytest.importorskip("fastlr._core")
     previous = core._cap_product_isa(level)
     try:
+        # Row counts around the tile heights (4 baseline, 6 AVX2, 8/12 AVX-512): exact
+        # multiples, fewer rows than one tile, and every remainder; widths of half,
+        # one, one and a half and several vectors of each dtype and ISA.
+        tiles = [(37, 50, 10), (29, 31, 33), (64, 16, 60), (12, 9, 12), (17, 23, 7), (5, 40, 4), (47, 13, 2),
+                 (6, 3, 20), (71, 11, 24), (25, 8, 6)]
         for order in ("C", "F"):
-            for n, d, k in SHAPES + [(37, 50, 10), (29, 31, 33), (64, 16, 60)]:
+            for n, d, k in SHAPES + tiles:
                 A, U, V = _dense_inputs(n, d, k, dtype, seed=n + 7 * d + k)
                 _check_dense_kernels(core, layouts(A)[order], U, V, dtype)
     finally:
@@ -202,6 +207,28 @@ def test_thread_counts_agree_and_repeat(fast_backend, kind):
         scale = np.abs(ref_value).max()
         np.testing.assert_allclose(one, two, rtol=0, atol=1e-12 * scale)
         np.testing.assert_allclose(one, ref_value, rtol=0, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_dense_row_blocks_at_several_threads(order):
+    """Several threads take the dense rows in blocks, each block with its own accumulator: every
+    row counted once, and the same bits on every call at a given thread count."""
+    core = pytest.importorskip("fastlr._core")
+    rng = np.random.default_rng(5)
+    n, d, k = 1003, 70, 9  # n a multiple of no tile height or block count; k padded
+    A = layouts(rng.standard_normal((n, d)))[order]
+    V, U = rng.standard_normal((d, k)), rng.standard_normal((n, k))
+    previous = core.get_num_threads()
+    try:
+        for threads in (2, 3, 4):
+            core.set_num_threads(threads)
+            first = [core.matmul(A, V), core.rmatmul(A, U), *core.power_step(A, V), *core.gd_products(A, U, V)]
+            again = [core.matmul(A, V), core.rmatmul(A, U), *core.power_step(A, V), *core.gd_products(A, U, V)]
+            for a, b in zip(first, again):
+                np.testing.assert_array_equal(a, b)
+            _check_dense_kernels(core, A, U, V, np.float64)
+    finally:
+        core.set_num_threads(previous)
 
 
 def test_bad_factor_shapes_and_dtypes(backend):

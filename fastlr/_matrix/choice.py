@@ -11,11 +11,13 @@ bench/README.md, "Fifth session: kernel vs BLAS choice"; ratios are BLAS time ov
 kernel time):
 
 * C order: the kernels win below 128 columns at x86-64-v4 (1.35-4.6x); at
-  x86-64-v3 up to 20 columns (1.18-2.9x), thinly at 60 (1.08-1.6x against the
-  SkylakeX BLAS, 0.93-1.10x against OpenBLAS's Haswell kernel, and a real AVX2
-  EPYC measured ``gram_product`` at l = 60 float32 slower than BLAS: 89.6 vs
-  74.9 ms, issue 13), so x86-64-v3 stops at 40 columns; at baseline (SSE2) BLAS
-  wins from l = 20 (the kernels' edge at l = 10 is 0.86-1.6x): baseline runs BLAS.
+  x86-64-v3 up to 20 columns (1.18-2.9x; with the 6-row AVX2 tiles of the sixth
+  session 1.38-2.9x against SkylakeX, 1.22-2.4x against Haswell), thinly at 60
+  (1.08-1.6x against the SkylakeX BLAS, 0.93-1.10x against OpenBLAS's Haswell
+  kernel; 6-row tiles: 0.94-1.23x against Haswell), and a real AVX2 EPYC measured
+  ``gram_product`` at l = 60 float32 slower than BLAS: 89.6 vs 74.9 ms, issue 13),
+  so x86-64-v3 stops at 40 columns; at baseline (SSE2) BLAS wins from l = 20 (the
+  kernels' edge at l = 10 is 0.83-1.6x): baseline runs BLAS.
 * F order (e.g. ``A.T`` of a C-order A): ``A @ V`` and ``A.T @ W`` are faster in
   BLAS at every level in float32 (0.44-0.94x) and mixed in float64, so they go to
   BLAS. ``A.T (A V)`` by the kernel wins in float64 (1.3-1.7x below 64 columns at

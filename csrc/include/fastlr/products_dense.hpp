@@ -144,7 +144,7 @@ void dense_rows_generic(const DensePass<T>& p, index_t g, index_t b, index_t e, 
 template <class T>
 __attribute__((target("avx2,fma"), flatten)) void dense_rows_avx2(const DensePass<T>& p, index_t g, index_t b,
                                                                   index_t e, T* Z, T* buf) {
-  dense_rows<T, kTileRows, vector_lanes<T>(kAvx2)>(p, g, b, e, Z, buf);
+  dense_rows<T, kTileRowsAvx2, vector_lanes<T>(kAvx2)>(p, g, b, e, Z, buf);
 }
 template <class T>
 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma,prefer-vector-width=512"), flatten)) void
@@ -157,7 +157,7 @@ template <class T>
 dense_rows_fn<T> pick_dense_rows(cpu_level_t level, int& rows_per_tile) {
 #if defined(FASTLR_X86_DISPATCH)
   if (level == kAvx512) { rows_per_tile = kTileRowsAvx512<T>; return &dense_rows_avx512<T>; }
-  if (level == kAvx2) { rows_per_tile = kTileRows; return &dense_rows_avx2<T>; }
+  if (level == kAvx2) { rows_per_tile = kTileRowsAvx2; return &dense_rows_avx2<T>; }
 #endif
   (void)level;
   rows_per_tile = kTileRows;
