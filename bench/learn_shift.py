@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Held-out Err of learned, mixed and random CountSketches under distribution shift.
+"""Held-out Err of learned, mixed, data-driven and random CountSketches under distribution shift.
 
 Data (m = 20, k = 10, as the demo):
 
@@ -9,15 +9,19 @@ Data (m = 20, k = 10, as the demo):
   (topics 0-9) and testing (topics 10-19);
 * ``text``, ``hyperspectral``: the demo's families (random split), for reference.
 
-For every sketch seed the script trains ``learn_sketch`` (defaults: validation
-held out of the training matrices, best checkpoint, fallback to random) with
-``mixed=None, "joint", "separate"`` and prints the Err on the test matrices
-beside that of the random ``CountSketch(m, n, seed)``; ``--no-guard`` trains
-without the hold-out (``holdout=0``, the behaviour before issue 15)::
+For every sketch seed the script trains ``learn_sketch`` with its defaults
+(validation held out of the training matrices, best checkpoint, fallback to
+random, refit) for each method and prints the Err on the test matrices divided
+by that of the random ``CountSketch(m, n, seed)``:
 
-    python bench/learn_shift.py --seeds 0 1 2 --steps 400
-    python bench/learn_shift.py --seeds 0 1 2 --steps 400 --no-guard
-    python bench/learn_shift.py --seeds 0 1 2 --steps 400 --shrink 1
+* ``learned``: ``mixed=None``; ``joint`` / ``separate``: ``mixed="joint"`` / ``"separate"``;
+* ``inner``: ``init="inner_product"``; ``oneshot``: ``init="one_shot"`` (values trained after);
+* ``oneshot0``: ``fastlr.datadriven.one_shot_sketch(train[0], m)`` alone (no training).
+
+``--no-guard`` trains without the hold-out (``holdout=0``); ``--shrink x`` passes ``shrink=x``::
+
+    python bench/learn_shift.py --seeds 0 1 2 3 4 --steps 400
+    python bench/learn_shift.py --seeds 0 1 2 3 4 --steps 400 --shrink 0
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import fastlr
 from fastlr import datasets
 
 M, K = 20, 10
+METHODS = ("learned", "joint", "separate", "inner", "oneshot", "oneshot0")
 
 
 def families(names):
@@ -42,7 +47,7 @@ def families(names):
         out["video"] = ([frames[i] for i in perm[:60]], [frames[i] for i in perm[60:]])
         out["video-time"] = (frames[:60], frames[60:])
     if "text-topic" in names:
-        kw = dict(n_terms=1500, n_docs=60, seed=1)
+        kw = {"n_terms": 1500, "n_docs": 60, "seed": 1}
         out["text-topic"] = (datasets.text(30, topics=range(10), **kw), datasets.text(12, topics=range(10, 20), **kw))
     if "text" in names:
         data = datasets.text(42, n_terms=1500, n_docs=60, seed=1)
@@ -53,40 +58,53 @@ def families(names):
     return {name: out[name] for name in names}
 
 
+def build(method, train, seed, steps, extra):
+    """The sketch ``method`` makes from ``train`` and whether it fell back to random."""
+    if method == "oneshot0":
+        return fastlr.datadriven.one_shot_sketch(train[0], M, seed=seed), False
+    options = {"learned": {}, "joint": {"mixed": "joint"}, "separate": {"mixed": "separate"},
+               "inner": {"init": "inner_product"}, "oneshot": {"init": "one_shot"}}[method]
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        S = fastlr.learn_sketch(train, M, K, steps=steps, seed=seed, progress=False, **options, **extra)
+    return S, bool(getattr(S, "fallback", False))
+
+
+def run(names, methods, seeds, steps, extra, out=print):
+    """Per family and method: the ratio to random for every seed; prints as it goes."""
+    table = {}
+    for name, (train, test) in families(names).items():
+        n = train[0].shape[0]
+        random = {seed: fastlr.sketch_error(fastlr.CountSketch(M, n, seed=seed), test, K) for seed in seeds}
+        for method in methods:
+            ratios, notes, start = [], "", time.time()
+            for seed in seeds:
+                S, fell = build(method, train, seed, steps, extra)
+                ratios.append(fastlr.sketch_error(S, test, K) / random[seed])
+                notes += "F" if fell else "."
+            table[name, method] = ratios
+            out(f"{name:14}{method:10}" + "".join(f"{r:6.2f}" for r in ratios)
+                + f"   mean {np.mean(ratios):.2f} worst {max(ratios):.2f}  {notes}  {time.time() - start:5.1f}s")
+    return table
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--families", nargs="+", default=["video", "video-time", "text-topic", "text", "hyperspectral"])
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--no-guard", action="store_true", help="holdout=0: no validation, checkpoint or fallback")
-    ap.add_argument("--shrink", type=float, default=0.0, help="learn_sketch's shrink (default 0: off)")
+    ap.add_argument("--shrink", type=float, default=None, help="learn_sketch's shrink (default: its default)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     fastlr.set_num_threads(args.threads)
     extra = {"holdout": 0} if args.no_guard else {}
-    if args.shrink:
+    if args.shrink is not None:
         extra["shrink"] = args.shrink
-    print(f"m={M} k={K} steps={args.steps} seeds={args.seeds} {'no guard' if args.no_guard else 'defaults'}"
-          f"{f' shrink={args.shrink}' if args.shrink else ''}")
-    print(f"{'family':14}{'seed':>5}{'random':>9}{'learned':>9}{'mixed J':>9}{'mixed S':>9}   fallbacks   seconds")
-    for name, (train, test) in families(args.families).items():
-        rows = []
-        for seed in args.seeds:
-            n = train[0].shape[0]
-            errs, notes, start = [fastlr.sketch_error(fastlr.CountSketch(M, n, seed=seed), test, K)], [], time.time()
-            for mixed in (None, "joint", "separate"):
-                with warnings.catch_warnings(record=True):
-                    warnings.simplefilter("always")
-                    S = fastlr.learn_sketch(train, M, K, steps=args.steps, mixed=mixed, seed=seed, progress=False,
-                                            **extra)
-                errs.append(fastlr.sketch_error(S, test, K))
-                notes.append("F" if getattr(S, "fallback", False) else ".")
-            rows.append(errs)
-            print(f"{name:14}{seed:>5}" + "".join(f"{e:9.4f}" for e in errs) + f"   {''.join(notes):>9}"
-                  f"   {time.time() - start:7.1f}", flush=True)
-        mean = np.mean(rows, axis=0)
-        print(f"{name:14}{'mean':>5}" + "".join(f"{e:9.4f}" for e in mean)
-              + "   ratio to random: " + " ".join(f"{e / mean[0]:.2f}" for e in mean[1:]), flush=True)
+    print(f"m={M} k={K} steps={args.steps} seeds={args.seeds} options={extra or 'defaults'}")
+    print("held-out Err / random CountSketch Err per seed (F: fell back to random)")
+    run(args.families, args.methods, args.seeds, args.steps, extra)
     return 0
 
 

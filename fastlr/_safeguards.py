@@ -18,6 +18,16 @@
 
 The outcome is ``LearnedSketch.validation`` (a :class:`Validation`) and
 ``LearnedSketch.fallback``.
+
+Validation on matrices like ``train`` cannot see a shift the training set does
+not contain (text about new topics: the heavy rows of the new matrices are rows
+that training barely used, whose values it pushed toward 0 as noise). Against
+that, the **shift guard** (``shrink``, :func:`evidence_weights`,
+:func:`pull_to_buckets`) pulls each column of S toward its bucket's typical
+magnitude as far as the training matrices give little evidence for its value:
+little energy in row i of A, or energy in only a few of the matrices. Rows used
+alike by every training matrix (pixels of video frames, bands of spectral
+images) count as fully seen, so the guard leaves such data alone.
 """
 
 from __future__ import annotations
@@ -27,22 +37,34 @@ import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = [
     "DEFAULT_HOLDOUT",
     "DEFAULT_PATIENCE",
+    "DEFAULT_SHRINK",
     "IMPROVEMENT",
+    "SPORADIC",
     "Checkpoint",
     "LearnedSketchWarning",
     "Validation",
     "check_holdout",
     "check_max_time",
     "check_shrink",
+    "evidence_weights",
     "holdout_split",
+    "pull_to_buckets",
+    "row_consistency",
 ]
 
 DEFAULT_HOLDOUT = 0.2
 DEFAULT_PATIENCE = 5
+#: Below this energy-weighted mean consistency of the rows (see :func:`row_consistency`), the training
+#: matrices use different rows (text: 0.46-0.53; video, spectral images, low-rank: >= 0.97), and
+#: learn_sketch does not start from data-driven positions or values fitted to those rows.
+SPORADIC = 0.8
+#: Default ``shrink`` of learn_sketch (the shift guard's strength); bench/README.md, sixth session.
+DEFAULT_SHRINK = 2.0
 #: An evaluation counts as an improvement when it lowers the best validation Err by more than this
 #: fraction of it (smaller changes are rounding and noise).
 IMPROVEMENT = 1e-3
@@ -165,3 +187,54 @@ class Checkpoint:
     def fallback(self) -> bool:
         """No evaluated step beat the random start."""
         return self.best_step <= 0
+
+
+def evidence_weights(energy: np.ndarray, shrink: float) -> np.ndarray:
+    """How far training may move each column of S: ``w_i = u_i / (u_i + shrink (1 - c_i))`` in [0, 1].
+
+    ``energy[t, i]`` is ``||A_t[i, :]||^2`` of training matrix t (scaled to sigma_1 = 1); ``u_i``
+    is row i's mean energy relative to the mean row, and ``c_i = mean_t(e_ti)^2 / mean_t(e_ti^2)``
+    in [0, 1] the fraction of the matrices that effectively use row i (1: the same energy in all;
+    1/N: one matrix of N). A row with consistent energy (``c_i = 1``) is fully seen, whatever
+    its size; a rare or sporadic row (a word of a few topics) keeps little of what training did.
+    """
+    energy = np.asarray(energy, dtype=np.float64)
+    tiny = np.finfo(np.float64).tiny
+    usage = energy.mean(axis=0)
+    usage = usage / max(float(usage.mean()), tiny)
+    return usage / np.maximum(usage + shrink * (1.0 - _consistency(energy)), tiny)
+
+
+def pull_to_buckets(values: np.ndarray, rows: np.ndarray, start: np.ndarray, weights: np.ndarray,
+                    m: int) -> np.ndarray:
+    """Each value's magnitude pulled toward the RMS of the values in its bucket (row ``rows[i]`` of S):
+    ``sign(v_i) (r + w_i (|v_i| - r))``, the sign of ``start_i`` where ``v_i = 0``.
+
+    Err does not change when a whole row of S is scaled, but does when one column is scaled against
+    the others in its row: the bucket's RMS is the typical learned magnitude there, so a column that
+    training knows little about counts like an average one, neither dropped (a value trained toward
+    0 as noise) nor blown up. A +-1 start is left as it is."""
+    count = np.maximum(np.bincount(rows, minlength=m), 1)
+    rms = np.sqrt(np.bincount(rows, values * values, minlength=m) / count)[rows]
+    sign = np.where(values > 0, 1.0, np.where(values < 0, -1.0, np.where(start < 0, -1.0, 1.0)))
+    return sign * (rms + weights * (np.abs(values) - rms))
+
+
+def _consistency(energy: np.ndarray) -> np.ndarray:
+    """Per row i: ``mean_t(e_ti)^2 / mean_t(e_ti^2)`` in [0, 1], 0 for a row without energy."""
+    tiny = np.finfo(np.float64).tiny
+    return np.clip(energy.mean(axis=0) ** 2 / np.maximum((energy**2).mean(axis=0), tiny), 0.0, 1.0)
+
+
+def row_consistency(mats: list) -> float:
+    """How alike the training matrices use the rows of A: the mean of the rows' consistency
+    (:func:`evidence_weights`), weighted by their energy, each matrix scaled to unit Frobenius norm.
+    1 when every matrix spreads its energy over the rows alike (frames of one video)."""
+    energy = []
+    for A in mats:
+        e = np.asarray(A.multiply(A).sum(axis=1), dtype=np.float64).ravel() if sp.issparse(A) else \
+            np.einsum("ij,ij->i", A, A, dtype=np.float64)
+        energy.append(e / max(float(e.sum()), np.finfo(np.float64).tiny))
+    energy = np.array(energy)
+    usage = energy.mean(axis=0)
+    return float(np.sum(usage * _consistency(energy)) / max(float(usage.sum()), np.finfo(np.float64).tiny))

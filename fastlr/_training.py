@@ -18,7 +18,13 @@ import numpy as np
 
 from ._backend import get_backend
 from ._gradients import TrainingMatrix, loss_and_grad
-from ._safeguards import Checkpoint, LearnedSketchWarning, Validation
+from ._safeguards import (
+    Checkpoint,
+    LearnedSketchWarning,
+    Validation,
+    evidence_weights,
+    pull_to_buckets,
+)
 from ._sample_matrices import batch_map
 from .datasets import spectral_norm
 from .evaluation import Evaluator
@@ -170,10 +176,9 @@ class Training:
             start = CountSketch(self.m_learned, n, seed=seed)
         self.rows, self.values, self.start = start.rows, start.values.copy(), start.values.copy()
         self.weights = None
-        if shrink > 0:  # w_i = u_i / (u_i + shrink), u_i: row i's mean share of the training matrices' energy
-            usage = np.mean(matrices.map(_row_energy, list(range(matrices.count))), axis=0)
-            usage /= max(float(usage.mean()), np.finfo(np.float64).tiny)
-            self.weights = usage / (usage + shrink)
+        if shrink > 0:  # per-column evidence of the training matrices (see _safeguards.evidence_weights)
+            energy = np.array(matrices.map(_row_energy, list(range(matrices.count))))
+            self.weights = evidence_weights(energy, shrink)
         self.fixed = None if mixed is None else CountSketch(m - self.m_learned, n, seed=seed + 1)
         self.evaluator = Evaluator(val_ops, k) if val_ops else None
         self.omega = np.random.default_rng(seed).standard_normal((d, k)) if gradient == "power" else None
@@ -197,10 +202,11 @@ class Training:
         return loss
 
     def shrunk(self, values: np.ndarray) -> np.ndarray:
-        """The values a sketch uses: ``values``, pulled toward the +-1 start where ``shrink`` says so."""
+        """The values a sketch uses: ``values``, each column pulled toward its bucket's typical magnitude
+        (keeping its sign) as far as the training matrices give little evidence for it (``shrink``)."""
         if self.weights is None:
             return values
-        return self.start + self.weights * (values - self.start)
+        return pull_to_buckets(values, self.rows, self.start, self.weights, self.m_learned)
 
     def sketch(self, history=None) -> LearnedSketch:
         return LearnedSketch(self.rows, self.shrunk(self.values), self.m_learned, k=self.k, fixed=self.fixed,

@@ -1,8 +1,8 @@
 """learn_sketch never returns a sketch worse than random on validation (issue 15).
 
 Hold-out of the last training matrices, best checkpoint, patience, fallback to
-the random start with a LearnedSketchWarning, refit, max_time, shrink, and the
-mixed sketch's promise.
+the random start with a LearnedSketchWarning, refit, max_time, the shift guard (shrink) on
+topic-shifted text, and the mixed sketch's promise.
 """
 
 import math
@@ -13,6 +13,12 @@ import pytest
 
 import fastlr
 from fastlr import datasets
+from fastlr._safeguards import (
+    SPORADIC,
+    evidence_weights,
+    pull_to_buckets,
+    row_consistency,
+)
 
 
 @pytest.fixture(scope="module")
@@ -150,16 +156,88 @@ def test_mixed_is_never_worse_than_random(name):
                                                                            rel=1e-6)
 
 
-def test_shrink_keeps_unused_rows_at_their_start(family):
+def test_shrink_gives_unused_rows_their_buckets_typical_magnitude(family):
     train = [A.copy() for A in family]
     for A in train:
         A[:50] = 0.0  # rows 0..49 are never used in training
-    S = fastlr.learn_sketch(train, 10, 4, steps=30, shrink=0.5, progress=False)
+    S = fastlr.learn_sketch(train, 10, 4, steps=30, shrink=0.5, holdout=0, progress=False)
+    plain = fastlr.learn_sketch(train, 10, 4, steps=30, shrink=0, holdout=0, progress=False)
     start = fastlr.CountSketch(10, 200, seed=0).values
-    np.testing.assert_array_equal(S.values[:50], start[:50])
-    plain = fastlr.learn_sketch(train, 10, 4, steps=30, progress=False)
-    assert not np.allclose(S.values[50:], plain.values[50:])
-    assert np.all(np.abs(S.values[50:] - start[50:]) <= np.abs(plain.values[50:] - start[50:]) + 1e-12)
+    np.testing.assert_array_equal(plain.values[:50], start[:50])  # no gradient, and no guard
+    energy = np.array([np.sum(A * A, axis=1) / datasets.spectral_norm(A) ** 2 for A in train])
+    w = evidence_weights(energy, 0.5)
+    assert np.all(w[:50] == 0) and np.all(w[50:] > 0)
+    np.testing.assert_allclose(S.values, pull_to_buckets(plain.values, S.rows, start, w, 10), rtol=1e-10)
+    rms = np.sqrt(np.bincount(S.rows, plain.values**2, minlength=10) / np.bincount(S.rows, minlength=10))
+    np.testing.assert_allclose(S.values[:50], np.sign(start[:50]) * rms[S.rows[:50]], rtol=1e-10)
+
+
+def test_evidence_weights_against_their_formula():
+    rng = np.random.default_rng(0)
+    energy = rng.random((6, 40)) ** 3
+    energy[:, 0] = 0.5  # the same energy in every matrix: consistency 1, fully seen
+    energy[:, 1] = 0.0  # never used: no evidence
+    energy[:, 2] = [3.0, 0, 0, 0, 0, 0]  # one matrix of 6: consistency 1/6
+    w = evidence_weights(energy, 2.0)
+    u = energy.mean(axis=0) / energy.mean()
+    c = np.array([np.mean(e) ** 2 / np.mean(e**2) if e.any() else 0.0 for e in energy.T])
+    np.testing.assert_allclose(w, u / (u + 2.0 * (1 - c)), rtol=1e-12)
+    assert w[0] == 1.0 and w[1] == 0.0 and c[2] == pytest.approx(1 / 6)
+    np.testing.assert_allclose(evidence_weights(energy * 7.0, 2.0), w, rtol=1e-12)  # scale-free
+
+
+def test_pull_to_buckets_against_a_loop():
+    rng = np.random.default_rng(1)
+    rows, start = rng.integers(0, 5, 60), rng.choice([-1.0, 1.0], 60)
+    values, weights = rng.standard_normal(60) * 3, rng.random(60)
+    values[3] = 0.0
+    out = pull_to_buckets(values, rows, start, weights, 5)
+    for i in range(60):
+        r = math.sqrt(np.mean(values[rows == rows[i]] ** 2))
+        sign = np.sign(values[i]) if values[i] != 0 else start[i]
+        assert out[i] == pytest.approx(sign * (r + weights[i] * (abs(values[i]) - r)), rel=1e-12)
+    np.testing.assert_array_equal(pull_to_buckets(start, rows, start, weights, 5), start)  # +-1: unchanged
+
+
+@pytest.fixture(scope="module")
+def shifted():
+    """Text about topics 0-9 to train on, about topics 10-19 to test on (same vocabulary)."""
+    kw = {"n_terms": 600, "n_docs": 30, "seed": 1}
+    return datasets.text(16, topics=range(10), **kw), datasets.text(6, topics=range(10, 20), **kw)
+
+
+def test_topic_shift_never_worse_than_random(shifted):
+    train, test = shifted
+    unguarded = []
+    for seed in (0, 1):
+        random = fastlr.sketch_error(fastlr.CountSketch(10, 600, seed=seed), test, 5)
+        for options in ({}, {"mixed": "joint"}):
+            S = fastlr.learn_sketch(train, 10, 5, steps=150, seed=seed, progress=False, **options)
+            assert fastlr.sketch_error(S, test, 5) <= 0.95 * random, (seed, options)
+        S = fastlr.learn_sketch(train, 10, 5, steps=150, seed=seed, shrink=0, progress=False)
+        unguarded.append(fastlr.sketch_error(S, test, 5) / random)
+    assert max(unguarded) > 1.0  # without the guard the shift shows: the family tests what it should
+
+
+def test_data_driven_start_is_not_fitted_to_sporadic_rows(shifted):
+    train, _ = shifted
+    with pytest.warns(fastlr.LearnedSketchWarning, match="init='inner_product' ignored"):
+        S = fastlr.learn_sketch(train, 10, 5, steps=150, init="inner_product", progress=False)
+    T = fastlr.learn_sketch(train, 10, 5, steps=150, progress=False)
+    np.testing.assert_array_equal(S.values, T.values)  # started from the random CountSketch
+    assert row_consistency(train) < SPORADIC <= row_consistency(datasets.video(6, height=20, width=30, seed=0))
+
+
+def test_shift_guard_leaves_consistent_rows_alone():
+    """Frames of one video use every pixel alike: the guard changes (almost) nothing, and learning
+    still beats random by far on later frames."""
+    frames = datasets.video(24, height=30, width=40, seed=2)
+    train, test = frames[:18], frames[18:]
+    S = fastlr.learn_sketch(train, 10, 5, steps=150, progress=False)
+    plain = fastlr.learn_sketch(train, 10, 5, steps=150, shrink=0, progress=False)
+    err = fastlr.sketch_error(S, test, 5)
+    assert err == pytest.approx(fastlr.sketch_error(plain, test, 5), rel=0.05)
+    assert err < 0.5 * fastlr.sketch_error(fastlr.CountSketch(10, train[0].shape[0], seed=0), test, 5)
 
 
 def test_validation_survives_save_and_load(tmp_path, family):
