@@ -14,7 +14,8 @@ s + 1, sketches with seed s), prints the paper's Err on the held-out matrices fo
   from the random CountSketch (the paper's Alg. 2), each then with its values trained like the
   others;
 - one-shot sketches from ONE training matrix: 1Shot1Vec (random positions), inner-product
-  positions (1 and 8 trials), the dense top-m subspace; with the seconds each took;
+  positions (1 and 8 trials; the 8-trial one also with 100 Adam steps on that matrix), the dense
+  top-m subspace, the hybrid (10 dense rows on 10 inner-product rows); with the seconds each took;
 - FewShotSGD (3 training matrices, 1Shot1Vec start, ``--steps`` // 5 steps);
 - the dense subspace sketch of all training matrices, and mixed (half dense, half random);
 - guarded inner-product sketches (half data-driven, half ridge-leverage sampler / random CountSketch);
@@ -70,8 +71,9 @@ def run_family(train, test, seed: int, steps: int, greedy_seconds: float) -> dic
     foreign = datasets.lowrank(8, shape=(n, d), rank=K, seed=100 + seed)
     sk, secs = {}, {}
 
-    def add(name, fn):
+    def add(name, fn, extra=0.0):
         sk[name], secs[name] = timed(fn)
+        secs[name] += extra
 
     add("random CountSketch", lambda: fastlr.CountSketch(M, n, seed=seed))
     add("learned values (learn_sketch)", lambda: fastlr.learn_sketch(train, M, K, steps=steps, seed=seed,
@@ -97,6 +99,10 @@ def run_family(train, test, seed: int, steps: int, greedy_seconds: float) -> dic
     add("inner-product (1 matrix)", lambda: dd.inner_product_sketch(one, M, K, seed=seed))
     add("inner-product, 8 trials (1 matrix)", lambda: dd.inner_product_sketch(one, M, K, trials=8, seed=seed))
     add("subspace (1 matrix)", lambda: dd.subspace_sketch(one, M))
+    add("hybrid: 10 dense + 10 inner-product (1 matrix)", lambda: dd.hybrid_sketch(one[0], M, K, seed=seed))
+    add("inner-product (1 matrix) + 100 steps on it",
+        lambda: dd.refine_values(one, sk["inner-product, 8 trials (1 matrix)"], K, steps=100, seed=seed),
+        secs["inner-product, 8 trials (1 matrix)"])
     add("FewShotSGD (3 matrices)", lambda: dd.few_shot_sketch(train[:3], M, K, steps=max(1, steps // 5), seed=seed))
     add("subspace (all)", lambda: dd.subspace_sketch(train, M))
     add("subspace mixed (all)", lambda: dd.subspace_sketch(train, M, mixed=True, seed=seed))

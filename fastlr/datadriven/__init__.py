@@ -19,6 +19,9 @@ it directly:
 * :func:`subspace_sketch` - the dense data-driven sketch (the simple version of
   Liu et al., tensor-based sketching of data streams, 2022): the top-m left
   singular vectors of the training matrices side by side, a :class:`DenseSketch`;
+* :func:`hybrid_sketch` - one-shot: the dense top singular vectors stacked on
+  inner-product positions with +-1 values (the two parts generalize from a
+  single training matrix better together than apart);
 * :func:`refine_values` - a few Adam steps on the values of a given CountSketch
   (learn_sketch's loss and exact gradient, starting from the given values).
 
@@ -43,12 +46,13 @@ from .positions import (
     ridge_leverage_scores,
     sampling_sketch,
 )
-from .subspace import subspace_sketch
+from .subspace import hybrid_sketch, subspace_sketch
 
 __all__ = [
     "DenseSketch",
     "few_shot_sketch",
     "greedy_positions",
+    "hybrid_sketch",
     "inner_product_sketch",
     "one_shot_sketch",
     "refine_values",
