@@ -49,14 +49,17 @@ def check_options(A, n_components, n_oversamples, n_iter, power_iteration_normal
     return k, p, n_iter, normalizer, transpose, driver, sketch, seed
 
 
-def range_basis(op: Operand, l: int, *, sketch: str, n_iter: int, normalizer: str, seed: int) -> np.ndarray:
+def range_basis(op: Operand, l: int, *, sketch: str, n_iter: int, normalizer: str, seed: int,
+                k: int | None = None) -> np.ndarray:
     """The orthonormal basis V (d x r) of randomized_svd's range finder, for an operand of any storage.
 
     ``sketch="auto"``: a d x l Gaussian start and n_iter + 1 power steps
     (``scw.gaussian_range``). ``"countsketch"`` / ``"gaussian"``: V from the
     SVD of the l x d sketch ``S A`` (cut at its numerical rank), then n_iter
-    power steps.
+    power steps. ``k``: the rank asked for (default l), for the last step's accuracy test
+    (``Operand.last_power_step``).
     """
+    last_step = op.last_power_step(l if k is None else k)
     n, d = op.shape
     if sketch == "auto":
         l = min(l, d)
@@ -64,11 +67,11 @@ def range_basis(op: Operand, l: int, *, sketch: str, n_iter: int, normalizer: st
         def estimate_sigma():  # only for entries so large or small that A^T A Omega over/underflows
             return sketch_sigma(op.sketch(CountSketch(min(l, n), n, seed=seed)))
 
-        return gaussian_range(op.power_product(l, n_iter + 1), d, l, n_iter, normalizer, seed, op.dtype,
-                              estimate_sigma)
+        return gaussian_range(op.power_product(l, n_iter), d, l, n_iter, normalizer, seed, op.dtype,
+                              estimate_sigma, last_step)
     sketch_type = CountSketch if sketch == "countsketch" else GaussianSketch
     SA = op.sketch(sketch_type(min(l, n), n, seed=seed))  # refused when not finite
-    return sketch_basis(SA, n_iter, normalizer, op.dtype, op.power_product)[2]
+    return sketch_basis(SA, n_iter, normalizer, op.dtype, op.power_product, last_step)[2]
 
 
 def row_space_basis(finder: Operand, B: np.ndarray) -> np.ndarray:
@@ -246,7 +249,7 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
     if n_iter > 0 or sketch == "auto":
         finder = finder.for_power_steps()
     with blas_single_thread():
-        V = range_basis(finder, k + p, sketch=sketch, n_iter=n_iter, normalizer=normalizer, seed=seed)
+        V = range_basis(finder, k + p, sketch=sketch, n_iter=n_iter, normalizer=normalizer, seed=seed, k=k)
         if transpose is True:
             # V spans the column space of A; A^T V (one pass) spans its row space. Finishing on A's rows
             # as the untransposed path does (Rayleigh-Ritz: the SVD of A Q) keeps its exactness: the

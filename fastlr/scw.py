@@ -65,14 +65,16 @@ def scw_factors(A, SA, k: int, *, n_iter: int = 0, power_iteration_normalizer: s
     SCWFactors
     """
     op = operand(A, backend=backend)
-    UM, sM, V = sketch_basis(SA, n_iter, power_iteration_normalizer, op.dtype, op.power_product)
+    UM, sM, V = sketch_basis(SA, n_iter, power_iteration_normalizer, op.dtype, op.power_product,
+                             op.last_power_step(k))
     return basis_factors(op, V, k, lapack_driver, UM, sM)
 
 
-def sketch_basis(SA: np.ndarray, n_iter: int, normalizer: str, dtype, product_for):
+def sketch_basis(SA: np.ndarray, n_iter: int, normalizer: str, dtype, product_for, last_step=None):
     """(UM, sM, V) from a sketch ``S A``: its SVD cut at the numerical rank r, and V (d x r, in
     ``dtype``) its right singular vectors after ``n_iter`` power steps: ``product_for(r, steps)``
-    returns ``V -> A^T A V`` (an operand's ``power_product``). The sketch's sigma_1 sets the
+    returns ``V -> A^T A V`` (an operand's ``power_product``), ``last_step`` the last step's
+    product (an operand's ``last_power_step(k)``; None: the same). The sketch's sigma_1 sets the
     steps' scale."""
     # Cut at min(m, d) * eps: rounding in an m x d sketch perturbs its singular values by about
     # eps * ||S A||_F <= sqrt(m) eps sigma_1. NumPy's max(m, d) rule grows with the long side and
@@ -81,7 +83,8 @@ def sketch_basis(SA: np.ndarray, n_iter: int, normalizer: str, dtype, product_fo
     UM, sM, VtM = sketch_svd(SA, np.finfo(dtype).eps, min(SA.shape))
     V = np.ascontiguousarray(VtM.T, dtype=dtype)
     if V.shape[1] > 0 and n_iter > 0:
-        V = power_iterations(V, n_iter, normalizer, product_for(V.shape[1], n_iter), dtype, sigma=sM[0])
+        V = power_iterations(V, n_iter, normalizer, product_for(V.shape[1], n_iter), dtype, sigma=sM[0],
+                             last_step=last_step)
     return UM, sM, V
 
 
@@ -105,7 +108,7 @@ def sketch_sigma(SA: np.ndarray) -> float:
 
 
 def gaussian_range(product, d: int, l: int, n_iter: int, normalizer: str, seed: int, dtype,
-                   estimate_sigma) -> np.ndarray:
+                   estimate_sigma, last_step=None) -> np.ndarray:
     """Orthonormal V (d x min(l, d)) spanning ``(A^T A)^(n_iter + 1) Omega``, Omega a d x l Gaussian.
 
     The range finder of scikit-learn's randomized_svd moved to the row space:
@@ -118,18 +121,20 @@ def gaussian_range(product, d: int, l: int, n_iter: int, normalizer: str, seed: 
     can: two heavy rows in one bucket). ``product`` is ``V -> A^T A V``
     (an operand's ``power_product``); ``estimate_sigma()`` gives a scale only when A's
     entries are so large or small that the unscaled first step over- or
-    underflows (``power_iterations``).
+    underflows (``power_iterations``). ``last_step``: the last step's product (see there).
     """
     omega = np.random.default_rng(seed).standard_normal((d, min(l, d)))
     return power_iterations(np.ascontiguousarray(omega, dtype=dtype), n_iter + 1, normalizer, product, dtype,
-                            estimate_sigma=estimate_sigma)
+                            estimate_sigma=estimate_sigma, last_step=last_step)
 
 
 def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype, *, sigma=None,
-                     estimate_sigma=None) -> np.ndarray:
+                     estimate_sigma=None, last_step=None) -> np.ndarray:
     """``n_iter`` steps ``V <- orth(product(V))`` (``normalizer`` between steps, QR
     after the last), V kept C-contiguous in ``dtype``. ``product(V)`` is A^T A V
-    (an operand's ``power_product``).
+    (an operand's ``power_product``); the last step uses ``last_step`` instead when given
+    (``A^T W``, W the LU basis of ``A V``: ``Operand.last_power_step``), so the final basis is
+    accurate to eps * sigma_1 rather than the fused product's eps * sigma_1^2.
 
     Each product is taken of ``V / c``, c a power of two near sigma_1(A), so that
     ``A V / c`` and ``A^T A V / c`` stay near 1 and sigma_1(A) in magnitude:
@@ -146,10 +151,11 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype
     """
     c = power_of_two(sigma) if sigma else 1.0
     for step in range(n_iter):
-        Z = product(np.ascontiguousarray(V / c, dtype=dtype))
+        step_product = last_step if last_step is not None and step == n_iter - 1 else product
+        Z = step_product(np.ascontiguousarray(V / c, dtype=dtype))
         if step == 0 and sigma is None and estimate_sigma is not None and not representable(Z, dtype):
             c = power_of_two(estimate_sigma())
-            Z = product(np.ascontiguousarray(V / c, dtype=dtype))
+            Z = step_product(np.ascontiguousarray(V / c, dtype=dtype))
         z, v = peak(Z), peak(V)
         if not np.isfinite(z):
             raise ValueError("A: contains NaN or infinity (or overflows), so A^T A V is not finite")

@@ -207,10 +207,11 @@ def test_learn_sketch_on_local_cluster_equals_in_memory(client, tmp_path):
         from_bag = fastlr.learn_sketch(db.from_sequence(paths, npartitions=2).map(np.load), **options)
     _assert_same_training(from_loaders, fastlr.learn_sketch(data[:6], mixed="joint", **options))
     _assert_same_training(from_bag, fastlr.learn_sketch(data[:6], **options))
-    # Each file was read once, on a worker; the 8 steps x 3 matrices ran where the matrices live.
+    # Each file was read once, on a worker; the 8 steps x 3 matrices, and the shift guard's row
+    # energies (one task per training matrix), ran where the matrices live.
     names = Counter(key_split(t["key"]) for t in tasks.data)
     assert names["load"] == 6 and names["learn_sketch_load"] == 6
-    assert names["learn_sketch_gradient"] == 8 * 3
+    assert names["learn_sketch_gradient"] == 8 * 3 + 6
     workers = {t["worker"] for t in tasks.data if key_split(t["key"]) == "learn_sketch_gradient"}
     assert len(workers) == 2
 

@@ -109,6 +109,10 @@ class Centered(Operand):
         other.inner = inner
         return other
 
+    @property
+    def split_last_step(self) -> bool:
+        return self.inner.split_last_step  # rtimes needs an in-memory A
+
     # ----------------------------------------------------------------- statistics
 
     @property
