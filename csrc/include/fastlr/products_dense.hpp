@@ -171,9 +171,9 @@ dense_rows_fn<T> pick_dense_rows(cpu_level_t level, int& rows_per_tile) {
 /// V: d x k row-major (forward). W: n x k row-major (backward unless kPower).
 /// Y: n x k row-major output (forward), Z: d x k row-major output (backward);
 /// both caller-allocated and overwritten. Y may be null for kPower (Z alone).
-/// Threads: contiguous row chunks; each thread accumulates Z in its own
-/// d x k buffer, summed in a fixed order, so results are deterministic for a
-/// given thread count. Column-major A is transposed a few rows at a time into
+/// Threads: contiguous row blocks, taken in turn; each block accumulates Z in
+/// its own d x k buffer, summed in a fixed order, so results are deterministic
+/// for a given thread count. Column-major A is transposed a few rows at a time into
 /// a cache-sized buffer, so power_step is one pass over A in either layout.
 template <class T>
 void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, bool col_major, const T* V,
@@ -210,12 +210,25 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   }
   const index_t per_row = (fwd ? 1 : 0) + (bwd ? 1 : 0);
   const int want = useful_threads(nthreads, n * d * per_row * kp / 8);
-  // Per-thread accumulators on cache-line boundaries; one thread with unpadded
+  // Per-block accumulators on cache-line boundaries; one thread with unpadded
   // columns and an aligned Z accumulates straight into Z (no buffer, no reduction).
   const index_t zsize = bwd ? detail::round_up(d * kp, detail::kLine / index_t(sizeof(T))) : 0;
+  // Several threads take row blocks in turn (kBlocksPerThread per thread, each
+  // with its own Z accumulator, summed in a fixed order: deterministic for a given
+  // thread count) rather than one equal share each, so a thread slowed down by
+  // another process on its core (OpenBLAS's workers spin for a while after a
+  // multi-threaded BLAS call) hands its remaining blocks to the others.
+  index_t nblk = 1, blk = n;
+  if (want > 1) {
+    const index_t most = bwd ? std::max<index_t>(want, detail::kBlockAccBytes / (zsize * index_t(sizeof(T))))
+                             : detail::kBlocksPerThread * want;
+    nblk = std::min<index_t>(detail::kBlocksPerThread * want, most);
+    blk = detail::round_up((n + nblk - 1) / nblk, col_major ? gather_rows : R);
+    nblk = (n + blk - 1) / blk;
+  }
   const bool direct = bwd && want == 1 && kp == k && detail::cache_aligned(Z);
   detail::AlignedBuffer<T> zacc;
-  zacc.assign(direct ? 0 : static_cast<size_t>(want) * zsize);
+  zacc.assign(direct ? 0 : static_cast<size_t>(nblk) * zsize);
   if (direct) std::fill(Z, Z + d * k, T(0));
   T* acc = direct ? Z : zacc.data;
   const detail::DensePass<T> p{A, n, d, ld, col_major, Vsrc, W, Y, k, kp, pass};
@@ -225,17 +238,17 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   {
     const int parts = want > 1 ? omp_threads_in_team() : 1;
     const int t = thread_id();
-    index_t b, e;
-    chunk_range(n, parts, t, b, e);
     std::vector<T> buf(static_cast<size_t>(2 * detail::scratch_rows(R) * kp + (col_major ? gather_rows * d : 0)));
-    rows_fn(p, gather_rows, b, e, acc + t * zsize, buf.data());
-    if (bwd && !direct) {
 #if defined(FASTLR_HAVE_OPENMP)
-#pragma omp barrier
+#pragma omp for schedule(dynamic, 1)
 #endif
+    for (index_t i = 0; i < nblk; ++i) {
+      rows_fn(p, gather_rows, i * blk, std::min(n, (i + 1) * blk), acc + i * zsize, buf.data());
+    }
+    if (bwd && !direct) {  // (the loop above ends with a barrier)
       index_t jb, je;
       chunk_range(d, parts, t, jb, je);
-      detail::reduce_padded(Z, k, zacc.data, kp, zsize, parts, jb, je);
+      detail::reduce_padded(Z, k, zacc.data, kp, zsize, static_cast<int>(nblk), jb, je);
     }
   }
 }

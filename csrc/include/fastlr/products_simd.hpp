@@ -258,6 +258,11 @@ inline void reduce_padded(T* out, index_t k, const T* acc, index_t kp, index_t s
 
 inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 
+// Dense passes at several threads: row blocks per thread, and a cap on the
+// bytes of their Z accumulators (wider Z: fewer blocks, at least one per thread).
+constexpr index_t kBlocksPerThread = 4;
+constexpr index_t kBlockAccBytes = index_t(1) << 23;
+
 constexpr index_t kLine = 64;  // bytes in a cache line (and in an AVX-512 vector)
 
 inline bool cache_aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % kLine == 0; }
