@@ -59,7 +59,8 @@ def range_basis(op: Operand, l: int, *, sketch: str, n_iter: int, normalizer: st
     power steps. ``k``: the rank asked for (default l), for the last step's accuracy test
     (``Operand.last_power_step``).
     """
-    last_step = op.last_power_step(l if k is None else k)
+    k = l if k is None else k
+    last_step = op.last_power_step(k)
     n, d = op.shape
     if sketch == "auto":
         l = min(l, d)
@@ -68,10 +69,10 @@ def range_basis(op: Operand, l: int, *, sketch: str, n_iter: int, normalizer: st
             return sketch_sigma(op.sketch(CountSketch(min(l, n), n, seed=seed)))
 
         return gaussian_range(op.power_product(l, n_iter), d, l, n_iter, normalizer, seed, op.dtype,
-                              estimate_sigma, last_step)
+                              estimate_sigma, last_step, k)
     sketch_type = CountSketch if sketch == "countsketch" else GaussianSketch
     SA = op.sketch(sketch_type(min(l, n), n, seed=seed))  # refused when not finite
-    return sketch_basis(SA, n_iter, normalizer, op.dtype, op.power_product, last_step)[2]
+    return sketch_basis(SA, n_iter, normalizer, op.dtype, op.power_product, last_step, k)[2]
 
 
 def row_space_basis(finder: Operand, B: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import scipy.linalg
 
 from ._linalg import blas_single_thread, normalize, orthonormal, peak, power_of_two, sketch_svd
 from ._matrix import Operand, operand
@@ -66,11 +67,11 @@ def scw_factors(A, SA, k: int, *, n_iter: int = 0, power_iteration_normalizer: s
     """
     op = operand(A, backend=backend)
     UM, sM, V = sketch_basis(SA, n_iter, power_iteration_normalizer, op.dtype, op.power_product,
-                             op.last_power_step(k))
+                             op.last_power_step(k), k)
     return basis_factors(op, V, k, lapack_driver, UM, sM)
 
 
-def sketch_basis(SA: np.ndarray, n_iter: int, normalizer: str, dtype, product_for, last_step=None):
+def sketch_basis(SA: np.ndarray, n_iter: int, normalizer: str, dtype, product_for, last_step=None, k=None):
     """(UM, sM, V) from a sketch ``S A``: its SVD cut at the numerical rank r, and V (d x r, in
     ``dtype``) its right singular vectors after ``n_iter`` power steps: ``product_for(r, steps)``
     returns ``V -> A^T A V`` (an operand's ``power_product``), ``last_step`` the last step's
@@ -84,7 +85,7 @@ def sketch_basis(SA: np.ndarray, n_iter: int, normalizer: str, dtype, product_fo
     V = np.ascontiguousarray(VtM.T, dtype=dtype)
     if V.shape[1] > 0 and n_iter > 0:
         V = power_iterations(V, n_iter, normalizer, product_for(V.shape[1], n_iter), dtype, sigma=sM[0],
-                             last_step=last_step)
+                             last_step=last_step, k=k)
     return UM, sM, V
 
 
@@ -108,7 +109,7 @@ def sketch_sigma(SA: np.ndarray) -> float:
 
 
 def gaussian_range(product, d: int, l: int, n_iter: int, normalizer: str, seed: int, dtype,
-                   estimate_sigma, last_step=None) -> np.ndarray:
+                   estimate_sigma, last_step=None, k=None) -> np.ndarray:
     """Orthonormal V (d x min(l, d)) spanning ``(A^T A)^(n_iter + 1) Omega``, Omega a d x l Gaussian.
 
     The range finder of scikit-learn's randomized_svd moved to the row space:
@@ -125,16 +126,18 @@ def gaussian_range(product, d: int, l: int, n_iter: int, normalizer: str, seed: 
     """
     omega = np.random.default_rng(seed).standard_normal((d, min(l, d)))
     return power_iterations(np.ascontiguousarray(omega, dtype=dtype), n_iter + 1, normalizer, product, dtype,
-                            estimate_sigma=estimate_sigma, last_step=last_step)
+                            estimate_sigma=estimate_sigma, last_step=last_step, k=k)
 
 
 def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype, *, sigma=None,
-                     estimate_sigma=None, last_step=None) -> np.ndarray:
+                     estimate_sigma=None, last_step=None, k=None) -> np.ndarray:
     """``n_iter`` steps ``V <- orth(product(V))`` (``normalizer`` between steps, QR
     after the last), V kept C-contiguous in ``dtype``. ``product(V)`` is A^T A V
     (an operand's ``power_product``); the last step uses ``last_step`` instead when given
     (``A^T W``, W the LU basis of ``A V``: ``Operand.last_power_step``), so the final basis is
-    accurate to eps * sigma_1 rather than the fused product's eps * sigma_1^2.
+    accurate to eps * sigma_1 rather than the fused product's eps * sigma_1^2. When the second
+    step's Ritz values put sigma_k below 2 sqrt(eps) sigma_1 (``k`` given), where the fused
+    product cannot see direction k at all, the remaining steps use ``last_step`` too.
 
     Each product is taken of ``V / c``, c a power of two near sigma_1(A), so that
     ``A V / c`` and ``A^T A V / c`` stay near 1 and sigma_1(A) in magnitude:
@@ -150,20 +153,40 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype
         When a product is not finite (A holds NaN or inf).
     """
     c = power_of_two(sigma) if sigma else 1.0
+    split = False  # every remaining step through last_step
     for step in range(n_iter):
-        step_product = last_step if last_step is not None and step == n_iter - 1 else product
-        Z = step_product(np.ascontiguousarray(V / c, dtype=dtype))
+        final = step == n_iter - 1
+        fused = last_step is None or not (final or split)
+        step_product = product if fused else last_step
+        Vc = np.ascontiguousarray(V / c, dtype=dtype)
+        Z = step_product(Vc)
         if step == 0 and sigma is None and estimate_sigma is not None and not representable(Z, dtype):
             c = power_of_two(estimate_sigma())
-            Z = step_product(np.ascontiguousarray(V / c, dtype=dtype))
+            Vc = np.ascontiguousarray(V / c, dtype=dtype)
+            Z = step_product(Vc)
         z, v = peak(Z), peak(V)
         if not np.isfinite(z):
             raise ValueError("A: contains NaN or infinity (or overflows), so A^T A V is not finite")
-        if z > 0.0 and v > 0.0:  # Z ~ sigma^2 |V| / c; in logarithms, as z * c may underflow
+        if fused and z > 0.0 and v > 0.0:  # Z ~ sigma^2 |V| / c; in logarithms, as z * c may underflow
             c = float(np.ldexp(1.0, int(np.round((np.log2(z) + np.log2(c) - np.log2(v)) / 2))))
-        V = orthonormal(Z) if step == n_iter - 1 else normalize(Z, normalizer)
+        if fused and last_step is not None and k is not None and step == min(1, n_iter - 2):
+            split = _below_fused_rounding(Vc, Z, k, dtype)  # once, after the second step
+        V = orthonormal(Z) if final else normalize(Z, normalizer)
         V = np.ascontiguousarray(V, dtype=dtype)
     return V
+
+
+def _below_fused_rounding(Vc: np.ndarray, Z: np.ndarray, k: int, dtype) -> bool:
+    """Whether the k-th Ritz value of ``Z = A^T A Vc`` (over span(Vc)) lies below 4 eps times the
+    first: sigma_k < 2 sqrt(eps) sigma_1, under the fused product's rounding."""
+    V64, Z64 = Vc.astype(np.float64), Z.astype(np.float64)
+    H = V64.T @ Z64
+    try:
+        theta = scipy.linalg.eigh((H + H.T) / 2, V64.T @ V64, eigvals_only=True)[::-1]
+    except (np.linalg.LinAlgError, ValueError):  # Vc numerically rank-deficient: stay careful
+        return True
+    k = min(k, theta.size)
+    return bool(theta[0] > 0.0 and theta[k - 1] < 4 * np.finfo(dtype).eps * theta[0])
 
 
 def check_rank(k, A, name: str = "k") -> int:

@@ -54,10 +54,22 @@ FAMILIES = {
 }
 EXACT = {"exact_rank8_200x60", "exact_rank10_60x300"}
 
+def _wide_spectrum_noise(n, d, k, ratio, noise, seed):
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.standard_normal((n, k)))[0]
+    V = np.linalg.qr(rng.standard_normal((d, k)))[0]
+    return (U * np.geomspace(1, 1 / ratio, k)) @ V.T + noise / np.sqrt(d) * rng.standard_normal((n, d))
+
+
 #: float32 with a 1000:1 spectrum, one family per power-step route: the Gram matrix (narrow), the
 #: fused kernel, the transposed finder (wide). The fused A^T A V rounds to eps * sigma_1^2 and lost
-#: the smallest directions (100x scikit-learn's error) until the last step ran as two passes.
+#: the smallest directions (100x scikit-learn's error) until the last step ran as two passes; with
+#: sigma_k below sqrt(eps) sigma_1 (the 1e4:1 families) every step after the second must.
 FLOAT32 = {
+    "f32_spectrum1e4_noise1e-5_480x90": (
+        lambda: _wide_spectrum_noise(480, 90, 10, 1e4, 1e-5, 12).astype(np.float32), 10, "auto"),
+    "f32_spectrum1e4_noise1e-4_2000x300": (
+        lambda: _wide_spectrum_noise(2000, 300, 30, 1e4, 1e-4, 13).astype(np.float32), 30, "auto"),
     "f32_exact_rank10_300x60": (lambda: _exact_lowrank(300, 60, 10, 8).astype(np.float32), 10, "auto"),
     "f32_exact_rank10_800x640": (lambda: _exact_lowrank(800, 640, 10, 9).astype(np.float32), 10, "auto"),
     "f32_exact_rank10_60x900": (lambda: _exact_lowrank(60, 900, 10, 10).astype(np.float32), 10, "auto"),

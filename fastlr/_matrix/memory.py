@@ -403,8 +403,8 @@ class InMemory(Operand):
         if G is None:
             return super().normalized_power_step(V, k)
         k = min(k, V.shape[1])  # V may hold fewer columns than k (a sketch cut at its rank)
-        V64 = V.astype(np.float64)
-        H = V64.T @ (G.astype(np.float64) @ V64)
+        GV = G @ V  # the fused step's product, returned as it is when its rounding cannot matter
+        H = V.T.astype(np.float64) @ GV.astype(np.float64)
         theta, X = np.linalg.eigh((H + H.T) / 2)  # ascending
         eps = float(np.finfo(self.dtype).eps)
         top = max(float(theta[-1]), np.finfo(np.float64).tiny)
@@ -413,7 +413,7 @@ class InMemory(Operand):
         rounding = eps * top * float(np.sqrt(np.sum(1.0 / kept[-k:]) / G.shape[0]))
         tail = float(np.sqrt(np.sum(np.clip(theta[: max(V.shape[1] - k, 0)], 0.0, None))))
         if rounding <= 1e-2 * tail:
-            return G @ V
+            return GV
         if theta[-k] < floor:  # a wanted direction is below G's rounding: V^T G V cannot scale it
             return super().normalized_power_step(V, k)
         M = X / np.sqrt(kept)
