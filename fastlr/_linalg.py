@@ -148,6 +148,11 @@ def _lower_mask(m: int) -> np.ndarray:
     return np.tril(np.ones((m, m)))
 
 
+def numerical_rank(s: np.ndarray, size: int, eps: float) -> int:
+    """How many of the descending singular values s lie above ``size * eps * s[0]``."""
+    return int(np.count_nonzero(s > size * eps * s[0])) if s.size else 0
+
+
 def sketch_svd(M: np.ndarray, eps: float, size: int | None = None):
     """Compact SVD of the sketch M in float64, cut at the numerical rank.
 
@@ -173,10 +178,7 @@ def sketch_svd(M: np.ndarray, eps: float, size: int | None = None):
         Vt = Wt @ Q.T
     else:
         U, s, Vt = np.linalg.svd(M, full_matrices=False)
-    if s.size == 0 or s[0] == 0.0:
-        r = 0
-    else:
-        r = int(np.count_nonzero(s > (max(M.shape) if size is None else size) * eps * s[0]))
+    r = numerical_rank(s, max(M.shape) if size is None else size, eps)
     return U[:, :r], s[:r], Vt[:r]
 
 
@@ -218,8 +220,7 @@ def truncate_parts(f, k: int, dtype):
     columns above the cut (not completed), s (k,) zero-padded, V (d x k) float64 completed."""
     kk = f.UB.shape[1]
     s = f.sB[:kk]
-    tol = max(f.B.shape[1], 1) * np.finfo(dtype).eps * (s[0] if kk else 0.0)
-    keep = int(np.count_nonzero(s > tol))
+    keep = numerical_rank(s, max(f.B.shape[1], 1), np.finfo(dtype).eps)
     V = complete(f.V.astype(np.float64, copy=False) @ f.X[:, :keep], k)
     return f.UB[:, :keep], np.concatenate([s[:keep], np.zeros(k - keep)]), V
 

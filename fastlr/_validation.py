@@ -7,11 +7,12 @@ Conversions copy only when needed, and never modify the caller's data.
 from __future__ import annotations
 
 import numbers
+import sys
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "real_array", "check_bool", "check_choice", "check_int", "check_random_state",
+__all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "is_dask_array", "real_array", "check_bool", "check_choice", "check_int", "check_random_state",
            "check_sparse", "dtype_for", "float_dtype", "is_sparse", "matrix_list", "random_generator", "random_seed"]
 
 #: Largest sizes and seeds the kernels take (int64 sizes and indices, uint64 seeds).
@@ -118,6 +119,12 @@ def dtype_for(A, name: str) -> np.dtype:
         return float_dtype(A.dtype)
     except TypeError as exc:
         raise TypeError(f"{name}: {exc}") from None
+
+
+def is_dask_array(A) -> bool:
+    """True for a ``dask.array.Array`` (without importing dask when it is not loaded)."""
+    da = sys.modules.get("dask.array")
+    return da is not None and isinstance(A, da.Array)
 
 
 def _as_array(x, name: str, what: str) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._linalg import blas_single_thread
-from ._validation import as_matrix, check_int, dtype_for, is_sparse
+from ._validation import as_matrix, check_int, dtype_for, is_dask_array, is_sparse
 
 __all__ = ["ErrorEstimate", "LowRank", "chernoff_factor"]
 
@@ -118,7 +118,7 @@ class LowRank:
         -------
         float
         """
-        if _dask_array_module(A) is not None:
+        if is_dask_array(A):
             return self._dask_error(A)
         A = as_matrix(A)
         if A.shape != self.shape:
@@ -224,7 +224,7 @@ class LowRank:
             raise TypeError(f"random_state: expected None, an int, a Generator or a RandomState, "
                             f"got {random_state!r}") from None
         times = getattr(A, "times", None)
-        if times is None and _dask_array_module(A) is not None:
+        if times is None and is_dask_array(A):
             dtype = dtype_for(A, "A")
             times = _dask_times(A.astype(dtype))
         elif times is None:
@@ -238,7 +238,7 @@ class LowRank:
         AO = times(np.ascontiguousarray(omega, dtype=dtype)) if times is not None else A @ omega.astype(dtype)
         R = np.asarray(AO, dtype=np.float64)
         fitted = self.U @ (self.s.astype(np.float64)[:, None] * (self.Vt.astype(np.float64) @ omega))
-        R -= fitted.compute() if _dask_array_module(fitted) is not None else fitted  # a dask U stays put
+        R -= fitted.compute() if is_dask_array(fitted) else fitted  # a dask U stays put
         total = float(np.einsum("ij,ij->", R, R))
         if not np.isfinite(total):
             raise ValueError("A: contains NaN or infinity (or the residual overflows)")
@@ -247,12 +247,6 @@ class LowRank:
 
     def __repr__(self) -> str:
         return f"LowRank(shape={self.shape}, rank={self.rank}, dtype={self.dtype})"
-
-
-def _dask_array_module(A):
-    """dask.array when A is a dask array (never imports dask), else None."""
-    da = sys.modules.get("dask.array")
-    return da if da is not None and isinstance(A, da.Array) else None
 
 
 def _row_chunked(U, chunks):

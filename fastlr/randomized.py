@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._linalg import LAPACK_DRIVERS, blas_single_thread, orthonormal
+from ._linalg import LAPACK_DRIVERS, blas_single_thread, numerical_rank, orthonormal
 from ._matrix import Operand, operand
 from .batch import STACKED_MAX_ENTRIES, is_batch, run_batch, seeds_for, stacked_in_parallel
 from ._validation import check_bool, check_choice, check_int, random_seed
@@ -85,7 +85,7 @@ def row_space_basis(finder: Operand, B: np.ndarray) -> np.ndarray:
     """
     UB, sB, _ = finder.thin_svd(B, B.shape[1])
     # The cut of truncate_parts (l * eps * sigma_1): B's rounding, not its 2,000,000-long side, sets it.
-    keep = int(np.count_nonzero(sB > B.shape[1] * np.finfo(finder.dtype).eps * (sB[0] if sB.size else 0.0)))
+    keep = numerical_rank(sB, B.shape[1], np.finfo(finder.dtype).eps)
     return UB[:, :keep] if keep else orthonormal(B, overwrite=True)
 
 

@@ -10,24 +10,16 @@ array is passed in.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from .._linalg import blas_single_thread, peak_signs, truncate_parts
 from .._threads import thread_limit
-from .._validation import dtype_for
+from .._validation import dtype_for, is_dask_array
 from ..lowrank import LowRank
 from .base import Operand
 from .memory import InMemory
 
 __all__ = ["DaskRows", "is_dask_array"]
-
-
-def is_dask_array(A) -> bool:
-    """True for a ``dask.array.Array`` (without importing dask when it is not loaded)."""
-    da = sys.modules.get("dask.array")
-    return da is not None and isinstance(A, da.Array)
 
 
 # Tasks run side by side (dask parallelizes over blocks), so each kernel gets one thread; BLAS is
