@@ -22,6 +22,7 @@ from itertools import pairwise
 import numpy as np
 
 from ._linalg import blas_limit, peak_signs
+from ._matrix.memory import gram_route_pays
 from ._threads import get_num_threads
 from ._validation import float_dtype
 
@@ -175,7 +176,7 @@ def stacked_randomized_svd(B: np.ndarray, k: int, l: int, n_iter: int, seeds: li
     l = min(l, cols)
     omega = _starts(seeds, cols, l, dtype)
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        gram = cols <= rows and cols <= 4 * l * (n_iter + 1)  # as InMemory: F^T F once, or F^T (F V) per step
+        gram = gram_route_pays(rows, cols, l, n_iter + 1)  # as InMemory: F^T F once, or F^T (F V) per step
         out = _gram(A, omega, k, n_iter, transpose) if gram else None
         if out is None:
             out = _direct(A, omega, k, n_iter, transpose)

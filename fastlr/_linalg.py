@@ -148,6 +148,22 @@ def _lower_mask(m: int) -> np.ndarray:
     return np.tril(np.ones((m, m)))
 
 
+def ritz_pairs(V: np.ndarray, Z: np.ndarray):
+    """Ritz values and vectors of a symmetric G over span(V), from V (d x r) and ``Z = G V``.
+
+    Solves ``(V^T Z) x = theta (V^T V) x`` in float64, so V need not be orthonormal (power steps
+    hand over an LU basis scaled by a power of two). Returns (theta ascending, X) with
+    ``X^T V^T V X = I``: ``V X`` is an orthonormal basis of span(V) and ``(V X)^T G (V X) =
+    diag(theta)``. None when V^T V is not numerically positive definite (V rank-deficient).
+    """
+    V64, Z64 = V.astype(np.float64, copy=False), Z.astype(np.float64, copy=False)
+    H = V64.T @ Z64
+    try:
+        return scipy.linalg.eigh((H + H.T) / 2, V64.T @ V64)
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+
+
 def numerical_rank(s: np.ndarray, size: int, eps: float) -> int:
     """How many of the descending singular values s lie above ``size * eps * s[0]``."""
     return int(np.count_nonzero(s > size * eps * s[0])) if s.size else 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ._linalg import LAPACK_DRIVERS, blas_single_thread, numerical_rank, orthonormal
@@ -57,10 +59,9 @@ def range_basis(op: Operand, l: int, *, sketch: str, n_iter: int, normalizer: st
     (``scw.gaussian_range``). ``"countsketch"`` / ``"gaussian"``: V from the
     SVD of the l x d sketch ``S A`` (cut at its numerical rank), then n_iter
     power steps. ``k``: the rank asked for (default l), for the last step's accuracy test
-    (``Operand.last_power_step``).
+    (``Operand.power_steps``).
     """
     k = l if k is None else k
-    last_step = op.last_power_step(k)
     n, d = op.shape
     if sketch == "auto":
         l = min(l, d)
@@ -68,11 +69,11 @@ def range_basis(op: Operand, l: int, *, sketch: str, n_iter: int, normalizer: st
         def estimate_sigma():  # only for entries so large or small that A^T A Omega over/underflows
             return sketch_sigma(op.sketch(CountSketch(min(l, n), n, seed=seed)))
 
-        return gaussian_range(op.power_product(l, n_iter), d, l, n_iter, normalizer, seed, op.dtype,
-                              estimate_sigma, last_step, k)
+        return gaussian_range(op.power_steps(l, n_iter, k), d, l, n_iter, normalizer, seed, op.dtype,
+                              estimate_sigma)
     sketch_type = CountSketch if sketch == "countsketch" else GaussianSketch
     SA = op.sketch(sketch_type(min(l, n), n, seed=seed))  # refused when not finite
-    return sketch_basis(SA, n_iter, normalizer, op.dtype, op.power_product, last_step, k)[2]
+    return sketch_basis(SA, n_iter, normalizer, op.dtype, functools.partial(op.power_steps, k=k))[2]
 
 
 def row_space_basis(finder: Operand, B: np.ndarray) -> np.ndarray:

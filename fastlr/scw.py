@@ -11,13 +11,14 @@ in-memory, memory-mapped and dask input; everything else is small dense work.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
-import scipy.linalg
 
-from ._linalg import blas_single_thread, normalize, orthonormal, peak, power_of_two, sketch_svd
+from ._linalg import blas_single_thread, normalize, orthonormal, peak, power_of_two, ritz_pairs, sketch_svd
 from ._matrix import Operand, operand
+from ._matrix.base import PowerSteps
 from ._matrix.memory import representable
 from .batch import is_batch, run_batch
 from ._validation import check_bool, check_int
@@ -66,16 +67,15 @@ def scw_factors(A, SA, k: int, *, n_iter: int = 0, power_iteration_normalizer: s
     SCWFactors
     """
     op = operand(A, backend=backend)
-    UM, sM, V = sketch_basis(SA, n_iter, power_iteration_normalizer, op.dtype, op.power_product,
-                             op.last_power_step(k), k)
+    UM, sM, V = sketch_basis(SA, n_iter, power_iteration_normalizer, op.dtype,
+                             functools.partial(op.power_steps, k=k))
     return basis_factors(op, V, k, lapack_driver, UM, sM)
 
 
-def sketch_basis(SA: np.ndarray, n_iter: int, normalizer: str, dtype, product_for, last_step=None, k=None):
+def sketch_basis(SA: np.ndarray, n_iter: int, normalizer: str, dtype, steps_for):
     """(UM, sM, V) from a sketch ``S A``: its SVD cut at the numerical rank r, and V (d x r, in
-    ``dtype``) its right singular vectors after ``n_iter`` power steps: ``product_for(r, steps)``
-    returns ``V -> A^T A V`` (an operand's ``power_product``), ``last_step`` the last step's
-    product (an operand's ``last_power_step(k)``; None: the same). The sketch's sigma_1 sets the
+    ``dtype``) its right singular vectors after ``n_iter`` power steps: ``steps_for(r, n_iter)``
+    returns their products (an operand's ``power_steps``, k bound). The sketch's sigma_1 sets the
     steps' scale."""
     # Cut at min(m, d) * eps: rounding in an m x d sketch perturbs its singular values by about
     # eps * ||S A||_F <= sqrt(m) eps sigma_1. NumPy's max(m, d) rule grows with the long side and
@@ -84,8 +84,7 @@ def sketch_basis(SA: np.ndarray, n_iter: int, normalizer: str, dtype, product_fo
     UM, sM, VtM = sketch_svd(SA, np.finfo(dtype).eps, min(SA.shape))
     V = np.ascontiguousarray(VtM.T, dtype=dtype)
     if V.shape[1] > 0 and n_iter > 0:
-        V = power_iterations(V, n_iter, normalizer, product_for(V.shape[1], n_iter), dtype, sigma=sM[0],
-                             last_step=last_step, k=k)
+        V = power_iterations(V, n_iter, normalizer, steps_for(V.shape[1], n_iter), dtype, sigma=sM[0])
     return UM, sM, V
 
 
@@ -108,8 +107,8 @@ def sketch_sigma(SA: np.ndarray) -> float:
     return float(s[0]) if s.size else 0.0
 
 
-def gaussian_range(product, d: int, l: int, n_iter: int, normalizer: str, seed: int, dtype,
-                   estimate_sigma, last_step=None, k=None) -> np.ndarray:
+def gaussian_range(steps: PowerSteps, d: int, l: int, n_iter: int, normalizer: str, seed: int, dtype,
+                   estimate_sigma) -> np.ndarray:
     """Orthonormal V (d x min(l, d)) spanning ``(A^T A)^(n_iter + 1) Omega``, Omega a d x l Gaussian.
 
     The range finder of scikit-learn's randomized_svd moved to the row space:
@@ -119,25 +118,25 @@ def gaussian_range(product, d: int, l: int, n_iter: int, normalizer: str, seed: 
     as accurate, from n_iter + 1 passes over A instead of 2 n_iter + 1. A
     Gaussian start loses no direction
     whatever A's shape, rank or sparsity (a CountSketch with l = k + p rows
-    can: two heavy rows in one bucket). ``product`` is ``V -> A^T A V``
-    (an operand's ``power_product``); ``estimate_sigma()`` gives a scale only when A's
+    can: two heavy rows in one bucket). ``steps``: the products (an operand's
+    ``power_steps``); ``estimate_sigma()`` gives a scale only when A's
     entries are so large or small that the unscaled first step over- or
-    underflows (``power_iterations``). ``last_step``: the last step's product (see there).
+    underflows (``power_iterations``).
     """
     omega = np.random.default_rng(seed).standard_normal((d, min(l, d)))
-    return power_iterations(np.ascontiguousarray(omega, dtype=dtype), n_iter + 1, normalizer, product, dtype,
-                            estimate_sigma=estimate_sigma, last_step=last_step, k=k)
+    return power_iterations(np.ascontiguousarray(omega, dtype=dtype), n_iter + 1, normalizer, steps, dtype,
+                            estimate_sigma=estimate_sigma)
 
 
-def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype, *, sigma=None,
-                     estimate_sigma=None, last_step=None, k=None) -> np.ndarray:
-    """``n_iter`` steps ``V <- orth(product(V))`` (``normalizer`` between steps, QR
-    after the last), V kept C-contiguous in ``dtype``. ``product(V)`` is A^T A V
-    (an operand's ``power_product``); the last step uses ``last_step`` instead when given
-    (``A^T W``, W the LU basis of ``A V``: ``Operand.last_power_step``), so the final basis is
+def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, steps: PowerSteps, dtype, *, sigma=None,
+                     estimate_sigma=None) -> np.ndarray:
+    """``n_iter`` steps ``V <- orth(A^T A V)`` (``normalizer`` between steps, QR
+    after the last), V kept C-contiguous in ``dtype``. ``steps.step(V)`` is A^T A V
+    (an operand's ``power_steps``); the last step uses ``steps.last`` instead when given
+    (``A^T W``, W = ``A V`` normalized: ``Operand.last_power_step``), so the final basis is
     accurate to eps * sigma_1 rather than the fused product's eps * sigma_1^2. When the second
-    step's Ritz values put sigma_k below 2 sqrt(eps) sigma_1 (``k`` given), where the fused
-    product cannot see direction k at all, the remaining steps use ``last_step`` too.
+    step's Ritz values put sigma_k (k = ``steps.k``) below 2 sqrt(eps) sigma_1, where the fused
+    product cannot see direction k at all, the remaining steps use ``steps.last`` too.
 
     Each product is taken of ``V / c``, c a power of two near sigma_1(A), so that
     ``A V / c`` and ``A^T A V / c`` stay near 1 and sigma_1(A) in magnitude:
@@ -153,11 +152,11 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype
         When a product is not finite (A holds NaN or inf).
     """
     c = power_of_two(sigma) if sigma else 1.0
-    split = False  # every remaining step through last_step
+    split = False  # every remaining step through steps.last
     for step in range(n_iter):
         final = step == n_iter - 1
-        fused = last_step is None or not (final or split)
-        step_product = product if fused else last_step
+        fused = steps.last is None or not (final or split)
+        step_product = steps.step if fused else steps.last
         Vc = np.ascontiguousarray(V / c, dtype=dtype)
         Z = step_product(Vc)
         if step == 0 and sigma is None and estimate_sigma is not None and not representable(Z, dtype):
@@ -169,8 +168,8 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype
             raise ValueError("A: contains NaN or infinity (or overflows), so A^T A V is not finite")
         if fused and z > 0.0 and v > 0.0:  # Z ~ sigma^2 |V| / c; in logarithms, as z * c may underflow
             c = float(np.ldexp(1.0, int(np.round((np.log2(z) + np.log2(c) - np.log2(v)) / 2))))
-        if fused and last_step is not None and k is not None and step == min(1, n_iter - 2):
-            split = _below_fused_rounding(Vc, Z, k, dtype)  # once, after the second step
+        if fused and steps.last is not None and step == min(1, n_iter - 2):
+            split = _below_fused_rounding(Vc, Z, steps.k, dtype)  # once, after the second step
         V = orthonormal(Z) if final else normalize(Z, normalizer)
         V = np.ascontiguousarray(V, dtype=dtype)
     return V
@@ -179,12 +178,10 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, product, dtype
 def _below_fused_rounding(Vc: np.ndarray, Z: np.ndarray, k: int, dtype) -> bool:
     """Whether the k-th Ritz value of ``Z = A^T A Vc`` (over span(Vc)) lies below 4 eps times the
     first: sigma_k < 2 sqrt(eps) sigma_1, under the fused product's rounding."""
-    V64, Z64 = Vc.astype(np.float64), Z.astype(np.float64)
-    H = V64.T @ Z64
-    try:
-        theta = scipy.linalg.eigh((H + H.T) / 2, V64.T @ V64, eigvals_only=True)[::-1]
-    except (np.linalg.LinAlgError, ValueError):  # Vc numerically rank-deficient: stay careful
+    ritz = ritz_pairs(Vc, Z)
+    if ritz is None:  # Vc numerically rank-deficient: stay careful
         return True
+    theta = ritz[0][::-1]
     k = min(k, theta.size)
     return bool(theta[0] > 0.0 and theta[k - 1] < 4 * np.finfo(dtype).eps * theta[0])
 

@@ -308,3 +308,52 @@ def test_wide_float32_keeps_a_graded_spectrum():
     for dtype, rtol in ((np.float64, 1e-10), (np.float32, 1e-2)):
         s = fastlr.randomized_svd(A.astype(dtype), k, random_state=0)[1]
         np.testing.assert_allclose(s, s_true[:k], rtol=rtol)
+
+
+def test_ritz_pairs_need_no_orthonormal_basis():
+    """The power steps hand over an LU basis scaled by a power of two: the Ritz values over span(V)
+    must not depend on which basis of the span V is."""
+    from fastlr._linalg import ritz_pairs
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((60, 30)) * np.logspace(0, -3, 30)
+    G = A.T @ A
+    Q = np.linalg.qr(rng.standard_normal((30, 8)))[0]
+    V = Q @ (np.triu(rng.standard_normal((8, 8))) + 3 * np.eye(8)) / 1024
+    theta, X = ritz_pairs(V, G @ V)
+    np.testing.assert_allclose(theta, np.linalg.eigvalsh(Q.T @ G @ Q), rtol=1e-9)
+    np.testing.assert_allclose((V @ X).T @ (V @ X), np.eye(8), atol=1e-9)
+    np.testing.assert_allclose((V @ X).T @ G @ (V @ X), np.diag(theta), atol=1e-9 * theta[-1])
+    assert ritz_pairs(np.zeros((30, 2)), np.zeros((30, 2))) is None
+
+
+@pytest.mark.parametrize("ratio", [10.0, 80.0, 300.0, 700.0, 3e4])
+def test_float32_gram_last_step_decides_on_the_span_not_the_basis(ratio, monkeypatch):
+    """After the Gram route, float32's last step returns G V, takes one fused pass or two passes,
+    by the Ritz values over span(V): the same for any basis of that span."""
+    from fastlr._matrix import InMemory
+
+    rng = np.random.default_rng(1)
+    n, d, l, k = 400, 60, 12, 6
+    s = np.geomspace(1.0, 1.0 / ratio, k)  # exactly rank k, plus noise
+    A = (np.linalg.qr(rng.standard_normal((n, k)))[0] * s) @ np.linalg.qr(rng.standard_normal((d, k)))[0].T
+    A = (A + 1e-6 * rng.standard_normal((n, d))).astype(np.float32)
+    op = InMemory(A)
+    steps = op.power_steps(l, 8, k)
+    assert steps.last is not None and steps.k == k
+    taken = []
+    fused = op._pass_gram_product(l)
+    monkeypatch.setattr(op, "_pass_gram_product", lambda r: (taken.append("fused"), fused)[1])
+    two = op.normalized_power_step
+    monkeypatch.setattr(op, "normalized_power_step", lambda V, k: (taken.append("two"), two(V, k))[1])
+    G = A.astype(np.float64).T @ A
+    V = np.linalg.qr(rng.standard_normal((d, l)))[0]
+    for _ in range(3):  # near the top of the spectrum, as the last step sees V
+        V = np.linalg.qr(G @ V)[0]
+    T = np.triu(rng.standard_normal((l, l))) + 3 * np.eye(l)  # condition 8, as the LU bases' 10-20
+    decisions = []
+    for basis in (V, V @ T / 64):
+        taken.clear()
+        steps.last(np.ascontiguousarray(basis, dtype=np.float32))
+        decisions.append(tuple(taken) or ("G V",))
+    assert decisions[0] == decisions[1], decisions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -11,7 +12,21 @@ from .._backend import get_backend
 from .._linalg import normalize, truncate
 from ..lowrank import LowRank
 
-__all__ = ["Operand", "as_operand"]
+__all__ = ["Operand", "PowerSteps", "as_operand"]
+
+
+class PowerSteps(NamedTuple):
+    """The products of one run of power iterations on an operand (``Operand.power_steps``).
+
+    ``step``: ``V -> A^T A V``, the cheapest way for the run (one pass per step, or products with
+    the Gram matrix). ``last``: the product for float32's last step(s), ``A^T W`` with W = ``A V``
+    normalized first (None: ``step`` serves). ``k``: the rank asked for, which the Ritz test of
+    ``scw.power_iterations`` checks.
+    """
+
+    step: Callable[[np.ndarray], np.ndarray]
+    last: Callable[[np.ndarray], np.ndarray] | None
+    k: int
 
 class Operand:
     """A matrix A (n x d) that fastlr makes passes over.
@@ -109,6 +124,11 @@ class Operand:
     def power_product(self, r: int, n_iter: int):
         """``V -> A^T A V`` for r-column V, the cheapest way for n_iter steps: here one pass per step."""
         return self.gram_product
+
+    def power_steps(self, r: int, n_iter: int, k: int | None = None) -> PowerSteps:
+        """The products for ``n_iter`` power steps with r-column V, for a rank-k result (k: r by default)."""
+        k = r if k is None else k
+        return PowerSteps(self.power_product(r, n_iter), self.last_power_step(k), k)
 
     def last_power_step(self, k: int):
         """The product for the last power step of float32 A (None: the fused ``power_product``

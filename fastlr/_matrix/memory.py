@@ -11,16 +11,17 @@ steps on narrow dense A. Products smaller than ``SMALL_WORK`` run on one thread.
 
 from __future__ import annotations
 
+import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
 import numpy as np
 
-from .._linalg import blas_limit, peak, thin_svd
+from .._linalg import blas_limit, orthonormal, peak, ritz_pairs, thin_svd
 from .._threads import get_num_threads, thread_limit
 from .._validation import as_matrix, is_sparse
-from .base import Operand
+from .base import Operand, PowerSteps
 from .choice import BLAS_MIN_COLUMNS, use_kernel  # noqa: F401 (BLAS_MIN_COLUMNS: re-exported)
 
 __all__ = ["InMemory"]
@@ -118,7 +119,6 @@ class InMemory(Operand):
         return self
 
     def _set(self, A, name, backend) -> None:
-        self._power_gram = None  # A^T A once power_product chose the Gram route
         self.A = A
         self.name = name
         self.backend = backend
@@ -363,49 +363,58 @@ class InMemory(Operand):
 
         return thin_svd(B, k, product, driver)
 
-    def power_product(self, r: int, n_iter: int):
-        """``V -> A^T A V`` for r-column V, the cheapest way for n_iter steps.
+    def power_steps(self, r: int, n_iter: int, k: int | None = None) -> PowerSteps:
+        """The products for ``n_iter`` power steps with r-column V (``Operand.power_steps``).
 
         Either one pass over A per step (the fused kernel, or two BLAS products where
-        BLAS is faster: ``choice.use_kernel``) or, for narrow dense A, the Gram matrix ``G = A^T A`` (SYRK, computed
-        here once) and products with G. Both round alike: a product with A^T A
+        BLAS is faster: ``choice.use_kernel``) or, for narrow dense A, the Gram matrix ``G = A^T A``
+        (SYRK, computed here once) and products with G. Both round alike: a product with A^T A
         carries an error of order eps * ||A||^2 * ||V|| whichever way it is grouped.
         G is not used when it over- or underflows (entries of A near the limits of
         its dtype): the passes then run on a rescaled V (``scw.power_iterations``).
         """
+        k = r if k is None else k
+        last = self.last_power_step(k)
         if self._gram_pays(r, n_iter):
             G = _gram(self.A)
             if representable(G, self.dtype):
-                self._power_gram = G
-                return lambda V: G @ V  # d x d times d x r: small next to the Gram matrix
-        return self._pass_gram_product(r)
+                if last is not None:
+                    last = functools.partial(self._gram_last_step, G=G, k=k)
+                return PowerSteps(lambda V: G @ V, last, k)  # d x d times d x r: small next to G
+        return PowerSteps(self._pass_gram_product(r), last, k)
+
+    def power_product(self, r: int, n_iter: int):
+        """``V -> A^T A V`` for r-column V, the cheapest way for n_iter steps (``power_steps``)."""
+        return self.power_steps(r, n_iter).step
 
     def _pass_gram_product(self, r: int):
         """``V -> A^T A V`` in one pass per call: the fused kernel or two BLAS products."""
         return self.gram_product if self._kernel_for("gram", r) else self._blas_gram_product
 
-    def normalized_power_step(self, V, k: int):
-        """``A^T W`` with W = ``A V`` normalized (``Operand.last_power_step``); two passes with an LU
-        between them, or after the Gram route one pass or none.
+    def _gram_last_step(self, V, G: np.ndarray, k: int):
+        """The last power step after the Gram route (``Operand.last_power_step``): ``G V`` itself,
+        one fused pass, or the two passes.
 
-        After the Gram route the Ritz values theta of ``V^T G V`` tell whether G's rounding
-        matters. Rounding of size eps * theta_1, spread over d directions, moves direction i by
-        about eps * theta_1 / (theta_i sqrt(d)), adding about
+        The Ritz values theta of G over span(V) tell whether G's rounding matters. Rounding of
+        size eps * theta_1, spread over d directions, moves direction i by about
+        eps * theta_1 / (theta_i sqrt(d)), adding about
         ``eps * theta_1 * sqrt(sum_(i <= k) 1/theta_i / d)`` to the error, against a rank-k error
         of at least ``sqrt(theta_(k+1) + ... + theta_l)``. Below 1e-2 of that (a relative excess
         near 5e-5 at most; bench_svd's matrices at k = 50 give the same excess error either way
         to 2 digits) ``G V`` serves as it is; else
-        W = A V M with M the inverse square root of ``V^T G V`` (floored at G's rounding), and
+        W = A V X theta^(-1/2), X the Ritz vectors (theta floored at G's rounding), and
         ``A^T W`` is one fused pass over A, or the two passes when a wanted direction lies below
         G's rounding (sigma_k < sqrt(l eps) sigma_1).
         """
-        G = self._power_gram
-        if G is None:
-            return super().normalized_power_step(V, k)
         k = min(k, V.shape[1])  # V may hold fewer columns than k (a sketch cut at its rank)
+        # An orthonormal basis of span(V) first: Ritz values from the LU basis (condition 10-20) and a
+        # float32 G V carry that condition times G's rounding, and chose G V where it did not serve.
+        V = np.ascontiguousarray(orthonormal(V.astype(np.float64)), dtype=self.dtype)
         GV = G @ V  # the fused step's product, returned as it is when its rounding cannot matter
-        H = V.T.astype(np.float64) @ GV.astype(np.float64)
-        theta, X = np.linalg.eigh((H + H.T) / 2)  # ascending
+        ritz = ritz_pairs(V, GV)
+        if ritz is None:  # not finite: the careful two passes
+            return self.normalized_power_step(V, k)
+        theta, X = ritz  # ascending
         eps = float(np.finfo(self.dtype).eps)
         top = max(float(theta[-1]), np.finfo(np.float64).tiny)
         floor = top * V.shape[1] * eps
@@ -414,15 +423,19 @@ class InMemory(Operand):
         tail = float(np.sqrt(np.sum(np.clip(theta[: max(V.shape[1] - k, 0)], 0.0, None))))
         if rounding <= 1e-2 * tail:
             return GV
-        if theta[-k] < floor:  # a wanted direction is below G's rounding: V^T G V cannot scale it
-            return super().normalized_power_step(V, k)
+        if theta[-k] < floor:  # a wanted direction is below G's rounding: the Ritz values cannot scale it
+            return self.normalized_power_step(V, k)
         M = X / np.sqrt(kept)
         return self._pass_gram_product(V.shape[1])(np.ascontiguousarray(V @ M, dtype=self.dtype))
 
     def _gram_pays(self, r: int, n_iter: int) -> bool:
         """Whether n_iter power steps with r columns are cheaper through A^T A."""
-        n, d = self.shape
-        return not self.sparse and n_iter >= 2 and d <= n and d <= GRAM_WIDTH * r * n_iter
+        return not self.sparse and gram_route_pays(*self.shape, r, n_iter)
+
+
+def gram_route_pays(n: int, d: int, r: int, steps: int) -> bool:
+    """Whether ``steps`` products ``A^T A V`` (A n x d, V d x r) are cheaper through the Gram matrix."""
+    return steps >= 2 and d <= n and d <= GRAM_WIDTH * r * steps
 
 
 def representable(Z: np.ndarray, dtype) -> bool:
