@@ -64,9 +64,11 @@ def test_dense_tiles_at_every_isa_level(dtype, level):
     try:
         # Row counts around the tile heights (4 baseline, 6 AVX2, 8/12 AVX-512): exact
         # multiples, fewer rows than one tile, and every remainder; widths of half,
-        # one, one and a half and several vectors of each dtype and ISA.
+        # one, one and a half and several vectors of each dtype and ISA. The last
+        # shape's V and Z pass kGroupBytes (products_simd.hpp): AVX2 and baseline
+        # power steps run it in row groups of 48, here one group and 5 rows more.
         tiles = [(37, 50, 10), (29, 31, 33), (64, 16, 60), (12, 9, 12), (17, 23, 7), (5, 40, 4), (47, 13, 2),
-                 (6, 3, 20), (71, 11, 24), (25, 8, 6)]
+                 (6, 3, 20), (71, 11, 24), (25, 8, 6), (53, 1600, 64)]
         for order in ("C", "F"):
             for n, d, k in SHAPES + tiles:
                 A, U, V = _dense_inputs(n, d, k, dtype, seed=n + 7 * d + k)
