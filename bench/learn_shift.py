@@ -16,7 +16,8 @@ by that of the random ``CountSketch(m, n, seed)``:
 
 * ``learned``: ``mixed=None``; ``joint`` / ``separate``: ``mixed="joint"`` / ``"separate"``;
 * ``inner``: ``init="inner_product"``; ``oneshot``: ``init="one_shot"`` (values trained after);
-* ``oneshot0``: ``fastlr.datadriven.one_shot_sketch(train[0], m)`` alone (no training).
+* ``oneshot0``: ``fastlr.datadriven.one_shot_sketch(train[0], m)`` alone (no training; guarded
+  values since the seventh session, ``values="paper"`` is the paper's rule).
 
 ``--no-guard`` trains without the hold-out (``holdout=0``); ``--shrink x`` passes ``shrink=x``::
 

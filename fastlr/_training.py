@@ -23,6 +23,7 @@ from ._safeguards import (
     LearnedSketchWarning,
     Validation,
     evidence_weights,
+    frozen_columns,
     pull_to_buckets,
 )
 from ._sample_matrices import batch_map
@@ -164,7 +165,7 @@ class Training:
     """The state of one learn_sketch run: the matrices' executor, values, optimizer state, history."""
 
     def __init__(self, matrices, val_ops, m, k, *, mixed, seed, gradient, power_iters, optimizer, lr, schedule,
-                 batch_size, backend, pool, shrink=0.0, start=None):
+                 batch_size, backend, pool, shrink=0.0, start=None, freeze=False, start_name=None):
         n, d = matrices.shape
         self.matrices, self.k, self.mixed, self.backend, self.pool = matrices, k, mixed, backend, pool
         self.kernels = get_backend(backend)
@@ -172,6 +173,8 @@ class Training:
         self.optimizer, self.lr, self.schedule = optimizer, lr, schedule
         self.m_learned = m if mixed is None else m // 2
         self.seed, self.given_start = seed, start is not None
+        # how warnings name the start: the random CountSketch, a given one (init=), or learn_sketch's own
+        self.start_name = start_name or ("its start (init)" if self.given_start else "its random start")
         if start is None:  # else a given m_learned x n CountSketch (learn_sketch's init)
             start = CountSketch(self.m_learned, n, seed=seed)
         self.rows, self.values, self.start = start.rows, start.values.copy(), start.values.copy()
@@ -179,6 +182,8 @@ class Training:
         if shrink > 0:  # per-column evidence of the training matrices (see _safeguards.evidence_weights)
             energy = np.array(matrices.map(_row_energy, list(range(matrices.count))))
             self.weights = evidence_weights(energy, shrink)
+        # sporadic data (learn_sketch decides): columns with little evidence keep their start values
+        self.frozen = frozen_columns(self.weights) if freeze and self.weights is not None else None
         self.fixed = None if mixed is None else CountSketch(m - self.m_learned, n, seed=seed + 1)
         self.evaluator = Evaluator(val_ops, k) if val_ops else None
         self.omega = np.random.default_rng(seed).standard_normal((d, k)) if gradient == "power" else None
@@ -199,6 +204,8 @@ class Training:
         self.kernels.optimizer_step(self.values, np.ascontiguousarray(grad), self.state, self.optimizer, hyper)
         if not np.isfinite(self.values).all():
             raise FloatingPointError(f"learn_sketch: the values diverged at step {step}; use a smaller lr")
+        if self.frozen is not None:
+            self.values[self.frozen] = self.start[self.frozen]
         return loss
 
     def shrunk(self, values: np.ndarray) -> np.ndarray:
@@ -232,7 +239,7 @@ class Training:
                                 last_step=int(history["step"][-1]), stopped=stopped, fallback=checkpoint.fallback)
         if validation.fallback:
             what = "the mixed sketch's learned half" if self.mixed else "the learned sketch"
-            start = "its start (init)" if self.given_start else "its random start"
+            start = self.start_name
             warnings.warn(f"learn_sketch: {what} did not beat {start} on validation "
                           f"({_count(len(self.evaluator.ops), 'matrix', 'matrices')} from {source}: Err "
                           f"{validation.random_err:.4g} at "
@@ -254,7 +261,7 @@ class Training:
         random_err = self.evaluator.error(candidate, backend=self.backend, pool=self.pool)
         if not random_err < validation.best_err:
             return S
-        warnings.warn(f"learn_sketch: the sketch learned from the given start (init) did not beat a random "
+        warnings.warn(f"learn_sketch: the sketch learned from {self.start_name} did not beat a random "
                       f"CountSketch on validation (Err {validation.best_err:.4g} vs {random_err:.4g} on "
                       f"{_count(len(self.evaluator.ops), 'matrix', 'matrices')} from {source}); returning the "
                       "random CountSketch (S.fallback is True)", LearnedSketchWarning, stacklevel=3)

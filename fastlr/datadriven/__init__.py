@@ -15,7 +15,9 @@ it directly:
 * :func:`one_shot_sketch` (1Shot1Vec) and :func:`few_shot_sketch` (FewShotSGD) -
   Indyk, Wagner and Woodruff (NeurIPS 2021): random positions, values from the
   top left singular vectors of the buckets of one (or a few) training matrices,
-  optionally refined by a few gradient steps;
+  optionally refined by a few gradient steps; by default guarded (tempered
+  magnitudes, checked against the random CountSketch, no steps on text-like
+  matrices), ``values="paper"`` for the paper's rule, which can be worse than random;
 * :func:`subspace_sketch` - the dense data-driven sketch (the simple version of
   Liu et al., tensor-based sketching of data streams, 2022): the top-m left
   singular vectors of the training matrices side by side, a :class:`DenseSketch`;

@@ -23,6 +23,13 @@ from ..datasets import spectral_norm
 #: Row Gram matrices up to this size are formed and factored densely (eigh of
 #: 4096 x 4096 takes a few seconds); larger ones go through subspace iteration.
 _DENSE_GRAM = 4096
+#: Ridge leverage scores of up to this many rows use every eigenpair of the row Gram matrix (exact);
+#: above it, the top 4k + 10 from subspace iteration without forming G, and a bound for the rest
+#: (positions._ridge_scores). Measured (bench/README.md, seventh session): the same scores within 1%
+#: (correlation 1.0000) and the same held-out Err of inner_product_sketch on video, hyperspectral and
+#: text (5 seeds), 1.9 -> 0.85 s CPU at 1920 rows and 16.6 -> 3.7 s at 3840 (16 frames); below ~1000
+#: rows forming G is as cheap and it is reused by the buckets.
+_FULL_SCORES = 1024
 _SUBSPACE_ITERS = 8
 #: Below this many stored entries per matrix, BLAS runs on one thread (as learn_sketch does): the
 #: products take microseconds, less than waking threads, which on a busy machine wait for a core.
@@ -145,11 +152,12 @@ class _Rows:
             out += (w * w) * np.asarray(AI @ Y, dtype=np.float64)
         return out
 
-    def top_eig(self, r: int, I=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Leading r eigenpairs (descending) of ``G[I, I]``: dense eigh when small, else subspace iteration."""
+    def top_eig(self, r: int, I=None, seed: int = 0, dense: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Leading r eigenpairs (descending) of ``G[I, I]``: dense eigh when small (or ``dense=True``),
+        else (or ``dense=False``) subspace iteration without forming G."""
         size = self.n if I is None else len(I)
         r = min(r, size)
-        if size <= _DENSE_GRAM:
+        if dense if dense is not None else size <= _DENSE_GRAM:
             G = self.gram() if I is None else self.block(I, I)
             w, U = scipy.linalg.eigh(G, subset_by_index=[size - r, size - 1])
             return np.maximum(w[::-1], 0.0), U[:, ::-1]

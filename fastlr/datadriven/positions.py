@@ -17,8 +17,8 @@ from .._validation import (
 from ..datasets import spectral_norm
 from ..scw import scw
 from ..sketch import CountSketch, StackedSketch
+from . import _common
 from ._common import (
-    _DENSE_GRAM,
     COMBINE,
     GUARDS,
     _blas_threads,
@@ -35,8 +35,9 @@ from ._common import (
 def _ridge_scores(rows: _Rows, k: int, seed: int) -> np.ndarray:
     energy = rows.sqnorms()
     total = float(energy.sum())
-    r = min(rows.n, 4 * k + 10) if rows.n > _DENSE_GRAM else rows.n
-    w, U = rows.top_eig(r, seed=seed)
+    full = rows.n <= _common._FULL_SCORES
+    r = rows.n if full else min(rows.n, 4 * k + 10)
+    w, U = rows.top_eig(r, seed=seed, dense=full)
     lam = max(total - float(w[:k].sum()), 0.0) / k
     if lam <= 0:  # rank <= k: the ridge scores are the plain leverage scores of the rank-k column space
         lam = 1e-12 * max(total, 1e-300)
