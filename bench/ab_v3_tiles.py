@@ -45,7 +45,6 @@ def main(argv=None):
         cores.insert(0, ("old", load_core(a.other)))
     for _, c in cores:
         c.set_num_threads(1)
-    import platform
     cpu = [l for l in open("/proc/cpuinfo") if l.startswith("model name")][0].split(":")[1].strip()
     blas = [(i.get("internal_api"), i.get("architecture")) for i in threadpool_info()]
     print(f"# CPU {cpu}; BLAS {blas}; 1 thread; thread_time min of {a.rounds} interleaved rounds")

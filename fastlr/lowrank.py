@@ -42,6 +42,31 @@ def chernoff_factor(n_samples: int, confidence: float) -> float:
     return lo if lo > 0.0 else hi
 
 
+class _ScaledNorm:
+    """The Frobenius norm of blocks added one at a time, as LAPACK's dlassq: sum of squares of
+    block / scale with scale the largest |entry| so far. Plain sums of squares overflow from
+    entries near 1e154 and lose everything below 1e-162 (a residual of A ~ 1e-150 near eps)."""
+
+    def __init__(self):
+        self.scale, self.ssq = 0.0, 0.0
+
+    def add(self, R: np.ndarray) -> None:
+        m = float(np.max(np.abs(R))) if R.size else 0.0
+        if not np.isfinite(m):
+            self.scale, self.ssq = m, 1.0
+            return
+        if m == 0.0 or not np.isfinite(self.scale):
+            return
+        if m > self.scale:
+            self.ssq *= (self.scale / m) ** 2
+            self.scale = m
+        R = R / self.scale
+        self.ssq += float(np.einsum("ij,ij->", R, R))
+
+    def value(self) -> float:
+        return self.scale * float(np.sqrt(self.ssq)) if self.scale else 0.0
+
+
 class LowRank:
     """A low-rank matrix ``U @ diag(s) @ Vt`` in SVD form.
 
@@ -128,16 +153,16 @@ class LowRank:
         Us = self.U.astype(np.float64) * self.s.astype(np.float64)
         Vt = self.Vt.astype(np.float64)
         rows = max(1, _CHUNK_ENTRIES // max(1, A.shape[1]))
-        total = 0.0
+        norm = _ScaledNorm()
         for start in range(0, A.shape[0], rows):
             stop = min(start + rows, A.shape[0])
             block = A[start:stop]
             block = block.toarray() if is_sparse(block) else block
-            R = np.asarray(block, dtype=np.float64) - Us[start:stop] @ Vt
-            total += float(np.einsum("ij,ij->", R, R))
+            norm.add(np.asarray(block, dtype=np.float64) - Us[start:stop] @ Vt)
+        total = norm.value()
         if not np.isfinite(total) and not np.isfinite(A.data if is_sparse(A) else A).all():
             raise ValueError("A: contains NaN or infinity")  # checked only then: no extra pass otherwise
-        return float(np.sqrt(total))
+        return total
 
     def _dask_error(self, A) -> float:
         if A.ndim != 2 or tuple(A.shape) != self.shape:
@@ -239,10 +264,11 @@ class LowRank:
         R = np.asarray(AO, dtype=np.float64)
         fitted = self.U @ (self.s.astype(np.float64)[:, None] * (self.Vt.astype(np.float64) @ omega))
         R -= fitted.compute() if is_dask_array(fitted) else fitted  # a dask U stays put
-        total = float(np.einsum("ij,ij->", R, R))
-        if not np.isfinite(total):
+        norm = _ScaledNorm()
+        norm.add(R)
+        if not np.isfinite(norm.value()):
             raise ValueError("A: contains NaN or infinity (or the residual overflows)")
-        estimate = float(np.sqrt(total / p))
+        estimate = norm.value() / float(np.sqrt(p))
         return ErrorEstimate(estimate, estimate / float(np.sqrt(chernoff_factor(p, confidence))), confidence, p)
 
     def __repr__(self) -> str:

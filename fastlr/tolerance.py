@@ -54,6 +54,17 @@ def _check_tol(tol, dtype) -> float:
     return tol
 
 
+#: The indicator needs ||A||_F^2 >= n d tiny: each square of an entry below sqrt(tiny) (1.5e-154
+#: in float64) is subnormal, off by up to eps * tiny, and n d of those must stay below eps ||A||_F^2.
+_TINY = float(np.finfo(np.float64).tiny)
+
+
+def _refuse_tiny(name: str, total: float):
+    raise ValueError(f"{name}: its entries are so small that their squares underflow float64 "
+                     f"(||A||_F^2 = {total:.3g}), so the error indicator cannot be formed; divide A by a "
+                     f"power of two near its largest entry (the rank chosen is the same)")
+
+
 def _squares(B) -> float:
     """``||B||_F^2`` in float64 (B an ndarray or a dask array)."""
     if isinstance(B, np.ndarray):
@@ -163,7 +174,10 @@ def svd_to_tolerance(A, tol, *, max_rank=None, block_size=16, n_iter=2, random_s
     op = op.for_power_steps()
     total = op.squared_norm()
     if not np.isfinite(total):
-        raise ValueError(f"{op.name}: contains NaN or infinity (or its squared norm overflows float64)")
+        raise ValueError(f"{op.name}: contains NaN or infinity (or its squared norm overflows float64: "
+                         f"divide A by a power of two near its largest entry; the rank chosen is the same)")
+    if 0.0 < total < n * d * _TINY:
+        _refuse_tiny(op.name, total)
     target = tol * tol * total
     # Products are taken of X / c, c a power of two near ||A||_F: A^T A X / c stays near ||A||_F.
     c = power_of_two(np.sqrt(total)) if total > 0 else 1.0
@@ -188,6 +202,8 @@ def svd_to_tolerance(A, tol, *, max_rank=None, block_size=16, n_iter=2, random_s
             blocks.append(Bi)
             V = Vi if V is None else np.hstack([V, Vi])
         B = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+        if total == 0.0 and np.any(B):  # entries below 1e-162: every square underflowed to zero
+            _refuse_tiny(op.name, total)
         UB, sB, X = op.thin_svd(B, V.shape[1], driver)
         sB64 = np.asarray(sB, dtype=np.float64)
         tails = np.concatenate([np.cumsum((sB64 ** 2)[::-1])[::-1], [0.0]])  # tails[k] = sum_(i>=k) s_i^2

@@ -204,3 +204,31 @@ def test_dask_and_centered_operands():
     Ac = A - A.mean(axis=0)
     U, s, Vt = svd_to_tolerance(Centered(operand(sp.csr_matrix(A))), 1e-2, random_state=0)
     assert _rel_error(Ac, U, s, Vt) <= 1e-2 and len(s) == _optimal_rank(Ac, 1e-2)
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e-150, 1e150, 1e160])
+def test_error_and_estimate_at_extreme_scales(scale):
+    """LowRank.error and error_estimate summed plain squares: 0 for entries near 1e-170 (every square
+    underflowed), inf / a NaN-or-infinity ValueError for finite entries near 1e160 (overflow)."""
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((60, 5)) @ rng.standard_normal((5, 30)) + 1e-3 * rng.standard_normal((60, 30))
+    U, s, Vt = np.linalg.svd(base, full_matrices=False)
+    lr = fastlr.LowRank(U[:, :3], s[:3] * scale, Vt[:3])
+    exact = np.linalg.norm(base - (U[:, :3] * s[:3]) @ Vt[:3])
+    A = base * scale
+    assert lr.error(A) / scale == pytest.approx(exact, rel=1e-12)
+    assert lr.error(sp.csr_matrix(A)) / scale == pytest.approx(exact, rel=1e-12)
+    unit = fastlr.LowRank(U[:, :3], s[:3], Vt[:3]).error_estimate(base, random_state=0).estimate
+    assert lr.error_estimate(A, random_state=0).estimate / scale == pytest.approx(unit, rel=1e-10)
+
+
+@pytest.mark.parametrize("scale", [1e-160, 1e-170])
+def test_entries_whose_squares_underflow_are_refused(scale):
+    """Entries near 1e-170: ||A||_F^2 underflowed to 0 and one component came back with a relative
+    error of 0.54 for tol=0.05, silently. Now a ValueError naming A; 1e-150 still works."""
+    rng = np.random.default_rng(0)
+    base = (rng.standard_normal((60, 5)) * np.geomspace(1, 1e-2, 5)) @ rng.standard_normal((5, 30))
+    with pytest.raises(ValueError, match="A: its entries are so small"):
+        svd_to_tolerance(base * scale, 0.05, random_state=0)
+    U, s, Vt = svd_to_tolerance(base * 1e-150, 0.05, random_state=0)
+    assert np.linalg.norm(base - (U * (s / 1e-150)) @ Vt) <= 0.05 * np.linalg.norm(base)
