@@ -148,20 +148,27 @@ def _lower_mask(m: int) -> np.ndarray:
     return np.tril(np.ones((m, m)))
 
 
-def ritz_pairs(V: np.ndarray, Z: np.ndarray):
+def ritz_pairs(V: np.ndarray, Z: np.ndarray, *, relative: bool = False):
     """Ritz values and vectors of a symmetric G over span(V), from V (d x r) and ``Z = G V``.
 
     Solves ``(V^T Z) x = theta (V^T V) x`` in float64, so V need not be orthonormal (power steps
     hand over an LU basis scaled by a power of two). Returns (theta ascending, X) with
     ``X^T V^T V X = I``: ``V X`` is an orthonormal basis of span(V) and ``(V X)^T G (V X) =
     diag(theta)``. None when V^T V is not numerically positive definite (V rank-deficient).
+    ``relative``: theta only up to a positive factor (Z scaled near 1 too), for tests on their
+    ratios that must not over- or underflow (V near 1e-200 and Z near 1e200 in a float64 power step).
     """
-    V64, Z64 = V.astype(np.float64, copy=False), Z.astype(np.float64, copy=False)
+    # Scaled by a power of two near 1 / max|V| (exact; theta unchanged, as G (V / a) = Z / a): power steps
+    # hand over V / c with c near sigma_1, so |V| reaches 1e200 for float64 entries near 1e-200.
+    a = power_of_two(float(np.max(np.abs(V)))) if V.size else 1.0
+    b = power_of_two(float(np.max(np.abs(Z)))) if relative and Z.size else a
+    V64, Z64 = V.astype(np.float64) / a, Z.astype(np.float64) / b
     H = V64.T @ Z64
     try:
-        return scipy.linalg.eigh((H + H.T) / 2, V64.T @ V64)
+        theta, X = scipy.linalg.eigh((H + H.T) / 2, V64.T @ V64)
     except (np.linalg.LinAlgError, ValueError):
         return None
+    return theta, X / a  # (V / a) X orthonormal: V (X / a) is
 
 
 def numerical_rank(s: np.ndarray, size: int, eps: float) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 from ._linalg import blas_single_thread, normalize, orthonormal, peak, power_of_two, ritz_pairs, sketch_svd
 from ._matrix import Operand, operand
 from ._matrix.base import PowerSteps
-from ._matrix.memory import representable
+from ._matrix.memory import fused_rounding_shows, representable
 from .batch import is_batch, run_batch
 from ._validation import check_bool, check_int
 from .lowrank import LowRank
@@ -153,9 +153,12 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, steps: PowerSt
     """
     c = power_of_two(sigma) if sigma else 1.0
     split = False  # every remaining step through steps.last
+    # float32: the last step always through steps.last; float64 only where the fused product's
+    # rounding could show in the error (the Ritz test on the step before: fused_rounding_shows).
+    careful = dtype == np.float32
     for step in range(n_iter):
         final = step == n_iter - 1
-        fused = steps.last is None or not (final or split)
+        fused = steps.last is None or not ((final and careful) or split)
         step_product = steps.step if fused else steps.last
         Vc = np.ascontiguousarray(V / c, dtype=dtype)
         Z = step_product(Vc)
@@ -170,6 +173,10 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, steps: PowerSt
             c = float(np.ldexp(1.0, int(np.round((np.log2(z) + np.log2(c) - np.log2(v)) / 2))))
         if fused and steps.last is not None and step == min(1, n_iter - 2):
             split = _below_fused_rounding(Vc, Z, steps.k, dtype)  # once, after the second step
+        if fused and steps.last is not None and not careful and (step == n_iter - 2 or n_iter == 1):
+            careful = fused_rounding_shows(Vc, Z, steps.k, dtype)
+            if careful and final:  # a single step: nothing told beforehand, so it is redone
+                Z = steps.last(Vc)
         V = orthonormal(Z) if final else normalize(Z, normalizer)
         V = np.ascontiguousarray(V, dtype=dtype)
     return V
@@ -178,7 +185,7 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, steps: PowerSt
 def _below_fused_rounding(Vc: np.ndarray, Z: np.ndarray, k: int, dtype) -> bool:
     """Whether the k-th Ritz value of ``Z = A^T A Vc`` (over span(Vc)) lies below 4 eps times the
     first: sigma_k < 2 sqrt(eps) sigma_1, under the fused product's rounding."""
-    ritz = ritz_pairs(Vc, Z)
+    ritz = ritz_pairs(Vc, Z, relative=True)
     if ritz is None:  # Vc numerically rank-deficient: stay careful
         return True
     theta = ritz[0][::-1]

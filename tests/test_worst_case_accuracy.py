@@ -76,6 +76,47 @@ FLOAT32 = {
     "f32_lowrank_noise_600x640": (lambda: _lowrank_noise(600, 640, 11).astype(np.float32), 8, "auto"),
 }
 FAMILIES.update(FLOAT32)
+#: float64 has the same rounding at eps * sigma_1^2: without the Ritz-tested last step A^T W a 1e8:1
+#: spectrum lost its smallest directions (8e-9 excess against scikit-learn's 4e-18) and an exactly
+#: rank-10 matrix with sigma_10 = 1e-6 sigma_1 was off by 1e-10 (Gram route and CSR's fused kernel).
+FLOAT64 = {
+    "f64_spectrum1e8_noise1e-10_300x80": (lambda: _wide_spectrum_noise(300, 80, 10, 1e8, 1e-10, 14), 10, "auto"),
+    "f64_exact_rank10_spectrum1e6_200x150": (lambda: _wide_spectrum_noise(200, 150, 10, 1e6, 0.0, 15), 10, "auto"),
+    "f64_exact_rank10_spectrum1e6_csr_200x150": (
+        lambda: sp.csr_matrix(_wide_spectrum_noise(200, 150, 10, 1e6, 0.0, 15)), 10, "auto"),
+}
+FAMILIES.update(FLOAT64)
+EXACT |= {"f64_exact_rank10_spectrum1e6_200x150", "f64_exact_rank10_spectrum1e6_csr_200x150"}
+
+
+def _spectrum(n, d, s, seed):
+    """n x d with singular values s (descending, len(s) <= min(n, d)), random singular vectors."""
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.standard_normal((n, len(s))))[0]
+    V = np.linalg.qr(rng.standard_normal((d, len(s))))[0]
+    return (U * s) @ V.T
+
+
+_I = np.arange(1.0, 601.0)
+#: Dense tall matrices wide enough for the block Krylov finder (fastlr/_krylov.py: d above the Gram
+#: route's width, many entries per row): slow decay, a cluster at k, an exactly low-rank float64
+#: matrix whose sigma_10 = 1e-6 sigma_1 lies below the fused steps' rounding (the space is built
+#: again in two-pass steps), float32 with a 1e4:1 spectrum, and n_iter = 4 (depth 3).
+KRYLOV = {
+    "krylov_harmonic_700x600": (lambda: _spectrum(700, 600, 1.0 / _I, 16), 10, "auto"),
+    "krylov_cluster_at_k_700x600": (
+        lambda: _spectrum(700, 600, np.where(_I < 10, 1.0, np.where(_I <= 25, 0.5 - 1e-3 * (_I - 10), 0.05)), 17),
+        10, "auto"),
+    "krylov_f64_exact_rank10_spectrum1e6_700x600": (
+        lambda: _wide_spectrum_noise(700, 600, 10, 1e6, 0.0, 18), 10, "auto"),
+    "krylov_f32_spectrum1e4_noise1e-5_700x600": (
+        lambda: _wide_spectrum_noise(700, 600, 10, 1e4, 1e-5, 19).astype(np.float32), 10, "auto"),
+    "krylov_n_iter4_sqrt_700x600": (lambda: _spectrum(700, 600, 1.0 / np.sqrt(_I), 20), 10, 4),
+}
+FAMILIES.update(KRYLOV)
+EXACT.add("krylov_f64_exact_rank10_spectrum1e6_700x600")
+FLOAT32["krylov_f32_spectrum1e4_noise1e-5_700x600"] = KRYLOV["krylov_f32_spectrum1e4_noise1e-5_700x600"]
+
 #: float32's rounding floor for the excess error (relative to ||A||_F): a few eps.
 FLOOR32 = 4 * float(np.finfo(np.float32).eps)
 
@@ -112,6 +153,20 @@ def test_worst_case_within_sklearn(name):
         assert worst["fastlr"] <= FLOOR * 100, worst  # exact to rounding at every seed
     floor = FLOOR32 if name in FLOAT32 else FLOOR
     assert worst["fastlr"] <= 1.5 * worst["sklearn"] + floor, worst
+
+
+@pytest.mark.parametrize("name", sorted(KRYLOV))
+def test_krylov_families_take_the_krylov_finder(name, monkeypatch):
+    """The KRYLOV families above exercise the block Krylov finder (not subspace iteration)."""
+    import sys
+
+    make, k, n_iter = FAMILIES[name]
+    used = []
+    randomized = sys.modules["fastlr.randomized"]
+    krylov_factors = randomized.krylov_factors
+    monkeypatch.setattr(randomized, "krylov_factors", lambda *a: used.append(1) or krylov_factors(*a))
+    fastlr.randomized_svd(make(), k, n_iter=n_iter, random_state=0)
+    assert used
 
 
 def test_small_diagonal_regressions():

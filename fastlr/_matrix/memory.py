@@ -349,6 +349,16 @@ class InMemory(Operand):
         with self._work(W.shape[1]), blas_limit(get_num_threads()):
             return np.ascontiguousarray(self.A.T @ W)
 
+    def power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
+        """``(A V, A^T A V)`` of any width: one fused pass (``power_step``) where the kernel beats
+        BLAS (``choice.use_kernel``), else two BLAS products."""
+        if self._kernel_for("gram", V.shape[1]):
+            return self.power_step(V)
+        V = np.ascontiguousarray(V, dtype=self.dtype)
+        with self._work(V.shape[1], 2), blas_limit(get_num_threads()):
+            P = np.ascontiguousarray(self.A @ V)
+            return P, np.ascontiguousarray(self.A.T @ P)
+
     def _blas_gram_product(self, V) -> np.ndarray:
         """``A.T @ (A @ V)`` by two BLAS GEMMs on fastlr's thread count."""
         V = np.ascontiguousarray(V, dtype=self.dtype)
@@ -415,14 +425,11 @@ class InMemory(Operand):
         if ritz is None:  # not finite: the careful two passes
             return self.normalized_power_step(V, k)
         theta, X = ritz  # ascending
-        eps = float(np.finfo(self.dtype).eps)
-        top = max(float(theta[-1]), np.finfo(np.float64).tiny)
-        floor = top * V.shape[1] * eps
-        kept = np.maximum(theta, floor)
-        rounding = eps * top * float(np.sqrt(np.sum(1.0 / kept[-k:]) / G.shape[0]))
-        tail = float(np.sqrt(np.sum(np.clip(theta[: max(V.shape[1] - k, 0)], 0.0, None))))
-        if rounding <= 1e-2 * tail:
+        total = float(np.trace(G, dtype=np.float64))  # ||A||_F^2: the rank-k error in span(V) follows
+        if not rounding_shows(theta, k, G.shape[0], self.dtype, total):
             return GV
+        floor = max(float(theta[-1]), np.finfo(np.float64).tiny) * V.shape[1] * float(np.finfo(self.dtype).eps)
+        kept = np.maximum(theta, floor)
         if theta[-k] < floor:  # a wanted direction is below G's rounding: the Ritz values cannot scale it
             return self.normalized_power_step(V, k)
         M = X / np.sqrt(kept)
@@ -436,6 +443,42 @@ class InMemory(Operand):
 def gram_route_pays(n: int, d: int, r: int, steps: int) -> bool:
     """Whether ``steps`` products ``A^T A V`` (A n x d, V d x r) are cheaper through the Gram matrix."""
     return steps >= 2 and d <= n and d <= GRAM_WIDTH * r * steps
+
+
+def rounding_shows(theta: np.ndarray, k: int, d: int, dtype, total: float | None = None) -> bool:
+    """Whether the rounding of ``A^T A V`` (eps * theta_1, theta the ascending Ritz values over
+    span(V), d x l) shows in the rank-k error: its excess, about
+    ``eps * theta_1 * sqrt(sum_(i <= k) 1/theta_i / d)``, above 1e-2 of that error.
+
+    The error is at least ``sqrt(theta_(k+1) + ... + theta_l)`` over the Ritz values above
+    10 l eps theta_1 (below that they are the product's rounding, measured up to 20 eps theta_1,
+    not tail); with ``total`` = ||A||_F^2 (the Gram route's trace; same units as theta) it is
+    ``sqrt(total - sum_(i <= k) theta_i)``, where that does not cancel (above ``sqrt(100 eps total)``). An exactly low-rank A has no tail: counting its rounding as one
+    kept the fused product for a rank-10 float64 matrix, 1e-10 relative excess against
+    scikit-learn's 1e-14.
+    """
+    eps = float(np.finfo(dtype).eps)
+    k = min(k, theta.size)
+    top = float(theta[-1])
+    if not top > 0.0:  # A V = 0: nothing to round
+        return False
+    floor = top * theta.size * eps
+    kept = np.maximum(theta, floor)
+    rounding = eps * top * float(np.sqrt(np.sum(1.0 / kept[-k:]) / d))
+    tail_part = theta[: max(theta.size - k, 0)]
+    tail = float(np.sqrt(np.sum(tail_part[tail_part > 10 * floor])))
+    if total is not None:
+        err2 = total - float(np.sum(theta[-k:]))
+        tail = max(tail, float(np.sqrt(err2)) if err2 > 100 * eps * total else 0.0)
+    return rounding > 1e-2 * tail
+
+
+def fused_rounding_shows(Vc: np.ndarray, Z: np.ndarray, k: int, dtype) -> bool:
+    """``rounding_shows`` from a power step's ``Vc`` (d x l, any basis) and ``Z = A^T A Vc``
+    (``scw.power_iterations``: whether float64's last step needs ``A^T W``); True when Vc is
+    numerically rank-deficient."""
+    ritz = ritz_pairs(Vc, Z, relative=True)
+    return True if ritz is None else rounding_shows(ritz[0], k, Vc.shape[0], dtype)
 
 
 def representable(Z: np.ndarray, dtype) -> bool:

@@ -1,0 +1,184 @@
+"""The block Krylov range finder of randomized_svd's default path on in-memory tall matrices.
+
+Subspace iteration keeps only its last block, ``(A^T A)^q Omega``; block Krylov iteration keeps
+them all, ``K = [Omega, G Omega, ..., G^q Omega]`` (G = A^T A, orthonormalized block by block),
+and takes the best rank-k approximation with rows in span(K) (Rayleigh-Ritz on ``A K``). The
+space holds every polynomial of degree <= q in G, Chebyshev's among them, so it needs about the
+square root of subspace iteration's steps for the same accuracy (C. Musco and C. Musco,
+"Randomized block Krylov methods for stronger and faster approximate singular value
+decomposition", NeurIPS 2015). Each step is one pass over A that returns ``A V`` and
+``A^T A V`` together (``InMemory.power_pass``); the ``A V`` are the columns of ``A K``, so the
+Rayleigh-Ritz step needs one more pass, for the last block only: ``2 q + 1`` passes of width l
+where scikit-learn's n_iter steps take ``2 n_iter + 2``. ``krylov_depth`` maps n_iter to q.
+
+float32 steps run as two passes, ``A V`` then ``A^T W`` with W the orthonormal basis of ``A V``:
+the fused ``A^T (A V)`` rounds to eps * sigma_1^2, which hides directions below
+sqrt(eps) * sigma_1 (3e-4 in float32; see ``Operand.last_power_step``). float64 steps are fused
+unless the Ritz values at the end say that rounding shows; then the space is built again, in
+two-pass steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._linalg import orthonormal, peak
+from ._matrix import InMemory
+from ._matrix.memory import representable, rounding_shows
+from .scw import SCWFactors
+
+__all__ = ["krylov_depth", "krylov_factors", "krylov_applies"]
+
+#: The stored blocks ``A V`` (n x l(q+1) in all) may take this many bytes, or A's size if larger;
+#: beyond it the Rayleigh-Ritz step forms ``A K`` in one more pass instead.
+_IMAGES_BYTES = 1 << 28
+
+
+def krylov_depth(n_iter: int) -> int:
+    """Krylov blocks beyond the start for scikit-learn's ``n_iter``: the smaller of
+    ``(n_iter + 3) // 2`` and ``ceil(sqrt(2 n_iter + 2))`` (0 -> 1, 1 -> 2, 2 -> 2, 4 -> 3,
+    7 -> 4, 15 -> 6): the depth at which the space is at least as good as subspace iteration's on
+    every tested spectrum (worst of 20-100 seeds, 1/i, 1/sqrt(i), 1/i^0.2, 0.9^i, 1e4:1, clusters
+    and gaps at k; bench/README.md, seventh session). n_iter = 0 gives [Omega, G Omega], which holds
+    the one step of the subspace path."""
+    return min((n_iter + 3) // 2, math.ceil(math.sqrt(2 * n_iter + 2)))
+
+
+def krylov_applies(op, l: int, n_iter: int) -> bool:
+    """Whether the Krylov finder serves: in-memory tall A that the power steps would pass over (the
+    Gram route, for narrow A, makes every step a small d x d product), where the passes it saves
+    outweigh its Rayleigh-Ritz step on the n x l (q + 1) ``A K`` (about n (l (q + 1))^2 multiply-adds:
+    on sparse A with a few entries per row that step cost 2.5-3.7x the passes saved)."""
+    if type(op) is not InMemory or op._gram_pays(l, n_iter) or l >= op.shape[1]:
+        return False
+    q = krylov_depth(n_iter)
+    row_entries = op.parts[2].size / max(op.shape[0], 1) if op.sparse else op.shape[1]
+    saved = 2 * (n_iter + 1 - q)  # passes of width l subspace iteration takes beyond Krylov's
+    return saved > 0 and row_entries * l * saved >= 4 * (l * (q + 1)) ** 2
+
+
+def krylov_factors(op: InMemory, k: int, l: int, n_iter: int, seed: int, driver: str):
+    """SCW factors (``scw.SCWFactors``) of the Rayleigh-Ritz step on the block Krylov space of A.
+
+    float64 steps are fused; when the Ritz values at the end say their rounding (eps * sigma_1^2)
+    could show in the rank-k error (``memory.rounding_shows``: wanted directions near
+    sqrt(eps) sigma_1, exactly low-rank input), the space is built again with two-pass steps.
+    None when a product is not finite or its scale leaves the dtype's comfortable range (entries
+    near the limits of the dtype, A = 0, NaN or inf): the caller's power iterations rescale, and
+    raise for NaN/inf.
+    """
+    careful = op.dtype == np.float32
+    out = _krylov(op, k, l, n_iter, seed, driver, careful)
+    if out is not None and not careful and rounding_shows(out[1], k, op.shape[1], op.dtype):
+        out = _krylov(op, k, l, n_iter, seed, driver, True)
+    return None if out is None else out[0]
+
+
+def _krylov(op: InMemory, k: int, l: int, n_iter: int, seed: int, driver: str, careful: bool):
+    """(factors, Ritz values of A^T A over the space, ascending), or None (see krylov_factors)."""
+    n, d = op.shape
+    dtype = op.dtype
+    eps = float(np.finfo(dtype).eps)
+    V = orthonormal(np.random.default_rng(seed).standard_normal((d, l)))
+    blocks, images = [], []
+    keep_images = n * l * (krylov_depth(n_iter) + 1) * dtype.itemsize <= max(_IMAGES_BYTES, op.A.nbytes if not
+                                                                               op.sparse else 0)
+    for _ in range(krylov_depth(n_iter)):
+        Vd = np.ascontiguousarray(V, dtype=dtype)
+        P, Z = _step(op, Vd, careful)
+        if not (representable(Z, dtype) and representable(P, dtype)):
+            return None
+        blocks.append(Vd.astype(np.float64))
+        if keep_images:
+            images.append(P)
+        V = _next_block(np.hstack(blocks), Z.astype(np.float64), eps)
+        if V is None:  # the space is exhausted: A has rank below its dimension
+            break
+    if V is not None:
+        blocks.append(V)
+        if keep_images:
+            images.append(op.times(np.ascontiguousarray(V, dtype=dtype)))
+    K = np.ascontiguousarray(np.hstack(blocks), dtype=dtype)
+    B = np.hstack(images) if keep_images else op.times(K)
+    if not np.isfinite(peak(B)):
+        return None
+    return _rayleigh_ritz(op, K, B, k, driver)
+
+
+def _rayleigh_ritz(op: InMemory, K: np.ndarray, B: np.ndarray, k: int, driver: str):
+    """SCW factors of ``B = A K`` cut to its top k right singular vectors first, and the Ritz values
+    of A^T A over span(K) (ascending).
+
+    K has l (q + 1) columns, k of which matter: the eigenvectors X_k of ``B^T B`` (float64) give
+    them, and the thin SVD of the n x k ``B X_k`` the factors, exact to rounding (a thin SVD of all
+    of B took two SVQB rounds over n x l (q + 1)). Rounding in B^T B tilts X_k by about
+    eps * sigma_1^2 / gap, which moves the Frobenius error only to second order.
+    """
+    B64 = np.asarray(B, dtype=np.float64)
+    c = 2.0 ** -np.round(np.log2(max(peak(B64), np.finfo(np.float64).tiny)))  # B^T B stays representable
+    Bc = InMemory.wrap(B64 * c, name="B", backend=op.backend)
+    H = Bc.rtimes(Bc.A)
+    theta, X = np.linalg.eigh((H + H.T) / 2)
+    r = min(k, B.shape[1])
+    if not _gram_tilt_negligible(theta, r, op.dtype):  # the thin SVD of all of B, exact to rounding
+        UB, sB, XB = op.thin_svd(B, r, driver)
+        return SCWFactors(np.zeros((0, 0)), np.zeros(0), K, B, UB, sB, XB), theta / (c * c)
+    Xk = np.ascontiguousarray(X[:, ::-1][:, :r])
+    V = np.ascontiguousarray(K.astype(np.float64) @ Xk, dtype=op.dtype)  # the top-k rows' basis, in span(K)
+    W = Bc.times(Xk) / c  # = A V
+    UB, sB, Y = op.thin_svd(W, r, driver)
+    return SCWFactors(np.zeros((0, 0)), np.zeros(0), V, W, UB, sB, Y), theta / (c * c)
+
+
+def _gram_tilt_negligible(theta: np.ndarray, k: int, dtype) -> bool:
+    """Whether B^T B's rounding (eps * theta_1, float64) tilts its k-th eigenvector, by about
+    eps * theta_1 / (theta_k - theta_(k+1)), too little to show: that tilt adds about
+    sqrt(theta_k) times it to the error (first order where the rank-k error is 0: an exactly
+    rank-10 float64 matrix with sigma_10 = 1e-6 sigma_1 came out 2e-10 off), against 1e-2 of the
+    rank-k error in the space (its Ritz values above B^T B's rounding) or of A's own rounding."""
+    eps64 = float(np.finfo(np.float64).eps)
+    desc = theta[::-1]
+    top = float(desc[0])
+    if not top > 0.0:
+        return False
+    gap = float(desc[k - 1] - desc[k]) if k < desc.size else float(desc[k - 1])
+    tilt = eps64 * top / gap if gap > 0.0 else np.inf
+    tail = desc[k:]
+    error = float(np.sqrt(np.sum(tail[tail > 10 * desc.size * eps64 * top])))
+    floor = float(np.finfo(dtype).eps) * np.sqrt(top)
+    return np.sqrt(max(float(desc[k - 1]), 0.0)) * tilt <= 1e-2 * max(error, floor)
+
+
+def _step(op: InMemory, V: np.ndarray, careful: bool):
+    """``(A V, A^T A V)`` in one fused pass, or, ``careful``, ``(A V, A^T W)`` with W an orthonormal
+    basis of ``A V`` in two passes (span(A^T W) = span(A^T A V), rounded to eps * sigma_1 instead of
+    eps * sigma_1^2)."""
+    if not careful:
+        return op.power_pass(V)
+    P = op.times(V)
+    P64 = P.astype(np.float64)
+    try:  # Cholesky QR in float64: W need only be well conditioned, not orthonormal to eps
+        W = P64 @ np.linalg.inv(np.linalg.cholesky(P64.T @ P64)).T
+    except np.linalg.LinAlgError:  # A V rank-deficient
+        W = orthonormal(P64)
+    return P, op.rtimes(np.ascontiguousarray(W, dtype=op.dtype))
+
+
+def _next_block(K: np.ndarray, Z: np.ndarray, eps: float):
+    """The orthonormal basis of Z's part outside span(K) (K orthonormal): block Gram-Schmidt,
+    twice (once loses orthogonality when Z lies mostly in span(K)); columns whose part outside
+    is below Z's rounding are dropped. None when none is left."""
+    scale = float(np.linalg.norm(Z))
+    if not scale > 0.0:
+        return None
+    for _ in range(2):
+        Z = Z - K @ (K.T @ Z)
+    U, s, _ = np.linalg.svd(Z, full_matrices=False)
+    keep = int(np.count_nonzero(s > Z.shape[1] * eps * scale))
+    if keep == 0:
+        return None
+    V = U[:, :keep]
+    V = V - K @ (K.T @ V)  # the SVD's rounding puts back a little of span(K)
+    return orthonormal(V)
