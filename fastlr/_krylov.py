@@ -47,16 +47,22 @@ def krylov_depth(n_iter: int) -> int:
 
 
 def krylov_applies(op, l: int, n_iter: int) -> bool:
-    """Whether the Krylov finder serves: in-memory tall A that the power steps would pass over (the
-    Gram route, for narrow A, makes every step a small d x d product), where the passes it saves
-    outweigh its Rayleigh-Ritz step on the n x l (q + 1) ``A K`` (about n (l (q + 1))^2 multiply-adds:
-    on sparse A with a few entries per row that step cost 2.5-3.7x the passes saved)."""
-    if type(op) is not InMemory or op._gram_pays(l, n_iter) or l >= op.shape[1]:
+    """Whether the Krylov finder serves: in-memory tall A where it costs less than the power steps it
+    replaces, counted in multiply-adds per row of A, with its Rayleigh-Ritz step on the
+    n x l (q + 1) ``A K`` (about (l (q + 1))^2: on sparse A with a few entries per row that step
+    cost 2.5-3.7x the passes saved). Against the Gram route (narrow dense A: one SYRK, d^2 / 2, then
+    small d x d products) only in float64, whose steps are fused (100000 x 500, k = 10: 568 vs
+    601 ms, excess error 7e-13 vs 4.5e-11); float32's two-pass steps lose there (494 vs 320 ms)."""
+    if type(op) is not InMemory or l >= op.shape[1]:
         return False
+    n, d = op.shape
     q = krylov_depth(n_iter)
-    row_entries = op.parts[2].size / max(op.shape[0], 1) if op.sparse else op.shape[1]
+    rayleigh_ritz = (l * (q + 1)) ** 2
+    if op._gram_pays(l, n_iter):
+        return op.dtype == np.float64 and (2 * q + 1) * d * l + rayleigh_ritz < d * d / 2 + d * l
+    row_entries = op.parts[2].size / max(n, 1) if op.sparse else d
     saved = 2 * (n_iter + 1 - q)  # passes of width l subspace iteration takes beyond Krylov's
-    return saved > 0 and row_entries * l * saved >= 4 * (l * (q + 1)) ** 2
+    return saved > 0 and row_entries * l * saved >= 4 * rayleigh_ritz
 
 
 def krylov_factors(op: InMemory, k: int, l: int, n_iter: int, seed: int, driver: str):
