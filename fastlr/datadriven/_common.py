@@ -19,6 +19,7 @@ from .._validation import (
     matrix_list,
 )
 from ..datasets import spectral_norm
+from ..scw import scw
 
 #: Row Gram matrices up to this size are formed and factored densely (eigh of
 #: 4096 x 4096 takes a few seconds); larger ones go through subspace iteration.
@@ -208,3 +209,12 @@ def _bucket_values(rows: _Rows, h: np.ndarray, m: int, fallback: np.ndarray, see
         tiny = live[u == 0]
         values[tiny] = np.sign(fallback[tiny])  # orthogonal to the bucket's direction: keep the row
     return values
+
+
+def _scaled_error(S, mats: list, k: int) -> float:
+    """Mean ||A - SCW(S, A)||_F over the matrices, each scaled to sigma_1 = 1."""
+    total = 0.0
+    for A in mats:
+        s1 = spectral_norm(A)
+        total += scw(A, S, k).error(A) / (s1 if s1 > 0 else 1.0)
+    return total / len(mats)

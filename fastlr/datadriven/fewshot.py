@@ -18,9 +18,9 @@ from .._validation import (
     is_sparse,
 )
 from ..datasets import spectral_norm
-from ..scw import scw
 from ..sketch import CountSketch
 from ._common import (
+    _scaled_error,
     _blas_threads,
     _bucket_values,
     _check_matrices,
@@ -43,15 +43,6 @@ def _tempered(values: np.ndarray) -> np.ndarray:
     ``max(|u_i|, 1) ** TEMPER``, signs kept: a row the one matrix barely uses counts as a typical one
     (the next matrix may use it heavily: a word of another topic), heavy rows only a little more."""
     return np.where(values < 0, -1.0, 1.0) * np.maximum(np.abs(values), 1.0) ** TEMPER
-
-
-def _sketch_err(S, mats: list, k: int) -> float:
-    """Mean ||A - SCW(S, A)||_F over the matrices, each scaled to sigma_1 = 1."""
-    total = 0.0
-    for A in mats:
-        s1 = spectral_norm(A)
-        total += scw(A, S, k).error(A) / (s1 if s1 > 0 else 1.0)
-    return total / len(mats)
 
 
 def one_shot_sketch(A, m: int, *, k: int | None = None, values: str = "guarded", seed: int = 0) -> CountSketch:
@@ -116,7 +107,7 @@ def one_shot_sketch(A, m: int, *, k: int | None = None, values: str = "guarded",
         if values == "paper":
             return CountSketch.from_arrays(start.rows, u, m)
         S = CountSketch.from_arrays(start.rows, _tempered(u), m)
-        return S if _sketch_err(S, mats, k) < _sketch_err(start, mats, k) else start
+        return S if _scaled_error(S, mats, k) < _scaled_error(start, mats, k) else start
 
 
 def few_shot_sketch(train, m: int, k: int, *, steps: int = 50, lr: float = 0.05, values: str = "guarded",

@@ -15,10 +15,10 @@ from .._validation import (
     is_sparse,
 )
 from ..datasets import spectral_norm
-from ..scw import scw
 from ..sketch import CountSketch, StackedSketch
 from . import _common
 from ._common import (
+    _scaled_error,
     COMBINE,
     GUARDS,
     _blas_threads,
@@ -138,15 +138,6 @@ def _inner_product_positions(rows: _Rows, scores: np.ndarray, m: int, rng) -> tu
     return h, np.where(signs == 0, 1.0, signs)
 
 
-def _training_loss(S, mats: list, k: int) -> float:
-    """Mean ||A - SCW(S, A)||_F over the matrices, each scaled to sigma_1 = 1."""
-    total = 0.0
-    for A in mats:
-        s1 = spectral_norm(A)
-        total += scw(A, S, k).error(A) / (s1 if s1 > 0 else 1.0)
-    return total / len(mats)
-
-
 def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine: str = "concat",
                          guard: str | None = None, trials: int = 1, seed: int = 0) -> CountSketch | StackedSketch:
     """A CountSketch with data-driven positions: Li et al.'s inner-product algorithm.
@@ -227,7 +218,7 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
             h, signs = _inner_product_positions(rows, scores, m_data, rng)
             vals = signs if values == "sign" else _bucket_values(rows, h, m_data, signs, seed)
             candidate = CountSketch.from_arrays(h, vals, m_data)
-            loss = _training_loss(candidate, judges, min(k, m_data)) if trials > 1 else 0.0
+            loss = _scaled_error(candidate, judges, min(k, m_data)) if trials > 1 else 0.0
             if loss < best:
                 best, S = loss, candidate
         if guard is None:
