@@ -29,11 +29,7 @@ from ._matrix import InMemory
 from ._matrix.memory import representable, rounding_shows
 from .scw import SCWFactors
 
-__all__ = ["krylov_depth", "krylov_factors", "krylov_applies"]
-
-#: The stored blocks ``A V`` (n x l(q+1) in all) may take this many bytes, or A's size if larger;
-#: beyond it the Rayleigh-Ritz step forms ``A K`` in one more pass instead.
-_IMAGES_BYTES = 1 << 28
+__all__ = ["krylov_applies", "krylov_depth", "krylov_factors"]
 
 
 def krylov_depth(n_iter: int) -> int:
@@ -83,31 +79,36 @@ def krylov_factors(op: InMemory, k: int, l: int, n_iter: int, seed: int, driver:
 
 
 def _krylov(op: InMemory, k: int, l: int, n_iter: int, seed: int, driver: str, careful: bool):
-    """(factors, Ritz values of A^T A over the space, ascending), or None (see krylov_factors)."""
+    """(factors, Ritz values of A^T A over the space, ascending), or None (see krylov_factors).
+
+    ``A K`` is filled in place block by block (n x l (q + 1); ``krylov_applies`` keeps it a fraction
+    of A: (l (q + 1))^2 <= d l (passes saved) / 4)."""
     n, d = op.shape
     dtype = op.dtype
     eps = float(np.finfo(dtype).eps)
+    q = krylov_depth(n_iter)
     V = orthonormal(np.random.default_rng(seed).standard_normal((d, l)))
-    blocks, images = [], []
-    keep_images = n * l * (krylov_depth(n_iter) + 1) * dtype.itemsize <= max(_IMAGES_BYTES, op.A.nbytes if not
-                                                                               op.sparse else 0)
-    for _ in range(krylov_depth(n_iter)):
+    blocks = []
+    B = np.empty((n, l * (q + 1)), dtype=dtype)
+    filled = 0
+    for _ in range(q):
         Vd = np.ascontiguousarray(V, dtype=dtype)
         P, Z = _step(op, Vd, careful)
         if not (representable(Z, dtype) and representable(P, dtype)):
             return None
         blocks.append(Vd.astype(np.float64))
-        if keep_images:
-            images.append(P)
+        B[:, filled:filled + P.shape[1]] = P
+        filled += P.shape[1]
+        del P
         V = _next_block(np.hstack(blocks), Z.astype(np.float64), eps)
         if V is None:  # the space is exhausted: A has rank below its dimension
             break
     if V is not None:
         blocks.append(V)
-        if keep_images:
-            images.append(op.times(np.ascontiguousarray(V, dtype=dtype)))
+        B[:, filled:filled + V.shape[1]] = op.times(np.ascontiguousarray(V, dtype=dtype))
+        filled += V.shape[1]
     K = np.ascontiguousarray(np.hstack(blocks), dtype=dtype)
-    B = np.hstack(images) if keep_images else op.times(K)
+    B = B[:, :filled]
     if not np.isfinite(peak(B)):
         return None
     return _rayleigh_ritz(op, K, B, k, driver)
@@ -115,22 +116,24 @@ def _krylov(op: InMemory, k: int, l: int, n_iter: int, seed: int, driver: str, c
 
 def _rayleigh_ritz(op: InMemory, K: np.ndarray, B: np.ndarray, k: int, driver: str):
     """SCW factors of ``B = A K`` cut to its top k right singular vectors first, and the Ritz values
-    of A^T A over span(K) (ascending).
+    of A^T A over span(K) (ascending). B is the caller's and is scaled in place.
 
     K has l (q + 1) columns, k of which matter: the eigenvectors X_k of ``B^T B`` (float64) give
     them, and the thin SVD of the n x k ``B X_k`` the factors, exact to rounding (a thin SVD of all
-    of B took two SVQB rounds over n x l (q + 1)). Rounding in B^T B tilts X_k by about
-    eps * sigma_1^2 / gap, which moves the Frobenius error only to second order.
+    of B took two SVQB rounds over n x l (q + 1)); where their tilt could show
+    (``_gram_tilt_negligible``), the thin SVD of all of B.
     """
-    B64 = np.asarray(B, dtype=np.float64)
-    c = 2.0 ** -np.round(np.log2(max(peak(B64), np.finfo(np.float64).tiny)))  # B^T B stays representable
-    Bc = InMemory.wrap(B64 * c, name="B", backend=op.backend)
-    H = Bc.rtimes(Bc.A)
+    # float64 and scaled by a power of two (exact) so that B^T B stays representable
+    B = B.astype(np.float64) if B.dtype != np.float64 else B
+    c = 2.0 ** -np.round(np.log2(max(peak(B), np.finfo(np.float64).tiny)))
+    B *= c
+    Bc = InMemory.wrap(B, name="B", backend=op.backend)
+    H = Bc.rtimes(B)
     theta, X = np.linalg.eigh((H + H.T) / 2)
     r = min(k, B.shape[1])
     if not _gram_tilt_negligible(theta, r, op.dtype):  # the thin SVD of all of B, exact to rounding
         UB, sB, XB = op.thin_svd(B, r, driver)
-        return SCWFactors(np.zeros((0, 0)), np.zeros(0), K, B, UB, sB, XB), theta / (c * c)
+        return SCWFactors(np.zeros((0, 0)), np.zeros(0), K, B / c, UB, sB / c, XB), theta / (c * c)
     Xk = np.ascontiguousarray(X[:, ::-1][:, :r])
     V = np.ascontiguousarray(K.astype(np.float64) @ Xk, dtype=op.dtype)  # the top-k rows' basis, in span(K)
     W = Bc.times(Xk) / c  # = A V
