@@ -26,6 +26,7 @@ import numpy as np
 
 from ._linalg import orthonormal, peak
 from ._matrix import InMemory
+from ._matrix.centered import Centered
 from ._matrix.memory import representable, rounding_shows
 from .scw import SCWFactors
 
@@ -49,19 +50,20 @@ def krylov_applies(op, l: int, n_iter: int) -> bool:
     cost 2.5-3.7x the passes saved). Against the Gram route (narrow dense A: one SYRK, d^2 / 2, then
     small d x d products) only in float64, whose steps are fused (100000 x 500, k = 10: 568 vs
     601 ms, excess error 7e-13 vs 4.5e-11); float32's two-pass steps lose there (494 vs 320 ms)."""
-    if type(op) is not InMemory or l >= op.shape[1]:
+    memory = op.inner if isinstance(op, Centered) else op  # PCA's centered A: the same passes
+    if type(memory) is not InMemory or l >= op.shape[1]:
         return False
     n, d = op.shape
     q = krylov_depth(n_iter)
     rayleigh_ritz = (l * (q + 1)) ** 2
-    if op._gram_pays(l, n_iter):
+    if memory._gram_pays(l, n_iter):
         return op.dtype == np.float64 and (2 * q + 1) * d * l + rayleigh_ritz < d * d / 2 + d * l
-    row_entries = op.parts[2].size / max(n, 1) if op.sparse else d
+    row_entries = memory.parts[2].size / max(n, 1) if memory.sparse else d
     saved = 2 * (n_iter + 1 - q)  # passes of width l subspace iteration takes beyond Krylov's
     return saved > 0 and row_entries * l * saved >= 4 * rayleigh_ritz
 
 
-def krylov_factors(op: InMemory, k: int, l: int, n_iter: int, seed: int, driver: str):
+def krylov_factors(op: InMemory | Centered, k: int, l: int, n_iter: int, seed: int, driver: str):
     """SCW factors (``scw.SCWFactors``) of the Rayleigh-Ritz step on the block Krylov space of A.
 
     float64 steps are fused; when the Ritz values at the end say their rounding (eps * sigma_1^2)
@@ -78,7 +80,7 @@ def krylov_factors(op: InMemory, k: int, l: int, n_iter: int, seed: int, driver:
     return None if out is None else out[0]
 
 
-def _krylov(op: InMemory, k: int, l: int, n_iter: int, seed: int, driver: str, careful: bool):
+def _krylov(op: InMemory | Centered, k: int, l: int, n_iter: int, seed: int, driver: str, careful: bool):
     """(factors, Ritz values of A^T A over the space, ascending), or None (see krylov_factors).
 
     ``A K`` is filled in place block by block (n x l (q + 1); ``krylov_applies`` keeps it a fraction
@@ -114,7 +116,7 @@ def _krylov(op: InMemory, k: int, l: int, n_iter: int, seed: int, driver: str, c
     return _rayleigh_ritz(op, K, B, k, driver)
 
 
-def _rayleigh_ritz(op: InMemory, K: np.ndarray, B: np.ndarray, k: int, driver: str):
+def _rayleigh_ritz(op: InMemory | Centered, K: np.ndarray, B: np.ndarray, k: int, driver: str):
     """SCW factors of ``B = A K`` cut to its top k right singular vectors first, and the Ritz values
     of A^T A over span(K) (ascending). B is the caller's and is scaled in place.
 
@@ -160,7 +162,7 @@ def _gram_tilt_negligible(theta: np.ndarray, k: int, dtype) -> bool:
     return np.sqrt(max(float(desc[k - 1]), 0.0)) * tilt <= 1e-2 * max(error, floor)
 
 
-def _step(op: InMemory, V: np.ndarray, careful: bool):
+def _step(op: InMemory | Centered, V: np.ndarray, careful: bool):
     """``(A V, A^T A V)`` in one fused pass, or, ``careful``, ``(A V, A^T W)`` with W an orthonormal
     basis of ``A V`` in two passes (span(A^T W) = span(A^T A V), rounded to eps * sigma_1 instead of
     eps * sigma_1^2)."""

@@ -175,11 +175,24 @@ class Centered(Operand):
         (see the module's notes)."""
         if not self._fused_ok() and isinstance(self.inner, InMemory):
             return self.rtimes(self.times(V))
+        return self.inner.gram_product(V) - self._gram_correction(V)
+
+    def power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
+        """``(A_c V, A_c^T A_c V)`` (in-memory A): one fused pass with the rank-2 corrections, or two
+        passes when those are not accurate enough (see ``gram_product``)."""
+        if not self._fused_ok():
+            P = self.times(V)
+            return P, self.rtimes(P)
+        P, Z = self.inner.power_pass(V)
+        muV = self._cast(self.mu @ np.asarray(V, dtype=np.float64))
+        return P - muV[None, :], Z - self._gram_correction(V)
+
+    def _gram_correction(self, V) -> np.ndarray:
+        """``A^T A V - A_c^T A_c V = c (mu^T V) + mu (c - n mu)^T V`` (c = A^T 1), in A's dtype."""
         V64 = np.asarray(V, dtype=np.float64)
         mu, c, n = self.mu, self.inner_sums, self.shape[0]
         muV, cV = mu @ V64, c @ V64
-        correction = np.outer(c, muV) + np.outer(mu, cV - n * muV)
-        return self.inner.gram_product(V) - self._cast(correction)
+        return self._cast(np.outer(c, muV) + np.outer(mu, cV - n * muV))
 
     def power_product(self, r: int, n_iter: int):
         """``V -> A_c^T A_c V``; on narrow dense A, through the centered Gram matrix (formed exactly)."""
