@@ -11,7 +11,8 @@ decomposition", NeurIPS 2015). Each step is one pass over A that returns ``A V``
 Rayleigh-Ritz step needs one more pass, for the last block only: ``2 q + 1`` passes of width l
 where scikit-learn's n_iter steps take ``2 n_iter + 2``. ``krylov_depth`` maps n_iter to q.
 
-float32 steps run as two passes, ``A V`` then ``A^T W`` with W the orthonormal basis of ``A V``:
+float32 steps run as two passes, ``A V`` then ``A^T W`` with W the LU basis of ``A V``
+(``Operand.normalized_power_pass``):
 the fused ``A^T (A V)`` rounds to eps * sigma_1^2, which hides directions below
 sqrt(eps) * sigma_1 (3e-4 in float32; see ``Operand.last_power_step``). float64 steps are fused
 unless the Ritz values at the end say that rounding shows; then the space is built again, in
@@ -24,10 +25,10 @@ import math
 
 import numpy as np
 
-from ._linalg import orthonormal, peak
+from ._linalg import orthonormal, peak, power_of_two
 from ._matrix import InMemory
 from ._matrix.centered import Centered
-from ._matrix.memory import representable, rounding_shows
+from ._matrix.memory import representable, ritz_tail, rounding_shows
 from .scw import SCWFactors
 
 __all__ = ["krylov_applies", "krylov_depth", "krylov_factors"]
@@ -73,7 +74,7 @@ def krylov_factors(op: InMemory | Centered, k: int, l: int, n_iter: int, seed: i
     near the limits of the dtype, A = 0, NaN or inf): the caller's power iterations rescale, and
     raise for NaN/inf.
     """
-    careful = op.dtype == np.float32
+    careful = op.dtype == np.float32  # two-pass steps (Operand.normalized_power_pass)
     out = _krylov(op, k, l, n_iter, seed, driver, careful)
     if out is not None and not careful and rounding_shows(out[1], k, op.shape[1], op.dtype):
         out = _krylov(op, k, l, n_iter, seed, driver, True)
@@ -95,7 +96,8 @@ def _krylov(op: InMemory | Centered, k: int, l: int, n_iter: int, seed: int, dri
     filled = 0
     for _ in range(q):
         Vd = np.ascontiguousarray(V, dtype=dtype)
-        P, Z = _step(op, Vd, careful)
+        # careful: A V, then A^T W with W its LU basis (two passes, rounded to eps * sigma_1)
+        P, Z = op.normalized_power_pass(Vd) if careful else op.power_pass(Vd)
         if not (representable(Z, dtype) and representable(P, dtype)):
             return None
         blocks.append(Vd.astype(np.float64))
@@ -127,7 +129,7 @@ def _rayleigh_ritz(op: InMemory | Centered, K: np.ndarray, B: np.ndarray, k: int
     """
     # float64 and scaled by a power of two (exact) so that B^T B stays representable
     B = B.astype(np.float64) if B.dtype != np.float64 else B
-    c = 2.0 ** -np.round(np.log2(max(peak(B), np.finfo(np.float64).tiny)))
+    c = 1.0 / power_of_two(peak(B))
     B *= c
     Bc = InMemory.wrap(B, name="B", backend=op.backend)
     H = Bc.rtimes(B)
@@ -156,25 +158,9 @@ def _gram_tilt_negligible(theta: np.ndarray, k: int, dtype) -> bool:
         return False
     gap = float(desc[k - 1] - desc[k]) if k < desc.size else float(desc[k - 1])
     tilt = eps64 * top / gap if gap > 0.0 else np.inf
-    tail = desc[k:]
-    error = float(np.sqrt(np.sum(tail[tail > 10 * desc.size * eps64 * top])))
+    error = ritz_tail(theta, k, eps64)
     floor = float(np.finfo(dtype).eps) * np.sqrt(top)
     return np.sqrt(max(float(desc[k - 1]), 0.0)) * tilt <= 1e-2 * max(error, floor)
-
-
-def _step(op: InMemory | Centered, V: np.ndarray, careful: bool):
-    """``(A V, A^T A V)`` in one fused pass, or, ``careful``, ``(A V, A^T W)`` with W an orthonormal
-    basis of ``A V`` in two passes (span(A^T W) = span(A^T A V), rounded to eps * sigma_1 instead of
-    eps * sigma_1^2)."""
-    if not careful:
-        return op.power_pass(V)
-    P = op.times(V)
-    P64 = P.astype(np.float64)
-    try:  # Cholesky QR in float64: W need only be well conditioned, not orthonormal to eps
-        W = P64 @ np.linalg.inv(np.linalg.cholesky(P64.T @ P64)).T
-    except np.linalg.LinAlgError:  # A V rank-deficient
-        W = orthonormal(P64)
-    return P, op.rtimes(np.ascontiguousarray(W, dtype=op.dtype))
 
 
 def _next_block(K: np.ndarray, Z: np.ndarray, eps: float):

@@ -150,8 +150,13 @@ class Operand:
 
     def normalized_power_step(self, V, k: int):
         """``A^T W``, W the LU basis of ``A V``: two passes (in-memory storage)."""
-        W = normalize(self.times(V), "LU")
-        return self.rtimes(np.ascontiguousarray(W, dtype=self.dtype))
+        return self.normalized_power_pass(V)[1]
+
+    def normalized_power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
+        """``(A V, A^T W)``, W the LU basis of ``A V``: two passes (in-memory storage). span(A^T W) =
+        span(A^T A V), rounded to eps * sigma_1 * |W| instead of the fused product's eps * sigma_1^2."""
+        P = self.times(V)
+        return P, self.rtimes(np.ascontiguousarray(normalize(P, "LU"), dtype=self.dtype))
 
     def for_power_steps(self) -> "Operand":
         """The operand power steps should run on (in memory: CSC becomes CSR, one pass instead of two)."""

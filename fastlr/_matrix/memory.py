@@ -352,18 +352,18 @@ class InMemory(Operand):
     def power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
         """``(A V, A^T A V)`` of any width: one fused pass (``power_step``) where the kernel beats
         BLAS (``choice.use_kernel``), else two BLAS products."""
-        if self._kernel_for("gram", V.shape[1]):
-            return self.power_step(V)
+        return self.power_step(V) if self._kernel_for("gram", V.shape[1]) else self._blas_power_pass(V)
+
+    def _blas_power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
+        """``(A @ V, A.T @ (A @ V))`` by two BLAS GEMMs on fastlr's thread count."""
         V = np.ascontiguousarray(V, dtype=self.dtype)
         with self._work(V.shape[1], 2), blas_limit(get_num_threads()):
-            P = np.ascontiguousarray(self.A @ V)
+            P = self.A @ V
             return P, np.ascontiguousarray(self.A.T @ P)
 
     def _blas_gram_product(self, V) -> np.ndarray:
         """``A.T @ (A @ V)`` by two BLAS GEMMs on fastlr's thread count."""
-        V = np.ascontiguousarray(V, dtype=self.dtype)
-        with self._work(V.shape[1], 2), blas_limit(get_num_threads()):
-            return np.ascontiguousarray(self.A.T @ (self.A @ V))
+        return self._blas_power_pass(V)[1]
 
     def thin_svd(self, B, k: int, driver: str = "gesdd"):
         """``_linalg.thin_svd`` of the tall B = A V, its products with B on fastlr's kernels."""
@@ -465,12 +465,19 @@ def rounding_shows(theta: np.ndarray, k: int, d: int, dtype, total: float | None
     floor = top * theta.size * eps
     kept = np.maximum(theta, floor)
     rounding = eps * top * float(np.sqrt(np.sum(1.0 / kept[-k:]) / d))
-    tail_part = theta[: max(theta.size - k, 0)]
-    tail = float(np.sqrt(np.sum(tail_part[tail_part > 10 * floor])))
+    tail = ritz_tail(theta, k, eps)
     if total is not None:
         err2 = total - float(np.sum(theta[-k:]))
         tail = max(tail, float(np.sqrt(err2)) if err2 > 100 * eps * total else 0.0)
     return rounding > 1e-2 * tail
+
+
+def ritz_tail(theta: np.ndarray, k: int, eps: float) -> float:
+    """The rank-k error seen in the Ritz values theta (ascending, r of them): the square root of
+    those beyond the k largest that lie above the product's rounding, 10 r eps theta_1 (rounding
+    measured up to 20 eps theta_1 would pass for tail on exactly low-rank input)."""
+    tail = theta[: max(theta.size - k, 0)]
+    return float(np.sqrt(np.sum(tail[tail > 10 * theta.size * eps * float(theta[-1])])))
 
 
 def fused_rounding_shows(Vc: np.ndarray, Z: np.ndarray, k: int, dtype) -> bool:
