@@ -168,6 +168,22 @@ def test_backends_agree(dtype):
         np.testing.assert_allclose(U, results[0][0], atol=tol * 10)
 
 
+def test_backends_agree_on_the_krylov_finder(dtype, monkeypatch):
+    """Tall dense A wide enough for the block Krylov finder: every backend's passes (fused power_pass,
+    float32's two-pass steps) give the same factors, and the finder is the one that ran."""
+    A = lowrank_plus_noise(800, 600, "harmonic", rank=40, noise=0.01, seed=11, dtype=dtype)
+    randomized = sys.modules["fastlr.randomized"]
+    krylov_factors, used = randomized.krylov_factors, []
+    monkeypatch.setattr(randomized, "krylov_factors", lambda *a: used.append(1) or krylov_factors(*a))
+    results = [fastlr.randomized_svd(A, 6, random_state=0, backend=b) for b in fastlr.available_backends()]
+    assert len(used) == len(results)
+    tol = 1e-4 if dtype == np.float32 else 1e-9
+    for U, s, Vt in results:
+        assert_svd_contract(U, s, Vt, 800, 600, 6, dtype)
+        np.testing.assert_allclose(s, results[0][1], rtol=tol)
+        np.testing.assert_allclose(np.abs(U.T.astype(np.float64) @ results[0][0]), np.eye(6), atol=tol * 10)
+
+
 @pytest.mark.parametrize("rank", [0, 2])
 def test_rank_deficient(rank, dtype):
     rng = np.random.default_rng(rank)
