@@ -42,6 +42,15 @@ def chernoff_factor(n_samples: int, confidence: float) -> float:
     return lo if lo > 0.0 else hi
 
 
+def _scaled_sum_of_squares(R: np.ndarray) -> tuple[float, float]:
+    """(m, sum of (R / m)^2) with m the largest |entry| of R; (0, 0) for R = 0 or empty."""
+    m = float(np.max(np.abs(R))) if R.size else 0.0
+    if m == 0.0 or not np.isfinite(m):
+        return m, 0.0
+    R = R / m
+    return m, float(np.einsum("ij,ij->", R, R))
+
+
 class _ScaledNorm:
     """The Frobenius norm of blocks added one at a time, as LAPACK's dlassq: sum of squares of
     block / scale with scale the largest |entry| so far. Plain sums of squares overflow from
@@ -51,7 +60,10 @@ class _ScaledNorm:
         self.scale, self.ssq = 0.0, 0.0
 
     def add(self, R: np.ndarray) -> None:
-        m = float(np.max(np.abs(R))) if R.size else 0.0
+        self.add_scaled(*_scaled_sum_of_squares(R))
+
+    def add_scaled(self, m: float, ssq: float) -> None:
+        """Add a block given as its largest |entry| m and the sum of squares of block / m."""
         if not np.isfinite(m):
             self.scale, self.ssq = m, 1.0
             return
@@ -60,8 +72,7 @@ class _ScaledNorm:
         if m > self.scale:
             self.ssq *= (self.scale / m) ** 2
             self.scale = m
-        R = R / self.scale
-        self.ssq += float(np.einsum("ij,ij->", R, R))
+        self.ssq += ssq * (m / self.scale) ** 2
 
     def value(self) -> float:
         return self.scale * float(np.sqrt(self.ssq)) if self.scale else 0.0
@@ -170,11 +181,20 @@ class LowRank:
         A = A.astype(np.float64).rechunk({1: -1})
         Us = _row_chunked(self.U, A.chunks[0]).astype(np.float64) * self.s.astype(np.float64)
         R = A - Us @ np.asarray(self.Vt, dtype=np.float64)  # a task per row chunk
+        import dask
+
         with blas_single_thread():  # tasks run side by side
-            total = float((R * R).sum().compute())
+            # each chunk's (largest |entry|, scaled sum of squares), combined as _ScaledNorm does:
+            # plain squares overflow from entries near 1e154 and vanish below 1e-162
+            parts = dask.compute(*[dask.delayed(_scaled_sum_of_squares)(block)
+                                   for block in R.to_delayed().ravel()])
+        norm = _ScaledNorm()
+        for scale, ssq in parts:
+            norm.add_scaled(scale, ssq)
+        total = norm.value()
         if not np.isfinite(total):
             raise ValueError("A: contains NaN or infinity (or the residual overflows)")
-        return float(np.sqrt(total))
+        return total
 
     def error_estimate(self, A, *, n_samples: int = 10, confidence: float = 0.99,
                        random_state=None) -> ErrorEstimate:

@@ -1,5 +1,6 @@
 """svd_to_tolerance (randQB_EI), LowRank.error_estimate and TruncatedSVD(n_components=float), against NumPy."""
 
+import dask.array as da
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -218,6 +219,8 @@ def test_error_and_estimate_at_extreme_scales(scale):
     A = base * scale
     assert lr.error(A) / scale == pytest.approx(exact, rel=1e-12)
     assert lr.error(sp.csr_matrix(A)) / scale == pytest.approx(exact, rel=1e-12)
+    # a dask array, chunk by chunk: each chunk's scaled sum of squares (plain squares: 0 or inf)
+    assert lr.error(da.from_array(A, chunks=(25, 30))) / scale == pytest.approx(exact, rel=1e-12)
     unit = fastlr.LowRank(U[:, :3], s[:3], Vt[:3]).error_estimate(base, random_state=0).estimate
     assert lr.error_estimate(A, random_state=0).estimate / scale == pytest.approx(unit, rel=1e-10)
 
