@@ -40,7 +40,8 @@ def run_pca(args, PCA) -> int:
     if isinstance(args.n, int) and args.n > min(X.shape):
         raise UserError(f"-n {args.n}: larger than the smaller side of {args.matrix} (shape {X.shape[0]} x {X.shape[1]})")
     start = time.perf_counter()
-    pca = PCA(n_components=args.n, whiten=args.whiten, random_state=args.seed)
+    # fastlr's fast paths, not scikit-learn's "auto" (exact, slower on large X)
+    pca = PCA(n_components=args.n, whiten=args.whiten, svd_solver=PCA.fast_solver(X, args.n), random_state=args.seed)
     try:
         pca.fit(X)
     except ValueError as exc:

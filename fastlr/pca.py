@@ -23,18 +23,31 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._backend import _check_name as _check_backend_name
 from ._matrix import operand
 from ._matrix.centered import Centered
+from ._matrix.memory import _gram
+from ._pca_rank import minka_rank
 from ._validation import check_sparse
 from .randomized import randomized_svd
 from .tolerance import accuracy_floor, svd_to_tolerance
 
-__all__ = ["PCA"]
+__all__ = ["PCA", "fast_solver"]
 
 
 def _is_fraction(k) -> bool:
     """n_components given as a fraction of the variance (a float in (0, 1), NumPy floats included)."""
-    return k is not None and not isinstance(k, Integral)
+    return k is not None and not isinstance(k, (Integral, str))
 
-SOLVERS = ("auto", "full", "randomized", "arpack")
+
+def fast_solver(X, n_components) -> str:
+    """The solver of fastlr's own front ends (``fastlr pca``): "randomized" (sparse X stays sparse;
+    a fraction picks the rank by accuracy) unless X is small or most components are wanted,
+    where "full" is as fast. ``svd_solver="auto"`` instead follows scikit-learn's choice, for the
+    same answers as scikit-learn's PCA."""
+    k = n_components
+    if sp.issparse(X) or (max(X.shape) > 500 and (_is_fraction(k) or (k is not None and 1 <= k < 0.8 * min(X.shape)))):
+        return "randomized"
+    return "full"
+
+SOLVERS = ("auto", "full", "covariance_eigh", "randomized", "arpack")
 
 
 class PCA(_BasePCA):
@@ -52,24 +65,33 @@ class PCA(_BasePCA):
 
     Parameters
     ----------
-    n_components : int, float in (0, 1) or None, default None
-        int: number of components (``0 <= k <= min(X.shape)`` for "full",
-        ``>= 1`` for "randomized", ``< min(X.shape)`` for "arpack").
-        float: keep the fewest components whose explained variance ratios sum
-        to at least this ("full" and "randomized"). None: ``min(X.shape)``
+    n_components : int, float in (0, 1), "mle" or None, default None
+        int: number of components (``0 <= k <= min(X.shape)`` for "full" and
+        "covariance_eigh", ``>= 1`` for "randomized", ``< min(X.shape)`` for
+        "arpack"). float: keep the fewest components whose explained variance
+        ratios sum to at least this ("full", "covariance_eigh" and
+        "randomized"). "mle": Minka's choice of the dimension ("full" and
+        "covariance_eigh"; ``n_samples >= n_features``). None: ``min(X.shape)``
         (minus one for "arpack").
     copy : bool, default True
         Only used by "full" on dense X: False centers X in place.
     whiten : bool, default False
         ``transform`` divides the projections by ``sqrt(explained_variance_)``.
-    svd_solver : {"auto", "full", "randomized", "arpack"}, default "auto"
+    svd_solver : {"auto", "full", "covariance_eigh", "randomized", "arpack"}, default "auto"
         As in scikit-learn. "full": LAPACK SVD of the centered dense X (sparse X:
-        TypeError, as scikit-learn). "randomized": fastlr's randomized SVD of
-        the implicitly centered X. "arpack": :func:`scipy.sparse.linalg.svds`
-        on the implicitly centered X. "auto": "randomized" for sparse X; for
-        dense X, "full" when ``max(X.shape) <= 500``, "randomized" when
-        ``n_components`` is a float or ``1 <= n_components < 0.8 min(X.shape)``,
-        else "full". (scikit-learn's "covariance_eigh" is not offered.)
+        TypeError). "covariance_eigh": eigendecomposition of the covariance
+        matrix ``X^T X - n mean mean^T`` (dense X: fastlr's blocked SYRK; sparse
+        X stays sparse); exact, and fast for tall X with few features.
+        "randomized": fastlr's randomized SVD of the implicitly centered X
+        (dense or sparse: unlike scikit-learn's, it takes sparse X).
+        "arpack": :func:`scipy.sparse.linalg.svds` on the implicitly centered X.
+        "auto": scikit-learn's choice, so that results agree with its PCA:
+        sparse X -> "arpack" ("randomized" for a float ``n_components``, which
+        "arpack" does not take); dense X with ``n_features <= 1000`` and
+        ``n_samples >= 10 n_features`` -> "covariance_eigh"; ``max(X.shape)
+        <= 500`` or "mle" -> "full"; ``1 <= n_components < 0.8 min(X.shape)``
+        -> "randomized"; else "full". Name "randomized" for the fastest
+        approximate answer on large X.
     tol : float, default 0.0
         ARPACK's tolerance ("arpack" only).
     iterated_power : int or "auto", default "auto"
@@ -124,7 +146,7 @@ class PCA(_BasePCA):
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 0, None, closed="left"),
-                         Interval(RealNotInt, 0, 1, closed="neither"), None],
+                         Interval(RealNotInt, 0, 1, closed="neither"), StrOptions({"mle"}), None],
         "copy": ["boolean"],
         "whiten": ["boolean"],
         "svd_solver": [StrOptions(set(SOLVERS))],
@@ -150,10 +172,12 @@ class PCA(_BasePCA):
         self.random_state = random_state
         self.backend = backend
 
+    fast_solver = staticmethod(fast_solver)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        tags.input_tags.sparse = self.svd_solver in ("auto", "randomized", "arpack")
+        tags.input_tags.sparse = self.svd_solver in ("auto", "covariance_eigh", "randomized", "arpack")
         return tags
 
     # ------------------------------------------------------------------ fit
@@ -168,23 +192,31 @@ class PCA(_BasePCA):
     def fit_transform(self, X, y=None):
         """Fit the model on X and return its projection on the components (n_samples x n_components_)."""
         U, s, X = self._fit(X)
+        if U is None:  # covariance_eigh: no left vectors at fit time
+            return self.transform(X)
         U = U[:, :self.n_components_]
         if self.whiten:
             return U * sqrt(X.shape[0] - 1)
         return U * s[:self.n_components_]
 
     def _solver(self, X, k) -> str:
+        """scikit-learn's choice for "auto" (fastlr's randomized solver where scikit-learn has none:
+        sparse X with a fraction)."""
         solver = self.svd_solver
         if sp.issparse(X) and solver == "full":
-            raise TypeError("svd_solver: 'full' needs dense X (it centers a copy of X); use 'randomized' "
-                            "or 'arpack', which center sparse X implicitly")
+            raise TypeError('svd_solver: PCA only support sparse inputs with the "arpack" and "covariance_eigh" '
+                            'solvers, while "full" was passed (it centers a dense copy of X); fastlr\'s '
+                            '"randomized" takes sparse X too')
         if solver != "auto":
             return solver
+        n, d = X.shape
         if sp.issparse(X):
-            return "randomized"
-        if max(X.shape) <= 500:
+            return "randomized" if _is_fraction(k) else "arpack"
+        if d <= 1000 and n >= 10 * d:
+            return "covariance_eigh"
+        if max(n, d) <= 500 or k == "mle":
             return "full"
-        if _is_fraction(k) or 1 <= k < 0.8 * min(X.shape):
+        if not _is_fraction(k) and k is not None and 1 <= k < 0.8 * min(n, d):
             return "randomized"
         return "full"
 
@@ -201,24 +233,34 @@ class PCA(_BasePCA):
         if k is None:
             k = min(n, d) - 1 if solver == "arpack" else min(n, d)
         self._fit_svd_solver = solver
-        if solver == "full":
-            return self._fit_full(X, k)
+        if solver in ("full", "covariance_eigh"):
+            return self._fit_full(X, k, solver)
         return self._fit_truncated(X, k, solver)
 
-    def _fit_full(self, X, k):
+    def _fit_full(self, X, k, solver):
+        """The exact solvers: every component, then n_components of them (an int, a fraction, "mle")."""
         n, d = X.shape
-        if not isinstance(k, float) and not 0 <= k <= min(n, d):
-            raise ValueError(f"n_components: must be between 0 and min(n_samples, n_features)={min(n, d)} "
-                             f"with svd_solver='full', got {k}")
-        self.mean_ = X.mean(axis=0)
-        Xc = X.copy() if self.copy else X
-        Xc -= self.mean_
-        U, s, Vt = scipy.linalg.svd(Xc, full_matrices=False, check_finite=False)
-        U, Vt = svd_flip(U, Vt, u_based_decision=False)
-        ev = s**2 / (n - 1)
+        if k == "mle":
+            if n < d:
+                raise ValueError("n_components='mle' is only supported if n_samples >= n_features "
+                                 f"(got n_samples={n}, n_features={d})")
+        elif not isinstance(k, float) and not 0 <= k <= min(n, d):
+            raise ValueError(f"n_components={k} must be between 0 and min(n_samples, n_features)={min(n, d)} "
+                             f"with svd_solver={solver!r}")
+        self.mean_ = np.asarray(X.mean(axis=0), dtype=X.dtype).reshape(-1)
+        if solver == "full":
+            Xc = X.copy() if self.copy else X
+            Xc -= self.mean_
+            U, s, Vt = scipy.linalg.svd(Xc, full_matrices=False, check_finite=False)
+            U, Vt = svd_flip(U, Vt, u_based_decision=False)
+            ev = s**2 / (n - 1)
+        else:
+            U, (s, Vt, ev) = None, _covariance_eigh(X, self.mean_)
         total = ev.sum()
         ratio = ev / total if total > 0 else np.zeros_like(ev)
-        if isinstance(k, float):
+        if k == "mle":
+            k = minka_rank(ev, n)
+        elif isinstance(k, float):
             k = int(np.searchsorted(np.cumsum(ratio), k, side="right") + 1)
             k = min(k, len(s))
         self.noise_variance_ = float(ev[k:].mean()) if k < min(n, d) else 0.0
@@ -227,16 +269,19 @@ class PCA(_BasePCA):
 
     def _fit_truncated(self, X, k, solver):
         n, d = X.shape
+        if k == "mle":
+            raise ValueError(f"n_components='mle' cannot be a string with svd_solver={solver!r}: use "
+                             "svd_solver='full' or 'covariance_eigh'")
         if isinstance(k, float):
             if solver != "randomized":
                 raise ValueError(f"n_components: a float ({k}) needs svd_solver='randomized', 'full' or 'auto', "
                                  f"not {solver!r}")
         elif not 1 <= k <= min(n, d):
-            raise ValueError(f"n_components: must be between 1 and min(n_samples, n_features)={min(n, d)} with "
-                             f"svd_solver={solver!r}, got {k}")
+            raise ValueError(f"n_components={k} must be between 1 and min(n_samples, n_features)={min(n, d)} with "
+                             f"svd_solver={solver!r}")
         elif solver == "arpack" and k == min(n, d):
-            raise ValueError(f"n_components: must be strictly less than min(n_samples, n_features)={min(n, d)} "
-                             f"with svd_solver='arpack', got {k} (n_samples={n}, n_features={d})")
+            raise ValueError(f"n_components={k} must be strictly less than min(n_samples, n_features)={min(n, d)} "
+                             f"with svd_solver='arpack' (n_samples={n}, n_features={d})")
         random_state = check_random_state(self.random_state)
         op = Centered(operand(X, name="X", backend=self.backend))
         self.mean_ = op.mu.astype(X.dtype)
@@ -292,6 +337,22 @@ class PCA(_BasePCA):
     def score(self, X, y=None):
         """Average log-likelihood of the samples."""
         return float(np.mean(self.score_samples(X)))
+
+
+def _covariance_eigh(X, mean: np.ndarray):
+    """(singular values, Vt, explained variances) of the centered X from its covariance matrix
+    ``(X^T X - n mean mean^T) / (n - 1)`` (X's dtype, as scikit-learn's "covariance_eigh"), every
+    component, descending, signs as ``svd_flip(u_based_decision=False)``. Dense X: fastlr's
+    blocked SYRK (``_matrix.memory._gram``); sparse X stays sparse."""
+    n = X.shape[0]
+    C = (X.T @ X).toarray() if sp.issparse(X) else _gram(np.asarray(X))
+    C = np.asarray(C, dtype=X.dtype)
+    C -= n * np.outer(mean, mean).astype(X.dtype)
+    C /= n - 1
+    ev, V = scipy.linalg.eigh(C, check_finite=False)
+    ev, Vt = np.maximum(ev[::-1], 0.0), np.ascontiguousarray(V[:, ::-1].T)  # rounding may leave ev < 0
+    _, Vt = svd_flip(None, Vt, u_based_decision=False)
+    return np.sqrt(ev * (n - 1)), Vt, ev
 
 
 def _linear_operator(op: Centered) -> LinearOperator:

@@ -9,6 +9,7 @@ test modules and collected here, each with fastlr substituted for the object und
                            fastlr.TruncatedSVD
 ``TestCWT::*``             scipy.linalg.tests.test_sketches: ``clarkson_woodruff_transform`` ->
                            ``fastlr.CountSketch(sketch_size, n, seed) @ A``
+``test_pca__*``            sklearn.decomposition.tests.test_pca: ``PCA`` -> fastlr.PCA
 ``test_client_*__*``       "a real client": scikit-learn's own PCA (svd_solver="randomized"),
                            TruncatedSVD (algorithm="randomized") and NMF (init="nndsvd*", the
                            default) with their internal ``_randomized_svd`` replaced by
@@ -110,6 +111,11 @@ EXPECTED_DIFFERENCES: dict[str, str] = {
     ),
     "test_extmath__randomized_svd_low_rank_with_noise": _MORE_ACCURATE_AT_NO_ITERATIONS,
     "test_extmath__randomized_svd_infinite_rank": _MORE_ACCURATE_AT_NO_ITERATIONS,
+    **{f"test_pca__sparse_pca_solver_error[42-{container}-randomized]": (
+        "the test asserts that PCA(svd_solver='randomized') REFUSES sparse X (TypeError); fastlr's randomized "
+        "solver centers sparse X implicitly and keeps it sparse (documented in fastlr.PCA), so it fits; "
+        "svd_solver='full' on sparse X raises scikit-learn's TypeError (the test's other case passes)"
+    ) for container in ("csr_matrix", "csr_array", "csc_matrix", "csc_array")},
     "TestCWT::test_seed_returns_identical_transform_matrix": (
         NOT_APPLICABLE + "tests scipy.linalg._sketches.cwt_matrix (SciPy's sketch matrix), which fastlr "
         "does not replace; clarkson_woodruff_transform is not called"
@@ -136,6 +142,9 @@ class Suite:
 _INTERNAL = "_randomized_svd|randomized_svd"
 _RANDOMIZED_ONLY = ("randomized",)
 _PCA_RESTRICT = {name: _RANDOMIZED_ONLY for name in ("svd_solver", "other_svd_solver", "expected_solver", "solver")}
+# fastlr.PCA's solvers: all of scikit-learn's
+_PCA_SOLVERS = {name: ("auto", "full", "covariance_eigh", "randomized", "arpack")
+                for name in ("svd_solver", "other_svd_solver", "expected_solver", "solver")}
 _TSVD_RESTRICT = {name: _RANDOMIZED_ONLY for name in ("solver", "algo", "algorithm")}
 
 SUITES = {
@@ -148,6 +157,9 @@ SUITES = {
     "client_pca": Suite("sklearn.decomposition.tests.test_pca", ("PCA",),
                         [("sklearn.decomposition._pca", _INTERNAL, _fastlr_randomized_svd)],
                         restrict=_PCA_RESTRICT),
+    "pca": Suite("sklearn.decomposition.tests.test_pca", ("PCA",),
+                 [("sklearn.decomposition.tests.test_pca", "PCA", fastlr.PCA)],
+                 restrict=_PCA_SOLVERS),
     "client_truncated_svd": Suite("sklearn.decomposition.tests.test_truncated_svd", ("TruncatedSVD",),
                                   [("sklearn.decomposition._truncated_svd", _INTERNAL, _fastlr_randomized_svd)],
                                   restrict=_TSVD_RESTRICT),

@@ -198,14 +198,17 @@ def test_rank_deficient_and_constant_columns():
 
 
 @pytest.mark.parametrize("params, X, error, match", [
-    ({"n_components": 81}, "sparse", ValueError, r"n_components: must be between 1 and min\(n_samples, n_features\)=80"),
-    ({"n_components": 80, "svd_solver": "arpack"}, "sparse", ValueError, r"n_components: must be strictly less"),
+    ({"n_components": 81}, "sparse", ValueError, r"n_components=81 must be between 1 and min\(n_samples, n_features\)=80"),
+    ({"n_components": 80, "svd_solver": "arpack"}, "sparse", ValueError, r"n_components=80 must be strictly less"),
     ({"n_components": 0.5, "svd_solver": "arpack"}, "dense", ValueError, r"n_components: a float \(0\.5\) needs"),
-    ({"n_components": 61, "svd_solver": "full"}, "dense", ValueError, r"n_components: must be between 0 and"),
-    ({"svd_solver": "full"}, "sparse", TypeError, r"svd_solver: 'full' needs dense X"),
-    ({"svd_solver": "covariance_eigh"}, "dense", InvalidParameterError, r"'svd_solver' parameter of PCA"),
+    ({"n_components": 61, "svd_solver": "full"}, "dense", ValueError, r"n_components=61 must be between 0 and"),
+    ({"svd_solver": "full"}, "sparse", TypeError, r'svd_solver: PCA only support sparse inputs with the "arpack" and "covariance_eigh" solvers, while "full"'),
+    ({"svd_solver": "eigh"}, "dense", InvalidParameterError, r"'svd_solver' parameter of PCA"),
     ({"n_components": 1.5}, "dense", InvalidParameterError, r"'n_components' parameter of PCA"),
-    ({"n_components": "mle"}, "dense", InvalidParameterError, r"'n_components' parameter of PCA"),
+    ({"n_components": "MLE"}, "dense", InvalidParameterError, r"'n_components' parameter of PCA"),
+    ({"n_components": "mle", "svd_solver": "randomized"}, "dense", ValueError,
+     r"n_components='mle' cannot be a string with svd_solver='randomized'"),
+    ({"n_components": "mle"}, "sparse", ValueError, r"n_components='mle' cannot be a string with svd_solver='arpack'"),
     ({"backend": "gpu"}, "dense", ValueError, r"backend: unknown backend 'gpu'"),
 ])
 def test_bad_parameters(params, X, error, match):
@@ -251,3 +254,90 @@ def test_randomized_pca_on_the_krylov_finder_is_at_least_as_accurate(dtype, monk
     theirs = worst(lambda seed: SklearnPCA(8, svd_solver="randomized", random_state=seed))
     floor = 1e-5 if dtype == np.float32 else 1e-12
     assert ours <= 1.5 * theirs + floor, (ours, theirs)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+@pytest.mark.parametrize("whiten", [False, True])
+def test_covariance_eigh_matches_sklearn(dtype, kind, whiten):
+    """svd_solver="covariance_eigh" (fastlr's blocked SYRK for dense X; sparse X stays sparse) against
+    scikit-learn's, and against the exact SVD of the centered X: every fitted attribute, fit_transform."""
+    X = _data(n=600, d=40, dtype=dtype) if kind == "dense" else _sparse(n=600, d=40).astype(dtype)
+    kw = {"n_components": 6, "svd_solver": "covariance_eigh", "whiten": whiten}
+    ours, theirs = PCA(**kw).fit(X), SklearnPCA(**kw).fit(X)
+    rtol = 2e-3 if dtype == np.float32 else 1e-8
+    assert ours.components_.dtype == dtype and ours.n_components_ == 6
+    Xd = np.asarray(X.toarray() if kind == "sparse" else X, dtype=np.float64)
+    s = np.linalg.svd(Xd - Xd.mean(axis=0), compute_uv=False)
+    np.testing.assert_allclose(ours.singular_values_, s[:6], rtol=rtol)
+    for name in ("singular_values_", "explained_variance_", "explained_variance_ratio_", "mean_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=rtol, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(np.abs(ours.components_ @ theirs.components_.T), np.eye(6), atol=rtol * 10)
+    # the variance left out: off by the covariance's rounding (eps * largest eigenvalue) in both
+    exact_noise = np.mean(s[6:] ** 2) / (X.shape[0] - 1)
+    assert abs(ours.noise_variance_ - exact_noise) <= 3 * abs(theirs.noise_variance_ - exact_noise) + 1e-10
+    np.testing.assert_allclose(PCA(**kw).fit_transform(X), theirs.transform(X), rtol=rtol, atol=rtol * 10)
+
+
+@pytest.mark.parametrize("shape, k", [((600, 40), 5), ((600, 40), 0.8), ((600, 40), "mle"), ((300, 200), 10),
+                                      ((300, 200), 190), ((2000, 600), 10), ((2000, 600), 0.5), ((2000, 600), 500),
+                                      ((2000, 600), None), ((700, 2000), 10), ((700, 2000), "mle")])
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_auto_solver_is_sklearns(shape, k, kind, monkeypatch):
+    """svd_solver="auto" picks the solver scikit-learn's PCA picks (so the default gives its answers);
+    for sparse X with a fraction, where scikit-learn has none ("arpack" refuses it), fastlr's randomized one."""
+    X = np.random.default_rng(0).standard_normal(shape)
+    if kind == "sparse":
+        X = sp.csr_matrix(X * (np.random.default_rng(1).random(shape) < 0.05))
+
+    class Chosen(Exception):
+        pass
+
+    def stop(self, *args, **kwargs):
+        raise Chosen  # scikit-learn has chosen (self._fit_svd_solver); the fit itself is not needed
+
+    monkeypatch.setattr(SklearnPCA, "_fit_full", stop)
+    monkeypatch.setattr(SklearnPCA, "_fit_truncated", stop)
+    theirs = SklearnPCA(n_components=k)
+    with pytest.raises(Chosen):
+        theirs.fit(X)
+    expected = "randomized" if kind == "sparse" and isinstance(k, float) else theirs._fit_svd_solver
+    ours = PCA(n_components=k)
+    ours._validate_params()
+    assert ours._solver(X, k) == expected
+
+
+def test_mle_evidence_matches_minkas_formula_as_sklearn_computes_it():
+    """fastlr._pca_rank's O(d^2) evidence against scikit-learn's direct O(d^3) sum, on random
+    spectra (exponential, two-level, spread over 20 decades, a redundant feature), and the ranks
+    PCA(n_components="mle") picks."""
+    from sklearn.decomposition._pca import _assess_dimension, _infer_dimension
+
+    from fastlr._pca_rank import evidence, minka_rank
+
+    rng = np.random.default_rng(0)
+    for trial in range(120):
+        d, n = int(rng.integers(2, 30)), int(rng.integers(30, 2000))
+        kind = trial % 4
+        if kind == 0:
+            lam = rng.exponential(size=d)
+        elif kind == 1:
+            lam = np.r_[rng.uniform(1, 5, size=rng.integers(1, d + 1)), 0.01 * rng.uniform(0.9, 1.1, size=d)][:d]
+        elif kind == 2:
+            lam = 10.0 ** rng.uniform(-20, 3, size=d)
+        else:
+            X = rng.standard_normal((n, d))
+            X[:, -1] = X[:, :-1].mean(axis=1) if d > 2 else X[:, -1]
+            lam = np.linalg.svd(X - X.mean(axis=0), compute_uv=False) ** 2 / (n - 1)
+        lam = np.sort(lam)[::-1]
+        ours = evidence(lam, n)
+        ref = np.array([-np.inf] + [_assess_dimension(lam, k, n) for k in range(1, d)])
+        assert np.array_equal(np.isfinite(ours), np.isfinite(ref))
+        finite = np.isfinite(ref)
+        np.testing.assert_allclose(ours[finite], ref[finite], rtol=1e-10, atol=1e-8)
+        assert minka_rank(lam, n) == _infer_dimension(lam, n)
+    X = _data(n=500, d=30, rank=6)
+    for solver in ("full", "covariance_eigh", "auto"):
+        ours, theirs = PCA("mle", svd_solver=solver).fit(X), SklearnPCA("mle", svd_solver=solver).fit(X)
+        assert ours.n_components_ == theirs.n_components_ and 1 <= ours.n_components_ < 30
+        _assert_same_pca(ours, theirs, X, rtol=1e-6)
