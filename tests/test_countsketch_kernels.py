@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import require_backend
 from helpers import assert_close, layouts, messy_csr
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -341,3 +342,23 @@ def test_python_error_codes_mirror_the_compiled_ones():
     python = {"BadRow": _errors.BAD_ROW, "BadIndex": _errors.BAD_INDEX, "BadIndptr": _errors.BAD_INDPTR}
     assert {name: int(code) for name, code in codes.items()} == python
     assert {python[name]: message for name, message in messages.items()} == _errors._MESSAGES
+
+
+@pytest.mark.parametrize("d", [8, 16, 13, 40])
+def test_dense_cpp_equals_numba_at_every_alignment_of_a(dtype, d):
+    """The C++ row-major kernel aligns its accumulator stores to cache lines (lined up with A when A's
+    rows are whole cache lines apart) and sums its row chunks in one reused accumulator at one thread:
+    wherever A starts within a cache line, at 1 or 2 threads, S @ A equals Numba's (the same chunks,
+    summed in the same order) to the last bit."""
+    cpp, numba = fastlr.get_backend(require_backend("cpp")), fastlr.get_backend(require_backend("numba"))
+    n, m = 5000, 7  # 4 row chunks
+    itemsize = np.dtype(dtype).itemsize
+    buf = np.random.default_rng(d).standard_normal(n * d + 64).astype(dtype)
+    for k in range(64 // itemsize):
+        A = buf[k : k + n * d].reshape(n, d)
+        want = numba.countsketch_seeded_dense(A, 5, m)
+        rows, signs = ref.countsketch_hash(5, m, 0, n)
+        for threads in (1, 2):
+            with fastlr.thread_limit(threads):
+                np.testing.assert_array_equal(cpp.countsketch_seeded_dense(A, 5, m), want)
+                np.testing.assert_array_equal(cpp.countsketch_dense(A, rows, signs.astype(dtype), m), want)

@@ -95,22 +95,51 @@ constexpr index_t kRowBlock = 256;   // columns of S per (r, v) block: 2-4 KB on
 constexpr index_t kColBlock = 65536; // rows of a column-major A per block: long runs of each column
 constexpr index_t kCsrMaxNnz = 2048; // a CSR block with more nonzeros takes the per-row loop
 
-// out[r_i, :] += v_i * A[i, :] for rows b..e of a row-major A.
+// o[0, d) += v * a[0, d), the first few entries apart so that the vector stores to o
+// are 64-byte aligned: a store that straddles two cache lines costs the line-crossing
+// penalty on every vector (NumPy arrays start 16 bytes into a line).
+template <class T>
+FASTLR_INLINE void axpy_aligned_out(T* __restrict o, const T* __restrict a, T v, index_t d) {
+  const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(o) & 63)) & 63) / sizeof(T));
+  for (index_t c = 0; c < head; ++c) o[c] += v * a[c];
+  T* __restrict oa = static_cast<T*>(__builtin_assume_aligned(o + head, 64));
+  const T* __restrict aa = a + head;
+  const index_t rest = d - head;
+  for (index_t c = 0; c < rest; ++c) oa[c] += v * aa[c];
+}
+
+// acc[r_i, :] += v_i * A[i, :] for rows b..e of a row-major A; acc has row stride ldo.
 template <class T, class Src>
-FASTLR_INLINE int countsketch_rows(const T* A, index_t b, index_t e, index_t d, index_t ld, const Src& src, T* out) {
+FASTLR_INLINE int countsketch_rows(const T* A, index_t b, index_t e, index_t d, index_t ld, const Src& src, T* acc,
+                                   index_t ldo) {
   index_t r[kRowBlock];
   T v[kRowBlock];
   for (index_t i0 = b; i0 < e; i0 += kRowBlock) {
     const index_t k = std::min(kRowBlock, e - i0);
     if (!src.fill(i0, k, r, v)) return kBadRow;
-    for (index_t j = 0; j < k; ++j) {
-      const T* __restrict a = A + (i0 + j) * ld;
-      T* __restrict o = out + r[j] * d;
-      const T vj = v[j];
-      for (index_t c = 0; c < d; ++c) o[c] += vj * a[c];
-    }
+    for (index_t j = 0; j < k; ++j) axpy_aligned_out(acc + r[j] * ldo, A + (i0 + j) * ld, v[j], d);
   }
   return 0;
+}
+
+/// Where the row-major kernel's m x d accumulators live in its work buffer: rows
+/// `ld` entries apart (d rounded up to whole cache lines), each accumulator
+/// `stride` entries after the previous one, starting `offset` entries into a
+/// 64-byte-aligned buffer. When A's rows all start at the same place in a cache
+/// line, the accumulator's rows start there too, so the peeled axpy's loads from A
+/// are aligned along with its stores.
+struct AccLayout {
+  index_t ld, offset, stride;
+};
+
+template <class T>
+AccLayout acc_layout(const T* A, index_t m, index_t d, index_t ld) {
+  constexpr index_t line = 64 / sizeof(T);
+  const auto a = reinterpret_cast<std::uintptr_t>(A);
+  const bool same = (ld * static_cast<index_t>(sizeof(T))) % 64 == 0 && a % sizeof(T) == 0;
+  const index_t offset = same ? static_cast<index_t>(a % 64) / static_cast<index_t>(sizeof(T)) : 0;
+  const index_t ldo = (d + line - 1) / line * line;
+  return {ldo, offset, m * ldo + line};
 }
 
 // Columns jb..je of S A for a column-major A, accumulated in buf (column-major,
@@ -281,28 +310,51 @@ FASTLR_MULTIVERSION int countsketch_dense_impl(const T* A, index_t n, index_t d,
     return err.code;
   }
   // Row-major: `chunks` contiguous row ranges (a function of n and m, never of the
-  // thread count), each summed into its own accumulator, then added in chunk order:
-  // S A is bit-identical at every thread count. work: (chunks - 1) * size, zeroed.
-  std::fill(out, out + m * d, T(0));
-  const index_t size = m * d;
+  // thread count), each summed into its own accumulator, then added to out in chunk
+  // order: S A is bit-identical at every thread count. Thread 0 sums its chunks one
+  // after another in one accumulator (work's first) and adds each to out as soon as
+  // it is done, so at one thread the accumulator stays in cache; the other threads'
+  // chunks keep one accumulator each (work's c-th) until the barrier. work: `chunks`
+  // accumulators laid out as acc_layout, 64-byte aligned, uninitialized.
+  const AccLayout L = acc_layout(A, m, d, ld);
+  auto acc = [&](index_t c) { return work + c * L.stride + L.offset; };
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
   {
     const int parts = omp_threads_in_team();
     const int t = thread_id();
-    index_t cb, ce;
+    index_t cb, ce, ce0, unused;
     chunk_range(chunks, parts, t, cb, ce);
+    chunk_range(chunks, parts, 0, unused, ce0);
     for (index_t c = cb; c < ce; ++c) {
       index_t b, e;
       chunk_range(n, chunks, static_cast<int>(c), b, e);
-      T* o = c == 0 ? out : work + (c - 1) * size;
-      if (int code = countsketch_rows(A, b, e, d, ld, src, o)) err.set(code);
+      T* o = acc(t == 0 ? 0 : c);
+      for (index_t row = 0; row < m; ++row) std::fill(o + row * L.ld, o + row * L.ld + d, T(0));
+      if (int code = countsketch_rows(A, b, e, d, ld, src, o, L.ld)) err.set(code);
+      if (t == 0) {
+        for (index_t row = 0; row < m; ++row) {
+          T* __restrict dst = out + row * d;
+          const T* __restrict from = o + row * L.ld;
+          if (c == 0)
+            std::copy(from, from + d, dst);
+          else
+            for (index_t j = 0; j < d; ++j) dst[j] += from[j];
+        }
+      }
     }
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp barrier
 #endif
-    reduce_slices(out, work, size, chunks - 1, parts, t);
+    index_t rb, re;  // the other threads' chunks, in chunk order, split by rows of out
+    chunk_range(m, parts, t, rb, re);
+    for (index_t c = ce0; c < chunks; ++c)
+      for (index_t row = rb; row < re; ++row) {
+        T* __restrict dst = out + row * d;
+        const T* __restrict from = acc(c) + row * L.ld;
+        for (index_t j = 0; j < d; ++j) dst[j] += from[j];
+      }
   }
   return err.code;
 }
@@ -485,13 +537,17 @@ void countsketch_dense_src(const T* A, index_t n, index_t d, index_t ld, bool co
                            index_t m, T* out, int nthreads) {
   const int chunks = col_major ? 1 : sum_chunks(n, n * d, m * d);
   const int want = std::min(useful_threads(nthreads, n * d), col_major ? nthreads : chunks);
-  std::vector<T> work(col_major ? static_cast<size_t>(m * d) : static_cast<size_t>(chunks - 1) * m * d);
+  // Row-major: `chunks` accumulators (acc_layout), uninitialized, 64-byte aligned.
+  const size_t accs = col_major ? 0 : static_cast<size_t>(chunks) * acc_layout(A, m, d, ld).stride;
+  std::unique_ptr<T[]> raw(new T[accs + 64 / sizeof(T)]);
+  T* acc = reinterpret_cast<T*>((reinterpret_cast<std::uintptr_t>(raw.get()) + 63) & ~std::uintptr_t(63));
+  std::vector<T> work(col_major ? static_cast<size_t>(m * d) : 0);
   const bool hashed = col_major && !std::is_same_v<Src, ArraySketch<T>>;
   const size_t blocks = hashed ? static_cast<size_t>(want) * kColBlock : 0;
   std::unique_ptr<index_t[]> rbuf(new index_t[blocks]);  // uninitialized: filled before use
   std::unique_ptr<T[]> vbuf(new T[blocks]);
-  throw_kernel_error(countsketch_dense_impl(A, n, d, ld, col_major, src, m, out, want, chunks, work.data(),
-                                                 rbuf.get(), vbuf.get()));
+  throw_kernel_error(countsketch_dense_impl(A, n, d, ld, col_major, src, m, out, want, chunks,
+                                            col_major ? work.data() : acc, rbuf.get(), vbuf.get()));
 }
 
 template <class T, class I, class Src>
