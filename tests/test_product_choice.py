@@ -89,13 +89,23 @@ def test_products_agree_whichever_path_runs(monkeypatch, mode, level, dtype, ord
             np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
 
 
-def test_sparse_always_runs_the_kernel(monkeypatch):
+def test_sparse_runs_the_kernel_from_two_columns(monkeypatch):
+    """Sparse A: the one-pass kernel for every product with >= 2 columns (FASTLR_PRODUCT_CHOICE is
+    about dense BLAS), SciPy's matvec for one column (ARPACK's products), both against NumPy."""
     monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
-    A = sp.random(50, 30, density=0.2, format="csr", random_state=0)
-    op = InMemory(A)
-    assert op._kernel_for("pass", 200) and op._kernel_for("gram", 1)
-    V = np.ones((30, 4))
-    np.testing.assert_allclose(op.times(V), A @ V)
+    for fmt in ("csr", "csc"):
+        A = sp.random(50, 30, density=0.2, format=fmt, random_state=0)
+        op = InMemory(A)
+        assert op._kernel_for("pass", 200) and op._kernel_for("gram", 2)
+        assert not op._kernel_for("pass", 1) and not op._kernel_for("gram", 1)
+        for k in (1, 2, 4):
+            V = np.random.default_rng(k).standard_normal((30, k))
+            W = np.random.default_rng(k).standard_normal((50, k))
+            np.testing.assert_allclose(op.times(V), A.toarray() @ V, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(op.rtimes(W), A.toarray().T @ W, rtol=1e-12, atol=1e-12)
+            P, Z = op.power_pass(V)
+            np.testing.assert_allclose(Z, A.toarray().T @ (A.toarray() @ V), rtol=1e-12, atol=1e-12)
+            assert op.times(V).shape == (50, k) and op.rtimes(W).shape == (30, k)
 
 
 def test_small_products_run_on_one_thread(monkeypatch):
