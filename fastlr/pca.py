@@ -253,15 +253,21 @@ class PCA(_BasePCA):
             Xc -= self.mean_
             U, s, Vt = scipy.linalg.svd(Xc, full_matrices=False, check_finite=False)
             U, Vt = svd_flip(U, Vt, u_based_decision=False)
-            ev = s**2 / (n - 1)
+            with np.errstate(over="ignore"):  # checked below
+                ev = s**2 / (n - 1)
         else:
             U, (s, Vt, ev) = None, _covariance_eigh(X, self.mean_)
+        if not np.isfinite(ev).all():  # finite X whose squares overflow: no silent inf or garbage
+            hint = " or pass float64" if X.dtype == np.float32 else ""
+            raise ValueError(f"X: its variances overflow {X.dtype.name} (largest |entry| "
+                             f"{float(abs(X).max()):.3g}); scale X down{hint}")
         total = ev.sum()
         ratio = ev / total if total > 0 else np.zeros_like(ev)
         if k == "mle":
             k = minka_rank(ev, n)
         elif isinstance(k, float):
-            k = int(np.searchsorted(np.cumsum(ratio), k, side="right") + 1)
+            # no variance at all (constant X): one component, as scikit-learn (its ratios are 0 / 0)
+            k = int(np.searchsorted(np.cumsum(ratio), k, side="right") + 1) if total > 0 else 1
             k = min(k, len(s))
         self.noise_variance_ = float(ev[k:].mean()) if k < min(n, d) else 0.0
         self._set(Vt[:k], s[:k], ev[:k], ratio[:k], n, k)
@@ -346,9 +352,13 @@ def _covariance_eigh(X, mean: np.ndarray):
     blocked SYRK (``_matrix.memory._gram``); sparse X stays sparse."""
     n = X.shape[0]
     C = (X.T @ X).toarray() if sp.issparse(X) else _gram(np.asarray(X))
-    C = np.asarray(C, dtype=X.dtype)
-    C -= n * np.outer(mean, mean).astype(X.dtype)
-    C /= n - 1
+    with np.errstate(over="ignore", invalid="ignore"):  # checked below
+        C = np.asarray(C, dtype=X.dtype)
+        C -= n * np.outer(mean, mean).astype(X.dtype)
+        C /= n - 1
+    if not np.isfinite(C).all():  # X^T X overflowed: eigh would return garbage, not an error
+        raise ValueError(f"X: its covariance matrix overflows {X.dtype.name} (largest |entry| "
+                         f"{float(abs(X).max()):.3g}); scale X down, or use svd_solver='full'")
     ev, V = scipy.linalg.eigh(C, check_finite=False)
     ev, Vt = np.maximum(ev[::-1], 0.0), np.ascontiguousarray(V[:, ::-1].T)  # rounding may leave ev < 0
     _, Vt = svd_flip(None, Vt, u_based_decision=False)

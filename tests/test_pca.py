@@ -341,3 +341,26 @@ def test_mle_evidence_matches_minkas_formula_as_sklearn_computes_it():
         ours, theirs = PCA("mle", svd_solver=solver).fit(X), SklearnPCA("mle", svd_solver=solver).fit(X)
         assert ours.n_components_ == theirs.n_components_ and 1 <= ours.n_components_ < 30
         _assert_same_pca(ours, theirs, X, rtol=1e-6)
+
+
+@pytest.mark.parametrize("solver", ["full", "covariance_eigh"])
+@pytest.mark.parametrize("dtype, scale", [(np.float32, 1e20), (np.float64, 1e160)])
+def test_exact_solvers_refuse_overflowing_variances(solver, dtype, scale):
+    """Finite X whose squares overflow: a ValueError naming X (the covariance route returned
+    explained variances of 0, "full" inf and n_components_ = 0 with "mle"), for every n_components."""
+    X = (np.random.default_rng(0).standard_normal((100, 5)) * scale).astype(dtype)
+    for k in (2, 0.5, "mle"):
+        with pytest.raises(ValueError, match="^X: its (variances|covariance matrix) overflow"):
+            PCA(k, svd_solver=solver).fit(X)
+    assert np.isfinite(PCA(2, svd_solver=solver).fit(X / scale).explained_variance_).all()
+
+
+@pytest.mark.parametrize("solver", ["full", "covariance_eigh"])
+def test_constant_data_with_a_fraction_keeps_one_component(solver):
+    """No variance at all: scikit-learn keeps one component for any fraction (0 / 0 ratios);
+    fastlr kept all of them."""
+    X = np.ones((50, 4))
+    ours = PCA(0.5, svd_solver=solver).fit(X)
+    with np.errstate(invalid="ignore"):  # scikit-learn's 0 / 0
+        theirs = SklearnPCA(0.5, svd_solver=solver).fit(X)
+    assert ours.n_components_ == theirs.n_components_ == 1
