@@ -16,7 +16,8 @@ s + 1, sketches with seed s), prints the paper's Err on the held-out matrices fo
 - one-shot sketches from ONE training matrix: 1Shot1Vec (random positions; guarded values and the
   paper's), inner-product
   positions (1 and 8 trials; the 8-trial one also with 100 Adam steps on that matrix), the dense
-  top-m subspace, the hybrid (10 dense rows on 10 inner-product rows); with the seconds each took;
+  top-m subspace, the hybrid (defaults: dense rows from the smoothed matrix; and unsmoothed, 10 dense rows
+  on 10 inner-product rows); with the seconds each took;
 - FewShotSGD (3 training matrices, 1Shot1Vec start, ``--steps`` // 5 steps);
 - the dense subspace sketch of all training matrices, and mixed (half dense, half random);
 - guarded inner-product sketches (half data-driven, half ridge-leverage sampler / random CountSketch);
@@ -26,6 +27,7 @@ s + 1, sketches with seed s), prints the paper's Err on the held-out matrices fo
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/datadriven_err.py --seeds 3 --json dd.json
     python bench/datadriven_err.py --quick      # smaller matrices, 1 seed, ~1 min
     python bench/datadriven_err.py --seeds 5 --only 1Shot1Vec FewShotSGD   # the one-shot rows only
+    python bench/datadriven_err.py --audit --seeds 8 --frames /tmp/real_video/bikes   # never worse than random?
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import pathlib
 import time
+import warnings
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -74,6 +78,13 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
+def quiet(fn):
+    """fn() without the LearnedSketchWarning of a fallback (recorded in the table instead)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastlr.LearnedSketchWarning)
+        return fn()
+
+
 def run_family(train, test, seed: int, steps: int, greedy_seconds: float, only=None) -> dict:
     n, d = train[0].shape
     foreign = datasets.lowrank(8, shape=(n, d), rank=K, seed=100 + seed)
@@ -82,7 +93,7 @@ def run_family(train, test, seed: int, steps: int, greedy_seconds: float, only=N
     def add(name, fn, extra=0.0):
         if only and name != "random CountSketch" and not any(w in name for w in only):
             return
-        sk[name], secs[name] = timed(fn)
+        sk[name], secs[name] = timed(lambda: quiet(fn))
         secs[name] += extra
 
     add("random CountSketch", lambda: fastlr.CountSketch(M, n, seed=seed))
@@ -111,7 +122,9 @@ def run_family(train, test, seed: int, steps: int, greedy_seconds: float, only=N
     add("inner-product (1 matrix)", lambda: dd.inner_product_sketch(one, M, K, seed=seed))
     add("inner-product, 8 trials (1 matrix)", lambda: dd.inner_product_sketch(one, M, K, trials=8, seed=seed))
     add("subspace (1 matrix)", lambda: dd.subspace_sketch(one, M))
-    add("hybrid: 10 dense + 10 inner-product (1 matrix)", lambda: dd.hybrid_sketch(one[0], M, K, seed=seed))
+    add("hybrid (1 matrix)", lambda: dd.hybrid_sketch(one[0], M, K, seed=seed))
+    add("hybrid unsmoothed: 10 dense + 10 inner-product (1 matrix)",
+        lambda: dd.hybrid_sketch(one[0], M, K, smooth=None, seed=seed))
     if "inner-product, 8 trials (1 matrix)" in sk:
         add("inner-product (1 matrix) + 100 steps on it",
             lambda: dd.refine_values(one, sk["inner-product, 8 trials (1 matrix)"], K, steps=100, seed=seed),
@@ -130,6 +143,83 @@ def run_family(train, test, seed: int, steps: int, greedy_seconds: float, only=N
     return out
 
 
+def audit_cases(seeds: int, frames: list):
+    """(family, seed, one training matrix, held-out matrices, m, k) for the one-shot audit: this script's families
+    (seed s: data seed s + 1, matrix train[0]), bench/learn_shift.py's (data seed 1, train[0]), the 600-term
+    text of tests/test_datadriven.py (topics 0-9 / 10-19, data seeds 0-2, matrix train[seed % 8], m = 10, k = 5),
+    and the first and last training frame of each real-video folder."""
+    for s in range(seeds):
+        for fam, (data, n_train) in families(False, s + 1).items():
+            yield fam, s, data[0], data[n_train:], M, K
+    frames_ = datasets.video(80, height=60, width=200, seed=1)
+    perm = np.random.default_rng(0).permutation(len(frames_))
+    kw = {"n_terms": 1500, "n_docs": 60, "seed": 1}
+    text = datasets.text(42, **kw)
+    hyp = datasets.hyperspectral(40, height=192, width=64, bands=4, seed=1)
+    shift = {"shift video": (frames_[perm[0]], [frames_[i] for i in perm[60:]]), "shift video-time": (frames_[0], frames_[60:]),
+             "shift text-topic": (datasets.text(1, topics=range(10), **kw)[0], datasets.text(12, topics=range(10, 20), **kw)),
+             "shift text": (text[0], text[30:]), "shift hyperspectral": (hyp[0], hyp[30:])}
+    for fam, (A, test) in shift.items():
+        for s in range(seeds):
+            yield fam, s, A, test, M, K
+    for ds in (0, 1, 2):
+        kw = {"n_terms": 600, "n_docs": 30, "seed": ds}
+        train, test = datasets.text(8, topics=range(10), **kw), datasets.text(6, topics=range(10, 20), **kw)
+        for s in range(seeds):
+            yield "text 600", s, train[s % 8], test, 10, 5
+    for folder in frames:
+        train = datasets.load_folder(f"{folder}/train")
+        test = datasets.load_folder(f"{folder}/test")
+        for pos, A in (("first", train[0]), ("last", train[-1])):
+            for s in range(seeds):
+                yield f"{pathlib.Path(folder).name} {pos}", s, A, test, M, K
+
+
+def audit(seeds: int, frames: list) -> dict:
+    """Held-out Err / random CountSketch(m, n, seed) Err of the one-shot sketches from one matrix, per case."""
+    from fastlr.datadriven._common import _scaled_error
+    from fastlr.datadriven.fewshot import _tempered
+    out = {}
+    for fam, s, A, test, m, k in audit_cases(seeds, frames):
+        R = fastlr.CountSketch(m, A.shape[0], seed=s)
+        rnd = fastlr.sketch_error(R, test, k)
+        P = dd.one_shot_sketch(A, m, k=k, values="paper", seed=s)
+        T = fastlr.CountSketch.from_arrays(P.rows, _tempered(P.values), m)
+        seventh = T if _scaled_error(T, [A], k) < _scaled_error(R, [A], k) else R  # the seventh session's guard
+        start = time.thread_time()
+        one = dd.one_shot_sketch(A, m, k=k, seed=s)
+        t_one = time.thread_time() - start
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fastlr.LearnedSketchWarning)  # text: the random CountSketch, 1.00
+            start = time.thread_time()
+            hybrid = dd.hybrid_sketch(A, m, k, seed=s)
+            t_hybrid = time.thread_time() - start
+            plain = dd.hybrid_sketch(A, m, k, smooth=None, dense=m // 2, seed=s)
+        row = {"1Shot1Vec guarded": fastlr.sketch_error(one, test, k) / rnd,
+               "1Shot1Vec, seventh-session guard": fastlr.sketch_error(seventh, test, k) / rnd,
+               "hybrid": fastlr.sketch_error(hybrid, test, k) / rnd,
+               "hybrid unsmoothed, m // 2 dense": fastlr.sketch_error(plain, test, k) / rnd,
+               "fallback": bool(np.array_equal(one.values, R.values)), "cpu": (t_one, t_hybrid)}
+        out.setdefault(fam, []).append(row)
+        print(f"{fam:22s} {s}  " + "  ".join(f"{n} {v:.3f}" for n, v in row.items() if isinstance(v, float))
+              + f"  {'fallback' if row['fallback'] else ''}  CPU {t_one:.2f} / {t_hybrid:.2f} s", flush=True)
+    names = [n for n, v in next(iter(out.values()))[0].items() if isinstance(v, float)]
+    print("\nmean [worst] over seeds of held-out Err / random's; 1Shot1Vec fallbacks; max CPU s (1Shot1Vec / hybrid)")
+    print(f"{'family':22s}" + "".join(f"{n[:32]:>34s}" for n in names))
+    everything = {n: [] for n in names}
+    for fam, rows in out.items():
+        cells = []
+        for n in names:
+            v = [r[n] for r in rows]
+            everything[n] += v
+            cells.append(f"{np.mean(v):.3f} [{max(v):.3f}]")
+        print(f"{fam:22s}" + "".join(f"{c:>34s}" for c in cells)
+              + f"   {sum(r['fallback'] for r in rows)}/{len(rows)}  {max(r['cpu'][0] for r in rows):.2f} / "
+              f"{max(r['cpu'][1] for r in rows):.2f}")
+    print(f"{'all':22s}" + "".join(f"{f'{np.mean(v):.3f} [{max(v):.3f}]':>34s}" for v in everything.values()))
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3)
@@ -139,7 +229,17 @@ def main(argv=None):
     p.add_argument("--json")
     p.add_argument("--families", nargs="+", default=None, help="default: all")
     p.add_argument("--only", nargs="+", default=None, help="only the sketches whose name contains one of these")
+    p.add_argument("--audit", action="store_true",
+                   help="one-shot audit: 1Shot1Vec and hybrid from one matrix on every family (and --frames)")
+    p.add_argument("--frames", nargs="*", default=[], help="real-video folders (train/, test/) for --audit")
     args = p.parse_args(argv)
+    if args.audit:
+        with threadpool_limits(limits=1, user_api="blas"), fastlr.thread_limit(1):
+            out = audit(args.seeds, args.frames)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"args": vars(args), "audit": out}, f, indent=1)
+        return
     results = {}
     with threadpool_limits(limits=1, user_api="blas"), fastlr.thread_limit(1):
         for seed in range(args.seeds):

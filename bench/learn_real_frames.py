@@ -16,8 +16,8 @@ held-out (later) frames: random ``CountSketch(m, n, s)``; ``learn_sketch`` with 
 all training frames and on only ``--few`` of them (evenly spaced); the inner-product positions
 alone (Li et al. 2023, Alg. 3, 8 trials) and with their values trained by ``refine_values``
 for a few step counts (time to values-only quality); one-shot sketches from ONE training frame
-(the last one, nearest in time to the test frames) and FewShotSGD from 3; the dense subspace
-sketch. ``--legacy`` prints the old demo table (random, Gaussian, learned, mixed) instead.
+(the last one, nearest in time to the test frames: 1Shot1Vec, inner-product positions, the dense
+subspace, the hybrid with and without smoothing) and FewShotSGD from 3; the dense subspace sketch. ``--legacy`` prints the old demo table (random, Gaussian, learned, mixed) instead.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ def run(train, test, seed: int, steps: int, few: int, log) -> dict:
     add("inner-product (1 frame)", lambda: dd.inner_product_sketch(one, M, K, seed=seed))
     add("inner-product, 8 trials (1 frame)", lambda: dd.inner_product_sketch(one, M, K, trials=8, seed=seed))
     add("subspace (1 frame)", lambda: dd.subspace_sketch(one, M))
+    add("hybrid (1 frame)", lambda: dd.hybrid_sketch(one[0], M, K, seed=seed))
+    add("hybrid unsmoothed (1 frame)", lambda: dd.hybrid_sketch(one[0], M, K, smooth=None, seed=seed))
     add("FewShotSGD (3 frames)", lambda: dd.few_shot_sketch(train[-3:], M, K, steps=50, seed=seed))
     add("subspace, dense (all)", lambda: dd.subspace_sketch(train, M))
     add("subspace mixed (all)", lambda: dd.subspace_sketch(train, M, mixed=True, seed=seed))

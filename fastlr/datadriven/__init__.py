@@ -16,14 +16,18 @@ it directly:
   Indyk, Wagner and Woodruff (NeurIPS 2021): random positions, values from the
   top left singular vectors of the buckets of one (or a few) training matrices,
   optionally refined by a few gradient steps; by default guarded (tempered
-  magnitudes, checked against the random CountSketch, no steps on text-like
-  matrices), ``values="paper"`` for the paper's rule, which can be worse than random;
+  magnitudes, kept only when they beat the random CountSketch, and the mean of
+  16 others by twice their spread, on the given matrices; never on text-like matrices, where the
+  random CountSketch itself is returned and no steps are taken),
+  ``values="paper"`` for the paper's rule, which can be worse than random;
 * :func:`subspace_sketch` - the dense data-driven sketch (the simple version of
   Liu et al., tensor-based sketching of data streams, 2022): the top-m left
   singular vectors of the training matrices side by side, a :class:`DenseSketch`;
-* :func:`hybrid_sketch` - one-shot: the dense top singular vectors stacked on
-  inner-product positions with +-1 values (the two parts generalize from a
-  single training matrix better together than apart);
+* :func:`hybrid_sketch` - one-shot: the dense top singular vectors (of the
+  matrix smoothed along its rows, when they are smooth: images, spectral bands)
+  stacked on inner-product positions with +-1 values (the two parts generalize
+  from a single training matrix better together than apart); the random
+  CountSketch on text-like matrices;
 * :func:`refine_values` - a few Adam steps on the values of a given CountSketch
   (learn_sketch's loss and exact gradient, starting from the given values).
 

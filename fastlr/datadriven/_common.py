@@ -8,6 +8,7 @@ from contextlib import nullcontext
 
 import numpy as np
 import scipy.linalg
+import scipy.ndimage
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
@@ -36,6 +37,15 @@ _SUBSPACE_ITERS = 8
 #: products take microseconds, less than waking threads, which on a busy machine wait for a core.
 _SMALL_MATRIX = 1 << 20
 GUARDS = (None, "sampler", "countsketch")
+#: Training data whose row energies sit on less than this share of the rows (participation ratio
+#: ``(sum e)^2 / (n sum e^2)``) say little about the rows new matrices will use: measured on one
+#: matrix, text 0.004-0.013 (a third of the words unused, new topics use others), generated and real
+#: images 0.67-0.98 (bench/README.md, eighth session).
+SPARSE_ROWS = 0.1
+#: Second-difference noise above this share of a matrix's energy: its rows are not an ordered, smooth
+#: signal (text: 0.67; images: <= 0.005), so its columns are not smoothed (_smoothing_width).
+ROUGH = 0.05
+_WIDTHS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 COMBINE = ("concat", "mean")
 
 
@@ -209,6 +219,41 @@ def _bucket_values(rows: _Rows, h: np.ndarray, m: int, fallback: np.ndarray, see
         tiny = live[u == 0]
         values[tiny] = np.sign(fallback[tiny])  # orthogonal to the bucket's direction: keep the row
     return values
+
+
+def _row_share(rows: _Rows) -> float:
+    """Participation ratio of the training data's row energies: the share of rows in use (1: all alike)."""
+    e = rows.sqnorms()
+    total = float(e.sum())
+    return total * total / (len(e) * float(e @ e)) if total > 0 else 0.0
+
+
+def _smoothing_width(A) -> float:
+    """Gaussian width (in rows) for smoothing a matrix's columns along the row index, 0 for none.
+
+    The noise variance is estimated from second differences along the rows (``A[i-1] - 2 A[i] +
+    A[i+1]``: 6 nu^2 for white noise, little else for smooth columns); a matrix whose estimate is
+    over ``ROUGH`` of its energy has no row order to exploit (sparse matrices: none either). The
+    width is the largest of ``_WIDTHS`` whose smoothing changes A by at most twice the noise (the noise
+    removed plus as much bias again: Morozov's discrepancy principle with tau = 2).
+    """
+    if is_sparse(A) or A.shape[0] < 3:
+        return 0.0
+    A = np.asarray(A, dtype=np.float64)
+    nu2 = float(np.mean((A[:-2] - 2 * A[1:-1] + A[2:]) ** 2)) / 6
+    if not nu2 > 0 or nu2 > ROUGH * float(np.mean(A * A)):
+        return 0.0
+    width = 0.0
+    for w in _WIDTHS:
+        if float(np.mean((A - _smooth(A, w)) ** 2)) > 2 * nu2:
+            break
+        width = w
+    return width
+
+
+def _smooth(A, width: float) -> np.ndarray:
+    """A's columns smoothed along the rows by a Gaussian of ``width`` rows (edges: nearest row)."""
+    return scipy.ndimage.gaussian_filter1d(np.asarray(A, dtype=np.float64), width, axis=0, mode="nearest")
 
 
 def _scaled_error(S, mats: list, k: int) -> float:
