@@ -43,9 +43,12 @@ def fast_solver(X, n_components) -> str:
     where "full" is as fast. ``svd_solver="auto"`` instead follows scikit-learn's choice, for the
     same answers as scikit-learn's PCA."""
     k = n_components
+    if k == "mle":
+        return "full"
     if sp.issparse(X) or (max(X.shape) > 500 and (_is_fraction(k) or (k is not None and 1 <= k < 0.8 * min(X.shape)))):
         return "randomized"
     return "full"
+
 
 SOLVERS = ("auto", "full", "covariance_eigh", "randomized", "arpack")
 
