@@ -260,7 +260,13 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         "inner_product": positions and values from the training matrices
         (``fastlr.datadriven.inner_product_sketch``: Li, Lin, Liu, Vakilian and
         Woodruff, ICLR 2023, Alg. 3; best of 8 draws), typically far ahead of a
-        random start. "one_shot": 1Shot1Vec from the first training matrix
+        random start, but not always a better end: their buckets hold nearly
+        parallel rows, whose sum keeps one direction whatever the values, so on
+        real video values trained on them end above values trained on random
+        positions on frames like the training ones, and on later frames the
+        outcome depends on the draw (bench/README.md, eighth session: bikes,
+        0.16-0.38 of random's held-out Err over 8 draws, 0.21-0.36 for the default
+        start). "one_shot": 1Shot1Vec from the first training matrix
         (Indyk, Wagner and Woodruff, NeurIPS 2021). A CountSketch: that sketch
         (m_learned x n; m_learned is m, or m // 2 for mixed sketches). The
         never-worse guard compares with this start, and then with the random
