@@ -11,12 +11,12 @@ decomposition", NeurIPS 2015). Each step is one pass over A that returns ``A V``
 Rayleigh-Ritz step needs one more pass, for the last block only: ``2 q + 1`` passes of width l
 where scikit-learn's n_iter steps take ``2 n_iter + 2``. ``krylov_depth`` maps n_iter to q.
 
-float32 steps run as two passes, ``A V`` then ``A^T W`` with W the LU basis of ``A V``
-(``Operand.normalized_power_pass``):
-the fused ``A^T (A V)`` rounds to eps * sigma_1^2, which hides directions below
-sqrt(eps) * sigma_1 (3e-4 in float32; see ``Operand.last_power_step``). float64 steps are fused
-unless the Ritz values at the end say that rounding shows; then the space is built again, in
-two-pass steps.
+Steps are fused unless the Ritz values at the end say that their rounding shows; then the space
+is built again in two-pass steps, ``A V`` then ``A^T W`` with W the LU basis of ``A V``
+(``Operand.normalized_power_pass``): the fused ``A^T (A V)`` rounds to eps * sigma_1^2, which
+hides directions below sqrt(eps) * sigma_1 (3e-4 in float32; see ``Operand.last_power_step``).
+float32 took the two-pass steps always until the eighth session; the test is the same as
+float64's (``memory.rounding_shows`` with float32's eps: 1e4:1 spectra are built again).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.linalg
 
 from ._linalg import orthonormal, peak, power_of_two
 from ._matrix import InMemory
@@ -33,6 +34,8 @@ from .scw import SCWFactors
 
 __all__ = ["krylov_applies", "krylov_depth", "krylov_factors"]
 
+_EPS64 = float(np.finfo(np.float64).eps)
+
 
 def krylov_depth(n_iter: int) -> int:
     """Krylov blocks beyond the start for scikit-learn's ``n_iter``: the smaller of
@@ -40,17 +43,26 @@ def krylov_depth(n_iter: int) -> int:
     7 -> 4, 15 -> 6): the depth at which the space is at least as good as subspace iteration's on
     every tested spectrum (worst of 20-100 seeds, 1/i, 1/sqrt(i), 1/i^0.2, 0.9^i, 1e4:1, clusters
     and gaps at k; bench/README.md, seventh session). n_iter = 0 gives [Omega, G Omega], which holds
-    the one step of the subspace path."""
+    the one step of the subspace path.
+
+    Not shallower with little oversampling (k = 50, l = 60): one block less passed on 1/i spectra
+    (700 x 600, 1000 x 900) but lost to scikit-learn on flat ones, 1.55x on sigma_i falling 10:1 over
+    900 (1000 x 900) and 1.22x on 1e4:1 over 1800 (2400 x 1800), worst of 4 seeds (eighth session).
+    """
     return min((n_iter + 3) // 2, math.ceil(math.sqrt(2 * n_iter + 2)))
 
 
 def krylov_applies(op, l: int, n_iter: int) -> bool:
-    """Whether the Krylov finder serves: in-memory tall A where it costs less than the power steps it
-    replaces, counted in multiply-adds per row of A, with its Rayleigh-Ritz step on the
-    n x l (q + 1) ``A K`` (about (l (q + 1))^2: on sparse A with a few entries per row that step
-    cost 2.5-3.7x the passes saved). Against the Gram route (narrow dense A: one SYRK, d^2 / 2, then
-    small d x d products) only in float64, whose steps are fused (100000 x 500, k = 10: 568 vs
-    601 ms, excess error 7e-13 vs 4.5e-11); float32's two-pass steps lose there (494 vs 320 ms)."""
+    """Whether the Krylov finder serves (l columns per block): in-memory tall A where it
+    costs less than the power steps it replaces, counted in multiply-adds per row of A, with its
+    Rayleigh-Ritz step on the n x l (q + 1) ``A K`` (about (l (q + 1))^2: on sparse A with a few
+    entries per row that step cost 2.5-3.7x the passes saved). Against the Gram route (narrow dense
+    A: one SYRK, d^2 / 2, then small d x d products) by the same count in float64 only (100000 x 500,
+    k = 10: 568 vs 601 ms; 5760 x 1080, k = 50 keeps the Gram route: 203 vs 190 ms at q = 4). float32
+    keeps the Gram route there: its Krylov space was as fast at v4 (98 vs 111 ms at k = 50, q = 3) but not at v3, and a
+    1e4:1 spectrum at k = 50 came out 1.3e-6 off at every depth, fused or two-pass (the Gram route
+    1.5e-8, scikit-learn 5e-9; the Rayleigh-Ritz step on float32's n x l (q + 1) A K), bench/README.md,
+    eighth session."""
     memory = op.inner if isinstance(op, Centered) else op  # PCA's centered A: the same passes
     if type(memory) is not InMemory or l >= op.shape[1]:
         return False
@@ -67,17 +79,16 @@ def krylov_applies(op, l: int, n_iter: int) -> bool:
 def krylov_factors(op: InMemory | Centered, k: int, l: int, n_iter: int, seed: int, driver: str):
     """SCW factors (``scw.SCWFactors``) of the Rayleigh-Ritz step on the block Krylov space of A.
 
-    float64 steps are fused; when the Ritz values at the end say their rounding (eps * sigma_1^2)
-    could show in the rank-k error (``memory.rounding_shows``: wanted directions near
-    sqrt(eps) sigma_1, exactly low-rank input), the space is built again with two-pass steps.
+    Steps are fused; when the Ritz values at the end say their rounding (eps * sigma_1^2) could
+    show in the rank-k error (``memory.rounding_shows``: wanted directions near sqrt(eps) sigma_1,
+    exactly low-rank input), the space is built again with two-pass steps.
     None when a product is not finite or its scale leaves the dtype's comfortable range (entries
     near the limits of the dtype, A = 0, NaN or inf): the caller's power iterations rescale, and
     raise for NaN/inf.
     """
-    careful = op.dtype == np.float32  # two-pass steps (Operand.normalized_power_pass)
-    out = _krylov(op, k, l, n_iter, seed, driver, careful)
-    if out is not None and not careful and rounding_shows(out[1], k, op.shape[1], op.dtype):
-        out = _krylov(op, k, l, n_iter, seed, driver, True)
+    out = _krylov(op, k, l, n_iter, seed, driver, False)
+    if out is not None and rounding_shows(out[1], k, op.shape[1], op.dtype):
+        out = _krylov(op, k, l, n_iter, seed, driver, True)  # two-pass steps (Operand.normalized_power_pass)
     return None if out is None else out[0]
 
 
@@ -165,17 +176,24 @@ def _gram_tilt_negligible(theta: np.ndarray, k: int, dtype) -> bool:
 
 def _next_block(K: np.ndarray, Z: np.ndarray, eps: float):
     """The orthonormal basis of Z's part outside span(K) (K orthonormal): block Gram-Schmidt,
-    twice (once loses orthogonality when Z lies mostly in span(K)); columns whose part outside
-    is below Z's rounding are dropped. None when none is left."""
+    twice (once loses orthogonality when Z lies mostly in span(K)), then Householder QR; columns
+    whose part outside is below Z's rounding (singular values of R) are dropped. None when none
+    is left. One more Gram-Schmidt pass only where the QR basis measurably leans into span(K)
+    (Q = Z R^-1 scales Z's rounding by 1 / sigma_min(Z): Z nearly in span(K)); an SVD of the
+    d x l Z and that pass every time cost 4 of the 9 ms per block at d = 1080, l = 60."""
     scale = float(np.linalg.norm(Z))
     if not scale > 0.0:
         return None
     for _ in range(2):
         Z = Z - K @ (K.T @ Z)
-    U, s, _ = np.linalg.svd(Z, full_matrices=False)
+    Q, R = scipy.linalg.qr(Z, mode="economic", overwrite_a=True, check_finite=False)
+    U, s, _ = np.linalg.svd(R)
     keep = int(np.count_nonzero(s > Z.shape[1] * eps * scale))
     if keep == 0:
         return None
-    V = U[:, :keep]
-    V = V - K @ (K.T @ V)  # the SVD's rounding puts back a little of span(K)
-    return orthonormal(V)
+    if keep < Q.shape[1]:
+        Q = Q @ U[:, :keep]
+    C = K.T @ Q
+    if float(np.abs(C).max()) <= np.sqrt(Q.shape[0]) * _EPS64:  # K, Z and Q are float64
+        return Q
+    return orthonormal(Q - K @ C)

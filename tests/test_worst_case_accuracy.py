@@ -113,6 +113,19 @@ KRYLOV = {
         lambda: _wide_spectrum_noise(700, 600, 10, 1e4, 1e-5, 19).astype(np.float32), 10, "auto"),
     "krylov_n_iter4_sqrt_700x600": (lambda: _spectrum(700, 600, 1.0 / np.sqrt(_I), 20), 10, 4),
 }
+_J = np.arange(1.0, 901.0)
+#: k = 50 with the default p = 10 (l = 1.2 k), 1000 x 900 float64, at the default n_iter and at 5
+#: (the Gram route here). A Krylov depth one block shallower passed the 1/i families but not the
+#: flat one (tests/test_krylov_depth.py).
+K50 = {
+    "k50_harmonic_1000x900": (lambda: _spectrum(1000, 900, 1.0 / _J, 21), 50, "auto"),
+    "k50_n_iter5_harmonic_1000x900": (lambda: _spectrum(1000, 900, 1.0 / _J, 22), 50, 5),
+    "k50_cluster_at_k_1000x900": (
+        lambda: _spectrum(1000, 900, np.where(_J < 50, 1.0, np.where(_J <= 65, 0.5 - 1e-3 * (_J - 50), 0.05)), 23),
+        50, "auto"),
+    "k50_flat_10to1_1000x900": (lambda: _spectrum(1000, 900, np.geomspace(1.0, 0.1, 900), 24), 50, "auto"),
+}
+FAMILIES.update(K50)
 FAMILIES.update(KRYLOV)
 EXACT.add("krylov_f64_exact_rank10_spectrum1e6_700x600")
 FLOAT32["krylov_f32_spectrum1e4_noise1e-5_700x600"] = KRYLOV["krylov_f32_spectrum1e4_noise1e-5_700x600"]
