@@ -10,7 +10,7 @@ import pytest
 import fastlr  # noqa: F401 (loads fastlr._krylov)
 
 pytest.importorskip("sklearn")
-from test_worst_case_accuracy import FAMILIES, K50, worst_cases  # noqa: E402
+from test_worst_case_accuracy import K50, worst_cases  # noqa: E402
 
 krylov = sys.modules["fastlr._krylov"]
 randomized = sys.modules["fastlr.randomized"]
