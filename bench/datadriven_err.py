@@ -28,6 +28,7 @@ s + 1, sketches with seed s), prints the paper's Err on the held-out matrices fo
     python bench/datadriven_err.py --quick      # smaller matrices, 1 seed, ~1 min
     python bench/datadriven_err.py --seeds 5 --only 1Shot1Vec FewShotSGD   # the one-shot rows only
     python bench/datadriven_err.py --audit --seeds 8 --frames /tmp/real_video/bikes   # never worse than random?
+    python bench/datadriven_err.py --audit --positions --seeds 8   # also inner-product and subspace from 1 matrix
 """
 
 from __future__ import annotations
@@ -175,10 +176,14 @@ def audit_cases(seeds: int, frames: list):
                 yield f"{pathlib.Path(folder).name} {pos}", s, A, test, M, K
 
 
-def audit(seeds: int, frames: list) -> dict:
-    """Held-out Err / random CountSketch(m, n, seed) Err of the one-shot sketches from one matrix, per case."""
-    from fastlr.datadriven._common import _scaled_error
+def audit(seeds: int, frames: list, positions: bool = False) -> dict:
+    """Held-out Err / random CountSketch(m, n, seed) Err of the one-shot sketches from one matrix, per case
+    (``positions``: also inner_product_sketch, 8 trials, and subspace_sketch from that matrix, with and without
+    their fallbacks)."""
+    from fastlr.datadriven._common import _Rows, _scaled_error
     from fastlr.datadriven.fewshot import _tempered
+    from fastlr.datadriven.positions import _inner_product
+    from fastlr.datadriven.subspace import _subspace
     out = {}
     for fam, s, A, test, m, k in audit_cases(seeds, frames):
         R = fastlr.CountSketch(m, A.shape[0], seed=s)
@@ -200,11 +205,29 @@ def audit(seeds: int, frames: list) -> dict:
                "hybrid": fastlr.sketch_error(hybrid, test, k) / rnd,
                "hybrid unsmoothed, m // 2 dense": fastlr.sketch_error(plain, test, k) / rnd,
                "fallback": bool(np.array_equal(one.values, R.values)), "cpu": (t_one, t_hybrid)}
+        if positions:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", fastlr.LearnedSketchWarning)
+                start = time.thread_time()
+                ip = dd.inner_product_sketch([A], m, k, trials=8, seed=s)
+                t_ip = time.thread_time() - start
+                sub = dd.subspace_sketch([A], m, k=k, seed=s)
+            rows = _Rows([A])  # the sketches without their fallbacks (before the eighth session's H5)
+            ip_before = _inner_product([A], rows, m, k, trials=8, seed=s)
+            row.update({"inner-product 8 trials": fastlr.sketch_error(ip, test, k) / rnd,
+                        "inner-product, no fallback": fastlr.sketch_error(ip_before, test, k) / rnd,
+                        "subspace": fastlr.sketch_error(sub, test, k) / rnd,
+                        "subspace, no fallback": fastlr.sketch_error(_subspace(rows, m), test, k) / rnd,
+                        "positions fallback": type(ip) is fastlr.CountSketch and np.array_equal(ip.values, R.values),
+                        "subspace fallback": type(sub) is fastlr.CountSketch})
+            row["cpu"] += (t_ip,)
         out.setdefault(fam, []).append(row)
         print(f"{fam:22s} {s}  " + "  ".join(f"{n} {v:.3f}" for n, v in row.items() if isinstance(v, float))
-              + f"  {'fallback' if row['fallback'] else ''}  CPU {t_one:.2f} / {t_hybrid:.2f} s", flush=True)
+              + "".join(f"  {n}" for n, v in row.items() if v is True)
+              + f"  CPU {' / '.join(f'{t:.2f}' for t in row['cpu'])} s", flush=True)
     names = [n for n, v in next(iter(out.values()))[0].items() if isinstance(v, float)]
-    print("\nmean [worst] over seeds of held-out Err / random's; 1Shot1Vec fallbacks; max CPU s (1Shot1Vec / hybrid)")
+    print("\nmean [worst] over seeds of held-out Err / random's; fallbacks (1Shot1Vec[, inner-product, subspace]); "
+          "max CPU s (1Shot1Vec / hybrid[ / inner-product])")
     print(f"{'family':22s}" + "".join(f"{n[:32]:>34s}" for n in names))
     everything = {n: [] for n in names}
     for fam, rows in out.items():
@@ -213,9 +236,10 @@ def audit(seeds: int, frames: list) -> dict:
             v = [r[n] for r in rows]
             everything[n] += v
             cells.append(f"{np.mean(v):.3f} [{max(v):.3f}]")
+        flags = [n for n, v in rows[0].items() if isinstance(v, bool)]
         print(f"{fam:22s}" + "".join(f"{c:>34s}" for c in cells)
-              + f"   {sum(r['fallback'] for r in rows)}/{len(rows)}  {max(r['cpu'][0] for r in rows):.2f} / "
-              f"{max(r['cpu'][1] for r in rows):.2f}")
+              + "".join(f"   {sum(r[n] for r in rows)}/{len(rows)}" for n in flags)
+              + "  " + " / ".join(f"{max(r['cpu'][i] for r in rows):.2f}" for i in range(len(rows[0]["cpu"]))))
     print(f"{'all':22s}" + "".join(f"{f'{np.mean(v):.3f} [{max(v):.3f}]':>34s}" for v in everything.values()))
     return out
 
@@ -232,10 +256,12 @@ def main(argv=None):
     p.add_argument("--audit", action="store_true",
                    help="one-shot audit: 1Shot1Vec and hybrid from one matrix on every family (and --frames)")
     p.add_argument("--frames", nargs="*", default=[], help="real-video folders (train/, test/) for --audit")
+    p.add_argument("--positions", action="store_true",
+                   help="--audit: also inner_product_sketch (8 trials) and subspace_sketch from one matrix")
     args = p.parse_args(argv)
     if args.audit:
         with threadpool_limits(limits=1, user_api="blas"), fastlr.thread_limit(1):
-            out = audit(args.seeds, args.frames)
+            out = audit(args.seeds, args.frames, args.positions)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"args": vars(args), "audit": out}, f, indent=1)

@@ -2,6 +2,7 @@
 each checked against a plain-NumPy version of its definition."""
 
 import inspect
+import warnings
 
 import numpy as np
 import pytest
@@ -9,8 +10,10 @@ import scipy.sparse as sp
 
 import fastlr
 from fastlr import datadriven as dd
-from fastlr.datadriven import _common as dd_common, positions as dd_positions
 from fastlr import datasets
+from fastlr.datadriven import _common as dd_common
+from fastlr.datadriven import positions as dd_positions
+from fastlr.datadriven import subspace as dd_subspace
 
 N_ROWS, N_COLS = 60, 12
 
@@ -457,9 +460,79 @@ def test_hybrid_sketch_on_sparse_rows_is_the_random_countsketch():
     np.testing.assert_array_equal(S.rows, random.rows)
     np.testing.assert_array_equal(S.values, random.values)
     err = fastlr.sketch_error(random, test, 5)
-    dense = dd.subspace_sketch([train[2]], 5)  # what the hybrid was (seed 2: 1.5x random's Err)
-    old = fastlr.StackedSketch([dense, dd.inner_product_sketch([train[2]], 5, 5, values="sign", trials=8, seed=2)])
+    rows = dd_common._Rows([train[2]])
+    dense = dd_subspace._subspace(rows, 5)  # what the hybrid was (seed 2: 1.5x random's Err)
+    old = fastlr.StackedSketch([dense, dd_positions._inner_product([train[2]], rows, 5, 5, values="sign", trials=8,
+                                                                   seed=2)])
     assert fastlr.sketch_error(old, test, 5) > 1.2 * err
+
+
+def test_positions_and_subspace_on_sparse_rows_are_the_random_countsketch():
+    """Term-document matrices use few of their rows: inner-product positions and the dense subspace, from one of
+    them or all 8, were 2.1-3.2x random's Err on new topics; the random CountSketch(m, n, seed) is returned, with
+    a warning."""
+    kw = {"n_terms": 600, "n_docs": 30, "seed": 0}
+    train, test = datasets.text(8, topics=range(10), **kw), datasets.text(6, topics=range(10, 20), **kw)
+    random = fastlr.CountSketch(10, 600, seed=2)
+    err = fastlr.sketch_error(random, test, 5)
+    for mats in ([train[2]], train):
+        builds = {"inner_product_sketch": lambda mats=mats: dd.inner_product_sketch(mats, 10, 5, trials=8, seed=2),
+                  "subspace_sketch": lambda mats=mats: dd.subspace_sketch(mats, 10, seed=2)}
+        for name, build in builds.items():
+            with pytest.warns(fastlr.LearnedSketchWarning, match=f"{name}: .*few of their rows"):
+                S = build()
+            assert type(S) is fastlr.CountSketch
+            np.testing.assert_array_equal(S.rows, random.rows)
+            np.testing.assert_array_equal(S.values, random.values)
+        rows = dd_common._Rows(mats)  # what they were
+        assert fastlr.sketch_error(dd_positions._inner_product(mats, rows, 10, 5, trials=8, seed=2), test, 5) > 2 * err
+        assert fastlr.sketch_error(dd_subspace._subspace(rows, 10), test, 5) > 2 * err
+
+
+def two_directions(seed):
+    """60 x 12: rows 0-29 along one direction, 30-59 along another, plus 1% noise (every row in use)."""
+    rng = np.random.default_rng(seed)
+    u, v = rng.standard_normal(N_COLS), rng.standard_normal(N_COLS)
+    rank2 = np.vstack([np.outer(rng.standard_normal(30), u), np.outer(rng.standard_normal(30), v)])
+    return rank2 + 1e-2 * rng.standard_normal((N_ROWS, N_COLS))
+
+
+@pytest.mark.parametrize("name, seed", [("inner_product_sketch", 1), ("subspace_sketch", 3)])
+def test_one_matrix_sketch_must_beat_random_luck(name, seed):
+    """From one matrix, a sketch that does not beat random CountSketches on it by twice their spread is replaced by
+    CountSketch(m, n, seed): on these matrices (rank 2 + noise; any 8 rows catch rank 2) the positions were 2.9x and
+    the subspace 1.8x random's Err on new matrices, and their gain on the matrix was 0.9 and 1.7 sd."""
+    A = two_directions(seed)
+    test = datasets.lowrank(6, shape=(N_ROWS, N_COLS), rank=4, noise=0.1, seed=10 + seed)
+    rows = dd_common._Rows([A])
+    old = dd_positions._inner_product([A], rows, 8, 2, seed=seed) if name == "inner_product_sketch" else \
+        dd_subspace._subspace(rows, 8)
+    random = fastlr.CountSketch(8, N_ROWS, seed=seed)
+    assert fastlr.sketch_error(old, test, 2) > 1.5 * fastlr.sketch_error(random, test, 2)
+    assert not dd_common._beats_random(old, [A], 2, seed)
+    with pytest.warns(fastlr.LearnedSketchWarning, match=f"{name}: from one matrix"):
+        S = dd.inner_product_sketch([A], 8, 2, seed=seed) if name == "inner_product_sketch" else \
+            dd.subspace_sketch([A], 8, k=2, seed=seed)
+    assert type(S) is fastlr.CountSketch
+    np.testing.assert_array_equal(S.rows, random.rows)
+    np.testing.assert_array_equal(S.values, random.values)
+
+
+def test_several_image_matrices_keep_their_positions_and_subspace():
+    """Several training matrices: no one-matrix check (it would reject the same matrix twice, as above) and images are
+    not text-like, so the sketches are exactly the unchecked ones, without a warning."""
+    frames = datasets.video(6, height=20, width=40, seed=0)
+    for mats in (frames, [two_directions(1)] * 2):
+        rows = dd_common._Rows(mats)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            S = dd.inner_product_sketch(mats, 8, 2, trials=2, seed=1)
+            D = dd.subspace_sketch(mats, 8, seed=1)
+        ref = dd_positions._inner_product(mats, rows, 8, 2, trials=2, seed=1)
+        np.testing.assert_array_equal(S.rows, ref.rows)
+        np.testing.assert_array_equal(S.values, ref.values)
+        np.testing.assert_array_equal(D.to_dense(), dd_subspace._subspace(rows, 8).to_dense())
+    assert not dd_common._beats_random(ref, mats, 2, 1)  # the one-matrix check would have rejected the twin
 
 
 def test_cached_gram_blocks_match_recomputed():
@@ -546,6 +619,8 @@ def test_sparse_and_float32_training_matrices(make):
     (lambda t: dd.one_shot_sketch(t[0], 3, values="x"), ValueError, "values"),
     (lambda t: dd.one_shot_sketch(t[0], 3, k=4), ValueError, "k"),
     (lambda t: dd.subspace_sketch(t, 3, mixed="yes"), TypeError, "mixed"),
+    (lambda t: dd.subspace_sketch(t, 3, k=4), ValueError, "k"),
+    (lambda t: dd.subspace_sketch(t, 3, k=0), ValueError, "k"),
     (lambda t: dd.subspace_sketch(t, 1, mixed=True), ValueError, "m"),
     (lambda t: dd.hybrid_sketch(t, 1, 1), ValueError, "m"),
     (lambda t: dd.hybrid_sketch(t, 4, 2, dense=4), ValueError, "dense"),

@@ -8,7 +8,9 @@ it directly:
 * :func:`inner_product_sketch` - Li, Lin, Liu, Vakilian and Woodruff (ICLR 2023),
   Algorithm 3: m rows sampled by ridge leverage scores become bucket centres,
   every other row goes to the centre it is most parallel to, and each bucket's
-  values are the top left singular vector of its rows;
+  values are the top left singular vector of its rows; the random CountSketch
+  (with a warning) on text-like matrices, and from a single matrix unless it
+  beats random ones there by a margin (it can still over-fit that one matrix);
 * :func:`greedy_positions` - the same paper's Algorithm 2: move one column of a
   CountSketch at a time to the row (and sign) that lowers the training loss most,
   within a time or column budget;
@@ -22,7 +24,8 @@ it directly:
   ``values="paper"`` for the paper's rule, which can be worse than random;
 * :func:`subspace_sketch` - the dense data-driven sketch (the simple version of
   Liu et al., tensor-based sketching of data streams, 2022): the top-m left
-  singular vectors of the training matrices side by side, a :class:`DenseSketch`;
+  singular vectors of the training matrices side by side, a :class:`DenseSketch`
+  (guarded as inner_product_sketch: the random CountSketch on text-like matrices);
 * :func:`hybrid_sketch` - one-shot: the dense top singular vectors (of the
   matrix smoothed along its rows, when they are smooth: images, spectral bands)
   stacked on inner-product positions with +-1 values (the two parts generalize

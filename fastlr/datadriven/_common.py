@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from contextlib import nullcontext
 
 import numpy as np
@@ -12,6 +13,7 @@ import scipy.ndimage
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from .._safeguards import LearnedSketchWarning
 from .._threads import thread_limit
 from .._validation import (
     as_matrix,
@@ -21,6 +23,7 @@ from .._validation import (
 )
 from ..datasets import spectral_norm
 from ..scw import scw
+from ..sketch import CountSketch
 
 #: Row Gram matrices up to this size are formed and factored densely (eigh of
 #: 4096 x 4096 takes a few seconds); larger ones go through subspace iteration.
@@ -46,6 +49,13 @@ SPARSE_ROWS = 0.1
 #: signal (text: 0.67; images: <= 0.005), so its columns are not smoothed (_smoothing_width).
 ROUGH = 0.05
 _WIDTHS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
+#: A sketch built from one matrix must beat, on that matrix, ``CountSketch(m, n, seed)`` and the mean
+#: of RIVALS other random CountSketches by MARGIN of their standard deviation (_beats_random): the
+#: on-matrix gain of 1Shot1Vec's values is often within the luck of a random draw there, and then says
+#: nothing about new matrices (bench/README.md, eighth session: held-out 0.64-1.15 of random on real
+#: video at 0-1.5 sd).
+RIVALS = 16
+MARGIN = 2.0
 COMBINE = ("concat", "mean")
 
 
@@ -263,3 +273,32 @@ def _scaled_error(S, mats: list, k: int) -> float:
         s1 = spectral_norm(A)
         total += scw(A, S, k).error(A) / (s1 if s1 > 0 else 1.0)
     return total / len(mats)
+
+
+def _rival_seeds(seed: int) -> list[int]:
+    """The seeds of the guard's other random CountSketches (deterministic in seed)."""
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(RIVALS, np.uint64)]
+
+
+def _beats_random(S, mats: list, k: int, seed: int) -> bool:
+    """Whether S's SCW error on ``mats`` (_scaled_error) is below ``CountSketch(m, n, seed)``'s and below
+    the mean of RIVALS other random CountSketches' by MARGIN of their standard deviation."""
+    m, n = S.shape
+    err = _scaled_error(S, mats, k)
+    if not err < _scaled_error(CountSketch(m, n, seed=seed), mats, k):
+        return False
+    rivals = np.array([_scaled_error(CountSketch(m, n, seed=s), mats, k) for s in _rival_seeds(seed)])
+    return bool(err < rivals.mean() - MARGIN * rivals.std())
+
+
+def _random_instead(name: str, why: str, m: int, n: int, seed: int) -> CountSketch:
+    """``CountSketch(m, n, seed)``, with a LearnedSketchWarning saying why the data-driven sketch was not used."""
+    warnings.warn(f"{name}: {why}; returning the random CountSketch(m, n, seed)", LearnedSketchWarning, stacklevel=3)
+    return CountSketch(m, n, seed=seed)
+
+
+#: _random_instead's reasons.
+TEXT_LIKE = ("the training matrices use few of their rows (term-document counts?), which says little "
+             "about new matrices' rows")
+NOT_BETTER = ("from one matrix it does not beat random CountSketches there by twice their spread, so "
+              "nothing says it will on new matrices")

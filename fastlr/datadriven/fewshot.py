@@ -21,13 +21,13 @@ from ..datasets import spectral_norm
 from ..sketch import CountSketch
 from ._common import (
     SPARSE_ROWS,
-    _row_share,
-    _scaled_error,
+    _beats_random,
     _blas_threads,
     _bucket_values,
     _check_matrices,
     _check_sizes,
     _kernel_threads,
+    _row_share,
     _Rows,
 )
 
@@ -38,12 +38,6 @@ ONE_SHOT_VALUES = ("guarded", "paper")
 #: Exponent of the tempered one-shot magnitudes ``max(|u_i|, 1) ** TEMPER`` (u scaled to RMS 1 per
 #: bucket): measured over 0, 0.15, 0.25, 0.35, 0.5 (bench/README.md, seventh session).
 TEMPER = 0.25
-#: The guarded values must beat, on the given matrices, ``CountSketch(m, n, seed)`` and the mean of
-#: RIVALS other random CountSketches by MARGIN of their standard deviation: the on-matrix gain of the
-#: values is often within the luck of a random draw there, and then says nothing about new matrices
-#: (bench/README.md, eighth session: held-out 0.64-1.15 of random on real video at 0-1.5 sd).
-RIVALS = 16
-MARGIN = 2.0
 
 
 def _tempered(values: np.ndarray) -> np.ndarray:
@@ -123,16 +117,7 @@ def one_shot_sketch(A, m: int, *, k: int | None = None, values: str = "guarded",
         if values == "paper":
             return CountSketch.from_arrays(start.rows, u, m)
         S = CountSketch.from_arrays(start.rows, _tempered(u), m)
-        err = _scaled_error(S, mats, k)
-        if not err < _scaled_error(start, mats, k):
-            return start
-        rivals = np.array([_scaled_error(CountSketch(m, n, seed=s), mats, k) for s in _rival_seeds(seed)])
-        return S if err < rivals.mean() - MARGIN * rivals.std() else start
-
-
-def _rival_seeds(seed: int) -> list[int]:
-    """The seeds of the guard's other random CountSketches (deterministic in seed)."""
-    return [int(s) for s in np.random.SeedSequence(seed).generate_state(RIVALS, np.uint64)]
+        return S if _beats_random(S, mats, k, seed) else start
 
 
 def few_shot_sketch(train, m: int, k: int, *, steps: int = 50, lr: float = 0.05, values: str = "guarded",
