@@ -27,6 +27,10 @@ def test_quick_demo_table(quick_run):
         assert r.err["Mixed (J)"] < random_err and r.err["Mixed (S)"] < random_err
         assert f"{r.err['Learned']:.4f}" in text
         assert all(r.train_seconds[m] > 0 for m in ("Learned", "Mixed (J)", "Mixed (S)"))
+    # text uses few of its rows: the dense subspace falls back to the random CountSketch itself
+    counts = results[2]
+    assert counts.err["Subspace (dense)"] == counts.err["Random CountSketch"]
+    assert results[0].err["Subspace (dense)"] < results[0].err["Random CountSketch"]
 
 
 def test_quick_demo_plot(quick_run, tmp_path):
