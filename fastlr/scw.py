@@ -19,7 +19,7 @@ import numpy as np
 from ._linalg import blas_single_thread, normalize, orthonormal, peak, power_of_two, ritz_pairs, sketch_svd
 from ._matrix import Operand, operand
 from ._matrix.base import PowerSteps
-from ._matrix.memory import fused_rounding_shows, representable
+from ._matrix.memory import representable, rounding_shows
 from .batch import is_batch, run_batch
 from ._validation import check_bool, check_int
 from .lowrank import LowRank
@@ -154,7 +154,7 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, steps: PowerSt
     c = power_of_two(sigma) if sigma else 1.0
     split = False  # every remaining step through steps.last
     # float32: the last step always through steps.last; float64 only where the fused product's
-    # rounding could show in the error (the Ritz test on the step before: fused_rounding_shows).
+    # rounding could show in the error (the Ritz test on the step before: memory.rounding_shows).
     careful = dtype == np.float32
     for step in range(n_iter):
         final = step == n_iter - 1
@@ -171,24 +171,30 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, steps: PowerSt
             raise ValueError("A: contains NaN or infinity (or overflows), so A^T A V is not finite")
         if fused and z > 0.0 and v > 0.0:  # Z ~ sigma^2 |V| / c; in logarithms, as z * c may underflow
             c = float(np.ldexp(1.0, int(np.round((np.log2(z) + np.log2(c) - np.log2(v)) / 2))))
-        if fused and steps.last is not None and step == min(1, n_iter - 2):
-            split = _below_fused_rounding(Vc, Z, steps.k, dtype)  # once, after the second step
-        if fused and steps.last is not None and not careful and (step == n_iter - 2 or n_iter == 1):
-            careful = fused_rounding_shows(Vc, Z, steps.k, dtype)
-            if careful and final:  # a single step: nothing told beforehand, so it is redone
-                Z = steps.last(Vc)
+        tests = fused and steps.last is not None
+        test_split = tests and step == min(1, n_iter - 2)  # once, after the second step
+        test_careful = tests and not careful and (step == n_iter - 2 or n_iter == 1)
+        if test_split or test_careful:
+            ritz = ritz_pairs(Vc, Z, relative=True)  # one eigenproblem for both (n_iter 2 and 3 ask both)
+            theta = None if ritz is None else ritz[0]  # None: Vc numerically rank-deficient, stay careful
+            if test_split:
+                split = _below_fused_rounding(theta, steps.k, dtype)
+            if test_careful:
+                careful = theta is None or rounding_shows(theta, steps.k, Vc.shape[0], dtype)
+                if careful and final:  # a single step: nothing told beforehand, so it is redone
+                    Z = steps.last(Vc)
         V = orthonormal(Z) if final else normalize(Z, normalizer)
         V = np.ascontiguousarray(V, dtype=dtype)
     return V
 
 
-def _below_fused_rounding(Vc: np.ndarray, Z: np.ndarray, k: int, dtype) -> bool:
-    """Whether the k-th Ritz value of ``Z = A^T A Vc`` (over span(Vc)) lies below 4 eps times the
-    first: sigma_k < 2 sqrt(eps) sigma_1, under the fused product's rounding."""
-    ritz = ritz_pairs(Vc, Z, relative=True)
-    if ritz is None:  # Vc numerically rank-deficient: stay careful
+def _below_fused_rounding(theta, k: int, dtype) -> bool:
+    """Whether the k-th of the Ritz values theta (ascending, up to a positive factor) of a fused
+    step ``Z = A^T A Vc`` over span(Vc) lies below 4 eps times the first: sigma_k < 2 sqrt(eps)
+    sigma_1, under the fused product's rounding. True for theta None (Vc rank-deficient)."""
+    if theta is None:
         return True
-    theta = ritz[0][::-1]
+    theta = theta[::-1]
     k = min(k, theta.size)
     return bool(theta[0] > 0.0 and theta[k - 1] < 4 * np.finfo(dtype).eps * theta[0])
 

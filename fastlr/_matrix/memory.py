@@ -487,14 +487,6 @@ def ritz_tail(theta: np.ndarray, k: int, eps: float) -> float:
     return float(np.sqrt(np.sum(tail[tail > 10 * theta.size * eps * float(theta[-1])])))
 
 
-def fused_rounding_shows(Vc: np.ndarray, Z: np.ndarray, k: int, dtype) -> bool:
-    """``rounding_shows`` from a power step's ``Vc`` (d x l, any basis) and ``Z = A^T A Vc``
-    (``scw.power_iterations``: whether float64's last step needs ``A^T W``); True when Vc is
-    numerically rank-deficient."""
-    ritz = ritz_pairs(Vc, Z, relative=True)
-    return True if ritz is None else rounding_shows(ritz[0], k, Vc.shape[0], dtype)
-
-
 def representable(Z: np.ndarray, dtype) -> bool:
     """Z is finite and its largest entry is above sqrt(tiny): products formed without scaling
     neither overflowed nor lost precision to underflow."""
