@@ -266,13 +266,16 @@ def _smooth(A, width: float) -> np.ndarray:
     return scipy.ndimage.gaussian_filter1d(np.asarray(A, dtype=np.float64), width, axis=0, mode="nearest")
 
 
-def _scaled_error(S, mats: list, k: int) -> float:
-    """Mean ||A - SCW(S, A)||_F over the matrices, each scaled to sigma_1 = 1."""
-    total = 0.0
-    for A in mats:
-        s1 = spectral_norm(A)
-        total += scw(A, S, k).error(A) / (s1 if s1 > 0 else 1.0)
-    return total / len(mats)
+def _scales(mats: list) -> list[float]:
+    """sigma_1 of each matrix (1 for a zero matrix): what _scaled_error divides by."""
+    return [s1 if (s1 := spectral_norm(A)) > 0 else 1.0 for A in mats]
+
+
+def _scaled_error(S, mats: list, k: int, scales: list[float] | None = None) -> float:
+    """Mean ||A - SCW(S, A)||_F over the matrices, each scaled to sigma_1 = 1 (``scales``: their
+    ``_scales``, when several sketches are compared on the same matrices)."""
+    scales = _scales(mats) if scales is None else scales
+    return sum(scw(A, S, k).error(A) / s1 for A, s1 in zip(mats, scales)) / len(mats)
 
 
 def _rival_seeds(seed: int) -> list[int]:
@@ -284,10 +287,11 @@ def _beats_random(S, mats: list, k: int, seed: int) -> bool:
     """Whether S's SCW error on ``mats`` (_scaled_error) is below ``CountSketch(m, n, seed)``'s and below
     the mean of RIVALS other random CountSketches' by MARGIN of their standard deviation."""
     m, n = S.shape
-    err = _scaled_error(S, mats, k)
-    if not err < _scaled_error(CountSketch(m, n, seed=seed), mats, k):
+    scales = _scales(mats)  # once for the 18 sketches compared
+    err = _scaled_error(S, mats, k, scales)
+    if not err < _scaled_error(CountSketch(m, n, seed=seed), mats, k, scales):
         return False
-    rivals = np.array([_scaled_error(CountSketch(m, n, seed=s), mats, k) for s in _rival_seeds(seed)])
+    rivals = np.array([_scaled_error(CountSketch(m, n, seed=s), mats, k, scales) for s in _rival_seeds(seed)])
     return bool(err < rivals.mean() - MARGIN * rivals.std())
 
 

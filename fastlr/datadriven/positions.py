@@ -33,6 +33,7 @@ from ._common import (
     _row_share,
     _Rows,
     _scaled_error,
+    _scales,
 )
 
 # --------------------------------------------------------------------------- ridge leverage scores
@@ -246,12 +247,13 @@ def _inner_product(mats: list, rows: _Rows, m: int, k: int, *, values: str = "sv
     # Up to 8 matrices spread over train judge the trials (the first 8 of a time-ordered set are
     # the ones furthest from what comes next: on real video they picked worse positions).
     judges = [mats[i] for i in np.unique(np.linspace(0, len(mats) - 1, min(8, len(mats))).round().astype(int))]
+    scales = _scales(judges) if trials > 1 else None  # once for all trials
     best = math.inf
     for _ in range(trials):
         h, signs = _inner_product_positions(rows, scores, m_data, rng)
         vals = signs if values == "sign" else _bucket_values(rows, h, m_data, signs, seed)
         candidate = CountSketch.from_arrays(h, vals, m_data)
-        loss = _scaled_error(candidate, judges, min(k, m_data)) if trials > 1 else 0.0
+        loss = _scaled_error(candidate, judges, min(k, m_data), scales) if trials > 1 else 0.0
         if loss < best:
             best, S = loss, candidate
     if guard is None:
