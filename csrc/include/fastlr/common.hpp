@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -202,5 +203,31 @@ struct ErrorFlag {
     code = c;
   }
 };
+
+namespace detail {
+
+constexpr index_t kLine = 64;  // bytes in a cache line (and in an AVX-512 vector)
+
+inline bool cache_aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % kLine == 0; }
+
+/// n entries starting on a cache-line boundary: ``assign`` zeroes them, ``allocate`` leaves
+/// them uninitialized (buffers that every use writes before it reads).
+template <class T>
+struct AlignedBuffer {
+  std::unique_ptr<T[]> storage;
+  T* data = nullptr;
+  void allocate(index_t n) {
+    const index_t slack = kLine / index_t(sizeof(T));
+    storage.reset(new T[static_cast<size_t>(n + slack)]);
+    const auto misalign = reinterpret_cast<std::uintptr_t>(storage.get()) % kLine;
+    data = storage.get() + (misalign == 0 ? 0 : (kLine - misalign) / sizeof(T));
+  }
+  void assign(index_t n) {
+    allocate(n);
+    std::fill(data, data + n, T(0));
+  }
+};
+
+}  // namespace detail
 
 }  // namespace fastlr

@@ -538,16 +538,15 @@ void countsketch_dense_src(const T* A, index_t n, index_t d, index_t ld, bool co
   const int chunks = col_major ? 1 : sum_chunks(n, n * d, m * d);
   const int want = std::min(useful_threads(nthreads, n * d), col_major ? nthreads : chunks);
   // Row-major: `chunks` accumulators (acc_layout), uninitialized, 64-byte aligned.
-  const size_t accs = col_major ? 0 : static_cast<size_t>(chunks) * acc_layout(A, m, d, ld).stride;
-  std::unique_ptr<T[]> raw(new T[accs + 64 / sizeof(T)]);
-  T* acc = reinterpret_cast<T*>((reinterpret_cast<std::uintptr_t>(raw.get()) + 63) & ~std::uintptr_t(63));
+  detail::AlignedBuffer<T> acc;
+  acc.allocate(col_major ? 0 : chunks * acc_layout(A, m, d, ld).stride);
   std::vector<T> work(col_major ? static_cast<size_t>(m * d) : 0);
   const bool hashed = col_major && !std::is_same_v<Src, ArraySketch<T>>;
   const size_t blocks = hashed ? static_cast<size_t>(want) * kColBlock : 0;
   std::unique_ptr<index_t[]> rbuf(new index_t[blocks]);  // uninitialized: filled before use
   std::unique_ptr<T[]> vbuf(new T[blocks]);
   throw_kernel_error(countsketch_dense_impl(A, n, d, ld, col_major, src, m, out, want, chunks,
-                                            col_major ? work.data() : acc, rbuf.get(), vbuf.get()));
+                                            col_major ? work.data() : acc.data, rbuf.get(), vbuf.get()));
 }
 
 template <class T, class I, class Src>

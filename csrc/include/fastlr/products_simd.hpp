@@ -321,23 +321,6 @@ inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 constexpr index_t kBlocksPerThread = 4;
 constexpr index_t kBlockAccBytes = index_t(1) << 23;
 
-constexpr index_t kLine = 64;  // bytes in a cache line (and in an AVX-512 vector)
-
-inline bool cache_aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % kLine == 0; }
-
-/// n zero-initialized entries starting on a cache-line boundary.
-template <class T>
-struct AlignedBuffer {
-  std::vector<T> storage;
-  T* data = nullptr;
-  void assign(index_t n) {
-    const index_t slack = kLine / index_t(sizeof(T));
-    storage.assign(static_cast<size_t>(n + slack), T(0));
-    const auto misalign = reinterpret_cast<std::uintptr_t>(storage.data()) % kLine;
-    data = storage.data() + (misalign == 0 ? 0 : (kLine - misalign) / sizeof(T));
-  }
-};
-
 }  // namespace detail
 
 }  // namespace fastlr
