@@ -15,8 +15,6 @@ the next, and the previous call's dtype and size would decide how much of it doe
 
 import argparse
 import ctypes
-import importlib.machinery
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -30,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 import fastlr
 from fastlr import _core
+from ab_kernels import load_core  # another build's extension (bench/ is the script's folder)
 
 READ_CPP = r"""
 #include <cstddef>
@@ -44,15 +43,6 @@ template <class T> static T rd(const T* a, std::size_t n) {
 extern "C" double read_f64(const double* a, std::size_t n) { return rd(a, n); }
 extern "C" float read_f32(const float* a, std::size_t n) { return rd(a, n); }
 """
-
-
-def _load_core(path):
-    """A compiled _core from another build (its module init is PyInit__core, so load it as "_core")."""
-    loader = importlib.machinery.ExtensionFileLoader("_core", path)
-    spec = importlib.util.spec_from_file_location("_core", path, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
 
 
 def _cpp_read():
@@ -128,8 +118,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--no-flush", action="store_true", help="skip the 64 MB write that evicts A before each call")
     args = parser.parse_args(argv)
-    old = _load_core(args.old) if args.old else None
-    new = _load_core(args.new) if args.new else _core
+    old = load_core(args.old) if args.old else None
+    new = load_core(args.new) if args.new else _core
     new.set_num_threads(1)
     if old is not None:
         old.set_num_threads(1)

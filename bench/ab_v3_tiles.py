@@ -10,24 +10,15 @@ Both builds run in one process on the same arrays, rounds interleaved; per-call 
 from __future__ import annotations
 
 import argparse
-import importlib.machinery
-import importlib.util
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastlr._core as this_core
+from ab_kernels import load_core  # another build's extension (bench/ is the script's folder)
 
 FLOPS = {"gram_product": 4, "matmul": 2, "rmatmul": 2, "gd_products": 4}
-
-
-def load_core(path):
-    loader = importlib.machinery.ExtensionFileLoader("fastlr_ab_other._core", path)
-    spec = importlib.util.spec_from_file_location("fastlr_ab_other._core", path, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
 
 
 def main(argv=None):
