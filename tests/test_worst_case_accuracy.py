@@ -126,7 +126,37 @@ K50 = {
     "k50_flat_10to1_1000x900": (lambda: _spectrum(1000, 900, np.geomspace(1.0, 0.1, 900), 24), 50, "auto"),
 }
 FAMILIES.update(K50)
+#: float64 on the Gram matrix formed in float32 (fastlr/_matrix/memory.py ``_Gram32Steps``; the K50 families
+#: above take it too): 1/i^2 converges below float32's rounding at k = 10, where a test on G32's share of
+#: the rank-k error alone kept G32 (2.6e-11 excess against scikit-learn's 1.7e-17).
+GRAM32 = {
+    "gram32_inverse_square_4000x300": (lambda: _spectrum(4000, 300, 1.0 / np.arange(1.0, 301.0) ** 2, 25), 10, "auto"),
+}
+FAMILIES.update(GRAM32)
 FAMILIES.update(KRYLOV)
+_W = np.arange(1.0, 701.0)
+#: Wide dense matrices whose rows are enough for the Krylov finder on A itself (transpose="auto"
+#: keeps them: fused passes over A's rows; fastlr/randomized.py ``_krylov_keeps_rows``).
+WIDE = {
+    "wide_harmonic_700x1400": (lambda: _spectrum(700, 1400, 1.0 / _W, 25), 10, "auto"),
+    "wide_cluster_at_k_700x1400": (
+        lambda: _spectrum(700, 1400, np.where(_W < 10, 1.0, np.where(_W <= 25, 0.5 - 1e-3 * (_W - 10), 0.05)), 26),
+        10, "auto"),
+    "wide_f64_exact_rank10_spectrum1e6_700x1400": (
+        lambda: _wide_spectrum_noise(700, 1400, 10, 1e6, 0.0, 27), 10, "auto"),
+    "wide_f32_spectrum1e4_noise1e-5_900x1800": (
+        lambda: _wide_spectrum_noise(900, 1800, 10, 1e4, 1e-5, 28).astype(np.float32), 10, "auto"),
+    "wide_f32_lowrank_noise_900x1800": (lambda: _lowrank_noise(900, 1800, 29).astype(np.float32), 8, "auto"),
+}
+#: ... and a wide float32 one whose rows are too few for that space: the Krylov finder on A^T.
+WIDE_TRANSPOSED = {
+    "wide_f32_transposed_spectrum1e4_noise1e-5_650x1800": (
+        lambda: _wide_spectrum_noise(650, 1800, 10, 1e4, 1e-5, 30).astype(np.float32), 10, "auto"),
+}
+FAMILIES.update(WIDE)
+FAMILIES.update(WIDE_TRANSPOSED)
+EXACT.add("wide_f64_exact_rank10_spectrum1e6_700x1400")
+FLOAT32.update({name: FAMILIES[name] for name in {**WIDE, **WIDE_TRANSPOSED} if "f32" in name})
 EXACT.add("krylov_f64_exact_rank10_spectrum1e6_700x600")
 FLOAT32["krylov_f32_spectrum1e4_noise1e-5_700x600"] = KRYLOV["krylov_f32_spectrum1e4_noise1e-5_700x600"]
 
@@ -180,6 +210,22 @@ def test_krylov_families_take_the_krylov_finder(name, monkeypatch):
     monkeypatch.setattr(randomized, "krylov_factors", lambda *a: used.append(1) or krylov_factors(*a))
     fastlr.randomized_svd(make(), k, n_iter=n_iter, random_state=0)
     assert used
+
+
+@pytest.mark.parametrize("name", sorted(WIDE) + sorted(WIDE_TRANSPOSED))
+def test_wide_families_take_the_krylov_finder(name, monkeypatch):
+    """The WIDE families run the block Krylov finder on A itself, WIDE_TRANSPOSED on A^T."""
+    import sys
+
+    make, k, n_iter = FAMILIES[name]
+    A = make()
+    expected = A.shape[::-1] if name in WIDE_TRANSPOSED else A.shape
+    shapes = []
+    randomized = sys.modules["fastlr.randomized"]
+    krylov_factors = randomized.krylov_factors
+    monkeypatch.setattr(randomized, "krylov_factors", lambda op, *a: shapes.append(op.shape) or krylov_factors(op, *a))
+    fastlr.randomized_svd(A, k, n_iter=n_iter, random_state=0)
+    assert shapes == [expected]
 
 
 def test_small_diagonal_regressions():
