@@ -77,8 +77,11 @@ def cmd_info(args) -> int:
             print(f"  backend {name:6s} unavailable: {info['unavailable_backends'].get(name, '?')}")
     build = info["build"]
     if isinstance(build, dict):
+        isa = build.get("isa", "?")
+        kernel_isa = build.get("kernel_isa", isa)  # below isa when _core._cap_isa capped the kernels
+        capped = f" (kernels capped at {kernel_isa})" if kernel_isa != isa else ""
         print(f"  build: {build['compiler']}, flags '{build['flags']}', OpenMP {'on' if build['openmp'] else 'off'}, "
-              f"vector ISA {build.get('isa', '?')}")
+              f"vector ISA {isa}{capped}")
     else:
         print(f"  build: {build}")
     print(f"  threads: {info['threads']}")

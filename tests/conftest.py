@@ -32,3 +32,19 @@ def dtype(request):
 @pytest.fixture(params=["C", "F", "view"])
 def layout(request):
     return request.param
+
+
+@pytest.fixture(params=[0, 1, 2], ids=["baseline", "v3", "v4"])
+def isa_level(request):
+    """Caps every compiled kernel at ISA level 0 (baseline x86-64), 1 (x86-64-v3) or 2 (x86-64-v4) for the
+    test (``_core._cap_isa``; a level above the CPU's runs its best) and yields the level of the
+    CountSketch and gd kernels' variant that then runs (``_core._kernel_isa``; 0 in builds without
+    dispatch, which compile one variant)."""
+    require_backend("cpp")
+    from fastlr import _core
+
+    previous = _core._cap_isa(request.param)
+    try:
+        yield _core._kernel_isa()
+    finally:
+        _core._cap_isa(previous)

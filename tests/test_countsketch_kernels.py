@@ -362,3 +362,146 @@ def test_dense_cpp_equals_numba_at_every_alignment_of_a(dtype, d):
             with fastlr.thread_limit(threads):
                 np.testing.assert_array_equal(cpp.countsketch_seeded_dense(A, 5, m), want)
                 np.testing.assert_array_equal(cpp.countsketch_dense(A, rows, signs.astype(dtype), m), want)
+
+
+# Every ISA variant of the compiled kernels (x86-64-v4, x86-64-v3, baseline), chosen by _core._cap_isa.
+# The baseline has no fused multiply-add, so there each kernel that sums in a fixed order equals the
+# NumPy reference computed in A's dtype (np.add.at: the same products, added in the same order) to the
+# last bit, with values that are not +-1: run the v3/v4 code instead (a cap that does not reach the
+# kernel) and the fused v * a + o rounds differently.
+
+
+def _isa_sparse(fmt, n, d, dtype, index_dtype, rng):
+    A = messy_csr(n, d, 0.2, rng, dtype=dtype, index_dtype=index_dtype)  # duplicates, empty rows
+    if fmt == "csc":
+        A = A.tocsc()
+        A.indices, A.indptr = A.indices.astype(index_dtype), A.indptr.astype(index_dtype)
+    return A
+
+
+# n < 2048: one row chunk (sum_chunks), so the kernel's order of additions is np.add.at's.
+ISA_SHAPES = [(1, 1, 1), (50, 17, 5), (300, 40, 3), (1500, 64, 20), (2000, 33, 7)]
+
+
+def test_countsketch_kernels_at_every_isa_level(isa_level, dtype):
+    core = fastlr.get_backend("cpp")
+    exact = isa_level == 0
+
+    def check(got, in_dtype, in_float64, scale):
+        assert core._last_kernel_isa() == isa_level  # the variant that ran follows the cap
+        assert got.dtype == dtype
+        if exact:
+            np.testing.assert_array_equal(got, in_dtype)
+        assert_close(got, in_float64, dtype, scale=scale)
+
+    with fastlr.thread_limit(1):
+        for n, d, m in ISA_SHAPES:
+            rng = np.random.default_rng(n + 3 * d + m)
+            rows, values = _sketch_arrays(n, m, dtype, seed=n)
+            A = rng.standard_normal((n, d)).astype(dtype)
+            scale = np.abs(A).max() * np.sqrt(n) * 4
+            for order in ("C", "F"):
+                check(core.countsketch_dense(layouts(A)[order], rows, values, m), ref.countsketch_dense(A, rows, values, m),
+                      ref.countsketch_dense(A.astype(np.float64), rows, values.astype(np.float64), m), scale)
+            D = rng.standard_normal((m, d)).astype(dtype)
+            g64 = np.sum(A.astype(np.float64) * D.astype(np.float64)[rows], axis=1)
+            for order in ("C", "F"):  # a vectorized dot: its order of additions is the ISA's own
+                got = core.countsketch_gather_dot(layouts(A)[order], rows, D)
+                assert core._last_kernel_isa() == isa_level
+                assert_close(got, g64, dtype, scale=np.sqrt(d) * 4)
+            for fmt in ("csr", "csc"):
+                for index_dtype in (np.int32, np.int64):
+                    S = _isa_sparse(fmt, n, d, dtype, index_dtype, rng)
+                    fn, reference = ((core.countsketch_csr, ref.countsketch_csr) if fmt == "csr" else
+                                     (core.countsketch_csc, ref.countsketch_csc))
+                    arrays = (S.indptr, S.indices, S.data)
+                    check(fn(*arrays, rows, values, m, d), reference(*arrays, rows, values, m, d),
+                          ref.countsketch_dense(S.toarray().astype(np.float64), rows, values.astype(np.float64), m),
+                          max(np.abs(S.data).max(initial=1.0), 1.0) * np.sqrt(n) * 4)
+            Scsr = _isa_sparse("csr", n, d, dtype, np.int32, rng)
+            arrays = (Scsr.indptr, Scsr.indices, Scsr.data)
+            check(core.countsketch_gather_dot_csr(*arrays, rows, D), ref.countsketch_gather_dot_csr(*arrays, rows, D),
+                  np.sum(Scsr.toarray().astype(np.float64) * D.astype(np.float64)[rows], axis=1), np.sqrt(d) * 4)
+            # the seeded kernels equal the materialized hash sketch, bit for bit, in every variant
+            hrows, signs = core.countsketch_hash(11, m, 3, 3 + n)
+            assert core._last_kernel_isa() == isa_level
+            expected = ref.countsketch_hash(11, m, 3, 3 + n)
+            np.testing.assert_array_equal(hrows, expected[0])
+            np.testing.assert_array_equal(signs, expected[1])
+            for kind, M in (("C", A), ("F", np.asfortranarray(A)), ("csr", Scsr), ("csc", Scsr.tocsc())):
+                got = _seeded_apply(core, kind, M, 11, m, 3)
+                assert core._last_kernel_isa() == isa_level
+                np.testing.assert_array_equal(got, _materialized_apply(core, kind, M, hrows, signs.astype(dtype), m))
+
+
+@pytest.mark.parametrize("kind", ["C", "F", "csr", "csc"])
+def test_isa_variants_are_bit_identical_at_every_thread_count(isa_level, dtype, kind):
+    """Several row chunks (n = 6000): each variant's S @ A is the same at 1 and 2 threads, and close to NumPy's."""
+    core = fastlr.get_backend("cpp")
+    rng = np.random.default_rng(21)
+    n, d, m = 6000, 50, 13
+    A = _seeded_input(kind, n, d, dtype, rng)
+    rows, values = _sketch_arrays(n, m, dtype, seed=5)
+    with fastlr.thread_limit(1):
+        one = _materialized_apply(core, kind, A, rows, values, m)
+    with fastlr.thread_limit(2):
+        two = _materialized_apply(core, kind, A, rows, values, m)
+    assert core._last_kernel_isa() == isa_level
+    np.testing.assert_array_equal(one, two)
+    dense = A if kind in ("C", "F") else A.toarray()
+    expected = ref.countsketch_dense(np.ascontiguousarray(dense, dtype=np.float64), rows, values.astype(np.float64), m)
+    assert_close(one, expected, dtype, scale=max(np.abs(dense).max(initial=1.0), 1.0) * np.sqrt(n) * 4)
+
+
+def test_isa_cap_reaches_the_countsketch_kernels():
+    """Capped at x86-64-v3 on a CPU that has it, the CountSketch runs the v3 variant, which fuses v * a + o
+    into one FMA (GCC and Clang contract it at -O3): S @ A then differs from the baseline's in the last
+    bits, which the baseline variant (no FMA) gives exactly."""
+    core = fastlr.get_backend(require_backend("cpp"))
+    if not core.build_info()["dispatch_targets"]:
+        pytest.skip("a build without run-time dispatch compiles one variant")
+    rng = np.random.default_rng(8)
+    A = rng.standard_normal((1500, 64))
+    rows, values = _sketch_arrays(1500, 20, np.float64, seed=9)
+    previous = core._cap_isa(0)
+    try:
+        with fastlr.thread_limit(1):
+            baseline = core.countsketch_dense(A, rows, values, 20)
+            assert core._last_kernel_isa() == 0
+            core._cap_isa(1)
+            if core._kernel_isa() < 1:
+                pytest.skip("this CPU has no x86-64-v3 (AVX2/FMA)")
+            v3 = core.countsketch_dense(A, rows, values, 20)
+            assert core._last_kernel_isa() == 1
+    finally:
+        core._cap_isa(previous)
+    np.testing.assert_array_equal(baseline, ref.countsketch_dense(A, rows, values, 20))
+    assert not np.array_equal(v3, baseline)
+    np.testing.assert_allclose(v3, baseline, rtol=0, atol=1e-12 * np.abs(baseline).max())
+
+
+def test_cap_isa_names_and_info():
+    """_cap_product_isa is the former name of _cap_isa; the build info and `fastlr info` report the capped level."""
+    core = fastlr.get_backend(require_backend("cpp"))
+    previous = core._cap_isa(0)
+    try:
+        assert core._cap_product_isa(1) == 0
+        assert core._cap_isa(1) == 1
+        info = core.build_info()
+        names = ["baseline", "x86-64-v3", "x86-64-v4"]
+        if info["isa"] in names:  # run-time dispatch: the CPU's level, and the level within the cap
+            assert info["kernel_isa"] == names[min(names.index(info["isa"]), 1)]
+        with pytest.raises(ValueError, match="level"):
+            core._cap_isa(3)
+        from fastlr.cli import main
+
+        if info["kernel_isa"] != info["isa"]:
+            import contextlib
+            import io
+
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                assert main(["info"]) == 0
+            assert f"vector ISA {info['isa']} (kernels capped at {info['kernel_isa']})" in out.getvalue()
+    finally:
+        core._cap_isa(previous)

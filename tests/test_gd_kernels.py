@@ -204,3 +204,77 @@ def test_optimizer_state_sizes_agree_with_the_kernels(backend):
         param = np.zeros((3, 2))
         kernels.optimizer_step(param, np.ones_like(param), np.zeros((size, 3, 2)), kind, (0.1, 0.9, 0.999, 1e-8, 1))
         assert np.all(param < 0), kind
+
+
+# Every ISA variant of the compiled kernels (x86-64-v4, x86-64-v3, baseline), chosen by _core._cap_isa
+# (conftest's isa_level). The baseline has no fused multiply-add, so there the kernels equal NumPy doing
+# their operations in their order, in their dtype, to the last bit: run the v3/v4 code instead (a cap
+# that does not reach the kernel) and the fused multiply-adds round differently.
+
+
+def _masked_grad_in_kernel_order(indptr, indices, data, U, V, l2):
+    """gd_masked_grad's operations at one thread in its order and dtype (numpy scalars keep the dtype)."""
+    t = data.dtype.type
+    GU, GV, loss = t(l2) * U, np.zeros_like(V), 0.0
+    for i in range(len(U)):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            r = -data[p]
+            for q in range(U.shape[1]):
+                r = r + U[i, q] * V[j, q]
+            loss += float(r) * float(r)
+            GU[i] += r * V[j]
+            GV[j] += r * U[i]
+    loss = 0.0 + 0.5 * loss
+    norms = 0.0
+    for x in np.concatenate([U.ravel(), V.ravel()]):
+        norms += float(x) * float(x)
+    GV += t(l2) * V
+    return GU, GV, loss + 0.5 * float(t(l2)) * norms
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_masked_grad_at_every_isa_level(isa_level, dtype, index_dtype):
+    core = fastlr.get_backend("cpp")
+    for m, n, k in [(1, 1, 1), (40, 30, 5), (25, 60, 16), (12, 9, 33)]:
+        rng = np.random.default_rng(m * n + k)
+        A = messy_csr(m, n, 0.3, rng, dtype=dtype, index_dtype=index_dtype)
+        U, V = _factors(m, n, k, dtype, rng)
+        l2 = 0.25  # a float32 too: the kernel rounds l2 to A's dtype
+        with fastlr.thread_limit(1):
+            GU, GV, loss = core.gd_masked_grad(A.indptr, A.indices, A.data, U, V, l2)
+        assert core._last_kernel_isa() == isa_level
+        if isa_level == 0:
+            eGU, eGV, eloss = _masked_grad_in_kernel_order(A.indptr, A.indices, A.data, U, V, l2)
+            np.testing.assert_array_equal(GU, eGU)
+            np.testing.assert_array_equal(GV, eGV)
+            assert loss == eloss
+        eGU, eGV, eloss = _explicit(A, U, V, l2)
+        scale = (np.abs(eGU).max() + np.abs(eGV).max()) * max(1.0, np.sqrt(A.nnz / max(min(m, n), 1)))
+        assert_close(GU, eGU, dtype, scale=scale)
+        assert_close(GV, eGV, dtype, scale=scale)
+        assert loss == pytest.approx(eloss, rel=RTOL[dtype] * 10 * np.sqrt(A.nnz + 1))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_optimizer_step_at_every_isa_level(isa_level, dtype, kind):
+    """Five steps on 2100 entries (several vectors of every ISA and a remainder) against the reference: bit
+    for bit in the baseline variant (the reference does the kernel's operations in its order and dtype)."""
+    core = fastlr.get_backend("cpp")
+    rng = np.random.default_rng(len(kind))
+    p = rng.standard_normal((300, 7)).astype(dtype)
+    state = np.zeros((OPTIMIZER_STATES[kind],) + p.shape, dtype=dtype)
+    same_p, same_state = p.copy(), state.copy()  # the reference in the kernel's dtype
+    wide_p, wide_state = p.astype(np.float64), state.astype(np.float64)
+    for step in range(1, 6):
+        g = rng.standard_normal(p.shape).astype(dtype)
+        hyper = (0.05, 0.9, 0.99, 1e-8, step)
+        core.optimizer_step(p, g, state, kind, hyper)
+        assert core._last_kernel_isa() == isa_level
+        ref.optimizer_step(same_p, g, same_state, kind, hyper)
+        ref.optimizer_step(wide_p, g.astype(np.float64), wide_state, kind, hyper)
+    if isa_level == 0:
+        np.testing.assert_array_equal(p, same_p)
+        np.testing.assert_array_equal(state, same_state)
+    assert_close(p, wide_p, dtype, scale=np.abs(wide_p).max() * 10)
+    assert_close(state, wide_state, dtype, scale=np.abs(wide_state).max(initial=1.0) * 10)

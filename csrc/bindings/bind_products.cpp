@@ -109,15 +109,21 @@ py::object csr_pass_py(RowPass pass, const py::array& indptr, const py::array& i
 
 void bind_products(py::module_& m) {
   using py::arg;
-  m.def(
-      "_cap_product_isa",
-      [](int level) {
-        FASTLR_REQUIRE(level >= kIsaBaseline && level <= kIsaAvx512, "level: must be 0, 1 or 2");
-        return detail::isa_cap().exchange(level);
-      },
-      py::arg("level"),
-      "Testing hook: run the product tiles at most at ISA `level` (0 baseline, 1 AVX2, 2 AVX-512); "
-      "returns the previous cap.");
+  const auto cap_isa = [](int level) {
+    FASTLR_REQUIRE(level >= kIsaBaseline && level <= kIsaAvx512, "level: must be 0, 1 or 2");
+    return detail::isa_cap().exchange(level);
+  };
+  m.def("_cap_isa", cap_isa, arg("level"),
+        "Testing and benchmark hook: run every dispatched kernel (product tiles, CountSketch, gd) at most at ISA "
+        "`level` (0 baseline x86-64, 1 x86-64-v3 AVX2/FMA, 2 x86-64-v4 AVX-512), process-wide; returns the "
+        "previous cap.");
+  m.def("_cap_product_isa", cap_isa, arg("level"), "Former name of _cap_isa (the same function).");
+  m.def("_kernel_isa", [] { return detail::variant_level(); },
+        "The ISA level (0, 1 or 2) of the CountSketch and gd kernels' variant that runs now: the CPU's widest "
+        "within _cap_isa's cap; 0 in builds without dispatch (one variant).");
+  m.def("_last_kernel_isa", [] { return detail::last_kernel_isa().load(); },
+        "Testing hook: the ISA level (0, 1, 2) of the variant the last CountSketch or gd kernel call ran; -1 "
+        "before any. Builds without dispatch have one variant, reported as 0.");
   m.def("matmul", [](const py::array& A, const py::array& V) { return dense_pass_py(RowPass::kForward, A, V, nullptr); },
         arg("A"), arg("V"), "A @ V (n x k) for dense A (C or F order) and C-contiguous V (d x k) of A's dtype.");
   m.def("matmul_csr",

@@ -53,8 +53,14 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     info["openmp_max_threads"] = 1;
 #endif
     info["num_threads"] = kernel_threads();
-    info["dispatch_targets"] = FASTLR_MULTIVERSION_TARGETS;
+    info["dispatch_targets"] = FASTLR_ISA_TARGETS;
     info["isa"] = fastlr::dispatched_isa();
+    // The level the kernels run at within _core._cap_isa's cap (isa when uncapped).
+#if defined(FASTLR_X86_DISPATCH)
+    info["kernel_isa"] = fastlr::isa_name(fastlr::detail::cpu_level());
+#else
+    info["kernel_isa"] = fastlr::dispatched_isa();
+#endif
     return info;
   }, "Compiler, flags, OpenMP and thread count of this build.");
 

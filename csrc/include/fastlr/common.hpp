@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -13,27 +14,33 @@
 #include <omp.h>
 #endif
 
-// Runtime ISA dispatch: on x86-64 Linux with GCC/Clang, FASTLR_MULTIVERSION
-// compiles a kernel for x86-64-v4 (AVX-512), x86-64-v3 (AVX2+FMA) and the
-// baseline, and the loader picks the best the CPU supports (ifunc). Inlined
-// helpers and OpenMP-outlined regions are cloned with it. Wheels stay portable;
-// FASTLR_NATIVE builds (-march=native) need no dispatch.
+// Run-time ISA dispatch on x86-64 with GCC/Clang (wheels stay portable):
+// - FASTLR_X86_DISPATCH: the register-tiled product kernels (products_*.hpp) are
+//   compiled for each level with target attributes and picked by cpu_level().
+// - FASTLR_ISA_DISPATCH: the CountSketch and gradient-descent kernels
+//   (countsketch_kernels.inc, gd_kernels.inc) are compiled three times, for
+//   x86-64-v4 (AVX-512), x86-64-v3 (AVX2/FMA) and the baseline, in namespaces
+//   detail::isa_v4 / isa_v3 / isa_base (isa_variants.inc), and FASTLR_ISA_CALL
+//   picks one by cpu_level() too, so the ISA cap (isa_cap) reaches every kernel.
+// Without them (FASTLR_NO_DISPATCH, FASTLR_NATIVE's -march=native, other CPUs
+// and compilers) one variant, isa_base, is compiled for the compiler's target.
 #if !defined(FASTLR_NO_DISPATCH) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FASTLR_X86_DISPATCH 1  // run-time choice of the register-tiled product kernels
 #endif
+// GCC 11 / Clang 12 know the x86-64-vN names; clang is held to 14 as the
+// target_clones build was. (Linux only as before: untested elsewhere.)
 #if defined(FASTLR_DISPATCH) && defined(FASTLR_X86_DISPATCH) && defined(__linux__) && \
     ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
-// NOTE: GCC's clones cannot throw (an exception terminates the process):
-// multiversioned functions return error codes and take preallocated buffers.
-#define FASTLR_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#define FASTLR_MULTIVERSION_TARGETS "x86-64-v4 (AVX-512), x86-64-v3 (AVX2/FMA), baseline"
+#define FASTLR_ISA_DISPATCH 1
+#define FASTLR_ISA_TARGETS "x86-64-v4 (AVX-512), x86-64-v3 (AVX2/FMA), baseline"
 #else
-#define FASTLR_MULTIVERSION
-#define FASTLR_MULTIVERSION_TARGETS ""
+#define FASTLR_ISA_TARGETS ""
 #endif
 
-// Helpers a multiversioned kernel calls must be inlined into it to be compiled
-// for its ISA (an out-of-line helper is compiled for the baseline only).
+// Helpers an ISA variant of a kernel calls must be inlined into it to be compiled
+// for its ISA (an out-of-line helper is compiled for the baseline only; GCC
+// inlines a plain inline function into a target("arch=...") one only when
+// always_inline).
 #if defined(__GNUC__) || defined(__clang__)
 #define FASTLR_INLINE inline __attribute__((always_inline))
 #else
@@ -42,9 +49,9 @@
 
 namespace fastlr {
 
-/// x86-64 vector ISA levels the kernels are compiled for: target_clones bodies
-/// (FASTLR_MULTIVERSION) and the explicitly dispatched register-tiled product
-/// kernels (products.hpp) both follow this one detection.
+/// x86-64 vector ISA levels the kernels are compiled for: the ISA variants of the
+/// CountSketch and gd kernels (FASTLR_ISA_CALL) and the register-tiled product
+/// kernels (products.hpp) all follow this one detection, within isa_cap().
 enum IsaLevel : int { kIsaBaseline = 0, kIsaAvx2 = 1, kIsaAvx512 = 2 };
 
 /// The widest ISA level this CPU runs (detected once); baseline when dispatch is off.
@@ -64,18 +71,72 @@ inline int cpu_isa_level() {
 #endif
 }
 
-/// The instruction set the dispatched kernels run with on this CPU.
+/// Name of an IsaLevel.
+inline const char* isa_name(int level) {
+  return level == kIsaAvx512 ? "x86-64-v4" : level == kIsaAvx2 ? "x86-64-v3" : "baseline";
+}
+
+/// The instruction set the dispatched kernels can run with on this CPU (cap aside).
 inline const char* dispatched_isa() {
 #if defined(FASTLR_X86_DISPATCH)
-  switch (cpu_isa_level()) {
-    case kIsaAvx512: return "x86-64-v4";
-    case kIsaAvx2: return "x86-64-v3";
-    default: return "baseline";
-  }
+  return isa_name(cpu_isa_level());
 #else
   return "compile-time";
 #endif
 }
+
+namespace detail {
+
+/// Cap on the ISA level every dispatched kernel runs at (tests and benchmarks set
+/// it to run the AVX2 and baseline code on an AVX-512 machine; _core._cap_isa).
+inline std::atomic<int>& isa_cap() {
+  static std::atomic<int> cap{kIsaAvx512};
+  return cap;
+}
+
+/// The ISA level the dispatched kernels run at: this CPU's widest, within the cap.
+inline int cpu_level() { return std::min(cpu_isa_level(), isa_cap().load(std::memory_order_relaxed)); }
+
+/// The level the last FASTLR_ISA_CALL ran (-1: none yet); a testing hook that shows
+/// the cap reaches the CountSketch and gd kernels (_core._last_kernel_isa).
+inline std::atomic<int>& last_kernel_isa() {
+  static std::atomic<int> level{-1};
+  return level;
+}
+
+/// The variant FASTLR_ISA_CALL runs: cpu_level() with dispatch, else isa_base alone.
+inline int variant_level() {
+#if defined(FASTLR_ISA_DISPATCH)
+  return cpu_level();
+#else
+  return kIsaBaseline;
+#endif
+}
+
+/// variant_level(), recorded in last_kernel_isa().
+inline int kernel_level() {
+  const int level = variant_level();
+  last_kernel_isa().store(level, std::memory_order_relaxed);
+  return level;
+}
+
+}  // namespace detail
+
+// detail::isa_v4::fn(args...), isa_v3::fn or isa_base::fn (isa_variants.inc) by
+// detail::kernel_level(). fn may carry template arguments (fn<T>).
+#if defined(FASTLR_ISA_DISPATCH)
+#define FASTLR_ISA_CALL(fn, ...)                                                              \
+  [&] {                                                                                       \
+    switch (::fastlr::detail::kernel_level()) {                                               \
+      case ::fastlr::kIsaAvx512: return ::fastlr::detail::isa_v4::fn(__VA_ARGS__);            \
+      case ::fastlr::kIsaAvx2: return ::fastlr::detail::isa_v3::fn(__VA_ARGS__);              \
+      default: return ::fastlr::detail::isa_base::fn(__VA_ARGS__);                            \
+    }                                                                                         \
+  }()
+#else
+#define FASTLR_ISA_CALL(fn, ...) \
+  ((void)::fastlr::detail::kernel_level(), ::fastlr::detail::isa_base::fn(__VA_ARGS__))
+#endif
 
 using index_t = std::int64_t;
 
@@ -175,8 +236,8 @@ inline bool in_range(index_t i, index_t n) {
 }
 
 /// Reasons a kernel rejects its input, for every kernel (CountSketch, products, gd).
-/// Multiversioned bodies cannot throw, so they return one of these (or record it in
-/// an ErrorFlag) and the outer, non-multiversioned function calls throw_kernel_error.
+/// ISA variants return one of these (or record it in an ErrorFlag) rather than throw
+/// inside a parallel region, and the outer function calls throw_kernel_error.
 /// fastlr/_kernels/_errors.py mirrors these codes and messages for the Python backends.
 enum KernelError : int { kOk = 0, kBadRow = 1, kBadIndex = 2, kBadIndptr = 3 };
 

@@ -283,235 +283,23 @@ FASTLR_INLINE int countsketch_csr_rows(const I* indptr, const I* indices, const 
 
 }  // namespace detail
 
+}  // namespace fastlr
+
+// The kernels' ISA variants: detail::isa_v4 / isa_v3 / isa_base::countsketch_*_impl,
+// gather_dot_*_impl and countsketch_hash_impl.
+#define FASTLR_ISA_KERNELS "fastlr/countsketch_kernels.inc"
+#include "fastlr/isa_variants.inc"
+#undef FASTLR_ISA_KERNELS
+
+namespace fastlr {
+
 namespace detail {
-
-// The multiversioned bodies below never throw and never allocate (GCC's
-// target_clones cannot propagate exceptions): they return an error code and
-// work in caller-provided buffers. The public wrappers after them validate,
-// allocate and throw.
-
-template <class T, class Src>
-FASTLR_MULTIVERSION int countsketch_dense_impl(const T* A, index_t n, index_t d, index_t ld, bool col_major,
-                                               const Src& src, index_t m, T* out, int want, int chunks,
-                                               T* work, index_t* rbuf, T* vbuf) {
-  ErrorFlag err;
-  if (col_major) {  // work: m * d, rbuf/vbuf: want * kColBlock; each thread owns a range of columns
-#if defined(FASTLR_HAVE_OPENMP)
-#pragma omp parallel num_threads(want)
-#endif
-    {
-      const int t = thread_id();
-      index_t jb, je;
-      chunk_range(d, omp_threads_in_team(), t, jb, je);
-      if (int c = countsketch_cols(A, n, jb, je, d, ld, src, m, out, work + jb * m, rbuf + t * kColBlock,
-                                   vbuf + t * kColBlock))
-        err.set(c);
-    }
-    return err.code;
-  }
-  // Row-major: `chunks` contiguous row ranges (a function of n and m, never of the
-  // thread count), each summed into its own accumulator, then added to out in chunk
-  // order: S A is bit-identical at every thread count. Thread 0 sums its chunks one
-  // after another in one accumulator (work's first) and adds each to out as soon as
-  // it is done, so at one thread the accumulator stays in cache; the other threads'
-  // chunks keep one accumulator each (work's c-th) until the barrier. work: `chunks`
-  // accumulators laid out as acc_layout, 64-byte aligned, uninitialized.
-  const AccLayout L = acc_layout(A, m, d, ld);
-  auto acc = [&](index_t c) { return work + c * L.stride + L.offset; };
-#if defined(FASTLR_HAVE_OPENMP)
-#pragma omp parallel num_threads(want)
-#endif
-  {
-    const int parts = omp_threads_in_team();
-    const int t = thread_id();
-    index_t cb, ce, ce0, unused;
-    chunk_range(chunks, parts, t, cb, ce);
-    chunk_range(chunks, parts, 0, unused, ce0);
-    for (index_t c = cb; c < ce; ++c) {
-      index_t b, e;
-      chunk_range(n, chunks, static_cast<int>(c), b, e);
-      T* o = acc(t == 0 ? 0 : c);
-      for (index_t row = 0; row < m; ++row) std::fill(o + row * L.ld, o + row * L.ld + d, T(0));
-      if (int code = countsketch_rows(A, b, e, d, ld, src, o, L.ld)) err.set(code);
-      if (t == 0) {
-        for (index_t row = 0; row < m; ++row) {
-          T* __restrict dst = out + row * d;
-          const T* __restrict from = o + row * L.ld;
-          if (c == 0)
-            std::copy(from, from + d, dst);
-          else
-            for (index_t j = 0; j < d; ++j) dst[j] += from[j];
-        }
-      }
-    }
-#if defined(FASTLR_HAVE_OPENMP)
-#pragma omp barrier
-#endif
-    index_t rb, re;  // the other threads' chunks, in chunk order, split by rows of out
-    chunk_range(m, parts, t, rb, re);
-    for (index_t c = ce0; c < chunks; ++c)
-      for (index_t row = rb; row < re; ++row) {
-        T* __restrict dst = out + row * d;
-        const T* __restrict from = acc(c) + row * L.ld;
-        for (index_t j = 0; j < d; ++j) dst[j] += from[j];
-      }
-  }
-  return err.code;
-}
-
-template <class T, class I, class Src>
-FASTLR_MULTIVERSION int countsketch_csr_impl(const I* indptr, const I* indices, const T* data, index_t nnz,
-                                             index_t n, index_t d, const Src& src, index_t m, T* out, int want,
-                                             int chunks, T* work) {
-  std::fill(out, out + m * d, T(0));
-  const index_t size = m * d;  // work: (chunks - 1) * size, zeroed
-  ErrorFlag err;
-  // `chunks` row ranges balanced by nonzeros, fixed for a given matrix and m, summed
-  // in chunk order (as countsketch_dense_impl): bit-identical at every thread count.
-#if defined(FASTLR_HAVE_OPENMP)
-#pragma omp parallel num_threads(want)
-#endif
-  {
-    const int parts = omp_threads_in_team();
-    const int t = thread_id();
-    index_t cb, ce;
-    chunk_range(chunks, parts, t, cb, ce);
-    for (index_t chunk = cb; chunk < ce; ++chunk) {
-      index_t b, e;
-      nnz_chunk_range(indptr, n, chunks, static_cast<int>(chunk), b, e);
-      T* o = chunk == 0 ? out : work + (chunk - 1) * size;
-      if (int code = countsketch_csr_rows(indptr, indices, data, nnz, b, e, d, src, o)) err.set(code);
-    }
-#if defined(FASTLR_HAVE_OPENMP)
-#pragma omp barrier
-#endif
-    reduce_slices(out, work, size, chunks - 1, parts, t);
-  }
-  return err.code;
-}
-
-template <class T, class I, class Src>
-FASTLR_MULTIVERSION int countsketch_csc_impl(const I* indptr, const I* indices, const T* data, index_t nnz,
-                                             index_t n, index_t d, const Src& src, index_t m, T* out, int want,
-                                             T* work) {
-  std::fill(out, out + m * d, T(0));
-  ErrorFlag err;  // work: want * m
-#if defined(FASTLR_HAVE_OPENMP)
-#pragma omp parallel num_threads(want)
-#endif
-  {
-    const int t = thread_id();
-    index_t jb, je;
-    nnz_chunk_range(indptr, d, omp_threads_in_team(), t, jb, je);
-    T* buf = work + t * m;
-    index_t r[kRowBlock];
-    T v[kRowBlock];
-    int code = 0;
-    for (index_t j = jb; j < je && code == 0; ++j) {
-      index_t s, f;
-      if (!row_span(indptr, j, nnz, s, f)) { code = kBadIndptr; break; }
-      if (s == f) continue;
-      std::fill(buf, buf + m, T(0));
-      for (index_t p0 = s; p0 < f && code == 0; p0 += kRowBlock) {
-        const index_t k = std::min(kRowBlock, f - p0);
-        bool ok = true;
-        for (index_t q = 0; q < k; ++q) ok &= in_range(static_cast<index_t>(indices[p0 + q]), n);
-        if (!ok) { code = kBadIndex; break; }
-        if (!src.gather(indices + p0, k, r, v)) { code = kBadRow; break; }
-        for (index_t q = 0; q < k; ++q) buf[r[q]] += v[q] * data[p0 + q];
-      }
-      if (code) break;
-      for (index_t row = 0; row < m; ++row) out[row * d + j] = buf[row];
-    }
-    if (code) err.set(code);
-  }
-  return err.code;
-}
-
-// Dt: D transposed (d x m) when A is column-major, so column sweeps gather contiguously.
-template <class T>
-FASTLR_MULTIVERSION int gather_dot_impl(const T* A, index_t n, index_t d, index_t ld, bool col_major,
-                                        const index_t* rows, const T* D, const T* Dt, index_t m, T* g,
-                                        int want) {
-  ErrorFlag err;
-#if defined(FASTLR_HAVE_OPENMP)
-#pragma omp parallel num_threads(want)
-#endif
-  {
-    index_t b, e;
-    chunk_range(n, omp_threads_in_team(), thread_id(), b, e);
-    bool ok = true;
-    for (index_t i = b; i < e; ++i)
-      if (!in_range(rows[i], m)) { err.set(kBadRow); ok = false; break; }
-    if (ok && !col_major) {
-      for (index_t i = b; i < e; ++i) {
-        const T* __restrict a = A + i * ld;
-        const T* __restrict x = D + rows[i] * d;
-        g[i] = dot(a, x, d);
-      }
-    } else if (ok) {
-      for (index_t i = b; i < e; ++i) g[i] = T(0);
-      for (index_t j = 0; j < d; ++j) {
-        const T* __restrict a = A + j * ld;
-        const T* __restrict x = Dt + j * m;
-        for (index_t i = b; i < e; ++i) g[i] += a[i] * x[rows[i]];
-      }
-    }
-  }
-  return err.code;
-}
-
-template <class T, class I>
-FASTLR_MULTIVERSION int gather_dot_csr_impl(const I* indptr, const I* indices, const T* data, index_t nnz,
-                                            index_t n, index_t d, const index_t* rows, const T* D, index_t m,
-                                            T* g, int want) {
-  ErrorFlag err;
-#if defined(FASTLR_HAVE_OPENMP)
-#pragma omp parallel num_threads(want)
-#endif
-  {
-    index_t b, e;
-    nnz_chunk_range(indptr, n, omp_threads_in_team(), thread_id(), b, e);
-    for (index_t i = b; i < e; ++i) {
-      index_t s, f;
-      if (!row_span(indptr, i, nnz, s, f)) { err.set(kBadIndptr); break; }
-      g[i] = T(0);
-      if (s == f) continue;
-      const index_t r = rows[i];
-      if (!in_range(r, m)) { err.set(kBadRow); break; }
-      const T* x = D + r * d;
-      T acc = 0;
-      bool ok = true;
-      for (index_t p = s; p < f; ++p) {
-        const index_t c = static_cast<index_t>(indices[p]);
-        if (!in_range(c, d)) { ok = false; break; }
-        acc += data[p] * x[c];
-      }
-      if (!ok) { err.set(kBadIndex); break; }
-      g[i] = acc;
-    }
-  }
-  return err.code;
-}
-
-FASTLR_MULTIVERSION inline void countsketch_hash_impl(std::uint64_t key, std::uint64_t m, std::uint64_t start,
-                                                      index_t count, index_t* rows, double* signs, int want) {
-#if defined(FASTLR_HAVE_OPENMP)
-#pragma omp parallel for num_threads(want) schedule(static)
-#endif
-  for (index_t i = 0; i < count; ++i) {
-    const std::uint64_t z = countsketch_z(key, start + static_cast<std::uint64_t>(i));
-    rows[i] = countsketch_row(z, m);
-    signs[i] = (z & 1) ? -1.0 : 1.0;
-  }
-}
 
 template <class I>
 inline void check_indptr_ends(const I* indptr, index_t outer, index_t nnz) {
   require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[outer]) == nnz,
           "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
 }
-
 
 }  // namespace detail
 
@@ -525,9 +313,8 @@ inline void countsketch_hash(std::uint64_t seed, index_t m, index_t start, index
                              double* signs, int nthreads) {
   require(m >= 1 && m <= (index_t(1) << 32), "m: must lie in [1, 2**32]");
   require(start >= 0 && count >= 0, "start and count must be >= 0");
-  detail::countsketch_hash_impl(detail::mix64(seed), static_cast<std::uint64_t>(m),
-                                static_cast<std::uint64_t>(start), count, rows, signs,
-                                useful_threads(nthreads, count / 4));
+  FASTLR_ISA_CALL(countsketch_hash_impl, detail::mix64(seed), static_cast<std::uint64_t>(m),
+                  static_cast<std::uint64_t>(start), count, rows, signs, useful_threads(nthreads, count / 4));
 }
 
 namespace detail {
@@ -545,8 +332,8 @@ void countsketch_dense_src(const T* A, index_t n, index_t d, index_t ld, bool co
   const size_t blocks = hashed ? static_cast<size_t>(want) * kColBlock : 0;
   std::unique_ptr<index_t[]> rbuf(new index_t[blocks]);  // uninitialized: filled before use
   std::unique_ptr<T[]> vbuf(new T[blocks]);
-  throw_kernel_error(countsketch_dense_impl(A, n, d, ld, col_major, src, m, out, want, chunks,
-                                            col_major ? work.data() : acc.data, rbuf.get(), vbuf.get()));
+  throw_kernel_error(FASTLR_ISA_CALL(countsketch_dense_impl, A, n, d, ld, col_major, src, m, out, want, chunks,
+                                     col_major ? work.data() : acc.data, rbuf.get(), vbuf.get()));
 }
 
 template <class T, class I, class Src>
@@ -556,8 +343,8 @@ void countsketch_csr_src(const I* indptr, const I* indices, const T* data, index
   const int chunks = sum_chunks(n, nnz + n, m * d);
   const int want = std::min(useful_threads(nthreads, nnz + n / 4), chunks);
   std::vector<T> work(static_cast<size_t>(chunks - 1) * m * d);
-  throw_kernel_error(countsketch_csr_impl(indptr, indices, data, nnz, n, d, src, m, out, want, chunks,
-                                               work.data()));
+  throw_kernel_error(FASTLR_ISA_CALL(countsketch_csr_impl, indptr, indices, data, nnz, n, d, src, m, out, want,
+                                     chunks, work.data()));
 }
 
 template <class T, class I, class Src>
@@ -566,7 +353,8 @@ void countsketch_csc_src(const I* indptr, const I* indices, const T* data, index
   check_indptr_ends(indptr, d, nnz);
   const int want = useful_threads(nthreads, nnz + d * m / 4);
   std::vector<T> work(static_cast<size_t>(want) * m);
-  throw_kernel_error(countsketch_csc_impl(indptr, indices, data, nnz, n, d, src, m, out, want, work.data()));
+  throw_kernel_error(
+      FASTLR_ISA_CALL(countsketch_csc_impl, indptr, indices, data, nnz, n, d, src, m, out, want, work.data()));
 }
 
 template <class T>
@@ -656,7 +444,7 @@ void countsketch_gather_dot(const T* A, index_t n, index_t d, index_t ld, bool c
     for (index_t r = 0; r < m; ++r)
       for (index_t j = 0; j < d; ++j) Dt[j * m + r] = D[r * d + j];
   }
-  throw_kernel_error(detail::gather_dot_impl(A, n, d, ld, col_major, rows, D, Dt.data(), m, g, want));
+  throw_kernel_error(FASTLR_ISA_CALL(gather_dot_impl, A, n, d, ld, col_major, rows, D, Dt.data(), m, g, want));
 }
 
 /// g[i] = <A[i, :], D[rows[i], :]> for CSR A (n x d); D row-major m x d.
@@ -666,7 +454,7 @@ void countsketch_gather_dot_csr(const I* indptr, const I* indices, const T* data
                                 index_t d, const index_t* rows, const T* D, index_t m, T* g, int nthreads) {
   detail::check_indptr_ends(indptr, n, nnz);
   const int want = useful_threads(nthreads, nnz + n / 4);
-  throw_kernel_error(detail::gather_dot_csr_impl(indptr, indices, data, nnz, n, d, rows, D, m, g, want));
+  throw_kernel_error(FASTLR_ISA_CALL(gather_dot_csr_impl, indptr, indices, data, nnz, n, d, rows, D, m, g, want));
 }
 
 

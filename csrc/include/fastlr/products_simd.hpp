@@ -1,11 +1,10 @@
 // ISA and SIMD building blocks of the one-pass products (products.hpp): which
-// halves of a row pass run (RowPass), vector types and register tiles, the ISA
-// level the explicitly dispatched tiles run with, and the padded, cache-aligned
-// buffers and fixed-order reduction that the dense and CSR passes share.
+// halves of a row pass run (RowPass), vector types and register tiles per ISA
+// level (the level, within the cap, is common.hpp's cpu_level), and the padded,
+// cache-aligned buffers and fixed-order reduction that the dense and CSR passes share.
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -262,16 +261,6 @@ inline void both_rows(const T* X, index_t ldx, index_t d, const T* Vp, const T* 
 
 using cpu_level_t = int;
 constexpr cpu_level_t kGeneric = kIsaBaseline, kAvx2 = kIsaAvx2, kAvx512 = kIsaAvx512;
-
-/// Cap on the ISA level of the product tiles (tests set it to run the AVX2 and
-/// baseline tiles on an AVX-512 machine; target_clones kernels are unaffected).
-inline std::atomic<int>& isa_cap() {
-  static std::atomic<int> cap{kIsaAvx512};
-  return cap;
-}
-
-/// The widest vector ISA this CPU runs (common.hpp's detection), within the cap.
-inline cpu_level_t cpu_level() { return std::min(cpu_isa_level(), isa_cap().load(std::memory_order_relaxed)); }
 
 // Lanes of one vector register per ISA; register tiles are R rows x up to
 // two vectors of accumulators.
