@@ -3,7 +3,7 @@
 
 For each dense A (C and F order, float32 and float64) and factor width l, times the
 one-pass kernels ``matmul`` / ``rmatmul`` / ``gram_product`` / ``power_step`` of the
-compiled core at each ISA level (x86-64-v4, x86-64-v3, baseline: ``_core._cap_product_isa``)
+compiled core at each ISA level (x86-64-v4, x86-64-v3, baseline: ``_core._cap_isa``)
 against the BLAS calls they replace (``A @ V``, ``A.T @ W``, ``A.T @ (A @ Q)``), all in one
 process with the rounds interleaved. Single thread by default; times are each call's CPU
 time in the calling thread (``time.thread_time``: a shared machine's waits for a core left
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
                                 t["blas"] = []
                                 for _ in range(args.rounds + 1):  # the first round warms up
                                     for lv in levels:
-                                        core._cap_product_isa(lv)
+                                        core._cap_isa(lv)
                                         s = clock()
                                         kernel()
                                         t[lv].append(clock() - s)
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
                                 print(f"| {shape} | {dtype} | {order} | {l} | {name} | {row} |", flush=True)
                         del A
     finally:
-        core._cap_product_isa(2)
+        core._cap_isa(2)
     return 0
 
 

@@ -202,7 +202,7 @@ def isa_rounds(argv):
         env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_svd.py --isa [--rounds 5]
         env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=Haswell python bench/bench_svd.py --isa  # AVX2 BLAS
 
-    "v3" caps the product tiles (``_core._cap_product_isa(1)``) and runs the x86-64-v3 kernel/BLAS
+    "v3" caps every kernel (``_core._cap_isa(1)``) and runs the x86-64-v3 kernel/BLAS
     rule; the anchors (scikit-learn, NumPy SCW) run on whatever BLAS kernel the process has (printed).
     Times: each call's thread CPU time (``time.thread_time``), min over the rounds; errors: excess
     error, median over random_state = 0, 1, 2 for the randomized methods (SCW's sketch is seeded).
@@ -227,7 +227,7 @@ def isa_rounds(argv):
 
     def at(level, fn):
         cap, name = levels[level]
-        core._cap_product_isa(cap)
+        core._cap_isa(cap)
         choice._level = name
         return fn()
 
@@ -263,7 +263,7 @@ def isa_rounds(argv):
                             cells.append(f"{t:.1f}{ratio} / {np.median(errs):.1e}")
                         print(f"| {matrix} | {np.dtype(dtype).name} | {k} | " + " | ".join(cells) + " |", flush=True)
     finally:
-        core._cap_product_isa(2)
+        core._cap_isa(2)
         choice._level = None
 
 

@@ -5,8 +5,9 @@ construction included, each next to its anchor in ONE process, single thread.
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/new_user_figures.py --isa v3
     env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=Haswell python bench/new_user_figures.py --isa v3
 
-``--isa v3`` caps fastlr's product tiles at x86-64-v3 (``_core._cap_product_isa``), the AVX2 path
-of an AVX-512 machine; ``OPENBLAS_CORETYPE=Haswell`` makes the whole process (anchors and fastlr's
+``--isa v3`` caps every fastlr kernel (product tiles, CountSketch, gd) at x86-64-v3 (``_core._cap_isa``)
+and makes the product choice follow the v3 rule: the AVX2 path of an AVX-512 machine (``--isa baseline``:
+x86-64 without AVX); ``OPENBLAS_CORETYPE=Haswell`` makes the whole process (anchors and fastlr's
 own LAPACK calls) use OpenBLAS's AVX2 kernel, as on an AVX2-only machine. Times are each call's
 CPU time (``time.thread_time``: robust to other processes), min over interleaved rounds.
 
@@ -35,7 +36,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastlr
 from fastlr import _core
-from fastlr._matrix import InMemory
+from fastlr._matrix import InMemory, choice
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_svd import _make, _numpy_scw, _sqnorm, excess_error  # noqa: E402
@@ -138,9 +139,11 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", nargs="*", choices=["svd", "products", "countsketch", "gd"])
     args = parser.parse_args(argv)
-    previous = _core._cap_product_isa(ISA_LEVELS[args.isa])
-    print(f"fastlr {fastlr.__version__}, products capped at {args.isa} (was level {previous}); "
-          f"{blas_description()}; CPU: {_cpu_model()}")
+    previous = _core._cap_isa(ISA_LEVELS[args.isa])
+    kernel_isa = _core.build_info()["kernel_isa"]
+    choice._level = kernel_isa if kernel_isa in choice.LEVELS else None  # the kernel/BLAS rule of that level
+    print(f"fastlr {fastlr.__version__}, kernels capped at {args.isa} (was level {previous}; they run "
+          f"{kernel_isa}); {blas_description()}; CPU: {_cpu_model()}")
     print("\n| row | fastlr ms | anchor ms | anchor / fastlr | note |\n|---|---|---|---|---|")
     with fastlr.thread_limit(1), threadpool_limits(1):
         for part, run in (("svd", svd_rows), ("products", product_rows), ("countsketch", countsketch_rows),

@@ -480,7 +480,7 @@ def test_isa_cap_reaches_the_countsketch_kernels():
     np.testing.assert_allclose(v3, baseline, rtol=0, atol=1e-12 * np.abs(baseline).max())
 
 
-def test_cap_isa_names_and_info():
+def test_cap_isa_names_and_info(capsys):
     """_cap_product_isa is the former name of _cap_isa; the build info and `fastlr info` report the capped level."""
     core = fastlr.get_backend(require_backend("cpp"))
     previous = core._cap_isa(0)
@@ -496,12 +496,8 @@ def test_cap_isa_names_and_info():
         from fastlr.cli import main
 
         if info["kernel_isa"] != info["isa"]:
-            import contextlib
-            import io
-
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out):
-                assert main(["info"]) == 0
-            assert f"vector ISA {info['isa']} (kernels capped at {info['kernel_isa']})" in out.getvalue()
+            capsys.readouterr()
+            assert main(["info"]) == 0
+            assert f"vector ISA {info['isa']} (kernels capped at {info['kernel_isa']})" in capsys.readouterr().out
     finally:
         core._cap_isa(previous)

@@ -60,7 +60,7 @@ def test_dense_kernels(backend, dtype, order, n, d, k):
 def test_dense_tiles_at_every_isa_level(dtype, level):
     """The register tiles of each ISA level (capped; levels above the CPU's run its best)."""
     core = pytest.importorskip("fastlr._core")
-    previous = core._cap_product_isa(level)
+    previous = core._cap_isa(level)
     try:
         # Row counts around the tile heights (4 baseline, 6 AVX2, 8/12 AVX-512): exact
         # multiples, fewer rows than one tile, and every remainder; widths of half,
@@ -74,7 +74,7 @@ def test_dense_tiles_at_every_isa_level(dtype, level):
                 A, U, V = _dense_inputs(n, d, k, dtype, seed=n + 7 * d + k)
                 _check_dense_kernels(core, layouts(A)[order], U, V, dtype)
     finally:
-        core._cap_product_isa(previous)
+        core._cap_isa(previous)
 
 
 def _check_csr_kernels(kernels, A, U, V, dtype):
@@ -109,7 +109,7 @@ def test_csr_kernels(backend, dtype, index_dtype, n, d, k):
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def test_csr_kernels_at_every_isa_level(dtype, level):
     core = pytest.importorskip("fastlr._core")
-    previous = core._cap_product_isa(level)
+    previous = core._cap_isa(level)
     try:
         for n, d, k in CSR_SHAPES + [(200, 90, 50), (7, 3, 100)]:
             rng = np.random.default_rng(3 * n + d + k)
@@ -117,7 +117,7 @@ def test_csr_kernels_at_every_isa_level(dtype, level):
             _, U, V = _dense_inputs(n, d, k, dtype, seed=k + 1)
             _check_csr_kernels(core, A, U, V, dtype)
     finally:
-        core._cap_product_isa(previous)
+        core._cap_isa(previous)
 
 
 @pytest.mark.parametrize("n,d,k", [(0, 5, 3), (5, 0, 3), (5, 4, 0)])
