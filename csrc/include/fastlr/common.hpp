@@ -27,8 +27,9 @@
 #if !defined(FASTLR_NO_DISPATCH) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FASTLR_X86_DISPATCH 1  // run-time choice of the register-tiled product kernels
 #endif
-// GCC 11 / Clang 12 know the x86-64-vN names; clang is held to 14 as the
-// target_clones build was. (Linux only as before: untested elsewhere.)
+// GCC 11 / Clang 12 know the x86-64-vN names. Linux and Clang >= 14 as the
+// former target_clones build (which needed the loader's ifunc): explicit target
+// attributes need none, but other platforms are untested.
 #if defined(FASTLR_DISPATCH) && defined(FASTLR_X86_DISPATCH) && defined(__linux__) && \
     ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
 #define FASTLR_ISA_DISPATCH 1
@@ -38,9 +39,7 @@
 #endif
 
 // Helpers an ISA variant of a kernel calls must be inlined into it to be compiled
-// for its ISA (an out-of-line helper is compiled for the baseline only; GCC
-// inlines a plain inline function into a target("arch=...") one only when
-// always_inline).
+// for its ISA (an out-of-line helper is compiled for the baseline only).
 #if defined(__GNUC__) || defined(__clang__)
 #define FASTLR_INLINE inline __attribute__((always_inline))
 #else
