@@ -13,10 +13,10 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
+from ab_kernels import load_core  # another build's extension (bench/ is the script's folder)
 
 import fastlr
 from fastlr import _core
-from ab_kernels import load_core  # another build's extension (bench/ is the script's folder)
 
 LEVELS = ((2, "v4"), (1, "v3"), (0, "baseline"))
 

@@ -17,7 +17,6 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 import tempfile
 
 

@@ -401,7 +401,8 @@ def test_countsketch_kernels_at_every_isa_level(isa_level, dtype):
             A = rng.standard_normal((n, d)).astype(dtype)
             scale = np.abs(A).max() * np.sqrt(n) * 4
             for order in ("C", "F"):
-                check(core.countsketch_dense(layouts(A)[order], rows, values, m), ref.countsketch_dense(A, rows, values, m),
+                check(core.countsketch_dense(layouts(A)[order], rows, values, m),
+                      ref.countsketch_dense(A, rows, values, m),
                       ref.countsketch_dense(A.astype(np.float64), rows, values.astype(np.float64), m), scale)
             D = rng.standard_normal((m, d)).astype(dtype)
             g64 = np.sum(A.astype(np.float64) * D.astype(np.float64)[rows], axis=1)
