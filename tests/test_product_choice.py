@@ -67,6 +67,15 @@ def test_isa_level_is_known():
     assert choice.isa_level() in choice.LEVELS
 
 
+def test_isa_level_follows_the_cap(isa_level):
+    """Under an ISA cap the product choice follows the capped level's rule (the kernels' own level),
+    as it would on a CPU of that level; builds without dispatch keep the x86-64-v4 rule."""
+    from fastlr import _core
+
+    dispatching = _core.build_info()["isa"] in choice.LEVELS
+    assert choice.isa_level() == (choice.LEVELS[isa_level] if dispatching else "x86-64-v4")
+
+
 @pytest.mark.parametrize("mode", ["auto", "kernel", "blas"])
 @pytest.mark.parametrize("level", choice.LEVELS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -70,22 +70,28 @@ KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float64"] = 32
 KERNEL_COLUMNS["x86-64-v4", "F", "gram", "float32"] = 0
 KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float32"] = 0
 
+#: A level pinned by hand (benchmarks); None: the level the compiled kernels run at.
 _level: str | None = None
+_dispatching_core = None  # the C++ module when it picks its kernels at run time; False: it does not
 
 
 def isa_level() -> str:
-    """The vector ISA the compiled product kernels run with on this CPU ("x86-64-v4",
-    "x86-64-v3" or "baseline"; "x86-64-v4" for the Numba and NumPy backends and
-    for builds without run-time dispatch, which follow the compiler's target)."""
-    global _level
-    if _level is None:
-        level = "x86-64-v4"
+    """The vector ISA the compiled product kernels run with ("x86-64-v4", "x86-64-v3" or
+    "baseline"): this CPU's widest within the ISA cap (``_core._cap_isa``, which tests and
+    benchmarks lower), read at each call; "x86-64-v4" for the Numba and NumPy backends and
+    for builds without run-time dispatch, which follow the compiler's target."""
+    global _dispatching_core
+    if _level is not None:
+        return _level
+    if _dispatching_core is None:
         try:
-            level = get_backend("cpp").build_info().get("isa", level)
+            core = get_backend("cpp")
+            _dispatching_core = core if core.build_info().get("isa") in LEVELS else False
         except ImportError:
-            pass
-        _level = level if level in LEVELS else "x86-64-v4"
-    return _level
+            _dispatching_core = False
+    if _dispatching_core is False:
+        return "x86-64-v4"
+    return LEVELS[_dispatching_core._kernel_isa()]
 
 
 def choice_mode() -> str:
