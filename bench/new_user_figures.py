@@ -12,7 +12,8 @@ own LAPACK calls) use OpenBLAS's AVX2 kernel, as on an AVX2-only machine. Times 
 CPU time (``time.thread_time``: robust to other processes), min over interleaved rounds.
 
 Rows (anchor in brackets):
-  randomized_svd  fastlr.randomized_svd(A, k) [sklearn.utils.extmath.randomized_svd(A, k)]
+  randomized_svd  fastlr.randomized_svd(A, k) [sklearn.utils.extmath.randomized_svd(A, k)]; 5760x1080,
+                  its transpose 1080x5760 (C order) and 100000x500
   scw             fastlr.scw(A, CountSketch(2k, n, seed), k) [the same SCW in NumPy/SciPy]
   times / gram    the operand's A @ V and A^T (A V) [NumPy's A @ V and A.T @ (A @ V)]
   countsketch     CountSketch(m, n, seed) @ A, construction included [scipy's
@@ -64,15 +65,19 @@ def _row(label, ours, anchor, note=""):
 def svd_rows(rounds):
     from sklearn.utils.extmath import randomized_svd as sk_rsvd
 
-    for name in ("dense5760x1080", "dense100000x500"):
-        A64, s_exact = _make(name)
+    for name in ("dense5760x1080", "dense1080x5760", "dense100000x500"):
+        if name == "dense1080x5760":  # wide: the same matrix transposed, C order
+            A64, s_exact = _make("dense5760x1080")
+            A64 = np.ascontiguousarray(A64.T)
+        else:
+            A64, s_exact = _make(name)
         for dtype in (np.float64, np.float32):
             A = A64.astype(dtype)
             sq = _sqnorm(A)
             for k in (10, 50):
                 calls = {"fastlr": lambda: fastlr.randomized_svd(A, k, random_state=0),
                          "sklearn": lambda: sk_rsvd(A, k, random_state=0)}
-                t = _best(calls, rounds if name == "dense5760x1080" else max(1, rounds // 2))
+                t = _best(calls, rounds if name != "dense100000x500" else max(1, rounds // 2))
                 errs = {m: max(excess_error(A, sq, s_exact, k, *f()) for f in
                                ([lambda s=s: fastlr.randomized_svd(A, k, random_state=s) for s in range(3)]
                                 if m == "fastlr" else
