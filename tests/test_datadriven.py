@@ -518,6 +518,55 @@ def test_one_matrix_sketch_must_beat_random_luck(name, seed):
     np.testing.assert_array_equal(S.values, random.values)
 
 
+@pytest.mark.parametrize("seed", [5, 36])
+def test_one_matrix_positions_must_beat_random_on_held_out_columns(seed):
+    """From one matrix, inner_product_sketch must also beat random when built from either half of the matrix's columns
+    and judged on the other half. Independent random rank-4 matrices share nothing: positions from one of them fit it
+    alone. At these seeds they beat random CountSketches on the matrix itself by over twice their spread (the older,
+    on-matrix check kept them) and were 1.8-1.9x random's Err on new matrices; on held-out halves they do not."""
+    def draw(count, s):
+        return datasets.lowrank(count, shape=(80, 16), rank=4, noise=0.05, drift=1.0, seed=s)
+
+    A, test = draw(1, seed)[0], draw(6, seed + 100)
+    old = dd_positions._inner_product([A], dd_common._Rows([A]), 8, 3, seed=seed)
+    random = fastlr.CountSketch(8, 80, seed=seed)
+    assert dd_common._beats_random(old, [A], 3, seed)  # the on-matrix check passes ...
+    assert fastlr.sketch_error(old, test, 3) > 1.5 * fastlr.sketch_error(random, test, 3)  # ... and it over-fits
+    left, right = A[:, :8], A[:, 8:]
+    held_out = [dd_positions._inner_product([p], dd_common._Rows([p]), 8, 3, seed=seed) for p in (right, left)]
+    assert not dd_common._beats_random(held_out, [left, right], 3, seed)
+    with pytest.warns(fastlr.LearnedSketchWarning, match="inner_product_sketch: from one matrix, built from either"):
+        S = dd.inner_product_sketch([A], 8, 3, seed=seed)
+    assert type(S) is fastlr.CountSketch
+    np.testing.assert_array_equal(S.rows, random.rows)
+    np.testing.assert_array_equal(S.values, random.values)
+
+
+def test_beats_random_with_one_sketch_per_matrix_against_numpy():
+    """_beats_random with a list of sketches judges each on its own matrix: the guard's rule on mean scaled SCW errors,
+    recomputed here with NumPy (SCW: best rank-k approximation of A within the row space of S A)."""
+    rng = np.random.default_rng(3)
+    U = rng.standard_normal((40, 10)) * 0.8 ** np.arange(10)  # shared: the sketch from one matrix fits the other
+    mats = [U @ rng.standard_normal((10, 12)) + 0.01 * rng.standard_normal((40, 12)) for _ in range(2)]
+    k, outcomes = 2, []
+
+    def err(S, A):
+        Q = np.linalg.qr((S.to_dense() @ A).T)[0]  # orthonormal basis of the row space of S A
+        U, s, Vt = np.linalg.svd(A @ Q, full_matrices=False)
+        return np.linalg.norm(A - (U[:, :k] * s[:k]) @ Vt[:k] @ Q.T) / np.linalg.norm(A, 2)
+
+    for sketches in ([dd_subspace._subspace(dd_common._Rows([A]), 4) for A in mats[::-1]],
+                     [fastlr.CountSketch(4, 40, seed=s) for s in (7, 8)]):
+        mine = np.mean([err(S, A) for S, A in zip(sketches, mats)])
+        rivals = np.array([np.mean([err(fastlr.CountSketch(4, 40, seed=s), A) for A in mats])
+                           for s in dd_common._rival_seeds(0)])
+        first = np.mean([err(fastlr.CountSketch(4, 40, seed=0), A) for A in mats])
+        expected = mine < first and mine < rivals.mean() - dd_common.MARGIN * rivals.std()
+        assert dd_common._beats_random(sketches, mats, k, 0) == expected
+        outcomes.append(expected)
+    assert outcomes == [True, False]  # both sides of the rule
+
+
 def test_several_image_matrices_keep_their_positions_and_subspace():
     """Several training matrices: no one-matrix check (it would reject the same matrix twice, as above) and images are
     not text-like, so the sketches are exactly the unchecked ones, without a warning."""

@@ -179,6 +179,8 @@ class _Rows:
         size = self.n if I is None else len(I)
         r = min(r, size)
         if dense if dense is not None else size <= _DENSE_GRAM:
+            if I is not None and self._gram is None and r <= self._columns() < size and not self._sparse():
+                return self._top_eig_by_columns(r, I)
             G = self.gram() if I is None else self.block(I, I)
             w, U = scipy.linalg.eigh(G, subset_by_index=[size - r, size - 1])
             return np.maximum(w[::-1], 0.0), U[:, ::-1]
@@ -190,6 +192,29 @@ class _Rows:
         w, Z = np.linalg.eigh((T + T.T) / 2)
         order = np.argsort(w)[::-1][:r]
         return np.maximum(w[order], 0.0), Q @ Z[:, order]
+
+    def _columns(self) -> int:
+        return sum(A.shape[1] for A in self.mats)
+
+    def _sparse(self) -> bool:
+        # Sparse rows orthogonal to a bucket's direction come out exactly 0 from C v but ~1e-17 from G's
+        # eigenvectors, and _bucket_values treats exact zeros apart: sparse matrices keep the G path.
+        return any(is_sparse(A) for A in self.mats)
+
+    def _top_eig_by_columns(self, r: int, I) -> tuple[np.ndarray, np.ndarray]:
+        """``top_eig`` of ``G[I, I] = C C^T`` (C = the rows I of the weighted matrices side by side) when C has
+        fewer columns than rows: from the smaller ``C^T C`` (same nonzero eigenvalues; eigenvectors ``C v /
+        sqrt(w)``). An eigendecomposition of |I|^3 flops becomes one of D^3 (D the columns): inner-product
+        buckets of a tall matrix hold hundreds of rows of a few hundred columns."""
+        C = np.hstack([w * (A[I].toarray() if is_sparse(A) else np.asarray(A[I], dtype=np.float64)) for w, A in
+                       zip(self.weights, self.mats)])
+        D = C.shape[1]
+        r = min(r, D)
+        w, V = scipy.linalg.eigh(C.T @ C, subset_by_index=[D - r, D - 1])
+        w, V = np.maximum(w[::-1], 0.0), V[:, ::-1]
+        U = C @ V
+        U /= np.where(w > 0, np.sqrt(w), 1.0)
+        return w, U
 
 
 def _top_vector(rows: _Rows, I: np.ndarray, seed: int) -> np.ndarray:
@@ -273,9 +298,11 @@ def _scales(mats: list) -> list[float]:
 
 def _scaled_error(S, mats: list, k: int, scales: list[float] | None = None) -> float:
     """Mean ||A - SCW(S, A)||_F over the matrices, each scaled to sigma_1 = 1 (``scales``: their
-    ``_scales``, when several sketches are compared on the same matrices)."""
+    ``_scales``, when several sketches are compared on the same matrices). S: a sketch, or a list of
+    sketches, one per matrix (each judged on its own: held-out parts)."""
     scales = _scales(mats) if scales is None else scales
-    return sum(scw(A, S, k).error(A) / s1 for A, s1 in zip(mats, scales)) / len(mats)
+    sketches = S if isinstance(S, list) else [S] * len(mats)
+    return sum(scw(A, T, min(k, *A.shape)).error(A) / s1 for T, A, s1 in zip(sketches, mats, scales)) / len(mats)
 
 
 def _rival_seeds(seed: int) -> list[int]:
@@ -284,9 +311,10 @@ def _rival_seeds(seed: int) -> list[int]:
 
 
 def _beats_random(S, mats: list, k: int, seed: int) -> bool:
-    """Whether S's SCW error on ``mats`` (_scaled_error) is below ``CountSketch(m, n, seed)``'s and below
-    the mean of RIVALS other random CountSketches' by MARGIN of their standard deviation."""
-    m, n = S.shape
+    """Whether S's SCW error on ``mats`` (_scaled_error; S may be one sketch per matrix) is below
+    ``CountSketch(m, n, seed)``'s and below the mean of RIVALS other random CountSketches' by MARGIN of
+    their standard deviation."""
+    m, n = (S[0] if isinstance(S, list) else S).shape
     scales = _scales(mats)  # once for the 18 sketches compared
     err = _scaled_error(S, mats, k, scales)
     if not err < _scaled_error(CountSketch(m, n, seed=seed), mats, k, scales):
@@ -295,9 +323,35 @@ def _beats_random(S, mats: list, k: int, seed: int) -> bool:
     return bool(err < rivals.mean() - MARGIN * rivals.std())
 
 
-def _random_instead(name: str, why: str, m: int, n: int, seed: int) -> CountSketch:
-    """``CountSketch(m, n, seed)``, with a LearnedSketchWarning saying why the data-driven sketch was not used."""
-    warnings.warn(f"{name}: {why}; returning the random CountSketch(m, n, seed)", LearnedSketchWarning, stacklevel=3)
+def _halves(A) -> list:
+    """A's columns in two contiguous halves (neighbouring columns of images and signals are alike: interleaved
+    halves would be near copies of each other, not held-out data)."""
+    h = A.shape[1] // 2
+    return [A[:, :h], A[:, h:]]
+
+
+def _one_matrix_guard(name: str, S, mats: list, k: int, seed: int, build=None):
+    """S, unless it was built from one matrix and does not beat random CountSketches (_beats_random): on that
+    matrix, or, with ``build`` (a function: training matrices -> the sketch built the same way), on held-out data
+    instead - the sketch built from each half of the matrix's columns (_halves), judged on the other half. Then
+    ``CountSketch(m, n, seed)`` with a LearnedSketchWarning (_random_instead)."""
+    if len(mats) != 1:
+        return S
+    m, n = S.shape
+    if build is not None and mats[0].shape[1] >= 2:
+        parts = _halves(mats[0])
+        if not _beats_random([build([parts[1]]), build([parts[0]])], parts, k, seed):
+            return _random_instead(name, NOT_HELD_OUT, m, n, seed, stacklevel=4)
+    elif not _beats_random(S, mats, k, seed):
+        return _random_instead(name, NOT_BETTER, m, n, seed, stacklevel=4)
+    return S
+
+
+def _random_instead(name: str, why: str, m: int, n: int, seed: int, stacklevel: int = 3) -> CountSketch:
+    """``CountSketch(m, n, seed)``, with a LearnedSketchWarning saying why the data-driven sketch was not used
+    (``stacklevel``: that of the user's call, 3 when the constructor calls this directly)."""
+    warnings.warn(f"{name}: {why}; returning the random CountSketch(m, n, seed)", LearnedSketchWarning,
+                  stacklevel=stacklevel)
     return CountSketch(m, n, seed=seed)
 
 
@@ -306,3 +360,5 @@ TEXT_LIKE = ("the training matrices use few of their rows (term-document counts?
              "about new matrices' rows")
 NOT_BETTER = ("from one matrix it does not beat random CountSketches there by twice their spread, so "
               "nothing says it will on new matrices")
+NOT_HELD_OUT = ("from one matrix, built from either half of its columns it does not beat random CountSketches on the "
+                "other half by twice their spread: it fits that matrix, not new ones")

@@ -14,13 +14,12 @@ from .._validation import (
 )
 from ..sketch import CountSketch, DenseSketch, StackedSketch
 from ._common import (
-    NOT_BETTER,
     SPARSE_ROWS,
     TEXT_LIKE,
-    _beats_random,
     _blas_threads,
     _check_matrices,
     _check_sizes,
+    _one_matrix_guard,
     _random_instead,
     _row_share,
     _Rows,
@@ -89,10 +88,7 @@ def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False,
         rows = _Rows(mats)
         if _row_share(rows) < SPARSE_ROWS:
             return _random_instead("subspace_sketch", TEXT_LIKE, m, n, seed)
-        S = _subspace(rows, m, mixed=mixed, seed=seed)
-        if len(mats) == 1 and not _beats_random(S, mats, k, seed):
-            return _random_instead("subspace_sketch", NOT_BETTER, m, n, seed)
-        return S
+        return _one_matrix_guard("subspace_sketch", _subspace(rows, m, mixed=mixed, seed=seed), mats, k, seed)
 
 
 def _subspace(rows: _Rows, m: int, *, mixed: bool = False, seed: int = 0) -> DenseSketch | StackedSketch:
