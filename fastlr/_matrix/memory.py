@@ -6,7 +6,8 @@ of the CSR kernels instead of converting A), the fused one-pass kernels or BLAS
 for dense A (``choice.use_kernel``: by factor width, dtype, memory order and the
 CPU's vector ISA, measured so that neither path is picked where the other is
 faster; ``FASTLR_PRODUCT_CHOICE`` overrides), and the Gram matrix A^T A for power
-steps on narrow dense A. Products smaller than ``SMALL_WORK`` run on one thread.
+steps on narrow dense A (float64 A: formed in float32 first where that serves).
+Products smaller than ``SMALL_WORK`` run on one thread.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from .._linalg import blas_limit, orthonormal, peak, ritz_pairs, thin_svd
+from .._linalg import blas_limit, normalize, orthonormal, peak, power_of_two, ritz_pairs, thin_svd
 from .._threads import get_num_threads, thread_limit
 from .._validation import as_matrix, is_sparse
 from .base import Operand, PowerSteps
@@ -46,6 +47,14 @@ SMALL_WORK = 2**26
 #: call still runs near BLAS's peak.
 _GRAM_BLOCK_FLOPS = 8e9
 _GRAM_MIN_ROWS = 256
+
+#: float64 A whose SYRK is at least this many multiply-adds (n d^2) forms its Gram matrix in float32
+#: first (``_Gram32Steps``): half the SYRK's time at float32's rate (5760 x 1080: 71 vs 139 ms) plus
+#: a cast of each row block. Below it the SYRK is a few ms and the Ritz tests per step would cost more.
+GRAM32_MIN_WORK = 2**28
+#: The float32 Gram matrix serves while its rounding's estimated deficit in ||A V||^2 stays below
+#: this share of the deficit subspace iteration leaves (``_Gram32Steps``).
+GRAM32_SHARE = 1e-3
 
 
 def _threads_for(work: int):
@@ -385,13 +394,19 @@ class InMemory(Operand):
 
         Either one pass over A per step (the fused kernel, or two BLAS products where
         BLAS is faster: ``choice.use_kernel``) or, for narrow dense A, the Gram matrix ``G = A^T A``
-        (SYRK, computed here once) and products with G. Both round alike: a product with A^T A
-        carries an error of order eps * ||A||^2 * ||V|| whichever way it is grouped.
+        (SYRK, computed here once) and products with G; for large float64 A, G formed in float32
+        first (``_Gram32Steps``: float64's G where float32's rounding could show). Both round
+        alike: a product with A^T A carries an error of order eps * ||A||^2 * ||V|| whichever way it is grouped.
         G is not used when it over- or underflows (entries of A near the limits of
         its dtype): the passes then run on a rescaled V (``scw.power_iterations``).
         """
         k = r if k is None else k
         last = self.last_power_step(k)
+        if n_iter >= 3 and self._gram_pays(r, n_iter) and self._gram32_pays():  # >= 3 steps: one is tested
+            G32 = _gram(self.A, np.float32)
+            if representable(G32, np.float32):  # else over- or underflowed: float64's G below
+                steps = _Gram32Steps(self, G32.astype(np.float64), k)
+                return PowerSteps(steps.step, steps.last if last is not None else None, k)
         if self._gram_pays(r, n_iter):
             G = _gram(self.A)
             if representable(G, self.dtype):
@@ -442,9 +457,103 @@ class InMemory(Operand):
         M = X / np.sqrt(kept)
         return self._pass_gram_product(V.shape[1])(np.ascontiguousarray(V @ M, dtype=self.dtype))
 
+    def _gram32_pays(self) -> bool:
+        """Whether float64 A forms its Gram matrix in float32 first (``_Gram32Steps``)."""
+        n, d = self.shape
+        return not self.sparse and self.dtype == np.float64 and float(n) * d * d >= GRAM32_MIN_WORK
+
     def _gram_pays(self, r: int, n_iter: int) -> bool:
         """Whether n_iter power steps with r columns are cheaper through A^T A."""
         return not self.sparse and gram_route_pays(*self.shape, r, n_iter)
+
+
+class _Gram32Steps:
+    """Power steps of float64 A on its Gram matrix formed in float32 (G32: A^T A from a float32
+    copy of each row block, widened to float64 for the products), switching to the float64 Gram
+    matrix where G32's rounding could show in the result.
+
+    SYRK is most of the float64 Gram route (5760 x 1080, k = 50: 139 of ~190 ms) and float32's
+    runs at twice the rate. The products G V stay float64: float32 products added their own
+    rounding at every step (bench 1/i, k = 50: 4.599e-5 vs 4.593e-5 excess; 4.593e-5 in float64).
+    G32 rounds to about eps32 * theta_1, which moves the rank-k basis by about
+    ``e = eps32 * theta_1 * sqrt(sum_(i <= k) 1/theta_i / d)`` (theta: the Ritz values over span(V)),
+    a deficit of about e^2 in the captured ||A V||^2. It serves while e^2 stays below 1e-3 of the
+    deficit subspace iteration has left (the excess then grows by 0.1% at most): estimated from the
+    growth of the top-k Ritz sum at the last two steps, ``D = g_j rho^2``, rho = g_j / g_(j-1) (the
+    deficit shrinks by about rho a step; one more step follows the last test). Also
+    ``rounding_shows`` with float32's eps (wanted directions under G32's rounding, no tail).
+    1/i^2 at 4000 x 300, k = 10 needs this: the share-of-tail test alone kept G32 at 2.6e-11
+    excess where the float64 route converges to 2e-17.
+
+    From the third step on (so only for runs of 3 steps or more), a step whose test fails switches to
+    the float64 Gram matrix for good and catches up: its product is taken after as many float64 steps as
+    were taken so far on G32 (from V, whose resolved directions are ahead and the rest rounding noise),
+    so the run takes the float64 route's n_iter + 1 steps on G. Exactly low-rank A, steep spectra and
+    converged ones switch (the float32 SYRK is then extra: about +50% of the route's time). The final B
+    = A V and its thin SVD are float64's (``basis_factors``).
+    """
+
+    def __init__(self, op: "InMemory", G: np.ndarray, k: int):
+        self.op, self.G, self.k = op, G, k
+        self.single = True  # still on G32
+        self.calls = 0
+        self.sums = []  # top-k Ritz sums, one a step
+        self.total = float(np.trace(G, dtype=np.float64))  # ||A||_F^2, for rounding_shows's rank-k error
+
+    def step(self, V) -> np.ndarray:
+        self.calls += 1
+        Z = self.G @ V
+        if not self.single or self._serves(V, Z):
+            return Z
+        return self._switch(V)
+
+    def last(self, V) -> np.ndarray:
+        """``Operand.last_power_step`` (float64 asks for it only where its own fused rounding shows,
+        which G32 cannot serve): the float64 Gram route's last step, after catching up."""
+        self.calls += 1
+        if self.single:
+            V = self._catch_up(V)
+        return self.op._gram_last_step(V, G=self.G, k=self.k)
+
+    def _serves(self, V, Z) -> bool:
+        ritz = ritz_pairs(V, Z)
+        if ritz is None:
+            return False
+        theta = ritz[0]
+        k = min(self.k, theta.size)
+        self.sums.append(float(np.sum(theta[-k:])))
+        if self.calls < 3:  # the test needs two growths of the Ritz sum
+            return True
+        d = self.G.shape[0]
+        if rounding_shows(theta, k, d, np.float32, self.total):
+            return False
+        g0, g1 = self.sums[-2] - self.sums[-3], self.sums[-1] - self.sums[-2]
+        if not (g0 > 0.0 and g1 > 0.0):  # converged to rounding (or not growing): G32's rounding would show
+            return False
+        rho = min(g1 / g0, 0.99)
+        top = float(theta[-1])
+        kept = np.maximum(theta[-k:], top * theta.size * _EPS32)
+        e2 = (_EPS32 * top) ** 2 * float(np.sum(1.0 / kept)) / d
+        return e2 <= GRAM32_SHARE * g1 * rho * rho
+
+    def _switch(self, V) -> np.ndarray:
+        return self.G @ self._catch_up(V)
+
+    def _catch_up(self, V) -> np.ndarray:
+        """G64 in place of G32, and V after calls - 1 steps on it (LU between steps), scaled back to
+        V's magnitude by a power of two (the caller's scale tracking expects Z ~ G V)."""
+        self.G = _gram(self.op.A)
+        self.single = False
+        W = V
+        for _ in range(self.calls - 1):
+            W = normalize(self.G @ W, "LU")
+        v, w = peak(V), peak(W)
+        if w > 0.0 and v > 0.0 and np.isfinite(w):
+            W = W * (power_of_two(v) / power_of_two(w))
+        return np.ascontiguousarray(W)
+
+
+_EPS32 = float(np.finfo(np.float32).eps)
 
 
 def gram_route_pays(n: int, d: int, r: int, steps: int) -> bool:
@@ -494,7 +603,7 @@ def representable(Z: np.ndarray, dtype) -> bool:
     return bool(np.isfinite(z)) and z >= np.sqrt(np.finfo(dtype).tiny)
 
 
-def _gram(A: np.ndarray) -> np.ndarray:
+def _gram(A: np.ndarray, dtype=None) -> np.ndarray:
     """A^T A for dense A: SYRK over row blocks, summed, on fastlr's threads.
 
     BLAS runs on one thread and fastlr runs contiguous row ranges in parallel
@@ -503,7 +612,8 @@ def _gram(A: np.ndarray) -> np.ndarray:
     kernels). Each range is a loop of SYRK calls of about _GRAM_BLOCK_FLOPS, so
     an interrupt stops the work within one call (a single SYRK of a
     20000 x 5000 matrix took 14-55 s to notice Ctrl-C). Over- and underflow are
-    left for the caller to check (``representable``).
+    left for the caller to check (``representable``). ``dtype``: each row block cast to it
+    first (float32 for float64 A: ``_Gram32Steps``).
     """
     n, d = A.shape
     step = max(_GRAM_MIN_ROWS, int(_GRAM_BLOCK_FLOPS // max(d * d, 1)))
@@ -516,7 +626,8 @@ def _gram(A: np.ndarray) -> np.ndarray:
         for b in range(lo, hi, step):
             if stop.is_set():
                 return None
-            block = _syrk(A[b:min(b + step, hi)])
+            rows = A[b:min(b + step, hi)]
+            block = _syrk(rows if dtype is None else _cast(rows, dtype))
             if G is None:
                 G = block
             else:
@@ -539,6 +650,13 @@ def _gram(A: np.ndarray) -> np.ndarray:
         for part in parts[1:]:
             G += part
     return G
+
+
+def _cast(X: np.ndarray, dtype) -> np.ndarray:
+    """X in dtype, one row block at a time (no copy of all of A); overflow gives inf, which the
+    caller's ``representable`` test on G sees."""
+    with np.errstate(over="ignore", under="ignore"):
+        return X.astype(dtype)
 
 
 def _syrk(X: np.ndarray) -> np.ndarray:
