@@ -120,6 +120,102 @@ def test_csr_kernels_at_every_isa_level(dtype, level):
         core._cap_isa(previous)
 
 
+def _csr_with_empty_columns(n, d, density, rng, dtype, index_dtype, empty=2):
+    """messy_csr over the first d - empty columns: the last ``empty`` columns hold no nonzeros."""
+    M = messy_csr(n, max(d - empty, 1), density, rng, dtype=dtype, index_dtype=index_dtype)
+    return sp.csr_matrix((M.data, M.indices, M.indptr), shape=(n, d))
+
+
+# Every width of the compile-time narrow loops (float64 k <= 4, float32 k <= 8) and the
+# first widths of the tiles after them.
+NARROW_WIDTHS = list(range(1, 11))
+
+
+@pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_csr_narrow_widths(dtype, index_dtype, level):
+    """The narrow CSR loops at every width: short rows (one accumulator chain), long rows (four),
+    empty rows and columns, and d of 1-3 rows (V's last rows come from the padded copy)."""
+    core = pytest.importorskip("fastlr._core")
+    previous = core._cap_product_isa(level)
+    try:
+        rng = np.random.default_rng(11 + level)
+        for k in NARROW_WIDTHS:
+            for n, d, density in [(300, 40, 0.02), (60, 40, 0.5), (25, 3, 0.6), (30, 2, 0.5), (20, 1, 0.7)]:
+                A = _csr_with_empty_columns(n, d, density, rng, dtype, index_dtype, empty=min(2, d - 1))
+                _, U, V = _dense_inputs(n, d, k, dtype, seed=k + n)
+                _check_csr_kernels(core, A, U, V, dtype)
+            S = sp.csr_matrix((7, 5), dtype=dtype)  # no nonzeros at all
+            arrays = (S.indptr.astype(index_dtype), S.indices.astype(index_dtype), S.data)
+            _, U, V = _dense_inputs(7, 5, k, dtype, seed=k)
+            np.testing.assert_array_equal(core.matmul_csr(*arrays, V), np.zeros((7, k)))
+            np.testing.assert_array_equal(core.rmatmul_csr(*arrays, U, 5), np.zeros((5, k)))
+            np.testing.assert_array_equal(core.gram_product_csr(*arrays, V), np.zeros((5, k)))
+    finally:
+        core._cap_product_isa(previous)
+
+
+def test_csr_narrow_widths_two_threads(dtype):
+    """Per-thread accumulators (two threads) and Z accumulated in place (one thread) agree with NumPy."""
+    core = pytest.importorskip("fastlr._core")
+    rng = np.random.default_rng(4)
+    A = _csr_with_empty_columns(20000, 40, 0.25, rng, dtype, np.int32)
+    previous = core.get_num_threads()
+    try:
+        for threads in (1, 2):
+            core.set_num_threads(threads)
+            for k in (1, 2, 3, 4, 6, 8, 9):
+                _, U, V = _dense_inputs(20000, 40, k, dtype, seed=k)
+                _check_csr_kernels(core, A, U, V, dtype)
+    finally:
+        core.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+def test_csr_wide_accumulator_in_place(dtype, level):
+    """d so large that the padded d x kp accumulator passes 8 MiB: one thread accumulates in Z
+    itself, k columns a row (the narrow loops' lanes and the tiles' last vector one by one)."""
+    core = pytest.importorskip("fastlr._core")
+    previous = core._cap_product_isa(level)
+    try:
+        rng = np.random.default_rng(21 + level)
+        n, d = 40, 600_000
+        A = _csr_with_empty_columns(n, d, 2e-4, rng, dtype, np.int32)  # ~4800 + duplicates
+        A64 = A.astype(np.float64)
+        arrays = (A.indptr, A.indices, A.data)
+        for k in (3, 5, 6, 9, 12):
+            U = rng.standard_normal((n, k)).astype(dtype)
+            V = rng.standard_normal((d, k)).astype(dtype)
+            AV = A64 @ V.astype(np.float64)
+            ATU = A64.T @ U.astype(np.float64)
+            ATAV = A64.T @ AV
+            scale = 4 * np.sqrt(A.nnz)
+            _check(core.rmatmul_csr(*arrays, U, d), ATU, dtype, scale)
+            Y, Z = core.gd_products_csr(*arrays, U, V)
+            _check(Y, AV, dtype, scale)
+            _check(Z, ATU, dtype, scale)
+            Y, Z = core.power_step_csr(*arrays, V)
+            _check(Z, ATAV, dtype, np.abs(ATAV).max() + scale)
+            _check(core.gram_product_csr(*arrays, V), ATAV, dtype, np.abs(ATAV).max() + scale)
+    finally:
+        core._cap_product_isa(previous)
+
+
+def test_csr_bad_indices_with_narrow_widths():
+    """The flat index check rejects a negative or too large column index at every narrow width."""
+    core = pytest.importorskip("fastlr._core")
+    indptr = np.array([0, 2, 3], dtype=np.int32)
+    for bad in (-1, 4):
+        for index_dtype in (np.int32, np.int64):
+            indices = np.array([0, bad, 1], dtype=index_dtype)
+            data = np.ones(3)
+            for k in (1, 3, 4, 9):
+                with pytest.raises(ValueError):
+                    core.matmul_csr(indptr.astype(index_dtype), indices, data, np.ones((4, k)))
+                with pytest.raises(ValueError):
+                    core.rmatmul_csr(indptr.astype(index_dtype), indices, data, np.ones((2, k)), 4)
+
+
 @pytest.mark.parametrize("n,d,k", [(0, 5, 3), (5, 0, 3), (5, 4, 0)])
 def test_empty_dimensions(backend, n, d, k):
     A, U, V = _dense_inputs(n, d, k, np.float64, seed=0)

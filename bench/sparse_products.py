@@ -1,0 +1,154 @@
+#!/usr/bin/env python
+"""fastlr's sparse products against the SciPy expressions they replace (issue 13).
+
+For each sparse A (CSR and CSC as the user passes them, float32/float64) and factor width k,
+times, in one process with the rounds interleaved:
+
+* ``kernel vN``: the compiled one-pass kernel InMemory would run (CSC through the CSR kernels
+  of A^T; CSC gram / power as two passes), at each ISA cap (``_core._cap_product_isa``);
+* ``scipy``: the SciPy expression it replaces (``A @ V``, ``A.T @ W``, ``A.T @ (A @ V)``,
+  ``(A @ V, A.T @ (A @ V))``);
+* ``fastlr``: fastlr's routed entry point at the top ISA level (``times``, ``rtimes``,
+  ``gram_product``, ``power_pass``), which picks the kernel or SciPy.
+
+Single thread (fastlr and BLAS pools); each call's CPU time in the calling thread
+(``time.thread_time``), min over the rounds after a warm-up round:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/sparse_products.py --rounds 5
+
+Prints a markdown table of ms per call and scipy / fastlr (< 1, in bold: fastlr slower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+import fastlr
+from fastlr._matrix.memory import InMemory
+
+#: (name, n, d, nnz)
+MATRICES = {
+    "20000x2000@1%": (20000, 2000, 400_000),
+    "1Mx500@500k": (1_000_000, 500, 500_000),
+    "100000x5000@0.1%": (100_000, 5000, 500_000),
+}
+WIDTHS = [1, 2, 3, 4, 6, 8, 12, 16, 32, 64]
+PRODUCTS = ("matmul", "rmatmul", "gram", "power")
+LEVELS = {2: "v4", 1: "v3", 0: "base"}
+
+
+def random_sparse(n, d, nnz, dtype, rng):
+    """Uniformly scattered nonzeros (duplicates summed), standard normal values."""
+    rows = rng.integers(0, n, nnz)
+    cols = rng.integers(0, d, nnz)
+    vals = rng.standard_normal(nnz)
+    A = sp.coo_matrix((vals, (rows, cols)), shape=(n, d)).tocsr()
+    A.sum_duplicates()
+    return A.astype(dtype)
+
+
+def kernel_call(core, A, name, V, W):
+    """The compiled kernel InMemory routes the product to (see memory.py)."""
+    parts = (np.ascontiguousarray(A.indptr), np.ascontiguousarray(A.indices), np.ascontiguousarray(A.data))
+    n, d = A.shape
+    if A.format == "csr":
+        mm = lambda X: core.matmul_csr(*parts, X)  # noqa: E731
+        rm = lambda X: core.rmatmul_csr(*parts, X, d)  # noqa: E731
+        if name == "gram":
+            return lambda: core.gram_product_csr(*parts, V)
+        if name == "power":
+            return lambda: core.power_step_csr(*parts, V)
+    else:  # CSC A: the CSR arrays of A^T
+        mm = lambda X: core.rmatmul_csr(*parts, X, n)  # noqa: E731
+        rm = lambda X: core.matmul_csr(*parts, X)  # noqa: E731
+        if name == "gram":
+            return lambda: rm(mm(V))
+        if name == "power":
+            return lambda: (lambda Y: (Y, rm(Y)))(mm(V))
+    return (lambda: mm(V)) if name == "matmul" else (lambda: rm(W))
+
+
+def scipy_call(A, name, V, W):
+    if name == "matmul":
+        return lambda: A @ V
+    if name == "rmatmul":
+        return lambda: A.T @ W
+    if name == "gram":
+        return lambda: A.T @ (A @ V)
+    return lambda: (lambda Y: (Y, A.T @ Y))(A @ V)
+
+
+def routed_call(op, name, V, W):
+    if name == "matmul":
+        return lambda: op.times(V)
+    if name == "rmatmul":
+        return lambda: op.rtimes(W)
+    if name == "gram":
+        return lambda: op.gram_product(V)
+    return lambda: op.power_pass(V)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--matrices", default=",".join(MATRICES))
+    ap.add_argument("--widths", default=",".join(map(str, WIDTHS)))
+    ap.add_argument("--products", default=",".join(PRODUCTS))
+    ap.add_argument("--dtypes", default="float32,float64")
+    ap.add_argument("--formats", default="csr,csc")
+    ap.add_argument("--isa", default="2,1", help="ISA caps of the kernel columns (2 v4, 1 v3, 0 baseline)")
+    args = ap.parse_args(argv)
+    clock = time.thread_time
+    core = fastlr.get_backend("cpp")
+    fastlr.set_num_threads(1)
+    levels = [int(x) for x in args.isa.split(",")]
+    cpu = [line for line in open("/proc/cpuinfo") if line.startswith("model name")][0].split(":")[1].strip()
+    print(f"# CPU {cpu}; fastlr ISA {core.build_info().get('isa')}; 1 thread; thread_time min of "
+          f"{args.rounds} interleaved rounds", flush=True)
+    kcols = " | ".join(f"kernel {LEVELS[lv]}" for lv in levels)
+    print(f"| A | dtype | fmt | k | product | {kcols} | scipy | fastlr | route | scipy/fastlr |")
+    print("|" + "---|" * (8 + len(levels) + 1))
+    rng = np.random.default_rng(0)
+    try:
+        with threadpool_limits(limits=1):
+            for mname in args.matrices.split(","):
+                n, d, nnz = MATRICES[mname]
+                for dtype in args.dtypes.split(","):
+                    A0 = random_sparse(n, d, nnz, dtype, rng)
+                    for fmt in args.formats.split(","):
+                        A = A0 if fmt == "csr" else A0.tocsc()
+                        op = InMemory(A)
+                        for k in map(int, args.widths.split(",")):
+                            V = rng.standard_normal((d, k)).astype(dtype)
+                            W = rng.standard_normal((n, k)).astype(dtype)
+                            for name in args.products.split(","):
+                                calls = {lv: kernel_call(core, A, name, V, W) for lv in levels}
+                                calls["scipy"] = scipy_call(A, name, V, W)
+                                calls["fastlr"] = routed_call(op, name, V, W)
+                                t = {key: [] for key in calls}
+                                for _ in range(args.rounds + 1):  # the first round warms up
+                                    for key, fn in calls.items():
+                                        core._cap_product_isa(key if isinstance(key, int) else max(levels))
+                                        s = clock()
+                                        fn()
+                                        t[key].append(clock() - s)
+                                m = {key: min(v[1:]) * 1e3 for key, v in t.items()}
+                                kind = "gram" if name in ("gram", "power") else "pass"
+                                route = "kernel" if op._kernel_for(kind, k) else "scipy"
+                                ratio = m["scipy"] / m["fastlr"]
+                                row = " | ".join(f"{m[lv]:.3f}" for lv in levels)
+                                row += f" | {m['scipy']:.3f} | {m['fastlr']:.3f} | {route} | "
+                                row += ("**%.2f**" if ratio < 0.95 else "%.2f") % ratio
+                                print(f"| {mname} | {dtype} | {fmt} | {k} | {name} | {row} |", flush=True)
+    finally:
+        core._cap_product_isa(2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
