@@ -105,8 +105,8 @@ def test_sparse_runs_the_kernel_from_two_columns(monkeypatch):
     for fmt in ("csr", "csc"):
         A = sp.random(50, 30, density=0.2, format=fmt, random_state=0)
         op = InMemory(A)
-        assert op._kernel_for("pass", 200) and op._kernel_for("gram", 2)
-        assert not op._kernel_for("pass", 1) and not op._kernel_for("gram", 1)
+        assert op._kernel_for("pass", 200) and op._kernel_for("gram", 2) and op._kernel_for("matmul", 2)
+        assert not op._kernel_for("pass", 1) and not op._kernel_for("gram", 1) and not op._kernel_for("rmatmul", 1)
         for k in (1, 2, 4):
             V = np.random.default_rng(k).standard_normal((30, k))
             W = np.random.default_rng(k).standard_normal((50, k))
@@ -115,6 +115,45 @@ def test_sparse_runs_the_kernel_from_two_columns(monkeypatch):
             P, Z = op.power_pass(V)
             np.testing.assert_allclose(Z, A.toarray().T @ (A.toarray() @ V), rtol=1e-12, atol=1e-12)
             assert op.times(V).shape == (50, k) and op.rtimes(W).shape == (30, k)
+
+
+def test_sparse_short_rows_run_on_scipy():
+    """A @ V and A.T @ W over rows of fewer than 4 nonzeros on average (of A for CSR, of A^T for
+    CSC) run on SciPy, A.T A V on the kernel from two columns; every route agrees with NumPy."""
+    from fastlr._matrix.choice import SPARSE_MIN_ROW_NNZ, use_sparse_kernel
+
+    rng = np.random.default_rng(8)
+    n, d = 400, 30
+    A = sp.random(n, d, density=1.5 / d, format="csr", random_state=rng)  # ~1.5 a row, ~20 a column
+    assert A.nnz < SPARSE_MIN_ROW_NNZ * n and A.nnz >= SPARSE_MIN_ROW_NNZ * d
+    assert not use_sparse_kernel("matmul", 8, "csr", A.shape, A.nnz)
+    assert use_sparse_kernel("matmul", 8, "csc", A.shape, A.nnz)
+    assert use_sparse_kernel("gram", 2, "csr", A.shape, A.nnz)
+    assert not use_sparse_kernel("gram", 1, "csc", A.shape, A.nnz)
+    with pytest.raises(ValueError, match="kind"):
+        use_sparse_kernel("other", 8, "csr", A.shape, A.nnz)
+    Ad = A.toarray()
+    for dtype in (np.float32, np.float64):
+        tol = 1e-4 if dtype == np.float32 else 1e-12
+        for fmt in ("csr", "csc"):
+            op = InMemory(A.asformat(fmt).astype(dtype))
+            short = fmt == "csr"
+            for k in (1, 2, 5, 8):
+                assert op._kernel_for("matmul", k) == op._kernel_for("rmatmul", k) == (k > 1 and not short)
+                assert op._kernel_for("gram", k) == (k > 1)
+                V = rng.standard_normal((d, k)).astype(dtype)
+                W = rng.standard_normal((n, k)).astype(dtype)
+                AV, ATW, ATAV = Ad @ V, Ad.T @ W, Ad.T @ (Ad @ V)
+                results = [(op.times(V), AV), (op.matmul(V), AV), (op.rtimes(W), ATW), (op.rmatmul(W), ATW),
+                           (op.gram_product(V), ATAV), (op.power_step(V)[1], ATAV), (op.power_pass(V)[1], ATAV),
+                           (op.power_step(V)[0], AV)]
+                for got, want in results:
+                    assert got.dtype == dtype and got.flags.c_contiguous and got.shape == want.shape
+                    np.testing.assert_allclose(got, want, rtol=0, atol=tol * max(np.abs(want).max(), 1.0))
+            with pytest.raises(ValueError, match="rows"):
+                op.matmul(np.ones((d + 1, 2), dtype=dtype))
+            with pytest.raises(ValueError, match="rows"):
+                op.rmatmul(np.ones((n + 1, 2), dtype=dtype))
 
 
 def test_small_products_run_on_one_thread(monkeypatch):

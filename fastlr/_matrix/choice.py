@@ -32,6 +32,22 @@ Both paths round alike (the same sums in another order): results agree to roundi
 
 ``FASTLR_PRODUCT_CHOICE`` overrides it: ``auto`` (the rule; the default),
 ``kernel`` (the one-pass kernels at any width) or ``blas``.
+
+Sparse A (CSR/CSC) follows ``use_sparse_kernel`` instead, the same at every ISA level
+(the CSR kernels run 32-byte vectors on AVX2 and AVX-512 CPUs alike) and not subject to
+FASTLR_PRODUCT_CHOICE. Measured single thread against the SciPy expression each product
+replaces (``bench/sparse_products.py``, Zen 4; table in bench/README.md, "Ninth session:
+sparse products"): the kernels win from two columns on (1.1-2.3x for ``A @ V`` and
+``A.T @ W``, 1.3-2.5x for ``A.T @ (A @ V)``, one pass against SciPy's two) except
+
+* one column: SciPy's matvec (0.29 vs 0.35 ms for ``A @ v``, 20000 x 2000 at 1%; the
+  one-pass ``A.T (A v)`` only ties SciPy's two matvecs);
+* ``A @ V`` and ``A.T @ W`` over short rows, fewer than ``SPARSE_MIN_ROW_NNZ`` nonzeros a
+  row on average in the CSR the kernel runs over (A's rows for CSR input, its columns for
+  CSC): per-row work dominates and SciPy's simpler loop wins (1M x 500 with 500k nonzeros:
+  0.65-0.93x; 400k x 500 with 1-3 nonzeros a row: 0.8-1.2x by width; from 4 a row
+  0.94-1.36x; 100000 x 5000 at 0.1%, 5 a row: 0.97-1.56x). ``A.T (A V)`` keeps the
+  kernel there (one pass against two: 1.1-2.0x).
 """
 
 from __future__ import annotations
@@ -42,7 +58,8 @@ import numpy as np
 
 from .._backend import get_backend
 
-__all__ = ["BLAS_MIN_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "choice_mode", "isa_level", "use_kernel"]
+__all__ = ["BLAS_MIN_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "SPARSE_MIN_ROW_NNZ", "choice_mode", "isa_level",
+           "use_kernel", "use_sparse_kernel"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
 #: beats the one-pass kernels there. KERNEL_COLUMNS holds the narrower
@@ -134,6 +151,39 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     if level not in LEVELS:
         raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
     return columns < min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, np.dtype(dtype).name])
+
+
+#: Sparse ``A @ V`` and ``A.T @ W`` run on SciPy when the CSR the kernel runs over holds
+#: fewer nonzeros than this a row on average (see the module docstring).
+SPARSE_MIN_ROW_NNZ = 4
+
+
+def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int], nnz: int) -> bool:
+    """Whether a product of sparse A with a ``columns``-wide factor runs on the one-pass kernel
+    (else SciPy's product; see the module docstring for the measurements).
+
+    Parameters
+    ----------
+    kind : {"matmul", "rmatmul", "pass", "gram"}
+        ``A @ V``, ``A.T @ W`` (either: "pass") or ``A.T @ (A @ V)`` / ``(A V, A.T A V)`` ("gram").
+    columns : int
+        Columns of the factor.
+    fmt : {"csr", "csc"}
+    shape : (n, d)
+        A's shape.
+    nnz : int
+        A's stored entries.
+    """
+    if kind not in ("matmul", "rmatmul", "pass", "gram"):
+        raise ValueError(f"kind: expected 'matmul', 'rmatmul', 'pass' or 'gram', got {kind!r}")
+    if fmt not in ("csr", "csc"):
+        raise ValueError(f"fmt: expected 'csr' or 'csc', got {fmt!r}")
+    if columns < 2:
+        return False
+    if kind == "gram":
+        return True
+    rows = shape[0] if fmt == "csr" else shape[1]  # CSC runs over the CSR of A^T
+    return nnz >= SPARSE_MIN_ROW_NNZ * rows
 
 
 def describe() -> str:

@@ -23,7 +23,7 @@ from .._linalg import blas_limit, normalize, orthonormal, peak, power_of_two, ri
 from .._threads import get_num_threads, thread_limit
 from .._validation import as_matrix, is_sparse
 from .base import Operand, PowerSteps
-from .choice import BLAS_MIN_COLUMNS, use_kernel  # noqa: F401 (BLAS_MIN_COLUMNS: re-exported)
+from .choice import BLAS_MIN_COLUMNS, use_kernel, use_sparse_kernel  # noqa: F401 (BLAS_MIN_COLUMNS: re-exported)
 
 __all__ = ["InMemory"]
 
@@ -247,7 +247,8 @@ class InMemory(Operand):
         return _threads_for(sides * size * k)
 
     def matmul(self, V) -> np.ndarray:
-        """``A @ V`` (n x k), one pass, by the one-pass kernel."""
+        """``A @ V`` (n x k), one pass, by the one-pass kernel (sparse A: or SciPy's product where
+        it is faster, ``choice.use_sparse_kernel``)."""
         V = _factor(V, self.dtype, "V")
         with self._work(V.shape[1]):
             return self._matmul(V)
@@ -256,6 +257,8 @@ class InMemory(Operand):
         kernels = self.kernels
         if not self.sparse:
             return kernels.matmul(self.A, V)
+        if not self._sparse_kernel("matmul", V.shape[1]):
+            return self._scipy_product(self.A, V, self.shape[1], "V", "columns")
         if self.format == "csr":
             return kernels.matmul_csr(*self.parts, V)
         if V.shape[0] != self.shape[1]:
@@ -263,7 +266,8 @@ class InMemory(Operand):
         return kernels.rmatmul_csr(*self.parts, V, self.shape[0])
 
     def rmatmul(self, W) -> np.ndarray:
-        """``A.T @ W`` (d x k), one pass, by the one-pass kernel."""
+        """``A.T @ W`` (d x k), one pass, by the one-pass kernel (sparse A: or SciPy's product where
+        it is faster)."""
         W = _factor(W, self.dtype, "W")
         with self._work(W.shape[1]):
             return self._rmatmul(W)
@@ -272,6 +276,8 @@ class InMemory(Operand):
         kernels = self.kernels
         if not self.sparse:
             return kernels.rmatmul(self.A, W)
+        if not self._sparse_kernel("rmatmul", W.shape[1]):
+            return self._scipy_product(self.A.T, W, self.shape[0], "W", "rows")
         if self.format == "csr":
             return kernels.rmatmul_csr(*self.parts, W, self.shape[1])
         if W.shape[0] != self.shape[0]:
@@ -298,7 +304,8 @@ class InMemory(Operand):
         return AV, ATU
 
     def power_step(self, Q) -> tuple[np.ndarray, np.ndarray]:
-        """``(Y, Z) = (A @ Q, A.T @ (A @ Q))`` in one pass over A (two for CSC A); Q is d x k."""
+        """``(Y, Z) = (A @ Q, A.T @ (A @ Q))`` in one pass over A (two for CSC A); Q is d x k. Sparse A
+        with one column: SciPy's two products (``choice.use_sparse_kernel``)."""
         Q = _factor(Q, self.dtype, "Q")
         with self._work(Q.shape[1], 2):
             return self._power_step(Q)
@@ -306,13 +313,17 @@ class InMemory(Operand):
     def _power_step(self, Q):
         if not self.sparse:
             return self.kernels.power_step(self.A, Q)
+        if not self._sparse_kernel("gram", Q.shape[1]):
+            Y = self._scipy_product(self.A, Q, self.shape[1], "Q", "columns")
+            return Y, np.ascontiguousarray(self.A.T @ Y)
         if self.format == "csr":
             return self.kernels.power_step_csr(*self.parts, Q)
         Y = self.matmul(Q)
         return Y, self.rmatmul(Y)
 
     def gram_product(self, Q) -> np.ndarray:
-        """``A.T @ (A @ Q)`` in one pass over A (two for CSC A), without storing ``A @ Q``."""
+        """``A.T @ (A @ Q)`` in one pass over A (two for CSC A), without storing ``A @ Q``. Sparse A
+        with one column: SciPy's two products (``choice.use_sparse_kernel``)."""
         Q = _factor(Q, self.dtype, "Q")
         with self._work(Q.shape[1], 2):
             return self._gram_product(Q)
@@ -320,6 +331,8 @@ class InMemory(Operand):
     def _gram_product(self, Q) -> np.ndarray:
         if not self.sparse:
             return self.kernels.gram_product(self.A, Q)
+        if not self._sparse_kernel("gram", Q.shape[1]):
+            return np.ascontiguousarray(self.A.T @ self._scipy_product(self.A, Q, self.shape[1], "Q", "columns"))
         if self.format == "csr":
             return self.kernels.gram_product_csr(*self.parts, Q)
         return self.rmatmul(self.matmul(Q))
@@ -333,21 +346,29 @@ class InMemory(Operand):
 
     def _kernel_for(self, kind: str, columns: int) -> bool:
         """Whether a product with a ``columns``-wide factor runs on the one-pass kernel: for
-        sparse A, from two columns on (one column, ARPACK's matrix-vector products, runs on
-        SciPy's CSR/CSC matvec: 0.29 vs 0.59 ms for A @ v, 0.33 vs 0.71 ms for A^T w on a
-        20000 x 2000 CSR matrix with 1% nonzeros, where the kernel's padded tiles win from two
-        columns on); for dense A, ``choice.use_kernel`` (never from BLAS_MIN_COLUMNS columns
-        on, unless FASTLR_PRODUCT_CHOICE=kernel)."""
+        sparse A, ``choice.use_sparse_kernel`` (from two columns on, but SciPy for ``A @ V`` and
+        ``A.T @ W`` over rows of fewer than 4 nonzeros on average; kind "matmul", "rmatmul",
+        "pass" or "gram"); for dense A, ``choice.use_kernel`` (kind "pass" or "gram"; never from
+        BLAS_MIN_COLUMNS columns on, unless FASTLR_PRODUCT_CHOICE=kernel)."""
         if self.sparse:
-            return columns > 1
+            return self._sparse_kernel(kind, columns)
         order = "C" if self.A.flags.c_contiguous else "F"
-        return use_kernel(kind, columns, self.dtype, order)
+        return use_kernel("pass" if kind in ("matmul", "rmatmul") else kind, columns, self.dtype, order)
+
+    def _sparse_kernel(self, kind: str, columns: int) -> bool:
+        return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size)
+
+    def _scipy_product(self, M, F, rows: int, name: str, of: str) -> np.ndarray:
+        """``M @ F`` by SciPy (M = A or A.T), checked like the kernels' factors."""
+        if F.shape[0] != rows:
+            raise ValueError(f"{name}: expected {rows} rows ({self.name}'s {of}), got {F.shape[0]}")
+        return np.ascontiguousarray(M @ F)
 
     def times(self, V) -> np.ndarray:
         """``A @ V`` of any width: the one-pass kernel for sparse A, and for dense A where it
         beats BLAS (``choice.use_kernel``: thin V, C order, AVX2 or better); else BLAS GEMM on
         fastlr's thread count. Either way the result agrees to rounding."""
-        if self._kernel_for("pass", V.shape[1]):
+        if self._kernel_for("matmul", V.shape[1]):
             return self.matmul(V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
         if self.sparse:  # SciPy's matvec: no BLAS pool to limit
@@ -357,7 +378,7 @@ class InMemory(Operand):
 
     def rtimes(self, W) -> np.ndarray:
         """``A.T @ W`` of any width (see ``times``)."""
-        if self._kernel_for("pass", W.shape[1]):
+        if self._kernel_for("rmatmul", W.shape[1]):
             return self.rmatmul(W)
         W = np.ascontiguousarray(W, dtype=self.dtype)
         if self.sparse:
@@ -373,6 +394,9 @@ class InMemory(Operand):
     def _blas_power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
         """``(A @ V, A.T @ (A @ V))`` by two BLAS GEMMs on fastlr's thread count."""
         V = np.ascontiguousarray(V, dtype=self.dtype)
+        if self.sparse:  # SciPy's products: no BLAS pool to limit (threadpoolctl's context costs ~0.1 ms)
+            P = np.ascontiguousarray(self.A @ V)
+            return P, np.ascontiguousarray(self.A.T @ P)
         with self._work(V.shape[1], 2), blas_limit(get_num_threads()):
             P = self.A @ V
             return P, np.ascontiguousarray(self.A.T @ P)
