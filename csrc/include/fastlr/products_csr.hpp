@@ -72,11 +72,12 @@ inline int csr_check_rows(const CsrPass<T, I>& p, index_t b, index_t e) {
 // Narrow factors (k <= csr_narrow_max): the row vector is K columns known at compile
 // time, padded to P = 1, 2, 4 or 8 lanes (a scalar for K = 1), so the row's y is
 // stored and W's row loaded by a fixed-size copy (inline moves; the runtime-size
-// memcpy of the tiles below was a library call per row), and the forward sum runs
-// in kCsrChains independent accumulators (one accumulator waits an FMA latency
-// per nonzero). Measured single thread (Zen 4, x86-64-v3 code), float64
-// 20000 x 2000 with 400k nonzeros, k = 1-4: 1.45 -> ~0.4 ns per nonzero for A V;
-// 1M x 500 with 500k nonzeros (half a nonzero per row): 9.1 -> ~2.5 ms.
+// memcpy of the old tiles was a library call per row), and the forward sum runs
+// in kCsrChains independent accumulators on rows of 8 or more nonzeros on average
+// (one accumulator waits an FMA latency per nonzero). With the flat index check:
+// measured single thread (Zen 4, AVX2 code), float64 20000 x 2000 with 400k
+// nonzeros, A V at k = 1-4: 1.45-1.48 -> 0.87-1.01 ns per nonzero; 1M x 500
+// with 500k nonzeros (half a nonzero per row): 9.1-9.5 -> 6.0-6.4 ms.
 // Up to 32 bytes of columns (float64 k <= 4, float32 k <= 8): a 64-byte float64
 // row vector split into two AVX2 halves ran 3x slower than the tiles.
 template <class T>
@@ -227,8 +228,22 @@ inline void csr_row_tile(const CsrPass<T, I>& p, index_t i, index_t s, index_t f
         load<T, L>(a, z + u * L);
         a += x * w[u];
         store<T, L>(z + u * L, a);
-      } else {  // Z itself: the last lanes of the row one by one
-        for (index_t c = u * L; c < cols; ++c) z[c] += x * w[u][c - u * L];
+      } else {  // Z itself: the row's last lanes, a half vector then one by one
+        // (each piece moved at one width and offset, so store forwarding holds
+        // when a row comes back)
+        index_t c = u * L;
+        if constexpr (L >= 4) {
+          using half = typename simd<T, L / 2>::type;
+          if (cols - c >= L / 2) {
+            half a, h;
+            load<T, L / 2>(a, z + c);
+            std::memcpy(&h, &w[u], sizeof(h));
+            a += x * h;
+            store<T, L / 2>(z + c, a);
+            c += L / 2;
+          }
+        }
+        for (; c < cols; ++c) z[c] += x * w[u][c - u * L];
         break;
       }
     }
@@ -337,8 +352,8 @@ int csr_rows_generic(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
   return csr_rows<T, I, K>(p, b, e, Z);
 }
 
-// One function per K: flattening all widths into one function made GCC spill
-// the narrow loops' registers (A V at k = 1 ran 2x slower than the same loop alone).
+// One function per K, picked once per pass (pick_csr_rows): no switch over k
+// per row, and each width's loop is compiled on its own.
 #if defined(FASTLR_X86_DISPATCH)
 template <class T, class I, int K>
 __attribute__((target("avx2,fma"), flatten)) int csr_rows_avx2(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
