@@ -200,7 +200,8 @@ inline void csr_row_tile(const CsrPass<T, I>& p, index_t i, index_t s, index_t f
         if ((u + 1) * L <= cols) {
           store<T, L>(y + u * L, w[u]);
         } else {
-          for (index_t c = u * L; c < cols; ++c) y[c] = w[u][c - u * L];
+          for (int c = 0; c < L; ++c)  // fixed count: no memcpy call (as for W below)
+            if (u * L + c < cols) y[u * L + c] = w[u][c];
           break;
         }
       }
@@ -212,9 +213,10 @@ inline void csr_row_tile(const CsrPass<T, I>& p, index_t i, index_t s, index_t f
     for (int u = 0; u < NV; ++u) {
       if ((u + 1) * L <= cols) {
         load<T, L>(w[u], src + u * L);
-      } else {
+      } else {  // a fixed-count loop: GCC turned a runtime-count copy into a memcpy call
         w[u] = vec{};
-        for (index_t c = u * L; c < cols; ++c) w[u][c - u * L] = src[c];
+        for (int c = 0; c < L; ++c)
+          if (u * L + c < cols) w[u][c] = src[u * L + c];
       }
     }
   }
