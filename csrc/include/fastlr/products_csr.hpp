@@ -117,13 +117,14 @@ inline void csr_rows_narrow(const CsrPass<T, I>& p, index_t b, index_t e, T* __r
       vec acc[kCsrChains];
       for (int c = 0; c < kCsrChains; ++c) acc[c] = vec{};
       index_t q = s;
-      if (chains)
+      if (chains) {
         for (; q + kCsrChains <= f; q += kCsrChains)
-        for (int c = 0; c < kCsrChains; ++c) {
-          vec a;
-          std::memcpy(&a, vrow(static_cast<index_t>(indices[q + c])), sizeof(vec));
-          acc[c] += data[q + c] * a;
-        }
+          for (int c = 0; c < kCsrChains; ++c) {
+            vec a;
+            std::memcpy(&a, vrow(static_cast<index_t>(indices[q + c])), sizeof(vec));
+            acc[c] += data[q + c] * a;
+          }
+      }
       for (; q < f; ++q) {
         vec a;
         std::memcpy(&a, vrow(static_cast<index_t>(indices[q])), sizeof(vec));
