@@ -24,6 +24,16 @@ for name, n, d, l in [("gram_product", 5760, 1080, 20), ("gram_product", 100000,
 A64 = rng.standard_normal((5760, 1080)); A32 = A64.astype(np.float32)
 cases.append(("randomized_svd 5760x1080 k=10 f64", lambda: fastlr.randomized_svd(A64, 10, random_state=0)))
 cases.append(("randomized_svd 5760x1080 k=10 f32", lambda: fastlr.randomized_svd(A32, 10, random_state=0)))
+# ninth session's routes: the float32-formed Gram matrix (float64, k = 50), the Krylov finder on a wide
+# matrix's rows, and a sparse product on the CSR kernel
+cases.append(("randomized_svd 5760x1080 k=50 f64", lambda: fastlr.randomized_svd(A64, 50, random_state=0)))
+W64 = np.ascontiguousarray(A64.T); W32 = W64.astype(np.float32)
+cases.append(("randomized_svd 1080x5760 k=10 f64", lambda: fastlr.randomized_svd(W64, 10, random_state=0)))
+cases.append(("randomized_svd 1080x5760 k=10 f32", lambda: fastlr.randomized_svd(W32, 10, random_state=0)))
+S = __import__("scipy.sparse", fromlist=["random"]).random(100000, 5000, density=0.002, format="csr", random_state=1)
+SV = rng.standard_normal((5000, 8))
+cases.append(("InMemory(csr 100000x5000 0.2%).times(8 columns) f64",
+              (lambda op: lambda: op.times(SV))(__import__("fastlr._matrix", fromlist=["InMemory"]).InMemory(S))))
 res = {}
 for r in range(rounds + 1):
     for before in ("blas", "quiet"):
