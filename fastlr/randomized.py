@@ -8,7 +8,7 @@ import numpy as np
 
 from ._krylov import krylov_applies, krylov_depth, krylov_factors
 from ._linalg import LAPACK_DRIVERS, blas_single_thread, numerical_rank, orthonormal
-from ._matrix import InMemory, Operand, operand
+from ._matrix import Operand, operand
 from .batch import STACKED_MAX_ENTRIES, is_batch, run_batch, seeds_for, stacked_in_parallel
 from ._validation import check_bool, check_choice, check_int, random_seed
 from .scw import basis_factors, gaussian_range, sketch_basis, sketch_sigma
@@ -95,13 +95,8 @@ def _krylov_keeps_rows(op: Operand, l: int, n_iter: int) -> bool:
     # (2000 x 50000 with 1M nonzeros: 359 vs 88 ms transposed; 1000 x 200000, 400k: 1142 vs 98 ms).
     entries = op.parts[2].size if op.sparse else n * d
     passes_dominate = entries * (2 * q + 1) >= 8 * d * l * q * q
-    return (fits and passes_dominate and krylov_applies(op, l, n_iter)
-            and not _gram_route(op.T, l, n_iter))
-
-
-def _gram_route(op: Operand, l: int, n_iter: int) -> bool:
-    memory = getattr(op, "inner", op)  # PCA's centered A: the same Gram route
-    return isinstance(memory, InMemory) and memory._gram_pays(l, n_iter)
+    # op is in memory (transposable): the Gram route on A A^T is A^T's
+    return fits and passes_dominate and krylov_applies(op, l, n_iter) and not op.T._gram_pays(l, n_iter)
 
 
 def row_space_basis(finder: Operand, B: np.ndarray) -> np.ndarray:

@@ -257,7 +257,7 @@ class InMemory(Operand):
         kernels = self.kernels
         if not self.sparse:
             return kernels.matmul(self.A, V)
-        if not self._sparse_kernel("matmul", V.shape[1]):
+        if not self._kernel_for("matmul", V.shape[1]):
             return self._scipy_product(self.A, V, self.shape[1], "V", "columns")
         if self.format == "csr":
             return kernels.matmul_csr(*self.parts, V)
@@ -276,7 +276,7 @@ class InMemory(Operand):
         kernels = self.kernels
         if not self.sparse:
             return kernels.rmatmul(self.A, W)
-        if not self._sparse_kernel("rmatmul", W.shape[1]):
+        if not self._kernel_for("rmatmul", W.shape[1]):
             return self._scipy_product(self.A.T, W, self.shape[0], "W", "rows")
         if self.format == "csr":
             return kernels.rmatmul_csr(*self.parts, W, self.shape[1])
@@ -313,9 +313,8 @@ class InMemory(Operand):
     def _power_step(self, Q):
         if not self.sparse:
             return self.kernels.power_step(self.A, Q)
-        if not self._sparse_kernel("gram", Q.shape[1]):
-            Y = self._scipy_product(self.A, Q, self.shape[1], "Q", "columns")
-            return Y, np.ascontiguousarray(self.A.T @ Y)
+        if not self._kernel_for("gram", Q.shape[1]):
+            return self._scipy_power_pass(Q)
         if self.format == "csr":
             return self.kernels.power_step_csr(*self.parts, Q)
         Y = self.matmul(Q)
@@ -331,8 +330,8 @@ class InMemory(Operand):
     def _gram_product(self, Q) -> np.ndarray:
         if not self.sparse:
             return self.kernels.gram_product(self.A, Q)
-        if not self._sparse_kernel("gram", Q.shape[1]):
-            return np.ascontiguousarray(self.A.T @ self._scipy_product(self.A, Q, self.shape[1], "Q", "columns"))
+        if not self._kernel_for("gram", Q.shape[1]):
+            return self._scipy_power_pass(Q)[1]
         if self.format == "csr":
             return self.kernels.gram_product_csr(*self.parts, Q)
         return self.rmatmul(self.matmul(Q))
@@ -351,12 +350,9 @@ class InMemory(Operand):
         "pass" or "gram"); for dense A, ``choice.use_kernel`` (kind "pass" or "gram"; never from
         BLAS_MIN_COLUMNS columns on, unless FASTLR_PRODUCT_CHOICE=kernel)."""
         if self.sparse:
-            return self._sparse_kernel(kind, columns)
+            return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size)
         order = "C" if self.A.flags.c_contiguous else "F"
         return use_kernel("pass" if kind in ("matmul", "rmatmul") else kind, columns, self.dtype, order)
-
-    def _sparse_kernel(self, kind: str, columns: int) -> bool:
-        return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size)
 
     def _scipy_product(self, M, F, rows: int, name: str, of: str) -> np.ndarray:
         """``M @ F`` by SciPy (M = A or A.T), checked like the kernels' factors."""
@@ -364,39 +360,40 @@ class InMemory(Operand):
             raise ValueError(f"{name}: expected {rows} rows ({self.name}'s {of}), got {F.shape[0]}")
         return np.ascontiguousarray(M @ F)
 
+    def _scipy_power_pass(self, Q) -> tuple[np.ndarray, np.ndarray]:
+        """``(A @ Q, A.T @ (A @ Q))`` by SciPy's two sparse products."""
+        Y = self._scipy_product(self.A, Q, self.shape[1], "Q", "columns")
+        return Y, np.ascontiguousarray(self.A.T @ Y)
+
     def times(self, V) -> np.ndarray:
         """``A @ V`` of any width: the one-pass kernel for sparse A, and for dense A where it
         beats BLAS (``choice.use_kernel``: thin V, C order, AVX2 or better); else BLAS GEMM on
         fastlr's thread count. Either way the result agrees to rounding."""
-        if self._kernel_for("matmul", V.shape[1]):
+        if self.sparse or self._kernel_for("matmul", V.shape[1]):  # sparse: matmul picks kernel or SciPy
             return self.matmul(V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
-        if self.sparse:  # SciPy's matvec: no BLAS pool to limit
-            return np.ascontiguousarray(self.A @ V)
         with self._work(V.shape[1]), blas_limit(get_num_threads()):
             return np.ascontiguousarray(self.A @ V)
 
     def rtimes(self, W) -> np.ndarray:
         """``A.T @ W`` of any width (see ``times``)."""
-        if self._kernel_for("rmatmul", W.shape[1]):
+        if self.sparse or self._kernel_for("rmatmul", W.shape[1]):
             return self.rmatmul(W)
         W = np.ascontiguousarray(W, dtype=self.dtype)
-        if self.sparse:
-            return np.ascontiguousarray(self.A.T @ W)
         with self._work(W.shape[1]), blas_limit(get_num_threads()):
             return np.ascontiguousarray(self.A.T @ W)
 
     def power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
         """``(A V, A^T A V)`` of any width: one fused pass (``power_step``) where the kernel beats
-        BLAS (``choice.use_kernel``), else two BLAS products."""
-        return self.power_step(V) if self._kernel_for("gram", V.shape[1]) else self._blas_power_pass(V)
+        BLAS (``choice.use_kernel``), else two BLAS products; sparse A: ``power_step``, which picks
+        the kernel or SciPy's products."""
+        if self.sparse or self._kernel_for("gram", V.shape[1]):
+            return self.power_step(V)
+        return self._blas_power_pass(V)
 
     def _blas_power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
         """``(A @ V, A.T @ (A @ V))`` by two BLAS GEMMs on fastlr's thread count."""
         V = np.ascontiguousarray(V, dtype=self.dtype)
-        if self.sparse:  # SciPy's products: no BLAS pool to limit (threadpoolctl's context costs ~0.1 ms)
-            P = np.ascontiguousarray(self.A @ V)
-            return P, np.ascontiguousarray(self.A.T @ P)
         with self._work(V.shape[1], 2), blas_limit(get_num_threads()):
             P = self.A @ V
             return P, np.ascontiguousarray(self.A.T @ P)
@@ -445,7 +442,7 @@ class InMemory(Operand):
 
     def _pass_gram_product(self, r: int):
         """``V -> A^T A V`` in one pass per call: the fused kernel or two BLAS products."""
-        return self.gram_product if self._kernel_for("gram", r) else self._blas_gram_product
+        return self.gram_product if self.sparse or self._kernel_for("gram", r) else self._blas_gram_product
 
     def _gram_last_step(self, V, G: np.ndarray, k: int):
         """The last power step after the Gram route (``Operand.last_power_step``): ``G V`` itself,
