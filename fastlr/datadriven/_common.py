@@ -330,21 +330,32 @@ def _halves(A) -> list:
     return [A[:, :h], A[:, h:]]
 
 
-def _one_matrix_guard(name: str, S, mats: list, k: int, seed: int, build=None):
-    """S, unless it was built from one matrix and does not beat random CountSketches (_beats_random): on that
-    matrix, or, with ``build`` (a function: training matrices -> the sketch built the same way), on held-out data
-    instead - the sketch built from each half of the matrix's columns (_halves), judged on the other half. Then
+def _one_matrix_guard(name: str, build, mats: list, m: int, k: int, seed: int, *, held_out: bool = False):
+    """``build(mats)`` (a function: training matrices -> the data-driven sketch), unless it is built from one matrix
+    and does not beat random CountSketches (_beats_random): on that matrix, or, with ``held_out``, on held-out data
+    instead - the sketch built from each half of the matrix's columns (_halves), judged on the other half; that
+    check runs first, so a sketch that falls back is never built from the whole matrix. Then
     ``CountSketch(m, n, seed)`` with a LearnedSketchWarning (_random_instead)."""
+    n = mats[0].shape[0]
     if len(mats) != 1:
-        return S
-    m, n = S.shape
-    if build is not None and mats[0].shape[1] >= 2:
+        return build(mats)
+    if held_out and mats[0].shape[1] >= 2:
         parts = _halves(mats[0])
         if not _beats_random([build([parts[1]]), build([parts[0]])], parts, k, seed):
             return _random_instead(name, NOT_HELD_OUT, m, n, seed, stacklevel=4)
-    elif not _beats_random(S, mats, k, seed):
+        return build(mats)
+    S = build(mats)
+    if not _beats_random(S, mats, k, seed):
         return _random_instead(name, NOT_BETTER, m, n, seed, stacklevel=4)
     return S
+
+
+def _text_like_instead(name: str, rows: _Rows, m: int, seed: int) -> CountSketch | None:
+    """``CountSketch(m, n, seed)`` with a LearnedSketchWarning when the training data use few of their rows
+    (_row_share below SPARSE_ROWS: term-document counts, whose heavy rows change with the topic), else None."""
+    if _row_share(rows) < SPARSE_ROWS:
+        return _random_instead(name, TEXT_LIKE, m, rows.n, seed, stacklevel=4)
+    return None
 
 
 def _random_instead(name: str, why: str, m: int, n: int, seed: int, stacklevel: int = 3) -> CountSketch:

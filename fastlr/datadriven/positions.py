@@ -20,19 +20,16 @@ from . import _common
 from ._common import (
     COMBINE,
     GUARDS,
-    SPARSE_ROWS,
-    TEXT_LIKE,
     _blas_threads,
     _bucket_values,
     _check_matrices,
     _check_seconds,
     _check_sizes,
     _one_matrix_guard,
-    _random_instead,
-    _row_share,
     _Rows,
     _scaled_error,
     _scales,
+    _text_like_instead,
 )
 
 # --------------------------------------------------------------------------- ridge leverage scores
@@ -243,15 +240,14 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
         raise ValueError(f"m: a guarded sketch needs m >= 2 (half data-driven, half guard), got {m}")
     with _blas_threads(mats):
         rows = _Rows(mats)
-        if _row_share(rows) < SPARSE_ROWS:
-            return _random_instead("inner_product_sketch", TEXT_LIKE, m, n, seed)
+        if (S := _text_like_instead("inner_product_sketch", rows, m, seed)) is not None:
+            return S
 
-        def build(parts, rows=None):
-            rows = _Rows(parts, combine) if rows is None else rows
-            return _inner_product(parts, rows, m, k, values=values, guard=guard, trials=trials, seed=seed)
+        def build(parts):
+            part_rows = rows if parts is mats and combine == "concat" else _Rows(parts, combine)
+            return _inner_product(parts, part_rows, m, k, values=values, guard=guard, trials=trials, seed=seed)
 
-        S = build(mats, rows if combine == "concat" else None)
-        return _one_matrix_guard("inner_product_sketch", S, mats, k, seed, build)
+        return _one_matrix_guard("inner_product_sketch", build, mats, m, k, seed, held_out=True)
 
 
 def _inner_product(mats: list, rows: _Rows, m: int, k: int, *, values: str = "svd", guard: str | None = None,

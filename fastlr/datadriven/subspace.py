@@ -14,17 +14,14 @@ from .._validation import (
 )
 from ..sketch import CountSketch, DenseSketch, StackedSketch
 from ._common import (
-    SPARSE_ROWS,
-    TEXT_LIKE,
     _blas_threads,
     _check_matrices,
     _check_sizes,
     _one_matrix_guard,
-    _random_instead,
-    _row_share,
     _Rows,
     _smooth,
     _smoothing_width,
+    _text_like_instead,
 )
 from .positions import _inner_product
 
@@ -86,9 +83,10 @@ def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False,
         raise ValueError(f"m: a mixed sketch needs m >= 2 (half data-driven, half random), got {m}")
     with _blas_threads(mats):
         rows = _Rows(mats)
-        if _row_share(rows) < SPARSE_ROWS:
-            return _random_instead("subspace_sketch", TEXT_LIKE, m, n, seed)
-        return _one_matrix_guard("subspace_sketch", _subspace(rows, m, mixed=mixed, seed=seed), mats, k, seed)
+        if (S := _text_like_instead("subspace_sketch", rows, m, seed)) is not None:
+            return S
+        return _one_matrix_guard("subspace_sketch", lambda _: _subspace(rows, m, mixed=mixed, seed=seed), mats, m, k,
+                                 seed)
 
 
 def _subspace(rows: _Rows, m: int, *, mixed: bool = False, seed: int = 0) -> DenseSketch | StackedSketch:
@@ -166,8 +164,8 @@ def hybrid_sketch(train, m: int, k: int, *, dense: int | None = None, smooth="au
     seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX - 1)
     with _blas_threads(mats):
         rows = _Rows(mats)
-        if _row_share(rows) < SPARSE_ROWS:
-            return _random_instead("hybrid_sketch", TEXT_LIKE, m, n, seed)
+        if (S := _text_like_instead("hybrid_sketch", rows, m, seed)) is not None:
+            return S
         widths = [0.0 if is_sparse(A) else _smoothing_width(A) if smooth == "auto" else float(smooth or 0)
                   for A in mats]  # sparse matrices are not smoothed
         if dense is None:
