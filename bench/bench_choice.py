@@ -12,7 +12,9 @@ out) unless ``--wall``; min over the rounds.
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_choice.py --rounds 5
 
 Prints the machine header and a markdown table: ms per call, and BLAS / kernel (> 1: the
-kernel is faster).
+kernel is faster). The last column checks fastlr's rule (``fastlr._matrix.choice.use_kernel``)
+at each level: K or B for the path it picks, ``ok`` when that path is within ``--slack`` (5%)
+of the faster one, else ``LOSES`` and by how much; a summary line counts the losing rows.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastlr
+from fastlr._matrix.choice import LEVELS as LEVEL_NAMES
+from fastlr._matrix.choice import use_kernel
 
 SHAPES = [(5760, 1080), (100000, 500)]
 WIDTHS = [10, 20, 60, 128]
@@ -72,6 +76,7 @@ def main(argv=None) -> int:
     ap.add_argument("--products", default=",".join(PRODUCTS))
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--orders", default="C,F")
+    ap.add_argument("--slack", type=float, default=0.05, help="the rule's pick may be this much slower (0.05: 5%%)")
     args = ap.parse_args(argv)
     clock = time.perf_counter if args.wall else time.thread_time
     core = fastlr.get_backend("cpp")
@@ -80,9 +85,10 @@ def main(argv=None) -> int:
     levels = [lv for lv in LEVELS if lv <= top]
     print(header(args.threads), flush=True)
     cols = " | ".join(f"kernel {LEVELS[lv]}" for lv in levels) + " | BLAS | " + " | ".join(
-        f"BLAS/{LEVELS[lv]}" for lv in levels)
+        f"BLAS/{LEVELS[lv]}" for lv in levels) + " | rule's pick"
     print(f"| A | dtype | order | l | product | {cols} |")
-    print("|" + "---|" * (5 + 2 * len(levels) + 1))
+    print("|" + "---|" * (5 + 2 * len(levels) + 2))
+    losing = total = 0
     rng = np.random.default_rng(0)
     try:
         with threadpool_limits(limits=args.threads):
@@ -112,10 +118,22 @@ def main(argv=None) -> int:
                                 row = " | ".join(f"{m[lv]:.2f}" for lv in levels) + f" | {m['blas']:.2f} | "
                                 row += " | ".join(("**%.2f**" if m["blas"] < m[lv] else "%.2f") % (m["blas"] / m[lv])
                                                   for lv in levels)
-                                print(f"| {shape} | {dtype} | {order} | {l} | {name} | {row} |", flush=True)
+                                picks = []
+                                for lv in levels:
+                                    kind = "pass" if name in ("matmul", "rmatmul") else "gram"
+                                    kernel_picked = use_kernel(kind, l, dtype, order, level=LEVEL_NAMES[lv])
+                                    mine, other = (m[lv], m["blas"]) if kernel_picked else (m["blas"], m[lv])
+                                    verdict = "ok" if mine <= (1 + args.slack) * other else f"LOSES {mine / other:.2f}x"
+                                    losing += verdict != "ok"
+                                    total += 1
+                                    picks.append(f"{LEVELS[lv]} {'K' if kernel_picked else 'B'} {verdict}")
+                                print(f"| {shape} | {dtype} | {order} | {l} | {name} | {row} | {', '.join(picks)} |",
+                                      flush=True)
                         del A
     finally:
         core._cap_isa(2)
+    print(f"\nthe rule's pick is more than {args.slack:.0%} slower than the other path on {losing} of {total} "
+          f"(row, level) cells")
     return 0
 
 
