@@ -25,23 +25,79 @@ def _norm2(G) -> float:
 
 
 class UV:
-    """A ~ U V^T."""
+    """A ~ U V^T.
 
-    def __init__(self, U, V, options, problem, AV=None):
+    Full-batch evaluations reuse a product with A whose factor has not changed since it was
+    computed (``A V`` after a step that left V as it was, ``A^T U`` likewise): the loss then
+    costs no pass and the gradients half of one. The start leaves U the least-squares fit for V
+    (``fitted``), so U's first gradient is zero up to rounding; it is set to exactly zero and the
+    first step, on V alone, is the full ScaledGD step (lr 1 with ``lr=None``: the exact minimizer
+    along it, which makes V the least-squares fit for U). The second step then moves U alone
+    (V's gradient is zero the same way), at the usual step size. Measured on 2000 x 1000, k = 10
+    (bench/README.md, tenth session): sigma_i = 1/i stops after 3-4 evaluations instead of 4-5
+    with a lower worst error, rank 10 plus noise after 3 with a 15x smaller excess error, and
+    the evaluations cost one thin product each (``A V`` or ``A^T U``) instead of a fused pass.
+    """
+
+    def __init__(self, U, V, options, problem, AV=None, fitted=False):
         self.U, self.V = U, V
         self.params = [U, V]
         self.options = options
         self.problem = problem
-        self._AV = AV  # A @ V of the start, when the start computed it
+        self._products = {}  # "AV" / "ATU": (copy of the factor it was computed from, the product)
+        self._remember(AV, None)
+        self._fitted = "U" if fitted and not options.l2 else None  # this factor's gradient is zero
+        self._alone = None  # the factor the coming step moves alone (the other's gradient is zero)
+        self._full_steps = 1  # full steps left (the first step after the start's fit)
+
+    def full_step(self) -> bool:
+        """Whether the coming step, on one factor alone, is the full ScaledGD step (the exact
+        minimizer along it); after it that factor is the least-squares fit for the other."""
+        if self._alone is None or self._full_steps <= 0:
+            return False
+        self._full_steps -= 1
+        self._fitted = self._alone
+        return True
 
     def factors(self):
         return self.U, self.V
 
-    def evaluate(self, batch):
-        """(loss, gradients per parameter, the problem's Evaluation)."""
-        AV, self._AV = (self._AV, None) if batch is None else (None, None)
-        ev = self.problem.evaluate(self.U, self.V, batch, self.options.l2, AV=AV)
+    def _remember(self, AV, ATU):
+        if AV is not None:
+            self._products["AV"] = (self.V.copy(), AV)
+        if ATU is not None:
+            self._products["ATU"] = (self.U.copy(), ATU)
+
+    def _known(self, name, X):
+        entry = self._products.get(name)
+        return entry[1] if entry is not None and np.array_equal(entry[0], X) else None
+
+    def evaluate(self, batch, loss_first=False):
+        """(loss, gradients per parameter, the problem's Evaluation). Full batch: with
+        ``loss_first``, or when a product is known, only the loss is sure to be computed (at most
+        one product); a gradient left None comes from :meth:`gradients`, which the caller skips
+        when the loss ends the run."""
+        if batch is not None:
+            ev = self.problem.evaluate(self.U, self.V, batch, self.options.l2)
+            return ev.loss, [ev.GU, ev.GV], ev
+        ev = self.problem.evaluate(self.U, self.V, None, self.options.l2, AV=self._known("AV", self.V),
+                                   ATU=self._known("ATU", self.U), loss_first=loss_first)
+        # a fitted factor's gradient is zero up to rounding; exactly zero keeps that factor, and so
+        # its product with A, as they are for the next evaluation
+        if self._fitted == "U":
+            ev.GU = np.zeros_like(self.U)
+        elif self._fitted == "V":
+            ev.GV = np.zeros_like(self.V)
+        self._alone = {"U": "V", "V": "U"}.get(self._fitted)
+        self._fitted = None
+        self._remember(ev.P, ev.Q)
         return ev.loss, [ev.GU, ev.GV], ev
+
+    def gradients(self, ev):
+        """The gradients of an evaluation that left one out (computed now: one product)."""
+        self.problem.complete(self.U, self.V, ev, self.options.l2)
+        self._remember(ev.P, ev.Q)
+        return [ev.GU, ev.GV]
 
     def scaled_directions(self, grads, ev):
         """ScaledGD: each gradient times the inverse of the other factor's (damped) Gram matrix."""
@@ -79,8 +135,9 @@ class USV:
     def factors(self):
         return self.U * self.s, self.V
 
-    def evaluate(self, batch):
-        """(loss with the penalties, gradients for U, s, V, the problem's Evaluation)."""
+    def evaluate(self, batch, loss_first=False):
+        """(loss with the penalties, gradients for U, s, V, the problem's Evaluation); always
+        complete (``loss_first`` is accepted for UV's interface)."""
         U, s, V = self.U, self.s, self.V
         ev = self.problem.evaluate(U * s, V, batch, 0.0)
         GU = ev.GU * s
@@ -121,53 +178,96 @@ class USV:
 #: Columns of the sketch start, per component: l = START_WIDTH * k (at least k + 10, at most
 #: min(m, n)).
 START_WIDTH = 3
+#: The one-pass start serves where its Ritz values show a gap ``S_(k+1) / S_k <= GAP``; else the
+#: two-pass start (see ``sketch_start``).
+GAP = 0.5
 
 
-def sketch_start(M, k, rng, backend):
-    """Balanced factors ``(U, V, AV)`` (float64) of a rank-k SVD estimate of M from a Gaussian
-    range finder without power iterations (the GD iterations play that part), and ``AV = M V``.
+def sketch_start(M, k, rng, backend, one_pass=True):
+    """Balanced factors ``(U, V, MV, energy)`` (float64) of a rank-k SVD estimate of M from a
+    Gaussian range finder without power iterations (the GD iterations play that part): U is the
+    least-squares fit for V, ``MV = M V``, and ``energy`` is ``||M||_F^2 - 2 loss`` of an earlier
+    estimate the start passed through (None when there is none).
 
-    ``Y = M^T M G`` for an n x l Gaussian G (one fused pass), ``V_l = qr(Y)``, ``B = M V_l``
-    (one pass), and the top-k eigenpairs ``(s^2, X)`` of ``B^T B``: ``M V_l V_l^T`` has the
-    rank-k truncation ``(B X) (V_l X)^T``, split evenly as ``U = B X / sqrt(s)``,
-    ``V = V_l X sqrt(s)``; then ``M V = B X sqrt(s)`` exactly, free for the first iteration.
-    (``B^T B``'s eigenvalues lose accuracy below eps s_1^2, which only makes such components of
-    the start rough; GD refines them.)
+    One fused pass gives ``Z = M G`` and ``Y = M^T Z`` for an n x l Gaussian G. With
+    ``Z^T Z = W diag(lam) W^T``, ``Q = Z W lam^(-1/2)`` is an orthonormal basis of Z and
+    ``C^T = M^T Q = Y W lam^(-1/2)`` is known without another pass: the top-k eigenpairs
+    ``(S^2, X)`` of ``C C^T`` (l x l) give the rank-k truncation of ``Q Q^T M``, whose row basis
+    ``V = C^T X / sqrt(S)`` is the start's V (``energy = sum S^2``); one thin pass ``M V`` fits U.
+    Where the Ritz values ``S`` show no clear gap after the k-th (``S_(k+1) > GAP S_k``) that
+    basis is too rough (sigma_i = 1/i on 2000 x 1000, k = 10: 4-37 iterations instead of 4-5), and
+    where Z is ill-conditioned (M of numerical rank below l, e.g. exactly low-rank: dividing by
+    ``lam^(1/2)`` would amplify Y's rounding) the start takes a second pass instead
+    (``_two_pass_start``, from the same Y).
 
-    Measured on 2000 x 1000 matrices, k = 10, default tol: the row basis from ``M^T M G``
-    rather than ``M G`` (half a power iteration) cut ScaledGD's iterations on sigma_i = 1/i from
-    4-37 to 3-5; l = 3k rather than 2k from 8-25 to 3-5; fitting the start on the top 2k of the
-    3k directions (a cheaper second pass) cost 0.7 iterations there and raised the worst error
-    ratio over 200 runs from 1.00042 to 1.00072 (rank 10 plus noise: 3 iterations in every
-    variant). A Gaussian start, unlike a CountSketch one, cannot merge two rows of M into one
-    bucket and start a component at U[:, j] = V[:, j] = 0, a stationary point GD never leaves.
+    Measured on 2000 x 1000 float64 matrices, k = 10, default tol, 1 thread (bench/README.md,
+    tenth session): rank 10 plus noise (Ritz gap 0.01-0.15) starts in 7 thin passes (products
+    with 10 columns) instead of 9 with the same error after the first GD step; the gap rule sends
+    sigma_i = 1/i (Ritz gap 0.78-0.98) and other slowly decaying spectra to the two-pass start,
+    which costs 9 as before (the one-pass start there: 4-37 iterations instead of 4-5; a 2k-wide
+    one-pass sketch: 3.9 instead of 3 on rank 10 plus 10% noise). A Gaussian start, unlike a
+    CountSketch one, cannot merge two rows of M into one bucket and start a component at
+    U[:, j] = V[:, j] = 0, a stationary point GD never leaves. ``one_pass=False``: always the
+    two-pass start.
     """
     m, n = M.shape
     op = InMemory(M, backend=backend)
     l = min(max(START_WIDTH * k, k + 10), m, n)
     G = np.random.default_rng(int(rng.integers(2**62))).standard_normal((n, l))  # rng: one draw
-    V = np.linalg.qr(op.gram_product(G).astype(np.float64))[0]
+    Z, Y = op.power_step(G)
+    Z, Y = Z.astype(np.float64, copy=False), Y.astype(np.float64, copy=False)
+    lam, W = np.linalg.eigh(Z.T @ Z)
+    if not lam[0] > np.sqrt(np.finfo(op.dtype).eps) * lam[-1]:
+        return _two_pass_start(op, Y, k)
+    Ct = Y @ (W / np.sqrt(lam))  # M^T Q
+    mu, X = np.linalg.eigh(Ct.T @ Ct)
+    mu, X = mu[::-1], X[:, ::-1]
+    if not one_pass or not mu[k - 1] > 0 or (l > k and not mu[k] <= GAP**2 * mu[k - 1]):
+        return _two_pass_start(op, Y, k)
+    V = Ct @ (X[:, :k] / mu[:k] ** 0.25)  # C^T X / sqrt(S)
+    B = op.matmul(V).astype(np.float64)
+    U = B @ np.linalg.inv(V.T @ V)
+    return U, V, B, float(np.sum(mu[:k]))
+
+
+def _two_pass_start(op, Y, k):
+    """``sketch_start`` from the basis ``V_l = qr(Y)`` of ``Y = M^T M G`` and a second pass
+    ``B = M V_l``: the rank-k truncation of ``M V_l V_l^T`` from the top-k eigenpairs
+    ``(s^2, X)`` of ``B^T B``, ``U = B X / sqrt(s)``, ``V = V_l X sqrt(s)`` (U fits V: V_l is
+    orthonormal); then ``M V = B X sqrt(s)``. Stable for any M (``B^T B``'s eigenvalues lose
+    accuracy below eps s_1^2, which only makes such components of the start rough; GD refines
+    them).
+
+    Measured on 2000 x 1000 matrices, k = 10, default tol (before the one-pass start): the row
+    basis from ``M^T M G`` rather than ``M G`` (half a power iteration) cut ScaledGD's iterations
+    on sigma_i = 1/i from 4-37 to 3-5; l = 3k rather than 2k from 8-25 to 3-5; fitting the start
+    on the top 2k of the 3k directions (a cheaper second pass) cost 0.7 iterations there and
+    raised the worst error ratio over 200 runs from 1.00042 to 1.00072."""
+    V = np.linalg.qr(Y)[0]
     B = op.matmul(V).astype(np.float64)
     lam, X = np.linalg.eigh(B.T @ B)
     X = X[:, ::-1][:, :k]
     root = np.maximum(lam[::-1][:k], 0.0) ** 0.25  # sqrt(s)
     BX = B @ X
-    return BX / np.where(root > 0, root, 1.0), (V @ X) * root, BX * root
+    return BX / np.where(root > 0, root, 1.0), (V @ X) * root, BX * root, None
 
 
-def initial_factors(problem, k, init, rng, backend):
-    """Balanced starting factors ``(U, V, AV)``, C-contiguous in the problem's dtype: ``U V^T`` is
+def initial_factors(problem, k, init, rng, backend, one_pass=True):
+    """Starting factors ``(U, V, AV, prior)``, C-contiguous in the problem's dtype: ``U V^T`` is
     the sketched rank-k SVD of A (``"sketch"``) or A projected on a random subspace
-    (``"random"``). ``AV`` is ``A @ V`` when the start gives it for free (the sketch start of
-    all entries: it saves half of the first iteration's pass), else None."""
+    (``"random"``). With the sketch start of all entries U is the least-squares fit for V,
+    ``AV = A @ V`` (it saves half of the first iteration's pass) and ``prior`` is the loss of the
+    estimate the start improved on, or None; else both are None. ``one_pass``: see
+    ``sketch_start``."""
     n = problem.shape[1]
     dtype = problem.dtype
-    AV = None
+    AV = prior = None
     if init == "sketch":
         M = problem.spectral_matrix()
-        U, V, MV = sketch_start(M, k, rng, backend)
+        U, V, MV, energy = sketch_start(M, k, rng, backend, one_pass)
         if M is getattr(problem, "A", None):
             AV = np.ascontiguousarray(MV, dtype=dtype)
+            prior = None if energy is None else 0.5 * max(problem.norm2 - energy, 0.0)
     else:
         # A Gaussian V and the least-squares U for it (half a step of alternating least squares):
         # a start whose product U V^T is a projection of A, never far larger than A in any
@@ -179,7 +279,7 @@ def initial_factors(problem, k, init, rng, backend):
         Us, s, Vt = polish(U, V)
         root = np.sqrt(s)
         U, V = Us * root, Vt.T * root
-    return np.ascontiguousarray(U, dtype=dtype), np.ascontiguousarray(V, dtype=dtype), AV
+    return np.ascontiguousarray(U, dtype=dtype), np.ascontiguousarray(V, dtype=dtype), AV, prior
 
 
 # ----------------------------------------------------------------------------------------------

@@ -69,7 +69,9 @@ def gd_svd(
         ``optimizer_options={"nesterov": False}``); ``"adam"`` (the default for
         ``parametrization="usv"``); ``"sgd"``: plain steps on mini-batches.
     lr : float, optional
-        Step size. For ``"scaled"`` a dimensionless factor (default 2/3, 0.5 with a mask). For
+        Step size. For ``"scaled"`` a dimensionless factor (default 2/3, 0.5 with a mask;
+        without a mask, ``lr=None`` makes the first step after the sketch start, which moves V
+        alone because the start fits U to V, the full step 1: the exact minimizer along it). For
         the others the absolute step: by default ``1/L`` with ``L`` estimated
         from the Gram matrices every iteration (``"gd"``, ``"momentum"``,
         ``"sgd"``) or 10% of the factors' RMS (``"adam"``). With ``lr=None`` the
@@ -84,9 +86,12 @@ def gd_svd(
         linear rate ``r`` leaves ``d r / (1 - r)`` after a decrease ``d``; at
         least ``d``), is at most ``tol`` times the loss. Default 5e-4: about
         1.00025x the optimal Frobenius error of ``U V^T`` or better (at least two
-        steps run; 3-5 iterations on 2000 x 1000 matrices with sigma_i = 1/i
-        or rank 10 plus noise, worst error ratio 1.0005 over 200 runs each). With mini-batches: stop when consecutive epoch means differ
-        by at most ``tol`` relatively (default 1e-6). 0 runs ``max_iter``.
+        steps run, or one after a one-pass sketch start, whose own first estimate
+        counts; 2-4 iterations on 2000 x 1000 matrices with sigma_i = 1/i or rank
+        10 plus noise, worst error ratio 1.0004 over 100 runs each; spectra without
+        a gap at k, e.g. Gaussian matrices, can end up to ~1.004x). With
+        mini-batches: stop when consecutive epoch means differ by at most ``tol``
+        relatively (default 1e-6). 0 runs ``max_iter``.
     batch_size : int, optional
         Mini-batch size: rows of A per step (dense objective: the sampled rows
         of U take exact block-gradient steps and V an unbiased estimate) or
@@ -104,9 +109,13 @@ def gd_svd(
     init : {"sketch", "random"}, default "sketch"
         ``"sketch"``: a spectral start from a Gaussian range finder with 3k
         columns (of ``A``, or of the observed entries divided by the observed
-        fraction when masked; one fused pass ``A^T A G``, one pass for the
-        projection), about the cost of 2.5 iterations. ``"random"``: a Gaussian
-        V and the U that fits it best (one pass), balanced.
+        fraction when masked): one fused pass ``(A G, A^T A G)`` and the rank-k
+        truncation of the range finder's approximation, with U then fitted to
+        its V by a thin pass ``A V`` (about 3 iterations' time); where the
+        sketch's Ritz values show no clear gap after the k-th (or A has
+        numerical rank below 3k), a projection on the ``A^T A G`` basis instead
+        (a pass with 3k columns: about 4 iterations' time). ``"random"``: a
+        Gaussian V and the U that fits it best (one pass), balanced.
     parametrization : {"uv", "usv"}, default "uv"
         ``"usv"`` optimizes ``U diag(s) V^T`` with the orthonormality penalty
         ``ortho_penalty/2 (||U^T U - I||^2 + ||V^T V - I||^2)``: the formulation
@@ -208,13 +217,19 @@ def gd_svd(
     # A multi-threaded BLAS there gains nothing and its waiting threads compete with the
     # kernels' (10x slower iterations measured on 2 cores), so it gets one thread.
     with blas_single_thread():
-        U, V, AV = initial_factors(problem, options.k, options.init, rng, backend)
-        if options.parametrization == "uv":
-            model = UV(U, V, options, problem, AV)
+        # the one-pass start serves the uv model, whose first steps use what it gives; usv keeps
+        # the two-pass start it was tuned with (Adam on usv ended above its start loss on a test
+        # matrix from the one-pass start)
+        uv = options.parametrization == "uv"
+        U, V, AV, prior = initial_factors(problem, options.k, options.init, rng, backend, one_pass=uv)
+        if uv:
+            model = UV(U, V, options, problem, AV=AV, fitted=AV is not None)
         else:
             model = USV(U, V, options, problem)
+        if not uv or options.l2:  # the start's loss leaves out the l2 and usv penalties
+            prior = None
         init_time = time.perf_counter() - start
-        history = run(model, problem, options, kernels, rng, start)
+        history = run(model, problem, options, kernels, rng, start, prior)
         history.init_time = init_time
         U, s, Vt = polish(*model.factors())
     if problem.scale != 1.0:
