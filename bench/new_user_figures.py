@@ -19,7 +19,8 @@ Rows (anchor in brackets):
   countsketch     CountSketch(m, n, seed) @ A, construction included [scipy's
                   clarkson_woodruff_transform, which builds its sketch in the call; A.sum() for dense
                   input: one read of A, the memory floor]
-  gd_svd          fastlr.gd_svd(A, 10) with defaults [scipy.sparse.linalg.svds(A, 10)]
+  gd_svd          fastlr.gd_svd(A, 10) with defaults [scipy.sparse.linalg.svds(A, 10)]; sigma_i = 1/i, rank 10
+                  plus 10% and plus 1% noise; the slowest of 3 random states against svds' fastest
 """
 
 from __future__ import annotations
@@ -95,6 +96,19 @@ def svd_rows(rounds):
                      t["fastlr"], t["numpy"])
 
 
+def _best_alternating(calls, rounds):
+    """``_best`` with the calls in reverse order every other round: of two products reading the same A
+    back to back the second finds more of A in cache, which put 2-3% on whichever ran first (fastlr's
+    ``times``, against NumPy's identical BLAS call at l = 60 on x86-64-v3: 0.97x)."""
+    best = {name: float("inf") for name in calls}
+    for i in range(rounds):
+        for name, call in (list(calls.items()) if i % 2 == 0 else list(calls.items())[::-1]):
+            t0 = time.thread_time()
+            call()
+            best[name] = min(best[name], time.thread_time() - t0)
+    return best
+
+
 def product_rows(rounds):
     A64, _ = _make("dense5760x1080")
     rng = np.random.default_rng(1)
@@ -103,8 +117,8 @@ def product_rows(rounds):
         op = InMemory(A)
         for l in (10, 20, 60):
             V = rng.standard_normal((A.shape[1], l)).astype(dtype)
-            t = _best({"times": lambda: op.times(V), "np_times": lambda: A @ V,
-                       "gram": lambda: op.gram_product(V), "np_gram": lambda: A.T @ (A @ V)}, rounds)
+            t = _best_alternating({"times": lambda: op.times(V), "np_times": lambda: A @ V,
+                                   "gram": lambda: op.gram_product(V), "np_gram": lambda: A.T @ (A @ V)}, rounds)
             _row(f"A @ V 5760x1080 {dtype.__name__} l={l}", t["times"], t["np_times"])
             _row(f"A^T (A V) 5760x1080 {dtype.__name__} l={l}", t["gram"], t["np_gram"])
 
@@ -127,15 +141,31 @@ def countsketch_rows(rounds):
                  t["fastlr"], t["scipy"], f"{t['fastlr'] / t['floor']:.2f}x the memory floor (A.sum())")
 
 
+#: gd_svd rows: the benchmark's two matrices and rank 10 with 1% noise (issue 13's "rank 10 + 1% noise").
+GD_MATRICES = {
+    "inv_spectrum": gd_seeds.inverse_spectrum,
+    "lowrank_noise 10%": gd_seeds.low_rank_plus_noise,
+    "lowrank_noise 1%": lambda: gd_seeds.low_rank_plus_noise(noise=0.01),
+}
+#: random states per gd row: the row reports the slowest state's time against svds' fastest
+GD_SEEDS = 3
+
+
 def gd_rows(rounds):
-    for name in gd_seeds.MATRICES:
-        A = gd_seeds.MATRICES[name]()
+    for name, make in GD_MATRICES.items():
+        A = make()
         optimal = gd_seeds.optimal_error(A, 10)
-        t = _best({"gd": lambda: fastlr.gd_svd(A, 10, random_state=0),
-                   "svds": lambda: sla.svds(A, 10, random_state=0)}, rounds)
-        U, s, Vt = fastlr.gd_svd(A, 10, random_state=0)
-        ratio = np.linalg.norm(A - (U * s) @ Vt) / optimal
-        _row(f"gd_svd(A, 10) defaults, {name} 2000x1000", t["gd"], t["svds"], f"error {ratio:.6f}x optimal")
+        calls = {}
+        for seed in range(GD_SEEDS):
+            calls[f"gd{seed}"] = lambda seed=seed: fastlr.gd_svd(A, 10, random_state=seed)
+            calls[f"svds{seed}"] = lambda seed=seed: sla.svds(A, 10, random_state=seed)
+        t = _best(calls, rounds)
+        gd = max(t[f"gd{seed}"] for seed in range(GD_SEEDS))
+        svds = min(t[f"svds{seed}"] for seed in range(GD_SEEDS))
+        ratio = max(np.linalg.norm(A - (U * s) @ Vt) / optimal
+                    for U, s, Vt in (fastlr.gd_svd(A, 10, random_state=seed) for seed in range(GD_SEEDS)))
+        _row(f"gd_svd(A, 10) defaults, {name} 2000x1000 (slowest of {GD_SEEDS} random states vs svds' fastest)",
+             gd, svds, f"error {ratio:.6f}x optimal (worst of the states)")
 
 
 def main(argv=None) -> int:

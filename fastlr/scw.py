@@ -175,7 +175,7 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, steps: PowerSt
         test_split = tests and step == min(1, n_iter - 2)  # once, after the second step
         test_careful = tests and not careful and (step == n_iter - 2 or n_iter == 1)
         if test_split or test_careful:
-            ritz = ritz_pairs(Vc, Z, relative=True)  # one eigenproblem for both (n_iter 2 and 3 ask both)
+            ritz = ritz_pairs(Vc, Z, relative=True, values_only=True)  # one eigenproblem for both tests
             theta = None if ritz is None else ritz[0]  # None: Vc numerically rank-deficient, stay careful
             if test_split:
                 split = _below_fused_rounding(theta, steps.k, dtype)
