@@ -198,7 +198,7 @@ def make_problem(A, mask, backend):
             A = A.tocsr()
         op = InMemory.wrap(A, backend=backend)
         with np.errstate(over="ignore", invalid="ignore"):  # overflow: entries near the limits, rescaled below
-            norm2 = _squared_norm(A, op)
+            norm2 = op.squared_norm()
         c = 1.0
         if not _safe_scale(norm2, A.shape, A.dtype):  # NaN, inf, or entries near the dtype's limits
             top = peak(A.data if is_sparse(A) else A)
@@ -222,15 +222,6 @@ def make_problem(A, mask, backend):
                                 backend)
     problem.scale = c
     return problem
-
-
-def _squared_norm(A, op) -> float:
-    """||A||_F^2 in float64: BLAS's dot for a contiguous float64 A (0.3 against 0.9 ms for the
-    operand's einsum on 2000 x 1000), else the operand's ``squared_norm``."""
-    if not is_sparse(A) and A.dtype == np.float64 and (A.flags.c_contiguous or A.flags.f_contiguous):
-        x = A.ravel(order="K")  # a view
-        return float(np.dot(x, x))
-    return op.squared_norm()
 
 
 def _safe_scale(norm2: float, shape, dtype) -> bool:
