@@ -235,3 +235,33 @@ def test_entries_whose_squares_underflow_are_refused(scale):
         svd_to_tolerance(base * scale, 0.05, random_state=0)
     U, s, Vt = svd_to_tolerance(base * 1e-150, 0.05, random_state=0)
     assert np.linalg.norm(base - (U * (s / 1e-150)) @ Vt) <= 0.05 * np.linalg.norm(base)
+
+
+@pytest.mark.parametrize("level, order, dtype, kernel", [
+    ("baseline", "C", np.float64, False),  # baseline kernels ran at 0.4-0.5x BLAS: BLAS at every width
+    ("x86-64-v4", "F", np.float32, False),  # float32 F-order A^T A V: BLAS (the kernel ties or loses)
+    ("x86-64-v4", "C", np.float32, True),  # 16 columns, C order: the kernel
+])
+def test_gram_products_follow_the_product_choice(level, order, dtype, kernel, monkeypatch):
+    """The tolerance SVD's ``A^T A X`` (``InMemory.gram_product``, as for centered, blocked and dask operands)
+    runs on the one-pass kernel only where the product choice says it beats BLAS; before, dense A always ran
+    the kernel. Results equal to rounding either way."""
+    from fastlr._matrix import InMemory, choice
+
+    monkeypatch.setattr(choice, "_level", level)
+    rng = np.random.default_rng(4)
+    A = (rng.standard_normal((300, 12)) @ rng.standard_normal((12, 80)) + 1e-3 * rng.standard_normal((300, 80)))
+    A = np.asarray(A, dtype=dtype, order=order)
+    op = InMemory(A)
+    calls = []
+    real = op.kernels.gram_product
+    monkeypatch.setattr(op.kernels, "gram_product", lambda M, V: calls.append(V.shape) or real(M, V))
+    V = rng.standard_normal((80, 16)).astype(dtype)
+    ref = A.astype(np.float64).T @ (A.astype(np.float64) @ V.astype(np.float64))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(op.gram_product(V), ref, rtol=0, atol=tol * np.abs(ref).max())
+    assert bool(calls) == kernel
+    calls.clear()
+    U, s, Vt = svd_to_tolerance(A, 0.05, random_state=0)
+    assert bool(calls) == kernel
+    assert np.linalg.norm(A - (U * s) @ Vt) <= 0.05 * np.linalg.norm(A) * (1 + 1e-4)
