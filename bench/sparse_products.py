@@ -8,15 +8,20 @@ times, in one process with the rounds interleaved:
   of A^T; CSC gram / power as two passes), at each ISA cap (``_core._cap_product_isa``);
 * ``scipy``: the SciPy expression it replaces (``A @ V``, ``A.T @ W``, ``A.T @ (A @ V)``,
   ``(A @ V, A.T @ (A @ V))``);
-* ``fastlr``: fastlr's routed entry point at the top ISA level (``times``, ``rtimes``,
-  ``gram_product``, ``power_pass``), which picks the kernel or SciPy.
+* ``fastlr``: fastlr's routed entry point (``times``, ``rtimes``, ``gram_product``,
+  ``power_pass``), which picks the kernel or SciPy; the ratio scipy / fastlr is that of the
+  kernel column at each level where the route is the kernel, 1 where it is SciPy.
 
 Single thread (fastlr and BLAS pools); each call's CPU time in the calling thread
 (``time.thread_time``), min over the rounds after a warm-up round:
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/sparse_products.py --rounds 5
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/sparse_products.py --rounds 5 --runs 3
 
-Prints a markdown table of ms per call and scipy / fastlr (< 1, in bold: fastlr slower).
+With ``--runs R`` each row is timed in R blocks of interleaved rounds (each a min); a row
+counts as slower at a level when fastlr loses to SciPy in every block (``slower`` column,
+levels listed), and the table shows the block of the median ratio. Prints a markdown table of
+ms per call and scipy / fastlr (< 1, in bold: fastlr slower), then the slower rows per level.
+With ``--route-only`` the fastlr entry point is not timed (the kernel or SciPy column stands in).
 """
 
 from __future__ import annotations
@@ -96,12 +101,16 @@ def routed_call(op, name, V, W):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--matrices", default=",".join(MATRICES))
+    ap.add_argument("--runs", type=int, default=1, help="blocks of interleaved rounds per row")
+    ap.add_argument("--matrices", default=",".join(MATRICES),
+                    help="names from MATRICES or NxD@NNZ (e.g. 400000x500@1200000)")
     ap.add_argument("--widths", default=",".join(map(str, WIDTHS)))
     ap.add_argument("--products", default=",".join(PRODUCTS))
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--formats", default="csr,csc")
-    ap.add_argument("--isa", default="2,1", help="ISA caps of the kernel columns (2 v4, 1 v3, 0 baseline)")
+    ap.add_argument("--isa", default="2,1,0", help="ISA caps (2 v4, 1 v3, 0 baseline)")
+    ap.add_argument("--route-only", action="store_true",
+                    help="do not time the entry point: fastlr = the routed kernel or SciPy column")
     args = ap.parse_args(argv)
     clock = time.thread_time
     core = fastlr.get_backend("cpp")
@@ -109,15 +118,23 @@ def main(argv=None) -> int:
     levels = [int(x) for x in args.isa.split(",")]
     cpu = [line for line in open("/proc/cpuinfo") if line.startswith("model name")][0].split(":")[1].strip()
     print(f"# CPU {cpu}; fastlr ISA {core.build_info().get('isa')}; 1 thread; thread_time min of "
-          f"{args.rounds} interleaved rounds", flush=True)
+          f"{args.rounds} interleaved rounds, {args.runs} run(s)", flush=True)
     kcols = " | ".join(f"kernel {LEVELS[lv]}" for lv in levels)
-    print(f"| A | dtype | fmt | k | product | {kcols} | scipy | fastlr | route | scipy/fastlr |")
-    print("|" + "---|" * (8 + len(levels) + 1))
+    rcols = " | ".join(f"scipy/fastlr {LEVELS[lv]}" for lv in levels)
+    print(f"| A | dtype | fmt | k | product | {kcols} | scipy | route | {rcols} | slower |")
+    print("|" + "---|" * (7 + 2 * len(levels)))
+    slower = {lv: [] for lv in levels}
+    total = 0
     rng = np.random.default_rng(0)
     try:
         with threadpool_limits(limits=1):
             for mname in args.matrices.split(","):
-                n, d, nnz = MATRICES[mname]
+                if mname in MATRICES:
+                    n, d, nnz = MATRICES[mname]
+                else:
+                    shape, nnz = mname.split("@")
+                    n, d = map(int, shape.split("x"))
+                    nnz = int(nnz)
                 for dtype in args.dtypes.split(","):
                     A0 = random_sparse(n, d, nnz, dtype, rng)
                     for fmt in args.formats.split(","):
@@ -127,26 +144,45 @@ def main(argv=None) -> int:
                             V = rng.standard_normal((d, k)).astype(dtype)
                             W = rng.standard_normal((n, k)).astype(dtype)
                             for name in args.products.split(","):
-                                calls = {lv: kernel_call(core, A, name, V, W) for lv in levels}
-                                calls["scipy"] = scipy_call(A, name, V, W)
-                                calls["fastlr"] = routed_call(op, name, V, W)
-                                t = {key: [] for key in calls}
-                                for _ in range(args.rounds + 1):  # the first round warms up
-                                    for key, fn in calls.items():
-                                        core._cap_product_isa(key if isinstance(key, int) else max(levels))
-                                        s = clock()
-                                        fn()
-                                        t[key].append(clock() - s)
-                                m = {key: min(v[1:]) * 1e3 for key, v in t.items()}
-                                kind = "gram" if name in ("gram", "power") else "pass"
+                                kind = "gram" if name in ("gram", "power") else name
                                 route = "kernel" if op._kernel_for(kind, k) else "scipy"
-                                ratio = m["scipy"] / m["fastlr"]
-                                row = " | ".join(f"{m[lv]:.3f}" for lv in levels)
-                                row += f" | {m['scipy']:.3f} | {m['fastlr']:.3f} | {route} | "
-                                row += ("**%.2f**" if ratio < 0.95 else "%.2f") % ratio
+                                calls = {("k", lv): kernel_call(core, A, name, V, W) for lv in levels}
+                                calls["scipy"] = scipy_call(A, name, V, W)
+                                if not args.route_only:
+                                    calls.update({("f", lv): routed_call(op, name, V, W) for lv in levels})
+                                runs = []
+                                for _ in range(args.runs):
+                                    t = {key: [] for key in calls}
+                                    for _ in range(args.rounds + 1):  # the first round warms up
+                                        for key, fn in calls.items():
+                                            core._cap_isa(key[1] if isinstance(key, tuple) else max(levels))
+                                            s = clock()
+                                            fn()
+                                            t[key].append(clock() - s)
+                                    m = {key: min(v[1:]) * 1e3 for key, v in t.items()}
+                                    for lv in levels:
+                                        if args.route_only:
+                                            m["f", lv] = m["k", lv] if route == "kernel" else m["scipy"]
+                                        m["r", lv] = m["scipy"] / m["f", lv]
+                                    runs.append(m)
+                                lost = [lv for lv in levels
+                                        if route == "kernel" and all(m["r", lv] < 1 for m in runs)]
+                                for lv in lost:
+                                    slower[lv].append(f"{mname} {dtype} {fmt} k={k} {name}")
+                                total += 1
+                                m = sorted(runs, key=lambda m: m["r", levels[0]])[len(runs) // 2]
+                                row = " | ".join(f"{m['k', lv]:.3f}" for lv in levels)
+                                row += f" | {m['scipy']:.3f} | {route} | "
+                                row += " | ".join(("**%.2f**" if m["r", lv] < 0.95 else "%.2f") % m["r", lv]
+                                                  for lv in levels)
+                                row += " | " + (",".join(LEVELS[lv] for lv in lost) or "-")
                                 print(f"| {mname} | {dtype} | {fmt} | {k} | {name} | {row} |", flush=True)
     finally:
-        core._cap_product_isa(2)
+        core._cap_isa(2)
+    for lv in levels:
+        print(f"\n# {LEVELS[lv]}: {len(slower[lv])} of {total} rows slower than SciPy in all {args.runs} run(s)")
+        for r in slower[lv]:
+            print(f"#   {r}")
     return 0
 
 

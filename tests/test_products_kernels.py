@@ -126,15 +126,15 @@ def _csr_with_empty_columns(n, d, density, rng, dtype, index_dtype, empty=2):
     return sp.csr_matrix((M.data, M.indices, M.indptr), shape=(n, d))
 
 
-# Every width of the compile-time narrow loops (float64 k <= 4, float32 k <= 8) and the
-# first widths of the tiles after them.
-NARROW_WIDTHS = list(range(1, 11))
+# Every width of the compile-time rows (csr_rows_fixed: float64 k <= 16, float32 k <= 32,
+# whole vectors plus a tail of each length) and the first widths of the tiles after them.
+NARROW_WIDTHS = list(range(1, 35))
 
 
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
 def test_csr_narrow_widths(dtype, index_dtype, level):
-    """The narrow CSR loops at every width: short rows (one accumulator chain), long rows (four),
+    """The compile-time CSR rows at every width: short rows (one accumulator chain), long rows (two/four),
     empty rows and columns, and d of 1-3 rows (V's last rows come from the padded copy)."""
     core = pytest.importorskip("fastlr._core")
     previous = core._cap_product_isa(level)
@@ -164,7 +164,7 @@ def test_csr_narrow_widths_two_threads(dtype):
     try:
         for threads in (1, 2):
             core.set_num_threads(threads)
-            for k in (1, 2, 3, 4, 6, 8, 9):
+            for k in (1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 16, 17, 31, 33):
                 _, U, V = _dense_inputs(20000, 40, k, dtype, seed=k)
                 _check_csr_kernels(core, A, U, V, dtype)
     finally:
@@ -174,7 +174,8 @@ def test_csr_narrow_widths_two_threads(dtype):
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def test_csr_wide_accumulator_in_place(dtype, level):
     """d so large that the padded d x kp accumulator passes 8 MiB: one thread accumulates in Z
-    itself, k columns a row (the narrow loops' lanes and the tiles' last vector one by one)."""
+    itself, k columns a row (the compile-time rows' tails in power-of-two pieces, the tiles'
+    last vector one by one)."""
     core = pytest.importorskip("fastlr._core")
     previous = core._cap_product_isa(level)
     try:
@@ -183,7 +184,7 @@ def test_csr_wide_accumulator_in_place(dtype, level):
         A = _csr_with_empty_columns(n, d, 2e-4, rng, dtype, np.int32)  # ~4800 + duplicates
         A64 = A.astype(np.float64)
         arrays = (A.indptr, A.indices, A.data)
-        for k in (3, 5, 6, 9, 12):
+        for k in (3, 5, 7, 12, 15, 17, 35, 39):
             U = rng.standard_normal((n, k)).astype(dtype)
             V = rng.standard_normal((d, k)).astype(dtype)
             AV = A64 @ V.astype(np.float64)

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "fastlr/common.hpp"
 #include "fastlr/countsketch.hpp"  // detail::row_span
@@ -43,9 +44,18 @@ struct CsrPass {
 // padding keeps V and Z in L2 (float32 k = 20: 24 columns, not 32).
 // Measured on 2M nonzeros, k = 20 float32: 2.3x faster than a scalar loop
 // over a runtime k; padding to 64-byte vectors was 1.4x slower than 32.
-template <class T>
-constexpr index_t csr_lanes() { return 32 / index_t(sizeof(T)); }
-constexpr int kCsrTileVectors = 4;  // columns per register tile: 4 vectors (32 float32, 16 float64)
+// The baseline (SSE2) variant runs 16-byte vectors (VB): GCC splits a 32-byte
+// vector there through the stack (the tiles ran 4x slower than at AVX2).
+template <class T, int VB = 32>
+constexpr index_t csr_lanes() { return VB / index_t(sizeof(T)); }
+// Widest k on the compile-time rows (csr_rows_fixed): 128 bytes, four AVX2
+// vectors or eight SSE2 ones (float64 k <= 16, float32 k <= 32 at either level).
+template <class T, int VB>
+constexpr index_t csr_fixed_max() { return 128 / index_t(sizeof(T)); }
+// Vectors per register tile: 4 (AVX2: 32 float32, 16 float64 columns; SSE2 half
+// that). Eight SSE2 vectors in one chain ran the baseline A V at k = 24-64 1.1-1.5x
+// slower than four in two.
+constexpr int kCsrTileVectors = 4;
 
 // Rows [b, e) of a CSR pass: row_span of each row, then every column index of
 // the rows in one flat, branch-free loop, so the products below run unchecked.
@@ -69,20 +79,11 @@ inline int csr_check_rows(const CsrPass<T, I>& p, index_t b, index_t e) {
   return static_cast<std::uint64_t>(hi) < limit ? 0 : kBadIndex;
 }
 
-// Narrow factors (k <= csr_narrow_max): the row vector is K columns known at compile
-// time, padded to P = 1, 2, 4 or 8 lanes (a scalar for K = 1), so the row's y is
-// stored and W's row loaded by a fixed-size copy (inline moves; the runtime-size
-// memcpy of the old tiles was a library call per row), and the forward sum runs
-// in kCsrChains independent accumulators on rows of 8 or more nonzeros on average
-// (one accumulator waits an FMA latency per nonzero). With the flat index check:
-// measured single thread (Zen 4, AVX2 code), float64 20000 x 2000 with 400k
-// nonzeros, A V at k = 1-4: 1.45-1.48 -> 0.87-1.01 ns per nonzero; 1M x 500
-// with 500k nonzeros (half a nonzero per row): 9.1-9.5 -> 6.0-6.4 ms.
-// Up to 32 bytes of columns (float64 k <= 4, float32 k <= 8): a 64-byte float64
-// row vector split into two AVX2 halves ran 3x slower than the tiles.
+// Narrow factors (k <= csr_narrow_max, 32 bytes of columns) padded to 1, 2, 4 or 8
+// lanes: the Vtail/Z padding of csr_padded, and the scalar fallback below for
+// compilers without vector extensions.
 template <class T>
 constexpr index_t csr_narrow_max() { return 32 / index_t(sizeof(T)); }
-constexpr int kCsrChains = 4;  // the sum below adds four
 
 template <int K>
 constexpr index_t csr_narrow_pad() { return K <= 1 ? 1 : K <= 2 ? 2 : K <= 4 ? 4 : 8; }
@@ -94,66 +95,146 @@ struct narrow_vec {
 #endif
 };
 
+// Rows of K <= csr_fixed_max columns (L lanes of a VB-byte vector), K known at
+// compile time: H = (K - 1) / L whole vectors, then a tail of R = K - H L lanes in
+// a P-lane vector (P: R rounded up to a power of two; a scalar for P = 1). The
+// row's y is stored and W's row loaded by fixed-size copies (inline moves; a
+// runtime-size memcpy was a library call per row), and when Z itself accumulates
+// (zs == K) its row's tail moves as exact power-of-two pieces at fixed offsets
+// (4 + 1 lanes for R = 5), so a row that comes back is reloaded at the widths it
+// was stored and store forwarding holds (a K-lane move of a P-lane vector ran 10x
+// slower; the tiles' half vector then lanes one by one: float32 1M x 500 CSC A V,
+// k = 14 22.6 ms against 14.7 at k = 16). The forward sum
+// runs in C independent accumulators on rows of 8 or more nonzeros on average
+// (one accumulator waits an FMA latency per nonzero).
+// Measured single thread (Zen 4, AVX2 code; bench/sparse_products.py), against the
+// runtime-width tiles this replaced from k = 5 (float64) / 9 (float32) on:
+// 100000 x 5000 CSR with 5 nonzeros a row, float64 A V at k = 5-8 1.9-2.1 -> 1.4-1.6
+// ms, A^T W at k = 12-16 3.0-3.5 -> 2.0-2.4 ms (SciPy 1.7-3.6); 1M x 500 CSC with 500k
+// nonzeros (A V scatters into the 1M x k output itself), float64 k = 5 / 7 16.4 /
+// 18.8 -> 5.3 / 13.0 ms (SciPy 9.4-16.8). Earlier (k <= 4) with the flat index
+// check: float64 20000 x 2000 with 400k nonzeros, A V at k = 1-4: 1.45-1.48 -> 0.87-
+// 1.01 ns per nonzero; 1M x 500 with 500k nonzeros: 9.1-9.5 -> 6.0-6.4 ms.
+template <int R>
+constexpr int csr_piece() { return R >= 8 ? 8 : R >= 4 ? 4 : R >= 2 ? 2 : 1; }
+
+template <class T, int K, int VB>
+struct CsrFixedRow {
+  static constexpr int L = VB / static_cast<int>(sizeof(T));
+  static constexpr int H = (K - 1) / L;
+  static constexpr int R = K - H * L;
+  static constexpr int P = static_cast<int>(csr_narrow_pad<R>());
+  static constexpr int HA = H > 0 ? H : 1;  // array extent (H may be 0)
+  // Chains while the accumulators fit the 16 vector registers with the loads.
+  static constexpr int C = H + 1 <= 2 ? 4 : H + 1 <= 4 ? 2 : 1;
+};
+
 #if defined(__GNUC__)
-template <class T, class I, int K>
-inline void csr_rows_narrow(const CsrPass<T, I>& p, index_t b, index_t e, T* __restrict Z) {
-  constexpr int P = static_cast<int>(csr_narrow_pad<K>());
-  using vec = typename narrow_vec<T, P>::type;
+// z[Off, Off + R) += x * w[Off, Off + R) in power-of-two pieces (w: a P-lane vector
+// or scalar holding the tail; Off counts lanes from the tail's start).
+template <class T, int Off, int R, class TV>
+inline void csr_tail_axpy(T* __restrict z, T x, const TV& w) {
+  if constexpr (R > 0) {
+    constexpr int N = csr_piece<R>();
+    if constexpr (N == 1) {
+      T wl;
+      std::memcpy(&wl, reinterpret_cast<const char*>(&w) + Off * sizeof(T), sizeof(T));
+      z[Off] += x * wl;
+    } else {
+      using pv = typename simd<T, N>::type;
+      pv a, wp;
+      std::memcpy(&wp, reinterpret_cast<const char*>(&w) + Off * sizeof(T), sizeof(pv));
+      std::memcpy(&a, z + Off, sizeof(pv));
+      a += x * wp;
+      std::memcpy(z + Off, &a, sizeof(pv));
+    }
+    csr_tail_axpy<T, Off + N, R - N>(z, x, w);
+  }
+}
+
+template <class T, class I, int K, int VB>
+inline void csr_rows_fixed(const CsrPass<T, I>& p, index_t b, index_t e, T* __restrict Z) {
+  using F = CsrFixedRow<T, K, VB>;
+  constexpr int L = F::L, H = F::H, R = F::R, P = F::P, C = F::C;
+  using vec = typename simd<T, L>::type;
+  using tvec = typename narrow_vec<T, P>::type;
   const I* __restrict indices = p.indices;
   const T* __restrict data = p.data;
   const T* __restrict V = p.V;
   const T* __restrict Vtail = p.Vtail;
-  const index_t vsafe = p.vsafe;
+  const index_t vsafe = p.vsafe, zs = p.zs;
   auto vrow = [&](index_t j) { return j < vsafe ? V + j * K : Vtail + (j - vsafe) * K; };
-  const bool packed = P != K && p.zs == K;
+  const bool direct = zs == K && P != R;  // Z itself, its rows' tails in exact pieces
   const bool fwd = has_forward(p.pass), bwd = has_backward(p.pass), with_y = backward_uses_y(p.pass);
   // Rows of a few nonzeros run one chain: the unrolled loop's exit mispredicts
   // there, and the latency it hides is short.
   const bool chains = b < e && static_cast<index_t>(p.indptr[e]) - static_cast<index_t>(p.indptr[b]) >= 8 * (e - b);
   for (index_t i = b; i < e; ++i) {
     const index_t s = static_cast<index_t>(p.indptr[i]), f = static_cast<index_t>(p.indptr[i + 1]);
-    vec w = vec{};
+    vec w[F::HA];
+    tvec wt = tvec{};
+    for (int h = 0; h < H; ++h) w[h] = vec{};
     if (fwd) {
-      vec acc[kCsrChains];
-      for (int c = 0; c < kCsrChains; ++c) acc[c] = vec{};
+      vec acc[C][F::HA];
+      tvec tacc[C];
+      for (int c = 0; c < C; ++c) {
+        for (int h = 0; h < H; ++h) acc[c][h] = vec{};
+        tacc[c] = tvec{};
+      }
+      auto add = [&](int c, index_t q) {
+        const T* v = vrow(static_cast<index_t>(indices[q]));
+        const T x = data[q];
+        for (int h = 0; h < H; ++h) {
+          vec a;
+          std::memcpy(&a, v + h * L, sizeof(vec));
+          acc[c][h] += x * a;
+        }
+        tvec a;
+        std::memcpy(&a, v + H * L, sizeof(tvec));
+        tacc[c] += x * a;
+      };
       index_t q = s;
       if (chains) {
-        for (; q + kCsrChains <= f; q += kCsrChains)
-          for (int c = 0; c < kCsrChains; ++c) {
-            vec a;
-            std::memcpy(&a, vrow(static_cast<index_t>(indices[q + c])), sizeof(vec));
-            acc[c] += data[q + c] * a;
-          }
+        for (; q + C <= f; q += C)
+          for (int c = 0; c < C; ++c) add(c, q + c);
       }
-      for (; q < f; ++q) {
-        vec a;
-        std::memcpy(&a, vrow(static_cast<index_t>(indices[q])), sizeof(vec));
-        acc[0] += data[q] * a;
+      for (; q < f; ++q) add(0, q);
+      for (int c = 1; c < C; ++c) {
+        for (int h = 0; h < H; ++h) acc[0][h] += acc[c][h];
+        tacc[0] += tacc[c];
       }
-      w = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-      if (p.Y != nullptr) std::memcpy(p.Y + i * K, &w, sizeof(T) * K);
+      for (int h = 0; h < H; ++h) w[h] = acc[0][h];
+      wt = tacc[0];
+      if (p.Y != nullptr) {
+        T* y = p.Y + i * K;
+        for (int h = 0; h < H; ++h) std::memcpy(y + h * L, &w[h], sizeof(vec));
+        std::memcpy(y + H * L, &wt, sizeof(T) * R);
+      }
     }
     if (!bwd) continue;
     if (!with_y) {
-      w = vec{};
-      std::memcpy(&w, p.W + i * K, sizeof(T) * K);
-    }
-    if (packed) {  // Z itself, K columns a row, lane by lane (a K-lane vector move
-                   // stalls store forwarding when a row comes back: 10x slower)
-      T wl[P];
-      std::memcpy(wl, &w, sizeof(vec));
-      for (index_t q = s; q < f; ++q) {
-        T* z = Z + static_cast<index_t>(indices[q]) * K;
-        for (int c = 0; c < K; ++c) z[c] += data[q] * wl[c];
-      }
-      continue;
+      const T* src = p.W + i * K;
+      for (int h = 0; h < H; ++h) std::memcpy(&w[h], src + h * L, sizeof(vec));
+      wt = tvec{};
+      std::memcpy(&wt, src + H * L, sizeof(T) * R);
     }
     for (index_t q = s; q < f; ++q) {
-      T* z = Z + static_cast<index_t>(indices[q]) * P;
-      vec a;
-      std::memcpy(&a, z, sizeof(vec));
-      a += data[q] * w;
-      std::memcpy(z, &a, sizeof(vec));
+      T* z = Z + static_cast<index_t>(indices[q]) * zs;
+      const T x = data[q];
+      for (int h = 0; h < H; ++h) {
+        vec a;
+        std::memcpy(&a, z + h * L, sizeof(vec));
+        a += x * w[h];
+        std::memcpy(z + h * L, &a, sizeof(vec));
+      }
+      if (direct) {
+        csr_tail_axpy<T, 0, R>(z + H * L, x, wt);
+      } else {
+        tvec a;
+        std::memcpy(&a, z + H * L, sizeof(tvec));
+        a += x * wt;
+        std::memcpy(z + H * L, &a, sizeof(tvec));
+      }
     }
   }
 }
@@ -162,9 +243,9 @@ inline void csr_rows_narrow(const CsrPass<T, I>& p, index_t b, index_t e, T* __r
 // (stored to Y when wanted), then Z[:, tile] += a_i^T (y or W[i, tile]).
 // The forward sum alternates two accumulator sets (two FMA chains per vector).
 // Y and W rows move as whole vectors, the last partial one lane by lane.
-template <class T, class I, int NV>
+template <class T, class I, int NV, int VB>
 inline void csr_row_tile(const CsrPass<T, I>& p, index_t i, index_t s, index_t f, index_t t, T* __restrict Z) {
-  constexpr int L = static_cast<int>(csr_lanes<T>());
+  constexpr int L = static_cast<int>(csr_lanes<T, VB>());
   using vec = typename simd<T, L>::type;
   const index_t kp = p.kp, cols = std::min<index_t>(NV * L, p.k - t);
   vec w[NV];
@@ -278,9 +359,9 @@ inline void csr_rows_narrow(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) 
   }
 }
 
-template <class T, class I, int NV>
+template <class T, class I, int NV, int VB>
 inline void csr_row_tile(const CsrPass<T, I>& p, index_t i, index_t s, index_t f, index_t t, T* __restrict Z) {
-  constexpr int W = NV * static_cast<int>(csr_lanes<T>());
+  constexpr int W = NV * static_cast<int>(csr_lanes<T, VB>());
   const index_t kp = p.kp, cols = std::min<index_t>(W, p.k - t);
   T w[W] = {};
   if (has_forward(p.pass)) {
@@ -316,34 +397,110 @@ inline index_t csr_padded(index_t k) {
   return round_up(k, csr_lanes<T>());
 }
 
-// Rows [b, e) of a CSR pass over the general tiles (k > csr_narrow_max).
-template <class T, class I>
+#if defined(__GNUC__)
+// z[0, r) += x * w[0, r) for a runtime r < L (the same r on every row, so each
+// piece keeps its width and offset and store forwarding holds).
+template <class T, int L, class TV>
+inline void csr_tail_axpy_rt(T* __restrict z, T x, const TV& w, index_t r) {
+  switch (r) {
+    case 1: csr_tail_axpy<T, 0, 1>(z, x, w); break;
+    case 2: if constexpr (L > 2) csr_tail_axpy<T, 0, 2>(z, x, w); break;
+    case 3: if constexpr (L > 3) csr_tail_axpy<T, 0, 3>(z, x, w); break;
+    case 4: if constexpr (L > 4) csr_tail_axpy<T, 0, 4>(z, x, w); break;
+    case 5: if constexpr (L > 5) csr_tail_axpy<T, 0, 5>(z, x, w); break;
+    case 6: if constexpr (L > 6) csr_tail_axpy<T, 0, 6>(z, x, w); break;
+    case 7: if constexpr (L > 7) csr_tail_axpy<T, 0, 7>(z, x, w); break;
+    default: break;
+  }
+}
+
+// A^T W alone (W given) over k > csr_fixed_max columns: each nonzero updates its
+// whole Z row front to back, W's row read from L1 vector by vector, as SciPy's
+// loop does, rather than one 128-byte tile of every Z row per pass over the row's
+// nonzeros. Once Z outgrows L2 (100000 x 5000 CSR, 5 nonzeros a row, Z 5000 x k)
+// the tiles came back to each Z row k / 16 times: float64 k = 32-48 0.90-0.95x
+// SciPy, float32 k = 64 0.86x.
+template <class T, class I, int VB>
+inline void csr_rows_backward(const CsrPass<T, I>& p, index_t b, index_t e, T* __restrict Z) {
+  constexpr int L = static_cast<int>(csr_lanes<T, VB>());
+  using vec = typename simd<T, L>::type;
+  const I* __restrict indices = p.indices;
+  const T* __restrict data = p.data;
+  const index_t k = p.k, zs = p.zs, kv = k / L * L, rem = k - kv;
+  for (index_t i = b; i < e; ++i) {
+    const index_t s = static_cast<index_t>(p.indptr[i]), f = static_cast<index_t>(p.indptr[i + 1]);
+    const T* __restrict w = p.W + i * k;
+    vec wt = vec{};
+    for (int c = 0; c < L; ++c)  // fixed count: no memcpy call
+      if (c < rem) wt[c] = w[kv + c];
+    for (index_t q = s; q < f; ++q) {
+      const T x = data[q];
+      T* __restrict z = Z + static_cast<index_t>(indices[q]) * zs;
+      for (index_t c = 0; c < kv; c += L) {
+        vec a, wv;
+        load<T, L>(a, z + c);
+        load<T, L>(wv, w + c);
+        a += x * wv;
+        store<T, L>(z + c, a);
+      }
+      if (rem == 0) continue;
+      if (zs != k) {  // padded accumulator: a whole vector
+        vec a;
+        load<T, L>(a, z + kv);
+        a += x * wt;
+        store<T, L>(z + kv, a);
+      } else {
+        csr_tail_axpy_rt<T, L>(z + kv, x, wt, rem);
+      }
+    }
+  }
+}
+#endif
+
+// Rows [b, e) of a CSR pass over the general tiles (k > csr_fixed_max with vector
+// extensions, k > csr_narrow_max without).
+template <class T, class I, int VB>
 inline void csr_rows_tiles(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
-  constexpr index_t L = csr_lanes<T>();
+  constexpr index_t L = csr_lanes<T, VB>();
+#if defined(__GNUC__)
+  if (p.pass == RowPass::kBackward) {
+    csr_rows_backward<T, I, VB>(p, b, e, Z);
+    return;
+  }
+#endif
   for (index_t i = b; i < e; ++i) {
     const index_t s = static_cast<index_t>(p.indptr[i]), f = static_cast<index_t>(p.indptr[i + 1]);
     for (index_t t = 0; t < p.kp; t += kCsrTileVectors * L) {
       switch (std::min<index_t>(kCsrTileVectors, (p.kp - t) / L)) {
-        case 1: csr_row_tile<T, I, 1>(p, i, s, f, t, Z); break;
-        case 2: csr_row_tile<T, I, 2>(p, i, s, f, t, Z); break;
-        case 3: csr_row_tile<T, I, 3>(p, i, s, f, t, Z); break;
-        default: csr_row_tile<T, I, 4>(p, i, s, f, t, Z); break;
+        case 1: csr_row_tile<T, I, 1, VB>(p, i, s, f, t, Z); break;
+        case 2: csr_row_tile<T, I, 2, VB>(p, i, s, f, t, Z); break;
+        case 3: csr_row_tile<T, I, 3, VB>(p, i, s, f, t, Z); break;
+        default: csr_row_tile<T, I, 4, VB>(p, i, s, f, t, Z); break;
       }
     }
   }
 }
 
 // Rows [b, e) of a CSR pass into this thread's d x kp accumulator Z: the
-// narrow loop for K = k <= csr_narrow_max, the tiles for K = 0. Returns 0 or a
+// narrow loop for K = k <= csr_narrow_max whose padded row fits a VB-byte vector,
+// the tiles of VB-byte vectors otherwise (K = 0: wider k). Returns 0 or a
 // KernelError (never throws: it runs under a target attribute).
-template <class T, class I, int K>
+template <class T, class I, int K, int VB>
 inline int csr_rows(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
   if (const int code = csr_check_rows(p, b, e)) return code;
-  if constexpr (K > 0) {
+#if defined(__GNUC__)
+  if constexpr (K > 0 && K <= csr_fixed_max<T, VB>()) {
+    csr_rows_fixed<T, I, K, VB>(p, b, e, Z);
+  } else {
+    csr_rows_tiles<T, I, VB>(p, b, e, Z);
+  }
+#else
+  if constexpr (K > 0 && K <= csr_narrow_max<T>()) {
     csr_rows_narrow<T, I, K>(p, b, e, Z);
   } else {
-    csr_rows_tiles<T, I>(p, b, e, Z);
+    csr_rows_tiles<T, I, VB>(p, b, e, Z);
   }
+#endif
   return 0;
 }
 
@@ -352,7 +509,7 @@ using csr_rows_fn = int (*)(const CsrPass<T, I>&, index_t, index_t, T*);
 
 template <class T, class I, int K>
 int csr_rows_generic(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
-  return csr_rows<T, I, K>(p, b, e, Z);
+  return csr_rows<T, I, K, 16>(p, b, e, Z);
 }
 
 // One function per K, picked once per pass (pick_csr_rows): no switch over k
@@ -360,7 +517,7 @@ int csr_rows_generic(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
 #if defined(FASTLR_X86_DISPATCH)
 template <class T, class I, int K>
 __attribute__((target("avx2,fma"), flatten)) int csr_rows_avx2(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
-  return csr_rows<T, I, K>(p, b, e, Z);
+  return csr_rows<T, I, K, 32>(p, b, e, Z);
 }
 #endif
 
@@ -373,25 +530,19 @@ csr_rows_fn<T, I> pick_csr_rows_k(cpu_level_t level) {
   return &csr_rows_generic<T, I, K>;
 }
 
-// AVX2 code for AVX-512 CPUs too (32-byte vectors, see csr_lanes).
+template <class T, class I, int... K>
+csr_rows_fn<T, I> pick_csr_rows_fixed(cpu_level_t level, index_t k, std::integer_sequence<int, K...>) {
+  csr_rows_fn<T, I> fn = nullptr;
+  ((fn = k == K + 1 ? pick_csr_rows_k<T, I, K + 1>(level) : fn), ...);
+  return fn;
+}
+
+// AVX2 code for AVX-512 CPUs too (32-byte vectors, see csr_lanes): the
+// compile-time rows up to csr_fixed_max columns, the tiles beyond.
 template <class T, class I>
 csr_rows_fn<T, I> pick_csr_rows(cpu_level_t level, index_t k) {
-  switch (k) {
-    case 1: return pick_csr_rows_k<T, I, 1>(level);
-    case 2: return pick_csr_rows_k<T, I, 2>(level);
-    case 3: return pick_csr_rows_k<T, I, 3>(level);
-    case 4: return pick_csr_rows_k<T, I, 4>(level);
-    default: break;
-  }
-  if constexpr (csr_narrow_max<T>() == 8) {
-    switch (k) {
-      case 5: return pick_csr_rows_k<T, I, 5>(level);
-      case 6: return pick_csr_rows_k<T, I, 6>(level);
-      case 7: return pick_csr_rows_k<T, I, 7>(level);
-      case 8: return pick_csr_rows_k<T, I, 8>(level);
-      default: break;
-    }
-  }
+  constexpr int kmax = static_cast<int>(csr_fixed_max<T, 32>());
+  if (k >= 1 && k <= kmax) return pick_csr_rows_fixed<T, I>(level, k, std::make_integer_sequence<int, kmax>{});
   return pick_csr_rows_k<T, I, 0>(level);
 }
 
