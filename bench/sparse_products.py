@@ -17,7 +17,8 @@ Single thread (fastlr and BLAS pools); each call's CPU time in the calling threa
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/sparse_products.py --rounds 5 --runs 3
 
-With ``--runs R`` each row is timed in R blocks of interleaved rounds (each a min); a row
+The calls' order rotates from round to round. With ``--runs R`` each row is timed in R
+blocks of interleaved rounds (each a min); a row
 counts as slower at a level when fastlr loses to SciPy in every block (``slower`` column,
 levels listed), and the table shows the block of the median ratio. Prints a markdown table of
 ms per call and scipy / fastlr (< 1, in bold: fastlr slower), then the slower rows per level.
@@ -153,8 +154,11 @@ def main(argv=None) -> int:
                                 runs = []
                                 for _ in range(args.runs):
                                     t = {key: [] for key in calls}
-                                    for _ in range(args.rounds + 1):  # the first round warms up
-                                        for key, fn in calls.items():
+                                    order = list(calls.items())
+                                    for r in range(args.rounds + 1):  # the first round warms up
+                                        # each call takes every place in the round in turn: the
+                                        # allocator's state after the previous call varies with it
+                                        for key, fn in order[r % len(order):] + order[:r % len(order)]:
                                             core._cap_isa(key[1] if isinstance(key, tuple) else max(levels))
                                             s = clock()
                                             fn()
