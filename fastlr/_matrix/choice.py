@@ -34,11 +34,18 @@ Both paths round alike (the same sums in another order): results agree to roundi
 ``kernel`` (the one-pass kernels at any width) or ``blas``.
 
 Sparse A (CSR/CSC) follows ``use_sparse_kernel`` instead, the same at every ISA level
-(the CSR kernels run 32-byte vectors on AVX2 and AVX-512 CPUs alike) and not subject to
-FASTLR_PRODUCT_CHOICE. Measured single thread against the SciPy expression each product
-replaces (``bench/sparse_products.py``, Zen 4; table in bench/README.md, "Ninth session:
-sparse products"): the kernels win from two columns on (1.1-2.3x for ``A @ V`` and
-``A.T @ W``, 1.3-2.5x for ``A.T @ (A @ V)``, one pass against SciPy's two) except
+(the CSR kernels run 32-byte vectors on AVX2 and AVX-512 CPUs alike, 16-byte ones at
+baseline) and not subject to FASTLR_PRODUCT_CHOICE. Measured single thread against the
+SciPy expression each product replaces (``bench/sparse_products.py``, Zen 4; tables in
+bench/README.md, "Ninth session: sparse products" and "Tenth session: sparse products at
+every ISA level"; 20000 x 2000 at 1%, 1M x 500 with 500k nonzeros, 100000 x 5000 at 0.1%,
+CSR and CSC, float32/float64, k = 2-64): the kernels win from two columns on, median
+1.8-1.9x for ``A @ V`` and ``A.T @ W`` and 2.1-2.2x for ``A.T @ (A @ V)`` (one pass against
+SciPy's two) at x86-64-v4/v3, 1.3x and 1.5x at baseline. Rows that lost in three runs out
+of three: 3 of 768 at v4 (0.84-0.93x, 100000 x 5000 CSC ``A.T (A V)``, where v3 running the
+same code won 1.4-1.5x; rerun with the calls' order rotating they won 1.3-2.2x: the
+allocator's state), none at v3, 21 at baseline (0.63-1.00x, 17 of them 0.86-1.00x; 1M-row
+CSC ``A @ V`` from k = 17 on 0.86-0.93x). SciPy runs instead for
 
 * one column: SciPy's matvec (0.29 vs 0.35 ms for ``A @ v``, 20000 x 2000 at 1%; the
   one-pass ``A.T (A v)`` only ties SciPy's two matvecs);
