@@ -104,17 +104,18 @@ struct narrow_vec {
 // (4 + 1 lanes for R = 5), so a row that comes back is reloaded at the widths it
 // was stored and store forwarding holds (a K-lane move of a P-lane vector ran 10x
 // slower; the tiles' half vector then lanes one by one: float32 1M x 500 CSC A V,
-// k = 14 22.6 ms against 14.7 at k = 16). The forward sum
-// runs in C independent accumulators on rows of 8 or more nonzeros on average
-// (one accumulator waits an FMA latency per nonzero).
-// Measured single thread (Zen 4, AVX2 code; bench/sparse_products.py), against the
-// runtime-width tiles this replaced from k = 5 (float64) / 9 (float32) on:
-// 100000 x 5000 CSR with 5 nonzeros a row, float64 A V at k = 5-8 1.9-2.1 -> 1.4-1.6
-// ms, A^T W at k = 12-16 3.0-3.5 -> 2.0-2.4 ms (SciPy 1.7-3.6); 1M x 500 CSC with 500k
-// nonzeros (A V scatters into the 1M x k output itself), float64 k = 5 / 7 16.4 /
-// 18.8 -> 5.3 / 13.0 ms (SciPy 9.4-16.8). Earlier (k <= 4) with the flat index
-// check: float64 20000 x 2000 with 400k nonzeros, A V at k = 1-4: 1.45-1.48 -> 0.87-
-// 1.01 ns per nonzero; 1M x 500 with 500k nonzeros: 9.1-9.5 -> 6.0-6.4 ms.
+// k = 14 22.6 ms against 14.7 at k = 16). The forward sum runs in C independent
+// accumulators on rows of 8 or more nonzeros on average (one accumulator waits an
+// FMA latency per nonzero).
+// Measured single thread (Zen 4, AVX2 code; bench/sparse_products.py, bench/README.md
+// "Tenth session: sparse products at every ISA level"), against the runtime-width
+// tiles this replaced from k = 5 (float64) / 9 (float32) on: 100000 x 5000 CSR with 5
+// nonzeros a row, float64 A V at k = 5-6 1.86 -> 1.32-1.43 ms (SciPy 1.7-1.8), A^T W at
+// k = 12 2.88 -> 2.06 ms (SciPy 2.6); 1M x 500 CSC with 500k nonzeros (A V scatters into
+// the 1M x k output itself), float64 k = 5 / 7 14.6 / 19.0 -> 12.3 / 12.5 ms (SciPy
+// 12.1-16.8 across runs). Earlier (k <= 4) with the flat index check: float64 20000 x
+// 2000 with 400k nonzeros, A V at k = 1-4: 1.45-1.48 -> 0.87-1.01 ns per nonzero; 1M x
+// 500 with 500k nonzeros: 9.1-9.5 -> 6.0-6.4 ms.
 template <int R>
 constexpr int csr_piece() { return R >= 8 ? 8 : R >= 4 ? 4 : R >= 2 ? 2 : 1; }
 
@@ -418,8 +419,8 @@ inline void csr_tail_axpy_rt(T* __restrict z, T x, const TV& w, index_t r) {
 // whole Z row front to back, W's row read from L1 vector by vector, as SciPy's
 // loop does, rather than one 128-byte tile of every Z row per pass over the row's
 // nonzeros. Once Z outgrows L2 (100000 x 5000 CSR, 5 nonzeros a row, Z 5000 x k)
-// the tiles came back to each Z row k / 16 times: float64 k = 32-48 0.90-0.95x
-// SciPy, float32 k = 64 0.86x.
+// the tiles came back to each Z row k / 16 times: float32 k = 64 7.8 -> 5.3 ms,
+// float64 k = 48 8.8 -> 6.5 ms (SciPy 6.4 / 8.5-9.3).
 template <class T, class I, int VB>
 inline void csr_rows_backward(const CsrPass<T, I>& p, index_t b, index_t e, T* __restrict Z) {
   constexpr int L = static_cast<int>(csr_lanes<T, VB>());
