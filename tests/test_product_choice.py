@@ -119,7 +119,8 @@ def test_sparse_runs_the_kernel_from_two_columns(monkeypatch):
 
 def test_sparse_short_rows_run_on_scipy():
     """A @ V and A.T @ W over rows of fewer than 4 nonzeros on average (of A for CSR, of A^T for
-    CSC) run on SciPy, A.T A V on the kernel from two columns; every route agrees with NumPy."""
+    CSC) run on SciPy, and so does A.T A V of CSC A (two passes over A^T's rows); A.T A V of CSR
+    A on the kernel from two columns; every route agrees with NumPy."""
     from fastlr._matrix.choice import SPARSE_MIN_ROW_NNZ, use_sparse_kernel
 
     rng = np.random.default_rng(8)
@@ -130,6 +131,10 @@ def test_sparse_short_rows_run_on_scipy():
     assert use_sparse_kernel("matmul", 8, "csc", A.shape, A.nnz)
     assert use_sparse_kernel("gram", 2, "csr", A.shape, A.nnz)
     assert not use_sparse_kernel("gram", 1, "csc", A.shape, A.nnz)
+    # CSC A^T A V is two passes over A^T's rows: the short-row rule holds for it too
+    assert use_sparse_kernel("gram", 8, "csc", A.shape, A.nnz)  # ~20 a column
+    assert not use_sparse_kernel("gram", 8, "csc", A.T.shape, A.nnz)  # ~1.5 a column
+    assert use_sparse_kernel("gram", 8, "csr", A.T.shape, A.nnz)  # one pass over rows of ~20
     with pytest.raises(ValueError, match="kind"):
         use_sparse_kernel("other", 8, "csr", A.shape, A.nnz)
     Ad = A.toarray()
@@ -141,6 +146,7 @@ def test_sparse_short_rows_run_on_scipy():
             for k in (1, 2, 5, 8):
                 assert op._kernel_for("matmul", k) == op._kernel_for("rmatmul", k) == (k > 1 and not short)
                 assert op._kernel_for("gram", k) == (k > 1)
+                assert InMemory(A.T.asformat(fmt).astype(dtype))._kernel_for("gram", k) == (k > 1 and fmt == "csr")
                 V = rng.standard_normal((d, k)).astype(dtype)
                 W = rng.standard_normal((n, k)).astype(dtype)
                 AV, ATW, ATAV = Ad @ V, Ad.T @ W, Ad.T @ (Ad @ V)

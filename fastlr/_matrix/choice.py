@@ -53,8 +53,13 @@ CSC ``A @ V`` from k = 17 on 0.86-0.93x). SciPy runs instead for
   row on average in the CSR the kernel runs over (A's rows for CSR input, its columns for
   CSC): per-row work dominates and SciPy's simpler loop wins (1M x 500 with 500k nonzeros:
   0.65-0.93x; 400k x 500 with 1-3 nonzeros a row: 0.8-1.2x by width; from 4 a row
-  0.94-1.36x; 100000 x 5000 at 0.1%, 5 a row: 0.97-1.56x). ``A.T (A V)`` keeps the
-  kernel there (one pass against two: 1.1-2.0x).
+  0.94-1.36x; 100000 x 5000 at 0.1%, 5 a row: 0.97-1.56x). ``A.T (A V)`` of CSR A keeps
+  the kernel there (one pass against two: 1.1-2.0x); of CSC A it is two kernel passes over
+  those rows, ``A @ V`` then ``A.T @ W``, and follows the same rule: kernel against SciPy at
+  x86-64-v4, 2000 x 200000 CSC with 2 nonzeros a column 0.89-0.96x at k = 2-3, 0.98-1.04x
+  at k = 17-64 (baseline 0.85-0.92x); 20000 x 100000 with 3 a column, float64 0.92-0.95x at
+  k = 2-3 and 0.88-1.01x at k = 17-33. The rule gives up that shape's 1.36-1.45x at k = 17
+  and 64 in float32 and k = 64 in float64.
 """
 
 from __future__ import annotations
@@ -160,8 +165,9 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     return columns < min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, np.dtype(dtype).name])
 
 
-#: Sparse ``A @ V`` and ``A.T @ W`` run on SciPy when the CSR the kernel runs over holds
-#: fewer nonzeros than this a row on average (see the module docstring).
+#: Sparse ``A @ V`` and ``A.T @ W`` (and ``A.T (A V)`` of CSC A, two such passes) run on SciPy
+#: when the CSR the kernel runs over holds fewer nonzeros than this a row on average (see the
+#: module docstring).
 SPARSE_MIN_ROW_NNZ = 4
 
 
@@ -187,7 +193,7 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
         raise ValueError(f"fmt: expected 'csr' or 'csc', got {fmt!r}")
     if columns < 2:
         return False
-    if kind == "gram":
+    if kind == "gram" and fmt == "csr":  # one pass; CSC A runs two, each over A^T's rows
         return True
     rows = shape[0] if fmt == "csr" else shape[1]  # CSC runs over the CSR of A^T
     return nnz >= SPARSE_MIN_ROW_NNZ * rows
