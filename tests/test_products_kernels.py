@@ -180,11 +180,13 @@ def test_csr_wide_accumulator_in_place(dtype, level):
     previous = core._cap_product_isa(level)
     try:
         rng = np.random.default_rng(21 + level)
-        n, d = 40, 600_000
-        A = _csr_with_empty_columns(n, d, 2e-4, rng, dtype, np.int32)  # ~4800 + duplicates
-        A64 = A.astype(np.float64)
-        arrays = (A.indptr, A.indices, A.data)
+        n = 40
         for k in (3, 5, 7, 12, 15, 17, 35, 39):
+            # d k entries just past 8 MiB (kp >= k): a fixed d = 600000 held ~1 GB at k = 39, the suite's peak
+            d = min(600_000, int(1.1 * (8 << 20) / (k * np.dtype(dtype).itemsize)) + 1)
+            A = _csr_with_empty_columns(n, d, 2e-4 * 600_000 / d, rng, dtype, np.int32)  # ~4800 + duplicates
+            A64 = A.astype(np.float64)
+            arrays = (A.indptr, A.indices, A.data)
             U = rng.standard_normal((n, k)).astype(dtype)
             V = rng.standard_normal((d, k)).astype(dtype)
             AV = A64 @ V.astype(np.float64)

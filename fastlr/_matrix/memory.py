@@ -355,8 +355,8 @@ class InMemory(Operand):
     def _kernel_for(self, kind: str, columns: int) -> bool:
         """Whether a product with a ``columns``-wide factor runs on the one-pass kernel: for
         sparse A, ``choice.use_sparse_kernel`` (from two columns on, but SciPy for ``A @ V`` and
-        ``A.T @ W`` over rows of fewer than 4 nonzeros on average; kind "matmul", "rmatmul",
-        "pass" or "gram"); for dense A, ``choice.use_kernel`` (kind "pass" or "gram"; never from
+        ``A.T @ W`` over rows of fewer than 4 nonzeros on average, and for CSC A's ``A.T (A V)``
+        over such columns; kind "matmul", "rmatmul", "pass" or "gram"); for dense A, ``choice.use_kernel`` (kind "pass" or "gram"; never from
         BLAS_MIN_COLUMNS columns on, unless FASTLR_PRODUCT_CHOICE=kernel)."""
         if self.sparse:
             return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size)
