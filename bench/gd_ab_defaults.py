@@ -27,7 +27,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import scipy.sparse.linalg as sla
@@ -40,6 +39,7 @@ from fastlr._matrix import choice, memory
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gd_seeds  # noqa: E402
+from new_user_figures import _best  # noqa: E402
 
 ISA_LEVELS = {"v4": 2, "v3": 1, "baseline": 0}
 K = 10
@@ -92,16 +92,6 @@ def count_products(run):
         for name, f in saved.items():
             setattr(memory.InMemory, name, f)
     return result, sum(counts)
-
-
-def _best(calls, rounds):
-    best = {name: float("inf") for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            t0 = time.thread_time()
-            call()
-            best[name] = min(best[name], time.thread_time() - t0)
-    return best
 
 
 def timing_table(before, rounds, seeds, error_seeds, matrix_seeds, accuracy_only):

@@ -101,17 +101,22 @@ def test_defaults_in_other_forms(form):
         check_result(X, 5, U, s, Vt, slack=1.001 if form != "float32" else 1.002)
 
 
-def test_one_pass_start_fits_u_and_gives_a_v():
-    """The one-pass start: U is the least-squares fit for V (its gradient is zero), MV is A @ V, and
-    the energy is that of the rank-k truncation of the range finder's Q Q^T A."""
-    A = low_rank_plus_noise(300, 150, 5, 0.1, 3)
+def _sketch_start_counting_two_pass(A, k=5):
+    """``models.sketch_start(A, k)`` and the calls it made to the two-pass start."""
     calls = []
     original = models._two_pass_start
     try:
         models._two_pass_start = lambda *a: calls.append(1) or original(*a)
-        U, V, MV, energy = models.sketch_start(A, 5, np.random.default_rng(0), None)
+        return models.sketch_start(A, k, np.random.default_rng(0), None), calls
     finally:
         models._two_pass_start = original
+
+
+def test_one_pass_start_fits_u_and_gives_a_v():
+    """The one-pass start: U is the least-squares fit for V (its gradient is zero), MV is A @ V, and
+    the energy is that of the rank-k truncation of the range finder's Q Q^T A."""
+    A = low_rank_plus_noise(300, 150, 5, 0.1, 3)
+    (U, V, MV, energy), calls = _sketch_start_counting_two_pass(A)
     assert not calls  # a clear gap: the one-pass start served
     np.testing.assert_allclose(MV, A @ V, atol=1e-12)
     np.testing.assert_allclose(U @ (V.T @ V), A @ V, atol=1e-12)  # grad_U = U V^T V - A V = 0
@@ -129,13 +134,7 @@ def test_one_pass_start_fits_u_and_gives_a_v():
 @pytest.mark.parametrize("kind", ["inverse_spectrum", "exactly_rank_3_k5"])
 def test_no_clear_gap_or_low_rank_takes_the_two_pass_start(kind):
     A = CASES[kind][0](0)
-    calls = []
-    original = models._two_pass_start
-    try:
-        models._two_pass_start = lambda *a: calls.append(1) or original(*a)
-        U, V, MV, energy = models.sketch_start(A, 5, np.random.default_rng(0), None)
-    finally:
-        models._two_pass_start = original
+    (U, V, MV, energy), calls = _sketch_start_counting_two_pass(A)
     assert calls and energy is None
     np.testing.assert_allclose(MV, A @ V, atol=1e-12)
     np.testing.assert_allclose(U @ (V.T @ V), A @ V, atol=1e-12)
