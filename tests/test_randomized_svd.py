@@ -360,8 +360,8 @@ def test_float32_gram_last_step_decides_on_the_span_not_the_basis(ratio, monkeyp
     steps = op.power_steps(l, 8, k)
     assert steps.last is not None and steps.k == k
     taken = []
-    fused = op._pass_gram_product(l)
-    monkeypatch.setattr(op, "_pass_gram_product", lambda r: (taken.append("fused"), fused)[1])
+    fused = op.gram_product
+    monkeypatch.setattr(op, "gram_product", lambda V: (taken.append("fused"), fused(V))[1])
     two = op.normalized_power_step
     monkeypatch.setattr(op, "normalized_power_step", lambda V, k: (taken.append("two"), two(V, k))[1])
     G = A.astype(np.float64).T @ A

@@ -443,15 +443,11 @@ class InMemory(Operand):
                 if last is not None:
                     last = functools.partial(self._gram_last_step, G=G, k=k)
                 return PowerSteps(self._gram_times(G), last, k)  # d x d times d x r: small next to G
-        return PowerSteps(self._pass_gram_product(r), last, k)
+        return PowerSteps(self.gram_product, last, k)  # one pass a step: kernel or BLAS by the rule
 
     def power_product(self, r: int, n_iter: int):
         """``V -> A^T A V`` for r-column V, the cheapest way for n_iter steps (``power_steps``)."""
         return self.power_steps(r, n_iter).step
-
-    def _pass_gram_product(self, r: int):
-        """``V -> A^T A V`` in one pass per call: the fused kernel or two BLAS products."""
-        return self.gram_product  # which picks the kernel or two BLAS / SciPy products
 
     def _gram_last_step(self, V, G: np.ndarray, k: int):
         """The last power step after the Gram route (``Operand.last_power_step``): ``G V`` itself,
@@ -490,7 +486,7 @@ class InMemory(Operand):
         if theta[-k] < floor:  # a wanted direction is below G's rounding: the Ritz values cannot scale it
             return self.normalized_power_step(V, k)
         M = X / np.sqrt(kept)
-        return self._pass_gram_product(V.shape[1])(np.ascontiguousarray(V @ M, dtype=self.dtype))
+        return self.gram_product(np.ascontiguousarray(V @ M, dtype=self.dtype))
 
     def _gram_times(self, G: np.ndarray):
         """``V -> G V`` for the Gram matrix G (d x d, C order) by ``times``: the one-pass kernel where
