@@ -94,8 +94,8 @@ class DenseProblem:
                 P, Q = (self.op.matmul(V), None) if loss_first else self.op.gd_products(U, V)
             inner = dot64(U, P) if P is not None else dot64(V, Q)  # <U, A V> = <A^T U, V>
             loss = 0.5 * self.norm2 - inner + 0.5 * dot64(UtU, VtV)
-            GU = None if P is None else U @ VtV - P
-            GV = None if Q is None else V @ UtU - Q
+            GU = None if P is None else _full_gradient(U, VtV, P, l2)
+            GV = None if Q is None else _full_gradient(V, UtU, Q, l2)
             scale = 1.0
         else:
             UB = U[batch]
@@ -108,11 +108,10 @@ class DenseProblem:
             GV = V @ UtU_B - QB
             GV *= scale
             UtU = UtU_B * U.dtype.type(scale)
-        if l2:
-            if GU is not None:
-                GU += U.dtype.type(l2) * U if batch is None else _rows_l2(U, batch, l2)
-            if GV is not None:
+            if l2:
+                GU += _rows_l2(U, batch, l2)
                 GV += V.dtype.type(l2) * V
+        if l2:
             loss += 0.5 * l2 * (dot64(U, U) + dot64(V, V))
         return Evaluation(loss, GU, GV, UtU, VtV, scale, P=P, Q=Q)
 
@@ -120,14 +119,18 @@ class DenseProblem:
         """Fill in the gradient a full-batch evaluation at (U, V) left out (one product)."""
         if ev.GU is None:
             ev.P = self.op.matmul(V)
-            ev.GU = U @ ev.VtV - ev.P
-            if l2:
-                ev.GU += U.dtype.type(l2) * U
+            ev.GU = _full_gradient(U, ev.VtV, ev.P, l2)
         if ev.GV is None:
             ev.Q = self.op.rmatmul(U)
-            ev.GV = V @ ev.UtU - ev.Q
-            if l2:
-                ev.GV += V.dtype.type(l2) * V
+            ev.GV = _full_gradient(V, ev.UtU, ev.Q, l2)
+
+
+def _full_gradient(X, other_gram, product, l2):
+    """The full-batch gradient of one factor: ``X (Y^T Y) - (A Y or A^T Y)`` plus ``l2 X`` (Y the other factor)."""
+    G = X @ other_gram - product
+    if l2:
+        G += X.dtype.type(l2) * X
+    return G
 
 
 def _rows_l2(U, batch, l2):
