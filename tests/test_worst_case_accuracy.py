@@ -98,6 +98,11 @@ def _spectrum(n, d, s, seed):
     return (U * s) @ V.T
 
 
+def _cluster_at(k, i):
+    """sigma_i: k values at 1, then 15 clustered just below 0.5 (the gap at k is small), then 0.05."""
+    return np.where(i < k, 1.0, np.where(i <= k + 15, 0.5 - 1e-3 * (i - k), 0.05))
+
+
 _I = np.arange(1.0, 601.0)
 #: Dense tall matrices wide enough for the block Krylov finder (fastlr/_krylov.py: d above the Gram
 #: route's width, many entries per row): slow decay, a cluster at k, an exactly low-rank float64
@@ -106,7 +111,7 @@ _I = np.arange(1.0, 601.0)
 KRYLOV = {
     "krylov_harmonic_700x600": (lambda: _spectrum(700, 600, 1.0 / _I, 16), 10, "auto"),
     "krylov_cluster_at_k_700x600": (
-        lambda: _spectrum(700, 600, np.where(_I < 10, 1.0, np.where(_I <= 25, 0.5 - 1e-3 * (_I - 10), 0.05)), 17),
+        lambda: _spectrum(700, 600, _cluster_at(k=10, i=_I), 17),
         10, "auto"),
     "krylov_f64_exact_rank10_spectrum1e6_700x600": (
         lambda: _wide_spectrum_noise(700, 600, 10, 1e6, 0.0, 18), 10, "auto"),
@@ -122,7 +127,7 @@ K50 = {
     "k50_harmonic_1000x900": (lambda: _spectrum(1000, 900, 1.0 / _J, 21), 50, "auto"),
     "k50_n_iter5_harmonic_1000x900": (lambda: _spectrum(1000, 900, 1.0 / _J, 22), 50, 5),
     "k50_cluster_at_k_1000x900": (
-        lambda: _spectrum(1000, 900, np.where(_J < 50, 1.0, np.where(_J <= 65, 0.5 - 1e-3 * (_J - 50), 0.05)), 23),
+        lambda: _spectrum(1000, 900, _cluster_at(k=50, i=_J), 23),
         50, "auto"),
     "k50_flat_10to1_1000x900": (lambda: _spectrum(1000, 900, np.geomspace(1.0, 0.1, 900), 24), 50, "auto"),
 }
@@ -141,7 +146,7 @@ _W = np.arange(1.0, 701.0)
 WIDE = {
     "wide_harmonic_700x1400": (lambda: _spectrum(700, 1400, 1.0 / _W, 25), 10, "auto"),
     "wide_cluster_at_k_700x1400": (
-        lambda: _spectrum(700, 1400, np.where(_W < 10, 1.0, np.where(_W <= 25, 0.5 - 1e-3 * (_W - 10), 0.05)), 26),
+        lambda: _spectrum(700, 1400, _cluster_at(k=10, i=_W), 26),
         10, "auto"),
     "wide_f64_exact_rank10_spectrum1e6_700x1400": (
         lambda: _wide_spectrum_noise(700, 1400, 10, 1e6, 0.0, 27), 10, "auto"),
