@@ -106,7 +106,7 @@ def reference_inner_product(train, m, k, seed):
 def test_inner_product_sketch_matches_reference():
     train = family()
     m, k = 6, 3
-    S = dd.inner_product_sketch(train, m, k, seed=4)
+    S = dd.inner_product_sketch(train, m, k, refine=0, seed=4)
     check_countsketch(S, m, N_ROWS)
     h, _centres, C = reference_inner_product(train, m, k, 4)
     np.testing.assert_array_equal(S.rows, h)
@@ -119,7 +119,7 @@ def test_inner_product_sketch_matches_reference():
 
 def test_inner_product_signs_follow_inner_products():
     train = family()
-    S = dd.inner_product_sketch(train, 6, 3, values="sign", seed=4)
+    S = dd.inner_product_sketch(train, 6, 3, values="sign", refine=0, seed=4)
     h, centres, C = reference_inner_product(train, 6, 3, 4)
     expected = np.sign(np.einsum("ij,ij->i", C, C[centres][h]))
     np.testing.assert_array_equal(S.values, expected)
@@ -133,6 +133,84 @@ def test_inner_product_sketch_deterministic_and_seeded():
     np.testing.assert_array_equal(a.rows, b.rows)
     np.testing.assert_array_equal(a.values, b.values)
     assert not np.array_equal(a.rows, c.rows)
+
+
+def reference_lloyd(C, h, signs, m, iters):
+    """Plain NumPy Lloyd iterations on signed spherical clusters: centre = the bucket's signed, value-weighted sum of
+    rows, normalized; every row to the centre of largest |inner product| (value: that inner product); an emptied
+    bucket takes the worst-fit row (largest ||c_i||^2 - value^2) of a bucket of two or more."""
+    v = signs.astype(float)
+    for _ in range(iters):
+        centres = np.zeros((m, C.shape[1]))
+        for i in range(len(C)):
+            centres[h[i]] += v[i] * C[i]
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+        X = C @ centres.T
+        new = np.argmax(np.abs(X), axis=1)
+        v = X[np.arange(len(C)), new]
+        for j in range(m):
+            if not np.any(new == j):
+                misfit = np.sum(C * C, axis=1) - v**2
+                donors = [i for i in range(len(C)) if np.sum(new == new[i]) >= 2]
+                i = max(donors, key=lambda i: misfit[i])
+                new[i], v[i] = j, 1.0
+        done = np.array_equal(new, h)
+        h = new
+        if done:
+            break
+    return h, np.where(v < 0, -1.0, 1.0)
+
+
+@pytest.mark.parametrize("refine", [1, 3])
+def test_refined_inner_product_matches_numpy_lloyd(refine):
+    train = family()
+    m, k = 6, 3
+    S = dd.inner_product_sketch(train, m, k, refine=refine, seed=4)
+    check_countsketch(S, m, N_ROWS)
+    h0, centres, C = reference_inner_product(train, m, k, 4)
+    signs0 = np.sign(np.einsum("ij,ij->i", C, C[centres][h0]))
+    h, signs = reference_lloyd(C, h0, signs0, m, refine)
+    assert not np.array_equal(h, h0)  # the refinement moves rows here
+    np.testing.assert_array_equal(S.rows, h)
+    assert set(h) == set(range(m))
+    for j in range(m):
+        bucket = np.flatnonzero(h == j)
+        assert same_direction(S.values[bucket], top_left(C[bucket]), tol=1e-6)
+    # the energy the buckets' top directions keep: up from the unrefined buckets
+    kept = lambda h: sum(np.linalg.norm(C[h == j], 2) ** 2 for j in range(m))
+    assert kept(h) > kept(h0)
+    signed = dd.inner_product_sketch(train, m, k, values="sign", refine=refine, seed=4)
+    np.testing.assert_array_equal(signed.rows, h)
+    np.testing.assert_array_equal(signed.values, signs)
+
+
+def test_refine_fills_an_emptied_bucket_with_the_worst_fit_row():
+    rng = np.random.default_rng(0)
+    a, b = np.array([1.0, 0.5]), np.array([1.0, -0.5])
+    A = np.vstack([np.outer(rng.uniform(1, 2, 4), a), np.outer(rng.uniform(1, 2, 4), b), 1.5 * a, 1.5 * b, [0.2, 1.0]])
+    # bucket 2 = {1.5 a, 1.5 b}: its centre (along e1) is each row's second best, so it empties; the row (0.2, 1),
+    # which no centre fits, is the worst fit and fills it
+    h = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 0])
+    h2, signs = dd_positions._refine_buckets(dd_common._Rows([A]), h, np.ones(11), 3, 1)
+    np.testing.assert_array_equal(h2, [0] * 4 + [1] * 4 + [0, 1, 2])
+    np.testing.assert_array_equal(signs, np.ones(11))
+    h3, _ = dd_positions._refine_buckets(dd_common._Rows([A]), h, np.ones(11), 3, 5)
+    assert set(h3) == {0, 1, 2}
+
+
+def test_refined_inner_product_deterministic_and_better_on_new_matrices():
+    data = family(12, seed=5)
+    train, test = data[:8], data[8:]
+    a = dd.inner_product_sketch(train, 8, 4, refine=5, seed=1)
+    b = dd.inner_product_sketch(train, 8, 4, refine=5, seed=1)
+    np.testing.assert_array_equal(a.rows, b.rows)
+    np.testing.assert_array_equal(a.values, b.values)
+    assert not np.array_equal(a.rows, dd.inner_product_sketch(train, 8, 4, refine=5, seed=2).rows)
+    random = fastlr.sketch_error(fastlr.CountSketch(8, N_ROWS, seed=1), test, 4)
+    assert fastlr.sketch_error(a, test, 4) < random
+    sparse = dd.inner_product_sketch([sp.csr_matrix(A) for A in train], 8, 4, refine=5, seed=1)
+    np.testing.assert_array_equal(sparse.rows, a.rows)
+    np.testing.assert_allclose(sparse.values, a.values, atol=1e-8)
 
 
 @pytest.mark.parametrize("guard", ["sampler", "countsketch"])
@@ -697,6 +775,7 @@ def test_sparse_and_float32_training_matrices(make):
     (lambda t: dd.inner_product_sketch(t, 4, 2, guard="x"), ValueError, "guard"),
     (lambda t: dd.inner_product_sketch(t, 4, 2, seed=-1), ValueError, "seed"),
     (lambda t: dd.inner_product_sketch(t, 4, 2, trials=0), ValueError, "trials"),
+    (lambda t: dd.inner_product_sketch(t, 4, 2, refine=-1), ValueError, "refine"),
     (lambda t: dd.one_shot_sketch(t[0], 0), ValueError, "m"),
     (lambda t: dd.one_shot_sketch(None, 3), TypeError, "A"),
     (lambda t: dd.one_shot_sketch(t[0], 3, values="x"), ValueError, "values"),
