@@ -14,7 +14,11 @@ out) unless ``--wall``; min over the rounds.
 Prints the machine header and a markdown table: ms per call, and BLAS / kernel (> 1: the
 kernel is faster). The last column checks fastlr's rule (``fastlr._matrix.choice.use_kernel``)
 at each level: K or B for the path it picks, ``ok`` when that path is within ``--slack`` (5%)
-of the faster one, else ``LOSES`` and by how much; a summary line counts the losing rows.
+of the faster one, else ``LOSES`` and by how much; a summary line counts the losing rows. The
+column after it checks the same for the thresholds this machine's calibration gives at each level
+(``fastlr._matrix.calibration``; read from the cache or measured first, ``--recalibrate`` measures
+again), printed before the table; the summary also counts the cells where the two rules differ and
+the calibrated pick is more than 5% faster (or slower) than the static one.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastlr
+from fastlr._matrix import calibration
 from fastlr._matrix.choice import LEVELS as LEVEL_NAMES
-from fastlr._matrix.choice import use_kernel
+from fastlr._matrix.choice import static_thresholds, use_kernel
 
 SHAPES = [(5760, 1080), (100000, 500)]
 WIDTHS = [10, 20, 60, 128]
@@ -77,6 +82,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--orders", default="C,F")
     ap.add_argument("--slack", type=float, default=0.05, help="the rule's pick may be this much slower (0.05: 5%%)")
+    ap.add_argument("--recalibrate", action="store_true", help="measure the calibration again (not the cache's)")
     args = ap.parse_args(argv)
     clock = time.perf_counter if args.wall else time.thread_time
     core = fastlr.get_backend("cpp")
@@ -84,11 +90,20 @@ def main(argv=None) -> int:
     top = {"x86-64-v4": 2, "x86-64-v3": 1}.get(core.build_info().get("isa"), 0)
     levels = [lv for lv in LEVELS if lv <= top]
     print(header(args.threads), flush=True)
+    calibrated = {}
+    for lv in levels:
+        tab = calibration.calibrate(static_thresholds(LEVEL_NAMES[lv]), LEVEL_NAMES[lv], force=args.recalibrate)
+        calibrated[lv] = tab.thresholds
+        print(f"calibration {LEVELS[lv]}: {tab.source}" + (f" in {tab.seconds:.2f} s" if tab.seconds else "") + "; "
+              + ", ".join(f"{' '.join(c)} < {t}" for c, t in tab.thresholds.items()), flush=True)
+    core.set_num_threads(args.threads)
     cols = " | ".join(f"kernel {LEVELS[lv]}" for lv in levels) + " | BLAS | " + " | ".join(
-        f"BLAS/{LEVELS[lv]}" for lv in levels) + " | rule's pick"
+        f"BLAS/{LEVELS[lv]}" for lv in levels) + " | rule's pick | calibrated pick"
     print(f"| A | dtype | order | l | product | {cols} |")
-    print("|" + "---|" * (5 + 2 * len(levels) + 2))
-    losing = total = 0
+    print("|" + "---|" * (5 + 2 * len(levels) + 3))
+    total = 0
+    losing = {"static": [0, 0], "calibrated": [0, 0]}  # kernel picked and slower; BLAS picked, kernel faster
+    cal_better = cal_worse = 0
     rng = np.random.default_rng(0)
     try:
         with threadpool_limits(limits=args.threads):
@@ -118,22 +133,36 @@ def main(argv=None) -> int:
                                 row = " | ".join(f"{m[lv]:.2f}" for lv in levels) + f" | {m['blas']:.2f} | "
                                 row += " | ".join(("**%.2f**" if m["blas"] < m[lv] else "%.2f") % (m["blas"] / m[lv])
                                                   for lv in levels)
-                                picks = []
+                                picks, cal_picks = [], []
                                 for lv in levels:
                                     kind = "pass" if name in ("matmul", "rmatmul") else "gram"
                                     kernel_picked = use_kernel(kind, l, dtype, order, level=LEVEL_NAMES[lv])
                                     mine, other = (m[lv], m["blas"]) if kernel_picked else (m["blas"], m[lv])
                                     verdict = "ok" if mine <= (1 + args.slack) * other else f"LOSES {mine / other:.2f}x"
-                                    losing += verdict != "ok"
+                                    losing["static"][not kernel_picked] += verdict != "ok"
                                     total += 1
                                     picks.append(f"{LEVELS[lv]} {'K' if kernel_picked else 'B'} {verdict}")
-                                print(f"| {shape} | {dtype} | {order} | {l} | {name} | {row} | {', '.join(picks)} |",
-                                      flush=True)
+                                    cal_kernel = l < calibrated[lv][order, kind, np.dtype(dtype).name]
+                                    cal = m[lv] if cal_kernel else m["blas"]
+                                    faster = min(m[lv], m["blas"])
+                                    cal_verdict = "ok" if cal <= (1 + args.slack) * faster else f"LOSES {cal / faster:.2f}x"
+                                    losing["calibrated"][not cal_kernel] += cal_verdict != "ok"
+                                    if cal_kernel != kernel_picked:
+                                        cal_verdict += f" ({mine / cal:.2f}x static)"
+                                        cal_better += mine > (1 + args.slack) * cal
+                                        cal_worse += cal > (1 + args.slack) * mine
+                                    cal_picks.append(f"{LEVELS[lv]} {'K' if cal_kernel else 'B'} {cal_verdict}")
+                                print(f"| {shape} | {dtype} | {order} | {l} | {name} | {row} | {', '.join(picks)} | "
+                                      f"{', '.join(cal_picks)} |", flush=True)
                         del A
     finally:
         core._cap_isa(2)
-    print(f"\nthe rule's pick is more than {args.slack:.0%} slower than the other path on {losing} of {total} "
-          f"(row, level) cells")
+    print()
+    for rule, (k, b) in losing.items():
+        print(f"{rule} rule: the pick is more than {args.slack:.0%} slower than the other path on {k + b} of {total} "
+              f"(row, level) cells: the kernel picked on {k}, BLAS on {b}")
+    print(f"the calibrated pick differs from the static rule's and is more than {args.slack:.0%} faster on "
+          f"{cal_better} cells, slower on {cal_worse}")
     return 0
 
 

@@ -7,9 +7,11 @@ construction included, each next to its anchor in ONE process, single thread.
 
 ``--isa v3`` caps every fastlr kernel (product tiles, CountSketch, gd) at x86-64-v3 (``_core._cap_isa``)
 and makes the product choice follow the v3 rule: the AVX2 path of an AVX-512 machine (``--isa baseline``:
-x86-64 without AVX); ``OPENBLAS_CORETYPE=Haswell`` makes the whole process (anchors and fastlr's
-own LAPACK calls) use OpenBLAS's AVX2 kernel, as on an AVX2-only machine. Times are each call's
-CPU time (``time.thread_time``: robust to other processes), min over interleaved rounds.
+x86-64 without AVX). The rule is this machine's calibration at that level (measured, or read from the
+cache, before anything is timed), or the static table with ``FASTLR_CALIBRATION=off``.
+``OPENBLAS_CORETYPE=Haswell`` makes the whole process (anchors and fastlr's own LAPACK calls) use
+OpenBLAS's AVX2 kernel, as on an AVX2-only machine. Times are each call's CPU time (``time.thread_time``:
+robust to other processes), min over interleaved rounds.
 
 Rows (anchor in brackets):
   randomized_svd  fastlr.randomized_svd(A, k) [sklearn.utils.extmath.randomized_svd(A, k)]; 5760x1080,
@@ -38,7 +40,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastlr
 from fastlr import _core
-from fastlr._matrix import InMemory, choice
+from fastlr._matrix import InMemory, calibration, choice
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_svd import _make, _numpy_scw, _sqnorm, excess_error  # noqa: E402
@@ -176,9 +178,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     previous = _core._cap_isa(ISA_LEVELS[args.isa])
     kernel_isa = _core.build_info()["kernel_isa"]
-    choice._level = kernel_isa if kernel_isa in choice.LEVELS else None  # the kernel/BLAS rule of that level
+    if calibration.mode() == "off":
+        choice._level = kernel_isa if kernel_isa in choice.LEVELS else None  # the kernel/BLAS rule of that level
+    choice.thresholds()  # else the calibration of that level (the cap set it), before anything is timed
     print(f"fastlr {fastlr.__version__}, kernels capped at {args.isa} (was level {previous}; they run "
-          f"{kernel_isa}); {blas_description()}; CPU: {_cpu_model()}")
+          f"{kernel_isa}); {blas_description()}; CPU: {_cpu_model()}\nproduct choice: {choice.describe()}")
     print("\n| row | fastlr ms | anchor ms | anchor / fastlr | note |\n|---|---|---|---|---|")
     with fastlr.thread_limit(1), threadpool_limits(1):
         for part, run in (("svd", svd_rows), ("products", product_rows), ("countsketch", countsketch_rows),

@@ -1,6 +1,6 @@
 """The ``fastlr`` command line (also ``python -m fastlr``).
 
-Subcommands: ``info``, ``demo``, ``train``, ``eval`` and ``approx``. User
+Subcommands: ``info``, ``calibrate``, ``demo``, ``train``, ``eval`` and ``approx``. User
 mistakes (missing file, bad shape, unreadable format, sketch/data mismatch,
 bad option) print one line on stderr and exit with status 2, never a
 traceback; set ``FASTLR_DEBUG=1`` to see the traceback anyway.
@@ -25,7 +25,9 @@ from ._cli_io import (VIDEO_SUFFIXES, UserError, atomic_output, npz_path, plot_p
                       read_video, save_plot)
 from ._cli_pca import add_pca_parser, run_pca
 from ._matrix import RowBlocks, on_each_block, row_blocks
+from ._matrix import calibration
 from ._matrix.choice import describe as describe_product_choice
+from ._matrix.choice import isa_level, static_thresholds
 from ._threads import get_num_threads, set_num_threads
 from .learned_sketch import load_sketch
 from .randomized import auto_n_iter
@@ -86,6 +88,27 @@ def cmd_info(args) -> int:
         print(f"  build: {build}")
     print(f"  threads: {info['threads']}")
     print(f"  dense products: {info['product_choice']}")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    """Measure kernel vs BLAS for dense products at this CPU's ISA level (``_matrix/calibration.py``)."""
+    level = isa_level()
+    tab = calibration.calibrate(static_thresholds(level), level, force=args.force)
+    if args.json:
+        _print_json(tab.as_dict())
+        return 0
+    took = f" in {tab.seconds:.1f} s" if tab.seconds else ""
+    print(f"dense products at {level}: {tab.source}{took}" + (f" ({tab.note})" if tab.note else "")
+          + (f"; cache {tab.path}" if tab.path else ""))
+    print("  A's order, product, dtype: the kernel below (static table -> this machine) columns")
+    for cell, columns in tab.thresholds.items():
+        info = tab.cells.get(" ".join(cell), {})
+        widths = ", ".join(f"{w}: {min(b for _, b in r) / min(k for k, _ in r):.2f}"
+                           for w, r in info.get("times", {}).items())
+        print(f"  {' '.join(cell):16s} {info.get('static', '?'):>3} -> {columns:3d}"
+              + (f"   BLAS / kernel time at {widths}" if widths else f"   {info.get('status', '')}"))
+    print(f"  now: {describe_product_choice()}")
     return 0
 
 
@@ -484,6 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="version, backends, build and threads", parents=common)
     json_option(p)
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("calibrate", help="measure kernel vs BLAS for dense products on this machine (cached)",
+                       parents=common)
+    p.add_argument("--force", action="store_true", help="measure again even when the cache holds this machine's")
+    json_option(p)
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("demo", help="run the demonstration on built-in generated data", parents=common)
     p.add_argument("--quick", action="store_true", help="a smaller, faster run (under 30 s)")

@@ -1,5 +1,12 @@
 """Shared fixtures: backend x dtype x layout."""
 
+import os
+
+# The dense kernel/BLAS choice follows the static table in every test (and in the command-line tests'
+# subprocesses): a calibration would make the routes depend on this machine and on its load.
+# tests/test_calibration.py turns it on, with a temporary cache directory.
+os.environ["FASTLR_CALIBRATION"] = "off"
+
 import numpy as np
 import pytest
 

@@ -30,8 +30,13 @@ x86-64-v3 entries also hold against OpenBLAS's AVX2 (Haswell) kernel, measured o
 the same machine (``OPENBLAS_CORETYPE=Haswell``: as fast as SkylakeX on Zen 4).
 Both paths round alike (the same sums in another order): results agree to rounding.
 
-``FASTLR_PRODUCT_CHOICE`` overrides it: ``auto`` (the rule; the default),
-``kernel`` (the one-pass kernels at any width) or ``blas``.
+That table is the fallback and the documented measurement. By default ("auto") each machine
+measures its own thresholds once, at the first dense product of each ISA level, and caches them
+(``calibration.py``: about 1-2 s; kernel and BLAS timed around the table's thresholds, which move
+only where every round agrees by a clear margin). ``FASTLR_CALIBRATION=off`` keeps the table; a
+level pinned by hand (``_level``, or ``use_kernel(..., level=...)``) always follows the table.
+``FASTLR_PRODUCT_CHOICE`` overrides both: ``auto`` (the rule; the default), ``kernel`` (the
+one-pass kernels at any width) or ``blas``.
 
 Sparse A (CSR/CSC) follows ``use_sparse_kernel`` instead, the same at every ISA level
 (the CSR kernels run 32-byte vectors on AVX2 and AVX-512 CPUs alike, 16-byte ones at
@@ -69,9 +74,10 @@ import os
 import numpy as np
 
 from .._backend import get_backend
+from . import calibration
 
 __all__ = ["BLAS_MIN_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "SPARSE_MIN_ROW_NNZ", "choice_mode", "isa_level",
-           "use_kernel", "use_sparse_kernel"]
+           "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
 #: beats the one-pass kernels there. KERNEL_COLUMNS holds the narrower
@@ -81,7 +87,7 @@ BLAS_MIN_COLUMNS = 128
 #: Values of FASTLR_PRODUCT_CHOICE.
 CHOICES = ("auto", "kernel", "blas")
 
-LEVELS = ("baseline", "x86-64-v3", "x86-64-v4")
+LEVELS = calibration.LEVELS
 
 # (level, order, kind, dtype) -> the kernel runs for fewer columns than this.
 # kind: "pass" (A @ V, A.T @ W) or "gram" (A.T @ (A @ V), one pass for both).
@@ -159,10 +165,41 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     mode = choice_mode()
     if mode != "auto":
         return mode == "kernel"
-    level = isa_level() if level is None else level
+    if level is None:
+        return columns < thresholds()[order, kind, np.dtype(dtype).name]
     if level not in LEVELS:
         raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
     return columns < min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, np.dtype(dtype).name])
+
+
+def static_thresholds(level: str) -> dict:
+    """The table's thresholds at ``level``: ``{(order, kind, dtype): columns}``, the kernel below."""
+    return {(o, k, t): min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, o, k, t]) for o, k, t in calibration.CELLS}
+
+
+def _calibrated(run: bool = True):
+    """The calibration's table at this CPU's level, or None where the table's rule holds: calibration
+    off, a level pinned by hand, no run-time dispatch (the compiler's target) or, without
+    ``run``, not calibrated yet."""
+    if _level is not None:
+        return None
+    level = isa_level()  # finds _dispatching_core
+    if not _dispatching_core:
+        return None
+    return calibration.table(lambda: static_thresholds(level), level, run)
+
+
+def thresholds() -> dict:
+    """The thresholds "auto" follows now, ``{(order, kind, dtype): columns}``: this machine's
+    calibration (measured at the first call of each ISA level, or read from the cache) or the table.
+
+    Raises
+    ------
+    ValueError
+        When FASTLR_CALIBRATION holds anything other than auto or off.
+    """
+    tab = _calibrated()
+    return tab.thresholds if tab is not None else static_thresholds(isa_level())
 
 
 #: Sparse ``A @ V`` and ``A.T @ W`` (and ``A.T (A V)`` of CSC A, two such passes) run on SciPy
@@ -200,19 +237,31 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
 
 
 def describe() -> str:
-    """One line for ``fastlr info``: the mode and, for "auto", this machine's thresholds."""
+    """One line for ``fastlr info``: the mode and, for "auto", the thresholds and where they come from
+    (the calibration's cache, or the table). Never measures."""
     try:
         mode = choice_mode()
+        tab = _calibrated(run=False)
     except ValueError as exc:
         return f"invalid ({exc})"
     if mode != "auto":
         return f"{mode} (FASTLR_PRODUCT_CHOICE)"
     level = isa_level()
+    limits = tab.thresholds if tab is not None else static_thresholds(level)
 
     def cols(order, kind):
-        a, b = (min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, t]) for t in ("float32", "float64"))
-        a, b = (f"< {x} columns" if x else "never" for x in (a, b))
+        a, b = (f"< {x} columns" if x else "never" for x in (limits[order, kind, t] for t in ("float32", "float64")))
         return a if a == b else f"{a} (float32), {b} (float64)"
 
-    return (f"auto at {level}: one-pass kernels for C-order A {cols('C', 'pass')}; F-order A "
-            f"{cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS otherwise (FASTLR_PRODUCT_CHOICE)")
+    if tab is not None and tab.source == "static":
+        source = f"the static table ({tab.note})"
+    elif tab is not None:
+        source = f"measured on this machine (cache {tab.path or 'in memory'})"
+    elif _level is not None or not _dispatching_core:
+        source = "the static table"
+    else:
+        source = ("the static table (FASTLR_CALIBRATION=off)" if calibration.mode() == "off" else
+                  "the static table until calibrated (at the first dense product, or `fastlr calibrate`)")
+    return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}, its A^T A V "
+            f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS otherwise "
+            f"(FASTLR_PRODUCT_CHOICE)")

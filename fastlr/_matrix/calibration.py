@@ -1,0 +1,376 @@
+"""The dense product choice measured on this machine: a short calibration at first use.
+
+``choice.KERNEL_COLUMNS`` holds column thresholds (kernel below, BLAS from there on) measured on
+one machine. Here the same question is asked of this one: for each memory order (C, F), kind
+("pass": ``A @ V`` plus ``A.T @ W``; "gram": ``A.T @ (A @ V)``) and dtype, the one-pass kernel
+and the BLAS calls ``InMemory`` would run instead are timed on a 1024 x 1024 A, one thread each,
+interleaved, on a few factor widths around the table's threshold. A width counts only when every
+round agrees on the faster path and the best times differ by ``MARGIN`` (8%); anything between keeps
+the table's choice. The threshold moves up past the widths where the kernel won and down to the
+narrowest width where it lost, never further, so a noisy or failed measurement leaves the table's
+entry. About 0.2-1.5 s for one ISA level (the level the kernels run at, ``_core._cap_isa`` included;
+another level is measured when first used).
+
+The results are kept in a JSON file per machine in the user's cache directory (platformdirs),
+keyed by CPU model, ISA level, fastlr version and build, and NumPy's BLAS (name, version and core
+type: ``OPENBLAS_CORETYPE`` changes its kernels). A different key measures again; a cache that
+cannot be written keeps the results in memory (one warning).
+
+Environment:
+
+* ``FASTLR_CALIBRATION``: ``auto`` (default: load the cache, measure at first use when missing) or
+  ``off`` (the static table).
+* ``FASTLR_CACHE_DIR``: the cache directory (default ``platformdirs.user_cache_dir("fastlr")``).
+
+Why 1024 x 1024 (Zen 4, 1 MB L2, 32 MB L3): the crossover moves with A's column count d more than
+with its rows (V, d x l, stops fitting in L2): at x86-64-v3, float64, ``A @ V`` + ``A.T @ W`` with
+128 columns, BLAS time over kernel time was 0.85-0.92 for d = 1024-1080 (n = 2048-8192) and
+1.09-1.27 for d = 500-512 (n = 2048-100000), so d is the table's larger one. Fewer rows only err
+towards BLAS: ``A.T (A V)`` float64 at x86-64-v4, 128 columns, 0.98 at n = 1024 against 1.08-1.10
+at n = 2048-8192; and at narrow factors a cache-resident A gives BLAS's second pass for free
+(x86-64-v3 float32, 32 columns: 1.0 on 2048 x 512 against 1.5-1.6 on 5760 x 1080).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+from threadpoolctl import threadpool_info
+
+from .._backend import get_backend
+from .._linalg import blas_limit, blas_times
+from .._threads import thread_limit
+
+try:
+    import platformdirs
+except ImportError:  # a declared dependency; without it the results stay in memory
+    platformdirs = None
+
+__all__ = ["CELLS", "MODES", "Table", "cache_dir", "calibrate", "machine_key", "measure", "mode", "reset", "scan", "table",
+           "verdict"]
+
+MODES = ("auto", "off")
+#: The ISA levels of the compiled kernels, in ``_core._cap_isa``'s order.
+LEVELS = ("baseline", "x86-64-v3", "x86-64-v4")
+#: (order, kind, dtype) of every threshold.
+CELLS = tuple((o, k, t) for o in ("C", "F") for k in ("pass", "gram") for t in ("float32", "float64"))
+#: A's shape in the calibration, and the factor widths it may time.
+SHAPE = (1024, 1024)
+WIDTHS = (8, 16, 32, 48, 64, 96, 128, 192)
+ROUNDS = 3
+#: The threshold moves only where one path is faster in every round and this much faster in the best
+#: times, either way.
+MARGIN = 0.08
+#: Bump when the method changes: older cache files are then measured again.
+METHOD = 4
+
+_lock = threading.RLock()
+_tables: dict[tuple, Table] = {}
+_warned = False
+
+
+def mode() -> str:
+    """``FASTLR_CALIBRATION`` ("auto" when unset or empty).
+
+    Raises
+    ------
+    ValueError
+        When the variable holds anything other than auto or off.
+    """
+    value = os.environ.get("FASTLR_CALIBRATION", "").strip().lower() or "auto"
+    if value not in MODES:
+        raise ValueError(f"FASTLR_CALIBRATION: unknown value {value!r}; choose one of {', '.join(MODES)}")
+    return value
+
+
+def cache_dir() -> str | None:
+    """``FASTLR_CACHE_DIR``, else the user's cache directory for fastlr (None without platformdirs)."""
+    path = os.environ.get("FASTLR_CACHE_DIR", "").strip()
+    if path:
+        return os.path.abspath(os.path.expanduser(path))
+    return platformdirs.user_cache_dir("fastlr", appauthor=False) if platformdirs else None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = dict((k.strip(), v.strip()) for k, v in (line.split(":", 1) for line in f if ":" in line))
+        return f"{info['model name']} (family {info['cpu family']} model {info['model']})"
+    except (OSError, KeyError, ValueError):
+        return f"{platform.machine()} {platform.processor()}".strip()
+
+
+def _blas() -> list[str]:
+    """NumPy's BLAS: name, version and core type (OpenBLAS's architecture)."""
+    libs = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    numpys = [p for p in libs if "numpy" in os.path.basename(os.path.dirname(p.get("filepath") or ""))]
+    return sorted({f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')}" for p in numpys or libs})
+
+
+def _build(core) -> str:
+    """The compiled core's identity: a rebuild measures again even where the version stays."""
+    try:
+        st = os.stat(core.__file__)
+        return f"{st.st_size}-{st.st_mtime_ns}"
+    except (AttributeError, OSError):
+        return "?"
+
+
+def machine_key(level: str, core=None) -> dict:
+    """What the thresholds depend on: the cache holds one file per key."""
+    try:
+        fastlr_version = version("fastlr")
+    except PackageNotFoundError:  # a source tree never installed
+        fastlr_version = "0+unknown"
+    return {"cpu": _cpu_model(), "level": level, "fastlr": fastlr_version, "build": _build(core) if core else "?",
+            "blas": _blas(), "method": METHOD}
+
+
+def _cache_file(directory: str, key: dict) -> str:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return os.path.join(directory, f"product-choice-{digest}.json")
+
+
+def verdict(rounds) -> str:
+    """"K" (the kernel faster), "B" (BLAS faster) or "?" from the rounds' ``(kernel time, BLAS time)``:
+    faster in every round, and by MARGIN in the best times (another process's load only adds time)."""
+    if not rounds:
+        return "?"
+    kernel, blas = (min(t) for t in zip(*rounds))
+    if all(b > k for k, b in rounds) and blas >= (1 + MARGIN) * kernel:
+        return "K"
+    if all(k > b for k, b in rounds) and kernel >= (1 + MARGIN) * blas:
+        return "B"
+    return "?"
+
+
+def scan(static: int, probe, widths=WIDTHS) -> tuple[int, dict]:
+    """The threshold from measurements: ``probe(width)`` gives the rounds' (kernel, BLAS) times.
+
+    Up from the table's threshold ``static`` while the kernel wins; if it did not win there, down
+    while BLAS wins. The result is ``static`` moved only as far as those verdicts force: above
+    every width where the kernel won, at or below the narrowest where BLAS won, below ``static``
+    only where BLAS also won at the next wider width (one width can be a tile size the kernel
+    handles badly: x86-64-v4, float64, F-order ``A.T (A V)`` on the Haswell BLAS lost 1.11x at 48
+    columns of 1024 x 1024 and won 1.08-1.17x at 60 on 5760 x 1080 and 100000 x 500). Returns it
+    and ``{width: rounds}``.
+    """
+    times: dict[int, list] = {}
+
+    def judge(w):
+        times[w] = [(float(k), float(b)) for k, b in probe(w)]
+        return verdict(times[w])
+
+    won = lost = None  # widest width the kernel won, narrowest BLAS won
+    wider = None  # the verdict one width up
+    for w in (w for w in widths if w >= static):
+        wider = v = judge(w)
+        if v == "K":
+            won = w
+            continue
+        lost = w if v == "B" else None
+        break
+    if won is None:
+        for w in (w for w in reversed(widths) if w < static):
+            v = judge(w)
+            if v == "B":
+                if wider == "B":  # below the table's threshold a loss counts only at two widths in a row
+                    lost = w
+                wider = v
+                continue
+            won = w if v == "K" else None
+            break
+    low = 0 if won is None else won + 1
+    high = math.inf if lost is None else lost
+    return int(min(max(static, low), high)), times
+
+
+@dataclass
+class Table:
+    """Thresholds for one ISA level: the kernel runs below ``thresholds[order, kind, dtype]`` columns."""
+
+    level: str
+    thresholds: dict
+    source: str  # "measured", "cache" or "static"
+    path: str | None = None
+    seconds: float | None = None
+    cells: dict = field(default_factory=dict)  # "C pass float32" -> {"static", "status", "times"}
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return {"level": self.level, "source": self.source, "path": self.path, "seconds": self.seconds,
+                "thresholds": {" ".join(c): t for c, t in self.thresholds.items()}, "cells": self.cells,
+                "note": self.note}
+
+
+def _timed_probes(core, rounds: int) -> dict:
+    """``{cell: probe}``: ``probe(width)`` times the kernel and the BLAS calls ``InMemory`` runs instead,
+    interleaved (the first of each alternating), and returns the rounds' (kernel, BLAS) times."""
+    rng = np.random.default_rng(0)
+    clock = time.thread_time  # this thread's CPU time: another process's turn on the core is left out
+    probes = {}
+    for dtype in ("float32", "float64"):
+        A0 = rng.standard_normal(SHAPE).astype(dtype)
+        for order, A in (("C", A0), ("F", np.asfortranarray(A0))):
+            for kind in ("pass", "gram"):
+                def probe(w, A=A, kind=kind, dtype=dtype):
+                    V = rng.standard_normal((SHAPE[1], w)).astype(dtype)
+                    W = rng.standard_normal((SHAPE[0], w)).astype(dtype)
+                    if kind == "pass":
+                        paths = (lambda: (core.matmul(A, V), core.rmatmul(A, W)),
+                                 lambda: (blas_times(A, V), blas_times(A.T, W)))
+                    else:
+                        paths = (lambda: core.gram_product(A, V), lambda: blas_times(A.T, blas_times(A, V)))
+                    for path in paths:  # warm: the first call of a width pays for its pages
+                        path()
+                    out = []
+                    for r in range(rounds):
+                        t = [0.0, 0.0]
+                        for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+                            s = clock()
+                            paths[i]()
+                            t[i] = clock() - s
+                        out.append((t[0], t[1]))
+                    return out
+
+                probes[order, kind, dtype] = probe
+    return probes
+
+
+def measure(static: dict, probes: dict, level: str) -> Table:
+    """``scan`` of every cell with its probe; a cell whose probe fails keeps the table's threshold."""
+    start = time.perf_counter()
+    thresholds, cells = {}, {}
+    for cell in CELLS:
+        name = " ".join(cell)
+        try:
+            thresholds[cell], times = scan(static[cell], probes[cell])
+            cells[name] = {"static": static[cell], "status": "measured",  # ms
+                           "times": {str(w): [[round(k * 1e3, 3), round(b * 1e3, 3)] for k, b in r]
+                                     for w, r in times.items()}}
+        except Exception as exc:  # e.g. out of memory: that cell keeps the table's threshold
+            thresholds[cell] = static[cell]
+            cells[name] = {"static": static[cell], "status": f"failed ({type(exc).__name__}: {exc})"}
+    return Table(level, thresholds, "measured", seconds=round(time.perf_counter() - start, 3), cells=cells)
+
+
+def _load(path: str, key: dict, static: dict) -> Table | None:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        if data.get("key") != key:
+            return None
+        thresholds = {c: int(data["thresholds"][" ".join(c)]) for c in static}
+        if any(t < 0 for t in thresholds.values()):
+            return None
+        return Table(key["level"], thresholds, "cache", path, data.get("seconds"), data.get("cells", {}))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # missing or damaged: measured again
+
+
+def _save(path: str, key: dict, tab: Table) -> str:
+    """Writes the cache file; returns "" or why it could not."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"key": key, **tab.as_dict()}, f, indent=1)
+        os.replace(tmp, path)  # readers see the old file or the whole new one
+        return ""
+    except OSError as exc:
+        return f"cache not written ({exc})"
+
+
+def calibrate(static: dict, level: str, force: bool = False, rounds: int = ROUNDS) -> Table:
+    """This machine's thresholds at ``level`` (the cache's, or measured now and cached).
+
+    Parameters
+    ----------
+    static : dict
+        The table's thresholds at that level, ``{(order, kind, dtype): columns}``: kept where a
+        measurement is not decisive.
+    level : str
+        The ISA level: measured with the kernels capped there (``_core._cap_isa``); a CPU below it
+        runs its own, and its results are not kept.
+    force : bool
+        Measure again even when the cache holds this key.
+    """
+    global _warned
+    try:
+        core = get_backend("cpp")
+    except ImportError as exc:
+        return Table(level, dict(static), "static", note=f"no compiled kernels to measure ({exc})")
+    with _lock:
+        key = machine_key(level, core)
+        directory = cache_dir()
+        path = _cache_file(directory, key) if directory else None
+        if path and not force:
+            tab = _load(path, key, static)
+            if tab is not None:
+                return tab
+        if not hasattr(core, "_cap_isa"):
+            return Table(level, dict(static), "static", note="a build without run-time dispatch")
+        previous = core._cap_isa(LEVELS.index(level))
+        try:
+            if LEVELS[core._kernel_isa()] != level:
+                return Table(level, dict(static), "static", note=f"this CPU does not run {level}")
+            with thread_limit(1), blas_limit(1):
+                tab = measure(static, _timed_probes(core, rounds), level)
+        except Exception as exc:  # e.g. no memory for the matrices: the table, measured again next process
+            return Table(level, dict(static), "static", note=f"calibration failed ({type(exc).__name__}: {exc})")
+        finally:
+            core._cap_isa(previous)
+        tab.path = path
+        tab.note = _save(path, key, tab) if path else "no cache directory (platformdirs missing)"
+        if tab.note and not _warned:
+            _warned = True
+            warnings.warn(f"fastlr product calibration: {tab.note}; kept in memory for this process",
+                          RuntimeWarning, stacklevel=2)
+        return tab
+
+
+def table(static, level: str, run: bool = True) -> Table | None:
+    """The thresholds ``use_kernel`` follows at ``level``, or None when calibration is off (or, with
+    ``run=False``, not run yet). Measured at most once per process, level and cache directory;
+    ``static()`` gives the table's thresholds (called only then: this runs at every product)."""
+    if mode() == "off":
+        return None
+    slot = (level, os.environ.get("FASTLR_CACHE_DIR", ""))
+    tab = _tables.get(slot)
+    if tab is None:
+        with _lock:
+            tab = _tables.get(slot)
+            if tab is None:
+                if not run:
+                    return _peek(static(), level)
+                tab = _tables[slot] = calibrate(static(), level)
+    return tab
+
+
+def _peek(static: dict, level: str) -> Table | None:
+    """The cached table, without measuring."""
+    try:
+        core = get_backend("cpp")
+    except ImportError:
+        return None
+    key = machine_key(level, core)
+    directory = cache_dir()
+    return _load(_cache_file(directory, key), key, static) if directory else None
+
+
+def reset() -> None:
+    """Forget the tables read or measured in this process (tests; after changing the environment)."""
+    global _warned
+    with _lock:
+        _tables.clear()
+        _warned = False

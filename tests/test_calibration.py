@@ -1,0 +1,238 @@
+"""The dense product choice's calibration (fastlr/_matrix/calibration.py): thresholds from injected
+timings, the cache and its key, the environment, and what ``fastlr info`` / ``fastlr calibrate``
+report. Nothing here times anything: the probes are fakes."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from helpers import run_outside_tree, subprocess_env
+
+from fastlr import cli
+from fastlr._matrix import InMemory, calibration, choice
+
+# (kernel, BLAS) times of three rounds: the kernel wins, noise, BLAS wins
+K, Q, B = [(1.0, 1.2), (1.0, 1.25), (1.1, 1.3)], [(1.0, 1.2), (1.0, 0.99), (1.0, 1.3)], [(1.2, 1.0), (1.3, 1.0), (1.3, 1.1)]
+
+
+def _dispatching():
+    try:
+        from fastlr import _core
+    except ImportError:
+        return False
+    return _core.build_info().get("isa") in choice.LEVELS
+
+
+needs_dispatch = pytest.mark.skipif(not _dispatching(), reason="the calibration measures the dispatching C++ core")
+
+
+def fake_probes(calls=None):
+    """C-order kernels win up to 192 columns, F-order ones lose at every width."""
+    def make(cell):
+        def probe(w):
+            if calls is not None:
+                calls.append((cell, w))
+            return K if cell[0] == "C" else B
+        return probe
+    return {cell: make(cell) for cell in calibration.CELLS}
+
+
+def expected(static):
+    return {c: 193 if c[0] == "C" else min(static[c], 8) for c in calibration.CELLS}
+
+
+@pytest.fixture
+def calibrating(monkeypatch, tmp_path):
+    """Calibration on, a fresh cache directory, fake timings; yields the list of calibration runs."""
+    monkeypatch.setenv("FASTLR_CALIBRATION", "auto")
+    monkeypatch.setenv("FASTLR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FASTLR_PRODUCT_CHOICE", raising=False)
+    monkeypatch.setattr(choice, "_level", None)
+    runs = []
+
+    def timed(core, rounds):
+        runs.append(rounds)
+        return fake_probes()
+
+    monkeypatch.setattr(calibration, "_timed_probes", timed)
+    calibration.reset()
+    yield runs
+    calibration.reset()
+
+
+def test_verdict():
+    assert calibration.verdict(K) == "K" and calibration.verdict(B) == "B"
+    assert calibration.verdict(Q) == "?"  # BLAS faster in one round
+    assert calibration.verdict([(1.0, 1.09), (1.2, 1.25)]) == "K"  # best times 1.0 and 1.09
+    assert calibration.verdict([(1.0, 1.07), (1.0, 1.5)]) == "?"  # best times 7% apart
+    assert calibration.verdict([(1.09, 1.0), (1.2, 1.1)]) == "B"
+    assert calibration.verdict([]) == "?"
+
+
+def probe_from(verdicts, calls):
+    def probe(w):
+        calls.append(w)
+        return verdicts(w)
+    return probe
+
+
+def test_scan_raises_the_threshold_past_decisive_wins():
+    calls = []
+    threshold, ratios = calibration.scan(40, probe_from(lambda w: K if w <= 96 else Q, calls))
+    assert threshold == 97 and calls == [48, 64, 96, 128] and list(ratios) == calls
+
+
+def test_scan_lowers_it_to_the_narrowest_decisive_loss():
+    calls = []
+    threshold, _ = calibration.scan(128, probe_from(lambda w: Q if w >= 128 else B if w >= 32 else K, calls))
+    assert threshold == 32 and calls == [128, 96, 64, 48, 32, 16]
+
+
+def test_scan_keeps_the_table_on_noise():
+    calls = []
+    assert calibration.scan(40, probe_from(lambda w: Q, calls))[0] == 40 and calls == [48, 32]
+    calls.clear()
+    assert calibration.scan(0, probe_from(lambda w: B, calls))[0] == 0 and calls == [8]
+    calls.clear()  # a loss at one width below the table's threshold: the table's threshold
+    assert calibration.scan(64, probe_from(lambda w: B if w == 48 else Q, calls))[0] == 64 and calls == [64, 48, 32]
+    calls.clear()  # a loss at the table's threshold and a win below it: the table's threshold
+    assert calibration.scan(64, probe_from(lambda w: B if w >= 64 else K, calls))[0] == 64 and calls == [64, 48]
+
+
+def test_measure_keeps_the_table_for_a_failed_cell():
+    static = choice.static_thresholds("x86-64-v3")
+    probes = fake_probes()
+
+    def broken(w):
+        raise MemoryError("no room")
+
+    probes["C", "gram", "float64"] = broken
+    tab = calibration.measure(static, probes, "x86-64-v3")
+    want = expected(static)
+    want["C", "gram", "float64"] = static["C", "gram", "float64"]
+    assert tab.thresholds == want and tab.source == "measured"
+    assert tab.cells["C gram float64"]["status"] == "failed (MemoryError: no room)"
+    assert tab.cells["C pass float32"]["times"]["192"] == [[k * 1e3, b * 1e3] for k, b in K]
+
+
+@needs_dispatch
+def test_cache_round_trip(calibrating, tmp_path):
+    level = choice.isa_level()
+    static = choice.static_thresholds(level)
+    first = calibration.calibrate(static, level)
+    assert first.source == "measured" and first.thresholds == expected(static) and calibrating == [calibration.ROUNDS]
+    assert os.path.dirname(first.path) == str(tmp_path / "cache")
+    with open(first.path) as f:
+        stored = json.load(f)
+    assert stored["key"]["level"] == level and stored["key"]["blas"] and stored["key"]["cpu"]
+    assert stored["thresholds"]["C pass float32"] == 193
+    again = calibration.calibrate(static, level)
+    assert again.source == "cache" and again.thresholds == first.thresholds and len(calibrating) == 1
+    assert calibration.calibrate(static, level, force=True).source == "measured" and len(calibrating) == 2
+
+
+@needs_dispatch
+def test_another_key_or_a_damaged_file_measures_again(calibrating, monkeypatch):
+    level = choice.isa_level()
+    static = choice.static_thresholds(level)
+    path = calibration.calibrate(static, level).path
+    monkeypatch.setattr(calibration, "METHOD", calibration.METHOD + 1)  # e.g. another BLAS core type
+    other = calibration.calibrate(static, level)
+    assert other.source == "measured" and other.path != path and len(calibrating) == 2
+    assert len(os.listdir(os.path.dirname(path))) == 2
+    with open(other.path, "w") as f:
+        f.write("{not json")
+    assert calibration.calibrate(static, level).source == "measured" and len(calibrating) == 3
+    assert calibration.calibrate(static, level).source == "cache"
+
+
+@needs_dispatch
+def test_use_kernel_follows_the_calibration(calibrating, monkeypatch):
+    level = choice.isa_level()
+    assert choice.use_kernel("pass", 150, np.float32, "C")  # the table: BLAS from 128 columns
+    assert not choice.use_kernel("pass", 193, np.float32, "C")
+    assert choice.thresholds() == expected(choice.static_thresholds(level)) and len(calibrating) == 1
+    assert not choice.use_kernel("pass", 150, np.float32, "C", level)  # a level given: the table's rule
+    monkeypatch.setattr(choice, "_level", level)  # pinned: the table's rule
+    assert not choice.use_kernel("pass", 150, np.float32, "C")
+    monkeypatch.setattr(choice, "_level", None)
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
+    assert not choice.use_kernel("pass", 10, np.float32, "C")
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "auto")
+    monkeypatch.setenv("FASTLR_CALIBRATION", "off")
+    assert not choice.use_kernel("pass", 150, np.float32, "C")
+    assert choice.thresholds() == choice.static_thresholds(level) and len(calibrating) == 1
+
+
+@needs_dispatch
+def test_products_agree_under_the_calibrated_route(calibrating):
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((300, 200)).astype(np.float32)
+    V = rng.standard_normal((200, 150)).astype(np.float32)
+    got = InMemory(A).times(V)  # 150 columns: the kernel under the fake calibration
+    assert len(calibrating) == 1
+    np.testing.assert_allclose(got, A.astype(np.float64) @ V, rtol=1e-4, atol=1e-3)
+
+
+def test_environment_values(monkeypatch, tmp_path):
+    for value, mode in (("", "auto"), ("auto", "auto"), (" OFF ", "off")):
+        monkeypatch.setenv("FASTLR_CALIBRATION", value)
+        assert calibration.mode() == mode
+    monkeypatch.setenv("FASTLR_CALIBRATION", "maybe")
+    with pytest.raises(ValueError, match="FASTLR_CALIBRATION: unknown value 'maybe'; choose one of auto, off"):
+        calibration.mode()
+    monkeypatch.setattr(choice, "_level", None)
+    monkeypatch.delenv("FASTLR_PRODUCT_CHOICE", raising=False)
+    if _dispatching():
+        with pytest.raises(ValueError, match="FASTLR_CALIBRATION"):
+            choice.use_kernel("pass", 10, np.float64, "C")
+        assert "invalid (FASTLR_CALIBRATION" in choice.describe()
+    monkeypatch.setenv("FASTLR_CACHE_DIR", str(tmp_path / "here"))
+    assert calibration.cache_dir() == str(tmp_path / "here")
+    monkeypatch.setenv("FASTLR_CACHE_DIR", "")
+    assert "fastlr" in calibration.cache_dir()
+
+
+@needs_dispatch
+def test_unwritable_cache_calibrates_in_memory(calibrating, monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache directory would go")
+    monkeypatch.setenv("FASTLR_CACHE_DIR", str(blocker / "cache"))
+    calibration.reset()
+    with pytest.warns(RuntimeWarning, match="cache not written"):
+        assert choice.use_kernel("pass", 150, np.float32, "C")
+    assert choice.use_kernel("pass", 150, np.float32, "C") and len(calibrating) == 1  # no second warning
+    assert "measured on this machine" in choice.describe() or "until calibrated" in choice.describe()
+
+
+@needs_dispatch
+def test_describe(calibrating, monkeypatch):
+    monkeypatch.setenv("FASTLR_CALIBRATION", "off")
+    assert "the static table (FASTLR_CALIBRATION=off)" in choice.describe()
+    monkeypatch.setenv("FASTLR_CALIBRATION", "auto")
+    assert "until calibrated" in choice.describe() and calibrating == []  # describe never measures
+    choice.thresholds()
+    text = choice.describe()
+    assert "measured on this machine (cache " in text and "C-order A < 193 columns" in text
+    monkeypatch.setattr(choice, "_level", choice.isa_level())
+    assert "the static table:" in choice.describe()
+
+
+@needs_dispatch
+def test_cli_calibrate_and_info(calibrating, capsys, tmp_path):
+    assert cli.main(["calibrate"]) == 0
+    out = capsys.readouterr().out
+    assert f"dense products at {choice.isa_level()}: measured" in out and str(tmp_path / "cache") in out
+    assert "C pass float32" in out and "-> 193" in out and "now: auto at" in out
+    assert cli.main(["calibrate", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"] == "cache"
+    assert cli.main(["calibrate", "--force", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["source"] == "measured" and info["thresholds"]["C gram float32"] == 193 and len(calibrating) == 2
+    # another process reads this machine's cache
+    env = subprocess_env(FASTLR_CALIBRATION="auto", FASTLR_CACHE_DIR=str(tmp_path / "cache"))
+    out = run_outside_tree([sys.executable, "-m", "fastlr", "info"], env=env)
+    assert out.returncode == 0, out.stderr
+    assert "measured on this machine" in out.stdout and "< 193 columns" in out.stdout
