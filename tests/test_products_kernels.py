@@ -126,9 +126,11 @@ def _csr_with_empty_columns(n, d, density, rng, dtype, index_dtype, empty=2):
     return sp.csr_matrix((M.data, M.indices, M.indptr), shape=(n, d))
 
 
-# Every width of the compile-time rows (csr_rows_fixed: float64 k <= 16, float32 k <= 32,
-# whole vectors plus a tail of each length) and the first widths of the tiles after them.
-NARROW_WIDTHS = list(range(1, 35))
+# Every width of the compile-time rows (csr_rows_fixed: float64 k <= 32, float32 k <= 64 at
+# x86-64-v3/v4, 16 / 32 at baseline; whole vectors plus a tail of each length) and the first
+# widths of the tiles after them.
+def _narrow_widths(dtype):
+    return range(1, 256 // np.dtype(dtype).itemsize + 3)
 
 
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
@@ -140,7 +142,7 @@ def test_csr_narrow_widths(dtype, index_dtype, level):
     previous = core._cap_product_isa(level)
     try:
         rng = np.random.default_rng(11 + level)
-        for k in NARROW_WIDTHS:
+        for k in _narrow_widths(dtype):
             for n, d, density in [(300, 40, 0.02), (60, 40, 0.5), (25, 3, 0.6), (30, 2, 0.5), (20, 1, 0.7)]:
                 A = _csr_with_empty_columns(n, d, density, rng, dtype, index_dtype, empty=min(2, d - 1))
                 _, U, V = _dense_inputs(n, d, k, dtype, seed=k + n)
@@ -164,7 +166,7 @@ def test_csr_narrow_widths_two_threads(dtype):
     try:
         for threads in (1, 2):
             core.set_num_threads(threads)
-            for k in (1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 16, 17, 31, 33):
+            for k in (1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 16, 17, 23, 31, 32, 33, 39, 63, 64, 65):
                 _, U, V = _dense_inputs(20000, 40, k, dtype, seed=k)
                 _check_csr_kernels(core, A, U, V, dtype)
     finally:
@@ -181,7 +183,7 @@ def test_csr_wide_accumulator_in_place(dtype, level):
     try:
         rng = np.random.default_rng(21 + level)
         n = 40
-        for k in (3, 5, 7, 12, 15, 17, 35, 39):
+        for k in (3, 5, 7, 12, 15, 17, 23, 35, 39, 63):
             # d k entries just past 8 MiB (kp >= k): a fixed d = 600000 held ~1 GB at k = 39, the suite's peak
             d = min(600_000, int(1.1 * (8 << 20) / (k * np.dtype(dtype).itemsize)) + 1)
             A = _csr_with_empty_columns(n, d, 2e-4 * 600_000 / d, rng, dtype, np.int32)  # ~4800 + duplicates
@@ -198,6 +200,40 @@ def test_csr_wide_accumulator_in_place(dtype, level):
             _check(Y, AV, dtype, scale)
             _check(Z, ATU, dtype, scale)
             Y, Z = core.power_step_csr(*arrays, V)
+            _check(Z, ATAV, dtype, np.abs(ATAV).max() + scale)
+            _check(core.gram_product_csr(*arrays, V), ATAV, dtype, np.abs(ATAV).max() + scale)
+    finally:
+        core._cap_product_isa(previous)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+def test_csr_one_piece_tail_in_place(dtype, level):
+    """A padded d x kp accumulator of 2-8 MiB: one thread accumulates in Z itself when Z's row
+    tail moves as one piece (float64 k = 5, 9, 17, 18, 33, 34; float32 k = 9, 10, 12, 17, 33, 65,
+    68 at x86-64-v3/v4), in the padded buffer otherwise (k = 3, 7, 19, ...); random rows with
+    empty ones."""
+    core = pytest.importorskip("fastlr._core")
+    previous = core._cap_product_isa(level)
+    try:
+        rng = np.random.default_rng(31 + level)
+        n = 60
+        for k in (3, 5, 7, 9, 10, 12, 17, 18, 19, 33, 34, 65, 68):
+            d = int(3 * (1 << 20) / (k * np.dtype(dtype).itemsize))  # padded 3-6 MiB
+            A = _csr_with_empty_columns(n, d, 3000 / (n * d), rng, dtype, np.int32)
+            A64 = A.astype(np.float64)
+            arrays = (A.indptr, A.indices, A.data)
+            U = rng.standard_normal((n, k)).astype(dtype)
+            V = rng.standard_normal((d, k)).astype(dtype)
+            AV = A64 @ V.astype(np.float64)
+            ATU = A64.T @ U.astype(np.float64)
+            ATAV = A64.T @ AV
+            scale = 4 * np.sqrt(A.nnz)
+            _check(core.rmatmul_csr(*arrays, U, d), ATU, dtype, scale)
+            Y, Z = core.gd_products_csr(*arrays, U, V)
+            _check(Y, AV, dtype, scale)
+            _check(Z, ATU, dtype, scale)
+            Y, Z = core.power_step_csr(*arrays, V)
+            _check(Y, AV, dtype, scale)
             _check(Z, ATAV, dtype, np.abs(ATAV).max() + scale)
             _check(core.gram_product_csr(*arrays, V), ATAV, dtype, np.abs(ATAV).max() + scale)
     finally:

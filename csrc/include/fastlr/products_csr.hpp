@@ -48,10 +48,17 @@ struct CsrPass {
 // vector there through the stack (the tiles ran 4x slower than at AVX2).
 template <class T, int VB = 32>
 constexpr index_t csr_lanes() { return VB / index_t(sizeof(T)); }
-// Widest k on the compile-time rows (csr_rows_fixed): 128 bytes, four AVX2
-// vectors or eight SSE2 ones (float64 k <= 16, float32 k <= 32 at either level).
+// Widest k on the compile-time rows (csr_rows_fixed): 256 bytes, eight AVX2
+// vectors (float64 k <= 32, float32 k <= 64), and 128 bytes, eight SSE2 vectors, at
+// baseline (float64 k <= 16, float32 k <= 32; sixteen SSE2 vectors ran the baseline
+// A^T (A V) at float64 k = 20-32 1.2-1.4x slower than the tiles). The tiles walk a
+// row's nonzeros forward then backward once per 128-byte tile: on short rows the fused
+// pass cost more than the two passes it replaces (50000 x 50000 CSR, 5 nonzeros a row,
+// float64 k = 17 A^T (A V): 9.4 ms against A V 2.2 + A^T W 3.4; compile-time rows 5.4).
+// 256-byte rows, A^T (A V) at x86-64-v4 over that matrix: float64 k = 17-32 10.5-15.8
+// -> 4.7-13.0 ms (SciPy 8.7-19.5), float32 k = 33-64 9.9-18.5 -> 6.0-12.8 (SciPy 9.2-26.3).
 template <class T, int VB>
-constexpr index_t csr_fixed_max() { return 128 / index_t(sizeof(T)); }
+constexpr index_t csr_fixed_max() { return (VB == 32 ? 256 : 128) / index_t(sizeof(T)); }
 // Vectors per register tile: 4 (AVX2: 32 float32, 16 float64 columns; SSE2 half
 // that). Eight SSE2 vectors in one chain ran the baseline A V at k = 24-64 1.1-1.5x
 // slower than four in two.
@@ -390,6 +397,8 @@ inline void csr_row_tile(const CsrPass<T, I>& p, index_t i, index_t s, index_t f
 // 0.92 / 1.83 ms; d = 400k, k = 3 (12.8 MB): padded 2.35, in Z 1.31 ms;
 // d = 1M, k = 6 (64 MB): padded 44.7, in Z 11.5 ms.
 constexpr index_t kCsrPackedBytes = index_t(8) << 20;
+// The same for k whose Z row tail moves as one piece (csr_tail_one_piece): past L2.
+constexpr index_t kCsrOnePieceBytes = index_t(2) << 20;
 
 // The padded width of V and Z for k columns (csr_row_pass and csr_rows agree on it).
 template <class T>
@@ -538,6 +547,38 @@ csr_rows_fn<T, I> pick_csr_rows_fixed(cpu_level_t level, index_t k, std::integer
   return fn;
 }
 
+// Whether Z's row tail moves as one piece when Z itself accumulates at level:
+// csr_rows_fixed's R = 1, 2, 4 or 8 lanes, the tiles' last lane or half vector.
+// One thread then accumulates in Z from kCsrOnePieceBytes of padded buffer on
+// (csr_row_pass): the buffer's page faults and reduction cost more than a one-piece
+// tail (below, with Z within L2, the two ran alike: 100000 x 5000 CSR). Measured single
+// thread (x86-64-v4, bench/README.md "Eleventh session: wide sparse passes"), CSC A @ V
+// (Z = A's n x k rows): 50000 x 5000 with 2 nonzeros a row, float64 k = 17 1.90 -> 0.77 ms,
+// float32 k = 33 1.66 -> 0.76 (SciPy 0.97 / 0.96); 50000 x 50000 with 5 a row, float64 k = 17
+// 5.32 -> 2.53 (SciPy 2.64). Tails of two or three pieces stay padded: float64 k = 19
+// (2 + 1) A^T (A V) over 50000 x 50000 CSR 8.6 -> 10.2 ms in Z, float32 k = 7 (4 + 2 + 1)
+// over 100000 x 5000 1.84 -> 2.25.
+template <class T>
+inline bool csr_tail_one_piece(cpu_level_t level, index_t k) {
+  index_t vb = 16, fixed = csr_fixed_max<T, 16>();
+#if defined(FASTLR_X86_DISPATCH)
+  if (level >= kAvx2) vb = 32, fixed = csr_fixed_max<T, 32>();
+#endif
+  (void)level;
+  const index_t L = vb / index_t(sizeof(T));
+#if defined(__GNUC__)
+  if (k <= fixed) {
+    const index_t r = k - (k - 1) / L * L;
+    return (r & (r - 1)) == 0;
+  }
+  const index_t r = k % L;
+  return r <= 1 || (L >= 4 && r == L / 2);
+#else
+  (void)k, (void)fixed, (void)L;
+  return true;  // the scalar loops move Z's k columns one by one
+#endif
+}
+
 // AVX2 code for AVX-512 CPUs too (32-byte vectors, see csr_lanes): the
 // compile-time rows up to csr_fixed_max columns, the tiles beyond.
 template <class T, class I>
@@ -574,17 +615,21 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   }
   const index_t per_entry = (fwd ? 1 : 0) + (bwd ? 1 : 0);
   const int want = useful_threads(nthreads, (nnz * per_entry * k + n * k) / 8);
-  // One thread: Z itself accumulates when k needs no padding, or when the padded
+  // One thread: Z itself accumulates when k needs no padding, when the padded
   // d x kp buffer passes kCsrPackedBytes (its page faults and copy then cost more
-  // than moving Z's last lanes one by one; d is A's row count for CSC input).
+  // than moving Z's last lanes one by one; d is A's row count for CSC input), or
+  // passes kCsrOnePieceBytes when Z's row tail moves as one piece.
+  const detail::cpu_level_t level = detail::cpu_level();
+  const index_t padded_bytes = d * kp * index_t(sizeof(T));
   const bool direct = bwd && want == 1 &&
-                      (kp == k || d * kp * index_t(sizeof(T)) >= detail::kCsrPackedBytes);
+                      (kp == k || padded_bytes >= detail::kCsrPackedBytes ||
+                       (padded_bytes >= detail::kCsrOnePieceBytes && detail::csr_tail_one_piece<T>(level, k)));
   const index_t zsize = bwd && !direct ? detail::round_up(d * kp, detail::kLine / index_t(sizeof(T))) : 0;
   detail::AlignedBuffer<T> zacc;
   zacc.assign(static_cast<size_t>(want) * zsize);
   if (direct) std::fill(Z, Z + d * k, T(0));
   const detail::CsrPass<T, I> p{indptr, indices, data, nnz, d, V, Vtail.data, vsafe, W, Y, k, kp, direct ? k : kp, pass};
-  const auto rows_fn = detail::pick_csr_rows<T, I>(detail::cpu_level(), k);
+  const auto rows_fn = detail::pick_csr_rows<T, I>(level, k);
   ErrorFlag err;
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
