@@ -43,6 +43,17 @@ MATRICES = {
     "1Mx500@500k": (1_000_000, 500, 500_000),
     "100000x5000@0.1%": (100_000, 5000, 500_000),
 }
+#: Neighbours of issue 13's sparse rows (not run by default; ``--matrices neighbours`` runs all):
+#: square and wide matrices with 2-50 nonzeros a row, whose d x k or n x k factors pass L2.
+NEIGHBOURS = {
+    "50000x50000@5/row": (50_000, 50_000, 250_000),
+    "50000x50000@2/row": (50_000, 50_000, 100_000),
+    "50000x50000@20/row": (50_000, 50_000, 1_000_000),
+    "50000x5000@2/row": (50_000, 5000, 100_000),
+    "200000x200000@5/row": (200_000, 200_000, 1_000_000),
+    "200000x5000@10/row": (200_000, 5000, 2_000_000),
+    "5000x200000@50/row": (5000, 200_000, 250_000),
+}
 WIDTHS = [1, 2, 3, 4, 6, 8, 12, 16, 32, 64]
 PRODUCTS = ("matmul", "rmatmul", "gram", "power")
 LEVELS = {2: "v4", 1: "v3", 0: "base"}
@@ -104,7 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=1, help="blocks of interleaved rounds per row")
     ap.add_argument("--matrices", default=",".join(MATRICES),
-                    help="names from MATRICES or NxD@NNZ (e.g. 400000x500@1200000)")
+                    help="names from MATRICES or NEIGHBOURS, 'neighbours' (all of them) or NxD@NNZ "
+                         "(e.g. 400000x500@1200000)")
     ap.add_argument("--widths", default=",".join(map(str, WIDTHS)))
     ap.add_argument("--products", default=",".join(PRODUCTS))
     ap.add_argument("--dtypes", default="float32,float64")
@@ -129,9 +141,11 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     try:
         with threadpool_limits(limits=1):
-            for mname in args.matrices.split(","):
-                if mname in MATRICES:
-                    n, d, nnz = MATRICES[mname]
+            names = [m for name in args.matrices.split(",")
+                     for m in (NEIGHBOURS if name == "neighbours" else [name])]
+            for mname in names:
+                if mname in MATRICES or mname in NEIGHBOURS:
+                    n, d, nnz = {**MATRICES, **NEIGHBOURS}[mname]
                 else:
                     shape, nnz = mname.split("@")
                     n, d = map(int, shape.split("x"))
