@@ -209,7 +209,7 @@ def test_csr_wide_accumulator_in_place(dtype, level):
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def test_csr_one_piece_tail_in_place(dtype, level):
     """A padded d x kp accumulator of 2-8 MiB: one thread accumulates in Z itself when Z's row
-    tail moves as one piece (float64 k = 5, 9, 17, 18, 33, 34; float32 k = 9, 10, 12, 17, 33, 65,
+    tail moves as one piece (e.g. float64 k = 5, 9, 17, 18, 33, 34; float32 k = 9, 10, 12, 17, 33, 65,
     68 at x86-64-v3/v4), in the padded buffer otherwise (k = 3, 7, 19, ...); random rows with
     empty ones."""
     core = pytest.importorskip("fastlr._core")
