@@ -142,22 +142,32 @@ def _inner_product_positions(rows: _Rows, scores: np.ndarray, m: int, rng) -> tu
     return h, np.where(signs == 0, 1.0, signs)
 
 
+#: _centre_products sums each bucket in this many interleaved partial sums (row i into partial i mod _LANES): refined
+#: buckets hold runs of consecutive rows, and the CountSketch kernel's adds of a run into one output row wait on each
+#: other (bikes frames: S @ A 2x slower than for random positions; with 4 partials as fast).
+_LANES = 4
+
+
 def _centre_products(rows: _Rows, h: np.ndarray, v: np.ndarray, m: int) -> np.ndarray:
     """n x m inner products of every row with each bucket's unit centre, the centre of bucket j being
     ``sum_{i in j} v_i c_i`` normalized (c_i: row i of the weighted matrices side by side): ``C (S C)^T``
-    with S the CountSketch (h, v), one product per matrix, no Gram matrix."""
-    S = sp.csr_matrix((v, (h, np.arange(rows.n))), shape=(m, rows.n))
+    with S the CountSketch (h, v), two products per matrix (fastlr's CountSketch kernel, then BLAS or
+    SciPy), no Gram matrix.
+
+    Both products run in the matrix's dtype, float32 frames in float32 (as _Rows' products): upcasting a
+    frame to float64 for every product cost more than the products. The n x m result and the centres'
+    norms add up in float64. Per row, the float32 rounding of an inner product of D terms is about
+    ``sqrt(D) 6e-8`` of ``|c_i| |centre|``, far below the gaps that decide an argmax on real data
+    (bikes: the same positions as in float64, bench/README.md, eleventh session)."""
+    S = CountSketch.from_arrays(h * _LANES + np.arange(rows.n) % _LANES, v, m * _LANES)
     X = np.zeros((rows.n, m))
     norms = np.zeros(m)
-    centres = []
     for w, A in zip(rows.weights, rows.mats):
-        Ct = S @ A
-        Ct = w * (Ct.toarray() if sp.issparse(Ct) else np.asarray(Ct, dtype=np.float64))
-        norms += np.einsum("ij,ij->i", Ct, Ct)
-        centres.append(Ct)
-    for w, A, Ct in zip(rows.weights, rows.mats, centres):
+        Ct = (S @ A).reshape(m, _LANES, -1).sum(axis=1)  # m x d, dense, in A's dtype (float32 stays float32)
+        Ct *= w
+        norms += np.einsum("ij,ij->i", Ct, Ct, dtype=np.float64)
         P = A @ Ct.T
-        X += w * (P.toarray() if sp.issparse(P) else np.asarray(P, dtype=np.float64))
+        X += w * (P.toarray() if sp.issparse(P) else np.asarray(P))
     norms = np.sqrt(norms)
     return X / np.where(norms > 0, norms, 1.0)
 
@@ -294,15 +304,15 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
     session): 0.271 -> 0.166 of random's Err on average, worst seed 0.380 ->
     0.195, against 0.285 (worst 0.359) for learn_sketch's values-only
     training (values trained from the refined start: 0.166, no change); from
-    16 of the frames, 1 trial: 0.209 (worst 0.258) in 0.7 s CPU, against 7.9 s
-    for values-only. bigbuckbunny (3840 x 720, 2 seeds): 0.087 -> 0.057
-    (values-only 0.048). Generated video / video-time / hyperspectral
+    16 of the frames, 1 trial: 0.209 (worst 0.258) in 0.5 s CPU, from 12: 0.193
+    (worst 0.251) in 0.4 s, against 4.5-7.9 s for values-only. bigbuckbunny
+    (3840 x 720, 2 seeds): 0.087 -> 0.057 (values-only 0.048). Generated video / video-time / hyperspectral
     (bench/learn_shift.py's families, 5 seeds): 0.115 / 0.132 / 0.210 ->
     0.088 / 0.079 / 0.185 from all training matrices, 0.653 / 0.152 / 0.322
     -> 0.281 / 0.096 / 0.303 from one (the held-out guard still applies; text
     still falls back). Off by default for its cost with many matrices:
-    ``trials=8`` took 6 -> 25 s CPU on bikes, 22 -> 109 s on bigbuckbunny
-    (about one pass over the matrices per iteration, per trial).
+    ``trials=8`` took 5.4 -> 10.3 s CPU on bikes, 21 -> 34 s on bigbuckbunny
+    (two passes over the matrices per iteration, per trial).
 
     References
     ----------
