@@ -461,7 +461,7 @@ def test_hybrid_sketch_is_subspace_on_sign_inner_product():
     U = np.linalg.svd(side_by_side(train), full_matrices=False)[0][:, :3]
     np.testing.assert_allclose(dense.to_dense().T @ dense.to_dense(), U @ U.T, atol=1e-8)
     check_countsketch(sparse, 4, N_ROWS)
-    ref = dd.inner_product_sketch(train, 4, 3, values="sign", trials=8, seed=2)
+    ref = dd.inner_product_sketch(train, 4, 3, values="sign", trials=8, refine=0, seed=2)
     np.testing.assert_array_equal(sparse.rows, ref.rows)
     np.testing.assert_array_equal(sparse.values, ref.values)
     assert set(np.abs(sparse.values)) == {1.0}
@@ -519,7 +519,7 @@ def test_hybrid_sketch_smooths_smooth_matrices():
     assert dense.m == 7 and sparse.m == 3
     U = np.linalg.svd(smooth_numpy(A, width), full_matrices=False)[0][:, :7]
     np.testing.assert_allclose(dense.to_dense().T @ dense.to_dense(), U @ U.T, atol=1e-8)
-    ref = dd.inner_product_sketch([A], 3, 3, values="sign", trials=8, seed=1)  # positions from A itself
+    ref = dd.inner_product_sketch([A], 3, 3, values="sign", trials=8, refine=0, seed=1)  # positions from A itself
     np.testing.assert_array_equal(sparse.values, ref.values)
     fixed = dd.hybrid_sketch(A, 10, 4, smooth=2.0, seed=1).sketches[0].to_dense()
     U = np.linalg.svd(smooth_numpy(A, 2.0), full_matrices=False)[0][:, :7]
@@ -704,7 +704,7 @@ def test_several_image_matrices_keep_their_positions_and_subspace():
             warnings.simplefilter("error")
             S = dd.inner_product_sketch(mats, 8, 2, trials=2, seed=1)
             D = dd.subspace_sketch(mats, 8, seed=1)
-        ref = dd_positions._inner_product(mats, rows, 8, 2, trials=2, seed=1)
+        ref = dd_positions._inner_product(mats, rows, 8, 2, trials=2, refine=10, seed=1)
         np.testing.assert_array_equal(S.rows, ref.rows)
         np.testing.assert_array_equal(S.values, ref.values)
         np.testing.assert_array_equal(D.to_dense(), dd_subspace._subspace(rows, 8).to_dense())

@@ -204,7 +204,7 @@ def _refine_buckets(rows: _Rows, h: np.ndarray, signs: np.ndarray, m: int, iters
 
 
 def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine: str = "concat",
-                         guard: str | None = None, trials: int = 1, refine: int = 0,
+                         guard: str | None = None, trials: int = 1, refine: int = 10,
                          seed: int = 0) -> CountSketch | StackedSketch:
     """A CountSketch with data-driven positions: Li et al.'s inner-product algorithm.
 
@@ -239,8 +239,9 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
         Draw this many sets of centres and keep the sketch with the lowest
         training loss (mean ``||A - SCW(S, A)||_F`` over 8 training
         matrices evenly spread over ``train``): the sampling is random, and its spread is large.
-    refine : int, default 0
-        Lloyd iterations on the buckets of every draw (0: none), before the
+    refine : int, default 10
+        Lloyd iterations on the buckets of every draw (0: none, the paper's
+        algorithm as published), before the
         values: signed spherical clustering of the rows (k-subspace
         clustering with lines). Each iteration takes every bucket's centre,
         the sum of its rows weighted by their values (one power step towards
@@ -310,9 +311,10 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
     (bench/learn_shift.py's families, 5 seeds): 0.115 / 0.132 / 0.210 ->
     0.088 / 0.079 / 0.185 from all training matrices, 0.653 / 0.152 / 0.322
     -> 0.281 / 0.096 / 0.303 from one (the held-out guard still applies; text
-    still falls back). Off by default for its cost with many matrices:
-    ``trials=8`` took 5.4 -> 10.3 s CPU on bikes, 21 -> 34 s on bigbuckbunny
-    (two passes over the matrices per iteration, per trial).
+    still falls back). On by default for that; its cost: ``trials=8`` took
+    5.4 -> 10.3 s CPU on bikes, 21 -> 34 s on bigbuckbunny (two passes over
+    the matrices per iteration, per trial); ``refine=0`` gives the paper's
+    positions.
 
     References
     ----------

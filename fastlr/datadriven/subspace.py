@@ -102,7 +102,8 @@ def hybrid_sketch(train, m: int, k: int, *, dense: int | None = None, smooth="au
     """A one-shot sketch: the top ``dense`` left singular vectors stacked on inner-product positions.
 
     ``StackedSketch([subspace_sketch(smoothed train, dense), inner_product_sketch(train,
-    m - dense, min(k, m - dense), values="sign", trials=trials, seed=seed)])``:
+    m - dense, min(k, m - dense), values="sign", trials=trials, refine=0, seed=seed)])``
+    (the paper's buckets, unrefined: the figures below were measured so):
     the dense rows keep the column space the training matrices share; the
     sparse rows, whose buckets group parallel rows with +-1 signs (not the
     buckets' top singular vectors, which point where the dense rows already
