@@ -40,7 +40,8 @@ def fake_probes(calls=None):
 
 
 def expected(static):
-    return {c: 193 if c[0] == "C" else min(static[c], 8) for c in calibration.CELLS}
+    """C order up to 193 columns; F order down to 8 for passes, the table's threshold for "gram" (never lowered)."""
+    return {c: 193 if c[0] == "C" else static[c] if c[1] == "gram" else min(static[c], 8) for c in calibration.CELLS}
 
 
 @pytest.fixture
@@ -99,6 +100,23 @@ def test_scan_keeps_the_table_on_noise():
     assert calibration.scan(64, probe_from(lambda w: B if w == 48 else Q, calls))[0] == 64 and calls == [64, 48, 32]
     calls.clear()  # a loss at the table's threshold and a win below it: the table's threshold
     assert calibration.scan(64, probe_from(lambda w: B if w >= 64 else K, calls))[0] == 64 and calls == [64, 48]
+
+
+def test_scan_lower_false_never_goes_below_the_table():
+    calls = []
+    threshold, _ = calibration.scan(64, probe_from(lambda w: B, calls), lower=False)
+    assert threshold == 64 and calls == [64]
+    calls.clear()
+    assert calibration.scan(40, probe_from(lambda w: K, calls), lower=False)[0] == 193 and calls == [48, 64, 96, 128, 192]
+
+
+def test_measure_never_lowers_a_gram_threshold():
+    static = choice.static_thresholds("x86-64-v4")
+    tab = calibration.measure(static, {cell: probe_from(lambda w: B, []) for cell in calibration.CELLS}, "x86-64-v4")
+    for (order, kind, dtype), columns in tab.thresholds.items():
+        want = static[order, kind, dtype] if kind == "gram" or static[order, kind, dtype] <= 8 else 8
+        assert columns == want, (order, kind, dtype, columns, want)
+    assert tab.thresholds["F", "gram", "float64"] == 64 and tab.thresholds["C", "pass", "float64"] == 8
 
 
 def test_measure_keeps_the_table_for_a_failed_cell():

@@ -8,7 +8,8 @@ interleaved, on a few factor widths around the table's threshold. A width counts
 round agrees on the faster path and the best times differ by ``MARGIN`` (8%); anything between keeps
 the table's choice. The threshold moves up past the widths where the kernel won and down to the
 narrowest width where it lost, never further, so a noisy or failed measurement leaves the table's
-entry. About 0.2-1.5 s for one ISA level (the level the kernels run at, ``_core._cap_isa`` included;
+entry; "gram" thresholds never move down (on this cache-resident A, BLAS's second pass is nearly
+free, which it is not on the large matrices the table was measured on). About 0.2-1.5 s for one ISA level (the level the kernels run at, ``_core._cap_isa`` included;
 another level is measured when first used).
 
 The results are kept in a JSON file per machine in the user's cache directory (platformdirs),
@@ -72,7 +73,7 @@ ROUNDS = 3
 #: times, either way.
 MARGIN = 0.08
 #: Bump when the method changes: older cache files are then measured again.
-METHOD = 4
+METHOD = 5
 
 _lock = threading.RLock()
 _tables: dict[tuple, Table] = {}
@@ -154,11 +155,11 @@ def verdict(rounds) -> str:
     return "?"
 
 
-def scan(static: int, probe, widths=WIDTHS) -> tuple[int, dict]:
+def scan(static: int, probe, widths=WIDTHS, lower: bool = True) -> tuple[int, dict]:
     """The threshold from measurements: ``probe(width)`` gives the rounds' (kernel, BLAS) times.
 
-    Up from the table's threshold ``static`` while the kernel wins; if it did not win there, down
-    while BLAS wins. The result is ``static`` moved only as far as those verdicts force: above
+    Up from the table's threshold ``static`` while the kernel wins; if it did not win there and
+    ``lower``, down while BLAS wins. The result is ``static`` moved only as far as those verdicts force: above
     every width where the kernel won, at or below the narrowest where BLAS won, below ``static``
     only where BLAS also won at the next wider width (one width can be a tile size the kernel
     handles badly: x86-64-v4, float64, F-order ``A.T (A V)`` on the Haswell BLAS lost 1.11x at 48
@@ -180,7 +181,7 @@ def scan(static: int, probe, widths=WIDTHS) -> tuple[int, dict]:
             continue
         lost = w if v == "B" else None
         break
-    if won is None:
+    if won is None and lower:
         for w in (w for w in reversed(widths) if w < static):
             v = judge(w)
             if v == "B":
@@ -254,7 +255,11 @@ def measure(static: dict, probes: dict, level: str) -> Table:
     for cell in CELLS:
         name = " ".join(cell)
         try:
-            thresholds[cell], times = scan(static[cell], probes[cell])
+            # "gram" never below the table: on the calibration's cache-resident A, BLAS's second pass
+            # is nearly free, while on matrices beyond L3 the kernel's one pass is what wins (v4,
+            # float64, F order: BLAS 5-26% faster at 8-48 columns of 1024 x 1024; the kernel 1.3-1.7x
+            # faster below 64 columns of 5760 x 1080 and 100000 x 500)
+            thresholds[cell], times = scan(static[cell], probes[cell], lower=cell[1] != "gram")
             cells[name] = {"static": static[cell], "status": "measured",  # ms
                            "times": {str(w): [[round(k * 1e3, 3), round(b * 1e3, 3)] for k, b in r]
                                      for w, r in times.items()}}
