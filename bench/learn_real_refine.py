@@ -32,8 +32,6 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-import time
-import warnings
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -42,16 +40,13 @@ import fastlr
 from fastlr import datadriven as dd
 from fastlr import datasets
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from learn_real_diagnose import cpu  # noqa: E402  (CPU seconds of one call, learned-sketch warnings off)
+
 M, K = 20, 10
 COLUMNS = ("values-only", "IP", "IP + refine", "IP + refine + values", "fast")
 
 
-def cpu(fn):
-    start = time.thread_time()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", fastlr.LearnedSketchWarning)
-        out = fn()
-    return out, time.thread_time() - start
 
 
 def run_seed(train, test, seed: int, steps: int, trials: int, refine: int, frames: int) -> dict:

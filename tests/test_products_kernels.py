@@ -80,7 +80,9 @@ def test_dense_tiles_at_every_isa_level(dtype, level):
 def _check_csr_kernels(kernels, A, U, V, dtype):
     """The CSR kernels of ``kernels`` against float64 NumPy."""
     arrays = (A.indptr, A.indices, A.data)
-    AV, ATU, ATAV = _expected(A.toarray(), U, V)
+    A64, U64, V64 = A.astype(np.float64), U.astype(np.float64), V.astype(np.float64)
+    AV, ATU = A64 @ V64, A64.T @ U64
+    ATAV = A64.T @ AV
     scale = 4 * np.sqrt(max(A.nnz, 1))
     _check(kernels.matmul_csr(*arrays, V), AV, dtype, scale)
     _check(kernels.rmatmul_csr(*arrays, U, A.shape[1]), ATU, dtype, scale)
@@ -173,6 +175,14 @@ def test_csr_narrow_widths_two_threads(dtype):
         core.set_num_threads(previous)
 
 
+def _check_accumulating_products(core, A, k, dtype, rng):
+    """``_check_csr_kernels`` with random U and V, the reference from sparse float64 products (A is too
+    wide to densify cheaply)."""
+    U = rng.standard_normal((A.shape[0], k)).astype(dtype)
+    V = rng.standard_normal((A.shape[1], k)).astype(dtype)
+    _check_csr_kernels(core, A, U, V, dtype)
+
+
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def test_csr_wide_accumulator_in_place(dtype, level):
     """d so large that the padded d x kp accumulator passes 8 MiB: one thread accumulates in Z
@@ -187,21 +197,7 @@ def test_csr_wide_accumulator_in_place(dtype, level):
             # d k entries just past 8 MiB (kp >= k): a fixed d = 600000 held ~1 GB at k = 39, the suite's peak
             d = min(600_000, int(1.1 * (8 << 20) / (k * np.dtype(dtype).itemsize)) + 1)
             A = _csr_with_empty_columns(n, d, 2e-4 * 600_000 / d, rng, dtype, np.int32)  # ~4800 + duplicates
-            A64 = A.astype(np.float64)
-            arrays = (A.indptr, A.indices, A.data)
-            U = rng.standard_normal((n, k)).astype(dtype)
-            V = rng.standard_normal((d, k)).astype(dtype)
-            AV = A64 @ V.astype(np.float64)
-            ATU = A64.T @ U.astype(np.float64)
-            ATAV = A64.T @ AV
-            scale = 4 * np.sqrt(A.nnz)
-            _check(core.rmatmul_csr(*arrays, U, d), ATU, dtype, scale)
-            Y, Z = core.gd_products_csr(*arrays, U, V)
-            _check(Y, AV, dtype, scale)
-            _check(Z, ATU, dtype, scale)
-            Y, Z = core.power_step_csr(*arrays, V)
-            _check(Z, ATAV, dtype, np.abs(ATAV).max() + scale)
-            _check(core.gram_product_csr(*arrays, V), ATAV, dtype, np.abs(ATAV).max() + scale)
+            _check_accumulating_products(core, A, k, dtype, rng)
     finally:
         core._cap_product_isa(previous)
 
@@ -220,22 +216,7 @@ def test_csr_one_piece_tail_in_place(dtype, level):
         for k in (3, 5, 7, 9, 10, 12, 17, 18, 19, 33, 34, 65, 68):
             d = int(3 * (1 << 20) / (k * np.dtype(dtype).itemsize))  # padded 3-6 MiB
             A = _csr_with_empty_columns(n, d, 3000 / (n * d), rng, dtype, np.int32)
-            A64 = A.astype(np.float64)
-            arrays = (A.indptr, A.indices, A.data)
-            U = rng.standard_normal((n, k)).astype(dtype)
-            V = rng.standard_normal((d, k)).astype(dtype)
-            AV = A64 @ V.astype(np.float64)
-            ATU = A64.T @ U.astype(np.float64)
-            ATAV = A64.T @ AV
-            scale = 4 * np.sqrt(A.nnz)
-            _check(core.rmatmul_csr(*arrays, U, d), ATU, dtype, scale)
-            Y, Z = core.gd_products_csr(*arrays, U, V)
-            _check(Y, AV, dtype, scale)
-            _check(Z, ATU, dtype, scale)
-            Y, Z = core.power_step_csr(*arrays, V)
-            _check(Y, AV, dtype, scale)
-            _check(Z, ATAV, dtype, np.abs(ATAV).max() + scale)
-            _check(core.gram_product_csr(*arrays, V), ATAV, dtype, np.abs(ATAV).max() + scale)
+            _check_accumulating_products(core, A, k, dtype, rng)
     finally:
         core._cap_product_isa(previous)
 
