@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
@@ -42,21 +41,12 @@ PRODUCTS = ("matmul", "rmatmul", "gram_product", "power_step")
 LEVELS = {2: "v4", 1: "v3", 0: "base"}
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = dict((k.strip(), v) for k, v in (line.split(":", 1) for line in f if ":" in line))
-        return f"{info['model name'].strip()} (family {info['cpu family'].strip()} model {info['model'].strip()})"
-    except (OSError, KeyError, ValueError):
-        return platform.processor() or "?"
-
-
 def header(threads: int) -> str:
     core = fastlr.get_backend("cpp")
     blas = "; ".join(f"{p['internal_api']} {p['version']} {p.get('architecture', '?')}" for p in threadpool_info()
                      if p["user_api"] == "blas")
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    return (f"CPU: {cpu_model()}; cores {os.cpu_count()}; fastlr ISA {core.build_info().get('isa')}; "
+    return (f"CPU: {calibration.cpu_model()}; cores {os.cpu_count()}; fastlr ISA {core.build_info().get('isa')}; "
             f"BLAS {blas}; threads {threads}; env {env}")
 
 

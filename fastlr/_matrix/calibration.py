@@ -57,7 +57,7 @@ try:
 except ImportError:  # a declared dependency; without it the results stay in memory
     platformdirs = None
 
-__all__ = ["CELLS", "MODES", "Table", "cache_dir", "calibrate", "machine_key", "measure", "mode", "reset", "scan", "table",
+__all__ = ["CELLS", "MODES", "Table", "cache_dir", "calibrate", "cpu_model", "machine_key", "measure", "mode", "reset", "scan", "table",
            "verdict"]
 
 MODES = ("auto", "off")
@@ -102,7 +102,8 @@ def cache_dir() -> str | None:
     return platformdirs.user_cache_dir("fastlr", appauthor=False) if platformdirs else None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name, family and model (Linux), else what ``platform`` knows."""
     try:
         with open("/proc/cpuinfo") as f:
             info = dict((k.strip(), v.strip()) for k, v in (line.split(":", 1) for line in f if ":" in line))
@@ -133,7 +134,7 @@ def machine_key(level: str, core=None) -> dict:
         fastlr_version = version("fastlr")
     except PackageNotFoundError:  # a source tree never installed
         fastlr_version = "0+unknown"
-    return {"cpu": _cpu_model(), "level": level, "fastlr": fastlr_version, "build": _build(core) if core else "?",
+    return {"cpu": cpu_model(), "level": level, "fastlr": fastlr_version, "build": _build(core) if core else "?",
             "blas": _blas(), "method": METHOD}
 
 
@@ -316,13 +317,9 @@ def calibrate(static: dict, level: str, force: bool = False, rounds: int = ROUND
     except ImportError as exc:
         return Table(level, dict(static), "static", note=f"no compiled kernels to measure ({exc})")
     with _lock:
-        key = machine_key(level, core)
-        directory = cache_dir()
-        path = _cache_file(directory, key) if directory else None
-        if path and not force:
-            tab = _load(path, key, static)
-            if tab is not None:
-                return tab
+        key, path, tab = _cached(core, static, level)
+        if tab is not None and not force:
+            return tab
         if not hasattr(core, "_cap_isa"):
             return Table(level, dict(static), "static", note="a build without run-time dispatch")
         previous = core._cap_isa(LEVELS.index(level))
@@ -368,9 +365,15 @@ def _peek(static: dict, level: str) -> Table | None:
         core = get_backend("cpp")
     except ImportError:
         return None
+    return _cached(core, static, level)[2]
+
+
+def _cached(core, static: dict, level: str):
+    """(key, the cache file or None without a cache directory, that file's table or None)."""
     key = machine_key(level, core)
     directory = cache_dir()
-    return _load(_cache_file(directory, key), key, static) if directory else None
+    path = _cache_file(directory, key) if directory else None
+    return key, path, _load(path, key, static) if path else None
 
 
 def reset() -> None:
