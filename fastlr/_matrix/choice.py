@@ -166,8 +166,11 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     if mode != "auto":
         return mode == "kernel"
     if level is None:
-        return columns < thresholds()[order, kind, np.dtype(dtype).name]
-    if level not in LEVELS:
+        tab = _calibrated()
+        if tab is not None:
+            return columns < tab.thresholds[order, kind, np.dtype(dtype).name]
+        level = isa_level()
+    elif level not in LEVELS:
         raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
     return columns < min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, np.dtype(dtype).name])
 
