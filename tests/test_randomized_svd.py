@@ -425,20 +425,21 @@ def test_blas_products_take_the_faster_layout(dtype, monkeypatch):
     ``(W.T @ A).T``, which OpenBLAS runs faster (5760 x 1080 by 60 columns, 1 thread: 8.5 vs 10.4 ms
     float32, 18.0 vs 25.9 ms float64), ``A @ V`` of C-order A as it is; every result C order and equal
     to NumPy's to rounding."""
-    from fastlr._matrix import InMemory, memory
+    from fastlr._linalg import blas_times
+    from fastlr._matrix import InMemory
 
     rng = np.random.default_rng(11)
     A = rng.standard_normal((300, 70)).astype(dtype)
     V = rng.standard_normal((70, 45)).astype(dtype).view(_Recorded)
     W = rng.standard_normal((300, 45)).astype(dtype).view(_Recorded)
     _Recorded.log = []
-    memory._blas_times(A, V)
+    blas_times(A, V)
     assert _Recorded.log == ["right"]  # A @ V
     _Recorded.log = []
-    memory._blas_times(A.T, W)
+    blas_times(A.T, W)
     assert _Recorded.log == ["left"]  # W.T @ A: the sum over A's long side
     _Recorded.log = []
-    memory._blas_times(np.asfortranarray(A), V)  # the sum over the short side: float64 only
+    blas_times(np.asfortranarray(A), V)  # the sum over the short side: float64 only
     assert _Recorded.log == (["left"] if dtype == np.float64 else ["right"])
     monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
     tol = 1e-5 if dtype == np.float32 else 1e-12

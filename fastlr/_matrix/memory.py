@@ -19,8 +19,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from .._linalg import blas_limit, normalize, orthonormal, peak, power_of_two, ritz_pairs, thin_svd
-from .._linalg import blas_times as _blas_times
+from .._linalg import blas_limit, blas_times, normalize, orthonormal, peak, power_of_two, ritz_pairs, thin_svd
 from .._threads import get_num_threads, thread_limit
 from .._validation import as_matrix, is_sparse
 from .base import Operand, PowerSteps
@@ -383,7 +382,7 @@ class InMemory(Operand):
             return self.matmul(V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
         with self._work(V.shape[1]), blas_limit(get_num_threads()):
-            return _blas_times(self.A, V)
+            return blas_times(self.A, V)
 
     def rtimes(self, W) -> np.ndarray:
         """``A.T @ W`` of any width (see ``times``)."""
@@ -391,7 +390,7 @@ class InMemory(Operand):
             return self.rmatmul(W)
         W = np.ascontiguousarray(W, dtype=self.dtype)
         with self._work(W.shape[1]), blas_limit(get_num_threads()):
-            return _blas_times(self.A.T, W)
+            return blas_times(self.A.T, W)
 
     def power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
         """``(A V, A^T A V)`` of any width: one fused pass (``power_step``) where the kernel beats
@@ -405,8 +404,8 @@ class InMemory(Operand):
         """``(A @ V, A.T @ (A @ V))`` by two BLAS GEMMs on fastlr's thread count."""
         V = np.ascontiguousarray(V, dtype=self.dtype)
         with self._work(V.shape[1], 2), blas_limit(get_num_threads()):
-            P = _blas_times(self.A, V)
-            return P, _blas_times(self.A.T, P)
+            P = blas_times(self.A, V)
+            return P, blas_times(self.A.T, P)
 
     def _blas_gram_product(self, V) -> np.ndarray:
         """``A.T @ (A @ V)`` by two BLAS GEMMs on fastlr's thread count."""
