@@ -266,8 +266,9 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         seed 0.195), against 0.285 (0.359) from the default start; the paper's
         unrefined buckets gave 0.16-0.38 over the draws, and bigbuckbunny is
         one where the default start ends lower (0.048 vs 0.051 of random's).
-        The trained values barely move the refined start. "one_shot": 1Shot1Vec from the first training matrix
-        (Indyk, Wagner and Woodruff, NeurIPS 2021). A CountSketch: that sketch
+        The trained values barely move the refined start. "one_shot":
+        1Shot1Vec from the first training matrix (Indyk, Wagner and
+        Woodruff, NeurIPS 2021). A CountSketch: that sketch
         (m_learned x n; m_learned is m, or m // 2 for mixed sketches). The
         never-worse guard compares with this start, and then with the random
         ``CountSketch(m_learned, n, seed)``: a data-driven start can be worse

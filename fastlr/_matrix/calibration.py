@@ -9,8 +9,9 @@ round agrees on the faster path and the best times differ by ``MARGIN`` (8%); an
 the table's choice. The threshold moves up past the widths where the kernel won and down to the
 narrowest width where it lost, never further, so a noisy or failed measurement leaves the table's
 entry; "gram" thresholds never move down (on this cache-resident A, BLAS's second pass is nearly
-free, which it is not on the large matrices the table was measured on). About 0.2-1.5 s for one ISA level (the level the kernels run at, ``_core._cap_isa`` included;
-another level is measured when first used).
+free, which it is not on the large matrices the table was measured on). About 0.2-1.5 s for one
+ISA level (the level the kernels run at, ``_core._cap_isa`` included; another level is measured
+when first used).
 
 The results are kept in a JSON file per machine in the user's cache directory (platformdirs),
 keyed by CPU model, ISA level, fastlr version and build, and NumPy's BLAS (name, version and core
@@ -160,8 +161,8 @@ def scan(static: int, probe, widths=WIDTHS, lower: bool = True) -> tuple[int, di
     """The threshold from measurements: ``probe(width)`` gives the rounds' (kernel, BLAS) times.
 
     Up from the table's threshold ``static`` while the kernel wins; if it did not win there and
-    ``lower``, down while BLAS wins. The result is ``static`` moved only as far as those verdicts force: above
-    every width where the kernel won, at or below the narrowest where BLAS won, below ``static``
+    ``lower``, down while BLAS wins. The result is ``static`` moved only as far as those verdicts
+    force: above every width where the kernel won, at or below the narrowest where BLAS won, below ``static``
     only where BLAS also won at the next wider width (one width can be a tile size the kernel
     handles badly: x86-64-v4, float64, F-order ``A.T (A V)`` on the Haswell BLAS lost 1.11x at 48
     columns of 1024 x 1024 and won 1.08-1.17x at 60 on 5760 x 1080 and 100000 x 500). Returns it

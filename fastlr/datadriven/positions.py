@@ -240,10 +240,9 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
         training loss (mean ``||A - SCW(S, A)||_F`` over 8 training
         matrices evenly spread over ``train``): the sampling is random, and its spread is large.
     refine : int, default 10
-        Lloyd iterations on the buckets of every draw (0: none, the paper's
-        algorithm as published), before the
-        values: signed spherical clustering of the rows (k-subspace
-        clustering with lines). Each iteration takes every bucket's centre,
+        Lloyd iterations on the buckets of every draw before the values (0:
+        none, the paper's algorithm as published): signed spherical
+        clustering of the rows (k-subspace clustering with lines). Each iteration takes every bucket's centre,
         the sum of its rows weighted by their values (one power step towards
         the bucket's top singular vector, i.e. its 1Shot1Vec values), and
         moves every row to the centre of largest ``|inner product|`` (sign
@@ -307,8 +306,9 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
     training (values trained from the refined start: 0.166, no change); from
     16 of the frames, 1 trial: 0.209 (worst 0.258) in 0.5 s CPU, from 12: 0.193
     (worst 0.251) in 0.4 s, against 4.5-7.9 s for values-only. bigbuckbunny
-    (3840 x 720, 2 seeds): 0.087 -> 0.057 (values-only 0.048). Generated video / video-time / hyperspectral
-    (bench/learn_shift.py's families, 5 seeds): 0.115 / 0.132 / 0.210 ->
+    (3840 x 720, 2 seeds): 0.087 -> 0.057 (values-only 0.048). Generated
+    video / video-time / hyperspectral (bench/learn_shift.py's families, 5
+    seeds): 0.115 / 0.132 / 0.210 ->
     0.088 / 0.079 / 0.185 from all training matrices, 0.653 / 0.152 / 0.322
     -> 0.281 / 0.096 / 0.303 from one (the held-out guard still applies; text
     still falls back). On by default for that; its cost: ``trials=8`` took
