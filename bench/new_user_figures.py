@@ -182,7 +182,7 @@ def main(argv=None) -> int:
         choice._level = kernel_isa if kernel_isa in choice.LEVELS else None  # the kernel/BLAS rule of that level
     choice.thresholds()  # else the calibration of that level (the cap set it), before anything is timed
     print(f"fastlr {fastlr.__version__}, kernels capped at {args.isa} (was level {previous}; they run "
-          f"{kernel_isa}); {blas_description()}; CPU: {_cpu_model()}\nproduct choice: {choice.describe()}")
+          f"{kernel_isa}); {blas_description()}; CPU: {calibration.cpu_model()}\nproduct choice: {choice.describe()}")
     print("\n| row | fastlr ms | anchor ms | anchor / fastlr | note |\n|---|---|---|---|---|")
     with fastlr.thread_limit(1), threadpool_limits(1):
         for part, run in (("svd", svd_rows), ("products", product_rows), ("countsketch", countsketch_rows),
@@ -191,17 +191,6 @@ def main(argv=None) -> int:
                 run(args.rounds)
     assert all(p["num_threads"] for p in threadpool_info())
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":
