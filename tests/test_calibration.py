@@ -222,7 +222,7 @@ def test_unwritable_cache_calibrates_in_memory(calibrating, monkeypatch, tmp_pat
     with pytest.warns(RuntimeWarning, match="cache not written"):
         assert choice.use_kernel("pass", 150, np.float32, "C")
     assert choice.use_kernel("pass", 150, np.float32, "C") and len(calibrating) == 1  # no second warning
-    assert "measured on this machine" in choice.describe() or "until calibrated" in choice.describe()
+    assert "measured on this machine (cache in memory)" in choice.describe()
 
 
 @needs_dispatch

@@ -335,6 +335,8 @@ def calibrate(static: dict, level: str, force: bool = False, rounds: int = ROUND
             core._cap_isa(previous)
         tab.path = path
         tab.note = _save(path, key, tab) if path else "no cache directory (platformdirs missing)"
+        if tab.note:
+            tab.path = None  # not written: describe() and `fastlr calibrate` must not name it
         if tab.note and not _warned:
             _warned = True
             warnings.warn(f"fastlr product calibration: {tab.note}; kept in memory for this process",
