@@ -318,8 +318,8 @@ def calibrate(static: dict, level: str, force: bool = False, rounds: int = ROUND
     except ImportError as exc:
         return Table(level, dict(static), "static", note=f"no compiled kernels to measure ({exc})")
     with _lock:
-        key, path, tab = _cached(core, static, level)
-        if tab is not None and not force:
+        key, path, tab = _cached(core, static, level, load=not force)
+        if tab is not None:
             return tab
         if not hasattr(core, "_cap_isa"):
             return Table(level, dict(static), "static", note="a build without run-time dispatch")
@@ -371,12 +371,13 @@ def _peek(static: dict, level: str) -> Table | None:
     return _cached(core, static, level)[2]
 
 
-def _cached(core, static: dict, level: str):
-    """(key, the cache file or None without a cache directory, that file's table or None)."""
+def _cached(core, static: dict, level: str, load: bool = True):
+    """(key, the cache file or None without a cache directory, that file's table or None; None
+    without ``load``)."""
     key = machine_key(level, core)
     directory = cache_dir()
     path = _cache_file(directory, key) if directory else None
-    return key, path, _load(path, key, static) if path else None
+    return key, path, _load(path, key, static) if path and load else None
 
 
 def reset() -> None:
