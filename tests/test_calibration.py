@@ -254,3 +254,31 @@ def test_cli_calibrate_and_info(calibrating, capsys, tmp_path):
     out = run_outside_tree([sys.executable, "-m", "fastlr", "info"], env=env)
     assert out.returncode == 0, out.stderr
     assert "measured on this machine" in out.stdout and "< 193 columns" in out.stdout
+
+
+def test_new_cache_file_prunes_the_least_recently_used(calibrating, tmp_path):
+    directory = tmp_path / "cache"
+    directory.mkdir()
+    stale = []
+    for i in range(calibration.KEEP_FILES + 4):  # older keys: other builds, BLAS versions, ...
+        path = directory / f"product-choice-{i:016x}.json"
+        path.write_text("{}")
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+        stale.append(path)
+    other = directory / "notes.txt"  # not a calibration file: never touched
+    other.write_text("mine")
+    os.utime(other, (1, 1))
+    level = choice.isa_level()
+    static = choice.static_thresholds(level)
+    written = calibration.calibrate(static, level)
+    assert written.source == "measured" and os.path.exists(written.path)
+    left = sorted(p for p in os.listdir(directory) if p.startswith("product-choice-"))
+    assert len(left) == calibration.KEEP_FILES
+    # the newest stale files stay, the oldest five went (the new file took one place)
+    assert left == sorted([os.path.basename(written.path)] + [p.name for p in stale[5:]])
+    assert other.read_text() == "mine"
+    # reading a file marks it used: after a load it is the newest, so the next prune keeps it
+    os.utime(written.path, (1, 1))
+    calibration.reset()
+    assert calibration.calibrate(static, level).source == "cache"
+    assert os.path.getmtime(written.path) > 1_000_000 + 100

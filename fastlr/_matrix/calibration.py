@@ -16,7 +16,9 @@ when first used).
 The results are kept in a JSON file per machine in the user's cache directory (platformdirs),
 keyed by CPU model, ISA level, fastlr version and build, and NumPy's BLAS (name, version and core
 type: ``OPENBLAS_CORETYPE`` changes its kernels). A different key measures again; a cache that
-cannot be written keeps the results in memory (one warning).
+cannot be written keeps the results in memory (one warning). Each new file prunes the directory to
+the ``KEEP_FILES`` most recently written or read (every rebuild or upgrade of fastlr is a new key, so the
+files would otherwise pile up).
 
 Environment:
 
@@ -75,6 +77,9 @@ ROUNDS = 3
 MARGIN = 0.08
 #: Bump when the method changes: older cache files are then measured again.
 METHOD = 5
+#: Calibration files kept in the cache directory (one per machine key: CPU, ISA level, fastlr build, BLAS).
+KEEP_FILES = 16
+_PREFIX = "product-choice-"
 
 _lock = threading.RLock()
 _tables: dict[tuple, Table] = {}
@@ -141,7 +146,7 @@ def machine_key(level: str, core=None) -> dict:
 
 def _cache_file(directory: str, key: dict) -> str:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return os.path.join(directory, f"product-choice-{digest}.json")
+    return os.path.join(directory, f"{_PREFIX}{digest}.json")
 
 
 def verdict(rounds) -> str:
@@ -280,22 +285,55 @@ def _load(path: str, key: dict, static: dict) -> Table | None:
         thresholds = {c: int(data["thresholds"][" ".join(c)]) for c in static}
         if any(t < 0 for t in thresholds.values()):
             return None
+        _touch(path)
         return Table(key["level"], thresholds, "cache", path, data.get("seconds"), data.get("cells", {}))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # missing or damaged: measured again
 
 
+def _touch(path: str) -> None:
+    """Marks a cache file as used now, so ``_prune`` keeps the keys in use over stale ones."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only cache still serves
+
+
 def _save(path: str, key: dict, tab: Table) -> str:
-    """Writes the cache file; returns "" or why it could not."""
+    """Writes the cache file and prunes the directory (``_prune``); returns "" or why it could not."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
             json.dump({"key": key, **tab.as_dict()}, f, indent=1)
         os.replace(tmp, path)  # readers see the old file or the whole new one
-        return ""
     except OSError as exc:
         return f"cache not written ({exc})"
+    _prune(os.path.dirname(path), keep=path)
+    return ""
+
+
+def _prune(directory: str, keep: str) -> None:
+    """Removes all but the ``KEEP_FILES`` most recently written or read calibration files (``keep``, just
+    written, always stays). Best effort: another process may be pruning or reading too."""
+    dated = []
+    try:
+        for name in os.listdir(directory):
+            if name.startswith(_PREFIX) and name.endswith(".json"):
+                path = os.path.join(directory, name)
+                try:
+                    dated.append((os.path.getmtime(path), path))
+                except OSError:
+                    continue  # removed meanwhile
+        dated.sort(reverse=True)
+    except OSError:
+        return  # a stale file costs only disk space
+    for _, path in dated[KEEP_FILES:]:
+        if path != keep:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
 
 
 def calibrate(static: dict, level: str, force: bool = False, rounds: int = ROUNDS) -> Table:
