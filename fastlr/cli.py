@@ -91,6 +91,10 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _time_ratio(kernel: float, blas: float) -> str:
+    return f"{blas / kernel:.2f}" if kernel > 0 else "-"
+
+
 def cmd_calibrate(args) -> int:
     """Measure kernel vs BLAS for dense products at this CPU's ISA level (``_matrix/calibration.py``)."""
     level = isa_level()
@@ -104,8 +108,7 @@ def cmd_calibrate(args) -> int:
     print("  A's order, product, dtype: the kernel below (static table -> this machine) columns")
     for cell, columns in tab.thresholds.items():
         info = tab.cells.get(" ".join(cell), {})
-        widths = ", ".join(f"{w}: {min(b for _, b in r) / min(k for k, _ in r):.2f}"
-                           for w, r in info.get("times", {}).items())
+        widths = ", ".join(f"{w}: {_time_ratio(*calibration.best_times(r))}" for w, r in info.get("times", {}).items())
         print(f"  {' '.join(cell):16s} {info.get('static', '?'):>3} -> {columns:3d}"
               + (f"   BLAS / kernel time at {widths}" if widths else f"   {info.get('status', '')}"))
     print(f"  now: {describe_product_choice()}")

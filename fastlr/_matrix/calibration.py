@@ -60,7 +60,7 @@ try:
 except ImportError:  # a declared dependency; without it the results stay in memory
     platformdirs = None
 
-__all__ = ["CELLS", "MODES", "Table", "cache_dir", "calibrate", "cpu_model", "machine_key", "measure", "mode", "reset", "scan", "table",
+__all__ = ["CELLS", "MODES", "Table", "best_times", "cache_dir", "calibrate", "cpu_model", "machine_key", "measure", "mode", "reset", "scan", "table",
            "verdict"]
 
 MODES = ("auto", "off")
@@ -154,12 +154,18 @@ def verdict(rounds) -> str:
     faster in every round, and by MARGIN in the best times (another process's load only adds time)."""
     if not rounds:
         return "?"
-    kernel, blas = (min(t) for t in zip(*rounds))
+    kernel, blas = best_times(rounds)
     if all(b > k for k, b in rounds) and blas >= (1 + MARGIN) * kernel:
         return "K"
     if all(k > b for k, b in rounds) and kernel >= (1 + MARGIN) * blas:
         return "B"
     return "?"
+
+
+def best_times(rounds) -> tuple[float, float]:
+    """The kernel's and BLAS's best times over the rounds' ``(kernel time, BLAS time)``."""
+    kernel, blas = (min(t) for t in zip(*rounds))
+    return kernel, blas
 
 
 def scan(static: int, probe, widths=WIDTHS, lower: bool = True) -> tuple[int, dict]:
