@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import fastlr
 from fastlr._matrix import calibration
 from fastlr._matrix.choice import LEVELS as LEVEL_NAMES
-from fastlr._matrix.choice import static_thresholds, use_kernel
+from fastlr._matrix.choice import factor_fits, static_thresholds, use_kernel
 
 SHAPES = [(5760, 1080), (100000, 500)]
 WIDTHS = [10, 20, 60, 128]
@@ -72,13 +72,15 @@ def main(argv=None) -> int:
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--orders", default="C,F")
     ap.add_argument("--slack", type=float, default=0.05, help="the rule's pick may be this much slower (0.05: 5%%)")
+    ap.add_argument("--levels", default="v4,v3,baseline", help="ISA levels to time (those the CPU runs)")
     ap.add_argument("--recalibrate", action="store_true", help="measure the calibration again (not the cache's)")
     args = ap.parse_args(argv)
     clock = time.perf_counter if args.wall else time.thread_time
     core = fastlr.get_backend("cpp")
     core.set_num_threads(args.threads)
     top = {"x86-64-v4": 2, "x86-64-v3": 1}.get(core.build_info().get("isa"), 0)
-    levels = [lv for lv in LEVELS if lv <= top]
+    wanted = {{"v4": 2, "v3": 1, "baseline": 0}[name] for name in args.levels.split(",")}
+    levels = [lv for lv in LEVELS if lv <= top and lv in wanted]
     print(header(args.threads), flush=True)
     calibrated = {}
     for lv in levels:
@@ -126,13 +128,15 @@ def main(argv=None) -> int:
                                 picks, cal_picks = [], []
                                 for lv in levels:
                                     kind = "pass" if name in ("matmul", "rmatmul") else "gram"
-                                    kernel_picked = use_kernel(kind, l, dtype, order, level=LEVEL_NAMES[lv])
+                                    fits = factor_fits(A.shape[1], l, dtype, LEVEL_NAMES[lv])  # both rules apply it
+                                    kernel_picked = use_kernel(kind, l, dtype, order, level=LEVEL_NAMES[lv],
+                                                               factor_rows=A.shape[1])
                                     mine, other = (m[lv], m["blas"]) if kernel_picked else (m["blas"], m[lv])
                                     verdict = "ok" if mine <= (1 + args.slack) * other else f"LOSES {mine / other:.2f}x"
                                     losing["static"][not kernel_picked] += verdict != "ok"
                                     total += 1
                                     picks.append(f"{LEVELS[lv]} {'K' if kernel_picked else 'B'} {verdict}")
-                                    cal_kernel = l < calibrated[lv][order, kind, np.dtype(dtype).name]
+                                    cal_kernel = fits and l < calibrated[lv][order, kind, np.dtype(dtype).name]
                                     cal = m[lv] if cal_kernel else m["blas"]
                                     faster = min(m[lv], m["blas"])
                                     cal_verdict = "ok" if cal <= (1 + args.slack) * faster else f"LOSES {cal / faster:.2f}x"

@@ -37,6 +37,50 @@ def test_measured_rule():
     assert not choice.use_kernel("gram", 20, np.float32, "F", "x86-64-v4")
 
 
+@pytest.fixture
+def caches(monkeypatch):
+    """Zen 4's caches (1 MiB L2, 32 MiB L3), whatever this machine has."""
+    monkeypatch.setattr(choice, "_cache_sizes", (1 << 20, 32 << 20))
+
+
+def test_factor_past_the_cache_runs_blas(caches):
+    # bench/README.md, "Twelfth session: wide matrices": wide C-order A, kernel / BLAS by the factor's bytes
+    v4, v3 = "x86-64-v4", "x86-64-v3"
+    assert choice.factor_fits(1080, 128, np.float64, v4)  # 1.1 MB: past L2, within L3 / 4
+    assert choice.factor_fits(1080, 60, np.float64, v3)  # 0.5 MB: within L2 at any width
+    assert choice.factor_fits(100000, 10, np.float32, v4)  # 4 MB (won 1.9-2.7x)
+    assert choice.factor_fits(100000, 20, np.float32, v3)  # 8 MB, 20 columns (won 1.1-1.4x)
+    assert not choice.factor_fits(100000, 40, np.float32, v4)  # 16 MB (lost 0.6-1.0x)
+    assert not choice.factor_fits(100000, 60, np.float64, v4)  # 48 MB (lost 0.2-0.3x)
+    assert not choice.factor_fits(20000, 32, np.float32, v3)  # past L2 at 32 columns (lost 0.8x)
+    assert choice.factor_fits(5760, 20, np.float64, v3)
+    # the cap applies on top of the column threshold, in the table's rule and the calibrated one
+    assert choice.use_kernel("gram", 20, np.float64, "C", v4)
+    assert choice.use_kernel("gram", 20, np.float64, "C", v4, factor_rows=5760)
+    assert not choice.use_kernel("gram", 20, np.float64, "C", v4, factor_rows=100000)
+    assert not choice.use_kernel("gram", 20, np.float64, "F", v4, factor_rows=100000)
+    assert not choice.use_kernel("pass", 60, np.float32, "C", v4, factor_rows=100000)
+
+
+def test_factor_cap_routes_inmemory_products(monkeypatch, caches):
+    monkeypatch.setattr(choice, "_level", "x86-64-v4")
+    rng = np.random.default_rng(1)
+    narrow = InMemory(rng.standard_normal((6, 400)))
+    assert narrow._kernel_for("gram", 20)
+    monkeypatch.setattr(choice, "_cache_sizes", (1 << 10, 16 << 10))  # 400 x 20 float64: 64 KB past both
+    assert not narrow._kernel_for("gram", 20) and not narrow._kernel_for("matmul", 20)
+    A = narrow.A
+    V = rng.standard_normal((400, 20))
+    np.testing.assert_allclose(narrow.power_product(20, 1)(V), A.T @ (A @ V), rtol=1e-12, atol=1e-12)
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "kernel")  # the override still forces the kernel
+    assert narrow._kernel_for("gram", 20)
+
+
+def test_cache_sizes_are_read_or_defaulted():
+    l2, l3 = choice.cache_sizes()
+    assert 64 << 10 <= l2 <= 64 << 20 and l2 <= l3 <= 4 << 30
+
+
 @pytest.mark.parametrize("mode, expected", [("kernel", True), ("blas", False), (" BLAS ", False), ("", None)])
 def test_environment_override(monkeypatch, mode, expected):
     monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", mode)

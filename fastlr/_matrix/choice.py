@@ -76,8 +76,9 @@ import numpy as np
 from .._backend import get_backend
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "SPARSE_MIN_ROW_NNZ", "choice_mode", "isa_level",
-           "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel"]
+__all__ = ["BLAS_MIN_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "SPARSE_MIN_ROW_NNZ", "V3_CACHE_COLUMNS", "cache_sizes",
+           "choice_mode", "factor_fits", "isa_level", "static_thresholds", "thresholds", "use_kernel",
+           "use_sparse_kernel"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
 #: beats the one-pass kernels there. KERNEL_COLUMNS holds the narrower
@@ -143,7 +144,8 @@ def choice_mode() -> str:
     return mode
 
 
-def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = None) -> bool:
+def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = None,
+               factor_rows: int | None = None) -> bool:
     """Whether a dense product with a ``columns``-wide factor runs on the one-pass kernel.
 
     Parameters
@@ -157,6 +159,9 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
         A's memory order.
     level : str, optional
         ISA level (default: this CPU's, ``isa_level()``).
+    factor_rows : int, optional
+        A's column count d, the rows of the d x l factor the kernel streams once per tile of A's
+        rows (V, or the sum Z): past the cache (``factor_fits``) BLAS runs, whatever the width.
     """
     if kind not in ("pass", "gram"):
         raise ValueError(f"kind: expected 'pass' or 'gram', got {kind!r}")
@@ -165,14 +170,69 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     mode = choice_mode()
     if mode != "auto":
         return mode == "kernel"
-    if level is None:
-        tab = _calibrated()
-        if tab is not None:
-            return columns < tab.thresholds[order, kind, np.dtype(dtype).name]
-        level = isa_level()
-    elif level not in LEVELS:
+    if level is not None and level not in LEVELS:
         raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
+    tab = _calibrated() if level is None else None
+    level = level or isa_level()
+    if factor_rows is not None and not factor_fits(factor_rows, columns, dtype, level):
+        return False
+    if tab is not None:
+        return columns < tab.thresholds[order, kind, np.dtype(dtype).name]
     return columns < min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, np.dtype(dtype).name])
+
+
+#: Past L2, at x86-64-v3 the kernel keeps factors narrower than this only (see ``factor_fits``).
+V3_CACHE_COLUMNS = 32
+
+
+def factor_fits(rows: int, columns: int, dtype, level: str) -> bool:
+    """Whether a rows x columns factor is small enough for the one-pass kernels at ``level``.
+
+    Each tile of A's rows streams the whole factor (V, or the sum Z of ``A.T @ W``), so the kernel
+    lives on the factor staying in cache; BLAS's GEMM blocks around it. Measured single thread on
+    wide C-order A (Zen 4: 1 MiB L2, 32 MiB L3; ``bench/bench_choice.py --shapes
+    2000x2000,1080x5760,500x20000,500x100000``; bench/README.md, "Twelfth session: wide matrices"):
+    at x86-64-v4 the kernels won up to a 12.8 MB factor (1.5-2.1x) and lost from 16 MB (0.4-0.8x,
+    the factor and its sum past L3); at x86-64-v3 they lost from 32 columns once the factor passed
+    L2 (0.33-0.96x; up to 20 columns they won 1.1-1.9x up to 8 MB). So: a factor within L2 fits;
+    past it, one within a quarter of L3, and at x86-64-v3 narrower than ``V3_CACHE_COLUMNS``.
+    """
+    nbytes = rows * columns * np.dtype(dtype).itemsize
+    l2, l3 = cache_sizes()
+    if nbytes <= l2:
+        return True
+    if level == "x86-64-v3" and columns >= V3_CACHE_COLUMNS:
+        return False
+    return nbytes <= l3 // 4
+
+
+_cache_sizes: tuple[int, int] | None = None
+
+
+def cache_sizes() -> tuple[int, int]:
+    """(L2, L3) sizes in bytes of CPU 0's caches from Linux's sysfs; 512 KiB / 16 MiB (small: the
+    cap errs towards BLAS) where the system does not say."""
+    global _cache_sizes
+    if _cache_sizes is None:
+        sizes = {2: 512 * 1024, 3: 16 * 1024 * 1024}
+        root = "/sys/devices/system/cpu/cpu0/cache"
+        try:
+            for entry in os.listdir(root):
+                if not entry.startswith("index"):
+                    continue
+                with open(os.path.join(root, entry, "level")) as f:
+                    level = int(f.read())
+                with open(os.path.join(root, entry, "type")) as f:
+                    kind = f.read().strip()
+                with open(os.path.join(root, entry, "size")) as f:
+                    text = f.read().strip().upper()
+                if level in sizes and kind in ("Unified", "Data") and text:
+                    unit = {"K": 1024, "M": 1024 * 1024}.get(text[-1], 1)
+                    sizes[level] = int(text.rstrip("KM")) * unit
+        except (OSError, ValueError):
+            pass  # not Linux, or an unexpected layout: the defaults
+        _cache_sizes = (sizes[2], sizes[3])
+    return _cache_sizes
 
 
 def static_thresholds(level: str) -> dict:
@@ -251,6 +311,7 @@ def describe() -> str:
         return f"{mode} (FASTLR_PRODUCT_CHOICE)"
     level = isa_level()
     limits = tab.thresholds if tab is not None else static_thresholds(level)
+    l2, l3 = cache_sizes()
 
     def cols(order, kind):
         a, b = (f"< {x} columns" if x else "never" for x in (limits[order, kind, t] for t in ("float32", "float64")))
@@ -267,4 +328,6 @@ def describe() -> str:
                   "the static table until calibrated (at the first dense product, or `fastlr calibrate`)")
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS otherwise "
+            f"and for d x l factors past L2 ({l2 >> 10} KiB) and either past {(l3 // 4) >> 20} MiB (L3 / 4) or, at "
+            f"x86-64-v3, {V3_CACHE_COLUMNS}+ columns "
             f"(FASTLR_PRODUCT_CHOICE)")

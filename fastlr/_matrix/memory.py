@@ -361,7 +361,8 @@ class InMemory(Operand):
         if self.sparse:
             return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size)
         order = "C" if self.A.flags.c_contiguous else "F"
-        return use_kernel("pass" if kind in ("matmul", "rmatmul") else kind, columns, self.dtype, order)
+        return use_kernel("pass" if kind in ("matmul", "rmatmul") else kind, columns, self.dtype, order,
+                          factor_rows=self.shape[1])
 
     def _scipy_product(self, M, F, rows: int, name: str, of: str) -> np.ndarray:
         """``M @ F`` by SciPy (M = A or A.T), checked like the kernels' factors."""
