@@ -2,7 +2,8 @@
 """Kernel vs BLAS for the dense one-pass products, at every ISA level the CPU runs.
 
 For each dense A (C and F order, float32 and float64) and factor width l, times the
-one-pass kernels ``matmul`` / ``rmatmul`` / ``gram_product`` / ``power_step`` of the
+one-pass kernels ``matmul`` / ``rmatmul`` / ``gram_product`` / ``power_step`` (and, with
+``--products gd_products``, the fused GD pass ``(A V, A.T W)``) of the
 compiled core at each ISA level (x86-64-v4, x86-64-v3, baseline: ``_core._cap_isa``)
 against the BLAS calls they replace (``A @ V``, ``A.T @ W``, ``A.T @ (A @ Q)``), all in one
 process with the rounds interleaved. Single thread by default; times are each call's CPU
@@ -58,6 +59,8 @@ def calls(core, A, factors, name):
         return (lambda: core.rmatmul(A, W)), (lambda: A.T @ W)
     if name == "gram_product":
         return (lambda: core.gram_product(A, V)), (lambda: A.T @ (A @ V))
+    if name == "gd_products":  # fastlr routes it by the factor's size only (choice.factor_fits)
+        return (lambda: core.gd_products(A, W, V)), (lambda: (A @ V, A.T @ W))
     return (lambda: core.power_step(A, V)), (lambda: (lambda Y: (Y, A.T @ Y))(A @ V))
 
 
@@ -131,12 +134,15 @@ def main(argv=None) -> int:
                                     fits = factor_fits(A.shape[1], l, dtype, LEVEL_NAMES[lv])  # both rules apply it
                                     kernel_picked = use_kernel(kind, l, dtype, order, level=LEVEL_NAMES[lv],
                                                                factor_rows=A.shape[1])
+                                    if name == "gd_products":
+                                        kernel_picked = fits
                                     mine, other = (m[lv], m["blas"]) if kernel_picked else (m["blas"], m[lv])
                                     verdict = "ok" if mine <= (1 + args.slack) * other else f"LOSES {mine / other:.2f}x"
                                     losing["static"][not kernel_picked] += verdict != "ok"
                                     total += 1
                                     picks.append(f"{LEVELS[lv]} {'K' if kernel_picked else 'B'} {verdict}")
-                                    cal_kernel = fits and l < calibrated[lv][order, kind, np.dtype(dtype).name]
+                                    cal_kernel = fits and (name == "gd_products"
+                                                           or l < calibrated[lv][order, kind, np.dtype(dtype).name])
                                     cal = m[lv] if cal_kernel else m["blas"]
                                     faster = min(m[lv], m["blas"])
                                     cal_verdict = "ok" if cal <= (1 + args.slack) * faster else f"LOSES {cal / faster:.2f}x"

@@ -46,13 +46,16 @@ def caches(monkeypatch):
 def test_factor_past_the_cache_runs_blas(caches):
     # bench/README.md, "Twelfth session: wide matrices": wide C-order A, kernel / BLAS by the factor's bytes
     v4, v3 = "x86-64-v4", "x86-64-v3"
-    assert choice.factor_fits(1080, 128, np.float64, v4)  # 1.1 MB: past L2, within L3 / 4
+    assert choice.factor_fits(1080, 128, np.float64, v4)  # 1.1 MB: past L2, within L3 / 8
+    assert choice.factor_fits(5760, 60, np.float64, v4)  # 2.8 MB (won 1.4-1.5x)
     assert choice.factor_fits(1080, 60, np.float64, v3)  # 0.5 MB: within L2 at any width
-    assert choice.factor_fits(100000, 10, np.float32, v4)  # 4 MB (won 1.9-2.7x)
-    assert choice.factor_fits(100000, 20, np.float32, v3)  # 8 MB, 20 columns (won 1.1-1.4x)
-    assert not choice.factor_fits(100000, 40, np.float32, v4)  # 16 MB (lost 0.6-1.0x)
-    assert not choice.factor_fits(100000, 60, np.float64, v4)  # 48 MB (lost 0.2-0.3x)
-    assert not choice.factor_fits(20000, 32, np.float32, v3)  # past L2 at 32 columns (lost 0.8x)
+    assert choice.factor_fits(100000, 10, np.float32, v3)  # 4 MB, 10 columns (won 1.4-2.3x)
+    assert choice.factor_fits(100000, 20, np.float32, v4)  # 8 MB, 20 columns (won 1.35-2.0x)
+    assert not choice.factor_fits(100000, 20, np.float32, v3)  # 8 MB at v3 (gd_products 0.89x)
+    assert not choice.factor_fits(20000, 40, np.float64, v4)  # 6.4 MB, 40 columns (A^T A V 0.93x)
+    assert not choice.factor_fits(20000, 50, np.float64, v4)  # 8 MB, 50 columns (gd_products 0.48x)
+    assert not choice.factor_fits(100000, 40, np.float32, v4)  # 16 MB (0.6-1.0x)
+    assert not choice.factor_fits(20000, 32, np.float32, v3)  # past L2 at 32 columns (0.8x)
     assert choice.factor_fits(5760, 20, np.float64, v3)
     # the cap applies on top of the column threshold, in the table's rule and the calibrated one
     assert choice.use_kernel("gram", 20, np.float64, "C", v4)
@@ -72,8 +75,18 @@ def test_factor_cap_routes_inmemory_products(monkeypatch, caches):
     A = narrow.A
     V = rng.standard_normal((400, 20))
     np.testing.assert_allclose(narrow.power_product(20, 1)(V), A.T @ (A @ V), rtol=1e-12, atol=1e-12)
+    U = rng.standard_normal((6, 20))
+    AV, ATU = narrow.gd_products(U, V)  # BLAS here
+    assert AV.flags.c_contiguous and ATU.flags.c_contiguous
+    np.testing.assert_allclose(AV, A @ V, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ATU, A.T @ U, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="U, V"):
+        narrow.gd_products(U[:5], V)
     monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "kernel")  # the override still forces the kernel
     assert narrow._kernel_for("gram", 20)
+    AV2, ATU2 = narrow.gd_products(U, V)
+    np.testing.assert_allclose(AV2, AV, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ATU2, ATU, rtol=1e-12, atol=1e-12)
 
 
 def test_cache_sizes_are_read_or_defaulted():

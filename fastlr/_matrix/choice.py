@@ -76,7 +76,7 @@ import numpy as np
 from .._backend import get_backend
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "SPARSE_MIN_ROW_NNZ", "V3_CACHE_COLUMNS", "cache_sizes",
+__all__ = ["BLAS_MIN_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "SPARSE_MIN_ROW_NNZ", "CACHE_COLUMNS", "cache_sizes",
            "choice_mode", "factor_fits", "isa_level", "static_thresholds", "thresholds", "use_kernel",
            "use_sparse_kernel"]
 
@@ -181,29 +181,33 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     return columns < min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, np.dtype(dtype).name])
 
 
-#: Past L2, at x86-64-v3 the kernel keeps factors narrower than this only (see ``factor_fits``).
-V3_CACHE_COLUMNS = 32
+#: Past L2, only factors narrower than this may run on the kernel (see ``factor_fits``).
+CACHE_COLUMNS = 32
 
 
 def factor_fits(rows: int, columns: int, dtype, level: str) -> bool:
     """Whether a rows x columns factor is small enough for the one-pass kernels at ``level``.
 
-    Each tile of A's rows streams the whole factor (V, or the sum Z of ``A.T @ W``), so the kernel
-    lives on the factor staying in cache; BLAS's GEMM blocks around it. Measured single thread on
-    wide C-order A (Zen 4: 1 MiB L2, 32 MiB L3; ``bench/bench_choice.py --shapes
-    2000x2000,1080x5760,500x20000,500x100000``; bench/README.md, "Twelfth session: wide matrices"):
-    at x86-64-v4 the kernels won up to a 12.8 MB factor (1.5-2.1x) and lost from 16 MB (0.4-0.8x,
-    the factor and its sum past L3); at x86-64-v3 they lost from 32 columns once the factor passed
-    L2 (0.33-0.96x; up to 20 columns they won 1.1-1.9x up to 8 MB). So: a factor within L2 fits;
-    past it, one within a quarter of L3, and at x86-64-v3 narrower than ``V3_CACHE_COLUMNS``.
+    Each tile of A's rows streams the whole factor (V, and the sum Z of ``A.T @ W``), so the
+    kernels live on the factor staying in cache; BLAS's GEMM blocks around it. Measured single
+    thread on wide C-order A (Zen 4: 1 MiB L2, 32 MiB L3; ``bench/bench_choice.py --shapes
+    2000x2000,1080x5760,500x20000,500x100000`` and ``gd_products``; bench/README.md, "Twelfth
+    session: wide matrices"): at x86-64-v4 the kernels won on factors up to 4 MB at any width
+    (1.1-2.5x) and, narrower than 32 columns, up to 8 MB (1.35-2.5x); they lost on 6.4-9.6 MB at
+    40-60 columns (0.44-0.93x) and from 16 MB at any width (0.26-0.85x). At x86-64-v3 they lost
+    past L2 from 32 columns (0.2-0.96x) and on 8 MB at 10-20 columns (``gd_products`` 0.88-0.89x),
+    and won up to 4 MB below 32 columns (1.3-2.4x). So a factor within L2 fits; past it, within an
+    eighth of L3 (4 MiB here) at x86-64-v4 and, below ``CACHE_COLUMNS`` columns, a quarter; at the
+    other levels below ``CACHE_COLUMNS`` columns and within an eighth.
     """
     nbytes = rows * columns * np.dtype(dtype).itemsize
     l2, l3 = cache_sizes()
     if nbytes <= l2:
         return True
-    if level == "x86-64-v3" and columns >= V3_CACHE_COLUMNS:
-        return False
-    return nbytes <= l3 // 4
+    narrow = columns < CACHE_COLUMNS
+    if level == "x86-64-v4":
+        return nbytes <= l3 // 8 or (narrow and nbytes <= l3 // 4)
+    return narrow and nbytes <= l3 // 8
 
 
 _cache_sizes: tuple[int, int] | None = None
@@ -328,6 +332,6 @@ def describe() -> str:
                   "the static table until calibrated (at the first dense product, or `fastlr calibrate`)")
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS otherwise "
-            f"and for d x l factors past L2 ({l2 >> 10} KiB) and either past {(l3 // 4) >> 20} MiB (L3 / 4) or, at "
-            f"x86-64-v3, {V3_CACHE_COLUMNS}+ columns "
+            f"and for d x l factors past L2 ({l2 >> 10} KiB) and past L3 / 8 ({(l3 // 8) >> 20} MiB; "
+            f"{'L3 / 4 below ' + str(CACHE_COLUMNS) + ' columns' if level == 'x86-64-v4' else str(CACHE_COLUMNS) + '+ columns'}) "
             f"(FASTLR_PRODUCT_CHOICE)")

@@ -23,7 +23,8 @@ from .._linalg import blas_limit, blas_times, normalize, orthonormal, peak, powe
 from .._threads import get_num_threads, thread_limit
 from .._validation import as_matrix, is_sparse
 from .base import Operand, PowerSteps
-from .choice import BLAS_MIN_COLUMNS, use_kernel, use_sparse_kernel  # noqa: F401 (BLAS_MIN_COLUMNS: re-exported)
+from .choice import BLAS_MIN_COLUMNS  # noqa: F401 (re-exported)
+from .choice import choice_mode, factor_fits, isa_level, use_kernel, use_sparse_kernel
 
 __all__ = ["InMemory"]
 
@@ -289,7 +290,8 @@ class InMemory(Operand):
         return kernels.matmul_csr(*self.parts, W)
 
     def gd_products(self, U, V) -> tuple[np.ndarray, np.ndarray]:
-        """``(A @ V, A.T @ U)`` in one pass over A; U is n x k, V is d x k."""
+        """``(A @ V, A.T @ U)`` in one pass over A; U is n x k, V is d x k. Dense A whose d x k
+        factors pass the cache (``choice.factor_fits``: wide A) gets two BLAS GEMMs instead."""
         U = _factor(U, self.dtype, "U")
         V = _factor(V, self.dtype, "V")
         with self._work(V.shape[1], 2):
@@ -298,6 +300,12 @@ class InMemory(Operand):
     def _gd_products(self, U, V):
         kernels = self.kernels
         if not self.sparse:
+            if choice_mode() == "auto" and not factor_fits(self.shape[1], V.shape[1], self.dtype, isa_level()):
+                if U.shape[0] != self.shape[0] or V.shape[0] != self.shape[1]:
+                    raise ValueError(f"U, V: expected {self.shape[0]} and {self.shape[1]} rows ({self.name}'s "
+                                     f"shape), got {U.shape[0]} and {V.shape[0]}")
+                with blas_limit(get_num_threads()):
+                    return blas_times(self.A, V), blas_times(self.A.T, U)
             return kernels.gd_products(self.A, U, V)
         if self.format == "csr":
             return kernels.gd_products_csr(*self.parts, U, V)
