@@ -47,16 +47,18 @@ def test_factor_past_the_cache_runs_blas(caches):
     # bench/README.md, "Twelfth session: wide matrices": wide C-order A, kernel / BLAS by the factor's bytes
     v4, v3 = "x86-64-v4", "x86-64-v3"
     assert choice.factor_fits(1080, 128, np.float64, v4)  # 1.1 MB: past L2, within L3 / 8
-    assert choice.factor_fits(5760, 60, np.float64, v4)  # 2.8 MB (won 1.4-1.5x)
+    assert choice.factor_fits(5760, 60, np.float64, v4)  # 2.8 MB (won 1.4-1.6x)
+    assert choice.factor_fits(100000, 16, np.float64, v4)  # 12.8 MB, 128-byte rows (won 1.8-3.1x)
+    assert choice.factor_fits(100000, 32, np.float32, v4)  # 12.8 MB, 128-byte rows (won 1.5-1.8x)
+    assert not choice.factor_fits(100000, 40, np.float32, v4)  # 16 MB (0.7-1.1x)
+    assert not choice.factor_fits(20000, 50, np.float64, v4)  # 8 MB, 400-byte rows (gd_products 0.48x)
+    assert not choice.factor_fits(100000, 60, np.float64, v4)  # 48 MB (0.2-0.3x)
     assert choice.factor_fits(1080, 60, np.float64, v3)  # 0.5 MB: within L2 at any width
-    assert choice.factor_fits(100000, 10, np.float32, v3)  # 4 MB, 10 columns (won 1.4-2.3x)
-    assert choice.factor_fits(100000, 20, np.float32, v4)  # 8 MB, 20 columns (won 1.35-2.0x)
-    assert not choice.factor_fits(100000, 20, np.float32, v3)  # 8 MB at v3 (gd_products 0.89x)
-    assert not choice.factor_fits(20000, 40, np.float64, v4)  # 6.4 MB, 40 columns (A^T A V 0.93x)
-    assert not choice.factor_fits(20000, 50, np.float64, v4)  # 8 MB, 50 columns (gd_products 0.48x)
-    assert not choice.factor_fits(100000, 40, np.float32, v4)  # 16 MB (0.6-1.0x)
-    assert not choice.factor_fits(20000, 32, np.float32, v3)  # past L2 at 32 columns (0.8x)
-    assert choice.factor_fits(5760, 20, np.float64, v3)
+    assert choice.factor_fits(5760, 40, np.float64, v3)  # 1.8 MB, 40 columns (won 1.1-1.5x)
+    assert choice.factor_fits(100000, 20, np.float32, v3)  # 8 MB, 80-byte rows (won 1.2-1.5x)
+    assert not choice.factor_fits(5760, 60, np.float32, v3)  # 1.4 MB at 60 columns (0.7-0.8x)
+    assert not choice.factor_fits(20000, 60, np.float32, v3)  # 4.8 MB at 60 columns (0.5-0.7x)
+    assert not choice.factor_fits(100000, 16, np.float64, v3)  # 12.8 MB (0.6-1.3x)
     # the cap applies on top of the column threshold, in the table's rule and the calibrated one
     assert choice.use_kernel("gram", 20, np.float64, "C", v4)
     assert choice.use_kernel("gram", 20, np.float64, "C", v4, factor_rows=5760)

@@ -76,7 +76,7 @@ import numpy as np
 from .._backend import get_backend
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "SPARSE_MIN_ROW_NNZ", "CACHE_COLUMNS", "cache_sizes",
+__all__ = ["BLAS_MIN_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "SPARSE_MIN_ROW_NNZ", "CACHE_COLUMNS", "NARROW_ROW_BYTES", "cache_sizes",
            "choice_mode", "factor_fits", "isa_level", "static_thresholds", "thresholds", "use_kernel",
            "use_sparse_kernel"]
 
@@ -181,8 +181,10 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     return columns < min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, np.dtype(dtype).name])
 
 
-#: Past L2, only factors narrower than this may run on the kernel (see ``factor_fits``).
-CACHE_COLUMNS = 32
+#: Past L2, below x86-64-v4 only factors narrower than this run on the kernels (``factor_fits``).
+CACHE_COLUMNS = 48
+#: Factor rows of at most (x86-64-v4) or under (other levels) this many bytes may reach far into L3.
+NARROW_ROW_BYTES = 256
 
 
 def factor_fits(rows: int, columns: int, dtype, level: str) -> bool:
@@ -191,23 +193,30 @@ def factor_fits(rows: int, columns: int, dtype, level: str) -> bool:
     Each tile of A's rows streams the whole factor (V, and the sum Z of ``A.T @ W``), so the
     kernels live on the factor staying in cache; BLAS's GEMM blocks around it. Measured single
     thread on wide C-order A (Zen 4: 1 MiB L2, 32 MiB L3; ``bench/bench_choice.py --shapes
-    2000x2000,1080x5760,500x20000,500x100000`` and ``gd_products``; bench/README.md, "Twelfth
-    session: wide matrices"): at x86-64-v4 the kernels won on factors up to 4 MB at any width
-    (1.1-2.5x) and, narrower than 32 columns, up to 8 MB (1.35-2.5x); they lost on 6.4-9.6 MB at
-    40-60 columns (0.44-0.93x) and from 16 MB at any width (0.26-0.85x). At x86-64-v3 they lost
-    past L2 from 32 columns (0.2-0.96x) and on 8 MB at 10-20 columns (``gd_products`` 0.88-0.89x),
-    and won up to 4 MB below 32 columns (1.3-2.4x). So a factor within L2 fits; past it, within an
-    eighth of L3 (4 MiB here) at x86-64-v4 and, below ``CACHE_COLUMNS`` columns, a quarter; at the
-    other levels below ``CACHE_COLUMNS`` columns and within an eighth.
+    1080x5760,500x20000,500x100000 --products matmul,rmatmul,gram_product,gd_products``;
+    bench/README.md, "Twelfth session: wide matrices"), B the factor's bytes:
+
+    * x86-64-v4: won at any width up to 2.9 MB (1.3-1.6x); with rows of at most 256 bytes up to
+      B = 12.8 MB (1.5-3.1x), not at 16 MB (0.7-1.1x: V and Z together fill L3); with wider rows
+      lost from 6.4 MB (``gd_products`` 0.94x at 40 float64 columns, 0.5-0.6x at 50-60).
+    * x86-64-v3: lost past L2 from 60 columns (0.5-0.9x); below that won up to 4 MB (1.1-1.8x),
+      with rows under 256 bytes up to 9.6 MB (1.0-2.3x), not at 12.8 MB (0.3-0.8x).
+
+    So: B within L2 fits. Past it, at x86-64-v4: B within L3 / 8, or rows of at most
+    ``NARROW_ROW_BYTES`` and B within 7/16 of L3; at the other levels, fewer than
+    ``CACHE_COLUMNS`` columns and B within L3 / 8, or rows under ``NARROW_ROW_BYTES`` and B
+    within 3/8 of L3.
     """
-    nbytes = rows * columns * np.dtype(dtype).itemsize
+    row = columns * np.dtype(dtype).itemsize
+    nbytes = rows * row
     l2, l3 = cache_sizes()
     if nbytes <= l2:
         return True
-    narrow = columns < CACHE_COLUMNS
     if level == "x86-64-v4":
-        return nbytes <= l3 // 8 or (narrow and nbytes <= l3 // 4)
-    return narrow and nbytes <= l3 // 8
+        return nbytes <= l3 // 8 or (row <= NARROW_ROW_BYTES and nbytes <= 7 * l3 // 16)
+    if columns >= CACHE_COLUMNS:
+        return False
+    return nbytes <= l3 // 8 or (row < NARROW_ROW_BYTES and nbytes <= 3 * l3 // 8)
 
 
 _cache_sizes: tuple[int, int] | None = None
@@ -332,6 +341,6 @@ def describe() -> str:
                   "the static table until calibrated (at the first dense product, or `fastlr calibrate`)")
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS otherwise "
-            f"and for d x l factors past L2 ({l2 >> 10} KiB) and past L3 / 8 ({(l3 // 8) >> 20} MiB; "
-            f"{'L3 / 4 below ' + str(CACHE_COLUMNS) + ' columns' if level == 'x86-64-v4' else str(CACHE_COLUMNS) + '+ columns'}) "
+            f"and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, by its width, part of L3 "
+            f"({l3 >> 20} MiB; choice.factor_fits) "
             f"(FASTLR_PRODUCT_CHOICE)")
