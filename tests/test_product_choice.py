@@ -54,11 +54,11 @@ def test_factor_past_the_cache_runs_blas(caches):
     assert not choice.factor_fits(20000, 50, np.float64, v4)  # 8 MB, 400-byte rows (gd_products 0.48x)
     assert not choice.factor_fits(100000, 60, np.float64, v4)  # 48 MB (0.2-0.3x)
     assert choice.factor_fits(1080, 60, np.float64, v3)  # 0.5 MB: within L2 at any width
-    assert choice.factor_fits(5760, 40, np.float64, v3)  # 1.8 MB, 40 columns (won 1.1-1.5x)
-    assert choice.factor_fits(100000, 20, np.float32, v3)  # 8 MB, 80-byte rows (won 1.2-1.5x)
-    assert not choice.factor_fits(5760, 60, np.float32, v3)  # 1.4 MB at 60 columns (0.7-0.8x)
-    assert not choice.factor_fits(20000, 60, np.float32, v3)  # 4.8 MB at 60 columns (0.5-0.7x)
-    assert not choice.factor_fits(100000, 16, np.float64, v3)  # 12.8 MB (0.6-1.3x)
+    assert choice.factor_fits(20000, 20, np.float32, v3)  # 1.6 MB, 20 columns (won 1.4-1.5x)
+    assert choice.factor_fits(100000, 10, np.float32, v3)  # 4 MB, 10 columns (won 1.4-1.5x)
+    assert not choice.factor_fits(100000, 10, np.float64, v3)  # 8 MB (gd_products 0.72x)
+    assert not choice.factor_fits(5760, 40, np.float64, v3)  # 1.8 MB at 40 columns (0.87-1.02x)
+    assert not choice.factor_fits(20000, 60, np.float32, v3)  # 4.8 MB at 60 columns (0.4-0.7x)
     # the cap applies on top of the column threshold, in the table's rule and the calibrated one
     assert choice.use_kernel("gram", 20, np.float64, "C", v4)
     assert choice.use_kernel("gram", 20, np.float64, "C", v4, factor_rows=5760)

@@ -182,8 +182,8 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
 
 
 #: Past L2, below x86-64-v4 only factors narrower than this run on the kernels (``factor_fits``).
-CACHE_COLUMNS = 48
-#: Factor rows of at most (x86-64-v4) or under (other levels) this many bytes may reach far into L3.
+CACHE_COLUMNS = 32
+#: At x86-64-v4, factor rows of at most this many bytes may reach far into L3 (``factor_fits``).
 NARROW_ROW_BYTES = 256
 
 
@@ -196,16 +196,18 @@ def factor_fits(rows: int, columns: int, dtype, level: str) -> bool:
     1080x5760,500x20000,500x100000 --products matmul,rmatmul,gram_product,gd_products``;
     bench/README.md, "Twelfth session: wide matrices"), B the factor's bytes:
 
-    * x86-64-v4: won at any width up to 2.9 MB (1.3-1.6x); with rows of at most 256 bytes up to
-      B = 12.8 MB (1.5-3.1x), not at 16 MB (0.7-1.1x: V and Z together fill L3); with wider rows
-      lost from 6.4 MB (``gd_products`` 0.94x at 40 float64 columns, 0.5-0.6x at 50-60).
-    * x86-64-v3: lost past L2 from 60 columns (0.5-0.9x); below that won up to 4 MB (1.1-1.8x),
-      with rows under 256 bytes up to 9.6 MB (1.0-2.3x), not at 12.8 MB (0.3-0.8x).
+    * x86-64-v4 (OpenBLAS SkylakeX): won at any width up to 2.9 MB (1.3-1.6x); with rows of at
+      most 256 bytes up to B = 12.8 MB (1.5-3.1x), not at 16 MB (0.7-1.1x: V and Z together fill
+      L3); with wider rows lost from 6.4 MB (``gd_products`` 0.94x at 40 float64 columns, 0.5-0.6x
+      at 50-60).
+    * x86-64-v3 against OpenBLAS's AVX2 (Haswell) kernel, what an AVX2-only machine runs: past L2
+      the kernels won below 32 columns up to 4 MB (1.1-1.5x); at 32-40 columns they tied or lost
+      (0.87-1.26x), from 60 lost (0.2-0.8x), and at 8 MB lost even at 10 columns
+      (``gd_products`` float64 0.72x).
 
     So: B within L2 fits. Past it, at x86-64-v4: B within L3 / 8, or rows of at most
     ``NARROW_ROW_BYTES`` and B within 7/16 of L3; at the other levels, fewer than
-    ``CACHE_COLUMNS`` columns and B within L3 / 8, or rows under ``NARROW_ROW_BYTES`` and B
-    within 3/8 of L3.
+    ``CACHE_COLUMNS`` columns and B within L3 / 8.
     """
     row = columns * np.dtype(dtype).itemsize
     nbytes = rows * row
@@ -214,9 +216,7 @@ def factor_fits(rows: int, columns: int, dtype, level: str) -> bool:
         return True
     if level == "x86-64-v4":
         return nbytes <= l3 // 8 or (row <= NARROW_ROW_BYTES and nbytes <= 7 * l3 // 16)
-    if columns >= CACHE_COLUMNS:
-        return False
-    return nbytes <= l3 // 8 or (row < NARROW_ROW_BYTES and nbytes <= 3 * l3 // 8)
+    return columns < CACHE_COLUMNS and nbytes <= l3 // 8
 
 
 _cache_sizes: tuple[int, int] | None = None
