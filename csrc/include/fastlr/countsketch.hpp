@@ -142,13 +142,69 @@ AccLayout acc_layout(const T* A, index_t m, index_t d, index_t ld) {
   return {ldo, offset, m * ldo + line};
 }
 
+constexpr index_t kRunSeg = 256;  // rows of S per run-or-scatter decision (countsketch_cols)
+
+/// Segments of kRunSeg rows the column-major kernel walks for a block of k rows.
+inline index_t run_segments(index_t k) { return (k + kRunSeg - 1) / kRunSeg; }
+
+// flag[s] = 1 when segment s of r[0, k) (kRunSeg rows) holds runs of equal rows averaging
+// more than 3: there countsketch_sweep sums each run in registers.
+FASTLR_INLINE void mark_runs(const index_t* __restrict r, index_t k, unsigned char* __restrict flag) {
+  for (index_t s0 = 0, q = 0; s0 < k; s0 += kRunSeg, ++q) {
+    const index_t s1 = std::min(k, s0 + kRunSeg);
+    index_t changes = 0;
+    for (index_t j = s0 + 1; j < s1; ++j) changes += r[j] != r[j - 1];
+    flag[q] = 3 * changes < s1 - s0;
+  }
+}
+
+// b_c[r_j] += v_j * a_c[j] for W columns c (b_c = b + c * m, a_c = a + c * ld) and rows
+// j in [0, k). A scatter's add waits for the previous add to the same b_c[r] (a store
+// then a load of one address: ~2x slower when consecutive rows share a bucket), so in
+// segments flagged by mark_runs each run of equal r_j is summed in registers, loaded
+// and stored once. The additions are the same ones in the same order either way
+// (b_c[r] + v_j a_c[j], row by row): the two paths agree to the last bit.
+template <int W, class T>
+FASTLR_INLINE void countsketch_sweep(const T* __restrict a, index_t ld, index_t k, const index_t* __restrict r,
+                                     const T* __restrict v, const unsigned char* __restrict flag, T* __restrict b,
+                                     index_t m) {
+  index_t s0 = 0;
+  while (s0 < k) {
+    const unsigned char run = flag[s0 / kRunSeg];
+    index_t s1 = s0;
+    while (s1 < k && flag[s1 / kRunSeg] == run) s1 = std::min(k, s1 + kRunSeg);
+    if (!run) {
+      for (index_t j = s0; j < s1; ++j) {
+        const index_t rj = r[j];
+        const T vj = v[j];
+        for (int c = 0; c < W; ++c) b[c * m + rj] += vj * a[c * ld + j];
+      }
+    } else {
+      index_t j = s0;
+      while (j < s1) {
+        const index_t row = r[j];
+        T x[W];
+        for (int c = 0; c < W; ++c) x[c] = b[c * m + row];
+        do {
+          const T vj = v[j];
+          for (int c = 0; c < W; ++c) x[c] += vj * a[c * ld + j];
+          ++j;
+        } while (j < s1 && r[j] == row);
+        for (int c = 0; c < W; ++c) b[c * m + row] = x[c];
+      }
+    }
+    s0 = s1;
+  }
+}
+
 // Columns jb..je of S A for a column-major A, accumulated in buf (column-major,
 // m x (je - jb)) block of rows by block of rows, four columns per sweep, then
 // copied to out. Each sum runs in increasing row order, as for row-major A.
-// r, v: kColBlock entries each (the block's rows and values).
+// r, v: kColBlock entries each (the block's rows and values); flag: run_segments of
+// the block (kColBlock rows, or n for the materialized sketch).
 template <class T, class Src>
 FASTLR_INLINE int countsketch_cols(const T* A, index_t n, index_t jb, index_t je, index_t d, index_t ld,
-                            const Src& src, index_t m, T* out, T* buf, index_t* r, T* v) {
+                            const Src& src, index_t m, T* out, T* buf, index_t* r, T* v, unsigned char* flag) {
   std::fill(buf, buf + (je - jb) * m, T(0));
   if constexpr (std::is_same_v<Src, ArraySketch<T>>) {
     // rows/values are in memory already: stream them with each four-column sweep
@@ -166,33 +222,10 @@ FASTLR_INLINE int countsketch_cols(const T* A, index_t n, index_t jb, index_t je
     if constexpr (!std::is_same_v<Src, ArraySketch<T>>) {
       if (!src.fill(i0, k, r, v)) return kBadRow;
     }
-    for (index_t j0 = jb; j0 < je; j0 += 4) {
-      const int w = static_cast<int>(std::min<index_t>(4, je - j0));
-      T* b0 = buf + (j0 - jb) * m;
-      const T* a0 = A + j0 * ld + i0;
-      if (w == 4) {
-        T* b1 = b0 + m;
-        T* b2 = b1 + m;
-        T* b3 = b2 + m;
-        const T* a1 = a0 + ld;
-        const T* a2 = a1 + ld;
-        const T* a3 = a2 + ld;
-        for (index_t j = 0; j < k; ++j) {
-          const index_t rj = r[j];
-          const T vj = v[j];
-          b0[rj] += vj * a0[j];
-          b1[rj] += vj * a1[j];
-          b2[rj] += vj * a2[j];
-          b3[rj] += vj * a3[j];
-        }
-      } else {
-        for (int c = 0; c < w; ++c) {
-          const T* a = a0 + c * ld;
-          T* bc = b0 + c * m;
-          for (index_t j = 0; j < k; ++j) bc[r[j]] += v[j] * a[j];
-        }
-      }
-    }
+    mark_runs(r, k, flag);
+    index_t j0 = jb;
+    for (; j0 + 4 <= je; j0 += 4) countsketch_sweep<4>(A + j0 * ld + i0, ld, k, r, v, flag, buf + (j0 - jb) * m, m);
+    for (; j0 < je; ++j0) countsketch_sweep<1>(A + j0 * ld + i0, ld, k, r, v, flag, buf + (j0 - jb) * m, m);
   }
   for (index_t row = 0; row < m; ++row)
     for (index_t j = jb; j < je; ++j) out[row * d + j] = buf[(j - jb) * m + row];
@@ -332,8 +365,12 @@ void countsketch_dense_src(const T* A, index_t n, index_t d, index_t ld, bool co
   const size_t blocks = hashed ? static_cast<size_t>(want) * kColBlock : 0;
   std::unique_ptr<index_t[]> rbuf(new index_t[blocks]);  // uninitialized: filled before use
   std::unique_ptr<T[]> vbuf(new T[blocks]);
+  // Column-major: each thread's run flags for one block (countsketch_cols).
+  const index_t segs = run_segments(std::is_same_v<Src, ArraySketch<T>> ? std::max<index_t>(n, 1) : kColBlock);
+  std::unique_ptr<unsigned char[]> fbuf(new unsigned char[col_major ? static_cast<size_t>(want * segs) : 0]);
   throw_kernel_error(FASTLR_ISA_CALL(countsketch_dense_impl, A, n, d, ld, col_major, src, m, out, want, chunks,
-                                     col_major ? work.data() : acc.data, rbuf.get(), vbuf.get()));
+                                     col_major ? work.data() : acc.data, rbuf.get(), vbuf.get(), fbuf.get(),
+                                     segs));
 }
 
 template <class T, class I, class Src>
