@@ -502,3 +502,92 @@ def test_cap_isa_names_and_info(capsys):
             assert f"vector ISA {info['isa']} (kernels capped at {info['kernel_isa']})" in capsys.readouterr().out
     finally:
         core._cap_isa(previous)
+
+
+# Buckets with runs of equal rows (learned sketches sort similar rows into one bucket): the column-major
+# kernel sums each run in registers, the row-major one adds row by row; the same additions in the same order.
+def _run_buckets(kind, n, m, rng):
+    if kind == "sorted":  # n / m rows per run
+        return np.sort(rng.integers(0, m, n))
+    if kind == "one":  # every row in one bucket
+        return np.full(n, m - 1)
+    if kind == "mixed":  # random, runs of 3, one run across the 256-row segments, random again
+        q = n // 4
+        runs = np.repeat(rng.integers(0, m, (q + 2) // 3), 3)[:q]
+        return np.concatenate([rng.integers(0, m, q), runs, np.full(q, m // 2), rng.integers(0, m, n - 3 * q)])
+    lengths = rng.integers(1, 40, n)  # runs of 1-39 rows, neighbouring runs may share a bucket
+    return np.repeat(rng.integers(0, m, n), lengths)[:n]
+
+
+RUN_KINDS = ["sorted", "one", "mixed", "ragged"]
+RUN_SHAPES = [(1, 3, 1), (7, 5, 1), (2000, 9, 1), (2000, 13, 6), (1500, 4, 50), (1024, 1, 3)]
+
+
+@pytest.mark.parametrize("kind", RUN_KINDS)
+@pytest.mark.parametrize("n,d,m", RUN_SHAPES)
+def test_runs_of_equal_buckets_match_the_reference(isa_level, dtype, kind, n, d, m):
+    """Long same-bucket runs, C and F order, 1 and 2 threads: S @ A is the same at both thread counts, equals
+    NumPy's np.add.at in A's dtype to the last bit at the baseline (no FMA; n <= 2000 is one row chunk) and is
+    close to the float64 reference at every level."""
+    core = fastlr.get_backend("cpp")
+    rng = np.random.default_rng(n + 7 * d + m)
+    rows = _run_buckets(kind, n, m, rng).astype(np.int64)
+    values = rng.standard_normal(n).astype(dtype)
+    A = rng.standard_normal((n, d)).astype(dtype)
+    exact = ref.countsketch_dense(A, rows, values, m)
+    expected = ref.countsketch_dense(A.astype(np.float64), rows, values.astype(np.float64), m)
+    for order in ("C", "F"):
+        got = {}
+        for threads in (1, 2):
+            with fastlr.thread_limit(threads):
+                got[threads] = core.countsketch_dense(layouts(A)[order], rows, values, m)
+            assert core._last_kernel_isa() == isa_level
+        np.testing.assert_array_equal(got[2], got[1])
+        if isa_level == 0:
+            np.testing.assert_array_equal(got[1], exact)
+        assert_close(got[1], expected, dtype, scale=np.abs(A).max() * np.sqrt(n) * 4)
+
+
+@pytest.mark.parametrize("kind", RUN_KINDS)
+def test_runs_of_equal_buckets_every_backend(fast_backend, dtype, kind):
+    """The same inputs through every fast backend and the public operator, several row chunks (n = 9000),
+    C and F order: close to the float64 reference, and the same at 1 and 2 threads."""
+    rng = np.random.default_rng(3)
+    n, d, m = 9000, 11, 8
+    rows = _run_buckets(kind, n, m, rng).astype(np.int64)
+    values = rng.choice([-1.0, 1.0], n) * rng.uniform(0.5, 2.0, n)
+    A = rng.standard_normal((n, d)).astype(dtype)
+    expected = ref.countsketch_dense(A.astype(np.float64), rows, values, m)
+    S = fastlr.CountSketch.from_arrays(rows, values, m)
+    for order in ("C", "F"):
+        M = layouts(A)[order]
+        with fastlr.thread_limit(1):
+            one = S.apply(M, backend=fast_backend)
+        with fastlr.thread_limit(2):
+            two = S.apply(M, backend=fast_backend)
+        np.testing.assert_array_equal(two, one)
+        assert_close(one, expected, dtype, scale=np.abs(A).max() * np.sqrt(n) * 4)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_seeded_m1_is_one_run(isa_level, dtype, order):
+    """m = 1: every row in bucket 0, one run past the seeded kernel's 65536-row hash blocks. The seeded and
+    the materialized apply agree to the last bit at 1 and 2 threads, and equal np.add.at at the baseline."""
+    core = fastlr.get_backend("cpp")
+    rng = np.random.default_rng(5)
+    n, d = 70_000, 3
+    A = np.asarray(rng.standard_normal((n, d)).astype(dtype), order=order)
+    rows, signs = ref.countsketch_hash(9, 1, 0, n)
+    values = signs.astype(dtype)
+    assert not rows.any()
+    results = []
+    for threads in (1, 2):
+        with fastlr.thread_limit(threads):
+            results.append(core.countsketch_seeded_dense(A, 9, 1))
+            results.append(core.countsketch_dense(A, rows, values, 1))
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+    if isa_level == 0 and order == "F":  # one column sweep in row order (C order sums row chunks)
+        np.testing.assert_array_equal(results[0], ref.countsketch_dense(np.ascontiguousarray(A), rows, values, 1))
+    expected = ref.countsketch_dense(A.astype(np.float64), rows, signs, 1)
+    assert_close(results[0], expected, dtype, scale=np.sqrt(n) * 4)
