@@ -65,46 +65,96 @@ def _sketch_rows(A, rows, values, bounds, acc):
     return err.max()
 
 
+_RUN_SEG = 256  # rows per run-or-scatter decision of _sketch_cols (kRunSeg in countsketch.hpp)
+
+
+@nb.njit(nogil=True, cache=True)
+def _run_flags(rows, m):
+    """(flags, ok): flags[s] = 1 when segment s of rows (_RUN_SEG rows) holds runs of equal rows averaging more
+    than 3 (as mark_runs in countsketch.hpp); ok is False when a row lies outside [0, m)."""
+    n = len(rows)
+    flags = np.zeros((n + _RUN_SEG - 1) // _RUN_SEG, np.uint8)
+    for q in range(len(flags)):
+        s0 = q * _RUN_SEG
+        s1 = min(n, s0 + _RUN_SEG)
+        changes = 0
+        for i in range(s0 + 1, s1):
+            changes += rows[i] != rows[i - 1]
+        flags[q] = 3 * changes < s1 - s0
+    ok = True
+    for i in range(n):
+        ok &= (rows[i] >= 0) & (rows[i] < m)
+    return flags, ok
+
+
 @kernel(lambda T, I: _i8(ro(T[::1, :]), ro(_i8[::1]), ro(T[::1]), ro(_i8[::1]), T[:, ::1]), T="A", **_jit)
 def _sketch_cols(A, rows, values, bounds, out):
     """Column-major A: chunk t of columns owns those columns of out.
 
-    Four columns per sweep, so rows/values are read once per four columns of A.
+    Four columns per sweep, so rows/values are read once per four columns of A. In segments of rows that
+    hold runs of equal rows (_run_flags), each run is summed in registers and added once, as the C++ kernel:
+    the same additions in the same order as the scatter (whose adds to one bucket wait on each other).
     """
     n = A.shape[0]
     m = out.shape[0]
+    flags, ok = _run_flags(rows, m)
+    if not ok:
+        return BAD_ROW
     parts = len(bounds) - 1
-    err = np.zeros(parts, np.int64)
     for t in prange(parts):
         buf = np.zeros((4, m), A.dtype)
         j0 = bounds[t]
-        while j0 < bounds[t + 1] and err[t] == 0:
+        while j0 < bounds[t + 1]:
             w = min(4, bounds[t + 1] - j0)
             buf[:] = 0
-            if w == 4:
-                for i in range(n):
-                    r = rows[i]
-                    if r < 0 or r >= m:
-                        err[t] = BAD_ROW
-                        break
-                    v = values[i]
-                    buf[0, r] += v * A[i, j0]
-                    buf[1, r] += v * A[i, j0 + 1]
-                    buf[2, r] += v * A[i, j0 + 2]
-                    buf[3, r] += v * A[i, j0 + 3]
-            else:
-                for c in range(w):
-                    for i in range(n):
+            s0 = 0
+            while s0 < n:
+                run = flags[s0 // _RUN_SEG]
+                s1 = s0
+                while s1 < n and flags[s1 // _RUN_SEG] == run:
+                    s1 = min(n, s1 + _RUN_SEG)
+                if w == 4 and run == 0:
+                    for ii in range(s0, s1):  # unsigned indices (rows checked above): no wraparound code
+                        i = nb.uint64(ii)
+                        r = nb.uint64(rows[i])
+                        v = values[i]
+                        buf[0, r] += v * A[i, j0]
+                        buf[1, r] += v * A[i, j0 + 1]
+                        buf[2, r] += v * A[i, j0 + 2]
+                        buf[3, r] += v * A[i, j0 + 3]
+                elif w == 4:
+                    i = s0
+                    while i < s1:
                         r = rows[i]
-                        if r < 0 or r >= m:
-                            err[t] = BAD_ROW
-                            break
-                        buf[c, r] += values[i] * A[i, j0 + c]
+                        x0, x1, x2, x3 = buf[0, r], buf[1, r], buf[2, r], buf[3, r]
+                        while True:
+                            v = values[i]
+                            x0 += v * A[i, j0]
+                            x1 += v * A[i, j0 + 1]
+                            x2 += v * A[i, j0 + 2]
+                            x3 += v * A[i, j0 + 3]
+                            i += 1
+                            if i >= s1 or rows[i] != r:
+                                break
+                        buf[0, r], buf[1, r], buf[2, r], buf[3, r] = x0, x1, x2, x3
+                else:
+                    for c in range(w):
+                        i = s0
+                        while i < s1:
+                            r = rows[i]
+                            x = buf[c, r]
+                            while True:
+                                x += values[i] * A[i, j0 + c]
+                                i += 1
+                                if run == 0 or i >= s1 or rows[i] != r:
+                                    break
+                            buf[c, r] = x
+                s0 = s1
             for r in range(m):
                 for c in range(w):
                     out[r, j0 + c] = buf[c, r]
             j0 += 4
-    return err.max()
+    return 0
 
 
 @kernel(
