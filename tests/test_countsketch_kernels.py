@@ -594,3 +594,31 @@ def test_seeded_m1_is_one_run(isa_level, dtype, order):
         np.testing.assert_array_equal(results[0], ref.countsketch_dense(np.ascontiguousarray(A), rows, values, 1))
     expected = ref.countsketch_dense(A.astype(np.float64), rows, signs, 1)
     assert_close(results[0], expected, dtype, scale=np.sqrt(n) * 4)
+
+
+@pytest.mark.parametrize("kind", RUN_KINDS)
+@pytest.mark.parametrize("n,d,m", [(1000, 9, 1), (1000, 13, 6), (700, 4, 50), (1000, 1, 3), (5, 6, 2)])
+def test_runs_sum_as_the_scatter_does(isa_level, dtype, kind, n, d, m):
+    """At every ISA level (v3/v4 fuse v * a + o, so np.add.at is no reference there), S @ A with same-bucket
+    runs equals, to the last bit, S' @ A' where a zero row in an extra bucket follows every row: A' has no
+    runs, so the kernel takes its plain scatter, and the zero rows add exact zeros to a bucket left out.
+    2n <= 2047 rows: one row chunk either way."""
+    core = fastlr.get_backend("cpp")
+    rng = np.random.default_rng(n + d + m)
+    rows = _run_buckets(kind, n, m, rng).astype(np.int64)
+    values = rng.standard_normal(n).astype(dtype)
+    A = rng.standard_normal((n, d)).astype(dtype)
+    A2 = np.zeros((2 * n, d), dtype)
+    A2[::2] = A
+    rows2 = np.full(2 * n, m, np.int64)
+    rows2[::2] = rows
+    values2 = np.ones(2 * n, dtype)
+    values2[::2] = values
+    for order in ("C", "F"):
+        for threads in (1, 2):
+            with fastlr.thread_limit(threads):
+                got = core.countsketch_dense(layouts(A)[order], rows, values, m)
+                scattered = core.countsketch_dense(layouts(A2)[order], rows2, values2, m + 1)
+            assert core._last_kernel_isa() == isa_level
+            np.testing.assert_array_equal(got, scattered[:m])
+            assert not scattered[m].any()
