@@ -7,7 +7,11 @@ refined inner-product positions look like on video). One process, each call's CP
 builds' results checked equal to the last bit first. A is not evicted between calls (the kernels are
 compared with each other, not against the memory floor; see ab_countsketch_dense.py for that).
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/ab_countsketch_runs.py --old /tmp/hk/old_core.so
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/ab_countsketch_runs.py --old /tmp/hk/old_core.so \
+        --new /tmp/hk/new_core.so
+
+Load both builds as copies: fastlr's own _core measured 15% slower than a copy of the same file on one
+case (100000x500 float32, sorted buckets, baseline ISA), so comparing it with a copy is not fair.
 """
 
 import argparse
@@ -41,13 +45,14 @@ def _best(calls, rounds, clock):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", help="path of an older build's _core .so (a copy), for the A/B columns")
+    parser.add_argument("--new", help="path of the new build's _core .so (a copy; default: fastlr's own)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--isa", type=int, nargs="+", default=[2, 1, 0])
     parser.add_argument("--shapes", nargs="+", default=["100000x500:50", "5760x1080:20"])
     parser.add_argument("--kinds", nargs="+", default=["random", "runs8", "sorted"])
     args = parser.parse_args(argv)
-    cores = {"new": _core}
+    cores = {"new": load_core(args.new) if args.new else _core}
     if args.old:
         cores["old"] = load_core(args.old)
     rng = np.random.default_rng(3)

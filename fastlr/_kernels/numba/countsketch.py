@@ -66,21 +66,23 @@ def _sketch_rows(A, rows, values, bounds, acc):
 
 
 _RUN_SEG = 256  # rows per run-or-scatter decision of _sketch_cols (kRunSeg in countsketch.hpp)
+_RUN_PROBE = 32  # the first rows of a segment, whose runs decide (kRunProbe)
 
 
 @nb.njit(nogil=True, cache=True)
 def _run_flags(rows, m):
-    """(flags, ok): flags[s] = 1 when segment s of rows (_RUN_SEG rows) holds runs of equal rows averaging more
-    than 3 (as mark_runs in countsketch.hpp); ok is False when a row lies outside [0, m)."""
+    """(flags, ok): flags[s] = 1 when the runs of equal rows among the first _RUN_PROBE rows of segment s
+    (_RUN_SEG rows) average more than 3 (as mark_runs in countsketch.hpp); ok is False when a row lies
+    outside [0, m)."""
     n = len(rows)
     flags = np.zeros((n + _RUN_SEG - 1) // _RUN_SEG, np.uint8)
     for q in range(len(flags)):
         s0 = q * _RUN_SEG
-        s1 = min(n, s0 + _RUN_SEG)
+        p = min(n - s0, _RUN_PROBE)
         changes = 0
-        for i in range(s0 + 1, s1):
+        for i in range(s0 + 1, s0 + p):
             changes += rows[i] != rows[i - 1]
-        flags[q] = 3 * changes < s1 - s0
+        flags[q] = 3 * changes < p
     ok = True
     for i in range(n):
         ok &= (rows[i] >= 0) & (rows[i] < m)
