@@ -3,7 +3,8 @@
 Buckets: ``random`` (uniform, what a seeded sketch gives), ``runs8`` (runs of 8 consecutive rows per
 bucket, random bucket per run) and ``sorted`` (the random buckets sorted: n / m rows per run, what
 refined inner-product positions look like on video). One process, each call's CPU time
-(``time.thread_time`` at one thread, ``time.process_time`` at two), min over interleaved rounds, both
+(``time.thread_time`` at one thread, ``time.process_time`` at two, or with ``--wall``
+``time.perf_counter``), min over interleaved rounds, both
 builds' results checked equal to the last bit first. A is not evicted between calls (the kernels are
 compared with each other, not against the memory floor; see ab_countsketch_dense.py for that).
 
@@ -15,13 +16,24 @@ case (100000x500 float32, sorted buckets, baseline ISA), so comparing it with a 
 """
 
 import argparse
+import importlib.machinery
+import importlib.util
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from fastlr import _core
-from ab_kernels import load_core  # another build's extension (bench/ is the script's folder)
+
+
+def load_core(path: str, name: str):
+    """Import an extension file as a module named ``<name>._core`` (its init function's name); one name per build,
+    else the second import returns the first build's module."""
+    loader = importlib.machinery.ExtensionFileLoader(f"{name}._core", path)
+    spec = importlib.util.spec_from_file_location(f"{name}._core", path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
 
 
 def _buckets(kind, n, m, rng):
@@ -51,10 +63,12 @@ def main(argv=None) -> int:
     parser.add_argument("--isa", type=int, nargs="+", default=[2, 1, 0])
     parser.add_argument("--shapes", nargs="+", default=["100000x500:50", "5760x1080:20"])
     parser.add_argument("--kinds", nargs="+", default=["random", "runs8", "sorted"])
+    parser.add_argument("--orders", default="CF")
+    parser.add_argument("--wall", action="store_true", help="wall-clock time (time.perf_counter) at every thread count")
     args = parser.parse_args(argv)
-    cores = {"new": load_core(args.new) if args.new else _core}
+    cores = {"new": load_core(args.new, "fastlr_ab_new") if args.new else _core}
     if args.old:
-        cores["old"] = load_core(args.old)
+        cores["old"] = load_core(args.old, "fastlr_ab_old")
     rng = np.random.default_rng(3)
     head = ["A (m)", "dtype", "order", "isa", "thr"]
     for kind in args.kinds:
@@ -70,7 +84,7 @@ def main(argv=None) -> int:
             signs = rng.choice([-1.0, 1.0], n)
             for dtype in (np.float64, np.float32):
                 C = base.astype(dtype)
-                for order in "CF":
+                for order in args.orders:
                     A = C if order == "C" else np.asfortranarray(C)
                     values = signs.astype(dtype)
                     for isa in args.isa:
@@ -85,6 +99,7 @@ def main(argv=None) -> int:
                                     assert np.array_equal(core.countsketch_dense(A, rows, values, m), want)
                                     calls[(kind, name)] = (lambda c=core, r=rows: c.countsketch_dense(A, r, values, m))
                             clock = time.thread_time if threads == 1 else time.process_time
+                            clock = time.perf_counter if args.wall else clock
                             t = _best(calls, args.rounds, clock)
                             cells = [f"{n}x{d} ({m})", np.dtype(dtype).name, order, str(isa), str(threads)]
                             for kind in args.kinds:
