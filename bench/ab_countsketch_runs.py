@@ -4,15 +4,15 @@ Buckets: ``random`` (uniform, what a seeded sketch gives), ``runs8`` (runs of 8 
 bucket, random bucket per run) and ``sorted`` (the random buckets sorted: n / m rows per run, what
 refined inner-product positions look like on video). One process, each call's CPU time
 (``time.thread_time`` at one thread, ``time.process_time`` at two, or with ``--wall``
-``time.perf_counter``), min over interleaved rounds, both
-builds' results checked equal to the last bit first. A is not evicted between calls (the kernels are
+``time.perf_counter``), min over interleaved rounds, both builds' results checked equal to the last bit
+first. A is not evicted between calls (the kernels are
 compared with each other, not against the memory floor; see ab_countsketch_dense.py for that).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/ab_countsketch_runs.py --old /tmp/hk/old_core.so \
         --new /tmp/hk/new_core.so
 
-Load both builds as copies: fastlr's own _core measured 15% slower than a copy of the same file on one
-case (100000x500 float32, sorted buckets, baseline ISA), so comparing it with a copy is not fair.
+Each build is imported under a module name of its own (``load_core``): under one name (as
+``ab_kernels.load_core`` does) the second import returns the first build again.
 """
 
 import argparse
