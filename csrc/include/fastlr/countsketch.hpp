@@ -111,7 +111,7 @@ FASTLR_INLINE void axpy_aligned_out(T* __restrict o, const T* __restrict a, T v,
 constexpr index_t kRunProbe = 32;        // rows of a block whose runs decide run-or-scatter
 constexpr index_t kRunMaxRowBytes = 256;  // wider rows of a row-major A always take the scatter
 
-// True when the runs of equal rows among r[0, min(k, kRunProbe)) average more than 3 rows.
+// True when r[0, min(k, kRunProbe)) changes value less than once per 3 rows: runs of equal rows.
 FASTLR_INLINE bool has_runs(const index_t* __restrict r, index_t k) {
   const index_t p = std::min(k, kRunProbe);
   index_t changes = 0;

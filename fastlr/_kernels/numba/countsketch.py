@@ -71,9 +71,8 @@ _RUN_PROBE = 32  # the first rows of a segment, whose runs decide (kRunProbe)
 
 @nb.njit(nogil=True, cache=True)
 def _run_flags(rows, m):
-    """(flags, ok): flags[s] = 1 when the runs of equal rows among the first _RUN_PROBE rows of segment s
-    (_RUN_SEG rows) average more than 3 (as mark_runs in countsketch.hpp); ok is False when a row lies
-    outside [0, m)."""
+    """(flags, ok): flags[s] = 1 when the first _RUN_PROBE rows of segment s (_RUN_SEG rows) change value
+    less than once per 3 rows (as mark_runs in countsketch.hpp); ok is False when a row lies outside [0, m)."""
     n = len(rows)
     flags = np.zeros((n + _RUN_SEG - 1) // _RUN_SEG, np.uint8)
     for q in range(len(flags)):
