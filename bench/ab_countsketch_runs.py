@@ -11,13 +11,12 @@ compared with each other, not against the memory floor; see ab_countsketch_dense
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/ab_countsketch_runs.py --old /tmp/hk/old_core.so \
         --new /tmp/hk/new_core.so
 
-Each build is imported under a module name of its own (``load_core``): under one name (as
-``ab_kernels.load_core`` does) the second import returns the first build again.
+Each build is imported under a module name of its own (``ab_kernels.load_core``).
 """
 
 import argparse
-import importlib.machinery
-import importlib.util
+import os
+import sys
 import time
 
 import numpy as np
@@ -25,15 +24,8 @@ from threadpoolctl import threadpool_limits
 
 from fastlr import _core
 
-
-def load_core(path: str, name: str):
-    """Import an extension file as a module named ``<name>._core`` (its init function's name); one name per build,
-    else the second import returns the first build's module."""
-    loader = importlib.machinery.ExtensionFileLoader(f"{name}._core", path)
-    spec = importlib.util.spec_from_file_location(f"{name}._core", path, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ab_kernels import load_core  # noqa: E402 (another build's extension; bench/ is the script's folder)
 
 
 def _buckets(kind, n, m, rng):
@@ -66,9 +58,9 @@ def main(argv=None) -> int:
     parser.add_argument("--orders", default="CF")
     parser.add_argument("--wall", action="store_true", help="wall-clock time (time.perf_counter) at every thread count")
     args = parser.parse_args(argv)
-    cores = {"new": load_core(args.new, "fastlr_ab_new") if args.new else _core}
+    cores = {"new": load_core(args.new) if args.new else _core}
     if args.old:
-        cores["old"] = load_core(args.old, "fastlr_ab_old")
+        cores["old"] = load_core(args.old)
     rng = np.random.default_rng(3)
     head = ["A (m)", "dtype", "order", "isa", "thr"]
     for kind in args.kinds:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.machinery
 import importlib.util
+import itertools
 import time
 
 import numpy as np
@@ -32,10 +33,15 @@ CASES = [((5760, 1080), 20), ((5760, 1080), 60), ((100000, 500), 20), ((2000, 10
 KERNELS = ("power_step", "matmul", "rmatmul", "gd_products")
 
 
+_loaded = itertools.count()
+
+
 def load_core(path: str):
-    """Import an extension file as a module named ``*._core`` (its init function's name)."""
-    loader = importlib.machinery.ExtensionFileLoader("fastlr_ab_other._core", path)
-    spec = importlib.util.spec_from_file_location("fastlr_ab_other._core", path, loader=loader)
+    """Import an extension file as a module named ``fastlr_ab_<i>._core`` (``_core``: its init function's
+    name). Each call gets a name of its own: under one name a second build would come back as the first."""
+    name = f"fastlr_ab_{next(_loaded)}._core"
+    loader = importlib.machinery.ExtensionFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
     return module
