@@ -1,6 +1,7 @@
 // The CSR row pass of the one-pass products (products.hpp): indices validated
-// once per thread's rows in a flat vectorized pass, then compile-time-width loops
-// for narrow factors (up to 32 bytes of columns) and 32-byte vector tiles beyond.
+// once per thread's rows in a flat vectorized pass, then compile-time-width rows
+// up to 256 bytes of columns (128 at baseline) and, past them, blocks of that width
+// plus a compile-time tail (A^T W alone: a walk over Z's whole rows).
 #pragma once
 
 #include <algorithm>
@@ -160,187 +161,155 @@ inline void csr_tail_axpy(T* __restrict z, T x, const TV& w) {
   }
 }
 
+// Row i of a CSR pass over columns [t, t + K) of rows of ks columns (ks = K for the
+// compile-time rows; ks = k for the blocks of csr_rows_blocks). Z's rows start at
+// Z + j * zs + t; chains: the forward sum may run C accumulators.
 template <class T, class I, int K, int VB>
-inline void csr_rows_fixed(const CsrPass<T, I>& p, index_t b, index_t e, T* __restrict Z) {
+__attribute__((always_inline)) inline void csr_row_fixed(const CsrPass<T, I>& p, index_t i, index_t t, index_t ks,
+                                                         bool chains, T* __restrict Z) {
   using F = CsrFixedRow<T, K, VB>;
   constexpr int L = F::L, H = F::H, R = F::R, P = F::P, C = F::C;
   using vec = typename simd<T, L>::type;
   using tvec = typename narrow_vec<T, P>::type;
   const I* __restrict indices = p.indices;
   const T* __restrict data = p.data;
-  const T* __restrict V = p.V;
-  const T* __restrict Vtail = p.Vtail;
+  const T* __restrict V = p.V + t;
+  const T* __restrict Vtail = p.Vtail + t;
   const index_t vsafe = p.vsafe, zs = p.zs;
-  auto vrow = [&](index_t j) { return j < vsafe ? V + j * K : Vtail + (j - vsafe) * K; };
-  const bool direct = zs == K && P != R;  // Z itself, its rows' tails in exact pieces
+  auto vrow = [&](index_t j) { return j < vsafe ? V + j * ks : Vtail + (j - vsafe) * ks; };
+  const bool direct = zs == ks && P != R;  // Z itself, its rows' tails in exact pieces
   const bool fwd = has_forward(p.pass), bwd = has_backward(p.pass), with_y = backward_uses_y(p.pass);
-  // Rows of a few nonzeros run one chain: the unrolled loop's exit mispredicts
-  // there, and the latency it hides is short.
-  const bool chains = b < e && static_cast<index_t>(p.indptr[e]) - static_cast<index_t>(p.indptr[b]) >= 8 * (e - b);
-  for (index_t i = b; i < e; ++i) {
-    const index_t s = static_cast<index_t>(p.indptr[i]), f = static_cast<index_t>(p.indptr[i + 1]);
-    vec w[F::HA];
-    tvec wt = tvec{};
-    for (int h = 0; h < H; ++h) w[h] = vec{};
-    if (fwd) {
-      vec acc[C][F::HA];
-      tvec tacc[C];
-      for (int c = 0; c < C; ++c) {
-        for (int h = 0; h < H; ++h) acc[c][h] = vec{};
-        tacc[c] = tvec{};
-      }
-      auto add = [&](int c, index_t q) {
-        const T* v = vrow(static_cast<index_t>(indices[q]));
-        const T x = data[q];
-        for (int h = 0; h < H; ++h) {
-          vec a;
-          std::memcpy(&a, v + h * L, sizeof(vec));
-          acc[c][h] += x * a;
-        }
-        tvec a;
-        std::memcpy(&a, v + H * L, sizeof(tvec));
-        tacc[c] += x * a;
-      };
-      index_t q = s;
-      if (chains) {
-        for (; q + C <= f; q += C)
-          for (int c = 0; c < C; ++c) add(c, q + c);
-      }
-      for (; q < f; ++q) add(0, q);
-      for (int c = 1; c < C; ++c) {
-        for (int h = 0; h < H; ++h) acc[0][h] += acc[c][h];
-        tacc[0] += tacc[c];
-      }
-      for (int h = 0; h < H; ++h) w[h] = acc[0][h];
-      wt = tacc[0];
-      if (p.Y != nullptr) {
-        T* y = p.Y + i * K;
-        for (int h = 0; h < H; ++h) std::memcpy(y + h * L, &w[h], sizeof(vec));
-        std::memcpy(y + H * L, &wt, sizeof(T) * R);
-      }
+  const index_t s = static_cast<index_t>(p.indptr[i]), f = static_cast<index_t>(p.indptr[i + 1]);
+  vec w[F::HA];
+  tvec wt = tvec{};
+  for (int h = 0; h < H; ++h) w[h] = vec{};
+  if (fwd) {
+    vec acc[C][F::HA];
+    tvec tacc[C];
+    for (int c = 0; c < C; ++c) {
+      for (int h = 0; h < H; ++h) acc[c][h] = vec{};
+      tacc[c] = tvec{};
     }
-    if (!bwd) continue;
-    if (!with_y) {
-      const T* src = p.W + i * K;
-      for (int h = 0; h < H; ++h) std::memcpy(&w[h], src + h * L, sizeof(vec));
-      wt = tvec{};
-      std::memcpy(&wt, src + H * L, sizeof(T) * R);
-    }
-    for (index_t q = s; q < f; ++q) {
-      T* z = Z + static_cast<index_t>(indices[q]) * zs;
+    auto add = [&](int c, index_t q) {
+      const T* v = vrow(static_cast<index_t>(indices[q]));
       const T x = data[q];
       for (int h = 0; h < H; ++h) {
         vec a;
-        std::memcpy(&a, z + h * L, sizeof(vec));
-        a += x * w[h];
-        std::memcpy(z + h * L, &a, sizeof(vec));
+        std::memcpy(&a, v + h * L, sizeof(vec));
+        acc[c][h] += x * a;
       }
-      if (direct) {
-        csr_tail_axpy<T, 0, R>(z + H * L, x, wt);
-      } else {
-        tvec a;
-        std::memcpy(&a, z + H * L, sizeof(tvec));
-        a += x * wt;
-        std::memcpy(z + H * L, &a, sizeof(tvec));
-      }
+      tvec a;
+      std::memcpy(&a, v + H * L, sizeof(tvec));
+      tacc[c] += x * a;
+    };
+    index_t q = s;
+    if (chains) {
+      for (; q + C <= f; q += C)
+        for (int c = 0; c < C; ++c) add(c, q + c);
+    }
+    for (; q < f; ++q) add(0, q);
+    for (int c = 1; c < C; ++c) {
+      for (int h = 0; h < H; ++h) acc[0][h] += acc[c][h];
+      tacc[0] += tacc[c];
+    }
+    for (int h = 0; h < H; ++h) w[h] = acc[0][h];
+    wt = tacc[0];
+    if (p.Y != nullptr) {
+      T* y = p.Y + i * ks + t;
+      for (int h = 0; h < H; ++h) std::memcpy(y + h * L, &w[h], sizeof(vec));
+      std::memcpy(y + H * L, &wt, sizeof(T) * R);
+    }
+  }
+  if (!bwd) return;
+  if (!with_y) {
+    const T* src = p.W + i * ks + t;
+    for (int h = 0; h < H; ++h) std::memcpy(&w[h], src + h * L, sizeof(vec));
+    wt = tvec{};
+    std::memcpy(&wt, src + H * L, sizeof(T) * R);
+  }
+  for (index_t q = s; q < f; ++q) {
+    T* z = Z + static_cast<index_t>(indices[q]) * zs + t;
+    const T x = data[q];
+    for (int h = 0; h < H; ++h) {
+      vec a;
+      std::memcpy(&a, z + h * L, sizeof(vec));
+      a += x * w[h];
+      std::memcpy(z + h * L, &a, sizeof(vec));
+    }
+    if (direct) {
+      csr_tail_axpy<T, 0, R>(z + H * L, x, wt);
+    } else {
+      tvec a;
+      std::memcpy(&a, z + H * L, sizeof(tvec));
+      a += x * wt;
+      std::memcpy(z + H * L, &a, sizeof(tvec));
     }
   }
 }
 
-// Row i of a CSR pass, columns [t, t + NV * L) (padded): y = a_i V[:, tile]
-// (stored to Y when wanted), then Z[:, tile] += a_i^T (y or W[i, tile]).
-// The forward sum alternates two accumulator sets (two FMA chains per vector).
-// Y and W rows move as whole vectors, the last partial one lane by lane.
-template <class T, class I, int NV, int VB>
-inline void csr_row_tile(const CsrPass<T, I>& p, index_t i, index_t s, index_t f, index_t t, T* __restrict Z) {
-  constexpr int L = static_cast<int>(csr_lanes<T, VB>());
-  using vec = typename simd<T, L>::type;
-  const index_t kp = p.kp, cols = std::min<index_t>(NV * L, p.k - t);
-  vec w[NV];
-  for (int u = 0; u < NV; ++u) w[u] = vec{};
-  if (has_forward(p.pass)) {
-    vec w2[NV];
-    for (int u = 0; u < NV; ++u) w2[u] = vec{};
-    index_t q = s;
-    for (; q + 2 <= f; q += 2) {
-      const T x0 = p.data[q], x1 = p.data[q + 1];
-      const T* v0 = p.vrow(static_cast<index_t>(p.indices[q])) + t;
-      const T* v1 = p.vrow(static_cast<index_t>(p.indices[q + 1])) + t;
-      for (int u = 0; u < NV; ++u) {
-        vec a0, a1;
-        load<T, L>(a0, v0 + u * L);
-        load<T, L>(a1, v1 + u * L);
-        w[u] += x0 * a0;
-        w2[u] += x1 * a1;
-      }
+// Rows of a few nonzeros run one chain: the unrolled loop's exit mispredicts
+// there, and the latency it hides is short.
+template <class T, class I>
+inline bool csr_chains(const CsrPass<T, I>& p, index_t b, index_t e) {
+  return b < e && static_cast<index_t>(p.indptr[e]) - static_cast<index_t>(p.indptr[b]) >= 8 * (e - b);
+}
+
+template <class T, class I, int K, int VB>
+inline void csr_rows_fixed(const CsrPass<T, I>& p, index_t b, index_t e, T* __restrict Z) {
+  const bool chains = csr_chains(p, b, e);
+  for (index_t i = b; i < e; ++i) csr_row_fixed<T, I, K, VB>(p, i, 0, K, chains, Z);
+}
+
+// Rows of k > csr_fixed_max columns (KF), the fused and forward passes: each row
+// walked as blocks of KF columns, then its last R = k - (k - 1) / KF * KF columns
+// (1..KF) by their own compile-time row, so a row's nonzeros are read once per
+// KF-column block (float64 k = 33: 32 + 1, two walks; the runtime-width tiles of
+// four vectors this replaced walked it three times, 16 + 16 + 1 lanes, and at
+// baseline five). The compile-time rows stay on constant strides for k <= KF (a
+// runtime stride ran them 10-25% slower at k = 1-5). Measured single thread
+// (bench/README.md "Twelfth session: sparse rows past the compile-time widths
+// (HT)"), A^T (A V), tiles -> blocks, ms: 50000 x 50000 CSR, 20 nonzeros a row,
+// float64 k = 33 74.2 -> 60.0 (x86-64-v4), 111.8 -> 95.0 (baseline); float32 k = 65
+// 54.3 -> 45.2 (v4); 1M x 500 with 500k nonzeros, float64 k = 33 21.5 -> 15.7 (v4),
+// 28.8 -> 18.0 (baseline).
+// Columns [0, last) of row i in blocks of csr_fixed_max columns: one function per
+// dtype, index type and vector width, called once a row by every tail width's
+// csr_rows_blocks (inlined there, the KF-column body came back KF times).
+template <class T, class I, int VB>
+__attribute__((noinline)) void csr_row_full_blocks(const CsrPass<T, I>& p, index_t i, index_t last, bool chains,
+                                                   T* __restrict Z) {
+  constexpr index_t KF = csr_fixed_max<T, VB>();
+  for (index_t t = 0; t < last; t += KF) csr_row_fixed<T, I, KF, VB>(p, i, t, p.k, chains, Z);
+}
+
+#if defined(FASTLR_X86_DISPATCH)
+template <class T, class I>
+__attribute__((target("avx2,fma"), noinline)) void csr_row_full_blocks_avx2(const CsrPass<T, I>& p, index_t i,
+                                                                            index_t last, bool chains,
+                                                                            T* __restrict Z) {
+  constexpr index_t KF = csr_fixed_max<T, 32>();
+  for (index_t t = 0; t < last; t += KF) csr_row_fixed<T, I, KF, 32>(p, i, t, p.k, chains, Z);
+}
+#endif
+
+template <class T, class I, int R, int VB>
+inline void csr_rows_blocks(const CsrPass<T, I>& p, index_t b, index_t e, T* __restrict Z) {
+  const bool chains = csr_chains(p, b, e);
+  const index_t last = p.k - R;
+  for (index_t i = b; i < e; ++i) {
+#if defined(FASTLR_X86_DISPATCH)
+    if constexpr (VB == 32) {
+      csr_row_full_blocks_avx2<T, I>(p, i, last, chains, Z);
+    } else {
+      csr_row_full_blocks<T, I, VB>(p, i, last, chains, Z);
     }
-    if (q < f) {
-      const T x = p.data[q];
-      const T* v = p.vrow(static_cast<index_t>(p.indices[q])) + t;
-      for (int u = 0; u < NV; ++u) {
-        vec a;
-        load<T, L>(a, v + u * L);
-        w[u] += x * a;
-      }
-    }
-    for (int u = 0; u < NV; ++u) w[u] += w2[u];
-    if (p.Y != nullptr) {
-      T* y = p.Y + i * p.k + t;
-      for (int u = 0; u < NV; ++u) {
-        if ((u + 1) * L <= cols) {
-          store<T, L>(y + u * L, w[u]);
-        } else {
-          for (int c = 0; c < L; ++c)  // fixed count: no memcpy call (as for W below)
-            if (u * L + c < cols) y[u * L + c] = w[u][c];
-          break;
-        }
-      }
-    }
-  }
-  if (!has_backward(p.pass)) return;
-  if (!backward_uses_y(p.pass)) {
-    const T* src = p.W + i * p.k + t;
-    for (int u = 0; u < NV; ++u) {
-      if ((u + 1) * L <= cols) {
-        load<T, L>(w[u], src + u * L);
-      } else {  // a fixed-count loop: GCC turned a runtime-count copy into a memcpy call
-        w[u] = vec{};
-        for (int c = 0; c < L; ++c)
-          if (u * L + c < cols) w[u][c] = src[u * L + c];
-      }
-    }
-  }
-  const index_t zs = p.zs;
-  for (index_t q = s; q < f; ++q) {
-    const T x = p.data[q];
-    T* z = Z + static_cast<index_t>(p.indices[q]) * zs + t;
-    for (int u = 0; u < NV; ++u) {
-      if ((u + 1) * L <= cols || zs == kp) {
-        vec a;
-        load<T, L>(a, z + u * L);
-        a += x * w[u];
-        store<T, L>(z + u * L, a);
-      } else {  // Z itself: the row's last lanes, a half vector then one by one
-        // (each piece moved at one width and offset, so store forwarding holds
-        // when a row comes back)
-        index_t c = u * L;
-        if constexpr (L >= 4) {
-          using half = typename simd<T, L / 2>::type;
-          if (cols - c >= L / 2) {
-            half a, h;
-            load<T, L / 2>(a, z + c);
-            std::memcpy(&h, &w[u], sizeof(h));
-            a += x * h;
-            store<T, L / 2>(z + c, a);
-            c += L / 2;
-          }
-        }
-        for (; c < cols; ++c) z[c] += x * w[u][c - u * L];
-        break;
-      }
-    }
+#else
+    csr_row_full_blocks<T, I, VB>(p, i, last, chains, Z);
+#endif
+    csr_row_fixed<T, I, R, VB>(p, i, last, p.k, chains, Z);
   }
 }
+
 #else
 template <class T, class I, int K>
 inline void csr_rows_narrow(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
@@ -465,19 +434,18 @@ inline void csr_rows_backward(const CsrPass<T, I>& p, index_t b, index_t e, T* _
     }
   }
 }
+
 #endif
 
-// Rows [b, e) of a CSR pass over the general tiles (k > csr_fixed_max with vector
-// extensions, k > csr_narrow_max without).
+// Rows [b, e) of a CSR pass past the compile-time widths: with vector extensions
+// only A^T W alone comes here (csr_rows_backward; the other passes run
+// csr_rows_blocks); without them the scalar tiles, k > csr_narrow_max.
 template <class T, class I, int VB>
 inline void csr_rows_tiles(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
-  constexpr index_t L = csr_lanes<T, VB>();
 #if defined(__GNUC__)
-  if (p.pass == RowPass::kBackward) {
-    csr_rows_backward<T, I, VB>(p, b, e, Z);
-    return;
-  }
-#endif
+  csr_rows_backward<T, I, VB>(p, b, e, Z);
+#else
+  constexpr index_t L = csr_lanes<T, VB>();
   for (index_t i = b; i < e; ++i) {
     const index_t s = static_cast<index_t>(p.indptr[i]), f = static_cast<index_t>(p.indptr[i + 1]);
     for (index_t t = 0; t < p.kp; t += kCsrTileVectors * L) {
@@ -489,11 +457,14 @@ inline void csr_rows_tiles(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
       }
     }
   }
+#endif
 }
 
-// Rows [b, e) of a CSR pass into this thread's d x kp accumulator Z: the
-// narrow loop for K = k <= csr_narrow_max whose padded row fits a VB-byte vector,
-// the tiles of VB-byte vectors otherwise (K = 0: wider k). Returns 0 or a
+// Rows [b, e) of a CSR pass into this thread's d x kp accumulator Z: for K > 0
+// the compile-time row of K = k columns (k <= csr_fixed_max; without vector
+// extensions the narrow loop for k <= csr_narrow_max), for K < 0 the blocks of
+// wider k with a compile-time tail of -K columns (csr_rows_blocks), for K = 0 the
+// tiles of VB-byte vectors (A^T W alone past csr_fixed_max). Returns 0 or a
 // KernelError (never throws: it runs under a target attribute).
 template <class T, class I, int K, int VB>
 inline int csr_rows(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
@@ -501,6 +472,8 @@ inline int csr_rows(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
 #if defined(__GNUC__)
   if constexpr (K > 0 && K <= csr_fixed_max<T, VB>()) {
     csr_rows_fixed<T, I, K, VB>(p, b, e, Z);
+  } else if constexpr (K < 0) {
+    csr_rows_blocks<T, I, -K, VB>(p, b, e, Z);
   } else {
     csr_rows_tiles<T, I, VB>(p, b, e, Z);
   }
@@ -531,20 +504,47 @@ __attribute__((target("avx2,fma"), flatten)) int csr_rows_avx2(const CsrPass<T, 
 }
 #endif
 
-template <class T, class I, int K>
-csr_rows_fn<T, I> pick_csr_rows_k(cpu_level_t level) {
+// The function of K = S * (j + 1) for the j with j + 1 == m (S = 1: compile-time
+// rows of m columns; S = -1: blocks with an m-column tail) at VB-byte vectors.
+template <class T, class I, int VB, int S, int... J>
+csr_rows_fn<T, I> pick_csr_rows_in(index_t m, std::integer_sequence<int, J...>) {
+  csr_rows_fn<T, I> fn = nullptr;
 #if defined(FASTLR_X86_DISPATCH)
-  if (level >= kAvx2) return &csr_rows_avx2<T, I, K>;
+  if constexpr (VB == 32) {
+    ((fn = m == J + 1 ? &csr_rows_avx2<T, I, S * (J + 1)> : fn), ...);
+    return fn;
+  }
 #endif
-  (void)level;
-  return &csr_rows_generic<T, I, K>;
+  ((fn = m == J + 1 ? &csr_rows_generic<T, I, S * (J + 1)> : fn), ...);
+  return fn;
 }
 
-template <class T, class I, int... K>
-csr_rows_fn<T, I> pick_csr_rows_fixed(cpu_level_t level, index_t k, std::integer_sequence<int, K...>) {
-  csr_rows_fn<T, I> fn = nullptr;
-  ((fn = k == K + 1 ? pick_csr_rows_k<T, I, K + 1>(level) : fn), ...);
-  return fn;
+// The row function for k columns at level: the compile-time row up to
+// csr_fixed_max columns (KF), past it the KF-column blocks with a compile-time
+// tail (csr_rows_blocks), or for A^T W alone the Z-row walk of csr_rows_backward.
+// AVX2 code (32-byte vectors, see csr_lanes) for AVX-512 CPUs too.
+template <class T, class I, int VB>
+csr_rows_fn<T, I> pick_csr_rows_vb(index_t k, RowPass pass) {
+  constexpr int kf = static_cast<int>(csr_fixed_max<T, VB>());
+  if (k >= 1 && k <= kf) return pick_csr_rows_in<T, I, VB, 1>(k, std::make_integer_sequence<int, kf>{});
+#if defined(__GNUC__)
+  if (k > kf && pass != RowPass::kBackward)
+    return pick_csr_rows_in<T, I, VB, -1>((k - 1) % kf + 1, std::make_integer_sequence<int, kf>{});
+#endif
+  (void)pass;
+#if defined(FASTLR_X86_DISPATCH)
+  if constexpr (VB == 32) return &csr_rows_avx2<T, I, 0>;
+#endif
+  return &csr_rows_generic<T, I, 0>;
+}
+
+template <class T, class I>
+csr_rows_fn<T, I> pick_csr_rows(cpu_level_t level, index_t k, RowPass pass) {
+#if defined(FASTLR_X86_DISPATCH)
+  if (level >= kAvx2) return pick_csr_rows_vb<T, I, 32>(k, pass);
+#endif
+  (void)level;
+  return pick_csr_rows_vb<T, I, 16>(k, pass);
 }
 
 // Whether Z's row tail moves as one piece when Z itself accumulates at level:
@@ -560,32 +560,42 @@ csr_rows_fn<T, I> pick_csr_rows_fixed(cpu_level_t level, index_t k, std::integer
 // over 100000 x 5000 1.84 -> 2.25.
 template <class T>
 inline bool csr_tail_one_piece(cpu_level_t level, index_t k) {
-  index_t vb = 16, fixed = csr_fixed_max<T, 16>();
+  index_t vb = 16;
 #if defined(FASTLR_X86_DISPATCH)
-  if (level >= kAvx2) vb = 32, fixed = csr_fixed_max<T, 32>();
+  if (level >= kAvx2) vb = 32;
 #endif
   (void)level;
   const index_t L = vb / index_t(sizeof(T));
 #if defined(__GNUC__)
-  if (k <= fixed) {
-    const index_t r = k - (k - 1) / L * L;
-    return (r & (r - 1)) == 0;
-  }
-  const index_t r = k % L;
-  return r <= 1 || (L >= 4 && r == L / 2);
+  // The compile-time rows' and blocks' last R = k - (k - 1) / L * L lanes (1..L;
+  // csr_rows_blocks' KF is a multiple of L), and csr_rows_backward's k % L (L: none).
+  const index_t r = k - (k - 1) / L * L;
+  return (r & (r - 1)) == 0;
 #else
-  (void)k, (void)fixed, (void)L;
+  (void)k, (void)L;
   return true;  // the scalar loops move Z's k columns one by one
 #endif
 }
 
-// AVX2 code for AVX-512 CPUs too (32-byte vectors, see csr_lanes): the
-// compile-time rows up to csr_fixed_max columns, the tiles beyond.
-template <class T, class I>
-csr_rows_fn<T, I> pick_csr_rows(cpu_level_t level, index_t k) {
-  constexpr int kmax = static_cast<int>(csr_fixed_max<T, 32>());
-  if (k >= 1 && k <= kmax) return pick_csr_rows_fixed<T, I>(level, k, std::make_integer_sequence<int, kmax>{});
-  return pick_csr_rows_k<T, I, 0>(level);
+// A^T (A V) as two passes over a thread's rows, A V into Y then A^T Y, rather than
+// one fused walk per row, when V (d x k) takes kCsrSplitMin-kCsrSplitMax bytes and A
+// has 5 or more nonzeros a row. The fused walk keeps V's and Z's rows (2 d k values)
+// in the cache at once; past L2 that footprint, not the walk, set its time, while each
+// pass alone reuses one d x k array and Y streams (2 n k values, written then read
+// in order). Measured single thread (Zen 4: 1 MiB L2, 32 MiB L3; bench/README.md
+// "Twelfth session: sparse rows past the compile-time widths (HT)"), float64 A^T (A V),
+// fused -> split, ms: 50000 x 50000 CSR, 20 nonzeros a row, k = 33 46.4 -> 26.6 (x86-64-v4;
+// SciPy 40.6), 68.6 -> 33.8 (baseline; SciPy 36.6); 5 a row, k = 24 9.0 -> 7.3; 200000 x
+// 200000, 5 a row, k = 8 24.6 -> 19.6. It lost below 8 MiB (50000 x 50000, 5 a row,
+// k = 16: 3.5 -> 4.6 ms), past 24 MiB (200000 x 200000, k = 24: 70 -> 95) and with 2
+// nonzeros a row or d of 5000 and less (the Y stream: 1M x 500, k = 33: 15.7 -> 158).
+constexpr index_t kCsrSplitMin = index_t(8) << 20;
+constexpr index_t kCsrSplitMax = index_t(24) << 20;
+
+template <class T>
+inline bool csr_power_split(index_t n, index_t d, index_t k, index_t nnz) {
+  const index_t vbytes = d * k * index_t(sizeof(T));
+  return nnz >= 5 * n && vbytes >= kCsrSplitMin && vbytes <= kCsrSplitMax;
 }
 
 }  // namespace detail
@@ -629,7 +639,19 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   zacc.assign(static_cast<size_t>(want) * zsize);
   if (direct) std::fill(Z, Z + d * k, T(0));
   const detail::CsrPass<T, I> p{indptr, indices, data, nnz, d, V, Vtail.data, vsafe, W, Y, k, kp, direct ? k : kp, pass};
-  const auto rows_fn = detail::pick_csr_rows<T, I>(level, k);
+  const auto rows_fn = detail::pick_csr_rows<T, I>(level, k, pass);
+  // A^T (A V) over V of kCsrSplitMin-kCsrSplitMax bytes: each thread's rows forward into Y
+  // (the output, or a buffer), then backward from Y (csr_power_split).
+  const bool split = pass == RowPass::kPower && detail::csr_power_split<T>(n, d, k, nnz);
+  detail::AlignedBuffer<T> ysplit;
+  if (split && Y == nullptr) ysplit.allocate(n * k);
+  detail::CsrPass<T, I> pf = p, pb = p;
+  pf.pass = RowPass::kForward;
+  pf.Y = Y != nullptr ? Y : ysplit.data;
+  pb.pass = RowPass::kBackward;
+  pb.W = pf.Y;
+  const auto fwd_fn = detail::pick_csr_rows<T, I>(level, k, RowPass::kForward);
+  const auto bwd_fn = detail::pick_csr_rows<T, I>(level, k, RowPass::kBackward);
   ErrorFlag err;
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
@@ -639,7 +661,13 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
     const int t = thread_id();
     index_t b, e;
     nnz_chunk_range(indptr, n, parts, t, b, e);
-    const int code = rows_fn(p, b, e, direct ? Z : zacc.data + t * zsize);
+    int code;
+    if (split) {
+      code = fwd_fn(pf, b, e, nullptr);
+      if (code == 0) code = bwd_fn(pb, b, e, direct ? Z : zacc.data + t * zsize);
+    } else {
+      code = rows_fn(p, b, e, direct ? Z : zacc.data + t * zsize);
+    }
     if (code != 0) err.set(code);
     if (bwd && !direct) {
 #if defined(FASTLR_HAVE_OPENMP)
