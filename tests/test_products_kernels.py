@@ -221,6 +221,71 @@ def test_csr_one_piece_tail_in_place(dtype, level):
         core._cap_product_isa(previous)
 
 
+def _block_widths(dtype):
+    """k around each block boundary past the compile-time rows: KF = 128 bytes of columns at
+    baseline, 256 at x86-64-v3/v4; csr_rows_blocks walks KF-column blocks then a compile-time
+    tail of 1..KF columns (k = m KF - 1, m KF, m KF + 1 for m = 1, 2, 3, and a mid-block tail)."""
+    widths = set()
+    for kf in (128 // np.dtype(dtype).itemsize, 256 // np.dtype(dtype).itemsize):
+        for m in (1, 2, 3):
+            widths.update({m * kf - 1, m * kf, m * kf + 1})
+        widths.add(kf + kf // 2 + 3)
+    return sorted(widths)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+def test_csr_block_widths(dtype, level):
+    """The CSR passes past the compile-time rows (KF-column blocks plus a compile-time tail) at
+    every width around a block boundary: short and long rows, empty rows and columns, d of 3
+    (V's last rows from the padded copy), int32 and int64 indices."""
+    core = pytest.importorskip("fastlr._core")
+    previous = core._cap_product_isa(level)
+    try:
+        rng = np.random.default_rng(41 + level)
+        for k in _block_widths(dtype):
+            for n, d, density, index_dtype in [(200, 50, 0.03, np.int32), (40, 30, 0.5, np.int64),
+                                               (25, 3, 0.6, np.int32)]:
+                A = _csr_with_empty_columns(n, d, density, rng, dtype, index_dtype, empty=min(2, d - 1))
+                _, U, V = _dense_inputs(n, d, k, dtype, seed=k + n)
+                _check_csr_kernels(core, A, U, V, dtype)
+    finally:
+        core._cap_product_isa(previous)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+def test_csr_power_split(dtype, level):
+    """A^T (A V) with V of 8-24 MiB and 5 or more nonzeros a row runs as a forward pass then a
+    backward pass over each thread's rows (csr_power_split): power_step and gram_product against
+    SciPy in float64, one and two threads, widths on and past the compile-time rows."""
+    core = pytest.importorskip("fastlr._core")
+    previous = core._cap_product_isa(level)
+    threads = core.get_num_threads()
+    try:
+        rng = np.random.default_rng(51 + level)
+        size = np.dtype(dtype).itemsize
+        for k in ((16, 17, 33, 50) if size == 8 else (31, 33, 65, 100)):
+            d = int(10 * (1 << 20) / (k * size))  # V of 10 MiB
+            n, per_row = 300, 7
+            rows = np.repeat(np.arange(n), per_row)
+            cols = rng.integers(0, d, n * per_row)
+            A = sp.csr_matrix((rng.standard_normal(n * per_row), (rows, cols)), shape=(n, d)).astype(dtype)
+            V = rng.standard_normal((d, k)).astype(dtype)
+            A64 = A.astype(np.float64)
+            AV = A64 @ V.astype(np.float64)
+            ATAV = A64.T @ AV
+            scale = np.abs(ATAV).max() + 4 * np.sqrt(A.nnz)
+            arrays = (A.indptr, A.indices, A.data)
+            for t in (1, 2):
+                core.set_num_threads(t)
+                Y, Z = core.power_step_csr(*arrays, V)
+                _check(Y, AV, dtype, 4 * np.sqrt(A.nnz))
+                _check(Z, ATAV, dtype, scale)
+                _check(core.gram_product_csr(*arrays, V), ATAV, dtype, scale)
+    finally:
+        core.set_num_threads(threads)
+        core._cap_product_isa(previous)
+
+
 def test_csr_bad_indices_with_narrow_widths():
     """The flat index check rejects a negative or too large column index at every narrow width."""
     core = pytest.importorskip("fastlr._core")
