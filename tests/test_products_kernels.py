@@ -254,9 +254,10 @@ def test_csr_block_widths(dtype, level):
 
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def test_csr_power_split(dtype, level):
-    """A^T (A V) with V of 8-24 MiB and 5 or more nonzeros a row runs as a forward pass then a
-    backward pass over each thread's rows (csr_power_split): power_step and gram_product against
-    SciPy in float64, one and two threads, widths on and past the compile-time rows."""
+    """A^T (A V) with V of 6 or 8 (baseline / x86-64-v3+) to 24 MiB and 5 or more nonzeros a row
+    runs as a forward pass then a backward pass over each thread's rows (csr_power_split; here
+    V of 10 MiB): power_step and gram_product against SciPy in float64, one and two threads,
+    widths on and past the compile-time rows."""
     core = pytest.importorskip("fastlr._core")
     previous = core._cap_product_isa(level)
     threads = core.get_num_threads()

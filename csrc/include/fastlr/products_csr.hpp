@@ -578,24 +578,32 @@ inline bool csr_tail_one_piece(cpu_level_t level, index_t k) {
 }
 
 // A^T (A V) as two passes over a thread's rows, A V into Y then A^T Y, rather than
-// one fused walk per row, when V (d x k) takes kCsrSplitMin-kCsrSplitMax bytes and A
-// has 5 or more nonzeros a row. The fused walk keeps V's and Z's rows (2 d k values)
-// in the cache at once; past L2 that footprint, not the walk, set its time, while each
-// pass alone reuses one d x k array and Y streams (2 n k values, written then read
-// in order). Measured single thread (Zen 4: 1 MiB L2, 32 MiB L3; bench/README.md
-// "Twelfth session: sparse rows past the compile-time widths (HT)"), float64 A^T (A V),
-// fused -> split, ms: 50000 x 50000 CSR, 20 nonzeros a row, k = 33 46.4 -> 26.6 (x86-64-v4;
-// SciPy 40.6), 68.6 -> 33.8 (baseline; SciPy 36.6); 5 a row, k = 24 9.0 -> 7.3; 200000 x
-// 200000, 5 a row, k = 8 24.6 -> 19.6. It lost below 8 MiB (50000 x 50000, 5 a row,
-// k = 16: 3.5 -> 4.6 ms), past 24 MiB (200000 x 200000, k = 24: 70 -> 95) and with 2
-// nonzeros a row or d of 5000 and less (the Y stream: 1M x 500, k = 33: 15.7 -> 158).
+// one fused walk per row, when V (d x k) takes kCsrSplitMin (kCsrSplitMinBase at
+// baseline) to kCsrSplitMax bytes and A has 5 or more nonzeros a row. The fused walk
+// keeps V's and Z's rows (2 d k values) in the cache at once; past L2 that footprint,
+// not the walk, set its time, while each pass alone reuses one d x k array and Y
+// streams (2 n k values, written then read in order). Measured single thread (Zen 4:
+// 1 MiB L2, 32 MiB L3; bench/README.md "Twelfth session: sparse rows past the
+// compile-time widths (HT)"), fused -> split, ms: 50000 x 50000 CSR, 20 nonzeros a row,
+// float64 k = 33 A^T (A V) 46.4 -> 26.6 (x86-64-v4; SciPy 40.6), 68.6 -> 33.8 (baseline;
+// SciPy 36.6), k = 16 (6.1 MiB) 21.1 -> 12.2 (v4), 53.8 -> 19.9 (baseline); 5 a row, k
+// = 24 9.0 -> 7.3 (v4); 200000 x 200000, 5 a row, k = 8 24.6 -> 19.6 (v4). It lost with
+// V of 3 MiB (k = 8 on 50000 x 50000) at every level, and from 6 to 8 MiB at x86-64-v4
+// with 5 a row (k = 16: 3.5 -> 4.6 ms), past 24 MiB (200000 x 200000, k = 24: 70 -> 95)
+// and with 2 nonzeros a row or d <= 5000 (the Y stream: 1M x 500, k = 33: 15.7 -> 158).
 constexpr index_t kCsrSplitMin = index_t(8) << 20;
+constexpr index_t kCsrSplitMinBase = index_t(6) << 20;
 constexpr index_t kCsrSplitMax = index_t(24) << 20;
 
 template <class T>
-inline bool csr_power_split(index_t n, index_t d, index_t k, index_t nnz) {
+inline bool csr_power_split(cpu_level_t level, index_t n, index_t d, index_t k, index_t nnz) {
+  index_t lo = kCsrSplitMinBase;
+#if defined(FASTLR_X86_DISPATCH)
+  if (level >= kAvx2) lo = kCsrSplitMin;
+#endif
+  (void)level;
   const index_t vbytes = d * k * index_t(sizeof(T));
-  return nnz >= 5 * n && vbytes >= kCsrSplitMin && vbytes <= kCsrSplitMax;
+  return nnz >= 5 * n && vbytes >= lo && vbytes <= kCsrSplitMax;
 }
 
 }  // namespace detail
@@ -642,7 +650,7 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   const auto rows_fn = detail::pick_csr_rows<T, I>(level, k, pass);
   // A^T (A V) over V of kCsrSplitMin-kCsrSplitMax bytes: each thread's rows forward into Y
   // (the output, or a buffer), then backward from Y (csr_power_split).
-  const bool split = pass == RowPass::kPower && detail::csr_power_split<T>(n, d, k, nnz);
+  const bool split = pass == RowPass::kPower && detail::csr_power_split<T>(level, n, d, k, nnz);
   detail::AlignedBuffer<T> ysplit;
   if (split && Y == nullptr) ysplit.allocate(n * k);
   detail::CsrPass<T, I> pf = p, pb = p;
