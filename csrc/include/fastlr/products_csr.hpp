@@ -60,9 +60,9 @@ constexpr index_t csr_lanes() { return VB / index_t(sizeof(T)); }
 // -> 4.7-13.0 ms (SciPy 8.7-19.5), float32 k = 33-64 9.9-18.5 -> 6.0-12.8 (SciPy 9.2-26.3).
 template <class T, int VB>
 constexpr index_t csr_fixed_max() { return (VB == 32 ? 256 : 128) / index_t(sizeof(T)); }
-// Vectors per register tile: 4 (AVX2: 32 float32, 16 float64 columns; SSE2 half
-// that). Eight SSE2 vectors in one chain ran the baseline A V at k = 24-64 1.1-1.5x
-// slower than four in two.
+// Vectors per tile of the scalar fallback's tiles (compilers without vector
+// extensions): 4. (The vector tiles this sized, replaced by csr_rows_blocks: eight
+// SSE2 vectors in one chain ran the baseline A V at k = 24-64 1.1-1.5x slower.)
 constexpr int kCsrTileVectors = 4;
 
 // Rows [b, e) of a CSR pass: row_span of each row, then every column index of
@@ -463,8 +463,8 @@ inline void csr_rows_tiles(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
 // Rows [b, e) of a CSR pass into this thread's d x kp accumulator Z: for K > 0
 // the compile-time row of K = k columns (k <= csr_fixed_max; without vector
 // extensions the narrow loop for k <= csr_narrow_max), for K < 0 the blocks of
-// wider k with a compile-time tail of -K columns (csr_rows_blocks), for K = 0 the
-// tiles of VB-byte vectors (A^T W alone past csr_fixed_max). Returns 0 or a
+// wider k with a compile-time tail of -K columns (csr_rows_blocks), for K = 0
+// csr_rows_tiles (A^T W alone past csr_fixed_max). Returns 0 or a
 // KernelError (never throws: it runs under a target attribute).
 template <class T, class I, int K, int VB>
 inline int csr_rows(const CsrPass<T, I>& p, index_t b, index_t e, T* Z) {
@@ -548,7 +548,8 @@ csr_rows_fn<T, I> pick_csr_rows(cpu_level_t level, index_t k, RowPass pass) {
 }
 
 // Whether Z's row tail moves as one piece when Z itself accumulates at level:
-// csr_rows_fixed's R = 1, 2, 4 or 8 lanes, the tiles' last lane or half vector.
+// the last R = 1, 2, 4 or 8 lanes of the compile-time rows and of csr_rows_blocks'
+// tails, csr_rows_backward's k % L lanes.
 // One thread then accumulates in Z from kCsrOnePieceBytes of padded buffer on
 // (csr_row_pass): the buffer's page faults and reduction cost more than a one-piece
 // tail (below, with Z within L2, the two ran alike: 100000 x 5000 CSR). Measured single
