@@ -228,6 +228,58 @@ def test_refined_inner_product_deterministic_and_better_on_new_matrices():
     np.testing.assert_allclose(sparse.values, a.values, atol=1e-8)
 
 
+def reference_subspace_positions(train, m, r, seed, iters):
+    """Plain NumPy: rows of U_r (top-r left singular vectors of the matrices side by side), m centres drawn by the
+    rows' squared norms, every row to the centre of largest |cosine| (value: that cosine), then Lloyd."""
+    C = side_by_side(train)
+    F = np.linalg.svd(C, full_matrices=False)[0][:, :r]
+    e = np.sum(F * F, axis=1)
+    centres = np.random.default_rng(seed).choice(len(F), size=m, replace=False, p=e / e.sum())
+    X = F @ (F[centres] / np.linalg.norm(F[centres], axis=1, keepdims=True)).T
+    h0 = np.argmax(np.abs(X), axis=1)
+    h0[centres] = np.arange(m)
+    v0 = X[np.arange(len(F)), h0]
+    h, signs = reference_lloyd(F, h0, v0, m, iters)  # the first centres weigh rows by their cosines
+    return h, signs, h0, np.where(v0 < 0, -1.0, 1.0), C
+
+
+@pytest.mark.parametrize("refine", [0, 1, 5])
+def test_subspace_inner_product_matches_numpy_spectral_lloyd(refine):
+    train = family()
+    m, k, r = 6, 3, 4
+    S = dd.inner_product_sketch(train, m, k, subspace=r, refine=refine, seed=4)
+    check_countsketch(S, m, N_ROWS)
+    h, signs, h0, signs0, C = reference_subspace_positions(train, m, r, 4, refine)
+    np.testing.assert_array_equal(S.rows, h)
+    if refine == 0:
+        np.testing.assert_array_equal(h, h0)
+    else:
+        assert not np.array_equal(h, h0)  # the iterations move rows here
+    assert set(h) == set(range(m))
+    for j in range(m):  # values: each bucket's top left singular vector of the full rows (1Shot1Vec), RMS 1
+        bucket = np.flatnonzero(h == j)
+        assert same_direction(S.values[bucket], top_left(C[bucket]), tol=1e-6)
+        np.testing.assert_allclose(np.sqrt(np.mean(S.values[bucket] ** 2)), 1.0)
+    signed = dd.inner_product_sketch(train, m, k, values="sign", subspace=r, refine=refine, seed=4)
+    np.testing.assert_array_equal(signed.rows, h)
+    np.testing.assert_array_equal(signed.values, signs0 if refine == 0 else signs)
+    assert not np.array_equal(h, dd.inner_product_sketch(train, m, k, refine=refine, seed=4).rows)  # not full rows
+    sparse = dd.inner_product_sketch([sp.csr_matrix(A) for A in train], m, k, subspace=r, refine=refine, seed=4)
+    np.testing.assert_array_equal(sparse.rows, h)
+    np.testing.assert_allclose(sparse.values, S.values, atol=1e-8)
+
+
+def test_subspace_inner_product_beats_random_on_new_matrices():
+    data = family(12, seed=5)
+    train, test = data[:8], data[8:]
+    for seed in range(3):
+        S = dd.inner_product_sketch(train, 8, 4, subspace=6, refine=10, trials=2, seed=seed)
+        random = fastlr.sketch_error(fastlr.CountSketch(8, N_ROWS, seed=seed), test, 4)
+        assert fastlr.sketch_error(S, test, 4) < random
+    guarded = dd.inner_product_sketch(train, 8, 4, subspace=6, guard="countsketch", seed=0)
+    assert isinstance(guarded, fastlr.StackedSketch) and guarded.shape == (8, N_ROWS)
+
+
 @pytest.mark.parametrize("guard", ["sampler", "countsketch"])
 def test_guarded_inner_product_sketch(guard):
     train = family()
@@ -791,6 +843,8 @@ def test_sparse_and_float32_training_matrices(make):
     (lambda t: dd.inner_product_sketch(t, 4, 2, seed=-1), ValueError, "seed"),
     (lambda t: dd.inner_product_sketch(t, 4, 2, trials=0), ValueError, "trials"),
     (lambda t: dd.inner_product_sketch(t, 4, 2, refine=-1), ValueError, "refine"),
+    (lambda t: dd.inner_product_sketch(t, 4, 2, subspace=0), ValueError, "subspace"),
+    (lambda t: dd.inner_product_sketch(t, 4, 2, subspace=2.0), TypeError, "subspace"),
     (lambda t: dd.one_shot_sketch(t[0], 0), ValueError, "m"),
     (lambda t: dd.one_shot_sketch(None, 3), TypeError, "A"),
     (lambda t: dd.one_shot_sketch(t[0], 3, values="x"), ValueError, "values"),

@@ -203,9 +203,52 @@ def _refine_buckets(rows: _Rows, h: np.ndarray, signs: np.ndarray, m: int, iters
     return h, np.where(v < 0, -1.0, 1.0)
 
 
+def _whitened_rows(rows: _Rows, r: int, seed: int) -> np.ndarray:
+    """U_r: the top-r eigenvectors of the row Gram matrix (left singular vectors of the training matrices side by
+    side), directions with (numerically) no energy dropped. Row i's squared norm is its rank-r leverage score."""
+    w, U = rows.top_eig(r, seed=seed, dense=rows.n <= _common._FULL_SCORES)
+    return U[:, w > 1e-12 * max(float(w[0]), 1e-300)]
+
+
+def _subspace_positions(F: np.ndarray, m: int, rng, iters: int) -> tuple[np.ndarray, np.ndarray]:
+    """(h, signs) by signed spherical clustering of the rows of F (n x r, dense): m centres drawn by the rows'
+    squared norms, every row to the centre of largest |cosine|, then up to ``iters`` Lloyd iterations as
+    ``_refine_buckets`` (centre: the bucket's value-weighted sum of rows; a row moves to the centre of largest
+    |inner product|, value that inner product; an emptied bucket takes the worst-fit row of a bucket of 2+)."""
+    n = len(F)
+    energy = np.einsum("ij,ij->i", F, F)
+    centres = _sample(energy, m, rng)
+    norms = np.linalg.norm(F[centres], axis=1)
+    X = F @ (F[centres] / np.where(norms > 0, norms, 1.0)[:, None]).T
+    h = np.argmax(np.abs(X), axis=1).astype(np.int64)
+    h[centres] = np.arange(m)
+    v = X[np.arange(n), h]
+    for _ in range(iters):
+        C = np.zeros((m, F.shape[1]))
+        np.add.at(C, h, v[:, None] * F)
+        norms = np.linalg.norm(C, axis=1)
+        X = F @ (C / np.where(norms > 0, norms, 1.0)[:, None]).T
+        new = np.argmax(np.abs(X), axis=1).astype(np.int64)
+        v = X[np.arange(n), new]
+        counts = np.bincount(new, minlength=m)
+        if (counts == 0).any():
+            misfit = energy - v * v
+            for j in np.flatnonzero(counts == 0):
+                donors = np.flatnonzero(counts[new] >= 2)
+                i = donors[np.argmax(misfit[donors])]
+                counts[new[i]] -= 1
+                counts[j] += 1
+                new[i], v[i], misfit[i] = j, 1.0, 0.0
+        moved = bool(np.any(new != h))
+        h = new
+        if not moved:
+            break
+    return h, np.where(v < 0, -1.0, 1.0)
+
+
 def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine: str = "concat",
                          guard: str | None = None, trials: int = 1, refine: int = 10,
-                         seed: int = 0) -> CountSketch | StackedSketch:
+                         subspace: int | None = None, seed: int = 0) -> CountSketch | StackedSketch:
     """A CountSketch with data-driven positions: Li et al.'s inner-product algorithm.
 
     1. Sample m rows (the bucket centres) by the rank-k ridge leverage scores of
@@ -253,6 +296,21 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
         early when no row moves. Each iteration costs two products with the
         training matrices (``S C`` and ``C (S C)^T``). 10 iterations lowered
         held-out Err on every family measured (see Notes).
+    subspace : int or None, default None
+        r: cluster the rows *whitened* in the training matrices' top-r
+        left singular subspace instead of the full rows: the rows of U_r
+        (the top-r eigenvectors of ``sum_t A_t A_t^T / s_t^2``, of the
+        averaged matrix's Gram matrix with ``combine="mean"``; row i's
+        squared norm is its rank-r leverage score), the spectral-clustering
+        recipe (Ng, Jordan and Weiss, NIPS 2001) with that Gram matrix as
+        affinity. The centres are drawn by those leverage scores (not the
+        ridge scores) and the ``refine`` Lloyd iterations run on U_r (n x r,
+        no pass over the matrices; the cost is one top-r eigensolve). SCW's
+        error depends on how well ``S U_k`` is conditioned (every one of the
+        top directions kept, not only the most energetic), which is what
+        the whitening weighs equally; the energy-weighted full-row clustering
+        spends the buckets on the first few directions. Values as above.
+        Meant as a start for ``learn_sketch(init=...)``; see Notes.
 
     Returns
     -------
@@ -316,12 +374,29 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
     the matrices per iteration, per trial); ``refine=0`` gives the paper's
     positions.
 
+    ``subspace=r`` (bench/README.md, twelfth session;
+    bench/learn_real_positions.py): on bigbuckbunny, where learn_sketch's
+    values-only training beat the full-row refined start (8 seeds, 16 later
+    frames held out), ``learn_sketch(init=inner_product_sketch(train, 20,
+    10, subspace=20, refine=30))`` reached 0.036 of random's held-out Err on
+    average (worst seed 0.042) against 0.047 (worst 0.058) for values-only,
+    lower on every seed (by 12-37%), in about values-only's CPU time (the
+    positions: 5 s of it); ``subspace=15``: 0.035 (worst 0.043). The
+    positions alone are not enough (0.053-0.068). r matters (4 seeds, with
+    values): r = 10 / 15 / 20 / 25 / 30 / 40 gave 0.040 / 0.035 / 0.037 /
+    0.044 / 0.051 / 0.054; about k to 2k. On bikes the positions alone do
+    it: ``subspace=20`` from 12 frames spread over the 94, 0.175 (worst
+    0.195, 8 seeds) in 0.2-0.3 s CPU, against values-only's 0.285 (worst
+    0.359) in 5-9 s.
+
     References
     ----------
     Y. Li, H. Lin, S. Liu, A. Vakilian, D. P. Woodruff, "Learning the Positions
     in CountSketch", ICLR 2023 (Algorithm 3 and Theorem 5.1).
     P. Indyk, T. Wagner, D. P. Woodruff, "Few-Shot Data-Driven Algorithms for
     Low Rank Approximation", NeurIPS 2021.
+    A. Y. Ng, M. I. Jordan, Y. Weiss, "On Spectral Clustering: Analysis and an
+    Algorithm", NIPS 2001 (``subspace``).
     """
     mats = _check_matrices(train)
     n = mats[0].shape[0]
@@ -331,6 +406,7 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
     check_choice(guard, "guard", GUARDS)
     trials = check_int(trials, "trials", minimum=1)
     refine = check_int(refine, "refine", minimum=0)
+    subspace = None if subspace is None else check_int(subspace, "subspace", minimum=1)
     seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX - 1)
     if guard is not None and m < 2:
         raise ValueError(f"m: a guarded sketch needs m >= 2 (half data-driven, half guard), got {m}")
@@ -342,17 +418,19 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
         def build(parts):
             part_rows = rows if parts is mats and combine == "concat" else _Rows(parts, combine)
             return _inner_product(parts, part_rows, m, k, values=values, guard=guard, trials=trials,
-                                  refine=refine, seed=seed)
+                                  refine=refine, subspace=subspace, seed=seed)
 
         return _one_matrix_guard("inner_product_sketch", build, mats, m, k, seed, held_out=True)
 
 
 def _inner_product(mats: list, rows: _Rows, m: int, k: int, *, values: str = "svd", guard: str | None = None,
-                   trials: int = 1, refine: int = 0, seed: int = 0) -> CountSketch | StackedSketch:
+                   trials: int = 1, refine: int = 0, subspace: int | None = None,
+                   seed: int = 0) -> CountSketch | StackedSketch:
     """inner_product_sketch without its checks and fallbacks (hybrid_sketch's sparse part)."""
     n = rows.n
     m_data = m if guard is None else m // 2
-    scores = _ridge_scores(rows, min(k, m_data), seed)
+    F = None if subspace is None else _whitened_rows(rows, subspace, seed)
+    scores = _ridge_scores(rows, min(k, m_data), seed) if F is None else None
     rng = np.random.default_rng(seed)
     # Up to 8 matrices spread over train judge the trials (the first 8 of a time-ordered set are
     # the ones furthest from what comes next: on real video they picked worse positions).
@@ -360,9 +438,12 @@ def _inner_product(mats: list, rows: _Rows, m: int, k: int, *, values: str = "sv
     scales = _scales(judges) if trials > 1 else None  # once for all trials
     best = math.inf
     for _ in range(trials):
-        h, signs = _inner_product_positions(rows, scores, m_data, rng)
-        if refine:
-            h, signs = _refine_buckets(rows, h, signs, m_data, refine)
+        if F is not None:
+            h, signs = _subspace_positions(F, m_data, rng, refine)
+        else:
+            h, signs = _inner_product_positions(rows, scores, m_data, rng)
+            if refine:
+                h, signs = _refine_buckets(rows, h, signs, m_data, refine)
         vals = signs if values == "sign" else _bucket_values(rows, h, m_data, signs, seed)
         candidate = CountSketch.from_arrays(h, vals, m_data)
         loss = _scaled_error(candidate, judges, min(k, m_data), scales) if trials > 1 else 0.0
