@@ -142,12 +142,6 @@ def _inner_product_positions(rows: _Rows, scores: np.ndarray, m: int, rng) -> tu
     return h, np.where(signs == 0, 1.0, signs)
 
 
-#: _centre_products sums each bucket in this many interleaved partial sums (row i into partial i mod _LANES): refined
-#: buckets hold runs of consecutive rows, and the CountSketch kernel's adds of a run into one output row wait on each
-#: other (bikes frames: S @ A 2x slower than for random positions; with 4 partials as fast).
-_LANES = 4
-
-
 def _centre_products(rows: _Rows, h: np.ndarray, v: np.ndarray, m: int) -> np.ndarray:
     """n x m inner products of every row with each bucket's unit centre, the centre of bucket j being
     ``sum_{i in j} v_i c_i`` normalized (c_i: row i of the weighted matrices side by side): ``C (S C)^T``
@@ -159,11 +153,11 @@ def _centre_products(rows: _Rows, h: np.ndarray, v: np.ndarray, m: int) -> np.nd
     norms add up in float64. Per row, the float32 rounding of an inner product of D terms is about
     ``sqrt(D) 6e-8`` of ``|c_i| |centre|``, far below the gaps that decide an argmax on real data
     (bikes: the same positions as in float64, bench/README.md, eleventh session)."""
-    S = CountSketch.from_arrays(h * _LANES + np.arange(rows.n) % _LANES, v, m * _LANES)
+    S = CountSketch.from_arrays(h, v, m)  # refined buckets hold runs of consecutive rows: the kernel sums a run at once
     X = np.zeros((rows.n, m))
     norms = np.zeros(m)
     for w, A in zip(rows.weights, rows.mats):
-        Ct = (S @ A).reshape(m, _LANES, -1).sum(axis=1)  # m x d, dense, in A's dtype (float32 stays float32)
+        Ct = S @ A  # m x d, dense, in A's dtype (float32 stays float32)
         Ct *= w
         norms += np.einsum("ij,ij->i", Ct, Ct, dtype=np.float64)
         P = A @ Ct.T
