@@ -131,9 +131,10 @@ def main(argv=None) -> int:
                                 picks, cal_picks = [], []
                                 for lv in levels:
                                     kind = "pass" if name in ("matmul", "rmatmul") else "gram"
-                                    fits = factor_fits(A.shape[1], l, dtype, LEVEL_NAMES[lv])  # both rules apply it
+                                    # the factor's size decides first in both rules
+                                    fits = factor_fits(A.shape[1], l, dtype, LEVEL_NAMES[lv], args.threads)
                                     kernel_picked = use_kernel(kind, l, dtype, order, level=LEVEL_NAMES[lv],
-                                                               factor_rows=A.shape[1])
+                                                               factor_rows=A.shape[1], threads=args.threads)
                                     if name == "gd_products":
                                         kernel_picked = fits
                                     mine, other = (m[lv], m["blas"]) if kernel_picked else (m["blas"], m[lv])

@@ -59,12 +59,21 @@ def test_factor_past_the_cache_runs_blas(caches):
     assert not choice.factor_fits(100000, 10, np.float64, v3)  # 8 MB (gd_products 0.72x)
     assert not choice.factor_fits(5760, 40, np.float64, v3)  # 1.8 MB at 40 columns (0.87-1.02x)
     assert not choice.factor_fits(20000, 60, np.float32, v3)  # 4.8 MB at 60 columns (0.4-0.7x)
+    # two threads: each keeps its own Z, and BLAS gains more from the second core
+    assert choice.factor_fits(100000, 10, np.float32, v4, threads=2)  # 4 MB, 40-byte rows (won 1.1-1.7x)
+    assert choice.factor_fits(20000, 16, np.float64, v4, threads=2)  # 2.56 MB, 128 bytes (won 1.9-2.8x)
+    assert not choice.factor_fits(100000, 16, np.float32, v4, threads=2)  # 6.4 MB (A^T A V 0.85-0.91x)
+    assert not choice.factor_fits(20000, 40, np.float32, v4, threads=2)  # 3.2 MB, 160 bytes (0.69-0.87x)
+    assert not choice.factor_fits(20000, 20, np.float64, v3, threads=2)  # 3.2 MB (0.73-0.89x)
+    assert choice.factor_fits(100000, 16, np.float32, v4, threads=1)
     # the cap applies on top of the column threshold, in the table's rule and the calibrated one
     assert choice.use_kernel("gram", 20, np.float64, "C", v4)
     assert choice.use_kernel("gram", 20, np.float64, "C", v4, factor_rows=5760)
     assert not choice.use_kernel("gram", 20, np.float64, "C", v4, factor_rows=100000)
     assert not choice.use_kernel("gram", 20, np.float64, "F", v4, factor_rows=100000)
     assert not choice.use_kernel("pass", 60, np.float32, "C", v4, factor_rows=100000)
+    assert choice.use_kernel("gram", 16, np.float32, "C", v4, factor_rows=100000)
+    assert not choice.use_kernel("gram", 16, np.float32, "C", v4, factor_rows=100000, threads=2)
 
 
 def test_factor_cap_routes_inmemory_products(monkeypatch, caches):

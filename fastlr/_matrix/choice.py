@@ -145,7 +145,7 @@ def choice_mode() -> str:
 
 
 def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = None,
-               factor_rows: int | None = None) -> bool:
+               factor_rows: int | None = None, threads: int = 1) -> bool:
     """Whether a dense product with a ``columns``-wide factor runs on the one-pass kernel.
 
     Parameters
@@ -162,6 +162,8 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     factor_rows : int, optional
         A's column count d, the rows of the d x l factor the kernel streams once per tile of A's
         rows (V, or the sum Z): past the cache (``factor_fits``) BLAS runs, whatever the width.
+    threads : int, default 1
+        The threads the product runs on (``factor_fits``).
     """
     if kind not in ("pass", "gram"):
         raise ValueError(f"kind: expected 'pass' or 'gram', got {kind!r}")
@@ -174,7 +176,7 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
         raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
     tab = _calibrated() if level is None else None
     level = level or isa_level()
-    if factor_rows is not None and not factor_fits(factor_rows, columns, dtype, level):
+    if factor_rows is not None and not factor_fits(factor_rows, columns, dtype, level, threads):
         return False
     if tab is not None:
         return columns < tab.thresholds[order, kind, np.dtype(dtype).name]
@@ -187,7 +189,7 @@ CACHE_COLUMNS = 32
 NARROW_ROW_BYTES = 256
 
 
-def factor_fits(rows: int, columns: int, dtype, level: str) -> bool:
+def factor_fits(rows: int, columns: int, dtype, level: str, threads: int = 1) -> bool:
     """Whether a rows x columns factor is small enough for the one-pass kernels at ``level``.
 
     Each tile of A's rows streams the whole factor (V, and the sum Z of ``A.T @ W``), so the
@@ -205,18 +207,25 @@ def factor_fits(rows: int, columns: int, dtype, level: str) -> bool:
       (0.87-1.26x), from 60 lost (0.2-0.8x), and at 8 MB lost even at 10 columns
       (``gd_products`` float64 0.72x).
 
-    So: B within L2 fits. Past it, at x86-64-v4: B within L3 / 8, or rows of at most
-    ``NARROW_ROW_BYTES`` and B within 7/16 of L3; at the other levels, fewer than
-    ``CACHE_COLUMNS`` columns and B within L3 / 8.
+    * 2 threads (wall time; each thread sums its own Z, and BLAS gains more from the second core):
+      x86-64-v4 lost from 3.2 MB at 160-byte rows (0.69-0.87x), on 5.1 MB at 256 bytes (0.86-0.88x)
+      and on 6.4 MB at 64 bytes (0.85-0.91x), and won up to 4 MB at 40-byte rows and 2.56 MB at 128
+      (1.1-2.8x); x86-64-v3 lost on 3.2 MB at 20 columns (0.73-0.89x) and 4 MB at 10 (0.93x).
+
+    So: B within L2 fits. Past it, at x86-64-v4: B within L3 / (8 t) for t threads, or rows of at
+    most ``NARROW_ROW_BYTES`` / t and B within 7/16 of L3 (one thread) or 3 / (8 t) of it; at the
+    other levels, fewer than ``CACHE_COLUMNS`` columns and B within L3 / (8 t).
     """
+    t = max(1, int(threads))
     row = columns * np.dtype(dtype).itemsize
     nbytes = rows * row
     l2, l3 = cache_sizes()
     if nbytes <= l2:
         return True
     if level == "x86-64-v4":
-        return nbytes <= l3 // 8 or (row <= NARROW_ROW_BYTES and nbytes <= 7 * l3 // 16)
-    return columns < CACHE_COLUMNS and nbytes <= l3 // 8
+        narrow = 7 * l3 // 16 if t == 1 else 3 * l3 // (8 * t)
+        return nbytes <= l3 // (8 * t) or (row <= NARROW_ROW_BYTES // t and nbytes <= narrow)
+    return columns < CACHE_COLUMNS and nbytes <= l3 // (8 * t)
 
 
 _cache_sizes: tuple[int, int] | None = None

@@ -300,7 +300,8 @@ class InMemory(Operand):
     def _gd_products(self, U, V):
         kernels = self.kernels
         if not self.sparse:
-            if choice_mode() == "auto" and not factor_fits(self.shape[1], V.shape[1], self.dtype, isa_level()):
+            if choice_mode() == "auto" and not factor_fits(self.shape[1], V.shape[1], self.dtype, isa_level(),
+                                                           get_num_threads()):
                 if U.shape[0] != self.shape[0] or V.shape[0] != self.shape[1]:
                     raise ValueError(f"U, V: expected {self.shape[0]} and {self.shape[1]} rows ({self.name}'s "
                                      f"shape), got {U.shape[0]} and {V.shape[0]}")
@@ -370,7 +371,7 @@ class InMemory(Operand):
             return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size)
         order = "C" if self.A.flags.c_contiguous else "F"
         return use_kernel("pass" if kind in ("matmul", "rmatmul") else kind, columns, self.dtype, order,
-                          factor_rows=self.shape[1])
+                          factor_rows=self.shape[1], threads=get_num_threads())
 
     def _scipy_product(self, M, F, rows: int, name: str, of: str) -> np.ndarray:
         """``M @ F`` by SciPy (M = A or A.T), checked like the kernels' factors."""
