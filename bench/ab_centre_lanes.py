@@ -12,7 +12,8 @@ positions, and checks that ``inner_product_sketch`` picks the same rows both way
 
 import argparse
 import glob
-import time
+import os
+import sys
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -22,15 +23,13 @@ from fastlr import datadriven as dd
 from fastlr.datadriven import positions
 from fastlr.datadriven._common import _Rows
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import new_user_figures  # noqa: E402 (bench/ is the script's folder)
+
 
 def _best(calls, rounds):
-    best = {name: float("inf") for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            t0 = time.thread_time()
-            call()
-            best[name] = min(best[name], time.thread_time() - t0)
-    return {name: 1e3 * t for name, t in best.items()}
+    """{name: min CPU ms} over interleaved rounds (new_user_figures._best in ms)."""
+    return {name: 1e3 * t for name, t in new_user_figures._best(calls, rounds).items()}
 
 
 def _lanes4(rows, h, v, m):

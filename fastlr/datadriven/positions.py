@@ -175,12 +175,21 @@ def _refine_buckets(rows: _Rows, h: np.ndarray, signs: np.ndarray, m: int, iters
     steps raise the energy the centres capture, ``sum_i <c_i, centre_{h_i}>^2``. A bucket left empty takes
     the row the centres explain worst (largest energy off its centre) from a bucket of two or more.
     Stops after ``iters`` iterations or when no row moves."""
-    energy = rows.sqnorms()
-    v = np.asarray(signs, dtype=np.float64)
+    return _lloyd(lambda h, v: _centre_products(rows, h, v, m), rows.sqnorms(), h,
+                  np.asarray(signs, dtype=np.float64), m, iters)
+
+
+def _lloyd(centre_products, energy: np.ndarray, h: np.ndarray, v: np.ndarray, m: int,
+           iters: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``iters`` Lloyd iterations of signed spherical clustering from buckets h and values v:
+    ``centre_products(h, v)`` gives the n x m inner products of the rows with the buckets' unit
+    centres; each row moves to the centre of largest |inner product|, value that inner product; a
+    bucket left empty takes the worst-fit row (largest ``energy - v^2``) of a bucket of two or more.
+    Stops early when no row moves. Returns (h, signs of v)."""
     for _ in range(iters):
-        X = _centre_products(rows, h, v, m)
-        new = np.argmax(np.abs(X), axis=1)
-        v = X[np.arange(rows.n), new]
+        X = centre_products(h, v)
+        new = np.argmax(np.abs(X), axis=1).astype(np.int64)
+        v = X[np.arange(len(new)), new]
         counts = np.bincount(new, minlength=m)
         if (counts == 0).any():
             misfit = energy - v * v
@@ -217,27 +226,14 @@ def _subspace_positions(F: np.ndarray, m: int, rng, iters: int) -> tuple[np.ndar
     h = np.argmax(np.abs(X), axis=1).astype(np.int64)
     h[centres] = np.arange(m)
     v = X[np.arange(n), h]
-    for _ in range(iters):
+
+    def centre_products(h, v):
         C = np.zeros((m, F.shape[1]))
         np.add.at(C, h, v[:, None] * F)
         norms = np.linalg.norm(C, axis=1)
-        X = F @ (C / np.where(norms > 0, norms, 1.0)[:, None]).T
-        new = np.argmax(np.abs(X), axis=1).astype(np.int64)
-        v = X[np.arange(n), new]
-        counts = np.bincount(new, minlength=m)
-        if (counts == 0).any():
-            misfit = energy - v * v
-            for j in np.flatnonzero(counts == 0):
-                donors = np.flatnonzero(counts[new] >= 2)
-                i = donors[np.argmax(misfit[donors])]
-                counts[new[i]] -= 1
-                counts[j] += 1
-                new[i], v[i], misfit[i] = j, 1.0, 0.0
-        moved = bool(np.any(new != h))
-        h = new
-        if not moved:
-            break
-    return h, np.where(v < 0, -1.0, 1.0)
+        return F @ (C / np.where(norms > 0, norms, 1.0)[:, None]).T
+
+    return _lloyd(centre_products, energy, h, v, m, iters)
 
 
 def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine: str = "concat",
