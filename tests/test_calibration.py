@@ -171,6 +171,8 @@ def test_use_kernel_follows_the_calibration(calibrating, monkeypatch):
     level = choice.isa_level()
     assert choice.use_kernel("pass", 150, np.float32, "C")  # the table: BLAS from 128 columns
     assert not choice.use_kernel("pass", 193, np.float32, "C")
+    assert not choice.use_kernel("pass", 150, np.float32, "C", threads=2)  # calibrated at one thread
+    assert choice.use_kernel("pass", 100, np.float32, "C", threads=2)
     assert choice.thresholds() == expected(choice.static_thresholds(level)) and len(calibrating) == 1
     assert not choice.use_kernel("pass", 150, np.float32, "C", level)  # a level given: the table's rule
     monkeypatch.setattr(choice, "_level", level)  # pinned: the table's rule

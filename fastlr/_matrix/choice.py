@@ -163,7 +163,9 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
         A's column count d, the rows of the d x l factor the kernel streams once per tile of A's
         rows (V, or the sum Z): past the cache (``factor_fits``) BLAS runs, whatever the width.
     threads : int, default 1
-        The threads the product runs on (``factor_fits``).
+        The threads the product runs on (``factor_fits``). The calibration times one thread: with
+        more, its thresholds stop at ``BLAS_MIN_COLUMNS`` (5760 x 1080 float32, 128 columns, two
+        threads: ``A.T @ W`` 0.79-0.88x BLAS where the one-thread calibration picked the kernel).
     """
     if kind not in ("pass", "gram"):
         raise ValueError(f"kind: expected 'pass' or 'gram', got {kind!r}")
@@ -179,7 +181,10 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     if factor_rows is not None and not factor_fits(factor_rows, columns, dtype, level, threads):
         return False
     if tab is not None:
-        return columns < tab.thresholds[order, kind, np.dtype(dtype).name]
+        limit = tab.thresholds[order, kind, np.dtype(dtype).name]
+        if threads > 1:  # measured at one thread: past the table's widths it holds there only
+            limit = min(limit, BLAS_MIN_COLUMNS)
+        return columns < limit
     return columns < min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, np.dtype(dtype).name])
 
 
