@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import fastlr
 from fastlr._matrix import calibration
 from fastlr._matrix.choice import LEVELS as LEVEL_NAMES
-from fastlr._matrix.choice import factor_fits, static_thresholds, use_kernel
+from fastlr._matrix.choice import BLAS_MIN_COLUMNS, factor_fits, static_thresholds, use_kernel
 
 SHAPES = [(5760, 1080), (100000, 500)]
 WIDTHS = [10, 20, 60, 128]
@@ -142,8 +142,10 @@ def main(argv=None) -> int:
                                     losing["static"][not kernel_picked] += verdict != "ok"
                                     total += 1
                                     picks.append(f"{LEVELS[lv]} {'K' if kernel_picked else 'B'} {verdict}")
-                                    cal_kernel = fits and (name == "gd_products"
-                                                           or l < calibrated[lv][order, kind, np.dtype(dtype).name])
+                                    cal_limit = calibrated[lv][order, kind, np.dtype(dtype).name]
+                                    if args.threads > 1:  # as use_kernel: the calibration timed one thread
+                                        cal_limit = min(cal_limit, BLAS_MIN_COLUMNS)
+                                    cal_kernel = fits and (name == "gd_products" or l < cal_limit)
                                     cal = m[lv] if cal_kernel else m["blas"]
                                     faster = min(m[lv], m["blas"])
                                     cal_verdict = "ok" if cal <= (1 + args.slack) * faster else f"LOSES {cal / faster:.2f}x"
