@@ -130,22 +130,23 @@ def main(argv=None) -> int:
                                                   for lv in levels)
                                 picks, cal_picks = [], []
                                 for lv in levels:
-                                    kind = "pass" if name in ("matmul", "rmatmul") else "gram"
+                                    kind = {"matmul": "pass", "rmatmul": "pass", "gd_products": "gd"}.get(name, "gram")
                                     # the factor's size decides first in both rules
                                     fits = factor_fits(A.shape[1], l, dtype, LEVEL_NAMES[lv], args.threads)
                                     kernel_picked = use_kernel(kind, l, dtype, order, level=LEVEL_NAMES[lv],
                                                                factor_rows=A.shape[1], threads=args.threads)
-                                    if name == "gd_products":
-                                        kernel_picked = fits
                                     mine, other = (m[lv], m["blas"]) if kernel_picked else (m["blas"], m[lv])
                                     verdict = "ok" if mine <= (1 + args.slack) * other else f"LOSES {mine / other:.2f}x"
                                     losing["static"][not kernel_picked] += verdict != "ok"
                                     total += 1
                                     picks.append(f"{LEVELS[lv]} {'K' if kernel_picked else 'B'} {verdict}")
-                                    cal_limit = calibrated[lv][order, kind, np.dtype(dtype).name]
-                                    if args.threads > 1:  # as use_kernel: the calibration timed one thread
-                                        cal_limit = min(cal_limit, BLAS_MIN_COLUMNS)
-                                    cal_kernel = fits and (name == "gd_products" or l < cal_limit)
+                                    if kind == "gd":  # as use_kernel: the factor's size only
+                                        cal_kernel = fits
+                                    else:
+                                        cal_limit = calibrated[lv][order, kind, np.dtype(dtype).name]
+                                        if args.threads > 1:  # as use_kernel: the calibration timed one thread
+                                            cal_limit = min(cal_limit, BLAS_MIN_COLUMNS)
+                                        cal_kernel = fits and l < cal_limit
                                     cal = m[lv] if cal_kernel else m["blas"]
                                     faster = min(m[lv], m["blas"])
                                     cal_verdict = "ok" if cal <= (1 + args.slack) * faster else f"LOSES {cal / faster:.2f}x"

@@ -72,6 +72,8 @@ def test_factor_past_the_cache_runs_blas(caches):
     assert not choice.use_kernel("gram", 20, np.float64, "C", v4, factor_rows=100000)
     assert not choice.use_kernel("gram", 20, np.float64, "F", v4, factor_rows=100000)
     assert not choice.use_kernel("pass", 60, np.float32, "C", v4, factor_rows=100000)
+    assert choice.use_kernel("gd", 100, np.float64, "C", "baseline", factor_rows=300)  # "gd": the size only
+    assert not choice.use_kernel("gd", 50, np.float64, "C", v4, factor_rows=20000)
     assert choice.use_kernel("gram", 16, np.float32, "C", v4, factor_rows=100000)
     assert not choice.use_kernel("gram", 16, np.float32, "C", v4, factor_rows=100000, threads=2)
 

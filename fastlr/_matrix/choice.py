@@ -76,8 +76,8 @@ import numpy as np
 from .._backend import get_backend
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "SPARSE_MIN_ROW_NNZ", "CACHE_COLUMNS", "NARROW_ROW_BYTES", "cache_sizes",
-           "choice_mode", "factor_fits", "isa_level", "static_thresholds", "thresholds", "use_kernel",
+__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "NARROW_ROW_BYTES", "SPARSE_MIN_ROW_NNZ",
+           "cache_sizes", "choice_mode", "factor_fits", "isa_level", "static_thresholds", "thresholds", "use_kernel",
            "use_sparse_kernel"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
@@ -150,8 +150,9 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
 
     Parameters
     ----------
-    kind : {"pass", "gram"}
-        ``A @ V`` / ``A.T @ W`` ("pass") or ``A.T @ (A @ V)`` ("gram").
+    kind : {"pass", "gram", "gd"}
+        ``A @ V`` / ``A.T @ W`` ("pass"), ``A.T @ (A @ V)`` ("gram") or the fused GD pass
+        ``(A @ V, A.T @ U)`` ("gd": no width threshold, only ``factor_fits``).
     columns : int
         Columns of the factor.
     dtype : float32 or float64
@@ -169,8 +170,8 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
         ``A.T @ W`` at x86-64-v4 0.86-0.95x BLAS in 4 runs of 4, 5760 x 1080 ``A.T (A V)`` at
         x86-64-v3 0.89-0.95x; other cells won 1.1-1.7x.)
     """
-    if kind not in ("pass", "gram"):
-        raise ValueError(f"kind: expected 'pass' or 'gram', got {kind!r}")
+    if kind not in ("pass", "gram", "gd"):
+        raise ValueError(f"kind: expected 'pass', 'gram' or 'gd', got {kind!r}")
     if order not in ("C", "F"):
         raise ValueError(f"order: expected 'C' or 'F', got {order!r}")
     mode = choice_mode()
@@ -182,6 +183,8 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     level = level or isa_level()
     if factor_rows is not None and not factor_fits(factor_rows, columns, dtype, level, threads):
         return False
+    if kind == "gd":
+        return True
     if tab is not None:
         limit = tab.thresholds[order, kind, np.dtype(dtype).name]
         if threads > 1:  # measured at one thread: past the table's widths it holds there only

@@ -24,7 +24,7 @@ from .._threads import get_num_threads, thread_limit
 from .._validation import as_matrix, is_sparse
 from .base import Operand, PowerSteps
 from .choice import BLAS_MIN_COLUMNS  # noqa: F401 (re-exported)
-from .choice import choice_mode, factor_fits, isa_level, use_kernel, use_sparse_kernel
+from .choice import use_kernel, use_sparse_kernel
 
 __all__ = ["InMemory"]
 
@@ -300,21 +300,22 @@ class InMemory(Operand):
     def _gd_products(self, U, V):
         kernels = self.kernels
         if not self.sparse:
-            if choice_mode() == "auto" and not factor_fits(self.shape[1], V.shape[1], self.dtype, isa_level(),
-                                                           get_num_threads()):
-                if U.shape[0] != self.shape[0] or V.shape[0] != self.shape[1]:
-                    raise ValueError(f"U, V: expected {self.shape[0]} and {self.shape[1]} rows ({self.name}'s "
-                                     f"shape), got {U.shape[0]} and {V.shape[0]}")
-                with blas_limit(get_num_threads()):
-                    return blas_times(self.A, V), blas_times(self.A.T, U)
-            return kernels.gd_products(self.A, U, V)
+            if self._kernel_for("gd", V.shape[1]):
+                return kernels.gd_products(self.A, U, V)
+            self._check_gd_factors(U, V)
+            with blas_limit(get_num_threads()):
+                return blas_times(self.A, V), blas_times(self.A.T, U)
         if self.format == "csr":
             return kernels.gd_products_csr(*self.parts, U, V)
+        self._check_gd_factors(U, V)
+        ATU, AV = kernels.gd_products_csr(*self.parts, V, U)  # A.T's CSR: (A.T @ U, A @ V)
+        return AV, ATU
+
+    def _check_gd_factors(self, U, V) -> None:
+        """U (n x k) and V (d x k) against A's shape, where no kernel checks them."""
         if U.shape[0] != self.shape[0] or V.shape[0] != self.shape[1]:
             raise ValueError(f"U, V: expected {self.shape[0]} and {self.shape[1]} rows ({self.name}'s shape), "
                              f"got {U.shape[0]} and {V.shape[0]}")
-        ATU, AV = kernels.gd_products_csr(*self.parts, V, U)  # A.T's CSR: (A.T @ U, A @ V)
-        return AV, ATU
 
     def power_step(self, Q) -> tuple[np.ndarray, np.ndarray]:
         """``(Y, Z) = (A @ Q, A.T @ (A @ Q))`` in one pass over A (two for CSC A); Q is d x k. Sparse A
@@ -365,8 +366,9 @@ class InMemory(Operand):
         """Whether a product with a ``columns``-wide factor runs on the one-pass kernel: for
         sparse A, ``choice.use_sparse_kernel`` (from two columns on, but SciPy for ``A @ V`` and
         ``A.T @ W`` over rows of fewer than 4 nonzeros on average, and for CSC A's ``A.T (A V)``
-        over such columns; kind "matmul", "rmatmul", "pass" or "gram"); for dense A, ``choice.use_kernel`` (kind "pass" or "gram"; never from
-        BLAS_MIN_COLUMNS columns on, unless FASTLR_PRODUCT_CHOICE=kernel)."""
+        over such columns; kind "matmul", "rmatmul", "pass" or "gram"); for dense A, ``choice.use_kernel``
+        (kind "pass", "gram" or "gd"; never from BLAS_MIN_COLUMNS columns on, nor for factors past the
+        cache, unless FASTLR_PRODUCT_CHOICE=kernel)."""
         if self.sparse:
             return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size)
         order = "C" if self.A.flags.c_contiguous else "F"
