@@ -179,12 +179,13 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
         return mode == "kernel"
     if level is not None and level not in LEVELS:
         raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
-    tab = _calibrated() if level is None else None
+    pinned = level is not None  # a level given: the table's rule, not the calibration
     level = level or isa_level()
     if factor_rows is not None and not factor_fits(factor_rows, columns, dtype, level, threads):
         return False
     if kind == "gd":
-        return True
+        return True  # before _calibrated(): no calibration for a product it does not measure
+    tab = None if pinned else _calibrated()
     if tab is not None:
         limit = tab.thresholds[order, kind, np.dtype(dtype).name]
         if threads > 1:  # measured at one thread: past the table's widths it holds there only
