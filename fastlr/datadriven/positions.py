@@ -215,9 +215,8 @@ def _whitened_rows(rows: _Rows, r: int, seed: int) -> np.ndarray:
 
 def _subspace_positions(F: np.ndarray, m: int, rng, iters: int) -> tuple[np.ndarray, np.ndarray]:
     """(h, signs) by signed spherical clustering of the rows of F (n x r, dense): m centres drawn by the rows'
-    squared norms, every row to the centre of largest |cosine|, then up to ``iters`` Lloyd iterations as
-    ``_refine_buckets`` (centre: the bucket's value-weighted sum of rows; a row moves to the centre of largest
-    |inner product|, value that inner product; an emptied bucket takes the worst-fit row of a bucket of 2+)."""
+    squared norms, every row to the centre of largest |cosine|, then ``_lloyd`` with each bucket's centre the
+    value-weighted sum of its rows of F."""
     n = len(F)
     energy = np.einsum("ij,ij->i", F, F)
     centres = _sample(energy, m, rng)
