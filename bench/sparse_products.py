@@ -23,11 +23,16 @@ counts as slower at a level when fastlr loses to SciPy in every block (``slower`
 levels listed), and the table shows the block of the median ratio. Prints a markdown table of
 ms per call and scipy / fastlr (< 1, in bold: fastlr slower), then the slower rows per level.
 With ``--route-only`` the fastlr entry point is not timed (the kernel or SciPy column stands in).
+The route is asked at each level (``use_sparse_kernel`` depends on the ISA level): the route
+column reads "kernel" or "scipy" when every level agrees, else one letter a level (k / s, in
+``--isa`` order). ``--json FILE`` appends one line a row with every block's kernel and SciPy
+times and the routes, for checking a rule against rows it was not run with.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -124,6 +129,7 @@ def main(argv=None) -> int:
     ap.add_argument("--isa", default="2,1,0", help="ISA caps (2 v4, 1 v3, 0 baseline)")
     ap.add_argument("--route-only", action="store_true",
                     help="do not time the entry point: fastlr = the routed kernel or SciPy column")
+    ap.add_argument("--json", default=None, help="append each row's blocks and routes to this file (JSON lines)")
     args = ap.parse_args(argv)
     clock = time.thread_time
     core = fastlr.get_backend("cpp")
@@ -160,7 +166,13 @@ def main(argv=None) -> int:
                             W = rng.standard_normal((n, k)).astype(dtype)
                             for name in args.products.split(","):
                                 kind = "gram" if name in ("gram", "power") else name
-                                route = "kernel" if op._kernel_for(kind, k) else "scipy"
+                                routes = {}
+                                for lv in levels:  # the rule depends on the ISA level
+                                    core._cap_isa(lv)
+                                    routes[lv] = "kernel" if op._kernel_for(kind, k) else "scipy"
+                                core._cap_isa(max(levels))
+                                route = (routes[levels[0]] if len(set(routes.values())) == 1 else
+                                         "/".join(routes[lv][0] for lv in levels))
                                 calls = {("k", lv): kernel_call(core, A, name, V, W) for lv in levels}
                                 calls["scipy"] = scipy_call(A, name, V, W)
                                 if not args.route_only:
@@ -180,11 +192,19 @@ def main(argv=None) -> int:
                                     m = {key: min(v[1:]) * 1e3 for key, v in t.items()}
                                     for lv in levels:
                                         if args.route_only:
-                                            m["f", lv] = m["k", lv] if route == "kernel" else m["scipy"]
+                                            m["f", lv] = m["k", lv] if routes[lv] == "kernel" else m["scipy"]
                                         m["r", lv] = m["scipy"] / m["f", lv]
                                     runs.append(m)
                                 lost = [lv for lv in levels
-                                        if route == "kernel" and all(m["r", lv] < 1 for m in runs)]
+                                        if routes[lv] == "kernel" and all(m["r", lv] < 1 for m in runs)]
+                                if args.json:
+                                    with open(args.json, "a") as f:
+                                        f.write(json.dumps({
+                                            "matrix": mname, "n": n, "d": d, "nnz": int(A.nnz), "dtype": dtype,
+                                            "fmt": fmt, "k": k, "product": name,
+                                            "route": {LEVELS[lv]: routes[lv] for lv in levels},
+                                            "kernel": {LEVELS[lv]: [m["k", lv] for m in runs] for lv in levels},
+                                            "scipy": [m["scipy"] for m in runs]}) + "\n")
                                 for lv in lost:
                                     slower[lv].append(f"{mname} {dtype} {fmt} k={k} {name}")
                                 total += 1

@@ -232,6 +232,152 @@ def test_sparse_short_rows_run_on_scipy():
                 op.rmatmul(np.ones((n + 1, 2), dtype=dtype))
 
 
+def test_sparse_rule_at_baseline(caches):
+    """A.T (A V) of CSR A at baseline: SciPy over rows of 4 to 5 nonzeros while V (rows past 32 bytes)
+    takes 6 MiB to L3 / 2 bytes (6-16 MiB here); the kernel elsewhere and at the AVX2 levels
+    (bench/README.md, thirteenth session, HT2: 5 a row lost 0.53-0.97x there)."""
+    from fastlr._matrix.choice import use_sparse_kernel
+
+    base, v3, v4 = "baseline", "x86-64-v3", "x86-64-v4"
+    sq = (50000, 50000)
+    five, two, twenty = 250_000, 100_000, 1_000_000
+    f64, f32 = np.float64, np.float32
+    assert not use_sparse_kernel("gram", 17, "csr", sq, five, level=base, dtype=f64)  # 6.5 MiB (0.6-0.7x)
+    assert not use_sparse_kernel("gram", 40, "csr", sq, five, level=base, dtype=f64)  # 15.3 MiB (0.9x)
+    assert use_sparse_kernel("gram", 12, "csr", sq, five, level=base, dtype=f64)  # 4.6 MiB: under 6 MiB
+    assert not use_sparse_kernel("gram", 16, "csr", sq, five, level=base, dtype=f64)  # 6.1 MiB (0.7-0.9x)
+    assert use_sparse_kernel("gram", 48, "csr", sq, five, level=base, dtype=f64)  # 18.3 MiB (1.1-1.3x)
+    assert use_sparse_kernel("gram", 8, "csr", sq, five, level=base, dtype=f64)  # 3.1 MiB
+    assert not use_sparse_kernel("gram", 33, "csr", sq, five, level=base, dtype=f32)  # 6.3 MiB (0.6-0.9x)
+    assert use_sparse_kernel("gram", 96, "csr", sq, five, level=base, dtype=f32)  # 18.3 MiB (1.1-1.3x)
+    assert not use_sparse_kernel("gram", 17, "csr", sq, five, level=base)  # dtype: float64 by default
+    assert use_sparse_kernel("gram", 17, "csr", sq, twenty, level=base, dtype=f64)  # 20 a row (1.1x)
+    assert use_sparse_kernel("gram", 17, "csr", sq, two, level=base, dtype=f64)  # 2 a row: one pass (1.3x)
+    assert use_sparse_kernel("gram", 17, "csr", (100000, 100000), 550_000, level=base, dtype=f64)  # 5.5 a row
+    assert not use_sparse_kernel("gram", 17, "csr", (100000, 100000), 549_999, level=base, dtype=f64)
+    assert use_sparse_kernel("gram", 10, "csr", (120000, 120000), 720_000, level=base, dtype=f64)  # 6 a row (1.0-1.3x)
+    assert not use_sparse_kernel("gram", 17, "csr", (100000, 100000), 400_000, level=base, dtype=f64)  # 4 a row
+    assert use_sparse_kernel("gram", 33, "csr", (100000, 100000), 500_000, level=base, dtype=f64)  # 25 MiB
+    # rows of at most 32 bytes (the kernels' narrow rows) keep the kernel: they won in the band (1.0-1.8x)
+    big = (200000, 200000)
+    assert use_sparse_kernel("gram", 6, "csr", big, 1_000_000, level=base, dtype=f32)  # 24-byte rows, 4.6 MiB
+    assert use_sparse_kernel("gram", 4, "csr", big, 1_000_000, level=base, dtype=f64)  # 32-byte rows, 6.1 MiB
+    assert not use_sparse_kernel("gram", 5, "csr", big, 1_000_000, level=base, dtype=f64)  # 40-byte rows, 7.6 MiB
+    for level in (v3, v4):
+        assert use_sparse_kernel("gram", 17, "csr", sq, five, level=level, dtype=f64)
+    # the other products keep the short-row rule at every level
+    for level in (base, v3, v4):
+        assert use_sparse_kernel("gram", 17, "csc", sq, five, level=level, dtype=f64)
+        assert use_sparse_kernel("matmul", 17, "csr", sq, five, level=level, dtype=f64)
+        assert not use_sparse_kernel("rmatmul", 17, "csr", sq, two, level=level, dtype=f64)
+        assert not use_sparse_kernel("gram", 1, "csr", sq, five, level=level, dtype=f64)
+    with pytest.raises(ValueError, match="level"):
+        use_sparse_kernel("gram", 17, "csr", sq, five, level="avx2")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_baseline_routes_agree(monkeypatch, dtype):
+    """The level picks the route (isa_level() by default); both routes give A.T (A V) and A V as NumPy
+    does. Caches and the band's 6 MiB shrunk so that a small V falls in it."""
+    from fastlr._matrix.choice import use_sparse_kernel
+
+    monkeypatch.setattr(choice, "_cache_sizes", (1024, 256 * 1024))  # band: 4 KiB to 128 KiB
+    monkeypatch.setattr(choice, "_CSR_SPLIT_MIN_BASE", 4096)
+    rng = np.random.default_rng(3)
+    n, d, k = 3000, 1500, 10  # rows of 40 / 80 bytes
+    A = sp.random(n, d, density=5.0 / d, format="csr", random_state=rng, dtype=np.float64).astype(dtype)
+    assert 4 * n <= A.nnz < 5.5 * n  # 4 to 5 nonzeros a row
+    nbytes = d * k * np.dtype(dtype).itemsize
+    assert 4 * 1024 <= nbytes <= 128 * 1024
+    op = InMemory(A)
+    Ad = A.toarray().astype(np.float64)
+    V = rng.standard_normal((d, k)).astype(dtype)
+    want_Y, want_Z = Ad @ V, Ad.T @ (Ad @ V)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    routes = []
+    for level in choice.LEVELS:
+        monkeypatch.setattr(choice, "_level", level)
+        assert use_sparse_kernel("gram", k, "csr", A.shape, A.nnz, dtype=dtype) == (level != "baseline")
+        routes.append(op._kernel_for("gram", k))
+        Y, Z = op.power_pass(V)
+        for got, want in ((op.gram_product(V), want_Z), (Z, want_Z), (Y, want_Y)):
+            assert got.dtype == dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
+    assert routes == [level != "baseline" for level in choice.LEVELS]
+    # the band's ends: V of _CSR_SPLIT_MIN_BASE and of L3 / 2 bytes (64-byte rows) are in it
+    kk = 64 // np.dtype(dtype).itemsize
+    for cols, inside in ((63, False), (64, True), (2048, True), (2049, False)):
+        assert use_sparse_kernel("gram", kk, "csr", (n, cols), 5 * n, "baseline", dtype) == (not inside)
+
+
+def test_sparse_scatter_rule_at_v4(caches):
+    """At x86-64-v4 the scatter pass (CSR A.T @ W, CSC A @ V) over rows of 4-5 nonzeros with 17-24-byte
+    factor rows runs on SciPy while Z, its rows padded to 32 bytes, takes 4 L2 to 8 MiB (bench/README.md, thirteenth
+    session, HT2: 200000 x 200000 with 5 a row, float64 k = 3 0.56-0.83x, float32 k = 5 / 6 0.6-0.98x;
+    x86-64-v3 0.8-1.4x)."""
+    from fastlr._matrix.choice import use_sparse_kernel
+
+    v4, v3, base = "x86-64-v4", "x86-64-v3", "baseline"
+    big, nnz = (200000, 200000), 1_000_000
+    f64, f32 = np.float64, np.float32
+    assert not use_sparse_kernel("rmatmul", 3, "csr", big, nnz, level=v4, dtype=f64)  # Z 4.6 MiB
+    assert not use_sparse_kernel("matmul", 3, "csc", big, nnz, level=v4, dtype=f64)
+    assert not use_sparse_kernel("matmul", 3, "csc", big, nnz, level=v4)  # float64 by default
+    assert not use_sparse_kernel("rmatmul", 5, "csr", big, nnz, level=v4, dtype=f32)
+    assert not use_sparse_kernel("matmul", 6, "csc", big, nnz, level=v4, dtype=f32)
+    assert use_sparse_kernel("matmul", 3, "csr", big, nnz, level=v4, dtype=f64)  # gathers: kernel
+    assert use_sparse_kernel("rmatmul", 3, "csc", big, nnz, level=v4, dtype=f64)
+    assert use_sparse_kernel("pass", 3, "csr", big, nnz, level=v4, dtype=f64)
+    assert use_sparse_kernel("gram", 3, "csr", big, nnz, level=v4, dtype=f64)
+    for k, dtype in ((2, f64), (4, f64), (3, f32), (4, f32), (7, f32)):  # rows of 16 or 28-32 bytes
+        assert use_sparse_kernel("rmatmul", k, "csr", big, nnz, level=v4, dtype=dtype)
+    # Z under 4 L2: d = 50000 (1.5 MiB padded, 1.0-1.2x); Z's rows are A's columns for CSR, its rows for CSC
+    assert use_sparse_kernel("rmatmul", 3, "csr", (200000, 50000), nnz, level=v4, dtype=f64)
+    assert not use_sparse_kernel("matmul", 3, "csc", (200000, 50000), 250_000, level=v4, dtype=f64)  # 5 a column
+    assert use_sparse_kernel("rmatmul", 6, "csr", (100000, 100000), 500_000, level=v4, dtype=f32)  # 3 MiB (1.2-1.3x)
+    assert use_sparse_kernel("matmul", 3, "csc", (131071, 100), 500, level=v4, dtype=f64)  # 5 a column
+    assert not use_sparse_kernel("matmul", 3, "csc", (131072, 100), 500, level=v4, dtype=f64)  # 4 MiB
+    # from 8 MiB the kernel accumulates in Z itself (300000 x 300000: 1.07-1.12x)
+    assert not use_sparse_kernel("matmul", 3, "csc", (262143, 100), 500, level=v4, dtype=f64)
+    assert use_sparse_kernel("matmul", 3, "csc", (262144, 100), 500, level=v4, dtype=f64)
+    assert use_sparse_kernel("rmatmul", 3, "csr", (300000, 300000), 1_500_000, level=v4, dtype=f64)
+    # rows of 8 or more nonzeros: the kernel (100000 x 5000 CSC, 100 a column, float64 k = 3: 1.26-1.28x)
+    assert use_sparse_kernel("matmul", 3, "csc", (100000, 5000), 500_000, level=v4, dtype=f64)
+    assert use_sparse_kernel("rmatmul", 3, "csr", big, 1_100_000, level=v4, dtype=f64)  # 5.5 a row
+    assert not use_sparse_kernel("rmatmul", 3, "csr", big, 1_099_999, level=v4, dtype=f64)
+    for level in (v3, base):
+        assert use_sparse_kernel("rmatmul", 3, "csr", big, nnz, level=level, dtype=f64)
+        assert use_sparse_kernel("matmul", 5, "csc", big, nnz, level=level, dtype=f32)
+    assert not use_sparse_kernel("rmatmul", 3, "csr", big, 3 * 200000, level=v3, dtype=f64)  # short rows
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_v4_scatter_routes_agree(monkeypatch, dtype, fmt):
+    """Both routes of the scatter pass (SciPy at x86-64-v4, the kernel at the other levels) give NumPy's
+    A @ V and A.T @ W. Caches shrunk so that a small Z passes 4 L2."""
+    monkeypatch.setattr(choice, "_cache_sizes", (1024, 256 * 1024))  # Z padded past 4 KiB
+    rng = np.random.default_rng(4)
+    n = d = 500  # 5 nonzeros a row and a column
+    k = 3 if dtype == np.float64 else 5
+    A = sp.random(n, d, density=5.0 / d, format=fmt, random_state=rng, dtype=np.float64).astype(dtype)
+    rows = n if fmt == "csr" else d
+    assert 4 * rows <= A.nnz < 5.5 * rows  # the kernel's rows hold 4 to 5 nonzeros
+    op = InMemory(A)
+    Ad = A.toarray().astype(np.float64)
+    V = rng.standard_normal((d, k)).astype(dtype)
+    W = rng.standard_normal((n, k)).astype(dtype)
+    scatter = "rmatmul" if fmt == "csr" else "matmul"
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    for level in choice.LEVELS:
+        monkeypatch.setattr(choice, "_level", level)
+        assert op._kernel_for(scatter, k) == (level != "x86-64-v4")
+        assert op._kernel_for("rmatmul" if scatter == "matmul" else "matmul", k)
+        for got, want in ((op.times(V), Ad @ V), (op.rtimes(W), Ad.T @ W), (op.gram_product(V), Ad.T @ (Ad @ V))):
+            assert got.dtype == dtype and got.shape == want.shape and got.flags.c_contiguous
+            np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
+
+
 def test_small_products_run_on_one_thread(monkeypatch):
     import fastlr
     from fastlr._matrix import memory

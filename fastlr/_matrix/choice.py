@@ -38,9 +38,9 @@ level pinned by hand (``_level``, or ``use_kernel(..., level=...)``) always foll
 ``FASTLR_PRODUCT_CHOICE`` overrides both: ``auto`` (the rule; the default), ``kernel`` (the
 one-pass kernels at any width) or ``blas``.
 
-Sparse A (CSR/CSC) follows ``use_sparse_kernel`` instead, the same at every ISA level
-(the CSR kernels run 32-byte vectors on AVX2 and AVX-512 CPUs alike, 16-byte ones at
-baseline) and not subject to FASTLR_PRODUCT_CHOICE. Measured single thread against the
+Sparse A (CSR/CSC) follows ``use_sparse_kernel`` instead (the CSR kernels run 32-byte vectors
+on AVX2 and AVX-512 CPUs alike, 16-byte ones at baseline; the level matters for two bands
+below), not subject to FASTLR_PRODUCT_CHOICE. Measured single thread against the
 SciPy expression each product replaces (``bench/sparse_products.py``, Zen 4; tables in
 bench/README.md, "Ninth session: sparse products" and "Tenth session: sparse products at
 every ISA level"; 20000 x 2000 at 1%, 1M x 500 with 500k nonzeros, 100000 x 5000 at 0.1%,
@@ -64,7 +64,30 @@ CSC ``A @ V`` from k = 17 on 0.86-0.93x). SciPy runs instead for
   x86-64-v4, 2000 x 200000 CSC with 2 nonzeros a column 0.89-0.96x at k = 2-3, 0.98-1.04x
   at k = 17-64 (baseline 0.85-0.92x); 20000 x 100000 with 3 a column, float64 0.92-0.95x at
   k = 2-3 and 0.88-1.01x at k = 17-33. The rule gives up that shape's 1.36-1.45x at k = 17
-  and 64 in float32 and k = 64 in float64.
+  and 64 in float32 and k = 64 in float64;
+* at baseline, ``A.T (A V)`` of CSR A with ``SPARSE_MIN_ROW_NNZ`` to fewer than
+  ``SPARSE_SHORT_ROW_NNZ`` (5.5) nonzeros a row on average while V (d x k), its rows past the
+  kernels' 32-byte narrow rows, takes 6 MiB to L3 / 2 bytes (6-16 MiB on Zen 4), where the SSE2
+  pass (split in two from 6 MiB on) fetches a V row from L3 per nonzero and loses to
+  SciPy's two scalar passes (bench/README.md, "Thirteenth session: the sparse route by ISA
+  level (HT2)"): with 5 a row on 50000 x 50000, 100000 x 100000, 80000 x 40000 and 60000 x
+  30000, float64 k = 8-40 and float32 k = 24-80, 0.53-0.97x in most runs (from 4 MiB on too,
+  but there wins swapped with losses between runs: 80000 x 80000 float64 k = 7-8 1.05-1.48x), with ties and wins
+  near 16 MiB that move between runs (50000 x 50000 float64 k = 40 0.90-1.02x in one run,
+  1.13-1.25x in the next; float32 k = 64 and 80 the other way). From 18 MiB on it won
+  (1.04-1.5x); with 6-7 a row it won or tied (120000 x 120000 at k = 10-28, 1.0-1.3x; 30000 x
+  30000, 40000 x 80000: 0.86-1.5x); rows of at most 32 bytes won in the band (float32 k = 5-7,
+  float64 k = 3 over 150000-200000 columns, 0.98-1.78x). Left on the kernel: 200000 x 200000
+  at 25 MiB (float64 k = 17, float32 k = 33: 0.86-1.00x);
+* at x86-64-v4, the scatter pass (``A.T @ W`` of CSR A, ``A @ V`` of CSC A) over rows of 4 to 5
+  nonzeros with factor rows of 17 to ``SPARSE_V4_SCATTER_ROW_BYTES`` (24) bytes, float64 k = 3
+  and float32 k = 5-6, while its output Z (d x k, or n x k for CSC), its rows padded to 32 bytes
+  as the kernel's buffer holds them, takes 4 L2 to 8 MiB (131072-262143 rows; from 8 MiB the
+  kernel accumulates in Z itself, and at 300000 rows it won, 1.07-1.12x): that buffer with a
+  two-piece row tail lost at 150000-250000 rows of Z (float64 k = 3 0.56-1.02x, float32
+  k = 5-6 0.57-1.02x; 250000 not tuned on) where x86-64-v3, running the same CSR code, won or tied (0.76-1.37x); at
+  100000 rows (3 MiB) it won or tied (0.95-1.34x), and over 100 nonzeros a row it won (100000 x
+  5000 CSC, 1.26-1.28x). Narrower and wider rows (float32 k = 3, 7; float64 k = 2, 4) won there.
 """
 
 from __future__ import annotations
@@ -76,9 +99,9 @@ import numpy as np
 from .._backend import get_backend
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "NARROW_ROW_BYTES", "SPARSE_MIN_ROW_NNZ",
-           "cache_sizes", "choice_mode", "factor_fits", "isa_level", "static_thresholds", "thresholds", "use_kernel",
-           "use_sparse_kernel"]
+__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "NARROW_ROW_BYTES", "SPARSE_SHORT_ROW_NNZ",
+           "SPARSE_MIN_ROW_NNZ", "SPARSE_V4_SCATTER_ROW_BYTES", "cache_sizes", "choice_mode", "factor_fits",
+           "isa_level", "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
 #: beats the one-pass kernels there. KERNEL_COLUMNS holds the narrower
@@ -302,9 +325,24 @@ def thresholds() -> dict:
 #: when the CSR the kernel runs over holds fewer nonzeros than this a row on average (see the
 #: module docstring).
 SPARSE_MIN_ROW_NNZ = 4
+#: Rows of SPARSE_MIN_ROW_NNZ to fewer than this many nonzeros on average (4-5 a row: 5 lost on five
+#: shapes, 6-7 tied or won on three, thirteenth session): at baseline ``A.T (A V)`` of CSR A over
+#: them runs on SciPy while V (d x k, rows of more than 32 bytes) takes 6 MiB to L3 / 2 bytes; at
+#: x86-64-v4 so does their scatter pass with rows of 17 to SPARSE_V4_SCATTER_ROW_BYTES bytes while
+#: Z, its rows padded to 32 bytes, takes 4 L2 to 8 MiB (``use_sparse_kernel``).
+SPARSE_SHORT_ROW_NNZ = 5.5
+#: See SPARSE_SHORT_ROW_NNZ: float64 k = 3, float32 k = 5, 6.
+SPARSE_V4_SCATTER_ROW_BYTES = 24
+# The CSR kernels' padded Z buffer gives way to Z itself from this size (kCsrPackedBytes in csrc's
+# products_csr.hpp): the v4 scatter band ends there.
+_CSR_PACKED_BYTES = 8 << 20
+# The baseline CSR kernel splits A^T (A V) into two passes from this size of V (kCsrSplitMinBase):
+# the baseline band starts there (below it, 4-6 MiB, wins and losses swapped between runs).
+_CSR_SPLIT_MIN_BASE = 6 << 20
 
 
-def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int], nnz: int) -> bool:
+def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int], nnz: int,
+                      level: str | None = None, dtype=None) -> bool:
     """Whether a product of sparse A with a ``columns``-wide factor runs on the one-pass kernel
     (else SciPy's product; see the module docstring for the measurements).
 
@@ -319,17 +357,54 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
         A's shape.
     nnz : int
         A's stored entries.
+    level : str, optional
+        ISA level (default: this CPU's within the cap, ``isa_level()``).
+    dtype : float32 or float64, optional
+        A's and the factor's dtype (default float64): the factor's bytes.
+
+    The rule, per product (rows: of the CSR the kernel runs over, A's for CSR input and A^T's for
+    CSC; the factor V is d x k):
+
+    * one column: SciPy;
+    * ``A.T (A V)`` of CSR A (one pass): the kernel, but at baseline SciPy when rows hold
+      ``SPARSE_MIN_ROW_NNZ`` to fewer than ``SPARSE_SHORT_ROW_NNZ`` nonzeros on average, V's rows
+      take more than 32 bytes (the kernels' narrow rows won) and V takes 6 MiB (where the baseline
+      kernel splits the pass in two) to L3 / 2 bytes (6-16 MiB on Zen 4): the SSE2 passes fetch a V
+      row per nonzero from L3 and lose to SciPy's two scalar passes (0.53-0.97x);
+    * the rest (``A @ V``, ``A.T @ W``, CSC ``A.T (A V)``): SciPy over rows of fewer than
+      ``SPARSE_MIN_ROW_NNZ`` nonzeros on average, else the kernel; but at x86-64-v4 SciPy for the
+      scatter pass (``A.T @ W`` of CSR A, ``A @ V`` of CSC A: Z = the kernel's output, d x k or
+      n x k) over rows of fewer than ``SPARSE_SHORT_ROW_NNZ`` nonzeros with factor rows of 17 to
+      ``SPARSE_V4_SCATTER_ROW_BYTES`` bytes while Z, its rows padded to 32 bytes, takes 4 L2 to
+      8 MiB (past that the kernel accumulates in Z itself and won, 1.07-1.12x):
+      the kernel's padded Z buffer with a two-piece row tail lost there (0.6-0.95x; x86-64-v3,
+      running the same CSR code, did not). ``kind="pass"`` (either direction) keeps the kernel.
     """
     if kind not in ("matmul", "rmatmul", "pass", "gram"):
         raise ValueError(f"kind: expected 'matmul', 'rmatmul', 'pass' or 'gram', got {kind!r}")
     if fmt not in ("csr", "csc"):
         raise ValueError(f"fmt: expected 'csr' or 'csc', got {fmt!r}")
+    if level is not None and level not in LEVELS:
+        raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
     if columns < 2:
         return False
+    n, d = shape
+    rows, cols = (n, d) if fmt == "csr" else (d, n)  # CSC runs over the CSR of A^T
+    short = nnz < SPARSE_MIN_ROW_NNZ * rows
+    fewer = not short and nnz < SPARSE_SHORT_ROW_NNZ * rows  # 4 to 5 a row
+    item = np.dtype(np.float64 if dtype is None else dtype).itemsize
     if kind == "gram" and fmt == "csr":  # one pass; CSC A runs two, each over A^T's rows
+        if fewer and columns * item > 32 and (level or isa_level()) == "baseline":  # past the narrow rows
+            return not _CSR_SPLIT_MIN_BASE <= d * columns * item <= cache_sizes()[1] // 2
         return True
-    rows = shape[0] if fmt == "csr" else shape[1]  # CSC runs over the CSR of A^T
-    return nnz >= SPARSE_MIN_ROW_NNZ * rows
+    if short:
+        return False
+    scatter = kind == ("rmatmul" if fmt == "csr" else "matmul")  # into Z, one row per column of the CSR
+    if scatter and fewer and 16 < columns * item <= SPARSE_V4_SCATTER_ROW_BYTES:
+        if (level or isa_level()) == "x86-64-v4":
+            # the kernel's buffer, Z's rows padded to 32 bytes; from _CSR_PACKED_BYTES on it accumulates in Z
+            return not 4 * cache_sizes()[0] <= cols * 32 < _CSR_PACKED_BYTES
+    return True
 
 
 def describe() -> str:

@@ -370,7 +370,7 @@ class InMemory(Operand):
         (kind "pass", "gram" or "gd"; never from BLAS_MIN_COLUMNS columns on, nor for factors past the
         cache, unless FASTLR_PRODUCT_CHOICE=kernel)."""
         if self.sparse:
-            return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size)
+            return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size, dtype=self.dtype)
         order = "C" if self.A.flags.c_contiguous else "F"
         return use_kernel("pass" if kind in ("matmul", "rmatmul") else kind, columns, self.dtype, order,
                           factor_rows=self.shape[1], threads=get_num_threads())
