@@ -70,6 +70,7 @@ def main(argv=None) -> int:
     for owner, name, label in (
             (memory, "_syrk", "SYRK (A^T A)"), (randomized, "range_basis", "range_basis (SYRK + power steps)"),
             (scw, "power_iterations", "power_iterations"), (InMemory, "_gram_last_step", "last step (tested)"),
+            (InMemory, "_gram_ritz_tail", "Ritz tail: 2 products G V, Rayleigh-Ritz on [V, G V]"),
             (scw, "normalize", "LU between steps"), (scw, "ritz_pairs", "Ritz test (2nd step)"),
             (scw, "orthonormal", "QR of the last step"), (randomized, "basis_factors", "finish: B = A V, thin SVD"),
             (InMemory, "thin_svd", "thin SVD of B"), (InMemory, "truncate", "truncate, signs")):

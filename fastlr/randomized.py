@@ -156,6 +156,14 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
     a direction, so only use it with power iterations on matrices without
     dominant rows).
 
+    float32 A on the Gram route with n_iter >= 4 replaces the last three steps by
+    a Rayleigh-Ritz step over two Krylov blocks ``[V, G V]`` (G = A^T A, two
+    products with G) and finishes on the top k Ritz vectors (B = A V has k
+    columns): not more accurate by construction, but on every spectrum tried
+    (flat to steep, k = 20-100) at most 0.9x scikit-learn's worst excess error,
+    and far below it on decaying spectra; refused (the steps run) where G's
+    float32 rounding could show (``InMemory._gram_ritz_tail``).
+
     On in-memory tall matrices too wide for the Gram route (dense, or sparse
     with many entries per row), the default start runs block Krylov iteration
     instead (``fastlr._krylov``; C. Musco and C. Musco, NeurIPS 2015): it keeps

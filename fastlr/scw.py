@@ -125,11 +125,11 @@ def gaussian_range(steps: PowerSteps, d: int, l: int, n_iter: int, normalizer: s
     """
     omega = np.random.default_rng(seed).standard_normal((d, min(l, d)))
     return power_iterations(np.ascontiguousarray(omega, dtype=dtype), n_iter + 1, normalizer, steps, dtype,
-                            estimate_sigma=estimate_sigma)
+                            estimate_sigma=estimate_sigma, tail=True)
 
 
 def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, steps: PowerSteps, dtype, *, sigma=None,
-                     estimate_sigma=None) -> np.ndarray:
+                     estimate_sigma=None, tail: bool = False) -> np.ndarray:
     """``n_iter`` steps ``V <- orth(A^T A V)`` (``normalizer`` between steps, QR
     after the last), V kept C-contiguous in ``dtype``. ``steps.step(V)`` is A^T A V
     (an operand's ``power_steps``); the last step uses ``steps.last`` instead when given
@@ -146,6 +146,10 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, steps: PowerSt
     over- or underflows, ``estimate_sigma()`` supplies the scale. c follows the
     growth observed at each step.
 
+    ``tail``: where ``steps.tail`` is given (the float32 Gram route) and n_iter >= 5, the last three
+    steps become its Rayleigh-Ritz step on ``[V, A^T A V]`` (two products) when it serves, and the
+    result is the d x k basis it returns (fewer columns than V: callers that take it finish on it).
+
     Raises
     ------
     ValueError
@@ -156,7 +160,12 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, steps: PowerSt
     # float32: the last step always through steps.last; float64 only where the fused product's
     # rounding could show in the error (the Ritz test on the step before: memory.rounding_shows).
     careful = dtype == np.float32
+    tail_at = n_iter - 3 if tail and steps.tail is not None and n_iter >= 5 and normalizer in ("LU", "QR") else -1
     for step in range(n_iter):
+        if step == tail_at and not split:
+            Vk = steps.tail(V)
+            if Vk is not None:
+                return Vk
         final = step == n_iter - 1
         fused = steps.last is None or not ((final and careful) or split)
         step_product = steps.step if fused else steps.last
@@ -183,7 +192,8 @@ def power_iterations(V: np.ndarray, n_iter: int, normalizer: str, steps: PowerSt
                 careful = theta is None or rounding_shows(theta, steps.k, Vc.shape[0], dtype)
                 if careful and final:  # a single step: nothing told beforehand, so it is redone
                     Z = steps.last(Vc)
-        V = orthonormal(Z) if final else normalize(Z, normalizer)
+        # The step before the tail orthonormalizes (the tail's first block) in place of LU
+        V = orthonormal(Z) if final or step == tail_at - 1 else normalize(Z, normalizer)
         V = np.ascontiguousarray(V, dtype=dtype)
     return V
 

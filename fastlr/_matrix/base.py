@@ -21,12 +21,15 @@ class PowerSteps(NamedTuple):
     ``step``: ``V -> A^T A V``, the cheapest way for the run (one pass per step, or products with
     the Gram matrix). ``last``: the product for float32's last step(s), ``A^T W`` with W = ``A V``
     normalized first (None: ``step`` serves). ``k``: the rank asked for, which the Ritz test of
-    ``scw.power_iterations`` checks.
+    ``scw.power_iterations`` checks. ``tail``: ``V -> V_k`` (d x k) or None, the last steps as a
+    Rayleigh-Ritz step on ``[V, A^T A V]`` where that is cheap and serves
+    (``InMemory._gram_ritz_tail``); None where it does not apply.
     """
 
     step: Callable[[np.ndarray], np.ndarray]
     last: Callable[[np.ndarray], np.ndarray] | None
     k: int
+    tail: Callable[[np.ndarray], np.ndarray | None] | None = None
 
 class Operand:
     """A matrix A (n x d) that fastlr makes passes over.
