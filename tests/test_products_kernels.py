@@ -254,10 +254,10 @@ def test_csr_block_widths(dtype, level):
 
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def test_csr_power_split(dtype, level):
-    """A^T (A V) with V of 6 or 8 (baseline / x86-64-v3+) to 24 MiB and 5 or more nonzeros a row
-    runs as a forward pass then a backward pass over each thread's rows (csr_power_split; here
-    V of 10 MiB): power_step and gram_product against SciPy in float64, one and two threads,
-    widths on and past the compile-time rows."""
+    """A^T (A V), and (A V, A^T U), with V of 6 or 8 (baseline / x86-64-v3+) to 24 MiB and 5 or more
+    nonzeros a row run as a forward pass then a backward pass over each thread's rows (csr_power_split;
+    here V of 10 MiB): power_step, gram_product and gd_products against SciPy in float64, one and two
+    threads, widths on and past the compile-time rows."""
     core = pytest.importorskip("fastlr._core")
     previous = core._cap_product_isa(level)
     threads = core.get_num_threads()
@@ -271,9 +271,11 @@ def test_csr_power_split(dtype, level):
             cols = rng.integers(0, d, n * per_row)
             A = sp.csr_matrix((rng.standard_normal(n * per_row), (rows, cols)), shape=(n, d)).astype(dtype)
             V = rng.standard_normal((d, k)).astype(dtype)
+            U = rng.standard_normal((n, k)).astype(dtype)
             A64 = A.astype(np.float64)
             AV = A64 @ V.astype(np.float64)
             ATAV = A64.T @ AV
+            ATU = A64.T @ U.astype(np.float64)
             scale = np.abs(ATAV).max() + 4 * np.sqrt(A.nnz)
             arrays = (A.indptr, A.indices, A.data)
             for t in (1, 2):
@@ -282,6 +284,9 @@ def test_csr_power_split(dtype, level):
                 _check(Y, AV, dtype, 4 * np.sqrt(A.nnz))
                 _check(Z, ATAV, dtype, scale)
                 _check(core.gram_product_csr(*arrays, V), ATAV, dtype, scale)
+                Y, Z = core.gd_products_csr(*arrays, U, V)
+                _check(Y, AV, dtype, 4 * np.sqrt(A.nnz))
+                _check(Z, ATU, dtype, 4 * np.sqrt(A.nnz))
     finally:
         core.set_num_threads(threads)
         core._cap_product_isa(previous)

@@ -579,7 +579,7 @@ inline bool csr_tail_one_piece(cpu_level_t level, index_t k) {
 }
 
 // A^T (A V) as two passes over a thread's rows, A V into Y then A^T Y, rather than
-// one fused walk per row, when V (d x k) takes kCsrSplitMin (kCsrSplitMinBase at
+// one fused walk per row (and (A V, A^T U) likewise, A V then A^T U), when V (d x k) takes kCsrSplitMin (kCsrSplitMinBase at
 // baseline) to kCsrSplitMax bytes and A has 5 or more nonzeros a row. The fused walk
 // keeps V's and Z's rows (2 d k values) in the cache at once; past L2 that footprint,
 // not the walk, set its time, while each pass alone reuses one d x k array and Y
@@ -651,14 +651,14 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   const auto rows_fn = detail::pick_csr_rows<T, I>(level, k, pass);
   // A^T (A V) over V of kCsrSplitMin-kCsrSplitMax bytes: each thread's rows forward into Y
   // (the output, or a buffer), then backward from Y (csr_power_split).
-  const bool split = pass == RowPass::kPower && detail::csr_power_split<T>(level, n, d, k, nnz);
+  const bool split = (pass == RowPass::kPower || pass == RowPass::kBoth) && detail::csr_power_split<T>(level, n, d, k, nnz);
   detail::AlignedBuffer<T> ysplit;
   if (split && Y == nullptr) ysplit.allocate(n * k);
   detail::CsrPass<T, I> pf = p, pb = p;
   pf.pass = RowPass::kForward;
   pf.Y = Y != nullptr ? Y : ysplit.data;
   pb.pass = RowPass::kBackward;
-  pb.W = pf.Y;
+  if (pass == RowPass::kPower) pb.W = pf.Y;  // kBoth: A^T U, U given
   const auto fwd_fn = detail::pick_csr_rows<T, I>(level, k, RowPass::kForward);
   const auto bwd_fn = detail::pick_csr_rows<T, I>(level, k, RowPass::kBackward);
   ErrorFlag err;
