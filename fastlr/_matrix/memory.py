@@ -292,7 +292,9 @@ class InMemory(Operand):
 
     def gd_products(self, U, V) -> tuple[np.ndarray, np.ndarray]:
         """``(A @ V, A.T @ U)`` in one pass over A; U is n x k, V is d x k. Dense A whose d x k
-        factors pass the cache (``choice.factor_fits``: wide A) gets two BLAS GEMMs instead."""
+        factors pass the cache (``choice.factor_fits``: wide A) gets two BLAS GEMMs instead; the CSR
+        kernel walks each thread's rows twice (``A V``, then ``A.T U``) where V takes 8-24 MiB (6-24 at
+        baseline) and rows hold 5 or more nonzeros, as its ``A.T (A V)`` pass does."""
         U = _factor(U, self.dtype, "U")
         V = _factor(V, self.dtype, "V")
         with self._work(V.shape[1], 2):
@@ -367,7 +369,8 @@ class InMemory(Operand):
         """Whether a product with a ``columns``-wide factor runs on the one-pass kernel: for
         sparse A, ``choice.use_sparse_kernel`` (from two columns on, but SciPy for ``A @ V`` and
         ``A.T @ W`` over rows of fewer than 4 nonzeros on average, and for CSC A's ``A.T (A V)``
-        over such columns; kind "matmul", "rmatmul", "pass" or "gram"); for dense A, ``choice.use_kernel``
+        over such columns, plus two bands of short rows by ISA level and factor size; kind "matmul",
+        "rmatmul", "pass" or "gram"); for dense A, ``choice.use_kernel``
         (kind "pass", "gram" or "gd"; never from BLAS_MIN_COLUMNS columns on, nor for factors past the
         cache, unless FASTLR_PRODUCT_CHOICE=kernel)."""
         if self.sparse:
