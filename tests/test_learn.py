@@ -1,6 +1,7 @@
 """learn_sketch, LearnedSketch, sketch_error, save/load."""
 
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -412,6 +413,30 @@ def test_init_inner_product_starts_ahead_and_learns_on_top():
     positions = fastlr.learn_sketch(train, 12, 4, init="inner_product", **kw)
     assert positions.shape == (12, n) and positions.rows.min() >= 0 and positions.rows.max() < 12
     assert fastlr.sketch_error(positions, test, 4) < values_only
+
+
+def test_init_inner_product_clusters_whitened_rows_from_several_matrices():
+    """init="inner_product" from several matrices: the subspace=min(2k, m) positions of inner_product_sketch (8 trials),
+    not the full-row ones; from one matrix: the full-row ones."""
+    data = fastlr.datasets.video(10, height=30, width=20, seed=2)
+    kw = dict(steps=3, progress=False, holdout=0, seed=3)
+    for m, k in ((12, 4), (10, 6)):  # subspace 8, and 12 capped at m = 10
+        S = fastlr.learn_sketch(data, m, k, init="inner_product", **kw)
+        whitened = fastlr.datadriven.inner_product_sketch(data, m, k, trials=8, subspace=min(2 * k, m), seed=3)
+        full = fastlr.datadriven.inner_product_sketch(data, m, k, trials=8, seed=3)
+        np.testing.assert_array_equal(S.rows, whitened.rows)
+        assert not np.array_equal(whitened.rows, full.rows)  # the two clusterings differ here: the check has teeth
+        assert np.array_equal(np.unique(S.rows), np.arange(m))  # every bucket used
+    # One matrix: full rows. Here those fail the one-matrix held-out-columns check (random CountSketch) where the
+    # whitened ones pass it, so the two starts differ.
+    frame = fastlr.datasets.video(1, height=60, width=40, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastlr.LearnedSketchWarning)
+        one = fastlr.learn_sketch(frame, 12, 4, init="inner_product", **kw)
+        full = fastlr.datadriven.inner_product_sketch(frame, 12, 4, trials=8, seed=3)
+        whitened = fastlr.datadriven.inner_product_sketch(frame, 12, 4, trials=8, subspace=8, seed=3)
+    assert not np.array_equal(full.rows, whitened.rows)
+    np.testing.assert_array_equal(one.rows, full.rows)
 
 
 def test_init_countsketch_is_the_start_and_the_fallback():

@@ -300,6 +300,11 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
         the whitening weighs equally; the energy-weighted full-row clustering
         spends the buckets on the first few directions. Values as above.
         Meant as a start for ``learn_sketch(init=...)``; see Notes.
+        ``learn_sketch(init="inner_product")`` uses ``subspace=min(2 * k,
+        m)`` from two or more matrices. None here by default: alone (without
+        trained values) and on generated video the full rows do better, and
+        from one matrix the whitened buckets fail the held-out-columns check
+        more often (bench/README.md, thirteenth session).
 
     Returns
     -------
@@ -370,8 +375,11 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
     10, subspace=20, refine=30))`` reached 0.036 of random's held-out Err on
     average (worst seed 0.042) against 0.047 (worst 0.058) for values-only,
     lower on every seed (by 12-37%), in about values-only's CPU time (the
-    positions: 5 s of it); ``subspace=15``: 0.035 (worst 0.043). The
-    positions alone are not enough (0.053-0.068). r matters (4 seeds, with
+    positions: 5 s of it); ``subspace=15``: 0.035 (worst 0.043); with
+    ``subspace=15, trials=8`` (refine 10; thirteenth session) 0.033 (worst
+    0.037): 31% below values-only on average, 36% on the worst seed, in
+    values-only's CPU time (28 s). One trial's positions alone are not
+    enough (0.053-0.068); 8 trials' are 0.046 (worst 0.052). r matters (4 seeds, with
     values): r = 10 / 15 / 20 / 25 / 30 / 40 gave 0.040 / 0.035 / 0.037 /
     0.044 / 0.051 / 0.054; about k to 2k. On bikes the positions alone do
     it: ``subspace=20`` from 12 frames spread over the 94, 0.175 (worst
