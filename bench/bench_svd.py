@@ -95,7 +95,7 @@ def excess_error(A, sqnorm, s_exact, k, U, s, Vt):
     the last from the k x k Gram matrices of U and V (not ||s||^2: float32 factors are orthonormal only to
     ~1e-7, which moved the figure by +-4e-7 on 100000 x 500)."""
     U, s, Vt = (np.asarray(x, dtype=np.float64) for x in (U, s, Vt))
-    AV = A @ Vt.T.astype(A.dtype)
+    AV = A.astype(np.float64) @ Vt.T  # float64: a float32 product's rounding (~1e-7 of ||A||^2) swamps small errors
     cross = float(np.einsum("ij,ij,j->", U, np.asarray(AV, dtype=np.float64), s))
     approx2 = float(np.einsum("ij,ij,i,j->", U.T @ U, Vt @ Vt.T, s, s))
     err2 = sqnorm - 2 * cross + approx2
