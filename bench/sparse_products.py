@@ -17,7 +17,7 @@ Single thread (fastlr and BLAS pools); each call's CPU time in the calling threa
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/sparse_products.py --rounds 5 --runs 3
 
-The calls' order rotates from round to round. With ``--runs R`` each row is timed in R
+The calls run in a fresh random order each round (a call's time depends on the one before it). With ``--runs R`` each row is timed in R
 blocks of interleaved rounds (each a min); a row
 counts as slower at a level when fastlr loses to SciPy in every block (``slower`` column,
 levels listed), and the table shows the block of the median ratio. Prints a markdown table of
@@ -145,6 +145,7 @@ def main(argv=None) -> int:
     slower = {lv: [] for lv in levels}
     total = 0
     rng = np.random.default_rng(0)
+    shuffle = np.random.default_rng(1)  # the calls' order in each round
     try:
         with threadpool_limits(limits=1):
             names = [m for name in args.matrices.split(",")
@@ -182,9 +183,13 @@ def main(argv=None) -> int:
                                     t = {key: [] for key in calls}
                                     order = list(calls.items())
                                     for r in range(args.rounds + 1):  # the first round warms up
-                                        # each call takes every place in the round in turn: the
-                                        # allocator's state after the previous call varies with it
-                                        for key, fn in order[r % len(order):] + order[:r % len(order)]:
+                                        # a fresh order each round: a call's time depends on the
+                                        # call before it (the caches and the allocator it leaves),
+                                        # and a rotation keeps each call's predecessor (the first
+                                        # level's kernel ran after SciPy in most rounds, 10-30%
+                                        # slower on 6 MiB padded buffers: the v3/v4 gap of HT2)
+                                        for q in shuffle.permutation(len(order)):
+                                            key, fn = order[q]
                                             core._cap_isa(key[1] if isinstance(key, tuple) else max(levels))
                                             s = clock()
                                             fn()
