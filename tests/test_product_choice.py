@@ -310,69 +310,46 @@ def test_sparse_baseline_routes_agree(monkeypatch, dtype):
         assert use_sparse_kernel("gram", kk, "csr", (n, cols), 5 * n, "baseline", dtype) == (not inside)
 
 
-def test_sparse_scatter_rule_at_v4(caches):
-    """At x86-64-v4 the scatter pass (CSR A.T @ W, CSC A @ V) over rows of 4-5 nonzeros with 17-24-byte
-    factor rows runs on SciPy while Z, its rows padded to 32 bytes, takes 4 L2 to 8 MiB (bench/README.md, thirteenth
-    session, HT2: 200000 x 200000 with 5 a row, float64 k = 3 0.56-0.83x, float32 k = 5 / 6 0.6-0.98x;
-    x86-64-v3 0.8-1.4x)."""
+def test_sparse_scatter_rule_same_at_v3_and_v4(caches):
+    """x86-64-v3 and x86-64-v4 run the same CSR code, and the rule is the same at both: the scatter pass
+    (CSR A.T @ W, CSC A @ V) over rows of 4-5 nonzeros keeps the kernel at every factor width and Z size
+    (bench/README.md, thirteenth session, HV: timed fairly, float32 k = 5-6 1.2-1.3x SciPy at both levels,
+    float64 k = 3 0.93-1.05x); rows of fewer than 4 nonzeros go to SciPy at every level."""
     from fastlr._matrix.choice import use_sparse_kernel
 
-    v4, v3, base = "x86-64-v4", "x86-64-v3", "baseline"
     big, nnz = (200000, 200000), 1_000_000
     f64, f32 = np.float64, np.float32
-    assert not use_sparse_kernel("rmatmul", 3, "csr", big, nnz, level=v4, dtype=f64)  # Z 4.6 MiB
-    assert not use_sparse_kernel("matmul", 3, "csc", big, nnz, level=v4, dtype=f64)
-    assert not use_sparse_kernel("matmul", 3, "csc", big, nnz, level=v4)  # float64 by default
-    assert not use_sparse_kernel("rmatmul", 5, "csr", big, nnz, level=v4, dtype=f32)
-    assert not use_sparse_kernel("matmul", 6, "csc", big, nnz, level=v4, dtype=f32)
-    assert use_sparse_kernel("matmul", 3, "csr", big, nnz, level=v4, dtype=f64)  # gathers: kernel
-    assert use_sparse_kernel("rmatmul", 3, "csc", big, nnz, level=v4, dtype=f64)
-    assert use_sparse_kernel("pass", 3, "csr", big, nnz, level=v4, dtype=f64)
-    assert use_sparse_kernel("gram", 3, "csr", big, nnz, level=v4, dtype=f64)
-    for k, dtype in ((2, f64), (4, f64), (3, f32), (4, f32), (7, f32)):  # rows of 16 or 28-32 bytes
-        assert use_sparse_kernel("rmatmul", k, "csr", big, nnz, level=v4, dtype=dtype)
-    # Z under 4 L2: d = 50000 (1.5 MiB padded, 1.0-1.2x); Z's rows are A's columns for CSR, its rows for CSC
-    assert use_sparse_kernel("rmatmul", 3, "csr", (200000, 50000), nnz, level=v4, dtype=f64)
-    assert not use_sparse_kernel("matmul", 3, "csc", (200000, 50000), 250_000, level=v4, dtype=f64)  # 5 a column
-    assert use_sparse_kernel("rmatmul", 6, "csr", (100000, 100000), 500_000, level=v4, dtype=f32)  # 3 MiB (1.2-1.3x)
-    assert use_sparse_kernel("matmul", 3, "csc", (131071, 100), 500, level=v4, dtype=f64)  # 5 a column
-    assert not use_sparse_kernel("matmul", 3, "csc", (131072, 100), 500, level=v4, dtype=f64)  # 4 MiB
-    # from 8 MiB the kernel accumulates in Z itself (300000 x 300000: 1.07-1.12x)
-    assert not use_sparse_kernel("matmul", 3, "csc", (262143, 100), 500, level=v4, dtype=f64)
-    assert use_sparse_kernel("matmul", 3, "csc", (262144, 100), 500, level=v4, dtype=f64)
-    assert use_sparse_kernel("rmatmul", 3, "csr", (300000, 300000), 1_500_000, level=v4, dtype=f64)
-    # rows of 8 or more nonzeros: the kernel (100000 x 5000 CSC, 100 a column, float64 k = 3: 1.26-1.28x)
-    assert use_sparse_kernel("matmul", 3, "csc", (100000, 5000), 500_000, level=v4, dtype=f64)
-    assert use_sparse_kernel("rmatmul", 3, "csr", big, 1_100_000, level=v4, dtype=f64)  # 5.5 a row
-    assert not use_sparse_kernel("rmatmul", 3, "csr", big, 1_099_999, level=v4, dtype=f64)
-    for level in (v3, base):
-        assert use_sparse_kernel("rmatmul", 3, "csr", big, nnz, level=level, dtype=f64)
-        assert use_sparse_kernel("matmul", 5, "csc", big, nnz, level=level, dtype=f32)
-    assert not use_sparse_kernel("rmatmul", 3, "csr", big, 3 * 200000, level=v3, dtype=f64)  # short rows
+    for level in choice.LEVELS:
+        for k, dtype in ((2, f64), (3, f64), (4, f64), (3, f32), (5, f32), (6, f32), (7, f32)):
+            for fmt in ("csr", "csc"):
+                for kind in ("matmul", "rmatmul", "pass", "gram"):
+                    assert use_sparse_kernel(kind, k, fmt, big, nnz, level=level, dtype=dtype)
+                assert not use_sparse_kernel("rmatmul", k, fmt, big, 3 * 200000, level=level, dtype=dtype)
+        assert use_sparse_kernel("matmul", 3, "csc", (131072, 100), 500, level=level, dtype=f64)  # Z 4 MiB padded
+        assert use_sparse_kernel("rmatmul", 3, "csr", big, 1_099_999, level=level)  # float64 by default
+        assert not use_sparse_kernel("rmatmul", 1, "csr", big, nnz, level=level, dtype=f64)  # one column
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
-def test_sparse_v4_scatter_routes_agree(monkeypatch, dtype, fmt):
-    """Both routes of the scatter pass (SciPy at x86-64-v4, the kernel at the other levels) give NumPy's
-    A @ V and A.T @ W. Caches shrunk so that a small Z passes 4 L2."""
-    monkeypatch.setattr(choice, "_cache_sizes", (1024, 256 * 1024))  # Z padded past 4 KiB
+def test_sparse_scatter_kernel_at_every_level(monkeypatch, isa_level, dtype, fmt):
+    """The scatter pass over rows of 4-5 nonzeros at the padded widths (float64 k = 3, 7; float32 k = 5, 6:
+    Z's row tail in two or three pieces) runs the kernel at every level, with the kernels capped at that
+    level, and gives NumPy's A @ V, A.T @ W and A.T (A V). Caches shrunk so that a small Z passes 4 L2."""
+    monkeypatch.setattr(choice, "_cache_sizes", (1024, 256 * 1024))
+    monkeypatch.setattr(choice, "_level", choice.LEVELS[isa_level])
     rng = np.random.default_rng(4)
     n = d = 500  # 5 nonzeros a row and a column
-    k = 3 if dtype == np.float64 else 5
     A = sp.random(n, d, density=5.0 / d, format=fmt, random_state=rng, dtype=np.float64).astype(dtype)
     rows = n if fmt == "csr" else d
     assert 4 * rows <= A.nnz < 5.5 * rows  # the kernel's rows hold 4 to 5 nonzeros
     op = InMemory(A)
     Ad = A.toarray().astype(np.float64)
-    V = rng.standard_normal((d, k)).astype(dtype)
-    W = rng.standard_normal((n, k)).astype(dtype)
-    scatter = "rmatmul" if fmt == "csr" else "matmul"
     tol = 1e-4 if dtype == np.float32 else 1e-12
-    for level in choice.LEVELS:
-        monkeypatch.setattr(choice, "_level", level)
-        assert op._kernel_for(scatter, k) == (level != "x86-64-v4")
-        assert op._kernel_for("rmatmul" if scatter == "matmul" else "matmul", k)
+    for k in ((3, 7) if dtype == np.float64 else (5, 6)):
+        V = rng.standard_normal((d, k)).astype(dtype)
+        W = rng.standard_normal((n, k)).astype(dtype)
+        assert op._kernel_for("matmul", k) and op._kernel_for("rmatmul", k)
         for got, want in ((op.times(V), Ad @ V), (op.rtimes(W), Ad.T @ W), (op.gram_product(V), Ad.T @ (Ad @ V))):
             assert got.dtype == dtype and got.shape == want.shape and got.flags.c_contiguous
             np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())

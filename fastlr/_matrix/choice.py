@@ -78,16 +78,12 @@ CSC ``A @ V`` from k = 17 on 0.86-0.93x). SciPy runs instead for
   (1.04-1.5x); with 6-7 a row it won or tied (120000 x 120000 at k = 10-28, 1.0-1.3x; 30000 x
   30000, 40000 x 80000: 0.86-1.5x); rows of at most 32 bytes won in the band (float32 k = 5-7,
   float64 k = 3 over 150000-200000 columns, 0.98-1.78x). Left on the kernel: 200000 x 200000
-  at 25 MiB (float64 k = 17, float32 k = 33: 0.86-1.00x);
-* at x86-64-v4, the scatter pass (``A.T @ W`` of CSR A, ``A @ V`` of CSC A) over rows of 4 to 5
-  nonzeros with factor rows of 17 to ``SPARSE_V4_SCATTER_ROW_BYTES`` (24) bytes, float64 k = 3
-  and float32 k = 5-6, while its output Z (d x k, or n x k for CSC), its rows padded to 32 bytes
-  as the kernel's buffer holds them, takes 4 L2 to 8 MiB (131072-262143 rows; from 8 MiB the
-  kernel accumulates in Z itself, and at 300000 rows it won, 1.07-1.12x): that buffer with a
-  two-piece row tail lost at 150000-250000 rows of Z (float64 k = 3 0.56-1.02x, float32
-  k = 5-6 0.57-1.02x; 250000 not tuned on) where x86-64-v3, running the same CSR code, won or tied (0.76-1.37x); at
-  100000 rows (3 MiB) it won or tied (0.95-1.34x), and over 100 nonzeros a row it won (100000 x
-  5000 CSC, 1.26-1.28x). Narrower and wider rows (float32 k = 3, 7; float64 k = 2, 4) won there.
+  at 25 MiB (float64 k = 17, float32 k = 33: 0.86-1.00x).
+  x86-64-v3 and x86-64-v4 run the same CSR code (32-byte vectors) and follow the same rule: a
+  band that sent v4's scatter pass over rows of 4-5 nonzeros to SciPy at float64 k = 3 and float32 k = 5-6
+  rested on a bench artifact (the bench's rotation ran v4's kernel right after SciPy's call in
+  most rounds; bench/README.md, "Thirteenth session: the CSR kernels at x86-64-v3 and v4 (HV)"):
+  timed fairly, v4 ran as v3 did, float32 k = 5-6 1.2-1.3x SciPy and float64 k = 3 0.93-1.05x.
 """
 
 from __future__ import annotations
@@ -100,7 +96,7 @@ from .._backend import get_backend
 from . import calibration
 
 __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "NARROW_ROW_BYTES", "SPARSE_SHORT_ROW_NNZ",
-           "SPARSE_MIN_ROW_NNZ", "SPARSE_V4_SCATTER_ROW_BYTES", "cache_sizes", "choice_mode", "factor_fits",
+           "SPARSE_MIN_ROW_NNZ", "cache_sizes", "choice_mode", "factor_fits",
            "isa_level", "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
@@ -327,15 +323,9 @@ def thresholds() -> dict:
 SPARSE_MIN_ROW_NNZ = 4
 #: Rows of SPARSE_MIN_ROW_NNZ to fewer than this many nonzeros on average (4-5 a row: 5 lost on five
 #: shapes, 6-7 tied or won on three, thirteenth session): at baseline ``A.T (A V)`` of CSR A over
-#: them runs on SciPy while V (d x k, rows of more than 32 bytes) takes 6 MiB to L3 / 2 bytes; at
-#: x86-64-v4 so does their scatter pass with rows of 17 to SPARSE_V4_SCATTER_ROW_BYTES bytes while
-#: Z, its rows padded to 32 bytes, takes 4 L2 to 8 MiB (``use_sparse_kernel``).
+#: them runs on SciPy while V (d x k, rows of more than 32 bytes) takes 6 MiB to L3 / 2 bytes
+#: (``use_sparse_kernel``).
 SPARSE_SHORT_ROW_NNZ = 5.5
-#: See SPARSE_SHORT_ROW_NNZ: float64 k = 3, float32 k = 5, 6.
-SPARSE_V4_SCATTER_ROW_BYTES = 24
-# The CSR kernels' padded Z buffer gives way to Z itself from this size (kCsrPackedBytes in csrc's
-# products_csr.hpp): the v4 scatter band ends there.
-_CSR_PACKED_BYTES = 8 << 20
 # The baseline CSR kernel splits A^T (A V) into two passes from this size of V (kCsrSplitMinBase):
 # the baseline band starts there (below it, 4-6 MiB, wins and losses swapped between runs).
 _CSR_SPLIT_MIN_BASE = 6 << 20
@@ -372,13 +362,8 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
       kernel splits the pass in two) to L3 / 2 bytes (6-16 MiB on Zen 4): the SSE2 passes fetch a V
       row per nonzero from L3 and lose to SciPy's two scalar passes (0.53-0.97x);
     * the rest (``A @ V``, ``A.T @ W``, CSC ``A.T (A V)``): SciPy over rows of fewer than
-      ``SPARSE_MIN_ROW_NNZ`` nonzeros on average, else the kernel; but at x86-64-v4 SciPy for the
-      scatter pass (``A.T @ W`` of CSR A, ``A @ V`` of CSC A: Z = the kernel's output, d x k or
-      n x k) over rows of fewer than ``SPARSE_SHORT_ROW_NNZ`` nonzeros with factor rows of 17 to
-      ``SPARSE_V4_SCATTER_ROW_BYTES`` bytes while Z, its rows padded to 32 bytes, takes 4 L2 to
-      8 MiB (past that the kernel accumulates in Z itself and won, 1.07-1.12x):
-      the kernel's padded Z buffer with a two-piece row tail lost there (0.6-0.95x; x86-64-v3,
-      running the same CSR code, did not). ``kind="pass"`` (either direction) keeps the kernel.
+      ``SPARSE_MIN_ROW_NNZ`` nonzeros on average, else the kernel. ``kind="pass"`` (either
+      direction) follows the same rule.
     """
     if kind not in ("matmul", "rmatmul", "pass", "gram"):
         raise ValueError(f"kind: expected 'matmul', 'rmatmul', 'pass' or 'gram', got {kind!r}")
@@ -389,7 +374,7 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
     if columns < 2:
         return False
     n, d = shape
-    rows, cols = (n, d) if fmt == "csr" else (d, n)  # CSC runs over the CSR of A^T
+    rows = n if fmt == "csr" else d  # CSC runs over the CSR of A^T
     short = nnz < SPARSE_MIN_ROW_NNZ * rows
     fewer = not short and nnz < SPARSE_SHORT_ROW_NNZ * rows  # 4 to 5 a row
     item = np.dtype(np.float64 if dtype is None else dtype).itemsize
@@ -397,14 +382,7 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
         if fewer and columns * item > 32 and (level or isa_level()) == "baseline":  # past the narrow rows
             return not _CSR_SPLIT_MIN_BASE <= d * columns * item <= cache_sizes()[1] // 2
         return True
-    if short:
-        return False
-    scatter = kind == ("rmatmul" if fmt == "csr" else "matmul")  # into Z, one row per column of the CSR
-    if scatter and fewer and 16 < columns * item <= SPARSE_V4_SCATTER_ROW_BYTES:
-        if (level or isa_level()) == "x86-64-v4":
-            # the kernel's buffer, Z's rows padded to 32 bytes; from _CSR_PACKED_BYTES on it accumulates in Z
-            return not 4 * cache_sizes()[0] <= cols * 32 < _CSR_PACKED_BYTES
-    return True
+    return not short
 
 
 def describe() -> str:
