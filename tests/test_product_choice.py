@@ -313,8 +313,8 @@ def test_sparse_baseline_routes_agree(monkeypatch, dtype):
 def test_sparse_scatter_rule_same_at_v3_and_v4(caches):
     """x86-64-v3 and x86-64-v4 run the same CSR code, and the rule is the same at both: the scatter pass
     (CSR A.T @ W, CSC A @ V) over rows of 4-5 nonzeros keeps the kernel at every factor width and Z size
-    (bench/README.md, thirteenth session, HV: timed fairly, float32 k = 5-6 1.2-1.3x SciPy at both levels,
-    float64 k = 3 0.93-1.05x); rows of fewer than 4 nonzeros go to SciPy at every level."""
+    (bench/README.md, thirteenth session, HV: timed fairly, float32 k = 5-6 0.97-1.72x SciPy at both levels,
+    float64 k = 3 0.77-1.08x); rows of fewer than 4 nonzeros go to SciPy at every level."""
     from fastlr._matrix.choice import use_sparse_kernel
 
     big, nnz = (200000, 200000), 1_000_000

@@ -83,7 +83,7 @@ CSC ``A @ V`` from k = 17 on 0.86-0.93x). SciPy runs instead for
   band that sent v4's scatter pass over rows of 4-5 nonzeros to SciPy at float64 k = 3 and float32 k = 5-6
   rested on a bench artifact (the bench's rotation ran v4's kernel right after SciPy's call in
   most rounds; bench/README.md, "Thirteenth session: the CSR kernels at x86-64-v3 and v4 (HV)"):
-  timed fairly, v4 ran as v3 did, float32 k = 5-6 1.2-1.3x SciPy and float64 k = 3 0.93-1.05x.
+  timed fairly, v4 ran as v3 did, float32 k = 5-6 1.02-1.72x SciPy and float64 k = 3 0.93-1.08x.
 """
 
 from __future__ import annotations
