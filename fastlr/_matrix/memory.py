@@ -369,7 +369,7 @@ class InMemory(Operand):
         """Whether a product with a ``columns``-wide factor runs on the one-pass kernel: for
         sparse A, ``choice.use_sparse_kernel`` (from two columns on, but SciPy for ``A @ V`` and
         ``A.T @ W`` over rows of fewer than 4 nonzeros on average, and for CSC A's ``A.T (A V)``
-        over such columns, plus two bands of short rows by ISA level and factor size; kind "matmul",
+        over such columns, plus a band of short rows at baseline by factor size; kind "matmul",
         "rmatmul", "pass" or "gram"); for dense A, ``choice.use_kernel``
         (kind "pass", "gram" or "gd"; never from BLAS_MIN_COLUMNS columns on, nor for factors past the
         cache, unless FASTLR_PRODUCT_CHOICE=kernel)."""
