@@ -39,7 +39,7 @@ level pinned by hand (``_level``, or ``use_kernel(..., level=...)``) always foll
 one-pass kernels at any width) or ``blas``.
 
 Sparse A (CSR/CSC) follows ``use_sparse_kernel`` instead (the CSR kernels run 32-byte vectors
-on AVX2 and AVX-512 CPUs alike, 16-byte ones at baseline; the level matters for two bands
+on AVX2 and AVX-512 CPUs alike, 16-byte ones at baseline; the level matters for one band
 below), not subject to FASTLR_PRODUCT_CHOICE. Measured single thread against the
 SciPy expression each product replaces (``bench/sparse_products.py``, Zen 4; tables in
 bench/README.md, "Ninth session: sparse products" and "Tenth session: sparse products at
