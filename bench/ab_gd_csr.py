@@ -13,20 +13,13 @@ bench/ab_kernels.py says, then
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 import fastlr
-from ab_kernels import load_core
-
-
-def _cpu_ms(call) -> float:
-    start = time.thread_time()
-    call()
-    return (time.thread_time() - start) * 1e3
+from ab_kernels import cpu_ms, load_core
 
 
 def main(argv=None) -> int:
@@ -67,7 +60,7 @@ def main(argv=None) -> int:
                         best = dict.fromkeys(calls, np.inf)
                         for r in range(args.rounds):
                             for label in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
-                                best[label] = min(best[label], _cpu_ms(calls[label]))
+                                best[label] = min(best[label], cpu_ms(calls[label]))
                         mib = d * k * np.dtype(dtype).itemsize / 2**20
                         print(f"| {n}x{d}, {per_row} a row | {np.dtype(dtype).name} | {k} | {mib:.1f} | {level} | "
                               f"{best['other']:.1f} | {best['this']:.1f} | {best['scipy']:.1f} | "

@@ -47,6 +47,13 @@ def load_core(path: str):
     return module
 
 
+def cpu_ms(call) -> float:
+    """Milliseconds of CPU time the calling thread spends in ``call()`` (robust to other processes' load)."""
+    start = time.thread_time()
+    call()
+    return (time.thread_time() - start) * 1e3
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("other", help="path of the other build's _core extension file")

@@ -14,19 +14,13 @@ keeps each call's predecessor fixed charges to one of them.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 import fastlr
-
-
-def _cpu_ms(call) -> float:
-    start = time.thread_time()
-    call()
-    return (time.thread_time() - start) * 1e3
+from ab_kernels import cpu_ms
 
 
 def main(argv=None) -> int:
@@ -60,10 +54,10 @@ def main(argv=None) -> int:
                     lv, before = keys[q]
                     core._cap_isa(lv)
                     (kernel if before == "kernel" else scipy_)()
-                    t = _cpu_ms(kernel)
+                    t = cpu_ms(kernel)
                     if r:
                         best[lv, before] = min(best[lv, before], t)
-                    t = _cpu_ms(scipy_)
+                    t = cpu_ms(scipy_)
                     if r:
                         best["scipy"] = min(best["scipy"], t)
             cells = " | ".join(f"{best[lv, 'kernel']:.2f} | {best[lv, 'scipy']:.2f}" for lv in levels)
