@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 import fastlr
 from ab_kernels import cpu_ms, load_core
+from sparse_products import random_sparse
 
 
 def main(argv=None) -> int:
@@ -40,10 +40,8 @@ def main(argv=None) -> int:
         for shape in args.shapes.split(","):
             n, d, per_row = (int(v) for v in shape.split("x"))
             for dtype in (np.float64, np.float32):
-                # entries at uniform positions (duplicates summed); sp.random with an int seed would
-                # draw a permutation of all n d positions (20 GB at 50000 x 50000)
-                rows, cols = rng.integers(0, n, n * per_row), rng.integers(0, d, n * per_row)
-                A = sp.csr_matrix((rng.standard_normal(n * per_row), (rows, cols)), shape=(n, d)).astype(dtype)
+                # not sp.random: with an int seed it draws a permutation of all n d positions (20 GB at 50000^2)
+                A = random_sparse(n, d, n * per_row, dtype, rng)
                 parts = (A.indptr, A.indices, A.data)
                 for k in (int(v) for v in args.ks.split(",")):
                     U = rng.standard_normal((n, k)).astype(dtype)

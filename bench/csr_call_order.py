@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 import fastlr
 from ab_kernels import cpu_ms
+from sparse_products import random_sparse
 
 
 def main(argv=None) -> int:
@@ -34,7 +34,6 @@ def main(argv=None) -> int:
     core.set_num_threads(1)
     n, d, per_row = (int(v) for v in args.shape.split("x"))
     rng = np.random.default_rng(0)
-    rows, cols = rng.integers(0, n, n * per_row), rng.integers(0, d, n * per_row)
     levels = [int(v) for v in args.levels.split(",")]
     print("| dtype | k | " + " | ".join(f"after kernel L{lv} | after SciPy L{lv}" for lv in levels) + " | SciPy |")
     print("|---" * (3 + 2 * len(levels)) + "|")
@@ -42,7 +41,7 @@ def main(argv=None) -> int:
         for case in args.cases.split(","):
             dtype, k = case.split(":")
             k = int(k)
-            A = sp.csr_matrix((rng.standard_normal(n * per_row), (rows, cols)), shape=(n, d)).astype(dtype)
+            A = random_sparse(n, d, n * per_row, dtype, rng)
             parts = (A.indptr, A.indices, A.data)
             W = rng.standard_normal((n, k)).astype(dtype)
             kernel = lambda: core.rmatmul_csr(*parts, W, d)  # noqa: E731
