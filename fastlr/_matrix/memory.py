@@ -524,7 +524,7 @@ class InMemory(Operand):
         """
         d, l = V.shape
         k = min(k, l)
-        if not _GRAM_RITZ_TAIL or 2 * l > d:
+        if 2 * l > d:
             return None
         times = self._gram_times(G)
         Q = np.ascontiguousarray(V, dtype=np.float32)
@@ -688,8 +688,8 @@ def _ritz_gap_serves(theta: np.ndarray, k: int, total: float) -> bool:
     squared rank-k error, which must stay below 1e-4 of it (``total - sum of the top k``)."""
     desc = theta[::-1]
     top = float(desc[0])
-    err2 = total - float(np.sum(desc[:k]))
-    if not (top > 0.0 and err2 > 100 * _EPS32 * total):  # no tail, or it cancels: rounding could show
+    err2 = trace_tail2(theta, k, total, _EPS32)
+    if not (top > 0.0 and err2 > 0.0):  # no tail, or it cancels: rounding could show
         return False
     e = _EPS32 * top
     gap = float(desc[k - 1] - desc[k]) if k < desc.size else float(desc[k - 1])
@@ -724,9 +724,16 @@ def rounding_shows(theta: np.ndarray, k: int, d: int, dtype, total: float | None
     rounding = eps * top * float(np.sqrt(np.sum(1.0 / kept[-k:]) / d))
     tail = ritz_tail(theta, k, eps)
     if total is not None:
-        err2 = total - float(np.sum(theta[-k:]))
-        tail = max(tail, float(np.sqrt(err2)) if err2 > 100 * eps * total else 0.0)
+        tail = max(tail, float(np.sqrt(trace_tail2(theta, k, total, eps))))
     return rounding > 1e-2 * tail
+
+
+def trace_tail2(theta: np.ndarray, k: int, total: float, eps: float) -> float:
+    """The squared rank-k error from the Gram route's trace: ``total`` (||A||_F^2) minus the k
+    largest Ritz values (theta ascending), or 0.0 where that difference cancels (not above
+    ``100 eps total``)."""
+    err2 = total - float(np.sum(theta[-k:]))
+    return err2 if err2 > 100 * eps * total else 0.0
 
 
 def ritz_tail(theta: np.ndarray, k: int, eps: float) -> float:
