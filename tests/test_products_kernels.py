@@ -253,9 +253,9 @@ def test_csr_block_widths(dtype, level):
 
 
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
-def test_csr_power_split(dtype, level):
+def test_csr_split_passes(dtype, level):
     """A^T (A V), and (A V, A^T U), with V of 6 or 8 (baseline / x86-64-v3+) to 24 MiB and 5 or more
-    nonzeros a row run as a forward pass then a backward pass over each thread's rows (csr_power_split;
+    nonzeros a row run as a forward pass then a backward pass over each thread's rows (csr_split_passes;
     here V of 10 MiB): power_step, gram_product and gd_products against SciPy in float64, one and two
     threads, widths on and past the compile-time rows."""
     core = pytest.importorskip("fastlr._core")

@@ -579,8 +579,9 @@ inline bool csr_tail_one_piece(cpu_level_t level, index_t k) {
 }
 
 // A^T (A V) as two passes over a thread's rows, A V into Y then A^T Y, rather than
-// one fused walk per row (and (A V, A^T U) likewise, A V then A^T U), when V (d x k) takes kCsrSplitMin (kCsrSplitMinBase at
-// baseline) to kCsrSplitMax bytes and A has 5 or more nonzeros a row. The fused walk
+// one fused walk per row (and (A V, A^T U) likewise: A V, then A^T U), when V (d x k)
+// takes kCsrSplitMin (kCsrSplitMinBase at baseline) to kCsrSplitMax bytes and A has
+// 5 or more nonzeros a row. The fused walk
 // keeps V's and Z's rows (2 d k values) in the cache at once; past L2 that footprint,
 // not the walk, set its time, while each pass alone reuses one d x k array and Y
 // streams (2 n k values, written then read in order). Measured single thread (Zen 4:
@@ -592,12 +593,15 @@ inline bool csr_tail_one_piece(cpu_level_t level, index_t k) {
 // V of 3 MiB (k = 8 on 50000 x 50000) at every level, and from 6 to 8 MiB at x86-64-v4
 // with 5 a row (k = 16: 3.5 -> 4.6 ms), past 24 MiB (200000 x 200000, k = 24: 70 -> 95)
 // and with 2 nonzeros a row or d <= 5000 (the Y stream: 1M x 500, k = 33: 15.7 -> 158).
+// (A V, A^T U) under the same bound, fused -> split (bench/README.md "Thirteenth session:
+// issue 13's figures, CSR gd_products in two passes"): 50000 x 50000, 20 a row, float64
+// k = 33 62.9 -> 47.9 (v4), 103.4 -> 63.3 (baseline), k = 16 at baseline 51.1 -> 21.0.
 constexpr index_t kCsrSplitMin = index_t(8) << 20;
 constexpr index_t kCsrSplitMinBase = index_t(6) << 20;
 constexpr index_t kCsrSplitMax = index_t(24) << 20;
 
 template <class T>
-inline bool csr_power_split(cpu_level_t level, index_t n, index_t d, index_t k, index_t nnz) {
+inline bool csr_split_passes(cpu_level_t level, index_t n, index_t d, index_t k, index_t nnz) {
   index_t lo = kCsrSplitMinBase;
 #if defined(FASTLR_X86_DISPATCH)
   if (level >= kAvx2) lo = kCsrSplitMin;
@@ -649,9 +653,10 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   if (direct) std::fill(Z, Z + d * k, T(0));
   const detail::CsrPass<T, I> p{indptr, indices, data, nnz, d, V, Vtail.data, vsafe, W, Y, k, kp, direct ? k : kp, pass};
   const auto rows_fn = detail::pick_csr_rows<T, I>(level, k, pass);
-  // A^T (A V) over V of kCsrSplitMin-kCsrSplitMax bytes: each thread's rows forward into Y
-  // (the output, or a buffer), then backward from Y (csr_power_split).
-  const bool split = (pass == RowPass::kPower || pass == RowPass::kBoth) && detail::csr_power_split<T>(level, n, d, k, nnz);
+  // A^T (A V) and (A V, A^T U) over V of kCsrSplitMin-kCsrSplitMax bytes: each thread's rows
+  // forward into Y (the output, or a buffer), then backward from Y or U (csr_split_passes).
+  const bool split = (pass == RowPass::kPower || pass == RowPass::kBoth) &&
+                     detail::csr_split_passes<T>(level, n, d, k, nnz);
   detail::AlignedBuffer<T> ysplit;
   if (split && Y == nullptr) ysplit.allocate(n * k);
   detail::CsrPass<T, I> pf = p, pb = p;
