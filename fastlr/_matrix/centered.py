@@ -209,7 +209,7 @@ class Centered(Operand):
         d = A.shape[1]
         G = np.zeros((d, d))
         rows = max(256, _BLOCK_ENTRIES // max(1, d))
-        with blas_limit(get_num_threads()), np.errstate(over="ignore", under="ignore"):
+        with blas_limit(get_num_threads()), np.errstate(over="ignore", under="ignore", invalid="ignore"):
             for start in range(0, A.shape[0], rows):
                 X = np.asarray(A[start:start + rows], dtype=np.float64) - mu
                 G += X.T @ X

@@ -779,7 +779,7 @@ def _gram(A: np.ndarray, dtype=None) -> np.ndarray:
             if G is None:
                 G = block
             else:
-                with np.errstate(over="ignore"):
+                with np.errstate(over="ignore", invalid="ignore"):  # inf + -inf: NaN, seen by representable
                     G += block
         return G
 
@@ -794,7 +794,7 @@ def _gram(A: np.ndarray, dtype=None) -> np.ndarray:
                 stop.set()
                 raise
     G = parts[0]
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         for part in parts[1:]:
             G += part
     return G
@@ -808,5 +808,7 @@ def _cast(X: np.ndarray, dtype) -> np.ndarray:
 
 
 def _syrk(X: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore", under="ignore"):  # per thread; checked by the caller
+    # Per thread; checked by the caller (representable). Overflow may come out as inf or as NaN
+    # (OpenBLAS's Haswell SYRK gave NaN, "invalid value", where its SkylakeX kernel gave inf).
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         return X.T @ X  # NumPy calls SYRK for a matrix times its own transpose (and releases the GIL)
