@@ -704,6 +704,30 @@ def test_exact_sketches_tie_with_random():
     assert dd_common._beats_random(own, mats, 3, 0)
 
 
+@pytest.mark.parametrize("dtype, shape, rank, k, m, seeds", [
+    (np.float64, (60, 12), 1, 2, 6, [96, 102]),  # rank <= k: every error is rounding (~1e-15), a relative tie is not
+    (np.float64, (500, 20), 4, 4, 10, [151]),
+    (np.float32, (80, 30), 2, 3, 8, [0, 2, 15, 29, 32]),  # float32 SCW: rounding ~1e-8 absolute
+])
+def test_exactly_low_rank_sketches_tie_with_random(dtype, shape, rank, k, m, seeds):
+    """Matrices of rank <= k are reproduced exactly by every sketch: errors of rounding size, ~1e-15 (float32: ~1e-7),
+    where a tie relative to them is no tie at all. Without the absolute tie these seeds "beat" random (found on a
+    Zen 2 over 200 seeds each); a float32 gain must also clear float32's rounding."""
+    n, d = shape
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        mats = [(rng.standard_normal((n, rank)) @ rng.standard_normal((rank, d))).astype(dtype) for _ in range(2)]
+        S = fastlr.CountSketch(m, n, seed=seed + 1000)
+        assert not dd_common._beats_random(S, mats, k, seed), seed
+    # a real gain is still one in float32: 8 heavy rows, each in a bucket of its own
+    rng = np.random.default_rng(0)
+    mats = [(rng.standard_normal((80, 40)) * np.r_[np.full(8, 30.0), np.ones(72)][:, None]).astype(dtype)
+            for _ in range(2)]
+    rows = np.r_[np.arange(8), rng.integers(0, 8, 72)]
+    own = fastlr.CountSketch.from_arrays(rows, np.r_[np.ones(8), np.zeros(72)], 8)
+    assert dd_common._beats_random(own, mats, 3, 0)
+
+
 def test_one_matrix_positions_falling_back_are_not_built_from_the_whole_matrix(monkeypatch):
     """The held-out check comes first: positions that fall back are built from the two halves only (the whole-matrix
     build cost ~0.6 s of a 3840 x 720 frame for nothing), and the warning points at the caller's line."""
