@@ -46,6 +46,10 @@ __all__ = [
     "FROZEN",
     "IMPROVEMENT",
     "SPORADIC",
+    "TIE",
+    "TIE32",
+    "TIE32_ABS",
+    "TIE_ABS",
     "Checkpoint",
     "LearnedSketchWarning",
     "Validation",
@@ -57,6 +61,7 @@ __all__ = [
     "holdout_split",
     "pull_to_buckets",
     "row_consistency",
+    "rounding_ties",
 ]
 
 DEFAULT_HOLDOUT = 0.2
@@ -74,6 +79,16 @@ DEFAULT_SHRINK = 2.0
 #: An evaluation counts as an improvement when it lowers the best validation Err by more than this
 #: fraction of it (smaller changes are rounding and noise).
 IMPROVEMENT = 1e-3
+#: SCW errors closer than this (relative) are tied: rounding, not a gain. Where every sketch is exact (m at least the
+#: matrices' column count) all errors agree to ~1e-16, and which side of a comparison they land on changed with the
+#: BLAS kernel (a Zen 2 with OpenBLAS's Haswell kernel kept positions a Zen 4 had refused).
+TIE = 1e-9
+#: ... and closer than this (absolute, the matrices scaled to sigma_1 = 1): exactly low-rank matrices (rank <= k)
+#: have errors of rounding size, ~1e-15, which a relative tie does not cover.
+TIE_ABS = 1e-12
+#: The same for float32 matrices, whose SCW runs in float32: exact sketches' errors spread by up to 4e-5 of the
+#: error (3000 x 16, m = 16) and by 4e-8 absolute at rank <= k (80 x 30) (bench/README.md, fourteenth session, H3).
+TIE32, TIE32_ABS = 1e-4, 1e-6
 
 
 class LearnedSketchWarning(UserWarning):
@@ -159,21 +174,38 @@ class Validation:
         return asdict(self)
 
 
+def rounding_ties(dtypes) -> tuple[float, float]:
+    """(relative, absolute) tie of SCW errors on matrices of these dtypes: float32's when any is float32."""
+    if any(np.finfo(dt).eps > np.finfo(np.float64).eps for dt in dtypes):
+        return TIE32, TIE32_ABS
+    return TIE, TIE_ABS
+
+
 class Checkpoint:
     """The best values seen at evaluations, and the patience rule.
 
     ``update(step, err, values)`` after every evaluation; returns True when
     training should stop (``patience`` evaluations in a row without an
     improvement; ``patience=None``: never).
+
+    ``ties`` (relative, absolute; :func:`rounding_ties`) and ``optimal`` (the validation matrices' mean optimal
+    error, which Err is in excess of): an Err within the tie of the best is no better. Where every sketch is exact
+    (m at least the column count) all Errs are rounding, ~1e-16, and without the tie that rounding decided whether
+    the learned values "beat" the random start (15 of 20 seeds of 200 x 8 matrices, m = 10, on a Zen 2).
     """
 
-    def __init__(self, patience: int | None):
+    def __init__(self, patience: int | None, ties: tuple[float, float] = (0.0, 0.0), optimal: float = 0.0):
         self.patience = patience
+        self.ties, self.optimal = ties, optimal
         self.best_err = math.inf
         self.best_step = -1
         self.best_values = None
         self.random_err = math.nan
         self.stale = 0
+
+    def tie(self) -> float:
+        """Errs closer than this to the best are no better (rounding)."""
+        return self.ties[0] * abs(self.best_err + self.optimal) + self.ties[1]
 
     def update(self, step: int, err: float, values: np.ndarray) -> bool:
         err = float(err)
@@ -181,10 +213,10 @@ class Checkpoint:
             self.random_err = err
         if not math.isfinite(err):
             return False
-        if err < self.best_err * (1 - IMPROVEMENT) or self.best_values is None:
+        if self.best_values is None or err < self.best_err - max(IMPROVEMENT * abs(self.best_err), self.tie()):
             self.best_err, self.best_step, self.best_values, self.stale = err, step, values.copy(), 0
             return False
-        if err < self.best_err:  # better but not by much: keep it without resetting the patience
+        if err < self.best_err - self.tie():  # better but not by much: keep it without resetting the patience
             self.best_err, self.best_step, self.best_values = err, step, values.copy()
         self.stale += 1
         return self.patience is not None and self.stale >= self.patience

@@ -247,19 +247,20 @@ class Training:
                           "(S.fallback is True)", LearnedSketchWarning, stacklevel=3)
         S = LearnedSketch(self.rows, self.shrunk(self.values), self.m_learned, k=self.k, fixed=self.fixed,
                           mixed=self.mixed, history=history, validation=validation)
-        return self._never_worse_than_random(S, validation, source) if self.given_start else S
+        return self._never_worse_than_random(S, validation, source, checkpoint.tie()) if self.given_start else S
 
-    def _never_worse_than_random(self, S: LearnedSketch, validation: Validation, source: str) -> LearnedSketch:
+    def _never_worse_than_random(self, S: LearnedSketch, validation: Validation, source: str,
+                                 tie: float) -> LearnedSketch:
         """With a given start (init=), the guard above compares with that start; a data-driven start can
         itself be worse than random on new data (inner-product buckets left empty by unseen words). So
         the result is also compared with the random CountSketch(m, n, seed) learning would have started
-        from, which is returned (with the warning) when it is better on validation."""
+        from, which is returned (with the warning) when it is better on validation by more than ``tie``."""
         n = self.matrices.shape[0]
         random = CountSketch(self.m_learned, n, seed=self.seed)
         candidate = LearnedSketch(random.rows, random.values, self.m_learned, k=self.k, fixed=self.fixed,
                                   mixed=self.mixed, history=S.history)
         random_err = self.evaluator.error(candidate, backend=self.backend, pool=self.pool)
-        if not random_err < validation.best_err:
+        if not random_err < validation.best_err - tie:  # a tie (rounding) keeps S
             return S
         warnings.warn(f"learn_sketch: the sketch learned from {self.start_name} did not beat a random "
                       f"CountSketch on validation (Err {validation.best_err:.4g} vs {random_err:.4g} on "

@@ -40,6 +40,7 @@ from ._safeguards import (
     check_max_time,
     check_shrink,
     holdout_split,
+    rounding_ties,
     row_consistency,
 )
 from ._sample_matrices import one_thread_if_small, sample_matrices
@@ -421,7 +422,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         label = progress if isinstance(progress, str) else "learn_sketch"
         bar = stack.enter_context(tqdm(total=steps, desc=label, disable=not progress, leave=False))
         deadline = None if max_time is None else started + max_time
-        checkpoint = Checkpoint(patience) if val_ops else None
+        checkpoint = Checkpoint(patience, rounding_ties([op.dtype for op in val_ops]),
+                                run.evaluator.optimal) if val_ops else None
         stopped = run_training(run, steps, eval_every=eval_every, checkpoint=checkpoint, deadline=deadline,
                          callback=callback, bar=bar)
         S = run.result(checkpoint, stopped, source="val" if held is None else "holdout")

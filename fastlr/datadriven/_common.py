@@ -13,7 +13,7 @@ import scipy.ndimage
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from .._safeguards import LearnedSketchWarning
+from .._safeguards import TIE, TIE_ABS, LearnedSketchWarning, rounding_ties
 from .._threads import thread_limit
 from .._validation import (
     as_matrix,
@@ -56,17 +56,6 @@ _WIDTHS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 #: video at 0-1.5 sd).
 RIVALS = 16
 MARGIN = 2.0
-#: Errors closer than this (relative) are tied: rounding, not a gain. Where every sketch is exact (m at least the
-#: matrices' column count) all errors agree to ~1e-16, and which side of the margin they land on changed with the
-#: BLAS kernel (a Zen 2 with OpenBLAS's Haswell kernel kept positions a Zen 4 had refused).
-TIE = 1e-9
-#: ... and closer than this (absolute, the matrices scaled to sigma_1 = 1): exactly low-rank matrices (rank <= k)
-#: have errors of rounding size, ~1e-15, which a relative tie does not cover.
-TIE_ABS = 1e-12
-#: The same for float32 matrices, whose SCW runs in float32: exact sketches' errors spread by up to 4e-5 of the
-#: error (3000 x 16, m = 16) and by 4e-8 absolute at rank <= k (80 x 30); with 1e-9 the guard kept a random
-#: CountSketch as "better" than random in 9 of 200 rank-2 cases (bench/README.md, fourteenth session, H3).
-TIE32, TIE32_ABS = 1e-4, 1e-6
 COMBINE = ("concat", "mean")
 
 
@@ -336,10 +325,8 @@ def _beats_random(S, mats: list, k: int, seed: int) -> bool:
 
 
 def _ties(mats: list) -> tuple[float, float]:
-    """(relative, absolute) tie of SCW errors on ``mats``: (TIE32, TIE32_ABS) when any is float32, else (TIE, TIE_ABS)."""
-    if any(np.finfo(A.dtype).eps > np.finfo(np.float64).eps for A in mats):
-        return TIE32, TIE32_ABS
-    return TIE, TIE_ABS
+    """(relative, absolute) tie of SCW errors on ``mats`` (_safeguards.rounding_ties: rounding, not a gain)."""
+    return rounding_ties([A.dtype for A in mats])
 
 
 def _below(err: float, bound: float, ties: tuple[float, float] = (TIE, TIE_ABS)) -> bool:
