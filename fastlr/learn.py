@@ -205,7 +205,12 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         None: all m rows are learned. ``"joint"``: m // 2 learned rows stacked
         on m - m // 2 random rows, trained together (Mixed (J) in the paper).
         ``"separate"``: m // 2 rows trained alone, then the random rows
-        appended (Mixed (S)).
+        appended (Mixed (S)). With validation, the result (or its fallback, the
+        learned half at +-1 on the random rows) is also compared with the random
+        ``CountSketch(m, n, seed)`` and replaced by it (``S.mixed`` None,
+        ``S.fallback`` True, a warning) when that is better on validation; not
+        on sporadic rows (text, see ``shrink``), where validation cannot see a
+        topic shift (bench/README.md, fourteenth session).
     seed : int, default 0
         Seeds the positions and starting values (``CountSketch(m, n, seed)``;
         the random rows of a mixed sketch use ``seed + 1``) and the batches.
