@@ -82,6 +82,10 @@ def _load(name: str) -> ModuleType | None:
             return None
         if name == "cpp":
             _threads_state.register_core(module)  # the core keeps its own copy of the thread counts
+            if hasattr(module, "_set_cache_sizes"):  # the CSR kernels' bounds scale with this CPU's caches
+                from ._matrix.choice import cache_sizes
+
+                module._set_cache_sizes(*cache_sizes())
         _loaded[name] = module
         return module
 

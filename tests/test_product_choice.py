@@ -234,8 +234,9 @@ def test_sparse_short_rows_run_on_scipy():
 
 def test_sparse_rule_at_baseline(caches):
     """A.T (A V) of CSR A at baseline: SciPy over rows of 4 to 5 nonzeros while V (rows past 32 bytes)
-    takes 6 MiB to L3 / 2 bytes (6-16 MiB here); the kernel elsewhere and at the AVX2 levels
-    (bench/README.md, thirteenth session, HT2: 5 a row lost 0.53-0.97x there)."""
+    takes 3 L3 / 16 to 5 L3 / 8 bytes (6-20 MiB here; narrow rows from L3 / 4); the kernel elsewhere and
+    at the AVX2 levels (bench/README.md, thirteenth session, HT2: 5 a row lost 0.53-0.97x there;
+    fourteenth session on a 16 MiB L3: 0.66-0.96x at 4.6-9.8 MB)."""
     from fastlr._matrix.choice import use_sparse_kernel
 
     base, v3, v4 = "baseline", "x86-64-v3", "x86-64-v4"
@@ -246,10 +247,11 @@ def test_sparse_rule_at_baseline(caches):
     assert not use_sparse_kernel("gram", 40, "csr", sq, five, level=base, dtype=f64)  # 15.3 MiB (0.9x)
     assert use_sparse_kernel("gram", 12, "csr", sq, five, level=base, dtype=f64)  # 4.6 MiB: under 6 MiB
     assert not use_sparse_kernel("gram", 16, "csr", sq, five, level=base, dtype=f64)  # 6.1 MiB (0.7-0.9x)
-    assert use_sparse_kernel("gram", 48, "csr", sq, five, level=base, dtype=f64)  # 18.3 MiB (1.1-1.3x)
+    assert not use_sparse_kernel("gram", 48, "csr", sq, five, level=base, dtype=f64)  # 18.3 MiB: under 20 MiB
+    assert use_sparse_kernel("gram", 56, "csr", sq, five, level=base, dtype=f64)  # 21.4 MiB (1.1-1.3x from 18)
     assert use_sparse_kernel("gram", 8, "csr", sq, five, level=base, dtype=f64)  # 3.1 MiB
     assert not use_sparse_kernel("gram", 33, "csr", sq, five, level=base, dtype=f32)  # 6.3 MiB (0.6-0.9x)
-    assert use_sparse_kernel("gram", 96, "csr", sq, five, level=base, dtype=f32)  # 18.3 MiB (1.1-1.3x)
+    assert use_sparse_kernel("gram", 112, "csr", sq, five, level=base, dtype=f32)  # 21.4 MiB
     assert not use_sparse_kernel("gram", 17, "csr", sq, five, level=base)  # dtype: float64 by default
     assert use_sparse_kernel("gram", 17, "csr", sq, twenty, level=base, dtype=f64)  # 20 a row (1.1x)
     assert use_sparse_kernel("gram", 17, "csr", sq, two, level=base, dtype=f64)  # 2 a row: one pass (1.3x)
@@ -263,32 +265,70 @@ def test_sparse_rule_at_baseline(caches):
     assert use_sparse_kernel("gram", 6, "csr", big, 1_000_000, level=base, dtype=f32)  # 24-byte rows, 4.6 MiB
     assert use_sparse_kernel("gram", 4, "csr", big, 1_000_000, level=base, dtype=f64)  # 32-byte rows, 6.1 MiB
     assert not use_sparse_kernel("gram", 5, "csr", big, 1_000_000, level=base, dtype=f64)  # 40-byte rows, 7.6 MiB
+    assert not use_sparse_kernel("gram", 6, "csr", (350000, 350000), 1_750_000, level=base, dtype=f32)  # 8 MiB
+    # GD's (A V, A.T U) follows the same band: of CSR A over V, of CSC A (A^T's CSR) over U
+    assert not use_sparse_kernel("gd", 17, "csr", sq, five, level=base, dtype=f64)
+    assert use_sparse_kernel("gd", 12, "csr", sq, five, level=base, dtype=f64)
+    assert not use_sparse_kernel("gd", 17, "csc", sq, five, level=base, dtype=f64)  # U 6.5 MiB
+    assert use_sparse_kernel("gd", 17, "csc", (1000, 50000), five, level=base, dtype=f64)  # U 0.1 MiB
+    assert use_sparse_kernel("gd", 1, "csr", sq, five, level=base, dtype=f64)  # one column: the kernel still
+    # the baseline scatter pass (CSR A.T @ W, CSC A @ V) past 128-byte factor rows: SciPy (tied, the same loop)
+    assert not use_sparse_kernel("rmatmul", 17, "csr", sq, twenty, level=base, dtype=f64)
+    assert not use_sparse_kernel("matmul", 33, "csc", sq, twenty, level=base, dtype=f32)
+    assert use_sparse_kernel("rmatmul", 16, "csr", sq, twenty, level=base, dtype=f64)
+    assert use_sparse_kernel("rmatmul", 17, "csc", sq, twenty, level=base, dtype=f64)
+    assert use_sparse_kernel("matmul", 17, "csr", sq, twenty, level=base, dtype=f64)
+    for level in (v3, v4):
+        assert use_sparse_kernel("rmatmul", 64, "csr", sq, twenty, level=level, dtype=f64)
+        assert use_sparse_kernel("gd", 17, "csr", sq, five, level=level, dtype=f64)
     for level in (v3, v4):
         assert use_sparse_kernel("gram", 17, "csr", sq, five, level=level, dtype=f64)
     # the other products keep the short-row rule at every level
     for level in (base, v3, v4):
         assert use_sparse_kernel("gram", 17, "csc", sq, five, level=level, dtype=f64)
         assert use_sparse_kernel("matmul", 17, "csr", sq, five, level=level, dtype=f64)
-        assert not use_sparse_kernel("rmatmul", 17, "csr", sq, two, level=level, dtype=f64)
+        assert not use_sparse_kernel("rmatmul", 16, "csr", sq, two, level=level, dtype=f64)
         assert not use_sparse_kernel("gram", 1, "csr", sq, five, level=level, dtype=f64)
     with pytest.raises(ValueError, match="level"):
         use_sparse_kernel("gram", 17, "csr", sq, five, level="avx2")
 
 
+def test_sparse_gd_products_on_scipy_in_the_band(monkeypatch):
+    """InMemory.gd_products of sparse A follows use_sparse_kernel("gd"): with the level pinned at baseline
+    and an L3 of 1 MiB, V (or U for CSC) of 3/16 to 5/8 MiB over rows of 4-5 nonzeros gets SciPy's two
+    products; either route agrees with NumPy."""
+    monkeypatch.setattr(choice, "_cache_sizes", (1 << 16, 1 << 20))
+    monkeypatch.setattr(choice, "_level", "baseline")
+    rng = np.random.default_rng(12)
+    n, d = 3000, 3000
+    A = sp.random(n, d, density=4.5 / d, format="csr", random_state=rng)
+    for fmt in ("csr", "csc"):
+        for dtype in (np.float32, np.float64):
+            op = InMemory(A.asformat(fmt).astype(dtype))
+            for k, kernel in ((4, True), (20, False)):  # factor of 96 KB (under 192 KB) / 480 KB (in the band)
+                assert op._kernel_for("gd", k) == kernel
+                U = rng.standard_normal((n, k)).astype(dtype)
+                V = rng.standard_normal((d, k)).astype(dtype)
+                AV, ATU = op.gd_products(U, V)
+                tol = 1e-4 if dtype == np.float32 else 1e-12
+                for got, want in ((AV, A @ V.astype(np.float64)), (ATU, A.T @ U.astype(np.float64))):
+                    assert got.dtype == dtype and got.flags.c_contiguous
+                    np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sparse_baseline_routes_agree(monkeypatch, dtype):
     """The level picks the route (isa_level() by default); both routes give A.T (A V) and A V as NumPy
-    does. Caches and the band's 6 MiB shrunk so that a small V falls in it."""
+    does. Caches shrunk so that a small V falls in the band."""
     from fastlr._matrix.choice import use_sparse_kernel
 
-    monkeypatch.setattr(choice, "_cache_sizes", (1024, 256 * 1024))  # band: 4 KiB to 128 KiB
-    monkeypatch.setattr(choice, "_CSR_SPLIT_MIN_BASE", 4096)
+    monkeypatch.setattr(choice, "_cache_sizes", (1024, 256 * 1024))  # band: 48 KiB to 160 KiB
     rng = np.random.default_rng(3)
     n, d, k = 3000, 1500, 10  # rows of 40 / 80 bytes
     A = sp.random(n, d, density=5.0 / d, format="csr", random_state=rng, dtype=np.float64).astype(dtype)
     assert 4 * n <= A.nnz < 5.5 * n  # 4 to 5 nonzeros a row
     nbytes = d * k * np.dtype(dtype).itemsize
-    assert 4 * 1024 <= nbytes <= 128 * 1024
+    assert 48 * 1024 <= nbytes <= 160 * 1024
     op = InMemory(A)
     Ad = A.toarray().astype(np.float64)
     V = rng.standard_normal((d, k)).astype(dtype)
@@ -304,9 +344,9 @@ def test_sparse_baseline_routes_agree(monkeypatch, dtype):
             assert got.dtype == dtype and got.shape == want.shape
             np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
     assert routes == [level != "baseline" for level in choice.LEVELS]
-    # the band's ends: V of _CSR_SPLIT_MIN_BASE and of L3 / 2 bytes (64-byte rows) are in it
+    # the band's ends: V of 3 L3 / 16 and of 5 L3 / 8 bytes (64-byte rows) are in it
     kk = 64 // np.dtype(dtype).itemsize
-    for cols, inside in ((63, False), (64, True), (2048, True), (2049, False)):
+    for cols, inside in ((767, False), (768, True), (2560, True), (2561, False)):
         assert use_sparse_kernel("gram", kk, "csr", (n, cols), 5 * n, "baseline", dtype) == (not inside)
 
 

@@ -254,8 +254,8 @@ def test_csr_block_widths(dtype, level):
 
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def test_csr_split_passes(dtype, level):
-    """A^T (A V), and (A V, A^T U), with V of 6 or 8 (baseline / x86-64-v3+) to 24 MiB and 5 or more
-    nonzeros a row run as a forward pass then a backward pass over each thread's rows (csr_split_passes;
+    """A^T (A V), and (A V, A^T U), with V of 3 L3 / 16 or L3 / 4 (baseline / x86-64-v3+; 3-4 MiB on a
+    16 MiB L3, 6-8 on 32 MiB) to 24 MiB and 5 or more nonzeros a row run as a forward pass then a backward pass over each thread's rows (csr_split_passes;
     here V of 10 MiB): power_step, gram_product and gd_products against SciPy in float64, one and two
     threads, widths on and past the compile-time rows."""
     core = pytest.importorskip("fastlr._core")
@@ -290,6 +290,43 @@ def test_csr_split_passes(dtype, level):
     finally:
         core.set_num_threads(threads)
         core._cap_product_isa(previous)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+def test_csr_bounds_follow_the_cache_sizes(dtype, level):
+    """The CSR kernels' size bounds scale with the L3 size fastlr passes in (_set_cache_sizes, from
+    choice.cache_sizes() when the backend loads): told an L3 of 4 V bytes, A^T (A V) and (A V, A^T U)
+    over rows of 5+ nonzeros run split (V from L3 / 4, 3 L3 / 16 at baseline), told L3 = V bytes fused,
+    and the padded Z buffer gives way to Z itself from L3 / 4; every path against SciPy, one and two
+    threads."""
+    core = pytest.importorskip("fastlr._core")
+    from fastlr._matrix.choice import cache_sizes
+
+    fastlr.get_backend("cpp")
+    assert core._set_cache_sizes(*cache_sizes()) == cache_sizes()  # the backend set this CPU's sizes
+    previous, threads = core._cap_product_isa(level), core.get_num_threads()
+    rng = np.random.default_rng(61 + level)
+    try:
+        for k in (3, 6, 8, 17, 40):
+            n, d, per_row = 400, 900, 6
+            rows = np.repeat(np.arange(n), per_row)
+            A = sp.csr_matrix((rng.standard_normal(n * per_row), (rows, rng.integers(0, d, n * per_row))),
+                              shape=(n, d)).astype(dtype)
+            assert A.nnz >= 5 * n
+            vbytes = d * k * np.dtype(dtype).itemsize
+            U = rng.standard_normal((n, k)).astype(dtype)
+            V = rng.standard_normal((d, k)).astype(dtype)
+            for l3 in (vbytes, 4 * vbytes, 64 * vbytes, 1):  # fused, split, fused + padded Z, fused + Z itself
+                core._set_cache_sizes(1 << 16, l3)
+                for t in (1, 2):
+                    core.set_num_threads(t)
+                    _check_csr_kernels(core, A, U, V, dtype)
+    finally:
+        core._set_cache_sizes(*cache_sizes())
+        core.set_num_threads(threads)
+        core._cap_product_isa(previous)
+    with pytest.raises(ValueError, match="positive"):
+        core._set_cache_sizes(0, 1 << 20)
 
 
 def test_csr_bad_indices_with_narrow_widths():

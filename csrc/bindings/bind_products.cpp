@@ -117,6 +117,16 @@ void bind_products(py::module_& m) {
         "Testing and benchmark hook: run every dispatched kernel (product tiles, CountSketch, gd) at most at ISA "
         "`level` (0 baseline x86-64, 1 x86-64-v3 AVX2/FMA, 2 x86-64-v4 AVX-512), process-wide; returns the "
         "previous cap.");
+  m.def(
+      "_set_cache_sizes",
+      [](std::int64_t l2, std::int64_t l3) {
+        FASTLR_REQUIRE(l2 > 0 && l3 > 0, "cache sizes: must be positive");
+        return py::make_tuple(detail::cache_l2_bytes().exchange(l2), detail::cache_l3_bytes().exchange(l3));
+      },
+      arg("l2"), arg("l3"),
+      "Set the L2 (per core) and L3 sizes in bytes that the CSR kernels' bounds scale with (the two-pass "
+      "A^T (A V) band, the padded Z buffer); fastlr calls it with choice.cache_sizes() on loading the module. "
+      "Returns the previous (l2, l3).");
   m.def("_cap_product_isa", cap_isa, arg("level"), "Former name of _cap_isa (the same function).");
   m.def("_kernel_isa", [] { return detail::variant_level(); },
         "The ISA level (0, 1 or 2) of the CountSketch and gd kernels' variant that runs now: the CPU's widest "

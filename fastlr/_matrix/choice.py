@@ -96,7 +96,7 @@ from .._backend import get_backend
 from . import calibration
 
 __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "NARROW_ROW_BYTES", "SPARSE_SHORT_ROW_NNZ",
-           "SPARSE_MIN_ROW_NNZ", "cache_sizes", "choice_mode", "factor_fits",
+           "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode", "factor_fits",
            "isa_level", "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
@@ -322,13 +322,14 @@ def thresholds() -> dict:
 #: module docstring).
 SPARSE_MIN_ROW_NNZ = 4
 #: Rows of SPARSE_MIN_ROW_NNZ to fewer than this many nonzeros on average (4-5 a row: 5 lost on five
-#: shapes, 6-7 tied or won on three, thirteenth session): at baseline ``A.T (A V)`` of CSR A over
-#: them runs on SciPy while V (d x k, rows of more than 32 bytes) takes 6 MiB to L3 / 2 bytes
-#: (``use_sparse_kernel``).
+#: shapes, 6-7 tied or won on three, thirteenth session): at baseline ``A.T (A V)`` and
+#: ``(A V, A.T U)`` of CSR A over them run on SciPy while V (d x k) takes 3 L3 / 16 (rows of more than
+#: 32 bytes; L3 / 4 for narrower rows) to 5 L3 / 8 bytes (``use_sparse_kernel``).
 SPARSE_SHORT_ROW_NNZ = 5.5
-# The baseline CSR kernel splits A^T (A V) into two passes from this size of V (kCsrSplitMinBase):
-# the baseline band starts there (below it, 4-6 MiB, wins and losses swapped between runs).
-_CSR_SPLIT_MIN_BASE = 6 << 20
+#: At baseline the scatter pass (CSR ``A.T @ W``, CSC ``A @ V``) over factor rows wider than this
+#: (the baseline kernels' compile-time rows, csr_fixed_max) runs on SciPy: past them the kernel walks
+#: each Z row as SciPy's loop does, with 16-byte vectors, and tied or lost (``use_sparse_kernel``).
+SPARSE_BASELINE_SCATTER_BYTES = 128
 
 
 def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int], nnz: int,
@@ -338,8 +339,9 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
 
     Parameters
     ----------
-    kind : {"matmul", "rmatmul", "pass", "gram"}
-        ``A @ V``, ``A.T @ W`` (either: "pass") or ``A.T @ (A @ V)`` / ``(A V, A.T A V)`` ("gram").
+    kind : {"matmul", "rmatmul", "pass", "gram", "gd"}
+        ``A @ V``, ``A.T @ W`` (either: "pass"), ``A.T @ (A @ V)`` / ``(A V, A.T A V)`` ("gram") or
+        GD's ``(A @ V, A.T @ U)`` ("gd").
     columns : int
         Columns of the factor.
     fmt : {"csr", "csc"}
@@ -353,35 +355,44 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
         A's and the factor's dtype (default float64): the factor's bytes.
 
     The rule, per product (rows: of the CSR the kernel runs over, A's for CSR input and A^T's for
-    CSC; the factor V is d x k):
+    CSC; the factor V is d x k; L3 is ``cache_sizes()``'s):
 
-    * one column: SciPy;
-    * ``A.T (A V)`` of CSR A (one pass): the kernel, but at baseline SciPy when rows hold
-      ``SPARSE_MIN_ROW_NNZ`` to fewer than ``SPARSE_SHORT_ROW_NNZ`` nonzeros on average, V's rows
-      take more than 32 bytes (the kernels' narrow rows won) and V takes 6 MiB (where the baseline
-      kernel splits the pass in two) to L3 / 2 bytes (6-16 MiB on Zen 4): the SSE2 passes fetch a V
-      row per nonzero from L3 and lose to SciPy's two scalar passes (0.53-0.97x);
+    * one column: SciPy (but "gd": the kernel);
+    * ``A.T (A V)`` of CSR A and ``(A V, A.T U)`` (one pass; for CSC A over A^T's rows, reading U,
+      n x k, per nonzero): the kernel, but at baseline SciPy when rows hold ``SPARSE_MIN_ROW_NNZ`` to
+      fewer than ``SPARSE_SHORT_ROW_NNZ`` nonzeros on average and the factor read per nonzero takes
+      3 L3 / 16 (L3 / 4 for rows of at most 32 bytes, the kernels' narrow rows) to 5 L3 / 8 bytes:
+      the SSE2 pass fetches a factor row per nonzero from L3 and lost to SciPy's two scalar passes
+      (Zen 4, 32 MiB L3: 0.53-0.97x from 6 MiB, wins from 18 MiB; Zen 2, 16 MiB L3: 0.66-0.96x at
+      4.6-9.8 MB, narrow rows 0.80-0.96x at 4.6-6.1 MB);
+    * at baseline the scatter pass (CSR ``A.T @ W``, CSC ``A @ V``) over factor rows wider than
+      ``SPARSE_BASELINE_SCATTER_BYTES``: SciPy (the same loop; Zen 2: 0.92-1.05x);
     * the rest (``A @ V``, ``A.T @ W``, CSC ``A.T (A V)``): SciPy over rows of fewer than
       ``SPARSE_MIN_ROW_NNZ`` nonzeros on average, else the kernel. ``kind="pass"`` (either
       direction) follows the same rule.
     """
-    if kind not in ("matmul", "rmatmul", "pass", "gram"):
-        raise ValueError(f"kind: expected 'matmul', 'rmatmul', 'pass' or 'gram', got {kind!r}")
+    if kind not in ("matmul", "rmatmul", "pass", "gram", "gd"):
+        raise ValueError(f"kind: expected 'matmul', 'rmatmul', 'pass', 'gram' or 'gd', got {kind!r}")
     if fmt not in ("csr", "csc"):
         raise ValueError(f"fmt: expected 'csr' or 'csc', got {fmt!r}")
     if level is not None and level not in LEVELS:
         raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
-    if columns < 2:
+    if columns < 2 and kind != "gd":
         return False
     n, d = shape
     rows = n if fmt == "csr" else d  # CSC runs over the CSR of A^T
     short = nnz < SPARSE_MIN_ROW_NNZ * rows
     fewer = not short and nnz < SPARSE_SHORT_ROW_NNZ * rows  # 4 to 5 a row
-    item = np.dtype(np.float64 if dtype is None else dtype).itemsize
-    if kind == "gram" and fmt == "csr":  # one pass; CSC A runs two, each over A^T's rows
-        if fewer and columns * item > 32 and (level or isa_level()) == "baseline":  # past the narrow rows
-            return not _CSR_SPLIT_MIN_BASE <= d * columns * item <= cache_sizes()[1] // 2
+    row = columns * np.dtype(np.float64 if dtype is None else dtype).itemsize
+    if kind == "gd" or (kind == "gram" and fmt == "csr"):  # one pass; CSC gram runs two, over A^T's rows
+        if fewer and (level or isa_level()) == "baseline":
+            l3 = cache_sizes()[1]
+            lo = 3 * l3 // 16 if row > 32 else l3 // 4  # rows of 32 bytes: the kernels' narrow rows
+            return not lo <= (d if fmt == "csr" else n) * row <= 5 * l3 // 8
         return True
+    scatter = kind == ("rmatmul" if fmt == "csr" else "matmul")
+    if scatter and row > SPARSE_BASELINE_SCATTER_BYTES and (level or isa_level()) == "baseline":
+        return False
     return not short
 
 

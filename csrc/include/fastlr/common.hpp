@@ -96,6 +96,19 @@ inline std::atomic<int>& isa_cap() {
 /// The ISA level the dispatched kernels run at: this CPU's widest, within the cap.
 inline int cpu_level() { return std::min(cpu_isa_level(), isa_cap().load(std::memory_order_relaxed)); }
 
+/// This CPU's L2 (per core) and L3 sizes in bytes, which some kernels' bounds scale with
+/// (products_csr.hpp). Python sets them from sysfs when it loads the module
+/// (_core._set_cache_sizes, from choice.cache_sizes()); until then 512 KiB / 16 MiB, its
+/// fallback. (glibc's sysconf gave 256 MiB of L3 on a 16 MiB Zen 2 VM.)
+inline std::atomic<std::int64_t>& cache_l2_bytes() {
+  static std::atomic<std::int64_t> bytes{std::int64_t(512) << 10};
+  return bytes;
+}
+inline std::atomic<std::int64_t>& cache_l3_bytes() {
+  static std::atomic<std::int64_t> bytes{std::int64_t(16) << 20};
+  return bytes;
+}
+
 /// The level the last FASTLR_ISA_CALL ran (-1: none yet); a testing hook that shows
 /// the cap reaches the CountSketch and gd kernels (_core._last_kernel_isa).
 inline std::atomic<int>& last_kernel_isa() {

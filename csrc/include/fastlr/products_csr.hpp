@@ -365,7 +365,8 @@ inline void csr_row_tile(const CsrPass<T, I>& p, index_t i, index_t s, index_t f
 // A^T W: d = 100k (k = 3: 3.2 MB; k = 6: 6.4 MB) padded 0.77 / 1.18 ms, in Z
 // 0.92 / 1.83 ms; d = 400k, k = 3 (12.8 MB): padded 2.35, in Z 1.31 ms;
 // d = 1M, k = 6 (64 MB): padded 44.7, in Z 11.5 ms.
-constexpr index_t kCsrPackedBytes = index_t(8) << 20;
+// 8 MiB there was a quarter of Zen 4's 32 MiB L3: the bound is L3 / 4 (csr_packed_bytes).
+inline index_t csr_packed_bytes() { return cache_l3_bytes().load(std::memory_order_relaxed) / 4; }
 // The same for k whose Z row tail moves as one piece (csr_tail_one_piece): past L2.
 constexpr index_t kCsrOnePieceBytes = index_t(2) << 20;
 
@@ -580,7 +581,7 @@ inline bool csr_tail_one_piece(cpu_level_t level, index_t k) {
 
 // A^T (A V) as two passes over a thread's rows, A V into Y then A^T Y, rather than
 // one fused walk per row (and (A V, A^T U) likewise: A V, then A^T U), when V (d x k)
-// takes kCsrSplitMin (kCsrSplitMinBase at baseline) to kCsrSplitMax bytes and A has
+// takes L3 / 4 (3 L3 / 16 at baseline) to kCsrSplitMax bytes and A has
 // 5 or more nonzeros a row. The fused walk
 // keeps V's and Z's rows (2 d k values) in the cache at once; past L2 that footprint,
 // not the walk, set its time, while each pass alone reuses one d x k array and Y
@@ -596,15 +597,21 @@ inline bool csr_tail_one_piece(cpu_level_t level, index_t k) {
 // (A V, A^T U) under the same bound, fused -> split (bench/README.md "Thirteenth session:
 // issue 13's figures, CSR gd_products in two passes"): 50000 x 50000, 20 a row, float64
 // k = 33 62.9 -> 47.9 (v4), 103.4 -> 63.3 (baseline), k = 16 at baseline 51.1 -> 21.0.
-constexpr index_t kCsrSplitMin = index_t(8) << 20;
-constexpr index_t kCsrSplitMinBase = index_t(6) << 20;
+// The lower bound scales with this CPU's L3 (cache_l3_bytes): L3 / 4 (3 L3 / 16 at baseline), 8 (6)
+// MiB on Zen 4's 32 MiB. On a Zen 2 (512 KiB L2, 16 MiB L3; bench/README.md "Fourteenth session: the
+// sparse products on an AVX2 Zen 2") the fused walk lost from 4.6 MB at 20 a row (50000 x 50000 float64
+// k = 12 A^T (A V) at x86-64-v3, fused / split 16.0 / 10.2 ms, baseline 26.8 / 14.4, SciPy 16.7), as
+// from 8 MiB on Zen 4. The upper bound did not follow L3: split won up to 24 MiB there too (200000 x
+// 200000, 5.1 a row, float64 k = 16, 24.4 MB: v3 45.2 -> 44.1 ms, baseline 70.2 -> 64.5) and lost
+// from 30 MB (k = 20: 56.8 -> 59.3, 92.5 -> 99.5).
 constexpr index_t kCsrSplitMax = index_t(24) << 20;
 
 template <class T>
 inline bool csr_split_passes(cpu_level_t level, index_t n, index_t d, index_t k, index_t nnz) {
-  index_t lo = kCsrSplitMinBase;
+  const index_t l3 = cache_l3_bytes().load(std::memory_order_relaxed);
+  index_t lo = 3 * l3 / 16;
 #if defined(FASTLR_X86_DISPATCH)
-  if (level >= kAvx2) lo = kCsrSplitMin;
+  if (level >= kAvx2) lo = l3 / 4;
 #endif
   (void)level;
   const index_t vbytes = d * k * index_t(sizeof(T));
@@ -639,13 +646,13 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   const index_t per_entry = (fwd ? 1 : 0) + (bwd ? 1 : 0);
   const int want = useful_threads(nthreads, (nnz * per_entry * k + n * k) / 8);
   // One thread: Z itself accumulates when k needs no padding, when the padded
-  // d x kp buffer passes kCsrPackedBytes (its page faults and copy then cost more
+  // d x kp buffer passes csr_packed_bytes() (its page faults and copy then cost more
   // than moving Z's last lanes one by one; d is A's row count for CSC input), or
   // passes kCsrOnePieceBytes when Z's row tail moves as one piece.
   const detail::cpu_level_t level = detail::cpu_level();
   const index_t padded_bytes = d * kp * index_t(sizeof(T));
   const bool direct = bwd && want == 1 &&
-                      (kp == k || padded_bytes >= detail::kCsrPackedBytes ||
+                      (kp == k || padded_bytes >= detail::csr_packed_bytes() ||
                        (padded_bytes >= detail::kCsrOnePieceBytes && detail::csr_tail_one_piece<T>(level, k)));
   const index_t zsize = bwd && !direct ? detail::round_up(d * kp, detail::kLine / index_t(sizeof(T))) : 0;
   detail::AlignedBuffer<T> zacc;
@@ -653,7 +660,7 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   if (direct) std::fill(Z, Z + d * k, T(0));
   const detail::CsrPass<T, I> p{indptr, indices, data, nnz, d, V, Vtail.data, vsafe, W, Y, k, kp, direct ? k : kp, pass};
   const auto rows_fn = detail::pick_csr_rows<T, I>(level, k, pass);
-  // A^T (A V) and (A V, A^T U) over V of kCsrSplitMin-kCsrSplitMax bytes: each thread's rows
+  // A^T (A V) and (A V, A^T U) over V of L3 / 4 to kCsrSplitMax bytes: each thread's rows
   // forward into Y (the output, or a buffer), then backward from Y or U (csr_split_passes).
   const bool split = (pass == RowPass::kPower || pass == RowPass::kBoth) &&
                      detail::csr_split_passes<T>(level, n, d, k, nnz);
