@@ -2,12 +2,13 @@
 """Fused vs two-pass CSR ``A^T (A V)`` / power / ``gd_products`` on this machine, and SciPy's products.
 
 The CSR kernel splits its fused pass in two when V (d x k) takes L3 / 4 (3 L3 / 16 at baseline) to
-3 L3 / 4 bytes and A holds 5 or more nonzeros a row (products_csr.hpp, ``csr_split_passes``); the L3
-size comes from ``_core._set_cache_sizes``. This script forces either side by telling the kernel a
-fitting L3 size (split: L3 = 4 V bytes; fused: L3 = V bytes, past which the band ends), so pick widths
-where the padded width equals k (float64 k % 4 == 0, float32 k % 8 == 0 from 9 columns on), where the
-padded Z buffer's bound (L3 / 4) does not change the path. Single thread, CPU time, min over rounds
-in a fresh random order each round:
+24 MiB and A holds 5 or more nonzeros a row (products_csr.hpp, ``csr_split_passes``); the L3 size
+comes from ``_core._set_cache_sizes``. This script forces either side by telling the kernel a fitting
+L3 size (split: L3 = 4 V bytes, V at the band's low end; fused: L3 = 8 V bytes, V under it). Where
+the padded width equals k (float64 k % 4 == 0, float32 k % 8 == 0 from 9 columns on) one thread
+accumulates in Z itself either way; at other widths the fused side may use the padded Z buffer (its
+bound is L3 / 4). ``--other-l3 MiB`` times this CPU's L3 against another instead (32: Zen 4's, where the
+bounds were first measured). Single thread, CPU time, min over rounds in a fresh random order each round:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/csr_split_ab.py --shapes 50000x50000x20 \\
         --dtypes float64 --ks 8,12,16,20,24,32 --levels 1,0
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
                             kern, ref = (lambda: core.gd_products_csr(*parts, U, V)), (lambda: (A @ V, A.T @ U))
                         for level in (int(v) for v in args.levels.split(",")):
                             core._cap_isa(level)
-                            sizes = {"fused": (l2, vbytes), "split": (l2, 4 * vbytes)}
+                            sizes = {"fused": (l2, 8 * vbytes), "split": (l2, 4 * vbytes)}
                             if args.other_l3:
                                 sizes = {"fused": (l2, l3), "split": (l2, int(args.other_l3 * 2**20))}
 
