@@ -65,20 +65,25 @@ CSC ``A @ V`` from k = 17 on 0.86-0.93x). SciPy runs instead for
   at k = 17-64 (baseline 0.85-0.92x); 20000 x 100000 with 3 a column, float64 0.92-0.95x at
   k = 2-3 and 0.88-1.01x at k = 17-33. The rule gives up that shape's 1.36-1.45x at k = 17
   and 64 in float32 and k = 64 in float64;
-* at baseline, ``A.T (A V)`` of CSR A with ``SPARSE_MIN_ROW_NNZ`` to fewer than
-  ``SPARSE_SHORT_ROW_NNZ`` (5.5) nonzeros a row on average while V (d x k), its rows past the
-  kernels' 32-byte narrow rows, takes 6 MiB to L3 / 2 bytes (6-16 MiB on Zen 4), where the SSE2
-  pass (split in two from 6 MiB on) fetches a V row from L3 per nonzero and loses to
-  SciPy's two scalar passes (bench/README.md, "Thirteenth session: the sparse route by ISA
-  level (HT2)"): with 5 a row on 50000 x 50000, 100000 x 100000, 80000 x 40000 and 60000 x
+* at baseline, ``A.T (A V)`` of CSR A and GD's ``(A V, A.T U)`` with ``SPARSE_MIN_ROW_NNZ`` to fewer
+  than ``SPARSE_SHORT_ROW_NNZ`` (5.5) nonzeros a row on average while V (d x k) takes 3 L3 / 16
+  (L3 / 4 for the kernels' 32-byte narrow rows) to 11 L3 / 16 bytes (6-22 MiB on Zen 4, 3-11 MiB
+  on a 16 MiB Zen 2, bench/README.md "Fourteenth session: the sparse products on an AVX2 Zen 2"),
+  where the SSE2 pass fetches a V row from L3 per nonzero and loses to SciPy's two scalar passes
+  (bench/README.md, "Thirteenth session: the sparse route by ISA level (HT2)"; on the Zen 2
+  0.66-0.96x at 4.6-10.6 MB, narrow rows 0.80-0.96x at 4.6-6.1 MB): with 5 a row on 50000 x 50000, 100000 x 100000, 80000 x 40000 and 60000 x
   30000, float64 k = 8-40 and float32 k = 24-80, 0.53-0.97x in most runs (from 4 MiB on too,
   but there wins swapped with losses between runs: 80000 x 80000 float64 k = 7-8 1.05-1.48x), with ties and wins
   near 16 MiB that move between runs (50000 x 50000 float64 k = 40 0.90-1.02x in one run,
   1.13-1.25x in the next; float32 k = 64 and 80 the other way). From 18 MiB on it won
   (1.04-1.5x); with 6-7 a row it won or tied (120000 x 120000 at k = 10-28, 1.0-1.3x; 30000 x
   30000, 40000 x 80000: 0.86-1.5x); rows of at most 32 bytes won in the band (float32 k = 5-7,
-  float64 k = 3 over 150000-200000 columns, 0.98-1.78x). Left on the kernel: 200000 x 200000
-  at 25 MiB (float64 k = 17, float32 k = 33: 0.86-1.00x).
+  float64 k = 3 over 150000-200000 columns, 0.98-1.78x; within L3 / 4 there). Left on the kernel:
+  200000 x 200000 at 25 MiB (float64 k = 17, float32 k = 33: 0.86-1.00x);
+* at baseline, the scatter pass (CSR ``A.T @ W``, CSC ``A @ V``) over factor rows wider than
+  ``SPARSE_BASELINE_SCATTER_BYTES`` (128, the baseline kernels' compile-time rows): past them the
+  kernel walks Z's rows as SciPy's loop does and tied or lost on the Zen 2 (0.92-1.05x, float64
+  k = 17-64, float32 k = 40-64, over 50000 x 50000, 200000 x 200000, 80000 x 40000 and 1M x 500).
   x86-64-v3 and x86-64-v4 run the same CSR code (32-byte vectors) and follow the same rule: a
   band that sent v4's scatter pass over rows of 4-5 nonzeros to SciPy at float64 k = 3 and float32 k = 5-6
   rested on a bench artifact (the bench's rotation ran v4's kernel right after SciPy's call in
@@ -324,7 +329,7 @@ SPARSE_MIN_ROW_NNZ = 4
 #: Rows of SPARSE_MIN_ROW_NNZ to fewer than this many nonzeros on average (4-5 a row: 5 lost on five
 #: shapes, 6-7 tied or won on three, thirteenth session): at baseline ``A.T (A V)`` and
 #: ``(A V, A.T U)`` of CSR A over them run on SciPy while V (d x k) takes 3 L3 / 16 (rows of more than
-#: 32 bytes; L3 / 4 for narrower rows) to 5 L3 / 8 bytes (``use_sparse_kernel``).
+#: 32 bytes; L3 / 4 for narrower rows) to 11 L3 / 16 bytes (``use_sparse_kernel``).
 SPARSE_SHORT_ROW_NNZ = 5.5
 #: At baseline the scatter pass (CSR ``A.T @ W``, CSC ``A @ V``) over factor rows wider than this
 #: (the baseline kernels' compile-time rows, csr_fixed_max) runs on SciPy: past them the kernel walks
@@ -361,10 +366,10 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
     * ``A.T (A V)`` of CSR A and ``(A V, A.T U)`` (one pass; for CSC A over A^T's rows, reading U,
       n x k, per nonzero): the kernel, but at baseline SciPy when rows hold ``SPARSE_MIN_ROW_NNZ`` to
       fewer than ``SPARSE_SHORT_ROW_NNZ`` nonzeros on average and the factor read per nonzero takes
-      3 L3 / 16 (L3 / 4 for rows of at most 32 bytes, the kernels' narrow rows) to 5 L3 / 8 bytes:
+      3 L3 / 16 (L3 / 4 for rows of at most 32 bytes, the kernels' narrow rows) to 11 L3 / 16 bytes:
       the SSE2 pass fetches a factor row per nonzero from L3 and lost to SciPy's two scalar passes
       (Zen 4, 32 MiB L3: 0.53-0.97x from 6 MiB, wins from 18 MiB; Zen 2, 16 MiB L3: 0.66-0.96x at
-      4.6-9.8 MB, narrow rows 0.80-0.96x at 4.6-6.1 MB);
+      4.6-10.6 MB, narrow rows 0.80-0.96x at 4.6-6.1 MB; wins at 12.2 MB);
     * at baseline the scatter pass (CSR ``A.T @ W``, CSC ``A @ V``) over factor rows wider than
       ``SPARSE_BASELINE_SCATTER_BYTES``: SciPy (the same loop; Zen 2: 0.92-1.05x);
     * the rest (``A @ V``, ``A.T @ W``, CSC ``A.T (A V)``): SciPy over rows of fewer than
@@ -388,7 +393,7 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
         if fewer and (level or isa_level()) == "baseline":
             l3 = cache_sizes()[1]
             lo = 3 * l3 // 16 if row > 32 else l3 // 4  # rows of 32 bytes: the kernels' narrow rows
-            return not lo <= (d if fmt == "csr" else n) * row <= 5 * l3 // 8
+            return not lo <= (d if fmt == "csr" else n) * row <= 11 * l3 // 16
         return True
     scatter = kind == ("rmatmul" if fmt == "csr" else "matmul")
     if scatter and row > SPARSE_BASELINE_SCATTER_BYTES and (level or isa_level()) == "baseline":
