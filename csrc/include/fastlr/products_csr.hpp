@@ -582,7 +582,7 @@ inline bool csr_tail_one_piece(cpu_level_t level, index_t k) {
 // A^T (A V) as two passes over a thread's rows, A V into Y then A^T Y, rather than
 // one fused walk per row (and (A V, A^T U) likewise: A V, then A^T U), when V (d x k)
 // takes L3 / 4 (3 L3 / 16 at baseline) to kCsrSplitMax bytes and A has
-// 5 or more nonzeros a row. The fused walk
+// 5 or more nonzeros a row (4 for (A V, A^T U)). The fused walk
 // keeps V's and Z's rows (2 d k values) in the cache at once; past L2 that footprint,
 // not the walk, set its time, while each pass alone reuses one d x k array and Y
 // streams (2 n k values, written then read in order). Measured single thread (Zen 4:
@@ -606,8 +606,11 @@ inline bool csr_tail_one_piece(cpu_level_t level, index_t k) {
 // from 30 MB (k = 20: 56.8 -> 59.3, 92.5 -> 99.5).
 constexpr index_t kCsrSplitMax = index_t(24) << 20;
 
+// (A V, A^T U) splits from 4 nonzeros a row: on the Zen 2 its fused pass lost to SciPy's two products
+// at 4.99 a row (80000 x 40000 float64 k = 24 / 33 at x86-64-v3: 17.4 / 32.4 ms, SciPy 15.3 / 26.1)
+// while the split won at 5.1 (11.7 / 17.5, SciPy 17.2 / 28.2).
 template <class T>
-inline bool csr_split_passes(cpu_level_t level, index_t n, index_t d, index_t k, index_t nnz) {
+inline bool csr_split_passes(cpu_level_t level, RowPass pass, index_t n, index_t d, index_t k, index_t nnz) {
   const index_t l3 = cache_l3_bytes().load(std::memory_order_relaxed);
   index_t lo = 3 * l3 / 16;
 #if defined(FASTLR_X86_DISPATCH)
@@ -615,7 +618,7 @@ inline bool csr_split_passes(cpu_level_t level, index_t n, index_t d, index_t k,
 #endif
   (void)level;
   const index_t vbytes = d * k * index_t(sizeof(T));
-  return nnz >= 5 * n && vbytes >= lo && vbytes <= kCsrSplitMax;
+  return nnz >= (pass == RowPass::kBoth ? 4 : 5) * n && vbytes >= lo && vbytes <= kCsrSplitMax;
 }
 
 }  // namespace detail
@@ -663,7 +666,7 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   // A^T (A V) and (A V, A^T U) over V of L3 / 4 to kCsrSplitMax bytes: each thread's rows
   // forward into Y (the output, or a buffer), then backward from Y or U (csr_split_passes).
   const bool split = (pass == RowPass::kPower || pass == RowPass::kBoth) &&
-                     detail::csr_split_passes<T>(level, n, d, k, nnz);
+                     detail::csr_split_passes<T>(level, pass, n, d, k, nnz);
   detail::AlignedBuffer<T> ysplit;
   if (split && Y == nullptr) ysplit.allocate(n * k);
   detail::CsrPass<T, I> pf = p, pb = p;
