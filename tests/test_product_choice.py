@@ -266,12 +266,6 @@ def test_sparse_rule_at_baseline(caches):
     assert use_sparse_kernel("gram", 4, "csr", big, 1_000_000, level=base, dtype=f64)  # 32-byte rows, 6.1 MiB
     assert not use_sparse_kernel("gram", 5, "csr", big, 1_000_000, level=base, dtype=f64)  # 40-byte rows, 7.6 MiB
     assert not use_sparse_kernel("gram", 6, "csr", (350000, 350000), 1_750_000, level=base, dtype=f32)  # 8 MiB
-    # GD's (A V, A.T U) follows the same band: of CSR A over V, of CSC A (A^T's CSR) over U
-    assert not use_sparse_kernel("gd", 17, "csr", sq, five, level=base, dtype=f64)
-    assert use_sparse_kernel("gd", 12, "csr", sq, five, level=base, dtype=f64)
-    assert not use_sparse_kernel("gd", 17, "csc", sq, five, level=base, dtype=f64)  # U 6.5 MiB
-    assert use_sparse_kernel("gd", 17, "csc", (1000, 50000), five, level=base, dtype=f64)  # U 0.1 MiB
-    assert use_sparse_kernel("gd", 1, "csr", sq, five, level=base, dtype=f64)  # one column: the kernel still
     # the baseline scatter pass (CSR A.T @ W, CSC A @ V) past 128-byte factor rows: SciPy (tied, the same loop)
     assert not use_sparse_kernel("rmatmul", 17, "csr", sq, twenty, level=base, dtype=f64)
     assert not use_sparse_kernel("matmul", 33, "csc", sq, twenty, level=base, dtype=f32)
@@ -280,7 +274,6 @@ def test_sparse_rule_at_baseline(caches):
     assert use_sparse_kernel("matmul", 17, "csr", sq, twenty, level=base, dtype=f64)
     for level in (v3, v4):
         assert use_sparse_kernel("rmatmul", 64, "csr", sq, twenty, level=level, dtype=f64)
-        assert use_sparse_kernel("gd", 17, "csr", sq, five, level=level, dtype=f64)
     for level in (v3, v4):
         assert use_sparse_kernel("gram", 17, "csr", sq, five, level=level, dtype=f64)
     # the other products keep the short-row rule at every level
@@ -291,29 +284,6 @@ def test_sparse_rule_at_baseline(caches):
         assert not use_sparse_kernel("gram", 1, "csr", sq, five, level=level, dtype=f64)
     with pytest.raises(ValueError, match="level"):
         use_sparse_kernel("gram", 17, "csr", sq, five, level="avx2")
-
-
-def test_sparse_gd_products_on_scipy_in_the_band(monkeypatch):
-    """InMemory.gd_products of sparse A follows use_sparse_kernel("gd"): with the level pinned at baseline
-    and an L3 of 1 MiB, V (or U for CSC) of 3/16 to 11/16 MiB over rows of 4-5 nonzeros gets SciPy's two
-    products; either route agrees with NumPy."""
-    monkeypatch.setattr(choice, "_cache_sizes", (1 << 16, 1 << 20))
-    monkeypatch.setattr(choice, "_level", "baseline")
-    rng = np.random.default_rng(12)
-    n, d = 3000, 3000
-    A = sp.random(n, d, density=4.5 / d, format="csr", random_state=rng)
-    for fmt in ("csr", "csc"):
-        for dtype in (np.float32, np.float64):
-            op = InMemory(A.asformat(fmt).astype(dtype))
-            for k, kernel in ((4, True), (20, False)):  # factor of 96 KB (under 192 KB) / 480 KB (in the band)
-                assert op._kernel_for("gd", k) == kernel
-                U = rng.standard_normal((n, k)).astype(dtype)
-                V = rng.standard_normal((d, k)).astype(dtype)
-                AV, ATU = op.gd_products(U, V)
-                tol = 1e-4 if dtype == np.float32 else 1e-12
-                for got, want in ((AV, A @ V.astype(np.float64)), (ATU, A.T @ U.astype(np.float64))):
-                    assert got.dtype == dtype and got.flags.c_contiguous
-                    np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -65,7 +65,7 @@ CSC ``A @ V`` from k = 17 on 0.86-0.93x). SciPy runs instead for
   at k = 17-64 (baseline 0.85-0.92x); 20000 x 100000 with 3 a column, float64 0.92-0.95x at
   k = 2-3 and 0.88-1.01x at k = 17-33. The rule gives up that shape's 1.36-1.45x at k = 17
   and 64 in float32 and k = 64 in float64;
-* at baseline, ``A.T (A V)`` of CSR A and GD's ``(A V, A.T U)`` with ``SPARSE_MIN_ROW_NNZ`` to fewer
+* at baseline, ``A.T (A V)`` of CSR A with ``SPARSE_MIN_ROW_NNZ`` to fewer
   than ``SPARSE_SHORT_ROW_NNZ`` (5.5) nonzeros a row on average while V (d x k) takes 3 L3 / 16
   (L3 / 4 for the kernels' 32-byte narrow rows) to 11 L3 / 16 bytes (6-22 MiB on Zen 4, 3-11 MiB
   on a 16 MiB Zen 2, bench/README.md "Fourteenth session: the sparse products on an AVX2 Zen 2"),
@@ -327,8 +327,8 @@ def thresholds() -> dict:
 #: module docstring).
 SPARSE_MIN_ROW_NNZ = 4
 #: Rows of SPARSE_MIN_ROW_NNZ to fewer than this many nonzeros on average (4-5 a row: 5 lost on five
-#: shapes, 6-7 tied or won on three, thirteenth session): at baseline ``A.T (A V)`` and
-#: ``(A V, A.T U)`` of CSR A over them run on SciPy while V (d x k) takes 3 L3 / 16 (rows of more than
+#: shapes, 6-7 tied or won on three, thirteenth session): at baseline ``A.T (A V)`` of CSR A over
+#: them runs on SciPy while V (d x k) takes 3 L3 / 16 (rows of more than
 #: 32 bytes; L3 / 4 for narrower rows) to 11 L3 / 16 bytes (``use_sparse_kernel``).
 SPARSE_SHORT_ROW_NNZ = 5.5
 #: At baseline the scatter pass (CSR ``A.T @ W``, CSC ``A @ V``) over factor rows wider than this
@@ -344,9 +344,10 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
 
     Parameters
     ----------
-    kind : {"matmul", "rmatmul", "pass", "gram", "gd"}
-        ``A @ V``, ``A.T @ W`` (either: "pass"), ``A.T @ (A @ V)`` / ``(A V, A.T A V)`` ("gram") or
-        GD's ``(A @ V, A.T @ U)`` ("gd").
+    kind : {"matmul", "rmatmul", "pass", "gram"}
+        ``A @ V``, ``A.T @ W`` (either: "pass") or ``A.T @ (A @ V)`` / ``(A V, A.T A V)`` ("gram").
+        GD's ``(A @ V, A.T @ U)`` always runs the kernel, which splits its pass in two from 4 nonzeros
+        a row (products_csr.hpp; with that split it beat SciPy at every level on the Zen 2).
     columns : int
         Columns of the factor.
     fmt : {"csr", "csc"}
@@ -362,10 +363,9 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
     The rule, per product (rows: of the CSR the kernel runs over, A's for CSR input and A^T's for
     CSC; the factor V is d x k; L3 is ``cache_sizes()``'s):
 
-    * one column: SciPy (but "gd": the kernel);
-    * ``A.T (A V)`` of CSR A and ``(A V, A.T U)`` (one pass; for CSC A over A^T's rows, reading U,
-      n x k, per nonzero): the kernel, but at baseline SciPy when rows hold ``SPARSE_MIN_ROW_NNZ`` to
-      fewer than ``SPARSE_SHORT_ROW_NNZ`` nonzeros on average and the factor read per nonzero takes
+    * one column: SciPy;
+    * ``A.T (A V)`` of CSR A (one pass): the kernel, but at baseline SciPy when rows hold
+      ``SPARSE_MIN_ROW_NNZ`` to fewer than ``SPARSE_SHORT_ROW_NNZ`` nonzeros on average and V takes
       3 L3 / 16 (L3 / 4 for rows of at most 32 bytes, the kernels' narrow rows) to 11 L3 / 16 bytes:
       the SSE2 pass fetches a factor row per nonzero from L3 and lost to SciPy's two scalar passes
       (Zen 4, 32 MiB L3: 0.53-0.97x from 6 MiB, wins from 18 MiB; Zen 2, 16 MiB L3: 0.66-0.96x at
@@ -376,24 +376,24 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
       ``SPARSE_MIN_ROW_NNZ`` nonzeros on average, else the kernel. ``kind="pass"`` (either
       direction) follows the same rule.
     """
-    if kind not in ("matmul", "rmatmul", "pass", "gram", "gd"):
-        raise ValueError(f"kind: expected 'matmul', 'rmatmul', 'pass', 'gram' or 'gd', got {kind!r}")
+    if kind not in ("matmul", "rmatmul", "pass", "gram"):
+        raise ValueError(f"kind: expected 'matmul', 'rmatmul', 'pass' or 'gram', got {kind!r}")
     if fmt not in ("csr", "csc"):
         raise ValueError(f"fmt: expected 'csr' or 'csc', got {fmt!r}")
     if level is not None and level not in LEVELS:
         raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
-    if columns < 2 and kind != "gd":
+    if columns < 2:
         return False
     n, d = shape
     rows = n if fmt == "csr" else d  # CSC runs over the CSR of A^T
     short = nnz < SPARSE_MIN_ROW_NNZ * rows
     fewer = not short and nnz < SPARSE_SHORT_ROW_NNZ * rows  # 4 to 5 a row
     row = columns * np.dtype(np.float64 if dtype is None else dtype).itemsize
-    if kind == "gd" or (kind == "gram" and fmt == "csr"):  # one pass; CSC gram runs two, over A^T's rows
+    if kind == "gram" and fmt == "csr":  # one pass; CSC A runs two, each over A^T's rows
         if fewer and (level or isa_level()) == "baseline":
             l3 = cache_sizes()[1]
             lo = 3 * l3 // 16 if row > 32 else l3 // 4  # rows of 32 bytes: the kernels' narrow rows
-            return not lo <= (d if fmt == "csr" else n) * row <= 11 * l3 // 16
+            return not lo <= d * row <= 11 * l3 // 16
         return True
     scatter = kind == ("rmatmul" if fmt == "csr" else "matmul")
     if scatter and row > SPARSE_BASELINE_SCATTER_BYTES and (level or isa_level()) == "baseline":

@@ -294,9 +294,7 @@ class InMemory(Operand):
         """``(A @ V, A.T @ U)`` in one pass over A; U is n x k, V is d x k. Dense A whose d x k
         factors pass the cache (``choice.factor_fits``: wide A) gets two BLAS GEMMs instead; the CSR
         kernel walks each thread's rows twice (``A V``, then ``A.T U``) where V takes L3 / 4 to 24 MiB (from
-        3 L3 / 16 at baseline) and rows hold 4 or more nonzeros (5 for its ``A.T (A V)`` pass); sparse A
-        at baseline over rows of 4-5 nonzeros gets SciPy's two products in a band of factor sizes
-        (``choice.use_sparse_kernel``)."""
+        3 L3 / 16 at baseline) and rows hold 4 or more nonzeros (5 for its ``A.T (A V)`` pass)."""
         U = _factor(U, self.dtype, "U")
         V = _factor(V, self.dtype, "V")
         with self._work(V.shape[1], 2):
@@ -310,9 +308,6 @@ class InMemory(Operand):
             self._check_gd_factors(U, V)
             with blas_limit(get_num_threads()):
                 return blas_times(self.A, V), blas_times(self.A.T, U)
-        if not self._kernel_for("gd", V.shape[1]):  # a band of short rows at baseline (use_sparse_kernel)
-            self._check_gd_factors(U, V)
-            return np.ascontiguousarray(self.A @ V), np.ascontiguousarray(self.A.T @ U)
         if self.format == "csr":
             return kernels.gd_products_csr(*self.parts, U, V)
         self._check_gd_factors(U, V)
@@ -375,7 +370,7 @@ class InMemory(Operand):
         sparse A, ``choice.use_sparse_kernel`` (from two columns on, but SciPy for ``A @ V`` and
         ``A.T @ W`` over rows of fewer than 4 nonzeros on average, and for CSC A's ``A.T (A V)``
         over such columns, plus a band of short rows at baseline by factor size and the baseline scatter
-        pass over wide factor rows; kind "matmul", "rmatmul", "pass", "gram" or "gd"); for dense A, ``choice.use_kernel``
+        pass over wide factor rows; kind "matmul", "rmatmul", "pass" or "gram"); for dense A, ``choice.use_kernel``
         (kind "pass", "gram" or "gd"; never from BLAS_MIN_COLUMNS columns on, nor for factors past the
         cache, unless FASTLR_PRODUCT_CHOICE=kernel)."""
         if self.sparse:
