@@ -28,6 +28,7 @@ struct DensePass {
   index_t k, kp;
   RowPass pass;
   index_t group_rows;  // kPower: rows whose forward half runs before their backward half (R: one tile)
+  bool prefetch;       // row-major A: prefetch the next tile's rows (AVX2 and baseline; see dense_row_pass)
 };
 
 // G (rows x d, row-major) = the rows x d block of a column-major matrix at A
@@ -83,7 +84,7 @@ inline void dense_rows(const DensePass<T>& p, index_t gather_rows, index_t b, in
   // The next full tile's rows of row-major A, to prefetch while this tile runs
   // (column-major A: the gathered rows are already in cache).
   const auto next_rows = [&](index_t i0, index_t rows, index_t g1, const T* Xr, index_t ldx) -> const T* {
-    return Prefetch && !p.col_major && i0 + 2 * rows <= g1 ? Xr + rows * ldx : nullptr;
+    return Prefetch && p.prefetch && !p.col_major && i0 + 2 * rows <= g1 ? Xr + rows * ldx : nullptr;
   };
   for (index_t g0 = b; g0 < e; g0 += gather_rows) {
     const index_t g1 = std::min(e, g0 + gather_rows);
@@ -273,7 +274,14 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   zacc.assign(direct ? 0 : static_cast<size_t>(nblk) * zsize);
   if (direct) std::fill(Z, Z + d * k, T(0));
   T* acc = direct ? Z : zacc.data;
-  const detail::DensePass<T> p{A, n, d, ld, col_major, Vsrc, W, Y, k, kp, pass, group_rows};
+  // No prefetch of the next tile's rows when A's rows lie a multiple of 4 KiB apart: every row of
+  // both tiles then maps to the same L1 set, and the prefetched rows evict the ones being swept.
+  // Zen 2 (x86-64-v3, 32 KiB 8-way L1), single thread, A @ V and A.T (A V), l = 10-40, without
+  // prefetch: float32 11718 x 1024 and 5859 x 2048 1.1-1.9x faster (kernel 0.5-0.95x BLAS with it
+  // on 5760 x 1024), float64 1024 and 2048 columns 1.0-1.3x; 512-column float32 rows (2 KiB)
+  // and non-aliasing strides lost 0-30% without it (bench/README.md, fourteenth session, H1).
+  const bool prefetch = (ld * index_t(sizeof(T))) % 4096 != 0;
+  const detail::DensePass<T> p{A, n, d, ld, col_major, Vsrc, W, Y, k, kp, pass, group_rows, prefetch};
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
 #endif
