@@ -3,7 +3,7 @@
 ``choice.KERNEL_COLUMNS`` holds column thresholds (kernel below, BLAS from there on) measured on
 one machine. Here the same question is asked of this one: for each memory order (C, F), kind
 ("pass": ``A @ V`` plus ``A.T @ W``; "gram": ``A.T @ (A @ V)``) and dtype, the one-pass kernel
-and the BLAS calls ``InMemory`` would run instead are timed on a 1024 x 1024 A, one thread each,
+and the BLAS calls ``InMemory`` would run instead are timed on a 1040 x 1080 A, one thread each,
 interleaved, on a few factor widths around the table's threshold. A width counts only when every
 round agrees on the faster path and the best times differ by ``MARGIN`` (8%); anything between keeps
 the table's choice. The threshold moves up past the widths where the kernel won and down to the
@@ -26,8 +26,8 @@ Environment:
   ``off`` (the static table).
 * ``FASTLR_CACHE_DIR``: the cache directory (default ``platformdirs.user_cache_dir("fastlr")``).
 
-Why 1024 x 1024 (Zen 4, 1 MB L2, 32 MB L3): the crossover moves with A's column count d more than
-with its rows (V, d x l, stops fitting in L2): at x86-64-v3, float64, ``A @ V`` + ``A.T @ W`` with
+Why about 1000 x 1000 (Zen 4, 1 MB L2, 32 MB L3; 1024 x 1024 until the fourteenth session, see
+``SHAPE``): the crossover moves with A's column count d more than with its rows (V, d x l, stops fitting in L2): at x86-64-v3, float64, ``A @ V`` + ``A.T @ W`` with
 128 columns, BLAS time over kernel time was 0.85-0.92 for d = 1024-1080 (n = 2048-8192) and
 1.09-1.27 for d = 500-512 (n = 2048-100000), so d is the table's larger one. Fewer rows only err
 towards BLAS: ``A.T (A V)`` float64 at x86-64-v4, 128 columns, 0.98 at n = 1024 against 1.08-1.10
@@ -69,14 +69,17 @@ LEVELS = ("baseline", "x86-64-v3", "x86-64-v4")
 #: (order, kind, dtype) of every threshold.
 CELLS = tuple((o, k, t) for o in ("C", "F") for k in ("pass", "gram") for t in ("float32", "float64"))
 #: A's shape in the calibration, and the factor widths it may time.
-SHAPE = (1024, 1024)
+#: Neither side a power of two: rows 4 KiB apart alias in L1 (the kernels skip their prefetch there,
+#: products_dense.hpp), and 1024 x 1024 float32 had BLAS win 1.3-2x at 8-48 columns on a Zen 2
+#: where the kernel wins 1.2-1.5x on 5760 x 1080 (bench/README.md, fourteenth session, H1).
+SHAPE = (1040, 1080)
 WIDTHS = (8, 16, 32, 48, 64, 96, 128, 192)
 ROUNDS = 3
 #: The threshold moves only where one path is faster in every round and this much faster in the best
 #: times, either way.
 MARGIN = 0.08
 #: Bump when the method changes: older cache files are then measured again.
-METHOD = 5
+METHOD = 6
 #: Calibration files kept in the cache directory (one per machine key: CPU, ISA level, fastlr build, BLAS).
 KEEP_FILES = 16
 _PREFIX = "product-choice-"
