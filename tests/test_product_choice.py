@@ -72,7 +72,12 @@ def test_factor_past_the_cache_runs_blas(caches):
     assert not choice.use_kernel("gram", 20, np.float64, "C", v4, factor_rows=100000)
     assert not choice.use_kernel("gram", 20, np.float64, "F", v4, factor_rows=100000)
     assert not choice.use_kernel("pass", 60, np.float32, "C", v4, factor_rows=100000)
-    assert choice.use_kernel("gd", 100, np.float64, "C", "baseline", factor_rows=300)  # "gd": the size only
+    assert choice.use_kernel("gd", 100, np.float64, "C", v4, factor_rows=300)  # "gd" at v4: the size only
+    # below v4, "gd" follows the "pass" threshold (the same two products)
+    assert not choice.use_kernel("gd", 10, np.float64, "C", "baseline", factor_rows=300)
+    assert not choice.use_kernel("gd", 10, np.float32, "F", v3, factor_rows=300)
+    assert choice.use_kernel("gd", 10, np.float64, "C", v3, factor_rows=300)
+    assert not choice.use_kernel("gd", 100, np.float64, "C", v3, factor_rows=300)
     assert not choice.use_kernel("gd", 50, np.float64, "C", v4, factor_rows=20000)
     assert choice.use_kernel("gram", 16, np.float32, "C", v4, factor_rows=100000)
     assert not choice.use_kernel("gram", 16, np.float32, "C", v4, factor_rows=100000, threads=2)

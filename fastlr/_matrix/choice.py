@@ -176,7 +176,8 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     ----------
     kind : {"pass", "gram", "gd"}
         ``A @ V`` / ``A.T @ W`` ("pass"), ``A.T @ (A @ V)`` ("gram") or the fused GD pass
-        ``(A @ V, A.T @ U)`` ("gd": no width threshold, only ``factor_fits``).
+        ``(A @ V, A.T @ U)`` ("gd": at x86-64-v4 no width threshold, only ``factor_fits``; below it
+        the "pass" threshold, the same two products).
     columns : int
         Columns of the factor.
     dtype : float32 or float64
@@ -208,7 +209,12 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     if factor_rows is not None and not factor_fits(factor_rows, columns, dtype, level, threads):
         return False
     if kind == "gd":
-        return True  # before _calibrated(): no calibration for a product it does not measure
+        if level == "x86-64-v4":
+            return True  # before _calibrated(): measured on Zen 4 only, where it won at every width
+        # Below v4 the fused pass is A @ V and A.T @ U together, and loses where they lose: Zen 2,
+        # one thread, 5760 x 1080 and 2000 x 1000, l = 10-40, F order 0.82-0.95x BLAS at v3 and
+        # 0.33-0.83x at baseline in C order too (bench/README.md, fourteenth session, H1).
+        kind = "pass"
     tab = None if pinned else _calibrated()
     if tab is not None:
         limit = tab.thresholds[order, kind, np.dtype(dtype).name]
