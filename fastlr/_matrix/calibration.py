@@ -27,9 +27,10 @@ Environment:
 * ``FASTLR_CACHE_DIR``: the cache directory (default ``platformdirs.user_cache_dir("fastlr")``).
 
 Why about 1000 x 1000 (Zen 4, 1 MB L2, 32 MB L3; 1024 x 1024 until the fourteenth session, see
-``SHAPE``): the crossover moves with A's column count d more than with its rows (V, d x l, stops fitting in L2): at x86-64-v3, float64, ``A @ V`` + ``A.T @ W`` with
-128 columns, BLAS time over kernel time was 0.85-0.92 for d = 1024-1080 (n = 2048-8192) and
-1.09-1.27 for d = 500-512 (n = 2048-100000), so d is the table's larger one. Fewer rows only err
+``SHAPE``): the crossover moves with A's column count d more than with its rows (V, d x l, stops
+fitting in L2): at x86-64-v3, float64, ``A @ V`` + ``A.T @ W`` with 128 columns, BLAS time over
+kernel time was 0.85-0.92 for d = 1024-1080 (n = 2048-8192) and 1.09-1.27 for d = 500-512
+(n = 2048-100000), so d is the table's larger one. Fewer rows only err
 towards BLAS: ``A.T (A V)`` float64 at x86-64-v4, 128 columns, 0.98 at n = 1024 against 1.08-1.10
 at n = 2048-8192; and at narrow factors a cache-resident A gives BLAS's second pass for free
 (x86-64-v3 float32, 32 columns: 1.0 on 2048 x 512 against 1.5-1.6 on 5760 x 1080).
