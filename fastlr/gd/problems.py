@@ -91,7 +91,7 @@ class DenseProblem:
             UtU = U.T @ U
             P, Q = AV, ATU
             if P is None and Q is None:
-                P, Q = (self.op.matmul(V), None) if loss_first else self.op.gd_products(U, V)
+                P, Q = (self.op.times(V), None) if loss_first else self.op.gd_products(U, V)
             inner = dot64(U, P) if P is not None else dot64(V, Q)  # <U, A V> = <A^T U, V>
             loss = 0.5 * self.norm2 - inner + 0.5 * dot64(UtU, VtV)
             GU = None if P is None else _full_gradient(U, VtV, P, l2)
@@ -118,10 +118,10 @@ class DenseProblem:
     def complete(self, U, V, ev, l2) -> None:
         """Fill in the gradient a full-batch evaluation at (U, V) left out (one product)."""
         if ev.GU is None:
-            ev.P = self.op.matmul(V)
+            ev.P = self.op.times(V)
             ev.GU = _full_gradient(U, ev.VtV, ev.P, l2)
         if ev.GV is None:
-            ev.Q = self.op.rmatmul(U)
+            ev.Q = self.op.rtimes(U)
             ev.GV = _full_gradient(V, ev.UtU, ev.Q, l2)
 
 
