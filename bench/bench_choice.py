@@ -59,7 +59,7 @@ def calls(core, A, factors, name):
         return (lambda: core.rmatmul(A, W)), (lambda: A.T @ W)
     if name == "gram_product":
         return (lambda: core.gram_product(A, V)), (lambda: A.T @ (A @ V))
-    if name == "gd_products":  # fastlr routes it by the factor's size only (choice.factor_fits)
+    if name == "gd_products":  # fastlr routes it by the factor's size at v4, below as A @ V and A.T @ W
         return (lambda: core.gd_products(A, W, V)), (lambda: (A @ V, A.T @ W))
     return (lambda: core.power_step(A, V)), (lambda: (lambda Y: (Y, A.T @ Y))(A @ V))
 
@@ -140,10 +140,11 @@ def main(argv=None) -> int:
                                     losing["static"][not kernel_picked] += verdict != "ok"
                                     total += 1
                                     picks.append(f"{LEVELS[lv]} {'K' if kernel_picked else 'B'} {verdict}")
-                                    if kind == "gd":  # as use_kernel: the factor's size only
+                                    if kind == "gd" and LEVEL_NAMES[lv] == "x86-64-v4":  # as use_kernel: size only
                                         cal_kernel = fits
-                                    else:
-                                        cal_limit = calibrated[lv][order, kind, np.dtype(dtype).name]
+                                    else:  # below v4 "gd" follows the "pass" threshold
+                                        cal_kind = "pass" if kind == "gd" else kind
+                                        cal_limit = calibrated[lv][order, cal_kind, np.dtype(dtype).name]
                                         if args.threads > 1:  # as use_kernel: the calibration timed one thread
                                             cal_limit = min(cal_limit, BLAS_MIN_COLUMNS)
                                         cal_kernel = fits and l < cal_limit
