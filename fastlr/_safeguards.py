@@ -189,9 +189,11 @@ class Checkpoint:
     improvement; ``patience=None``: never).
 
     ``ties`` (relative, absolute; :func:`rounding_ties`) and ``optimal`` (the validation matrices' mean optimal
-    error, which Err is in excess of): an Err within the tie of the best is no better. Where every sketch is exact
-    (m at least the column count) all Errs are rounding, ~1e-16, and without the tie that rounding decided whether
-    the learned values "beat" the random start (15 of 20 seeds of 200 x 8 matrices, m = 10, on a Zen 2).
+    error, which Err is in excess of): an Err within the tie of the random start's (step 0) does not beat it. Where
+    every sketch is exact (m at least the column count) all Errs are rounding, ~1e-16, and without the tie that
+    rounding decided whether the learned values "beat" the random start (15 of 20 seeds of 200 x 8 matrices,
+    m = 10, on a Zen 2). Later steps are compared with the best without it: float32's tie (1e-4 of the error)
+    can be a few % of a small Err, and would stop training early.
     """
 
     def __init__(self, patience: int | None, ties: tuple[float, float] = (0.0, 0.0), optimal: float = 0.0):
@@ -213,10 +215,12 @@ class Checkpoint:
             self.random_err = err
         if not math.isfinite(err):
             return False
-        if self.best_values is None or err < self.best_err - max(IMPROVEMENT * abs(self.best_err), self.tie()):
+        # beating the random start (step 0) takes more than a rounding tie; later steps only more than nothing
+        tie = self.tie() if self.best_step == 0 else 0.0
+        if self.best_values is None or err < self.best_err - max(IMPROVEMENT * abs(self.best_err), tie):
             self.best_err, self.best_step, self.best_values, self.stale = err, step, values.copy(), 0
             return False
-        if err < self.best_err - self.tie():  # better but not by much: keep it without resetting the patience
+        if err < self.best_err - tie:  # better but not by much: keep it without resetting the patience
             self.best_err, self.best_step, self.best_values = err, step, values.copy()
         self.stale += 1
         return self.patience is not None and self.stale >= self.patience

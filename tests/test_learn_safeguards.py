@@ -119,6 +119,8 @@ def test_checkpoint_ties_and_negative_errs():
     assert c.best_step == 0 and c.fallback
     c.update(3, -0.1, values + 3)
     assert c.best_step == 3 and not c.fallback
+    c.update(4, -0.1 - 1e-13, values + 4)  # past the random start, any lower Err is kept (patience not reset)
+    assert c.best_step == 4 and c.stale == 1
 
 
 def test_best_checkpoint_is_kept_and_patience_stops(family):
