@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Fused vs two-pass CSR ``A^T (A V)`` / power / ``gd_products`` on this machine, and SciPy's products.
 
-The CSR kernel splits its fused pass in two when V (d x k) takes L3 / 4 (3 L3 / 16 at baseline) to
-24 MiB and A holds 5 or more nonzeros a row (4 for gd) (products_csr.hpp, ``csr_split_passes``); the L3 size
+The CSR kernel splits its fused pass in two when V (d x k) takes L3 / 4 (3 L3 / 16 at baseline past 32-byte rows) to
+24 MiB and A holds 4 or more nonzeros a row (products_csr.hpp, ``csr_split_passes``); the L3 size
 comes from ``_core._set_cache_sizes``. This script forces either side by telling the kernel a fitting
 L3 size (split: L3 = 4 V bytes, V at the band's low end; fused: L3 = 8 V bytes, V under it). Where
 the padded width equals k (float64 k % 4 == 0, float32 k % 8 == 0 from 9 columns on) one thread
@@ -93,10 +93,8 @@ def main(argv=None) -> int:
                                     t = calls[label]()
                                     if r:
                                         best[label] = min(best[label], t)
-                            lo = 3 * l3 // 16 if level == 0 else l3 // 4
-                            rows_min = 4 if product == "gd" else 5  # nonzeros a row from which the kernel splits
-                            now = ("split" if product != "rmatmul" and A.nnz >= rows_min * n and lo <= vbytes <= 24 << 20
-                                   else "fused")
+                            lo = 3 * l3 // 16 if level == 0 and k * dtype.itemsize > 32 else l3 // 4
+                            now = "split" if product != "rmatmul" and A.nnz >= 4 * n and lo <= vbytes <= 24 << 20 else "fused"
                             print(f"| {n}x{d}, {A.nnz / n:.2f} a row | {dtype.name} | {k} | {vbytes / 2**20:.1f} | {product} "
                                   f"| {('baseline', 'v3', 'v4')[level]} | {best['fused']:.2f} | {best['split']:.2f} "
                                   f"| {best['scipy']:.2f} | {best['fused'] / best['split']:.2f} "

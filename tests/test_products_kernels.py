@@ -255,7 +255,7 @@ def test_csr_block_widths(dtype, level):
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def test_csr_split_passes(dtype, level):
     """A^T (A V), and (A V, A^T U), with V of 3 L3 / 16 or L3 / 4 (baseline / x86-64-v3+; 3-4 MiB on a
-    16 MiB L3, 6-8 on 32 MiB) to 24 MiB and 5 (gd: 4) or more nonzeros a row run as a forward pass then a backward pass over each thread's rows (csr_split_passes;
+    16 MiB L3, 6-8 on 32 MiB) to 24 MiB and 4 or more nonzeros a row run as a forward pass then a backward pass over each thread's rows (csr_split_passes;
     here V of 10 MiB): power_step, gram_product and gd_products against SciPy in float64, one and two
     threads, widths on and past the compile-time rows."""
     core = pytest.importorskip("fastlr._core")
@@ -295,8 +295,8 @@ def test_csr_split_passes(dtype, level):
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def test_csr_bounds_follow_the_cache_sizes(dtype, level):
     """The CSR kernels' size bounds scale with the L3 size fastlr passes in (_set_cache_sizes, from
-    choice.cache_sizes() when the backend loads): told an L3 of 4 V bytes, A^T (A V) over rows of 5+
-    nonzeros and (A V, A^T U) over 4+ run split (V from L3 / 4, 3 L3 / 16 at baseline), told L3 = 8 V bytes fused,
+    choice.cache_sizes() when the backend loads): told an L3 of 4 V bytes, A^T (A V) and (A V, A^T U)
+    over rows of 4+ nonzeros run split (V from L3 / 4, 3 L3 / 16 at baseline), told L3 = 8 V bytes fused,
     and the padded Z buffer gives way to Z itself from L3 / 4; every path against SciPy, one and two
     threads."""
     core = pytest.importorskip("fastlr._core")
@@ -307,7 +307,7 @@ def test_csr_bounds_follow_the_cache_sizes(dtype, level):
     previous, threads = core._cap_product_isa(level), core.get_num_threads()
     rng = np.random.default_rng(61 + level)
     try:
-        for k, per_row in ((3, 6), (6, 4), (8, 6), (17, 4), (40, 6)):  # gd splits from 4 a row, gram from 5
+        for k, per_row in ((3, 6), (6, 4), (8, 6), (17, 4), (40, 6)):  # the kernel splits from 4 a row
             n, d = 400, 900
             rows = np.repeat(np.arange(n), per_row)
             cols = np.concatenate([rng.choice(d, per_row, replace=False) for _ in range(n)])

@@ -294,7 +294,7 @@ class InMemory(Operand):
         """``(A @ V, A.T @ U)`` in one pass over A; U is n x k, V is d x k. Dense A whose d x k
         factors pass the cache (``choice.factor_fits``: wide A) gets two BLAS GEMMs instead; the CSR
         kernel walks each thread's rows twice (``A V``, then ``A.T U``) where V takes L3 / 4 to 24 MiB (from
-        3 L3 / 16 at baseline) and rows hold 4 or more nonzeros (5 for its ``A.T (A V)`` pass)."""
+        3 L3 / 16 at baseline) and rows hold 4 or more nonzeros, as its ``A.T (A V)`` pass does."""
         U = _factor(U, self.dtype, "U")
         V = _factor(V, self.dtype, "V")
         with self._work(V.shape[1], 2):

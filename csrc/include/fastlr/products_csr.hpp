@@ -582,7 +582,7 @@ inline bool csr_tail_one_piece(cpu_level_t level, index_t k) {
 // A^T (A V) as two passes over a thread's rows, A V into Y then A^T Y, rather than
 // one fused walk per row (and (A V, A^T U) likewise: A V, then A^T U), when V (d x k)
 // takes L3 / 4 (3 L3 / 16 at baseline) to kCsrSplitMax bytes and A has
-// 5 or more nonzeros a row (4 for (A V, A^T U)). The fused walk
+// 4 or more nonzeros a row. The fused walk
 // keeps V's and Z's rows (2 d k values) in the cache at once; past L2 that footprint,
 // not the walk, set its time, while each pass alone reuses one d x k array and Y
 // streams (2 n k values, written then read in order). Measured single thread (Zen 4:
@@ -597,8 +597,8 @@ inline bool csr_tail_one_piece(cpu_level_t level, index_t k) {
 // (A V, A^T U) under the same bound, fused -> split (bench/README.md "Thirteenth session:
 // issue 13's figures, CSR gd_products in two passes"): 50000 x 50000, 20 a row, float64
 // k = 33 62.9 -> 47.9 (v4), 103.4 -> 63.3 (baseline), k = 16 at baseline 51.1 -> 21.0.
-// The lower bound scales with this CPU's L3 (cache_l3_bytes): L3 / 4 (3 L3 / 16 at baseline), 8 (6)
-// MiB on Zen 4's 32 MiB. On a Zen 2 (512 KiB L2, 16 MiB L3; bench/README.md "Fourteenth session: the
+// The lower bound scales with this CPU's L3 (cache_l3_bytes): L3 / 4 (3 L3 / 16 at baseline for rows of
+// V past 32 bytes), 8 (6) MiB on Zen 4's 32 MiB. On a Zen 2 (512 KiB L2, 16 MiB L3; bench/README.md "Fourteenth session: the
 // sparse products on an AVX2 Zen 2") the fused walk lost from 4.6 MB at 20 a row (50000 x 50000 float64
 // k = 12 A^T (A V) at x86-64-v3, fused / split 16.0 / 10.2 ms, baseline 26.8 / 14.4, SciPy 16.7), as
 // from 8 MiB on Zen 4. The upper bound did not follow L3: split won up to 24 MiB there too (200000 x
@@ -606,19 +606,22 @@ inline bool csr_tail_one_piece(cpu_level_t level, index_t k) {
 // from 30 MB (k = 20: 56.8 -> 59.3, 92.5 -> 99.5).
 constexpr index_t kCsrSplitMax = index_t(24) << 20;
 
-// (A V, A^T U) splits from 4 nonzeros a row: on the Zen 2 its fused pass lost to SciPy's two products
-// at 4.99 a row (80000 x 40000 float64 k = 24 / 33 at x86-64-v3: 17.4 / 32.4 ms, SciPy 15.3 / 26.1)
-// while the split won at 5.1 (11.7 / 17.5, SciPy 17.2 / 28.2).
+// Both split from 4 nonzeros a row (Zen 4's bound was 5): on the Zen 2 the fused (A V, A^T U) lost to
+// SciPy's two products at 4.99 a row (80000 x 40000 float64 k = 24 / 33 at x86-64-v3: 17.0 / 32.7 ms,
+// SciPy 16.1 / 25.5; split 10.0 / 20.0), and at 4.5 a row the split A^T (A V) beat the fused one in 93
+// of 106 rows within the band (v3 and baseline, float32 / float64, V of 3.1-18.9 MB: up to 1.57x). It
+// lost most (0.75x) at baseline near 3 MiB over rows of at most 32 bytes (150000 x 150000 float64 k = 3,
+// float32 k = 6), which start at L3 / 4 there as at the AVX2 levels.
 template <class T>
-inline bool csr_split_passes(cpu_level_t level, RowPass pass, index_t n, index_t d, index_t k, index_t nnz) {
+inline bool csr_split_passes(cpu_level_t level, index_t n, index_t d, index_t k, index_t nnz) {
   const index_t l3 = cache_l3_bytes().load(std::memory_order_relaxed);
-  index_t lo = 3 * l3 / 16;
+  index_t lo = k * index_t(sizeof(T)) <= 32 ? l3 / 4 : 3 * l3 / 16;
 #if defined(FASTLR_X86_DISPATCH)
   if (level >= kAvx2) lo = l3 / 4;
 #endif
   (void)level;
   const index_t vbytes = d * k * index_t(sizeof(T));
-  return nnz >= (pass == RowPass::kBoth ? 4 : 5) * n && vbytes >= lo && vbytes <= kCsrSplitMax;
+  return nnz >= 4 * n && vbytes >= lo && vbytes <= kCsrSplitMax;
 }
 
 }  // namespace detail
@@ -666,7 +669,7 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   // A^T (A V) and (A V, A^T U) over V of L3 / 4 to kCsrSplitMax bytes: each thread's rows
   // forward into Y (the output, or a buffer), then backward from Y or U (csr_split_passes).
   const bool split = (pass == RowPass::kPower || pass == RowPass::kBoth) &&
-                     detail::csr_split_passes<T>(level, pass, n, d, k, nnz);
+                     detail::csr_split_passes<T>(level, n, d, k, nnz);
   detail::AlignedBuffer<T> ysplit;
   if (split && Y == nullptr) ysplit.allocate(n * k);
   detail::CsrPass<T, I> pf = p, pb = p;
