@@ -71,7 +71,8 @@ CSC ``A @ V`` from k = 17 on 0.86-0.93x). SciPy runs instead for
   on a 16 MiB Zen 2, bench/README.md "Fourteenth session: the sparse products on an AVX2 Zen 2"),
   where the SSE2 pass fetches a V row from L3 per nonzero and loses to SciPy's two scalar passes
   (bench/README.md, "Thirteenth session: the sparse route by ISA level (HT2)"; on the Zen 2
-  0.66-0.96x at 4.6-10.6 MB, narrow rows 0.80-0.96x at 4.6-6.1 MB): with 5 a row on 50000 x 50000, 100000 x 100000, 80000 x 40000 and 60000 x
+  0.66-0.96x at 4.6-10.6 MB, narrow rows 0.80-0.96x at 4.6-6.1 MB): with 5 a row on 50000 x
+  50000, 100000 x 100000, 80000 x 40000 and 60000 x
   30000, float64 k = 8-40 and float32 k = 24-80, 0.53-0.97x in most runs (from 4 MiB on too,
   but there wins swapped with losses between runs: 80000 x 80000 float64 k = 7-8 1.05-1.48x), with ties and wins
   near 16 MiB that move between runs (50000 x 50000 float64 k = 40 0.90-1.02x in one run,
