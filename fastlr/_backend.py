@@ -24,6 +24,7 @@ import warnings
 from contextlib import contextmanager
 from types import ModuleType
 
+from ._caches import read_cache_sizes
 from ._kernels import _threads_state, reference
 
 __all__ = [
@@ -83,9 +84,7 @@ def _load(name: str) -> ModuleType | None:
         if name == "cpp":
             _threads_state.register_core(module)  # the core keeps its own copy of the thread counts
             if hasattr(module, "_set_cache_sizes"):  # the CSR kernels' bounds scale with this CPU's caches
-                from ._matrix.choice import cache_sizes
-
-                module._set_cache_sizes(*cache_sizes())
+                module._set_cache_sizes(*read_cache_sizes())
         _loaded[name] = module
         return module
 

@@ -99,6 +99,7 @@ import os
 import numpy as np
 
 from .._backend import get_backend
+from .._caches import read_cache_sizes
 from . import calibration
 
 __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "NARROW_ROW_BYTES", "SPARSE_SHORT_ROW_NNZ",
@@ -275,27 +276,10 @@ _cache_sizes: tuple[int, int] | None = None
 
 def cache_sizes() -> tuple[int, int]:
     """(L2, L3) sizes in bytes of CPU 0's caches from Linux's sysfs; 512 KiB / 16 MiB (small: the
-    cap errs towards BLAS) where the system does not say."""
+    cap errs towards BLAS) where the system does not say (``_caches.read_cache_sizes``, read once)."""
     global _cache_sizes
     if _cache_sizes is None:
-        sizes = {2: 512 * 1024, 3: 16 * 1024 * 1024}
-        root = "/sys/devices/system/cpu/cpu0/cache"
-        try:
-            for entry in os.listdir(root):
-                if not entry.startswith("index"):
-                    continue
-                with open(os.path.join(root, entry, "level")) as f:
-                    level = int(f.read())
-                with open(os.path.join(root, entry, "type")) as f:
-                    kind = f.read().strip()
-                with open(os.path.join(root, entry, "size")) as f:
-                    text = f.read().strip().upper()
-                if level in sizes and kind in ("Unified", "Data") and text:
-                    unit = {"K": 1024, "M": 1024 * 1024}.get(text[-1], 1)
-                    sizes[level] = int(text.rstrip("KM")) * unit
-        except (OSError, ValueError):
-            pass  # not Linux, or an unexpected layout: the defaults
-        _cache_sizes = (sizes[2], sizes[3])
+        _cache_sizes = read_cache_sizes()
     return _cache_sizes
 
 
