@@ -89,6 +89,9 @@ def _scw_ms(S, matrices) -> float:
 
 
 def _run_family(fam: Family, quiet: bool, log) -> FamilyResult:
+    # Bars redraw one line with carriage returns: on a terminal only (a log file would get one
+    # line per bar, thousands of updates long); the log lines and the table go everywhere.
+    bars = not quiet and _is_terminal(sys.stderr)
     data = fam.make()
     train, test = data[: fam.n_train], data[fam.n_train :]
     n = data[0].shape[0]
@@ -103,7 +106,7 @@ def _run_family(fam: Family, quiet: bool, log) -> FamilyResult:
         with warnings.catch_warnings():  # a fallback is reported in the log below, not as a warning
             warnings.simplefilter("ignore", LearnedSketchWarning)
             S = learn_sketch(train, M_ROWS, RANK, steps=fam.steps, mixed=mixed, init=init,
-                             eval_every=max(1, fam.steps // 10), progress=False if quiet else f"{fam.name}: {method}")
+                             eval_every=max(1, fam.steps // 10), progress=bars and f"{fam.name}: {method}")
         if S.fallback:
             log(f"{fam.name}: {method}: did not beat its start on validation; the random start is used")
         res.train_seconds[method] = time.perf_counter() - start
@@ -186,6 +189,13 @@ def _plot(path, results: list[FamilyResult]) -> None:
         plt.close(fig)
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
 def run(*, quick: bool = False, plot=None, quiet: bool = False, out=None) -> list[FamilyResult]:
     """Run the demo: train, evaluate, print the table (and save the plot).
 
@@ -196,7 +206,8 @@ def run(*, quick: bool = False, plot=None, quiet: bool = False, out=None) -> lis
     plot : str or path, optional
         Save the training curves and the comparison there (needs matplotlib).
     quiet : bool
-        No progress bars or progress lines; the table is still printed.
+        No progress bars or progress lines; the table is still printed. Progress
+        bars are drawn only when stderr is a terminal.
     out : file, optional
         Where to print (default sys.stdout).
 

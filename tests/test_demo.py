@@ -65,3 +65,30 @@ def test_plot_folder_checked_before_the_work(tmp_path):
     pytest.importorskip("matplotlib")
     with pytest.raises(FileNotFoundError, match="--plot"):
         demo.run(quick=True, quiet=True, plot=tmp_path / "absent" / "demo.png", out=io.StringIO())
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+@pytest.mark.parametrize("tty, quiet, bars", [(True, False, True), (False, False, False), (True, True, False)])
+def test_progress_bars_only_on_a_terminal(tty, quiet, bars, monkeypatch):
+    """Bars redraw a line with carriage returns: drawn when stderr is a terminal and the run is not quiet,
+    never into a redirected log (one line per bar, thousands of updates long)."""
+    seen = []
+
+    def stop(*args, progress=False, **kwargs):
+        seen.append(progress)
+        raise KeyboardInterrupt  # the first training call is all this test needs
+
+    monkeypatch.setattr(demo, "learn_sketch", stop)
+    monkeypatch.setattr(demo.sys, "stderr", _Stream(tty))
+    with pytest.raises(KeyboardInterrupt):
+        demo._run_family(demo._families(True)[0], quiet, lambda line: None)
+    assert seen == (["video: Learned"] if bars else [False])
+    assert demo._is_terminal(object()) is False  # no isatty: not a terminal
