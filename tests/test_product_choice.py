@@ -382,3 +382,22 @@ def test_small_products_run_on_one_thread(monkeypatch):
         monkeypatch.setattr(memory, "SMALL_WORK", 0)
         op.matmul(np.ones((50, 3)))
     assert seen == [1, 2]
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_products_count_their_nonzeros_as_dearer_work(fmt, monkeypatch):
+    """A sparse pass's nonzeros and rows count SPARSE_ENTRY_WORK multiply-adds each: 400,000 nonzeros
+    times 8 columns (3.2M, far under SMALL_WORK) take ~2 ms a thread and run on fastlr's threads (they
+    ran on one, at half the speed two gave, up to 45 ms); a small sparse product stays on one thread."""
+    import fastlr
+    from fastlr._matrix import memory
+
+    seen = []
+    monkeypatch.setattr(InMemory, "_matmul", lambda self, V: seen.append(fastlr.get_num_threads()) or self.A @ V)
+    big = sp.random(40000, 2000, density=0.005, format=fmt, random_state=np.random.default_rng(0))
+    small = sp.random(300, 200, density=0.01, format=fmt, random_state=np.random.default_rng(0))
+    assert memory.SPARSE_ENTRY_WORK * big.nnz * 8 >= memory.SMALL_WORK > big.nnz * 8
+    with fastlr.thread_limit(2):
+        InMemory(big).matmul(np.ones((2000, 8)))
+        InMemory(small).matmul(np.ones((200, 8)))
+    assert seen == [2, 1]

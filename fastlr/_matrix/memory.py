@@ -7,7 +7,8 @@ for dense A (``choice.use_kernel``: by factor width, dtype, memory order and the
 CPU's vector ISA, measured so that neither path is picked where the other is
 faster; ``FASTLR_PRODUCT_CHOICE`` overrides), and the Gram matrix A^T A for power
 steps on narrow dense A (float64 A: formed in float32 first where that serves).
-Products smaller than ``SMALL_WORK`` run on one thread.
+Products smaller than ``SMALL_WORK`` run on one thread (a sparse pass's nonzeros and rows count
+``SPARSE_ENTRY_WORK`` times).
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ GRAM_WIDTH = 4
 #: with libgomp's default spin-wait, 0.63 ms with OMP_WAIT_POLICY=passive;
 #: bench/bench_threads.py, bench/README.md).
 SMALL_WORK = 2**26
+#: A sparse pass's multiply-adds count this many times a dense one's against SMALL_WORK: each
+#: nonzero gathers (or scatters) a factor row, and each row of the CSR writes (or reads) one. On a
+#: Zen 2, A @ V over 1M nonzeros ran 1-2 G multiply-adds a second, a tenth to a twentieth of the dense
+#: kernel's rate, so nonzeros times k under SMALL_WORK took up to ~45 ms on one thread, twice what two
+#: threads took (200000 x 200000 at 5 a row, k = 32: 44.8 vs 22.8 ms; bench/README.md, fourteenth
+#: session).
+SPARSE_ENTRY_WORK = 32
 
 #: Rows of A per SYRK call in ``_gram``: about this many flops each (~0.2 s), so
 #: Ctrl-C is honoured between calls, and at least _GRAM_MIN_ROWS rows so each
@@ -249,7 +257,11 @@ class InMemory(Operand):
 
     def _work(self, k: int, sides: int = 1):
         """``_threads_for`` of a pass over A with k-column factors (``sides`` = 2: both ways)."""
-        size = self.parts[2].size if self.sparse else self.shape[0] * self.shape[1]
+        if self.sparse:  # the nonzeros and the rows of the CSR the kernel runs over (A^T's for CSC)
+            rows = self.shape[0] if self.format == "csr" else self.shape[1]
+            size = SPARSE_ENTRY_WORK * (self.parts[2].size + rows)
+        else:
+            size = self.shape[0] * self.shape[1]
         return _threads_for(sides * size * k)
 
     def matmul(self, V) -> np.ndarray:
