@@ -386,18 +386,24 @@ def test_small_products_run_on_one_thread(monkeypatch):
 
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_sparse_products_count_their_nonzeros_as_dearer_work(fmt, monkeypatch):
-    """A sparse pass's nonzeros and rows count SPARSE_ENTRY_WORK multiply-adds each: 400,000 nonzeros
-    times 8 columns (3.2M, far under SMALL_WORK) take ~2 ms a thread and run on fastlr's threads (they
-    ran on one, at half the speed two gave, up to 45 ms); a small sparse product stays on one thread."""
+    """A sparse gathering pass (CSR A @ V, CSC A.T @ W) counts SPARSE_ENTRY_WORK multiply-adds per nonzero:
+    400,000 nonzeros times 8 columns (3.2M, far under SMALL_WORK) take ~2 ms a thread and run on fastlr's
+    threads (they ran on one, at half the speed two gave, up to 45 ms). The scattering pass keeps the plain
+    count (each thread sums into a d x k Z of its own: two threads lost to one), and so does a small product."""
     import fastlr
     from fastlr._matrix import memory
 
     seen = []
-    monkeypatch.setattr(InMemory, "_matmul", lambda self, V: seen.append(fastlr.get_num_threads()) or self.A @ V)
+    record = lambda self, F: seen.append(fastlr.get_num_threads()) or np.zeros(1)  # noqa: E731
+    monkeypatch.setattr(InMemory, "_matmul", record)
+    monkeypatch.setattr(InMemory, "_rmatmul", record)
     big = sp.random(40000, 2000, density=0.005, format=fmt, random_state=np.random.default_rng(0))
     small = sp.random(300, 200, density=0.01, format=fmt, random_state=np.random.default_rng(0))
     assert memory.SPARSE_ENTRY_WORK * big.nnz * 8 >= memory.SMALL_WORK > big.nnz * 8
+    gather, scatter = ("matmul", "rmatmul") if fmt == "csr" else ("rmatmul", "matmul")
+    factor = {"matmul": np.ones((2000, 8)), "rmatmul": np.ones((40000, 8))}
     with fastlr.thread_limit(2):
-        InMemory(big).matmul(np.ones((2000, 8)))
-        InMemory(small).matmul(np.ones((200, 8)))
-    assert seen == [2, 1]
+        getattr(InMemory(big), gather)(factor[gather])
+        getattr(InMemory(big), scatter)(factor[scatter])
+        getattr(InMemory(small), gather)(np.ones((200, 8)) if gather == "matmul" else np.ones((300, 8)))
+    assert seen == [2, 1, 1]

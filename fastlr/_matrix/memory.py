@@ -7,8 +7,8 @@ for dense A (``choice.use_kernel``: by factor width, dtype, memory order and the
 CPU's vector ISA, measured so that neither path is picked where the other is
 faster; ``FASTLR_PRODUCT_CHOICE`` overrides), and the Gram matrix A^T A for power
 steps on narrow dense A (float64 A: formed in float32 first where that serves).
-Products smaller than ``SMALL_WORK`` run on one thread (a sparse pass's nonzeros and rows count
-``SPARSE_ENTRY_WORK`` times).
+Products smaller than ``SMALL_WORK`` run on one thread (a sparse gathering pass's nonzeros and
+rows count ``SPARSE_ENTRY_WORK`` times).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ GRAM_WIDTH = 4
 #: with libgomp's default spin-wait, 0.63 ms with OMP_WAIT_POLICY=passive;
 #: bench/bench_threads.py, bench/README.md).
 SMALL_WORK = 2**26
-#: A sparse pass's multiply-adds count this many times a dense one's against SMALL_WORK: each
-#: nonzero gathers (or scatters) a factor row, and each row of the CSR writes (or reads) one. On a
+#: A sparse gathering pass's multiply-adds count this many times a dense one's against SMALL_WORK:
+#: each nonzero gathers a factor row, and each row of the CSR writes one (``InMemory._work``). On a
 #: Zen 2, A @ V over 1M nonzeros ran 1-2 G multiply-adds a second, a tenth to a twentieth of the dense
 #: kernel's rate, so nonzeros times k under SMALL_WORK took up to ~45 ms on one thread, twice what two
 #: threads took (200000 x 200000 at 5 a row, k = 32: 44.8 vs 22.8 ms; bench/README.md, fourteenth
@@ -255,11 +255,16 @@ class InMemory(Operand):
 
     # ----------------------------------------------------------------- one-pass kernels
 
-    def _work(self, k: int, sides: int = 1):
-        """``_threads_for`` of a pass over A with k-column factors (``sides`` = 2: both ways)."""
-        if self.sparse:  # the nonzeros and the rows of the CSR the kernel runs over (A^T's for CSC)
-            rows = self.shape[0] if self.format == "csr" else self.shape[1]
-            size = SPARSE_ENTRY_WORK * (self.parts[2].size + rows)
+    def _work(self, k: int, sides: int = 1, gather: bool = False):
+        """``_threads_for`` of a pass over A with k-column factors (``sides`` = 2: both ways).
+        ``gather``: a sparse pass that reads factor rows and writes its own output rows (CSR
+        ``A @ V``, CSC ``A.T @ W``); its nonzeros and rows count SPARSE_ENTRY_WORK each. Passes that
+        scatter into Z keep the plain count: each thread then sums into a Z of its own, d x k,
+        and two threads lost to one (50000 x 50000 at 5 a row, A^T (A V) k = 16: 8.3 vs 5.8 ms)."""
+        if self.sparse:
+            size = self.parts[2].size
+            if gather:  # the rows of the CSR the kernel runs over (A^T's for CSC)
+                size = SPARSE_ENTRY_WORK * (size + (self.shape[0] if self.format == "csr" else self.shape[1]))
         else:
             size = self.shape[0] * self.shape[1]
         return _threads_for(sides * size * k)
@@ -268,7 +273,7 @@ class InMemory(Operand):
         """``A @ V`` (n x k), one pass, by the one-pass kernel (sparse A: or SciPy's product where
         it is faster, ``choice.use_sparse_kernel``)."""
         V = _factor(V, self.dtype, "V")
-        with self._work(V.shape[1]):
+        with self._work(V.shape[1], gather=self.sparse and self.format == "csr"):
             return self._matmul(V)
 
     def _matmul(self, V) -> np.ndarray:
@@ -287,7 +292,7 @@ class InMemory(Operand):
         """``A.T @ W`` (d x k), one pass, by the one-pass kernel (sparse A: or SciPy's product where
         it is faster)."""
         W = _factor(W, self.dtype, "W")
-        with self._work(W.shape[1]):
+        with self._work(W.shape[1], gather=self.sparse and self.format == "csc"):
             return self._rmatmul(W)
 
     def _rmatmul(self, W) -> np.ndarray:
