@@ -1,5 +1,6 @@
-"""Sparse A @ V on one thread and on two: the CSR kernel called directly (no work gate) and through
-InMemory (fastlr's gate, memory.SPARSE_ENTRY_WORK), wall clock, min over interleaved rounds.
+"""Sparse products on one thread and on two, wall clock, min over interleaved rounds: CSR A @ V by the
+kernel called directly (no work gate), and InMemory's times (gathers), rtimes (scatters) and
+gram_product through fastlr's gate (memory.SPARSE_ENTRY_WORK) and route.
 
     python bench/sparse_threads.py --rounds 15
 """
@@ -37,16 +38,17 @@ def main():
     ap.add_argument("--ks", default="4,8,16,32")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    print("| A (nonzeros) | k | kernel 1t / 2t ms | InMemory.times 1t / 2t ms |")
-    print("|---|---|---|---|")
+    print("| A (nonzeros) | k | kernel A @ V 1t / 2t ms | times | rtimes | gram_product |")
+    print("|---|---|---|---|---|---|")
     for n, d, nnz in SHAPES:
         A = sp.csr_matrix(random_sparse(n, d, nnz, np.float64, rng))
         op = InMemory(A)
         for k in (int(x) for x in args.ks.split(",")):
-            V = rng.standard_normal((d, k))
-            kernel = best_ms(lambda: op.kernels.matmul_csr(*op.parts, V), args.rounds)
-            public = best_ms(lambda: op.times(V), args.rounds)
-            print(f"| {n}x{d} ({A.nnz}) | {k} | {kernel[1]:.2f} / {kernel[2]:.2f} | {public[1]:.2f} / {public[2]:.2f} |",
+            V, W = rng.standard_normal((d, k)), rng.standard_normal((n, k))
+            calls = [lambda: op.kernels.matmul_csr(*op.parts, V), lambda: op.times(V), lambda: op.rtimes(W),
+                     lambda: op.gram_product(V)]
+            cells = [best_ms(call, args.rounds) for call in calls]
+            print(f"| {n}x{d} ({A.nnz}) | {k} | " + " | ".join(f"{c[1]:.2f} / {c[2]:.2f}" for c in cells) + " |",
                   flush=True)
 
 
