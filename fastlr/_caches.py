@@ -4,6 +4,7 @@ its own, importing nothing of fastlr's, so the backend loader can ask it without
 
 from __future__ import annotations
 
+import functools
 import os
 
 #: Where the system does not say (not Linux, an unexpected layout): small, so that size caps err
@@ -11,8 +12,10 @@ import os
 DEFAULT_SIZES = (512 * 1024, 16 * 1024 * 1024)
 
 
+@functools.cache
 def read_cache_sizes() -> tuple[int, int]:
-    """(L2, L3) sizes in bytes of CPU 0's caches, or DEFAULT_SIZES where sysfs does not say."""
+    """(L2, L3) sizes in bytes of CPU 0's caches, or DEFAULT_SIZES where sysfs does not say; read once
+    (the backend loader and the product choice both ask)."""
     sizes = {2: DEFAULT_SIZES[0], 3: DEFAULT_SIZES[1]}
     root = "/sys/devices/system/cpu/cpu0/cache"
     try:

@@ -295,7 +295,7 @@ def test_csr_split_passes(dtype, level):
 @pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 def test_csr_bounds_follow_the_cache_sizes(dtype, level):
     """The CSR kernels' size bounds scale with the L3 size fastlr passes in (_set_cache_sizes, from
-    choice.cache_sizes() when the backend loads): told an L3 of 4 V bytes, A^T (A V) and (A V, A^T U)
+    _caches.read_cache_sizes() when the backend loads): told an L3 of 4 V bytes, A^T (A V) and (A V, A^T U)
     over rows of 4+ nonzeros run split (V from L3 / 4, 3 L3 / 16 at baseline), told L3 = 8 V bytes fused,
     and the padded Z buffer gives way to Z itself from L3 / 4; every path against SciPy, one and two
     threads."""

@@ -276,7 +276,7 @@ _cache_sizes: tuple[int, int] | None = None
 
 def cache_sizes() -> tuple[int, int]:
     """(L2, L3) sizes in bytes of CPU 0's caches from Linux's sysfs; 512 KiB / 16 MiB (small: the
-    cap errs towards BLAS) where the system does not say (``_caches.read_cache_sizes``, read once)."""
+    cap errs towards BLAS) where the system does not say (``_caches.read_cache_sizes``)."""
     global _cache_sizes
     if _cache_sizes is None:
         _cache_sizes = read_cache_sizes()

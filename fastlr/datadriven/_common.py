@@ -13,7 +13,7 @@ import scipy.ndimage
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from .._safeguards import TIE, TIE_ABS, LearnedSketchWarning, rounding_ties
+from .._safeguards import LearnedSketchWarning, rounding_ties
 from .._threads import thread_limit
 from .._validation import (
     as_matrix,
@@ -316,7 +316,7 @@ def _beats_random(S, mats: list, k: int, seed: int) -> bool:
     their standard deviation, each by more than a TIE."""
     m, n = (S[0] if isinstance(S, list) else S).shape
     scales = _scales(mats)  # once for the 18 sketches compared
-    ties = _ties(mats)
+    ties = rounding_ties([A.dtype for A in mats])  # rounding, not a gain
     err = _scaled_error(S, mats, k, scales)
     if not _below(err, _scaled_error(CountSketch(m, n, seed=seed), mats, k, scales), ties):
         return False
@@ -324,12 +324,7 @@ def _beats_random(S, mats: list, k: int, seed: int) -> bool:
     return _below(err, rivals.mean() - MARGIN * rivals.std(), ties)
 
 
-def _ties(mats: list) -> tuple[float, float]:
-    """(relative, absolute) tie of SCW errors on ``mats`` (_safeguards.rounding_ties: rounding, not a gain)."""
-    return rounding_ties([A.dtype for A in mats])
-
-
-def _below(err: float, bound: float, ties: tuple[float, float] = (TIE, TIE_ABS)) -> bool:
+def _below(err: float, bound: float, ties: tuple[float, float]) -> bool:
     """err < bound by more than a tie: ``ties[0]`` relative to the bound plus ``ties[1]`` absolute."""
     return bool(err < bound - ties[0] * abs(bound) - ties[1])
 

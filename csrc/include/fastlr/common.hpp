@@ -98,7 +98,7 @@ inline int cpu_level() { return std::min(cpu_isa_level(), isa_cap().load(std::me
 
 /// This CPU's L2 (per core) and L3 sizes in bytes, which some kernels' bounds scale with
 /// (products_csr.hpp). Python sets them from sysfs when it loads the module
-/// (_core._set_cache_sizes, from choice.cache_sizes()); until then 512 KiB / 16 MiB, its
+/// (_core._set_cache_sizes, from _caches.read_cache_sizes()); until then 512 KiB / 16 MiB, its
 /// fallback. (glibc's sysconf gave 256 MiB of L3 on a 16 MiB Zen 2 VM.)
 inline std::atomic<std::int64_t>& cache_l2_bytes() {
   static std::atomic<std::int64_t> bytes{std::int64_t(512) << 10};
