@@ -62,6 +62,7 @@ __all__ = [
     "pull_to_buckets",
     "row_consistency",
     "rounding_ties",
+    "tie_width",
 ]
 
 DEFAULT_HOLDOUT = 0.2
@@ -181,6 +182,12 @@ def rounding_ties(dtypes) -> tuple[float, float]:
     return TIE, TIE_ABS
 
 
+def tie_width(ties: tuple[float, float], scale: float) -> float:
+    """How close two errors near ``scale`` may be and still count as equal (rounding): ``ties`` (relative,
+    absolute; :func:`rounding_ties`) applied to that scale."""
+    return ties[0] * abs(scale) + ties[1]
+
+
 class Checkpoint:
     """The best values seen at evaluations, and the patience rule.
 
@@ -207,7 +214,7 @@ class Checkpoint:
 
     def tie(self) -> float:
         """Errs closer than this to the best are no better (rounding)."""
-        return self.ties[0] * abs(self.best_err + self.optimal) + self.ties[1]
+        return tie_width(self.ties, self.best_err + self.optimal)
 
     def update(self, step: int, err: float, values: np.ndarray) -> bool:
         err = float(err)

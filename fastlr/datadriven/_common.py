@@ -13,7 +13,7 @@ import scipy.ndimage
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from .._safeguards import LearnedSketchWarning, rounding_ties
+from .._safeguards import LearnedSketchWarning, rounding_ties, tie_width
 from .._threads import thread_limit
 from .._validation import (
     as_matrix,
@@ -325,8 +325,8 @@ def _beats_random(S, mats: list, k: int, seed: int) -> bool:
 
 
 def _below(err: float, bound: float, ties: tuple[float, float]) -> bool:
-    """err < bound by more than a tie: ``ties[0]`` relative to the bound plus ``ties[1]`` absolute."""
-    return bool(err < bound - ties[0] * abs(bound) - ties[1])
+    """err < bound by more than a rounding tie at the bound's scale."""
+    return bool(err < bound - tie_width(ties, bound))
 
 
 def _halves(A) -> list:
