@@ -1,52 +1,118 @@
 """2 threads vs 1 right after a multi-threaded BLAS call (OpenBLAS's workers still spinning) and on a
-quiet machine: products and randomized_svd, wall clock, min over rounds; prints a JSON dict
+quiet machine, wall clock, min over rounds, for every kind of call bench/new_user_figures.py times
+(randomized_svd, scw, the dense products, CountSketch dense and CSR with its construction, gd_svd with
+defaults) and the sparse passes of ``InMemory``. Prints one line per call and a JSON dict
 {"<call>|<blas or quiet>|<threads>": ms}.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/threads_after_blas.py 6
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/threads_after_blas.py 6 --only randomized_svd csr
 
-Run it under two builds' Pythons alternately to compare them (bench/README.md, sixth session, lead).
+``--only``: calls whose label contains any of these words. Run it under two builds' Pythons alternately
+to compare them (bench/README.md, sixth session, lead).
 """
+from __future__ import annotations
+
+import argparse
 import json
+import pathlib
 import sys
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
 import fastlr
-rounds = int(sys.argv[1])
-rng = np.random.default_rng(0)
-G = rng.standard_normal((400, 400))
-core = fastlr.get_backend("cpp")
-cases = []
-for name, n, d, l in [("gram_product", 5760, 1080, 20), ("gram_product", 100000, 500, 20)]:
-    A = rng.standard_normal((n, d)).astype(np.float32); V = rng.standard_normal((d, l)).astype(np.float32)
-    cases.append((f"{name} {n}x{d} l={l} f32", (lambda f, A, V: lambda: f(A, V))(getattr(core, name), A, V)))
-A64 = rng.standard_normal((5760, 1080)); A32 = A64.astype(np.float32)
-cases.append(("randomized_svd 5760x1080 k=10 f64", lambda: fastlr.randomized_svd(A64, 10, random_state=0)))
-cases.append(("randomized_svd 5760x1080 k=10 f32", lambda: fastlr.randomized_svd(A32, 10, random_state=0)))
-# ninth session's routes: the float32-formed Gram matrix (float64, k = 50), the Krylov finder on a wide
-# matrix's rows, and a sparse product on the CSR kernel
-cases.append(("randomized_svd 5760x1080 k=50 f64", lambda: fastlr.randomized_svd(A64, 50, random_state=0)))
-W64 = np.ascontiguousarray(A64.T); W32 = W64.astype(np.float32)
-cases.append(("randomized_svd 1080x5760 k=10 f64", lambda: fastlr.randomized_svd(W64, 10, random_state=0)))
-cases.append(("randomized_svd 1080x5760 k=10 f32", lambda: fastlr.randomized_svd(W32, 10, random_state=0)))
-S = __import__("scipy.sparse", fromlist=["random"]).random(100000, 5000, density=0.002, format="csr", random_state=1)
-SV = rng.standard_normal((5000, 8))
-cases.append(("InMemory(csr 100000x5000 0.2%).times(8 columns) f64",
-              (lambda op: lambda: op.times(SV))(__import__("fastlr._matrix", fromlist=["InMemory"]).InMemory(S))))
-res = {}
-for r in range(rounds + 1):
-    for before in ("blas", "quiet"):
-        for label, call in cases:
-            for t in ((1, 2) if r % 2 == 0 else (2, 1)):
-                fastlr.set_num_threads(t)
-                with threadpool_limits(limits=t, user_api="blas"):
-                    if before == "blas":
-                        with threadpool_limits(limits=2, user_api="blas"):
-                            G @ G
-                    else:
-                        time.sleep(0.05)
-                    w = time.perf_counter(); call(); w = time.perf_counter() - w
-                if r > 0:
-                    res.setdefault(f"{label}|{before}|{t}", []).append(w * 1e3)
-print(json.dumps({k: min(v) for k, v in res.items()}))
+from fastlr._matrix import InMemory
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import gd_seeds  # noqa: E402
+from sparse_products import random_sparse  # noqa: E402
+
+
+def cases() -> list:
+    """(label, call) for every row; the data are built once."""
+    rng = np.random.default_rng(0)
+    core = fastlr.get_backend("cpp")
+    out = []
+    A64 = rng.standard_normal((5760, 1080))
+    A32 = A64.astype(np.float32)
+    for name in ("gram_product",):
+        for n, d in ((5760, 1080), (100000, 500)):
+            A = A32 if n == 5760 else rng.standard_normal((n, d)).astype(np.float32)
+            V = rng.standard_normal((d, 20)).astype(np.float32)
+            out.append((f"{name} {n}x{d} l=20 f32", (lambda f, A, V: lambda: f(A, V))(getattr(core, name), A, V)))
+    for A, tag in ((A64, "f64"), (A32, "f32")):
+        op = InMemory(A)
+        for l in (10, 60):
+            V = rng.standard_normal((1080, l)).astype(A.dtype)
+            out.append((f"InMemory(dense 5760x1080).times l={l} {tag}", (lambda op, V: lambda: op.times(V))(op, V)))
+        for k in (10, 50):
+            out.append((f"randomized_svd 5760x1080 k={k} {tag}",
+                        (lambda A, k: lambda: fastlr.randomized_svd(A, k, random_state=0))(A, k)))
+        W = np.ascontiguousarray(A.T)
+        out.append((f"randomized_svd 1080x5760 k=10 {tag}", (lambda W: lambda: fastlr.randomized_svd(W, 10, random_state=0))(W)))
+        out.append((f"scw 5760x1080 m=20 k=10 {tag}",
+                    (lambda A: lambda: fastlr.scw(A, fastlr.CountSketch(20, 5760, seed=1), 10))(A)))
+        out.append((f"CountSketch(20, 5760, seed) @ dense 5760x1080 {tag}",
+                    (lambda A: lambda: fastlr.CountSketch(20, 5760, seed=1) @ A)(A)))
+    T64 = rng.standard_normal((100000, 500))
+    for A, tag in ((T64, "f64"), (T64.astype(np.float32), "f32")):
+        out.append((f"randomized_svd 100000x500 k=10 {tag}", (lambda A: lambda: fastlr.randomized_svd(A, 10, random_state=0))(A)))
+    D = rng.standard_normal((100000, 200))
+    out.append(("CountSketch(50, 100000, seed) @ dense 100000x200 f64", lambda: fastlr.CountSketch(50, 100000, seed=1) @ D))
+    G = gd_seeds.inverse_spectrum()
+    out.append(("gd_svd(A, 10) defaults 2000x1000", lambda: fastlr.gd_svd(G, 10, random_state=0)))
+    C = random_sparse(1_000_000, 500, 500_000, np.float64, np.random.default_rng(2))
+    out.append(("CountSketch(50, 10**6, seed) @ csr 1Mx500, construction included",
+                lambda: fastlr.CountSketch(50, 1_000_000, seed=1) @ C))
+    opC = InMemory(C)
+    V16 = rng.standard_normal((500, 16))
+    out.append(("InMemory(csr 1Mx500 0.5/row).times l=16", lambda: opC.times(V16)))
+    S = random_sparse(100000, 5000, 1_000_000, np.float64, np.random.default_rng(1))
+    opS = InMemory(S)
+    SV, SW = rng.standard_normal((5000, 8)), rng.standard_normal((100000, 8))
+    out.append(("InMemory(csr 100000x5000 0.2%).times l=8", lambda: opS.times(SV)))
+    out.append(("InMemory(csr 100000x5000 0.2%).rtimes l=8", lambda: opS.rtimes(SW)))
+    out.append(("InMemory(csr 100000x5000 0.2%).gram_product l=8", lambda: opS.gram_product(SV)))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("rounds", type=int)
+    ap.add_argument("--only", nargs="*", default=[], help="calls whose label contains any of these words")
+    args = ap.parse_args(argv)
+    G = np.random.default_rng(0).standard_normal((400, 400))
+    calls = [(label, call) for label, call in cases() if not args.only or any(w in label for w in args.only)]
+    res: dict = {}
+    for r in range(args.rounds + 1):  # round 0 warms up (calibration, page faults, Numba)
+        for before in ("blas", "quiet"):
+            for label, call in calls:
+                for t in ((1, 2) if r % 2 == 0 else (2, 1)):
+                    fastlr.set_num_threads(t)
+                    with threadpool_limits(limits=t, user_api="blas"):
+                        if before == "blas":
+                            with threadpool_limits(limits=2, user_api="blas"):
+                                G @ G
+                        else:
+                            time.sleep(0.05)
+                        w = time.perf_counter()
+                        call()
+                        w = time.perf_counter() - w
+                    if r > 0:
+                        res.setdefault(f"{label}|{before}|{t}", []).append(w * 1e3)
+    best = {k: min(v) for k, v in res.items()}
+    print("| call | after BLAS: 1 / 2 threads, ms, 2/1 | quiet: 1 / 2 threads, ms, 2/1 |")
+    print("|---|---|---|")
+    for label, _ in calls:
+        cells = []
+        for before in ("blas", "quiet"):
+            one, two = best[f"{label}|{before}|1"], best[f"{label}|{before}|2"]
+            cells.append(f"{one:.2f} / {two:.2f}, {two / one:.2f}")
+        print(f"| {label} | {cells[0]} | {cells[1]} |")
+    print(json.dumps(best))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
