@@ -269,6 +269,142 @@ def test_subspace_inner_product_matches_numpy_spectral_lloyd(refine):
     np.testing.assert_allclose(sparse.values, S.values, atol=1e-8)
 
 
+def large_path(monkeypatch):
+    """Make the 60-row families take the path of large n: G never formed (_FULL_SCORES), no Gram block of a bucket
+    (_Rows.block calls recorded)."""
+    monkeypatch.setattr(dd_common, "_FULL_SCORES", 10)
+    blocks = []
+    block = dd_common._Rows.block
+    monkeypatch.setattr(dd_common._Rows, "block", lambda self, *a: blocks.append(a) or block(self, *a))
+    return blocks
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_large_subspace_path_matches_numpy(monkeypatch, sparse):
+    """Above _FULL_SCORES rows G is not formed: the whitened rows come from block Krylov iteration, the bucket values
+    from G's low-rank factor refined by power steps over the matrices, never from a Gram block per bucket (each
+    costs a product over all the matrices' columns: 10 of 15.5 s on bigbuckbunny). Same positions as the NumPy
+    reference, values its 1Shot1Vec values."""
+    train = family()
+    mats = [sp.csr_matrix(A) for A in train] if sparse else train
+    m, k, r = 6, 3, 4
+    blocks = large_path(monkeypatch)
+    S = dd.inner_product_sketch(mats, m, k, subspace=r, refine=5, seed=4)
+    assert blocks == []
+    h, _signs, _h0, _signs0, C = reference_subspace_positions(train, m, r, 4, 5)
+    np.testing.assert_array_equal(S.rows, h)
+    for j in range(m):
+        bucket = np.flatnonzero(h == j)
+        assert same_direction(S.values[bucket], top_left(C[bucket]), tol=1e-6)
+        np.testing.assert_allclose(np.sqrt(np.mean(S.values[bucket] ** 2)), 1.0)
+        assert S.values[bucket][np.argmax(np.abs(S.values[bucket]))] > 0  # sign: largest entry positive
+
+
+def test_large_path_trials_keep_the_lowest_training_loss(monkeypatch):
+    """8 trials on the path of large n: deterministic by seed, and the kept sketch has the lowest training loss (mean
+    ||A - SCW(S, A)||_F / sigma_1(A), NumPy) among the trials' positions with their exact 1Shot1Vec values (the
+    trials were ranked with values from G's low-rank factor; the kept one's are refined to VALUE_TOL)."""
+    train = family(8, seed=2)
+    large_path(monkeypatch)
+    S = dd.inner_product_sketch(train, 6, 3, subspace=4, trials=8, seed=1)
+    again = dd.inner_product_sketch(train, 6, 3, subspace=4, trials=8, seed=1)
+    np.testing.assert_array_equal(S.rows, again.rows)
+    np.testing.assert_array_equal(S.values, again.values)
+    assert not np.array_equal(S.rows, dd.inner_product_sketch(train, 6, 3, subspace=4, trials=8, seed=2).rows)
+    rows = dd_common._Rows(dd_common._check_matrices(train))
+    F = dd_positions._whitened_rows(rows, 4, 1)
+    rng = np.random.default_rng(1)
+    losses = []
+    for _ in range(8):
+        h, signs = dd_positions._subspace_positions(F, 6, rng, 10)
+        exact = fastlr.CountSketch.from_arrays(h, dd_common._bucket_values(rows, h, 6, signs, 1), 6)
+        losses.append(training_loss(exact, train, 3))
+        if np.array_equal(h, S.rows):
+            np.testing.assert_allclose(S.values, exact.values, atol=1e-3)  # power steps to VALUE_TOL
+            kept = losses[-1]
+    assert kept == pytest.approx(min(losses), rel=1e-9)
+
+
+def test_judges_loss_is_the_training_loss():
+    """_Judges.loss (||A||^2 minus the top-k energy of A V) is the mean ||A - SCW(S, A)||_F / sigma_1 (residual formed,
+    NumPy sigma_1) over up to 8 matrices spread over train, with the rows' scales or their own (combine="mean")."""
+    train = family(11, seed=3)
+    mats = dd_common._check_matrices(train)
+    spread = [train[i] for i in (0, 1, 3, 4, 6, 7, 9, 10)]
+    for rows in (dd_common._Rows(mats), dd_common._Rows(mats, "mean")):
+        judges = dd_positions._Judges(mats, rows, 3)
+        for seed in range(3):
+            S = fastlr.CountSketch(6, N_ROWS, seed=seed)
+            assert judges.loss(S) == pytest.approx(training_loss(S, spread, 3), rel=1e-9)
+
+
+def test_power_values_converge_to_bucket_top_vectors(monkeypatch):
+    """_power_values from a random start: each bucket's values tend to its top left singular vector (1Shot1Vec); at
+    the default tolerance the first step's start is already within VALUE_TOL, one pass."""
+    train = family()
+    C = side_by_side(train)
+    rows = dd_common._Rows(dd_common._check_matrices(train))
+    h = np.random.default_rng(0).integers(0, 5, N_ROWS)
+    start = np.random.default_rng(1).standard_normal(N_ROWS)
+    calls = []
+    products = dd_positions._sketch_products
+    monkeypatch.setattr(dd_positions, "_sketch_products", lambda *a: calls.append(1) or products(*a))
+    monkeypatch.setattr(dd_positions, "VALUE_TOL", 1e-12)
+    monkeypatch.setattr(dd_positions, "VALUE_STEPS", 1000)
+    v = dd_positions._power_values(rows, h, start, 5)
+    for j in range(5):
+        assert same_direction(v[h == j], top_left(C[h == j]), tol=1e-10)
+    exact = dd_common._bucket_values(rows, h, 5, np.ones(N_ROWS), 0)
+    calls.clear()
+    monkeypatch.setattr(dd_positions, "VALUE_TOL", 1e-2)
+    one = dd_positions._power_values(rows, h, exact, 5)
+    assert len(calls) == 1
+    for j in range(5):
+        assert same_direction(one[h == j], exact[h == j], tol=1e-12)
+
+
+def test_low_rank_values_from_a_full_factor_are_exact():
+    """Bucket values from a factor L with G = L L^T (here all of G's eigenpairs): 1Shot1Vec's, as from G's blocks."""
+    train = family()
+    rows = dd_common._Rows(dd_common._check_matrices(train))
+    w, U = np.linalg.eigh(side_by_side(train) @ side_by_side(train).T)
+    L = U * np.sqrt(np.maximum(w, 0.0))
+    h = np.random.default_rng(0).integers(0, 5, N_ROWS)
+    signs = np.where(np.random.default_rng(1).random(N_ROWS) < 0.5, -1.0, 1.0)
+    low = dd_common._bucket_values(rows, h, 5, signs, 0, top=lambda I, j: dd_common._top_left(L[I]))
+    np.testing.assert_allclose(low, dd_common._bucket_values(rows, h, 5, signs, 0), atol=1e-8)
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (3, 7), (5, 5)])
+def test_top_left_is_the_top_left_singular_vector(shape):
+    X = np.random.default_rng(0).standard_normal(shape)
+    assert same_direction(dd_common._top_left(X), top_left(X), tol=1e-12)
+    np.testing.assert_array_equal(dd_common._top_left(np.zeros(shape)), np.zeros(shape[0]))
+
+
+@pytest.mark.parametrize("data", ["lowrank", "rank2"])
+def test_krylov_top_eig_matches_dense(data):
+    """top_eig by block Krylov iteration (G never formed): G's top eigenpairs (NumPy), also when the space is exhausted
+    (exactly rank 2: blocks beyond G's range are dropped); factor() holds every Ritz pair, L L^T = G on rank 2."""
+    a, b = np.random.default_rng(9).standard_normal((2, N_ROWS))
+    train = family() if data == "lowrank" else [np.outer(a, u) + np.outer(b, v) for u, v in
+                                                np.random.default_rng(8).standard_normal((3, 2, N_COLS))]
+    C = side_by_side(train)
+    w_ref, U_ref = np.linalg.eigh(C @ C.T)
+    w_ref, U_ref = w_ref[::-1], U_ref[:, ::-1]
+    rows = dd_common._Rows(dd_common._check_matrices(train))
+    assert rows.factor() is None
+    r = 4 if data == "lowrank" else 2
+    w, U = rows.top_eig(r, dense=False, krylov=5)
+    np.testing.assert_allclose(w, w_ref[:r], rtol=1e-9)
+    for i in range(r):
+        assert same_direction(U[:, i], U_ref[:, i], tol=1e-9)
+    L = rows.factor()
+    assert L.shape[0] == N_ROWS and L.shape[1] >= r
+    if data == "rank2":
+        np.testing.assert_allclose(L @ L.T, C @ C.T, atol=1e-10)
+
+
 def test_subspace_inner_product_beats_random_on_new_matrices():
     data = family(12, seed=5)
     train, test = data[:8], data[8:]

@@ -13,6 +13,7 @@ import scipy.ndimage
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from .._krylov import _next_block
 from .._safeguards import LearnedSketchWarning, rounding_ties, tie_width
 from .._threads import thread_limit
 from .._validation import (
@@ -134,6 +135,7 @@ class _Rows:
         self.n = mats[0].shape[0]
         self._gram = None
         self._sq = None
+        self._factor = None
 
     def block(self, I, J=None) -> np.ndarray:
         """``G[I, J]`` as a dense float64 array (I, J index arrays, J=None: all rows)."""
@@ -173,9 +175,11 @@ class _Rows:
             out += (w * w) * np.asarray(AI @ Y, dtype=np.float64)
         return out
 
-    def top_eig(self, r: int, I=None, seed: int = 0, dense: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def top_eig(self, r: int, I=None, seed: int = 0, dense: bool | None = None,
+                krylov: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Leading r eigenpairs (descending) of ``G[I, I]``: dense eigh when small (or ``dense=True``),
-        else (or ``dense=False``) subspace iteration without forming G."""
+        else (or ``dense=False``) without forming G: ``_SUBSPACE_ITERS`` steps of subspace iteration on r + 10
+        columns, or with ``krylov=q``, block Krylov iteration, q passes (_krylov_pairs)."""
         size = self.n if I is None else len(I)
         r = min(r, size)
         if dense if dense is not None else size <= _DENSE_GRAM:
@@ -185,13 +189,46 @@ class _Rows:
             w, U = scipy.linalg.eigh(G, subset_by_index=[size - r, size - 1])
             return np.maximum(w[::-1], 0.0), U[:, ::-1]
         rng = np.random.default_rng(seed)
-        Q = np.linalg.qr(rng.standard_normal((size, min(size, r + 10))))[0]
-        for _ in range(_SUBSPACE_ITERS):
-            Q = np.linalg.qr(self.gram_times(Q, I))[0]
-        T = Q.T @ self.gram_times(Q, I)
+        # Oversampling: 10 columns for subspace iteration; 5 per block for Krylov iteration, whose space grows
+        # by a block per pass (bench/README.md, fifteenth session: 5 passes of r + 5 as accurate as 9 of r + 10)
+        Q = np.linalg.qr(rng.standard_normal((size, min(size, r + (5 if krylov else 10)))))[0]
+        if krylov:
+            Q, GQ = self._krylov_space(Q, krylov, I)
+        else:
+            for _ in range(_SUBSPACE_ITERS):
+                Q = np.linalg.qr(self.gram_times(Q, I))[0]
+            GQ = self.gram_times(Q, I)
+        T = Q.T @ GQ
         w, Z = np.linalg.eigh((T + T.T) / 2)
-        order = np.argsort(w)[::-1][:r]
-        return np.maximum(w[order], 0.0), Q @ Z[:, order]
+        order = np.argsort(w)[::-1]
+        w, U = np.maximum(w[order], 0.0), Q @ Z[:, order]
+        if I is None:  # every Ritz pair, oversampling included: G's low-rank factor (factor())
+            self._factor = U * np.sqrt(w)
+        return w[:r], U[:, :r]
+
+    def _krylov_space(self, X: np.ndarray, passes: int, I=None) -> tuple[np.ndarray, np.ndarray]:
+        """(K, G K): K an orthonormal basis of the block Krylov space ``[X, G X, ..., G^(passes-1) X]`` (X
+        orthonormal), orthonormalized block by block (_krylov._next_block: blocks that the space no longer
+        grows by are dropped), and G K from the same ``passes`` passes over the matrices (gram_times), where
+        subspace iteration keeps only its last block. For the same passes its Ritz vectors are far closer to
+        G's (C. Musco and C. Musco, NeurIPS 2015; bench/README.md, fifteenth session: the whitened top-15 of
+        bigbuckbunny's 50 frames as close in 5 passes as in subspace iteration's 9)."""
+        blocks, products = [X], []
+        eps = max(float(np.finfo(A.dtype).eps) for A in self.mats)  # the products' rounding
+        for step in range(passes):
+            products.append(self.gram_times(blocks[-1], I))
+            if step + 1 == passes:
+                break
+            nxt = _next_block(np.hstack(blocks), products[-1], eps)
+            if nxt is None:  # G's range is exhausted
+                break
+            blocks.append(nxt)
+        return np.hstack(blocks), np.hstack(products)
+
+    def factor(self) -> np.ndarray | None:
+        """L (n x R) with ``G ~ L L^T``: the Ritz pairs (all R of them) of the last ``top_eig`` of all rows by
+        subspace iteration, ``U diag(sqrt(w))``; None when there was none (G small enough to form instead)."""
+        return self._factor
 
     def _columns(self) -> int:
         return sum(A.shape[1] for A in self.mats)
@@ -218,21 +255,36 @@ class _Rows:
 
 
 def _top_vector(rows: _Rows, I: np.ndarray, seed: int) -> np.ndarray:
-    """Top eigenvector of ``G[I, I]`` (the bucket's top left singular vector), sign: largest entry positive."""
+    """Top eigenvector of ``G[I, I]`` (the bucket's top left singular vector)."""
     if len(I) == 1:
         return np.ones(1)
     w, U = rows.top_eig(1, I, seed)
     u = U[:, 0]
     if w[0] <= 0 or not np.isfinite(u).all():
         return np.zeros(len(I))
-    return u if u[np.argmax(np.abs(u))] > 0 else -u
+    return u
 
 
-def _bucket_values(rows: _Rows, h: np.ndarray, m: int, fallback: np.ndarray, seed: int) -> np.ndarray:
-    """Per bucket j: the top left singular vector of the bucket's rows, scaled to RMS 1 (the scale of
-    +-1 values, where learn_sketch's step sizes work). Rows without energy in the training data (and
-    buckets without any) keep ``fallback`` (+-1) times the bucket's RMS, so a test matrix's new rows
-    still count."""
+def _top_left(X: np.ndarray) -> np.ndarray:
+    """Top left singular vector of a small dense block, unnormalized (zeros when the block is zero): the top
+    eigenvector of the smaller of its Gram matrices (``X z`` for z that of ``X^T X``), 4-5x faster than an SVD
+    of a 192 x 125 block; squaring the spectrum costs accuracy only between nearly equal top singular values,
+    where either vector keeps nearly the same energy."""
+    n, r = X.shape
+    small = X @ X.T if n <= r else X.T @ X
+    w, z = scipy.linalg.eigh(small, subset_by_index=[len(small) - 1, len(small) - 1])
+    if not w[0] > 0:
+        return np.zeros(n)
+    return z[:, 0] if n <= r else X @ z[:, 0]
+
+
+def _bucket_values(rows: _Rows, h: np.ndarray, m: int, fallback: np.ndarray, seed: int, top=None) -> np.ndarray:
+    """Per bucket j: the top left singular vector of the bucket's rows, sign: largest entry positive, scaled to
+    RMS 1 (the scale of +-1 values, where learn_sketch's step sizes work). Rows without energy in the training
+    data (and buckets without any) keep ``fallback`` (+-1) times the bucket's RMS, so a test matrix's new rows
+    still count. ``top(I, j)``: that vector for bucket j's rows I with energy (any scale; zeros: none), by
+    default the exact one from ``G[I, I]`` (_top_vector)."""
+    top = top or (lambda I, j: _top_vector(rows, I, seed + j))
     values = np.array(fallback, dtype=np.float64)
     order = np.argsort(h, kind="stable")
     bounds = np.searchsorted(h[order], np.arange(m + 1))
@@ -244,10 +296,10 @@ def _bucket_values(rows: _Rows, h: np.ndarray, m: int, fallback: np.ndarray, see
         live = I[energy[I] > 0]
         if len(live) == 0:
             continue
-        u = _top_vector(rows, live, seed + j)
-        if not np.any(u):
+        u = np.array(top(live, j), dtype=np.float64)
+        if not np.any(u) or not np.isfinite(u).all():
             continue
-        u *= math.sqrt(len(live)) / np.linalg.norm(u)
+        u *= math.copysign(math.sqrt(len(live)) / np.linalg.norm(u), u[np.argmax(np.abs(u))])
         values[live] = u
         dead = I[energy[I] <= 0]
         values[dead] = np.sign(fallback[dead])

@@ -15,6 +15,7 @@ from .._validation import (
     check_int,
     is_sparse,
 )
+from .._gradients import TrainingMatrix, loss_and_grad
 from ..datasets import spectral_norm
 from ..sketch import CountSketch, StackedSketch
 from . import _common
@@ -28,8 +29,8 @@ from ._common import (
     _check_sizes,
     _one_matrix_guard,
     _Rows,
-    _scaled_error,
     _scales,
+    _top_left,
     _text_like_instead,
 )
 
@@ -128,6 +129,14 @@ def _sample(scores: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
 
 # --------------------------------------------------------------------------- inner-product positions
 
+#: _power_values stops when every bucket's relative eigen-residual is at most VALUE_TOL (the energy its
+#: values keep is then within about VALUE_TOL^2 of the top eigenvalue's, for a bucket whose top eigenvalue
+#: stands apart), or after VALUE_STEPS steps.
+VALUE_TOL = 1e-2
+VALUE_STEPS = 10
+#: Passes over the training matrices of the block Krylov eigensolve behind ``subspace=r`` (G not formed).
+WHITEN_PASSES = 5
+
 
 def _inner_product_positions(rows: _Rows, scores: np.ndarray, m: int, rng) -> tuple[np.ndarray, np.ndarray]:
     """(h, signs): m centres sampled by ``scores`` (ridge leverage scores); every row to the centre of
@@ -145,14 +154,20 @@ def _inner_product_positions(rows: _Rows, scores: np.ndarray, m: int, rng) -> tu
 def _centre_products(rows: _Rows, h: np.ndarray, v: np.ndarray, m: int) -> np.ndarray:
     """n x m inner products of every row with each bucket's unit centre, the centre of bucket j being
     ``sum_{i in j} v_i c_i`` normalized (c_i: row i of the weighted matrices side by side): ``C (S C)^T``
-    with S the CountSketch (h, v), two products per matrix (fastlr's CountSketch kernel, then BLAS or
-    SciPy), no Gram matrix.
+    (_sketch_products) over the norms of ``S C``'s rows, no Gram matrix."""
+    X, norms = _sketch_products(rows, h, v, m)
+    return X / np.where(norms > 0, norms, 1.0)
+
+
+def _sketch_products(rows: _Rows, h: np.ndarray, v: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(``C (S C)^T``, n x m, and the norms of the m rows of ``S C``) for the CountSketch S = (h, v), C the
+    weighted matrices side by side: two products per matrix (fastlr's CountSketch kernel, then BLAS or SciPy).
 
     Both products run in the matrix's dtype, float32 frames in float32 (as _Rows' products): upcasting a
-    frame to float64 for every product cost more than the products. The n x m result and the centres'
-    norms add up in float64. Per row, the float32 rounding of an inner product of D terms is about
-    ``sqrt(D) 6e-8`` of ``|c_i| |centre|``, far below the gaps that decide an argmax on real data
-    (bikes: the same positions as in float64, bench/README.md, eleventh session)."""
+    frame to float64 for every product cost more than the products. The n x m result and the norms add up
+    in float64. Per row, the float32 rounding of an inner product of D terms is about ``sqrt(D) 6e-8`` of
+    ``|c_i| |centre|``, far below the gaps that decide an argmax on real data (bikes: the same positions as
+    in float64, bench/README.md, eleventh session)."""
     S = CountSketch.from_arrays(h, v, m)  # refined buckets hold runs of consecutive rows: the kernel sums a run at once
     X = np.zeros((rows.n, m))
     norms = np.zeros(m)
@@ -162,8 +177,29 @@ def _centre_products(rows: _Rows, h: np.ndarray, v: np.ndarray, m: int) -> np.nd
         norms += np.einsum("ij,ij->i", Ct, Ct, dtype=np.float64)
         P = A @ Ct.T
         X += w * (P.toarray() if sp.issparse(P) else np.asarray(P))
-    norms = np.sqrt(norms)
-    return X / np.where(norms > 0, norms, 1.0)
+    return X, np.sqrt(norms)
+
+
+def _power_values(rows: _Rows, h: np.ndarray, v: np.ndarray, m: int) -> np.ndarray:
+    """Power steps ``v_j <- G[j, j] v_j`` on every bucket j at once from the values v (``S C`` then each row's
+    product with its own bucket's row of it: one _sketch_products, two products per matrix, per step), until
+    every bucket's relative eigen-residual ``||G_jj v_j - rho_j v_j|| / (rho_j ||v_j||)`` (rho_j the Rayleigh
+    quotient) at the step's start is at most VALUE_TOL, or VALUE_STEPS steps. Converges to the buckets' top
+    eigenvectors (1Shot1Vec's values) from any start not orthogonal to them; a good start (_low_rank_values)
+    takes one or two steps. Returns the last v, unit on every bucket."""
+    n = len(h)
+    v = np.array(v, dtype=np.float64)
+    for _ in range(VALUE_STEPS):
+        X, norms = _sketch_products(rows, h, v, m)
+        y = X[np.arange(n), h]
+        vv = np.bincount(h, v * v, m)
+        rho = norms**2 / np.where(vv > 0, vv, 1.0)
+        residual = np.bincount(h, (y - rho[h] * v) ** 2, m)
+        size = np.sqrt(np.bincount(h, y * y, m))
+        v = y / np.where(size > 0, size, 1.0)[h]  # unit per bucket: no overflow over many steps
+        if np.all(residual <= (VALUE_TOL * rho) ** 2 * vv):
+            break
+    return v
 
 
 def _refine_buckets(rows: _Rows, h: np.ndarray, signs: np.ndarray, m: int, iters: int) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +245,7 @@ def _lloyd(centre_products, energy: np.ndarray, h: np.ndarray, v: np.ndarray, m:
 def _whitened_rows(rows: _Rows, r: int, seed: int) -> np.ndarray:
     """U_r: the top-r eigenvectors of the row Gram matrix (left singular vectors of the training matrices side by
     side), directions with (numerically) no energy dropped. Row i's squared norm is its rank-r leverage score."""
-    w, U = rows.top_eig(r, seed=seed, dense=rows.n <= _common._FULL_SCORES)
+    w, U = rows.top_eig(r, seed=seed, dense=rows.n <= _common._FULL_SCORES, krylov=WHITEN_PASSES)
     return U[:, w > 1e-12 * max(float(w[0]), 1e-300)]
 
 
@@ -428,11 +464,11 @@ def _inner_product(mats: list, rows: _Rows, m: int, k: int, *, values: str = "sv
     m_data = m if guard is None else m // 2
     F = None if subspace is None else _whitened_rows(rows, subspace, seed)
     scores = _ridge_scores(rows, min(k, m_data), seed) if F is None else None
+    # G too large to form: the trials' values come from its low-rank factor (the Ritz pairs of the eigensolve
+    # above), the winner's are then refined by power steps (_power_values).
+    factor = rows.factor() if values == "svd" else None
     rng = np.random.default_rng(seed)
-    # Up to 8 matrices spread over train judge the trials (the first 8 of a time-ordered set are
-    # the ones furthest from what comes next: on real video they picked worse positions).
-    judges = [mats[i] for i in np.unique(np.linspace(0, len(mats) - 1, min(8, len(mats))).round().astype(int))]
-    scales = _scales(judges) if trials > 1 else None  # once for all trials
+    judges = _Judges(mats, rows, min(k, m_data)) if trials > 1 else None
     best = math.inf
     for _ in range(trials):
         if F is not None:
@@ -441,17 +477,46 @@ def _inner_product(mats: list, rows: _Rows, m: int, k: int, *, values: str = "sv
             h, signs = _inner_product_positions(rows, scores, m_data, rng)
             if refine:
                 h, signs = _refine_buckets(rows, h, signs, m_data, refine)
-        vals = signs if values == "sign" else _bucket_values(rows, h, m_data, signs, seed)
+        if values == "sign":
+            vals = signs
+        elif factor is None:
+            vals = _bucket_values(rows, h, m_data, signs, seed)
+        else:
+            vals = _bucket_values(rows, h, m_data, signs, seed, top=lambda I, j: _top_left(factor[I]))
         candidate = CountSketch.from_arrays(h, vals, m_data)
-        loss = _scaled_error(candidate, judges, min(k, m_data), scales) if trials > 1 else 0.0
+        loss = judges.loss(candidate) if judges is not None else 0.0
         if loss < best:
-            best, S = loss, candidate
+            best, S, fallback = loss, candidate, signs
+    if factor is not None:
+        power = _power_values(rows, S.rows, S.values, m_data)
+        S = CountSketch.from_arrays(S.rows, _bucket_values(rows, S.rows, m_data, fallback, seed,
+                                                           top=lambda I, j: power[I]), m_data)
     if guard is None:
         return S
     if guard == "countsketch":
         return StackedSketch([S, CountSketch(m - m_data, n, seed=seed + 1)])
     return StackedSketch([S, sampling_sketch(_ridge_scores(rows, k, seed), m - m_data, seed=seed + 1)])
 
+
+
+class _Judges:
+    """What ranks inner_product_sketch's trials: up to 8 training matrices spread over train (the first 8 of a
+    time-ordered set are the ones furthest from what comes next: on real video they picked worse positions),
+    prepared once. ``loss(S)``: the mean ``||A - SCW(S, A)||_F / sigma_1(A)``, from ``||A||_F^2`` minus the top-k
+    energy of ``A V`` (V spanning the rows of S A): the learned-sketch training loss (_gradients.loss_and_grad,
+    without its gradient), S A, one product ``A V`` and small problems per matrix, no residual formed."""
+
+    def __init__(self, mats: list, rows: _Rows, k: int):
+        picks = np.unique(np.linspace(0, len(mats) - 1, min(8, len(mats))).round().astype(int))
+        self.ops = [TrainingMatrix(mats[i]) for i in picks]
+        # The rows' weights are 1 / sigma_1 of these very matrices (side by side): no second eigensolve.
+        same = rows.mats is mats
+        self.scales = [1.0 / rows.weights[i] for i in picks] if same else _scales([mats[i] for i in picks])
+        self.k = k
+
+    def loss(self, S: CountSketch) -> float:
+        return sum(loss_and_grad(op, None, self.k, S.rows, S.values.astype(op.dtype), S.m, want_grad=False)[0] / s1
+                   for op, s1 in zip(self.ops, self.scales)) / len(self.ops)
 
 
 # --------------------------------------------------------------------------- greedy positions
