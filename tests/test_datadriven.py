@@ -325,11 +325,12 @@ def test_large_path_trials_keep_the_lowest_training_loss(monkeypatch):
     assert kept == pytest.approx(min(losses), rel=1e-9)
 
 
-def test_judges_loss_is_the_training_loss():
+@pytest.mark.parametrize("sparse", [False, True])
+def test_judges_loss_is_the_training_loss(sparse):
     """_Judges.loss (||A||^2 minus the top-k energy of A V) is the mean ||A - SCW(S, A)||_F / sigma_1 (residual formed,
     NumPy sigma_1) over up to 8 matrices spread over train, with the rows' scales or their own (combine="mean")."""
     train = family(11, seed=3)
-    mats = dd_common._check_matrices(train)
+    mats = dd_common._check_matrices([sp.csr_matrix(A) for A in train] if sparse else train)
     spread = [train[i] for i in (0, 1, 3, 4, 6, 7, 9, 10)]
     for rows in (dd_common._Rows(mats), dd_common._Rows(mats, "mean")):
         judges = dd_positions._Judges(mats, rows, 3)
