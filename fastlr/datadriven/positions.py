@@ -433,7 +433,7 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
 
     Above 1024 rows (bench/README.md, fifteenth session): the trials' values
     from G's low-rank factor rank them as the exact ones do (same kept trial
-    on the 3 seeds checked, values within 1e-5), one power step (the start's
+    on the 3 seeds checked, 1 - cos < 1e-5 per bucket), one power step (the start's
     residual below 1e-2) brings the kept sketch's values within 1e-4 of the
     exact ones, and the block Krylov eigensolve finds the whitened subspace as
     accurately in 5 passes as subspace iteration in 9. bigbuckbunny,
