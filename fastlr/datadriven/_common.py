@@ -179,7 +179,7 @@ class _Rows:
                 krylov: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Leading r eigenpairs (descending) of ``G[I, I]``: dense eigh when small (or ``dense=True``),
         else (or ``dense=False``) without forming G: ``_SUBSPACE_ITERS`` steps of subspace iteration on r + 10
-        columns, or with ``krylov=q``, block Krylov iteration, q passes (_krylov_pairs)."""
+        columns, or with ``krylov=q``, block Krylov iteration, q passes (_krylov_space)."""
         size = self.n if I is None else len(I)
         r = min(r, size)
         if dense if dense is not None else size <= _DENSE_GRAM:
@@ -227,7 +227,7 @@ class _Rows:
 
     def factor(self) -> np.ndarray | None:
         """L (n x R) with ``G ~ L L^T``: the Ritz pairs (all R of them) of the last ``top_eig`` of all rows by
-        subspace iteration, ``U diag(sqrt(w))``; None when there was none (G small enough to form instead)."""
+        subspace or Krylov iteration, ``U diag(sqrt(w))``; None when there was none (G small enough to form instead)."""
         return self._factor
 
     def _columns(self) -> int:
@@ -268,7 +268,7 @@ def _top_vector(rows: _Rows, I: np.ndarray, seed: int) -> np.ndarray:
 def _top_left(X: np.ndarray) -> np.ndarray:
     """Top left singular vector of a small dense block, unnormalized (zeros when the block is zero): the top
     eigenvector of the smaller of its Gram matrices (``X z`` for z that of ``X^T X``), 4-5x faster than an SVD
-    of a 192 x 125 block; squaring the spectrum costs accuracy only between nearly equal top singular values,
+    of a bucket's 192 x 100 block of G's factor; squaring the spectrum costs accuracy only between nearly equal top singular values,
     where either vector keeps nearly the same energy."""
     n, r = X.shape
     small = X @ X.T if n <= r else X.T @ X

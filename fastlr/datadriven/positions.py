@@ -129,9 +129,9 @@ def _sample(scores: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
 
 # --------------------------------------------------------------------------- inner-product positions
 
-#: _power_values stops when every bucket's relative eigen-residual is at most VALUE_TOL (the energy its
-#: values keep is then within about VALUE_TOL^2 of the top eigenvalue's, for a bucket whose top eigenvalue
-#: stands apart), or after VALUE_STEPS steps.
+#: _power_values stops when every bucket's relative eigen-residual at a step's start is at most VALUE_TOL (the
+#: energy those values keep is then within about VALUE_TOL^2 of the top eigenvalue's, for a bucket whose top
+#: eigenvalue stands apart; the values returned are one step further), or after VALUE_STEPS steps.
 VALUE_TOL = 1e-2
 VALUE_STEPS = 10
 #: Passes over the training matrices of the block Krylov eigensolve behind ``subspace=r`` (G not formed).
@@ -185,8 +185,8 @@ def _power_values(rows: _Rows, h: np.ndarray, v: np.ndarray, m: int) -> np.ndarr
     product with its own bucket's row of it: one _sketch_products, two products per matrix, per step), until
     every bucket's relative eigen-residual ``||G_jj v_j - rho_j v_j|| / (rho_j ||v_j||)`` (rho_j the Rayleigh
     quotient) at the step's start is at most VALUE_TOL, or VALUE_STEPS steps. Converges to the buckets' top
-    eigenvectors (1Shot1Vec's values) from any start not orthogonal to them; a good start (_low_rank_values)
-    takes one or two steps. Returns the last v, unit on every bucket."""
+    eigenvectors (1Shot1Vec's values) from any start not orthogonal to them; a good start (values from G's
+    low-rank factor, _Rows.factor) takes one or two steps. Returns the last v, unit on every bucket."""
     n = len(h)
     v = np.array(v, dtype=np.float64)
     for _ in range(VALUE_STEPS):
