@@ -28,11 +28,12 @@ import scipy.linalg
 
 from ._linalg import orthonormal, peak, power_of_two
 from ._matrix import InMemory
+from ._matrix.choice import isa_level
 from ._matrix.centered import Centered
 from ._matrix.memory import representable, ritz_tail, rounding_shows
 from .scw import SCWFactors
 
-__all__ = ["krylov_applies", "krylov_depth", "krylov_factors"]
+__all__ = ["krylov_applies", "krylov_block", "krylov_depth", "krylov_factors"]
 
 _EPS64 = float(np.finfo(np.float64).eps)
 
@@ -50,6 +51,38 @@ def krylov_depth(n_iter: int) -> int:
     900 (1000 x 900) and 1.22x on 1e4:1 over 1800 (2400 x 1800), worst of 4 seeds (eighth session).
     """
     return min((n_iter + 3) // 2, math.ceil(math.sqrt(2 * n_iter + 2)))
+
+
+#: Bytes of the dense kernel's register tile row at x86-64-v3: two 256-bit vectors
+#: (products_simd.hpp), 16 float32 or 8 float64 columns in one sweep of A's rows.
+_V3_TILE_BYTES = 64
+
+
+def krylov_block(op, k: int, l: int, n_iter: int) -> tuple[int, int]:
+    """(b, q): the block width and the depth of the Krylov space; (l, ``krylov_depth(n_iter)``) but
+    where one block narrower and one deeper is both cheaper and at least as accurate.
+
+    At x86-64-v3 the fused kernel sweeps A's rows once per 16 float32 columns, and a remainder of a
+    quarter of that (l = 17-20) takes one more sweep on half vectors, load-bound on the broadcasts
+    of A's entries: ``A^T (A V)`` on 5760 x 1080 float32 takes 5.3 ms at 16 columns and 9.3 ms at
+    20 (fourteenth session's Zen 2; 10.0 at 32). There, blocks of b = 16 columns with one Krylov
+    block more (2 q + 3 passes of 16 columns where 2 q + 1 took 20: 29 against 42 ms at k = 10,
+    n_iter = 7) gave a space of about the same size ((q + 2) b = 96 against 100) holding polynomials
+    of one degree higher, as accurate or more on every spectrum tried (bench/README.md, fifteenth
+    session). Only for dense in-memory A on the fused kernel at x86-64-v3 and when b keeps at least
+    half of the oversampling l - k.
+    """
+    q = krylov_depth(n_iter)
+    if type(op) is not InMemory or op.sparse or isa_level() != "x86-64-v3":
+        return l, q
+    tile = _V3_TILE_BYTES // np.dtype(op.dtype).itemsize
+    rest = l % tile
+    b = l - rest
+    if b != tile or not 0 < rest <= tile // 4 or 2 * (b - k) < l - k:
+        return l, q
+    if not (op._kernel_for("gram", l) and op._kernel_for("gram", b)):  # BLAS's cost does not step so
+        return l, q
+    return b, q + 1
 
 
 def krylov_applies(op, l: int, n_iter: int) -> bool:
@@ -100,7 +133,7 @@ def _krylov(op: InMemory | Centered, k: int, l: int, n_iter: int, seed: int, dri
     n, d = op.shape
     dtype = op.dtype
     eps = float(np.finfo(dtype).eps)
-    q = krylov_depth(n_iter)
+    l, q = krylov_block(op, k, l, n_iter)
     V = orthonormal(np.random.default_rng(seed).standard_normal((d, l)))
     blocks = []
     B = np.empty((n, l * (q + 1)), dtype=dtype)

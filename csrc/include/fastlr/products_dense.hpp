@@ -270,6 +270,9 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
     nblk = (n + blk - 1) / blk;
   }
   const bool direct = bwd && want == 1 && kp == k && detail::cache_aligned(Z);
+  // float32: two-level sums of the backward half (detail::kSumRows32), in runs of whole tiles
+  const index_t sum_rows = detail::round_up(detail::kSumRows32, col_major ? gather_rows : R);
+  const bool chunked = bwd && sizeof(T) == 4 && blk > sum_rows;
   detail::AlignedBuffer<T> zacc;
   zacc.assign(direct ? 0 : static_cast<size_t>(nblk) * zsize);
   if (direct) std::fill(Z, Z + d * k, T(0));
@@ -290,11 +293,26 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
     const int t = thread_id();
     const index_t scratch = std::max<index_t>(group_rows, detail::scratch_rows(R));
     std::vector<T> buf(static_cast<size_t>(2 * scratch * kp + (col_major ? gather_rows * d : 0)));
+    detail::AlignedBuffer<T> part;  // float32: the sum of one run of kSumRows32 rows (see there)
+    if (chunked) part.allocate(d * kp);
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp for schedule(dynamic, 1)
 #endif
     for (index_t i = 0; i < nblk; ++i) {
-      rows_fn(p, gather_rows, i * blk, std::min(n, (i + 1) * blk), acc + i * zsize, buf.data());
+      const index_t b = i * blk, e = std::min(n, (i + 1) * blk);
+      T* const Zi = acc + i * zsize;
+      if (!chunked || e - b <= sum_rows) {
+        rows_fn(p, gather_rows, b, e, Zi, buf.data());
+        continue;
+      }
+      rows_fn(p, gather_rows, b, b + sum_rows, Zi, buf.data());  // Zi starts at zero
+      for (index_t s0 = b + sum_rows; s0 < e; s0 += sum_rows) {
+        std::fill(part.data, part.data + d * kp, T(0));
+        rows_fn(p, gather_rows, s0, std::min(e, s0 + sum_rows), part.data, buf.data());
+        T* __restrict z = Zi;
+        const T* __restrict q = part.data;
+        for (index_t j = 0; j < d * kp; ++j) z[j] += q[j];
+      }
     }
     if (bwd && !direct) {  // (the loop above ends with a barrier)
       index_t jb, je;
