@@ -85,8 +85,8 @@ def test_narrow_blocks_as_accurate(v3, monkeypatch, spectrum):
 
 def test_float32_column_sums_in_runs(v3):
     """A^T W at one thread over 6000 rows of entries near 1: one float32 accumulator per column rounds
-    like eps * n (a running sum near 6000 has ulps of 5e-4); runs of 512 rows added up keep the
-    relative error near eps * 512. The sequential float32 sums miss the bound."""
+    like eps * n (a running sum near 6000 has ulps of 5e-4); runs of 1024 rows added up keep the
+    relative error near eps * 1024. The sequential float32 sums miss the bound."""
     rng = np.random.default_rng(3)
     n, d, k = 6000, 24, 20
     A = (1.0 + 0.25 * rng.random((n, d))).astype(np.float32)
@@ -94,7 +94,7 @@ def test_float32_column_sums_in_runs(v3):
     exact = A.astype(np.float64).T @ W.astype(np.float64)
     bound = 1.5e-6
     sequential = np.cumsum(A[:, :, None] * W[:, None, :], axis=0, dtype=np.float32)[-1]  # one running sum each
-    assert np.max(np.abs(sequential / exact - 1)) > bound  # 3.5e-6 (the kernels: 3.6e-7)
+    assert np.max(np.abs(sequential / exact - 1)) > bound  # 3.5e-6 (the kernels: 7e-7)
     previous = v3.get_num_threads()
     try:
         v3.set_num_threads(1)

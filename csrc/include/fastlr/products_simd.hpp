@@ -313,11 +313,13 @@ constexpr index_t kBlockAccBytes = index_t(1) << 23;
 // float32 backward passes (Z += A^T W) sum at most kSumRows32 rows into one
 // accumulator, then add it to the block's (two-level summation): one float32
 // accumulator over all n rows rounds like eps * sqrt(n), which showed in
-// randomized_svd's excess error at one thread (5760 x 1080, k = 10: 3.9e-10
-// against 3.3e-10 with the two threads' 8 block sums; the exact SVD of the
-// float32 matrix: 3.25e-10). The extra zeroing and adding of a d x kp
-// accumulator per kSumRows32 rows is ~1% of their work. float64 is unchanged.
-constexpr index_t kSumRows32 = 512;
+// randomized_svd's excess error at one thread (5760 x 1080, k = 10, worst of 3
+// seeds: 3.67e-10 against scikit-learn's 3.40e-10; 3.28e-10 in runs of 1024
+// rows, as with two threads' 8 block sums; the exact SVD of the float32 matrix:
+// 3.25e-10). Cost at one thread on Zen 2 (x86-64-v3, 5760 x 1080): A^T W
+// 0-1%, gd_products 0-3%, power_step 2-5% (runs of 512: up to 6%).
+// float64 is unchanged.
+constexpr index_t kSumRows32 = 1024;
 
 }  // namespace detail
 
