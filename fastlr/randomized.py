@@ -174,6 +174,10 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
     n_iter = 7: 9 passes where subspace iteration takes 17), at least
     scikit-learn's accuracy at the same ``n_iter`` on every spectrum tested
     (tests/test_worst_case_accuracy.py; bench/README.md, seventh session).
+    At x86-64-v3, float32 with l = 17-20 (k = 10 at the default p) takes blocks
+    of 16 columns, one of the kernel's register tiles, and one block more:
+    2 q + 3 passes of 16 columns cost less than 2 q + 1 of 20, for a space as
+    accurate or more (``fastlr._krylov.krylov_block``).
 
     Parameters
     ----------
