@@ -65,11 +65,11 @@ def krylov_block(op, k: int, l: int, n_iter: int) -> tuple[int, int]:
     At x86-64-v3 the fused kernel sweeps A's rows once per 16 float32 columns, and a remainder of a
     quarter of that (l = 17-20) takes one more sweep on half vectors, load-bound on the broadcasts
     of A's entries: ``A^T (A V)`` on 5760 x 1080 float32 takes 5.3 ms at 16 columns and 9.3 ms at
-    20 (fourteenth session's Zen 2; 10.0 at 32). There, blocks of b = 16 columns with one Krylov
-    block more (2 q + 3 passes of 16 columns where 2 q + 1 took 20: 29 against 42 ms at k = 10,
-    n_iter = 7) gave a space of about the same size ((q + 2) b = 96 against 100) holding polynomials
-    of one degree higher, as accurate or more on every spectrum tried (bench/README.md, fifteenth
-    session). Only for dense in-memory A on the fused kernel at x86-64-v3 and when b keeps at least
+    20 (an AVX2 Zen 2; 10.0 at 32). There, blocks of b = 16 columns with one Krylov block more
+    (2 q + 3 passes of 16 columns where 2 q + 1 took 20: 29 against 42 ms at k = 10, n_iter = 7)
+    gave a space of about the same size ((q + 2) b = 96 against 100) holding polynomials of one
+    degree higher, as accurate or more on every spectrum tried, up to float32's rounding floor
+    (bench/krylov_block_ab.py; bench/README.md, fifteenth session). Only for dense in-memory A on the fused kernel at x86-64-v3 and when b keeps at least
     half of the oversampling l - k.
     """
     q = krylov_depth(n_iter)

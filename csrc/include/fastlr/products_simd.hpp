@@ -317,7 +317,7 @@ constexpr index_t kBlockAccBytes = index_t(1) << 23;
 // seeds: 3.67e-10 against scikit-learn's 3.40e-10; 3.28e-10 in runs of 1024
 // rows, as with two threads' 8 block sums; the exact SVD of the float32 matrix:
 // 3.25e-10). Cost at one thread on Zen 2 (x86-64-v3, 5760 x 1080): A^T W
-// 0-1%, gd_products 0-3%, power_step 2-5% (runs of 512: up to 6%).
+// 0-1%, gd_products 0-3%, power_step 0-5% (runs of 512: up to 6%).
 // float64 is unchanged.
 constexpr index_t kSumRows32 = 1024;
 
