@@ -33,7 +33,7 @@ from ._matrix.centered import Centered
 from ._matrix.memory import representable, ritz_tail, rounding_shows
 from .scw import SCWFactors
 
-__all__ = ["krylov_applies", "krylov_block", "krylov_depth", "krylov_factors"]
+__all__ = ["krylov_applies", "krylov_block", "krylov_depth", "krylov_factors", "next_block"]
 
 _EPS64 = float(np.finfo(np.float64).eps)
 
@@ -148,7 +148,7 @@ def _krylov(op: InMemory | Centered, k: int, l: int, n_iter: int, seed: int, dri
         B[:, filled:filled + P.shape[1]] = P
         filled += P.shape[1]
         del P
-        V = _next_block(np.hstack(blocks), Z.astype(np.float64), eps)
+        V = next_block(np.hstack(blocks), Z.astype(np.float64), eps)
         if V is None:  # the space is exhausted: A has rank below its dimension
             break
     if V is not None:
@@ -207,7 +207,7 @@ def _gram_tilt_negligible(theta: np.ndarray, k: int, dtype) -> bool:
     return np.sqrt(max(float(desc[k - 1]), 0.0)) * tilt <= 1e-2 * max(error, floor)
 
 
-def _next_block(K: np.ndarray, Z: np.ndarray, eps: float):
+def next_block(K: np.ndarray, Z: np.ndarray, eps: float):
     """The orthonormal basis of Z's part outside span(K) (K orthonormal): block Gram-Schmidt,
     twice (once loses orthogonality when Z lies mostly in span(K)), then Householder QR; columns
     whose part outside is below Z's rounding (singular values of R) are dropped. None when none

@@ -13,7 +13,7 @@ import scipy.ndimage
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from .._krylov import _next_block
+from .._krylov import next_block
 from .._safeguards import LearnedSketchWarning, rounding_ties, tie_width
 from .._threads import thread_limit
 from .._validation import (
@@ -208,7 +208,7 @@ class _Rows:
 
     def _krylov_space(self, X: np.ndarray, passes: int, I=None) -> tuple[np.ndarray, np.ndarray]:
         """(K, G K): K an orthonormal basis of the block Krylov space ``[X, G X, ..., G^(passes-1) X]`` (X
-        orthonormal), orthonormalized block by block (_krylov._next_block: blocks that the space no longer
+        orthonormal), orthonormalized block by block (_krylov.next_block: blocks that the space no longer
         grows by are dropped), and G K from the same ``passes`` passes over the matrices (gram_times), where
         subspace iteration keeps only its last block. For the same passes its Ritz vectors are far closer to
         G's (C. Musco and C. Musco, NeurIPS 2015; bench/README.md, fifteenth session: the whitened top-15 of
@@ -219,7 +219,7 @@ class _Rows:
             products.append(self.gram_times(blocks[-1], I))
             if step + 1 == passes:
                 break
-            nxt = _next_block(np.hstack(blocks), products[-1], eps)
+            nxt = next_block(np.hstack(blocks), products[-1], eps)
             if nxt is None:  # G's range is exhausted
                 break
             blocks.append(nxt)
