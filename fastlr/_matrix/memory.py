@@ -446,9 +446,8 @@ class InMemory(Operand):
 
     def thin_svd(self, B, k: int, driver: str = "gesdd"):
         """``_linalg.thin_svd`` of the tall B = A V, its products with B on fastlr's kernels."""
-        def product(X, V, transpose):
-            X = InMemory.wrap(X, name="B", backend=self.backend)
-            return X.rtimes(V) if transpose else X.times(V)
+        def product(X, V):
+            return InMemory.wrap(X, name="B", backend=self.backend).times(V)
 
         return thin_svd(B, k, product, driver)
 
