@@ -192,6 +192,13 @@ dense_rows_avx512(const DensePass<T>& p, index_t g, index_t b, index_t e, T* Z, 
 }
 #endif
 
+#if defined(FASTLR_X86_DISPATCH)
+/// Rows per group of dense_forward20_avx2 (products_split.cpp).
+constexpr index_t kSplitRows = 12;
+void dense_forward20_avx2(const DensePass<float>& p, index_t g, index_t b, index_t e, float* Z, float* buf);
+void dense_forward20_avx2(const DensePass<double>& p, index_t g, index_t b, index_t e, double* Z, double* buf);
+#endif
+
 template <class T>
 dense_rows_fn<T> pick_dense_rows(cpu_level_t level, int& rows_per_tile) {
 #if defined(FASTLR_X86_DISPATCH)
@@ -226,10 +233,19 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   }
   const detail::cpu_level_t level = detail::cpu_level();
   int R = 0;
-  const auto rows_fn = detail::pick_dense_rows<T>(level, R);
+  auto rows_fn = detail::pick_dense_rows<T>(level, R);
   // Columns padded to half vectors (the tiles take one and a half in one sweep).
   const int lanes = detail::vector_lanes<T>(level);
   const index_t kp = detail::round_up(k, std::max(1, lanes / 2));
+#if defined(FASTLR_X86_DISPATCH)
+  // AVX2, A @ V of row-major A at 20 padded columns (float64 19-20, float32 17-20): its own tiles
+  // (products_split.cpp), 1.13-1.34x faster on Zen 2 at 5760 x 1080 (bench/README.md, fifteenth
+  // session, HS); every other width and pass keeps dense_rows_avx2.
+  if (level == detail::kAvx2 && pass == RowPass::kForward && !col_major && kp == 20) {
+    rows_fn = &detail::dense_forward20_avx2;
+    R = static_cast<int>(detail::kSplitRows);
+  }
+#endif
   // V, padded to kp columns, on a cache-line boundary (every vector load of a
   // row then stays within one line: 6-7% faster than a misaligned V). V itself
   // when it already is.
