@@ -184,7 +184,8 @@ def thin_svd(B: np.ndarray, k: int, product, driver: str = "gesdd"):
     B64 = np.asarray(B, dtype=np.float64)
     G = None
     if n > _LAPACK_ROWS_PER_COLUMN * r:
-        G = gram(B64)  # the first SVQB round's; its diagonal tells whether B needs scaling
+        with np.errstate(over="ignore", invalid="ignore"):  # out of range: B is scaled and G redone
+            G = gram(B64)  # the first SVQB round's; its diagonal tells whether B needs scaling
         top = float(np.max(np.diag(G)))
         scaled = not (np.isfinite(top) and 2.0 ** -_GRAM_RANGE <= top <= 2.0 ** _GRAM_RANGE)
     else:

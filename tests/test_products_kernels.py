@@ -77,6 +77,30 @@ def test_dense_tiles_at_every_isa_level(dtype, level):
         core._cap_isa(previous)
 
 
+@pytest.mark.parametrize("level", [1, 2], ids=["avx2", "avx512"])
+def test_dense_forward_at_twenty_padded_columns(dtype, level):
+    """``A @ V`` at 20 padded columns has tiles of its own at AVX2 (products_split.cpp: groups of 12
+    rows, 4-row tiles, a 6-row one for float64's last 8 columns): every row remainder, groups with and
+    without the next group's prefetch, rows 4 KiB apart (no prefetch), and 2-3 threads (row blocks
+    of whole groups)."""
+    core = pytest.importorskip("fastlr._core")
+    previous, threads = core._cap_isa(level), core.get_num_threads()
+    try:
+        rng = np.random.default_rng(11)
+        aliased = 4096 // np.dtype(dtype).itemsize
+        for n, d in [(1, 9), (11, 30), (12, 30), (13, 5), (23, 30), (24, 41), (25, 41), (36, 7), (131, 64),
+                     (50, aliased), (29, 2 * aliased)]:
+            for k in (17, 18, 19, 20):
+                A = rng.standard_normal((n, d)).astype(dtype)
+                V = rng.standard_normal((d, k)).astype(dtype)
+                for t in (1, 2, 3):
+                    core.set_num_threads(t)
+                    _check(core.matmul(A, V), A.astype(np.float64) @ V, dtype, np.sqrt(d) * 4)
+    finally:
+        core._cap_isa(previous)
+        core.set_num_threads(threads)
+
+
 def _check_csr_kernels(kernels, A, U, V, dtype):
     """The CSR kernels of ``kernels`` against float64 NumPy."""
     arrays = (A.indptr, A.indices, A.data)

@@ -218,6 +218,53 @@ def test_thin_svd_tall_path_matches_lapack(spectrum):
     np.testing.assert_allclose(Uk.T @ Uk, np.eye(Uk.shape[1]), atol=1e-10)
 
 
+@pytest.mark.parametrize("scale", [1.0, 1e-200, 2.0 ** -262, 2.0 ** -240, 1e-150, 1e150, 2.0 ** 240, 2.0 ** 262, 1e200])
+def test_thin_svd_scales_b_only_when_its_gram_matrix_leaves_range(scale, monkeypatch):
+    """B's power-of-two scaling (a pass over B for max |B|) runs only when the diagonal of B^T B leaves
+    2^+-500 (here sigma_1 = 1: B^T B's largest entry is about scale^2); either way the factors are
+    LAPACK's, to rounding, for entries near 1e+-200."""
+    from fastlr import _linalg
+
+    peaks = []
+    monkeypatch.setattr(_linalg, "peak", lambda X: peaks.append(1) or float(np.max(np.abs(X))))
+    rng = np.random.default_rng(3)
+    n, r = 1000, 12
+    B = (np.linalg.qr(rng.standard_normal((n, r)))[0] * np.geomspace(1, 1e-6, r)
+         @ np.linalg.qr(rng.standard_normal((r, r)))[0]) * scale
+    U, s, X = InMemory(B).thin_svd(B, r)
+    assert len(peaks) == (0 if 2.0 ** -250 <= scale <= 2.0 ** 250 else 1)
+    np.testing.assert_allclose(s / scale, scipy.linalg.svdvals(B / scale), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(U.T @ U, np.eye(r), atol=1e-12)
+    np.testing.assert_allclose((U * (s / scale)) @ X.T, B / scale, rtol=0, atol=1e-14)
+
+
+def test_column_peak_signs_follow_svd_flip():
+    """The sign of each column's first largest-magnitude entry (svd_flip's argmax of |U|), from
+    blocked column maxima and minima: ties of +m and -m take the first, zero columns +1, and
+    any layout or row count (not a multiple of the blocks)."""
+    from fastlr._linalg import column_peak_signs, flip_signs
+
+    def expected(U):
+        peaks = U[np.argmax(np.abs(U), axis=0), np.arange(U.shape[1])]
+        return np.where(peaks < 0, -1.0, 1.0)
+
+    rng = np.random.default_rng(0)
+    for n, k in [(5760, 10), (5761, 10), (7, 3), (100, 1), (1000, 600), (51, 10), (103, 10)]:
+        U = rng.standard_normal((n, k))
+        for layout in (U, np.asfortranarray(U), U[::-1], U[:, ::2]):
+            np.testing.assert_array_equal(column_peak_signs(layout), expected(layout))
+    U = rng.uniform(-0.5, 0.5, (700, 5))
+    U[[40, 600], 0] = [-2.0, 2.0]  # tie, the negative first
+    U[[30, 650], 1] = [2.0, -2.0]  # tie, the positive first
+    U[:, 2] = 0.0
+    U[[10, 500], 3] = [-2.0, -2.0]  # the same entry twice
+    np.testing.assert_array_equal(column_peak_signs(U), [-1.0, 1.0, 1.0, -1.0, expected(U)[4]])
+    Uf, Vf = flip_signs(U, np.eye(5))
+    np.testing.assert_array_equal(Uf, U * expected(U))
+    np.testing.assert_array_equal(Vf, np.diag(expected(U)))
+    assert column_peak_signs(np.zeros((4, 0))).shape == (0,)
+
+
 @pytest.mark.parametrize("n_iter", [0, 1])
 def test_wide_sketch_takes_the_blas_path(n_iter, dtype):
     """r >= 128 sketch rows: products go to BLAS GEMM, SVQB included (n > 16 r); same contract."""
