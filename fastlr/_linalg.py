@@ -208,9 +208,19 @@ def thin_svd(B: np.ndarray, k: int, product, driver: str = "gesdd"):
             break  # Q @ M is orthonormal: fold it into the final product
         Q = product(Q, M)
         M = None
-    P, s, Xt = scipy.linalg.svd(R, lapack_driver=driver, check_finite=False)
+    P, s, Xt = _small_svd(R, driver)
     Pk = P[:, :k] if M is None else M @ P[:, :k]
     return product(Q, Pk), s * c, Xt.T
+
+
+def _small_svd(R: np.ndarray, driver: str):
+    """SVD of a small square float64 R; gesdd called directly (scipy.linalg.svd's checks and workspace
+    query cost as much as a 20 x 20 SVD: 0.18 against 0.09 ms after a pass over a large A)."""
+    if driver == "gesdd":
+        P, s, Xt, info = _gesdd(R)
+        if info == 0:
+            return P, s, Xt
+    return scipy.linalg.svd(R, lapack_driver=driver, check_finite=False)  # gesvd, or raises as SciPy does
 
 
 @functools.lru_cache(maxsize=64)
@@ -271,7 +281,7 @@ def sketch_svd(M: np.ndarray, eps: float, size: int | None = None):
         U, s, Wt, info3 = _gesdd(L)  # M = R^T Q^T = U diag(s) (Q Wt^T)^T
         if info or info2 or info3:  # pragma: no cover - no bad arguments; m x m SVDs converge
             raise np.linalg.LinAlgError("SVD of the sketch failed")
-        Vt = Wt @ Q.T
+        Vt = (Q @ Wt.T).T  # a transposed C-order V: scw takes V = Vt.T without a copy
     else:
         U, s, Vt = np.linalg.svd(M, full_matrices=False)
     r = numerical_rank(s, max(M.shape) if size is None else size, eps)

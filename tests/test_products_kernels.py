@@ -78,22 +78,24 @@ def test_dense_tiles_at_every_isa_level(dtype, level):
 
 
 @pytest.mark.parametrize("level", [1, 2], ids=["avx2", "avx512"])
-def test_dense_forward_at_twenty_padded_columns(dtype, level):
-    """``A @ V`` at 20 padded columns has tiles of its own at AVX2 (products_split.cpp: groups of 12
-    rows, 4-row tiles, a 6-row one for float64's last 8 columns): every row remainder, groups with and
-    without the next group's prefetch, rows 4 KiB apart (no prefetch), and 2-3 threads (row blocks
-    of whole groups)."""
+def test_dense_forward_split_widths(dtype, level):
+    """``A @ V`` at the AVX2 widths with tiles of their own (products_split.cpp: float64 9-12 and 17-20,
+    float32 17-24 and 33-40 columns; groups of 12 rows in 4-row tiles, then 6-row ones for the last
+    columns) and their neighbours: every row remainder, groups with and without the next group's
+    prefetch, rows 4 KiB apart (no prefetch), and 2-3 threads (row blocks of whole groups)."""
     core = pytest.importorskip("fastlr._core")
     previous, threads = core._cap_isa(level), core.get_num_threads()
     try:
         rng = np.random.default_rng(11)
         aliased = 4096 // np.dtype(dtype).itemsize
-        for n, d in [(1, 9), (11, 30), (12, 30), (13, 5), (23, 30), (24, 41), (25, 41), (36, 7), (131, 64),
-                     (50, aliased), (29, 2 * aliased)]:
-            for k in (17, 18, 19, 20):
+        shapes = [(1, 9), (11, 30), (12, 30), (13, 5), (23, 30), (24, 41), (25, 41), (36, 7), (131, 64),
+                  (50, aliased), (29, 2 * aliased)]
+        widths = [8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 32, 33, 36, 37, 40, 41]
+        for n, d in shapes:
+            for k in widths:
                 A = rng.standard_normal((n, d)).astype(dtype)
                 V = rng.standard_normal((d, k)).astype(dtype)
-                for t in (1, 2, 3):
+                for t in (1, 2, 3) if n >= 24 else (1,):
                     core.set_num_threads(t)
                     _check(core.matmul(A, V), A.astype(np.float64) @ V, dtype, np.sqrt(d) * 4)
     finally:

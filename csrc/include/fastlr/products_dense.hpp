@@ -193,10 +193,15 @@ dense_rows_avx512(const DensePass<T>& p, index_t g, index_t b, index_t e, T* Z, 
 #endif
 
 #if defined(FASTLR_X86_DISPATCH)
-/// Rows per group of dense_forward20_avx2 (products_split.cpp).
+/// Rows per group of dense_forward_split_avx2 (products_split.cpp): three 4-row tiles, two 6-row ones.
 constexpr index_t kSplitRows = 12;
-void dense_forward20_avx2(const DensePass<float>& p, index_t g, index_t b, index_t e, float* Z, float* buf);
-void dense_forward20_avx2(const DensePass<double>& p, index_t g, index_t b, index_t e, double* Z, double* buf);
+/// The padded widths dense_forward_split_avx2 serves (A @ V of row-major A at AVX2).
+template <class T>
+constexpr bool split_width(index_t kp) {
+  return sizeof(T) == 8 ? (kp == 10 || kp == 12 || kp == 18 || kp == 20) : (kp == 20 || kp == 24 || kp == 36 || kp == 40);
+}
+void dense_forward_split_avx2(const DensePass<float>& p, index_t g, index_t b, index_t e, float* Z, float* buf);
+void dense_forward_split_avx2(const DensePass<double>& p, index_t g, index_t b, index_t e, double* Z, double* buf);
 #endif
 
 template <class T>
@@ -238,11 +243,10 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   const int lanes = detail::vector_lanes<T>(level);
   const index_t kp = detail::round_up(k, std::max(1, lanes / 2));
 #if defined(FASTLR_X86_DISPATCH)
-  // AVX2, A @ V of row-major A at 20 padded columns (float64 19-20, float32 17-20): its own tiles
-  // (products_split.cpp), 1.13-1.34x faster on Zen 2 at 5760 x 1080 (bench/README.md, fifteenth
-  // session, HS); every other width and pass keeps dense_rows_avx2.
-  if (level == detail::kAvx2 && pass == RowPass::kForward && !col_major && kp == 20) {
-    rows_fn = &detail::dense_forward20_avx2;
+  // AVX2, A @ V of row-major A at the widths of split_width: tiles of their own (products_split.cpp;
+  // bench/README.md, fifteenth session, HS); every other width and pass keeps dense_rows_avx2.
+  if (level == detail::kAvx2 && pass == RowPass::kForward && !col_major && detail::split_width<T>(kp)) {
+    rows_fn = &detail::dense_forward_split_avx2;
     R = static_cast<int>(detail::kSplitRows);
   }
 #endif
