@@ -17,8 +17,8 @@ from threadpoolctl import ThreadpoolController
 
 __all__ = [
     "LAPACK_DRIVERS", "blas_limit", "blas_single_thread", "blas_times", "column_extremes", "column_peak_signs",
-    "complete", "flip_signs",
-    "gram", "normalize", "orthonormal", "peak", "peak_signs", "power_of_two", "sketch_svd", "svqb", "thin_svd", "truncate", "truncate_parts",
+    "complete", "flip_signs", "gram", "normalize", "orthonormal", "peak", "peak_signs", "power_of_two", "sketch_svd",
+    "svqb", "thin_svd", "truncate", "truncate_parts",
 ]
 
 LAPACK_DRIVERS = ("gesdd", "gesvd")
