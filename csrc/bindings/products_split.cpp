@@ -20,7 +20,7 @@ namespace {
 //   float64 18, 20 = 12 | 6 or 8                    2.5 against 3   [8 + 8 + 2 or 4]
 //   float32 20, 24 = 20 or 24 | -                   1.5 against 2   [16 + 4 or 8]
 //   float32 36, 40 = 24 | 12 or 16                  2.5 against 3   [16 + 16 + 4 or 8]
-// Measured 5760 x 1080, one thread: 1.12-1.35x faster at every width they serve (bench/README.md,
+// Measured 5760 x 1080, one thread: 1.09-1.37x faster at every width they serve (bench/README.md,
 // fifteenth session, HS); the other widths gain nothing by this count (float64 14: 12 | 2 is 2.5
 // against 8 + 6's 2; float64 22-32 and float32 28-32 tie).
 template <class T, int KP>
