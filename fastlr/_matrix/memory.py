@@ -8,7 +8,7 @@ CPU's vector ISA, measured so that neither path is picked where the other is
 faster; ``FASTLR_PRODUCT_CHOICE`` overrides), and the Gram matrix A^T A for power
 steps on narrow dense A (float64 A: formed in float32 first where that serves).
 Products smaller than ``SMALL_WORK`` run on one thread (a sparse gathering pass's nonzeros and
-rows count ``SPARSE_ENTRY_WORK`` times, and a scattering pass's where its sum gets
+rows count ``SPARSE_ENTRY_WORK`` times, and a two-sided pass's where its sum gets
 ``SCATTER_SHARED_ENTRIES`` nonzeros a row).
 """
 
@@ -52,11 +52,14 @@ SMALL_WORK = 2**26
 #: threads took (200000 x 200000 at 5 a row, k = 32: 44.8 vs 22.8 ms; bench/README.md, fourteenth
 #: session).
 SPARSE_ENTRY_WORK = 32
-#: A sparse scattering pass (CSR A.T @ W, CSC A @ V; and the CSR passes that do both) counts as dear as a
-#: gathering one when its sum Z gets at least this many nonzeros per row on average: each thread then sums
+#: A sparse two-sided pass (CSR A^T (A V), power_step, gd_products: it gathers, then scatters into Z) counts as
+#: dear as a gathering one when Z gets at least this many nonzeros per row on average: each thread then sums
 #: into a Z of its own often enough to pay for it. Zen 2, kernels called directly, 1 vs 2 threads, k = 4-32
-#: (bench/README.md, fifteenth session): 50-1000 nonzeros per row of Z 0.44-0.67x the one-thread time;
-#: 20 a row 0.71-1.03x; 5 a row 0.67-1.99x (50000 x 50000, A.T @ W k = 8: 0.97 vs 1.94 ms).
+#: (bench/README.md, fifteenth session): 50-1000 nonzeros per row of Z 0.48-0.67x the one-thread time;
+#: 20 a row 0.71-0.86x; 5 a row 0.67-1.42x. One-sided scattering passes (CSR A.T @ W, CSC A @ V) keep the
+#: plain count: right after a multi-threaded BLAS call (OpenBLAS's worker spinning on the other core) the
+#: 100000 x 5000 A.T @ W at 200 a row took 0.53-1.21x one thread's time from run to run (the CSR kernels
+#: give each thread a fixed share of the rows), where A^T (A V) took 0.62-0.73x.
 SCATTER_SHARED_ENTRIES = 32
 
 #: Rows of A per SYRK call in ``_gram``: about this many flops each (~0.2 s), so
@@ -266,13 +269,13 @@ class InMemory(Operand):
         """``_threads_for`` of a pass over A with k-column factors (``sides`` = 2: both ways).
         ``gather``: a sparse pass that reads factor rows and writes its own output rows (CSR
         ``A @ V``, CSC ``A.T @ W``); its nonzeros and rows count SPARSE_ENTRY_WORK each. Passes that
-        scatter into Z count so only where Z gets SCATTER_SHARED_ENTRIES nonzeros a row: each thread
-        sums into a Z of its own, and with few a row two threads lost to one (50000 x 50000 at 5 a
-        row, A^T (A V) k = 16: 8.3 vs 5.8 ms); else the plain count."""
+        scatter into Z keep the plain count, but for two-sided ones (``sides`` = 2) whose Z gets
+        SCATTER_SHARED_ENTRIES nonzeros a row: each thread sums into a Z of its own, and with few a
+        row two threads lost to one (50000 x 50000 at 5 a row, A^T (A V) k = 16: 8.3 vs 5.8 ms)."""
         if self.sparse:
             size = self.parts[2].size
             rows, z_rows = self.shape if self.format == "csr" else self.shape[::-1]  # the CSR the kernel runs over
-            if gather or size >= SCATTER_SHARED_ENTRIES * z_rows:
+            if gather or (sides == 2 and size >= SCATTER_SHARED_ENTRIES * z_rows):
                 size = SPARSE_ENTRY_WORK * (size + rows)
         else:
             size = self.shape[0] * self.shape[1]
