@@ -201,6 +201,28 @@ def test_csr_narrow_widths_two_threads(dtype):
         core.set_num_threads(previous)
 
 
+def test_csr_row_blocks_at_several_threads(dtype):
+    """Several threads take CSR row blocks (balanced by nonzeros) in turn, each block with its own Z
+    accumulator: every row counted once, and the same bits on every call at a given thread count."""
+    core = pytest.importorskip("fastlr._core")
+    rng = np.random.default_rng(6)
+    A = _csr_with_empty_columns(30011, 50, 0.2, rng, dtype, np.int64)
+    arrays = (A.indptr, A.indices, A.data)
+    previous = core.get_num_threads()
+    try:
+        for threads in (2, 3, 4):
+            core.set_num_threads(threads)
+            _, U, V = _dense_inputs(30011, 50, 9, dtype, seed=threads)
+            calls = lambda: [core.matmul_csr(*arrays, V), core.rmatmul_csr(*arrays, U, 50),  # noqa: E731
+                             core.gram_product_csr(*arrays, V), *core.power_step_csr(*arrays, V),
+                             *core.gd_products_csr(*arrays, U, V)]
+            for a, b in zip(calls(), calls()):
+                np.testing.assert_array_equal(a, b)
+            _check_csr_kernels(core, A, U, V, dtype)
+    finally:
+        core.set_num_threads(previous)
+
+
 def _check_accumulating_products(core, A, k, dtype, rng):
     """``_check_csr_kernels`` with random U and V, the reference from sparse float64 products (A is too
     wide to densify cheaply)."""

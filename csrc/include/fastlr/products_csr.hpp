@@ -369,6 +369,11 @@ inline void csr_row_tile(const CsrPass<T, I>& p, index_t i, index_t s, index_t f
 inline index_t csr_packed_bytes() { return cache_l3_bytes().load(std::memory_order_relaxed) / 4; }
 // The same for k whose Z row tail moves as one piece (csr_tail_one_piece): past L2.
 constexpr index_t kCsrOnePieceBytes = index_t(2) << 20;
+// Row blocks per thread of a CSR pass with a backward half (each block sums into a d x k Z of its
+// own, added in block order): 2, where the dense passes take kBlocksPerThread (4). Zen 2, two
+// threads, 100000 x 5000 A^T (A V) at 0.2%, k = 8: 4 blocks a thread 0.60-0.67x one thread's time,
+// 1 block 0.46-0.73x; passes without one (A @ V) take kBlocksPerThread.
+constexpr index_t kCsrBlocksPerThread = 2;
 
 // The padded width of V and Z for k columns (csr_row_pass and csr_rows agree on it).
 template <class T>
@@ -661,8 +666,19 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
                       (kp == k || padded_bytes >= detail::csr_packed_bytes() ||
                        (padded_bytes >= detail::kCsrOnePieceBytes && detail::csr_tail_one_piece<T>(level, k)));
   const index_t zsize = bwd && !direct ? detail::round_up(d * kp, detail::kLine / index_t(sizeof(T))) : 0;
+  // Several threads take row blocks (balanced by nonzeros) in turn, each block with its own Z
+  // accumulator, summed in block order (the dense passes' scheme, dense_row_pass): a thread slowed
+  // by another process on its core hands its remaining blocks to the others. With one block per
+  // thread, 100000 x 5000 A @ V (0.2%, k = 8) on two threads took 0.53-0.66x one thread's time in six
+  // runs and 1.92x in another on an idle 2-vCPU KVM guest (bench/README.md, fifteenth session).
+  index_t nblk = 1;
+  if (want > 1) {
+    const index_t most = bwd ? std::max<index_t>(want, detail::kBlockAccBytes / (zsize * index_t(sizeof(T))))
+                             : detail::kBlocksPerThread * want;
+    nblk = std::min<index_t>((bwd ? detail::kCsrBlocksPerThread : detail::kBlocksPerThread) * want, most);
+  }
   detail::AlignedBuffer<T> zacc;
-  zacc.assign(static_cast<size_t>(want) * zsize);
+  zacc.assign(static_cast<size_t>(nblk) * zsize);
   if (direct) std::fill(Z, Z + d * k, T(0));
   const detail::CsrPass<T, I> p{indptr, indices, data, nnz, d, V, Vtail.data, vsafe, W, Y, k, kp, direct ? k : kp, pass};
   const auto rows_fn = detail::pick_csr_rows<T, I>(level, k, pass);
@@ -686,23 +702,26 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   {
     const int parts = want > 1 ? omp_threads_in_team() : 1;
     const int t = thread_id();
-    index_t b, e;
-    nnz_chunk_range(indptr, n, parts, t, b, e);
-    int code;
-    if (split) {
-      code = fwd_fn(pf, b, e, nullptr);
-      if (code == 0) code = bwd_fn(pb, b, e, direct ? Z : zacc.data + t * zsize);
-    } else {
-      code = rows_fn(p, b, e, direct ? Z : zacc.data + t * zsize);
-    }
-    if (code != 0) err.set(code);
-    if (bwd && !direct) {
 #if defined(FASTLR_HAVE_OPENMP)
-#pragma omp barrier
+#pragma omp for schedule(dynamic, 1)
 #endif
+    for (index_t i = 0; i < nblk; ++i) {
+      index_t b, e;
+      nnz_chunk_range(indptr, n, static_cast<int>(nblk), static_cast<int>(i), b, e);
+      T* const Zi = direct ? Z : zacc.data + i * zsize;
+      int code;
+      if (split) {
+        code = fwd_fn(pf, b, e, nullptr);
+        if (code == 0) code = bwd_fn(pb, b, e, Zi);
+      } else {
+        code = rows_fn(p, b, e, Zi);
+      }
+      if (code != 0) err.set(code);
+    }  // (ends with a barrier)
+    if (bwd && !direct) {
       index_t jb, je;
       chunk_range(d, parts, t, jb, je);
-      detail::reduce_padded(Z, k, zacc.data, kp, zsize, parts, jb, je);
+      detail::reduce_padded(Z, k, zacc.data, kp, zsize, static_cast<int>(nblk), jb, je);
     }
   }
   throw_kernel_error(err.code);
