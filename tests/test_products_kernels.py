@@ -223,6 +223,25 @@ def test_csr_row_blocks_at_several_threads(dtype):
         core.set_num_threads(previous)
 
 
+def test_csr_kernels_without_columns_at_two_threads():
+    """A CSR matrix with no columns, rows enough for two threads: the passes with a backward half have an empty
+    Z for each row block (a block count that divided by Z's size raised SIGFPE here), and return empty products."""
+    core = pytest.importorskip("fastlr._core")
+    n, k = 4_000_000, 16
+    arrays = (np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
+    previous = core.get_num_threads()
+    try:
+        core.set_num_threads(2)
+        np.testing.assert_array_equal(core.matmul_csr(*arrays, np.ones((0, k))), np.zeros((n, k)))
+        assert core.rmatmul_csr(*arrays, np.ones((n, k)), 0).shape == (0, k)
+        assert core.gram_product_csr(*arrays, np.ones((0, k))).shape == (0, k)
+        Y, Z = core.gd_products_csr(*arrays, np.ones((n, k)), np.ones((0, k)))
+        np.testing.assert_array_equal(Y, np.zeros((n, k)))
+        assert Z.shape == (0, k)
+    finally:
+        core.set_num_threads(previous)
+
+
 def _check_accumulating_products(core, A, k, dtype, rng):
     """``_check_csr_kernels`` with random U and V, the reference from sparse float64 products (A is too
     wide to densify cheaply)."""

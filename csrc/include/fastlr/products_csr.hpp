@@ -671,12 +671,8 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   // by another process on its core hands its remaining blocks to the others. With one block per
   // thread, 100000 x 5000 A @ V (0.2%, k = 8) on two threads took 0.53-0.66x one thread's time in six
   // runs and 1.92x in another on an idle 2-vCPU KVM guest (bench/README.md, fifteenth session).
-  index_t nblk = 1;
-  if (want > 1) {
-    const index_t most = bwd ? std::max<index_t>(want, detail::kBlockAccBytes / (zsize * index_t(sizeof(T))))
-                             : detail::kBlocksPerThread * want;
-    nblk = std::min<index_t>((bwd ? detail::kCsrBlocksPerThread : detail::kBlocksPerThread) * want, most);
-  }
+  const index_t nblk = detail::row_blocks(want, bwd ? detail::kCsrBlocksPerThread : detail::kBlocksPerThread,
+                                          zsize * index_t(sizeof(T)));
   detail::AlignedBuffer<T> zacc;
   zacc.assign(static_cast<size_t>(nblk) * zsize);
   if (direct) std::fill(Z, Z + d * k, T(0));

@@ -283,9 +283,7 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // multi-threaded BLAS call) hands its remaining blocks to the others.
   index_t nblk = 1, blk = n;
   if (want > 1) {
-    const index_t most = bwd ? std::max<index_t>(want, detail::kBlockAccBytes / (zsize * index_t(sizeof(T))))
-                             : detail::kBlocksPerThread * want;
-    nblk = std::min<index_t>(detail::kBlocksPerThread * want, most);
+    nblk = detail::row_blocks(want, detail::kBlocksPerThread, zsize * index_t(sizeof(T)));
     blk = detail::round_up((n + nblk - 1) / nblk, col_major ? gather_rows : R);
     nblk = (n + blk - 1) / blk;
   }

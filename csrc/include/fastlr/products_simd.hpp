@@ -305,10 +305,19 @@ inline void reduce_padded(T* out, index_t k, const T* acc, index_t kp, index_t s
 
 inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 
-// Dense passes at several threads: row blocks per thread, and a cap on the
+// Dense and CSR passes at several threads: row blocks per thread, and a cap on the
 // bytes of their Z accumulators (wider Z: fewer blocks, at least one per thread).
 constexpr index_t kBlocksPerThread = 4;
 constexpr index_t kBlockAccBytes = index_t(1) << 23;
+
+// Row blocks a pass on `want` threads hands out in turn: per_thread a thread, but
+// when each block has a Z accumulator of zbytes (0: none), no more than
+// kBlockAccBytes of them in all, and at least one a thread. One block on one thread.
+inline index_t row_blocks(int want, index_t per_thread, index_t zbytes) {
+  if (want <= 1) return 1;
+  const index_t most = zbytes > 0 ? std::max<index_t>(want, kBlockAccBytes / zbytes) : per_thread * want;
+  return std::min<index_t>(per_thread * want, most);
+}
 
 // float32 backward passes (Z += A^T W) sum at most kSumRows32 rows into one
 // accumulator, then add it to the block's (two-level summation): one float32
