@@ -7,14 +7,17 @@ defaults) and the sparse passes of ``InMemory``. Prints one line per call and a 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/threads_after_blas.py 6
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/threads_after_blas.py 6 --only randomized_svd csr
 
-``--only``: calls whose label contains any of these words. Run it under two builds' Pythons alternately
-to compare them (bench/README.md, sixth session, lead).
+``--only``: calls whose label contains any of these words. ``--busy``: another process spins on one core
+throughout (a host or neighbour holding a core; libgomp's idle workers spinning beside it cost the main
+thread its share). Run it under two builds' Pythons alternately to compare them (bench/README.md, sixth
+session, lead).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import pathlib
+import subprocess
 import sys
 import time
 
@@ -81,7 +84,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rounds", type=int)
     ap.add_argument("--only", nargs="*", default=[], help="calls whose label contains any of these words")
+    ap.add_argument("--busy", action="store_true", help="another process spins on a core throughout")
     args = ap.parse_args(argv)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
+    try:
+        return _run(args)
+    finally:
+        if busy is not None:
+            busy.kill()
+
+
+def _run(args) -> int:
     G = np.random.default_rng(0).standard_normal((400, 400))
     calls = [(label, call) for label, call in cases() if not args.only or any(w in label for w in args.only)]
     res: dict = {}

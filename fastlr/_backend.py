@@ -21,7 +21,7 @@ import importlib
 import os
 import threading
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from types import ModuleType
 
 from ._caches import read_cache_sizes
@@ -42,6 +42,16 @@ __all__ = [
 #: Backends in order of preference.
 BACKENDS = ("cpp", "numba", "numpy")
 _MODULES = {"cpp": "fastlr._core", "numba": "fastlr._kernels.numba", "numpy": "fastlr._kernels.reference"}
+
+#: How long GNU OpenMP's idle workers spin before they sleep, in pause iterations (GOMP_SPINCOUNT), set
+#: while ``_core`` loads its libgomp. libgomp's default, 300000, spins ~11 ms after every parallel region
+#: (36 ns a pause on a Zen 2 under KVM): through the serial steps between fastlr's passes the idle worker
+#: holds a core, and beside another busy thread (an OpenBLAS worker still spinning after the caller's own
+#: multi-threaded BLAS call, another process) it took the main thread's. 10000 (~0.4 ms) still bridges
+#: back-to-back regions. The user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins; a libgomp loaded before
+#: fastlr's keeps its own setting (``omp_wait()``).
+GOMP_SPIN_COUNT = 10000
+_omp_wait = "not loaded"
 
 def kernel_names() -> tuple[str, ...]:
     """Kernels every backend provides, with the same semantics: the NumPy reference's list."""
@@ -74,7 +84,8 @@ def _load(name: str) -> ModuleType | None:
         if name in _errors:
             return None
         try:
-            module = importlib.import_module(_MODULES[name])
+            with _idle_spin_limited() if name == "cpp" else nullcontext():
+                module = importlib.import_module(_MODULES[name])
             missing = [k for k in kernel_names() if not hasattr(module, k)]
             if missing:
                 raise ImportError(f"it lacks the kernels {', '.join(missing)} (stale build?)")
@@ -87,6 +98,43 @@ def _load(name: str) -> ModuleType | None:
                 module._set_cache_sizes(*read_cache_sizes())
         _loaded[name] = module
         return module
+
+
+def _libgomp_loaded() -> bool | None:
+    """Whether this process has mapped the system libgomp already (None where /proc cannot tell)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("/libgomp.so" in line for line in maps)
+    except OSError:
+        return None
+
+
+@contextmanager
+def _idle_spin_limited():
+    """GOMP_SPINCOUNT = ``GOMP_SPIN_COUNT`` while ``_core`` (and its libgomp) loads, unless the user set an
+    OpenMP wait policy; os.environ is restored afterwards (libgomp reads it once, when it loads), so
+    child processes and other libraries see the user's environment."""
+    global _omp_wait
+    user = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ}
+    if user:
+        _omp_wait = "the user's " + ", ".join(f"{k}={v}" for k, v in user.items())
+        yield
+        return
+    already = _libgomp_loaded()
+    os.environ["GOMP_SPINCOUNT"] = str(GOMP_SPIN_COUNT)
+    try:
+        yield
+    finally:
+        os.environ.pop("GOMP_SPINCOUNT", None)
+    if already:
+        _omp_wait = "libgomp's own (it was loaded before fastlr)"
+    else:
+        _omp_wait = f"spin {GOMP_SPIN_COUNT} pauses, then sleep (GOMP_SPINCOUNT, fastlr's default)"
+
+
+def omp_wait() -> str:
+    """How fastlr's OpenMP threads wait between parallel regions (for ``fastlr info``)."""
+    return _omp_wait
 
 
 def _require(name: str) -> ModuleType:

@@ -20,7 +20,8 @@ from contextlib import ExitStack
 import numpy as np
 
 from . import __version__
-from ._backend import BACKENDS, available_backends, backend_errors, current_backend, get_backend, set_backend
+from ._backend import (BACKENDS, available_backends, backend_errors, current_backend, get_backend, omp_wait,
+                       set_backend)
 from ._cli_io import (VIDEO_SUFFIXES, UserError, atomic_output, npz_path, plot_path, progress, read_matrix,
                       read_video, save_plot)
 from ._cli_pca import add_pca_parser, run_pca
@@ -60,6 +61,7 @@ def _info(args) -> dict:
         info["build"] = get_backend("cpp").build_info()
     except ImportError as exc:
         info["build"] = f"unavailable ({exc})"
+    info["omp_wait"] = omp_wait()  # settled once the compiled core has loaded
     return info
 
 
@@ -86,7 +88,7 @@ def cmd_info(args) -> int:
               f"vector ISA {isa}{capped}")
     else:
         print(f"  build: {build}")
-    print(f"  threads: {info['threads']}")
+    print(f"  threads: {info['threads']}; idle OpenMP threads: {info['omp_wait']}")
     print(f"  dense products: {info['product_choice']}")
     return 0
 
