@@ -46,11 +46,12 @@ _MODULES = {"cpp": "fastlr._core", "numba": "fastlr._kernels.numba", "numpy": "f
 #: How long GNU OpenMP's idle workers spin before they sleep, in pause iterations (GOMP_SPINCOUNT), set
 #: while ``_core`` loads its libgomp. libgomp's default, 300000, spins ~11 ms after every parallel region
 #: (36 ns a pause on a Zen 2 under KVM): through the serial steps between fastlr's passes the idle worker
-#: holds a core, and beside another busy thread (an OpenBLAS worker still spinning after the caller's own
-#: multi-threaded BLAS call, another process) it took the main thread's. 10000 (~0.4 ms) still bridges
-#: back-to-back regions. The user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins; a libgomp loaded before
-#: fastlr's keeps its own setting (``omp_wait()``).
-GOMP_SPIN_COUNT = 10000
+#: holds a core, and beside other busy threads (another process; an OpenBLAS worker still spinning after
+#: the caller's own multi-threaded BLAS call) it takes the main thread's share. scw 5760 x 1080 at load
+#: 11-15 on 2 cores: one thread 25-30 ms; two threads 63-65 ms at 300000, 31-33 at 10000, 27.5-28.4 at
+#: 1000, 26-28 at 0. 1000 (~36 us) still bridges the back-to-back regions of one product. The user's
+#: OMP_WAIT_POLICY or GOMP_SPINCOUNT wins; a libgomp loaded before fastlr's keeps its own setting.
+GOMP_SPIN_COUNT = 1000
 _omp_wait = "not loaded"
 
 def kernel_names() -> tuple[str, ...]:
