@@ -433,6 +433,33 @@ def test_guarded_inner_product_sketch(guard):
     assert lr.U.shape == (N_ROWS, 3)
 
 
+@pytest.mark.parametrize("guard, seed", [("countsketch", 21), ("countsketch", 59), ("sampler", 59), ("sampler", 1)])
+def test_guarded_inner_product_never_worse_than_its_random_countsketch(guard, seed):
+    """12 x 6 matrices, m = 4: two data-driven rows on two of a sampler or another random draw lost to the user's
+    CountSketch(4, 12, seed) on held-out matrices (bench/guard_audit.py's tiny family; before the check: 42.7x, 11.7x,
+    2.7x, 2.7x its Err at these seeds). It is worse there on the training matrices too, so it falls back to it."""
+    data = datasets.lowrank(24, shape=(12, 6), rank=3, noise=0.05, seed=seed + 1)
+    train, test = data[:18], data[18:]
+    with pytest.warns(fastlr.LearnedSketchWarning, match="CountSketch.* lower error on the training matrices"):
+        S = dd.inner_product_sketch(train, 4, 2, guard=guard, seed=seed)
+    random = fastlr.CountSketch(4, 12, seed=seed)
+    assert type(S) is fastlr.CountSketch
+    np.testing.assert_array_equal(S.rows, random.rows)
+    np.testing.assert_array_equal(S.values, random.values)
+    assert fastlr.sketch_error(S, test, 2) <= fastlr.sketch_error(random, test, 2)
+
+
+def test_guarded_inner_product_kept_where_it_beats_random_on_training():
+    """The same family where the guarded sketch does better on the training matrices: kept, no warning."""
+    data = datasets.lowrank(24, shape=(12, 6), rank=3, noise=0.05, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fastlr.LearnedSketchWarning)
+        S = dd.inner_product_sketch(data[:18], 4, 2, guard="countsketch", seed=0)
+    assert isinstance(S, fastlr.StackedSketch)
+    random = fastlr.CountSketch(4, 12, seed=0)
+    assert training_loss(S, data[:18], 2) < training_loss(random, data[:18], 2)
+
+
 def test_inner_product_beats_random_on_shared_structure():
     data = family(12, seed=5)
     train, test = data[:8], data[8:]

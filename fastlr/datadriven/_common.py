@@ -57,6 +57,9 @@ _WIDTHS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 #: video at 0-1.5 sd).
 RIVALS = 16
 MARGIN = 2.0
+#: At most this many training matrices (spread over them: _spread) rank inner_product_sketch's trials and judge a
+#: guarded sketch against ``CountSketch(m, n, seed)`` (_random_beats).
+JUDGES = 8
 COMBINE = ("concat", "mean")
 
 
@@ -381,6 +384,23 @@ def _below(err: float, bound: float, ties: tuple[float, float]) -> bool:
     return bool(err < bound - tie_width(ties, bound))
 
 
+def _spread(count: int, most: int = JUDGES) -> np.ndarray:
+    """Indices of up to ``most`` of ``count`` training matrices, evenly spread over them (the first few of a
+    time-ordered set are the ones furthest from what comes next)."""
+    return np.unique(np.linspace(0, count - 1, min(most, count)).round().astype(int))
+
+
+def _random_beats(S, mats: list, k: int, seed: int) -> bool:
+    """Whether ``CountSketch(m, n, seed)`` has a lower mean scaled SCW error (_scaled_error) than S on up to JUDGES
+    of the training matrices (_spread), by more than a rounding tie: S is then worse than the random sketch the user
+    had on the very data it was built from, and nothing says it is better on new matrices."""
+    m, n = S.shape
+    judges = [mats[i] for i in _spread(len(mats))]
+    scales = _scales(judges)
+    random = _scaled_error(CountSketch(m, n, seed=seed), judges, k, scales)
+    return _below(random, _scaled_error(S, judges, k, scales), rounding_ties([A.dtype for A in judges]))
+
+
 def _halves(A) -> list:
     """A's columns in two contiguous halves (neighbouring columns of images and signals are alike: interleaved
     halves would be near copies of each other, not held-out data)."""
@@ -429,5 +449,6 @@ TEXT_LIKE = ("the training matrices use few of their rows (term-document counts?
              "about new matrices' rows")
 NOT_BETTER = ("from one matrix it does not beat random CountSketches there by twice their spread, so "
               "nothing says it will on new matrices")
+WORSE_ON_TRAIN = "CountSketch(m, n, seed) has a lower error on the training matrices"
 NOT_HELD_OUT = ("from one matrix, built from either half of its columns it does not beat random CountSketches on the "
                 "other half by twice their spread: it fits that matrix, not new ones")

@@ -21,6 +21,7 @@ from ..sketch import CountSketch, StackedSketch
 from . import _common
 from ._common import (
     COMBINE,
+    WORSE_ON_TRAIN,
     GUARDS,
     _blas_threads,
     _bucket_values,
@@ -28,7 +29,10 @@ from ._common import (
     _check_seconds,
     _check_sizes,
     _one_matrix_guard,
+    _random_beats,
+    _random_instead,
     _Rows,
+    _spread,
     _scales,
     _top_left,
     _text_like_instead,
@@ -472,7 +476,13 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
             return _inner_product(parts, part_rows, m, k, values=values, guard=guard, trials=trials,
                                   refine=refine, subspace=subspace, seed=seed)
 
-        return _one_matrix_guard("inner_product_sketch", build, mats, m, k, seed, held_out=True)
+        S = _one_matrix_guard("inner_product_sketch", build, mats, m, k, seed, held_out=True)
+        # A guarded sketch is m // 2 data-driven rows on m - m // 2 of a sampler or another random draw: at small m
+        # the user's own random CountSketch(m, n, seed), all m rows random, can be the better sketch, and was
+        # (12 x 6 matrices, m = 4: up to 42.7x its held-out Err; bench/README.md, sixteenth session).
+        if guard is not None and type(S) is not CountSketch and _random_beats(S, mats, k, seed):
+            return _random_instead("inner_product_sketch", WORSE_ON_TRAIN, m, n, seed)
+        return S
 
 
 def _inner_product(mats: list, rows: _Rows, m: int, k: int, *, values: str = "svd", guard: str | None = None,
@@ -526,7 +536,7 @@ class _Judges:
     without its gradient), S A, one product ``A V`` and small problems per matrix, no residual formed."""
 
     def __init__(self, mats: list, rows: _Rows, k: int):
-        picks = np.unique(np.linspace(0, len(mats) - 1, min(8, len(mats))).round().astype(int))
+        picks = _spread(len(mats))
         self.ops = [TrainingMatrix(mats[i]) for i in picks]
         # The rows' weights are 1 / sigma_1 of these very matrices (side by side): no second eigensolve.
         same = rows.mats is mats
