@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_SHRINK",
     "FROZEN",
     "IMPROVEMENT",
+    "JUDGES",
     "SPORADIC",
     "TIE",
     "TIE32",
@@ -62,6 +63,7 @@ __all__ = [
     "pull_to_buckets",
     "row_consistency",
     "rounding_ties",
+    "spread",
     "tie_width",
 ]
 
@@ -90,6 +92,9 @@ TIE_ABS = 1e-12
 #: The same for float32 matrices, whose SCW runs in float32: exact sketches' errors spread by up to 4e-5 of the
 #: error (3000 x 16, m = 16) and by 4e-8 absolute at rank <= k (80 x 30) (bench/README.md, fourteenth session, H3).
 TIE32, TIE32_ABS = 1e-4, 1e-6
+#: At most this many training matrices (:func:`spread` over them) judge a sketch against ``CountSketch(m, n, seed)``
+#: where the guards compare on training matrices (and rank inner_product_sketch's trials).
+JUDGES = 8
 
 
 class LearnedSketchWarning(UserWarning):
@@ -180,6 +185,12 @@ def rounding_ties(dtypes) -> tuple[float, float]:
     if any(np.finfo(dt).eps > np.finfo(np.float64).eps for dt in dtypes):
         return TIE32, TIE32_ABS
     return TIE, TIE_ABS
+
+
+def spread(count: int, most: int = JUDGES) -> np.ndarray:
+    """Indices of up to ``most`` of ``count`` training matrices, evenly spread over them (the first few of a
+    time-ordered set are the ones furthest from what comes next)."""
+    return np.unique(np.linspace(0, count - 1, min(most, count)).round().astype(int))
 
 
 def tie_width(ties: tuple[float, float], scale: float) -> float:

@@ -445,4 +445,5 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
                   bar=bar) == "steps":  # finished in time (else the validated values stay)
             S.values[:] = again.shrunk(again.values)
             S.validation.refit = True
+            S = again.never_worse_after_refit(S, [] if remote else ops + held)
         return S

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from .._krylov import next_block
-from .._safeguards import LearnedSketchWarning, rounding_ties, tie_width
+from .._safeguards import LearnedSketchWarning, rounding_ties, spread, tie_width
 from .._threads import thread_limit
 from .._validation import (
     as_matrix,
@@ -57,9 +57,6 @@ _WIDTHS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 #: video at 0-1.5 sd).
 RIVALS = 16
 MARGIN = 2.0
-#: At most this many training matrices (spread over them: _spread) rank inner_product_sketch's trials and judge a
-#: guarded sketch against ``CountSketch(m, n, seed)`` (_random_beats).
-JUDGES = 8
 COMBINE = ("concat", "mean")
 
 
@@ -384,18 +381,12 @@ def _below(err: float, bound: float, ties: tuple[float, float]) -> bool:
     return bool(err < bound - tie_width(ties, bound))
 
 
-def _spread(count: int, most: int = JUDGES) -> np.ndarray:
-    """Indices of up to ``most`` of ``count`` training matrices, evenly spread over them (the first few of a
-    time-ordered set are the ones furthest from what comes next)."""
-    return np.unique(np.linspace(0, count - 1, min(most, count)).round().astype(int))
-
-
 def _random_beats(S, mats: list, k: int, seed: int) -> bool:
     """Whether ``CountSketch(m, n, seed)`` has a lower mean scaled SCW error (_scaled_error) than S on up to JUDGES
-    of the training matrices (_spread), by more than a rounding tie: S is then worse than the random sketch the user
+    of the training matrices (spread), by more than a rounding tie: S is then worse than the random sketch the user
     had on the very data it was built from, and nothing says it is better on new matrices."""
     m, n = S.shape
-    judges = [mats[i] for i in _spread(len(mats))]
+    judges = [mats[i] for i in spread(len(mats))]
     scales = _scales(judges)
     random = _scaled_error(CountSketch(m, n, seed=seed), judges, k, scales)
     return _below(random, _scaled_error(S, judges, k, scales), rounding_ties([A.dtype for A in judges]))

@@ -16,6 +16,7 @@ from .._validation import (
     is_sparse,
 )
 from .._gradients import TrainingMatrix, loss_and_grad
+from .._safeguards import spread
 from ..datasets import spectral_norm
 from ..sketch import CountSketch, StackedSketch
 from . import _common
@@ -32,7 +33,6 @@ from ._common import (
     _random_beats,
     _random_instead,
     _Rows,
-    _spread,
     _scales,
     _top_left,
     _text_like_instead,
@@ -536,7 +536,7 @@ class _Judges:
     without its gradient), S A, one product ``A V`` and small problems per matrix, no residual formed."""
 
     def __init__(self, mats: list, rows: _Rows, k: int):
-        picks = _spread(len(mats))
+        picks = spread(len(mats))
         self.ops = [TrainingMatrix(mats[i]) for i in picks]
         # The rows' weights are 1 / sigma_1 of these very matrices (side by side): no second eigensolve.
         same = rows.mats is mats
