@@ -210,7 +210,10 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         ``CountSketch(m, n, seed)`` and replaced by it (``S.mixed`` None,
         ``S.fallback`` True, a warning) when that is better on validation; not
         on sporadic rows (text, see ``shrink``), where validation cannot see a
-        topic shift (bench/README.md, fourteenth session).
+        topic shift (bench/README.md, fourteenth session). After a ``refit``
+        (trained again on the held-out matrices too, which then no longer
+        judge it) the same comparison runs on up to 8 of all the training
+        matrices (sixteenth session).
     seed : int, default 0
         Seeds the positions and starting values (``CountSketch(m, n, seed)``;
         the random rows of a mixed sketch use ``seed + 1``) and the batches.

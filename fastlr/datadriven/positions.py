@@ -313,6 +313,10 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
         Stack the m // 2 data-driven rows on m - m // 2 rows that keep a
         worst-case guarantee: a ridge-leverage row sampler (Li et al., Thm 5.1)
         or a random CountSketch (seed + 1), as learn_sketch's mixed sketches.
+        When ``CountSketch(m, n, seed)`` has the lower error on (up to 8 of)
+        the training matrices, that is returned instead, with a
+        ``fastlr.LearnedSketchWarning`` (m = 4 on 12 x 6 matrices: the stack
+        was up to 42.7x its held-out Err; bench/README.md, sixteenth session).
     trials : int, default 1
         Draw this many sets of centres and keep the sketch with the lowest
         training loss (mean ``||A - SCW(S, A)||_F`` over 8 training
