@@ -103,6 +103,40 @@ def test_dense_forward_split_widths(dtype, level):
         core.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("level", [1, 2], ids=["avx2", "avx512"])
+def test_dense_backward_split_widths(dtype, level):
+    """``A.T @ W`` and ``A.T (A V)`` (gram_product, power_step) at the AVX2 widths with tiles of their
+    own (products_split.cpp: float64 9-12 and 17-20, float32 17-24 and 33-40 columns; groups of 12 rows,
+    4-row tiles, then 6-row ones for the last columns) and their neighbours: every row remainder, rows
+    4 KiB apart (no prefetch), a V and Z past kGroupBytes (power pass in row groups of 48), and 2-3
+    threads (row blocks of whole groups; float32 sums of kSumRows32 rows on 1100 rows)."""
+    core = pytest.importorskip("fastlr._core")
+    previous, threads = core._cap_isa(level), core.get_num_threads()
+    try:
+        rng = np.random.default_rng(12)
+        aliased = 4096 // np.dtype(dtype).itemsize
+        shapes = [(1, 9), (11, 30), (12, 30), (13, 5), (23, 30), (24, 41), (25, 41), (36, 7), (131, 64),
+                  (50, aliased), (29, 2 * aliased), (61, 3000), (1100, 16)]
+        widths = [8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 28, 32, 33, 36, 37, 40, 41]
+        for n, d in shapes:
+            for k in widths:
+                A = rng.standard_normal((n, d)).astype(dtype)
+                V = rng.standard_normal((d, k)).astype(dtype)
+                W = rng.standard_normal((n, k)).astype(dtype)
+                AV, ATW, ATAV = _expected(A, W, V)
+                big = np.abs(ATAV).max() + np.sqrt(n * d) * d
+                for t in (1, 2, 3) if n >= 24 else (1,):
+                    core.set_num_threads(t)
+                    _check(core.rmatmul(A, W), ATW, dtype, np.sqrt(n) * 4)
+                    _check(core.gram_product(A, V), ATAV, dtype, big)
+                    Y, Z = core.power_step(A, V)
+                    _check(Y, AV, dtype, np.sqrt(d) * 4)
+                    _check(Z, ATAV, dtype, big)
+    finally:
+        core._cap_isa(previous)
+        core.set_num_threads(threads)
+
+
 def _check_csr_kernels(kernels, A, U, V, dtype):
     """The CSR kernels of ``kernels`` against float64 NumPy."""
     arrays = (A.indptr, A.indices, A.data)

@@ -193,15 +193,22 @@ dense_rows_avx512(const DensePass<T>& p, index_t g, index_t b, index_t e, T* Z, 
 #endif
 
 #if defined(FASTLR_X86_DISPATCH)
-/// Rows per group of dense_forward_split_avx2 (products_split.cpp): three 4-row tiles, two 6-row ones.
+/// Rows per group of dense_split_avx2 (products_split.cpp): three 4-row tiles, two 6-row ones.
 constexpr index_t kSplitRows = 12;
-/// The padded widths dense_forward_split_avx2 serves (A @ V of row-major A at AVX2).
+/// The padded widths dense_split_avx2 serves at AVX2 (row-major A): A @ V (kForward), and A.T @ W
+/// (kBackward) and A.T (A V) (kPower), whose backward half sweeps as the forward one does.
 template <class T>
-constexpr bool split_width(index_t kp) {
-  return sizeof(T) == 8 ? (kp == 10 || kp == 12 || kp == 18 || kp == 20) : (kp == 20 || kp == 24 || kp == 36 || kp == 40);
+constexpr bool split_width(RowPass pass, index_t kp) {
+  if (pass == RowPass::kForward)
+    return sizeof(T) == 8 ? (kp == 10 || kp == 12 || kp == 18 || kp == 20)
+                          : (kp == 20 || kp == 24 || kp == 36 || kp == 40);
+  if (pass == RowPass::kBackward || pass == RowPass::kPower)
+    return sizeof(T) == 8 ? (kp == 10 || kp == 12 || kp == 18 || kp == 20)
+                          : (kp == 20 || kp == 24 || kp == 28 || kp == 36 || kp == 40);
+  return false;
 }
-void dense_forward_split_avx2(const DensePass<float>& p, index_t g, index_t b, index_t e, float* Z, float* buf);
-void dense_forward_split_avx2(const DensePass<double>& p, index_t g, index_t b, index_t e, double* Z, double* buf);
+void dense_split_avx2(const DensePass<float>& p, index_t g, index_t b, index_t e, float* Z, float* buf);
+void dense_split_avx2(const DensePass<double>& p, index_t g, index_t b, index_t e, double* Z, double* buf);
 #endif
 
 template <class T>
@@ -243,10 +250,10 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   const int lanes = detail::vector_lanes<T>(level);
   const index_t kp = detail::round_up(k, std::max(1, lanes / 2));
 #if defined(FASTLR_X86_DISPATCH)
-  // AVX2, A @ V of row-major A at the widths of split_width: tiles of their own (products_split.cpp;
-  // bench/README.md, fifteenth session, HS); every other width and pass keeps dense_rows_avx2.
-  if (level == detail::kAvx2 && pass == RowPass::kForward && !col_major && detail::split_width<T>(kp)) {
-    rows_fn = &detail::dense_forward_split_avx2;
+  // AVX2, row-major A at the widths of split_width: tiles of their own (products_split.cpp;
+  // bench/README.md, fifteenth and sixteenth sessions); every other width and pass keeps dense_rows_avx2.
+  if (level == detail::kAvx2 && !col_major && detail::split_width<T>(pass, kp)) {
+    rows_fn = &detail::dense_split_avx2;
     R = static_cast<int>(detail::kSplitRows);
   }
 #endif
