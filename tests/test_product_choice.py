@@ -22,6 +22,32 @@ def test_threshold_is_a_column_count(level, order, kind, dtype):
         assert choice.use_kernel(kind, columns, np.dtype(dtype), order, level) == (columns < limit)
 
 
+def test_rmatmul_threshold(monkeypatch):
+    """``A.T @ W`` alone at x86-64-v3, float32, C order runs the kernel below RMATMUL_COLUMNS (33) only
+    (it lost to BLAS at 33, 34 and 36 columns on a Zen 2, bench/README.md, sixteenth session, HB);
+    ``A @ V`` and both together ("pass") keep their threshold (40), float64, F order and x86-64-v4 too."""
+    assert choice.RMATMUL_COLUMNS["x86-64-v3", "C", "float32"] == 33
+    for columns in (8, 32, 33, 36, 39, 40):
+        assert choice.use_kernel("rmatmul", columns, np.float32, "C", "x86-64-v3") == (columns < 33)
+        assert choice.use_kernel("pass", columns, np.float32, "C", "x86-64-v3") == (columns < 40)
+        assert choice.use_kernel("rmatmul", columns, np.float64, "C", "x86-64-v3") == (columns < 40)
+        assert choice.use_kernel("rmatmul", columns, np.float32, "C", "x86-64-v4")
+        assert not choice.use_kernel("rmatmul", columns, np.float32, "F", "x86-64-v3")
+    monkeypatch.setattr(choice, "_level", "x86-64-v3")
+    assert "its A^T W < 33 columns (float32)" in choice.describe()
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((50, 20)).astype(np.float32)
+    W = rng.standard_normal((50, 36)).astype(np.float32)
+    op = InMemory(A)
+    assert op._kernel_for("matmul", 36) and not op._kernel_for("rmatmul", 36) and op._kernel_for("rmatmul", 32)
+    np.testing.assert_allclose(op.rtimes(W), A.astype(np.float64).T @ W, rtol=0, atol=1e-4 * 50)
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "kernel")
+    assert op._kernel_for("rmatmul", 36)
+    monkeypatch.setattr(choice, "_level", "x86-64-v4")
+    monkeypatch.delenv("FASTLR_PRODUCT_CHOICE")
+    assert "A^T W" not in choice.describe()
+
+
 def test_measured_rule():
     # bench/README.md, "Fifth session: kernel vs BLAS choice" (the sixth session re-measured
     # x86-64-v3 with 6-row AVX2 tiles: the same thresholds)

@@ -125,7 +125,6 @@ void dense_split_avx2(const DensePass<float>& p, index_t, index_t b, index_t e, 
   switch (p.kp) {
     case 20: split_rows<float, 20>(p, b, e, Z, buf); break;
     case 24: split_rows<float, 24>(p, b, e, Z, buf); break;
-    case 28: split_rows<float, 28>(p, b, e, Z, buf); break;
     case 36: split_rows<float, 36>(p, b, e, Z, buf); break;
     default: split_rows<float, 40>(p, b, e, Z, buf); break;
   }

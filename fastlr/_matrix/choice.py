@@ -102,7 +102,8 @@ from .._backend import get_backend
 from .._caches import read_cache_sizes
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "NARROW_ROW_BYTES", "SPARSE_SHORT_ROW_NNZ",
+__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "NARROW_ROW_BYTES", "RMATMUL_COLUMNS",
+           "SPARSE_SHORT_ROW_NNZ",
            "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode", "factor_fits",
            "isa_level", "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel"]
 
@@ -131,6 +132,15 @@ KERNEL_COLUMNS["x86-64-v4", "F", "gram", "float64"] = 64
 KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float64"] = 32
 KERNEL_COLUMNS["x86-64-v4", "F", "gram", "float32"] = 0
 KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float32"] = 0
+
+#: ``A.T @ W`` on its own (kind "rmatmul") at (level, order, dtype): the kernel only below this many
+#: columns, whatever the "pass" threshold (table or calibration) gives ``A @ V`` and ``A.T @ W`` together.
+#: x86-64-v3, float32, C order: from 33 columns on the backward pass sweeps A three times (16 + 16 and the
+#: rest; products_split.cpp's 24 | 12-16 twice) and lost to OpenBLAS's Haswell GEMM at 33, 34 and 36 columns
+#: on the Zen 2 (one thread, 5760 x 1080 and 100000 x 500: 0.84-0.99x), won at 35 and 37-40 (1.07-1.29x);
+#: below 33 it won or tied at every width (bench/README.md, sixteenth session, HB). ``A @ V`` and
+#: ``A.T (A V)`` keep their thresholds.
+RMATMUL_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 33}
 
 #: A level pinned by hand (benchmarks); None: the level the compiled kernels run at.
 _level: str | None = None
@@ -176,8 +186,9 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
 
     Parameters
     ----------
-    kind : {"pass", "gram", "gd"}
-        ``A @ V`` / ``A.T @ W`` ("pass"), ``A.T @ (A @ V)`` ("gram") or the fused GD pass
+    kind : {"pass", "rmatmul", "gram", "gd"}
+        ``A @ V`` / ``A.T @ W`` ("pass"), ``A.T @ W`` alone ("rmatmul": "pass", and below
+        ``RMATMUL_COLUMNS`` where it holds an entry), ``A.T @ (A @ V)`` ("gram") or the fused GD pass
         ``(A @ V, A.T @ U)`` ("gd": at x86-64-v4 no width threshold, only ``factor_fits``; below it
         the "pass" threshold, the same two products).
     columns : int
@@ -197,8 +208,8 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
         ``A.T @ W`` at x86-64-v4 0.86-0.95x BLAS in 4 runs of 4, 5760 x 1080 ``A.T (A V)`` at
         x86-64-v3 0.89-0.95x; other cells won 1.1-1.7x.)
     """
-    if kind not in ("pass", "gram", "gd"):
-        raise ValueError(f"kind: expected 'pass', 'gram' or 'gd', got {kind!r}")
+    if kind not in ("pass", "rmatmul", "gram", "gd"):
+        raise ValueError(f"kind: expected 'pass', 'rmatmul', 'gram' or 'gd', got {kind!r}")
     if order not in ("C", "F"):
         raise ValueError(f"order: expected 'C' or 'F', got {order!r}")
     mode = choice_mode()
@@ -210,6 +221,10 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     level = level or isa_level()
     if factor_rows is not None and not factor_fits(factor_rows, columns, dtype, level, threads):
         return False
+    if kind == "rmatmul":
+        if columns >= RMATMUL_COLUMNS.get((level, order, np.dtype(dtype).name), BLAS_MIN_COLUMNS):
+            return False
+        kind = "pass"
     if kind == "gd":
         if level == "x86-64-v4":
             return True  # before _calibrated(): measured on Zen 4 only, where it won at every width
@@ -419,7 +434,9 @@ def describe() -> str:
     else:
         source = ("the static table (FASTLR_CALIBRATION=off)" if calibration.mode() == "off" else
                   "the static table until calibrated (at the first dense product, or `fastlr calibrate`)")
-    return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}, its A^T A V "
+    rm = "".join(f", its A^T W < {c} columns ({t})" for (lv, o, t), c in RMATMUL_COLUMNS.items()
+                 if lv == level and o == "C" and c < limits["C", "pass", t])
+    return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS otherwise "
             f"and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, by its width, part of L3 "
             f"({l3 >> 20} MiB; choice.factor_fits) "

@@ -400,12 +400,12 @@ class InMemory(Operand):
         ``A.T @ W`` over rows of fewer than 4 nonzeros on average, and for CSC A's ``A.T (A V)``
         over such columns, plus a band of short rows at baseline by factor size and the baseline scatter
         pass over wide factor rows; kind "matmul", "rmatmul", "pass" or "gram"); for dense A, ``choice.use_kernel``
-        (kind "pass", "gram" or "gd"; never from BLAS_MIN_COLUMNS columns on, nor for factors past the
+        (kind "pass", "rmatmul", "gram" or "gd"; never from BLAS_MIN_COLUMNS columns on, nor for factors past the
         cache, unless FASTLR_PRODUCT_CHOICE=kernel)."""
         if self.sparse:
             return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size, dtype=self.dtype)
         order = "C" if self.A.flags.c_contiguous else "F"
-        return use_kernel("pass" if kind in ("matmul", "rmatmul") else kind, columns, self.dtype, order,
+        return use_kernel("pass" if kind == "matmul" else kind, columns, self.dtype, order,
                           factor_rows=self.shape[1], threads=get_num_threads())
 
     def _scipy_product(self, M, F, rows: int, name: str, of: str) -> np.ndarray:

@@ -202,10 +202,9 @@ constexpr bool split_width(RowPass pass, index_t kp) {
   if (pass == RowPass::kForward)
     return sizeof(T) == 8 ? (kp == 10 || kp == 12 || kp == 18 || kp == 20)
                           : (kp == 20 || kp == 24 || kp == 36 || kp == 40);
-  if (pass == RowPass::kBackward || pass == RowPass::kPower)
-    return sizeof(T) == 8 ? (kp == 10 || kp == 12 || kp == 18 || kp == 20)
-                          : (kp == 20 || kp == 24 || kp == 28 || kp == 36 || kp == 40);
-  return false;
+  // The backward half at 28 float32 columns, 24 | 4, measured slower than dense_rows's 16 + 12 (A.T @ W
+  // 5760 x 1080, one thread: 6.7 against 6.3 ms): the forward widths.
+  return (pass == RowPass::kBackward || pass == RowPass::kPower) && split_width<T>(RowPass::kForward, kp);
 }
 void dense_split_avx2(const DensePass<float>& p, index_t g, index_t b, index_t e, float* Z, float* buf);
 void dense_split_avx2(const DensePass<double>& p, index_t g, index_t b, index_t e, double* Z, double* buf);
@@ -248,8 +247,16 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   auto rows_fn = detail::pick_dense_rows<T>(level, R);
   // Columns padded to half vectors (the tiles take one and a half in one sweep).
   const int lanes = detail::vector_lanes<T>(level);
-  const index_t kp = detail::round_up(k, std::max(1, lanes / 2));
+  index_t kp = detail::round_up(k, std::max(1, lanes / 2));
 #if defined(FASTLR_X86_DISPATCH)
+  // AVX2, row-major A, A.T @ W and A.T (A V): a last tile of one and a half vectors (float32 12, 28,
+  // 44 padded columns; float64 6, 14, 22) swept slower than one of two on Zen 2, so those widths pad
+  // to whole vectors (one thread, A.T @ W 5760 x 1080 float32: 6.4 ms at 28 columns against 5.5 at
+  // 32, 3.1 at 12 against 3.0 at 16; float64 6.6 at 14 against 5.9 at 16; bench/README.md,
+  // sixteenth session, HB).
+  if (level == detail::kAvx2 && !col_major && (pass == RowPass::kBackward || pass == RowPass::kPower) &&
+      kp % (2 * lanes) == lanes + lanes / 2)
+    kp += lanes / 2;
   // AVX2, row-major A at the widths of split_width: tiles of their own (products_split.cpp;
   // bench/README.md, fifteenth and sixteenth sessions); every other width and pass keeps dense_rows_avx2.
   if (level == detail::kAvx2 && !col_major && detail::split_width<T>(pass, kp)) {
