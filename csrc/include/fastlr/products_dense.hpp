@@ -193,10 +193,12 @@ dense_rows_avx512(const DensePass<T>& p, index_t g, index_t b, index_t e, T* Z, 
 #endif
 
 #if defined(FASTLR_X86_DISPATCH)
-/// Rows per group of dense_split_avx2 (products_split.cpp): three 4-row tiles, two 6-row ones.
+/// Rows per group of dense_forward_split_avx2 and dense_split_avx2 (products_split.cpp): three 4-row
+/// tiles, two 6-row ones.
 constexpr index_t kSplitRows = 12;
-/// The padded widths dense_split_avx2 serves at AVX2 (row-major A): A @ V (kForward), and A.T @ W
-/// (kBackward) and A.T (A V) (kPower), whose backward half sweeps as the forward one does.
+/// The padded widths products_split.cpp serves at AVX2 (row-major A): A @ V (kForward,
+/// dense_forward_split_avx2), and A.T @ W (kBackward) and A.T (A V) (kPower, dense_split_avx2), whose
+/// backward half sweeps as the forward one does.
 template <class T>
 constexpr bool split_width(RowPass pass, index_t kp) {
   if (pass == RowPass::kForward)
@@ -206,6 +208,8 @@ constexpr bool split_width(RowPass pass, index_t kp) {
   // 5760 x 1080, one thread: 6.7 against 6.3 ms): the forward widths.
   return (pass == RowPass::kBackward || pass == RowPass::kPower) && split_width<T>(RowPass::kForward, kp);
 }
+void dense_forward_split_avx2(const DensePass<float>& p, index_t g, index_t b, index_t e, float* Z, float* buf);
+void dense_forward_split_avx2(const DensePass<double>& p, index_t g, index_t b, index_t e, double* Z, double* buf);
 void dense_split_avx2(const DensePass<float>& p, index_t g, index_t b, index_t e, float* Z, float* buf);
 void dense_split_avx2(const DensePass<double>& p, index_t g, index_t b, index_t e, double* Z, double* buf);
 #endif
@@ -260,7 +264,8 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // AVX2, row-major A at the widths of split_width: tiles of their own (products_split.cpp;
   // bench/README.md, fifteenth and sixteenth sessions); every other width and pass keeps dense_rows_avx2.
   if (level == detail::kAvx2 && !col_major && detail::split_width<T>(pass, kp)) {
-    rows_fn = &detail::dense_split_avx2;
+    rows_fn = pass == RowPass::kForward ? detail::dense_rows_fn<T>(&detail::dense_forward_split_avx2)
+                                        : detail::dense_rows_fn<T>(&detail::dense_split_avx2);
     R = static_cast<int>(detail::kSplitRows);
   }
 #endif
