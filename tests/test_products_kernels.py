@@ -127,11 +127,16 @@ def test_dense_backward_split_widths(dtype, level):
                 big = np.abs(ATAV).max() + np.sqrt(n * d) * d
                 for t in (1, 2, 3) if n >= 24 else (1,):
                     core.set_num_threads(t)
-                    _check(core.rmatmul(A, W), ATW, dtype, np.sqrt(n) * 4)
+                    Z1 = core.rmatmul(A, W)
+                    _check(Z1, ATW, dtype, np.sqrt(n) * 4)
+                    np.testing.assert_array_equal(core.rmatmul(A, W), Z1)  # the same bits at a thread count
                     _check(core.gram_product(A, V), ATAV, dtype, big)
                     Y, Z = core.power_step(A, V)
                     _check(Y, AV, dtype, np.sqrt(d) * 4)
                     _check(Z, ATAV, dtype, big)
+                    if t == 1:
+                        Y1 = Y
+                    np.testing.assert_array_equal(Y, Y1)  # A V row by row: the same bits at any thread count
     finally:
         core._cap_isa(previous)
         core.set_num_threads(threads)
