@@ -105,7 +105,7 @@ def test_dense_forward_split_widths(dtype, level):
 
 @pytest.mark.parametrize("level", [1, 2], ids=["avx2", "avx512"])
 def test_dense_backward_split_widths(dtype, level):
-    """``A.T @ W`` and ``A.T (A V)`` (gram_product, power_step) at the AVX2 widths with tiles of their
+    """``A.T @ W``, ``A.T (A V)`` (gram_product, power_step) and gd_products at the AVX2 widths with tiles of their
     own (products_split.cpp: float64 9-12 and 17-20, float32 17-24 and 33-40 columns; groups of 12 rows,
     4-row tiles, then 6-row ones for the last columns) and their neighbours: every row remainder, rows
     4 KiB apart (no prefetch), a V and Z past kGroupBytes (power pass in row groups of 48), and 2-3
@@ -131,6 +131,9 @@ def test_dense_backward_split_widths(dtype, level):
                     _check(Z1, ATW, dtype, np.sqrt(n) * 4)
                     np.testing.assert_array_equal(core.rmatmul(A, W), Z1)  # the same bits at a thread count
                     _check(core.gram_product(A, V), ATAV, dtype, big)
+                    Y, Z = core.gd_products(A, W, V)
+                    _check(Y, AV, dtype, np.sqrt(d) * 4)
+                    _check(Z, ATW, dtype, np.sqrt(n) * 4)
                     Y, Z = core.power_step(A, V)
                     _check(Y, AV, dtype, np.sqrt(d) * 4)
                     _check(Z, ATAV, dtype, big)

@@ -88,7 +88,7 @@ __attribute__((target("avx2,fma"), flatten)) void forward_split(const DensePass<
   }
 }
 
-// Rows [b, e) of a backward (A.T @ W) or power (A.T (A V)) pass over row-major A
+// Rows [b, e) of a backward (A.T @ W), power (A.T (A V)) or both (A V and A.T W) pass over row-major A
 // with KP padded columns, in groups of kSplitRows rows (the power pass: the forward half of
 // p.group_rows rows, then their backward half; dense_rows's order). Rows short of a group run one
 // at a time on dense_rows's tiles. Z: this block's d x KP accumulator; buf as for dense_rows.

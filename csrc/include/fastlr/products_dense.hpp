@@ -197,8 +197,8 @@ dense_rows_avx512(const DensePass<T>& p, index_t g, index_t b, index_t e, T* Z, 
 /// tiles, two 6-row ones.
 constexpr index_t kSplitRows = 12;
 /// The padded widths products_split.cpp serves at AVX2 (row-major A): A @ V (kForward,
-/// dense_forward_split_avx2), and A.T @ W (kBackward) and A.T (A V) (kPower, dense_split_avx2), whose
-/// backward half sweeps as the forward one does.
+/// dense_forward_split_avx2), and A.T @ W (kBackward), A.T (A V) (kPower) and gd_products's pair
+/// (kBoth; dense_split_avx2), whose backward half sweeps as the forward one does.
 template <class T>
 constexpr bool split_width(RowPass pass, index_t kp) {
   if (pass == RowPass::kForward)
@@ -206,7 +206,8 @@ constexpr bool split_width(RowPass pass, index_t kp) {
                           : (kp == 20 || kp == 24 || kp == 36 || kp == 40);
   // The backward half at 28 float32 columns, 24 | 4, measured slower than dense_rows's 16 + 12 (A.T @ W
   // 5760 x 1080, one thread: 6.7 against 6.3 ms): the forward widths.
-  return (pass == RowPass::kBackward || pass == RowPass::kPower) && split_width<T>(RowPass::kForward, kp);
+  // kBoth (gd_products: W given) at these widths runs its halves one after the other in dense_rows too.
+  return pass != RowPass::kForward && split_width<T>(RowPass::kForward, kp);
 }
 void dense_forward_split_avx2(const DensePass<float>& p, index_t g, index_t b, index_t e, float* Z, float* buf);
 void dense_forward_split_avx2(const DensePass<double>& p, index_t g, index_t b, index_t e, double* Z, double* buf);
