@@ -258,10 +258,10 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // 44 padded columns; float64 6, 14, 22) swept slower than one of two on Zen 2, so those widths pad
   // to whole vectors (one thread, A.T @ W 5760 x 1080 float32: 6.4 ms at 28 columns against 5.5 at
   // 32, 3.1 at 12 against 3.0 at 16; float64 6.6 at 14 against 5.9 at 16; bench/README.md,
-  // sixteenth session, HB). A.T (A V) only past one tile: its forward half made float64 6 columns
-  // 4% slower padded (5.5 against 5.3 ms), float32 12 no faster.
+  // sixteenth session, HB). A.T (A V) and gd_products's pair only past one tile: the power pass's
+  // forward half made float64 6 columns 4% slower padded (5.5 against 5.3 ms), float32 12 no faster.
   if (level == detail::kAvx2 && !col_major && kp % (2 * lanes) == lanes + lanes / 2 &&
-      (pass == RowPass::kBackward || (pass == RowPass::kPower && kp > 2 * lanes)))
+      (pass == RowPass::kBackward || (pass != RowPass::kForward && kp > 2 * lanes)))
     kp += lanes / 2;
   // AVX2, row-major A at the widths of split_width: tiles of their own (products_split.cpp;
   // bench/README.md, fifteenth and sixteenth sessions); every other width and pass keeps dense_rows_avx2.
