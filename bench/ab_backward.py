@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""The backward products against the BLAS calls they replace: ``A.T @ W`` (rmatmul) and
-``A.T @ (A @ V)`` (gram_product) of row-major A, per factor width, one thread.
+"""The backward products against the BLAS calls they replace: ``A.T @ W`` (rmatmul),
+``A.T @ (A @ V)`` (gram_product) and ``(A @ V, A.T @ W)`` (gd_products, --kernels) of row-major A, per
+factor width, one thread.
 
 Per-call CPU time (time.thread_time), min over interleaved rounds, one process: this build's kernel
 (and another build's, --other), fastlr's BLAS layout (``_linalg.blas_times``) and the user's
@@ -65,9 +66,12 @@ def main(argv=None):
                         if kern == "rmatmul":
                             calls = [lambda c=c: c.rmatmul(A, W) for _, c in cores]
                             calls += [lambda: blas_times(A.T, W), lambda: A.T @ W]
-                        else:
+                        elif kern == "gram_product":
                             calls = [lambda c=c: c.gram_product(A, V) for _, c in cores]
                             calls += [lambda: blas_times(A.T, blas_times(A, V)), lambda: A.T @ (A @ V)]
+                        else:  # gd_products: (A @ V, A.T @ W) in one pass
+                            calls = [lambda c=c: c.gd_products(A, W, V) for _, c in cores]
+                            calls += [lambda: (blas_times(A, V), blas_times(A.T, W)), lambda: (A @ V, A.T @ W)]
                         t = [[] for _ in calls]
                         for r in range(a.rounds + 1):
                             order = range(len(calls)) if r % 2 == 0 else reversed(range(len(calls)))
