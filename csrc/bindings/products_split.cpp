@@ -23,8 +23,11 @@ namespace {
 //   float32 36, 40 = 24 | 12 or 16                  2.5 against 3   [16 + 16 + 4 or 8]
 // Forward (A @ V), measured 5760 x 1080, one thread: 1.09-1.37x faster at every width they serve
 // (bench/README.md, fifteenth session, HS); the other widths gain nothing by this count (float64 14:
-// 12 | 2 is 2.5 against 8 + 6's 2; float64 22-32 and float32 28-32 tie). Backward (A.T @ W, and
-// A.T (A V)'s second half): see split_width.
+// 12 | 2 is 2.5 against 8 + 6's 2; float64 22-32 and float32 28-32 tie). Backward (A.T @ W), one
+// thread: 5760 x 1080 float32 17-24 columns 5.2-5.3 -> 4.3-4.4 ms, 33-40 7.9-8.4 -> 7.0-7.8, float64
+// 9-12 and 17-20 1.1-1.25x faster; A.T (A V) and gd_products 1.1-1.3x (bench/README.md, sixteenth
+// session, HB). A 4-row sweep costs about 1.45x a 6-row one there (4.3 ms at 20-24 columns against
+// 3.0 at 16), so the float32 28 split (24 | 4) lost to 16 + 12 (6.7 against 6.3 ms).
 template <class T, int KP>
 struct Split {
   static constexpr int L = vector_lanes<T>(kAvx2);
