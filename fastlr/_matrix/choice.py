@@ -29,6 +29,8 @@ runs when the factor has fewer columns than the entry, BLAS otherwise. The
 x86-64-v3 entries also hold against OpenBLAS's AVX2 (Haswell) kernel, measured on
 the same machine (``OPENBLAS_CORETYPE=Haswell``: as fast as SkylakeX on Zen 4).
 Both paths round alike (the same sums in another order): results agree to rounding.
+``A.T @ W`` on its own has one more cap, ``RMATMUL_COLUMNS`` (x86-64-v3, float32, C order: below 33
+columns; an AVX2 Zen 2 lost 0.83-0.99x from there, sixteenth session).
 
 That table is the fallback and the documented measurement. By default ("auto") each machine
 measures its own thresholds once, at the first dense product of each ISA level, and caches them
