@@ -33,7 +33,7 @@ from ._matrix.centered import Centered
 from ._matrix.memory import representable, ritz_tail, rounding_shows
 from .scw import SCWFactors
 
-__all__ = ["krylov_applies", "krylov_block", "krylov_depth", "krylov_factors", "next_block"]
+__all__ = ["krylov_applies", "krylov_block", "krylov_depth", "krylov_factors", "narrow_blocks_miss", "next_block"]
 
 _EPS64 = float(np.finfo(np.float64).eps)
 
@@ -58,9 +58,25 @@ def krylov_depth(n_iter: int) -> int:
 _V3_TILE_BYTES = 64
 
 
+def _v3_tile(op) -> int | None:
+    """Columns of one fused-kernel register tile where the narrow-block rules may apply: dense
+    in-memory A at x86-64-v3 (not measured at baseline or v4; BLAS passes' cost does not step;
+    PCA's centred operand keeps its l-wide blocks); else None."""
+    if type(op) is not InMemory or op.sparse or isa_level() != "x86-64-v3":
+        return None
+    return _V3_TILE_BYTES // np.dtype(op.dtype).itemsize
+
+
+def _narrow_depth(q: int, l: int, tile: int) -> int:
+    """Depth of the tile-wide Krylov space standing in for an l-wide one of depth q: one block more
+    for each tile's worth of l past the first (``ceil(l / tile) - 1``), so the space reaches about l
+    columns one block after the start, with q blocks beyond that for the polynomials' degree."""
+    return q + -(-l // tile) - 1
+
+
 def krylov_block(op, k: int, l: int, n_iter: int) -> tuple[int, int]:
     """(b, q): the block width and the depth of the Krylov space; (l, ``krylov_depth(n_iter)``) but
-    where one block narrower and one deeper is both cheaper and at least as accurate.
+    where narrower blocks, deeper, are both cheaper and at least as accurate.
 
     At x86-64-v3 the fused kernel sweeps A's rows once per 16 float32 columns, and a remainder of a
     quarter of that (l = 17-20) takes one more sweep on half vectors, load-bound on the broadcasts
@@ -69,20 +85,39 @@ def krylov_block(op, k: int, l: int, n_iter: int) -> tuple[int, int]:
     (2 q + 3 passes of 16 columns where 2 q + 1 took 20: 29 against 42 ms at k = 10, n_iter = 7)
     gave a space of about the same size ((q + 2) b = 96 against 100) holding polynomials of one
     degree higher, as accurate or more on every spectrum tried, up to float32's rounding floor
-    (bench/krylov_block_ab.py; bench/README.md, fifteenth session). Only for dense in-memory A on the fused kernel at x86-64-v3 and when b keeps at least
-    half of the oversampling l - k.
+    (bench/krylov_block_ab.py; bench/README.md, fifteenth session). Only for dense in-memory A on the
+    fused kernel at x86-64-v3 and when b keeps at least half of the oversampling l - k.
+
+    float32 A on the Gram route (``krylov_applies``: where the narrow passes cost well under the
+    SYRK of A^T A) takes tile-wide blocks whatever l is, ``_narrow_depth`` deep (k = 50, l = 60,
+    n_iter = 7: 8 blocks of 16, a 128-column space of degree 7; bench/README.md, sixteenth session).
     """
     q = krylov_depth(n_iter)
-    if type(op) is not InMemory or op.sparse or isa_level() != "x86-64-v3":
+    tile = _v3_tile(op)
+    if tile is None or not op._kernel_for("gram", tile):  # BLAS's cost does not step so
         return l, q
-    tile = _V3_TILE_BYTES // np.dtype(op.dtype).itemsize
+    if op.dtype == np.float32 and op._gram_pays(l, n_iter):
+        depth = _narrow_depth(q, l, tile) + 2
+        return (tile, depth) if _narrow_pays(op.shape[1], l, tile, depth) else (l, q)
     rest = l % tile
     b = l - rest
     if b != tile or not 0 < rest <= tile // 4 or 2 * (b - k) < l - k:
         return l, q
-    if not (op._kernel_for("gram", l) and op._kernel_for("gram", b)):  # BLAS's cost does not step so
+    if not op._kernel_for("gram", l):
         return l, q
-    return b, q + 1
+    return b, _narrow_depth(q, l, tile)
+
+
+def _narrow_pays(d: int, l: int, b: int, q: int) -> bool:
+    """Whether b-wide blocks, q beyond the start, cost less than the Gram route on float32 A with d
+    columns: the passes and the Rayleigh-Ritz step, counted in multiply-adds per row of A,
+    ``(2 q + 1) b d + (b (q + 1))^2``, under NARROW_SHARE of the route's SYRK and final ``A V``,
+    ``d^2 / 2 + l d`` (5760 x 1080, k = 50: a share of 0.55 took 0.74 of the time)."""
+    return (2 * q + 1) * b * d + (b * (q + 1)) ** 2 <= NARROW_SHARE * (d * d / 2 + l * d)
+
+
+#: The narrow finder's share of the Gram route's count under which it replaces it (see ``_narrow_pays``).
+NARROW_SHARE = 0.6
 
 
 def krylov_applies(op, l: int, n_iter: int) -> bool:
@@ -103,6 +138,8 @@ def krylov_applies(op, l: int, n_iter: int) -> bool:
     q = krylov_depth(n_iter)
     rayleigh_ritz = (l * (q + 1)) ** 2
     if memory._gram_pays(l, n_iter):
+        if op.dtype == np.float32:  # narrow blocks where they pay (krylov_block)
+            return krylov_block(op, l, l, n_iter)[0] < l
         return op.dtype == np.float64 and (2 * q + 1) * d * l + rayleigh_ritz < d * d / 2 + d * l
     row_entries = memory.parts[2].size / max(n, 1) if memory.sparse else d
     saved = 2 * (n_iter + 1 - q)  # passes of width l subspace iteration takes beyond Krylov's
@@ -119,23 +156,73 @@ def krylov_factors(op: InMemory | Centered, k: int, l: int, n_iter: int, seed: i
     near the limits of the dtype, A = 0, NaN or inf): the caller's power iterations rescale, and
     raise for NaN/inf.
     """
-    out = _krylov(op, k, l, n_iter, seed, driver, False)
+    b, q = krylov_block(op, k, l, n_iter)
+    # narrow blocks in place of the Gram route: refused (the route runs) where they may fall short
+    tested = b < l and op._gram_pays(l, n_iter)
+    out = _krylov(op, k, b, q, seed, driver, False, tested)
     if out is not None and rounding_shows(out[1], k, op.shape[1], op.dtype):
-        out = _krylov(op, k, l, n_iter, seed, driver, True)  # two-pass steps (Operand.normalized_power_pass)
-    return None if out is None else out[0]
+        out = _krylov(op, k, b, q, seed, driver, True, tested)  # two-pass steps (Operand.normalized_power_pass)
+    if out is None:
+        return None
+    factors, theta, sums = out
+    if tested and (narrow_blocks_miss(theta, k, b) or not narrow_converged(theta, sums, k, op.dtype)):
+        return None
+    return factors
 
 
-def _krylov(op: InMemory | Centered, k: int, l: int, n_iter: int, seed: int, driver: str, careful: bool):
-    """(factors, Ritz values of A^T A over the space, ascending), or None (see krylov_factors).
+#: The largest estimated relative excess (``narrow_converged``) at which narrow blocks' result stands.
+NARROW_EXCESS = 1e-4
+_DIAGNOSE = None  # a list to append (theta, sums, k) to, for bench scripts
+
+
+def narrow_converged(theta: np.ndarray, sums, k: int, dtype) -> bool:
+    """Whether the narrow blocks' rank-k result has converged: the excess left, estimated from the top-k
+    Ritz sums of the nested spaces of the last three depths (``sums``, s0 <= s1 <= s2) as the last
+    growth g = s2 - s1 continued geometrically (rate rho = g / (s1 - s0), at most 0.9), relative to
+    twice the rank-k error squared seen in the space (the Ritz values past the k largest, which
+    understate it), is at most NARROW_EXCESS."""
+    if _DIAGNOSE is not None:
+        _DIAGNOSE.append((theta, sums, k))
+    s0, s1, s2 = sums
+    g, g0 = s2 - s1, s1 - s0
+    tail = ritz_tail(theta, k, float(np.finfo(dtype).eps))
+    if not (g >= 0.0 and g0 >= 0.0):
+        return False
+    rho = min(g / g0, 0.9) if g0 > 0.0 else 0.0
+    left = g * rho / (1.0 - rho)
+    return left <= NARROW_EXCESS * 2.0 * tail * tail
+
+
+#: Relative spread of b Ritz values (of A^T A) within which ``narrow_blocks_miss`` calls them one cluster.
+CLUSTER_SPREAD = 1e-2
+
+
+def narrow_blocks_miss(theta: np.ndarray, k: int, b: int) -> bool:
+    """Whether b-wide blocks may have missed directions of the top k: b of the top k Ritz values
+    (ascending theta) within CLUSTER_SPREAD of each other. A Krylov space of b-column blocks holds at
+    most b directions of an eigenvalue of A^T A of higher multiplicity (every block's part in that
+    eigenspace is the first block's), and little more of a tight cluster, which its polynomials
+    cannot split; the l-wide space of the caller's steps holds l of them (exactly rank-50 A with equal
+    singular values, k = 50: the 16-wide space found 16, and the Ritz values showed them as 16 equal)."""
+    desc = theta[::-1][:k]
+    if desc.size < b:
+        return False
+    head, run_end = desc[: desc.size - b + 1], desc[b - 1:]
+    return bool(np.any((head > 0.0) & (run_end >= (1.0 - CLUSTER_SPREAD) * head)))
+
+
+def _krylov(op: InMemory | Centered, k: int, l: int, q: int, seed: int, driver: str, careful: bool,
+            nested: bool):
+    """(factors, Ritz values of A^T A over the space, ascending), or None (see krylov_factors):
+    blocks of l columns, q beyond the start (``krylov_block``).
 
     ``A K`` is filled in place block by block (n x l (q + 1); ``krylov_applies`` keeps it a fraction
     of A: (l (q + 1))^2 <= d l (passes saved) / 4)."""
     n, d = op.shape
     dtype = op.dtype
     eps = float(np.finfo(dtype).eps)
-    l, q = krylov_block(op, k, l, n_iter)
     V = orthonormal(np.random.default_rng(seed).standard_normal((d, l)))
-    blocks = []
+    K = np.empty((d, l * (q + 1)))  # the blocks so far, float64, filled in place (no copy a step)
     B = np.empty((n, l * (q + 1)), dtype=dtype)
     filled = 0
     for _ in range(q):
@@ -144,25 +231,25 @@ def _krylov(op: InMemory | Centered, k: int, l: int, n_iter: int, seed: int, dri
         P, Z = op.normalized_power_pass(Vd) if careful else op.power_pass(Vd)
         if not (representable(Z, dtype) and representable(P, dtype)):
             return None
-        blocks.append(Vd.astype(np.float64))
+        K[:, filled:filled + P.shape[1]] = Vd
         B[:, filled:filled + P.shape[1]] = P
         filled += P.shape[1]
         del P
-        V = next_block(np.hstack(blocks), Z.astype(np.float64), eps)
+        V = next_block(K[:, :filled], Z.astype(np.float64), eps)
         if V is None:  # the space is exhausted: A has rank below its dimension
             break
     if V is not None:
-        blocks.append(V)
+        K[:, filled:filled + V.shape[1]] = V
         B[:, filled:filled + V.shape[1]] = op.times(np.ascontiguousarray(V, dtype=dtype))
         filled += V.shape[1]
-    K = np.ascontiguousarray(np.hstack(blocks), dtype=dtype)
+    K = np.ascontiguousarray(K[:, :filled], dtype=dtype)
     B = B[:, :filled]
     if not np.isfinite(peak(B)):
         return None
-    return _rayleigh_ritz(op, K, B, k, driver)
+    return _rayleigh_ritz(op, K, B, k, driver, l if nested else 0)
 
 
-def _rayleigh_ritz(op: InMemory | Centered, K: np.ndarray, B: np.ndarray, k: int, driver: str):
+def _rayleigh_ritz(op: InMemory | Centered, K: np.ndarray, B: np.ndarray, k: int, driver: str, block: int):
     """SCW factors of ``B = A K`` cut to its top k right singular vectors first, and the Ritz values
     of A^T A over span(K) (ascending). B is the caller's and is scaled in place.
 
@@ -177,16 +264,23 @@ def _rayleigh_ritz(op: InMemory | Centered, K: np.ndarray, B: np.ndarray, k: int
     B *= c
     Bc = InMemory.wrap(B, name="B", backend=op.backend)
     H = Bc.rtimes(B)
-    theta, X = np.linalg.eigh((H + H.T) / 2)
+    H = (H + H.T) / 2
+    theta, X = np.linalg.eigh(H)
     r = min(k, B.shape[1])
+    # the top-r Ritz sums of the spaces one and two blocks shallower (leading blocks of H), and this one's
+    sums = None
+    if block:
+        sums = [float(np.sum(np.linalg.eigvalsh(H[:m, :m])[-r:])) if m > 0 else 0.0
+                for m in (H.shape[0] - 2 * block, H.shape[0] - block)] + [float(np.sum(theta[-r:]))]
+        sums = [x / (c * c) for x in sums]
     if not _gram_tilt_negligible(theta, r, op.dtype):  # the thin SVD of all of B, exact to rounding
         UB, sB, XB = op.thin_svd(B, r, driver)
-        return SCWFactors(np.zeros((0, 0)), np.zeros(0), K, B / c, UB, sB / c, XB), theta / (c * c)
+        return SCWFactors(np.zeros((0, 0)), np.zeros(0), K, B / c, UB, sB / c, XB), theta / (c * c), sums
     Xk = np.ascontiguousarray(X[:, ::-1][:, :r])
     V = np.ascontiguousarray(K.astype(np.float64) @ Xk, dtype=op.dtype)  # the top-k rows' basis, in span(K)
     W = Bc.times(Xk) / c  # = A V
     UB, sB, Y = op.thin_svd(W, r, driver)
-    return SCWFactors(np.zeros((0, 0)), np.zeros(0), V, W, UB, sB, Y), theta / (c * c)
+    return SCWFactors(np.zeros((0, 0)), np.zeros(0), V, W, UB, sB, Y), theta / (c * c), sums
 
 
 def _gram_tilt_negligible(theta: np.ndarray, k: int, dtype) -> bool:
