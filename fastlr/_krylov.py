@@ -56,6 +56,10 @@ def krylov_depth(n_iter: int) -> int:
 #: Bytes of the dense kernel's register tile row at x86-64-v3: two 256-bit vectors
 #: (products_simd.hpp), 16 float32 or 8 float64 columns in one sweep of A's rows.
 _V3_TILE_BYTES = 64
+#: Columns in whole tiles of either dtype (one float32 tile, two float64 ones): l = 17-20 adds a sweep
+#: of one vector or less (float32 half vectors, float64 one vector; fused ``A^T (A V)`` on 5760 x 1080
+#: float64: 10.3 ms at 16 columns, 14.8 at 20; fifteenth session).
+_V3_WHOLE_TILES = 16
 
 
 def _v3_tile(op) -> int | None:
@@ -86,7 +90,9 @@ def krylov_block(op, k: int, l: int, n_iter: int) -> tuple[int, int]:
     gave a space of about the same size ((q + 2) b = 96 against 100) holding polynomials of one
     degree higher, as accurate or more on every spectrum tried, up to float32's rounding floor
     (bench/krylov_block_ab.py; bench/README.md, fifteenth session). Only for dense in-memory A on the
-    fused kernel at x86-64-v3 and when b keeps at least half of the oversampling l - k.
+    fused kernel at x86-64-v3 and when b keeps at least half of the oversampling l - k. float64 the same
+    way, 16 columns being two of its tiles (5760 x 1080, k = 10: 71.7 against 81.9 ms, worst excess of 3
+    seeds 3.1e-14 against 1.5e-12; sixteenth session).
 
     float32 A on the Gram route (``krylov_applies``: where the narrow passes cost well under the
     SYRK of A^T A) takes tile-wide blocks whatever l is, ``_narrow_depth`` deep (k = 50, l = 60,
@@ -99,13 +105,10 @@ def krylov_block(op, k: int, l: int, n_iter: int) -> tuple[int, int]:
     if op.dtype == np.float32 and op._gram_pays(l, n_iter):
         depth = _narrow_depth(q, l, tile) + 2
         return (tile, depth) if _narrow_pays(op.shape[1], l, tile, depth) else (l, q)
-    rest = l % tile
-    b = l - rest
-    if b != tile or not 0 < rest <= tile // 4 or 2 * (b - k) < l - k:
+    b = _V3_WHOLE_TILES
+    if not b < l <= b + b // 4 or 2 * (b - k) < l - k or not op._kernel_for("gram", l):
         return l, q
-    if not op._kernel_for("gram", l):
-        return l, q
-    return b, _narrow_depth(q, l, tile)
+    return b, _narrow_depth(q, l, b)
 
 
 def _narrow_pays(d: int, l: int, b: int, q: int) -> bool:

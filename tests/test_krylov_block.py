@@ -44,7 +44,10 @@ def test_block_values(v3):
     assert krylov.krylov_block(op, 10, 24, 7) == (24, 4)  # a full vector past the tile: no tail to save
     assert krylov.krylov_block(op, 13, 20, 7) == (20, 4)  # 16 keeps less than half of the oversampling
     assert krylov.krylov_block(op, 30, 40, 7) == (40, 4)  # past one tile: the saving is smaller than a block
-    assert krylov.krylov_block(InMemory(A.astype(np.float64)), 10, 20, 7) == (20, 4)  # float64: a full-vector tail
+    A64 = InMemory(A.astype(np.float64))
+    assert krylov.krylov_block(A64, 10, 20, 7) == (16, 5)  # float64: two tiles, and a vector's sweep saved
+    assert krylov.krylov_block(A64, 10, 24, 7) == (24, 4)
+    assert krylov.krylov_block(A64, 13, 20, 7) == (20, 4)
     assert krylov.krylov_block(InMemory(A[:, :1000]), 30, 40, 7) == (16, 8)  # the Gram route's: narrow blocks
 
 
