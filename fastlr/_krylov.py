@@ -133,7 +133,8 @@ def krylov_applies(op, l: int, n_iter: int) -> bool:
     keeps the Gram route there: its Krylov space was as fast at v4 (98 vs 111 ms at k = 50, q = 3) but not at v3, and a
     1e4:1 spectrum at k = 50 came out 1.3e-6 off at every depth, fused or two-pass (the Gram route
     1.5e-8, scikit-learn 5e-9; the Rayleigh-Ritz step on float32's n x l (q + 1) A K), bench/README.md,
-    eighth session."""
+    eighth session. Since the sixteenth session float32 leaves it at x86-64-v3 where 16-column blocks
+    pay (``krylov_block``; their result checked in ``krylov_factors``)."""
     memory = op.inner if isinstance(op, Centered) else op  # PCA's centered A: the same passes
     if type(memory) is not InMemory or l >= op.shape[1]:
         return False
@@ -160,8 +161,8 @@ def krylov_factors(op: InMemory | Centered, k: int, l: int, n_iter: int, seed: i
     raise for NaN/inf.
     """
     b, q = krylov_block(op, k, l, n_iter)
-    # narrow blocks in place of the Gram route: refused (the route runs) where they may fall short
-    tested = b < l and op._gram_pays(l, n_iter)
+    # float32's narrow blocks in place of the Gram route: refused (the route runs) where they may fall short
+    tested = b < l and op.dtype == np.float32 and op._gram_pays(l, n_iter)
     out = _krylov(op, k, b, q, seed, driver, False, tested)
     if out is not None and rounding_shows(out[1], k, op.shape[1], op.dtype):
         out = _krylov(op, k, b, q, seed, driver, True, tested)  # two-pass steps (Operand.normalized_power_pass)
@@ -175,7 +176,6 @@ def krylov_factors(op: InMemory | Centered, k: int, l: int, n_iter: int, seed: i
 
 #: The largest estimated relative excess (``narrow_converged``) at which narrow blocks' result stands.
 NARROW_EXCESS = 1e-4
-_DIAGNOSE = None  # a list to append (theta, sums, k) to, for bench scripts
 
 
 def narrow_converged(theta: np.ndarray, sums, k: int, dtype) -> bool:
@@ -184,8 +184,6 @@ def narrow_converged(theta: np.ndarray, sums, k: int, dtype) -> bool:
     growth g = s2 - s1 continued geometrically (rate rho = g / (s1 - s0), at most 0.9), relative to
     twice the rank-k error squared seen in the space (the Ritz values past the k largest, which
     understate it), is at most NARROW_EXCESS."""
-    if _DIAGNOSE is not None:
-        _DIAGNOSE.append((theta, sums, k))
     s0, s1, s2 = sums
     g, g0 = s2 - s1, s1 - s0
     tail = ritz_tail(theta, k, float(np.finfo(dtype).eps))

@@ -174,10 +174,15 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
     n_iter = 7: 9 passes where subspace iteration takes 17), at least
     scikit-learn's accuracy at the same ``n_iter`` on every spectrum tested
     (tests/test_worst_case_accuracy.py; bench/README.md, seventh session).
-    At x86-64-v3, float32 with l = 17-20 (k = 10 at the default p) takes blocks
-    of 16 columns, one of the kernel's register tiles, and one block more:
-    2 q + 3 passes of 16 columns cost less than 2 q + 1 of 20, for a space as
-    accurate or more (``fastlr._krylov.krylov_block``).
+    At x86-64-v3, l = 17-20 (k = 10 at the default p) takes blocks of 16
+    columns, one of the kernel's register tiles in float32 and two in
+    float64, and one block more: 2 q + 3 passes of 16 columns cost less than
+    2 q + 1 of 20, for a space as accurate or more. float32 A on the Gram
+    route with d large enough (about 1000 at k = 50) takes blocks of 16
+    columns, ``q + ceil(l / 16) + 1`` of them, instead of the SYRK; their
+    result is refused, and the Gram route runs, where the Ritz sums of the
+    last blocks still grow or 16 top Ritz values coincide
+    (``fastlr._krylov.krylov_block``, ``krylov_factors``).
 
     Parameters
     ----------
