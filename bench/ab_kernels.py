@@ -54,6 +54,15 @@ def cpu_ms(call) -> float:
     return (time.thread_time() - start) * 1e3
 
 
+def interleaved_best_ms(calls: dict, rounds: int) -> dict:
+    """Each call's least CPU time (ms) over ``rounds`` rounds, the calls alternated within every round."""
+    best = dict.fromkeys(calls, np.inf)
+    for _ in range(rounds):
+        for name, call in calls.items():
+            best[name] = min(best[name], cpu_ms(call))
+    return best
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("other", help="path of the other build's _core extension file")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 from sklearn.utils.extmath import randomized_svd as sk_randomized_svd
@@ -26,6 +25,7 @@ from fastlr import _core
 from fastlr._matrix import choice
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ab_kernels import interleaved_best_ms  # noqa: E402
 from bench_svd import _make  # noqa: E402
 from krylov_depth import matrix, spectra  # noqa: E402
 
@@ -52,13 +52,8 @@ def time_rows(rounds: int) -> None:
         calls = {"sklearn": lambda: sk_randomized_svd(A, 10, random_state=0),
                  "old": lambda: _with_rule(_l_wide, lambda: fastlr.randomized_svd(A, 10, random_state=0)),
                  "new": lambda: fastlr.randomized_svd(A, 10, random_state=0)}
-        best = dict.fromkeys(calls, np.inf)
-        for _ in range(rounds):
-            for name, call in calls.items():
-                t = time.thread_time()
-                call()
-                best[name] = min(best[name], time.thread_time() - t)
-        s, o, n = (best[m] * 1e3 for m in ("sklearn", "old", "new"))
+        best = interleaved_best_ms(calls, rounds)
+        s, o, n = (best[m] for m in ("sklearn", "old", "new"))
         print(f"| {A.shape[0]}x{A.shape[1]} | {s:.1f} | {o:.1f} | {n:.1f} | {s / o:.2f}x -> {s / n:.2f}x |", flush=True)
 
 

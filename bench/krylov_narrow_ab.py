@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 from sklearn.utils.extmath import randomized_svd as sk_randomized_svd
@@ -27,6 +26,7 @@ from fastlr import _core
 from fastlr._matrix import choice
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ab_kernels import interleaved_best_ms  # noqa: E402
 from bench_svd import _make, _sqnorm, excess_error  # noqa: E402
 from krylov_depth import matrix, spectra  # noqa: E402
 
@@ -57,14 +57,9 @@ def time_rows(rounds: int) -> None:
         calls = {"sklearn": lambda s=0: sk_randomized_svd(A, k, random_state=s),
                  "before": lambda s=0: _without_narrow(lambda: fastlr.randomized_svd(A, k, random_state=s)),
                  "after": lambda s=0: fastlr.randomized_svd(A, k, random_state=s)}
-        best = dict.fromkeys(calls, np.inf)
-        for _ in range(rounds):
-            for name, call in calls.items():
-                t = time.thread_time()
-                call()
-                best[name] = min(best[name], time.thread_time() - t)
+        best = interleaved_best_ms(calls, rounds)
         err = {m: max(excess_error(A, sq, s_exact, k, *c(s)) for s in range(3)) for m, c in calls.items()}
-        s, o, n = (best[m] * 1e3 for m in ("sklearn", "before", "after"))
+        s, o, n = (best[m] for m in ("sklearn", "before", "after"))
         print(f"| 5760x1080 {np.dtype(dtype).name} k={k} | {s:.1f} | {o:.1f} | {n:.1f} | {s / o:.2f}x -> {s / n:.2f}x | "
               f"{err['before']:.2e} / {err['after']:.2e} / {err['sklearn']:.2e} |", flush=True)
 

@@ -82,10 +82,11 @@ def krylov_block(op, k: int, l: int, n_iter: int) -> tuple[int, int]:
     """(b, q): the block width and the depth of the Krylov space; (l, ``krylov_depth(n_iter)``) but
     where narrower blocks, deeper, are both cheaper and at least as accurate.
 
-    At x86-64-v3 the fused kernel sweeps A's rows once per 16 float32 columns, and a remainder of a
-    quarter of that (l = 17-20) takes one more sweep on half vectors, load-bound on the broadcasts
-    of A's entries: ``A^T (A V)`` on 5760 x 1080 float32 takes 5.3 ms at 16 columns and 9.3 ms at
-    20 (an AVX2 Zen 2; 10.0 at 32). There, blocks of b = 16 columns with one Krylov block more
+    At x86-64-v3 the fused kernel swept A's rows once per 16 float32 columns, and a remainder of a
+    quarter of that (l = 17-20) took one more sweep on half vectors, load-bound on the broadcasts
+    of A's entries: ``A^T (A V)`` on 5760 x 1080 float32 took 5.3 ms at 16 columns and 9.3 ms at
+    20 (an AVX2 Zen 2; 10.0 at 32; 7.4 at 20 since the sixteenth session's one-sweep split tiles, after
+    which the rule still saves 5-6% at float32 k = 10 and ~4% at float64 k = 10). There, blocks of b = 16 columns with one Krylov block more
     (2 q + 3 passes of 16 columns where 2 q + 1 took 20: 29 against 42 ms at k = 10, n_iter = 7)
     gave a space of about the same size ((q + 2) b = 96 against 100) holding polynomials of one
     degree higher, as accurate or more on every spectrum tried, up to float32's rounding floor
