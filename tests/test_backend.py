@@ -248,7 +248,7 @@ with fastlr.thread_limit(2):
         time.sleep(0.05)  # the main thread sleeps: what the process burns now is the idle worker's spin
         burns.append(time.process_time() - c)
 from fastlr._backend import omp_wait
-print(min(burns) * 1e3, "GOMP_SPINCOUNT" in os.environ, omp_wait())
+print(min(burns) * 1e3, max(burns) * 1e3, "GOMP_SPINCOUNT" in os.environ, omp_wait())
 """
 
 
@@ -257,8 +257,8 @@ def _idle_spin(**env):
     full.update(env)
     r = run_outside_tree([sys.executable, "-c", _IDLE_SPIN], env=full)
     assert r.returncode == 0, r.stderr
-    ms, leaked, how = r.stdout.split(" ", 2)
-    return float(ms), leaked == "True", how.strip()
+    least, most, leaked, how = r.stdout.split(" ", 3)
+    return float(least), float(most), leaked == "True", how.strip()
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2,
@@ -268,10 +268,10 @@ def test_idle_openmp_workers_sleep_soon_after_a_region():
     # serial steps between passes, where it took the main thread's core share beside any other busy thread.
     # The user's own setting is kept (and shows that the measurement can see a spin: 3e6 pauses, >= 30 ms
     # on any x86 core), and the environment fastlr hands to child processes is the user's.
-    ms, leaked, how = _idle_spin()
-    assert ms < 3.0, (ms, how)
+    least, _, leaked, how = _idle_spin()
+    assert least < 3.0, (least, how)
     assert not leaked
     assert f"{GOMP_SPIN_COUNT} pauses" in how
-    ms_user, kept, how = _idle_spin(GOMP_SPINCOUNT="3000000")
-    assert ms_user > 5.0, (ms_user, how)
+    _, most, kept, how = _idle_spin(GOMP_SPINCOUNT="3000000")
+    assert most > 5.0, (most, how)
     assert kept and how == "the user's GOMP_SPINCOUNT=3000000"
