@@ -267,16 +267,13 @@ class Training:
         positive start) the reference stays the +-1 stack: validation comes from the training topics and cannot
         see a topic shift, and there the CountSketch(m, n, seed) it preferred was worse on new topics (2 of 24
         seeds replaced, mean 0.674 -> 0.696 of random's Err)."""
-        n = self.matrices.shape[0]
         if self.sporadic:
             m = self.m_learned
-            random = CountSketch(m, n, seed=self.seed)
+            random = CountSketch(m, self.matrices.shape[0], seed=self.seed)
             candidate = LearnedSketch(random.rows, random.values, m, k=self.k, fixed=self.fixed, mixed=self.mixed,
                                       history=S.history)
         else:
-            m = self.m_learned + (0 if self.fixed is None else self.fixed.m)
-            random = CountSketch(m, n, seed=self.seed)
-            candidate = LearnedSketch(random.rows, random.values, m, k=self.k, history=S.history)
+            candidate = self._user_random(S.history)
         random_err = self.evaluator.error(candidate, backend=self.backend, pool=self.pool)
         if not random_err < validation.best_err - tie:  # a tie (rounding) keeps S
             return S
@@ -290,6 +287,13 @@ class Training:
                                                    best_step=0, fallback=True)
         return candidate
 
+    def _user_random(self, history) -> LearnedSketch:
+        """``CountSketch(m, n, seed)`` over all m rows (a mixed sketch's fixed ones included): the random sketch the
+        user had, as a LearnedSketch the guards can return."""
+        m = self.m_learned + (0 if self.fixed is None else self.fixed.m)
+        random = CountSketch(m, self.matrices.shape[0], seed=self.seed)
+        return LearnedSketch(random.rows, random.values, m, k=self.k, history=history)
+
     def never_worse_after_refit(self, S: LearnedSketch, ops: list[TrainingMatrix]) -> LearnedSketch:
         """A refit mixed sketch (values trained again on every training matrix, ``ops``, the held-out ones included)
         is no longer judged by validation: it is compared with ``CountSketch(m, n, seed)`` again, on up to JUDGES of
@@ -299,9 +303,7 @@ class Training:
         if self.mixed is None or self.sporadic or not ops:
             return S
         evaluator = Evaluator([ops[i] for i in spread(len(ops))], self.k)
-        m = self.m_learned + self.fixed.m
-        random = CountSketch(m, self.matrices.shape[0], seed=self.seed)
-        candidate = LearnedSketch(random.rows, random.values, m, k=self.k, history=S.history)
+        candidate = self._user_random(S.history)
         err = evaluator.error(S, backend=self.backend, pool=self.pool)
         random_err = evaluator.error(candidate, backend=self.backend, pool=self.pool)
         if not random_err < err - tie_width(rounding_ties([op.dtype for op in evaluator.ops]), err + evaluator.optimal):
