@@ -253,7 +253,7 @@ print(min(burns) * 1e3, max(burns) * 1e3, "GOMP_SPINCOUNT" in os.environ, omp_wa
 
 
 def _idle_spin(**env):
-    full = {k: v for k, v in subprocess_env(**env).items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    full = {k: v for k, v in subprocess_env().items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     full.update(env)
     r = run_outside_tree([sys.executable, "-c", _IDLE_SPIN], env=full)
     assert r.returncode == 0, r.stderr
