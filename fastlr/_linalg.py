@@ -43,14 +43,15 @@ class _BlasLimit:
     """BLAS libraries set to n threads inside the block, each restored on exit; a library already at
     n is not touched. threadpoolctl's ``limit`` sets every library even then (~15 us), and OpenBLAS's
     next call after ``openblas_set_num_threads`` ran slower: the 10 ms sgemm of 5760 x 1080 by 1080 x 60,
-    already on one thread, by 0.12-0.3 ms (medians of paired rounds)."""
+    already on one thread, by 0.12-0.3 ms (medians of paired rounds). ``libraries``: (controller, its
+    thread-count getter) pairs (``_thread_getter``)."""
 
     def __init__(self, libraries, n: int):
         self.libraries, self.n, self.restore = libraries, n, []
 
     def __enter__(self):
-        for lib in self.libraries:
-            old = lib.num_threads
+        for lib, threads in self.libraries:
+            old = threads()
             if old != self.n:
                 lib.set_num_threads(self.n)
                 self.restore.append((lib, old))
@@ -63,12 +64,29 @@ class _BlasLimit:
         return False
 
 
+def _thread_getter(lib):
+    """A function of no arguments giving ``lib.num_threads``: OpenBLAS's own getter (ctypes) for its
+    pthreads build, else the property. The property runs three Python frames and an f-string per read,
+    which a product's BLAS route pays on every call: 40-50 us for NumPy's and SciPy's OpenBLAS right
+    after a 5760 x 1080 GEMM has flushed the caches (Zen 2), 0.4% of a 10 ms sgemm."""
+    try:
+        if lib.internal_api == "openblas" and lib.threading_layer == "pthreads":
+            getter = lib._get_symbol("openblas_get_num_threads")  # threadpoolctl's own lookup (3.x)
+            if getter is not None and getter() == lib.num_threads:
+                return getter
+    except (AttributeError, TypeError):  # another threadpoolctl: its public property
+        pass
+    return lambda: lib.num_threads
+
+
 def blas_limit(n: int):
     """A context manager limiting BLAS to n threads (libraries already at n are left alone)."""
     global _controller
-    with _controller_lock:
-        if _controller is None:
-            _controller = ThreadpoolController().select(user_api="blas").lib_controllers  # found once
+    if _controller is None:
+        with _controller_lock:
+            if _controller is None:  # found once
+                _controller = [(lib, _thread_getter(lib))
+                               for lib in ThreadpoolController().select(user_api="blas").lib_controllers]
     return _BlasLimit(_controller, n)
 
 

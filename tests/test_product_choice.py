@@ -453,3 +453,52 @@ def test_sparse_two_sided_passes_share_threads_by_nonzeros_per_row_of_z(monkeypa
         InMemory(dense_rows).gram_product(np.ones((2000, 8)))
         InMemory(sparse_rows).gram_product(np.ones((40000, 8)))
     assert seen == [2, 1]
+
+
+def test_dense_blas_route_threads(monkeypatch):
+    """The dense BLAS route (``times``, ``rtimes``, ``power_pass``) runs BLAS on one thread below SMALL_WORK
+    multiply-adds (a power pass counts both products), on fastlr's count otherwise; results are BLAS's."""
+    import fastlr
+    from fastlr._matrix import memory
+
+    seen = []
+    real = memory.blas_limit
+    monkeypatch.setattr(memory, "blas_limit", lambda n: seen.append(n) or real(n))
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((200, 100))
+    V, W = rng.standard_normal((100, 4)), rng.standard_normal((200, 4))
+    op = InMemory(A)
+    with fastlr.thread_limit(2):
+        np.testing.assert_allclose(op.times(V), A @ V, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(op.rtimes(W), A.T @ W, rtol=1e-12, atol=1e-12)
+        P, Z = op.power_pass(V)
+        np.testing.assert_allclose(Z, A.T @ (A @ V), rtol=1e-12, atol=1e-12)
+        assert seen == [1, 1, 1]
+        monkeypatch.setattr(memory, "SMALL_WORK", 2 * 200 * 100 * 4)  # a power pass's work: not below it
+        op.times(V), op.rtimes(W), op.power_pass(V), op.gram_product(V)
+        assert seen[3:] == [1, 1, 2, 2]
+    with fastlr.thread_limit(1):
+        monkeypatch.setattr(memory, "SMALL_WORK", 0)
+        op.times(V)
+    assert seen[-1] == 1
+
+
+def test_dtype_name_is_numpys():
+    """``choice.dtype_name`` (the tables' keys without NumPy's Python code) gives ``np.dtype(x).name``."""
+    for x in (np.float32, np.float64, np.dtype("float32"), np.dtype("<f8"), "float32", "float64", "f4",
+              np.int64, np.dtype(">f4"), float):
+        assert choice.dtype_name(x) == np.dtype(x).name, x
+
+
+def test_operand_order_keys_the_choice(monkeypatch):
+    """``InMemory`` reads A's order once; the choice gets "F" for F-order A (which runs BLAS for A @ V at every
+    level) and "C" for C-order A."""
+    keys = []
+    real = choice.use_kernel
+    monkeypatch.setattr("fastlr._matrix.memory.use_kernel", lambda *a, **k: keys.append(a[3]) or real(*a, **k))
+    A = np.random.default_rng(0).standard_normal((300, 200))
+    V = np.ones((200, 5))
+    for M in (A, np.asfortranarray(A)):
+        np.testing.assert_allclose(InMemory(M).times(V), A @ V, rtol=1e-12, atol=1e-12)
+    assert keys == ["C", "F"]

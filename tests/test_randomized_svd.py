@@ -387,7 +387,7 @@ def test_blas_limit_leaves_libraries_at_the_limit_alone(monkeypatch):
 
     with _linalg.blas_limit(1):
         pass
-    libraries = _linalg._controller
+    libraries = [lib for lib, _ in _linalg._controller]
     assert libraries, "no BLAS library found"
     calls = []
     for lib in libraries:
@@ -402,6 +402,22 @@ def test_blas_limit_leaves_libraries_at_the_limit_alone(monkeypatch):
             assert all(lib.num_threads == 2 for lib in libraries)
         assert all(lib.num_threads == 1 for lib in libraries)
     assert calls == [2] * len(libraries) + [1] * len(libraries)
+
+
+def test_blas_thread_getters_read_what_threadpoolctl_reads():
+    """``_linalg.blas_limit`` reads each library's thread count through ``_thread_getter`` (OpenBLAS's own
+    getter, without threadpoolctl's Python frames): the same count as threadpoolctl's property, at 1 and 2."""
+    from threadpoolctl import threadpool_limits
+
+    from fastlr import _linalg
+
+    with _linalg.blas_limit(1):
+        pass
+    assert _linalg._controller, "no BLAS library found"
+    for n in (1, 2):
+        with threadpool_limits(n, user_api="blas"):
+            for lib, threads in _linalg._controller:
+                assert threads() == lib.num_threads == n
 
 
 class _Recorded(np.ndarray):

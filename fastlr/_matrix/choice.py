@@ -106,7 +106,7 @@ from . import calibration
 
 __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "NARROW_ROW_BYTES", "RMATMUL_COLUMNS",
            "SPARSE_SHORT_ROW_NNZ",
-           "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode", "factor_fits",
+           "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode", "dtype_name", "factor_fits",
            "isa_level", "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
@@ -143,6 +143,18 @@ KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float32"] = 0
 #: below 33 it won or tied at every width (bench/README.md, sixteenth session, HB). ``A @ V`` and
 #: ``A.T (A V)`` keep their thresholds.
 RMATMUL_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 33}
+
+#: The tables' dtype keys. ``np.dtype(x).name`` runs NumPy's Python code: 7 us, and 60 us right after a
+#: 5760 x 1080 GEMM has flushed the caches (Zen 2), on every product's route; a dict lookup instead.
+_DTYPE_NAMES = {t: np.dtype(t).name for t in (np.float32, np.float64, np.dtype(np.float32), np.dtype(np.float64),
+                                              "float32", "float64")}
+
+
+def dtype_name(dtype) -> str:
+    """``np.dtype(dtype).name``, looked up without NumPy's Python code for float32 and float64."""
+    name = _DTYPE_NAMES.get(dtype)
+    return name if name is not None else np.dtype(dtype).name
+
 
 #: A level pinned by hand (benchmarks); None: the level the compiled kernels run at.
 _level: str | None = None
@@ -221,10 +233,11 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
         raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
     pinned = level is not None  # a level given: the table's rule, not the calibration
     level = level or isa_level()
+    name = dtype_name(dtype)
     if factor_rows is not None and not factor_fits(factor_rows, columns, dtype, level, threads):
         return False
     if kind == "rmatmul":
-        if columns >= RMATMUL_COLUMNS.get((level, order, np.dtype(dtype).name), BLAS_MIN_COLUMNS):
+        if columns >= RMATMUL_COLUMNS.get((level, order, name), BLAS_MIN_COLUMNS):
             return False
         kind = "pass"
     if kind == "gd":
@@ -234,13 +247,13 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
         # one thread, 5760 x 1080 and 2000 x 1000, l = 10-40, F order 0.82-0.95x BLAS at v3 and
         # 0.33-0.83x at baseline in C order too (bench/README.md, fourteenth session, H1).
         kind = "pass"
-    tab = None if pinned else _calibrated()
+    tab = None if pinned else _calibrated(level=level)
     if tab is not None:
-        limit = tab.thresholds[order, kind, np.dtype(dtype).name]
+        limit = tab.thresholds[order, kind, name]
         if threads > 1:  # measured at one thread: past the table's widths it holds there only
             limit = min(limit, BLAS_MIN_COLUMNS)
         return columns < limit
-    return columns < min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, np.dtype(dtype).name])
+    return columns < min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, name])
 
 
 #: Past L2, below x86-64-v4 only factors narrower than this run on the kernels (``factor_fits``).
@@ -305,13 +318,13 @@ def static_thresholds(level: str) -> dict:
     return {(o, k, t): min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, o, k, t]) for o, k, t in calibration.CELLS}
 
 
-def _calibrated(run: bool = True):
-    """The calibration's table at this CPU's level, or None where the table's rule holds: calibration
-    off, a level pinned by hand, no run-time dispatch (the compiler's target) or, without
-    ``run``, not calibrated yet."""
+def _calibrated(run: bool = True, level: str | None = None):
+    """The calibration's table at this CPU's level (``level``: ``isa_level()`` already read), or None
+    where the table's rule holds: calibration off, a level pinned by hand, no run-time dispatch (the
+    compiler's target) or, without ``run``, not calibrated yet."""
     if _level is not None:
         return None
-    level = isa_level()  # finds _dispatching_core
+    level = level or isa_level()  # finds _dispatching_core
     if not _dispatching_core:
         return None
     return calibration.table(lambda: static_thresholds(level), level, run)

@@ -155,6 +155,7 @@ class InMemory(Operand):
         self.dtype = A.dtype
         self.sparse = is_sparse(A)
         self.format = A.format if self.sparse else "dense"
+        self.order = None if self.sparse else "C" if A.flags.c_contiguous else "F"  # the product choice's key
         if self.sparse:
             self.parts = tuple(np.ascontiguousarray(x) for x in (A.indptr, A.indices, A.data))
 
@@ -404,8 +405,7 @@ class InMemory(Operand):
         cache, unless FASTLR_PRODUCT_CHOICE=kernel)."""
         if self.sparse:
             return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size, dtype=self.dtype)
-        order = "C" if self.A.flags.c_contiguous else "F"
-        return use_kernel("pass" if kind == "matmul" else kind, columns, self.dtype, order,
+        return use_kernel("pass" if kind == "matmul" else kind, columns, self.dtype, self.order,
                           factor_rows=self.shape[1], threads=get_num_threads())
 
     def _scipy_product(self, M, F, rows: int, name: str, of: str) -> np.ndarray:
@@ -426,7 +426,7 @@ class InMemory(Operand):
         if self.sparse or self._kernel_for("matmul", V.shape[1]):  # sparse: matmul picks kernel or SciPy
             return self.matmul(V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
-        with self._work(V.shape[1]), blas_limit(get_num_threads()):
+        with self._blas_threads(V.shape[1]):
             return blas_times(self.A, V)
 
     def rtimes(self, W) -> np.ndarray:
@@ -434,8 +434,16 @@ class InMemory(Operand):
         if self.sparse or self._kernel_for("rmatmul", W.shape[1]):
             return self.rmatmul(W)
         W = np.ascontiguousarray(W, dtype=self.dtype)
-        with self._work(W.shape[1]), blas_limit(get_num_threads()):
+        with self._blas_threads(W.shape[1]):
             return blas_times(self.A.T, W)
+
+    def _blas_threads(self, k: int, sides: int = 1):
+        """``blas_limit`` for BLAS products with dense A and k-column factors (``sides`` = 2: both ways):
+        one thread below SMALL_WORK multiply-adds, fastlr's count otherwise (``_work``'s rule, read
+        once: every Python step on this route runs with caches a large GEMM just flushed, ~5-60 us
+        each on the Zen 2, which put fastlr's route at 0.98-0.99x NumPy's identical call at 60 columns)."""
+        threads = get_num_threads()
+        return blas_limit(1 if threads > 1 and sides * self.shape[0] * self.shape[1] * k < SMALL_WORK else threads)
 
     def power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
         """``(A V, A^T A V)`` of any width: one fused pass (``power_step``) where the kernel beats
@@ -448,7 +456,7 @@ class InMemory(Operand):
     def _blas_power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
         """``(A @ V, A.T @ (A @ V))`` by two BLAS GEMMs on fastlr's thread count."""
         V = np.ascontiguousarray(V, dtype=self.dtype)
-        with self._work(V.shape[1], 2), blas_limit(get_num_threads()):
+        with self._blas_threads(V.shape[1], 2):
             P = blas_times(self.A, V)
             return P, blas_times(self.A.T, P)
 
