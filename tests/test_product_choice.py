@@ -30,11 +30,12 @@ def test_rmatmul_threshold(monkeypatch):
     for columns in (8, 32, 33, 36, 39, 40):
         assert choice.use_kernel("rmatmul", columns, np.float32, "C", "x86-64-v3") == (columns < 33)
         assert choice.use_kernel("pass", columns, np.float32, "C", "x86-64-v3") == (columns < 40)
+        assert choice.use_kernel("pass", columns, np.float32, "C", "x86-64-v3") == (columns < 40)
         assert choice.use_kernel("rmatmul", columns, np.float64, "C", "x86-64-v3") == (columns < 40)
         assert choice.use_kernel("rmatmul", columns, np.float32, "C", "x86-64-v4")
         assert not choice.use_kernel("rmatmul", columns, np.float32, "F", "x86-64-v3")
     monkeypatch.setattr(choice, "_level", "x86-64-v3")
-    assert "its A^T W < 33 columns (float32)" in choice.describe()
+    assert "its A^T W < 33 columns but 28 (float32)" in choice.describe()
     rng = np.random.default_rng(3)
     A = rng.standard_normal((50, 20)).astype(np.float32)
     W = rng.standard_normal((50, 36)).astype(np.float32)
@@ -46,6 +47,29 @@ def test_rmatmul_threshold(monkeypatch):
     monkeypatch.setattr(choice, "_level", "x86-64-v4")
     monkeypatch.delenv("FASTLR_PRODUCT_CHOICE")
     assert "A^T W" not in choice.describe()
+
+
+def test_rmatmul_blas_widths(monkeypatch):
+    """``A.T @ W`` alone at x86-64-v3, float32, C order: 28 columns run BLAS (OpenBLAS's Haswell sgemm has no tail
+    there and the kernel pads to 32: 0.96-1.01x on a Zen 2, seventeenth session); 25-27 and 29-32 keep the kernel,
+    and so do A @ V, the pair, A^T (A V) and gd at 28, float64, x86-64-v4 and FASTLR_PRODUCT_CHOICE=kernel."""
+    assert choice.RMATMUL_BLAS_WIDTHS["x86-64-v3", "C", "float32"] == {28}
+    for columns in range(24, 33):
+        assert choice.use_kernel("rmatmul", columns, np.float32, "C", "x86-64-v3") == (columns != 28), columns
+    for kind in ("pass", "gram", "gd"):
+        assert choice.use_kernel(kind, 28, np.float32, "C", "x86-64-v3")
+    assert choice.use_kernel("rmatmul", 28, np.float64, "C", "x86-64-v3")
+    assert choice.use_kernel("rmatmul", 28, np.float32, "C", "x86-64-v4")
+    monkeypatch.setattr(choice, "_level", "x86-64-v3")
+    monkeypatch.setattr(choice, "_calibrated", lambda *a, **k: None)  # the table's rule, whatever this machine measured
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((60, 30)).astype(np.float32)
+    W = rng.standard_normal((60, 28)).astype(np.float32)
+    op = InMemory(A)
+    assert not op._kernel_for("rmatmul", 28) and op._kernel_for("rmatmul", 27) and op._kernel_for("matmul", 28)
+    np.testing.assert_allclose(op.rtimes(W), A.astype(np.float64).T @ W, rtol=0, atol=1e-4 * 60)
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "kernel")
+    assert op._kernel_for("rmatmul", 28)
 
 
 def test_measured_rule():

@@ -30,7 +30,8 @@ x86-64-v3 entries also hold against OpenBLAS's AVX2 (Haswell) kernel, measured o
 the same machine (``OPENBLAS_CORETYPE=Haswell``: as fast as SkylakeX on Zen 4).
 Both paths round alike (the same sums in another order): results agree to rounding.
 ``A.T @ W`` on its own has one more cap, ``RMATMUL_COLUMNS`` (x86-64-v3, float32, C order: below 33
-columns; an AVX2 Zen 2 lost 0.83-0.99x from there, sixteenth session).
+columns; an AVX2 Zen 2 lost 0.83-0.99x from there, sixteenth session), and widths below it that run BLAS,
+``RMATMUL_BLAS_WIDTHS`` (the same cell: 28 columns, 0.96-1.01x on the Zen 2, seventeenth session).
 
 That table is the fallback and the documented measurement. By default ("auto") each machine
 measures its own thresholds once, at the first dense product of each ISA level, and caches them
@@ -104,7 +105,7 @@ from .._backend import get_backend
 from .._caches import read_cache_sizes
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "NARROW_ROW_BYTES", "RMATMUL_COLUMNS",
+__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "NARROW_ROW_BYTES", "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS",
            "SPARSE_SHORT_ROW_NNZ",
            "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode", "dtype_name", "factor_fits",
            "isa_level", "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel"]
@@ -143,6 +144,12 @@ KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float32"] = 0
 #: below 33 it won or tied at every width (bench/README.md, sixteenth session, HB). ``A @ V`` and
 #: ``A.T (A V)`` keep their thresholds.
 RMATMUL_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 33}
+#: Widths below ``RMATMUL_COLUMNS`` where ``A.T @ W`` alone still runs BLAS. x86-64-v3, float32, C order, 28
+#: columns: the kernel pads 25-32 columns to 32 (5.5 ms on 5760 x 1080, flat), while OpenBLAS's Haswell sgemm
+#: runs 28 without a tail (5.35-5.46 ms; 25-27 and 29-31 have one, 5.8-7.6 ms): the kernel read 0.96-1.01x BLAS
+#: on the Zen 2 (HB's four runs, sixteenth session, and HP's), 1.03-1.04x on 100000 x 500. BLAS there, so
+#: never below it; 25-27 and 29-32 (1.07-1.38x) stay on the kernel.
+RMATMUL_BLAS_WIDTHS: dict[tuple[str, str, str], frozenset] = {("x86-64-v3", "C", "float32"): frozenset({28})}
 
 #: The tables' dtype keys. ``np.dtype(x).name`` runs NumPy's Python code: 7 us, and 60 us right after a
 #: 5760 x 1080 GEMM has flushed the caches (Zen 2), on every product's route; a dict lookup instead.
@@ -202,7 +209,7 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     ----------
     kind : {"pass", "rmatmul", "gram", "gd"}
         ``A @ V`` / ``A.T @ W`` ("pass"), ``A.T @ W`` alone ("rmatmul": "pass", and below
-        ``RMATMUL_COLUMNS`` where it holds an entry), ``A.T @ (A @ V)`` ("gram") or the fused GD pass
+        ``RMATMUL_COLUMNS`` and outside ``RMATMUL_BLAS_WIDTHS`` where they hold an entry), ``A.T @ (A @ V)`` ("gram") or the fused GD pass
         ``(A @ V, A.T @ U)`` ("gd": at x86-64-v4 no width threshold, only ``factor_fits``; below it
         the "pass" threshold, the same two products).
     columns : int
@@ -237,7 +244,8 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     if factor_rows is not None and not factor_fits(factor_rows, columns, dtype, level, threads):
         return False
     if kind == "rmatmul":
-        if columns >= RMATMUL_COLUMNS.get((level, order, name), BLAS_MIN_COLUMNS):
+        if (columns >= RMATMUL_COLUMNS.get((level, order, name), BLAS_MIN_COLUMNS)
+                or columns in RMATMUL_BLAS_WIDTHS.get((level, order, name), ())):
             return False
         kind = "pass"
     if kind == "gd":
@@ -422,6 +430,12 @@ def use_sparse_kernel(kind: str, columns: int, fmt: str, shape: tuple[int, int],
     return not short
 
 
+def _but(widths, below: int) -> str:
+    """" but 28" for ``describe``: the widths below ``below`` that run BLAS anyway."""
+    shown = sorted(w for w in widths if w < below)
+    return f" but {', '.join(map(str, shown))}" if shown else ""
+
+
 def describe() -> str:
     """One line for ``fastlr info``: the mode and, for "auto", the thresholds and where they come from
     (the calibration's cache, or the table). Never measures."""
@@ -449,8 +463,8 @@ def describe() -> str:
     else:
         source = ("the static table (FASTLR_CALIBRATION=off)" if calibration.mode() == "off" else
                   "the static table until calibrated (at the first dense product, or `fastlr calibrate`)")
-    rm = "".join(f", its A^T W < {c} columns ({t})" for (lv, o, t), c in RMATMUL_COLUMNS.items()
-                 if lv == level and o == "C" and c < limits["C", "pass", t])
+    rm = "".join(f", its A^T W < {c} columns{_but(RMATMUL_BLAS_WIDTHS.get((lv, o, t), ()), c)} ({t})"
+                 for (lv, o, t), c in RMATMUL_COLUMNS.items() if lv == level and o == "C" and c < limits["C", "pass", t])
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS otherwise "
             f"and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, by its width, part of L3 "
