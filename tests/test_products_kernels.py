@@ -109,7 +109,8 @@ def test_dense_backward_split_widths(dtype, level):
     own (products_split.cpp: float64 9-12 and 17-20, float32 17-24 and 33-40 columns; groups of 12 rows,
     4-row tiles, then 6-row ones for the last columns) and their neighbours: every row remainder, rows
     4 KiB apart (no prefetch), a V and Z past kGroupBytes (power pass in row groups of 48), and 2-3
-    threads (row blocks of whole groups; float32 sums of kSumRows32 rows on 1100 rows)."""
+    threads (row blocks of whole groups; float32 sums of kSumRows32 rows on 1100 rows). float64 25-26, 33-34 and
+    41-42 columns: a last half vector padded to a whole one at AVX2 (products_dense.hpp), A @ V too."""
     core = pytest.importorskip("fastlr._core")
     previous, threads = core._cap_isa(level), core.get_num_threads()
     try:
@@ -117,7 +118,7 @@ def test_dense_backward_split_widths(dtype, level):
         aliased = 4096 // np.dtype(dtype).itemsize
         shapes = [(1, 9), (11, 30), (12, 30), (13, 5), (23, 30), (24, 41), (25, 41), (36, 7), (131, 64),
                   (50, aliased), (29, 2 * aliased), (61, 3000), (1100, 16)]
-        widths = [8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 28, 32, 33, 36, 37, 40, 41]
+        widths = [8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 28, 32, 33, 34, 36, 37, 40, 41, 42]
         for n, d in shapes:
             for k in widths:
                 A = rng.standard_normal((n, d)).astype(dtype)
@@ -129,6 +130,7 @@ def test_dense_backward_split_widths(dtype, level):
                     core.set_num_threads(t)
                     Z1 = core.rmatmul(A, W)
                     _check(Z1, ATW, dtype, np.sqrt(n) * 4)
+                    _check(core.matmul(A, V), AV, dtype, np.sqrt(d) * 4)
                     np.testing.assert_array_equal(core.rmatmul(A, W), Z1)  # the same bits at a thread count
                     _check(core.gram_product(A, V), ATAV, dtype, big)
                     Y, Z = core.gd_products(A, W, V)

@@ -263,6 +263,13 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   if (level == detail::kAvx2 && !col_major && kp % (2 * lanes) == lanes + lanes / 2 &&
       (pass == RowPass::kBackward || (pass != RowPass::kForward && kp > 2 * lanes)))
     kp += lanes / 2;
+  // AVX2, row-major A, float64: a last half vector after whole two-vector tiles (26, 34 padded columns,
+  // outside split_width) swept as slow as more columns: 5760 x 1080 at 33 columns, one thread, A.T @ W
+  // 16.1 ms against 13.6 at 35-36, A.T (A V) 31.1 against 26.9, A @ V 14.4 against 11.8 (0.81-1.00x
+  // BLAS, where 35-36 won 1.08-1.31x; bench/README.md, seventeenth session, HP). Those pad to a whole vector.
+  if (level == detail::kAvx2 && !col_major && sizeof(T) == 8 && kp > 2 * lanes && kp % (2 * lanes) == lanes / 2 &&
+      !detail::split_width<T>(pass, kp))
+    kp += lanes / 2;
   // AVX2, row-major A at the widths of split_width: tiles of their own (products_split.cpp;
   // bench/README.md, fifteenth and sixteenth sessions); every other width and pass keeps dense_rows_avx2.
   if (level == detail::kAvx2 && !col_major && detail::split_width<T>(pass, kp)) {
