@@ -31,7 +31,8 @@ the same machine (``OPENBLAS_CORETYPE=Haswell``: as fast as SkylakeX on Zen 4).
 Both paths round alike (the same sums in another order): results agree to rounding.
 ``A.T @ W`` on its own has one more cap, ``RMATMUL_COLUMNS`` (x86-64-v3, float32, C order: below 33
 columns; an AVX2 Zen 2 lost 0.83-0.99x from there, sixteenth session), and widths below it that run BLAS,
-``RMATMUL_BLAS_WIDTHS`` (the same cell: 28 columns, 0.96-1.01x on the Zen 2, seventeenth session).
+``RMATMUL_BLAS_WIDTHS`` (that cell's 28 columns, 0.96-1.01x on the Zen 2, and float64's 25, 33 and 41,
+0.91-0.96x; seventeenth session).
 
 That table is the fallback and the documented measurement. By default ("auto") each machine
 measures its own thresholds once, at the first dense product of each ISA level, and caches them
@@ -148,8 +149,12 @@ RMATMUL_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"
 #: columns: the kernel pads 25-32 columns to 32 (5.5 ms on 5760 x 1080, flat), while OpenBLAS's Haswell sgemm
 #: runs 28 without a tail (5.35-5.46 ms; 25-27 and 29-31 have one, 5.8-7.6 ms): the kernel read 0.96-1.01x BLAS
 #: on the Zen 2 (HB's four runs, sixteenth session, and HP's), 1.03-1.04x on 100000 x 500. BLAS there, so
-#: never below it; 25-27 and 29-32 (1.07-1.38x) stay on the kernel.
-RMATMUL_BLAS_WIDTHS: dict[tuple[str, str, str], frozenset] = {("x86-64-v3", "C", "float32"): frozenset({28})}
+#: never below it; 25-27 and 29-32 (1.07-1.38x) stay on the kernel. Float64, 25, 33 and 41 columns (one
+#: column past whole two-vector tiles, where fastlr's BLAS layout ``(W.T @ A).T`` runs fast): the kernel
+#: 0.91-0.94x it on 5760 x 1080, 0.94-0.96x on 100000 x 500 (HP, after padding 26/34/42 to whole vectors);
+#: 17 (1.17x) and 9 (1.47x) stay on the kernel.
+RMATMUL_BLAS_WIDTHS: dict[tuple[str, str, str], frozenset] = {("x86-64-v3", "C", "float32"): frozenset({28}),
+                                                               ("x86-64-v3", "C", "float64"): frozenset({25, 33, 41})}
 
 #: The tables' dtype keys. ``np.dtype(x).name`` runs NumPy's Python code: 7 us, and 60 us right after a
 #: 5760 x 1080 GEMM has flushed the caches (Zen 2), on every product's route; a dict lookup instead.
@@ -463,8 +468,12 @@ def describe() -> str:
     else:
         source = ("the static table (FASTLR_CALIBRATION=off)" if calibration.mode() == "off" else
                   "the static table until calibrated (at the first dense product, or `fastlr calibrate`)")
-    rm = "".join(f", its A^T W < {c} columns{_but(RMATMUL_BLAS_WIDTHS.get((lv, o, t), ()), c)} ({t})"
-                 for (lv, o, t), c in RMATMUL_COLUMNS.items() if lv == level and o == "C" and c < limits["C", "pass", t])
+    rm = ""
+    for t in ("float32", "float64"):  # A^T W alone: RMATMUL_COLUMNS and RMATMUL_BLAS_WIDTHS within "pass"
+        cap = min(RMATMUL_COLUMNS.get((level, "C", t), BLAS_MIN_COLUMNS), limits["C", "pass", t])
+        but = _but(RMATMUL_BLAS_WIDTHS.get((level, "C", t), ()), cap)
+        if cap < limits["C", "pass", t] or but:
+            rm += f", its A^T W < {cap} columns{but} ({t})"
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS otherwise "
             f"and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, by its width, part of L3 "
