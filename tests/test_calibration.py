@@ -53,8 +53,9 @@ def calibrating(monkeypatch, tmp_path):
     monkeypatch.setattr(choice, "_level", None)
     runs = []
 
-    def timed(core, rounds):
-        runs.append(rounds)
+    def timed(core, rounds, tall=False):
+        if not tall:  # one run: the resident A's probes, then those past L3
+            runs.append(rounds)
         return fake_probes()
 
     monkeypatch.setattr(calibration, "_timed_probes", timed)
@@ -284,3 +285,37 @@ def test_new_cache_file_prunes_the_least_recently_used(calibrating, tmp_path):
     calibration.reset()
     assert calibration.calibrate(static, level).source == "cache"
     assert os.path.getmtime(written.path) > 1_000_000 + 100
+
+
+def test_scan_times_widths_below_the_table_with_lower_probe():
+    """``scan(..., lower_probe=)``: widths from the table's threshold up go to ``probe``, those below it to
+    ``lower_probe`` (``measure``'s A past L3)."""
+    up, down = [], []
+    threshold, times = calibration.scan(40, probe_from(lambda w: B, up), lower_probe=probe_from(lambda w: K, down))
+    assert up == [48] and down == [32] and threshold == 40 and list(times) == [48, 32]
+    up.clear(), down.clear()
+    threshold, _ = calibration.scan(40, probe_from(lambda w: B, up), lower_probe=probe_from(lambda w: B, down))
+    assert up == [48] and down == [32, 16, 8] and threshold == 8
+
+
+def test_measure_lowers_a_pass_threshold_only_on_losses_past_l3():
+    """An A that fits in L3 (the 1040 x 1080 probe) showed C-order float32 A V + A^T W losing at 32 and 48
+    columns on a Zen 2 where 5760 x 1080 won 1.18-1.71x: below the table's threshold ``measure`` follows
+    ``lower_probes`` (A past L3), and keeps the table where those win."""
+    static = choice.static_thresholds("x86-64-v3")
+    resident = {cell: probe_from(lambda w: B, []) for cell in calibration.CELLS}
+    past_l3 = {cell: probe_from(lambda w: K, []) for cell in calibration.CELLS}
+    assert calibration.measure(static, resident, "x86-64-v3", past_l3).thresholds == static
+    lowered = calibration.measure(static, resident, "x86-64-v3").thresholds  # without them: the resident A's losses
+    assert lowered["C", "pass", "float32"] == 8 and lowered["C", "gram", "float32"] == static["C", "gram", "float32"]
+
+
+def test_tall_rows_pass_l3():
+    """The calibration's A below the table's thresholds: twice L3 in bytes, capped at TALL_BYTES, never fewer rows
+    than SHAPE's."""
+    n, d = calibration.SHAPE
+    assert calibration.tall_rows("float32", 16 << 20) == (32 << 20) // (4 * d)
+    assert calibration.tall_rows("float64", 16 << 20) == (32 << 20) // (8 * d)
+    assert calibration.tall_rows("float64", 1 << 30) == calibration.TALL_BYTES // (8 * d)
+    assert calibration.tall_rows("float32", 1 << 20) == n
+    assert calibration.tall_rows("float32", 16 << 20) * 4 * d > 16 << 20

@@ -9,8 +9,9 @@ round agrees on the faster path and the best times differ by ``MARGIN`` (8%); an
 the table's choice. The threshold moves up past the widths where the kernel won and down to the
 narrowest width where it lost, never further, so a noisy or failed measurement leaves the table's
 entry; "gram" thresholds never move down (on this cache-resident A, BLAS's second pass is nearly
-free, which it is not on the large matrices the table was measured on). About 0.2-1.5 s for one
-ISA level (the level the kernels run at, ``_core._cap_isa`` included; another level is measured
+free, which it is not on the large matrices the table was measured on); the "pass" widths below the
+table's threshold are timed on an A of twice L3 (``tall_rows``, at most 64 MiB), for the same reason. About
+0.2-1.5 s for one ISA level (the level the kernels run at, ``_core._cap_isa`` included; another level is measured
 when first used).
 
 The results are kept in a JSON file per machine in the user's cache directory (platformdirs),
@@ -53,6 +54,7 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 from .._backend import get_backend
+from .._caches import read_cache_sizes
 from .._linalg import blas_limit, blas_times
 from .._threads import thread_limit
 
@@ -61,8 +63,8 @@ try:
 except ImportError:  # a declared dependency; without it the results stay in memory
     platformdirs = None
 
-__all__ = ["CELLS", "MODES", "Table", "best_times", "cache_dir", "calibrate", "cpu_model", "machine_key", "measure", "mode", "reset", "scan", "table",
-           "verdict"]
+__all__ = ["CELLS", "MODES", "Table", "best_times", "cache_dir", "calibrate", "cpu_model", "machine_key", "measure",
+           "mode", "reset", "scan", "table", "tall_rows", "verdict"]
 
 MODES = ("auto", "off")
 #: The ISA levels of the compiled kernels, in ``_core._cap_isa``'s order.
@@ -80,7 +82,10 @@ ROUNDS = 3
 #: times, either way.
 MARGIN = 0.08
 #: Bump when the method changes: older cache files are then measured again.
-METHOD = 6
+#: 7: widths below the table's threshold timed on A past L3 (``tall_rows``).
+METHOD = 7
+#: At most this many bytes of A below the table's thresholds (``tall_rows``).
+TALL_BYTES = 64 << 20
 #: Calibration files kept in the cache directory (one per machine key: CPU, ISA level, fastlr build, BLAS).
 KEEP_FILES = 16
 _PREFIX = "product-choice-"
@@ -172,8 +177,9 @@ def best_times(rounds) -> tuple[float, float]:
     return kernel, blas
 
 
-def scan(static: int, probe, widths=WIDTHS, lower: bool = True) -> tuple[int, dict]:
-    """The threshold from measurements: ``probe(width)`` gives the rounds' (kernel, BLAS) times.
+def scan(static: int, probe, widths=WIDTHS, lower: bool = True, lower_probe=None) -> tuple[int, dict]:
+    """The threshold from measurements: ``probe(width)`` gives the rounds' (kernel, BLAS) times
+    (``lower_probe``, when given, below the table's threshold: ``measure``'s A past L3).
 
     Up from the table's threshold ``static`` while the kernel wins; if it did not win there and
     ``lower``, down while BLAS wins. The result is ``static`` moved only as far as those verdicts
@@ -199,6 +205,8 @@ def scan(static: int, probe, widths=WIDTHS, lower: bool = True) -> tuple[int, di
         lost = w if v == "B" else None
         break
     if won is None and lower:
+        if lower_probe is not None:
+            probe = lower_probe
         for w in (w for w in reversed(widths) if w < static):
             v = judge(w)
             if v == "B":
@@ -231,19 +239,46 @@ class Table:
                 "note": self.note}
 
 
-def _timed_probes(core, rounds: int) -> dict:
+def tall_rows(dtype, l3: int) -> int:
+    """Rows of the calibration's A below the table's thresholds: twice L3 in bytes (at most
+    ``TALL_BYTES``), never fewer than SHAPE's. On an A that fits in L3 BLAS's second pass is nearly free:
+    the Zen 2 (16 MiB L3) measured C-order float32 ``A @ V`` + ``A.T @ W`` at 0.77-1.06x BLAS on
+    1040 x 1080 at 8-64 columns (and moved the threshold from 40 to 32 in one run) where 5760 x 1080
+    gave the kernel 1.18-1.71x at 8-36 (bench/README.md, seventeenth session, HP)."""
+    row = SHAPE[1] * np.dtype(dtype).itemsize
+    return max(SHAPE[0], min(2 * l3, TALL_BYTES) // row)
+
+
+def _timed_probes(core, rounds: int, tall: bool = False) -> dict:
     """``{cell: probe}``: ``probe(width)`` times the kernel and the BLAS calls ``InMemory`` runs instead,
-    interleaved (the first of each alternating), and returns the rounds' (kernel, BLAS) times."""
+    interleaved (the first of each alternating), and returns the rounds' (kernel, BLAS) times. A is SHAPE,
+    or (``tall``) ``tall_rows`` x SHAPE[1], made at its cell's first probe (a scan may never need it)."""
     rng = np.random.default_rng(0)
     clock = time.thread_time  # this thread's CPU time: another process's turn on the core is left out
+    l3 = read_cache_sizes()[1]
+    made: dict = {}
+
+    def matrix(dtype, order):
+        if (dtype, order) not in made:
+            A0 = made.get((dtype, "C"))
+            if A0 is None:
+                A0 = rng.standard_normal(SHAPE).astype(dtype)
+                if tall:  # SHAPE's rows repeated: past L3 without drawing 3-8x as many numbers
+                    rows = tall_rows(dtype, l3)
+                    A0 = np.tile(A0, (-(-rows // SHAPE[0]), 1))[:rows]
+                made[dtype, "C"] = A0
+            if order == "F":
+                made[dtype, "F"] = np.asfortranarray(A0)
+        return made[dtype, order]
+
     probes = {}
     for dtype in ("float32", "float64"):
-        A0 = rng.standard_normal(SHAPE).astype(dtype)
-        for order, A in (("C", A0), ("F", np.asfortranarray(A0))):
+        for order in ("C", "F"):
             for kind in ("pass", "gram"):
-                def probe(w, A=A, kind=kind, dtype=dtype):
-                    V = rng.standard_normal((SHAPE[1], w)).astype(dtype)
-                    W = rng.standard_normal((SHAPE[0], w)).astype(dtype)
+                def probe(w, order=order, kind=kind, dtype=dtype):
+                    A = matrix(dtype, order)
+                    V = rng.standard_normal((A.shape[1], w)).astype(dtype)
+                    W = rng.standard_normal((A.shape[0], w)).astype(dtype)
                     if kind == "pass":
                         paths = (lambda: (core.matmul(A, V), core.rmatmul(A, W)),
                                  lambda: (blas_times(A, V), blas_times(A.T, W)))
@@ -265,8 +300,9 @@ def _timed_probes(core, rounds: int) -> dict:
     return probes
 
 
-def measure(static: dict, probes: dict, level: str) -> Table:
-    """``scan`` of every cell with its probe; a cell whose probe fails keeps the table's threshold."""
+def measure(static: dict, probes: dict, level: str, lower_probes: dict | None = None) -> Table:
+    """``scan`` of every cell with its probe (``lower_probes[cell]``, when given, below the table's
+    threshold); a cell whose probe fails keeps the table's threshold."""
     start = time.perf_counter()
     thresholds, cells = {}, {}
     for cell in CELLS:
@@ -276,7 +312,8 @@ def measure(static: dict, probes: dict, level: str) -> Table:
             # is nearly free, while on matrices beyond L3 the kernel's one pass is what wins (v4,
             # float64, F order: BLAS 5-26% faster at 8-48 columns of 1024 x 1024; the kernel 1.3-1.7x
             # faster below 64 columns of 5760 x 1080 and 100000 x 500)
-            thresholds[cell], times = scan(static[cell], probes[cell], lower=cell[1] != "gram")
+            thresholds[cell], times = scan(static[cell], probes[cell], lower=cell[1] != "gram",
+                                           lower_probe=(lower_probes or {}).get(cell))
             cells[name] = {"static": static[cell], "status": "measured",  # ms
                            "times": {str(w): [[round(k * 1e3, 3), round(b * 1e3, 3)] for k, b in r]
                                      for w, r in times.items()}}
@@ -376,7 +413,7 @@ def calibrate(static: dict, level: str, force: bool = False, rounds: int = ROUND
             if LEVELS[core._kernel_isa()] != level:
                 return Table(level, dict(static), "static", note=f"this CPU does not run {level}")
             with thread_limit(1), blas_limit(1):
-                tab = measure(static, _timed_probes(core, rounds), level)
+                tab = measure(static, _timed_probes(core, rounds), level, _timed_probes(core, rounds, tall=True))
         except Exception as exc:  # e.g. no memory for the matrices: the table, measured again next process
             return Table(level, dict(static), "static", note=f"calibration failed ({type(exc).__name__}: {exc})")
         finally:
