@@ -32,7 +32,8 @@ Both paths round alike (the same sums in another order): results agree to roundi
 ``A.T @ W`` on its own has one more cap, ``RMATMUL_COLUMNS`` (x86-64-v3, float32, C order: below 33
 columns; an AVX2 Zen 2 lost 0.83-0.99x from there, sixteenth session), and widths below it that run BLAS,
 ``RMATMUL_BLAS_WIDTHS`` (that cell's 28 columns, 0.96-1.01x on the Zen 2, and float64's 25, 33 and 41,
-0.91-0.96x; seventeenth session).
+0.91-0.96x; seventeenth session). ``A @ V`` on its own runs the kernel further at one thread,
+``MATMUL_COLUMNS`` (x86-64-v3, C order: below 49 columns in float32, 45 in float64; 1.1-1.5x BLAS at 40-48).
 
 That table is the fallback and the documented measurement. By default ("auto") each machine
 measures its own thresholds once, at the first dense product of each ISA level, and caches them
@@ -106,7 +107,8 @@ from .._backend import get_backend
 from .._caches import read_cache_sizes
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "NARROW_ROW_BYTES", "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS",
+__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "MATMUL_COLUMNS", "NARROW_ROW_BYTES",
+           "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS",
            "SPARSE_SHORT_ROW_NNZ",
            "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode", "dtype_name", "factor_fits",
            "isa_level", "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel"]
@@ -168,6 +170,13 @@ def dtype_name(dtype) -> str:
     return name if name is not None else np.dtype(dtype).name
 
 
+#: ``A @ V`` on its own (kind "matmul") at (level, order, dtype), one thread: the kernel below this many columns
+#: where the "pass" threshold (``A @ V`` and ``A.T @ W`` together) is the table's or higher. x86-64-v3, C order,
+#: Zen 2 against OpenBLAS's Haswell GEMM (5760 x 1080 and 100000 x 500): float32 40-48 columns 1.12-1.48x,
+#: 49-50 0.96-0.98x, 60 0.91x; float64 40-44 1.13-1.34x, 45 0.93x, 46 1.00x (bench/README.md, seventeenth
+#: session, HP). ``A.T @ W`` lost there, so the pair keeps 40.
+MATMUL_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 49, ("x86-64-v3", "C", "float64"): 45}
+
 #: A level pinned by hand (benchmarks); None: the level the compiled kernels run at.
 _level: str | None = None
 _dispatching_core = None  # the C++ module when it picks its kernels at run time; False: it does not
@@ -212,8 +221,9 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
 
     Parameters
     ----------
-    kind : {"pass", "rmatmul", "gram", "gd"}
-        ``A @ V`` / ``A.T @ W`` ("pass"), ``A.T @ W`` alone ("rmatmul": "pass", and below
+    kind : {"pass", "matmul", "rmatmul", "gram", "gd"}
+        ``A @ V`` / ``A.T @ W`` ("pass"), ``A @ V`` alone ("matmul": "pass", or below ``MATMUL_COLUMNS`` at
+        one thread where "pass" is the table's threshold or higher), ``A.T @ W`` alone ("rmatmul": "pass", and below
         ``RMATMUL_COLUMNS`` and outside ``RMATMUL_BLAS_WIDTHS`` where they hold an entry), ``A.T @ (A @ V)`` ("gram") or the fused GD pass
         ``(A @ V, A.T @ U)`` ("gd": at x86-64-v4 no width threshold, only ``factor_fits``; below it
         the "pass" threshold, the same two products).
@@ -234,8 +244,8 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
         ``A.T @ W`` at x86-64-v4 0.86-0.95x BLAS in 4 runs of 4, 5760 x 1080 ``A.T (A V)`` at
         x86-64-v3 0.89-0.95x; other cells won 1.1-1.7x.)
     """
-    if kind not in ("pass", "rmatmul", "gram", "gd"):
-        raise ValueError(f"kind: expected 'pass', 'rmatmul', 'gram' or 'gd', got {kind!r}")
+    if kind not in ("pass", "matmul", "rmatmul", "gram", "gd"):
+        raise ValueError(f"kind: expected 'pass', 'matmul', 'rmatmul', 'gram' or 'gd', got {kind!r}")
     if order not in ("C", "F"):
         raise ValueError(f"order: expected 'C' or 'F', got {order!r}")
     mode = choice_mode()
@@ -248,6 +258,10 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     name = dtype_name(dtype)
     if factor_rows is not None and not factor_fits(factor_rows, columns, dtype, level, threads):
         return False
+    extra = 0  # A @ V alone: MATMUL_COLUMNS, measured at one thread
+    if kind == "matmul":
+        extra = MATMUL_COLUMNS.get((level, order, name), 0) if threads == 1 else 0
+        kind = "pass"
     if kind == "rmatmul":
         if (columns >= RMATMUL_COLUMNS.get((level, order, name), BLAS_MIN_COLUMNS)
                 or columns in RMATMUL_BLAS_WIDTHS.get((level, order, name), ())):
@@ -260,13 +274,14 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
         # one thread, 5760 x 1080 and 2000 x 1000, l = 10-40, F order 0.82-0.95x BLAS at v3 and
         # 0.33-0.83x at baseline in C order too (bench/README.md, fourteenth session, H1).
         kind = "pass"
+    table = min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, name])
     tab = None if pinned else _calibrated(level=level)
-    if tab is not None:
-        limit = tab.thresholds[order, kind, name]
-        if threads > 1:  # measured at one thread: past the table's widths it holds there only
-            limit = min(limit, BLAS_MIN_COLUMNS)
-        return columns < limit
-    return columns < min(BLAS_MIN_COLUMNS, KERNEL_COLUMNS[level, order, kind, name])
+    limit = table if tab is None else tab.thresholds[order, kind, name]
+    if tab is not None and threads > 1:  # measured at one thread: past the table's widths it holds there only
+        limit = min(limit, BLAS_MIN_COLUMNS)
+    if limit >= table:  # not lowered by this machine's calibration
+        limit = max(limit, extra)
+    return columns < limit
 
 
 #: Past L2, below x86-64-v4 only factors narrower than this run on the kernels (``factor_fits``).
@@ -474,7 +489,10 @@ def describe() -> str:
         but = _but(RMATMUL_BLAS_WIDTHS.get((level, "C", t), ()), cap)
         if cap < limits["C", "pass", t] or but:
             rm += f", its A^T W < {cap} columns{but} ({t})"
-    return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{rm}, its A^T A V "
+    table = static_thresholds(level)
+    av = "".join(f", its A V < {c} columns ({t})" for t in ("float32", "float64")
+                 if (c := MATMUL_COLUMNS.get((level, "C", t), 0)) > limits["C", "pass", t] >= table["C", "pass", t])
+    return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS otherwise "
             f"and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, by its width, part of L3 "
             f"({l3 >> 20} MiB; choice.factor_fits) "

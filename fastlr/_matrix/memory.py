@@ -401,12 +401,11 @@ class InMemory(Operand):
         ``A.T @ W`` over rows of fewer than 4 nonzeros on average, and for CSC A's ``A.T (A V)``
         over such columns, plus a band of short rows at baseline by factor size and the baseline scatter
         pass over wide factor rows; kind "matmul", "rmatmul", "pass" or "gram"); for dense A, ``choice.use_kernel``
-        (kind "pass", "rmatmul", "gram" or "gd"; never from BLAS_MIN_COLUMNS columns on, nor for factors past the
-        cache, unless FASTLR_PRODUCT_CHOICE=kernel)."""
+        (kind "matmul", "pass", "rmatmul", "gram" or "gd"; never from BLAS_MIN_COLUMNS columns on, nor for factors past
+        the cache, unless FASTLR_PRODUCT_CHOICE=kernel)."""
         if self.sparse:
             return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size, dtype=self.dtype)
-        return use_kernel("pass" if kind == "matmul" else kind, columns, self.dtype, self.order,
-                          factor_rows=self.shape[1], threads=get_num_threads())
+        return use_kernel(kind, columns, self.dtype, self.order, factor_rows=self.shape[1], threads=get_num_threads())
 
     def _scipy_product(self, M, F, rows: int, name: str, of: str) -> np.ndarray:
         """``M @ F`` by SciPy (M = A or A.T), checked like the kernels' factors."""
