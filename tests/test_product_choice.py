@@ -533,31 +533,39 @@ def test_operand_order_keys_the_choice(monkeypatch):
 
 
 def test_matmul_columns(monkeypatch):
-    """``A @ V`` alone at x86-64-v3, C order, one thread runs the kernel below MATMUL_COLUMNS (float32 49, float64
-    45: it beat OpenBLAS's Haswell GEMM 1.1-1.5x at 40-48 / 40-44 columns on a Zen 2, seventeenth session) where the
-    pair's threshold is the table's (40); two threads, a calibration that lowered the pair, F order and baseline keep
-    the pair's threshold."""
+    """``A @ V`` alone at x86-64-v3, C order, one thread, A past L3 runs the kernel below MATMUL_COLUMNS (float32 49,
+    float64 45: it beat OpenBLAS's Haswell GEMM 1.1-1.5x at 40-48 / 40-44 columns on 5760 x 1080 and 100000 x 500 on
+    a Zen 2, seventeenth session) where the pair's threshold is the table's (40); an A within L3 (2000 x 1000 read
+    0.97-1.01x there), two threads, a calibration that lowered the pair, F order and baseline keep the pair's."""
     assert choice.MATMUL_COLUMNS == {("x86-64-v3", "C", "float32"): 49, ("x86-64-v3", "C", "float64"): 45}
+    big = 2 * choice.cache_sizes()[1] + 1
     for columns in (8, 39, 40, 44, 45, 48, 49, 60):
-        assert choice.use_kernel("matmul", columns, np.float32, "C", "x86-64-v3") == (columns < 49)
-        assert choice.use_kernel("matmul", columns, np.float64, "C", "x86-64-v3") == (columns < 45)
-        assert choice.use_kernel("matmul", columns, np.float32, "C", "x86-64-v3", threads=2) == (columns < 40)
-        assert choice.use_kernel("pass", columns, np.float32, "C", "x86-64-v3") == (columns < 40)
-        assert not choice.use_kernel("matmul", columns, np.float32, "F", "x86-64-v3")
-        assert not choice.use_kernel("matmul", columns, np.float32, "C", "baseline")
+        assert choice.use_kernel("matmul", columns, np.float32, "C", "x86-64-v3", matrix_bytes=big) == (columns < 49)
+        assert choice.use_kernel("matmul", columns, np.float64, "C", "x86-64-v3", matrix_bytes=big) == (columns < 45)
+        assert choice.use_kernel("matmul", columns, np.float32, "C", "x86-64-v3") == (columns < 40)
+        assert choice.use_kernel("matmul", columns, np.float32, "C", "x86-64-v3",
+                                 matrix_bytes=choice.cache_sizes()[1]) == (columns < 40)
+        assert choice.use_kernel("matmul", columns, np.float32, "C", "x86-64-v3", threads=2,
+                                 matrix_bytes=big) == (columns < 40)
+        assert choice.use_kernel("pass", columns, np.float32, "C", "x86-64-v3", matrix_bytes=big) == (columns < 40)
+        assert not choice.use_kernel("matmul", columns, np.float32, "F", "x86-64-v3", matrix_bytes=big)
+        assert not choice.use_kernel("matmul", columns, np.float32, "C", "baseline", matrix_bytes=big)
     static = choice.static_thresholds("x86-64-v3")
     lowered = calibration.Table("x86-64-v3", {**static, ("C", "pass", "float32"): 32}, "measured")
     monkeypatch.setattr(choice, "_calibrated", lambda *a, **k: lowered)
     monkeypatch.setattr(choice, "isa_level", lambda: "x86-64-v3")
-    assert choice.use_kernel("matmul", 31, np.float32, "C") and not choice.use_kernel("matmul", 32, np.float32, "C")
-    assert choice.use_kernel("matmul", 44, np.float64, "C") and not choice.use_kernel("matmul", 45, np.float64, "C")
+    assert choice.use_kernel("matmul", 31, np.float32, "C", matrix_bytes=big)
+    assert not choice.use_kernel("matmul", 32, np.float32, "C", matrix_bytes=big)
+    assert choice.use_kernel("matmul", 44, np.float64, "C", matrix_bytes=big)
+    assert not choice.use_kernel("matmul", 45, np.float64, "C", matrix_bytes=big)
     raised = calibration.Table("x86-64-v3", {**static, ("C", "pass", "float32"): 64}, "measured")
     monkeypatch.setattr(choice, "_calibrated", lambda *a, **k: raised)
-    assert choice.use_kernel("matmul", 63, np.float32, "C") and not choice.use_kernel("matmul", 64, np.float32, "C")
+    assert choice.use_kernel("matmul", 63, np.float32, "C", matrix_bytes=big)
+    assert not choice.use_kernel("matmul", 64, np.float32, "C", matrix_bytes=big)
     monkeypatch.undo()
     monkeypatch.delenv("FASTLR_PRODUCT_CHOICE", raising=False)
     monkeypatch.setattr(choice, "_level", "x86-64-v3")
-    assert "its A V < 49 columns (float32), its A V < 45 columns (float64)" in choice.describe()
+    assert "its A V < 49 columns past L3 (float32), its A V < 45 columns past L3 (float64)" in choice.describe()
     rng = np.random.default_rng(5)
     A = rng.standard_normal((300, 200)).astype(np.float32)
     V = rng.standard_normal((200, 44)).astype(np.float32)
@@ -565,6 +573,8 @@ def test_matmul_columns(monkeypatch):
     import fastlr
 
     with fastlr.thread_limit(1):
+        assert not op._kernel_for("matmul", 44)  # 240 KB: within L3
+        monkeypatch.setattr(choice, "_cache_sizes", (1 << 16, 1 << 17))  # a 128 KiB L3: A (240 KB) is past it
         assert op._kernel_for("matmul", 44) and not op._kernel_for("rmatmul", 44) and not op._kernel_for("gram", 44)
         np.testing.assert_allclose(op.times(V), A.astype(np.float64) @ V, rtol=0, atol=1e-4 * 200)
     with fastlr.thread_limit(2):

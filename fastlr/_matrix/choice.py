@@ -33,7 +33,7 @@ Both paths round alike (the same sums in another order): results agree to roundi
 columns; an AVX2 Zen 2 lost 0.83-0.99x from there, sixteenth session), and widths below it that run BLAS,
 ``RMATMUL_BLAS_WIDTHS`` (that cell's 28 columns, 0.96-1.01x on the Zen 2, and float64's 25, 33 and 41,
 0.91-0.96x; seventeenth session). ``A @ V`` on its own runs the kernel further at one thread,
-``MATMUL_COLUMNS`` (x86-64-v3, C order: below 49 columns in float32, 45 in float64; 1.1-1.5x BLAS at 40-48).
+``MATMUL_COLUMNS`` (x86-64-v3, C order, A past L3: below 49 columns in float32, 45 in float64; 1.1-1.5x BLAS).
 
 That table is the fallback and the documented measurement. By default ("auto") each machine
 measures its own thresholds once, at the first dense product of each ISA level, and caches them
@@ -170,11 +170,12 @@ def dtype_name(dtype) -> str:
     return name if name is not None else np.dtype(dtype).name
 
 
-#: ``A @ V`` on its own (kind "matmul") at (level, order, dtype), one thread: the kernel below this many columns
-#: where the "pass" threshold (``A @ V`` and ``A.T @ W`` together) is the table's or higher. x86-64-v3, C order,
-#: Zen 2 against OpenBLAS's Haswell GEMM (5760 x 1080 and 100000 x 500): float32 40-48 columns 1.12-1.48x,
-#: 49-50 0.96-0.98x, 60 0.91x; float64 40-44 1.13-1.34x, 45 0.93x, 46 1.00x (bench/README.md, seventeenth
-#: session, HP). ``A.T @ W`` lost there, so the pair keeps 40.
+#: ``A @ V`` on its own (kind "matmul") at (level, order, dtype), one thread, A past L3: the kernel below this many
+#: columns where the "pass" threshold (``A @ V`` and ``A.T @ W`` together) is the table's or higher. x86-64-v3, C
+#: order, Zen 2 against OpenBLAS's Haswell GEMM (5760 x 1080 and 100000 x 500): float32 40-48 columns 1.12-1.53x,
+#: 49-50 0.96-0.98x, 60 0.91x; float64 40-44 1.12-1.34x, 45 0.93x, 46 1.00x. On 2000 x 1000 (A within L3) the
+#: kernel read 0.97-1.01x at 42-44 and float64 0.87x at 46 (bench/README.md, seventeenth session, HP): there the
+#: pair's threshold holds. ``A.T @ W`` lost at 40-48, so the pair keeps 40.
 MATMUL_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 49, ("x86-64-v3", "C", "float64"): 45}
 
 #: A level pinned by hand (benchmarks); None: the level the compiled kernels run at.
@@ -216,15 +217,16 @@ def choice_mode() -> str:
 
 
 def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = None,
-               factor_rows: int | None = None, threads: int = 1) -> bool:
+               factor_rows: int | None = None, threads: int = 1, matrix_bytes: int = 0) -> bool:
     """Whether a dense product with a ``columns``-wide factor runs on the one-pass kernel.
 
     Parameters
     ----------
     kind : {"pass", "matmul", "rmatmul", "gram", "gd"}
         ``A @ V`` / ``A.T @ W`` ("pass"), ``A @ V`` alone ("matmul": "pass", or below ``MATMUL_COLUMNS`` at
-        one thread where "pass" is the table's threshold or higher), ``A.T @ W`` alone ("rmatmul": "pass", and below
-        ``RMATMUL_COLUMNS`` and outside ``RMATMUL_BLAS_WIDTHS`` where they hold an entry), ``A.T @ (A @ V)`` ("gram") or the fused GD pass
+        one thread for A past L3 where "pass" is the table's threshold or higher), ``A.T @ W`` alone ("rmatmul":
+        "pass", and below ``RMATMUL_COLUMNS`` and outside ``RMATMUL_BLAS_WIDTHS`` where they hold an entry),
+        ``A.T @ (A @ V)`` ("gram") or the fused GD pass
         ``(A @ V, A.T @ U)`` ("gd": at x86-64-v4 no width threshold, only ``factor_fits``; below it
         the "pass" threshold, the same two products).
     columns : int
@@ -239,10 +241,13 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
         rows (V, or the sum Z): past the cache (``factor_fits``) BLAS runs, whatever the width.
     threads : int, default 1
         The threads the product runs on (``factor_fits``). The calibration times one thread: with
-        more, its thresholds stop at ``BLAS_MIN_COLUMNS``. (Two threads, wall time, float32 at 128
+        more, its thresholds stop at ``BLAS_MIN_COLUMNS``, and ``MATMUL_COLUMNS`` does not apply. (Two threads, wall
+        time, float32 at 128
         columns, which this machine's calibration gives the kernel: 100000 x 500 ``A @ V`` and
         ``A.T @ W`` at x86-64-v4 0.86-0.95x BLAS in 4 runs of 4, 5760 x 1080 ``A.T (A V)`` at
         x86-64-v3 0.89-0.95x; other cells won 1.1-1.7x.)
+    matrix_bytes : int, default 0
+        A's size in bytes: ``MATMUL_COLUMNS`` applies only past L3 (``cache_sizes``).
     """
     if kind not in ("pass", "matmul", "rmatmul", "gram", "gd"):
         raise ValueError(f"kind: expected 'pass', 'matmul', 'rmatmul', 'gram' or 'gd', got {kind!r}")
@@ -260,7 +265,8 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
         return False
     extra = 0  # A @ V alone: MATMUL_COLUMNS, measured at one thread
     if kind == "matmul":
-        extra = MATMUL_COLUMNS.get((level, order, name), 0) if threads == 1 else 0
+        if threads == 1 and matrix_bytes > cache_sizes()[1]:
+            extra = MATMUL_COLUMNS.get((level, order, name), 0)
         kind = "pass"
     if kind == "rmatmul":
         if (columns >= RMATMUL_COLUMNS.get((level, order, name), BLAS_MIN_COLUMNS)
@@ -490,7 +496,7 @@ def describe() -> str:
         if cap < limits["C", "pass", t] or but:
             rm += f", its A^T W < {cap} columns{but} ({t})"
     table = static_thresholds(level)
-    av = "".join(f", its A V < {c} columns ({t})" for t in ("float32", "float64")
+    av = "".join(f", its A V < {c} columns past L3 ({t})" for t in ("float32", "float64")
                  if (c := MATMUL_COLUMNS.get((level, "C", t), 0)) > limits["C", "pass", t] >= table["C", "pass", t])
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS otherwise "

@@ -405,7 +405,8 @@ class InMemory(Operand):
         the cache, unless FASTLR_PRODUCT_CHOICE=kernel)."""
         if self.sparse:
             return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size, dtype=self.dtype)
-        return use_kernel(kind, columns, self.dtype, self.order, factor_rows=self.shape[1], threads=get_num_threads())
+        return use_kernel(kind, columns, self.dtype, self.order, factor_rows=self.shape[1], threads=get_num_threads(),
+                          matrix_bytes=self.A.nbytes)
 
     def _scipy_product(self, M, F, rows: int, name: str, of: str) -> np.ndarray:
         """``M @ F`` by SciPy (M = A or A.T), checked like the kernels' factors."""
