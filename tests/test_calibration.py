@@ -319,3 +319,32 @@ def test_tall_rows_pass_l3():
     assert calibration.tall_rows("float64", 1 << 30) == calibration.TALL_BYTES // (8 * d)
     assert calibration.tall_rows("float32", 1 << 20) == n
     assert calibration.tall_rows("float32", 16 << 20) * 4 * d > 16 << 20
+
+
+def test_tall_probes_run_on_an_a_past_l3(monkeypatch):
+    """``_timed_probes(..., tall=True)``: each cell's A (C and F order) has ``tall_rows`` rows, made at its first
+    probe only; without ``tall``, SHAPE. A recording core stands in for the kernels (nothing is judged)."""
+    seen = []
+
+    class Core:
+        def matmul(self, A, V):
+            seen.append((A.shape, A.dtype.name, "C" if A.flags.c_contiguous else "F"))
+            return A @ V
+
+        def rmatmul(self, A, W):
+            return A.T @ W
+
+    l3 = 8 << 20
+    monkeypatch.setattr(calibration, "read_cache_sizes", lambda: (1 << 19, l3))
+    probes = calibration._timed_probes(Core(), 2, tall=True)
+    assert seen == []
+    out = probes["C", "pass", "float32"](4)
+    assert len(out) == 2 and all(k >= 0 and b >= 0 for k, b in out)
+    d = calibration.SHAPE[1]
+    rows32, rows64 = calibration.tall_rows("float32", l3), calibration.tall_rows("float64", l3)
+    assert rows32 * d * 4 > l3 and rows64 * d * 8 > l3
+    probes["F", "pass", "float64"](4)
+    assert set(seen) == {((rows32, d), "float32", "C"), ((rows64, d), "float64", "F")}
+    seen.clear()
+    calibration._timed_probes(Core(), 1)["C", "pass", "float64"](4)
+    assert set(seen) == {(calibration.SHAPE, "float64", "C")}

@@ -420,6 +420,22 @@ def test_blas_thread_getters_read_what_threadpoolctl_reads():
                 assert threads() == lib.num_threads == n
 
 
+def test_blas_thread_getter_falls_back_to_threadpoolctl():
+    """A library other than OpenBLAS's pthreads build (or a threadpoolctl without ``_get_symbol``) is read through
+    threadpoolctl's ``num_threads`` property."""
+    from fastlr import _linalg
+
+    class Lib:
+        internal_api, threading_layer, num_threads = "mkl", "intel", 3
+
+    assert _linalg._thread_getter(Lib())() == 3
+
+    class Old:
+        internal_api, threading_layer, num_threads = "openblas", "pthreads", 2
+
+    assert _linalg._thread_getter(Old())() == 2
+
+
 class _Recorded(np.ndarray):
     """An ndarray that records whether it took part in a product as the left or the right factor."""
 
