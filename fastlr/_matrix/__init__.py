@@ -22,7 +22,7 @@ import numpy as np
 from .base import Operand, as_operand
 from .blocks import DEFAULT_BLOCK_BYTES, RowBlocks, block_rows_for, on_each_block, row_blocks
 from .dask import DaskRows, is_dask_array
-from .memory import InMemory
+from .memory import STREAM_ENTRY_WORK, InMemory, threads_for
 
 __all__ = [
     "DEFAULT_BLOCK_BYTES",
@@ -30,12 +30,14 @@ __all__ = [
     "InMemory",
     "Operand",
     "RowBlocks",
+    "STREAM_ENTRY_WORK",
     "as_operand",
     "block_rows_for",
     "is_dask_array",
     "on_each_block",
     "operand",
     "row_blocks",
+    "threads_for",
 ]
 
 

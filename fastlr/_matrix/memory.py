@@ -9,7 +9,8 @@ faster; ``FASTLR_PRODUCT_CHOICE`` overrides), and the Gram matrix A^T A for powe
 steps on narrow dense A (float64 A: formed in float32 first where that serves).
 Products smaller than ``SMALL_WORK`` run on one thread (a sparse gathering pass's nonzeros and
 rows count ``SPARSE_ENTRY_WORK`` times, and a two-sided pass's where its sum gets
-``SCATTER_SHARED_ENTRIES`` nonzeros a row).
+``SCATTER_SHARED_ENTRIES`` nonzeros a row; an entry of a memory-bound elementwise pass
+``STREAM_ENTRY_WORK``): ``threads_for``, the one rule gd_svd's optimizer steps use too.
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ SPARSE_ENTRY_WORK = 32
 #: 100000 x 5000 A.T @ W at 200 a row took 0.53-1.21x one thread's time from run to run (the CSR kernels
 #: give each thread a fixed share of the rows), where A^T (A V) took 0.62-0.73x.
 SCATTER_SHARED_ENTRIES = 32
+#: An entry of a memory-bound elementwise pass (the squared norm's BLAS dot, gd_svd's optimizer step) counts
+#: this many multiply-adds against SMALL_WORK: on a Zen 2 both took 0.52-0.62 ns an entry at one thread (dot
+#: over 2000 x 1000: 1.05 ms; an sgd step over 100000 x 10: 0.52-0.62 ms), the dense gd_products kernel
+#: 0.065 ns a multiply-add. A second thread halved them on an idle core, but a BLAS dot on two threads leaves
+#: OpenBLAS's worker spinning ~120 ms of CPU afterwards (through all of gd_svd(A, 10) on 2000 x 1000: 23-30
+#: ms of its 25-60), and beside a busy process two threads took 2-5x one's time on such sub-ms passes
+#: (bench/README.md, seventeenth session, HT).
+STREAM_ENTRY_WORK = 8
 
 #: Rows of A per SYRK call in ``_gram``: about this many flops each (~0.2 s), so
 #: Ctrl-C is honoured between calls, and at least _GRAM_MIN_ROWS rows so each
@@ -77,8 +86,10 @@ GRAM32_MIN_WORK = 2**28
 GRAM32_SHARE = 1e-3
 
 
-def _threads_for(work: int):
-    """One thread for products of fewer than SMALL_WORK multiply-adds; fastlr's count otherwise."""
+def threads_for(work: int):
+    """One thread for passes of fewer than SMALL_WORK multiply-adds (a context limiting fastlr's kernels on this
+    Python thread; a BLAS call inside follows it with ``blas_limit(get_num_threads())``); fastlr's count
+    otherwise. The one rule for every pass fastlr threads: products here, gd_svd's optimizer steps."""
     if work < SMALL_WORK and get_num_threads() > 1:
         return thread_limit(1)
     return nullcontext()
@@ -180,7 +191,13 @@ class InMemory(Operand):
         return bool(np.isfinite(self.parts[2] if self.sparse else self.A).all())
 
     def squared_norm(self) -> float:
-        """||A||_F^2 accumulated in float64 (float32 sums lose digits on big matrices)."""
+        """||A||_F^2 accumulated in float64 (float32 sums lose digits on big matrices), by BLAS dots on
+        the thread count ``threads_for`` gives a memory-bound pass (``STREAM_ENTRY_WORK`` an entry)."""
+        entries = self.parts[2].size if self.sparse else self.A.size
+        with threads_for(STREAM_ENTRY_WORK * entries), blas_limit(get_num_threads()):
+            return self._squared_norm()
+
+    def _squared_norm(self) -> float:
         A = self.A
         if self.sparse:
             if not A.has_canonical_format:  # duplicates add up before squaring
@@ -267,7 +284,7 @@ class InMemory(Operand):
     # ----------------------------------------------------------------- one-pass kernels
 
     def _work(self, k: int, sides: int = 1, gather: bool = False):
-        """``_threads_for`` of a pass over A with k-column factors (``sides`` = 2: both ways).
+        """``threads_for`` of a pass over A with k-column factors (``sides`` = 2: both ways).
         ``gather``: a sparse pass that reads factor rows and writes its own output rows (CSR
         ``A @ V``, CSC ``A.T @ W``); its nonzeros and rows count SPARSE_ENTRY_WORK each. Passes that
         scatter into Z keep the plain count, but for two-sided ones (``sides`` = 2) whose Z gets
@@ -280,7 +297,7 @@ class InMemory(Operand):
                 size = SPARSE_ENTRY_WORK * (size + rows)
         else:
             size = self.shape[0] * self.shape[1]
-        return _threads_for(sides * size * k)
+        return threads_for(sides * size * k)
 
     def matmul(self, V) -> np.ndarray:
         """``A @ V`` (n x k), one pass, by the one-pass kernel (sparse A: or SciPy's product where
@@ -390,8 +407,10 @@ class InMemory(Operand):
 
     def masked_gradients(self, U, V, l2: float):
         """GD on observed entries (A holds them as CSR, int64 indices): ``(G_U, G_V, loss)`` of
-        ``0.5 sum_(ij observed) (a_ij - u_i . v_j)^2 + 0.5 l2 (|U|^2 + |V|^2)`` in one pass."""
-        return self.kernels.gd_masked_grad(*self.parts, U, V, l2)
+        ``0.5 sum_(ij observed) (a_ij - u_i . v_j)^2 + 0.5 l2 (|U|^2 + |V|^2)`` in one pass. It gathers V's
+        rows for each nonzero and writes its own rows of G_U: a gathering pass to ``threads_for``."""
+        with self._work(U.shape[1] if np.ndim(U) == 2 else 1, gather=True):
+            return self.kernels.gd_masked_grad(*self.parts, U, V, l2)
 
     # ----------------------------------------------------------------- algorithm-level products
 

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from .._matrix import STREAM_ENTRY_WORK, threads_for
+
 __all__ = ["STATE_SIZES", "ElementwiseOptimizer", "LrController", "kernel_kind", "lr_mode"]
 
 #: Update rules of the ``optimizer_step`` kernel and the state buffers each keeps (the kernels
@@ -61,12 +63,16 @@ class ElementwiseOptimizer:
         self.state = [np.zeros((n_state,) + p.shape, dtype=p.dtype) for p in params]
 
     def step(self, grads, lr) -> None:
-        """Apply one update with step size ``lr`` (a float, or one per parameter)."""
+        """Apply one update with step size ``lr`` (a float, or one per parameter). Each update is a
+        memory-bound pass over its parameter: on fastlr's threads only where ``threads_for`` (the rule of the
+        passes over A) finds it long enough to gain from them."""
         self.t += 1
         lrs = lr if isinstance(lr, (list, tuple)) else [lr] * len(self.params)
         for p, g, s, lr_p in zip(self.params, grads, self.state, lrs):
             g = np.ascontiguousarray(g, dtype=p.dtype)
-            self.kernels.optimizer_step(p, g, s, self.kind, (float(lr_p), self.beta1, self.beta2, self.eps, self.t))
+            with threads_for(STREAM_ENTRY_WORK * p.size):
+                self.kernels.optimizer_step(p, g, s, self.kind, (float(lr_p), self.beta1, self.beta2, self.eps,
+                                                                 self.t))
 
     def snapshot(self):
         """Copies of the parameters and state, for :meth:`restore`."""
