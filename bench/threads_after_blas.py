@@ -27,6 +27,9 @@ from threadpoolctl import threadpool_limits
 import fastlr
 from fastlr._matrix import InMemory
 
+# fastlr's kernels (and with them libgomp, idle workers sleeping after GOMP_SPIN_COUNT pauses) load before
+# gd_seeds imports torch: torch's libgomp, loaded first, would serve fastlr too with libgomp's own spin (~11 ms)
+fastlr.get_backend("cpp")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import gd_seeds  # noqa: E402
 from sparse_products import random_sparse  # noqa: E402
