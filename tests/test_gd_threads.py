@@ -67,3 +67,31 @@ def test_masked_gradients_take_the_passes_thread_rule(monkeypatch):
         monkeypatch.setattr(memory, "SMALL_WORK", 0)
         op.masked_gradients(U, V, 0.0)
     assert seen == [1, 2]
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_squared_norm_gives_each_blas_dot_the_rule_of_its_own_size(sparse, monkeypatch):
+    """A dense A's squared norm is one BLAS dot per block of _BLOCK_ENTRIES entries: each short, on one thread
+    however large A (two threads per block waited for OpenBLAS's worker, 100000 x 500 took 15x one's time
+    beside busy processes); a sparse A's one dot over all its nonzeros, on fastlr's threads when that is long."""
+    if not ThreadpoolController().select(user_api="blas").lib_controllers:
+        pytest.skip("no BLAS library found by threadpoolctl")
+    rng = np.random.default_rng(0)
+    A = sp.random(300, 200, density=0.5, format="csr", random_state=rng) if sparse else rng.standard_normal((300, 200))
+    monkeypatch.setattr(memory, "SMALL_WORK", memory.STREAM_ENTRY_WORK * 1000)
+    monkeypatch.setattr(memory, "_BLOCK_ENTRIES", 512)
+    seen = []
+    squared_norm = InMemory._squared_norm
+
+    def record(self):
+        seen.append(_blas_threads())
+        return squared_norm(self)
+
+    monkeypatch.setattr(InMemory, "_squared_norm", record)
+    with threadpool_limits(limits=2, user_api="blas"), fastlr.thread_limit(2):
+        if _blas_threads() < 2:
+            pytest.skip("BLAS does not take two threads here")
+        total = InMemory(A).squared_norm()
+    expected = float(np.sum(A.data**2)) if sparse else float(np.sum(A**2))
+    assert total == pytest.approx(expected, rel=1e-12)
+    assert seen == [2 if sparse else 1]

@@ -192,8 +192,11 @@ class InMemory(Operand):
 
     def squared_norm(self) -> float:
         """||A||_F^2 accumulated in float64 (float32 sums lose digits on big matrices), by BLAS dots on
-        the thread count ``threads_for`` gives a memory-bound pass (``STREAM_ENTRY_WORK`` an entry)."""
-        entries = self.parts[2].size if self.sparse else self.A.size
+        the thread count ``threads_for`` gives one dot (``STREAM_ENTRY_WORK`` an entry): a sparse A's one over its
+        nonzeros, a dense A's over a block of at most ``_BLOCK_ENTRIES``, so one thread. Each dot on two
+        threads waits for OpenBLAS's worker: 100000 x 500 float64 in 48 blocks took 761-855 ms beside busy
+        processes against 53-59 ms on one thread (bench/README.md, seventeenth session, HT)."""
+        entries = self.parts[2].size if self.sparse else min(self.A.size, _BLOCK_ENTRIES)
         with threads_for(STREAM_ENTRY_WORK * entries), blas_limit(get_num_threads()):
             return self._squared_norm()
 
