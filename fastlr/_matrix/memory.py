@@ -65,10 +65,10 @@ SCATTER_SHARED_ENTRIES = 32
 #: An entry of a memory-bound elementwise pass (the squared norm's BLAS dot, gd_svd's optimizer step) counts
 #: this many multiply-adds against SMALL_WORK: on a Zen 2 both took 0.52-0.62 ns an entry at one thread (dot
 #: over 2000 x 1000: 1.05 ms; an sgd step over 100000 x 10: 0.52-0.62 ms), the dense gd_products kernel
-#: 0.065 ns a multiply-add. A second thread halved them on an idle core, but a BLAS dot on two threads leaves
-#: OpenBLAS's worker spinning ~120 ms of CPU afterwards (through all of gd_svd(A, 10) on 2000 x 1000: 23-30
-#: ms of its 25-60), and beside a busy process two threads took 2-5x one's time on such sub-ms passes
-#: (bench/README.md, seventeenth session, HT).
+#: 0.065 ns a multiply-add. A second thread halved them without a busy process beside, but a BLAS dot on two
+#: threads leaves OpenBLAS's worker spinning ~120 ms of CPU afterwards (through all of gd_svd(A, 10) on
+#: 2000 x 1000: 23-27 ms of CPU a run), and beside a busy process that dot took 1.8x one thread's time, the
+#: masked gradients over 5e4 entries 5x (bench/README.md, seventeenth session, HT).
 STREAM_ENTRY_WORK = 8
 
 #: Rows of A per SYRK call in ``_gram``: about this many flops each (~0.2 s), so
@@ -193,7 +193,7 @@ class InMemory(Operand):
     def squared_norm(self) -> float:
         """||A||_F^2 accumulated in float64 (float32 sums lose digits on big matrices), by BLAS dots on
         the thread count ``threads_for`` gives one dot (``STREAM_ENTRY_WORK`` an entry): a sparse A's one over its
-        nonzeros, a dense A's over a block of at most ``_BLOCK_ENTRIES``, so one thread. Each dot on two
+        nonzeros, a dense A's over a block of at most ``_BLOCK_ENTRIES`` (under SMALL_WORK: one thread). Each dot on two
         threads waits for OpenBLAS's worker: 100000 x 500 float64 in 48 blocks took 761-855 ms beside busy
         processes against 53-59 ms on one thread (bench/README.md, seventeenth session, HT)."""
         entries = self.parts[2].size if self.sparse else min(self.A.size, _BLOCK_ENTRIES)
