@@ -238,7 +238,9 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         (``S.validation.refit``; ``history`` stays that of the validated run).
         The held-out matrices are then not wasted, at the cost of up to twice
         the training time. If ``max_time`` runs out first, the validated
-        checkpoint is returned.
+        checkpoint is returned; so it is (with a warning) when the refit
+        sketch (not mixed) is worse than ``CountSketch(m, n, seed)`` on the
+        validation matrices.
     shrink : float >= 0, default 2
         The shift guard. Validation on matrices like ``train`` cannot see a
         shift the training set does not contain (text about new topics: their
@@ -446,7 +448,9 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         bar.reset(total=S.validation.best_step)
         if run_training(again, S.validation.best_step, eval_every=0, checkpoint=None, deadline=deadline, callback=None,
                   bar=bar) == "steps":  # finished in time (else the validated values stay)
+            validated = S.values.copy()
             S.values[:] = again.shrunk(again.values)
             S.validation.refit = True
+            S = run.refit_kept_on_validation(S, validated)
             S = again.never_worse_after_refit(S, [] if remote else ops + held)
         return S
