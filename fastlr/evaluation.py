@@ -20,7 +20,7 @@ from ._validation import check_int
 from .scw import scw
 from .sketch import Sketch
 
-__all__ = ["Evaluator", "optimal_error", "sketch_error"]
+__all__ = ["Evaluator", "mean_scaled_error", "optimal_error", "sketch_error"]
 
 
 def optimal_error(op: TrainingMatrix, k: int) -> tuple[float, float]:
@@ -28,6 +28,22 @@ def optimal_error(op: TrainingMatrix, k: int) -> tuple[float, float]:
     A = op.A.toarray() if op.sparse else op.A
     s = scipy.linalg.svdvals(np.asarray(A, dtype=np.float64))
     return float(np.sqrt(np.sum(s[k:] ** 2))), float(s[0]) if s.size else 0.0
+
+
+def mean_scaled_error(S, mats: list, k: int, scales, *, backend=None, pool=None) -> float:
+    """Mean ``||A - SCW(S, A)||_F / scale`` over the matrices: the one formula by which fastlr compares sketches on
+    matrices (Err before the optimal error is subtracted: :class:`Evaluator`; the data-driven sketches' guards and
+    trial ranking, on sigma_1 from ``spectral_norm``). S: a sketch, or a list of sketches, one per matrix (each
+    judged on its own). ``scales``: each matrix's sigma_1 (1 for a zero matrix). The residual is formed, so two
+    exact sketches' errors are rounding (~1e-16), which the guards' absolute tie expects; from ``||A||^2`` minus the
+    top-k energy (the training loss) they would be ~1e-8. ``pool``: an executor running the matrices side by side."""
+    sketches = S if isinstance(S, list) else [S] * len(mats)
+
+    def one(i):
+        A = mats[i]
+        return scw(A, sketches[i], min(k, *A.shape), backend=backend).error(A) / scales[i]
+
+    return float(np.mean(batch_map(one, list(range(len(mats))), pool)))
 
 
 class Evaluator:
@@ -42,12 +58,8 @@ class Evaluator:
 
     def error(self, S, *, backend=None, pool=None) -> float:
         """Err = mean ||A - SCW(S, A)||_F - mean ||A - A_k||_F, each A scaled to sigma_1 = 1."""
-
-        def one(i):
-            A = self.ops[i].A
-            return scw(A, S, self.k, backend=backend).error(A) / self.scale[i]
-
-        return float(np.mean(batch_map(one, list(range(len(self.ops))), pool))) - self.optimal
+        return mean_scaled_error(S, [op.A for op in self.ops], self.k, self.scale, backend=backend,
+                                 pool=pool) - self.optimal
 
 
 def sketch_error(S, matrices, k: int, *, backend=None) -> float:
@@ -84,6 +96,8 @@ def sketch_error(S, matrices, k: int, *, backend=None) -> float:
     ops = sample_matrices(matrices, "matrices")
     if ops[0].shape[0] != S.n:
         raise ValueError(f"matrices: have {ops[0].shape[0]} rows but S is {S.m} x {S.n} (it needs {S.n} rows)")
+    if k > min(ops[0].shape):  # mean_scaled_error would take min(A.shape) instead: scw's own message
+        raise ValueError(f"k: must be <= min(A.shape) = {min(ops[0].shape)}, got {k}")
     with ExitStack() as stack:
         one_thread_if_small(ops, stack)
         return Evaluator(ops, k).error(S, backend=backend)

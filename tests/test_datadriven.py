@@ -559,6 +559,22 @@ def test_guarded_one_shot_never_worse_than_random_on_new_text():
     assert max(tempered) > 1.05, tempered  # and the old guard (measured 1.10 at seed 1)
 
 
+def test_the_guards_error_is_the_evaluators():
+    """One formula (evaluation.mean_scaled_error) for the data-driven guards' error and learn_sketch's Err: the same
+    numbers up to the optimal error, a NumPy reference (dense SVD of the residual's scale), and one sketch per
+    matrix judged on its own."""
+    train = family(4, seed=3)
+    S, T = fastlr.CountSketch(6, N_ROWS, seed=1), fastlr.CountSketch(6, N_ROWS, seed=2)
+    optimal = np.mean([np.sqrt(np.sum(np.linalg.svd(A, compute_uv=False)[3:] ** 2)) / np.linalg.norm(A, 2)
+                       for A in train])
+    assert dd_common._scaled_error(S, train, 3) == pytest.approx(training_loss(S, train, 3), rel=1e-12)
+    assert dd_common._scaled_error(S, train, 3) - optimal == pytest.approx(fastlr.sketch_error(S, train, 3), abs=1e-12)
+    pair = dd_common._scaled_error([S, T], train[:2], 3)
+    assert pair == pytest.approx((training_loss(S, train[:1], 3) + training_loss(T, train[1:2], 3)) / 2, rel=1e-12)
+    with pytest.raises(ValueError, match="k: must be <= min"):  # not clamped to the columns as the guards' halves are
+        fastlr.sketch_error(S, train, N_COLS + 1)
+
+
 def test_guarded_one_shot_needs_a_margin_over_random_luck():
     """Hyperspectral bands, seed 0: the tempered values beat CountSketch(m, n, 0) on the one matrix (0.98 of its
     error) but not the luckiest of 8 other random CountSketches, and were 1.07 of random's Err on new scenes."""

@@ -23,7 +23,7 @@ from .._validation import (
     matrix_list,
 )
 from ..datasets import spectral_norm
-from ..scw import scw
+from ..evaluation import mean_scaled_error
 from ..sketch import CountSketch
 
 #: Row Gram matrices up to this size are formed and factored densely (eigh of
@@ -352,9 +352,7 @@ def _scaled_error(S, mats: list, k: int, scales: list[float] | None = None) -> f
     """Mean ||A - SCW(S, A)||_F over the matrices, each scaled to sigma_1 = 1 (``scales``: their
     ``_scales``, when several sketches are compared on the same matrices). S: a sketch, or a list of
     sketches, one per matrix (each judged on its own: held-out parts)."""
-    scales = _scales(mats) if scales is None else scales
-    sketches = S if isinstance(S, list) else [S] * len(mats)
-    return sum(scw(A, T, min(k, *A.shape)).error(A) / s1 for T, A, s1 in zip(sketches, mats, scales)) / len(mats)
+    return mean_scaled_error(S, mats, k, _scales(mats) if scales is None else scales)
 
 
 def _rival_seeds(seed: int) -> list[int]:

@@ -537,7 +537,11 @@ class _Judges:
     time-ordered set are the ones furthest from what comes next: on real video they picked worse positions),
     prepared once. ``loss(S)``: the mean ``||A - SCW(S, A)||_F / sigma_1(A)``, from ``||A||_F^2`` minus the top-k
     energy of ``A V`` (V spanning the rows of S A): the learned-sketch training loss (_gradients.loss_and_grad,
-    without its gradient), S A, one product ``A V`` and small problems per matrix, no residual formed."""
+    without its gradient), S A, one product ``A V`` and small problems per matrix, no residual formed. The guards'
+    ``evaluation.mean_scaled_error`` (the same quantity, residual formed) took 2.6x (8 video frames 9600 x 40),
+    3.6x (4000 x 300) and 13x (sparse text 16000 x 60) this CPU time per trial (bench/README.md, seventeenth
+    session). Here trials are only ranked against each other, never against random by a rounding tie: where this
+    route's rounding (~1e-8 of ||A||) decides, every trial is exact, and which one wins does not matter."""
 
     def __init__(self, mats: list, rows: _Rows, k: int):
         picks = spread(len(mats))
