@@ -71,7 +71,8 @@ def more_spectra(d: int, k: int) -> dict:
             "30 within 0.1% across k": np.where(i < k - 10, 1 / i, np.where(
                 i <= k + 20, 1 / (k - 10) * (1 - 1e-3 * (i - k + 10) / 30), 0.5 / i)),
             "20 equal, then 1/i": np.where(i <= 20, 1.0, 0.9 / np.maximum(i - 19, 1)),
-            "flat rank k": np.where(i <= k, 1.0, 0.0)}
+            "flat rank k": np.where(i <= k, 1.0, 0.0), "exp(-sqrt i)": np.exp(-np.sqrt(i)), "1/i^2": i ** -2.0,
+            "0.85^i": 0.85 ** i}
 
 
 def accuracy_rows(seeds: int, shape: str, k: int = 50) -> None:

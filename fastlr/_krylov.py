@@ -26,7 +26,7 @@ import math
 import numpy as np
 import scipy.linalg
 
-from ._linalg import orthonormal, peak, power_of_two
+from ._linalg import normalize, orthonormal, peak, power_of_two
 from ._matrix import InMemory
 from ._matrix.choice import isa_level
 from ._matrix.centered import Centered
@@ -112,12 +112,14 @@ def krylov_block(op, k: int, l: int, n_iter: int) -> tuple[int, int]:
     return b, _narrow_depth(q, l, b)
 
 
-def _narrow_pays(d: int, l: int, b: int, q: int) -> bool:
+def _narrow_pays(d: int, l: int, b: int, q: int, share: float | None = None) -> bool:
     """Whether b-wide blocks, q beyond the start, cost less than the Gram route on float32 A with d
     columns: the passes and the Rayleigh-Ritz step, counted in multiply-adds per row of A,
     ``(2 q + 1) b d + (b (q + 1))^2``, under NARROW_SHARE of the route's SYRK and final ``A V``,
-    ``d^2 / 2 + l d`` (5760 x 1080, k = 50: a share of 0.55 took 0.74 of the time)."""
-    return (2 * q + 1) * b * d + (b * (q + 1)) ** 2 <= NARROW_SHARE * (d * d / 2 + l * d)
+    ``d^2 / 2 + l d`` (5760 x 1080, k = 50: a share of 0.55 took 0.74 of the time); ``share``: another
+    share than NARROW_SHARE."""
+    share = NARROW_SHARE if share is None else share
+    return (2 * q + 1) * b * d + (b * (q + 1)) ** 2 <= share * (d * d / 2 + l * d)
 
 
 #: The narrow finder's share of the Gram route's count under which it replaces it (see ``_narrow_pays``).
@@ -159,40 +161,156 @@ def krylov_factors(op: InMemory | Centered, k: int, l: int, n_iter: int, seed: i
     exactly low-rank input), the space is built again with two-pass steps.
     None when a product is not finite or its scale leaves the dtype's comfortable range (entries
     near the limits of the dtype, A = 0, NaN or inf): the caller's power iterations rescale, and
-    raise for NaN/inf.
+    raise for NaN/inf. None too where float32's narrow blocks stand in for the Gram route and their
+    result is refused (``_NarrowWatch``): the Gram route then runs as before.
     """
     b, q = krylov_block(op, k, l, n_iter)
-    # float32's narrow blocks in place of the Gram route: refused (the route runs) where they may fall short
+    # float32's narrow blocks in place of the Gram route: watched, deepened or refused (_NarrowWatch)
     tested = b < l and op.dtype == np.float32 and op._gram_pays(l, n_iter)
-    out = _krylov(op, k, b, q, seed, driver, False, tested)
-    if out is not None and rounding_shows(out[1], k, op.shape[1], op.dtype):
-        out = _krylov(op, k, b, q, seed, driver, True, tested)  # two-pass steps (Operand.normalized_power_pass)
-    if out is None:
-        return None
-    factors, theta, sums = out
-    if tested and (narrow_blocks_miss(theta, k, b) or not narrow_converged(theta, sums, k, op.dtype)):
-        return None
-    return factors
+    watch = (lambda: _NarrowWatch(k, b, q, _narrow_cap(op.shape[1], l, b, q), op.dtype)) if tested else (lambda: None)
+    out = _krylov(op, k, b, q, seed, driver, False, watch())
+    # (a refusal at depth q or deeper comes with its Ritz values: the two-pass space may be kept)
+    if out is not None and out[1].size and rounding_shows(out[1], k, op.shape[1], op.dtype,
+                                                          tail2=seen_tail2(out[1], k, op.dtype) if tested else None):
+        out = _krylov(op, k, b, q, seed, driver, True, watch())  # two-pass steps (Operand.normalized_power_pass)
+    return None if out is None else out[0]
 
 
-#: The largest estimated relative excess (``narrow_converged``) at which narrow blocks' result stands.
+def _narrow_cap(d: int, l: int, b: int, q: int) -> int:
+    """The deepest the narrow blocks may go when the Ritz sums at depth q say one or more blocks
+    would converge them (``_NarrowWatch``): while their count stays under NARROW_CAP_SHARE of the Gram
+    route's (``_narrow_pays``; 5760 x 1080, k = 50: 12 against 9)."""
+    cap = q
+    while _narrow_pays(d, l, b, cap + 1, NARROW_CAP_SHARE):
+        cap += 1
+    return cap
+
+
+#: The narrow finder's share of the Gram route's count up to which a deeper space may be built (``_narrow_cap``).
+NARROW_CAP_SHARE = 0.75
+#: The depth at which the narrow blocks' Ritz values are first checked for a multiple top (``_NarrowWatch``).
+NARROW_EARLY_DEPTH = 3
+#: The estimated relative excess, continued geometrically to the cap, under which a deeper space is built.
+NARROW_PROMISE = 1e-3
+#: The depth at which the narrow blocks' Ritz sums are first read, and the continued excess past which they stop.
+NARROW_MID_DEPTH = 6
+NARROW_MID_PROMISE = 7e-3
+
+
+class _NarrowWatch:
+    """The verdict on float32's narrow blocks (b columns, q beyond the start) as they are built: the top-k
+    Ritz values of each nested space, read off leading blocks of the Rayleigh-Ritz Gram matrix ``H``.
+
+    - At depth NARROW_EARLY_DEPTH and at each depth from q on: refused where ``narrow_blocks_miss``
+      (a multiple top that b-wide blocks cannot hold): the early check spares the rest of the blocks
+      (a 30-value top is seen from the second block on).
+    - At depth q and deeper: kept where ``narrow_converged``; else one block more while the estimated
+      excess continued at the growth's rate to ``cap`` is under NARROW_PROMISE (1/i^0.2, 1e4:1 and some
+      seeds of 1/sqrt(i) need 1-3 blocks more); else refused (sigma_i falling 10:1 over 1000 still grows
+      at a rate of 0.6-0.7 a block: 3 blocks more left it 50x above NARROW_EXCESS).
+    """
+
+    def __init__(self, k: int, b: int, q: int, cap: int, dtype):
+        self.k, self.b, self.q, self.cap, self.dtype = k, b, q, cap, dtype
+        self.ends = []  # columns of the space at each depth (a block may come out narrower)
+        self.sums = {}  # depth -> top-k Ritz sum of the space of that depth
+        self.theta = np.zeros(0)  # the last Ritz values computed (ascending)
+        self.pairs = None  # (theta, X) of the last verdict's H, for the Rayleigh-Ritz step
+
+    def _sum(self, H: np.ndarray, depth: int, vectors: bool = False) -> float:
+        """The top-k Ritz sum at ``depth``, from H's leading block (H: the space's at that depth or deeper);
+        ``vectors``: H's eigenvectors too (``pairs``)."""
+        if depth not in self.sums:
+            m = self.ends[depth]
+            if vectors and m == H.shape[0]:
+                self.pairs = theta, _ = np.linalg.eigh(H)
+            else:
+                theta = np.linalg.eigvalsh(H[:m, :m])
+            if m == H.shape[0]:
+                self.theta = theta
+            self.sums[depth] = float(np.sum(theta[-min(self.k, theta.size):]))
+        return self.sums[depth]
+
+    def early_due(self, depth: int) -> bool:
+        """Whether an early check runs at this depth (before q)."""
+        return depth in (NARROW_EARLY_DEPTH, NARROW_MID_DEPTH) and depth < self.q
+
+    def early(self, H: np.ndarray, depth: int) -> bool:
+        """Whether to go on building (False: refused); H is the space's, ``depth`` blocks beyond the start:
+        no multiple top, and at NARROW_MID_DEPTH an estimated excess that, continued at its rate to the
+        cap, comes under NARROW_MID_PROMISE."""
+        sums = [self._sum(H, j) if depth == NARROW_MID_DEPTH else None for j in (depth - 2, depth - 1)]
+        sums.append(self._sum(H, depth))
+        if narrow_blocks_miss(self.theta, self.k, self.b):
+            return False
+        if depth != NARROW_MID_DEPTH:
+            return True
+        excess, rho = narrow_excess(self.theta, sums, self.k, self.dtype)
+        return excess * rho ** (self.cap - depth) <= NARROW_MID_PROMISE
+
+    def verdict(self, H: np.ndarray, depth: int, exhausted: bool):
+        """True: kept; False: refused; None: one block more. H: the space's at ``depth``."""
+        sums = [self._sum(H, j, j == depth) if j >= 0 else None for j in (depth - 2, depth - 1, depth)]
+        theta = self.theta
+        if narrow_blocks_miss(theta, self.k, self.b):
+            return False
+        if None in sums:  # an exhausted space before three depths were seen: not tested
+            return False
+        excess, rho = narrow_excess(theta, sums, self.k, self.dtype)
+        if excess <= NARROW_EXCESS:
+            return True
+        if exhausted or depth >= self.cap or excess * rho ** (self.cap - depth) > NARROW_PROMISE:
+            return False
+        return None
+
+
+#: The largest estimated relative excess (``narrow_excess``) at which narrow blocks' result stands.
 NARROW_EXCESS = 1e-4
 
 
 def narrow_converged(theta: np.ndarray, sums, k: int, dtype) -> bool:
-    """Whether the narrow blocks' rank-k result has converged: the excess left, estimated from the top-k
-    Ritz sums of the nested spaces of the last three depths (``sums``, s0 <= s1 <= s2) as the last
-    growth g = s2 - s1 continued geometrically (rate rho = g / (s1 - s0), at most 0.9), relative to
-    twice the rank-k error squared seen in the space (the Ritz values past the k largest, which
-    understate it), is at most NARROW_EXCESS."""
+    """Whether the narrow blocks' rank-k result has converged: ``narrow_excess`` at most NARROW_EXCESS."""
+    return narrow_excess(theta, sums, k, dtype)[0] <= NARROW_EXCESS
+
+
+def narrow_excess(theta: np.ndarray, sums, k: int, dtype) -> tuple[float, float]:
+    """(the excess left, the growth's rate rho), estimated from the top-k Ritz sums of the nested spaces
+    of the last three depths (``sums``, s0 <= s1 <= s2) as the last growth g = s2 - s1 continued
+    geometrically (rate rho = g / (s1 - s0), at most 0.9), relative to twice the rank-k error squared
+    seen in the space (the Ritz values past the k largest, which understate it); inf where the sums
+    shrink by more than ``H``'s rounding (not trusted).
+
+    The Ritz values are those of ``H = B^T B``, B = A K in float32 and H in float64: rounded to about
+    eps * sigma_1 * sigma_i, not to the fused pass's eps * sigma_1^2, so the error seen counts every Ritz
+    value past k above B's rounding (``theta.size * eps^2 * theta_1``). Until the seventeenth session it
+    counted only those above 10 r eps theta_1, as ``rounding_shows`` does: steep spectra (1/i^1.5, 0.9^i,
+    exp(-sqrt i) at k = 50) then had no error to speak of and were refused, though their narrow result was
+    the most accurate of the three (3000 x 1000: 3.5e-09, 5.7e-09, 7.9e-09 against the Gram route's
+    3.8e-06, 1.2e-07, 1.6e-06 and scikit-learn's 2.3e-05, 2.2e-08, 3.4e-08). Growth below H's rounding
+    (about k eps64 theta_1 in a sum) counts as none."""
     s0, s1, s2 = sums
     g, g0 = s2 - s1, s1 - s0
-    tail = ritz_tail(theta, k, float(np.finfo(dtype).eps))
-    if not (g >= 0.0 and g0 >= 0.0):
-        return False
+    top = float(theta[-1]) if theta.size else 0.0
+    noise = 64.0 * k * _EPS64 * top
+    if not (g >= -noise and g0 >= -noise):
+        return np.inf, 0.9
+    g, g0 = max(g, 0.0), max(g0, 0.0)
+    tail2 = seen_tail2(theta, k, dtype)
     rho = min(g / g0, 0.9) if g0 > 0.0 else 0.0
     left = g * rho / (1.0 - rho)
-    return left <= NARROW_EXCESS * 2.0 * tail * tail
+    if left <= 0.0:
+        return 0.0, rho
+    return (left / (2.0 * tail2) if tail2 > 0.0 else np.inf), rho
+
+
+def seen_tail2(theta: np.ndarray, k: int, dtype) -> float:
+    """The squared rank-k error seen in the Ritz values of ``H = (A K)^T (A K)`` (ascending): those past
+    the k largest above B's rounding, ``theta.size * eps^2 * theta_1`` (``narrow_excess``)."""
+    if not theta.size:
+        return 0.0
+    eps = float(np.finfo(dtype).eps)
+    past = theta[: max(theta.size - k, 0)]
+    return float(np.sum(past[past > theta.size * eps * eps * float(theta[-1])]))
 
 
 #: Relative spread of b Ritz values (of A^T A) within which ``narrow_blocks_miss`` calls them one cluster.
@@ -214,75 +332,129 @@ def narrow_blocks_miss(theta: np.ndarray, k: int, b: int) -> bool:
 
 
 def _krylov(op: InMemory | Centered, k: int, l: int, q: int, seed: int, driver: str, careful: bool,
-            nested: bool):
+            watch: "_NarrowWatch | None" = None):
     """(factors, Ritz values of A^T A over the space, ascending), or None (see krylov_factors):
-    blocks of l columns, q beyond the start (``krylov_block``).
+    blocks of l columns, q beyond the start (``krylov_block``). With ``watch`` (float32's narrow blocks)
+    the depth is the watch's: refused early, kept at q or deeper, or refused (factors None).
 
     ``A K`` is filled in place block by block (n x l (q + 1); ``krylov_applies`` keeps it a fraction
-    of A: (l (q + 1))^2 <= d l (passes saved) / 4)."""
+    of A: (l (q + 1))^2 <= d l (passes saved) / 4). Under a watch it is float64 (the verdicts' leading
+    blocks of ``H = B^T B`` are filled in as the blocks come: float32's B squared is representable in
+    float64 unscaled), and blocks past q take ``A V`` then ``A^T (A V)`` (a third pass only if a block
+    more is wanted)."""
     n, d = op.shape
     dtype = op.dtype
     eps = float(np.finfo(dtype).eps)
+    depth_max = q if watch is None else watch.cap
     V = orthonormal(np.random.default_rng(seed).standard_normal((d, l)))
-    K = np.empty((d, l * (q + 1)))  # the blocks so far, float64, filled in place (no copy a step)
-    B = np.empty((n, l * (q + 1)), dtype=dtype)
+    K = np.empty((d, l * (depth_max + 1)))  # the blocks so far, float64, filled in place (no copy a step)
+    B = np.empty((n, l * (depth_max + 1)), dtype=dtype if watch is None else np.float64)
+    H = None if watch is None else np.empty((B.shape[1], B.shape[1]))
     filled = 0
-    for _ in range(q):
-        Vd = np.ascontiguousarray(V, dtype=dtype)
-        # careful: A V, then A^T W with W its LU basis (two passes, rounded to eps * sigma_1)
-        P, Z = op.normalized_power_pass(Vd) if careful else op.power_pass(Vd)
-        if not (representable(Z, dtype) and representable(P, dtype)):
-            return None
+    ready = 0  # columns of H filled in
+    depth = 0  # blocks beyond the start whose A V is in B
+    kept = watch is None
+
+    def add(Vd, P):
+        nonlocal filled
         K[:, filled:filled + P.shape[1]] = Vd
         B[:, filled:filled + P.shape[1]] = P
         filled += P.shape[1]
-        del P
-        V = next_block(K[:, :filled], Z.astype(np.float64), eps)
-        if V is None:  # the space is exhausted: A has rank below its dimension
+        if watch is not None:
+            watch.ends.append(filled)
+
+    def gram():
+        """H = B^T B so far: its new columns only, in one product (16-column ones took 2.5x the time)."""
+        nonlocal ready
+        H[:filled, ready:filled] = B[:, :filled].T @ B[:, ready:filled]
+        H[ready:filled, :ready] = H[:ready, ready:filled].T
+        ready = filled
+        return H[:filled, :filled]
+
+    while True:
+        Vd = np.ascontiguousarray(V, dtype=dtype)
+        if depth < q:
+            # careful: A V, then A^T W with W its LU basis (two passes, rounded to eps * sigma_1)
+            P, Z = op.normalized_power_pass(Vd) if careful else op.power_pass(Vd)
+            if not (representable(Z, dtype) and representable(P, dtype)):
+                return None
+            add(Vd, P)
+            if watch is not None and watch.early_due(depth) and not watch.early(gram(), depth):
+                return None, np.zeros(0)
+            del P
+            V = next_block(K[:, :filled], Z.astype(np.float64), eps)
+            depth += 1
+            if V is None:  # the space is exhausted: A has rank below its dimension
+                break
+            continue
+        P = op.times(Vd)  # the last block's A V (Rayleigh-Ritz), and the next block's start if one is wanted
+        if not representable(P, dtype):
+            return None
+        add(Vd, P)
+        if watch is None:
+            V = None
             break
-    if V is not None:
-        K[:, filled:filled + V.shape[1]] = V
-        B[:, filled:filled + V.shape[1]] = op.times(np.ascontiguousarray(V, dtype=dtype))
-        filled += V.shape[1]
+        kept = watch.verdict(gram(), depth, False)
+        if kept is not None:
+            if not kept:
+                return None, watch.theta
+            break
+        W = normalize(P, "LU") if careful else P
+        Z = op.rtimes(np.ascontiguousarray(W, dtype=dtype))
+        if not representable(Z, dtype):
+            return None
+        V = next_block(K[:, :filled], Z.astype(np.float64), eps)
+        depth += 1
+        if V is None:
+            break
+    if not kept and V is None:  # exhausted before the watch's verdict at depth q or deeper
+        kept = watch.verdict(gram(), depth - 1, True)
+        if not kept:
+            return None, watch.theta
     K = np.ascontiguousarray(K[:, :filled], dtype=dtype)
     B = B[:, :filled]
+    if watch is not None:  # every block's A V was checked representable; float32's squares are in float64's range
+        H = gram()
+        pairs = watch.pairs if watch.pairs is not None and watch.pairs[0].size == H.shape[0] else None
+        return _rayleigh_ritz(op, K, B, k, driver, H, pairs)
     if not np.isfinite(peak(B)):
         return None
-    return _rayleigh_ritz(op, K, B, k, driver, l if nested else 0)
+    return _rayleigh_ritz(op, K, B, k, driver)
 
 
-def _rayleigh_ritz(op: InMemory | Centered, K: np.ndarray, B: np.ndarray, k: int, driver: str, block: int):
+def _rayleigh_ritz(op: InMemory | Centered, K: np.ndarray, B: np.ndarray, k: int, driver: str, H=None, pairs=None):
     """SCW factors of ``B = A K`` cut to its top k right singular vectors first, and the Ritz values
-    of A^T A over span(K) (ascending). B is the caller's and is scaled in place.
+    of A^T A over span(K) (ascending). B is the caller's and is scaled in place; ``H``: ``B^T B`` when
+    the caller has it (float64 B of float32 entries, used unscaled: its squares cannot over- or underflow),
+    ``pairs`` its eigenpairs when the caller has them.
 
     K has l (q + 1) columns, k of which matter: the eigenvectors X_k of ``B^T B`` (float64) give
     them, and the thin SVD of the n x k ``B X_k`` the factors, exact to rounding (a thin SVD of all
     of B took two SVQB rounds over n x l (q + 1)); where their tilt could show
     (``_gram_tilt_negligible``), the thin SVD of all of B.
     """
-    # float64 and scaled by a power of two (exact) so that B^T B stays representable
-    B = B.astype(np.float64) if B.dtype != np.float64 else B
-    c = 1.0 / power_of_two(peak(B))
-    B *= c
-    Bc = InMemory.wrap(B, name="B", backend=op.backend)
-    H = Bc.rtimes(B)
-    H = (H + H.T) / 2
-    theta, X = np.linalg.eigh(H)
+    if H is None:
+        # float64 and scaled by a power of two (exact) so that B^T B stays representable
+        B = B.astype(np.float64) if B.dtype != np.float64 else B
+        c = 1.0 / power_of_two(peak(B))
+        B *= c
+        times = InMemory.wrap(B, name="B", backend=op.backend).times
+        H = InMemory.wrap(B, name="B", backend=op.backend).rtimes(B)
+        H = (H + H.T) / 2
+    else:  # B: the caller's columns of a wider array (not kernel-ready): BLAS takes its strides
+        c = 1.0
+        times = B.__matmul__
+    theta, X = np.linalg.eigh(H) if pairs is None else pairs
     r = min(k, B.shape[1])
-    # the top-r Ritz sums of the spaces one and two blocks shallower (leading blocks of H), and this one's
-    sums = None
-    if block:
-        sums = [float(np.sum(np.linalg.eigvalsh(H[:m, :m])[-r:])) if m > 0 else 0.0
-                for m in (H.shape[0] - 2 * block, H.shape[0] - block)] + [float(np.sum(theta[-r:]))]
-        sums = [x / (c * c) for x in sums]
     if not _gram_tilt_negligible(theta, r, op.dtype):  # the thin SVD of all of B, exact to rounding
+        B = np.ascontiguousarray(B)
         UB, sB, XB = op.thin_svd(B, r, driver)
-        return SCWFactors(np.zeros((0, 0)), np.zeros(0), K, B / c, UB, sB / c, XB), theta / (c * c), sums
+        return SCWFactors(np.zeros((0, 0)), np.zeros(0), K, B / c, UB, sB / c, XB), theta / (c * c)
     Xk = np.ascontiguousarray(X[:, ::-1][:, :r])
     V = np.ascontiguousarray(K.astype(np.float64) @ Xk, dtype=op.dtype)  # the top-k rows' basis, in span(K)
-    W = Bc.times(Xk) / c  # = A V
+    W = times(Xk) / c  # = A V
     UB, sB, Y = op.thin_svd(W, r, driver)
-    return SCWFactors(np.zeros((0, 0)), np.zeros(0), V, W, UB, sB, Y), theta / (c * c), sums
+    return SCWFactors(np.zeros((0, 0)), np.zeros(0), V, W, UB, sB, Y), theta / (c * c)
 
 
 def _gram_tilt_negligible(theta: np.ndarray, k: int, dtype) -> bool:

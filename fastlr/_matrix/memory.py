@@ -760,7 +760,8 @@ def gram_route_pays(n: int, d: int, r: int, steps: int) -> bool:
     return steps >= 2 and d <= n and d <= GRAM_WIDTH * r * steps
 
 
-def rounding_shows(theta: np.ndarray, k: int, d: int, dtype, total: float | None = None) -> bool:
+def rounding_shows(theta: np.ndarray, k: int, d: int, dtype, total: float | None = None,
+                   tail2: float | None = None) -> bool:
     """Whether the rounding of ``A^T A V`` (eps * theta_1, theta the ascending Ritz values over
     span(V), d x l) shows in the rank-k error: its excess, about
     ``eps * theta_1 * sqrt(sum_(i <= k) 1/theta_i / d)``, above 1e-2 of that error.
@@ -768,7 +769,9 @@ def rounding_shows(theta: np.ndarray, k: int, d: int, dtype, total: float | None
     The error is at least ``sqrt(theta_(k+1) + ... + theta_l)`` over the Ritz values above
     10 l eps theta_1 (below that they are the product's rounding, measured up to 20 eps theta_1,
     not tail); with ``total`` = ||A||_F^2 (the Gram route's trace; same units as theta) it is
-    ``sqrt(total - sum_(i <= k) theta_i)``, where that does not cancel (above ``sqrt(100 eps total)``). An exactly low-rank A has no tail: counting its rounding as one
+    ``sqrt(total - sum_(i <= k) theta_i)``, where that does not cancel (above ``sqrt(100 eps total)``);
+    ``tail2``: a squared rank-k error known otherwise (the Krylov finder's Ritz values of ``(A K)^T (A K)``,
+    rounded to B's rounding, not the product's). An exactly low-rank A has no tail: counting its rounding as one
     kept the fused product for a rank-10 float64 matrix, 1e-10 relative excess against
     scikit-learn's 1e-14.
     """
@@ -783,6 +786,8 @@ def rounding_shows(theta: np.ndarray, k: int, d: int, dtype, total: float | None
     tail = ritz_tail(theta, k, eps)
     if total is not None:
         tail = max(tail, float(np.sqrt(trace_tail2(theta, k, total, eps))))
+    if tail2 is not None:
+        tail = max(tail, float(np.sqrt(tail2)))
     return rounding > 1e-2 * tail
 
 
