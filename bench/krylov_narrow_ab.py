@@ -3,12 +3,14 @@ on the Gram route (16-column blocks, refused by ``narrow_converged`` / ``narrow_
 (two 8-column tiles), against the routes they replace (switched off in this process) and scikit-learn.
 
     FASTLR_CACHE_DIR=<dir> env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/krylov_narrow_ab.py --time
+    FASTLR_CACHE_DIR=<dir> env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/krylov_narrow_ab.py --spectra
     python bench/krylov_narrow_ab.py --accuracy --seeds 4 [--shape 5760x1080]
 
 ``--time``: CPU time, one thread, min over interleaved rounds: bench_svd's 5760 x 1080 (sigma_i = 1/i) float32
 k = 50 (narrow vs the Gram route) and float64 k = 10 (16 vs 20 columns). ``--accuracy``: float32 k = 50, the worst
 excess ``||A - U S Vt|| / ||A - A_k|| - 1`` over seeds on krylov_depth.py's spectra and more, with how many seeds
-kept the narrow result.
+kept the narrow result. ``--spectra``: float32 k = 50 on 5760 x 1080 by spectrum (kept, deepened, refused early
+or late: seventeenth session), CPU ms against the Gram route and scikit-learn, worst excess of 2 seeds.
 """
 
 from __future__ import annotations
@@ -64,6 +66,41 @@ def time_rows(rounds: int) -> None:
               f"{err['before']:.2e} / {err['after']:.2e} / {err['sklearn']:.2e} |", flush=True)
 
 
+def spectrum_rows(rounds: int, seeds: int = 2, shape: str = "5760x1080", k: int = 50) -> None:
+    print("| float32 k=50 spectrum | scikit-learn ms | Gram route ms | narrow ms | kept | worst excess sklearn / Gram / narrow |")
+    print("|---|---|---|---|---|---|")
+    n, d = map(int, shape.split("x"))
+    i = np.arange(1, d + 1.0)
+    rows = {"1/i": 1 / i, "10:1 geometric": np.geomspace(1, 0.1, d), "1/sqrt(i)": i ** -0.5, "1/i^0.7": i ** -0.7,
+            "1/i^1.5": i ** -1.5, "0.9^i": 0.9 ** i, "exp(-sqrt i)": np.exp(-np.sqrt(i)), "1/i^0.2": i ** -0.2,
+            "1e4:1": np.maximum(np.geomspace(1, 1e-4, d), 1e-6),
+            "cluster at k": np.where(i < k, 1.0, np.where(i <= k + 15, 0.5 - 1e-3 * (i - k), 0.05))}
+    factors = krylov.krylov_factors
+    for name, s in rows.items():
+        A = matrix(n, d, s).astype(np.float32)
+        A64 = A.astype(np.float64)
+        opt = max(float(np.sqrt(np.sum(np.linalg.svd(A64, compute_uv=False)[k:] ** 2))), 1e-30)
+        calls = {"sklearn": lambda s=0: sk_randomized_svd(A, k, random_state=s),
+                 "gram": lambda s=0: _without_narrow(lambda: fastlr.randomized_svd(A, k, random_state=s)),
+                 "narrow": lambda s=0: fastlr.randomized_svd(A, k, random_state=s)}
+        best = interleaved_best_ms(calls, rounds)
+        kept = []
+
+        def record(*a):
+            f = factors(*a)
+            kept.append(f is not None)
+            return f
+
+        sys.modules["fastlr.randomized"].krylov_factors = record
+        try:
+            err = {m: max(np.linalg.norm(A64 - (np.asarray(U, np.float64) * S) @ np.asarray(Vt, np.float64)) / opt - 1
+                          for U, S, Vt in (c(seed) for seed in range(seeds))) for m, c in calls.items()}
+        finally:
+            sys.modules["fastlr.randomized"].krylov_factors = factors
+        print(f"| {name} | {best['sklearn']:.1f} | {best['gram']:.1f} | {best['narrow']:.1f} | {sum(kept)}/{seeds} | "
+              f"{err['sklearn']:.2e} / {err['gram']:.2e} / {err['narrow']:.2e} |", flush=True)
+
+
 def more_spectra(d: int, k: int) -> dict:
     i = np.arange(1, d + 1.0)
     return {"10:1 geometric": np.geomspace(1, 0.1, d), "1/i^0.7": i ** -0.7, "1/i^1.5": i ** -1.5,
@@ -109,6 +146,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time", action="store_true")
     parser.add_argument("--accuracy", action="store_true")
+    parser.add_argument("--spectra", action="store_true")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--shape", default="3000x1000")
@@ -121,6 +159,8 @@ def main(argv=None) -> int:
     with fastlr.thread_limit(1), threadpool_limits(1):
         if args.time:
             time_rows(args.rounds)
+        if args.spectra:
+            spectrum_rows(args.rounds)
         if args.accuracy:
             accuracy_rows(args.seeds, args.shape)
     return 0
