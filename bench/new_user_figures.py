@@ -39,8 +39,11 @@ from scipy.linalg import clarkson_woodruff_transform
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastlr
-from fastlr import _core
 from fastlr._matrix import InMemory, calibration, choice
+
+# Loaded through the backend so its libgomp gets fastlr's idle spin (fastlr._backend._idle_spin_limited); a plain
+# ``from fastlr import _core`` first, or torch (gd_seeds) first, would leave libgomp's own.
+_core = fastlr.get_backend("cpp")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_svd import _make, _numpy_scw, _sqnorm, excess_error  # noqa: E402
