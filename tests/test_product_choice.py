@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import fastlr
 from fastlr._matrix import InMemory, calibration, choice
 
 
@@ -425,7 +426,6 @@ def test_sparse_scatter_kernel_at_every_level(monkeypatch, isa_level, dtype, fmt
 
 
 def test_small_products_run_on_one_thread(monkeypatch):
-    import fastlr
     from fastlr._matrix import memory
 
     seen = []
@@ -445,7 +445,6 @@ def test_sparse_products_count_their_nonzeros_as_dearer_work(fmt, monkeypatch):
     threads (they ran on one, at half the speed two gave, up to 45 ms). A one-sided scattering pass keeps the
     plain count (each thread sums into a Z of its own; right after a BLAS call two threads ran up to 1.21x one's
     time), and so does a small product."""
-    import fastlr
     from fastlr._matrix import memory
 
     seen = []
@@ -468,7 +467,6 @@ def test_sparse_two_sided_passes_share_threads_by_nonzeros_per_row_of_z(monkeypa
     """CSR A^T (A Q) gathers, then scatters into a d x k Z: on fastlr's threads where Z gets SCATTER_SHARED_ENTRIES
     nonzeros a row (2000 columns, 200 a row: two threads 0.48-0.73x one's time), on one where it gets few (40000
     columns, 10 a row: with few a row two lost to one), both far under SMALL_WORK by the plain count."""
-    import fastlr
     from fastlr._matrix import memory
 
     seen = []
@@ -486,7 +484,6 @@ def test_sparse_two_sided_passes_share_threads_by_nonzeros_per_row_of_z(monkeypa
 def test_dense_blas_route_threads(monkeypatch):
     """The dense BLAS route (``times``, ``rtimes``, ``power_pass``) runs BLAS on one thread below SMALL_WORK
     multiply-adds (a power pass counts both products), on fastlr's count otherwise; results are BLAS's."""
-    import fastlr
     from fastlr._matrix import memory
 
     seen = []
@@ -570,8 +567,6 @@ def test_matmul_columns(monkeypatch):
     A = rng.standard_normal((300, 200)).astype(np.float32)
     V = rng.standard_normal((200, 44)).astype(np.float32)
     op = InMemory(A)
-    import fastlr
-
     with fastlr.thread_limit(1):
         assert not op._kernel_for("matmul", 44)  # 240 KB: within L3
         monkeypatch.setattr(choice, "_cache_sizes", (1 << 16, 1 << 17))  # a 128 KiB L3: A (240 KB) is past it
