@@ -8,6 +8,8 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+from .._gradients import TrainingMatrix, loss_and_grad
+from .._safeguards import spread
 from .._validation import (
     UINT64_MAX,
     check_bool,
@@ -15,15 +17,13 @@ from .._validation import (
     check_int,
     is_sparse,
 )
-from .._gradients import TrainingMatrix, loss_and_grad
-from .._safeguards import spread
 from ..datasets import spectral_norm
 from ..sketch import CountSketch, StackedSketch
 from . import _common
 from ._common import (
     COMBINE,
-    WORSE_ON_TRAIN,
     GUARDS,
+    WORSE_ON_TRAIN,
     _blas_threads,
     _bucket_values,
     _check_matrices,
@@ -34,8 +34,8 @@ from ._common import (
     _random_instead,
     _Rows,
     _scales,
-    _top_left,
     _text_like_instead,
+    _top_left,
 )
 
 # --------------------------------------------------------------------------- ridge leverage scores
