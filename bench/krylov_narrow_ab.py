@@ -1,5 +1,5 @@
 """The Krylov finder's narrow blocks at x86-64-v3 (fastlr/_krylov.py ``krylov_block``, sixteenth session): float32
-on the Gram route (16-column blocks, refused by ``narrow_converged`` / ``narrow_blocks_miss``) and float64 l = 17-20
+on the Gram route (16-column blocks, judged by ``_NarrowWatch``) and float64 l = 17-20
 (two 8-column tiles), against the routes they replace (switched off in this process) and scikit-learn.
 
     FASTLR_CACHE_DIR=<dir> env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/krylov_narrow_ab.py --time

@@ -212,9 +212,9 @@ class _NarrowWatch:
       gave 1.3e-2 to 3.1e-2 (5 seeds, 3000 x 1000 and 5760 x 1080), the spectra that converge by the
       cap at most 3.2e-3 (1e4:1; 1/i^0.2 8.4e-4; 1/sqrt(i) 1e-4). A speed rule only: a wrong call
       either way leaves the result as accurate (the Gram route's, or the narrow blocks' tested at q).
-    - At depth q and deeper: kept where ``narrow_converged``; else one block more while the estimated
-      excess continued to ``cap`` (``_narrow_cap``) is under NARROW_PROMISE (1/i^0.2, 1e4:1 and some
-      seeds of 1/sqrt(i) need 1-3 blocks more); else refused.
+    - At depth q and deeper: kept where converged (``narrow_excess`` at most NARROW_EXCESS); else one
+      block more while the estimated excess continued to ``cap`` (``_narrow_cap``) is under
+      NARROW_PROMISE (1/i^0.2, 1e4:1 and some seeds of 1/sqrt(i) need 1-3 blocks more); else refused.
     """
 
     def __init__(self, k: int, b: int, q: int, cap: int, dtype):
@@ -273,11 +273,6 @@ class _NarrowWatch:
 
 #: The largest estimated relative excess (``narrow_excess``) at which narrow blocks' result stands.
 NARROW_EXCESS = 1e-4
-
-
-def narrow_converged(theta: np.ndarray, sums, k: int, dtype) -> bool:
-    """Whether the narrow blocks' rank-k result has converged: ``narrow_excess`` at most NARROW_EXCESS."""
-    return narrow_excess(theta, sums, k, dtype)[0] <= NARROW_EXCESS
 
 
 def narrow_excess(theta: np.ndarray, sums, k: int, dtype) -> tuple[float, float]:

@@ -179,10 +179,13 @@ def randomized_svd(M=_MISSING, n_components=_MISSING, *, n_oversamples=10, n_ite
     float64, and one block more: 2 q + 3 passes of 16 columns cost less than
     2 q + 1 of 20, for a space as accurate or more. float32 A on the Gram
     route with d large enough (about 1000 at k = 50) takes blocks of 16
-    columns, ``q + ceil(l / 16) + 1`` of them, instead of the SYRK; their
-    result is refused, and the Gram route runs, where the Ritz sums of the
-    last blocks still grow or 16 top Ritz values coincide
-    (``fastlr._krylov.krylov_block``, ``krylov_factors``).
+    columns, ``q + ceil(l / 16) + 1`` of them, instead of the SYRK. They
+    are judged as they are built: refused (the Gram route runs) where 16
+    top Ritz values coincide, or where after 6 blocks their Ritz sums grow
+    too slowly to converge by a cap a few blocks deeper; at the planned
+    depth kept where converged, else deepened a block at a time up to that
+    cap while they promise to converge, else refused
+    (``fastlr._krylov.krylov_block``, ``_NarrowWatch``).
 
     Parameters
     ----------

@@ -270,9 +270,15 @@ def test_narrow_blocks_deepened_where_they_converge(v3, monkeypatch):
     assert new <= sk and new <= 1e-4, (new, sk)
 
 
+def _converged(theta, sums, k, dtype) -> bool:
+    """``_NarrowWatch.verdict``'s test of convergence: ``narrow_excess`` at most NARROW_EXCESS."""
+    return krylov.narrow_excess(theta, sums, k, dtype)[0] <= krylov.NARROW_EXCESS
+
+
 def test_narrow_tests_on_ritz_values():
-    """``narrow_blocks_miss``: 16 Ritz values within 1% among the top k; ``narrow_converged``: the
-    geometric continuation of the Ritz sums' growth against the rank-k error seen."""
+    """``narrow_blocks_miss``: 16 Ritz values within 1% among the top k; ``narrow_excess`` at most
+    NARROW_EXCESS (``_NarrowWatch.verdict``'s test of convergence): the geometric continuation of the Ritz
+    sums' growth against the rank-k error seen."""
     theta = np.sort(1.0 / np.arange(1, 161.0) ** 2)  # ascending
     assert not krylov.narrow_blocks_miss(theta, 50, 16)
     flat = theta.copy()
@@ -281,9 +287,9 @@ def test_narrow_tests_on_ritz_values():
     assert not krylov.narrow_blocks_miss(flat, 20, 16)  # beyond the top 20: not wanted
     top = float(np.sum(theta[-50:]))
     tail2 = float(np.sum(theta[:-50]))
-    assert krylov.narrow_converged(theta, [top - 1e-6 * tail2, top - 1e-8 * tail2, top], 50, np.float32)
-    assert not krylov.narrow_converged(theta, [top - 2e-3 * tail2, top - 1e-3 * tail2, top], 50, np.float32)
-    assert not krylov.narrow_converged(theta, [top, top + 1.0, top], 50, np.float32)  # shrinking: not trusted
+    assert _converged(theta, [top - 1e-6 * tail2, top - 1e-8 * tail2, top], 50, np.float32)
+    assert not _converged(theta, [top - 2e-3 * tail2, top - 1e-3 * tail2, top], 50, np.float32)
+    assert not _converged(theta, [top, top + 1.0, top], 50, np.float32)  # shrinking: not trusted
 
 
 def test_narrow_excess_sees_tails_under_the_fused_rounding():
@@ -293,10 +299,10 @@ def test_narrow_excess_sees_tails_under_the_fused_rounding():
     theta = np.sort(0.81 ** np.arange(1, 161.0))  # sigma_i = 0.9^i
     top = float(np.sum(theta[-50:]))
     assert krylov.seen_tail2(theta, 50, np.float32) > 0.0
-    assert krylov.narrow_converged(theta, [top - 1e-12, top - 1e-13, top], 50, np.float32)
-    assert krylov.narrow_converged(theta, [top, top + 1e-16, top], 50, np.float32)  # H's rounding
-    assert not krylov.narrow_converged(theta, [top, top + 1e-6, top], 50, np.float32)
-    assert not krylov.narrow_converged(theta, [top - 2e-5, top - 1e-5, top], 50, np.float32)
+    assert _converged(theta, [top - 1e-12, top - 1e-13, top], 50, np.float32)
+    assert _converged(theta, [top, top + 1e-16, top], 50, np.float32)  # H's rounding
+    assert not _converged(theta, [top, top + 1e-6, top], 50, np.float32)
+    assert not _converged(theta, [top - 2e-5, top - 1e-5, top], 50, np.float32)
     # the fused pass's rounding test: no error seen above its floor, unless told the seen tail
     assert rounding_shows(theta, 50, 1000, np.float32)
     assert not rounding_shows(theta, 50, 1000, np.float32, tail2=krylov.seen_tail2(theta, 50, np.float32))
