@@ -196,18 +196,15 @@ dense_rows_avx512(const DensePass<T>& p, index_t g, index_t b, index_t e, T* Z, 
 /// Rows per group of dense_forward_split_avx2 and dense_split_avx2 (products_split.cpp): three 4-row
 /// tiles, two 6-row ones.
 constexpr index_t kSplitRows = 12;
-/// The padded widths products_split.cpp serves at AVX2 (row-major A): A @ V (kForward,
-/// dense_forward_split_avx2), and A.T @ W (kBackward), A.T (A V) (kPower) and gd_products's pair
-/// (kBoth; dense_split_avx2), whose backward half sweeps as the forward one does.
+/// The padded widths products_split.cpp serves at AVX2 (row-major A), the same for every pass: A @ V
+/// (kForward, dense_forward_split_avx2), and A.T @ W (kBackward), A.T (A V) (kPower) and gd_products's
+/// pair (kBoth; dense_split_avx2), whose backward half sweeps as the forward one does. (The backward
+/// half at 28 float32 columns, 24 | 4, measured slower than dense_rows's 16 + 12: A.T @ W 5760 x 1080,
+/// one thread, 6.7 against 6.3 ms. kBoth at these widths runs its halves one after the other in
+/// dense_rows too.)
 template <class T>
-constexpr bool split_width(RowPass pass, index_t kp) {
-  if (pass == RowPass::kForward)
-    return sizeof(T) == 8 ? (kp == 10 || kp == 12 || kp == 18 || kp == 20)
-                          : (kp == 20 || kp == 24 || kp == 36 || kp == 40);
-  // The backward half at 28 float32 columns, 24 | 4, measured slower than dense_rows's 16 + 12 (A.T @ W
-  // 5760 x 1080, one thread: 6.7 against 6.3 ms): the forward widths.
-  // kBoth (gd_products: W given) at these widths runs its halves one after the other in dense_rows too.
-  return pass != RowPass::kForward && split_width<T>(RowPass::kForward, kp);
+constexpr bool split_width(index_t kp) {
+  return sizeof(T) == 8 ? (kp == 10 || kp == 12 || kp == 18 || kp == 20) : (kp == 20 || kp == 24 || kp == 36 || kp == 40);
 }
 void dense_forward_split_avx2(const DensePass<float>& p, index_t g, index_t b, index_t e, float* Z, float* buf);
 void dense_forward_split_avx2(const DensePass<double>& p, index_t g, index_t b, index_t e, double* Z, double* buf);
@@ -268,11 +265,11 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // 16.1 ms against 13.6 at 35-36, A.T (A V) 31.1 against 26.9, A @ V 14.4 against 11.8 (0.81-1.00x
   // BLAS, where 35-36 won 1.08-1.31x; bench/README.md, seventeenth session, HP). Those pad to a whole vector.
   if (level == detail::kAvx2 && !col_major && sizeof(T) == 8 && kp > 2 * lanes && kp % (2 * lanes) == lanes / 2 &&
-      !detail::split_width<T>(pass, kp))
+      !detail::split_width<T>(kp))
     kp += lanes / 2;
   // AVX2, row-major A at the widths of split_width: tiles of their own (products_split.cpp;
   // bench/README.md, fifteenth and sixteenth sessions); every other width and pass keeps dense_rows_avx2.
-  if (level == detail::kAvx2 && !col_major && detail::split_width<T>(pass, kp)) {
+  if (level == detail::kAvx2 && !col_major && detail::split_width<T>(kp)) {
     rows_fn = pass == RowPass::kForward ? detail::dense_rows_fn<T>(&detail::dense_forward_split_avx2)
                                         : detail::dense_rows_fn<T>(&detail::dense_split_avx2);
     R = static_cast<int>(detail::kSplitRows);
