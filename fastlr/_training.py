@@ -294,6 +294,14 @@ class Training:
         random = CountSketch(m, self.matrices.shape[0], seed=self.seed)
         return LearnedSketch(random.rows, random.values, m, k=self.k, history=history)
 
+    def _errors_if_random_wins(self, S: LearnedSketch, random: LearnedSketch, evaluator: Evaluator):
+        """(S's Err, ``random``'s) on ``evaluator``'s matrices when ``random`` is lower by more than a rounding
+        tie (``tie_width`` of the matrices' ``rounding_ties`` at S's error); None otherwise (a tie keeps S)."""
+        err = evaluator.error(S, backend=self.backend, pool=self.pool)
+        random_err = evaluator.error(random, backend=self.backend, pool=self.pool)
+        ties = rounding_ties([op.dtype for op in evaluator.ops])
+        return (err, random_err) if random_err < err - tie_width(ties, err + evaluator.optimal) else None
+
     def refit_kept_on_validation(self, S: LearnedSketch, validated: np.ndarray) -> LearnedSketch:
         """A refit plain sketch (values trained again on every training matrix, the validation ones included,
         for best_step steps) against ``CountSketch(m, n, seed)`` on this run's validation matrices: when that random
@@ -305,11 +313,10 @@ class Training:
         seventeenth session). A mixed sketch has its own check (never_worse_after_refit)."""
         if self.mixed is not None or self.evaluator is None:
             return S
-        err = self.evaluator.error(S, backend=self.backend, pool=self.pool)
-        random_err = self.evaluator.error(self._user_random(S.history), backend=self.backend, pool=self.pool)
-        ties = rounding_ties([op.dtype for op in self.evaluator.ops])
-        if not random_err < err - tie_width(ties, err + self.evaluator.optimal):
+        errors = self._errors_if_random_wins(S, self._user_random(S.history), self.evaluator)
+        if errors is None:
             return S
+        err, random_err = errors
         warnings.warn(f"learn_sketch: the sketch trained again on all the training matrices did not beat a random "
                       f"CountSketch on the {_count(len(self.evaluator.ops), 'validation matrix', 'validation matrices')}"
                       f" (Err {err:.4g} vs {random_err:.4g}); returning the validated values (S.validation.refit is "
@@ -328,10 +335,10 @@ class Training:
             return S
         evaluator = Evaluator([ops[i] for i in spread(len(ops))], self.k)
         candidate = self._user_random(S.history)
-        err = evaluator.error(S, backend=self.backend, pool=self.pool)
-        random_err = evaluator.error(candidate, backend=self.backend, pool=self.pool)
-        if not random_err < err - tie_width(rounding_ties([op.dtype for op in evaluator.ops]), err + evaluator.optimal):
+        errors = self._errors_if_random_wins(S, candidate, evaluator)
+        if errors is None:
             return S
+        err, random_err = errors
         warnings.warn(f"learn_sketch: the mixed sketch, trained again on all {_count(len(ops), 'matrix', 'matrices')}, "
                       f"did not beat a random CountSketch on {_count(len(evaluator.ops), 'matrix', 'matrices')} of "
                       f"them (Err {err:.4g} vs {random_err:.4g}); returning the random CountSketch (S.fallback is "
