@@ -54,13 +54,19 @@ def cpu_ms(call) -> float:
     return (time.thread_time() - start) * 1e3
 
 
-def interleaved_best_ms(calls: dict, rounds: int) -> dict:
-    """Each call's least CPU time (ms) over ``rounds`` rounds, the calls alternated within every round."""
-    best = dict.fromkeys(calls, np.inf)
-    for _ in range(rounds):
-        for name, call in calls.items():
-            best[name] = min(best[name], cpu_ms(call))
-    return best
+def interleaved_ms(calls: dict, rounds: int, reverse_odd: bool = False) -> dict:
+    """Each call's CPU time (ms) in each of ``rounds`` rounds, the calls alternated within every round
+    (``reverse_odd``: in reverse order every other round, so neither always runs first)."""
+    times = {name: [] for name in calls}
+    for i in range(rounds):
+        for name in (list(calls)[::-1] if reverse_odd and i % 2 else calls):
+            times[name].append(cpu_ms(calls[name]))
+    return times
+
+
+def interleaved_best_ms(calls: dict, rounds: int, reverse_odd: bool = False) -> dict:
+    """Each call's least CPU time (ms) over ``rounds`` rounds (``interleaved_ms``)."""
+    return {name: min(t, default=np.inf) for name, t in interleaved_ms(calls, rounds, reverse_odd).items()}
 
 
 def main(argv=None) -> int:

@@ -6,11 +6,14 @@ of this thread, min over rounds with the order alternating; "np/alt" > 1: fastlr
     e.g. ... 9 20,33,40,44,48,52,54,56,58,60,62,64,66,68,72 5760x1080
 """
 
+import os
 import sys
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ab_kernels import interleaved_ms  # noqa: E402
 
 
 def main(argv):
@@ -25,13 +28,8 @@ def main(argv):
                 for w in widths:
                     W = rng.standard_normal((n, w)).astype(dt)
                     calls = {"np": lambda: A.T @ W, "alt": lambda: np.ascontiguousarray((W.T @ A).T)}  # noqa: B023
-                    times = {k: [] for k in calls}
-                    for i in range(rounds):
-                        for k in (list(calls) if i % 2 == 0 else list(calls)[::-1]):
-                            t0 = time.thread_time()
-                            calls[k]()
-                            times[k].append(time.thread_time() - t0)
-                    m = {k: min(v) * 1e3 for k, v in times.items()}
+                    times = interleaved_ms(calls, rounds, reverse_odd=True)
+                    m = {k: min(v) for k, v in times.items()}
                     paired = np.median(np.array(times["np"]) / np.array(times["alt"]))
                     print(f"{n}x{d} {np.dtype(dt).name} l={w}: np {m['np']:.2f} alt {m['alt']:.2f} ms; "
                           f"np/alt {m['np'] / m['alt']:.3f} (median of paired rounds {paired:.3f})", flush=True)

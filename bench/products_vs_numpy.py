@@ -11,8 +11,8 @@ KINDS: times (A @ V), rtimes (A.T @ W), gram (A.T @ (A @ V)), power (``power_pas
 route the choice took (kernel or BLAS) and flags NumPy / fastlr below 0.99.
 """
 
+import os
 import sys
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -20,6 +20,9 @@ from threadpoolctl import threadpool_limits
 import fastlr
 from fastlr import _core
 from fastlr._matrix import InMemory, choice
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ab_kernels import interleaved_best_ms  # noqa: E402
 
 ROUTE_KIND = {"times": "matmul", "rtimes": "rmatmul", "gram": "gram", "power": "gram", "gd": "gd"}
 
@@ -62,13 +65,8 @@ def main(argv):
                     calls = dict(zip(("fastlr", "numpy"), paths(kind, op, A, V, W)))
                     for call in calls.values():
                         call()
-                    best = dict.fromkeys(calls, np.inf)
-                    for i in range(rounds):
-                        for name in (list(calls) if i % 2 == 0 else list(calls)[::-1]):
-                            t0 = time.thread_time()
-                            calls[name]()
-                            best[name] = min(best[name], time.thread_time() - t0)
-                    f, n = best["fastlr"] * 1e3, best["numpy"] * 1e3
+                    best = interleaved_best_ms(calls, rounds, reverse_odd=True)
+                    f, n = best["fastlr"], best["numpy"]
                     route = "kernel" if op._kernel_for(ROUTE_KIND[kind], w) else "BLAS  "
                     flag = "  <-- below 0.99" if n / f < 0.99 else ""
                     print(f"{shape[0]}x{shape[1]} {dt.name} {kind:6s} l={w:3d} [{route}]: fastlr {f:.2f} numpy {n:.2f} "
