@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import fastlr
 from fastlr import datadriven as dd
 from fastlr import datasets
+from fastlr._safeguards import SPORADIC, row_consistency
 from fastlr.datadriven import _common as dd_common
 from fastlr.datadriven import positions as dd_positions
 from fastlr.datadriven import subspace as dd_subspace
@@ -609,6 +610,22 @@ def test_few_shot_sketch_does_not_refine_on_sporadic_rows():
     np.testing.assert_array_equal(S.values, dd.one_shot_sketch(train, 6, k=3, seed=1).values)
     P = dd.few_shot_sketch(train, 6, 3, steps=20, values="paper", seed=1)  # the paper's FewShotSGD: refined
     assert not np.array_equal(P.values, dd.one_shot_sketch(train, 6, values="paper", seed=1).values)
+
+
+def test_few_shot_sketch_does_not_refine_on_counts_whose_rows_look_consistent():
+    """bench/guard_audit.py's text-topic, seed 90: 3 text matrices whose row consistency passes by chance (>= 0.8);
+    50 steps on them held out 1.65x the random CountSketch(10, 600, 90)'s Err on new topics."""
+    text = {"n_terms": 600, "n_docs": 30, "seed": 91}
+    train = datasets.text(18, topics=range(10), **text)[:3]
+    test = datasets.text(6, topics=range(10, 20), **text)  # new topics
+    assert row_consistency(train) >= SPORADIC  # the consistency test alone refines here
+    random = fastlr.CountSketch(10, 600, seed=90)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        S = dd.few_shot_sketch(train, 10, 5, seed=90)
+    assert fastlr.sketch_error(S, test, 5) <= fastlr.sketch_error(random, test, 5)
+    np.testing.assert_array_equal(S.values, random.values)
+    assert [str(w.message) for w in caught if w.category is fastlr.LearnedSketchWarning and "few rows" in str(w.message)]
 
 
 def test_refine_values_is_learn_sketch_from_a_given_start():

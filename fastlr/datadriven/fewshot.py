@@ -128,10 +128,10 @@ def few_shot_sketch(train, m: int, k: int, *, steps: int = 50, lr: float = 0.05,
     bucket values from the matrices side by side), then ``refine_values`` for ``steps`` steps of
     learn_sketch's loss (``||A - SCW(S, A)||_F``, exact gradient, Adam).
 
-    With ``values="guarded"``, matrices that use different rows (``fastlr.learn_sketch``'s
-    consistency test: text, each matrix a few topics) are not refined on: a few steps on 2-3 of
-    them fit their topics' words and are worse than random on new topics (measured, 3 text
-    matrices, 5 seeds: held-out Err 0.97 [worst 1.18] of random's with 300 steps on topic-shifted
+    With ``values="guarded"``, matrices that use different rows (energy on under a tenth of the rows,
+    ``one_shot_sketch``'s test, or ``fastlr.learn_sketch``'s consistency test: text, each matrix a few
+    topics) are not refined on: a few steps on 2-3 of them fit their topics' words and are worse
+    than random on new topics (measured, 3 text matrices, 5 seeds: held-out Err 0.97 [worst 1.18] of random's with 300 steps on topic-shifted
     text, 0.86 [0.96] without; freezing the rarely used columns: 0.96 [1.07]); the guarded one-shot
     sketch is returned with a ``fastlr.LearnedSketchWarning`` (on such counts, whose energy sits on
     few rows, that is the random ``CountSketch(m, n, seed)`` itself: see ``one_shot_sketch``).
@@ -160,13 +160,26 @@ def few_shot_sketch(train, m: int, k: int, *, steps: int = 50, lr: float = 0.05,
     S = one_shot_sketch(mats, m, k=k, values=values, seed=seed)
     if steps == 0:
         return S
-    if values == "guarded" and len(mats) > 1 and (consistency := row_consistency(mats)) < SPORADIC:
-        warnings.warn(f"few_shot_sketch: no gradient steps: the training matrices use different rows (consistency "
-                      f"{consistency:.2f} < {SPORADIC}), where a few steps fit their rows and not new matrices'; "
-                      "returning the guarded one-shot sketch (values='paper' forces the steps)",
+    if values == "guarded" and (why := _rows_not_shared(mats)):
+        warnings.warn(f"few_shot_sketch: no gradient steps: {why}, where a few steps fit their rows and not new "
+                      "matrices'; returning the guarded one-shot sketch (values='paper' forces the steps)",
                       LearnedSketchWarning, stacklevel=2)
         return S
     return refine_values(mats, S, k, steps=steps, lr=lr, seed=seed, backend=backend)
+
+
+def _rows_not_shared(mats: list) -> str | None:
+    """Why new matrices may use other rows than these (None: nothing says so): energy on under SPARSE_ROWS of the
+    rows (term-document counts; one_shot_sketch's test), or rows used unlike each other (row_consistency). The
+    consistency alone let 1-4 in 100 draws of 3 text matrices through (bench/guard_audit.py's text and text-topic:
+    consistency 0.80-0.84 by chance), and 50 steps on them held out up to 1.65x random's Err on new topics."""
+    with _blas_threads(mats):
+        share = _row_share(_Rows(mats))
+    if share < SPARSE_ROWS:
+        return f"the training matrices' energy sits on few rows ({share:.1%} of them < {SPARSE_ROWS:.0%}: counts)"
+    if len(mats) > 1 and (consistency := row_consistency(mats)) < SPORADIC:
+        return f"the training matrices use different rows (consistency {consistency:.2f} < {SPORADIC})"
+    return None
 
 
 # --------------------------------------------------------------------------- value refinement
