@@ -131,8 +131,9 @@ def few_shot_sketch(train, m: int, k: int, *, steps: int = 50, lr: float = 0.05,
     With ``values="guarded"``, matrices that use different rows (energy on under a tenth of the rows,
     ``one_shot_sketch``'s test, or ``fastlr.learn_sketch``'s consistency test: text, each matrix a few
     topics) are not refined on: a few steps on 2-3 of them fit their topics' words and are worse
-    than random on new topics (measured, 3 text matrices, 5 seeds: held-out Err 0.97 [worst 1.18] of random's with 300 steps on topic-shifted
-    text, 0.86 [0.96] without; freezing the rarely used columns: 0.96 [1.07]); the guarded one-shot
+    than random on new topics (measured, 3 text matrices, 5 seeds: held-out Err 0.97 [worst 1.18]
+    of random's with 300 steps on topic-shifted text, 0.86 [0.96] without; freezing the rarely
+    used columns: 0.96 [1.07]); the guarded one-shot
     sketch is returned with a ``fastlr.LearnedSketchWarning`` (on such counts, whose energy sits on
     few rows, that is the random ``CountSketch(m, n, seed)`` itself: see ``one_shot_sketch``).
 
