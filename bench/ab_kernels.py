@@ -54,19 +54,25 @@ def cpu_ms(call) -> float:
     return (time.thread_time() - start) * 1e3
 
 
-def interleaved_ms(calls: dict, rounds: int, reverse_odd: bool = False) -> dict:
+def interleaved_ms(calls: dict, rounds: int, reverse_odd: bool = False, rotate: bool = False) -> dict:
     """Each call's CPU time (ms) in each of ``rounds`` rounds, the calls alternated within every round
-    (``reverse_odd``: in reverse order every other round, so neither always runs first)."""
+    (``reverse_odd``: in reverse order every other round, so neither always runs first; ``rotate``: round i
+    starts at the i-th call, so with three or more calls each takes every position in turn)."""
     times = {name: [] for name in calls}
+    names = list(calls)
     for i in range(rounds):
-        for name in (list(calls)[::-1] if reverse_odd and i % 2 else calls):
+        if rotate:
+            order = names[i % len(names):] + names[:i % len(names)]
+        else:
+            order = names[::-1] if reverse_odd and i % 2 else names
+        for name in order:
             times[name].append(cpu_ms(calls[name]))
     return times
 
 
-def interleaved_best_ms(calls: dict, rounds: int, reverse_odd: bool = False) -> dict:
+def interleaved_best_ms(calls: dict, rounds: int, reverse_odd: bool = False, rotate: bool = False) -> dict:
     """Each call's least CPU time (ms) over ``rounds`` rounds (``interleaved_ms``)."""
-    return {name: min(t, default=np.inf) for name, t in interleaved_ms(calls, rounds, reverse_odd).items()}
+    return {name: min(t, default=np.inf) for name, t in interleaved_ms(calls, rounds, reverse_odd, rotate).items()}
 
 
 def main(argv=None) -> int:
