@@ -20,7 +20,35 @@ def _auto(monkeypatch):
 def test_threshold_is_a_column_count(level, order, kind, dtype):
     limit = min(choice.BLAS_MIN_COLUMNS, choice.KERNEL_COLUMNS[level, order, kind, dtype])
     for columns in (1, 10, 20, 60, 63, 64, 127, 128, 500):
-        assert choice.use_kernel(kind, columns, np.dtype(dtype), order, level) == (columns < limit)
+        assert choice.use_kernel(kind, columns, np.dtype(dtype), order, level) == (
+            choice.KERNEL_MIN_COLUMNS <= columns < limit)
+
+
+@pytest.mark.parametrize("level", choice.LEVELS)
+def test_one_column_runs_blas(monkeypatch, level):
+    """One column: BLAS's matrix-vector product for every kind, order and dtype (the kernels ran a one-column
+    factor at 0.4-0.7x NumPy's GEMV on a Zen 2, eighteenth session); two columns keep the kernel where the rule
+    gives it; FASTLR_PRODUCT_CHOICE=kernel still forces the kernel."""
+    assert choice.KERNEL_MIN_COLUMNS == 2
+    for kind in ("pass", "matmul", "rmatmul", "gram", "gd"):
+        for dtype in (np.float32, np.float64):
+            for order in ("C", "F"):
+                assert not choice.use_kernel(kind, 1, dtype, order, level)
+    assert choice.use_kernel("gram", 2, np.float64, "C", "x86-64-v3")
+    assert choice.use_kernel("gd", 2, np.float32, "C", "x86-64-v4")
+    monkeypatch.setattr(choice, "_level", level)
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((50, 20))
+    op = InMemory(A)
+    v, w = rng.standard_normal((20, 1)), rng.standard_normal((50, 1))
+    for kind in ("matmul", "rmatmul", "gram", "gd"):
+        assert not op._kernel_for(kind, 1)
+    np.testing.assert_allclose(op.times(v), A @ v, rtol=1e-12)
+    np.testing.assert_allclose(op.rtimes(w), A.T @ w, rtol=1e-12)
+    np.testing.assert_allclose(op.gram_product(v), A.T @ (A @ v), rtol=1e-12)
+    np.testing.assert_allclose(op.gd_products(w, v)[1], A.T @ w, rtol=1e-12)
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "kernel")
+    assert op._kernel_for("gram", 1) and op._kernel_for("matmul", 1)
 
 
 def test_rmatmul_threshold(monkeypatch):
@@ -171,9 +199,9 @@ def test_cache_sizes_are_read_or_defaulted():
 def test_environment_override(monkeypatch, mode, expected):
     monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", mode)
     for level in choice.LEVELS:
-        for columns in (1, 500):
+        for columns in (1, 2, 500):
             got = choice.use_kernel("pass", columns, np.float64, "C", level)
-            assert got == (expected if expected is not None else columns < 128 and level != "baseline")
+            assert got == (expected if expected is not None else 1 < columns < 128 and level != "baseline")
     assert mode.strip().lower() in choice.describe() or mode == ""
 
 

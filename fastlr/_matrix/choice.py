@@ -25,7 +25,8 @@ kernel time):
   0.70-0.95x at v3): float64 only.
 
 The rule is a table ``KERNEL_COLUMNS[(level, order, kind, dtype)]``: the kernel
-runs when the factor has fewer columns than the entry, BLAS otherwise. The
+runs when the factor has fewer columns than the entry (and at least ``KERNEL_MIN_COLUMNS``, 2: one column
+is BLAS's matrix-vector product, which the kernels lost to 0.4-0.7x), BLAS otherwise. The
 x86-64-v3 entries also hold against OpenBLAS's AVX2 (Haswell) kernel, measured on
 the same machine (``OPENBLAS_CORETYPE=Haswell``: as fast as SkylakeX on Zen 4).
 Both paths round alike (the same sums in another order): results agree to rounding.
@@ -107,7 +108,7 @@ from .._backend import get_backend
 from .._caches import read_cache_sizes
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "MATMUL_COLUMNS", "NARROW_ROW_BYTES",
+__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "KERNEL_MIN_COLUMNS", "MATMUL_COLUMNS", "NARROW_ROW_BYTES",
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS",
            "SPARSE_SHORT_ROW_NNZ",
            "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode", "dtype_name", "factor_fits",
@@ -117,6 +118,13 @@ __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "MA
 #: beats the one-pass kernels there. KERNEL_COLUMNS holds the narrower
 #: thresholds of x86-64-v3, baseline and F-order A.
 BLAS_MIN_COLUMNS = 128
+
+#: Factors narrower than this go to BLAS at every ISA level and for every kind ("auto"): one column is NumPy's
+#: matrix-vector product (GEMV), which streams A at memory speed, while the kernels run a one-column factor as
+#: they run two. Zen 2, x86-64-v3, one thread, C-order float32 (bench/README.md, eighteenth session, HL): ``A @ v``
+#: 2.44 vs 1.22 ms on 5760 x 1080 (19.5 vs 12.7 on 100000 x 500), ``A.T @ w`` 2.79 vs 1.10, ``A.T (A v)`` 4.37
+#: vs 2.31 ms (two GEMVs against one pass; 34.7 vs 25.1 on 100000 x 500), gd 5.03 vs 2.40.
+KERNEL_MIN_COLUMNS = 2
 
 #: Values of FASTLR_PRODUCT_CHOICE.
 CHOICES = ("auto", "kernel", "blas")
@@ -258,6 +266,8 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
         return mode == "kernel"
     if level is not None and level not in LEVELS:
         raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
+    if columns < KERNEL_MIN_COLUMNS:
+        return False
     pinned = level is not None  # a level given: the table's rule, not the calibration
     level = level or isa_level()
     name = dtype_name(dtype)
@@ -499,7 +509,7 @@ def describe() -> str:
     av = "".join(f", its A V < {c} columns past L3 ({t})" for t in ("float32", "float64")
                  if (c := MATMUL_COLUMNS.get((level, "C", t), 0)) > limits["C", "pass", t] >= table["C", "pass", t])
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
-            f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS otherwise "
-            f"and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, by its width, part of L3 "
+            f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS for one column "
+            f"(KERNEL_MIN_COLUMNS), otherwise, and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, by its width, part of L3 "
             f"({l3 >> 20} MiB; choice.factor_fits) "
             f"(FASTLR_PRODUCT_CHOICE)")
