@@ -99,17 +99,22 @@ def blas_single_thread():
     return blas_limit(1)
 
 
-def blas_times(M: np.ndarray, F: np.ndarray) -> np.ndarray:
+def blas_times(M: np.ndarray, F: np.ndarray, swap: bool | None = None) -> np.ndarray:
     """``M @ F`` by BLAS, C order. M the transpose of a C-order matrix (``A.T`` of C-order A, or F-order
     A) goes in as ``(F.T @ M.T).T`` where OpenBLAS runs that layout faster (1 thread, 20-60 columns):
     float64 always (5760 x 1080 C-order A, ``A.T @ W``, 60 columns: 18.2 vs 19.9 ms with the Haswell
-    kernel, 18.0 vs 25.9 SkylakeX; the wide 1080 x 5760's ``A.T @ W``: 18.3 vs 19.4, 17.9 vs 26.2), float32
-    where the sum runs over M's long side (``A.T @ W`` of tall A: 8.5 vs 10.4, 9.7 vs 11.7; over the
+    kernel on a Zen 4, 18.0 vs 25.9 SkylakeX; the wide 1080 x 5760's ``A.T @ W``: 18.3 vs 19.4, 17.9 vs 26.2),
+    float32 where the sum runs over M's long side (``A.T @ W`` of tall A: 8.5 vs 10.4, 9.7 vs 11.7; over the
     short side, the wide case, 11.5 vs 10.8 ms with SkylakeX: left as it is). ``A @ V`` of C-order A
-    stays as it is (float32 with SkylakeX: 10.7 vs 11.6 ms the other way)."""
-    if (M.flags.f_contiguous and not M.flags.c_contiguous
-            and (M.dtype == np.float64 or M.shape[1] >= M.shape[0])):
-        return np.ascontiguousarray((F.T @ M.T).T)
+    stays as it is (float32 with SkylakeX: 10.7 vs 11.6 ms the other way). ``swap`` (for such M only)
+    overrides the float64/float32 rule: the dense product choice measures it per machine and width
+    (``choice.blas_swap``: on a Zen 2 the Haswell kernel ran the swapped layout 2-10% slower at widths
+    6 or 7 mod 8)."""
+    if M.flags.f_contiguous and not M.flags.c_contiguous:
+        if swap is None:
+            swap = M.dtype == np.float64 or M.shape[1] >= M.shape[0]
+        if swap:
+            return np.ascontiguousarray((F.T @ M.T).T)
     return np.ascontiguousarray(M @ F)
 
 

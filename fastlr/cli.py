@@ -113,6 +113,11 @@ def cmd_calibrate(args) -> int:
         widths = ", ".join(f"{w}: {_time_ratio(*calibration.best_times(r))}" for w, r in info.get("times", {}).items())
         print(f"  {' '.join(cell):16s} {info.get('static', '?'):>3} -> {columns:3d}"
               + (f"   BLAS / kernel time at {widths}" if widths else f"   {info.get('status', '')}"))
+    for dtype, swapped in tab.layouts.items():  # BLAS's A^T W layout (calibration.measure_layouts)
+        info = tab.cells.get(f"layout {dtype}", {})
+        widths = ", ".join(f"{w}: {_time_ratio(*calibration.best_times(r))}" for w, r in info.get("times", {}).items())
+        print(f"  BLAS A^T W {dtype}: (W^T A)^T at widths {', '.join(map(str, sorted(swapped))) or 'none'} "
+              f"mod {calibration.LAYOUT_PERIOD}   NumPy's / swapped time at {widths}")
     print(f"  now: {describe_product_choice()}")
     return 0
 

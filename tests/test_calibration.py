@@ -11,7 +11,7 @@ import pytest
 from helpers import run_outside_tree, subprocess_env
 
 from fastlr import cli
-from fastlr._matrix import InMemory, calibration, choice
+from fastlr._matrix import InMemory, calibration, choice, memory
 
 # (kernel, BLAS) times of three rounds: the kernel wins, noise, BLAS wins
 K, Q, B = [(1.0, 1.2), (1.0, 1.25), (1.1, 1.3)], [(1.0, 1.2), (1.0, 0.99), (1.0, 1.3)], [(1.2, 1.0), (1.3, 1.0), (1.3, 1.1)]
@@ -39,6 +39,19 @@ def fake_probes(calls=None):
     return {cell: make(cell) for cell in calibration.CELLS}
 
 
+# (swapped, NumPy's layout) times of three rounds: swapped wins, noise, NumPy's layout wins
+S, N = [(1.0, 1.05), (1.1, 1.09), (1.0, 1.2)], [(1.0, 0.98), (1.0, 0.9), (1.1, 1.0)]
+
+
+def fake_layout_probe(calls=None, wins=lambda w: w % 8 in (0, 1)):
+    """BLAS ``A.T @ W`` layouts: swapped faster at widths 0 and 1 mod 8 (``wins``), NumPy's elsewhere."""
+    def probe(w):
+        if calls is not None:
+            calls.append(w)
+        return S if wins(w) else N
+    return probe
+
+
 def expected(static):
     """C order up to 193 columns; F order down to 8 for passes, the table's threshold for "gram" (never lowered)."""
     return {c: 193 if c[0] == "C" else static[c] if c[1] == "gram" else min(static[c], 8) for c in calibration.CELLS}
@@ -59,6 +72,7 @@ def calibrating(monkeypatch, tmp_path):
         return fake_probes()
 
     monkeypatch.setattr(calibration, "_timed_probes", timed)
+    monkeypatch.setattr(calibration, "_layout_probe", lambda rounds: fake_layout_probe())
     calibration.reset()
     yield runs
     calibration.reset()
@@ -348,3 +362,66 @@ def test_tall_probes_run_on_an_a_past_l3(monkeypatch):
     seen.clear()
     calibration._timed_probes(Core(), 1)["C", "pass", "float64"](4)
     assert set(seen) == {(calibration.SHAPE, "float64", "C")}
+
+
+def test_swapped_wins():
+    """The swapped layout wins on best times 3% apart and in most rounds (not every round: its edge is small)."""
+    assert calibration.swapped_wins(S) and not calibration.swapped_wins(N)
+    assert not calibration.swapped_wins([(1.0, 1.02), (1.0, 1.02), (1.0, 1.02)])  # 2%: a tie
+    assert not calibration.swapped_wins([(1.0, 1.2), (1.1, 1.0), (1.1, 1.0)])  # faster in one round of three
+    assert not calibration.swapped_wins([])
+
+
+def test_measure_layouts_swaps_only_residues_won_twice():
+    """Each residue mod 8 at 48 + r, and only where the swapped layout won there, again at 56 + r."""
+    calls = []
+    swapped, times = calibration.measure_layouts(fake_layout_probe(calls))
+    assert swapped == {0, 1} and calls == [48, 56, 49, 57, 50, 51, 52, 53, 54, 55] and set(times) == set(calls)
+    # won at 48 + r but not at 56 + r: NumPy's layout
+    swapped, _ = calibration.measure_layouts(fake_layout_probe(wins=lambda w: w % 8 == 1 or w in (50, 51)))
+    assert swapped == {1}
+    assert calibration.measure_layouts(fake_layout_probe(wins=lambda w: False))[0] == frozenset()
+
+
+@needs_dispatch
+def test_layouts_are_measured_cached_and_followed(calibrating, monkeypatch):
+    """The calibration stores the residues, the cache keeps them, ``choice.blas_swap`` and InMemory's BLAS route
+    follow them (float64 from LAYOUT_MIN_COLUMNS on); no layouts (calibration off, an older file): None,
+    ``blas_times``'s own rule."""
+    level = choice.isa_level()
+    static = choice.static_thresholds(level)
+    first = calibration.calibrate(static, level)
+    assert first.layouts == {"float64": {0, 1}} and first.cells["layout float64"]["swapped"] == [0, 1]
+    again = calibration.calibrate(static, level)
+    assert again.source == "cache" and again.layouts == {"float64": {0, 1}}
+    assert choice.blas_swap(np.float64, 48) is True and choice.blas_swap(np.float64, 57) is True
+    assert choice.blas_swap(np.float64, 54) is False and choice.blas_swap(np.float64, 44) is False
+    assert choice.blas_swap(np.float64, 4) is None and choice.blas_swap(np.float32, 48) is None
+    assert "as (W^T A)^T at widths 0, 1 mod 8" in choice.describe()
+    seen = []
+    real = memory.blas_times
+
+    def spy(M, F, swap=None):
+        seen.append(swap)
+        return real(M, F, swap)
+
+    monkeypatch.setattr(memory, "blas_times", spy)
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((90, 70))
+    op = InMemory(A)
+    for w, swap in ((48, True), (54, False), (3, None)):
+        W = rng.standard_normal((90, w))
+        np.testing.assert_allclose(op.rtimes(W), A.T @ W, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(InMemory(np.asfortranarray(A)).times(W[:70]), A @ W[:70], rtol=1e-10, atol=1e-10)
+        assert seen[-2:] == [swap, swap]
+    np.testing.assert_allclose(op.gram_product(W[:70]), A.T @ (A @ W[:70]), rtol=1e-10, atol=1e-10)
+    with open(first.path) as f:
+        data = json.load(f)
+    del data["layouts"]
+    with open(first.path, "w") as f:
+        json.dump(data, f)
+    calibration.reset()
+    assert calibration.calibrate(static, level).layouts == {} and choice.blas_swap(np.float64, 48) is None
+    monkeypatch.setenv("FASTLR_CALIBRATION", "off")
+    assert choice.blas_swap(np.float64, 48) is None and "(W^T A)^T" not in choice.describe()

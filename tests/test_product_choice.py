@@ -602,3 +602,17 @@ def test_matmul_columns(monkeypatch):
         np.testing.assert_allclose(op.times(V), A.astype(np.float64) @ V, rtol=0, atol=1e-4 * 200)
     with fastlr.thread_limit(2):
         assert not op._kernel_for("matmul", 44)
+
+
+def test_rmatmul_blas_widths_follow_the_measured_layout(monkeypatch):
+    """Float64 25, 33 and 41 columns run BLAS for its swapped layout's speed there: where this machine's
+    calibration measured NumPy's layout faster at that width (``blas_swap`` False), the kernel runs instead."""
+    monkeypatch.setattr(choice, "_level", "x86-64-v3")
+    monkeypatch.setattr(choice, "_calibrated", lambda *a, **k: None)  # the table's thresholds
+    for swap, kernel in ((None, False), (True, False), (False, True)):
+        monkeypatch.setattr(choice, "blas_swap", lambda dtype, columns, swap=swap: swap)
+        assert choice.use_kernel("rmatmul", 33, np.float64, "C") == kernel
+        assert choice.use_kernel("rmatmul", 25, np.float64, "C") == kernel
+        assert choice.use_kernel("rmatmul", 34, np.float64, "C")
+        assert not choice.use_kernel("rmatmul", 28, np.float32, "C")  # float32's 28: OpenBLAS's sgemm, no layout
+    assert not choice.use_kernel("rmatmul", 33, np.float64, "C", level="x86-64-v3")  # a level pinned: the table

@@ -64,7 +64,7 @@ except ImportError:  # a declared dependency; without it the results stay in mem
     platformdirs = None
 
 __all__ = ["CELLS", "MODES", "Table", "best_times", "cache_dir", "calibrate", "cpu_model", "machine_key", "measure",
-           "mode", "reset", "scan", "table", "tall_rows", "verdict"]
+           "measure_layouts", "mode", "swapped_wins", "reset", "scan", "table", "tall_rows", "verdict"]
 
 MODES = ("auto", "off")
 #: The ISA levels of the compiled kernels, in ``_core._cap_isa``'s order.
@@ -83,7 +83,21 @@ ROUNDS = 3
 MARGIN = 0.08
 #: Bump when the method changes: older cache files are then measured again.
 #: 7: widths below the table's threshold timed on A past L3 (``tall_rows``).
-METHOD = 7
+#: 8: float64 BLAS layout per width mod 8 (``measure_layouts``).
+METHOD = 8
+#: Float64 ``A.T @ W`` by BLAS (C-order A; F-order A's ``A @ V`` is the same call): NumPy's layout or the swapped
+#: ``(W.T @ A).T`` (``_linalg.blas_times``), per factor width mod ``LAYOUT_PERIOD``. OpenBLAS's kernels step by
+#: 4 and 8 columns (Haswell's dgemm: 4 x 8 tiles): on a Zen 2 the swapped layout won 1.02-1.36x at widths 0 and
+#: 1 mod 8, lost 0.90-0.98x at 6 and 7 and tied or drifted (0.97-1.12x) at 2-5 (5760 x 1080, 1080 x 5760; 2880 x
+#: 540 the same); on a Zen 4 it won 1.09x (Haswell) and 1.44x (SkylakeX) at 60 (bench/README.md, eighteenth
+#: session, HL). Residue r is timed at ``LAYOUT_WIDTHS[0] + r``, and where the swapped layout won there, at
+#: ``LAYOUT_WIDTHS[1] + r``: swapped only where it won both (``swapped_wins``), NumPy's
+#: layout (the call the product replaces) otherwise. On A of ``LAYOUT_SHAPE``: a 1040 x 1080 A (within L3, fewer
+#: rows to sum over) had the swapped layout lose 0.82-0.96x where 5760 x 1080 won.
+LAYOUT_PERIOD = 8
+LAYOUT_WIDTHS = (48, 56)
+LAYOUT_MARGIN = 0.03
+LAYOUT_SHAPE = (2880, 540)
 #: At most this many bytes of A below the table's thresholds (``tall_rows``).
 TALL_BYTES = 64 << 20
 #: Calibration files kept in the cache directory (one per machine key: CPU, ISA level, fastlr build, BLAS).
@@ -232,11 +246,14 @@ class Table:
     seconds: float | None = None
     cells: dict = field(default_factory=dict)  # "C pass float32" -> {"static", "status", "times"}
     note: str = ""
+    #: dtype name -> the widths mod LAYOUT_PERIOD where BLAS runs ``A.T @ W`` swapped (``measure_layouts``); a
+    #: dtype missing: ``_linalg.blas_times``'s own rule
+    layouts: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"level": self.level, "source": self.source, "path": self.path, "seconds": self.seconds,
                 "thresholds": {" ".join(c): t for c, t in self.thresholds.items()}, "cells": self.cells,
-                "note": self.note}
+                "note": self.note, "layouts": {t: sorted(r) for t, r in self.layouts.items()}}
 
 
 def tall_rows(dtype, l3: int) -> int:
@@ -254,7 +271,6 @@ def _timed_probes(core, rounds: int, tall: bool = False) -> dict:
     interleaved (the first of each alternating), and returns the rounds' (kernel, BLAS) times. A is SHAPE,
     or (``tall``) ``tall_rows`` x SHAPE[1], made at its cell's first probe (a scan may never need it)."""
     rng = np.random.default_rng(0)
-    clock = time.thread_time  # this thread's CPU time: another process's turn on the core is left out
     l3 = read_cache_sizes()[1]
     made: dict = {}
 
@@ -284,20 +300,67 @@ def _timed_probes(core, rounds: int, tall: bool = False) -> dict:
                                  lambda: (blas_times(A, V), blas_times(A.T, W)))
                     else:
                         paths = (lambda: core.gram_product(A, V), lambda: blas_times(A.T, blas_times(A, V)))
-                    for path in paths:  # warm: the first call of a width pays for its pages
-                        path()
-                    out = []
-                    for r in range(rounds):
-                        t = [0.0, 0.0]
-                        for i in ((0, 1) if r % 2 == 0 else (1, 0)):
-                            s = clock()
-                            paths[i]()
-                            t[i] = clock() - s
-                        out.append((t[0], t[1]))
-                    return out
+                    return _interleaved(paths, rounds)
 
                 probes[order, kind, dtype] = probe
     return probes
+
+
+def _interleaved(paths, rounds: int) -> list:
+    """The rounds' (first path's, second path's) CPU times of this thread, each warmed once (the first call of a
+    width pays for its pages), the first of each round alternating."""
+    clock = time.thread_time  # this thread's CPU time: another process's turn on the core is left out
+    for path in paths:
+        path()
+    out = []
+    for r in range(rounds):
+        t = [0.0, 0.0]
+        for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+            s = clock()
+            paths[i]()
+            t[i] = clock() - s
+        out.append((t[0], t[1]))
+    return out
+
+
+def _layout_probe(rounds: int):
+    """``probe(width)``: the rounds' (swapped, NumPy's) times of float64 ``A.T @ W`` by BLAS on C-order A of
+    ``LAYOUT_SHAPE`` (made at the first call)."""
+    rng = np.random.default_rng(1)
+    made = []
+
+    def probe(w):
+        if not made:
+            made.append(rng.standard_normal(LAYOUT_SHAPE))
+        A = made[0]
+        W = rng.standard_normal((A.shape[0], w))
+        return _interleaved((lambda: blas_times(A.T, W, swap=True), lambda: blas_times(A.T, W, swap=False)), rounds)
+
+    return probe
+
+
+def measure_layouts(probe) -> tuple[frozenset, dict]:
+    """The widths mod LAYOUT_PERIOD where the swapped layout wins (``LAYOUT_WIDTHS``, ``LAYOUT_MARGIN``), from
+    ``probe(width)``'s rounds of (swapped, NumPy's) times; and ``{width: rounds}``."""
+    times, swapped = {}, set()
+    for r in range(LAYOUT_PERIOD):
+        for base in LAYOUT_WIDTHS:
+            times[base + r] = [(float(a), float(b)) for a, b in probe(base + r)]
+            if not swapped_wins(times[base + r]):
+                break
+        else:
+            swapped.add(r)
+    return frozenset(swapped), times
+
+
+def swapped_wins(rounds) -> bool:
+    """From the rounds' (swapped, NumPy's) times: the swapped layout's best time ``LAYOUT_MARGIN`` below NumPy's
+    layout's and it faster in most rounds. Not in every round, as ``verdict`` asks: its edge is 2-13% where it
+    wins (Zen 2), and one round in three under load read 1.01 there."""
+    if not rounds:
+        return False
+    swapped, numpy_layout = best_times(rounds)
+    return numpy_layout >= (1 + LAYOUT_MARGIN) * swapped and 2 * sum(b > a for a, b in rounds) > len(rounds)
 
 
 def measure(static: dict, probes: dict, level: str, lower_probes: dict | None = None) -> Table:
@@ -323,6 +386,21 @@ def measure(static: dict, probes: dict, level: str, lower_probes: dict | None = 
     return Table(level, thresholds, "measured", seconds=round(time.perf_counter() - start, 3), cells=cells)
 
 
+def _measure_layouts_into(tab: Table, probe) -> None:
+    """``measure_layouts`` into ``tab`` (float64; its seconds included); a failure leaves ``blas_times``'s rule."""
+    start = time.perf_counter()
+    try:
+        swapped, times = measure_layouts(probe)
+    except Exception as exc:  # e.g. out of memory: blas_times's own rule
+        tab.cells["layout float64"] = {"status": f"failed ({type(exc).__name__}: {exc})"}
+    else:
+        tab.layouts["float64"] = swapped
+        tab.cells["layout float64"] = {"status": "measured", "swapped": sorted(swapped),  # ms
+                                       "times": {str(w): [[round(a * 1e3, 3), round(b * 1e3, 3)] for a, b in r]
+                                                 for w, r in times.items()}}
+    tab.seconds = round((tab.seconds or 0.0) + time.perf_counter() - start, 3)
+
+
 def _load(path: str, key: dict, static: dict) -> Table | None:
     try:
         with open(path) as f:
@@ -332,8 +410,10 @@ def _load(path: str, key: dict, static: dict) -> Table | None:
         thresholds = {c: int(data["thresholds"][" ".join(c)]) for c in static}
         if any(t < 0 for t in thresholds.values()):
             return None
+        layouts = {t: frozenset(int(r) for r in rs) for t, rs in data.get("layouts", {}).items()}
         _touch(path)
-        return Table(key["level"], thresholds, "cache", path, data.get("seconds"), data.get("cells", {}))
+        return Table(key["level"], thresholds, "cache", path, data.get("seconds"), data.get("cells", {}),
+                     layouts=layouts)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # missing or damaged: measured again
 
@@ -414,6 +494,7 @@ def calibrate(static: dict, level: str, force: bool = False, rounds: int = ROUND
                 return Table(level, dict(static), "static", note=f"this CPU does not run {level}")
             with thread_limit(1), blas_limit(1):
                 tab = measure(static, _timed_probes(core, rounds), level, _timed_probes(core, rounds, tall=True))
+                _measure_layouts_into(tab, _layout_probe(rounds))
         except Exception as exc:  # e.g. no memory for the matrices: the table, measured again next process
             return Table(level, dict(static), "static", note=f"calibration failed ({type(exc).__name__}: {exc})")
         finally:

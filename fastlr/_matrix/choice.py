@@ -108,7 +108,8 @@ from .._backend import get_backend
 from .._caches import read_cache_sizes
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "KERNEL_MIN_COLUMNS", "MATMUL_COLUMNS", "NARROW_ROW_BYTES",
+__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS",
+           "MATMUL_COLUMNS", "blas_swap", "NARROW_ROW_BYTES",
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS",
            "SPARSE_SHORT_ROW_NNZ",
            "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode", "dtype_name", "factor_fits",
@@ -279,8 +280,11 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
             extra = MATMUL_COLUMNS.get((level, order, name), 0)
         kind = "pass"
     if kind == "rmatmul":
-        if (columns >= RMATMUL_COLUMNS.get((level, order, name), BLAS_MIN_COLUMNS)
-                or columns in RMATMUL_BLAS_WIDTHS.get((level, order, name), ())):
+        if columns >= RMATMUL_COLUMNS.get((level, order, name), BLAS_MIN_COLUMNS):
+            return False
+        # those widths run BLAS for its swapped layout's speed there: not where this machine measured NumPy's faster
+        if columns in RMATMUL_BLAS_WIDTHS.get((level, order, name), ()) and (
+                name != "float64" or pinned or blas_swap(name, columns) is not False):
             return False
         kind = "pass"
     if kind == "gd":
@@ -298,6 +302,25 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     if limit >= table:  # not lowered by this machine's calibration
         limit = max(limit, extra)
     return columns < limit
+
+
+#: Narrower factors keep ``_linalg.blas_times``'s layout whatever the calibration measured (``blas_swap``): the
+#: swapped layout won 1.23-1.30x at 2-5 columns on the Zen 2 (5760 x 1080 float64), where the calibration's
+#: residues (timed at 16-23 and 48-55 columns) would give NumPy's.
+LAYOUT_MIN_COLUMNS = 8
+
+
+def blas_swap(dtype, columns: int) -> bool | None:
+    """Whether the BLAS route runs ``A.T @ W`` of C-order A (and ``A @ V`` of F-order A) as ``(W.T @ A).T``
+    (``_linalg.blas_times``'s ``swap``): float64 from ``LAYOUT_MIN_COLUMNS`` columns on, the calibration's
+    ``layouts`` (widths mod ``calibration.LAYOUT_PERIOD`` where that layout won on this machine); None
+    (``blas_times``'s own rule) otherwise, and where nothing was measured (calibration off, a level pinned by
+    hand, a cache without layouts)."""
+    if columns < LAYOUT_MIN_COLUMNS or dtype_name(dtype) != "float64":
+        return None
+    tab = _calibrated()
+    swapped = None if tab is None else tab.layouts.get("float64")
+    return None if swapped is None else columns % calibration.LAYOUT_PERIOD in swapped
 
 
 #: Past L2, below x86-64-v4 only factors narrower than this run on the kernels (``factor_fits``).
@@ -508,8 +531,12 @@ def describe() -> str:
     table = static_thresholds(level)
     av = "".join(f", its A V < {c} columns past L3 ({t})" for t in ("float32", "float64")
                  if (c := MATMUL_COLUMNS.get((level, "C", t), 0)) > limits["C", "pass", t] >= table["C", "pass", t])
+    swapped = None if tab is None else tab.layouts.get("float64")
+    layout = "" if swapped is None else (
+        f"; float64 BLAS A^T W (and F-order A V) from {LAYOUT_MIN_COLUMNS} columns as (W^T A)^T at widths "
+        f"{', '.join(map(str, sorted(swapped))) or 'none'} mod {calibration.LAYOUT_PERIOD}, else NumPy's layout")
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS for one column "
             f"(KERNEL_MIN_COLUMNS), otherwise, and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, by its width, part of L3 "
-            f"({l3 >> 20} MiB; choice.factor_fits) "
+            f"({l3 >> 20} MiB; choice.factor_fits){layout} "
             f"(FASTLR_PRODUCT_CHOICE)")
