@@ -30,7 +30,7 @@ def main() -> int:
             P, Z = A @ V, A.T @ W
             calls = {"times": lambda: op.times(V), "rtimes": lambda: op.rtimes(W), "gram": lambda: op.gram_product(V)}
             out = []
-            memory.blas_times = lambda M, F: P if M.shape[0] == A.shape[0] else Z  # noqa: B023
+            memory.blas_times = lambda M, F, swap=None: P if M.shape[0] == A.shape[0] else Z  # noqa: B023
             try:
                 for name, call in calls.items():
                     warm = timeit.timeit(call, number=500) / 500
