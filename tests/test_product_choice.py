@@ -616,3 +616,11 @@ def test_rmatmul_blas_widths_follow_the_measured_layout(monkeypatch):
         assert choice.use_kernel("rmatmul", 34, np.float64, "C")
         assert not choice.use_kernel("rmatmul", 28, np.float32, "C")  # float32's 28: OpenBLAS's sgemm, no layout
     assert not choice.use_kernel("rmatmul", 33, np.float64, "C", level="x86-64-v3")  # a level pinned: the table
+
+
+def test_f_order_float64_gram_below_17_columns_at_v3():
+    """F-order float64 ``A.T (A V)`` at x86-64-v3: the kernel below 17 columns (it lost 0.82-0.97x at 17-30 on a
+    Zen 2, eighteenth session); x86-64-v4 keeps 64."""
+    for columns in (2, 16, 17, 20, 25, 31):
+        assert choice.use_kernel("gram", columns, np.float64, "F", "x86-64-v3") == (columns < 17)
+        assert choice.use_kernel("gram", columns, np.float64, "F", "x86-64-v4")

@@ -21,7 +21,7 @@ kernel time):
 * F order (e.g. ``A.T`` of a C-order A): ``A @ V`` and ``A.T @ W`` are faster in
   BLAS at every level in float32 (0.44-0.94x) and mixed in float64, so they go to
   BLAS. ``A.T (A V)`` by the kernel wins in float64 (1.3-1.7x below 64 columns at
-  x86-64-v4, l <= 20 at x86-64-v3) and ties or loses in float32 (0.91-1.10x at v4,
+  x86-64-v4, l <= 20 at x86-64-v3; on an AVX2 Zen 2 below 17 only) and ties or loses in float32 (0.91-1.10x at v4,
   0.70-0.95x at v3): float64 only.
 
 The rule is a table ``KERNEL_COLUMNS[(level, order, kind, dtype)]``: the kernel
@@ -144,7 +144,10 @@ for _dtype in ("float32", "float64"):
     KERNEL_COLUMNS["x86-64-v4", "F", "pass", _dtype] = 0
     KERNEL_COLUMNS["x86-64-v3", "F", "pass", _dtype] = 0
 KERNEL_COLUMNS["x86-64-v4", "F", "gram", "float64"] = 64
-KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float64"] = 32
+#: F-order float64 ``A.T (A V)`` at x86-64-v3: 32 until the eighteenth session; on the Zen 2 (5760 x 1080, one
+#: thread, 9 rounds) the kernel read 0.82-0.88x NumPy at 25, 26, 28-30 columns and 0.96-0.97x at 17, 18, 20-22
+#: (1.03-1.14x at 19, 23, 24), 1.07-1.62x below 17 (bench/README.md, eighteenth session, HL).
+KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float64"] = 17
 KERNEL_COLUMNS["x86-64-v4", "F", "gram", "float32"] = 0
 KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float32"] = 0
 
