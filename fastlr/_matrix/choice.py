@@ -109,7 +109,7 @@ from .._caches import read_cache_sizes
 from . import calibration
 
 __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS",
-           "MATMUL_COLUMNS", "blas_swap", "NARROW_ROW_BYTES",
+           "MATMUL_COLUMNS", "PAST_L2_BLAS_WIDTHS", "blas_swap", "NARROW_ROW_BYTES",
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS",
            "SPARSE_SHORT_ROW_NNZ",
            "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode", "dtype_name", "factor_fits",
@@ -189,6 +189,16 @@ def dtype_name(dtype) -> str:
 #: kernel read 0.97-1.01x at 42-44 and float64 0.87x at 46 (bench/README.md, seventeenth session, HP): there the
 #: pair's threshold holds. ``A.T @ W`` lost at 40-48, so the pair keeps 40.
 MATMUL_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 49, ("x86-64-v3", "C", "float64"): 45}
+
+#: Widths that run BLAS where the d x l factor passes L2 (and ``factor_fits`` still gives the kernel), at
+#: (level, order, kind, dtype). x86-64-v3, C order, float64, wide 1080 x 5760 A (the factor 5760 x l, 0.97-1.4 MB
+#: against the Zen 2's 512 KiB L2), one thread, 9 rounds: ``A @ V`` on the kernel 0.88-0.89x NumPy at 21-22 columns
+#: and 0.68-0.80x at 25-30 (1.02-1.19x at 19, 20, 23, 24, 31), ``A.T @ W`` 0.91-0.92x at 26 and 28 (1.19-1.38x at
+#: 19-24, 27-31 ~1.0-1.1x); the same widths ran on 5760 x 1080 (factor within L2) at 1.1-2x (bench/README.md,
+#: eighteenth session, HL).
+PAST_L2_BLAS_WIDTHS: dict[tuple[str, str, str, str], frozenset] = {
+    ("x86-64-v3", "C", "matmul", "float64"): frozenset({21, 22, 25, 26, 27, 28, 29, 30}),
+    ("x86-64-v3", "C", "rmatmul", "float64"): frozenset({26, 28})}
 
 #: A level pinned by hand (benchmarks); None: the level the compiled kernels run at.
 _level: str | None = None
@@ -276,6 +286,9 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     level = level or isa_level()
     name = dtype_name(dtype)
     if factor_rows is not None and not factor_fits(factor_rows, columns, dtype, level, threads):
+        return False
+    if (factor_rows is not None and columns in PAST_L2_BLAS_WIDTHS.get((level, order, kind, name), ())
+            and factor_rows * columns * np.dtype(dtype).itemsize > cache_sizes()[0]):
         return False
     extra = 0  # A @ V alone: MATMUL_COLUMNS, measured at one thread
     if kind == "matmul":
