@@ -627,8 +627,8 @@ def test_f_order_float64_gram_below_17_columns_at_v3():
 
 
 def test_past_l2_blas_widths(monkeypatch):
-    """x86-64-v3, C order, float64: ``A @ V`` at 21-22 and 25-30 columns and ``A.T @ W`` at 26 and 28 run BLAS
-    where the d x l factor passes L2 (a wide A: the kernel lost 0.68-0.92x on 1080 x 5760, eighteenth session),
+    """x86-64-v3, C order, float64: ``A @ V`` at 21-22 and 25-30 columns, ``A.T @ W`` at 26 and 28, ``A.T (A V)``
+    and gd at 25-30 run BLAS where the d x l factor passes L2 (a wide A: the kernel lost 0.68-0.92x on 1080 x 5760, eighteenth session),
     and keep the kernel where it fits (5760 x 1080) and at the other widths."""
     monkeypatch.setattr(choice, "_cache_sizes", (512 << 10, 16 << 20))
     for columns in range(19, 32):
@@ -638,4 +638,7 @@ def test_past_l2_blas_widths(monkeypatch):
             columns not in (25, 26, 28))  # 25: RMATMUL_BLAS_WIDTHS
         assert choice.use_kernel("matmul", columns, np.float64, "C", "x86-64-v3", factor_rows=1080)
         assert choice.use_kernel("matmul", columns, np.float32, "C", "x86-64-v3", factor_rows=5760)
-        assert choice.use_kernel("gram", columns, np.float64, "C", "x86-64-v3", factor_rows=5760)
+        for kind in ("gram", "gd"):
+            assert choice.use_kernel(kind, columns, np.float64, "C", "x86-64-v3", factor_rows=5760) == (
+                not 25 <= columns <= 30)
+            assert choice.use_kernel(kind, columns, np.float64, "C", "x86-64-v3", factor_rows=1080)

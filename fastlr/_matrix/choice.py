@@ -194,11 +194,14 @@ MATMUL_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32")
 #: (level, order, kind, dtype). x86-64-v3, C order, float64, wide 1080 x 5760 A (the factor 5760 x l, 0.97-1.4 MB
 #: against the Zen 2's 512 KiB L2), one thread, 9 rounds: ``A @ V`` on the kernel 0.88-0.89x NumPy at 21-22 columns
 #: and 0.68-0.80x at 25-30 (1.02-1.19x at 19, 20, 23, 24, 31), ``A.T @ W`` 0.91-0.92x at 26 and 28 (1.19-1.38x at
-#: 19-24, 27-31 ~1.0-1.1x); the same widths ran on 5760 x 1080 (factor within L2) at 1.1-2x (bench/README.md,
-#: eighteenth session, HL).
+#: 19-24, 27-31 ~1.0-1.1x), ``A.T (A V)`` / power pass / gd 0.83-0.96x at 25-30 (7 rounds; 1.11-1.37x at 19-24);
+#: the same widths ran on 5760 x 1080 (factor within L2) at 1.1-2x (bench/README.md, eighteenth session, HL).
+#: Float32 there won or tied (gd 0.98-1.01x at 25, 26, 28).
 PAST_L2_BLAS_WIDTHS: dict[tuple[str, str, str, str], frozenset] = {
     ("x86-64-v3", "C", "matmul", "float64"): frozenset({21, 22, 25, 26, 27, 28, 29, 30}),
-    ("x86-64-v3", "C", "rmatmul", "float64"): frozenset({26, 28})}
+    ("x86-64-v3", "C", "rmatmul", "float64"): frozenset({26, 28}),
+    ("x86-64-v3", "C", "gram", "float64"): frozenset(range(25, 31)),
+    ("x86-64-v3", "C", "gd", "float64"): frozenset(range(25, 31))}
 
 #: A level pinned by hand (benchmarks); None: the level the compiled kernels run at.
 _level: str | None = None
