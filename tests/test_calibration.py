@@ -394,9 +394,11 @@ def test_layouts_are_measured_cached_and_followed(calibrating, monkeypatch):
     assert first.layouts == {"float64": {0, 1}} and first.cells["layout float64"]["swapped"] == [0, 1]
     again = calibration.calibrate(static, level)
     assert again.source == "cache" and again.layouts == {"float64": {0, 1}}
-    assert choice.blas_swap(np.float64, 48) is True and choice.blas_swap(np.float64, 57) is True
-    assert choice.blas_swap(np.float64, 54) is False and choice.blas_swap(np.float64, 44) is False
-    assert choice.blas_swap(np.float64, 4) is None and choice.blas_swap(np.float32, 48) is None
+    deep = calibration.LAYOUT_SHAPE[0]
+    assert choice.blas_swap(np.float64, 48, deep) is True and choice.blas_swap(np.float64, 57, 5760) is True
+    assert choice.blas_swap(np.float64, 54, deep) is False and choice.blas_swap(np.float64, 44, deep) is False
+    assert choice.blas_swap(np.float64, 48, deep - 1) is False  # shorter sums than measured: NumPy's layout
+    assert choice.blas_swap(np.float64, 4, deep) is None and choice.blas_swap(np.float32, 48, deep) is None
     assert "as (W^T A)^T at widths 0, 1 mod 8" in choice.describe()
     seen = []
     real = memory.blas_times
@@ -407,14 +409,15 @@ def test_layouts_are_measured_cached_and_followed(calibrating, monkeypatch):
 
     monkeypatch.setattr(memory, "blas_times", spy)
     monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
+    monkeypatch.setattr(calibration, "LAYOUT_SHAPE", (90, 70))  # sums of 90 as deep as the calibration's
     rng = np.random.default_rng(2)
     A = rng.standard_normal((90, 70))
     op = InMemory(A)
     for w, swap in ((48, True), (54, False), (3, None)):
         W = rng.standard_normal((90, w))
-        np.testing.assert_allclose(op.rtimes(W), A.T @ W, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(op.rtimes(W), A.T @ W, rtol=1e-10, atol=1e-10)  # sums of 90
         np.testing.assert_allclose(InMemory(np.asfortranarray(A)).times(W[:70]), A @ W[:70], rtol=1e-10, atol=1e-10)
-        assert seen[-2:] == [swap, swap]
+        assert seen[-2:] == [swap, None if w < 8 else False]  # F-order A @ V sums 70: NumPy's layout
     np.testing.assert_allclose(op.gram_product(W[:70]), A.T @ (A @ W[:70]), rtol=1e-10, atol=1e-10)
     with open(first.path) as f:
         data = json.load(f)
@@ -422,6 +425,6 @@ def test_layouts_are_measured_cached_and_followed(calibrating, monkeypatch):
     with open(first.path, "w") as f:
         json.dump(data, f)
     calibration.reset()
-    assert calibration.calibrate(static, level).layouts == {} and choice.blas_swap(np.float64, 48) is None
+    assert calibration.calibrate(static, level).layouts == {} and choice.blas_swap(np.float64, 48, 90) is None
     monkeypatch.setenv("FASTLR_CALIBRATION", "off")
-    assert choice.blas_swap(np.float64, 48) is None and "(W^T A)^T" not in choice.describe()
+    assert choice.blas_swap(np.float64, 48, 90) is None and "(W^T A)^T" not in choice.describe()

@@ -609,12 +609,16 @@ def test_rmatmul_blas_widths_follow_the_measured_layout(monkeypatch):
     calibration measured NumPy's layout faster at that width (``blas_swap`` False), the kernel runs instead."""
     monkeypatch.setattr(choice, "_level", "x86-64-v3")
     monkeypatch.setattr(choice, "_calibrated", lambda *a, **k: None)  # the table's thresholds
+    shape = {"factor_rows": 1080, "matrix_bytes": 5760 * 1080 * 8}  # 5760 x 1080: sums of 5760
+    depths = []
     for swap, kernel in ((None, False), (True, False), (False, True)):
-        monkeypatch.setattr(choice, "blas_swap", lambda dtype, columns, swap=swap: swap)
-        assert choice.use_kernel("rmatmul", 33, np.float64, "C") == kernel
-        assert choice.use_kernel("rmatmul", 25, np.float64, "C") == kernel
-        assert choice.use_kernel("rmatmul", 34, np.float64, "C")
-        assert not choice.use_kernel("rmatmul", 28, np.float32, "C")  # float32's 28: OpenBLAS's sgemm, no layout
+        monkeypatch.setattr(choice, "blas_swap", lambda dtype, columns, depth, swap=swap: depths.append(depth) or swap)
+        assert choice.use_kernel("rmatmul", 33, np.float64, "C", **shape) == kernel
+        assert choice.use_kernel("rmatmul", 25, np.float64, "C", **shape) == kernel
+        assert choice.use_kernel("rmatmul", 34, np.float64, "C", **shape)
+        assert not choice.use_kernel("rmatmul", 28, np.float32, "C", **shape)  # float32's 28: sgemm, no layout
+        assert not choice.use_kernel("rmatmul", 33, np.float64, "C")  # A's shape not given: the table
+    assert set(depths) == {5760}
     assert not choice.use_kernel("rmatmul", 33, np.float64, "C", level="x86-64-v3")  # a level pinned: the table
 
 

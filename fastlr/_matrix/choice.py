@@ -303,7 +303,8 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
             return False
         # those widths run BLAS for its swapped layout's speed there: not where this machine measured NumPy's faster
         if columns in RMATMUL_BLAS_WIDTHS.get((level, order, name), ()) and (
-                name != "float64" or pinned or blas_swap(name, columns) is not False):
+                name != "float64" or pinned or factor_rows is None
+                or blas_swap(name, columns, matrix_bytes // (8 * factor_rows)) is not False):
             return False
         kind = "pass"
     if kind == "gd":
@@ -329,17 +330,23 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
 LAYOUT_MIN_COLUMNS = 8
 
 
-def blas_swap(dtype, columns: int) -> bool | None:
+def blas_swap(dtype, columns: int, depth: int) -> bool | None:
     """Whether the BLAS route runs ``A.T @ W`` of C-order A (and ``A @ V`` of F-order A) as ``(W.T @ A).T``
-    (``_linalg.blas_times``'s ``swap``): float64 from ``LAYOUT_MIN_COLUMNS`` columns on, the calibration's
-    ``layouts`` (widths mod ``calibration.LAYOUT_PERIOD`` where that layout won on this machine); None
-    (``blas_times``'s own rule) otherwise, and where nothing was measured (calibration off, a level pinned by
-    hand, a cache without layouts)."""
+    (``_linalg.blas_times``'s ``swap``), ``depth`` the length of the sums (A's rows for ``A.T @ W``, its columns
+    for ``A @ V``): float64 from ``LAYOUT_MIN_COLUMNS`` columns on, the calibration's ``layouts`` (widths mod
+    ``calibration.LAYOUT_PERIOD`` where that layout won on this machine, timed on sums of
+    ``calibration.LAYOUT_SHAPE[0]``); over shorter sums NumPy's layout (False); None (``blas_times``'s own rule)
+    otherwise, and where nothing was measured (calibration off, a level pinned by hand, a cache without
+    layouts). Shorter sums: on the Zen 2, over 1080 rows (1080 x 5760's ``A.T @ W``, 5760 x 1080 F-order's
+    ``A @ V``) the swapped layout lost 0.93-0.97x at 64-128 columns, widths 0 mod 8 included, where over 5760 it
+    won or tied (0.99-1.06x)."""
     if columns < LAYOUT_MIN_COLUMNS or dtype_name(dtype) != "float64":
         return None
     tab = _calibrated()
     swapped = None if tab is None else tab.layouts.get("float64")
-    return None if swapped is None else columns % calibration.LAYOUT_PERIOD in swapped
+    if swapped is None:
+        return None
+    return depth >= calibration.LAYOUT_SHAPE[0] and columns % calibration.LAYOUT_PERIOD in swapped
 
 
 #: Past L2, below x86-64-v4 only factors narrower than this run on the kernels (``factor_fits``).
@@ -553,7 +560,8 @@ def describe() -> str:
     swapped = None if tab is None else tab.layouts.get("float64")
     layout = "" if swapped is None else (
         f"; float64 BLAS A^T W (and F-order A V) from {LAYOUT_MIN_COLUMNS} columns as (W^T A)^T at widths "
-        f"{', '.join(map(str, sorted(swapped))) or 'none'} mod {calibration.LAYOUT_PERIOD}, else NumPy's layout")
+        f"{', '.join(map(str, sorted(swapped))) or 'none'} mod {calibration.LAYOUT_PERIOD} over sums of "
+        f"{calibration.LAYOUT_SHAPE[0]} or more, else NumPy's layout")
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS for one column "
             f"(KERNEL_MIN_COLUMNS), otherwise, and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, by its width, part of L3 "

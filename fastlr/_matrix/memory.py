@@ -356,9 +356,10 @@ class InMemory(Operand):
             if self._kernel_for("gd", V.shape[1]):
                 return kernels.gd_products(self.A, U, V)
             self._check_gd_factors(U, V)
-            swap = blas_swap(self.dtype, V.shape[1])
+            k, (n, d) = V.shape[1], self.shape
             with blas_limit(get_num_threads()):
-                return blas_times(self.A, V, swap), blas_times(self.A.T, U, swap)
+                return (blas_times(self.A, V, blas_swap(self.dtype, k, d)),
+                        blas_times(self.A.T, U, blas_swap(self.dtype, k, n)))
         if self.format == "csr":
             return kernels.gd_products_csr(*self.parts, U, V)
         self._check_gd_factors(U, V)
@@ -450,7 +451,7 @@ class InMemory(Operand):
             return self.matmul(V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
         with self._blas_threads(V.shape[1]):
-            return blas_times(self.A, V, blas_swap(self.dtype, V.shape[1]))
+            return blas_times(self.A, V, blas_swap(self.dtype, V.shape[1], self.shape[1]))
 
     def rtimes(self, W) -> np.ndarray:
         """``A.T @ W`` of any width (see ``times``)."""
@@ -458,7 +459,7 @@ class InMemory(Operand):
             return self.rmatmul(W)
         W = np.ascontiguousarray(W, dtype=self.dtype)
         with self._blas_threads(W.shape[1]):
-            return blas_times(self.A.T, W, blas_swap(self.dtype, W.shape[1]))
+            return blas_times(self.A.T, W, blas_swap(self.dtype, W.shape[1], self.shape[0]))
 
     def _blas_threads(self, k: int, sides: int = 1):
         """``blas_limit`` for BLAS products with dense A and k-column factors (``sides`` = 2: both ways):
@@ -479,10 +480,10 @@ class InMemory(Operand):
     def _blas_power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
         """``(A @ V, A.T @ (A @ V))`` by two BLAS GEMMs on fastlr's thread count."""
         V = np.ascontiguousarray(V, dtype=self.dtype)
-        swap = blas_swap(self.dtype, V.shape[1])  # A V or A^T P runs swapped or not by its width: the same
-        with self._blas_threads(V.shape[1], 2):
-            P = blas_times(self.A, V, swap)
-            return P, blas_times(self.A.T, P, swap)
+        k, (n, d) = V.shape[1], self.shape
+        with self._blas_threads(k, 2):
+            P = blas_times(self.A, V, blas_swap(self.dtype, k, d))
+            return P, blas_times(self.A.T, P, blas_swap(self.dtype, k, n))
 
     def _blas_gram_product(self, V) -> np.ndarray:
         """``A.T @ (A @ V)`` by two BLAS GEMMs on fastlr's thread count."""
