@@ -397,9 +397,10 @@ def test_layouts_are_measured_cached_and_followed(calibrating, monkeypatch):
     deep = calibration.LAYOUT_SHAPE[0]
     assert choice.blas_swap(np.float64, 48, deep) is True and choice.blas_swap(np.float64, 57, 5760) is True
     assert choice.blas_swap(np.float64, 54, deep) is False and choice.blas_swap(np.float64, 44, deep) is False
-    assert choice.blas_swap(np.float64, 48, deep - 1) is False  # shorter sums than measured: NumPy's layout
+    assert choice.blas_swap(np.float64, 48, deep - 1) is True  # shorter sums than measured: below 64 columns
+    assert choice.blas_swap(np.float64, 64, deep - 1) is False and choice.blas_swap(np.float64, 64, deep) is True
     assert choice.blas_swap(np.float64, 4, deep) is None and choice.blas_swap(np.float32, 48, deep) is None
-    assert "as (W^T A)^T at widths 0, 1 mod 8" in choice.describe()
+    assert "as (W^T A)^T at widths 0, 1 mod 8 (over sums shorter than" in choice.describe()
     seen = []
     real = memory.blas_times
 
@@ -417,8 +418,12 @@ def test_layouts_are_measured_cached_and_followed(calibrating, monkeypatch):
         W = rng.standard_normal((90, w))
         np.testing.assert_allclose(op.rtimes(W), A.T @ W, rtol=1e-10, atol=1e-10)  # sums of 90
         np.testing.assert_allclose(InMemory(np.asfortranarray(A)).times(W[:70]), A @ W[:70], rtol=1e-10, atol=1e-10)
-        assert seen[-2:] == [swap, None if w < 8 else False]  # F-order A @ V sums 70: NumPy's layout
+        assert seen[-2:] == [swap, swap]  # F-order A @ V sums 70: below 64 columns as measured
     np.testing.assert_allclose(op.gram_product(W[:70]), A.T @ (A @ W[:70]), rtol=1e-10, atol=1e-10)
+    W = rng.standard_normal((90, 64))
+    np.testing.assert_allclose(InMemory(np.asfortranarray(A)).times(W[:70]), A @ W[:70], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(op.rtimes(W), A.T @ W, rtol=1e-10, atol=1e-10)
+    assert seen[-2:] == [False, True]  # 64 columns over sums of 70 (F-order A @ V) and of 90
     with open(first.path) as f:
         data = json.load(f)
     del data["layouts"]

@@ -108,7 +108,7 @@ from .._backend import get_backend
 from .._caches import read_cache_sizes
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS",
+__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS", "LAYOUT_SHORT_COLUMNS",
            "MATMUL_COLUMNS", "PAST_L2_BLAS_WIDTHS", "blas_swap", "NARROW_ROW_BYTES",
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS",
            "SPARSE_SHORT_ROW_NNZ",
@@ -328,6 +328,8 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
 #: swapped layout won 1.23-1.30x at 2-5 columns on the Zen 2 (5760 x 1080 float64), where the calibration's
 #: residues (timed at 16-23 and 48-55 columns) would give NumPy's.
 LAYOUT_MIN_COLUMNS = 8
+#: Over sums shorter than the calibration's (``blas_swap``), the measured layout holds below this many columns.
+LAYOUT_SHORT_COLUMNS = 64
 
 
 def blas_swap(dtype, columns: int, depth: int) -> bool | None:
@@ -335,18 +337,20 @@ def blas_swap(dtype, columns: int, depth: int) -> bool | None:
     (``_linalg.blas_times``'s ``swap``), ``depth`` the length of the sums (A's rows for ``A.T @ W``, its columns
     for ``A @ V``): float64 from ``LAYOUT_MIN_COLUMNS`` columns on, the calibration's ``layouts`` (widths mod
     ``calibration.LAYOUT_PERIOD`` where that layout won on this machine, timed on sums of
-    ``calibration.LAYOUT_SHAPE[0]``); over shorter sums NumPy's layout (False); None (``blas_times``'s own rule)
-    otherwise, and where nothing was measured (calibration off, a level pinned by hand, a cache without
-    layouts). Shorter sums: on the Zen 2, over 1080 rows (1080 x 5760's ``A.T @ W``, 5760 x 1080 F-order's
-    ``A @ V``) the swapped layout lost 0.93-0.97x at 64-128 columns, widths 0 mod 8 included, where over 5760 it
-    won or tied (0.99-1.06x)."""
+    ``calibration.LAYOUT_SHAPE[0]``), over shorter sums below ``LAYOUT_SHORT_COLUMNS`` only; NumPy's layout
+    (False) for the other widths; None (``blas_times``'s own rule) otherwise, and where nothing was measured
+    (calibration off, a level pinned by hand, a cache without layouts). Shorter sums: on the Zen 2, over 1080 rows
+    (1080 x 5760's ``A.T @ W``, 5760 x 1080 F-order's ``A @ V``: the same GEMM) the swapped layout won 1.05-1.38x
+    at 8-57 columns 0 and 1 mod 8 and lost 0.93-0.98x at 64-128 (9 rounds), widths 0 mod 8 included, where over
+    5760 rows it won or tied there (0.99-1.06x)."""
     if columns < LAYOUT_MIN_COLUMNS or dtype_name(dtype) != "float64":
         return None
     tab = _calibrated()
     swapped = None if tab is None else tab.layouts.get("float64")
     if swapped is None:
         return None
-    return depth >= calibration.LAYOUT_SHAPE[0] and columns % calibration.LAYOUT_PERIOD in swapped
+    return ((depth >= calibration.LAYOUT_SHAPE[0] or columns < LAYOUT_SHORT_COLUMNS)
+            and columns % calibration.LAYOUT_PERIOD in swapped)
 
 
 #: Past L2, below x86-64-v4 only factors narrower than this run on the kernels (``factor_fits``).
@@ -560,8 +564,8 @@ def describe() -> str:
     swapped = None if tab is None else tab.layouts.get("float64")
     layout = "" if swapped is None else (
         f"; float64 BLAS A^T W (and F-order A V) from {LAYOUT_MIN_COLUMNS} columns as (W^T A)^T at widths "
-        f"{', '.join(map(str, sorted(swapped))) or 'none'} mod {calibration.LAYOUT_PERIOD} over sums of "
-        f"{calibration.LAYOUT_SHAPE[0]} or more, else NumPy's layout")
+        f"{', '.join(map(str, sorted(swapped))) or 'none'} mod {calibration.LAYOUT_PERIOD} (over sums shorter than "
+        f"{calibration.LAYOUT_SHAPE[0]} below {LAYOUT_SHORT_COLUMNS} columns), else NumPy's layout")
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS for one column "
             f"(KERNEL_MIN_COLUMNS), otherwise, and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, by its width, part of L3 "
