@@ -635,6 +635,8 @@ def test_past_l2_blas_widths(monkeypatch):
     and gd at 25-30 run BLAS where the d x l factor passes L2 (a wide A: the kernel lost 0.68-0.92x on 1080 x 5760, eighteenth session),
     and keep the kernel where it fits (5760 x 1080) and at the other widths."""
     monkeypatch.setattr(choice, "_cache_sizes", (512 << 10, 16 << 20))
+    monkeypatch.setattr(choice, "_level", "x86-64-v3")
+    assert "at 21-30 columns some widths past L2 (choice.PAST_L2_BLAS_WIDTHS)" in choice.describe()
     for columns in range(19, 32):
         wide = choice.use_kernel("matmul", columns, np.float64, "C", "x86-64-v3", factor_rows=5760)
         assert wide == (columns not in (21, 22, 25, 26, 27, 28, 29, 30))

@@ -561,6 +561,8 @@ def describe() -> str:
     table = static_thresholds(level)
     av = "".join(f", its A V < {c} columns past L3 ({t})" for t in ("float32", "float64")
                  if (c := MATMUL_COLUMNS.get((level, "C", t), 0)) > limits["C", "pass", t] >= table["C", "pass", t])
+    past = sorted({w for (lv, _, _, _), ws in PAST_L2_BLAS_WIDTHS.items() if lv == level for w in ws})
+    past_l2 = f", and at {past[0]}-{past[-1]} columns some widths past L2 (choice.PAST_L2_BLAS_WIDTHS)" if past else ""
     swapped = None if tab is None else tab.layouts.get("float64")
     layout = "" if swapped is None else (
         f"; float64 BLAS A^T W (and F-order A V) from {LAYOUT_MIN_COLUMNS} columns as (W^T A)^T at widths "
@@ -569,5 +571,5 @@ def describe() -> str:
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS for one column "
             f"(KERNEL_MIN_COLUMNS), otherwise, and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, by its width, part of L3 "
-            f"({l3 >> 20} MiB; choice.factor_fits){layout} "
+            f"({l3 >> 20} MiB; choice.factor_fits){past_l2}{layout} "
             f"(FASTLR_PRODUCT_CHOICE)")
