@@ -77,13 +77,14 @@ def losses(files) -> int:
                 m = ROW.match(line)
                 if m:
                     shape, dt, order, kind, w, route, fl, nu, ratio, aa = m.groups()
-                    groups[shape, dt, order].append((kind, int(w), route, float(fl), float(nu), float(ratio), float(aa)))
+                    groups[shape, dt, order].append((kind, int(w), route, *map(float, (fl, nu, ratio, aa))))
         print(f"== {path}")
         summary = defaultdict(list)
         for (shape, dt, order), rows in groups.items():
             spread = float(np.quantile([abs(1 - r[6]) for r in rows], 0.95))
             lost = [r for r in rows if r[5] < 1 - spread]
-            print(f"{shape} {dt} {order}: {len(rows)} rows, A/A spread {spread:.3f}, {len(lost)} below {1 - spread:.3f}")
+            print(f"{shape} {dt} {order}: {len(rows)} rows, A/A spread {spread:.3f}, "
+                  f"{len(lost)} below {1 - spread:.3f}")
             for kind, w, route, fl, nu, ratio, aa in lost:
                 print(f"   {kind:6s} l={w:3d} [{route}] fastlr {fl:.2f} numpy {nu:.2f} ms  {ratio:.3f} (A/A {aa:.3f})")
                 summary[shape, kind].append((ratio, f"{dt[5:]}{order} {w}"))

@@ -632,7 +632,8 @@ def test_f_order_float64_gram_below_17_columns_at_v3():
 
 def test_past_l2_blas_widths(monkeypatch):
     """x86-64-v3, C order, float64: ``A @ V`` at 21-22 and 25-30 columns, ``A.T @ W`` at 26 and 28, ``A.T (A V)``
-    and gd at 25-30 run BLAS where the d x l factor passes L2 (a wide A: the kernel lost 0.68-0.92x on 1080 x 5760, eighteenth session),
+    and gd at 25-30 run BLAS where the d x l factor passes L2 (a wide A: the kernel lost 0.68-0.92x on 1080 x 5760,
+    eighteenth session),
     and keep the kernel where it fits (5760 x 1080) and at the other widths."""
     monkeypatch.setattr(choice, "_cache_sizes", (512 << 10, 16 << 20))
     monkeypatch.setattr(choice, "_level", "x86-64-v3")

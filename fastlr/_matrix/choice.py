@@ -108,8 +108,8 @@ from .._backend import get_backend
 from .._caches import read_cache_sizes
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS", "LAYOUT_SHORT_COLUMNS",
-           "MATMUL_COLUMNS", "PAST_L2_BLAS_WIDTHS", "blas_swap", "NARROW_ROW_BYTES",
+__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS",
+           "LAYOUT_SHORT_COLUMNS", "MATMUL_COLUMNS", "PAST_L2_BLAS_WIDTHS", "blas_swap", "NARROW_ROW_BYTES",
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS",
            "SPARSE_SHORT_ROW_NNZ",
            "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode", "dtype_name", "factor_fits",
@@ -326,7 +326,7 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
 
 #: Narrower factors keep ``_linalg.blas_times``'s layout whatever the calibration measured (``blas_swap``): the
 #: swapped layout won 1.23-1.30x at 2-5 columns on the Zen 2 (5760 x 1080 float64), where the calibration's
-#: residues (timed at 16-23 and 48-55 columns) would give NumPy's.
+#: residues (timed at 48-63 columns) would give NumPy's at 2-5 mod 8.
 LAYOUT_MIN_COLUMNS = 8
 #: Over sums shorter than the calibration's (``blas_swap``), the measured layout holds below this many columns.
 LAYOUT_SHORT_COLUMNS = 64
@@ -570,6 +570,6 @@ def describe() -> str:
         f"{calibration.LAYOUT_SHAPE[0]} below {LAYOUT_SHORT_COLUMNS} columns), else NumPy's layout")
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS for one column "
-            f"(KERNEL_MIN_COLUMNS), otherwise, and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, by its width, part of L3 "
-            f"({l3 >> 20} MiB; choice.factor_fits){past_l2}{layout} "
+            f"(KERNEL_MIN_COLUMNS), otherwise, and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, "
+            f"by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){past_l2}{layout} "
             f"(FASTLR_PRODUCT_CHOICE)")
