@@ -10,7 +10,11 @@ defaults) and the sparse passes of ``InMemory``. Prints one line per call and a 
 ``--only``: calls whose label contains any of these words. ``--busy``: another process spins on one core
 throughout (a host or neighbour holding a core; libgomp's idle workers spinning beside it cost the main
 thread its share). Run it under two builds' Pythons alternately to compare them (bench/README.md, sixth
-session, lead).
+session, lead). ``--check-ab``: each 2-thread call runs with the compiled core's busy-thread check off and on,
+alternated (one thread once), keys "<call>|<blas or quiet>|2|check on" / "check off"; without it the check
+keeps its setting (on unless FASTLR_BUSY_CHECK=0):
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/threads_after_blas.py 6 --check-ab
 """
 from __future__ import annotations
 
@@ -88,6 +92,7 @@ def main(argv=None) -> int:
     ap.add_argument("rounds", type=int)
     ap.add_argument("--only", nargs="*", default=[], help="calls whose label contains any of these words")
     ap.add_argument("--busy", action="store_true", help="another process spins on a core throughout")
+    ap.add_argument("--check-ab", action="store_true", help="2 threads with the busy-thread check off and on")
     args = ap.parse_args(argv)
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
     try:
@@ -97,15 +102,28 @@ def main(argv=None) -> int:
             busy.kill()
 
 
+def _variants(check_ab: bool) -> list:
+    """(threads, busy-thread check on, off, or None: as set) of one call in one round."""
+    return [(1, None), (2, False), (2, True)] if check_ab else [(1, None), (2, None)]
+
+
+def _key(label: str, before: str, threads: int, check) -> str:
+    return f"{label}|{before}|{threads}" + ("" if check is None else f"|check {'on' if check else 'off'}")
+
+
 def _run(args) -> int:
     G = np.random.default_rng(0).standard_normal((400, 400))
+    core = fastlr.get_backend("cpp")
+    setting = core.build_info()["busy_check"]
     calls = [(label, call) for label, call in cases() if not args.only or any(w in label for w in args.only)]
     res: dict = {}
     for r in range(args.rounds + 1):  # round 0 warms up (calibration, page faults, Numba)
         for before in ("blas", "quiet"):
             for label, call in calls:
-                for t in ((1, 2) if r % 2 == 0 else (2, 1)):
+                variants = _variants(args.check_ab)
+                for t, check in (variants if r % 2 == 0 else variants[::-1]):
                     fastlr.set_num_threads(t)
+                    core._set_busy_check(setting if check is None else check)
                     with threadpool_limits(limits=t, user_api="blas"):
                         if before == "blas":
                             with threadpool_limits(limits=2, user_api="blas"):
@@ -116,16 +134,23 @@ def _run(args) -> int:
                         call()
                         w = time.perf_counter() - w
                     if r > 0:
-                        res.setdefault(f"{label}|{before}|{t}", []).append(w * 1e3)
+                        res.setdefault(_key(label, before, t, check), []).append(w * 1e3)
+    core._set_busy_check(setting)
     best = {k: min(v) for k, v in res.items()}
-    print("| call | after BLAS: 1 / 2 threads, ms, 2/1 | quiet: 1 / 2 threads, ms, 2/1 |")
-    print("|---|---|---|")
+    twos = [c for t, c in _variants(args.check_ab) if t == 2]
+    heads = [f"{'after BLAS' if b == 'blas' else 'quiet'}{'' if c is None else ', check ' + ('on' if c else 'off')}"
+             for b in ("blas", "quiet") for c in twos]
+    print(f"busy-thread check as set: {'on' if setting else 'off'}")
+    print("| call | " + " | ".join(f"{h}: 1 / 2 threads, ms, 2/1" for h in heads) + " |")
+    print("|---" * (len(heads) + 1) + "|")
     for label, _ in calls:
         cells = []
         for before in ("blas", "quiet"):
-            one, two = best[f"{label}|{before}|1"], best[f"{label}|{before}|2"]
-            cells.append(f"{one:.2f} / {two:.2f}, {two / one:.2f}")
-        print(f"| {label} | {cells[0]} | {cells[1]} |")
+            one = best[_key(label, before, 1, None)]
+            for check in twos:
+                two = best[_key(label, before, 2, check)]
+                cells.append(f"{one:.2f} / {two:.2f}, {two / one:.2f}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
     print(json.dumps(best))
     return 0
 

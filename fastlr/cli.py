@@ -25,6 +25,7 @@ from ._backend import (BACKENDS, available_backends, backend_errors, current_bac
 from ._cli_io import (VIDEO_SUFFIXES, UserError, atomic_output, npz_path, plot_path, progress, read_matrix,
                       read_video, save_plot)
 from ._cli_pca import add_pca_parser, run_pca
+from ._kernels._threads_state import BUSY_CHECK_ENV
 from ._matrix import RowBlocks, on_each_block, row_blocks
 from ._matrix import calibration
 from ._matrix.choice import describe as describe_product_choice
@@ -62,7 +63,19 @@ def _info(args) -> dict:
     except ImportError as exc:
         info["build"] = f"unavailable ({exc})"
     info["omp_wait"] = omp_wait()  # settled once the compiled core has loaded
+    info["busy_check"] = _busy_check_state(info["build"])
     return info
+
+
+def _busy_check_state(build) -> str:
+    """The compiled core's busy-thread check, as ``fastlr info`` reports it."""
+    if not isinstance(build, dict) or "busy_check" not in build:
+        return "unavailable (no compiled core)"
+    if not build["busy_check_supported"]:
+        return "unavailable (Linux with OpenMP only)"
+    if build["busy_check"]:
+        return (f"on for calls estimated at >= {build['busy_check_min_call_ms']:.1f} ms ({BUSY_CHECK_ENV}=0 turns it off)")
+    return f"off ({BUSY_CHECK_ENV}={os.environ.get(BUSY_CHECK_ENV, '')!r} or turned off in-process)"
 
 
 def cmd_info(args) -> int:
@@ -89,6 +102,7 @@ def cmd_info(args) -> int:
     else:
         print(f"  build: {build}")
     print(f"  threads: {info['threads']}; idle OpenMP threads: {info['omp_wait']}")
+    print(f"  busy-thread check (fewer threads beside running threads of this process): {info['busy_check']}")
     print(f"  dense products: {info['product_choice']}")
     return 0
 

@@ -17,8 +17,8 @@ py::array countsketch_dense_py(const py::array& A, const py::array& rows, const 
     const T* v = vector_ptr<T>(values, a.rows, "values");
     auto out = new_matrix<T>(m, a.cols);
     T* o = out.mutable_data();
-    const int nt = kernel_threads();
     py::gil_scoped_release release;
+    const int nt = call_threads("countsketch_dense", a.rows * a.cols);
     countsketch_dense<T>(a.data, a.rows, a.cols, a.ld, a.col_major, r, v, m, o, nt);
     return out;
   });
@@ -40,8 +40,8 @@ py::array countsketch_compressed_py(const py::array& indptr, const py::array& in
     const T* v = vector_ptr<T>(values, n, "values");
     auto out = new_matrix<T>(m, d);
     T* o = out.mutable_data();
-    const int nt = kernel_threads();
     py::gil_scoped_release release;
+    const int nt = call_threads(by_rows ? "countsketch_csr" : "countsketch_csc", a.nnz + outer);
     if (by_rows)
       countsketch_csr<T, I>(a.indptr, a.indices, a.data, a.nnz, n, d, r, v, m, o, nt);
     else
@@ -61,8 +61,8 @@ py::array gather_dot_py(const py::array& A, const py::array& rows, const py::arr
     const index_t* r = vector_ptr<index_t>(rows, a.rows, "rows");
     py::array_t<T> g(a.rows);
     T* gp = g.mutable_data();
-    const int nt = kernel_threads();
     py::gil_scoped_release release;
+    const int nt = call_threads("countsketch_gather_dot", a.rows * a.cols);
     countsketch_gather_dot<T>(a.data, a.rows, a.cols, a.ld, a.col_major, r, dv.data, dv.rows, gp, nt);
     return g;
   });
@@ -80,8 +80,8 @@ py::array gather_dot_csr_py(const py::array& indptr, const py::array& indices,
     const index_t* r = vector_ptr<index_t>(rows, n, "rows");
     py::array_t<T> g(n);
     T* gp = g.mutable_data();
-    const int nt = kernel_threads();
     py::gil_scoped_release release;
+    const int nt = call_threads("countsketch_gather_dot_csr", a.nnz + n);
     countsketch_gather_dot_csr<T, I>(a.indptr, a.indices, a.data, a.nnz, n, dv.cols, r, dv.data, dv.rows,
                                      gp, nt);
     return g;
@@ -96,9 +96,9 @@ py::tuple countsketch_hash_py(std::uint64_t seed, index_t m, index_t start, inde
   py::array_t<double> signs(n);
   index_t* r = rows.mutable_data();
   double* v = signs.mutable_data();
-  const int nt = kernel_threads();
   {
     py::gil_scoped_release release;
+    const int nt = call_threads("countsketch_hash", n);
     countsketch_hash(static_cast<std::uint64_t>(seed), m, start, n, r, v, nt);
   }
   return py::make_tuple(rows, signs);
@@ -112,8 +112,8 @@ py::array countsketch_seeded_dense_py(const py::array& A, std::uint64_t seed, in
     const auto a = dense_view<T>(A, "A");
     auto out = new_matrix<T>(m, a.cols);
     T* o = out.mutable_data();
-    const int nt = kernel_threads();
     py::gil_scoped_release release;
+    const int nt = call_threads("countsketch_seeded_dense", a.rows * a.cols);
     countsketch_seeded_dense<T>(a.data, a.rows, a.cols, a.ld, a.col_major, seed, m, start, o, nt);
     return out;
   });
@@ -133,8 +133,8 @@ py::array countsketch_seeded_compressed_py(const py::array& indptr, const py::ar
     const auto a = compressed_view<T, I>(indptr, indices, data, outer);
     auto out = new_matrix<T>(m, d);
     T* o = out.mutable_data();
-    const int nt = kernel_threads();
     py::gil_scoped_release release;
+    const int nt = call_threads(by_rows ? "countsketch_seeded_csr" : "countsketch_seeded_csc", a.nnz + outer);
     if (by_rows)
       countsketch_seeded_csr<T, I>(a.indptr, a.indices, a.data, a.nnz, n, d, seed, m, start, o, nt);
     else

@@ -36,10 +36,10 @@ py::tuple masked_grad_py(const py::array& indptr, const py::array& indices, cons
     auto gv = new_matrix<T>(n, k);
     T* gup = gu.mutable_data();
     T* gvp = gv.mutable_data();
-    const int nt = kernel_threads();
     double loss;
     {
       py::gil_scoped_release release;
+      const int nt = call_threads("gd_masked_grad", a.nnz * k);
       loss = gd_masked_grad<T, I>(a.indptr, a.indices, a.data, a.nnz, m, n, k, u, v, static_cast<T>(l2), gup,
                                   gvp, nt);
     }
@@ -82,8 +82,8 @@ void optimizer_step_py(py::array param, const py::array& grad, py::array state, 
     T* p = static_cast<T*>(param.mutable_data());
     const T* g = static_cast<const T*>(grad.data());
     T* s = static_cast<T*>(state.mutable_data());
-    const int nt = kernel_threads();
     py::gil_scoped_release release;
+    const int nt = call_threads("optimizer_step", size);
     optimizer_step<T>(p, g, s, size, kind, h, nt);
   });
 }

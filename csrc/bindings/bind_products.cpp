@@ -29,9 +29,9 @@ py::object outputs(RowPass pass, py::array Y, py::array Z) {
   return py::make_tuple(Y, Z);
 }
 
-// The pass over dense A. F1 is V (forward) or W (backward only); F2 is U for kBoth.
+// The pass over dense A (`kernel`: its Python name, for call_threads). F1 is V (forward) or W (backward only); F2 is U for kBoth.
 // keep_y false (kPower only): Z alone, A V is never stored.
-py::object dense_pass_py(RowPass pass, const py::array& A, const py::array& F1, const py::array* F2,
+py::object dense_pass_py(const char* kernel, RowPass pass, const py::array& A, const py::array& F1, const py::array* F2,
                          bool keep_y = true) {
   return dispatch_float(A, "A", [&](auto t) -> py::object {
     using T = decltype(t);
@@ -55,9 +55,9 @@ py::object dense_pass_py(RowPass pass, const py::array& A, const py::array& F1, 
     auto Z = new_matrix<T>(has_backward(pass) ? a.cols : 0, k);
     T* y = keep_y ? Y.mutable_data() : nullptr;
     T* z = Z.mutable_data();
-    const int nt = kernel_threads();
     {
       py::gil_scoped_release release;
+      const int nt = call_threads(kernel, (has_forward(pass) + has_backward(pass)) * a.rows * a.cols * (k + 16));
       dense_row_pass<T>(pass, a.data, a.rows, a.cols, a.ld, a.col_major, V, W, k, y, z, nt);
     }
     return keep_y ? outputs(pass, Y, Z) : py::object(Z);
@@ -65,7 +65,7 @@ py::object dense_pass_py(RowPass pass, const py::array& A, const py::array& F1, 
 }
 
 // The pass over CSR A (n = len(indptr) - 1 rows). d is given for rmatmul, else V's rows.
-py::object csr_pass_py(RowPass pass, const py::array& indptr, const py::array& indices, const py::array& data,
+py::object csr_pass_py(const char* kernel, RowPass pass, const py::array& indptr, const py::array& indices, const py::array& data,
                        const py::array& F1, const py::array* F2, index_t d_given, bool keep_y = true) {
   FASTLR_REQUIRE(indptr.ndim() == 1 && indptr.shape(0) >= 1, "indptr: expected a 1-D array of length n + 1 >= 1");
   const index_t n = indptr.shape(0) - 1;
@@ -96,9 +96,9 @@ py::object csr_pass_py(RowPass pass, const py::array& indptr, const py::array& i
     auto Z = new_matrix<T>(has_backward(pass) ? d : 0, k);
     T* y = keep_y ? Y.mutable_data() : nullptr;
     T* z = Z.mutable_data();
-    const int nt = kernel_threads();
     {
       py::gil_scoped_release release;
+      const int nt = call_threads(kernel, (has_forward(pass) + has_backward(pass)) * (a.nnz * k + 32 * n));
       csr_row_pass<T, I>(pass, a.indptr, a.indices, a.data, a.nnz, n, d, V, W, k, y, z, nt);
     }
     return keep_y ? outputs(pass, Y, Z) : py::object(Z);
@@ -134,42 +134,42 @@ void bind_products(py::module_& m) {
   m.def("_last_kernel_isa", [] { return detail::last_kernel_isa().load(); },
         "Testing hook: the ISA level (0, 1, 2) of the variant the last CountSketch or gd kernel call ran; -1 "
         "before any. Builds without dispatch have one variant, reported as 0.");
-  m.def("matmul", [](const py::array& A, const py::array& V) { return dense_pass_py(RowPass::kForward, A, V, nullptr); },
+  m.def("matmul", [](const py::array& A, const py::array& V) { return dense_pass_py("matmul", RowPass::kForward, A, V, nullptr); },
         arg("A"), arg("V"), "A @ V (n x k) for dense A (C or F order) and C-contiguous V (d x k) of A's dtype.");
   m.def("matmul_csr",
         [](const py::array& indptr, const py::array& indices, const py::array& data, const py::array& V) {
-          return csr_pass_py(RowPass::kForward, indptr, indices, data, V, nullptr, -1);
+          return csr_pass_py("matmul_csr", RowPass::kForward, indptr, indices, data, V, nullptr, -1);
         },
         arg("indptr"), arg("indices"), arg("data"), arg("V"), "A @ V for CSR A (len(indptr) - 1 rows, V.shape[0] columns).");
-  m.def("rmatmul", [](const py::array& A, const py::array& W) { return dense_pass_py(RowPass::kBackward, A, W, nullptr); },
+  m.def("rmatmul", [](const py::array& A, const py::array& W) { return dense_pass_py("rmatmul", RowPass::kBackward, A, W, nullptr); },
         arg("A"), arg("W"), "A.T @ W (d x k) in one pass over dense A; W is n x k, C-contiguous.");
   m.def("rmatmul_csr",
         [](const py::array& indptr, const py::array& indices, const py::array& data, const py::array& W, index_t d) {
-          return csr_pass_py(RowPass::kBackward, indptr, indices, data, W, nullptr, d);
+          return csr_pass_py("rmatmul_csr", RowPass::kBackward, indptr, indices, data, W, nullptr, d);
         },
         arg("indptr"), arg("indices"), arg("data"), arg("W"), arg("d"), "A.T @ W for CSR A with d columns.");
   m.def("gd_products",
         [](const py::array& A, const py::array& U, const py::array& V) {
-          return dense_pass_py(RowPass::kBoth, A, V, &U);
+          return dense_pass_py("gd_products", RowPass::kBoth, A, V, &U);
         },
         arg("A"), arg("U"), arg("V"), "(A @ V, A.T @ U) in one pass over dense A.");
   m.def("gd_products_csr",
         [](const py::array& indptr, const py::array& indices, const py::array& data, const py::array& U,
-           const py::array& V) { return csr_pass_py(RowPass::kBoth, indptr, indices, data, V, &U, -1); },
+           const py::array& V) { return csr_pass_py("gd_products_csr", RowPass::kBoth, indptr, indices, data, V, &U, -1); },
         arg("indptr"), arg("indices"), arg("data"), arg("U"), arg("V"), "(A @ V, A.T @ U) in one pass over CSR A.");
-  m.def("power_step", [](const py::array& A, const py::array& Q) { return dense_pass_py(RowPass::kPower, A, Q, nullptr); },
+  m.def("power_step", [](const py::array& A, const py::array& Q) { return dense_pass_py("power_step", RowPass::kPower, A, Q, nullptr); },
         arg("A"), arg("Q"), "(Y, Z) = (A @ Q, A.T @ (A @ Q)) in one pass over dense A.");
   m.def("power_step_csr",
         [](const py::array& indptr, const py::array& indices, const py::array& data, const py::array& Q) {
-          return csr_pass_py(RowPass::kPower, indptr, indices, data, Q, nullptr, -1);
+          return csr_pass_py("power_step_csr", RowPass::kPower, indptr, indices, data, Q, nullptr, -1);
         },
         arg("indptr"), arg("indices"), arg("data"), arg("Q"), "(A @ Q, A.T @ (A @ Q)) in one pass over CSR A.");
   m.def("gram_product",
-        [](const py::array& A, const py::array& Q) { return dense_pass_py(RowPass::kPower, A, Q, nullptr, false); },
+        [](const py::array& A, const py::array& Q) { return dense_pass_py("gram_product", RowPass::kPower, A, Q, nullptr, false); },
         arg("A"), arg("Q"), "A.T @ (A @ Q) in one pass over dense A (A @ Q is not stored).");
   m.def("gram_product_csr",
         [](const py::array& indptr, const py::array& indices, const py::array& data, const py::array& Q) {
-          return csr_pass_py(RowPass::kPower, indptr, indices, data, Q, nullptr, -1, false);
+          return csr_pass_py("gram_product_csr", RowPass::kPower, indptr, indices, data, Q, nullptr, -1, false);
         },
         arg("indptr"), arg("indices"), arg("data"), arg("Q"), "A.T @ (A @ Q) in one pass over CSR A (A @ Q is not stored).");
 }

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <vector>
 
 #include "fastlr/common.hpp"
 
@@ -15,6 +16,22 @@ namespace py = pybind11;
 /// Threads a kernel called from this Python thread may use: the thread-local
 /// limit when one is set, else the process-wide setting.
 int kernel_threads();
+
+/// Threads for a call of `kernel` (its Python name) with `work` units of work: kernel_threads(), or
+/// fewer when the busy-thread check (busy_threads.cpp) applies to this kernel and call and finds
+/// other threads of this process running now.
+int call_threads(const char* kernel, index_t work);
+
+// The busy-thread check's settings and testing hooks (busy_threads.cpp, bound in module.cpp).
+int busy_threads(int nt, double budget_ns);
+bool set_busy_check(bool on, double calls_per_check);
+bool busy_check_enabled();
+bool busy_check_supported();
+int last_call_threads();
+std::vector<std::string> busy_checked_kernels();
+double busy_check_min_ns();
+void spin_for(double seconds, long ticket);
+void stop_spins(long ticket);
 
 /// A 2-D float array in C or F order, as a kernel sees it.
 template <class T>

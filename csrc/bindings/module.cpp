@@ -36,6 +36,31 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     t_threads = n;
   }, py::arg("n"), "Limit the threads of kernels called from this Python thread (0 lifts the limit).");
   m.def("get_num_threads", &kernel_threads, "Threads a kernel called from this Python thread may use.");
+  m.def("_set_busy_check", &set_busy_check, py::arg("on"), py::arg("calls_per_check") = 0.0,
+        "Turn the busy-thread check on or off, process-wide (fastlr sets it from FASTLR_BUSY_CHECK on loading "
+        "the module); returns the previous setting. calls_per_check > 0 (a testing hook) sets how many times "
+        "its own cost a call must be estimated to take for the check to run (200).");
+  m.def("_busy_threads", [](int nt) {
+    py::gil_scoped_release release;
+    return busy_threads(nt, 1e300);
+  }, py::arg("nt") = 2,
+        "Testing hook: threads of this process, other than the caller and the workers of its OpenMP team of nt "
+        "threads, running or runnable now (what the busy-thread check counts); -1 where it cannot tell "
+        "(not Linux, no OpenMP).");
+  m.def("_last_call_threads", &last_call_threads,
+        "Testing hook: the thread count the last kernel call from this Python thread was given.");
+  m.def("_busy_checked_kernels", [] {
+    py::list names;
+    for (const auto& name : busy_checked_kernels()) names.append(name);
+    return names;
+  }, "Kernels the busy-thread check may give fewer threads (their results do not depend on the count).");
+  m.def("_spin_for", [](double seconds, long ticket) {
+    py::gil_scoped_release release;
+    spin_for(seconds, ticket);
+  }, py::arg("seconds"), py::arg("ticket") = 0,
+        "Testing hook: busy-wait `seconds` without the GIL (a running foreign thread), or until _stop_spins(t) "
+        "with t >= ticket > 0 (called before or after).");
+  m.def("_stop_spins", &stop_spins, py::arg("ticket"), "Testing hook: end the _spin_for calls of tickets <= ticket.");
 
   m.def("build_info", []() {
     py::dict info;
@@ -53,6 +78,10 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     info["openmp_max_threads"] = 1;
 #endif
     info["num_threads"] = kernel_threads();
+    // The busy-thread check (busy_threads.cpp): whether this build can run it, and whether it is on.
+    info["busy_check_supported"] = busy_check_supported();
+    info["busy_check"] = busy_check_supported() && busy_check_enabled();
+    info["busy_check_min_call_ms"] = busy_check_min_ns() * 1e-6;
     info["dispatch_targets"] = FASTLR_ISA_TARGETS;
     info["isa"] = fastlr::dispatched_isa();
     // The level the kernels run at within _core._cap_isa's cap (isa when uncapped).

@@ -56,9 +56,23 @@ def set_local(n: int | None) -> None:
         core.set_local_num_threads(n or 0)
 
 
+#: Set to 0 (or off, false, no) to turn off the compiled core's busy-thread check: a kernel whose result does
+#: not depend on its thread count runs on fewer threads while another thread of this process is running
+#: (e.g. OpenBLAS's worker, still spinning after the caller's own multi-threaded BLAS call), which would
+#: otherwise share a core with fastlr's second thread. Linux only.
+BUSY_CHECK_ENV = "FASTLR_BUSY_CHECK"
+
+
+def busy_check_wanted() -> bool:
+    """Whether the environment leaves the busy-thread check on (``FASTLR_BUSY_CHECK``; on by default)."""
+    return os.environ.get(BUSY_CHECK_ENV, "").strip().lower() not in ("0", "off", "false", "no")
+
+
 def register_core(core) -> None:
-    """Called once when the compiled backend loads: sync its thread settings."""
+    """Called once when the compiled backend loads: sync its thread settings and the busy-thread check."""
     core.set_num_threads(_global_threads)
+    if hasattr(core, "_set_busy_check"):  # absent from builds before it
+        core._set_busy_check(busy_check_wanted())
     if getattr(_local, "limit", None):
         core.set_local_num_threads(_local.limit)
     cores.append(core)

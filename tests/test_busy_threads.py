@@ -1,0 +1,225 @@
+"""The compiled core's busy-thread check (csrc/bindings/busy_threads.cpp): a kernel whose result does not depend on
+its thread count runs on fewer threads while another thread of this process is running (an OpenBLAS worker still
+spinning after the caller's own two-thread BLAS call shared a core with fastlr's second thread: 2-thread calls took
+1.01-1.13x one thread's time, bench/README.md seventeenth session). It must see a running thread, not a sleeping one
+nor fastlr's own OpenMP workers, and leave every result bit for bit unchanged."""
+
+import itertools
+import os
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastlr
+from fastlr._kernels import _threads_state
+
+core = fastlr.get_backend("cpp") if "cpp" in fastlr.available_backends() else None
+pytestmark = [
+    pytest.mark.skipif(core is None, reason="compiled core unavailable"),
+    pytest.mark.skipif(core is not None and not core.build_info()["busy_check_supported"],
+                       reason="the busy-thread check needs Linux and OpenMP"),
+]
+
+
+def _wait_for(predicate, timeout=5.0):
+    """Poll ``predicate`` until true (True) or ``timeout`` seconds pass (False): threads start and end
+    asynchronously, and a BLAS worker from an earlier test may still be spinning."""
+    stop = time.monotonic() + timeout
+    while time.monotonic() < stop:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+_tickets = itertools.count(1)
+
+
+@contextmanager
+def spinning_thread():
+    """A thread of this process busy-waiting in C (no GIL held) for the whole block."""
+    ticket = next(_tickets)
+    thread = threading.Thread(target=core._spin_for, args=(60.0, ticket), daemon=True)
+    thread.start()
+    try:
+        assert _wait_for(lambda: core._busy_threads(2) >= 1), "the spinning thread was never seen running"
+        yield
+    finally:
+        core._stop_spins(ticket)
+        thread.join()
+
+
+@contextmanager
+def busy_check(on: bool, calls_per_check: float = 0.0):
+    previous = core._set_busy_check(on, calls_per_check)
+    try:
+        yield
+    finally:
+        core._set_busy_check(previous, 200.0)
+
+
+@pytest.fixture
+def two_threads():
+    with fastlr.thread_limit(2):
+        yield
+
+
+def test_the_check_sees_a_running_thread_and_not_a_sleeping_one():
+    assert _wait_for(lambda: core._busy_threads(2) == 0), "a thread of the test process kept running"
+    release = threading.Event()
+    sleeper = threading.Thread(target=release.wait, daemon=True)
+    sleeper.start()
+    try:
+        assert _wait_for(lambda: core._busy_threads(2) == 0), "a sleeping thread was counted as running"
+        with spinning_thread():
+            assert core._busy_threads(2) == 1
+        assert _wait_for(lambda: core._busy_threads(2) == 0)
+    finally:
+        release.set()
+        sleeper.join()
+
+
+def test_the_check_sees_openblas_worker_spinning_after_a_two_thread_blas_call():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    G = np.random.default_rng(0).standard_normal((400, 400))
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        blas = threadpoolctl.ThreadpoolController().select(internal_api="openblas").lib_controllers
+        if not blas or max(c.num_threads for c in blas) < 2:
+            pytest.skip("NumPy's BLAS is not OpenBLAS on two threads here")
+        G @ G
+        assert core._busy_threads(2) >= 1
+
+
+_OWN_WORKERS = r"""
+import os, numpy as np, fastlr
+core = fastlr.get_backend("cpp")
+fastlr.set_num_threads(2)
+A = np.random.default_rng(0).standard_normal((4000, 500))
+core.matmul(A, np.ones((500, 8)))  # leaves libgomp's worker spinning (OMP_WAIT_POLICY=active)
+me = str(os.getpid())
+running = [t for t in os.listdir("/proc/self/task") if t != me
+           and open(f"/proc/self/task/{t}/stat").read().rsplit(")", 1)[1].split()[0] == "R"]
+print(len(running), core._busy_threads(2))
+"""
+
+
+def test_the_check_does_not_count_fastlrs_own_openmp_workers():
+    """With OMP_WAIT_POLICY=active fastlr's idle worker spins for good after a region: running, yet fastlr's."""
+    env = dict(os.environ, OMP_WAIT_POLICY="active")
+    env.pop("GOMP_SPINCOUNT", None)
+    out = subprocess.run([sys.executable, "-c", _OWN_WORKERS], env=env, capture_output=True, text=True, check=True)
+    running, counted = map(int, out.stdout.split())
+    assert running >= 1, "the OpenMP worker was not running: the test shows nothing"
+    assert counted == 0
+
+
+def _dense(rng, n, d, dtype):
+    return rng.standard_normal((n, d)).astype(dtype)
+
+
+def _calls(dtype):
+    """One call of each kernel the check may give fewer threads, by name (the list _busy_checked_kernels gives)."""
+    rng = np.random.default_rng(1)
+    A = _dense(rng, 3000, 300, dtype)
+    F = np.asfortranarray(A)
+    S = sp.random(20000, 400, density=0.01, format="csr", random_state=np.random.default_rng(2), dtype=dtype)
+    C = S.tocsc()
+    n, d = S.shape
+    rows = rng.integers(0, 30, A.shape[0]).astype(np.int64)
+    signs = rng.choice([-1.0, 1.0], A.shape[0]).astype(dtype)
+    srows = rng.integers(0, 30, n).astype(np.int64)
+    ssigns = rng.choice([-1.0, 1.0], n).astype(dtype)
+    D = _dense(rng, 30, 300, dtype)
+    SD = _dense(rng, 30, d, dtype)
+    V = _dense(rng, 300, 8, dtype)
+    SV = _dense(rng, d, 8, dtype)
+    grad = _dense(rng, 50000, 4, dtype)
+
+    def step(kind, n_state):
+        def call():
+            param, state = _dense(np.random.default_rng(3), 50000, 4, dtype), np.ones((n_state, 50000, 4), dtype)
+            core.optimizer_step(param, grad, state, kind, (0.1, 0.9, 0.99, 1e-8, 3.0))
+            return param, state
+        return call
+
+    return {
+        "matmul": [lambda: core.matmul(A, V), lambda: core.matmul(F, V)],
+        "matmul_csr": [lambda: core.matmul_csr(S.indptr, S.indices, S.data, SV)],
+        "countsketch_dense": [lambda: core.countsketch_dense(A, rows, signs, 30),
+                              lambda: core.countsketch_dense(F, rows, signs, 30)],
+        "countsketch_seeded_dense": [lambda: core.countsketch_seeded_dense(A, 7, 30, 5)],
+        "countsketch_gather_dot": [lambda: core.countsketch_gather_dot(A, rows, D)],
+        "countsketch_csr": [lambda: core.countsketch_csr(S.indptr, S.indices, S.data, srows, ssigns, 30, d)],
+        "countsketch_csc": [lambda: core.countsketch_csc(C.indptr, C.indices, C.data, srows, ssigns, 30, d)],
+        "countsketch_seeded_csr": [lambda: core.countsketch_seeded_csr(S.indptr, S.indices, S.data, 7, 30, n, d)],
+        "countsketch_seeded_csc": [lambda: core.countsketch_seeded_csc(C.indptr, C.indices, C.data, 7, 30, n, d)],
+        "countsketch_gather_dot_csr": [lambda: core.countsketch_gather_dot_csr(S.indptr, S.indices, S.data, srows, SD)],
+        "optimizer_step": [step("sgd", 0), step("momentum", 1), step("nesterov", 1), step("adam", 2)],
+    }
+
+
+def _as_tuple(result):
+    return result if isinstance(result, tuple) else (result,)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_checked_kernels_give_the_same_bits_when_the_check_fires(dtype, two_threads):
+    calls = _calls(dtype)
+    checked = core._busy_checked_kernels()
+    assert set(checked) <= set(calls), f"no case here for {sorted(set(checked) - set(calls))}"
+    quiet, busy = {}, {}
+    with busy_check(False):
+        for name in checked:
+            for i, call in enumerate(calls[name]):
+                quiet[name, i] = _as_tuple(call())
+                assert core._last_call_threads() == 2
+    with busy_check(True, calls_per_check=1e-9), spinning_thread():  # every call checks, whatever its size
+        for name in checked:
+            for i, call in enumerate(calls[name]):
+                busy[name, i] = _as_tuple(call())
+                assert core._last_call_threads() == 1, name
+    for key, expected in quiet.items():
+        assert len(busy[key]) == len(expected)
+        for got, want in zip(busy[key], expected):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=str(key))
+
+
+def test_kernels_off_the_list_and_short_calls_keep_their_threads(two_threads):
+    """Kernels whose sums follow the thread count (A.T @ W) are not checked; a call estimated below 200 times the
+    check's cost is not either, however busy the process."""
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((3000, 300))
+    W = rng.standard_normal((3000, 8))
+    V = rng.standard_normal((300, 8))
+    small = rng.standard_normal((300, 30))
+    assert "rmatmul" not in core._busy_checked_kernels()
+    assert "power_step" not in core._busy_checked_kernels()
+    with busy_check(True), spinning_thread():
+        for call in (lambda: core.rmatmul(A, W), lambda: core.power_step(A, V), lambda: core.matmul(small, V[:30])):
+            call()
+            assert core._last_call_threads() == 2
+        with busy_check(True, calls_per_check=1e-9):
+            core.matmul(small, V[:30])
+            assert core._last_call_threads() == 1
+    with busy_check(True, calls_per_check=1e-9):
+        assert _wait_for(lambda: core._busy_threads(2) == 0)
+        core.matmul(A, V)
+        assert core._last_call_threads() == 2  # nothing else running: both threads
+
+
+@pytest.mark.parametrize("value, on", [("", True), ("0", False), ("off", False)])
+def test_the_environment_variable_turns_the_check_off_and_fastlr_info_says_so(value, on):
+    env = dict(os.environ, **{_threads_state.BUSY_CHECK_ENV: value})
+    out = subprocess.run([sys.executable, "-m", "fastlr", "info", "--json"], env=env, capture_output=True,
+                         text=True, check=True)
+    assert ('"busy_check": "on' in out.stdout) == on
+    assert ('"busy_check": "off' in out.stdout) == (not on)
+    code = "import fastlr; print(fastlr.get_backend('cpp').build_info()['busy_check'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(on)
