@@ -12,9 +12,11 @@ throughout (a host or neighbour holding a core; libgomp's idle workers spinning 
 thread its share). Run it under two builds' Pythons alternately to compare them (bench/README.md, sixth
 session, lead). ``--check-ab``: each 2-thread call runs with the compiled core's busy-thread check off and on,
 alternated (one thread once), keys "<call>|<blas or quiet>|2|check on" / "check off"; without it the check
-keeps its setting (on unless FASTLR_BUSY_CHECK=0):
+keeps its setting (on unless FASTLR_BUSY_CHECK=0). ``--kernels``: the checked compiled kernels called directly
+(``kernel_cases``) instead:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/threads_after_blas.py 6 --check-ab
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/threads_after_blas.py 12 --check-ab --kernels
 """
 from __future__ import annotations
 
@@ -87,12 +89,41 @@ def cases() -> list:
     return out
 
 
+def kernel_cases() -> list:
+    """(label, call) of the compiled kernels the busy-thread check may give fewer threads, called directly
+    (``--kernels``): which of them a spinning OpenBLAS worker slows at two threads."""
+    rng = np.random.default_rng(0)
+    core = fastlr.get_backend("cpp")
+    A32 = rng.standard_normal((5760, 1080)).astype(np.float32)
+    A64 = A32.astype(np.float64)
+    T = rng.standard_normal((100000, 200))
+    S = random_sparse(100000, 5000, 1_000_000, np.float64, np.random.default_rng(1))
+    C = random_sparse(1_000_000, 500, 500_000, np.float64, np.random.default_rng(2))
+    V, SV, CV = rng.standard_normal((1080, 10)), rng.standard_normal((5000, 8)), rng.standard_normal((500, 16))
+    P, grad, state = rng.standard_normal((1000, 1000)), rng.standard_normal((1000, 1000)), np.zeros((2, 1000, 1000))
+    return [
+        ("matmul 5760x1080 k=10 f32", lambda: core.matmul(A32, V.astype(np.float32))),
+        ("matmul 5760x1080 k=10 f64", lambda: core.matmul(A64, V)),
+        ("countsketch_seeded_dense m=20 5760x1080 f32", lambda: core.countsketch_seeded_dense(A32, 1, 20)),
+        ("countsketch_seeded_dense m=20 5760x1080 f64", lambda: core.countsketch_seeded_dense(A64, 1, 20)),
+        ("countsketch_seeded_dense m=50 100000x200 f64", lambda: core.countsketch_seeded_dense(T, 1, 50)),
+        ("matmul_csr 100000x5000 nnz=1e6 k=8", lambda: core.matmul_csr(S.indptr, S.indices, S.data, SV)),
+        ("matmul_csr 1Mx500 nnz=5e5 k=16", lambda: core.matmul_csr(C.indptr, C.indices, C.data, CV)),
+        ("countsketch_seeded_csr m=50 100000x5000 nnz=1e6",
+         lambda: core.countsketch_seeded_csr(S.indptr, S.indices, S.data, 1, 50, *S.shape)),
+        ("countsketch_seeded_csr m=50 1Mx500 nnz=5e5",
+         lambda: core.countsketch_seeded_csr(C.indptr, C.indices, C.data, 1, 50, *C.shape)),
+        ("optimizer_step adam 1000x1000", lambda: core.optimizer_step(P, grad, state, "adam", (1e-12, 0.9, 0.99, 1e-8, 1.0))),
+    ]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rounds", type=int)
     ap.add_argument("--only", nargs="*", default=[], help="calls whose label contains any of these words")
     ap.add_argument("--busy", action="store_true", help="another process spins on a core throughout")
     ap.add_argument("--check-ab", action="store_true", help="2 threads with the busy-thread check off and on")
+    ap.add_argument("--kernels", action="store_true", help="the checked kernels called directly instead of the calls")
     args = ap.parse_args(argv)
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
     try:
@@ -115,7 +146,8 @@ def _run(args) -> int:
     G = np.random.default_rng(0).standard_normal((400, 400))
     core = fastlr.get_backend("cpp")
     setting = core.build_info()["busy_check"]
-    calls = [(label, call) for label, call in cases() if not args.only or any(w in label for w in args.only)]
+    rows = kernel_cases() if args.kernels else cases()
+    calls = [(label, call) for label, call in rows if not args.only or any(w in label for w in args.only)]
     res: dict = {}
     for r in range(args.rounds + 1):  # round 0 warms up (calibration, page faults, Numba)
         for before in ("blas", "quiet"):

@@ -74,7 +74,9 @@ def _busy_check_state(build) -> str:
     if not build["busy_check_supported"]:
         return "unavailable (Linux with OpenMP only)"
     if build["busy_check"]:
-        return (f"on for calls estimated at >= {build['busy_check_min_call_ms']:.1f} ms ({BUSY_CHECK_ENV}=0 turns it off)")
+        kernels = ", ".join(build.get("busy_check_kernels", []))
+        return (f"on for {kernels} calls estimated at {build['busy_check_min_call_ms']:.1f}-"
+                f"{build['busy_check_max_call_ms']:.0f} ms ({BUSY_CHECK_ENV}=0 turns it off)")
     return f"off ({BUSY_CHECK_ENV}={os.environ.get(BUSY_CHECK_ENV, '')!r} or turned off in-process)"
 
 

@@ -56,12 +56,12 @@ def spinning_thread():
 
 
 @contextmanager
-def busy_check(on: bool, calls_per_check: float = 0.0):
-    previous = core._set_busy_check(on, calls_per_check)
+def busy_check(on: bool, calls_per_check: float = 200.0, every_listed: bool = False):
+    previous = core._set_busy_check(on, calls_per_check, int(every_listed))
     try:
         yield
     finally:
-        core._set_busy_check(previous, 200.0)
+        core._set_busy_check(previous, 200.0, 0)
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def _dense(rng, n, d, dtype):
 
 
 def _calls(dtype):
-    """One call of each kernel the check may give fewer threads, by name (the list _busy_checked_kernels gives)."""
+    """Calls of each kernel the check may give fewer threads, by name (_busy_checked_kernels(False))."""
     rng = np.random.default_rng(1)
     A = _dense(rng, 3000, 300, dtype)
     F = np.asfortranarray(A)
@@ -169,9 +169,10 @@ def _as_tuple(result):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_checked_kernels_give_the_same_bits_when_the_check_fires(dtype, two_threads):
+def test_listed_kernels_give_the_same_bits_when_the_check_fires(dtype, two_threads):
+    """Every kernel the check may apply to, whether applied now or not: the list is one switch away."""
     calls = _calls(dtype)
-    checked = core._busy_checked_kernels()
+    checked = core._busy_checked_kernels(False)
     assert set(checked) <= set(calls), f"no case here for {sorted(set(checked) - set(calls))}"
     quiet, busy = {}, {}
     with busy_check(False):
@@ -179,7 +180,7 @@ def test_checked_kernels_give_the_same_bits_when_the_check_fires(dtype, two_thre
             for i, call in enumerate(calls[name]):
                 quiet[name, i] = _as_tuple(call())
                 assert core._last_call_threads() == 2
-    with busy_check(True, calls_per_check=1e-9), spinning_thread():  # every call checks, whatever its size
+    with busy_check(True, calls_per_check=1e-9, every_listed=True), spinning_thread():  # every call checks
         for name in checked:
             for i, call in enumerate(calls[name]):
                 busy[name, i] = _as_tuple(call())
@@ -190,26 +191,32 @@ def test_checked_kernels_give_the_same_bits_when_the_check_fires(dtype, two_thre
             np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=str(key))
 
 
-def test_kernels_off_the_list_and_short_calls_keep_their_threads(two_threads):
-    """Kernels whose sums follow the thread count (A.T @ W) are not checked; a call estimated below 200 times the
-    check's cost is not either, however busy the process."""
+def test_applied_kernels_drop_to_one_thread_beside_a_running_thread_within_the_length_bounds(two_threads):
+    """The check applies to the kernels measured to gain (countsketch_seeded_dense, ...) for calls estimated between
+    200x its cost (calls_per_check=1 here, so the pytest process's thread count does not matter) and 4 ms; kernels
+    only listed (matmul) and kernels whose sums follow the thread count (rmatmul, power_step) keep their threads."""
     rng = np.random.default_rng(4)
-    A = rng.standard_normal((3000, 300))
-    W = rng.standard_normal((3000, 8))
-    V = rng.standard_normal((300, 8))
-    small = rng.standard_normal((300, 30))
-    assert "rmatmul" not in core._busy_checked_kernels()
-    assert "power_step" not in core._busy_checked_kernels()
-    with busy_check(True), spinning_thread():
-        for call in (lambda: core.rmatmul(A, W), lambda: core.power_step(A, V), lambda: core.matmul(small, V[:30])):
+    A = rng.standard_normal((3000, 300)).astype(np.float32)
+    W = rng.standard_normal((3000, 8)).astype(np.float32)
+    V = rng.standard_normal((300, 8)).astype(np.float32)
+    long = np.ones((4096, 4096), np.float32)  # 16.8e6 entries at 0.25 ns: past the 4 ms bound
+    small = A[:300, :30]
+    assert "countsketch_seeded_dense" in core._busy_checked_kernels()
+    assert "matmul" in core._busy_checked_kernels(False) and "matmul" not in core._busy_checked_kernels()
+    assert not {"rmatmul", "power_step"} & set(core._busy_checked_kernels(False))
+    with busy_check(True, calls_per_check=1), spinning_thread():
+        core.countsketch_seeded_dense(A, 1, 20)
+        assert core._last_call_threads() == 1
+        for call in (lambda: core.matmul(A, V), lambda: core.rmatmul(A, W), lambda: core.power_step(A, V),
+                     lambda: core.countsketch_seeded_dense(long, 1, 20)):
             call()
             assert core._last_call_threads() == 2
-        with busy_check(True, calls_per_check=1e-9):
-            core.matmul(small, V[:30])
-            assert core._last_call_threads() == 1
-    with busy_check(True, calls_per_check=1e-9):
+    with busy_check(True), spinning_thread():  # 200x the check's cost: a 300 x 30 sketch is far too short
+        core.countsketch_seeded_dense(np.ascontiguousarray(small), 1, 20)
+        assert core._last_call_threads() == 2
+    with busy_check(True, calls_per_check=1):
         assert _wait_for(lambda: core._busy_threads(2) == 0)
-        core.matmul(A, V)
+        core.countsketch_seeded_dense(A, 1, 20)
         assert core._last_call_threads() == 2  # nothing else running: both threads
 
 

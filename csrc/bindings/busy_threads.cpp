@@ -27,40 +27,50 @@ namespace fastlr::bind {
 
 namespace {
 
-/// A kernel the check may give fewer threads, and a lower bound of the time one unit of its work
-/// (the `work` its binding passes to call_threads) takes at one thread, in ns: the fastest of
-/// float32 and float64 on a Zen 2 at x86-64-v3 (bench/README.md, eighteenth session, HW). Only
-/// kernels whose results are bit-identical at every thread count belong here
-/// (tests/test_busy_threads.py checks each one listed); add a kernel once its reductions no longer
-/// follow the thread count (the A.T @ W passes: rmatmul, power_step, gram_product, gd_products, and
-/// their _csr forms; gd_masked_grad's loss).
+/// A kernel whose results are bit-identical at every thread count, so that the check may give it
+/// fewer threads (tests/test_busy_threads.py checks each one listed), with a lower bound of the time
+/// one unit of its work (the `work` its binding passes to call_threads) takes at one thread, in ns
+/// (the fastest of float32 and float64 on a Zen 2 at x86-64-v3), and whether the check applies to
+/// it. Applied where measured to help (bench/README.md, eighteenth session, HW): right after a
+/// two-thread BLAS call, countsketch_seeded_dense 5760 x 1080 float32 took 1.18-1.19x one
+/// thread's time on two (0.72x in a third run), 1.00-1.03x with the check; matmul and matmul_csr
+/// took 0.53-0.60x on two threads beside OpenBLAS's spinning worker, so dropping to one lost that.
+/// Not listed: the A.T @ W passes (rmatmul, power_step, gram_product, gd_products and their _csr
+/// forms) and gd_masked_grad, whose sums follow the thread count; list them once they do not.
 struct CheckedKernel {
   const char* name;
   double ns_per_unit;
+  bool applied;
 };
 constexpr CheckedKernel kCheckedKernels[] = {
-    {"matmul", 0.016},                    // rows * cols * (k + 16): 2.3-13.2 ms measured, 5760 x 1080 .. 100000 x 200
-    {"matmul_csr", 0.15},                 // nnz * k + 32 rows
-    {"countsketch_dense", 0.25},          // rows * cols
-    {"countsketch_seeded_dense", 0.25},   // rows * cols
-    {"countsketch_gather_dot", 0.25},     // rows * cols
-    {"countsketch_csr", 1.2},             // nnz + rows
-    {"countsketch_csc", 1.2},             // nnz + columns
-    {"countsketch_seeded_csr", 1.2},      // nnz + rows
-    {"countsketch_seeded_csc", 1.2},      // nnz + columns
-    {"countsketch_gather_dot_csr", 1.2},  // nnz + rows
-    {"optimizer_step", 1.0},              // parameter entries (adam: 2.9 ns)
+    {"countsketch_dense", 0.25, true},           // rows * cols
+    {"countsketch_seeded_dense", 0.25, true},    // rows * cols
+    {"matmul", 0.016, false},                    // rows * cols * (k + 16)
+    {"matmul_csr", 0.15, false},                 // nnz * k + 32 rows
+    {"countsketch_gather_dot", 0.25, false},     // rows * cols
+    {"countsketch_csr", 1.2, false},             // nnz + rows
+    {"countsketch_csc", 1.2, false},             // nnz + columns
+    {"countsketch_seeded_csr", 1.2, false},      // nnz + rows
+    {"countsketch_seeded_csc", 1.2, false},      // nnz + columns
+    {"countsketch_gather_dot_csr", 1.2, false},  // nnz + rows
+    {"optimizer_step", 1.0, false},              // parameter entries (adam: 2.9 ns)
 };
 
 /// The check runs only for calls estimated to take at least this many times its own cost, so that
 /// it stays below 0.5% of the call (tests lower it: _set_busy_check's calls_per_check).
 constexpr double kCallsPerCheck = 200.0;
 std::atomic<double> g_calls_per_check{kCallsPerCheck};
+/// ... and at most this long: OpenBLAS's worker spins a bounded time after its call (24-50 ms of CPU
+/// on the Zen 2), so a longer call has the core back for much of its run, and on two threads beside
+/// it countsketch_seeded_dense 100000 x 200 float64 (9-26 ms) took 0.76-1.02x one thread's time,
+/// 0.85-1.18x with the check.
+constexpr double kMaxCallNs = 4e6;
 /// A check's CPU time: listing /proc/self/task, then reading one thread's stat file per thread
 /// (bench/busy_check_cost.py; upper ends measured on a Zen 2 under KVM).
 constexpr double kCheckBaseNs = 1500.0;
 constexpr double kCheckPerThreadNs = 2000.0;
 
+std::atomic<bool> g_every_listed{false};  // testing: apply to every listed kernel, any call length
 std::atomic<bool> g_enabled{true};
 thread_local int t_last_threads = 0;  // the count the last checked call of this thread chose
 
@@ -219,9 +229,10 @@ int call_threads(const char* kernel, index_t work) {
   int chosen = nt;
   if (nt > 1 && g_enabled.load(std::memory_order_relaxed)) {
     const CheckedKernel* k = checked(kernel);
-    const double call_ns = k != nullptr ? static_cast<double>(work) * k->ns_per_unit : 0.0;
+    const bool every = g_every_listed.load(std::memory_order_relaxed);
+    const double call_ns = k != nullptr && (k->applied || every) ? static_cast<double>(work) * k->ns_per_unit : 0.0;
     const double calls_per_check = g_calls_per_check.load(std::memory_order_relaxed);
-    if (call_ns >= calls_per_check * kCheckBaseNs) {
+    if (call_ns >= calls_per_check * kCheckBaseNs && (call_ns <= kMaxCallNs || every)) {
       const int busy = busy_threads(nt, call_ns / calls_per_check);
       // Each thread running beside the call takes a core: leave the call the rest (at least one).
       if (busy > 0) chosen = std::max(1, std::min(nt, allowed_cpus() - busy));
@@ -231,8 +242,9 @@ int call_threads(const char* kernel, index_t work) {
   return chosen;
 }
 
-bool set_busy_check(bool on, double calls_per_check) {
+bool set_busy_check(bool on, double calls_per_check, int every_listed) {
   if (calls_per_check > 0) g_calls_per_check.store(calls_per_check);
+  if (every_listed >= 0) g_every_listed.store(every_listed != 0);
   return g_enabled.exchange(on);
 }
 
@@ -248,11 +260,14 @@ bool busy_check_supported() {
 
 int last_call_threads() { return t_last_threads; }
 
-std::vector<std::string> busy_checked_kernels() {
+std::vector<std::string> busy_checked_kernels(bool applied_only) {
   std::vector<std::string> names;
-  for (const auto& k : kCheckedKernels) names.emplace_back(k.name);
+  for (const auto& k : kCheckedKernels)
+    if (k.applied || !applied_only) names.emplace_back(k.name);
   return names;
 }
+
+double busy_check_max_ns() { return kMaxCallNs; }
 
 double busy_check_min_ns() { return g_calls_per_check.load() * kCheckBaseNs; }
 

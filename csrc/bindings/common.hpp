@@ -24,12 +24,13 @@ int call_threads(const char* kernel, index_t work);
 
 // The busy-thread check's settings and testing hooks (busy_threads.cpp, bound in module.cpp).
 int busy_threads(int nt, double budget_ns);
-bool set_busy_check(bool on, double calls_per_check);
+bool set_busy_check(bool on, double calls_per_check, int every_listed);
 bool busy_check_enabled();
 bool busy_check_supported();
 int last_call_threads();
-std::vector<std::string> busy_checked_kernels();
+std::vector<std::string> busy_checked_kernels(bool applied_only);
 double busy_check_min_ns();
+double busy_check_max_ns();
 void spin_for(double seconds, long ticket);
 void stop_spins(long ticket);
 

@@ -37,9 +37,12 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
   }, py::arg("n"), "Limit the threads of kernels called from this Python thread (0 lifts the limit).");
   m.def("get_num_threads", &kernel_threads, "Threads a kernel called from this Python thread may use.");
   m.def("_set_busy_check", &set_busy_check, py::arg("on"), py::arg("calls_per_check") = 0.0,
+        py::arg("every_listed") = -1,
         "Turn the busy-thread check on or off, process-wide (fastlr sets it from FASTLR_BUSY_CHECK on loading "
-        "the module); returns the previous setting. calls_per_check > 0 (a testing hook) sets how many times "
-        "its own cost a call must be estimated to take for the check to run (200).");
+        "the module); returns the previous setting. Testing hooks: calls_per_check > 0 sets how many times its "
+        "own cost a call must be estimated to take for the check to run (200); every_listed 1 applies it to "
+        "every thread-count-invariant kernel (_busy_checked_kernels(False)) whatever the call's length, 0 to "
+        "the applied ones within the length bounds (-1 keeps the setting).");
   m.def("_busy_threads", [](int nt) {
     py::gil_scoped_release release;
     return busy_threads(nt, 1e300);
@@ -49,11 +52,13 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         "(not Linux, no OpenMP).");
   m.def("_last_call_threads", &last_call_threads,
         "Testing hook: the thread count the last kernel call from this Python thread was given.");
-  m.def("_busy_checked_kernels", [] {
+  m.def("_busy_checked_kernels", [](bool applied_only) {
     py::list names;
-    for (const auto& name : busy_checked_kernels()) names.append(name);
+    for (const auto& name : busy_checked_kernels(applied_only)) names.append(name);
     return names;
-  }, "Kernels the busy-thread check may give fewer threads (their results do not depend on the count).");
+  }, py::arg("applied_only") = true,
+        "Kernels the busy-thread check gives fewer threads (applied_only=False: every kernel it may, their "
+        "results not depending on the count).");
   m.def("_spin_for", [](double seconds, long ticket) {
     py::gil_scoped_release release;
     spin_for(seconds, ticket);
@@ -82,6 +87,12 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     info["busy_check_supported"] = busy_check_supported();
     info["busy_check"] = busy_check_supported() && busy_check_enabled();
     info["busy_check_min_call_ms"] = busy_check_min_ns() * 1e-6;
+    info["busy_check_max_call_ms"] = busy_check_max_ns() * 1e-6;
+    {
+      py::list names;
+      for (const auto& name : busy_checked_kernels(true)) names.append(name);
+      info["busy_check_kernels"] = names;
+    }
     info["dispatch_targets"] = FASTLR_ISA_TARGETS;
     info["isa"] = fastlr::dispatched_isa();
     // The level the kernels run at within _core._cap_isa's cap (isa when uncapped).
