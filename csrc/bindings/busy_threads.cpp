@@ -1,11 +1,11 @@
-// The busy-thread check: a kernel whose result does not depend on its thread count runs on fewer
-// threads when another thread of this process is running right now (an OpenBLAS worker still
+// The busy-thread check: a kernel whose result does not depend on its thread count (kCheckedKernels,
+// where `applied`) runs on fewer threads when another thread of this process is running right now (an OpenBLAS worker still
 // spinning after the caller's own multi-threaded BLAS call, a thread of the user's), so that
 // fastlr's second OpenMP thread does not share a core with it. Linux only (/proc/self/task);
 // elsewhere the check never fires.
 #include <algorithm>
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
