@@ -43,19 +43,31 @@ namespace fastlr {
 /// observations; column indices need not be sorted).
 /// U: m x k, V: n x k, GU: m x k, GV: n x k, all row-major; GU and GV are overwritten.
 /// Returns f, accumulated in double.
-/// Threads: row chunks balanced by nonzeros; each row of GU has one owner, GV
-/// goes to per-thread n x k accumulators summed in a fixed order, so the result
-/// is deterministic for a given thread count.
+/// Threads: row chunks balanced by nonzeros, fixed by the problem; each row of GU
+/// has one owner, GV goes to per-chunk n x k accumulators summed in chunk order,
+/// so GV and f are bit-identical at every thread count (but for a GV too wide for
+/// its nonzeros, one chunk, on several threads: then a chunk a thread).
 template <class T, class I>
 double gd_masked_grad(const I* indptr, const I* indices, const T* data, index_t nnz, index_t m, index_t n,
                       index_t k, const T* U, const T* V, T l2, T* GU, T* GV, int nthreads) {
   require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[m]) == nnz,
           "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
   const int want = useful_threads(nthreads, (nnz + m) * std::max<index_t>(k, 1), 65536);
-  std::vector<T> work(want > 1 ? static_cast<size_t>(want - 1) * n * k : 0, T(0));
-  std::vector<double> partial(static_cast<size_t>(want), 0.0);
+  // Row chunks fixed by the problem (nnz, n, k), not the thread count, so G_V and f are bit-identical at
+  // every thread count (gd_masked_grad_impl; tests/test_thread_invariance.py): chunks of at least
+  // kNnzPerGvRow nonzeros per row of G_V (one thread zeroes and adds a chunk's n x k sum), up to 8
+  // (2 a thread on 4 threads) and 32 MiB of accumulators. One chunk (G_V wide for the nonzeros) on
+  // several threads falls back to a chunk a thread, whose sums depend on the thread count.
+  constexpr index_t kNnzPerGvRow = 64;
+  const index_t gv_bytes = std::max<index_t>(n * k * index_t(sizeof(T)), 1);
+  int chunks = static_cast<int>(std::max<index_t>(
+      1, std::min<index_t>({nnz / (kNnzPerGvRow * std::max<index_t>(n, 1)), 8, (index_t(32) << 20) / gv_bytes})));
+  if (chunks == 1) chunks = want;
+  const size_t slices = want == 1 ? (chunks > 1 ? 1 : 0) : static_cast<size_t>(chunks - 1);
+  std::vector<T> work(slices * n * k, T(0));
+  std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
   throw_kernel_error(FASTLR_ISA_CALL(gd_masked_grad_impl, indptr, indices, data, nnz, m, n, k, U, V, l2, GU, GV,
-                                     want, work.data(), partial.data()));
+                                     want, chunks, work.data(), partial.data()));
   double loss = 0.0;
   for (double p : partial) loss += p;
   if (l2 != T(0)) {

@@ -375,6 +375,19 @@ constexpr index_t kCsrOnePieceBytes = index_t(2) << 20;
 // 1 block 0.46-0.73x; passes without one (A @ V) take kBlocksPerThread.
 constexpr index_t kCsrBlocksPerThread = 2;
 
+// Row blocks (balanced by nonzeros) of a CSR pass with a backward half, fixed by the problem (nnz, d,
+// the accumulator bytes) rather than the thread count, so A^T W and A^T (A V) are bit-identical at
+// every thread count (csr_row_pass). Each block sums into a Z of its own from zero, which one thread
+// then adds to the first block's: blocks of at least kCsrNnzPerAccRow nonzeros per row of Z keep that
+// zeroing and adding small beside the block's scatter into Z; up to kMaxFixedBlocks / 2 of them
+// (kCsrBlocksPerThread on up to 4 threads) and kBlockAccBytes of accumulators. 1: a Z too wide for
+// its nonzeros (csr_row_pass then falls back to blocks by the thread count).
+constexpr index_t kCsrNnzPerAccRow = 64;
+inline index_t csr_fixed_blocks(index_t nnz, index_t d, index_t zbytes) {
+  index_t most = std::min<index_t>(kMaxFixedBlocks / 2, zbytes > 0 ? kBlockAccBytes / zbytes : kMaxFixedBlocks);
+  return std::max<index_t>(1, std::min<index_t>(most, nnz / (kCsrNnzPerAccRow * std::max<index_t>(d, 1))));
+}
+
 // The padded width of V and Z for k columns (csr_row_pass and csr_rows agree on it).
 template <class T>
 inline index_t csr_padded(index_t k) {
@@ -635,8 +648,10 @@ inline bool csr_split_passes(cpu_level_t level, index_t n, index_t d, index_t k,
 /// column indices need not be sorted). V, W, Y, Z as in dense_row_pass; Y may
 /// be null for kPower (Z = A^T A V without writing A V: a 16 MB stream for
 /// the 2M-nonzero benchmark matrix, as much as A itself).
-/// Threads: row chunks balanced by nonzeros, per-thread d x kp accumulators
-/// for Z summed in a fixed order (deterministic for a given thread count).
+/// Threads: row blocks balanced by nonzeros, per-block d x kp accumulators for
+/// Z summed in block order. With a backward half the blocks are fixed by the
+/// problem, so Z is bit-identical at every thread count, but for a Z too wide
+/// for its nonzeros (csr_fixed_blocks gives 1) on several threads.
 template <class T, class I>
 void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data, index_t nnz, index_t n,
                   index_t d, const T* V, const T* W, index_t k, T* Y, T* Z, int nthreads) {
@@ -671,11 +686,24 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   // by another process on its core hands its remaining blocks to the others. With one block per
   // thread, 100000 x 5000 A @ V (0.2%, k = 8) on two threads took 0.53-0.66x one thread's time in six
   // runs and 1.92x in another on an idle 2-vCPU KVM guest (bench/README.md, fifteenth session).
-  const index_t nblk = detail::row_blocks(want, bwd ? detail::kCsrBlocksPerThread : detail::kBlocksPerThread,
-                                          zsize * index_t(sizeof(T)));
-  detail::AlignedBuffer<T> zacc;
-  zacc.assign(static_cast<size_t>(nblk) * zsize);
+  // With a backward half the blocks are fixed by the problem (csr_fixed_blocks), not by the thread
+  // count, and one thread adds the same block sums in the same order (block 0 in Z, each later one
+  // in `next`, then added): Z is bit-identical at every thread count (tests/test_thread_invariance.py).
+  // Only a Z too wide for its nonzeros (one fixed block) on several threads falls back to blocks by
+  // the thread count, whose sums depend on it: one block would leave the other threads idle.
+  const index_t zstride = direct ? k : kp;
+  const index_t zbytes = detail::round_up(d * kp, detail::kLine / index_t(sizeof(T))) * index_t(sizeof(T));
+  index_t nblk = bwd ? detail::csr_fixed_blocks(nnz, d, zbytes) : 1;
+  const bool fixed = bwd && (nblk > 1 || want == 1);
+  if (!fixed)
+    nblk = detail::row_blocks(want, bwd ? detail::kCsrBlocksPerThread : detail::kBlocksPerThread,
+                              zsize * index_t(sizeof(T)));
+  const bool serial = want == 1;
+  detail::AlignedBuffer<T> zacc, next;
+  zacc.assign(static_cast<size_t>(serial ? 1 : nblk) * zsize);
+  if (bwd && serial && nblk > 1) next.allocate(d * zstride);
   if (direct) std::fill(Z, Z + d * k, T(0));
+  T* const acc = direct ? Z : zacc.data;
   const detail::CsrPass<T, I> p{indptr, indices, data, nnz, d, V, Vtail.data, vsafe, W, Y, k, kp, direct ? k : kp, pass};
   const auto rows_fn = detail::pick_csr_rows<T, I>(level, k, pass);
   // A^T (A V) and (A V, A^T U) over V of L3 / 4 to kCsrSplitMax bytes: each thread's rows
@@ -704,7 +732,9 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
     for (index_t i = 0; i < nblk; ++i) {
       index_t b, e;
       nnz_chunk_range(indptr, n, static_cast<int>(nblk), static_cast<int>(i), b, e);
-      T* const Zi = direct ? Z : zacc.data + i * zsize;
+      const bool later = bwd && serial && i > 0;  // one thread: a block after the first, summed in `next`
+      T* const Zi = serial ? (later ? next.data : acc) : zacc.data + i * zsize;
+      if (later) std::fill(next.data, next.data + d * zstride, T(0));
       int code;
       if (split) {
         code = fwd_fn(pf, b, e, nullptr);
@@ -713,11 +743,16 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
         code = rows_fn(p, b, e, Zi);
       }
       if (code != 0) err.set(code);
+      if (later) {
+        T* __restrict z = acc;
+        const T* __restrict q = next.data;
+        for (index_t j = 0; j < d * zstride; ++j) z[j] += q[j];
+      }
     }  // (ends with a barrier)
     if (bwd && !direct) {
       index_t jb, je;
       chunk_range(d, parts, t, jb, je);
-      detail::reduce_padded(Z, k, zacc.data, kp, zsize, static_cast<int>(nblk), jb, je);
+      detail::reduce_padded(Z, k, zacc.data, kp, zsize, static_cast<int>(serial ? 1 : nblk), jb, je);
     }
   }
   throw_kernel_error(err.code);

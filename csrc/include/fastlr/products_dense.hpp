@@ -231,8 +231,8 @@ dense_rows_fn<T> pick_dense_rows(cpu_level_t level, int& rows_per_tile) {
 /// Y: n x k row-major output (forward), Z: d x k row-major output (backward);
 /// both caller-allocated and overwritten. Y may be null for kPower (Z alone).
 /// Threads: contiguous row blocks, taken in turn; each block accumulates Z in
-/// its own d x k buffer, summed in a fixed order, so results are deterministic
-/// for a given thread count. Column-major A is transposed a few rows at a time into
+/// its own d x k buffer, summed in block order. The blocks are fixed by the
+/// problem, not the thread count, so results are bit-identical at every thread count. Column-major A is transposed a few rows at a time into
 /// a cache-sized buffer, so power_step is one pass over A in either layout.
 template <class T>
 void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, bool col_major, const T* V,
@@ -301,23 +301,37 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // Per-block accumulators on cache-line boundaries; one thread with unpadded
   // columns and an aligned Z accumulates straight into Z (no buffer, no reduction).
   const index_t zsize = bwd ? detail::round_up(d * kp, detail::kLine / index_t(sizeof(T))) : 0;
-  // Several threads take row blocks in turn (kBlocksPerThread per thread, each
-  // with its own Z accumulator, summed in a fixed order: deterministic for a given
-  // thread count) rather than one equal share each, so a thread slowed down by
-  // another process on its core (OpenBLAS's workers spin for a while after a
+  // float32: two-level sums of the backward half (detail::kSumRows32), in runs of whole tiles
+  const index_t unit = col_major ? gather_rows : R;
+  const index_t sum_rows = detail::round_up(detail::kSumRows32, unit);
+  // Row blocks, taken in turn by the threads (schedule(dynamic)) rather than one equal share each, so
+  // a thread slowed down by another process on its core (OpenBLAS's workers spin for a while after a
   // multi-threaded BLAS call) hands its remaining blocks to the others.
+  // With a backward half, each block sums its rows into a Z of its own from zero and the block sums
+  // are added in block order. The blocks are fixed by the problem (detail::fixed_block_rows: n, the
+  // tile rows, d x kp), never by the thread count, and one thread adds the same block sums in the
+  // same order (block 0 in Z, each later one in `next`, then added), so Z is bit-identical at every
+  // thread count (tests/test_thread_invariance.py). Blocks of sum_rows rows: float32's one-thread
+  // sums are its two-level sums of before, unchanged. (With blocks of kBlocksPerThread per thread,
+  // 1 thread and 2 differed in Z's last bits, and so did randomized_svd's factors.)
+  // Without one (A @ V), rows are independent: kBlocksPerThread blocks a thread.
   index_t nblk = 1, blk = n;
-  if (want > 1) {
-    nblk = detail::row_blocks(want, detail::kBlocksPerThread, zsize * index_t(sizeof(T)));
-    blk = detail::round_up((n + nblk - 1) / nblk, col_major ? gather_rows : R);
+  if (bwd) {
+    blk = detail::fixed_block_rows(n, sum_rows, zsize * index_t(sizeof(T)));
+    nblk = (n + blk - 1) / blk;
+  } else if (want > 1) {
+    nblk = detail::row_blocks(want, detail::kBlocksPerThread, 0);
+    blk = detail::round_up((n + nblk - 1) / nblk, unit);
     nblk = (n + blk - 1) / blk;
   }
-  const bool direct = bwd && want == 1 && kp == k && detail::cache_aligned(Z);
-  // float32: two-level sums of the backward half (detail::kSumRows32), in runs of whole tiles
-  const index_t sum_rows = detail::round_up(detail::kSumRows32, col_major ? gather_rows : R);
+  const bool serial = want == 1;
+  const bool direct = bwd && serial && kp == k && detail::cache_aligned(Z);
   const bool chunked = bwd && sizeof(T) == 4 && blk > sum_rows;
-  detail::AlignedBuffer<T> zacc;
-  zacc.assign(direct ? 0 : static_cast<size_t>(nblk) * zsize);
+  // Accumulators: one a block on several threads; on one, Z itself (direct) or one buffer, and `next`
+  // for the blocks after the first.
+  detail::AlignedBuffer<T> zacc, next;
+  zacc.assign(direct ? 0 : static_cast<size_t>(serial ? 1 : nblk) * zsize);
+  if (bwd && serial && nblk > 1) next.allocate(zsize);
   if (direct) std::fill(Z, Z + d * k, T(0));
   T* acc = direct ? Z : zacc.data;
   // No prefetch of the next tile's rows when A's rows lie a multiple of 4 KiB apart: every row of
@@ -343,24 +357,31 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
 #endif
     for (index_t i = 0; i < nblk; ++i) {
       const index_t b = i * blk, e = std::min(n, (i + 1) * blk);
-      T* const Zi = acc + i * zsize;
+      const bool later = bwd && serial && i > 0;  // one thread: a block after the first, summed in `next`
+      T* const Zi = serial ? (later ? next.data : acc) : acc + i * zsize;
+      if (later) std::fill(next.data, next.data + d * kp, T(0));
       if (!chunked || e - b <= sum_rows) {
         rows_fn(p, gather_rows, b, e, Zi, buf.data());
-        continue;
+      } else {
+        rows_fn(p, gather_rows, b, b + sum_rows, Zi, buf.data());  // Zi starts at zero
+        for (index_t s0 = b + sum_rows; s0 < e; s0 += sum_rows) {
+          std::fill(part.data, part.data + d * kp, T(0));
+          rows_fn(p, gather_rows, s0, std::min(e, s0 + sum_rows), part.data, buf.data());
+          T* __restrict z = Zi;
+          const T* __restrict q = part.data;
+          for (index_t j = 0; j < d * kp; ++j) z[j] += q[j];
+        }
       }
-      rows_fn(p, gather_rows, b, b + sum_rows, Zi, buf.data());  // Zi starts at zero
-      for (index_t s0 = b + sum_rows; s0 < e; s0 += sum_rows) {
-        std::fill(part.data, part.data + d * kp, T(0));
-        rows_fn(p, gather_rows, s0, std::min(e, s0 + sum_rows), part.data, buf.data());
-        T* __restrict z = Zi;
-        const T* __restrict q = part.data;
+      if (later) {
+        T* __restrict z = acc;
+        const T* __restrict q = next.data;
         for (index_t j = 0; j < d * kp; ++j) z[j] += q[j];
       }
     }
     if (bwd && !direct) {  // (the loop above ends with a barrier)
       index_t jb, je;
       chunk_range(d, parts, t, jb, je);
-      detail::reduce_padded(Z, k, zacc.data, kp, zsize, static_cast<int>(nblk), jb, je);
+      detail::reduce_padded(Z, k, zacc.data, kp, zsize, static_cast<int>(serial ? 1 : nblk), jb, je);
     }
   }
 }

@@ -319,6 +319,21 @@ inline index_t row_blocks(int want, index_t per_thread, index_t zbytes) {
   return std::min<index_t>(per_thread * want, most);
 }
 
+// Row blocks of a dense pass with a backward half (dense_row_pass), each summing its rows into a Z
+// of its own from zero, the blocks' sums added in block order. A function of the problem only (n, the
+// block unit, the accumulator size), never of the thread count, so A^T W and A^T (A V) are
+// bit-identical at every thread count: blocks of `min_rows` rows (a multiple of `unit`), more when
+// n / min_rows blocks would pass kMaxFixedBlocks or kBlockAccBytes of accumulators (but at least
+// kMinFixedBlocks when n has the rows for them, so a wide Z still spreads over threads).
+constexpr index_t kMaxFixedBlocks = 16;
+constexpr index_t kMinFixedBlocks = 4;
+inline index_t fixed_block_rows(index_t n, index_t min_rows, index_t zbytes) {
+  index_t most = zbytes > 0 ? kBlockAccBytes / zbytes : kMaxFixedBlocks;
+  most = std::max<index_t>(kMinFixedBlocks, std::min<index_t>(most, kMaxFixedBlocks));
+  const index_t rows = std::max<index_t>(min_rows, (n + most - 1) / most);
+  return round_up(rows, min_rows);
+}
+
 // float32 backward passes (Z += A^T W) sum at most kSumRows32 rows into one
 // accumulator, then add it to the block's (two-level summation): one float32
 // accumulator over all n rows rounds like eps * sqrt(n), which showed in

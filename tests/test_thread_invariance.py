@@ -1,0 +1,116 @@
+"""The C++ kernels' results do not depend on the thread count: bit-identical at 1, 2, 3 and 4 threads.
+
+Every reduction over rows (A^T W, A^T (A V), gd_products's A^T U, the masked gradients' G_V, S A) sums
+fixed blocks of the problem, each from zero, and adds them in block order; the thread count only decides
+who computes which block. Shapes are large enough for several blocks and several threads
+(``useful_threads``), at the widths of the different tiles (split_width, padded, unpadded).
+"""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastlr
+
+THREADS = (1, 2, 3, 4)
+
+
+@pytest.fixture(scope="module")
+def core():
+    return fastlr.get_backend("cpp")
+
+
+def _at_threads(call):
+    """call() at each of THREADS threads (fastlr.thread_limit), as a list of tuples of arrays."""
+    out = []
+    for t in THREADS:
+        with fastlr.thread_limit(t):
+            r = call()
+        out.append(tuple(np.asarray(x) for x in (r if isinstance(r, tuple) else (r,))))
+    return out
+
+
+def _assert_identical(results):
+    first = results[0]
+    for t, r in zip(THREADS[1:], results[1:]):
+        for a, b in zip(first, r):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            bad = np.count_nonzero(a != b)
+            assert bad == 0, f"{t} threads: {bad} of {a.size} entries differ from one thread's"
+
+
+def _dense(dtype, order, n=5000, d=150, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.asarray(rng.standard_normal((n, d)), dtype=dtype, order=order)
+
+
+def _csr(dtype, n=20000, d=300, per_row=6, seed=1):
+    """n x d CSR with 0 to 2 per_row nonzeros a row (rows of unequal length, some empty)."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 2 * per_row + 1, n)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    indices = rng.integers(0, d, indptr[-1]).astype(np.int32)
+    data = rng.standard_normal(indptr[-1]).astype(dtype)
+    return sp.csr_matrix((data, indices, indptr), shape=(n, d))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("k", [3, 10, 20])
+@pytest.mark.parametrize("kernel", ["power_step", "gram_product", "rmatmul", "matmul", "gd_products"])
+def test_dense_products_are_thread_count_invariant(core, kernel, k, order, dtype):
+    A = _dense(dtype, order)
+    rng = np.random.default_rng(2)
+    V = rng.standard_normal((A.shape[1], k)).astype(dtype)
+    W = rng.standard_normal((A.shape[0], k)).astype(dtype)
+    calls = {
+        "power_step": lambda: core.power_step(A, V),
+        "gram_product": lambda: core.gram_product(A, V),
+        "rmatmul": lambda: core.rmatmul(A, W),
+        "matmul": lambda: core.matmul(A, V),
+        "gd_products": lambda: core.gd_products(A, W, V),
+    }
+    _assert_identical(_at_threads(calls[kernel]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [3, 8, 20])
+@pytest.mark.parametrize("kernel", ["power_step_csr", "gram_product_csr", "rmatmul_csr", "matmul_csr",
+                                    "gd_products_csr", "gd_masked_grad"])
+def test_csr_kernels_are_thread_count_invariant(core, kernel, k, dtype):
+    A = _csr(dtype)
+    n, d = A.shape
+    rng = np.random.default_rng(3)
+    V = rng.standard_normal((d, k)).astype(dtype)
+    W = rng.standard_normal((n, k)).astype(dtype)
+    csr = (A.indptr, A.indices, A.data)
+    calls = {
+        "power_step_csr": lambda: core.power_step_csr(*csr, V),
+        "gram_product_csr": lambda: core.gram_product_csr(*csr, V),
+        "rmatmul_csr": lambda: core.rmatmul_csr(*csr, W, d),
+        "matmul_csr": lambda: core.matmul_csr(*csr, V),
+        "gd_products_csr": lambda: core.gd_products_csr(*csr, W, V),
+        "gd_masked_grad": lambda: core.gd_masked_grad(*csr, W, V, 0.1),
+    }
+    _assert_identical(_at_threads(calls[kernel]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["C", "F", "csr", "csc"])
+def test_countsketch_is_thread_count_invariant(core, layout, dtype):
+    m = 200
+    if layout in ("C", "F"):
+        A = _dense(dtype, layout, n=20000, d=100)
+    else:
+        A = _csr(dtype, n=40000, d=300)
+    n, d = A.shape
+    rng = np.random.default_rng(4)
+    rows = rng.integers(0, m, n).astype(np.int64)
+    values = rng.choice([-1.0, 1.0], n).astype(dtype)
+    if layout in ("C", "F"):
+        call = lambda: core.countsketch_dense(A, rows, values, m)  # noqa: E731
+    else:
+        M = A if layout == "csr" else sp.csc_matrix(A)
+        fn = core.countsketch_csr if layout == "csr" else core.countsketch_csc
+        call = lambda: fn(M.indptr, M.indices, M.data, rows, values, m, d)  # noqa: E731
+    _assert_identical(_at_threads(call))
