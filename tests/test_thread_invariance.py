@@ -1,4 +1,4 @@
-"""The C++ kernels' results do not depend on the thread count: bit-identical at 1, 2, 3 and 4 threads.
+"""The kernels' results (C++ and Numba) do not depend on the thread count: bit-identical at 1, 2, 3 and 4 threads.
 
 Every reduction over rows (A^T W, A^T (A V), gd_products's A^T U, the masked gradients' G_V, S A) sums
 fixed blocks of the problem, each from zero, and adds them in block order; the thread count only decides
@@ -15,9 +15,13 @@ import fastlr
 THREADS = (1, 2, 3, 4)
 
 
-@pytest.fixture(scope="module")
-def core():
-    return fastlr.get_backend("cpp")
+@pytest.fixture(scope="module", params=["cpp", "numba"])
+def core(request):
+    """The compiled kernels, and the Numba backend's (the same contract; its thread count is capped at
+    NUMBA_NUM_THREADS, so on a two-core machine 3 and 4 threads run as 2)."""
+    if request.param == "numba":
+        pytest.importorskip("numba")
+    return fastlr.get_backend(request.param)
 
 
 def _at_threads(call):

@@ -2,9 +2,10 @@
 
 Each kernel is a "row pass" over A: for row a_i, optionally y_i = a_i V
 (forward) and Z += a_i^T w_i (backward), where w_i is a given row or the y_i
-just computed (power_step). Threads take contiguous row chunks and accumulate
-Z in their own d x k buffer, summed in a fixed order: deterministic for a
-given thread count.
+just computed (power_step). Threads take contiguous row chunks; with a backward
+half each chunk accumulates Z in its own d x k buffer, summed in chunk order,
+and the chunks are fixed by the problem (``sum_chunks``), not the thread count:
+Z is bit-identical at every thread count (but for a Z too wide for more than one chunk, ``_parts``).
 """
 
 import numba as nb
@@ -13,7 +14,7 @@ from numba import prange
 
 from ..reference.products import check_csr, check_dense, check_factor, check_pair
 from .._errors import BAD_INDEX, BAD_INDPTR, raise_for
-from ._util import LazyKernel, even_chunks, kernel, nnz_chunks, readonly as ro, threaded, useful_threads
+from ._util import LazyKernel, even_chunks, kernel, nnz_chunks, readonly as ro, sum_chunks, threaded, useful_threads
 
 __all__ = [
     "matmul",
@@ -154,10 +155,17 @@ def _reduce(zacc):
     return zacc[0] if zacc.shape[0] == 1 else zacc.sum(axis=0)
 
 
+def _parts(fixed: int, work: int) -> int:
+    """Row chunks of a pass: with a backward half, ``fixed`` (sum_chunks: a function of the problem, so Z
+    does not depend on the thread count); without one, or for a Z too wide for one chunk to share it
+    (``fixed`` 1), a chunk a thread (``useful_threads``), whose Z then depends on the thread count."""
+    return fixed if fixed > 1 else useful_threads(work // 8)
+
+
 def _dense(A, V, W, k, fwd, bwd, use_y):
     n, d = A.shape
     work = n * d * k * ((1 if fwd else 0) + (1 if bwd else 0))
-    parts = useful_threads(work // 8)
+    parts = _parts(sum_chunks(n, n * d * k, d * k) if bwd else 1, work)
     Y = np.empty((n, k) if fwd else (0, 0), dtype=A.dtype)
     zacc = np.zeros((parts, d, k) if bwd else (parts, 0, 0), dtype=A.dtype)
     kernel = _dense_pass_c if A.flags.c_contiguous else _dense_pass_f
@@ -169,7 +177,7 @@ def _csr(indptr, indices, data, V, W, n, d, k, fwd, bwd, use_y):
     if indptr[0] != 0 or indptr[-1] != len(indices):
         raise_for(BAD_INDPTR)
     work = len(data) * k * ((1 if fwd else 0) + (1 if bwd else 0)) + n * k
-    parts = useful_threads(work // 8)
+    parts = _parts(sum_chunks(n, len(data) * k, d * k) if bwd else 1, work)
     Y = np.empty((n, k) if fwd else (0, 0), dtype=data.dtype)
     zacc = np.zeros((parts, d, k) if bwd else (parts, 0, 0), dtype=data.dtype)
     raise_for(_csr_pass(indptr, indices, data, V, W, Y, nnz_chunks(indptr, parts), zacc, k, fwd, bwd, use_y))
