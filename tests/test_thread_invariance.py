@@ -101,20 +101,32 @@ def test_csr_kernels_are_thread_count_invariant(core, kernel, k, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["C", "F", "csr", "csc"])
-def test_countsketch_is_thread_count_invariant(core, layout, dtype):
+@pytest.mark.parametrize("kernel", ["countsketch", "seeded", "gather_dot"])
+def test_countsketch_is_thread_count_invariant(core, kernel, layout, dtype):
+    """S A (given and seeded S) and the gathered dots of the learned sketches' gradients."""
     m = 200
     if layout in ("C", "F"):
         A = _dense(dtype, layout, n=20000, d=100)
     else:
         A = _csr(dtype, n=40000, d=300)
+        A = A if layout == "csr" else sp.csc_matrix(A)
     n, d = A.shape
     rng = np.random.default_rng(4)
     rows = rng.integers(0, m, n).astype(np.int64)
     values = rng.choice([-1.0, 1.0], n).astype(dtype)
-    if layout in ("C", "F"):
-        call = lambda: core.countsketch_dense(A, rows, values, m)  # noqa: E731
+    dense = layout in ("C", "F")
+    parts = () if dense else (A.indptr, A.indices, A.data)
+    if kernel == "countsketch":
+        fn = {"csr": core.countsketch_csr, "csc": core.countsketch_csc}.get(layout)
+        call = (lambda: core.countsketch_dense(A, rows, values, m)) if dense else (
+            lambda: fn(*parts, rows, values, m, d))
+    elif kernel == "seeded":
+        fn = {"csr": core.countsketch_seeded_csr, "csc": core.countsketch_seeded_csc}.get(layout)
+        call = (lambda: core.countsketch_seeded_dense(A, 7, m)) if dense else (lambda: fn(*parts, 7, m, n, d))
     else:
-        M = A if layout == "csr" else sp.csc_matrix(A)
-        fn = core.countsketch_csr if layout == "csr" else core.countsketch_csc
-        call = lambda: fn(M.indptr, M.indices, M.data, rows, values, m, d)  # noqa: E731
+        if layout == "csc":
+            pytest.skip("no gathered dots over CSC A")
+        D = rng.standard_normal((m, d)).astype(dtype)
+        call = (lambda: core.countsketch_gather_dot(A, rows, D)) if dense else (
+            lambda: core.countsketch_gather_dot_csr(*parts, rows, D))
     _assert_identical(_at_threads(call))

@@ -701,7 +701,7 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   const bool serial = want == 1;
   detail::AlignedBuffer<T> zacc, next;
   zacc.assign(static_cast<size_t>(serial ? 1 : nblk) * zsize);
-  if (bwd && serial && nblk > 1) next.allocate(d * zstride);
+  if (bwd && serial && nblk > 1) next.assign(d * zstride);  // zeroed again as each block's sum is added
   if (direct) std::fill(Z, Z + d * k, T(0));
   T* const acc = direct ? Z : zacc.data;
   const detail::CsrPass<T, I> p{indptr, indices, data, nnz, d, V, Vtail.data, vsafe, W, Y, k, kp, direct ? k : kp, pass};
@@ -734,7 +734,6 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
       nnz_chunk_range(indptr, n, static_cast<int>(nblk), static_cast<int>(i), b, e);
       const bool later = bwd && serial && i > 0;  // one thread: a block after the first, summed in `next`
       T* const Zi = serial ? (later ? next.data : acc) : zacc.data + i * zsize;
-      if (later) std::fill(next.data, next.data + d * zstride, T(0));
       int code;
       if (split) {
         code = fwd_fn(pf, b, e, nullptr);
@@ -745,8 +744,11 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
       if (code != 0) err.set(code);
       if (later) {
         T* __restrict z = acc;
-        const T* __restrict q = next.data;
-        for (index_t j = 0; j < d * zstride; ++j) z[j] += q[j];
+        T* __restrict q = next.data;
+        for (index_t j = 0; j < d * zstride; ++j) {
+          z[j] += q[j];
+          q[j] = T(0);
+        }
       }
     }  // (ends with a barrier)
     if (bwd && !direct) {

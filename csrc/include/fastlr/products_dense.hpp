@@ -311,13 +311,13 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // are added in block order. The blocks are fixed by the problem (detail::fixed_block_rows: n, the
   // tile rows, d x kp), never by the thread count, and one thread adds the same block sums in the
   // same order (block 0 in Z, each later one in `next`, then added), so Z is bit-identical at every
-  // thread count (tests/test_thread_invariance.py). Blocks of sum_rows rows: float32's one-thread
-  // sums are its two-level sums of before, unchanged. (With blocks of kBlocksPerThread per thread,
-  // 1 thread and 2 differed in Z's last bits, and so did randomized_svd's factors.)
+  // thread count (tests/test_thread_invariance.py). float32's blocks are whole runs of sum_rows rows:
+  // its one-thread sums are its two-level sums of before, unchanged. (With kBlocksPerThread blocks
+  // a thread, 1 thread and 2 differed in Z's last bits, and so did randomized_svd's factors.)
   // Without one (A @ V), rows are independent: kBlocksPerThread blocks a thread.
   index_t nblk = 1, blk = n;
   if (bwd) {
-    blk = detail::fixed_block_rows(n, sum_rows, zsize * index_t(sizeof(T)));
+    blk = detail::fixed_block_rows(n, unit, sizeof(T) == 4 ? sum_rows : 0, zsize * index_t(sizeof(T)));
     nblk = (n + blk - 1) / blk;
   } else if (want > 1) {
     nblk = detail::row_blocks(want, detail::kBlocksPerThread, 0);
@@ -328,10 +328,9 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   const bool direct = bwd && serial && kp == k && detail::cache_aligned(Z);
   const bool chunked = bwd && sizeof(T) == 4 && blk > sum_rows;
   // Accumulators: one a block on several threads; on one, Z itself (direct) or one buffer, and `next`
-  // for the blocks after the first.
-  detail::AlignedBuffer<T> zacc, next;
+  // for the blocks after the first (allocated with the thread's scratch, below).
+  detail::AlignedBuffer<T> zacc;
   zacc.assign(direct ? 0 : static_cast<size_t>(serial ? 1 : nblk) * zsize);
-  if (bwd && serial && nblk > 1) next.allocate(zsize);
   if (direct) std::fill(Z, Z + d * k, T(0));
   T* acc = direct ? Z : zacc.data;
   // No prefetch of the next tile's rows when A's rows lie a multiple of 4 KiB apart: every row of
@@ -352,6 +351,11 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
     std::vector<T> buf(static_cast<size_t>(2 * scratch * kp + (col_major ? gather_rows * d : 0)));
     detail::AlignedBuffer<T> part;  // float32: the sum of one run of kSumRows32 rows (see there)
     if (chunked) part.allocate(d * kp);
+    // One thread: the sum of one block after the first. Allocated here, after buf, where the float32
+    // runs' buffer was before blocks were fixed: placed after Vp and zacc, Zen 2 ran the float32 power
+    // pass at l = 10 4.5% slower (5760 x 1080, one thread; the same sums).
+    detail::AlignedBuffer<T> next;  // zeroed here, and again as each block's sum is added to acc
+    if (bwd && serial && nblk > 1) next.assign(d * kp);
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp for schedule(dynamic, 1)
 #endif
@@ -359,7 +363,6 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
       const index_t b = i * blk, e = std::min(n, (i + 1) * blk);
       const bool later = bwd && serial && i > 0;  // one thread: a block after the first, summed in `next`
       T* const Zi = serial ? (later ? next.data : acc) : acc + i * zsize;
-      if (later) std::fill(next.data, next.data + d * kp, T(0));
       if (!chunked || e - b <= sum_rows) {
         rows_fn(p, gather_rows, b, e, Zi, buf.data());
       } else {
@@ -372,10 +375,13 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
           for (index_t j = 0; j < d * kp; ++j) z[j] += q[j];
         }
       }
-      if (later) {
+      if (later) {  // add and zero in one sweep (a separate zeroing sweep cost more at float64 l = 40)
         T* __restrict z = acc;
-        const T* __restrict q = next.data;
-        for (index_t j = 0; j < d * kp; ++j) z[j] += q[j];
+        T* __restrict q = next.data;
+        for (index_t j = 0; j < d * kp; ++j) {
+          z[j] += q[j];
+          q[j] = T(0);
+        }
       }
     }
     if (bwd && !direct) {  // (the loop above ends with a barrier)

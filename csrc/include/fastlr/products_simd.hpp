@@ -321,17 +321,25 @@ inline index_t row_blocks(int want, index_t per_thread, index_t zbytes) {
 
 // Row blocks of a dense pass with a backward half (dense_row_pass), each summing its rows into a Z
 // of its own from zero, the blocks' sums added in block order. A function of the problem only (n, the
-// block unit, the accumulator size), never of the thread count, so A^T W and A^T (A V) are
-// bit-identical at every thread count: blocks of `min_rows` rows (a multiple of `unit`), more when
-// n / min_rows blocks would pass kMaxFixedBlocks or kBlockAccBytes of accumulators (but at least
-// kMinFixedBlocks when n has the rows for them, so a wide Z still spreads over threads).
+// tile rows, the accumulator size), never of the thread count, so A^T W and A^T (A V) are
+// bit-identical at every thread count. At most kMaxFixedBlocks and kBlockAccBytes of accumulators
+// (but kMinFixedBlocks when n has the rows for them, so a wide Z still spreads over threads).
+// float32 (run_rows > 0): blocks of whole runs of run_rows rows (its two-level sums, kSumRows32), a run
+// a block up to kMaxFixedBlocks runs: one thread adds the same sums as before the blocks were fixed.
+// float64 (run_rows 0): n / kFixedBlockRows blocks, rounded down to a multiple of kMinFixedBlocks (even
+// shares for 2 and 4 threads), of whole tiles (`unit` rows). One thread zeroes and adds a block's
+// d x k sum for each block after the first: Zen 2, one thread, 5760 x 1080 A^T (A V) at l = 40, six
+// blocks of 1024 rows cost 1.5-2.5% (bench/README.md, eighteenth session, HD).
 constexpr index_t kMaxFixedBlocks = 16;
 constexpr index_t kMinFixedBlocks = 4;
-inline index_t fixed_block_rows(index_t n, index_t min_rows, index_t zbytes) {
+constexpr index_t kFixedBlockRows = 1024;
+inline index_t fixed_block_rows(index_t n, index_t unit, index_t run_rows, index_t zbytes) {
   index_t most = zbytes > 0 ? kBlockAccBytes / zbytes : kMaxFixedBlocks;
   most = std::max<index_t>(kMinFixedBlocks, std::min<index_t>(most, kMaxFixedBlocks));
-  const index_t rows = std::max<index_t>(min_rows, (n + most - 1) / most);
-  return round_up(rows, min_rows);
+  if (run_rows > 0) return round_up(std::max<index_t>(run_rows, (n + most - 1) / most), run_rows);
+  index_t count = std::min<index_t>(most, std::max<index_t>(1, n / kFixedBlockRows));
+  if (count > kMinFixedBlocks) count -= count % kMinFixedBlocks;
+  return round_up(std::max<index_t>(1, (n + count - 1) / count), unit);
 }
 
 // float32 backward passes (Z += A^T W) sum at most kSumRows32 rows into one
