@@ -55,13 +55,15 @@ double gd_masked_grad(const I* indptr, const I* indices, const T* data, index_t 
   const int want = useful_threads(nthreads, (nnz + m) * std::max<index_t>(k, 1), 65536);
   // Row chunks fixed by the problem (nnz, n, k), not the thread count, so G_V and f are bit-identical at
   // every thread count (gd_masked_grad_impl; tests/test_thread_invariance.py): chunks of at least
-  // kNnzPerGvRow nonzeros per row of G_V (one thread zeroes and adds a chunk's n x k sum), up to 8
-  // (2 a thread on 4 threads) and 32 MiB of accumulators. One chunk (G_V wide for the nonzeros) on
-  // several threads falls back to a chunk a thread, whose sums depend on the thread count.
-  constexpr index_t kNnzPerGvRow = 64;
+  // kNnzPerGvRow nonzeros per row of G_V (one thread adds a chunk's n x k sum, and zeroes it), up to 4
+  // and 32 MiB of accumulators. One chunk (G_V wide for the nonzeros) on several threads falls back
+  // to a chunk a thread, whose sums depend on the thread count. Zen 2, one thread, float64 k = 32:
+  // 64 a row and up to 8 chunks cost 100000 x 5000 at 10^6 nonzeros (3 chunks) 2-4%; 256 and 4:
+  // 1M x 500 at 500k (3 chunks) -0.7 to +0.2% (bench/README.md, eighteenth session, HD).
+  constexpr index_t kNnzPerGvRow = 256;
   const index_t gv_bytes = std::max<index_t>(n * k * index_t(sizeof(T)), 1);
   int chunks = static_cast<int>(std::max<index_t>(
-      1, std::min<index_t>({nnz / (kNnzPerGvRow * std::max<index_t>(n, 1)), 8, (index_t(32) << 20) / gv_bytes})));
+      1, std::min<index_t>({nnz / (kNnzPerGvRow * std::max<index_t>(n, 1)), 4, (index_t(32) << 20) / gv_bytes})));
   if (chunks == 1) chunks = want;
   const size_t slices = want == 1 ? (chunks > 1 ? 1 : 0) : static_cast<size_t>(chunks - 1);
   std::vector<T> work(slices * n * k, T(0));

@@ -375,16 +375,17 @@ constexpr index_t kCsrOnePieceBytes = index_t(2) << 20;
 // 1 block 0.46-0.73x; passes without one (A @ V) take kBlocksPerThread.
 constexpr index_t kCsrBlocksPerThread = 2;
 
-// Row blocks (balanced by nonzeros) of a CSR pass with a backward half, fixed by the problem (nnz, d,
-// the accumulator bytes) rather than the thread count, so A^T W and A^T (A V) are bit-identical at
-// every thread count (csr_row_pass). Each block sums into a Z of its own from zero, which one thread
+// Row blocks (balanced by nonzeros) of a CSR A^T (A V) pass, fixed by the problem (nnz, d, the
+// accumulator bytes) rather than the thread count, so it is bit-identical at every thread count
+// (csr_row_pass). Each block sums into a Z of its own from zero, which one thread
 // then adds to the first block's: blocks of at least kCsrNnzPerAccRow nonzeros per row of Z keep that
-// zeroing and adding small beside the block's scatter into Z; up to kMaxFixedBlocks / 2 of them
-// (kCsrBlocksPerThread on up to 4 threads) and kBlockAccBytes of accumulators. 1: a Z too wide for
-// its nonzeros (csr_row_pass then falls back to blocks by the thread count).
+// zeroing and adding small beside the block's scatter into Z; up to kCsrFixedBlocks of them
+// (kCsrBlocksPerThread on 2 threads) and kBlockAccBytes of accumulators. 1: a Z too wide for its
+// nonzeros (csr_row_pass then falls back to blocks by the thread count).
 constexpr index_t kCsrNnzPerAccRow = 64;
+constexpr index_t kCsrFixedBlocks = 4;
 inline index_t csr_fixed_blocks(index_t nnz, index_t d, index_t zbytes) {
-  index_t most = std::min<index_t>(kMaxFixedBlocks / 2, zbytes > 0 ? kBlockAccBytes / zbytes : kMaxFixedBlocks);
+  index_t most = std::min<index_t>(kCsrFixedBlocks, zbytes > 0 ? kBlockAccBytes / zbytes : kCsrFixedBlocks);
   return std::max<index_t>(1, std::min<index_t>(most, nnz / (kCsrNnzPerAccRow * std::max<index_t>(d, 1))));
 }
 
@@ -649,9 +650,10 @@ inline bool csr_split_passes(cpu_level_t level, index_t n, index_t d, index_t k,
 /// be null for kPower (Z = A^T A V without writing A V: a 16 MB stream for
 /// the 2M-nonzero benchmark matrix, as much as A itself).
 /// Threads: row blocks balanced by nonzeros, per-block d x kp accumulators for
-/// Z summed in block order. With a backward half the blocks are fixed by the
-/// problem, so Z is bit-identical at every thread count, but for a Z too wide
-/// for its nonzeros (csr_fixed_blocks gives 1) on several threads.
+/// Z summed in block order. For kPower the blocks are fixed by the problem, so
+/// Z is bit-identical at every thread count, but for a Z too wide for its
+/// nonzeros (csr_fixed_blocks gives 1) on several threads; kBackward and kBoth
+/// split by the thread count (deterministic for a given one).
 template <class T, class I>
 void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data, index_t nnz, index_t n,
                   index_t d, const T* V, const T* W, index_t k, T* Y, T* Z, int nthreads) {
@@ -686,15 +688,18 @@ void csr_row_pass(RowPass pass, const I* indptr, const I* indices, const T* data
   // by another process on its core hands its remaining blocks to the others. With one block per
   // thread, 100000 x 5000 A @ V (0.2%, k = 8) on two threads took 0.53-0.66x one thread's time in six
   // runs and 1.92x in another on an idle 2-vCPU KVM guest (bench/README.md, fifteenth session).
-  // With a backward half the blocks are fixed by the problem (csr_fixed_blocks), not by the thread
-  // count, and one thread adds the same block sums in the same order (block 0 in Z, each later one
-  // in `next`, then added): Z is bit-identical at every thread count (tests/test_thread_invariance.py).
-  // Only a Z too wide for its nonzeros (one fixed block) on several threads falls back to blocks by
-  // the thread count, whose sums depend on it: one block would leave the other threads idle.
+  // A^T (A V): the blocks are fixed by the problem (csr_fixed_blocks), not by the thread count, and
+  // one thread adds the same block sums in the same order (block 0 in Z, each later one in `next`,
+  // then added): Z is bit-identical at every thread count (tests/test_thread_invariance.py). A Z too
+  // wide for its nonzeros (one fixed block) on several threads falls back to blocks by the thread
+  // count, whose sums depend on it: one block would leave the other threads idle. A^T W and
+  // gd_products's pair keep blocks by the thread count: fixed blocks cost A^T W 1.5-2.8% at one thread
+  // (Zen 2, 1M x 500 at 500k nonzeros, float32 and float64 l = 8 and 20, the split into blocks itself
+  // rather than adding them; A^T (A V) -2 to +1%; bench/README.md, eighteenth session, HD).
   const index_t zstride = direct ? k : kp;
   const index_t zbytes = detail::round_up(d * kp, detail::kLine / index_t(sizeof(T))) * index_t(sizeof(T));
-  index_t nblk = bwd ? detail::csr_fixed_blocks(nnz, d, zbytes) : 1;
-  const bool fixed = bwd && (nblk > 1 || want == 1);
+  index_t nblk = pass == RowPass::kPower ? detail::csr_fixed_blocks(nnz, d, zbytes) : 1;
+  const bool fixed = pass == RowPass::kPower && (nblk > 1 || want == 1);
   if (!fixed)
     nblk = detail::row_blocks(want, bwd ? detail::kCsrBlocksPerThread : detail::kBlocksPerThread,
                               zsize * index_t(sizeof(T)));

@@ -320,7 +320,7 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
     blk = detail::fixed_block_rows(n, unit, sizeof(T) == 4 ? sum_rows : 0, zsize * index_t(sizeof(T)));
     nblk = (n + blk - 1) / blk;
   } else if (want > 1) {
-    nblk = detail::row_blocks(want, detail::kBlocksPerThread, 0);
+    nblk = detail::row_blocks(want, detail::kBlocksPerThread, zsize * index_t(sizeof(T)));
     blk = detail::round_up((n + nblk - 1) / nblk, unit);
     nblk = (n + blk - 1) / blk;
   }

@@ -326,10 +326,12 @@ inline index_t row_blocks(int want, index_t per_thread, index_t zbytes) {
 // (but kMinFixedBlocks when n has the rows for them, so a wide Z still spreads over threads).
 // float32 (run_rows > 0): blocks of whole runs of run_rows rows (its two-level sums, kSumRows32), a run
 // a block up to kMaxFixedBlocks runs: one thread adds the same sums as before the blocks were fixed.
-// float64 (run_rows 0): n / kFixedBlockRows blocks, rounded down to a multiple of kMinFixedBlocks (even
-// shares for 2 and 4 threads), of whole tiles (`unit` rows). One thread zeroes and adds a block's
-// d x k sum for each block after the first: Zen 2, one thread, 5760 x 1080 A^T (A V) at l = 40, six
-// blocks of 1024 rows cost 1.5-2.5% (bench/README.md, eighteenth session, HD).
+// float64 (run_rows 0): n / kFixedBlockRows blocks (to the nearest: 2000 rows make two, not one
+// that would leave a second thread idle), rounded down to a multiple of kMinFixedBlocks from 4 on
+// (even shares for 2 and 4 threads), of whole tiles (`unit` rows). One thread adds a block's d x k
+// sum for each block after the first: Zen 2, one thread, 5760 x 1080 float64 (4 blocks) A^T W and
+// A^T (A V) at l = 10-60 cost 0-0.7% at load 4-5 (0-2.8% at load 6-11), 100000 x 500 0-0.6%
+// (bench/README.md, eighteenth session, HD).
 constexpr index_t kMaxFixedBlocks = 16;
 constexpr index_t kMinFixedBlocks = 4;
 constexpr index_t kFixedBlockRows = 1024;
@@ -337,7 +339,7 @@ inline index_t fixed_block_rows(index_t n, index_t unit, index_t run_rows, index
   index_t most = zbytes > 0 ? kBlockAccBytes / zbytes : kMaxFixedBlocks;
   most = std::max<index_t>(kMinFixedBlocks, std::min<index_t>(most, kMaxFixedBlocks));
   if (run_rows > 0) return round_up(std::max<index_t>(run_rows, (n + most - 1) / most), run_rows);
-  index_t count = std::min<index_t>(most, std::max<index_t>(1, n / kFixedBlockRows));
+  index_t count = std::min<index_t>(most, std::max<index_t>(1, (n + kFixedBlockRows / 2) / kFixedBlockRows));
   if (count > kMinFixedBlocks) count -= count % kMinFixedBlocks;
   return round_up(std::max<index_t>(1, (n + count - 1) / count), unit);
 }
