@@ -196,8 +196,9 @@ def _csr(indptr, indices, data, V, W, n, d, k, fwd, bwd, use_y):
     if indptr[0] != 0 or indptr[-1] != len(indices):
         raise_for(BAD_INDPTR)
     work = len(data) * k * ((1 if fwd else 0) + (1 if bwd else 0)) + n * k
-    # A chunk a thread: Z depends on the thread count. Fixed chunks (sum_chunks, one by one on one
-    # thread) cost 1.8-2.0% at one thread (1M x 500 at 500k nonzeros, float64 l = 20; Zen 2).
+    # A chunk a thread: Z depends on the thread count. Fixed chunks (sum_chunks) at one thread, 1M x 500
+    # at 500k nonzeros, float64 l = 20, Zen 2: 0.97-0.98x with a buffer a chunk, 1.02x one by one (one
+    # run each); not kept while that is not settled (bench/README.md, eighteenth session, HD).
     parts = useful_threads(work // 8)
     Y = np.empty((n, k) if fwd else (0, 0), dtype=data.dtype)
     bounds = nnz_chunks(indptr, parts)
