@@ -5,8 +5,6 @@ spinning after the caller's own two-thread BLAS call shared a core with fastlr's
 nor fastlr's own OpenMP workers, and leave every result bit for bit unchanged."""
 
 import itertools
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -15,6 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from helpers import run_outside_tree, subprocess_env
 
 import fastlr
 from fastlr._kernels import _threads_state
@@ -111,9 +110,10 @@ print(len(running), core._busy_threads(2))
 
 def test_the_check_does_not_count_fastlrs_own_openmp_workers():
     """With OMP_WAIT_POLICY=active fastlr's idle worker spins for good after a region: running, yet fastlr's."""
-    env = dict(os.environ, OMP_WAIT_POLICY="active")
+    env = subprocess_env(OMP_WAIT_POLICY="active")
     env.pop("GOMP_SPINCOUNT", None)
-    out = subprocess.run([sys.executable, "-c", _OWN_WORKERS], env=env, capture_output=True, text=True, check=True)
+    out = run_outside_tree([sys.executable, "-c", _OWN_WORKERS], env=env)
+    assert out.returncode == 0, out.stderr
     running, counted = map(int, out.stdout.split())
     assert running >= 1, "the OpenMP worker was not running: the test shows nothing"
     assert counted == 0
@@ -222,11 +222,12 @@ def test_applied_kernels_drop_to_one_thread_beside_a_running_thread_within_the_l
 
 @pytest.mark.parametrize("value, on", [("", True), ("0", False), ("off", False)])
 def test_the_environment_variable_turns_the_check_off_and_fastlr_info_says_so(value, on):
-    env = dict(os.environ, **{_threads_state.BUSY_CHECK_ENV: value})
-    out = subprocess.run([sys.executable, "-m", "fastlr", "info", "--json"], env=env, capture_output=True,
-                         text=True, check=True)
+    env = subprocess_env(**{_threads_state.BUSY_CHECK_ENV: value})
+    out = run_outside_tree([sys.executable, "-m", "fastlr", "info", "--json"], env=env)
+    assert out.returncode == 0, out.stderr
     assert ('"busy_check": "on' in out.stdout) == on
     assert ('"busy_check": "off' in out.stdout) == (not on)
     code = "import fastlr; print(fastlr.get_backend('cpp').build_info()['busy_check'])"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = run_outside_tree([sys.executable, "-c", code], env=env)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(on)
