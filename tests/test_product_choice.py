@@ -622,6 +622,19 @@ def test_rmatmul_blas_widths_follow_the_measured_layout(monkeypatch):
     assert not choice.use_kernel("rmatmul", 33, np.float64, "C", level="x86-64-v3")  # a level pinned: the table
 
 
+def test_info_names_the_rmatmul_blas_widths_the_measured_layout_keeps(monkeypatch):
+    """``fastlr info`` lists float64's RMATMUL_BLAS_WIDTHS only where they run BLAS: where the calibration measured
+    NumPy's layout faster at their width mod 8, ``use_kernel`` sends them to the kernel, and so must the line."""
+    monkeypatch.setattr(choice, "_level", "x86-64-v3")
+    for swapped in (frozenset({1}), frozenset({0})):
+        tab = calibration.Table("x86-64-v3", choice.static_thresholds("x86-64-v3"), "measured",
+                                layouts={"float64": swapped})
+        monkeypatch.setattr(choice, "_calibrated", lambda *a, tab=tab, **k: tab)
+        assert ("its A^T W < 40 columns but 25, 33 (float64)" in choice.describe()) == (1 in swapped)
+        assert choice.use_kernel("rmatmul", 33, np.float64, "C", factor_rows=1080,
+                                 matrix_bytes=5760 * 1080 * 8) == (1 not in swapped)
+
+
 def test_f_order_float64_gram_below_17_columns_at_v3():
     """F-order float64 ``A.T (A V)`` at x86-64-v3: the kernel below 17 columns (it lost 0.82-0.97x at 17-30 on a
     Zen 2, eighteenth session); x86-64-v4 keeps 64."""

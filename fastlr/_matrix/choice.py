@@ -555,7 +555,11 @@ def describe() -> str:
     rm = ""
     for t in ("float32", "float64"):  # A^T W alone: RMATMUL_COLUMNS and RMATMUL_BLAS_WIDTHS within "pass"
         cap = min(RMATMUL_COLUMNS.get((level, "C", t), BLAS_MIN_COLUMNS), limits["C", "pass", t])
-        but = _but(RMATMUL_BLAS_WIDTHS.get((level, "C", t), ()), cap)
+        widths = RMATMUL_BLAS_WIDTHS.get((level, "C", t), ())
+        swapped = tab.layouts.get(t) if tab is not None else None
+        if swapped is not None:  # float64's run the kernel where this machine measured NumPy's layout (use_kernel)
+            widths = [w for w in widths if w % calibration.LAYOUT_PERIOD in swapped]
+        but = _but(widths, cap)
         if cap < limits["C", "pass", t] or but:
             rm += f", its A^T W < {cap} columns{but} ({t})"
     table = static_thresholds(level)
