@@ -315,11 +315,18 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // its one-thread sums are its two-level sums of before, unchanged. (With kBlocksPerThread blocks
   // a thread, 1 thread and 2 differed in Z's last bits, and so did randomized_svd's factors.)
   // Without one (A @ V), rows are independent: kBlocksPerThread blocks a thread.
+  // Too few rows for the fixed blocks to share out (the first holds over 3/4 of the rows: float64 under
+  // 1536 rows, float32 under ~1365) on several threads: blocks by the thread count, as without a backward
+  // half, so a second thread still helps; there the sums follow the thread count (README). The fixed
+  // blocks had 1080 x 5760's A^T W / A^T (A V) at l = 20 and randomized_svd k = 10 on two threads take
+  // 0.96-1.02x one thread's time, against 0.60-0.83x with blocks by the thread count (Zen 2, quiet,
+  // median of 12; bench/README.md, eighteenth session, lead).
   index_t nblk = 1, blk = n;
   if (bwd) {
     blk = detail::fixed_block_rows(n, unit, sizeof(T) == 4 ? sum_rows : 0, zsize * index_t(sizeof(T)));
     nblk = (n + blk - 1) / blk;
-  } else if (want > 1) {
+  }
+  if (want > 1 && 4 * blk > 3 * n) {
     nblk = detail::row_blocks(want, detail::kBlocksPerThread, zsize * index_t(sizeof(T)));
     blk = detail::round_up((n + nblk - 1) / nblk, unit);
     nblk = (n + blk - 1) / blk;
