@@ -356,10 +356,8 @@ class InMemory(Operand):
             if self._kernel_for("gd", V.shape[1]):
                 return kernels.gd_products(self.A, U, V)
             self._check_gd_factors(U, V)
-            k, (n, d) = V.shape[1], self.shape
             with blas_limit(get_num_threads()):
-                return (blas_times(self.A, V, blas_swap(self.dtype, k, d)),
-                        blas_times(self.A.T, U, blas_swap(self.dtype, k, n)))
+                return self._blas_av(V), self._blas_atw(U)
         if self.format == "csr":
             return kernels.gd_products_csr(*self.parts, U, V)
         self._check_gd_factors(U, V)
@@ -451,7 +449,7 @@ class InMemory(Operand):
             return self.matmul(V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
         with self._blas_threads(V.shape[1]):
-            return blas_times(self.A, V, blas_swap(self.dtype, V.shape[1], self.shape[1]))
+            return self._blas_av(V)
 
     def rtimes(self, W) -> np.ndarray:
         """``A.T @ W`` of any width (see ``times``)."""
@@ -459,7 +457,15 @@ class InMemory(Operand):
             return self.rmatmul(W)
         W = np.ascontiguousarray(W, dtype=self.dtype)
         with self._blas_threads(W.shape[1]):
-            return blas_times(self.A.T, W, blas_swap(self.dtype, W.shape[1], self.shape[0]))
+            return self._blas_atw(W)
+
+    def _blas_av(self, V) -> np.ndarray:
+        """``A @ V`` by BLAS on the threads set around it, in the layout ``blas_swap`` gives (sums over A's columns)."""
+        return blas_times(self.A, V, blas_swap(self.dtype, V.shape[1], self.shape[1]))
+
+    def _blas_atw(self, W) -> np.ndarray:
+        """``A.T @ W`` by BLAS on the threads set around it, in the layout ``blas_swap`` gives (sums over A's rows)."""
+        return blas_times(self.A.T, W, blas_swap(self.dtype, W.shape[1], self.shape[0]))
 
     def _blas_threads(self, k: int, sides: int = 1):
         """``blas_limit`` for BLAS products with dense A and k-column factors (``sides`` = 2: both ways):
@@ -480,10 +486,9 @@ class InMemory(Operand):
     def _blas_power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
         """``(A @ V, A.T @ (A @ V))`` by two BLAS GEMMs on fastlr's thread count."""
         V = np.ascontiguousarray(V, dtype=self.dtype)
-        k, (n, d) = V.shape[1], self.shape
-        with self._blas_threads(k, 2):
-            P = blas_times(self.A, V, blas_swap(self.dtype, k, d))
-            return P, blas_times(self.A.T, P, blas_swap(self.dtype, k, n))
+        with self._blas_threads(V.shape[1], 2):
+            P = self._blas_av(V)
+            return P, self._blas_atw(P)
 
     def _blas_gram_product(self, V) -> np.ndarray:
         """``A.T @ (A @ V)`` by two BLAS GEMMs on fastlr's thread count."""
