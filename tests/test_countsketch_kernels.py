@@ -344,7 +344,7 @@ def test_python_error_codes_mirror_the_compiled_ones():
     assert {python[name]: message for name, message in messages.items()} == _errors._MESSAGES
 
 
-@pytest.mark.parametrize("d", [8, 16, 13, 40])
+@pytest.mark.parametrize("d", [8, 16, 13, 40, 75])  # 75: wide rows (the prefetching scatter) in float32 too
 def test_dense_cpp_equals_numba_at_every_alignment_of_a(dtype, d):
     """The C++ row-major kernel aligns its accumulator stores to cache lines (lined up with A when A's
     rows are whole cache lines apart) and sums its row chunks in one reused accumulator at one thread:
@@ -380,7 +380,9 @@ def _isa_sparse(fmt, n, d, dtype, index_dtype, rng):
 
 
 # n < 2048: one row chunk (sum_chunks), so the kernel's order of additions is np.add.at's.
-ISA_SHAPES = [(1, 1, 1), (50, 17, 5), (300, 40, 3), (1500, 64, 20), (2000, 33, 7)]
+# (700, 75, 9): rows over 256 bytes in float32 too (300 and 600 bytes, not whole lines): the prefetching scatter
+# (countsketch_rows' wide rows) with a scalar head and tail in both dtypes.
+ISA_SHAPES = [(1, 1, 1), (50, 17, 5), (300, 40, 3), (1500, 64, 20), (2000, 33, 7), (700, 75, 9)]
 
 
 def test_countsketch_kernels_at_every_isa_level(isa_level, dtype):

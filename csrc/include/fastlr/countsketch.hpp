@@ -116,16 +116,10 @@ FASTLR_INLINE void axpy_aligned_out(T* __restrict o, const T* __restrict a, T v,
   for (index_t c = 0; c < rest; ++c) oa[c] += v * aa[c];
 }
 
-// How far ahead of the current entry axpy_prefetch_a asks for A: 512 bytes, eight cache lines.
-constexpr index_t kPrefetchBytes = 512;
-
-// axpy_aligned_out, with each cache line of A requested kPrefetchBytes ahead as it is reached
-// (prefetchnta: A is read once). Same additions, same order: bit-identical results. Zen 2, one
-// thread, seeded dense kernel in a C++ microbenchmark (v3; baseline alike): 100000 x 200 float64
-// m = 50 1.16x -> 1.09-1.11x a tight read of A, 5760 x 1080 m = 20 1.15x -> 1.03-1.05x; further
-// ahead (1 KB and more) was slower than none, as were prefetcht0 and a whole row at once.
+// axpy_aligned_out, with each cache line of A asked for `ahead` bytes before it is reached
+// (prefetchnta: A is read once). The same additions in the same order: bit-identical results.
 template <class T>
-FASTLR_INLINE void axpy_prefetch_a(T* __restrict o, const T* __restrict a, T v, index_t d) {
+FASTLR_INLINE void axpy_prefetch_a(T* __restrict o, const T* __restrict a, T v, index_t d, index_t ahead) {
   const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(o) & 63)) & 63) / sizeof(T));
   for (index_t c = 0; c < head; ++c) o[c] += v * a[c];
   T* __restrict oa = static_cast<T*>(__builtin_assume_aligned(o + head, 64));
@@ -134,13 +128,32 @@ FASTLR_INLINE void axpy_prefetch_a(T* __restrict o, const T* __restrict a, T v, 
   constexpr index_t line = 64 / sizeof(T);
   index_t c = 0;
   for (; c + line <= rest; c += line) {
-    __builtin_prefetch(reinterpret_cast<const char*>(aa + c) + kPrefetchBytes, 0, 0);
+    __builtin_prefetch(reinterpret_cast<const char*>(aa + c) + ahead, 0, 0);
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp simd
 #endif
     for (index_t q = 0; q < line; ++q) oa[c + q] += v * aa[c + q];
   }
   for (; c < rest; ++c) oa[c] += v * aa[c];
+}
+
+/// Bytes ahead of its use that the row-major dense kernel asks for each line of A (wide rows,
+/// countsketch_rows), by the ISA level its variant runs; 0: no prefetch. One thread, Zen 2, the
+/// seeded kernel against A.sum() in one process (A evicted before each call; bench/README.md,
+/// nineteenth session): the AVX2 loop goes through a line faster and did best at 256-512 bytes,
+/// the SSE2 one at 640-1024; 1 KB at x86-64-v3 was slower than no prefetch at all (prefetchnta
+/// lines fetched too early are evicted before use). Not measured with AVX-512 (no such CPU here):
+/// the v4 variant keeps the plain loop.
+inline index_t dense_prefetch_bytes(int level) {
+#if !defined(FASTLR_ISA_DISPATCH) && defined(__AVX512F__)
+  (void)level;
+  return 0;  // one variant, compiled for AVX-512
+#elif !defined(FASTLR_ISA_DISPATCH) && defined(__AVX2__)
+  (void)level;
+  return 384;  // one variant, compiled for AVX2
+#else
+  return level >= kIsaAvx512 ? 0 : level == kIsaAvx2 ? 384 : 768;
+#endif
 }
 
 constexpr index_t kRunProbe = 32;        // rows of a block whose runs decide run-or-scatter
@@ -182,17 +195,20 @@ FASTLR_INLINE void axpy4_aligned_out(T* __restrict o, const T* __restrict a, ind
 // blocks that begin with runs of equal r_i (has_runs), each run goes four rows per pass
 // (axpy4_aligned_out). The same additions in the same order either way. Wide rows keep
 // the one-row axpy (their adds overlap anyway; four rows per pass measured slower), with A
-// prefetched ahead (axpy_prefetch_a).
+// prefetched `ahead` bytes ahead (axpy_prefetch_a) unless ahead is 0.
 template <class T, class Src>
 FASTLR_INLINE int countsketch_rows(const T* A, index_t b, index_t e, index_t d, index_t ld, const Src& src, T* acc,
-                                   index_t ldo) {
+                                   index_t ldo, index_t ahead) {
   index_t r[kRowBlock];
   T v[kRowBlock];
   if (d * static_cast<index_t>(sizeof(T)) > kRunMaxRowBytes) {
     for (index_t i0 = b; i0 < e; i0 += kRowBlock) {
       const index_t k = std::min(kRowBlock, e - i0);
       if (!src.fill(i0, k, r, v)) return kBadRow;
-      for (index_t j = 0; j < k; ++j) axpy_prefetch_a(acc + r[j] * ldo, A + (i0 + j) * ld, v[j], d);
+      if (ahead > 0)
+        for (index_t j = 0; j < k; ++j) axpy_prefetch_a(acc + r[j] * ldo, A + (i0 + j) * ld, v[j], d, ahead);
+      else
+        for (index_t j = 0; j < k; ++j) axpy_aligned_out(acc + r[j] * ldo, A + (i0 + j) * ld, v[j], d);
     }
     return 0;
   }
@@ -474,7 +490,7 @@ void countsketch_dense_src(const T* A, index_t n, index_t d, index_t ld, bool co
   std::unique_ptr<unsigned char[]> fbuf(new unsigned char[col_major ? static_cast<size_t>(want * segs) : 0]);
   throw_kernel_error(FASTLR_ISA_CALL(countsketch_dense_impl, A, n, d, ld, col_major, src, m, out, want, chunks,
                                      col_major ? work.data() : acc.data, rbuf.get(), vbuf.get(), fbuf.get(),
-                                     segs));
+                                     segs, dense_prefetch_bytes(variant_level())));
 }
 
 template <class T, class I, class Src>
