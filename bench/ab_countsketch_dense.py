@@ -11,6 +11,7 @@ from the caches (5760 x 1080 float32 is 25 MB: it would otherwise stay in the 32
 the next, and the previous call's dtype and size would decide how much of it does).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/ab_countsketch_dense.py --old /tmp/old/_core.so
+    ... --isa baseline   # both builds' kernels capped at that level
 """
 
 import argparse
@@ -70,6 +71,7 @@ def _numba_read(a):
     return s
 
 
+ISA_LEVELS = {"v4": 2, "v3": 1, "baseline": 0}  # _core._cap_isa's levels
 _SCRATCH = np.zeros(2**23)  # 64 MB, twice the L3 here: filled before each call
 
 
@@ -117,12 +119,15 @@ def main(argv=None) -> int:
     parser.add_argument("--new", help="path of the new build's _core .so (default: fastlr's own)")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--no-flush", action="store_true", help="skip the 64 MB write that evicts A before each call")
+    parser.add_argument("--isa", choices=list(ISA_LEVELS), help="cap both builds' kernels at this level (_cap_isa)")
     args = parser.parse_args(argv)
     old = load_core(args.old) if args.old else None
     new = load_core(args.new) if args.new else _core
-    new.set_num_threads(1)
-    if old is not None:
-        old.set_num_threads(1)
+    for core in (new, old) if old is not None else (new,):
+        core.set_num_threads(1)
+        if args.isa:
+            core._cap_isa(ISA_LEVELS[args.isa])
+    print(f"kernels run {new.build_info()['kernel_isa']}" + (f" (old: {old.build_info()['kernel_isa']})" if old else ""))
     cpp_read = _cpp_read()
     rng = np.random.default_rng(2)
     head = ["A (m)", "dtype", "old seeded", "new seeded", "new / old", "old materialized", "new materialized",
