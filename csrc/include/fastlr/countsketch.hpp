@@ -139,11 +139,11 @@ FASTLR_INLINE void axpy_prefetch_a(T* __restrict o, const T* __restrict a, T v, 
 
 /// Bytes ahead of its use that the row-major dense kernel asks for each line of A (wide rows,
 /// countsketch_rows), by the ISA level its variant runs; 0: no prefetch. One thread, Zen 2, the
-/// seeded kernel against A.sum() in one process (A evicted before each call; bench/README.md,
-/// nineteenth session): the AVX2 loop goes through a line faster and did best at 256-512 bytes,
-/// the SSE2 one at 640-1024; 1 KB at x86-64-v3 was slower than no prefetch at all (prefetchnta
-/// lines fetched too early are evicted before use). Not measured with AVX-512 (no such CPU here):
-/// the v4 variant keeps the plain loop.
+/// seeded kernel and the public call against A.sum() in one process (bench/README.md, nineteenth
+/// session): the AVX2 loop goes through a line faster and did best at 128-384 bytes, the SSE2 one
+/// at 640-1024; 1 KB at x86-64-v3 was slower than no prefetch at all (prefetchnta lines fetched
+/// too early are evicted before use). Not measured with AVX-512 (no such CPU here): the v4
+/// variant keeps the plain loop.
 inline index_t dense_prefetch_bytes(int level) {
 #if !defined(FASTLR_ISA_DISPATCH) && defined(__AVX512F__)
   (void)level;
