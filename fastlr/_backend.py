@@ -189,6 +189,12 @@ def get_backend(backend: str | None = None) -> ModuleType:
     ValueError
         When ``backend`` is not one of ``"cpp"``, ``"numba"``, ``"numpy"``.
     """
+    # A backend already loaded without a lock or a frame: every product asks (Operand.kernels), 1-2 us warm and
+    # ~10 us after a large GEMM has flushed the caches through _require, _load and _default_name's locks.
+    name = getattr(_local, "name", None) or _default if backend is None else backend
+    module = _loaded.get(name) if name.__class__ is str else None
+    if module is not None:
+        return module
     return _require(current_backend() if backend is None else backend)
 
 
