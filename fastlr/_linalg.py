@@ -7,6 +7,7 @@ caller (the algorithms run them on fastlr's kernels).
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import threading
 
@@ -16,7 +17,7 @@ from scipy.linalg.lapack import dgeqrf as _geqrf, dgesdd as _gesdd, dorgqr as _o
 from threadpoolctl import ThreadpoolController
 
 __all__ = [
-    "LAPACK_DRIVERS", "blas_limit", "blas_single_thread", "blas_times", "column_extremes", "column_peak_signs",
+    "LAPACK_DRIVERS", "blas_at", "blas_limit", "blas_single_thread", "blas_times", "column_extremes", "column_peak_signs",
     "complete", "flip_signs", "gram", "normalize", "orthonormal", "peak", "peak_signs", "power_of_two", "sketch_svd",
     "svqb", "thin_svd", "truncate", "truncate_parts",
 ]
@@ -65,29 +66,56 @@ class _BlasLimit:
 
 
 def _thread_getter(lib):
-    """A function of no arguments giving ``lib.num_threads``: OpenBLAS's own getter (ctypes) for its
-    pthreads build, else the property. The property runs three Python frames and an f-string per read,
-    which a product's BLAS route pays on every call: 40-50 us for NumPy's and SciPy's OpenBLAS right
-    after a 5760 x 1080 GEMM has flushed the caches (Zen 2), 0.4% of a 10 ms sgemm."""
+    """A function of no arguments giving ``lib.num_threads``: for OpenBLAS's pthreads build the count it keeps
+    (its exported ``blas_cpu_number``, which ``openblas_get_num_threads`` returns and ``openblas_set_num_threads``
+    sets) read in C, without a Python frame, else OpenBLAS's own getter (ctypes), else the property. The property
+    runs three Python frames and an f-string per read, which a product's BLAS route pays on every call: 40-50 us
+    for NumPy's and SciPy's OpenBLAS right after a 5760 x 1080 GEMM has flushed the caches (Zen 2), 0.4% of a
+    10 ms sgemm; the getter's ctypes call 0.8 us (5 us after the GEMM), the counter's read 0.1 us."""
     try:
         if lib.internal_api == "openblas" and lib.threading_layer == "pthreads":
             getter = lib._get_symbol("openblas_get_num_threads")  # threadpoolctl's own lookup (3.x)
             if getter is not None and getter() == lib.num_threads:
-                return getter
+                return _counter(lib, getter) or getter
     except (AttributeError, TypeError):  # another threadpoolctl: its public property
         pass
     return lambda: lib.num_threads
 
 
-def blas_limit(n: int):
-    """A context manager limiting BLAS to n threads (libraries already at n are left alone)."""
+def _counter(lib, getter):
+    """``getattr(blas_cpu_number, "value")`` as a C-level callable where ``lib`` exports that counter and it reads
+    what ``getter`` returns; else None."""
+    try:
+        count = ctypes.c_int.in_dll(lib.dynlib, "blas_cpu_number")  # threadpoolctl's handle on the library
+    except (AttributeError, ValueError, TypeError):  # not exported (ValueError), or another threadpoolctl
+        return None
+    return functools.partial(getattr, count, "value") if count.value == getter() else None
+
+
+def _libraries() -> list:
+    """(threadpoolctl's controller, ``_thread_getter``) of each BLAS library loaded, found once."""
     global _controller
     if _controller is None:
         with _controller_lock:
             if _controller is None:  # found once
                 _controller = [(lib, _thread_getter(lib))
                                for lib in ThreadpoolController().select(user_api="blas").lib_controllers]
-    return _BlasLimit(_controller, n)
+    return _controller
+
+
+def blas_limit(n: int):
+    """A context manager limiting BLAS to n threads (libraries already at n are left alone)."""
+    return _BlasLimit(_controller if _controller is not None else _libraries(), n)
+
+
+def blas_at(n: int) -> bool:
+    """Whether every BLAS library runs n threads now: a product may then skip ``blas_limit(n)`` (its object and
+    two frames, ~10 us right after a large GEMM has flushed the caches). Read at each call: the user may have set
+    other counts since (threadpoolctl)."""
+    for _, threads in _controller if _controller is not None else _libraries():
+        if threads() != n:
+            return False
+    return True
 
 
 def blas_single_thread():
