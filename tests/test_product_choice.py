@@ -515,8 +515,8 @@ def test_dense_blas_route_threads(monkeypatch):
     from fastlr._matrix import memory
 
     seen = []
-    real = memory.blas_limit
-    monkeypatch.setattr(memory, "blas_limit", lambda n: seen.append(n) or real(n))
+    real = memory.blas_at  # each BLAS route asks it once for the count it runs at (blas_limit only where it differs)
+    monkeypatch.setattr(memory, "blas_at", lambda n: seen.append(n) or real(n))
     monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
     rng = np.random.default_rng(0)
     A = rng.standard_normal((200, 100))

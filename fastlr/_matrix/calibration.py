@@ -106,6 +106,8 @@ _PREFIX = "product-choice-"
 
 _lock = threading.RLock()
 _tables: dict[tuple, Table] = {}
+#: Bumped whenever ``_tables`` changes: ``choice.route_key``'s token for "the same tables as before".
+generation = 0
 _warned = False
 
 
@@ -525,6 +527,7 @@ def table(static, level: str, run: bool = True) -> Table | None:
                 if not run:
                     return _peek(static(), level)
                 tab = _tables[slot] = calibrate(static(), level)
+                _bump()
     return tab
 
 
@@ -551,4 +554,10 @@ def reset() -> None:
     global _warned
     with _lock:
         _tables.clear()
+        _bump()
         _warned = False
+
+
+def _bump() -> None:
+    global generation
+    generation += 1

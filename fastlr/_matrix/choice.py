@@ -113,7 +113,8 @@ __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "KE
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS",
            "SPARSE_SHORT_ROW_NNZ",
            "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode", "dtype_name", "factor_fits",
-           "isa_level", "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel"]
+           "isa_level", "operand_key", "remember_route", "route_key", "routes", "static_thresholds", "thresholds", "use_kernel",
+           "use_sparse_kernel"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
 #: beats the one-pass kernels there. KERNEL_COLUMNS holds the narrower
@@ -225,6 +226,48 @@ def isa_level() -> str:
     if _dispatching_core is False:
         return "x86-64-v4"
     return LEVELS[_dispatching_core._kernel_isa()]
+
+
+#: The environment variables the dense rule reads: its override and the calibration's mode and cache directory.
+_ROUTE_ENV = ("FASTLR_PRODUCT_CHOICE", "FASTLR_CALIBRATION", "FASTLR_CACHE_DIR")
+#: ``os.environ``'s own mapping and its keys there (bytes on POSIX): a read of it 0.05 us against ``os.environ.get``'s
+#: 1 us (its ``Mapping.get``, ``__getitem__`` and key encoding, each a Python frame; ~10 us after a large GEMM).
+_ENVIRON = getattr(os.environ, "_data", None)
+_ENV_KEYS = tuple(os.environ.encodekey(k) for k in _ROUTE_ENV) if _ENVIRON is not None else _ROUTE_ENV
+if _ENVIRON is None:  # another Python: the public mapping
+    _ENVIRON = os.environ
+
+#: ``InMemory._route``'s memo: ``route_key(...)`` -> route.
+routes: dict = {}
+#: Routes kept at most (a process trying many shapes and widths starts over past it).
+MAX_ROUTES = 4096
+
+
+def route_key(operand: tuple, kind: str, columns: int, threads: int) -> tuple:
+    """The key of a dense product's route in ``routes``: its arguments (``operand``: ``operand_key``'s name of A's
+    shape, dtype and order)
+    and what ``use_kernel`` and ``blas_swap`` read besides them: the environment (``_ROUTE_ENV``), the ISA level
+    the kernels run at (the cap included), the calibration's tables (``calibration.generation``), a level pinned
+    by hand, the cache sizes, and the functions tests replace. A route remembered under an equal key is the one
+    the rule gives now. One flat tuple, the ISA read from the core without ``isa_level``'s frame: each object
+    this touches costs ~1 us right after a large GEMM has flushed the caches (Zen 2)."""
+    env, core = _ENVIRON, _dispatching_core
+    return (operand, kind, columns, threads, env.get(_ENV_KEYS[0]), env.get(_ENV_KEYS[1]), env.get(_ENV_KEYS[2]),
+            core._kernel_isa() if core else core, calibration.generation, _level, _cache_sizes, _calibrated,
+            isa_level, blas_swap)
+
+
+def operand_key(shape: tuple, dtype, order: str) -> tuple:
+    """Dense A's part of ``route_key``: its shape, dtype name and memory order (plain ints and strings: an operand
+    pickled to another process keys the same routes there)."""
+    return tuple(shape), dtype_name(dtype), order
+
+
+def remember_route(key, route) -> None:
+    """``routes[key] = route``, the memo emptied first when full."""
+    if len(routes) >= MAX_ROUTES:
+        routes.clear()
+    routes[key] = route
 
 
 def choice_mode() -> str:

@@ -23,12 +23,13 @@ from contextlib import nullcontext
 import numpy as np
 import scipy.linalg
 
-from .._linalg import blas_limit, blas_times, normalize, orthonormal, peak, power_of_two, ritz_pairs, thin_svd
-from .._threads import get_num_threads, thread_limit
+from .._linalg import blas_at, blas_limit, blas_times, normalize, orthonormal, peak, power_of_two, ritz_pairs, thin_svd
+from .._kernels._threads_state import get_num_threads  # fastlr.get_num_threads without its wrapper's frame
+from .._threads import thread_limit
 from .._validation import as_matrix, is_sparse
 from .base import Operand, PowerSteps
 from .choice import BLAS_MIN_COLUMNS  # noqa: F401 (re-exported)
-from .choice import blas_swap, use_kernel, use_sparse_kernel
+from .choice import blas_swap, operand_key, remember_route, route_key, routes, use_kernel, use_sparse_kernel
 
 __all__ = ["InMemory"]
 
@@ -90,9 +91,37 @@ def threads_for(work: int):
     """One thread for passes of fewer than SMALL_WORK multiply-adds (a context limiting fastlr's kernels on this
     Python thread; a BLAS call inside follows it with ``blas_limit(get_num_threads())``); fastlr's count
     otherwise. The one rule for every pass fastlr threads: products here, gd_svd's optimizer steps."""
-    if work < SMALL_WORK and get_num_threads() > 1:
-        return thread_limit(1)
-    return nullcontext()
+    return _thread_limit_for(work, get_num_threads()) or nullcontext()
+
+
+def _thread_limit_for(work: int, threads: int):
+    """``threads_for``'s context where it limits fastlr's ``threads``, else None (``_within`` then runs the
+    pass without a ``with``: nullcontext's object and two frames, ~5 us right after a large GEMM)."""
+    return thread_limit(1) if work < SMALL_WORK and threads > 1 else None
+
+
+def _blas_threads(n: int):
+    """``blas_limit(n)``, or None where every BLAS library runs n threads already (``blas_at``)."""
+    return None if blas_at(n) else blas_limit(n)
+
+
+def _within(limit, fn, *args):
+    """``fn(*args)`` inside the context ``limit``, or without one for None."""
+    if limit is None:
+        return fn(*args)
+    with limit:
+        return fn(*args)
+
+
+def _blas_power_pass(A, V, route: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """``(A @ V, A.T @ (A @ V))`` by two BLAS products in ``route``'s layouts (``InMemory._route``)."""
+    P = blas_times(A, V, route[1])
+    return P, blas_times(A.T, P, route[2])
+
+
+def _blas_gd(A, U, V, route: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """``(A @ V, A.T @ U)`` by two BLAS products in ``route``'s layouts."""
+    return blas_times(A, V, route[1]), blas_times(A.T, U, route[2])
 
 
 #: Entries per centered dense block (float64 work arrays of ~8 MB).
@@ -167,6 +196,7 @@ class InMemory(Operand):
         self.sparse = is_sparse(A)
         self.format = A.format if self.sparse else "dense"
         self.order = None if self.sparse else "C" if A.flags.c_contiguous else "F"  # the product choice's key
+        self._route_key = None if self.sparse else operand_key(A.shape, A.dtype, self.order)  # ``_route``'s memo
         if self.sparse:
             self.parts = tuple(np.ascontiguousarray(x) for x in (A.indptr, A.indices, A.data))
 
@@ -287,7 +317,8 @@ class InMemory(Operand):
     # ----------------------------------------------------------------- one-pass kernels
 
     def _work(self, k: int, sides: int = 1, gather: bool = False):
-        """``threads_for`` of a pass over A with k-column factors (``sides`` = 2: both ways).
+        """``_thread_limit_for`` a pass over A with k-column factors (``sides`` = 2: both ways): a context
+        limiting fastlr to one thread, or None (``_within``).
         ``gather``: a sparse pass that reads factor rows and writes its own output rows (CSR
         ``A @ V``, CSC ``A.T @ W``); its nonzeros and rows count SPARSE_ENTRY_WORK each. Passes that
         scatter into Z keep the plain count, but for two-sided ones (``sides`` = 2) whose Z gets
@@ -300,14 +331,13 @@ class InMemory(Operand):
                 size = SPARSE_ENTRY_WORK * (size + rows)
         else:
             size = self.shape[0] * self.shape[1]
-        return threads_for(sides * size * k)
+        return _thread_limit_for(sides * size * k, get_num_threads())
 
     def matmul(self, V) -> np.ndarray:
         """``A @ V`` (n x k), one pass, by the one-pass kernel (sparse A: or SciPy's product where
         it is faster, ``choice.use_sparse_kernel``)."""
         V = _factor(V, self.dtype, "V")
-        with self._work(V.shape[1], gather=self.sparse and self.format == "csr"):
-            return self._matmul(V)
+        return _within(self._work(V.shape[1], gather=self.sparse and self.format == "csr"), self._matmul, V)
 
     def _matmul(self, V) -> np.ndarray:
         kernels = self.kernels
@@ -325,8 +355,7 @@ class InMemory(Operand):
         """``A.T @ W`` (d x k), one pass, by the one-pass kernel (sparse A: or SciPy's product where
         it is faster)."""
         W = _factor(W, self.dtype, "W")
-        with self._work(W.shape[1], gather=self.sparse and self.format == "csc"):
-            return self._rmatmul(W)
+        return _within(self._work(W.shape[1], gather=self.sparse and self.format == "csc"), self._rmatmul, W)
 
     def _rmatmul(self, W) -> np.ndarray:
         kernels = self.kernels
@@ -347,17 +376,17 @@ class InMemory(Operand):
         3 L3 / 16 at baseline) and rows hold 4 or more nonzeros, as its ``A.T (A V)`` pass does."""
         U = _factor(U, self.dtype, "U")
         V = _factor(V, self.dtype, "V")
-        with self._work(V.shape[1], 2):
-            return self._gd_products(U, V)
+        return _within(self._work(V.shape[1], 2), self._gd_products, U, V)
 
     def _gd_products(self, U, V):
-        kernels = self.kernels
         if not self.sparse:
-            if self._kernel_for("gd", V.shape[1]):
-                return kernels.gd_products(self.A, U, V)
+            threads = get_num_threads()
+            route = self._route("gd", V.shape[1], threads)
+            if route[0]:
+                return self.kernels.gd_products(self.A, U, V)
             self._check_gd_factors(U, V)
-            with blas_limit(get_num_threads()):
-                return self._blas_av(V), self._blas_atw(U)
+            return _within(_blas_threads(threads), _blas_gd, self.A, U, V, route)
+        kernels = self.kernels
         if self.format == "csr":
             return kernels.gd_products_csr(*self.parts, U, V)
         self._check_gd_factors(U, V)
@@ -374,8 +403,7 @@ class InMemory(Operand):
         """``(Y, Z) = (A @ Q, A.T @ (A @ Q))`` in one pass over A (two for CSC A); Q is d x k. Sparse A
         with one column: SciPy's two products (``choice.use_sparse_kernel``)."""
         Q = _factor(Q, self.dtype, "Q")
-        with self._work(Q.shape[1], 2):
-            return self._power_step(Q)
+        return _within(self._work(Q.shape[1], 2), self._power_step, Q)
 
     def _power_step(self, Q):
         if not self.sparse:
@@ -394,14 +422,16 @@ class InMemory(Operand):
         or SciPy's (sparse A with one column, ``choice.use_sparse_kernel``). Every algorithm-level
         caller (the tolerance SVD, centered, blocked and dask operands) gets the rule through it."""
         Q = _factor(Q, self.dtype, "Q")
-        with self._work(Q.shape[1], 2):
-            return self._gram_product(Q)
+        return _within(self._work(Q.shape[1], 2), self._gram_product, Q)
 
     def _gram_product(self, Q) -> np.ndarray:
         if not self.sparse:
-            if self._kernel_for("gram", Q.shape[1]):
+            threads = get_num_threads()
+            route = self._route("gram", Q.shape[1], threads)
+            if route[0]:
                 return self.kernels.gram_product(self.A, Q)
-            return self._blas_gram_product(Q)
+            return _within(_blas_threads(self._blas_count(Q.shape[1], threads, 2)), _blas_power_pass, self.A, Q,
+                           route)[1]
         if not self._kernel_for("gram", Q.shape[1]):
             return self._scipy_power_pass(Q)[1]
         if self.format == "csr":
@@ -412,8 +442,8 @@ class InMemory(Operand):
         """GD on observed entries (A holds them as CSR, int64 indices): ``(G_U, G_V, loss)`` of
         ``0.5 sum_(ij observed) (a_ij - u_i . v_j)^2 + 0.5 l2 (|U|^2 + |V|^2)`` in one pass. It gathers V's
         rows for each nonzero and writes its own rows of G_U: a gathering pass to ``threads_for``."""
-        with self._work(U.shape[1] if np.ndim(U) == 2 else 1, gather=True):
-            return self.kernels.gd_masked_grad(*self.parts, U, V, l2)
+        return _within(self._work(U.shape[1] if np.ndim(U) == 2 else 1, gather=True), self.kernels.gd_masked_grad,
+                       *self.parts, U, V, l2)
 
     # ----------------------------------------------------------------- algorithm-level products
 
@@ -427,8 +457,24 @@ class InMemory(Operand):
         the cache, unless FASTLR_PRODUCT_CHOICE=kernel)."""
         if self.sparse:
             return use_sparse_kernel(kind, columns, self.format, self.shape, self.parts[2].size, dtype=self.dtype)
-        return use_kernel(kind, columns, self.dtype, self.order, factor_rows=self.shape[1], threads=get_num_threads(),
-                          matrix_bytes=self.A.nbytes)
+        return self._route(kind, columns, get_num_threads())[0]
+
+    def _route(self, kind: str, columns: int, threads: int) -> tuple:
+        """Dense A's route for a ``columns``-wide factor on ``threads`` threads: (kernel?, then for BLAS the
+        ``blas_swap`` layouts of ``A @ V`` and ``A.T @ W``), remembered under ``choice.route_key`` (which holds the
+        environment, the ISA cap, the calibration). ``use_kernel`` and ``blas_swap`` cost 15-20 us of Python a call
+        warm and 60-110 us right after a large GEMM has flushed the caches (Zen 2): 3-6% of a 2 ms GEMV, which a
+        product paid on every call; the memo's key and lookup 1-2 us (bench/README.md, nineteenth session, HO)."""
+        key = route_key(self._route_key, kind, columns, threads)
+        route = routes.get(key)
+        if route is None:
+            if use_kernel(kind, columns, self.dtype, self.order, factor_rows=self.shape[1], threads=threads,
+                          matrix_bytes=self.A.nbytes):
+                route = (True, None, None)
+            else:
+                route = (False, blas_swap(self.dtype, columns, self.shape[1]), blas_swap(self.dtype, columns, self.shape[0]))
+            remember_route(key, route)
+        return route
 
     def _scipy_product(self, M, F, rows: int, name: str, of: str) -> np.ndarray:
         """``M @ F`` by SciPy (M = A or A.T), checked like the kernels' factors."""
@@ -445,54 +491,47 @@ class InMemory(Operand):
         """``A @ V`` of any width: the one-pass kernel for sparse A, and for dense A where it
         beats BLAS (``choice.use_kernel``: thin V, C order, AVX2 or better); else BLAS GEMM on
         fastlr's thread count. Either way the result agrees to rounding."""
-        if self.sparse or self._kernel_for("matmul", V.shape[1]):  # sparse: matmul picks kernel or SciPy
+        if self.sparse:  # matmul picks the kernel or SciPy
+            return self.matmul(V)
+        threads = get_num_threads()
+        kernel, swap, _ = self._route("matmul", V.shape[1], threads)
+        if kernel:
             return self.matmul(V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
-        with self._blas_threads(V.shape[1]):
-            return self._blas_av(V)
+        return _within(_blas_threads(self._blas_count(V.shape[1], threads)), blas_times, self.A, V, swap)
 
     def rtimes(self, W) -> np.ndarray:
         """``A.T @ W`` of any width (see ``times``)."""
-        if self.sparse or self._kernel_for("rmatmul", W.shape[1]):
+        if self.sparse:
+            return self.rmatmul(W)
+        threads = get_num_threads()
+        kernel, _, swap = self._route("rmatmul", W.shape[1], threads)
+        if kernel:
             return self.rmatmul(W)
         W = np.ascontiguousarray(W, dtype=self.dtype)
-        with self._blas_threads(W.shape[1]):
-            return self._blas_atw(W)
+        return _within(_blas_threads(self._blas_count(W.shape[1], threads)), blas_times, self.A.T, W, swap)
 
-    def _blas_av(self, V) -> np.ndarray:
-        """``A @ V`` by BLAS on the threads set around it, in the layout ``blas_swap`` gives (sums over A's columns)."""
-        return blas_times(self.A, V, blas_swap(self.dtype, V.shape[1], self.shape[1]))
-
-    def _blas_atw(self, W) -> np.ndarray:
-        """``A.T @ W`` by BLAS on the threads set around it, in the layout ``blas_swap`` gives (sums over A's rows)."""
-        return blas_times(self.A.T, W, blas_swap(self.dtype, W.shape[1], self.shape[0]))
-
-    def _blas_threads(self, k: int, sides: int = 1):
-        """``blas_limit`` for BLAS products with dense A and k-column factors (``sides`` = 2: both ways):
-        one thread below SMALL_WORK multiply-adds, fastlr's count otherwise (``_work``'s rule, read
-        once: every Python step on this route runs with caches a large GEMM just flushed, ~5-60 us
-        each on the Zen 2, which put fastlr's route at 0.98-0.99x NumPy's identical call at 60 columns)."""
-        threads = get_num_threads()
-        return blas_limit(1 if threads > 1 and sides * self.shape[0] * self.shape[1] * k < SMALL_WORK else threads)
+    def _blas_count(self, k: int, threads: int, sides: int = 1) -> int:
+        """The BLAS thread count for BLAS products with dense A and k-column factors (``sides`` = 2: both ways) when
+        fastlr runs ``threads`` threads: one thread below SMALL_WORK multiply-adds, ``threads`` otherwise
+        (``_work``'s rule, read once: every Python step on this route runs with caches a large GEMM just flushed,
+        ~5-60 us each on the Zen 2, which put fastlr's route at 0.98-0.99x NumPy's identical call at 60 columns).
+        Set around the call by ``blas_limit`` where a library runs another count (``_blas_threads``). The BLAS
+        layouts come from ``_route`` (``blas_swap``)."""
+        return 1 if threads > 1 and sides * self.shape[0] * self.shape[1] * k < SMALL_WORK else threads
 
     def power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
         """``(A V, A^T A V)`` of any width: one fused pass (``power_step``) where the kernel beats
         BLAS (``choice.use_kernel``), else two BLAS products; sparse A: ``power_step``, which picks
         the kernel or SciPy's products."""
-        if self.sparse or self._kernel_for("gram", V.shape[1]):
+        if self.sparse:
             return self.power_step(V)
-        return self._blas_power_pass(V)
-
-    def _blas_power_pass(self, V) -> tuple[np.ndarray, np.ndarray]:
-        """``(A @ V, A.T @ (A @ V))`` by two BLAS GEMMs on fastlr's thread count."""
+        threads = get_num_threads()
+        route = self._route("gram", V.shape[1], threads)
+        if route[0]:
+            return self.power_step(V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
-        with self._blas_threads(V.shape[1], 2):
-            P = self._blas_av(V)
-            return P, self._blas_atw(P)
-
-    def _blas_gram_product(self, V) -> np.ndarray:
-        """``A.T @ (A @ V)`` by two BLAS GEMMs on fastlr's thread count."""
-        return self._blas_power_pass(V)[1]
+        return _within(_blas_threads(self._blas_count(V.shape[1], threads, 2)), _blas_power_pass, self.A, V, route)
 
     def thin_svd(self, B, k: int, driver: str = "gesdd"):
         """``_linalg.thin_svd`` of the tall B = A V, its products with B on fastlr's kernels."""
