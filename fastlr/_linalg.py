@@ -17,7 +17,7 @@ from scipy.linalg.lapack import dgeqrf as _geqrf, dgesdd as _gesdd, dorgqr as _o
 from threadpoolctl import ThreadpoolController
 
 __all__ = [
-    "LAPACK_DRIVERS", "blas_at", "blas_limit", "blas_single_thread", "blas_times", "column_extremes", "column_peak_signs",
+    "LAPACK_DRIVERS", "blas_call", "blas_limit", "blas_single_thread", "blas_times", "column_extremes", "column_peak_signs",
     "complete", "flip_signs", "gram", "normalize", "orthonormal", "peak", "peak_signs", "power_of_two", "sketch_svd",
     "svqb", "thin_svd", "truncate", "truncate_parts",
 ]
@@ -108,14 +108,15 @@ def blas_limit(n: int):
     return _BlasLimit(_controller if _controller is not None else _libraries(), n)
 
 
-def blas_at(n: int) -> bool:
-    """Whether every BLAS library runs n threads now: a product may then skip ``blas_limit(n)`` (its object and
-    two frames, ~10 us right after a large GEMM has flushed the caches). Read at each call: the user may have set
-    other counts since (threadpoolctl)."""
+def blas_call(n: int, fn, *args):
+    """``fn(*args)`` with BLAS on n threads: inside ``blas_limit(n)`` where a library runs another count now, else
+    directly (the limit's object and frames cost ~10 us right after a large GEMM has flushed the caches, on every
+    product). The counts are read at each call: the user may have set others since (threadpoolctl)."""
     for _, threads in _controller if _controller is not None else _libraries():
         if threads() != n:
-            return False
-    return True
+            with blas_limit(n):
+                return fn(*args)
+    return fn(*args)
 
 
 def blas_single_thread():

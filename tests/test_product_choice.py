@@ -515,8 +515,8 @@ def test_dense_blas_route_threads(monkeypatch):
     from fastlr._matrix import memory
 
     seen = []
-    real = memory.blas_at  # each BLAS route asks it once for the count it runs at (blas_limit only where it differs)
-    monkeypatch.setattr(memory, "blas_at", lambda n: seen.append(n) or real(n))
+    real = memory.blas_call  # each BLAS route runs through it once, with the count it runs BLAS at
+    monkeypatch.setattr(memory, "blas_call", lambda n, *a: seen.append(n) or real(n, *a))
     monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
     rng = np.random.default_rng(0)
     A = rng.standard_normal((200, 100))

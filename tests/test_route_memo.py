@@ -1,5 +1,5 @@
 """The dense products' route remembered (``InMemory._route``, ``choice.route_key``) and the BLAS thread check
-(``_linalg.blas_at``): each product asks the rule once per width, thread count and state, and every input the rule
+(``_linalg.blas_call``): each product asks the rule once per width, thread count and state, and every input the rule
 reads (the override, the thread count, the ISA cap, the calibration, a pinned level) still changes the route at
 the next call. BLAS's own thread count is read at every call, so a count the user set in between is honoured."""
 
@@ -101,8 +101,8 @@ def test_the_isa_cap_pinned_level_and_calibration_change_the_route(counted, monk
         core._cap_isa(previous)
 
 
-def test_blas_at_reads_the_count_the_user_set():
-    """``blas_at`` reads each library's count at every call: a count set with threadpoolctl between two products
+def test_blas_call_reads_the_count_the_user_set():
+    """``blas_call`` reads each library's count at every call: a count set with threadpoolctl between two products
     is seen, and the BLAS route limits BLAS to fastlr's one thread for the call and gives the user's count back."""
     with _linalg.blas_limit(1):
         pass
@@ -122,7 +122,8 @@ def test_blas_at_reads_the_count_the_user_set():
     with fastlr.thread_limit(1):
         for n in (1, 2, 1):
             with threadpool_limits(n, user_api="blas"):
-                assert _linalg.blas_at(n) and not _linalg.blas_at(n + 1)
+                assert _linalg.blas_call(n, lambda: [lib.num_threads for lib in libraries]) == [n] * len(libraries)
+                assert _linalg.blas_call(n + 1, lambda: [lib.num_threads for lib in libraries]) == [n + 1] * len(libraries)
                 memory.blas_times, saved = record, memory.blas_times
                 try:
                     np.testing.assert_allclose(op.times(V), A @ V, rtol=1e-12, atol=1e-12)

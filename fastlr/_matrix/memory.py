@@ -23,7 +23,7 @@ from contextlib import nullcontext
 import numpy as np
 import scipy.linalg
 
-from .._linalg import blas_at, blas_limit, blas_times, normalize, orthonormal, peak, power_of_two, ritz_pairs, thin_svd
+from .._linalg import blas_call, blas_limit, blas_times, normalize, orthonormal, peak, power_of_two, ritz_pairs, thin_svd
 from .._kernels._threads_state import get_num_threads  # fastlr.get_num_threads without its wrapper's frame
 from .._threads import thread_limit
 from .._validation import as_matrix, is_sparse
@@ -98,11 +98,6 @@ def _thread_limit_for(work: int, threads: int):
     """``threads_for``'s context where it limits fastlr's ``threads``, else None (``_within`` then runs the
     pass without a ``with``: nullcontext's object and two frames, ~5 us right after a large GEMM)."""
     return thread_limit(1) if work < SMALL_WORK and threads > 1 else None
-
-
-def _blas_threads(n: int):
-    """``blas_limit(n)``, or None where every BLAS library runs n threads already (``blas_at``)."""
-    return None if blas_at(n) else blas_limit(n)
 
 
 def _within(limit, fn, *args):
@@ -385,7 +380,7 @@ class InMemory(Operand):
             if route[0]:
                 return self.kernels.gd_products(self.A, U, V)
             self._check_gd_factors(U, V)
-            return _within(_blas_threads(threads), _blas_gd, self.A, U, V, route)
+            return blas_call(threads, _blas_gd, self.A, U, V, route)
         kernels = self.kernels
         if self.format == "csr":
             return kernels.gd_products_csr(*self.parts, U, V)
@@ -430,8 +425,7 @@ class InMemory(Operand):
             route = self._route("gram", Q.shape[1], threads)
             if route[0]:
                 return self.kernels.gram_product(self.A, Q)
-            return _within(_blas_threads(self._blas_count(Q.shape[1], threads, 2)), _blas_power_pass, self.A, Q,
-                           route)[1]
+            return blas_call(self._blas_count(Q.shape[1], threads, 2), _blas_power_pass, self.A, Q, route)[1]
         if not self._kernel_for("gram", Q.shape[1]):
             return self._scipy_power_pass(Q)[1]
         if self.format == "csr":
@@ -498,7 +492,7 @@ class InMemory(Operand):
         if kernel:
             return self.matmul(V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
-        return _within(_blas_threads(self._blas_count(V.shape[1], threads)), blas_times, self.A, V, swap)
+        return blas_call(self._blas_count(V.shape[1], threads), blas_times, self.A, V, swap)
 
     def rtimes(self, W) -> np.ndarray:
         """``A.T @ W`` of any width (see ``times``)."""
@@ -509,14 +503,14 @@ class InMemory(Operand):
         if kernel:
             return self.rmatmul(W)
         W = np.ascontiguousarray(W, dtype=self.dtype)
-        return _within(_blas_threads(self._blas_count(W.shape[1], threads)), blas_times, self.A.T, W, swap)
+        return blas_call(self._blas_count(W.shape[1], threads), blas_times, self.A.T, W, swap)
 
     def _blas_count(self, k: int, threads: int, sides: int = 1) -> int:
         """The BLAS thread count for BLAS products with dense A and k-column factors (``sides`` = 2: both ways) when
         fastlr runs ``threads`` threads: one thread below SMALL_WORK multiply-adds, ``threads`` otherwise
         (``_work``'s rule, read once: every Python step on this route runs with caches a large GEMM just flushed,
         ~5-60 us each on the Zen 2, which put fastlr's route at 0.98-0.99x NumPy's identical call at 60 columns).
-        Set around the call by ``blas_limit`` where a library runs another count (``_blas_threads``). The BLAS
+        Set around the call by ``blas_call`` (``blas_limit`` where a library runs another count). The BLAS
         layouts come from ``_route`` (``blas_swap``)."""
         return 1 if threads > 1 and sides * self.shape[0] * self.shape[1] * k < SMALL_WORK else threads
 
@@ -531,7 +525,7 @@ class InMemory(Operand):
         if route[0]:
             return self.power_step(V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
-        return _within(_blas_threads(self._blas_count(V.shape[1], threads, 2)), _blas_power_pass, self.A, V, route)
+        return blas_call(self._blas_count(V.shape[1], threads, 2), _blas_power_pass, self.A, V, route)
 
     def thin_svd(self, B, k: int, driver: str = "gesdd"):
         """``_linalg.thin_svd`` of the tall B = A V, its products with B on fastlr's kernels."""
