@@ -17,7 +17,7 @@ from scipy.linalg.lapack import dgeqrf as _geqrf, dgesdd as _gesdd, dorgqr as _o
 from threadpoolctl import ThreadpoolController
 
 __all__ = [
-    "LAPACK_DRIVERS", "blas_call", "blas_limit", "blas_single_thread", "blas_times", "column_extremes", "column_peak_signs",
+    "LAPACK_DRIVERS", "blas_call", "blas_limit", "blas_product", "blas_swapped", "blas_single_thread", "blas_times", "column_extremes", "column_peak_signs",
     "complete", "flip_signs", "gram", "normalize", "orthonormal", "peak", "peak_signs", "power_of_two", "sketch_svd",
     "svqb", "thin_svd", "truncate", "truncate_parts",
 ]
@@ -139,11 +139,22 @@ def blas_times(M: np.ndarray, F: np.ndarray, swap: bool | None = None) -> np.nda
     overrides the float64/float32 rule: the dense product choice measures it per machine and width
     (``choice.blas_swap``: on a Zen 2 the Haswell kernel ran the swapped layout 2-10% slower at widths
     6 or 7 mod 8)."""
+    return blas_product(M, F, blas_swapped(M, swap))
+
+
+def blas_swapped(M: np.ndarray, swap: bool | None = None) -> bool:
+    """Whether ``blas_times(M, F, swap)`` runs ``(F.T @ M.T).T``: M the transpose of a C-order matrix, and ``swap``
+    or, for None, its float64/float32 rule. Depends on M's layout, dtype and shape only: a product's route reads it
+    once (``InMemory._route``; M's two flags cost ~7 us a call right after a large GEMM has flushed the caches)."""
     if M.flags.f_contiguous and not M.flags.c_contiguous:
-        if swap is None:
-            swap = M.dtype == np.float64 or M.shape[1] >= M.shape[0]
-        if swap:
-            return np.ascontiguousarray((F.T @ M.T).T)
+        return bool(M.dtype == np.float64 or M.shape[1] >= M.shape[0]) if swap is None else bool(swap)
+    return False
+
+
+def blas_product(M: np.ndarray, F: np.ndarray, swapped: bool) -> np.ndarray:
+    """``M @ F`` by BLAS, C order, as ``(F.T @ M.T).T`` where ``swapped`` (``blas_swapped``)."""
+    if swapped:
+        return np.ascontiguousarray((F.T @ M.T).T)
     return np.ascontiguousarray(M @ F)
 
 

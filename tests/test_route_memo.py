@@ -113,22 +113,22 @@ def test_blas_call_reads_the_count_the_user_set():
     A, V = rng.standard_normal((300, 200)), rng.standard_normal((200, 1))  # one column: BLAS's GEMV
     op = InMemory(A)
     seen = []
-    real = _linalg.blas_times
+    real = _linalg.blas_product
 
-    def record(M, F, swap=None):
+    def record(M, F, swapped):
         seen.append([lib.num_threads for lib in libraries])
-        return real(M, F, swap)
+        return real(M, F, swapped)
 
     with fastlr.thread_limit(1):
         for n in (1, 2, 1):
             with threadpool_limits(n, user_api="blas"):
                 assert _linalg.blas_call(n, lambda: [lib.num_threads for lib in libraries]) == [n] * len(libraries)
                 assert _linalg.blas_call(n + 1, lambda: [lib.num_threads for lib in libraries]) == [n + 1] * len(libraries)
-                memory.blas_times, saved = record, memory.blas_times
+                memory.blas_product, saved = record, memory.blas_product
                 try:
                     np.testing.assert_allclose(op.times(V), A @ V, rtol=1e-12, atol=1e-12)
                 finally:
-                    memory.blas_times = saved
+                    memory.blas_product = saved
                 assert seen[-1] == [1] * len(libraries)  # fastlr's one thread inside the call
                 assert all(lib.num_threads == n for lib in libraries)  # the user's count after it
 
@@ -148,3 +148,36 @@ def test_openblas_count_read_without_ctypes_calls():
                 assert get() == lib.num_threads == n
                 counter = _linalg._counter(lib, lib._get_symbol("openblas_get_num_threads"))
                 assert counter is not None and counter() == n
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blas_route_is_blas_times_bit_for_bit(monkeypatch, order, dtype):
+    """The remembered layouts (``blas_swapped`` of ``blas_swap``) give what ``blas_times`` with ``blas_swap``'s
+    layout gives, bit for bit, for every product on the BLAS route; an operand of the same shape in the other order
+    keys its own route."""
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
+    rng = np.random.default_rng(3)
+    A = np.asarray(rng.standard_normal((260, 130)).astype(dtype), order=order)
+    op, other = InMemory(A), InMemory(np.asarray(A, order="F" if order == "C" else "C"))
+    with fastlr.thread_limit(1), threadpool_limits(1, user_api="blas"):  # one BLAS count for both sides
+        _products_match(op, other, A, dtype, rng)
+
+
+def _products_match(op, other, A, dtype, rng):
+    for columns in (1, 8, 9, 60):
+        V, W = rng.standard_normal((130, columns)).astype(dtype), rng.standard_normal((260, columns)).astype(dtype)
+        av = _linalg.blas_times(A, V, choice.blas_swap(dtype, columns, 130))
+        atw = _linalg.blas_times(A.T, W, choice.blas_swap(dtype, columns, 260))
+        for operand in (op, other, op):
+            M = operand.A
+            assert np.array_equal(operand.times(V), _linalg.blas_times(M, V, choice.blas_swap(dtype, columns, 130)))
+            assert np.array_equal(operand.rtimes(W),
+                                  _linalg.blas_times(M.T, W, choice.blas_swap(dtype, columns, 260)))
+        assert np.array_equal(op.times(V), av) and np.array_equal(op.rtimes(W), atw)
+        P, Z = op.power_pass(V)
+        assert np.array_equal(P, av)
+        assert np.array_equal(Z, _linalg.blas_times(A.T, av, choice.blas_swap(dtype, columns, 260)))
+        assert np.array_equal(op.gram_product(V), Z)
+        got = op.gd_products(W, V)
+        assert np.array_equal(got[0], av) and np.array_equal(got[1], atw)

@@ -244,8 +244,7 @@ MAX_ROUTES = 4096
 
 
 def route_key(operand: tuple, kind: str, columns: int, threads: int) -> tuple:
-    """The key of a dense product's route in ``routes``: its arguments (``operand``: ``operand_key``'s name of A's
-    shape, dtype and order)
+    """The key of a dense product's route in ``routes``: its arguments (``operand``: ``operand_key`` of A)
     and what ``use_kernel`` and ``blas_swap`` read besides them: the environment (``_ROUTE_ENV``), the ISA level
     the kernels run at (the cap included), the calibration's tables (``calibration.generation``), a level pinned
     by hand, the cache sizes, and the functions tests replace. A route remembered under an equal key is the one
@@ -257,10 +256,11 @@ def route_key(operand: tuple, kind: str, columns: int, threads: int) -> tuple:
             isa_level, blas_swap)
 
 
-def operand_key(shape: tuple, dtype, order: str) -> tuple:
-    """Dense A's part of ``route_key``: its shape, dtype name and memory order (plain ints and strings: an operand
-    pickled to another process keys the same routes there)."""
-    return tuple(shape), dtype_name(dtype), order
+def operand_key(A, order: str) -> tuple:
+    """Dense A's part of ``route_key``: its shape, dtype name, memory order (the choice's "C" or "F") and contiguity
+    flags (the BLAS layout, ``_linalg.blas_swapped``); plain values, so an operand pickled to another process keys
+    the same routes there."""
+    return tuple(A.shape), dtype_name(A.dtype), order, bool(A.flags.c_contiguous), bool(A.flags.f_contiguous)
 
 
 def remember_route(key, route) -> None:

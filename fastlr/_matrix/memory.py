@@ -23,7 +23,7 @@ from contextlib import nullcontext
 import numpy as np
 import scipy.linalg
 
-from .._linalg import blas_call, blas_limit, blas_times, normalize, orthonormal, peak, power_of_two, ritz_pairs, thin_svd
+from .._linalg import blas_call, blas_limit, blas_product, blas_swapped, normalize, orthonormal, peak, power_of_two, ritz_pairs, thin_svd
 from .._kernels._threads_state import get_num_threads  # fastlr.get_num_threads without its wrapper's frame
 from .._threads import thread_limit
 from .._validation import as_matrix, is_sparse
@@ -110,13 +110,13 @@ def _within(limit, fn, *args):
 
 def _blas_power_pass(A, V, route: tuple) -> tuple[np.ndarray, np.ndarray]:
     """``(A @ V, A.T @ (A @ V))`` by two BLAS products in ``route``'s layouts (``InMemory._route``)."""
-    P = blas_times(A, V, route[1])
-    return P, blas_times(A.T, P, route[2])
+    P = blas_product(A, V, route[1])
+    return P, blas_product(A.T, P, route[2])
 
 
 def _blas_gd(A, U, V, route: tuple) -> tuple[np.ndarray, np.ndarray]:
     """``(A @ V, A.T @ U)`` by two BLAS products in ``route``'s layouts."""
-    return blas_times(A, V, route[1]), blas_times(A.T, U, route[2])
+    return blas_product(A, V, route[1]), blas_product(A.T, U, route[2])
 
 
 #: Entries per centered dense block (float64 work arrays of ~8 MB).
@@ -191,7 +191,7 @@ class InMemory(Operand):
         self.sparse = is_sparse(A)
         self.format = A.format if self.sparse else "dense"
         self.order = None if self.sparse else "C" if A.flags.c_contiguous else "F"  # the product choice's key
-        self._route_key = None if self.sparse else operand_key(A.shape, A.dtype, self.order)  # ``_route``'s memo
+        self._route_key = None if self.sparse else operand_key(A, self.order)  # ``_route``'s memo
         if self.sparse:
             self.parts = tuple(np.ascontiguousarray(x) for x in (A.indptr, A.indices, A.data))
 
@@ -454,9 +454,9 @@ class InMemory(Operand):
         return self._route(kind, columns, get_num_threads())[0]
 
     def _route(self, kind: str, columns: int, threads: int) -> tuple:
-        """Dense A's route for a ``columns``-wide factor on ``threads`` threads: (kernel?, then for BLAS the
-        ``blas_swap`` layouts of ``A @ V`` and ``A.T @ W``), remembered under ``choice.route_key`` (which holds the
-        environment, the ISA cap, the calibration). ``use_kernel`` and ``blas_swap`` cost 15-20 us of Python a call
+        """Dense A's route for a ``columns``-wide factor on ``threads`` threads: (kernel?, then for BLAS
+        whether ``A @ V`` and ``A.T @ W`` run swapped: ``blas_swapped`` of ``blas_swap``'s layouts), remembered
+        under ``choice.route_key`` (which holds the environment, the ISA cap, the calibration). ``use_kernel`` and ``blas_swap`` cost 15-20 us of Python a call
         warm and 60-110 us right after a large GEMM has flushed the caches (Zen 2): 3-6% of a 2 ms GEMV, which a
         product paid on every call; the memo's key and lookup 1-2 us (bench/README.md, nineteenth session, HO)."""
         key = route_key(self._route_key, kind, columns, threads)
@@ -466,7 +466,8 @@ class InMemory(Operand):
                           matrix_bytes=self.A.nbytes):
                 route = (True, None, None)
             else:
-                route = (False, blas_swap(self.dtype, columns, self.shape[1]), blas_swap(self.dtype, columns, self.shape[0]))
+                route = (False, blas_swapped(self.A, blas_swap(self.dtype, columns, self.shape[1])),
+                         blas_swapped(self.A.T, blas_swap(self.dtype, columns, self.shape[0])))
             remember_route(key, route)
         return route
 
@@ -492,7 +493,7 @@ class InMemory(Operand):
         if kernel:
             return self.matmul(V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
-        return blas_call(self._blas_count(V.shape[1], threads), blas_times, self.A, V, swap)
+        return blas_call(self._blas_count(V.shape[1], threads), blas_product, self.A, V, swap)
 
     def rtimes(self, W) -> np.ndarray:
         """``A.T @ W`` of any width (see ``times``)."""
@@ -503,7 +504,7 @@ class InMemory(Operand):
         if kernel:
             return self.rmatmul(W)
         W = np.ascontiguousarray(W, dtype=self.dtype)
-        return blas_call(self._blas_count(W.shape[1], threads), blas_times, self.A.T, W, swap)
+        return blas_call(self._blas_count(W.shape[1], threads), blas_product, self.A.T, W, swap)
 
     def _blas_count(self, k: int, threads: int, sides: int = 1) -> int:
         """The BLAS thread count for BLAS products with dense A and k-column factors (``sides`` = 2: both ways) when
