@@ -63,10 +63,11 @@ def main(argv) -> int:
             c = [float(np.median(x)) for x in cold]
             warm_total.append(warm[0] - warm[1])
             cold_total.append(c[0] - c[1])
-            print(f"{name:20s} warm: fastlr {warm[0] * 1e6:6.2f} bare {warm[1] * 1e6:6.2f} -> +{warm_total[-1] * 1e6:5.1f} us"
-                  f" | after a GEMM: fastlr {c[0] * 1e6:6.1f} bare {c[1] * 1e6:6.1f} -> +{cold_total[-1] * 1e6:5.1f} us",
-                  flush=True)
-    print(f"mean over the routes: warm +{np.mean(warm_total) * 1e6:.1f} us, after a GEMM +{np.mean(cold_total) * 1e6:.1f} us")
+            print(f"{name:20s} warm: fastlr {warm[0] * 1e6:6.2f} bare {warm[1] * 1e6:6.2f} -> "
+                  f"+{warm_total[-1] * 1e6:5.1f} us | after a GEMM: fastlr {c[0] * 1e6:6.1f} bare {c[1] * 1e6:6.1f} "
+                  f"-> +{cold_total[-1] * 1e6:5.1f} us", flush=True)
+    print(f"mean over the routes: warm +{np.mean(warm_total) * 1e6:.1f} us, "
+          f"after a GEMM +{np.mean(cold_total) * 1e6:.1f} us")
     return 0
 
 

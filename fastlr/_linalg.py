@@ -17,7 +17,8 @@ from scipy.linalg.lapack import dgeqrf as _geqrf, dgesdd as _gesdd, dorgqr as _o
 from threadpoolctl import ThreadpoolController
 
 __all__ = [
-    "LAPACK_DRIVERS", "blas_call", "blas_limit", "blas_product", "blas_swapped", "blas_single_thread", "blas_times", "column_extremes", "column_peak_signs",
+    "LAPACK_DRIVERS", "blas_call", "blas_limit", "blas_product", "blas_single_thread", "blas_swapped", "blas_times",
+    "column_extremes", "column_peak_signs",
     "complete", "flip_signs", "gram", "normalize", "orthonormal", "peak", "peak_signs", "power_of_two", "sketch_svd",
     "svqb", "thin_svd", "truncate", "truncate_parts",
 ]

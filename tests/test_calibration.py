@@ -402,19 +402,19 @@ def test_layouts_are_measured_cached_and_followed(calibrating, monkeypatch):
     assert choice.blas_swap(np.float64, 4, deep) is None and choice.blas_swap(np.float32, 48, deep) is None
     assert "as (W^T A)^T at widths 0, 1 mod 8 (over sums shorter than" in choice.describe()
     seen = []
-    real = memory.blas_times
+    real = memory.blas_product
 
-    def spy(M, F, swap=None):
-        seen.append(swap)
-        return real(M, F, swap)
+    def spy(M, F, swapped):  # the layout the route resolved (blas_swapped: None is blas_times's rule, float64 swaps)
+        seen.append(swapped)
+        return real(M, F, swapped)
 
-    monkeypatch.setattr(memory, "blas_times", spy)
+    monkeypatch.setattr(memory, "blas_product", spy)
     monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
     monkeypatch.setattr(calibration, "LAYOUT_SHAPE", (90, 70))  # sums of 90 as deep as the calibration's
     rng = np.random.default_rng(2)
     A = rng.standard_normal((90, 70))
     op = InMemory(A)
-    for w, swap in ((48, True), (54, False), (3, None)):
+    for w, swap in ((48, True), (54, False), (3, True)):  # 3: blas_swap None, blas_times's float64 rule
         W = rng.standard_normal((90, w))
         np.testing.assert_allclose(op.rtimes(W), A.T @ W, rtol=1e-10, atol=1e-10)  # sums of 90
         np.testing.assert_allclose(InMemory(np.asfortranarray(A)).times(W[:70]), A @ W[:70], rtol=1e-10, atol=1e-10)

@@ -19,7 +19,8 @@ def counted(monkeypatch):
     monkeypatch.delenv("FASTLR_PRODUCT_CHOICE", raising=False)
     monkeypatch.setenv("FASTLR_CALIBRATION", "off")
     choice.cache_sizes()  # read once, before any route is remembered (the key holds them)
-    monkeypatch.setattr(choice, "routes", {}, raising=False)  # routes of earlier tests' operands of the same shape left out
+    # routes of earlier tests' operands of the same shape left out
+    monkeypatch.setattr(choice, "routes", {}, raising=False)
     monkeypatch.setattr(memory, "routes", choice.routes, raising=False)
     calls = []
     real = memory.use_kernel
@@ -122,8 +123,9 @@ def test_blas_call_reads_the_count_the_user_set():
     with fastlr.thread_limit(1):
         for n in (1, 2, 1):
             with threadpool_limits(n, user_api="blas"):
-                assert _linalg.blas_call(n, lambda: [lib.num_threads for lib in libraries]) == [n] * len(libraries)
-                assert _linalg.blas_call(n + 1, lambda: [lib.num_threads for lib in libraries]) == [n + 1] * len(libraries)
+                counts = lambda: [lib.num_threads for lib in libraries]  # noqa: E731
+                assert _linalg.blas_call(n, counts) == [n] * len(libraries)
+                assert _linalg.blas_call(n + 1, counts) == [n + 1] * len(libraries)
                 memory.blas_product, saved = record, memory.blas_product
                 try:
                     np.testing.assert_allclose(op.times(V), A @ V, rtol=1e-12, atol=1e-12)

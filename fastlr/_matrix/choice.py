@@ -113,8 +113,8 @@ __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "KE
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS",
            "SPARSE_SHORT_ROW_NNZ",
            "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode", "dtype_name", "factor_fits",
-           "isa_level", "operand_key", "remember_route", "route_key", "routes", "static_thresholds", "thresholds", "use_kernel",
-           "use_sparse_kernel"]
+           "isa_level", "operand_key", "remember_route", "route_key", "routes", "static_thresholds", "thresholds",
+           "use_kernel", "use_sparse_kernel"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
 #: beats the one-pass kernels there. KERNEL_COLUMNS holds the narrower

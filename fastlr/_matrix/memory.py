@@ -23,7 +23,8 @@ from contextlib import nullcontext
 import numpy as np
 import scipy.linalg
 
-from .._linalg import blas_call, blas_limit, blas_product, blas_swapped, normalize, orthonormal, peak, power_of_two, ritz_pairs, thin_svd
+from .._linalg import (blas_call, blas_limit, blas_product, blas_swapped, normalize, orthonormal, peak, power_of_two,
+                       ritz_pairs, thin_svd)
 from .._kernels._threads_state import get_num_threads  # fastlr.get_num_threads without its wrapper's frame
 from .._threads import thread_limit
 from .._validation import as_matrix, is_sparse
@@ -454,11 +455,12 @@ class InMemory(Operand):
         return self._route(kind, columns, get_num_threads())[0]
 
     def _route(self, kind: str, columns: int, threads: int) -> tuple:
-        """Dense A's route for a ``columns``-wide factor on ``threads`` threads: (kernel?, then for BLAS
-        whether ``A @ V`` and ``A.T @ W`` run swapped: ``blas_swapped`` of ``blas_swap``'s layouts), remembered
-        under ``choice.route_key`` (which holds the environment, the ISA cap, the calibration). ``use_kernel`` and ``blas_swap`` cost 15-20 us of Python a call
-        warm and 60-110 us right after a large GEMM has flushed the caches (Zen 2): 3-6% of a 2 ms GEMV, which a
-        product paid on every call; the memo's key and lookup 1-2 us (bench/README.md, nineteenth session, HO)."""
+        """Dense A's route for a ``columns``-wide factor on ``threads`` threads: (kernel?, then for BLAS whether
+        ``A @ V`` and ``A.T @ W`` run swapped: ``blas_swapped`` of ``blas_swap``'s layouts), remembered under
+        ``choice.route_key`` (which holds the environment, the ISA cap, the calibration). ``use_kernel`` and
+        ``blas_swap`` cost 15-40 us of Python a call warm and 70-120 us right after a large GEMM has flushed the
+        caches (Zen 2): 3-8% of a 1-2 ms GEMV, paid on every call; the key and lookup ~1 us warm, ~25 us after a
+        GEMM (bench/README.md, nineteenth session, HO)."""
         key = route_key(self._route_key, kind, columns, threads)
         route = routes.get(key)
         if route is None:
