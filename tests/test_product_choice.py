@@ -643,6 +643,25 @@ def test_f_order_float64_gram_below_17_columns_at_v3():
         assert choice.use_kernel("gram", columns, np.float64, "F", "x86-64-v4")
 
 
+@pytest.mark.parametrize("n, d, kernel_below", [(5760, 1080, 17), (2880, 1440, 17), (100000, 500, 17),
+                                                  (2000, 2000, 9), (1080, 5760, 9), (1000, 4000, 9),
+                                                  (500, 20000, 0)])
+def test_short_f_order_gram_columns(monkeypatch, n, d, kernel_below):
+    """x86-64-v3, F-order float64 ``A.T (A V)``: the kernel below 17 columns where A is at least twice as tall as
+    wide, below 9 where it is not, and never where the gather of whole cache lines (d x 64 bytes) passes L2
+    (``SHORT_F_COLUMNS``; a Zen 2 measured 0.83-0.98x NumPy at 12-16 columns on 2000 x 2000 to 1080 x 5760 and
+    0.56-0.71x on 500 x 20000, nineteenth session). C order and the other kinds keep their rules."""
+    monkeypatch.setattr(choice, "_cache_sizes", (512 << 10, 16 << 20))
+    for columns in (2, 8, 9, 12, 16, 17):
+        got = choice.use_kernel("gram", columns, np.float64, "F", "x86-64-v3", factor_rows=d,
+                                matrix_bytes=8 * n * d)
+        assert got == (columns < kernel_below), columns
+        assert choice.use_kernel("gram", columns, np.float64, "C", "x86-64-v3", factor_rows=d,
+                                 matrix_bytes=8 * n * d) == choice.use_kernel(
+            "gram", columns, np.float64, "C", "x86-64-v3", factor_rows=d)
+    assert choice.use_kernel("gram", 12, np.float64, "F", "x86-64-v3")  # A's size unknown: the table's 17
+
+
 def test_past_l2_blas_widths(monkeypatch):
     """x86-64-v3, C order, float64: ``A @ V`` at 21-22 and 25-30 columns, ``A.T @ W`` at 26 and 28, ``A.T (A V)``
     and gd at 25-30 run BLAS where the d x l factor passes L2 (a wide A: the kernel lost 0.68-0.92x on 1080 x 5760,

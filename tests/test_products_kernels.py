@@ -66,9 +66,10 @@ def test_dense_tiles_at_every_isa_level(dtype, level):
         # multiples, fewer rows than one tile, and every remainder; widths of half,
         # one, one and a half and several vectors of each dtype and ISA. The last
         # shape's V and Z pass kGroupBytes (products_simd.hpp): AVX2 and baseline
-        # power steps run it in row groups of 48, here one group and 5 rows more.
+        # power steps run it in row groups of 48, here one group and 5 rows more. 5000 columns: F order
+        # gathers a cache line's rows per column, more than the 256 KiB bound allows (dense_row_pass).
         tiles = [(37, 50, 10), (29, 31, 33), (64, 16, 60), (12, 9, 12), (17, 23, 7), (5, 40, 4), (47, 13, 2),
-                 (6, 3, 20), (71, 11, 24), (25, 8, 6), (53, 1600, 64)]
+                 (6, 3, 20), (71, 11, 24), (25, 8, 6), (53, 1600, 64), (37, 5000, 5)]
         for order in ("C", "F"):
             for n, d, k in SHAPES + tiles:
                 A, U, V = _dense_inputs(n, d, k, dtype, seed=n + 7 * d + k)

@@ -112,7 +112,8 @@ __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "KE
            "LAYOUT_SHORT_COLUMNS", "MATMUL_COLUMNS", "PAST_L2_BLAS_WIDTHS", "blas_swap", "NARROW_ROW_BYTES",
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS",
            "SPARSE_SHORT_ROW_NNZ",
-           "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode", "dtype_name", "factor_fits",
+           "SHORT_F_COLUMNS", "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode",
+           "dtype_name", "factor_fits",
            "isa_level", "operand_key", "remember_route", "route_key", "routes", "static_thresholds", "thresholds",
            "use_kernel", "use_sparse_kernel"]
 
@@ -150,6 +151,14 @@ KERNEL_COLUMNS["x86-64-v4", "F", "gram", "float64"] = 64
 #: (1.03-1.14x at 19, 23, 24), 1.07-1.62x below 17 (bench/README.md, eighteenth session, HL).
 KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float64"] = 17
 KERNEL_COLUMNS["x86-64-v4", "F", "gram", "float32"] = 0
+#: F-order A less than twice as tall as wide, at (level, kind, dtype): the kernel only below this many columns,
+#: whatever the threshold above (measured on a tall A) or the calibration (a tall probe) gives; and never where
+#: the kernel's gather of whole cache lines (A's columns x 64 bytes, ``dense_row_pass``) passes L2. Zen 2, one
+#: thread, float64 ``A.T (A V)`` against NumPy (5 rounds, load ~5; bench/README.md, nineteenth session, lead):
+#: 2000 x 2000, 1440 x 2880, 1000 x 4000 and 1080 x 5760 1.0-1.24x at 2-8 columns and 0.83-0.98x at 12-16, where
+#: 2880 x 1440, 4000 x 1000, 5760 x 1080, 20000 x 500 and 100000 x 500 won 1.10-1.60x at every width 2-16;
+#: 500 x 20000 (the gather 1.28 MB) lost 0.56-0.71x at every width.
+SHORT_F_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "gram", "float64"): 9}
 KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float32"] = 0
 
 #: ``A.T @ W`` on its own (kind "rmatmul") at (level, order, dtype): the kernel only below this many
@@ -333,6 +342,10 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     name = dtype_name(dtype)
     if factor_rows is not None and not factor_fits(factor_rows, columns, dtype, level, threads):
         return False
+    if (order == "F" and factor_rows is not None and matrix_bytes
+            and (level, kind, name) in SHORT_F_COLUMNS and not _tall_f_fits(
+                columns, SHORT_F_COLUMNS[level, kind, name], factor_rows, matrix_bytes // np.dtype(dtype).itemsize)):
+        return False
     if (factor_rows is not None and columns in PAST_L2_BLAS_WIDTHS.get((level, order, kind, name), ())
             and factor_rows * columns * np.dtype(dtype).itemsize > cache_sizes()[0]):
         return False
@@ -365,6 +378,12 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     if limit >= table:  # not lowered by this machine's calibration
         limit = max(limit, extra)
     return columns < limit
+
+
+def _tall_f_fits(columns: int, short_columns: int, d: int, entries: int) -> bool:
+    """``SHORT_F_COLUMNS``' rule for an F-order A of ``entries`` entries and d columns: the gather of whole cache
+    lines within L2, and A at least twice as tall as wide or the factor narrower than ``short_columns``."""
+    return d * 64 <= cache_sizes()[0] and (entries >= 2 * d * d or columns < short_columns)
 
 
 #: Narrower factors keep ``_linalg.blas_times``'s layout whatever the calibration measured (``blas_swap``): the

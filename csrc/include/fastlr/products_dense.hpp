@@ -285,11 +285,16 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
     for (index_t j = 0; j < d; ++j) std::memcpy(Vp.data + j * kp, V + j * k, sizeof(T) * k);
     Vsrc = Vp.data;
   }
-  // Column-major A: gather enough rows to read whole cache lines of each column,
-  // but keep the buffer within L2.
+  // Column-major A: gather enough rows to read whole cache lines of each column (at least one line),
+  // keeping the buffer within L2 where it can. With fewer rows than a line (tile rows, as the L2 bound
+  // gave past 4096 float64 columns), each gather read part of d lines that the factor's sweep evicted
+  // before the next gather came back for the rest: 1080 x 5760 float64 A.T (A V) ran 0.61-0.76x NumPy at
+  // 2-16 columns, 1.14-1.18x at 2-8 with whole lines (Zen 2, one thread; bench/README.md, nineteenth
+  // session, lead).
   index_t gather_rows = n;
   if (col_major) {
-    gather_rows = std::max<index_t>(R, std::min<index_t>(64, (index_t(1) << 18) / (d * index_t(sizeof(T)))));
+    const index_t line_rows = detail::kLine / index_t(sizeof(T));
+    gather_rows = std::max<index_t>(line_rows, std::min<index_t>(64, (index_t(1) << 18) / (d * index_t(sizeof(T)))));
     gather_rows = detail::round_up(gather_rows, R);
   }
   // 16-register ISAs, row-major A, power pass with V and Z together beyond L2: groups of rows.
