@@ -629,13 +629,15 @@ def describe() -> str:
                  if (c := MATMUL_COLUMNS.get((level, "C", t), 0)) > limits["C", "pass", t] >= table["C", "pass", t])
     past = sorted({w for (lv, _, _, _), ws in PAST_L2_BLAS_WIDTHS.items() if lv == level for w in ws})
     past_l2 = f", and at {past[0]}-{past[-1]} columns some widths past L2 (choice.PAST_L2_BLAS_WIDTHS)" if past else ""
+    short_f = "".join(f" (below {c} columns where A is under twice as tall as wide, {t}; none where A's columns x "
+                      f"64 bytes pass L2)" for (lv, kind, t), c in SHORT_F_COLUMNS.items() if lv == level)
     swapped = None if tab is None else tab.layouts.get("float64")
     layout = "" if swapped is None else (
         f"; float64 BLAS A^T W (and F-order A V) from {LAYOUT_MIN_COLUMNS} columns as (W^T A)^T at widths "
         f"{', '.join(map(str, sorted(swapped))) or 'none'} mod {calibration.LAYOUT_PERIOD} (over sums shorter than "
         f"{calibration.LAYOUT_SHAPE[0]} below {LAYOUT_SHORT_COLUMNS} columns), else NumPy's layout")
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
-            f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}; BLAS for one column "
+            f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}{short_f}; BLAS for one column "
             f"(KERNEL_MIN_COLUMNS), otherwise, and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, "
             f"by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){past_l2}{layout} "
             f"(FASTLR_PRODUCT_CHOICE)")
