@@ -884,6 +884,72 @@ def test_one_matrix_positions_must_beat_random_on_held_out_columns(seed):
     np.testing.assert_array_equal(S.values, random.values)
 
 
+def audit_case(family, seed):
+    """bench/guard_audit.py's matrices at one seed: (the first training matrix, the 6 held-out ones, m, k)."""
+    if family == "video":
+        data, m, k = datasets.video(24, height=30, width=80, seed=seed + 1), 10, 5
+    else:
+        data, m, k = datasets.hyperspectral(24, height=96, width=32, bands=4, seed=seed + 1), 10, 5
+    return data[0], data[18:], m, k
+
+
+def test_effective_buckets_against_numpy():
+    """_effective_buckets: the participation ratio (sum e)^2 / sum e^2 of the row energy each bucket holds."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((30, 7)) * rng.uniform(0.1, 3, 30)[:, None]
+    S = fastlr.CountSketch(5, 30, seed=2)
+    e = np.array([np.sum(A[S.rows == j] ** 2) for j in range(5)])
+    assert dd_common._effective_buckets(S, A) == pytest.approx(e.sum() ** 2 / np.sum(e ** 2), rel=1e-12)
+    one = fastlr.CountSketch.from_arrays(np.zeros(30, dtype=np.int64), np.ones(30), 5)
+    assert dd_common._effective_buckets(one, sp.csr_array(A)) == pytest.approx(1.0)
+
+
+def test_one_matrix_positions_holding_it_in_one_bucket_fall_back():
+    """From one matrix, positions that put its energy in under FEW_BUCKETS buckets' worth fall back. The audit's
+    hyperspectral seed 14: 70 of 96 rows in one bucket (1.68 buckets), the held-out-columns check passed (2.48 sd), and
+    the positions were 1.21x CountSketch(m, n, seed)'s Err on the held-out band images. Video seed 139's positions,
+    2.08 buckets' worth and 0.03x random's Err, are kept (the bound is that thin)."""
+    A, test, m, k = audit_case("hyperspectral", 14)
+    random = fastlr.CountSketch(m, A.shape[0], seed=14)
+    with pytest.warns(fastlr.LearnedSketchWarning, match="inner_product_sketch: from one matrix, its positions put"):
+        S = dd.inner_product_sketch([A], m, k, seed=14)
+    np.testing.assert_array_equal(S.rows, random.rows)
+    np.testing.assert_array_equal(S.values, random.values)
+    old = dd_positions._inner_product([A], dd_common._Rows([A]), m, k, refine=10, seed=14)
+    assert dd_common._effective_buckets(old, A) < dd_common.FEW_BUCKETS
+    assert fastlr.sketch_error(old, test, k) > 1.2 * fastlr.sketch_error(random, test, k)
+    A, test, m, k = audit_case("video", 139)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        S = dd.inner_product_sketch([A], m, k, seed=139)
+    assert dd_common.FEW_BUCKETS <= dd_common._effective_buckets(S, A) < 2.5
+    assert fastlr.sketch_error(S, test, k) < 0.1 * fastlr.sketch_error(fastlr.CountSketch(m, A.shape[0], seed=139), test, k)
+
+
+def test_one_matrix_subspace_is_smoothed_dense_rows_on_random_rows():
+    """From one matrix, subspace_sketch is hybrid_sketch's dense part (the matrix smoothed, 7 m // 10 rows) stacked on
+    CountSketch(m - 7 m // 10, n, seed). The audit's video seed 83: the plain top-10 singular vectors were 1.55x
+    CountSketch(10, 240, 83)'s Err on the held-out frames (it passed the on-matrix check at 2.32 sd); now below it."""
+    A, test, m, k = audit_case("video", 83)
+    random = fastlr.CountSketch(m, A.shape[0], seed=83)
+    rows = dd_common._Rows([A])
+    assert fastlr.sketch_error(dd_subspace._subspace(rows, m), test, k) > 1.5 * fastlr.sketch_error(random, test, k)
+    S = dd.subspace_sketch([A], m, k=k, seed=83)
+    assert fastlr.sketch_error(S, test, k) < fastlr.sketch_error(random, test, k)
+    assert isinstance(S, fastlr.StackedSketch)
+    dense, rest = S.sketches
+    width = dd_common._smoothing_width(A)
+    assert width > 0 and dense.m == 7 and rest.m == 3
+    smooth = dd_common._smooth(A, width)
+    U = np.linalg.svd(smooth, full_matrices=False)[0][:, :7]
+    np.testing.assert_allclose(dense.to_dense().T @ dense.to_dense(), U @ U.T, atol=1e-8)
+    np.testing.assert_array_equal(rest.rows, fastlr.CountSketch(3, A.shape[0], seed=83).rows)
+    np.testing.assert_array_equal(rest.values, fastlr.CountSketch(3, A.shape[0], seed=83).values)
+    # several matrices, or mixed: as before (all m rows dense; mixed: m // 2 on m - m // 2 random rows)
+    assert isinstance(dd.subspace_sketch([A, A], m, seed=83), dd.DenseSketch)
+    assert dd.subspace_sketch([A], m, mixed=True, seed=83).sketches[0].m == m // 2
+
+
 def test_exact_sketches_tie_with_random():
     """Where m is at least the matrices' column count every sketch is exact, so all SCW errors agree to rounding and
     no sketch beats random. Without the tie rule, rounding decided: on a Zen 2 (OpenBLAS Haswell kernel) seeds 20, 49

@@ -9,8 +9,10 @@ it directly:
   Algorithm 3: m rows sampled by ridge leverage scores become bucket centres,
   every other row goes to the centre it is most parallel to, and each bucket's
   values are the top left singular vector of its rows; the random CountSketch
-  (with a warning) on text-like matrices, and from a single matrix unless it
-  beats random ones there by a margin (it can still over-fit that one matrix);
+  (with a warning) on text-like matrices, and from a single matrix unless,
+  built from either half of its columns, it beats random ones on the other half
+  by a margin and spreads the matrix over 2 or more buckets' worth of energy (it
+  can still over-fit that one matrix);
 * :func:`greedy_positions` - the same paper's Algorithm 2: move one column of a
   CountSketch at a time to the row (and sign) that lowers the training loss most,
   within a time or column budget;
@@ -26,6 +28,7 @@ it directly:
   Liu et al., tensor-based sketching of data streams, 2022): the top-m left
   singular vectors of the training matrices side by side, a :class:`DenseSketch`
   (guarded as inner_product_sketch: the random CountSketch on text-like matrices);
+  from one matrix, hybrid_sketch's smoothed dense rows on random CountSketch rows;
 * :func:`hybrid_sketch` - one-shot: the dense top singular vectors (of the
   matrix smoothed along its rows, when they are smooth: images, spectral bands)
   stacked on inner-product positions with +-1 values (the two parts generalize

@@ -399,6 +399,13 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
     It costs two builds on half the columns and 36 SCW errors on them (the
     on-matrix check's 18 on the whole matrix are no longer computed): 1.5x the
     CPU time from a 3840 x 720 frame (0.60 -> 0.91 s; 8 trials 1.39 -> 2.43 s).
+    Positions that pass it are also returned only when the matrix's row energy
+    fills at least 2 buckets' worth (the participation ratio of the buckets'
+    energies): one 96 x 32 hyperspectral band with 70 of its 96 rows in one
+    bucket (1.68) passed the halves check at 2.48 sd and was 1.21x random's
+    Err on other bands (bench/guard_audit.py seed 14; every other kept sketch
+    in 200 seeds of video, hyperspectral and lowrank had 2.08 or more: a thin
+    bound, bench/README.md, nineteenth session).
     ``hybrid_sketch`` from one matrix stayed below random on every image family
     measured (first bikes frame: 0.65 of random's Err on average).
 

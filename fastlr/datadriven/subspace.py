@@ -51,6 +51,18 @@ def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False,
       CountSketches by twice their standard deviation (``one_shot_sketch``'s
       guard). On images it always passed (it fits its one matrix by construction).
 
+    From one training matrix (and m >= 2, not ``mixed``) the sketch is
+    ``hybrid_sketch``'s dense part on random rows: the top ``7 m // 10`` left
+    singular vectors of the matrix with its columns smoothed (``smooth="auto"``
+    there; unsmoothed rough matrices: ``m // 2``) stacked on
+    ``CountSketch(m - that, n, seed)``, then the guard above. One matrix's
+    singular vectors past the few directions it shares with new matrices are
+    its own noise; smoothed ones and random rows carry over. Measured
+    (bench/guard_audit.py, 200 seeds): the plain top-m was 1.55x
+    ``CountSketch(m, n, seed)``'s held-out Err on one video seed; now none
+    above it, and the mean ratio 0.184 -> 0.128 (video), 0.282 -> 0.234
+    (hyperspectral) on seeds 0-99 (bench/README.md, nineteenth session).
+
     Parameters
     ----------
     train : iterable of 2-D arrays or scipy.sparse matrices, one shape (n x d)
@@ -66,7 +78,7 @@ def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False,
 
     Returns
     -------
-    DenseSketch, or StackedSketch when ``mixed``; the random CountSketch(m, n, seed) on a fallback
+    DenseSketch, or StackedSketch when ``mixed`` or from one matrix; the random CountSketch(m, n, seed) on a fallback
 
     References
     ----------
@@ -85,16 +97,39 @@ def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False,
         rows = _Rows(mats)
         if (S := _text_like_instead("subspace_sketch", rows, m, seed)) is not None:
             return S
-        return _one_matrix_guard("subspace_sketch", lambda _: _subspace(rows, m, mixed=mixed, seed=seed), mats, m, k,
-                                 seed)
+
+        def build(_):
+            if len(mats) > 1 or mixed or m < 2:
+                return _subspace(rows, m, dense=m // 2 if mixed else m, seed=seed)
+            # One matrix: its singular vectors past the few it knows are its own noise; hybrid_sketch's dense part
+            # (smoothed, 7 m // 10 rows) on random rows instead (bench/README.md, nineteenth session)
+            dense_rows, smoothed = _smoothed_rows(mats, rows, "auto")
+            return _subspace(dense_rows, m, dense=_dense_count(m, smoothed), seed=seed)
+
+        return _one_matrix_guard("subspace_sketch", build, mats, m, k, seed)
 
 
-def _subspace(rows: _Rows, m: int, *, mixed: bool = False, seed: int = 0) -> DenseSketch | StackedSketch:
-    """subspace_sketch without its checks and fallbacks (hybrid_sketch's dense part)."""
-    m_data = m // 2 if mixed else m
-    _, U = rows.top_eig(m_data, seed=seed)
+def _subspace(rows: _Rows, m: int, *, dense: int | None = None, seed: int = 0) -> DenseSketch | StackedSketch:
+    """subspace_sketch without its checks and fallbacks (hybrid_sketch's dense part): the top ``dense`` (default m)
+    left singular vectors, stacked on ``CountSketch(m - dense, n, seed)`` when fewer than m."""
+    dense = m if dense is None else dense
+    _, U = rows.top_eig(dense, seed=seed)
     S = DenseSketch(U.T)
-    return StackedSketch([S, CountSketch(m - m_data, rows.n, seed=seed)]) if mixed else S
+    return StackedSketch([S, CountSketch(m - dense, rows.n, seed=seed)]) if dense < m else S
+
+
+def _smoothed_rows(mats: list, rows: _Rows, smooth) -> tuple[_Rows, bool]:
+    """The training matrices' rows with each matrix's columns smoothed (``smooth``: "auto" - by _smoothing_width -, a
+    width, or None / 0 for none; sparse matrices never), and whether any was: hybrid_sketch's dense rows."""
+    widths = [0.0 if is_sparse(A) else _smoothing_width(A) if smooth == "auto" else float(smooth or 0) for A in mats]
+    if not any(widths):
+        return rows, False
+    return _Rows([_smooth(A, w) if w > 0 else A for A, w in zip(mats, widths)]), True
+
+
+def _dense_count(m: int, smoothed: bool) -> int:
+    """hybrid_sketch's default dense rows of m: 7 m // 10 when a matrix was smoothed, else m // 2 (1 to m - 1)."""
+    return max(1, min(m - 1, (7 * m) // 10 if smoothed else m // 2))
 
 
 def hybrid_sketch(train, m: int, k: int, *, dense: int | None = None, smooth="auto", trials: int = 8,
@@ -167,13 +202,10 @@ def hybrid_sketch(train, m: int, k: int, *, dense: int | None = None, smooth="au
         rows = _Rows(mats)
         if (S := _text_like_instead("hybrid_sketch", rows, m, seed)) is not None:
             return S
-        widths = [0.0 if is_sparse(A) else _smoothing_width(A) if smooth == "auto" else float(smooth or 0)
-                  for A in mats]  # sparse matrices are not smoothed
+        dense_rows, smoothed = _smoothed_rows(mats, rows, smooth)
         if dense is None:
-            dense = max(1, min(m - 1, (7 * m) // 10 if any(widths) else m // 2))
-        smoothed = [_smooth(A, w) if w > 0 else A for A, w in zip(mats, widths)]
+            dense = _dense_count(m, smoothed)
         sparse = _inner_product(mats, rows, m - dense, min(k, m - dense), values="sign", trials=trials, seed=seed)
-        dense_rows = rows if not any(widths) else _Rows(smoothed)
         return StackedSketch([_subspace(dense_rows, dense, seed=seed), sparse])
 
 
