@@ -28,7 +28,7 @@ it directly:
   Liu et al., tensor-based sketching of data streams, 2022): the top-m left
   singular vectors of the training matrices side by side, a :class:`DenseSketch`
   (guarded as inner_product_sketch: the random CountSketch on text-like matrices);
-  from one matrix, hybrid_sketch's smoothed dense rows on random CountSketch rows;
+  from one matrix, the smoothed matrix's top m - 2 on two random CountSketch rows;
 * :func:`hybrid_sketch` - one-shot: the dense top singular vectors (of the
   matrix smoothed along its rows, when they are smooth: images, spectral bands)
   stacked on inner-product positions with +-1 values (the two parts generalize

@@ -27,6 +27,12 @@ from .positions import _inner_product
 
 # --------------------------------------------------------------------------- dense data-driven sketch
 
+#: subspace_sketch from one matrix: random CountSketch rows under its m - this dense ones. Measured (bench/README.md,
+#: nineteenth session; smoothed dense rows): m = 10 on the audit's generated families, 2 random rows against 3; m = 20
+#: on the first real bikes frames, 2 / 4 / 6 random rows: 0.414 / 0.436 / 0.475 of random's held-out Err (all 20
+#: dense: 0.414; unsmoothed, as before: 0.427).
+ONE_MATRIX_RANDOM = 2
+
 
 def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False,
                     seed: int = 0) -> DenseSketch | StackedSketch | CountSketch:
@@ -51,17 +57,17 @@ def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False,
       CountSketches by twice their standard deviation (``one_shot_sketch``'s
       guard). On images it always passed (it fits its one matrix by construction).
 
-    From one training matrix (and m >= 2, not ``mixed``) the sketch is
-    ``hybrid_sketch``'s dense part on random rows: the top ``7 m // 10`` left
-    singular vectors of the matrix with its columns smoothed (``smooth="auto"``
-    there; unsmoothed rough matrices: ``m // 2``) stacked on
-    ``CountSketch(m - that, n, seed)``, then the guard above. One matrix's
-    singular vectors past the few directions it shares with new matrices are
-    its own noise; smoothed ones and random rows carry over. Measured
-    (bench/guard_audit.py, 200 seeds): the plain top-m was 1.55x
-    ``CountSketch(m, n, seed)``'s held-out Err on one video seed; now none
-    above it, and the mean ratio 0.184 -> 0.128 (video), 0.282 -> 0.234
-    (hyperspectral) on seeds 0-99 (bench/README.md, nineteenth session).
+    From one training matrix (and m >= 2, not ``mixed``) the sketch is the
+    top ``m - 2`` left singular vectors of the matrix with its columns smoothed
+    as ``hybrid_sketch(smooth="auto")`` does (rough matrices: not smoothed)
+    stacked on ``CountSketch(2, n, seed)`` (m = 2: 1 and 1), then the guard
+    above. One matrix's singular vectors carry its own noise; smoothed ones
+    carry over, and the random rows catch what new matrices add. Measured
+    (bench/guard_audit.py, m = 10; bench/README.md, nineteenth session): the
+    plain top-m was 1.55x ``CountSketch(m, n, seed)``'s held-out Err on one
+    video seed; now none above it in 200 seeds, and the mean ratio 0.184 ->
+    0.121 (video), 0.282 -> 0.198 (hyperspectral) on seeds 0-99; on the
+    first real bikes frames (m = 20) 0.427 -> 0.414.
 
     Parameters
     ----------
@@ -101,10 +107,10 @@ def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False,
         def build(_):
             if len(mats) > 1 or mixed or m < 2:
                 return _subspace(rows, m, dense=m // 2 if mixed else m, seed=seed)
-            # One matrix: its singular vectors past the few it knows are its own noise; hybrid_sketch's dense part
-            # (smoothed, 7 m // 10 rows) on random rows instead (bench/README.md, nineteenth session)
-            dense_rows, smoothed = _smoothed_rows(mats, rows, "auto")
-            return _subspace(dense_rows, m, dense=_dense_count(m, smoothed), seed=seed)
+            # One matrix: its noise is in its singular vectors; those of the smoothed matrix (hybrid_sketch's) carry
+            # over, and ONE_MATRIX_RANDOM random rows catch what new matrices add (bench/README.md, nineteenth session)
+            dense_rows, _ = _smoothed_rows(mats, rows, "auto")
+            return _subspace(dense_rows, m, dense=max(1, m - ONE_MATRIX_RANDOM), seed=seed)
 
         return _one_matrix_guard("subspace_sketch", build, mats, m, k, seed)
 
@@ -126,10 +132,6 @@ def _smoothed_rows(mats: list, rows: _Rows, smooth) -> tuple[_Rows, bool]:
         return rows, False
     return _Rows([_smooth(A, w) if w > 0 else A for A, w in zip(mats, widths)]), True
 
-
-def _dense_count(m: int, smoothed: bool) -> int:
-    """hybrid_sketch's default dense rows of m: 7 m // 10 when a matrix was smoothed, else m // 2 (1 to m - 1)."""
-    return max(1, min(m - 1, (7 * m) // 10 if smoothed else m // 2))
 
 
 def hybrid_sketch(train, m: int, k: int, *, dense: int | None = None, smooth="auto", trials: int = 8,
@@ -204,7 +206,7 @@ def hybrid_sketch(train, m: int, k: int, *, dense: int | None = None, smooth="au
             return S
         dense_rows, smoothed = _smoothed_rows(mats, rows, smooth)
         if dense is None:
-            dense = _dense_count(m, smoothed)
+            dense = max(1, min(m - 1, (7 * m) // 10 if smoothed else m // 2))
         sparse = _inner_product(mats, rows, m - dense, min(k, m - dense), values="sign", trials=trials, seed=seed)
         return StackedSketch([_subspace(dense_rows, dense, seed=seed), sparse])
 
