@@ -29,7 +29,7 @@ from .positions import _inner_product
 
 #: subspace_sketch from one matrix: random CountSketch rows under its m - this dense ones. Measured (bench/README.md,
 #: nineteenth session; smoothed dense rows): m = 10 on the audit's generated families, 2 random rows against 3; m = 20
-#: on the first real bikes frames, 2 / 4 / 6 random rows: 0.414 / 0.436 / 0.475 of random's held-out Err (all 20
+#: on the first real bikes frames (4 frames x 4 seeds, unguarded), 2 / 4 / 6 random rows: 0.414 / 0.436 / 0.475 of random's held-out Err (all 20
 #: dense: 0.414; unsmoothed, as before: 0.427).
 ONE_MATRIX_RANDOM = 2
 
@@ -65,9 +65,9 @@ def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False,
     carry over, and the random rows catch what new matrices add. Measured
     (bench/guard_audit.py, m = 10; bench/README.md, nineteenth session): the
     plain top-m was 1.55x ``CountSketch(m, n, seed)``'s held-out Err on one
-    video seed; now none above it in 200 seeds, and the mean ratio 0.184 ->
-    0.121 (video), 0.282 -> 0.198 (hyperspectral) on seeds 0-99; on the
-    first real bikes frames (m = 20) 0.427 -> 0.414.
+    video seed; now none above it in 300 seeds, and the mean ratio 0.184 ->
+    0.121 (video), 0.282 -> 0.198 (hyperspectral) on seeds 0-99; from the
+    first real bikes frames (m = 20, 24 cases) 0.423 -> 0.411.
 
     Parameters
     ----------
