@@ -29,8 +29,8 @@ from .positions import _inner_product
 
 #: subspace_sketch from one matrix: random CountSketch rows under its m - this dense ones. Measured (bench/README.md,
 #: nineteenth session; smoothed dense rows): m = 10 on the audit's generated families, 2 random rows against 3; m = 20
-#: on the first real bikes frames (4 frames x 4 seeds, unguarded), 2 / 4 / 6 random rows: 0.414 / 0.436 / 0.475 of random's held-out Err (all 20
-#: dense: 0.414; unsmoothed, as before: 0.427).
+#: on the first real bikes frames (4 frames x 4 seeds, unguarded), 2 / 4 / 6 random rows: 0.414 / 0.436 / 0.475 of
+#: random's held-out Err (all 20 dense: 0.414; unsmoothed, as before: 0.427).
 ONE_MATRIX_RANDOM = 2
 
 
