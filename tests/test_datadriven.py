@@ -923,13 +923,15 @@ def test_one_matrix_positions_holding_it_in_one_bucket_fall_back():
         warnings.simplefilter("error")
         S = dd.inner_product_sketch([A], m, k, seed=139)
     assert dd_common.FEW_BUCKETS <= dd_common._effective_buckets(S, A) < 2.5
-    assert fastlr.sketch_error(S, test, k) < 0.1 * fastlr.sketch_error(fastlr.CountSketch(m, A.shape[0], seed=139), test, k)
+    random = fastlr.CountSketch(m, A.shape[0], seed=139)
+    assert fastlr.sketch_error(S, test, k) < 0.1 * fastlr.sketch_error(random, test, k)
 
 
 def test_one_matrix_subspace_is_smoothed_dense_rows_on_random_rows():
     """From one matrix, subspace_sketch is the top m - 2 singular vectors of the matrix smoothed (hybrid_sketch's
     smoothing) stacked on CountSketch(2, n, seed). The audit's video seed 83: the plain top-10 singular vectors were
-    1.55x CountSketch(10, 240, 83)'s Err on the held-out frames (it passed the on-matrix check at 2.32 sd); now below."""
+    1.55x CountSketch(10, 240, 83)'s Err on the held-out frames (it passed the on-matrix check at 2.32 sd); now
+    below it."""
     A, test, m, k = audit_case("video", 83)
     random = fastlr.CountSketch(m, A.shape[0], seed=83)
     rows = dd_common._Rows([A])
