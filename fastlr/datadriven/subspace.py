@@ -133,7 +133,6 @@ def _smoothed_rows(mats: list, rows: _Rows, smooth) -> tuple[_Rows, bool]:
     return _Rows([_smooth(A, w) if w > 0 else A for A, w in zip(mats, widths)]), True
 
 
-
 def hybrid_sketch(train, m: int, k: int, *, dense: int | None = None, smooth="auto", trials: int = 8,
                   seed: int = 0) -> StackedSketch | CountSketch:
     """A one-shot sketch: the top ``dense`` left singular vectors stacked on inner-product positions.
