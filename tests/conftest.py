@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 import fastlr
+from fastlr._matrix import choice
 from helpers import ALL_BACKENDS, FAST_BACKENDS
+
+
+@pytest.fixture(autouse=True)
+def _fresh_routes():
+    """Each test starts without the dense routes earlier tests remembered (``InMemory._route``'s memo): a test
+    that changes what the choice reads outside ``choice.route_key`` (its tables, a replaced ``use_kernel``)
+    must not meet a route of before."""
+    choice.routes.clear()
 
 
 def require_backend(name):

@@ -550,6 +550,9 @@ def test_operand_order_keys_the_choice(monkeypatch):
     keys = []
     real = choice.use_kernel
     monkeypatch.setattr("fastlr._matrix.memory.use_kernel", lambda *a, **k: keys.append(a[3]) or real(*a, **k))
+    routes = {}  # not the routes earlier tests' operands of this shape left (InMemory._route's memo)
+    monkeypatch.setattr(choice, "routes", routes)
+    monkeypatch.setattr("fastlr._matrix.memory.routes", routes)
     A = np.random.default_rng(0).standard_normal((300, 200))
     V = np.ones((200, 5))
     for M in (A, np.asfortranarray(A)):
