@@ -148,6 +148,50 @@ def test_dense_backward_split_widths(dtype, level):
         core.set_num_threads(threads)
 
 
+def test_dense_depth_blocks(dtype):
+    """Every pass over row-major A at x86-64-v3 with the d x k factor (V, or the accumulator Z) past L2 runs
+    in depth blocks of A's columns and groups of 48 rows (products_split.cpp's depth_rows; not at the
+    split_width widths). Told an L2 of 4 KiB or 64 KiB (_set_cache_sizes: blocks of 8-16 columns, or about
+    a hundred, with a shorter last one), each pass returns the bits it returns beside a 1 GiB L2 (dense_rows's
+    sweeps: the same additions in the same order) and NumPy's values; row counts below a tile, between
+    groups, and several groups; 1-3 threads."""
+    core = pytest.importorskip("fastlr._core")
+    from fastlr._matrix.choice import cache_sizes
+
+    fastlr.get_backend("cpp")
+    previous, threads = core._cap_isa(1), core.get_num_threads()
+    rng = np.random.default_rng(13)
+    try:
+        shapes = [(5, 301), (47, 37), (53, 301), (101, 1000), (1100, 64)]
+        widths = [9, 13, 14, 16, 17, 21, 22, 25, 26, 28, 29, 30, 31, 33, 41, 47, 60]
+        for n, d in shapes:
+            for k in widths:
+                A = rng.standard_normal((n, d)).astype(dtype)
+                V = rng.standard_normal((d, k)).astype(dtype)
+                W = rng.standard_normal((n, k)).astype(dtype)
+                AV, ATW, ATAV = _expected(A, W, V)
+                big = np.abs(ATAV).max() + np.sqrt(n * d) * d
+                for t in (1, 2, 3) if n >= 24 else (1,):
+                    core.set_num_threads(t)
+                    runs = []
+                    for l2 in (1 << 30, 1 << 16, 1 << 12):
+                        core._set_cache_sizes(l2, 1 << 30)
+                        runs.append((core.matmul(A, V), core.rmatmul(A, W), core.gram_product(A, V),
+                                     *core.gd_products(A, W, V), *core.power_step(A, V)))
+                    for run in runs[1:]:
+                        for got, want in zip(run, runs[0]):
+                            np.testing.assert_array_equal(got, want)
+                    Y, Z, G, Yg, Zg, Yp, Zp = runs[-1]
+                    for got, want, scale in ((Y, AV, np.sqrt(d) * 4), (Z, ATW, np.sqrt(n) * 4), (G, ATAV, big),
+                                             (Yg, AV, np.sqrt(d) * 4), (Zg, ATW, np.sqrt(n) * 4),
+                                             (Yp, AV, np.sqrt(d) * 4), (Zp, ATAV, big)):
+                        _check(got, want, dtype, scale)
+    finally:
+        core._set_cache_sizes(*cache_sizes())
+        core._cap_isa(previous)
+        core.set_num_threads(threads)
+
+
 def _check_csr_kernels(kernels, A, U, V, dtype):
     """The CSR kernels of ``kernels`` against float64 NumPy."""
     arrays = (A.indptr, A.indices, A.data)

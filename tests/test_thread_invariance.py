@@ -77,6 +77,36 @@ def test_dense_products_are_thread_count_invariant(core, kernel, k, order, dtype
     _assert_identical(_at_threads(calls[kernel]))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [13, 28])
+@pytest.mark.parametrize("kernel", ["power_step", "gram_product", "rmatmul", "matmul", "gd_products"])
+def test_dense_depth_blocks_are_thread_count_invariant(kernel, k, dtype):
+    """The same at x86-64-v3 with the factor past L2 (told an L2 of 16 KiB): row-major A's passes in depth
+    blocks of A's columns (products_split.cpp's depth_rows), over the same fixed row blocks."""
+    core = pytest.importorskip("fastlr._core")
+    from fastlr._matrix.choice import cache_sizes
+
+    fastlr.get_backend("cpp")
+    A = _dense(dtype, "C")
+    rng = np.random.default_rng(3)
+    V = rng.standard_normal((A.shape[1], k)).astype(dtype)
+    W = rng.standard_normal((A.shape[0], k)).astype(dtype)
+    calls = {
+        "power_step": lambda: core.power_step(A, V),
+        "gram_product": lambda: core.gram_product(A, V),
+        "rmatmul": lambda: core.rmatmul(A, W),
+        "matmul": lambda: core.matmul(A, V),
+        "gd_products": lambda: core.gd_products(A, W, V),
+    }
+    previous = core._cap_isa(1)
+    core._set_cache_sizes(1 << 14, 1 << 30)
+    try:
+        _assert_identical(_at_threads(calls[kernel]))
+    finally:
+        core._set_cache_sizes(*cache_sizes())
+        core._cap_isa(previous)
+
+
 #: The sparse kernels that still split by thread (deterministic for a given thread count), by backend module.
 _CSR_BY_THREADS = {
     "_core": ("rmatmul_csr", "gd_products_csr"),

@@ -125,7 +125,7 @@ void bind_products(py::module_& m) {
       },
       arg("l2"), arg("l3"),
       "Set the L2 (per core) and L3 sizes in bytes that the CSR kernels' bounds scale with (the two-pass "
-      "A^T (A V) band, the padded Z buffer); fastlr calls it with _caches.read_cache_sizes() on loading the module. "
+      "A^T (A V) band, the padded Z buffer), and the dense AVX2 passes' depth blocks (a factor past L2); fastlr calls it with _caches.read_cache_sizes() on loading the module. "
       "Returns the previous (l2, l3).");
   m.def("_cap_product_isa", cap_isa, arg("level"), "Former name of _cap_isa (the same function).");
   m.def("_kernel_isa", [] { return detail::variant_level(); },

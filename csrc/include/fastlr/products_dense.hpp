@@ -206,6 +206,25 @@ template <class T>
 constexpr bool split_width(index_t kp) {
   return sizeof(T) == 8 ? (kp == 10 || kp == 12 || kp == 18 || kp == 20) : (kp == 20 || kp == 24 || kp == 36 || kp == 40);
 }
+/// AVX2, row-major A: padded widths whose pass runs in depth blocks (dense_depth_avx2, products_split.cpp)
+/// when the d x kp factor (V, or the accumulator Z) passes L2 (depth_blocked): past one two-vector tile,
+/// outside split_width (whose tiles keep their own loop). Zen 2, one thread, 1080 x 5760 (V 5760 x kp):
+/// every pass at float64 13-16 and 21-64 columns and float32 25-32 and 48-64 1.05-1.45x faster than
+/// dense_rows's sweeps, A @ V 21-30 float64 1.3-1.7x; 5760 x 1080 float64 61-128 columns 1.1-1.3x
+/// (bench/README.md, nineteenth session, HK).
+template <class T>
+constexpr bool depth_width(index_t kp) {
+  return (sizeof(T) == 8 ? kp > 8 : kp > 16) && !split_width<T>(kp);
+}
+/// Rows per group of a depth-blocked pass: each depth block of the factor is read into L2 once a group.
+constexpr index_t kDepthGroupRows = 48;
+/// Whether a pass at kp padded columns over d columns of A runs in depth blocks: the factor past L2.
+template <class T>
+inline bool depth_blocked(index_t d, index_t kp) {
+  return depth_width<T>(kp) && d * kp * index_t(sizeof(T)) > cache_l2_bytes().load(std::memory_order_relaxed);
+}
+void dense_depth_avx2(const DensePass<float>& p, index_t g, index_t b, index_t e, float* Z, float* buf);
+void dense_depth_avx2(const DensePass<double>& p, index_t g, index_t b, index_t e, double* Z, double* buf);
 void dense_forward_split_avx2(const DensePass<float>& p, index_t g, index_t b, index_t e, float* Z, float* buf);
 void dense_forward_split_avx2(const DensePass<double>& p, index_t g, index_t b, index_t e, double* Z, double* buf);
 void dense_split_avx2(const DensePass<float>& p, index_t g, index_t b, index_t e, float* Z, float* buf);
@@ -257,8 +276,12 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // 32, 3.1 at 12 against 3.0 at 16; float64 6.6 at 14 against 5.9 at 16; bench/README.md,
   // sixteenth session, HB). A.T (A V) and gd_products's pair only past one tile: the power pass's
   // forward half made float64 6 columns 4% slower padded (5.5 against 5.3 ms), float32 12 no faster.
+  // A @ V too past one tile where the factor passes L2 (depth_blocked): float64 21-22 and 29-30 columns
+  // on 1080 x 5760, one thread, 8.3 and 12.5 ms at 22 and 30 padded columns against 7.2 and 9.5 at 24
+  // and 32 (bench/README.md, nineteenth session, HK).
   if (level == detail::kAvx2 && !col_major && kp % (2 * lanes) == lanes + lanes / 2 &&
-      (pass == RowPass::kBackward || (pass != RowPass::kForward && kp > 2 * lanes)))
+      (pass == RowPass::kBackward || (pass != RowPass::kForward && kp > 2 * lanes) ||
+       (kp > 2 * lanes && detail::depth_blocked<T>(d, kp + lanes / 2))))
     kp += lanes / 2;
   // AVX2, row-major A, float64: a last half vector after whole two-vector tiles (26, 34 padded columns,
   // outside split_width) swept as slow as more columns: 5760 x 1080 at 33 columns, one thread, A.T @ W
@@ -274,6 +297,11 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
                                         : detail::dense_rows_fn<T>(&detail::dense_split_avx2);
     R = static_cast<int>(detail::kSplitRows);
   }
+  // AVX2, row-major A, the factor past L2 at the widths of depth_width: depth blocks (products_split.cpp).
+  const bool deep = level == detail::kAvx2 && !col_major && detail::depth_blocked<T>(d, kp);
+  if (deep) rows_fn = detail::dense_rows_fn<T>(&detail::dense_depth_avx2);
+#else
+  constexpr bool deep = false;
 #endif
   // V, padded to kp columns, on a cache-line boundary (every vector load of a
   // row then stays within one line: 6-7% faster than a misaligned V). V itself
@@ -300,7 +328,9 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // 16-register ISAs, row-major A, power pass with V and Z together beyond L2: groups of rows.
   const bool grouped = level != detail::kAvx512 && !col_major && pass == RowPass::kPower &&
                        2 * d * kp * index_t(sizeof(T)) > detail::kGroupBytes;
-  const index_t group_rows = grouped ? detail::round_up(detail::kGroupRows, R) : R;
+  const index_t group_rows = deep      ? detail::kDepthGroupRows
+                             : grouped ? detail::round_up(detail::kGroupRows, R)
+                                       : R;
   const index_t per_row = (fwd ? 1 : 0) + (bwd ? 1 : 0);
   const int want = useful_threads(nthreads, n * d * per_row * kp / 8);
   // Per-block accumulators on cache-line boundaries; one thread with unpadded

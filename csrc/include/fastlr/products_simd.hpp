@@ -108,12 +108,20 @@ struct Tile {
 };
 
 // Yb[r, tile] = sum_j X[r, j] * Vp[j, tile] for R rows of X (row-major, leading
-// dim ldx); the tile starts at column t.
-template <class T, int R, int L, int NV, int H>
+// dim ldx); the tile starts at column t. Resume: Yb[r, tile] += the sum, its
+// accumulators continued from Yb (the same additions in the same order as one
+// sweep over both spans of j: products_split.cpp's depth blocks).
+template <class T, int R, int L, int NV, int H, bool Resume = false>
 inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, index_t t, T* Yb,
                          const T* pf) {
   Tile<T, L, NV, H> acc[R];
-  for (int r = 0; r < R; ++r) acc[r].zero();
+  for (int r = 0; r < R; ++r) {
+    if constexpr (Resume) {
+      acc[r].load_from(Yb + r * kp + t);
+    } else {
+      acc[r].zero();
+    }
+  }
   const T* v = Vp + t;
   RowPrefetch<T, R> next{pf, ldx};
   for (index_t j = 0; j < d; ++j, v += kp) {
@@ -185,12 +193,15 @@ inline void both_tile(const T* X, index_t ldx, index_t d, const T* Vp, const T* 
       }
 }
 
-template <class T, int R, int L, int NV, int H>
+template <class T, int R, int L, int NV, int H, bool Resume = false>
 inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, index_t t, T* Yb,
                          const T* pf) {
   (void)pf;
   constexpr int W = L * NV + H * (L > 1 ? L / 2 : 1);
   T acc[R][W] = {};
+  if constexpr (Resume)
+    for (int r = 0; r < R; ++r)
+      for (int w = 0; w < W; ++w) acc[r][w] = Yb[r * kp + t + w];
   const T* v = Vp + t;
   for (index_t j = 0; j < d; ++j, v += kp)
     for (int r = 0; r < R; ++r)
@@ -232,12 +243,12 @@ inline void for_each_tile(index_t kp, F&& f) {
   }
 }
 
-template <class T, int R, int V>
+template <class T, int R, int V, bool Resume = false>
 inline void forward_rows(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, T* Yb,
                          const T* pf = nullptr) {
   for_each_tile<V>(kp, [&](auto lanes, auto nv, auto h, index_t t) {
-    forward_tile<T, R, decltype(lanes)::value, decltype(nv)::value, decltype(h)::value>(X, ldx, d, Vp, kp, t, Yb,
-                                                                                        t == 0 ? pf : nullptr);
+    forward_tile<T, R, decltype(lanes)::value, decltype(nv)::value, decltype(h)::value, Resume>(
+        X, ldx, d, Vp, kp, t, Yb, t == 0 ? pf : nullptr);
   });
 }
 
