@@ -276,12 +276,14 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // 32, 3.1 at 12 against 3.0 at 16; float64 6.6 at 14 against 5.9 at 16; bench/README.md,
   // sixteenth session, HB). A.T (A V) and gd_products's pair only past one tile: the power pass's
   // forward half made float64 6 columns 4% slower padded (5.5 against 5.3 ms), float32 12 no faster.
-  // A @ V too past one tile where the factor passes L2 (depth_blocked): float64 21-22 and 29-30 columns
-  // on 1080 x 5760, one thread, 8.3 and 12.5 ms at 22 and 30 padded columns against 7.2 and 9.5 at 24
-  // and 32 (bench/README.md, nineteenth session, HK).
+  // A @ V too, float64 past 16 padded columns and any dtype past one tile where the factor passes L2
+  // (depth_blocked): one thread, A @ V float64 5760 x 1080 at 22, 30, 38 and 46 padded columns 8.2, 12.5,
+  // 15.6 and 19.5 ms, padded 7.9, 9.9, 12.8 and 16.3 (14: 5.4 either way); 1080 x 5760 in depth blocks
+  // float64 8.3 and 12.5 ms at 22 and 30 against 7.2 and 9.5 padded, float32 28 and 44 5.2 and 7.7 against
+  // 4.8 and 6.9; float32 28 within L2 (5760 x 1080) no faster padded (bench/README.md, nineteenth session, HK).
   if (level == detail::kAvx2 && !col_major && kp % (2 * lanes) == lanes + lanes / 2 &&
       (pass == RowPass::kBackward || (pass != RowPass::kForward && kp > 2 * lanes) ||
-       (kp > 2 * lanes && detail::depth_blocked<T>(d, kp + lanes / 2))))
+       (kp > 2 * lanes && ((sizeof(T) == 8 && kp > 16) || detail::depth_blocked<T>(d, kp + lanes / 2)))))
     kp += lanes / 2;
   // AVX2, row-major A, float64: a last half vector after whole two-vector tiles (26, 34 padded columns,
   // outside split_width) swept as slow as more columns: 5760 x 1080 at 33 columns, one thread, A.T @ W
