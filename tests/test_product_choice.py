@@ -665,22 +665,20 @@ def test_short_f_order_gram_columns(monkeypatch, n, d, kernel_below):
     assert choice.use_kernel("gram", 12, np.float64, "F", "x86-64-v3")  # A's size unknown: the table's 17
 
 
-def test_past_l2_blas_widths(monkeypatch):
-    """x86-64-v3, C order, float64: ``A @ V`` at 21-22 and 25-30 columns, ``A.T @ W`` at 26 and 28, ``A.T (A V)``
-    and gd at 25-30 run BLAS where the d x l factor passes L2 (a wide A: the kernel lost 0.68-0.92x on 1080 x 5760,
-    eighteenth session),
-    and keep the kernel where it fits (5760 x 1080) and at the other widths."""
+def test_past_l2_widths_keep_the_kernel(monkeypatch):
+    """x86-64-v3, C order, float64: ``A @ V``, ``A.T @ W``, ``A.T (A V)`` and gd at 19-31 columns keep the kernel where
+    the d x l factor passes L2 (1080 x 5760), as where it fits (5760 x 1080): the AVX2 passes sweep such a factor in
+    depth blocks (products_split.cpp, nineteenth session), where the eighteenth session's kernel lost 0.68-0.92x at
+    21-22 and 25-30 columns and ran BLAS there (choice.PAST_L2_BLAS_WIDTHS, empty now). ``A.T @ W`` at 25 columns
+    keeps its BLAS layout (RMATMUL_BLAS_WIDTHS)."""
     monkeypatch.setattr(choice, "_cache_sizes", (512 << 10, 16 << 20))
     monkeypatch.setattr(choice, "_level", "x86-64-v3")
-    assert "at 21-30 columns some widths past L2 (choice.PAST_L2_BLAS_WIDTHS)" in choice.describe()
+    assert "past L2 (choice.PAST_L2_BLAS_WIDTHS)" not in choice.describe()
     for columns in range(19, 32):
-        wide = choice.use_kernel("matmul", columns, np.float64, "C", "x86-64-v3", factor_rows=5760)
-        assert wide == (columns not in (21, 22, 25, 26, 27, 28, 29, 30))
-        assert choice.use_kernel("rmatmul", columns, np.float64, "C", "x86-64-v3", factor_rows=5760) == (
-            columns not in (25, 26, 28))  # 25: RMATMUL_BLAS_WIDTHS
-        assert choice.use_kernel("matmul", columns, np.float64, "C", "x86-64-v3", factor_rows=1080)
-        assert choice.use_kernel("matmul", columns, np.float32, "C", "x86-64-v3", factor_rows=5760)
-        for kind in ("gram", "gd"):
-            assert choice.use_kernel(kind, columns, np.float64, "C", "x86-64-v3", factor_rows=5760) == (
-                not 25 <= columns <= 30)
-            assert choice.use_kernel(kind, columns, np.float64, "C", "x86-64-v3", factor_rows=1080)
+        for rows in (5760, 1080):
+            assert choice.use_kernel("matmul", columns, np.float64, "C", "x86-64-v3", factor_rows=rows)
+            assert choice.use_kernel("rmatmul", columns, np.float64, "C", "x86-64-v3", factor_rows=rows) == (
+                columns != 25)
+            assert choice.use_kernel("matmul", columns, np.float32, "C", "x86-64-v3", factor_rows=rows)
+            for kind in ("gram", "gd"):
+                assert choice.use_kernel(kind, columns, np.float64, "C", "x86-64-v3", factor_rows=rows)

@@ -201,17 +201,13 @@ def dtype_name(dtype) -> str:
 MATMUL_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 49, ("x86-64-v3", "C", "float64"): 45}
 
 #: Widths that run BLAS where the d x l factor passes L2 (and ``factor_fits`` still gives the kernel), at
-#: (level, order, kind, dtype). x86-64-v3, C order, float64, wide 1080 x 5760 A (the factor 5760 x l, 0.97-1.4 MB
-#: against the Zen 2's 512 KiB L2), one thread, 9 rounds: ``A @ V`` on the kernel 0.88-0.89x NumPy at 21-22 columns
-#: and 0.68-0.80x at 25-30 (1.02-1.19x at 19, 20, 23, 24, 31), ``A.T @ W`` 0.91-0.92x at 26 and 28 (1.19-1.38x at
-#: 19-24, 27-31 ~1.0-1.1x), ``A.T (A V)`` / power pass / gd 0.83-0.96x at 25-30 (7 rounds; 1.11-1.37x at 19-24);
-#: the same widths ran on 5760 x 1080 (factor within L2) at 1.1-2x (bench/README.md, eighteenth session, HL).
-#: Float32 there won or tied (gd 0.98-1.01x at 25, 26, 28).
-PAST_L2_BLAS_WIDTHS: dict[tuple[str, str, str, str], frozenset] = {
-    ("x86-64-v3", "C", "matmul", "float64"): frozenset({21, 22, 25, 26, 27, 28, 29, 30}),
-    ("x86-64-v3", "C", "rmatmul", "float64"): frozenset({26, 28}),
-    ("x86-64-v3", "C", "gram", "float64"): frozenset(range(25, 31)),
-    ("x86-64-v3", "C", "gd", "float64"): frozenset(range(25, 31))}
+#: (level, order, kind, dtype). None now. x86-64-v3, C order, float64, wide 1080 x 5760 A (the factor 5760 x l,
+#: 0.97-1.4 MB against the Zen 2's 512 KiB L2), one thread: ``A @ V`` on the kernel ran 0.88-0.89x NumPy at 21-22
+#: columns and 0.68-0.80x at 25-30, ``A.T @ W`` 0.91-0.92x at 26 and 28, ``A.T (A V)`` / power pass / gd
+#: 0.83-0.96x at 25-30 (bench/README.md, eighteenth session, HL), as each 6-row tile swept V (or Z) from L3.
+#: Swept in depth blocks of A's columns that stay in L2 (products_split.cpp's depth_rows, since the nineteenth
+#: session, HK), each of them won there (bench/README.md, nineteenth session, HK).
+PAST_L2_BLAS_WIDTHS: dict[tuple[str, str, str, str], frozenset] = {}
 
 #: A level pinned by hand (benchmarks); None: the level the compiled kernels run at.
 _level: str | None = None
