@@ -150,7 +150,7 @@ def test_dense_backward_split_widths(dtype, level):
 
 def test_dense_depth_blocks(dtype):
     """Every pass over row-major A at x86-64-v3 with the d x k factor (V, or the accumulator Z) past L2 runs
-    in depth blocks of A's columns and groups of 48 rows (products_split.cpp's depth_rows; not at the
+    in depth blocks of A's columns and groups of 48 rows (products_split_depth.cpp's depth_rows; not at the
     split_width widths). Told an L2 of 4 KiB or 64 KiB (_set_cache_sizes: blocks of 8-16 columns, or about
     a hundred, with a shorter last one), each pass returns the bits it returns beside a 1 GiB L2 (dense_rows's
     sweeps: the same additions in the same order) and NumPy's values; row counts below a tile, between

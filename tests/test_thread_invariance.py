@@ -82,7 +82,7 @@ def test_dense_products_are_thread_count_invariant(core, kernel, k, order, dtype
 @pytest.mark.parametrize("kernel", ["power_step", "gram_product", "rmatmul", "matmul", "gd_products"])
 def test_dense_depth_blocks_are_thread_count_invariant(kernel, k, dtype):
     """The same at x86-64-v3 with the factor past L2 (told an L2 of 16 KiB): row-major A's passes in depth
-    blocks of A's columns (products_split.cpp's depth_rows), over the same fixed row blocks."""
+    blocks of A's columns (products_split_depth.cpp's depth_rows), over the same fixed row blocks."""
     core = pytest.importorskip("fastlr._core")
     from fastlr._matrix.choice import cache_sizes
 

@@ -205,7 +205,7 @@ MATMUL_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32")
 #: 0.97-1.4 MB against the Zen 2's 512 KiB L2), one thread: ``A @ V`` on the kernel ran 0.88-0.89x NumPy at 21-22
 #: columns and 0.68-0.80x at 25-30, ``A.T @ W`` 0.91-0.92x at 26 and 28, ``A.T (A V)`` / power pass / gd
 #: 0.83-0.96x at 25-30 (bench/README.md, eighteenth session, HL), as each 6-row tile swept V (or Z) from L3.
-#: Swept in depth blocks of A's columns that stay in L2 (products_split.cpp's depth_rows, since the nineteenth
+#: Swept in depth blocks of A's columns that stay in L2 (products_split_depth.cpp's depth_rows, since the nineteenth
 #: session, HK), each of them won there (bench/README.md, nineteenth session, HK).
 PAST_L2_BLAS_WIDTHS: dict[tuple[str, str, str, str], frozenset] = {}
 

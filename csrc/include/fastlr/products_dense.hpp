@@ -206,7 +206,7 @@ template <class T>
 constexpr bool split_width(index_t kp) {
   return sizeof(T) == 8 ? (kp == 10 || kp == 12 || kp == 18 || kp == 20) : (kp == 20 || kp == 24 || kp == 36 || kp == 40);
 }
-/// AVX2, row-major A: padded widths whose pass runs in depth blocks (dense_depth_avx2, products_split.cpp)
+/// AVX2, row-major A: padded widths whose pass runs in depth blocks (dense_depth_avx2, products_split_depth.cpp)
 /// when the d x kp factor (V, or the accumulator Z) passes L2 (depth_blocked): past one two-vector tile,
 /// outside split_width (whose tiles keep their own loop). Zen 2, one thread, 1080 x 5760 (V 5760 x kp):
 /// every pass at float64 13-16 and 21-64 columns and float32 25-32 and 48-64 1.05-1.45x faster than
@@ -299,7 +299,7 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
                                         : detail::dense_rows_fn<T>(&detail::dense_split_avx2);
     R = static_cast<int>(detail::kSplitRows);
   }
-  // AVX2, row-major A, the factor past L2 at the widths of depth_width: depth blocks (products_split.cpp).
+  // AVX2, row-major A, the factor past L2 at the widths of depth_width: depth blocks (products_split_depth.cpp).
   const bool deep = level == detail::kAvx2 && !col_major && detail::depth_blocked<T>(d, kp);
   if (deep) rows_fn = detail::dense_rows_fn<T>(&detail::dense_depth_avx2);
 #else

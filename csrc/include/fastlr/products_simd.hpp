@@ -110,7 +110,7 @@ struct Tile {
 // Yb[r, tile] = sum_j X[r, j] * Vp[j, tile] for R rows of X (row-major, leading
 // dim ldx); the tile starts at column t. Resume: Yb[r, tile] += the sum, its
 // accumulators continued from Yb (the same additions in the same order as one
-// sweep over both spans of j: products_split.cpp's depth blocks).
+// sweep over both spans of j: products_split_depth.cpp's depth blocks).
 template <class T, int R, int L, int NV, int H, bool Resume = false>
 inline void forward_tile(const T* X, index_t ldx, index_t d, const T* Vp, index_t kp, index_t t, T* Yb,
                          const T* pf) {
