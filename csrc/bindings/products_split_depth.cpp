@@ -1,8 +1,9 @@
 // Row passes over row-major A whose d x kp factor (V, or the accumulator Z) passes L2, on AVX2
 // (products_dense.hpp's dense_row_pass picks them: depth_blocked): a translation unit of its own,
-// compiled outside LTO and linked after products_split.cpp, so neither the flattened dense_rows_avx2
-// nor the split tiles move (code placement moves AVX2 timings by 10-20% on Zen 2: fifteenth session, HS;
-// with these functions inside products_split.cpp its float32 A @ V at 20 columns ran 9% slower).
+// compiled outside LTO and linked after products_split.cpp, so the split tiles keep their code's place
+// (code placement moves AVX2 timings by 10-20% on Zen 2: fifteenth session, HS; with these functions
+// inside products_split.cpp its float32 A @ V at 20 columns ran 5-9% slower). A few narrow widths of
+// the LTO-compiled dense_rows_avx2 still moved by 4-17% (bench/README.md, nineteenth session, HK).
 #include "fastlr/products_dense.hpp"
 
 namespace fastlr::detail {
