@@ -78,6 +78,16 @@ def test_dense_tiles_at_every_isa_level(dtype, level):
         core._cap_isa(previous)
 
 
+def _random_pass(rng, n, d, k, dtype):
+    """Random A (n x d), V (d x k) and W (n x k); NumPy's (A V, A^T W, A^T A V); and the scale of A^T A V's
+    rounding (``_check``'s bound)."""
+    A = rng.standard_normal((n, d)).astype(dtype)
+    V = rng.standard_normal((d, k)).astype(dtype)
+    W = rng.standard_normal((n, k)).astype(dtype)
+    expected = _expected(A, W, V)
+    return A, V, W, expected, np.abs(expected[2]).max() + np.sqrt(n * d) * d
+
+
 @pytest.mark.parametrize("level", [1, 2], ids=["avx2", "avx512"])
 def test_dense_forward_split_widths(dtype, level):
     """``A @ V`` at the AVX2 widths with tiles of their own (products_split.cpp: float64 9-12 and 17-20,
@@ -122,11 +132,7 @@ def test_dense_backward_split_widths(dtype, level):
         widths = [8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 28, 32, 33, 34, 36, 37, 40, 41, 42]
         for n, d in shapes:
             for k in widths:
-                A = rng.standard_normal((n, d)).astype(dtype)
-                V = rng.standard_normal((d, k)).astype(dtype)
-                W = rng.standard_normal((n, k)).astype(dtype)
-                AV, ATW, ATAV = _expected(A, W, V)
-                big = np.abs(ATAV).max() + np.sqrt(n * d) * d
+                A, V, W, (AV, ATW, ATAV), big = _random_pass(rng, n, d, k, dtype)
                 for t in (1, 2, 3) if n >= 24 else (1,):
                     core.set_num_threads(t)
                     Z1 = core.rmatmul(A, W)
@@ -166,11 +172,7 @@ def test_dense_depth_blocks(dtype):
         widths = [9, 13, 14, 16, 17, 21, 22, 25, 26, 28, 29, 30, 31, 33, 41, 47, 60]
         for n, d in shapes:
             for k in widths:
-                A = rng.standard_normal((n, d)).astype(dtype)
-                V = rng.standard_normal((d, k)).astype(dtype)
-                W = rng.standard_normal((n, k)).astype(dtype)
-                AV, ATW, ATAV = _expected(A, W, V)
-                big = np.abs(ATAV).max() + np.sqrt(n * d) * d
+                A, V, W, (AV, ATW, ATAV), big = _random_pass(rng, n, d, k, dtype)
                 for t in (1, 2, 3) if n >= 24 else (1,):
                     core.set_num_threads(t)
                     runs = []

@@ -58,6 +58,17 @@ def _csr(dtype, n=20000, d=300, per_row=6, seed=1):
     return sp.csr_matrix((data, indices, indptr), shape=(n, d))
 
 
+def _dense_calls(core, A, V, W) -> dict:
+    """The dense passes by name, each a call of no arguments."""
+    return {
+        "power_step": lambda: core.power_step(A, V),
+        "gram_product": lambda: core.gram_product(A, V),
+        "rmatmul": lambda: core.rmatmul(A, W),
+        "matmul": lambda: core.matmul(A, V),
+        "gd_products": lambda: core.gd_products(A, W, V),
+    }
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("k", [3, 10, 20])
@@ -67,13 +78,7 @@ def test_dense_products_are_thread_count_invariant(core, kernel, k, order, dtype
     rng = np.random.default_rng(2)
     V = rng.standard_normal((A.shape[1], k)).astype(dtype)
     W = rng.standard_normal((A.shape[0], k)).astype(dtype)
-    calls = {
-        "power_step": lambda: core.power_step(A, V),
-        "gram_product": lambda: core.gram_product(A, V),
-        "rmatmul": lambda: core.rmatmul(A, W),
-        "matmul": lambda: core.matmul(A, V),
-        "gd_products": lambda: core.gd_products(A, W, V),
-    }
+    calls = _dense_calls(core, A, V, W)
     _assert_identical(_at_threads(calls[kernel]))
 
 
@@ -91,13 +96,7 @@ def test_dense_depth_blocks_are_thread_count_invariant(kernel, k, dtype):
     rng = np.random.default_rng(3)
     V = rng.standard_normal((A.shape[1], k)).astype(dtype)
     W = rng.standard_normal((A.shape[0], k)).astype(dtype)
-    calls = {
-        "power_step": lambda: core.power_step(A, V),
-        "gram_product": lambda: core.gram_product(A, V),
-        "rmatmul": lambda: core.rmatmul(A, W),
-        "matmul": lambda: core.matmul(A, V),
-        "gd_products": lambda: core.gd_products(A, W, V),
-    }
+    calls = _dense_calls(core, A, V, W)
     previous = core._cap_isa(1)
     core._set_cache_sizes(1 << 14, 1 << 30)
     try:
