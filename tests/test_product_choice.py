@@ -141,6 +141,11 @@ def test_factor_past_the_cache_runs_blas(caches):
     assert choice.factor_fits(100000, 10, np.float32, v3)  # 4 MB, 10 columns (won 1.4-1.5x)
     assert not choice.factor_fits(100000, 10, np.float64, v3)  # 8 MB (gd_products 0.72x)
     assert not choice.factor_fits(5760, 40, np.float64, v3)  # 1.8 MB at 40 columns (0.87-1.02x)
+    # float64 at one thread: depth blocks past L2 (nineteenth session: 1.05-1.29x at 32-40 columns)
+    assert choice.factor_fits(5760, 39, np.float64, v3)
+    assert not choice.factor_fits(5760, 39, np.float64, v3, threads=2)
+    assert choice.factor_fits(20000, 31, np.float32, v3)  # 2.5 MB
+    assert not choice.factor_fits(20000, 32, np.float32, v3)  # float32 keeps CACHE_COLUMNS (lost at 33, 36, 40)
     assert not choice.factor_fits(20000, 60, np.float32, v3)  # 4.8 MB at 60 columns (0.4-0.7x)
     # two threads: each keeps its own Z, and BLAS gains more from the second core
     assert choice.factor_fits(100000, 10, np.float32, v4, threads=2)  # 4 MB, 40-byte rows (won 1.1-1.7x)

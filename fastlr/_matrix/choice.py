@@ -108,7 +108,7 @@ from .._backend import get_backend
 from .._caches import read_cache_sizes
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "KERNEL_COLUMNS", "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS",
+__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "DEPTH_CACHE_COLUMNS", "KERNEL_COLUMNS", "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS",
            "LAYOUT_SHORT_COLUMNS", "MATMUL_COLUMNS", "PAST_L2_BLAS_WIDTHS", "blas_swap", "NARROW_ROW_BYTES",
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS",
            "SPARSE_SHORT_ROW_NNZ",
@@ -413,6 +413,11 @@ def blas_swap(dtype, columns: int, depth: int) -> bool | None:
 
 #: Past L2, below x86-64-v4 only factors narrower than this run on the kernels (``factor_fits``).
 CACHE_COLUMNS = 32
+#: ... or than this at (level, dtype), one thread: x86-64-v3 float64's passes past L2 sweep the factor in depth
+#: blocks (products_split_depth.cpp). Zen 2, one thread, C order, the kernel forced, 5 rounds (bench/README.md,
+#: nineteenth session, lead): 1080 x 5760 and 2000 x 4000 float64 ``A @ V``, ``A.T @ W``, ``A.T (A V)`` and gd at
+#: 32-40 columns 1.05-1.29x NumPy; float32 lost at 33, 36 and 40 (0.88-0.97x) and keeps 32.
+DEPTH_CACHE_COLUMNS: dict[tuple[str, str], int] = {("x86-64-v3", "float64"): 40}
 #: At x86-64-v4, factor rows of at most this many bytes may reach far into L3 (``factor_fits``).
 NARROW_ROW_BYTES = 256
 
@@ -442,7 +447,8 @@ def factor_fits(rows: int, columns: int, dtype, level: str, threads: int = 1) ->
 
     So: B within L2 fits. Past it, at x86-64-v4: B within L3 / (8 t) for t threads, or rows of at
     most ``NARROW_ROW_BYTES`` / t and B within 7/16 of L3 (one thread) or 3 / (8 t) of it; at the
-    other levels, fewer than ``CACHE_COLUMNS`` columns and B within L3 / (8 t).
+    other levels, fewer than ``CACHE_COLUMNS`` columns (``DEPTH_CACHE_COLUMNS`` at one thread where it
+    holds an entry) and B within L3 / (8 t).
     """
     t = max(1, int(threads))
     row = columns * np.dtype(dtype).itemsize
@@ -453,7 +459,8 @@ def factor_fits(rows: int, columns: int, dtype, level: str, threads: int = 1) ->
     if level == "x86-64-v4":
         narrow = 7 * l3 // 16 if t == 1 else 3 * l3 // (8 * t)
         return nbytes <= l3 // (8 * t) or (row <= NARROW_ROW_BYTES // t and nbytes <= narrow)
-    return columns < CACHE_COLUMNS and nbytes <= l3 // (8 * t)
+    cap = DEPTH_CACHE_COLUMNS.get((level, dtype_name(dtype)), CACHE_COLUMNS) if t == 1 else CACHE_COLUMNS
+    return columns < cap and nbytes <= l3 // (8 * t)
 
 
 _cache_sizes: tuple[int, int] | None = None
