@@ -217,8 +217,9 @@ _dispatching_core = None  # the C++ module when it picks its kernels at run time
 def isa_level() -> str:
     """The vector ISA the compiled product kernels run with ("x86-64-v4", "x86-64-v3" or
     "baseline"): this CPU's widest within the ISA cap (``_core._cap_isa``, which tests and
-    benchmarks lower), read at each call; "x86-64-v4" for the Numba and NumPy backends and
-    for builds without run-time dispatch, which follow the compiler's target."""
+    benchmarks lower), read at each call, whichever backend runs the kernels (Numba's are
+    compiled for this CPU too); "x86-64-v4" without the C++ core and for builds without
+    run-time dispatch, which follow the compiler's target."""
     global _dispatching_core
     if _level is not None:
         return _level
