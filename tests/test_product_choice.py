@@ -671,11 +671,11 @@ def test_short_f_order_gram_columns(monkeypatch, n, d, kernel_below):
 
 
 def test_past_l2_widths_keep_the_kernel(monkeypatch):
-    """x86-64-v3, C order, float64: ``A @ V``, ``A.T @ W``, ``A.T (A V)`` and gd at 19-31 columns keep the kernel where
-    the d x l factor passes L2 (1080 x 5760), as where it fits (5760 x 1080): the AVX2 passes sweep such a factor in
-    depth blocks (products_split_depth.cpp, nineteenth session), where the eighteenth session's kernel lost 0.68-0.92x at
-    21-22 and 25-30 columns and ran BLAS there (choice.PAST_L2_BLAS_WIDTHS, empty now). ``A.T @ W`` at 25 columns
-    keeps its BLAS layout (RMATMUL_BLAS_WIDTHS)."""
+    """x86-64-v3, C order, float64: ``A @ V``, ``A.T @ W``, ``A.T (A V)`` and gd at 19-31 columns keep the kernel
+    where the d x l factor passes L2 (1080 x 5760), as where it fits (5760 x 1080): the AVX2 passes sweep such a
+    factor in depth blocks (products_split_depth.cpp, nineteenth session), where the eighteenth session's kernel
+    lost 0.68-0.92x at 21-22 and 25-30 columns and ran BLAS there (choice.PAST_L2_BLAS_WIDTHS, removed since).
+    ``A.T @ W`` at 25 columns keeps its BLAS layout (RMATMUL_BLAS_WIDTHS)."""
     monkeypatch.setattr(choice, "_cache_sizes", (512 << 10, 16 << 20))
     monkeypatch.setattr(choice, "_level", "x86-64-v3")
     assert "past L2 (choice.PAST_L2_BLAS_WIDTHS)" not in choice.describe()

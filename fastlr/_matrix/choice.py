@@ -108,14 +108,12 @@ from .._backend import get_backend
 from .._caches import read_cache_sizes
 from . import calibration
 
-__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "DEPTH_CACHE_COLUMNS", "KERNEL_COLUMNS", "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS",
-           "LAYOUT_SHORT_COLUMNS", "MATMUL_COLUMNS", "PAST_L2_BLAS_WIDTHS", "blas_swap", "NARROW_ROW_BYTES",
-           "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS",
-           "SPARSE_SHORT_ROW_NNZ",
-           "SHORT_F_COLUMNS", "SPARSE_MIN_ROW_NNZ", "SPARSE_BASELINE_SCATTER_BYTES", "cache_sizes", "choice_mode",
-           "dtype_name", "factor_fits",
-           "isa_level", "operand_key", "remember_route", "route_key", "routes", "static_thresholds", "thresholds",
-           "use_kernel", "use_sparse_kernel"]
+__all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "DEPTH_CACHE_COLUMNS", "KERNEL_COLUMNS",
+           "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS", "LAYOUT_SHORT_COLUMNS", "MATMUL_COLUMNS", "NARROW_ROW_BYTES",
+           "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS", "SHORT_F_COLUMNS", "SPARSE_BASELINE_SCATTER_BYTES",
+           "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "blas_swap", "cache_sizes", "choice_mode", "dtype_name",
+           "factor_fits", "isa_level", "operand_key", "remember_route", "route_key", "routes", "static_thresholds",
+           "thresholds", "use_kernel", "use_sparse_kernel"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
 #: beats the one-pass kernels there. KERNEL_COLUMNS holds the narrower
@@ -151,6 +149,7 @@ KERNEL_COLUMNS["x86-64-v4", "F", "gram", "float64"] = 64
 #: (1.03-1.14x at 19, 23, 24), 1.07-1.62x below 17 (bench/README.md, eighteenth session, HL).
 KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float64"] = 17
 KERNEL_COLUMNS["x86-64-v4", "F", "gram", "float32"] = 0
+KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float32"] = 0
 #: F-order A less than twice as tall as wide, at (level, kind, dtype): the kernel only below this many columns,
 #: whatever the threshold above (measured on a tall A) or the calibration (a tall probe) gives; and never where
 #: the kernel's gather of whole cache lines (A's columns x 64 bytes, ``dense_row_pass``) passes L2. Zen 2, one
@@ -159,7 +158,6 @@ KERNEL_COLUMNS["x86-64-v4", "F", "gram", "float32"] = 0
 #: 2880 x 1440, 4000 x 1000, 5760 x 1080, 20000 x 500 and 100000 x 500 won 1.10-1.60x at every width 2-16;
 #: 500 x 20000 (the gather 1.28 MB) lost 0.56-0.71x at every width.
 SHORT_F_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "gram", "float64"): 9}
-KERNEL_COLUMNS["x86-64-v3", "F", "gram", "float32"] = 0
 
 #: ``A.T @ W`` on its own (kind "rmatmul") at (level, order, dtype): the kernel only below this many
 #: columns, whatever the "pass" threshold (table or calibration) gives ``A @ V`` and ``A.T @ W`` together.
@@ -199,15 +197,6 @@ def dtype_name(dtype) -> str:
 #: kernel read 0.97-1.01x at 42-44 and float64 0.87x at 46 (bench/README.md, seventeenth session, HP): there the
 #: pair's threshold holds. ``A.T @ W`` lost at 40-48, so the pair keeps 40.
 MATMUL_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 49, ("x86-64-v3", "C", "float64"): 45}
-
-#: Widths that run BLAS where the d x l factor passes L2 (and ``factor_fits`` still gives the kernel), at
-#: (level, order, kind, dtype). None now. x86-64-v3, C order, float64, wide 1080 x 5760 A (the factor 5760 x l,
-#: 0.97-1.4 MB against the Zen 2's 512 KiB L2), one thread: ``A @ V`` on the kernel ran 0.88-0.89x NumPy at 21-22
-#: columns and 0.68-0.80x at 25-30, ``A.T @ W`` 0.91-0.92x at 26 and 28, ``A.T (A V)`` / power pass / gd
-#: 0.83-0.96x at 25-30 (bench/README.md, eighteenth session, HL), as each 6-row tile swept V (or Z) from L3.
-#: Swept in depth blocks of A's columns that stay in L2 (products_split_depth.cpp's depth_rows, since the nineteenth
-#: session, HK), each of them won there (bench/README.md, nineteenth session, HK).
-PAST_L2_BLAS_WIDTHS: dict[tuple[str, str, str, str], frozenset] = {}
 
 #: A level pinned by hand (benchmarks); None: the level the compiled kernels run at.
 _level: str | None = None
@@ -342,9 +331,6 @@ def use_kernel(kind: str, columns: int, dtype, order: str, level: str | None = N
     if (order == "F" and factor_rows is not None and matrix_bytes
             and (level, kind, name) in SHORT_F_COLUMNS and not _tall_f_fits(
                 columns, SHORT_F_COLUMNS[level, kind, name], factor_rows, matrix_bytes // np.dtype(dtype).itemsize)):
-        return False
-    if (factor_rows is not None and columns in PAST_L2_BLAS_WIDTHS.get((level, order, kind, name), ())
-            and factor_rows * columns * np.dtype(dtype).itemsize > cache_sizes()[0]):
         return False
     extra = 0  # A @ V alone: MATMUL_COLUMNS, measured at one thread
     if kind == "matmul":
@@ -631,8 +617,6 @@ def describe() -> str:
     table = static_thresholds(level)
     av = "".join(f", its A V < {c} columns past L3 ({t})" for t in ("float32", "float64")
                  if (c := MATMUL_COLUMNS.get((level, "C", t), 0)) > limits["C", "pass", t] >= table["C", "pass", t])
-    past = sorted({w for (lv, _, _, _), ws in PAST_L2_BLAS_WIDTHS.items() if lv == level for w in ws})
-    past_l2 = f", and at {past[0]}-{past[-1]} columns some widths past L2 (choice.PAST_L2_BLAS_WIDTHS)" if past else ""
     short_f = "".join(f" (below {c} columns where A is under twice as tall as wide, {t}; none where A's columns x "
                       f"64 bytes pass L2)" for (lv, kind, t), c in SHORT_F_COLUMNS.items() if lv == level)
     swapped = None if tab is None else tab.layouts.get("float64")
@@ -641,7 +625,8 @@ def describe() -> str:
         f"{', '.join(map(str, sorted(swapped))) or 'none'} mod {calibration.LAYOUT_PERIOD} (over sums shorter than "
         f"{calibration.LAYOUT_SHAPE[0]} below {LAYOUT_SHORT_COLUMNS} columns), else NumPy's layout")
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
-            f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}{short_f}; BLAS for one column "
+            f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}{short_f}; "
+            f"BLAS for one column "
             f"(KERNEL_MIN_COLUMNS), otherwise, and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, "
-            f"by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){past_l2}{layout} "
+            f"by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){layout} "
             f"(FASTLR_PRODUCT_CHOICE)")
