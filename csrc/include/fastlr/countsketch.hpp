@@ -189,13 +189,152 @@ FASTLR_INLINE void axpy4_aligned_out(T* __restrict o, const T* __restrict a, ind
   for (index_t c = 0; c < rest; ++c) oa[c] = (((oa[c] + v0 * a0[c]) + v1 * a1[c]) + v2 * a2[c]) + v3 * a3[c];
 }
 
+constexpr index_t kBucketBlock = 1024;    // rows per block of countsketch_rows_by_bucket
+constexpr index_t kBucketMaxRows = 1024;  // largest m whose blocks go bucket by bucket
+
+/// Rows of a row-major A at least this many bytes wide go through countsketch_rows_by_bucket, by the
+/// ISA level its variant runs and m; 0: never. One thread, Zen 2, against the one-row scatter
+/// (bench/README.md, twentieth session): at x86-64-v3 from 2 KB (a C++ loop over 300 float64
+/// columns: 0.94x its time; 200 columns: 1.03x); the SSE2 baseline gained only from 6 KB rows with
+/// at least 8 rows of a block per bucket (4 KB float32 rows, and m = 200, measured no faster).
+inline index_t dense_bucket_row_bytes(int level, index_t m) {
+#if !defined(FASTLR_ISA_DISPATCH) && defined(__AVX2__)
+  (void)level;
+  (void)m;
+  return 2048;  // one variant, compiled for AVX2 or AVX-512
+#else
+#if !defined(FASTLR_ISA_DISPATCH)
+  level = kIsaBaseline;  // one variant, compiled for the baseline
+#endif
+  if (level >= kIsaAvx2) return 2048;
+  return 8 * m <= kBucketBlock ? 6144 : 0;
+#endif
+}
+
+// o[0, d) = ((o + v[0] a[0]) + v[1] a[1]) + ... + v[N-1] a[N-1], entry by entry: N rows of one bucket added in
+// row order (the same additions as N axpy_aligned_out calls) with one load and one store of o, a 64-byte line
+// of each row in turn (N streams of A in flight). Stores aligned as in axpy_aligned_out.
+template <int N, class T>
+FASTLR_INLINE void axpy_bucket(T* __restrict o, const T* const* a, const T* __restrict v, index_t d) {
+  constexpr index_t line = 64 / sizeof(T);
+  const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(o) & 63)) & 63) / sizeof(T));
+  index_t c = 0;
+  for (; c < head; ++c) {
+    T x = o[c];
+    for (int q = 0; q < N; ++q) x += v[q] * a[q][c];
+    o[c] = x;
+  }
+  for (; c + line <= d; c += line) {
+    T* __restrict oc = static_cast<T*>(__builtin_assume_aligned(o + c, 64));
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp simd
+#endif
+    for (index_t p = 0; p < line; ++p) {
+      T x = oc[p];
+      for (int q = 0; q < N; ++q) x += v[q] * a[q][c + p];
+      oc[p] = x;
+    }
+  }
+  for (; c < d; ++c) {
+    T x = o[c];
+    for (int q = 0; q < N; ++q) x += v[q] * a[q][c];
+    o[c] = x;
+  }
+}
+
+// o[q][0, d) += v[q] * a[q][0, d) for R rows of A into their buckets' accumulator rows o[q], a line of each
+// row in turn (R streams of A in flight). Rows of one bucket (equal o[q]: no restrict on them) add in row
+// order, entry by entry: the same additions as R axpy_aligned_out calls. acc_layout's rows are whole lines
+// apart, so the o[q] share their place in a cache line and one head aligns every row's stores.
+template <int R, class T>
+FASTLR_INLINE void axpy_rows(T* const* o, const T* const* a, const T* __restrict v, index_t d) {
+  constexpr index_t line = 64 / sizeof(T);
+  const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(o[0]) & 63)) & 63) / sizeof(T));
+  for (int q = 0; q < R; ++q)
+    for (index_t c = 0; c < head; ++c) o[q][c] += v[q] * a[q][c];
+  index_t c = head;
+  for (; c + line <= d; c += line)
+    for (int q = 0; q < R; ++q) {
+      T* oq = static_cast<T*>(__builtin_assume_aligned(o[q] + c, 64));
+      const T* aq = a[q] + c;
+      const T vq = v[q];
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp simd
+#endif
+      for (index_t p = 0; p < line; ++p) oq[p] += vq * aq[p];
+    }
+  for (int q = 0; q < R; ++q)
+    for (index_t t = c; t < d; ++t) o[q][t] += v[q] * a[q][t];
+}
+
+// countsketch_rows for rows of at least dense_bucket_row_bytes. Zen 2 reads A through one stream (a row at a
+// time) at ~17 GB/s and through four at ~23 (a sum of A; OpenBLAS's GEMV reads four rows too), and each row alone
+// moves its bucket's accumulator row (8 KB for 1080 float64: the m x d accumulator is in L2, not L1) to L1
+// and back. So each block of kBucketBlock rows goes bucket by bucket (a stable counting sort of the rows by
+// r_i: rows of different buckets add to different accumulator rows, so their order is free), four rows of
+// a bucket per pass (axpy_bucket: four streams, one load and store of the accumulator), the one to three
+// left over in each bucket four at a time whatever their buckets (axpy_rows). Each accumulator entry still
+// receives its rows' additions in row order: the same sums, bit for bit, as one row at a time. m over
+// kBucketMaxRows (a bucket rarely holds two rows of a block): rows in order, four at a time (axpy_rows).
+template <class T, class Src>
+FASTLR_INLINE int countsketch_rows_by_bucket(const T* A, index_t b, index_t e, index_t d, index_t ld,
+                                             const Src& src, T* acc, index_t ldo, index_t m) {
+  index_t r[kBucketBlock];
+  T v[kBucketBlock];
+  std::int32_t order[kBucketBlock];
+  std::int32_t end[kBucketMaxRows + 1];  // end[q]: where bucket q's rows end in order
+  const bool by_bucket = m <= kBucketMaxRows;
+  for (index_t i0 = b; i0 < e; i0 += kBucketBlock) {
+    const index_t k = std::min(kBucketBlock, e - i0);
+    if (!src.fill(i0, k, r, v)) return kBadRow;
+    if (by_bucket) {
+      std::fill(end, end + m + 1, 0);
+      for (index_t j = 0; j < k; ++j) ++end[r[j] + 1];
+      for (index_t q = 0; q < m; ++q) end[q + 1] += end[q];
+      for (index_t j = 0; j < k; ++j) order[end[r[j]]++] = static_cast<std::int32_t>(j);  // end[q]: bucket q's end
+    } else {
+      for (index_t j = 0; j < k; ++j) order[j] = static_cast<std::int32_t>(j);
+    }
+    T* po[4];  // rows waiting for a four-row axpy_rows
+    const T* pa[4];
+    T pv[4];
+    int waiting = 0;
+    for (index_t s = 0; s < k;) {
+      const index_t row = r[order[s]];
+      const index_t f = by_bucket ? end[row] : s + 1;
+      T* o = acc + row * ldo;
+      for (; by_bucket && s + 4 <= f; s += 4) {
+        const T* a[4];
+        T w[4];
+        for (int q = 0; q < 4; ++q) {
+          a[q] = A + (i0 + order[s + q]) * ld;
+          w[q] = v[order[s + q]];
+        }
+        axpy_bucket<4>(o, a, w, d);
+      }
+      for (; s < f; ++s) {
+        po[waiting] = o;
+        pa[waiting] = A + (i0 + order[s]) * ld;
+        pv[waiting] = v[order[s]];
+        if (++waiting == 4) {
+          axpy_rows<4>(po, pa, pv, d);
+          waiting = 0;
+        }
+      }
+    }
+    for (int q = 0; q < waiting; ++q) axpy_rows<1>(po + q, pa + q, pv + q, d);
+  }
+  return 0;
+}
+
 // acc[r_i, :] += v_i * A[i, :] for rows b..e of a row-major A; acc has row stride ldo.
 // Rows of one bucket in a row wait on each other's adds to the bucket's accumulator row
 // (a store then a load of the same addresses), which costs when A is narrow: there, in
 // blocks that begin with runs of equal r_i (has_runs), each run goes four rows per pass
 // (axpy4_aligned_out). The same additions in the same order either way. Wide rows keep
 // the one-row axpy (their adds overlap anyway; four rows per pass measured slower), with A
-// prefetched `ahead` bytes ahead (axpy_prefetch_a) unless ahead is 0.
+// prefetched `ahead` bytes ahead (axpy_prefetch_a) unless ahead is 0. (Rows of
+// dense_bucket_row_bytes and more take countsketch_rows_by_bucket instead.)
 template <class T, class Src>
 FASTLR_INLINE int countsketch_rows(const T* A, index_t b, index_t e, index_t d, index_t ld, const Src& src, T* acc,
                                    index_t ldo, index_t ahead) {
@@ -490,7 +629,8 @@ void countsketch_dense_src(const T* A, index_t n, index_t d, index_t ld, bool co
   std::unique_ptr<unsigned char[]> fbuf(new unsigned char[col_major ? static_cast<size_t>(want * segs) : 0]);
   throw_kernel_error(FASTLR_ISA_CALL(countsketch_dense_impl, A, n, d, ld, col_major, src, m, out, want, chunks,
                                      col_major ? work.data() : acc.data, rbuf.get(), vbuf.get(), fbuf.get(),
-                                     segs, dense_prefetch_bytes(variant_level())));
+                                     segs, dense_prefetch_bytes(variant_level()),
+                                     dense_bucket_row_bytes(variant_level(), m)));
 }
 
 template <class T, class I, class Src>
