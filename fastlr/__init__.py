@@ -29,6 +29,7 @@ from .scw import scw
 from .streaming import StreamingSVD
 from . import datadriven
 from .sketch import DenseSketch
+from .heavy_rows import HeavyRowSketch
 from .tolerance import svd_to_tolerance
 
 
@@ -61,6 +62,7 @@ __all__ = [
     "DenseSketch",
     "ErrorEstimate",
     "GaussianSketch",
+    "HeavyRowSketch",
     "LearnedSketch",
     "LearnedSketchWarning",
     "LowRank",

@@ -82,6 +82,7 @@ ENTRY_POINTS = {
     "CountSketch.numpy": ("fastlr.CountSketch(10, 60).apply(A, backend='numpy')", "A"),
     "GaussianSketch": ("fastlr.GaussianSketch(10, 60) @ A", "A"),
     "StackedSketch": ("fastlr.stack([fastlr.CountSketch(5, 60), fastlr.GaussianSketch(5, 60)]) @ A", "A"),
+    "HeavyRowSketch": ("fastlr.HeavyRowSketch(fastlr.CountSketch(10, 60)) @ A", "A"),
     "gather_dot": ("fastlr.CountSketch(10, 60).gather_dot(A, np.ones((10, 40)))", "A"),
     "transpose": ("fastlr.CountSketch(60, 10).T @ A", "Y"),
     "scw": ("fastlr.scw(A, fastlr.CountSketch(10, 60), 3)", "A"),
@@ -116,7 +117,8 @@ def _run_entry_points(names, kinds):
 
 
 @pytest.mark.parametrize("names", [
-    ["CountSketch", "CountSketch.numpy", "GaussianSketch", "StackedSketch", "gather_dot", "transpose"],
+    ["CountSketch", "CountSketch.numpy", "GaussianSketch", "StackedSketch", "HeavyRowSketch", "gather_dot",
+     "transpose"],
     ["scw", "randomized_svd", "randomized_svd_countsketch", "spectral_norm", "normalize", "LowRank.error"],
     ["learn_sketch", "learn_sketch_val", "sketch_error"],
     ["gd_svd", "gd_svd_nonzero", "gd_svd_mask", "TruncatedSVD"],

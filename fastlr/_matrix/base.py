@@ -85,6 +85,10 @@ class Operand:
         """``||A||_F^2`` in float64."""
         return self.centered_squared_norm(np.zeros(self.shape[1]))
 
+    def row_squared_norms(self) -> np.ndarray:
+        """``||A[i, :]||^2`` for every row (n,) in float64, in one pass over A (``fastlr.heavy_rows``)."""
+        raise TypeError(f"{self.name}: row norms (heavy rows) are not available for {type(self).__name__} matrices")
+
     # ----------------------------------------------------------------- sketches
 
     def sketch(self, S) -> np.ndarray:

@@ -126,6 +126,15 @@ class RowBlocks(Operand):
         self.for_each_block(add)
         return total[0]
 
+    def row_squared_norms(self) -> np.ndarray:
+        out = np.zeros(self.shape[0])
+
+        def put(start, stop, block):
+            out[start:stop] = block.row_squared_norms()
+
+        self.for_each_block(put)
+        return out
+
     def countsketch(self, rows, values, m: int) -> np.ndarray:
         return self._sum((m, self.shape[1]),
                          lambda start, stop, block: block.countsketch(rows[start:stop], values[start:stop], m))

@@ -117,6 +117,10 @@ class DaskRows(Operand):
         with blas_single_thread():
             return np.asarray(self.A.astype(np.float64).sum(axis=0).compute())
 
+    def row_squared_norms(self) -> np.ndarray:
+        with blas_single_thread():
+            return np.asarray((self.A.astype(np.float64) ** 2).sum(axis=1).compute())
+
     def centered_squared_norm(self, mu) -> float:
         with blas_single_thread():
             return float((((self.A.astype(np.float64) - mu) ** 2).sum()).compute())

@@ -255,6 +255,21 @@ class InMemory(Operand):
             total += block.sum(axis=0)
         return total
 
+    def row_squared_norms(self) -> np.ndarray:
+        """``||A[i, :]||^2`` (n,) in float64, in one pass over A (sparse: O(nnz), duplicates summed first)."""
+        A = self.A
+        if not self.sparse:
+            return np.concatenate([np.einsum("ij,ij->i", block, block) for block in _dense_blocks(A, self.shape[1])]
+                                  or [np.zeros(0)])
+        if not A.has_canonical_format:
+            A = A.astype(np.float64, copy=True)
+            A.sum_duplicates()
+        squares = np.asarray(A.data, dtype=np.float64) ** 2
+        if A.format == "csc":
+            return np.bincount(A.indices, weights=squares, minlength=self.shape[0])
+        return np.bincount(np.repeat(np.arange(self.shape[0]), np.diff(A.indptr)), weights=squares,
+                           minlength=self.shape[0])
+
     def centered_squared_norm(self, mu) -> float:
         """``||A - 1 mu^T||_F^2`` in float64, without cancellation: dense, from centered row blocks;
         sparse, ``sum over stored (a_ij - mu_j)^2 + sum_j (n - nnz_j) mu_j^2`` (duplicates summed first)."""

@@ -1,0 +1,160 @@
+"""Heavy rows at apply time: a CountSketch that gives each matrix's heaviest rows a bucket of their own.
+
+A CountSketch hashes rows without looking at them, so on term-document matrices (Zipfian words) a few heavy
+rows share buckets and their sum is what the sketch sees. A learned sketch can only learn the words its training
+matrices made heavy; the words of *new* topics are unknown until the matrix is seen (issue 15, bench/README.md,
+fifth to eighth sessions). Their row norms cost one O(nnz) pass over A besides the sketch's own, so
+:class:`HeavyRowSketch` reads them at apply time: the rows whose squared norm is at least ``threshold`` times the
+mean bucket energy ``||A||_F^2 / m`` (at most ``max_rows``, heaviest first) each get a reserved bucket alone
+(``S A`` holds them exactly), and the sketch's other rows keep their buckets and values, those that hashed into a
+reserved bucket being hashed again into the others. The idea is length-squared (norm) sampling's (Frieze, Kannan
+and Vempala, "Fast Monte-Carlo algorithms for finding low-rank approximations", JACM 2004; Drineas, Kannan and
+Mahoney, 2006): rows with a large share of ``||A||_F^2`` matter most, and a sketch that keeps them exactly loses
+nothing on them. On matrices without such rows (pixels, bands, incoherent data) the sketch is the plain one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._matrix import operand
+from ._validation import UINT64_MAX, check_int
+from .sketch import CountSketch, Sketch, StackedSketch, countsketch_hash
+
+__all__ = ["HeavyRowSketch", "heavy_rows"]
+
+
+def heavy_rows(energy: np.ndarray, m: int, threshold: float, max_rows: int) -> np.ndarray:
+    """Indices of the rows with ``energy >= threshold * energy.sum() / m``, heaviest first (ties: lower index),
+    at most ``max_rows`` of them (empty for a zero matrix)."""
+    total = float(energy.sum())
+    if total <= 0.0 or max_rows == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(-energy, kind="stable")[:max_rows]
+    return order[energy[order] >= threshold * total / m].astype(np.int64)
+
+
+class HeavyRowSketch(Sketch):
+    """A CountSketch (or a stack of them) whose buckets adapt to the matrix it sketches: heavy rows alone.
+
+    For each matrix A it sketches (``S @ A``, ``fastlr.scw``, ``fastlr.sketch_error``, ...), the rows i with
+    ``||A_i||^2 >= threshold * ||A||_F^2 / m`` (at most ``max_rows``, heaviest first) each go alone into one of the
+    last buckets of the base sketch (value 1); the base's other rows keep their buckets and values, and those whose
+    bucket was reserved are hashed again (seeded, ``countsketch_hash(seed + j, m_j - h_j)`` for leaf j) into the
+    leaf's unreserved buckets. A stack (a mixed learned sketch) reserves buckets leaf by leaf, each heavy row in one
+    leaf only (zero in the others). Same m as the base: a fair replacement at equal sketch size. ``adapted(A)``
+    returns the plain sketch used for A.
+
+    Cost: one pass over A for its row norms (O(nnz) sparse, O(n d) dense) besides the sketch's own pass.
+
+    **S is no longer oblivious**: its positions depend on A. What still holds for a random base
+    ``CountSketch(m, n, seed)``: given which rows are heavy, the other rows are sketched by a CountSketch with
+    ``m - h`` rows whose hash does not depend on A (a row's bucket is its own hash, or its second hash when that
+    bucket is reserved: uniform over the ``m - h`` others), and the ``h`` heavy rows are exact. Clarkson and
+    Woodruff's subspace-embedding and approximate-product bounds for ``S A`` hold therefore with ``m - h`` rows in
+    place of ``m`` (the exact block adds no error), so the worst-case guarantee is that of a CountSketch with
+    ``m - max_rows`` rows. A learned base has no worst-case guarantee either way.
+
+    Parameters
+    ----------
+    base : CountSketch, LearnedSketch or a stack of CountSketches
+        The sketch to adapt (every leaf of ``base.parts()`` a CountSketch).
+    threshold : float, default 1.0
+        A row is heavy when its squared norm is at least this many times ``||A||_F^2 / m`` (> 0).
+    max_rows : int, optional
+        At most this many rows are isolated; default ``m // 2``. Each leaf keeps at least one hashed bucket, so
+        ``0 <= max_rows <= m - (number of leaves)``. For ``scw`` at rank k, ``m - max_rows >= k`` keeps a
+        CountSketch of at least k rows for the rest (the default does for ``m >= 2 k``).
+    seed : int, default 0
+        Seed of the second hash (rows moved out of reserved buckets).
+
+    Raises
+    ------
+    TypeError
+        If ``base`` is not a fastlr sketch made of CountSketches.
+    ValueError
+        If ``threshold`` is not a finite number > 0, or ``max_rows`` or ``seed`` is out of range.
+
+    Examples
+    --------
+    >>> import fastlr
+    >>> A = fastlr.datasets.text(1, n_terms=600, n_docs=30, seed=1)[0]
+    >>> S = fastlr.HeavyRowSketch(fastlr.CountSketch(10, 600, seed=0))
+    >>> fastlr.scw(A, S, 5).U.shape
+    (600, 5)
+    """
+
+    def __init__(self, base, threshold: float = 1.0, max_rows: int | None = None, seed: int = 0):
+        if not isinstance(base, Sketch) or not all(isinstance(leaf, CountSketch) for leaf in base.parts()):
+            raise TypeError(f"base: expected a CountSketch or a stack of CountSketches, got {base!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(threshold) or threshold <= 0:
+            raise ValueError(f"threshold: expected a finite number > 0, got {threshold!r}")
+        self.base = base
+        self.leaves = list(base.parts())
+        self.shape = base.shape
+        most = self.m - len(self.leaves)
+        self.max_rows = check_int(self.m // 2 if max_rows is None else max_rows, "max_rows", minimum=0,
+                                  maximum=most)
+        self.threshold = float(threshold)
+        self.seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
+        self._rehash = {}
+
+    def heavy(self, energy: np.ndarray) -> np.ndarray:
+        """The rows isolated for a matrix with these squared row norms, heaviest first."""
+        return heavy_rows(np.asarray(energy, dtype=np.float64), self.m, self.threshold, self.max_rows)
+
+    def _second_hash(self, j: int, buckets: int) -> np.ndarray:
+        key = (j, buckets)
+        if key not in self._rehash:
+            self._rehash[key] = countsketch_hash((self.seed + j) % (UINT64_MAX + 1), buckets, 0, self.n)[0]
+        return self._rehash[key]
+
+    def adapted_to(self, energy: np.ndarray) -> Sketch:
+        """The plain sketch for a matrix with these squared row norms (the base itself when no row is heavy)."""
+        energy = np.asarray(energy, dtype=np.float64)
+        if energy.shape != (self.n,):
+            raise ValueError(f"energy: expected shape ({self.n},), got {energy.shape}")
+        heavy = self.heavy(energy)
+        if len(heavy) == 0:
+            return self.base
+        # each heavy row to the leaf with the most unreserved buckets left (one leaf: all of them)
+        reserved = [0] * len(self.leaves)
+        owner = np.empty(len(heavy), dtype=np.int64)
+        for t in range(len(heavy)):
+            j = int(np.argmax([leaf.m - r for leaf, r in zip(self.leaves, reserved)]))
+            owner[t] = j
+            reserved[j] += 1
+        out = []
+        for j, leaf in enumerate(self.leaves):
+            rows = np.array(leaf.rows, dtype=np.int64)
+            values = np.array(leaf.values, dtype=np.float64)
+            h = reserved[j]
+            if h:
+                free = leaf.m - h
+                moved = rows >= free  # the last h buckets are reserved: fixed, so independent of the hash
+                rows[moved] = self._second_hash(j, free)[moved]
+                mine = heavy[owner == j]
+                rows[mine] = free + np.arange(h)
+                values[mine] = 1.0
+            values[heavy[owner != j]] = 0.0  # alone in another leaf's bucket: counted once
+            out.append(CountSketch.from_arrays(rows, values, leaf.m))
+        return out[0] if len(out) == 1 else StackedSketch(out)
+
+    def adapted(self, A) -> Sketch:
+        """The plain sketch this sketch applies to A (a CountSketch or a stack of them)."""
+        op = operand(A)
+        self._check_rows_of(op)
+        return self.adapted_to(op.row_squared_norms())
+
+    def sketch_of(self, op):
+        S = self.adapted_to(op.row_squared_norms())
+        parts = [np.asarray(leaf.sketch_of(op)) for leaf in S.parts()]
+        return parts[0] if len(parts) == 1 else np.vstack(parts)
+
+    def to_dense(self) -> np.ndarray:
+        raise TypeError("HeavyRowSketch: its buckets depend on the matrix; use S.adapted(A).to_dense()")
+
+    def __repr__(self) -> str:
+        return (f"HeavyRowSketch({self.base!r}, threshold={self.threshold}, max_rows={self.max_rows}, "
+                f"seed={self.seed})")
