@@ -208,6 +208,9 @@ def evaluate(table, fam, train, test, m, k, seed, steps, which, out=print):
     n = train[0].shape[0]
     rnd = fastlr.sketch_error(CountSketch(m, n, seed=seed), test, k)
     floor = 1e-9
+    # random's own luck (guard_audit's "random spread"): CountSketch(m, n, seed) over the mean of 8 other seeds
+    others = [fastlr.sketch_error(CountSketch(m, n, seed=10_000 + 8 * seed + i), test, k) for i in range(8)]
+    table.setdefault(fam, {}).setdefault("_spread", []).append((rnd + floor) / (float(np.mean(others)) + floor))
     for bname, S in bases(train, m, k, seed, steps, which).items():
         for rule, h in rules(m):
             err = adaptive_error(S, test, k, rule, h, seed)
@@ -219,9 +222,17 @@ def evaluate(table, fam, train, test, m, k, seed, steps, which, out=print):
 def summary(table, out=print):
     for fam, row in table.items():
         out(f"\n{fam}   (held-out Err / CountSketch(m, n, seed) Err: mean [worst] n, above = ratio > 1.001)")
+        spread = np.array(row["_spread"]) if "_spread" in row else None
+        if spread is not None:
+            out(f"  random spread (CountSketch(m, n, seed) / mean of 8 others) {spread.mean():.3f} "
+                f"[{spread.min():.3f}, {spread.max():.3f}]")
         for key, v in row.items():
+            if key == "_spread":
+                continue
             v = np.array(v)
             line = f"  {key:28s} {v.mean():.3f} [{v.max():.3f}] n={len(v)} above {int((v > 1.001).sum())}"
+            if spread is not None and len(spread) == len(v):
+                line += f"   vs mean random {np.mean(v * spread):.3f} [{np.max(v * spread):.3f}]"
             base, rule = key.split(" | ")
             if base != "random" and rule != "none":  # the learned part: vs the same rule on the random sketch
                 w = v / np.array(row["random | " + rule])
@@ -232,8 +243,9 @@ def summary(table, out=print):
 def timing(out=print):
     """CPU ms of the row-energy pass vs scw with CountSketch(20, n) at k = 10 (1 thread, min of rounds)."""
     cases = {
-        "sparse 100000 x 2000, 0.5%": random_sparse(100000, 2000, 0.005, seed=0),
-        "sparse 20000 x 500, 2%": random_sparse(20000, 500, 0.02, seed=1),
+        "text 20000 x 1000 (datasets)": datasets.text(1, n_terms=20000, n_docs=1000, seed=1)[0],
+        "sparse 100000 x 2000, 1M nnz": random_sparse(100000, 2000, 10**6, np.float64, np.random.default_rng(0)),
+        "sparse 20000 x 500, 200k nnz": random_sparse(20000, 500, 200000, np.float64, np.random.default_rng(1)),
         "dense 20000 x 500": np.random.default_rng(2).standard_normal((20000, 500)),
         "dense 5000 x 1000": np.random.default_rng(3).standard_normal((5000, 1000)),
     }

@@ -19,7 +19,7 @@ def _with_heavy_rows(n=300, d=20, heavy=(7, 123, 250), seed=0):
     return A
 
 
-def _reference(S, A, threshold=1.0, max_rows=None, seed=0):
+def _reference(S, A, threshold=1.5, max_rows=None, seed=0):
     """The rule written out in NumPy for one CountSketch: the dense m x n matrix used for A."""
     m, n = S.shape
     max_rows = m // 2 if max_rows is None else max_rows
@@ -48,7 +48,7 @@ def test_matches_the_numpy_reference():
     assert_close(H @ A, D @ A, np.float64)
 
 
-@pytest.mark.parametrize("threshold, max_rows", [(0.5, 2), (2.0, None), (1.0, 0)])
+@pytest.mark.parametrize("threshold, max_rows", [(0.5, 2), (2.0, None), (1.0, 0), (3.0, 4)])
 def test_threshold_and_max_rows(threshold, max_rows):
     A = _with_heavy_rows(heavy=(3, 40, 41, 200, 299))
     S = fastlr.CountSketch(12, 300, seed=1)
@@ -173,3 +173,11 @@ def test_bad_base_and_shapes():
         H.adapted_to(np.zeros(5))
     with pytest.raises(TypeError, match="adapted"):
         H.to_dense()
+
+
+def test_dask_input_gives_the_same_sketch():
+    da = pytest.importorskip("dask.array")
+    A = _with_heavy_rows()
+    H = HeavyRowSketch(fastlr.CountSketch(10, 300, seed=0))
+    assert_close(np.asarray(H @ da.from_array(A, chunks=(70, 20))), H @ A, np.float64)
+    assert_close(fastlr.scw(da.from_array(A, chunks=(70, 20)), H, 3).s, fastlr.scw(A, H, 3).s, np.float64)

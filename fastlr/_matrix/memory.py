@@ -267,8 +267,9 @@ class InMemory(Operand):
         squares = np.asarray(A.data, dtype=np.float64) ** 2
         if A.format == "csc":
             return np.bincount(A.indices, weights=squares, minlength=self.shape[0])
-        return np.bincount(np.repeat(np.arange(self.shape[0]), np.diff(A.indptr)), weights=squares,
-                           minlength=self.shape[0])
+        # per-row sums: reduceat gives an empty row the next entry (or fails past the end), so pad and mask
+        sums = np.add.reduceat(np.append(squares[:int(A.indptr[-1])], 0.0), A.indptr[:-1])
+        return np.where(np.diff(A.indptr) > 0, sums, 0.0)
 
     def centered_squared_norm(self, mu) -> float:
         """``||A - 1 mu^T||_F^2`` in float64, without cancellation: dense, from centered row blocks;
