@@ -47,9 +47,9 @@ class HeavyRowSketch(Sketch):
     leaf only (zero in the others). Same m as the base: a fair replacement at equal sketch size. ``adapted(A)``
     returns the plain sketch used for A.
 
-    Measured (bench/README.md, twentieth session; m = 20, k = 10, 24 seeds; held-out Err over that of
+    Measured (bench/README.md, twentieth session; m = 20, k = 10, 100 seeds; held-out Err over that of
     ``CountSketch(m, n, seed)``, mean [worst]): on term-document matrices of topics the training set never saw,
-    a learned sketch 0.77 [1.04] -> 0.40 [0.57] wrapped, ``mixed="joint"`` 0.66 [0.86] -> 0.38 [0.58], the random
+    a learned sketch 0.81 [1.15] -> 0.40 [0.59] wrapped, ``mixed="joint"`` 0.66 [0.86] -> 0.39 [0.58], the random
     CountSketch itself 1 -> 0.52 [0.66]; video and hyperspectral frames have no heavy row (unchanged).
 
     Cost: one pass over A for its row norms (O(nnz) sparse, O(n d) dense) besides the sketch's own pass; scw

@@ -268,8 +268,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         0.94 -> 0.78 (bench/README.md, seventh session): **for text whose
         topics may change, use mixed="joint"** (plain learned: 0.85, worst
         0.98), and wrap the result in ``fastlr.HeavyRowSketch``: each
-        matrix's heaviest rows get buckets of their own at apply time, 0.38
-        (mixed) / 0.40 (plain) of random's Err, worst of 24 seeds 0.58 / 0.57
+        matrix's heaviest rows get buckets of their own at apply time, 0.39
+        (mixed) / 0.40 (plain) of random's Err, worst of 100 seeds 0.58 / 0.59
         (bench/README.md, twentieth session). 0: off (+-1 start, nothing frozen).
     max_time : float, optional
         Wall-clock budget in seconds for the whole call: training stops after
