@@ -24,6 +24,7 @@ from ._cli_io import atomic_output
 from ._sample_matrices import one_thread_if_small, sample_matrices
 from ._threads import get_num_threads
 from .evaluation import Evaluator
+from .heavy_rows import HeavyRowSketch
 from .learn import LearnedSketchWarning, learn_sketch
 from .scw import scw
 from .sketch import CountSketch, GaussianSketch
@@ -32,7 +33,7 @@ __all__ = ["run", "METHODS"]
 
 #: Rows of the table, in the paper's order (its "CS", "Dense" and "Learned" rows).
 METHODS = ("Random CountSketch", "Dense Gaussian", "Learned", "Mixed (J)", "Mixed (S)", "Learned positions",
-           "Subspace (dense)")
+           "Subspace (dense)", "Learned + heavy rows")
 M_ROWS, RANK = 20, 10
 
 
@@ -120,6 +121,9 @@ def _run_family(fam: Family, quiet: bool, log) -> FamilyResult:
         log(f"{fam.name}: Subspace (dense): the data use few of their rows; the random CountSketch is used")
     sketches["Subspace (dense)"] = S
     res.train_seconds["Subspace (dense)"] = time.perf_counter() - start
+    # the learned sketch with each matrix's heaviest rows in buckets of their own at apply time (no training;
+    # frames and bands have no such rows, so there it is the learned sketch itself)
+    sketches["Learned + heavy rows"] = HeavyRowSketch(sketches["Learned"])
     test_ops = sample_matrices(test, "test")
     with ExitStack() as stack:
         one_thread_if_small(test_ops, stack)  # as learn_sketch does

@@ -31,6 +31,10 @@ def test_quick_demo_table(quick_run):
     counts = results[2]
     assert counts.err["Subspace (dense)"] == counts.err["Random CountSketch"]
     assert results[0].err["Subspace (dense)"] < results[0].err["Random CountSketch"]
+    # heavy rows at apply time: frames and bands have none (the learned sketch itself); text's frequent words do
+    for r in results[:2]:
+        assert r.err["Learned + heavy rows"] == r.err["Learned"]
+    assert counts.err["Learned + heavy rows"] < counts.err["Learned"]
 
 
 def test_quick_demo_plot(quick_run, tmp_path):
