@@ -32,6 +32,7 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from learn_shift import families as shift_families  # the same train / held-out splits
 from sparse_products import random_sparse
 from threadpoolctl import threadpool_limits
 
@@ -156,24 +157,6 @@ def _all_rules(m):
         out += [(f"isot {tau}", m // 2), (f"isot {tau}", m - 1), (f"isof {tau}", m // 2)]
         out += [(f"lib {tau}", m // 2)]
     out += [("scale 0.25", 0), ("scale 0.5", 0), ("scale 1", 0)]
-    return out
-
-
-def shift_families(names):
-    out = {}
-    if "text-topic" in names:
-        kw = {"n_terms": 1500, "n_docs": 60, "seed": 1}
-        out["text-topic"] = (datasets.text(30, topics=range(10), **kw), datasets.text(12, topics=range(10, 20), **kw))
-    if "text" in names:
-        data = datasets.text(42, n_terms=1500, n_docs=60, seed=1)
-        out["text"] = (data[:30], data[30:])
-    if "video" in names:
-        frames = datasets.video(80, height=60, width=200, seed=1)
-        perm = np.random.default_rng(0).permutation(len(frames))
-        out["video"] = ([frames[i] for i in perm[:60]], [frames[i] for i in perm[60:]])
-    if "hyperspectral" in names:
-        data = datasets.hyperspectral(40, height=192, width=64, bands=4, seed=1)
-        out["hyperspectral"] = (data[:30], data[30:])
     return out
 
 
