@@ -125,5 +125,6 @@ py::array_t<T> new_matrix(index_t r, index_t c) {
 void bind_countsketch(py::module_& m);
 void bind_products(py::module_& m);
 void bind_gd(py::module_& m);
+void bind_vector(py::module_& m);
 
 }  // namespace fastlr::bind

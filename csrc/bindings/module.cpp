@@ -107,4 +107,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
   bind_countsketch(m);
   bind_products(m);
   bind_gd(m);
+  bind_vector(m);
 }

@@ -1,0 +1,348 @@
+// One-column products of dense A (BLAS's GEMV and pairs of GEMVs), one thread: ``A @ v``, ``A.T @ w``,
+// ``(A v, A.T (A v))`` and ``(A v, A.T u)``. The pairs read A once where NumPy's two GEMVs read it twice
+// (a row block's dot products, then its axpy while the block sits in L1/L2; the gd pair in one sweep), and the
+// single products spare the BLAS route's Python (thread counters, layout, result copy): the route sends one
+// column here at x86-64-v3 on one thread (fastlr/_matrix/memory.py, ``InMemory._route``).
+//
+// A translation unit of its own, outside LTO and last in the link (its name sorts after products_split_depth.cpp),
+// so the other kernels keep their code's place (bench/README.md, fifteenth session, HS).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common.hpp"
+
+namespace fastlr::bind {
+
+namespace {
+
+// Row-major B (r x c): y = B x (rows' dots), z = B.T w (rows' axpys), and the fused pairs. Rows go in blocks of
+// kBlock; each kernel's sums run in one fixed order (no threads), so a result depends on its inputs only.
+constexpr index_t kBlock = 4;
+
+// ---------------------------------------------------------------- portable (baseline) loops
+template <class T>
+void dots_plain(const T* B, index_t r, index_t c, const T* x, T* y) {
+  for (index_t i = 0; i < r; ++i) {
+    const T* b = B + i * c;
+    T s = 0;
+    for (index_t j = 0; j < c; ++j) s += b[j] * x[j];
+    y[i] = s;
+  }
+}
+
+template <class T>
+void axpys_plain(const T* B, index_t r, index_t c, const T* w, T* z) {
+  std::fill(z, z + c, T(0));
+  for (index_t i = 0; i < r; ++i) {
+    const T* b = B + i * c;
+    const T wi = w[i];
+    for (index_t j = 0; j < c; ++j) z[j] += b[j] * wi;
+  }
+}
+
+// y = B x and z = B.T u (u null: z = B.T y, each block's y first).
+template <class T>
+void pair_plain(const T* B, index_t r, index_t c, const T* x, const T* u, T* y, T* z) {
+  std::fill(z, z + c, T(0));
+  for (index_t i = 0; i < r; ++i) {
+    const T* b = B + i * c;
+    T s = 0;
+    for (index_t j = 0; j < c; ++j) s += b[j] * x[j];
+    y[i] = s;
+    const T wi = u != nullptr ? u[i] : s;
+    for (index_t j = 0; j < c; ++j) z[j] += b[j] * wi;
+  }
+}
+
+#if defined(FASTLR_X86_DISPATCH)
+// ---------------------------------------------------------------- AVX2 / FMA
+// Helpers inlined into the AVX2 kernels, compiled for AVX2 themselves (their intrinsics need the target).
+#define FASTLR_AVX2_INLINE inline __attribute__((target("avx2,fma"), always_inline))
+
+template <class T>
+struct Avx2;
+
+template <>
+struct Avx2<float> {
+  using V = __m256;
+  static constexpr int L = 8;
+  static FASTLR_AVX2_INLINE V zero() { return _mm256_setzero_ps(); }
+  static FASTLR_AVX2_INLINE V load(const float* p) { return _mm256_loadu_ps(p); }
+  static FASTLR_AVX2_INLINE void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static FASTLR_AVX2_INLINE V set1(float x) { return _mm256_set1_ps(x); }
+  static FASTLR_AVX2_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static FASTLR_AVX2_INLINE __m256i mask(int rem) {
+    alignas(32) static const int m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m + 8 - rem));
+  }
+  static FASTLR_AVX2_INLINE V mload(const float* p, __m256i m) { return _mm256_maskload_ps(p, m); }
+  static FASTLR_AVX2_INLINE void mstore(float* p, __m256i m, V v) { _mm256_maskstore_ps(p, m, v); }
+  // y[0..3] = the lane sums of a, b, c, d
+  static FASTLR_AVX2_INLINE void sum4(V a, V b, V c, V d, float* y) {
+    const V s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    _mm_storeu_ps(y, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
+  }
+  static FASTLR_AVX2_INLINE float sum1(V a) {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, a);
+    return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+  }
+};
+
+template <>
+struct Avx2<double> {
+  using V = __m256d;
+  static constexpr int L = 4;
+  static FASTLR_AVX2_INLINE V zero() { return _mm256_setzero_pd(); }
+  static FASTLR_AVX2_INLINE V load(const double* p) { return _mm256_loadu_pd(p); }
+  static FASTLR_AVX2_INLINE void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static FASTLR_AVX2_INLINE V set1(double x) { return _mm256_set1_pd(x); }
+  static FASTLR_AVX2_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static FASTLR_AVX2_INLINE __m256i mask(int rem) {
+    alignas(32) static const long long m[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m + 4 - rem));
+  }
+  static FASTLR_AVX2_INLINE V mload(const double* p, __m256i m) { return _mm256_maskload_pd(p, m); }
+  static FASTLR_AVX2_INLINE void mstore(double* p, __m256i m, V v) { _mm256_maskstore_pd(p, m, v); }
+  static FASTLR_AVX2_INLINE void sum4(V a, V b, V c, V d, double* y) {
+    const V ab = _mm256_hadd_pd(a, b), cd = _mm256_hadd_pd(c, d);  // a0+a1 b0+b1 a2+a3 b2+b3
+    _mm256_storeu_pd(y, _mm256_add_pd(_mm256_permute2f128_pd(ab, cd, 0x20), _mm256_permute2f128_pd(ab, cd, 0x31)));
+  }
+  static FASTLR_AVX2_INLINE double sum1(V a) {
+    alignas(32) double t[4];
+    _mm256_store_pd(t, a);
+    return (t[0] + t[2]) + (t[1] + t[3]);
+  }
+};
+
+// The dots of kBlock rows b0..b3 with x into y[0..3] (c columns; a masked tail).
+template <class T>
+FASTLR_AVX2_INLINE void block_dots(const T* b0, index_t c, const T* x, T* y) {
+  using S = Avx2<T>;
+  using V = typename S::V;
+  const T *b1 = b0 + c, *b2 = b1 + c, *b3 = b2 + c;
+  const index_t cv = c / S::L * S::L;
+  V s0 = S::zero(), s1 = s0, s2 = s0, s3 = s0;
+  for (index_t j = 0; j < cv; j += S::L) {
+    const V xv = S::load(x + j);
+    s0 = S::fma(S::load(b0 + j), xv, s0);
+    s1 = S::fma(S::load(b1 + j), xv, s1);
+    s2 = S::fma(S::load(b2 + j), xv, s2);
+    s3 = S::fma(S::load(b3 + j), xv, s3);
+  }
+  if (cv < c) {
+    const __m256i m = S::mask(static_cast<int>(c - cv));
+    const V xv = S::mload(x + cv, m);
+    s0 = S::fma(S::mload(b0 + cv, m), xv, s0);
+    s1 = S::fma(S::mload(b1 + cv, m), xv, s1);
+    s2 = S::fma(S::mload(b2 + cv, m), xv, s2);
+    s3 = S::fma(S::mload(b3 + cv, m), xv, s3);
+  }
+  S::sum4(s0, s1, s2, s3, y);
+}
+
+template <class T>
+FASTLR_AVX2_INLINE T row_dot(const T* b, index_t c, const T* x) {
+  using S = Avx2<T>;
+  using V = typename S::V;
+  const index_t cv = c / S::L * S::L;
+  V s = S::zero();
+  for (index_t j = 0; j < cv; j += S::L) s = S::fma(S::load(b + j), S::load(x + j), s);
+  if (cv < c) {
+    const __m256i m = S::mask(static_cast<int>(c - cv));
+    s = S::fma(S::mload(b + cv, m), S::mload(x + cv, m), s);
+  }
+  return S::sum1(s);
+}
+
+// z += w[0] b0 + ... + w[n-1] b(n-1), n <= kBlock rows c apart (one load and store of z per block).
+template <class T, int N>
+FASTLR_AVX2_INLINE void block_axpy(const T* b0, index_t c, const T* w, T* z) {
+  using S = Avx2<T>;
+  using V = typename S::V;
+  V wv[N];
+  for (int q = 0; q < N; ++q) wv[q] = S::set1(w[q]);
+  const index_t cv = c / S::L * S::L;
+  for (index_t j = 0; j < cv; j += S::L) {
+    V s = S::load(z + j);
+    for (int q = 0; q < N; ++q) s = S::fma(S::load(b0 + q * c + j), wv[q], s);
+    S::store(z + j, s);
+  }
+  if (cv < c) {
+    const __m256i m = S::mask(static_cast<int>(c - cv));
+    V s = S::mload(z + cv, m);
+    for (int q = 0; q < N; ++q) s = S::fma(S::mload(b0 + q * c + cv, m), wv[q], s);
+    S::mstore(z + cv, m, s);
+  }
+}
+
+template <class T>
+__attribute__((target("avx2,fma"))) void dots_avx2(const T* B, index_t r, index_t c, const T* x, T* y) {
+  index_t i = 0;
+  for (; i + kBlock <= r; i += kBlock) block_dots<T>(B + i * c, c, x, y + i);
+  for (; i < r; ++i) y[i] = row_dot<T>(B + i * c, c, x);
+}
+
+template <class T>
+__attribute__((target("avx2,fma"))) void axpys_avx2(const T* B, index_t r, index_t c, const T* w, T* z) {
+  std::fill(z, z + c, T(0));
+  index_t i = 0;
+  for (; i + kBlock <= r; i += kBlock) block_axpy<T, kBlock>(B + i * c, c, w + i, z);
+  for (; i < r; ++i) block_axpy<T, 1>(B + i * c, c, w + i, z);
+}
+
+// y = B x, z = B.T u in one sweep of B (each block's rows loaded once for both).
+template <class T>
+__attribute__((target("avx2,fma"))) void both_avx2(const T* B, index_t r, index_t c, const T* x, const T* u, T* y,
+                                                    T* z) {
+  using S = Avx2<T>;
+  using V = typename S::V;
+  std::fill(z, z + c, T(0));
+  const index_t cv = c / S::L * S::L;
+  const __m256i m = S::mask(static_cast<int>(c - cv));
+  index_t i = 0;
+  for (; i + kBlock <= r; i += kBlock) {
+    const T* b0 = B + i * c;
+    const T *b1 = b0 + c, *b2 = b1 + c, *b3 = b2 + c;
+    const V u0 = S::set1(u[i]), u1 = S::set1(u[i + 1]), u2 = S::set1(u[i + 2]), u3 = S::set1(u[i + 3]);
+    V s0 = S::zero(), s1 = s0, s2 = s0, s3 = s0;
+    for (index_t j = 0; j < cv; j += S::L) {
+      const V xv = S::load(x + j);
+      const V a0 = S::load(b0 + j), a1 = S::load(b1 + j), a2 = S::load(b2 + j), a3 = S::load(b3 + j);
+      s0 = S::fma(a0, xv, s0);
+      s1 = S::fma(a1, xv, s1);
+      s2 = S::fma(a2, xv, s2);
+      s3 = S::fma(a3, xv, s3);
+      S::store(z + j, S::fma(a3, u3, S::fma(a2, u2, S::fma(a1, u1, S::fma(a0, u0, S::load(z + j))))));
+    }
+    if (cv < c) {
+      const V xv = S::mload(x + cv, m);
+      const V a0 = S::mload(b0 + cv, m), a1 = S::mload(b1 + cv, m), a2 = S::mload(b2 + cv, m),
+              a3 = S::mload(b3 + cv, m);
+      s0 = S::fma(a0, xv, s0);
+      s1 = S::fma(a1, xv, s1);
+      s2 = S::fma(a2, xv, s2);
+      s3 = S::fma(a3, xv, s3);
+      S::mstore(z + cv, m, S::fma(a3, u3, S::fma(a2, u2, S::fma(a1, u1, S::fma(a0, u0, S::mload(z + cv, m))))));
+    }
+    S::sum4(s0, s1, s2, s3, y + i);
+  }
+  for (; i < r; ++i) {
+    y[i] = row_dot<T>(B + i * c, c, x);
+    block_axpy<T, 1>(B + i * c, c, u + i, z);
+  }
+}
+
+// y = B x, z = B.T y in one pass: each block's dots, then its axpy while its rows are in L1/L2.
+template <class T>
+__attribute__((target("avx2,fma"))) void gram_avx2(const T* B, index_t r, index_t c, const T* x, T* y, T* z) {
+  std::fill(z, z + c, T(0));
+  index_t i = 0;
+  for (; i + kBlock <= r; i += kBlock) {
+    block_dots<T>(B + i * c, c, x, y + i);
+    block_axpy<T, kBlock>(B + i * c, c, y + i, z);
+  }
+  for (; i < r; ++i) {
+    y[i] = row_dot<T>(B + i * c, c, x);
+    block_axpy<T, 1>(B + i * c, c, y + i, z);
+  }
+}
+
+bool avx2_level() { return detail::cpu_level() >= kIsaAvx2; }
+#else
+bool avx2_level() { return false; }
+#endif
+
+// The entry points: AVX2 where the ISA level (within _core._cap_isa's cap) has it, else the portable loops.
+template <class T>
+void dots(const T* B, index_t r, index_t c, const T* x, T* y) {
+#if defined(FASTLR_X86_DISPATCH)
+  if (avx2_level()) return dots_avx2<T>(B, r, c, x, y);
+#endif
+  dots_plain<T>(B, r, c, x, y);
+}
+
+template <class T>
+void axpys(const T* B, index_t r, index_t c, const T* w, T* z) {
+#if defined(FASTLR_X86_DISPATCH)
+  if (avx2_level()) return axpys_avx2<T>(B, r, c, w, z);
+#endif
+  axpys_plain<T>(B, r, c, w, z);
+}
+
+template <class T>
+void pair(const T* B, index_t r, index_t c, const T* x, const T* u, T* y, T* z) {
+#if defined(FASTLR_X86_DISPATCH)
+  if (avx2_level()) return u != nullptr ? both_avx2<T>(B, r, c, x, u, y, z) : gram_avx2<T>(B, r, c, x, y, z);
+#endif
+  pair_plain<T>(B, r, c, x, u, y, z);
+}
+
+// A one-column factor of dtype T with `rows` rows: (rows, 1), C-contiguous (converted by NumPy when not).
+template <class T>
+py::array_t<T> column(const py::object& F, index_t rows, const char* name, const char* rows_of) {
+  auto f = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(F);
+  FASTLR_REQUIRE(f && f.ndim() == 2 && f.shape(1) == 1,
+                 std::string(name) + ": expected a 2-D array of one column");
+  FASTLR_REQUIRE(f.shape(0) == rows, std::string(name) + ": expected " + std::to_string(rows) + " rows (" + rows_of +
+                                         "), got " + std::to_string(f.shape(0)));
+  return f;
+}
+
+// kind 0: A @ v; 1: A.T @ w; 2: (A v, A.T (A v)); 3: (A v, A.T u). A C- or F-contiguous: F-order A is the
+// row-major B = A.T, whose dots are A.T's products and axpys A's.
+py::object vector_product(int kind, const py::array& A, const py::object& F1, const py::object& F2) {
+  return dispatch_float(A, "A", [&](auto t) -> py::object {
+    using T = decltype(t);
+    const auto a = dense_view<T>(A, "A");
+    const index_t n = a.rows, d = a.cols;
+    const index_t r = a.col_major ? d : n, c = a.col_major ? n : d;  // B's shape
+    if (kind == 0 || kind == 1) {
+      const bool forward = kind == 0;
+      auto f = forward ? column<T>(F1, d, "V", "A's columns") : column<T>(F1, n, "W", "A's rows");
+      auto out = new_matrix<T>(forward ? n : d, 1);
+      const T* x = f.data();
+      T* y = out.mutable_data();
+      py::gil_scoped_release release;
+      if (forward != a.col_major) {
+        dots<T>(a.data, r, c, x, y);  // C-order A @ v, or F-order A.T @ w
+      } else {
+        axpys<T>(a.data, r, c, x, y);
+      }
+      return std::move(out);
+    }
+    auto v = column<T>(F1, d, kind == 2 ? "Q" : "V", "A's columns");
+    auto u = kind == 3 ? column<T>(F2, n, "U", "A's rows") : py::array_t<T>();
+    auto Y = new_matrix<T>(n, 1);
+    auto Z = new_matrix<T>(d, 1);
+    T* y = Y.mutable_data();
+    T* z = Z.mutable_data();
+    {
+      py::gil_scoped_release release;
+      if (!a.col_major) {
+        pair<T>(a.data, r, c, v.data(), kind == 3 ? u.data() : nullptr, y, z);
+      } else if (kind == 3) {
+        pair<T>(a.data, r, c, u.data(), v.data(), z, y);  // B u = A.T u and B.T v = A v in one sweep
+      } else {
+        axpys<T>(a.data, r, c, v.data(), y);  // A v = B.T v, then A.T (A v) = B (A v): two sweeps
+        dots<T>(a.data, r, c, y, z);
+      }
+    }
+    return py::make_tuple(Y, Z);
+  });
+}
+
+}  // namespace
+
+void bind_vector(py::module_& m) {
+  using py::arg;
+  m.def("vector_product", &vector_product, arg("kind"), arg("A"), arg("F1"), arg("F2") = py::none(),
+        "One-column products of dense A (C or F order, float32/float64) on the calling thread: kind 0 ``A @ v`` "
+        "(n x 1), 1 ``A.T @ w`` (d x 1), 2 ``(A v, A.T (A v))``, 3 ``(A v, A.T u)`` (F1 = v, F2 = u), each pair "
+        "in one pass over A (two for F-order A's kind 2). Factors (d x 1 or n x 1) are converted to A's dtype, C "
+        "order, where they are not.");
+}
+
+}  // namespace fastlr::bind
