@@ -11,8 +11,8 @@ NumPy's expression a second time ("A/A"): NumPy / NumPy is the run's noise, the 
 WIDTHS: comma-separated widths or ranges (``1-70``). KINDS: times (A @ V), rtimes (A.T @ W), gram (A.T @ (A @ V)),
 power (``power_pass``: A V and A^T A V), gd (``gd_products``: A V and A.T @ U). SHAPES: comma-separated, default
 5760x1080. ISA: ``_core._cap_isa`` level (1: x86-64-v3, the default). ORDERS: A's memory order, C (default) and/or F.
-Each row says which route the choice took (kernel or BLAS), NumPy / fastlr and NumPy / NumPy (A/A), and flags
-NumPy / fastlr below 0.99. The losses past the A/A spread, from such runs' output (the spread: the 95th percentile
+Each row says which route the choice took (kernel, vector: fastlr's one-column products, or BLAS), NumPy / fastlr
+and NumPy / NumPy (A/A), and flags NumPy / fastlr below 0.99. The losses past the A/A spread, from such runs' output (the spread: the 95th percentile
 of |1 - A/A| over each file's rows of one shape, dtype and order):
 
     python bench/products_vs_numpy.py losses FILE [FILE ...]
@@ -122,7 +122,8 @@ def main(argv):
                                 call()
                             best = interleaved_best_ms(calls, rounds, rotate=True)
                             f, n, n2 = best["fastlr"], best["numpy"], best["numpy2"]
-                            route = "kernel" if op._kernel_for(ROUTE_KIND[kind], w) else "BLAS  "
+                            taken = op._route(ROUTE_KIND[kind], w, 1)
+                            route = "kernel" if taken[0] else "vector" if taken[3] is not None else "BLAS  "
                             flag = "  <-- below 0.99" if n / f < 0.99 else ""
                             print(f"{shape[0]}x{shape[1]} {dt.name} {order} {kind:6s} l={w:3d} [{route}]: fastlr "
                                   f"{f:.2f} numpy {n:.2f} ms  numpy/fastlr {n / f:.3f} A/A {n / n2:.3f}{flag}",

@@ -102,16 +102,17 @@ def test_the_isa_cap_pinned_level_and_calibration_change_the_route(counted, monk
         core._cap_isa(previous)
 
 
-def test_blas_call_reads_the_count_the_user_set():
+def test_blas_call_reads_the_count_the_user_set(monkeypatch):
     """``blas_call`` reads each library's count at every call: a count set with threadpoolctl between two products
     is seen, and the BLAS route limits BLAS to fastlr's one thread for the call and gives the user's count back."""
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")  # one column on one thread: else fastlr's vector products
     with _linalg.blas_limit(1):
         pass
     libraries = [lib for lib, _ in _linalg._controller]
     if not libraries:
         pytest.skip("no BLAS library found")
     rng = np.random.default_rng(0)
-    A, V = rng.standard_normal((300, 200)), rng.standard_normal((200, 1))  # one column: BLAS's GEMV
+    A, V = rng.standard_normal((300, 200)), rng.standard_normal((200, 1))  # BLAS's GEMV
     op = InMemory(A)
     seen = []
     real = _linalg.blas_product

@@ -111,9 +111,9 @@ from . import calibration
 __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "DEPTH_CACHE_COLUMNS", "KERNEL_COLUMNS",
            "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS", "LAYOUT_SHORT_COLUMNS", "MATMUL_COLUMNS", "NARROW_ROW_BYTES",
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS", "SHORT_F_COLUMNS", "SPARSE_BASELINE_SCATTER_BYTES",
-           "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "blas_swap", "cache_sizes", "choice_mode", "dtype_name",
-           "factor_fits", "isa_level", "operand_key", "remember_route", "route_key", "routes", "static_thresholds",
-           "thresholds", "use_kernel", "use_sparse_kernel"]
+           "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "VECTOR_LEVELS", "blas_swap", "cache_sizes", "choice_mode",
+           "dtype_name", "factor_fits", "isa_level", "operand_key", "remember_route", "route_key", "routes",
+           "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel", "vector_product"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
 #: beats the one-pass kernels there. KERNEL_COLUMNS holds the narrower
@@ -126,6 +126,14 @@ BLAS_MIN_COLUMNS = 128
 #: 2.44 vs 1.22 ms on 5760 x 1080 (19.5 vs 12.7 on 100000 x 500), ``A.T @ w`` 2.79 vs 1.10, ``A.T (A v)`` 4.37
 #: vs 2.31 ms (two GEMVs against one pass; 34.7 vs 25.1 on 100000 x 500), gd 5.03 vs 2.40.
 KERNEL_MIN_COLUMNS = 2
+
+#: ISA levels at which a one-column product (``columns`` = 1: ``A @ v``, ``A.T @ w``, ``A.T (A v)``, the gd pair) on
+#: one thread runs fastlr's own one-column passes (``_core.vector_product``, csrc/bindings/products_vector.cpp) instead
+#: of NumPy's GEMVs ("auto"; ``vector_product``). Zen 2, x86-64-v3, one thread, against NumPy's expressions with
+#: OpenBLAS's Haswell kernels (bench/README.md, twentieth session, HG): the pairs read A once where NumPy's two GEMVs
+#: read it twice (gd 1.3-2.3x, C-order ``A.T (A v)`` 1.2-1.7x; F-order ``A.T (A v)``, two sweeps, 1.0-1.15x), the
+#: single products 0.95-1.24x of the GEMV alone, and the route skips the BLAS route's Python (thread counters, layout).
+VECTOR_LEVELS = ("x86-64-v3",)
 
 #: Values of FASTLR_PRODUCT_CHOICE.
 CHOICES = ("auto", "kernel", "blas")
@@ -209,18 +217,24 @@ def isa_level() -> str:
     benchmarks lower), read at each call, whichever backend runs the kernels (Numba's are
     compiled for this CPU too); "x86-64-v4" without the C++ core and for builds without
     run-time dispatch, which follow the compiler's target."""
-    global _dispatching_core
     if _level is not None:
         return _level
+    core = _core_with_dispatch()
+    if core is False:
+        return "x86-64-v4"
+    return LEVELS[core._kernel_isa()]
+
+
+def _core_with_dispatch():
+    """The C++ module when it picks its kernels at run time, else False (found once)."""
+    global _dispatching_core
     if _dispatching_core is None:
         try:
             core = get_backend("cpp")
             _dispatching_core = core if core.build_info().get("isa") in LEVELS else False
         except ImportError:
             _dispatching_core = False
-    if _dispatching_core is False:
-        return "x86-64-v4"
-    return LEVELS[_dispatching_core._kernel_isa()]
+    return _dispatching_core
 
 
 #: The environment variables the dense rule reads: its override and the calibration's mode and cache directory.
@@ -263,6 +277,16 @@ def remember_route(key, route) -> None:
     if len(routes) >= MAX_ROUTES:
         routes.clear()
     routes[key] = route
+
+
+def vector_product(columns: int, threads: int = 1, level: str | None = None):
+    """``_core.vector_product`` where a dense product with a ``columns``-wide factor on ``threads`` threads runs it
+    ("auto", one column, one thread, the kernels' ISA level in ``VECTOR_LEVELS``, the C++ core with run-time
+    dispatch), else None (BLAS's GEMV, or the one-pass kernels under FASTLR_PRODUCT_CHOICE=kernel)."""
+    if columns != 1 or threads != 1 or choice_mode() != "auto" or (level or isa_level()) not in VECTOR_LEVELS:
+        return None
+    core = _core_with_dispatch()
+    return getattr(core, "vector_product", None) if core else None
 
 
 def choice_mode() -> str:
@@ -626,7 +650,7 @@ def describe() -> str:
         f"{calibration.LAYOUT_SHAPE[0]} below {LAYOUT_SHORT_COLUMNS} columns), else NumPy's layout")
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}{short_f}; "
-            f"BLAS for one column "
-            f"(KERNEL_MIN_COLUMNS), otherwise, and for wide A whose d x l factor passes L2 ({l2 >> 10} KiB) and, "
-            f"by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){layout} "
+            f"{'fastlr' if level in VECTOR_LEVELS else 'BLAS'}'s one-column products on one thread (BLAS's on more; "
+            f"KERNEL_MIN_COLUMNS, VECTOR_LEVELS), BLAS otherwise, and for wide A whose d x l factor passes L2 "
+            f"({l2 >> 10} KiB) and, by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){layout} "
             f"(FASTLR_PRODUCT_CHOICE)")

@@ -30,7 +30,8 @@ from .._threads import thread_limit
 from .._validation import as_matrix, is_sparse
 from .base import Operand, PowerSteps
 from .choice import BLAS_MIN_COLUMNS  # noqa: F401 (re-exported)
-from .choice import blas_swap, operand_key, remember_route, route_key, routes, use_kernel, use_sparse_kernel
+from .choice import (blas_swap, operand_key, remember_route, route_key, routes, use_kernel, use_sparse_kernel,
+                     vector_product)
 
 __all__ = ["InMemory"]
 
@@ -396,6 +397,8 @@ class InMemory(Operand):
             route = self._route("gd", V.shape[1], threads)
             if route[0]:
                 return self.kernels.gd_products(self.A, U, V)
+            if route[3] is not None:
+                return route[3](3, self.A, V, U)
             self._check_gd_factors(U, V)
             return blas_call(threads, _blas_gd, self.A, U, V, route)
         kernels = self.kernels
@@ -442,6 +445,8 @@ class InMemory(Operand):
             route = self._route("gram", Q.shape[1], threads)
             if route[0]:
                 return self.kernels.gram_product(self.A, Q)
+            if route[3] is not None:
+                return route[3](2, self.A, Q)[1]
             return blas_call(self._blas_count(Q.shape[1], threads, 2), _blas_power_pass, self.A, Q, route)[1]
         if not self._kernel_for("gram", Q.shape[1]):
             return self._scipy_power_pass(Q)[1]
@@ -472,7 +477,8 @@ class InMemory(Operand):
 
     def _route(self, kind: str, columns: int, threads: int) -> tuple:
         """Dense A's route for a ``columns``-wide factor on ``threads`` threads: (kernel?, then for BLAS whether
-        ``A @ V`` and ``A.T @ W`` run swapped: ``blas_swapped`` of ``blas_swap``'s layouts), remembered under
+        ``A @ V`` and ``A.T @ W`` run swapped: ``blas_swapped`` of ``blas_swap``'s layouts, then the one-column
+        products' function where they run, ``choice.vector_product``: ``f(kind, A, F1, F2)``), remembered under
         ``choice.route_key`` (which holds the environment, the ISA cap, the calibration). ``use_kernel`` and
         ``blas_swap`` cost 15-40 us of Python a call warm and 70-120 us right after a large GEMM has flushed the
         caches (Zen 2): 3-8% of a 1-2 ms GEMV, paid on every call; the key and lookup ~1 us warm, ~25 us after a
@@ -482,10 +488,12 @@ class InMemory(Operand):
         if route is None:
             if use_kernel(kind, columns, self.dtype, self.order, factor_rows=self.shape[1], threads=threads,
                           matrix_bytes=self.A.nbytes):
-                route = (True, None, None)
+                route = (True, None, None, None)
+            elif (vector := vector_product(columns, threads)) is not None:
+                route = (False, None, None, vector)
             else:
                 route = (False, blas_swapped(self.A, blas_swap(self.dtype, columns, self.shape[1])),
-                         blas_swapped(self.A.T, blas_swap(self.dtype, columns, self.shape[0])))
+                         blas_swapped(self.A.T, blas_swap(self.dtype, columns, self.shape[0])), None)
             remember_route(key, route)
         return route
 
@@ -507,9 +515,11 @@ class InMemory(Operand):
         if self.sparse:  # matmul picks the kernel or SciPy
             return self.matmul(V)
         threads = get_num_threads()
-        kernel, swap, _ = self._route("matmul", V.shape[1], threads)
+        kernel, swap, _, vector = self._route("matmul", V.shape[1], threads)
         if kernel:
             return self.matmul(V)
+        if vector is not None:
+            return vector(0, self.A, V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
         return blas_call(self._blas_count(V.shape[1], threads), blas_product, self.A, V, swap)
 
@@ -518,9 +528,11 @@ class InMemory(Operand):
         if self.sparse:
             return self.rmatmul(W)
         threads = get_num_threads()
-        kernel, _, swap = self._route("rmatmul", W.shape[1], threads)
+        kernel, _, swap, vector = self._route("rmatmul", W.shape[1], threads)
         if kernel:
             return self.rmatmul(W)
+        if vector is not None:
+            return vector(1, self.A, W)
         W = np.ascontiguousarray(W, dtype=self.dtype)
         return blas_call(self._blas_count(W.shape[1], threads), blas_product, self.A.T, W, swap)
 
@@ -543,6 +555,8 @@ class InMemory(Operand):
         route = self._route("gram", V.shape[1], threads)
         if route[0]:
             return self.power_step(V)
+        if route[3] is not None:
+            return route[3](2, self.A, V)
         V = np.ascontiguousarray(V, dtype=self.dtype)
         return blas_call(self._blas_count(V.shape[1], threads, 2), _blas_power_pass, self.A, V, route)
 

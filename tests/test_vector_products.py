@@ -1,0 +1,132 @@
+"""fastlr's one-column products (``_core.vector_product``, csrc/bindings/products_vector.cpp) against NumPy, and the
+route that sends one column to them (``choice.vector_product``: "auto", one column, one thread, x86-64-v3) in place
+of NumPy's GEMVs."""
+
+import numpy as np
+import pytest
+from conftest import require_backend
+
+import fastlr
+from fastlr import _core
+from fastlr._matrix import InMemory, choice, memory
+
+SHAPES = [(7, 5), (13, 17), (64, 33), (3, 1), (1, 9), (0, 4), (4, 0), (101, 203), (9, 8), (16, 4)]
+
+
+@pytest.fixture(params=[1, 0], ids=["x86-64-v3", "baseline"])
+def isa(request):
+    """The AVX2 loops (where this CPU runs them) and the portable ones, through the ISA cap."""
+    old = _core._cap_isa(request.param)
+    yield request.param
+    _core._cap_isa(old)
+
+
+def _close(got, want, dtype):
+    assert got.dtype == dtype and got.shape == want.shape and got.flags.c_contiguous
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, float(np.abs(want).max(initial=0.0))))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_vector_products_match_numpy(isa, dtype, order):
+    """A v, A.T w, (A v, A.T (A v)) and (A v, A.T u) of C- and F-order A, rows and columns off the kernels' blocks
+    of 4 rows and 8 / 4 lanes (the tails), against NumPy in float64."""
+    rng = np.random.default_rng(3)
+    for shape in SHAPES:
+        A = np.asarray(rng.standard_normal(shape), dtype=dtype, order=order)
+        n, d = shape
+        v, u = rng.standard_normal((d, 1)).astype(dtype), rng.standard_normal((n, 1)).astype(dtype)
+        A64 = A.astype(np.float64)
+        _close(_core.vector_product(0, A, v), A64 @ v, dtype)
+        _close(_core.vector_product(1, A, u), A64.T @ u, dtype)
+        Y, Z = _core.vector_product(2, A, v)
+        _close(Y, A64 @ v, dtype)
+        _close(Z, A64.T @ (A64 @ v), dtype)
+        Y, Z = _core.vector_product(3, A, v, u)
+        _close(Y, A64 @ v, dtype)
+        _close(Z, A64.T @ u, dtype)
+
+
+def test_vector_product_factors_are_converted_and_checked():
+    """A factor of another dtype or not contiguous is converted (as ``np.ascontiguousarray(V, A's dtype)``); a wrong
+    row count, more than one column or a 1-D factor raise ValueError."""
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((30, 20)).astype(np.float32)
+    V3 = rng.standard_normal((20, 3))
+    v = V3[:, 1:2]  # float64, strided
+    want = A @ v.astype(np.float32)
+    np.testing.assert_array_equal(_core.vector_product(0, A, v), _core.vector_product(0, A, np.ascontiguousarray(
+        v, dtype=np.float32)))
+    _close(_core.vector_product(0, A, v), want.astype(np.float64).astype(np.float32), np.float32)
+    for bad in (np.ones((21, 1), np.float32), np.ones((20, 2), np.float32), np.ones(20, np.float32)):
+        with pytest.raises(ValueError):
+            _core.vector_product(0, A, bad)
+    with pytest.raises(ValueError):
+        _core.vector_product(3, A, np.ones((20, 1), np.float32), np.ones((29, 1), np.float32))
+    with pytest.raises(TypeError):
+        _core.vector_product(0, A.astype(np.int64), np.ones((20, 1)))
+
+
+@pytest.fixture
+def v3(monkeypatch):
+    """The x86-64-v3 rule (pinned), "auto", the table's thresholds, no routes remembered from earlier tests."""
+    require_backend("cpp")
+    monkeypatch.delenv("FASTLR_PRODUCT_CHOICE", raising=False)
+    monkeypatch.setenv("FASTLR_CALIBRATION", "off")
+    monkeypatch.setattr(choice, "_level", "x86-64-v3")
+    monkeypatch.setattr(choice, "routes", {}, raising=False)
+    monkeypatch.setattr(memory, "routes", choice.routes, raising=False)
+
+
+def _products(op, V, W):
+    return {"times": op.times(V), "rtimes": op.rtimes(W), "power": op.power_pass(V), "gram": op.gram_product(V),
+            "gd": op.gd_products(W, V)}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_one_column_runs_the_vector_products(v3, monkeypatch, dtype, order):
+    """At x86-64-v3 on one thread, every dense product of one column runs ``_core.vector_product`` (BLAS is never
+    called) and agrees with NumPy's expression."""
+    rng = np.random.default_rng(5)
+    A = np.asarray(rng.standard_normal((90, 70)), dtype=dtype, order=order)
+    V, W = rng.standard_normal((70, 1)), rng.standard_normal((90, 1))
+    op = InMemory(A)
+
+    def no_blas(*args):
+        raise AssertionError("BLAS route taken")
+
+    monkeypatch.setattr(memory, "blas_call", no_blas)
+    with fastlr.thread_limit(1):
+        got = _products(op, V, W)
+        for kind in ("matmul", "rmatmul", "gram", "gd"):
+            assert op._route(kind, 1, 1)[3] is _core.vector_product
+    A64, V32, W32 = A.astype(np.float64), V.astype(dtype), W.astype(dtype)
+    _close(got["times"], A64 @ V32, dtype)
+    _close(got["rtimes"], A64.T @ W32, dtype)
+    _close(got["power"][0], A64 @ V32, dtype)
+    _close(got["power"][1], A64.T @ (A64 @ V32), dtype)
+    _close(got["gram"], A64.T @ (A64 @ V32), dtype)
+    _close(got["gd"][0], A64 @ V32, dtype)
+    _close(got["gd"][1], A64.T @ W32, dtype)
+
+
+def test_vector_route_follows_the_rule(v3, monkeypatch):
+    """BLAS (or the kernel) instead where the rule says: two threads, two columns, FASTLR_PRODUCT_CHOICE=blas or
+    kernel, the baseline level; each reaches the next call (the route memo)."""
+    op = InMemory(np.ones((40, 30)))
+    assert op._route("matmul", 1, 1)[3] is not None
+    assert op._route("matmul", 1, 2)[3] is None  # BLAS's GEMV on fastlr's two threads
+    assert op._route("matmul", 2, 1)[3] is None
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
+    assert op._route("gram", 1, 1)[::3] == (False, None)  # BLAS
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "kernel")
+    assert op._route("gram", 1, 1) == (True, None, None, None)
+    monkeypatch.delenv("FASTLR_PRODUCT_CHOICE")
+    assert op._route("gram", 1, 1)[3] is not None
+    monkeypatch.setattr(choice, "_level", "baseline")
+    assert op._route("gram", 1, 1)[3] is None
+    assert choice.vector_product(1, 1, "x86-64-v4") is None and choice.vector_product(1, 1, "x86-64-v3") is not None
+    with fastlr.thread_limit(2):  # the BLAS route, as before
+        np.testing.assert_allclose(op.times(np.ones((30, 1))), np.full((40, 1), 30.0))
