@@ -1,6 +1,7 @@
 """The Python a dense product's route costs per call: ``InMemory.times``, ``rtimes``, ``gram_product``, ``power_pass``
 and ``gd_products`` on a tiny A (64 x 64 float64, so the product itself is a few microseconds) minus the bare call
-they end in (the C++ kernel at 2 columns, x86-64-v3; NumPy's BLAS expression at 1 column), one thread, CPU time of
+they end in (the C++ kernel at 2 columns, x86-64-v3; ``_core.vector_product`` at 1 column, or with
+FASTLR_PRODUCT_CHOICE=blas NumPy's BLAS expression, the "[BLAS]" row), one thread, CPU time of
 this thread. "warm": best of 7 timeit batches of 300 calls; "after a GEMM": median of ROUNDS single calls, each right
 after a 5760 x 1080 x 20 float64 GEMM has flushed the caches (as a product on a large A meets it; fastlr's call and
 the bare one alternate).
@@ -29,6 +30,12 @@ def cases(op, A, V1, V2, W2):
         "gram l=2 [kernel]": (lambda: op.gram_product(V2), lambda: k.gram_product(A, V2)),
         "power l=2 [kernel]": (lambda: op.power_pass(V2), lambda: k.power_step(A, V2)),
         "gd l=2 [kernel]": (lambda: op.gd_products(W2, V2), lambda: k.gd_products(A, W2, V2)),
+        "times l=1 [vector]": (lambda: op.times(V1), lambda: k.vector_product(0, A, V1)),
+        "rtimes l=1 [vector]": (lambda: op.rtimes(V1), lambda: k.vector_product(1, A, V1)),
+        "gram l=1 [vector]": (lambda: op.gram_product(V1), lambda: k.vector_product(2, A, V1)[1]),
+        "power l=1 [vector]": (lambda: op.power_pass(V1), lambda: k.vector_product(2, A, V1)),
+        "gd l=1 [vector]": (lambda: op.gd_products(V1, V1), lambda: k.vector_product(3, A, V1, V1)),
+        # the rows below run where the route is BLAS (FASTLR_PRODUCT_CHOICE=blas), the rows above where it is not
         "times l=1 [BLAS]": (lambda: op.times(V1), lambda: A @ V1),
         "rtimes l=1 [BLAS]": (lambda: op.rtimes(V1), lambda: A.T @ V1),
         "gram l=1 [BLAS]": (lambda: op.gram_product(V1), lambda: A.T @ (A @ V1)),
@@ -50,8 +57,9 @@ def main(argv) -> int:
     with fastlr.thread_limit(1), threadpool_limits(1):
         for name, (ours, bare) in cases(op, A, V1, V2, W2).items():
             kind, width = name.split()[0], int(name.split("=")[1][0])
-            route = op._kernel_for({"times": "matmul", "rtimes": "rmatmul", "power": "gram"}.get(kind, kind), width)
-            assert route == ("kernel" in name), name
+            route = op._route({"times": "matmul", "rtimes": "rmatmul", "power": "gram"}.get(kind, kind), width, 1)
+            if f"[{'kernel' if route[0] else 'vector' if route[3] is not None else 'BLAS'}]" not in name:
+                continue  # another route's row
             warm = [min(timeit.repeat(f, number=300, repeat=7)) / 300 for f in (ours, bare)]
             cold = ([], [])
             for _ in range(rounds):
