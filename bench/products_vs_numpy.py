@@ -12,8 +12,8 @@ WIDTHS: comma-separated widths or ranges (``1-70``). KINDS: times (A @ V), rtime
 power (``power_pass``: A V and A^T A V), gd (``gd_products``: A V and A.T @ U). SHAPES: comma-separated, default
 5760x1080. ISA: ``_core._cap_isa`` level (1: x86-64-v3, the default). ORDERS: A's memory order, C (default) and/or F.
 Each row says which route the choice took (kernel, vector: fastlr's one-column products, or BLAS), NumPy / fastlr
-and NumPy / NumPy (A/A), and flags NumPy / fastlr below 0.99. The losses past the A/A spread, from such runs' output (the spread: the 95th percentile
-of |1 - A/A| over each file's rows of one shape, dtype and order):
+and NumPy / NumPy (A/A), and flags NumPy / fastlr below 0.99. The losses past the A/A spread, from such runs' output
+(the spread: the 95th percentile of |1 - A/A| over each file's rows of one shape, dtype and order):
 
     python bench/products_vs_numpy.py losses FILE [FILE ...]
 """
