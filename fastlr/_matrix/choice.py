@@ -122,9 +122,10 @@ BLAS_MIN_COLUMNS = 128
 
 #: Factors narrower than this never run the one-pass kernels ("auto"; BLAS's GEMV, or at ``VECTOR_LEVELS`` on one
 #: thread fastlr's one-column passes, ``vector_product``): one column is NumPy's matrix-vector product (GEMV), which
-#: streams A at memory speed, while the kernels run a one-column factor as they run two. Zen 2, x86-64-v3, one thread, C-order float32 (bench/README.md, eighteenth session, HL): ``A @ v``
-#: 2.44 vs 1.22 ms on 5760 x 1080 (19.5 vs 12.7 on 100000 x 500), ``A.T @ w`` 2.79 vs 1.10, ``A.T (A v)`` 4.37
-#: vs 2.31 ms (two GEMVs against one pass; 34.7 vs 25.1 on 100000 x 500), gd 5.03 vs 2.40.
+#: streams A at memory speed, while the kernels run a one-column factor as they run two. Zen 2, x86-64-v3, one
+#: thread, C-order float32 (bench/README.md, eighteenth session, HL): ``A @ v`` 2.44 vs 1.22 ms on 5760 x 1080 (19.5
+#: vs 12.7 on 100000 x 500), ``A.T @ w`` 2.79 vs 1.10, ``A.T (A v)`` 4.37 vs 2.31 ms (two GEMVs against one pass; 34.7
+#: vs 25.1 on 100000 x 500), gd 5.03 vs 2.40.
 KERNEL_MIN_COLUMNS = 2
 
 #: ISA levels at which a one-column product (``columns`` = 1: ``A @ v``, ``A.T @ w``, ``A.T (A v)``, the gd pair) on
