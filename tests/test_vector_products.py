@@ -1,5 +1,5 @@
-"""fastlr's one-column products (``_core.vector_product``, csrc/bindings/products_vector.cpp) against NumPy, and the
-route that sends one column to them (``choice.vector_product``: "auto", one column, one thread, x86-64-v3) in place
+"""fastlr's one- to four-column products (``_core.vector_product``, csrc/bindings/products_vector.cpp) against NumPy,
+and the route that sends one column to them (``choice.vector_product``: "auto", one column, one thread, x86-64-v3) in place
 of NumPy's GEMVs."""
 
 import numpy as np
@@ -27,16 +27,17 @@ def _close(got, want, dtype):
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, float(np.abs(want).max(initial=0.0))))
 
 
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_vector_products_match_numpy(isa, dtype, order):
-    """A v, A.T w, (A v, A.T (A v)) and (A v, A.T u) of C- and F-order A, rows and columns off the kernels' blocks
-    of 4 rows and 8 / 4 lanes (the tails), against NumPy in float64."""
+def test_vector_products_match_numpy(isa, dtype, order, k):
+    """A V, A.T W, (A V, A.T (A V)) and (A V, A.T U) of C- and F-order A with 1-4 columns, rows and columns off the
+    kernels' blocks of 4 and 8 rows and 8 / 4 lanes (the tails), against NumPy in float64."""
     rng = np.random.default_rng(3)
     for shape in SHAPES:
         A = np.asarray(rng.standard_normal(shape), dtype=dtype, order=order)
         n, d = shape
-        v, u = rng.standard_normal((d, 1)).astype(dtype), rng.standard_normal((n, 1)).astype(dtype)
+        v, u = rng.standard_normal((d, k)).astype(dtype), rng.standard_normal((n, k)).astype(dtype)
         A64 = A.astype(np.float64)
         _close(_core.vector_product(0, A, v), A64 @ v, dtype)
         _close(_core.vector_product(1, A, u), A64.T @ u, dtype)
@@ -59,11 +60,14 @@ def test_vector_product_factors_are_converted_and_checked():
     np.testing.assert_array_equal(_core.vector_product(0, A, v), _core.vector_product(0, A, np.ascontiguousarray(
         v, dtype=np.float32)))
     _close(_core.vector_product(0, A, v), want.astype(np.float64).astype(np.float32), np.float32)
-    for bad in (np.ones((21, 1), np.float32), np.ones((20, 2), np.float32), np.ones(20, np.float32)):
+    for bad in (np.ones((21, 1), np.float32), np.ones((20, 5), np.float32), np.ones(20, np.float32)):
         with pytest.raises(ValueError):
             _core.vector_product(0, A, bad)
+    for u in (np.ones((29, 1), np.float32), np.ones((30, 2), np.float32)):  # U's rows, U's columns (V's)
+        with pytest.raises(ValueError):
+            _core.vector_product(3, A, np.ones((20, 1), np.float32), u)
     with pytest.raises(ValueError):
-        _core.vector_product(3, A, np.ones((20, 1), np.float32), np.ones((29, 1), np.float32))
+        _core.vector_product(4, A, np.ones((20, 1), np.float32))
     with pytest.raises(TypeError):
         _core.vector_product(0, A.astype(np.int64), np.ones((20, 1)))
 
@@ -84,24 +88,27 @@ def _products(op, V, W):
             "gd": op.gd_products(W, V)}
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("order", ["C", "F"])
-def test_one_column_runs_the_vector_products(v3, monkeypatch, dtype, order):
-    """At x86-64-v3 on one thread, every dense product of one column runs ``_core.vector_product`` (BLAS is never
-    called) and agrees with NumPy's expression."""
+@pytest.mark.parametrize("dtype, order, k", [(np.float32, "C", 1), (np.float32, "F", 1), (np.float64, "C", 1),
+                                             (np.float64, "F", 1), (np.float32, "C", 2), (np.float32, "C", 3),
+                                             (np.float32, "C", 4), (np.float64, "C", 2)])
+def test_narrow_factors_run_the_vector_products(v3, monkeypatch, dtype, order, k):
+    """At x86-64-v3 on one thread, every dense product of one column, and of C-order A with 2 to
+    ``VECTOR_COLUMNS`` - 1 columns, runs ``_core.vector_product`` (neither BLAS nor the one-pass kernels are called)
+    and agrees with NumPy's expression."""
     rng = np.random.default_rng(5)
     A = np.asarray(rng.standard_normal((90, 70)), dtype=dtype, order=order)
-    V, W = rng.standard_normal((70, 1)), rng.standard_normal((90, 1))
+    V, W = rng.standard_normal((70, k)), rng.standard_normal((90, k))
     op = InMemory(A)
 
     def no_blas(*args):
         raise AssertionError("BLAS route taken")
 
     monkeypatch.setattr(memory, "blas_call", no_blas)
+    monkeypatch.setattr(memory.InMemory, "kernels", property(no_blas))
     with fastlr.thread_limit(1):
         got = _products(op, V, W)
         for kind in ("matmul", "rmatmul", "gram", "gd"):
-            assert op._route(kind, 1, 1)[3] is _core.vector_product
+            assert op._route(kind, k, 1)[3] is _core.vector_product
     A64, V32, W32 = A.astype(np.float64), V.astype(dtype), W.astype(dtype)
     _close(got["times"], A64 @ V32, dtype)
     _close(got["rtimes"], A64.T @ W32, dtype)
@@ -116,9 +123,12 @@ def test_vector_route_follows_the_rule(v3, monkeypatch):
     """BLAS (or the kernel) instead where the rule says: two threads, two columns, FASTLR_PRODUCT_CHOICE=blas or
     kernel, the baseline level; each reaches the next call (the route memo)."""
     op = InMemory(np.ones((40, 30)))
-    assert op._route("matmul", 1, 1)[3] is not None
+    assert op._route("matmul", 1, 1)[3] is not None and op._route("matmul", 2, 1)[3] is not None
     assert op._route("matmul", 1, 2)[3] is None  # BLAS's GEMV on fastlr's two threads
-    assert op._route("matmul", 2, 1)[3] is None
+    assert op._route("matmul", 3, 1)[0]  # float64 from 3 columns: the kernel
+    op32 = InMemory(np.ones((40, 30), np.float32))
+    assert op32._route("gram", 4, 1)[3] is not None and op32._route("gram", 5, 1)[0]
+    assert InMemory(np.ones((40, 30), np.float32, order="F"))._route("gram", 2, 1)[3] is None
     monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
     assert op._route("gram", 1, 1)[::3] == (False, None)  # BLAS
     monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "kernel")

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "common.hpp"
 
@@ -274,6 +275,65 @@ __attribute__((target("avx2,fma"))) void gram_avx2(const T* B, index_t r, index_
   }
 }
 
+// K = 2-4 columns: the dots of R rows with the K vectors XT (K x c), into Y (r x K, row-major).
+template <class T, int R, int K>
+FASTLR_AVX2_INLINE void block_dots_k(const T* b0, index_t c, const T* XT, T* Y) {
+  using S = Avx2<T>;
+  using V = typename S::V;
+  V acc[R][K];
+  for (int q = 0; q < R; ++q)
+    for (int k = 0; k < K; ++k) acc[q][k] = S::zero();
+  const index_t cv = c / S::L * S::L;
+  for (index_t j = 0; j < cv; j += S::L) {
+    V x[K];
+    for (int k = 0; k < K; ++k) x[k] = S::load(XT + k * c + j);
+    for (int q = 0; q < R; ++q) {
+      const V a = S::load(b0 + q * c + j);
+      for (int k = 0; k < K; ++k) acc[q][k] = S::fma(a, x[k], acc[q][k]);
+    }
+  }
+  if (cv < c) {
+    const __m256i m = S::mask(static_cast<int>(c - cv));
+    V x[K];
+    for (int k = 0; k < K; ++k) x[k] = S::mload(XT + k * c + cv, m);
+    for (int q = 0; q < R; ++q) {
+      const V a = S::mload(b0 + q * c + cv, m);
+      for (int k = 0; k < K; ++k) acc[q][k] = S::fma(a, x[k], acc[q][k]);
+    }
+  }
+  for (int q = 0; q < R; ++q)
+    for (int k = 0; k < K; ++k) Y[q * K + k] = S::sum1(acc[q][k]);
+}
+
+// One pass over row-major B (r x c) with K = 2-4 columns, in blocks of kAxpyBlock rows: XT non-null, the block's
+// dots Y = B XT.T (r x K); ZT non-null, its axpys ZT += (weights' block).T B (ZT: K x c, zeroed here; the weights
+// are W (r x K), or Y for the gram pass), each column's axpy while the block's rows sit in L1/L2.
+template <class T, int K>
+__attribute__((target("avx2,fma"))) void pass_k_avx2(const T* B, index_t r, index_t c, const T* XT, const T* W, T* Y,
+                                                     T* ZT) {
+  constexpr int R = K <= 2 ? 4 : 2;  // R x K accumulators: at most 8
+  if (ZT != nullptr) std::fill(ZT, ZT + K * c, T(0));
+  const T* weights = W != nullptr ? W : Y;
+  index_t i = 0;
+  for (; i + kAxpyBlock <= r; i += kAxpyBlock) {
+    const T* b = B + i * c;
+    if (XT != nullptr)
+      for (int q = 0; q < kAxpyBlock; q += R) block_dots_k<T, R, K>(b + q * c, c, XT, Y + (i + q) * K);
+    if (ZT != nullptr) {
+      for (int k = 0; k < K; ++k) {
+        T w[kAxpyBlock];
+        for (int q = 0; q < kAxpyBlock; ++q) w[q] = weights[(i + q) * K + k];
+        block_axpy<T, kAxpyBlock>(b, c, w, ZT + k * c);
+      }
+    }
+  }
+  for (; i < r; ++i) {
+    if (XT != nullptr) block_dots_k<T, 1, K>(B + i * c, c, XT, Y + i * K);
+    if (ZT != nullptr)
+      for (int k = 0; k < K; ++k) block_axpy<T, 1>(B + i * c, c, weights + i * K + k, ZT + k * c);
+  }
+}
+
 bool avx2_level() { return detail::cpu_level() >= kIsaAvx2; }
 #else
 bool avx2_level() { return false; }
@@ -304,15 +364,111 @@ void pair(const T* B, index_t r, index_t c, const T* x, const T* u, T* y, T* z) 
   pair_plain<T>(B, r, c, x, u, y, z);
 }
 
-// A one-column factor of dtype T with `rows` rows: (rows, 1), C-contiguous (converted by NumPy when not).
+// pass_k_avx2's portable loops (any K).
 template <class T>
-py::array_t<T> column(const py::object& F, index_t rows, const char* name, const char* rows_of) {
+void pass_k_plain(const T* B, index_t r, index_t c, int K, const T* XT, const T* W, T* Y, T* ZT) {
+  if (ZT != nullptr) std::fill(ZT, ZT + K * c, T(0));
+  const T* weights = W != nullptr ? W : Y;
+  for (index_t i = 0; i < r; ++i) {
+    const T* b = B + i * c;
+    for (int k = 0; k < K; ++k) {
+      if (XT != nullptr) {
+        T s = 0;
+        for (index_t j = 0; j < c; ++j) s += b[j] * XT[k * c + j];
+        Y[i * K + k] = s;
+      }
+      if (ZT != nullptr) {
+        const T w = weights[i * K + k];
+        for (index_t j = 0; j < c; ++j) ZT[k * c + j] += b[j] * w;
+      }
+    }
+  }
+}
+
+template <class T>
+void pass_k(const T* B, index_t r, index_t c, int K, const T* XT, const T* W, T* Y, T* ZT) {
+#if defined(FASTLR_X86_DISPATCH)
+  if (avx2_level()) {
+    if (K == 2) return pass_k_avx2<T, 2>(B, r, c, XT, W, Y, ZT);
+    if (K == 3) return pass_k_avx2<T, 3>(B, r, c, XT, W, Y, ZT);
+    if (K == 4) return pass_k_avx2<T, 4>(B, r, c, XT, W, Y, ZT);
+  }
+#endif
+  pass_k_plain<T>(B, r, c, K, XT, W, Y, ZT);
+}
+
+// A buffer of n entries, at least one: pass_k reads a null buffer as "not this part".
+template <class T>
+std::vector<T> buffer(index_t n) {
+  return std::vector<T>(static_cast<std::size_t>(std::max<index_t>(n, 1)));
+}
+
+// X (len x K, row-major) transposed into K x len.
+template <class T>
+std::vector<T> transposed(const T* X, index_t len, int K) {
+  std::vector<T> out = buffer<T>(len * K);
+  for (index_t i = 0; i < len; ++i)
+    for (int k = 0; k < K; ++k) out[k * len + i] = X[i * K + k];
+  return out;
+}
+
+// A factor of dtype T with `rows` rows and `cols` columns (or any 1-4 where cols is 0), C-contiguous (converted
+// by NumPy when not).
+template <class T>
+py::array_t<T> column(const py::object& F, index_t rows, const char* name, const char* rows_of, index_t cols = 0) {
   auto f = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(F);
-  FASTLR_REQUIRE(f && f.ndim() == 2 && f.shape(1) == 1,
-                 std::string(name) + ": expected a 2-D array of one column");
+  FASTLR_REQUIRE(f && f.ndim() == 2 && f.shape(1) >= 1 && f.shape(1) <= 4 && (cols == 0 || f.shape(1) == cols),
+                 std::string(name) + ": expected a 2-D array of 1-4 columns" +
+                     (cols ? " (" + std::to_string(cols) + ")" : std::string()));
   FASTLR_REQUIRE(f.shape(0) == rows, std::string(name) + ": expected " + std::to_string(rows) + " rows (" + rows_of +
                                          "), got " + std::to_string(f.shape(0)));
   return f;
+}
+
+// Kinds 0-3 (vector_product) with K = 2-4 columns: C-order A is B; F-order A's B = A.T runs dots for A.T's products
+// and axpys for A's (its kind 2: the axpys into P.T, then P.T as the dots' vectors).
+template <class T>
+py::object columns_product(int kind, const DenseView<T>& a, const py::array_t<T>& f1, const py::array_t<T>& f2) {
+  const index_t n = a.rows, d = a.cols, r = a.col_major ? d : n, c = a.col_major ? n : d;
+  const int K = static_cast<int>(f1.shape(1));
+  const T* F1 = f1.data();
+  const bool fwd = kind != 1;
+  auto Y = new_matrix<T>(fwd ? n : 0, K);
+  auto Z = new_matrix<T>(kind != 0 ? d : 0, K);
+  {
+    py::gil_scoped_release release;
+    if (!a.col_major) {
+      std::vector<T> XT, ZT = buffer<T>(K * d);
+      if (fwd) XT = transposed<T>(F1, d, K);
+      pass_k<T>(a.data, r, c, K, fwd ? XT.data() : nullptr, kind == 1 ? F1 : kind == 3 ? f2.data() : nullptr,
+                fwd ? Y.mutable_data() : nullptr, kind != 0 ? ZT.data() : nullptr);
+      if (kind != 0) {
+        T* z = Z.mutable_data();
+        for (index_t j = 0; j < d; ++j)
+          for (int k = 0; k < K; ++k) z[j * K + k] = ZT[k * d + j];
+      }
+    } else {
+      // B's axpys give A @ V (kinds 0, 2, 3) as PT (K x n); its dots A.T @ W (kind 1), A.T P (2) or A.T U (3).
+      std::vector<T> PT = buffer<T>(K * n), XT;
+      if (kind == 1) XT = transposed<T>(F1, n, K);
+      if (kind == 3) XT = transposed<T>(f2.data(), n, K);
+      if (kind == 2) {
+        pass_k<T>(a.data, r, c, K, nullptr, F1, nullptr, PT.data());
+        pass_k<T>(a.data, r, c, K, PT.data(), nullptr, Z.mutable_data(), nullptr);
+      } else {
+        pass_k<T>(a.data, r, c, K, kind != 0 ? XT.data() : nullptr, fwd ? F1 : nullptr,
+                  kind != 0 ? Z.mutable_data() : nullptr, fwd ? PT.data() : nullptr);
+      }
+      if (fwd) {
+        T* y = Y.mutable_data();
+        for (index_t i = 0; i < n; ++i)
+          for (int k = 0; k < K; ++k) y[i * K + k] = PT[k * n + i];
+      }
+    }
+  }
+  if (kind == 0) return std::move(Y);
+  if (kind == 1) return std::move(Z);
+  return py::make_tuple(Y, Z);
 }
 
 // kind 0: A @ v; 1: A.T @ w; 2: (A v, A.T (A v)); 3: (A v, A.T u). A C- or F-contiguous: F-order A is the
@@ -323,9 +479,15 @@ py::object vector_product(int kind, const py::array& A, const py::object& F1, co
     const auto a = dense_view<T>(A, "A");
     const index_t n = a.rows, d = a.cols;
     const index_t r = a.col_major ? d : n, c = a.col_major ? n : d;  // B's shape
+    FASTLR_REQUIRE(kind >= 0 && kind <= 3, "kind: must be 0, 1, 2 or 3");
+    const auto f1 = kind == 1 ? column<T>(F1, n, "W", "A's rows") : column<T>(F1, d, kind == 2 ? "Q" : "V", "A's columns");
+    if (f1.shape(1) > 1) {
+      const auto f2 = kind == 3 ? column<T>(F2, n, "U", "A's rows", f1.shape(1)) : py::array_t<T>();
+      return columns_product<T>(kind, a, f1, f2);
+    }
     if (kind == 0 || kind == 1) {
       const bool forward = kind == 0;
-      auto f = forward ? column<T>(F1, d, "V", "A's columns") : column<T>(F1, n, "W", "A's rows");
+      const auto& f = f1;
       auto out = new_matrix<T>(forward ? n : d, 1);
       const T* x = f.data();
       T* y = out.mutable_data();
@@ -337,8 +499,8 @@ py::object vector_product(int kind, const py::array& A, const py::object& F1, co
       }
       return std::move(out);
     }
-    auto v = column<T>(F1, d, kind == 2 ? "Q" : "V", "A's columns");
-    auto u = kind == 3 ? column<T>(F2, n, "U", "A's rows") : py::array_t<T>();
+    const auto& v = f1;
+    auto u = kind == 3 ? column<T>(F2, n, "U", "A's rows", 1) : py::array_t<T>();
     auto Y = new_matrix<T>(n, 1);
     auto Z = new_matrix<T>(d, 1);
     T* y = Y.mutable_data();
@@ -363,9 +525,9 @@ py::object vector_product(int kind, const py::array& A, const py::object& F1, co
 void bind_vector(py::module_& m) {
   using py::arg;
   m.def("vector_product", &vector_product, arg("kind"), arg("A"), arg("F1"), arg("F2") = py::none(),
-        "One-column products of dense A (C or F order, float32/float64) on the calling thread: kind 0 ``A @ v`` "
-        "(n x 1), 1 ``A.T @ w`` (d x 1), 2 ``(A v, A.T (A v))``, 3 ``(A v, A.T u)`` (F1 = v, F2 = u), each pair "
-        "in one pass over A (two for F-order A's kind 2). Factors (d x 1 or n x 1) are converted to A's dtype, C "
+        "Products of dense A (C or F order, float32/float64) with 1-4 columns on the calling thread: kind 0 ``A @ V`` "
+        "(n x k), 1 ``A.T @ W`` (d x k), 2 ``(A V, A.T (A V))``, 3 ``(A V, A.T U)`` (F1 = V, F2 = U), each pair "
+        "in one pass over A (two for F-order A's kind 2). Factors (d x k or n x k) are converted to A's dtype, C "
         "order, where they are not.");
 }
 

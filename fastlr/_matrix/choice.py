@@ -111,9 +111,9 @@ from . import calibration
 __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "DEPTH_CACHE_COLUMNS", "KERNEL_COLUMNS",
            "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS", "LAYOUT_SHORT_COLUMNS", "MATMUL_COLUMNS", "NARROW_ROW_BYTES",
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS", "SHORT_F_COLUMNS", "SPARSE_BASELINE_SCATTER_BYTES",
-           "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "VECTOR_LEVELS", "blas_swap", "cache_sizes", "choice_mode",
-           "dtype_name", "factor_fits", "isa_level", "operand_key", "remember_route", "route_key", "routes",
-           "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel", "vector_product"]
+           "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "VECTOR_COLUMNS", "VECTOR_LEVELS", "blas_swap", "cache_sizes",
+           "choice_mode", "dtype_name", "factor_fits", "isa_level", "operand_key", "remember_route", "route_key",
+           "routes", "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel", "vector_product"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
 #: beats the one-pass kernels there. KERNEL_COLUMNS holds the narrower
@@ -135,6 +135,13 @@ KERNEL_MIN_COLUMNS = 2
 #: read it twice (gd 1.3-2.3x, C-order ``A.T (A v)`` 1.2-1.7x; F-order ``A.T (A v)``, two sweeps, 1.0-1.15x), the
 #: single products 0.95-1.24x of the GEMV alone, and the route skips the BLAS route's Python (thread counters, layout).
 VECTOR_LEVELS = ("x86-64-v3",)
+#: C-order A at (level, order, dtype): fastlr's column passes (``_core.vector_product``) also for 2 to fewer than this
+#: many columns on one thread, in place of the one-pass kernels, which run 2-4 columns as they run 8 (5760 x 1080
+#: float32 ``A @ V`` 2.3 ms at 2-4 columns, 1.2 at one). Zen 2, x86-64-v3, 7 interleaved rounds, the kernel's time
+#: over the passes' (bench/README.md, twentieth session, HG): float32 2-4 columns 1.3-4.6x on 5760 x 1080, 1080 x 5760,
+#: 2000 x 1000 (A in L3: the kernel there lost to NumPy, 0.63-0.82x) and 0.94-1.8x on 100000 x 200; float64 2 columns
+#: 0.98-1.9x, 3-4 columns 0.70-1.39x (the kernel stays).
+VECTOR_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 5, ("x86-64-v3", "C", "float64"): 3}
 
 #: Values of FASTLR_PRODUCT_CHOICE.
 CHOICES = ("auto", "kernel", "blas")
@@ -280,11 +287,16 @@ def remember_route(key, route) -> None:
     routes[key] = route
 
 
-def vector_product(columns: int, threads: int = 1, level: str | None = None):
+def vector_product(columns: int, threads: int = 1, level: str | None = None, dtype=None, order: str | None = None):
     """``_core.vector_product`` where a dense product with a ``columns``-wide factor on ``threads`` threads runs it
-    ("auto", one column, one thread, the kernels' ISA level in ``VECTOR_LEVELS``, the C++ core with run-time
-    dispatch), else None (BLAS's GEMV, or the one-pass kernels under FASTLR_PRODUCT_CHOICE=kernel)."""
-    if columns != 1 or threads != 1 or choice_mode() != "auto" or (level or isa_level()) not in VECTOR_LEVELS:
+    ("auto", one thread, the C++ core with run-time dispatch, and one column at the kernels' ISA level in
+    ``VECTOR_LEVELS`` or fewer than ``VECTOR_COLUMNS[level, order, dtype]``), else None (BLAS's GEMV, the one-pass
+    kernels, or either under FASTLR_PRODUCT_CHOICE)."""
+    if threads != 1 or columns < 1 or columns > 4 or choice_mode() != "auto":
+        return None
+    level = level or isa_level()
+    if (level not in VECTOR_LEVELS if columns == 1 else
+            columns >= VECTOR_COLUMNS.get((level, order, dtype_name(dtype) if dtype is not None else None), 0)):
         return None
     core = _core_with_dispatch()
     return getattr(core, "vector_product", None) if core else None
@@ -649,9 +661,11 @@ def describe() -> str:
         f"; float64 BLAS A^T W (and F-order A V) from {LAYOUT_MIN_COLUMNS} columns as (W^T A)^T at widths "
         f"{', '.join(map(str, sorted(swapped))) or 'none'} mod {calibration.LAYOUT_PERIOD} (over sums shorter than "
         f"{calibration.LAYOUT_SHAPE[0]} below {LAYOUT_SHORT_COLUMNS} columns), else NumPy's layout")
+    vec = "".join(f", fastlr's column passes for C-order A of {'2' if c == 3 else f'2-{c - 1}'} columns on one "
+                  f"thread ({t})" for (lv, o, t), c in VECTOR_COLUMNS.items() if lv == level and o == "C" and c > 2)
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}{short_f}; "
             f"{'fastlr' if level in VECTOR_LEVELS else 'BLAS'}'s one-column products on one thread (BLAS's on more; "
-            f"KERNEL_MIN_COLUMNS, VECTOR_LEVELS), BLAS otherwise, and for wide A whose d x l factor passes L2 "
+            f"KERNEL_MIN_COLUMNS, VECTOR_LEVELS){vec}, BLAS otherwise, and for wide A whose d x l factor passes L2 "
             f"({l2 >> 10} KiB) and, by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){layout} "
             f"(FASTLR_PRODUCT_CHOICE)")

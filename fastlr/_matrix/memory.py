@@ -486,11 +486,11 @@ class InMemory(Operand):
         key = route_key(self._route_key, kind, columns, threads)
         route = routes.get(key)
         if route is None:
-            if use_kernel(kind, columns, self.dtype, self.order, factor_rows=self.shape[1], threads=threads,
-                          matrix_bytes=self.A.nbytes):
-                route = (True, None, None, None)
-            elif (vector := vector_product(columns, threads)) is not None:
+            if (vector := vector_product(columns, threads, dtype=self.dtype, order=self.order)) is not None:
                 route = (False, None, None, vector)
+            elif use_kernel(kind, columns, self.dtype, self.order, factor_rows=self.shape[1], threads=threads,
+                            matrix_bytes=self.A.nbytes):
+                route = (True, None, None, None)
             else:
                 route = (False, blas_swapped(self.A, blas_swap(self.dtype, columns, self.shape[1])),
                          blas_swapped(self.A.T, blas_swap(self.dtype, columns, self.shape[0])), None)
