@@ -486,10 +486,11 @@ class InMemory(Operand):
         key = route_key(self._route_key, kind, columns, threads)
         route = routes.get(key)
         if route is None:
+            kernel = use_kernel(kind, columns, self.dtype, self.order, factor_rows=self.shape[1], threads=threads,
+                                matrix_bytes=self.A.nbytes)
             if (vector := vector_product(columns, threads, dtype=self.dtype, order=self.order)) is not None:
-                route = (False, None, None, vector)
-            elif use_kernel(kind, columns, self.dtype, self.order, factor_rows=self.shape[1], threads=threads,
-                            matrix_bytes=self.A.nbytes):
+                route = (False, None, None, vector)  # in place of the kernel or BLAS
+            elif kernel:
                 route = (True, None, None, None)
             else:
                 route = (False, blas_swapped(self.A, blas_swap(self.dtype, columns, self.shape[1])),
