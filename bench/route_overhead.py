@@ -1,8 +1,8 @@
 """The Python a dense product's route costs per call: ``InMemory.times``, ``rtimes``, ``gram_product``, ``power_pass``
 and ``gd_products`` on a tiny A (64 x 64 float64, so the product itself is a few microseconds) minus the bare call
-they end in (the C++ kernel at 2 columns, x86-64-v3; ``_core.vector_product`` at 1 column, or with
-FASTLR_PRODUCT_CHOICE=blas NumPy's BLAS expression, the "[BLAS]" row), one thread, CPU time of
-this thread. "warm": best of 7 timeit batches of 300 calls; "after a GEMM": median of ROUNDS single calls, each right
+they end in (the C++ kernel at 3 columns, x86-64-v3: 2 until the twentieth session, when float64 2 columns moved to
+the column passes; ``_core.vector_product`` at 1 column, or with FASTLR_PRODUCT_CHOICE=blas NumPy's BLAS expression,
+the "[BLAS]" rows), one thread, CPU time of this thread. "warm": best of 7 timeit batches of 300 calls; "after a GEMM": median of ROUNDS single calls, each right
 after a 5760 x 1080 x 20 float64 GEMM has flushed the caches (as a product on a large A meets it; fastlr's call and
 the bare one alternate).
 
@@ -25,11 +25,11 @@ def cases(op, A, V1, V2, W2):
     """name -> (fastlr's call, the bare call it ends in)."""
     k = _core
     return {
-        "times l=2 [kernel]": (lambda: op.times(V2), lambda: k.matmul(A, V2)),
-        "rtimes l=2 [kernel]": (lambda: op.rtimes(W2), lambda: k.rmatmul(A, W2)),
-        "gram l=2 [kernel]": (lambda: op.gram_product(V2), lambda: k.gram_product(A, V2)),
-        "power l=2 [kernel]": (lambda: op.power_pass(V2), lambda: k.power_step(A, V2)),
-        "gd l=2 [kernel]": (lambda: op.gd_products(W2, V2), lambda: k.gd_products(A, W2, V2)),
+        "times l=3 [kernel]": (lambda: op.times(V2), lambda: k.matmul(A, V2)),
+        "rtimes l=3 [kernel]": (lambda: op.rtimes(W2), lambda: k.rmatmul(A, W2)),
+        "gram l=3 [kernel]": (lambda: op.gram_product(V2), lambda: k.gram_product(A, V2)),
+        "power l=3 [kernel]": (lambda: op.power_pass(V2), lambda: k.power_step(A, V2)),
+        "gd l=3 [kernel]": (lambda: op.gd_products(W2, V2), lambda: k.gd_products(A, W2, V2)),
         "times l=1 [vector]": (lambda: op.times(V1), lambda: k.vector_product(0, A, V1)),
         "rtimes l=1 [vector]": (lambda: op.rtimes(V1), lambda: k.vector_product(1, A, V1)),
         "gram l=1 [vector]": (lambda: op.gram_product(V1), lambda: k.vector_product(2, A, V1)[1]),
@@ -52,7 +52,7 @@ def main(argv) -> int:
     big, big_v = rng.standard_normal((5760, 1080)), rng.standard_normal((1080, 20))
     A = rng.standard_normal((64, 64))
     op = InMemory(A)
-    V1, V2, W2 = rng.standard_normal((64, 1)), rng.standard_normal((64, 2)), rng.standard_normal((64, 2))
+    V1, V2, W2 = rng.standard_normal((64, 1)), rng.standard_normal((64, 3)), rng.standard_normal((64, 3))
     warm_total, cold_total = [], []
     with fastlr.thread_limit(1), threadpool_limits(1):
         for name, (ours, bare) in cases(op, A, V1, V2, W2).items():
