@@ -1,8 +1,9 @@
-// One-column products of dense A (BLAS's GEMV and pairs of GEMVs), one thread: ``A @ v``, ``A.T @ w``,
-// ``(A v, A.T (A v))`` and ``(A v, A.T u)``. The pairs read A once where NumPy's two GEMVs read it twice
-// (a row block's dot products, then its axpy while the block sits in L1/L2; the gd pair in one sweep), and the
-// single products spare the BLAS route's Python (thread counters, layout, result copy): the route sends one
-// column here at x86-64-v3 on one thread (fastlr/_matrix/memory.py, ``InMemory._route``).
+// Products of dense A with 1-4 columns (BLAS's GEMV and pairs of GEMVs), one thread: ``A @ V``, ``A.T @ W``,
+// ``(A V, A.T (A V))`` and ``(A V, A.T U)``. The pairs read A once where NumPy's two GEMVs read it twice
+// (a row block's dot products, then its axpys while the block sits in L1/L2), and the single products spare the
+// BLAS route's Python (thread counters, layout, result copy); at 2-4 columns they read A once where the one-pass
+// kernels run the width as 8. The route sends one column here at x86-64-v3 on one thread, and C-order A's 2-4
+// columns by ``choice.VECTOR_COLUMNS`` (fastlr/_matrix/memory.py, ``InMemory._route``).
 //
 // A translation unit of its own, outside LTO and last in the link (its name sorts after products_split_depth.cpp),
 // so the other kernels keep their code's place (bench/README.md, fifteenth session, HS).
