@@ -1,6 +1,6 @@
 """fastlr's one- to four-column products (``_core.vector_product``, csrc/bindings/products_vector.cpp) against NumPy,
-and the route that sends one column to them (``choice.vector_product``: "auto", one column, one thread, x86-64-v3) in place
-of NumPy's GEMVs."""
+and the route that sends narrow factors to them (``choice.vector_product``: "auto", one thread, x86-64-v3, one column
+or fewer than ``VECTOR_COLUMNS``) in place of NumPy's GEMVs, BLAS's GEMMs and the one-pass kernels."""
 
 import numpy as np
 import pytest
@@ -90,10 +90,11 @@ def _products(op, V, W):
 
 @pytest.mark.parametrize("dtype, order, k", [(np.float32, "C", 1), (np.float32, "F", 1), (np.float64, "C", 1),
                                              (np.float64, "F", 1), (np.float32, "C", 2), (np.float32, "C", 3),
-                                             (np.float32, "C", 4), (np.float64, "C", 2)])
+                                             (np.float32, "C", 4), (np.float64, "C", 2), (np.float32, "F", 3),
+                                             (np.float64, "F", 4)])
 def test_narrow_factors_run_the_vector_products(v3, monkeypatch, dtype, order, k):
-    """At x86-64-v3 on one thread, every dense product of one column, and of C-order A with 2 to
-    ``VECTOR_COLUMNS`` - 1 columns, runs ``_core.vector_product`` (neither BLAS nor the one-pass kernels are called)
+    """At x86-64-v3 on one thread, every dense product of one column, and of A with 2 to ``VECTOR_COLUMNS`` - 1
+    columns, runs ``_core.vector_product`` (neither BLAS nor the one-pass kernels are called)
     and agrees with NumPy's expression."""
     rng = np.random.default_rng(5)
     A = np.asarray(rng.standard_normal((90, 70)), dtype=dtype, order=order)
@@ -120,15 +121,16 @@ def test_narrow_factors_run_the_vector_products(v3, monkeypatch, dtype, order, k
 
 
 def test_vector_route_follows_the_rule(v3, monkeypatch):
-    """BLAS (or the kernel) instead where the rule says: two threads, two columns, FASTLR_PRODUCT_CHOICE=blas or
-    kernel, the baseline level; each reaches the next call (the route memo)."""
+    """BLAS (or the kernel) instead where the rule says: two threads, from ``VECTOR_COLUMNS`` columns on,
+    FASTLR_PRODUCT_CHOICE=blas or kernel, the baseline level; each reaches the next call (the route memo)."""
     op = InMemory(np.ones((40, 30)))
     assert op._route("matmul", 1, 1)[3] is not None and op._route("matmul", 2, 1)[3] is not None
     assert op._route("matmul", 1, 2)[3] is None  # BLAS's GEMV on fastlr's two threads
     assert op._route("matmul", 3, 1)[0]  # float64 from 3 columns: the kernel
     op32 = InMemory(np.ones((40, 30), np.float32))
     assert op32._route("gram", 4, 1)[3] is not None and op32._route("gram", 5, 1)[0]
-    assert InMemory(np.ones((40, 30), np.float32, order="F"))._route("gram", 2, 1)[3] is None
+    opf = InMemory(np.ones((40, 30), order="F"))
+    assert opf._route("gram", 4, 1)[3] is not None and opf._route("gram", 5, 1)[3] is None
     monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")
     assert op._route("gram", 1, 1)[::3] == (False, None)  # BLAS
     monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "kernel")

@@ -135,13 +135,15 @@ KERNEL_MIN_COLUMNS = 2
 #: read it twice (gd 1.3-2.3x, C-order ``A.T (A v)`` 1.2-1.7x; F-order ``A.T (A v)``, two sweeps, 1.0-1.15x), the
 #: single products 0.95-1.24x of the GEMV alone, and the route skips the BLAS route's Python (thread counters, layout).
 VECTOR_LEVELS = ("x86-64-v3",)
-#: C-order A at (level, order, dtype): fastlr's column passes (``_core.vector_product``) also for 2 to fewer than this
-#: many columns on one thread, in place of the one-pass kernels, which run 2-4 columns as they run 8 (5760 x 1080
-#: float32 ``A @ V`` 2.3 ms at 2-4 columns, 1.2 at one). Zen 2, x86-64-v3, 7 interleaved rounds, the kernel's time
-#: over the passes' (bench/README.md, twentieth session, HG): float32 2-4 columns 1.3-4.6x on 5760 x 1080, 1080 x 5760,
-#: 2000 x 1000 (A in L3: the kernel there lost to NumPy, 0.63-0.82x) and 0.94-1.8x on 100000 x 200; float64 2 columns
-#: 0.98-1.9x, 3-4 columns 0.70-1.39x (the kernel stays).
-VECTOR_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 5, ("x86-64-v3", "C", "float64"): 3}
+#: A at (level, order, dtype): fastlr's column passes (``_core.vector_product``) also for 2 to fewer than this many
+#: columns on one thread, in place of the one-pass kernels (C order), which run 2-4 columns as they run 8 (5760 x 1080
+#: float32 ``A @ V`` 2.3 ms at 2-4 columns, 1.2 at one), or of BLAS's GEMMs and the F-order gram kernel (F order).
+#: Zen 2, x86-64-v3, 7 interleaved rounds, the old route's time over the passes' (bench/README.md, twentieth session,
+#: HG): C order, float32 2-4 columns 1.3-4.6x on 5760 x 1080, 1080 x 5760, 2000 x 1000 (A in L3: the kernel there lost
+#: to NumPy, 0.63-0.82x) and 0.94-1.8x on 100000 x 200; float64 2 columns 0.98-1.9x, 3-4 columns 0.70-1.39x (the
+#: kernel stays); F order, 2-4 columns, 1.3-4.0x in float32, 1.04-3.7x in float64 (times, rtimes, power, gd).
+VECTOR_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 5, ("x86-64-v3", "C", "float64"): 3,
+                                                   ("x86-64-v3", "F", "float32"): 5, ("x86-64-v3", "F", "float64"): 5}
 
 #: Values of FASTLR_PRODUCT_CHOICE.
 CHOICES = ("auto", "kernel", "blas")
@@ -661,8 +663,8 @@ def describe() -> str:
         f"; float64 BLAS A^T W (and F-order A V) from {LAYOUT_MIN_COLUMNS} columns as (W^T A)^T at widths "
         f"{', '.join(map(str, sorted(swapped))) or 'none'} mod {calibration.LAYOUT_PERIOD} (over sums shorter than "
         f"{calibration.LAYOUT_SHAPE[0]} below {LAYOUT_SHORT_COLUMNS} columns), else NumPy's layout")
-    vec = "".join(f", fastlr's column passes for C-order A of {'2' if c == 3 else f'2-{c - 1}'} columns on one "
-                  f"thread ({t})" for (lv, o, t), c in VECTOR_COLUMNS.items() if lv == level and o == "C" and c > 2)
+    vec = "".join(f", fastlr's column passes for {o}-order A of {'2' if c == 3 else f'2-{c - 1}'} columns on one "
+                  f"thread ({t})" for (lv, o, t), c in VECTOR_COLUMNS.items() if lv == level and c > 2)
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}{short_f}; "
             f"{'fastlr' if level in VECTOR_LEVELS else 'BLAS'}'s one-column products on one thread (BLAS's on more; "
