@@ -20,6 +20,7 @@ import numpy as np
 from ._matrix import operand
 from ._validation import UINT64_MAX, check_int
 from .sketch import CountSketch, Sketch, StackedSketch, countsketch_hash
+from .sketch_file import save_sketch
 
 __all__ = ["HeavyRowSketch", "heavy_rows"]
 
@@ -166,6 +167,11 @@ class HeavyRowSketch(Sketch):
 
     def to_dense(self) -> np.ndarray:
         raise TypeError("HeavyRowSketch: its buckets depend on the matrix; use S.adapted(A).to_dense()")
+
+    def save(self, path) -> None:
+        """Write the sketch (its base and its rule) to ``path`` as an .npz file (no pickle); read it with
+        ``fastlr.load_sketch``. The base must be a CountSketch or a LearnedSketch (a plain stack cannot be saved)."""
+        save_sketch(self, path)
 
     def __repr__(self) -> str:
         return (f"HeavyRowSketch({self.base!r}, threshold={self.threshold}, max_rows={self.max_rows}, "

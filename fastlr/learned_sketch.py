@@ -15,6 +15,7 @@ import numpy as np
 
 from ._safeguards import Validation
 from ._validation import check_int
+from .heavy_rows import HeavyRowSketch
 from .sketch import MAX_HASH_ROWS, CountSketch, stack
 from .sketch_file import FORMAT, VERSION, read_sketch_arrays
 
@@ -153,7 +154,7 @@ def load_sketch(path) -> CountSketch:
 
     Returns
     -------
-    CountSketch or LearnedSketch
+    CountSketch, LearnedSketch, or a HeavyRowSketch of one of them
 
     Raises
     ------
@@ -177,6 +178,9 @@ def load_sketch(path) -> CountSketch:
     if version != VERSION:
         raise ValueError(f"path: {path} has format version {version}; this fastlr reads version {VERSION}")
     kind = str(get("kind", "U"))
+    heavy = kind == "heavy"  # a HeavyRowSketch: its base's entries, and its rule
+    if heavy:
+        kind = str(get("base_kind", "U"))
     if kind not in ("countsketch", "learned"):
         raise ValueError(f"path: {path} holds an unknown sketch kind {kind!r}")
 
@@ -194,11 +198,19 @@ def load_sketch(path) -> CountSketch:
             raise ValueError(f"path: {path} holds non-finite values")
         return CountSketch.from_arrays(rows, values, m)
 
+    def with_heavy_rows(base):
+        threshold, max_rows = float(get("heavy_threshold", "f")), int(get("heavy_max_rows", "iu"))
+        seed = int(get("heavy_seed", "iu"))
+        try:
+            return HeavyRowSketch(base, threshold=threshold, max_rows=max_rows, seed=seed)
+        except ValueError as exc:  # e.g. max_rows past what the base allows
+            raise ValueError(f"path: {path} holds a malformed heavy-row rule ({exc})") from None
+
     S = countsketch("")
     seed = int(get("seed", "iu"))
     if kind == "countsketch":
         S.seed = None if seed < 0 else seed
-        return S
+        return with_heavy_rows(S) if heavy else S
     mixed = str(get("mixed", "U")) or None
     if mixed not in MIXED:
         raise ValueError(f"path: {path} holds an unknown mixed value {mixed!r}")
@@ -217,4 +229,4 @@ def load_sketch(path) -> CountSketch:
     out = LearnedSketch(S.rows, S.values, S.m, k=int(get("k", "iu")), fixed=fixed, mixed=mixed, history=history,
                         validation=validation)
     out.seed = None if seed < 0 else seed
-    return out
+    return with_heavy_rows(out) if heavy else out

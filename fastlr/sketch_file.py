@@ -7,9 +7,12 @@ only by their attributes; :func:`fastlr.learned_sketch.load_sketch` turns the
 arrays read here back into sketches.
 
 Entries: ``format`` (``FORMAT``), ``version`` (``VERSION``), ``kind``
-("countsketch" or "learned"), ``m``, ``rows``, ``values``, ``seed`` (-1: none);
+("countsketch", "learned" or "heavy"), ``m``, ``rows``, ``values``, ``seed`` (-1: none);
 a learned sketch adds ``k``, ``mixed`` ("" for None), ``history``, optionally
 ``validation``, and for a mixed one ``fixed_m``, ``fixed_rows``, ``fixed_values``.
+A HeavyRowSketch is its base's entries with kind "heavy" (so a reader that does not
+know it refuses the file rather than dropping the apply-time rule), ``base_kind``
+("countsketch" or "learned"), ``heavy_threshold``, ``heavy_max_rows`` and ``heavy_seed``.
 """
 
 from __future__ import annotations
@@ -27,12 +30,19 @@ VERSION = 1
 
 
 def save_sketch(S, path) -> None:
-    """Write a CountSketch (or LearnedSketch) to ``path`` as an .npz file (no pickle).
+    """Write a CountSketch, LearnedSketch or HeavyRowSketch of one of them to ``path`` as an .npz file (no pickle).
 
     ``path`` is a file name (written as given, no suffix added) or a binary file object.
     """
+    heavy = None
+    if hasattr(S, "base") and hasattr(S, "threshold"):  # a HeavyRowSketch: its base's entries and its rule
+        heavy = {"heavy_threshold": np.array(S.threshold, dtype=np.float64),
+                 "heavy_max_rows": np.array(S.max_rows, dtype=np.int64),
+                 "heavy_seed": np.array(S.seed, dtype=np.uint64)}
+        S = S.base
     if not (hasattr(S, "rows") and hasattr(S, "values") and hasattr(S, "seed")):  # a CountSketch's attributes
-        raise TypeError(f"S: only CountSketch (and LearnedSketch) can be saved, got {type(S).__name__}")
+        raise TypeError(f"S: only CountSketch, LearnedSketch (and a HeavyRowSketch of one) can be saved, "
+                        f"got {type(S).__name__}")
     learned = hasattr(S, "m_learned")  # a LearnedSketch
     m = S.m_learned if learned else S.m
     arrays = {
@@ -51,6 +61,8 @@ def save_sketch(S, path) -> None:
         if S.fixed is not None:
             arrays.update(fixed_m=np.array(S.fixed.m, dtype=np.int64), fixed_rows=S.fixed.rows,
                           fixed_values=S.fixed.values)
+    if heavy is not None:
+        arrays.update(heavy, kind=np.array("heavy"), base_kind=arrays["kind"])
     if hasattr(path, "write"):
         np.savez(path, **arrays)
         return

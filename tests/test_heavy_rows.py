@@ -181,3 +181,29 @@ def test_dask_input_gives_the_same_sketch():
     H = HeavyRowSketch(fastlr.CountSketch(10, 300, seed=0))
     assert_close(np.asarray(H @ da.from_array(A, chunks=(70, 20))), H @ A, np.float64)
     assert_close(fastlr.scw(da.from_array(A, chunks=(70, 20)), H, 3).s, fastlr.scw(A, H, 3).s, np.float64)
+
+
+def test_save_and_load_keep_the_base_and_the_rule(tmp_path):
+    """S.save / load_sketch round trip of a HeavyRowSketch of a CountSketch and of a mixed LearnedSketch: the same
+    sketch of every matrix; a plain stack cannot be saved; a file whose rule its base cannot hold is refused."""
+    A = _with_heavy_rows()
+    base = fastlr.CountSketch(12, A.shape[0], seed=4)
+    train = [_with_heavy_rows(seed=s) for s in range(4)]
+    learned = fastlr.learn_sketch(train, 12, 4, steps=5, mixed="joint", progress=False)
+    for S in (HeavyRowSketch(base, threshold=1.2, max_rows=3, seed=9), HeavyRowSketch(learned)):
+        path = tmp_path / "h.npz"
+        S.save(path)
+        back = fastlr.load_sketch(path)
+        assert isinstance(back, HeavyRowSketch) and type(back.base) is type(S.base)
+        assert (back.threshold, back.max_rows, back.seed) == (S.threshold, S.max_rows, S.seed)
+        assert np.array_equal(back @ A, S @ A)
+    assert fastlr.load_sketch(tmp_path / "h.npz").base.k == 4
+    stacked = HeavyRowSketch(fastlr.stack([base, fastlr.CountSketch(4, A.shape[0], seed=5)]))
+    with pytest.raises(TypeError, match="S: only"):
+        stacked.save(tmp_path / "s.npz")
+    HeavyRowSketch(base, max_rows=11).save(tmp_path / "bad.npz")
+    z = dict(np.load(tmp_path / "bad.npz"))
+    z["heavy_max_rows"] = np.array(12, dtype=np.int64)  # a 12-row sketch keeps at least one hashed bucket
+    np.savez(tmp_path / "bad.npz", **z)
+    with pytest.raises(ValueError, match="heavy-row rule"):
+        fastlr.load_sketch(tmp_path / "bad.npz")
