@@ -113,6 +113,11 @@ class HeavyRowSketch(Sketch):
         self.seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
         self._rehash = {}
 
+    @property
+    def k(self):
+        """The base's training rank (a LearnedSketch's ``k``), None for a random base."""
+        return getattr(self.base, "k", None)
+
     def heavy(self, energy: np.ndarray) -> np.ndarray:
         """The rows isolated for a matrix with these squared row norms, heaviest first."""
         return heavy_rows(np.asarray(energy, dtype=np.float64), self.m, self.threshold, self.max_rows)

@@ -197,7 +197,8 @@ def test_save_and_load_keep_the_base_and_the_rule(tmp_path):
         assert isinstance(back, HeavyRowSketch) and type(back.base) is type(S.base)
         assert (back.threshold, back.max_rows, back.seed) == (S.threshold, S.max_rows, S.seed)
         assert np.array_equal(back @ A, S @ A)
-    assert fastlr.load_sketch(tmp_path / "h.npz").base.k == 4
+    assert fastlr.load_sketch(tmp_path / "h.npz").k == 4  # the CLI's eval reads the training rank
+    assert HeavyRowSketch(base).k is None
     stacked = HeavyRowSketch(fastlr.stack([base, fastlr.CountSketch(4, A.shape[0], seed=5)]))
     with pytest.raises(TypeError, match="S: only"):
         stacked.save(tmp_path / "s.npz")
