@@ -131,6 +131,16 @@ def _dense_blocks(A, d):
         yield np.asarray(A[start:start + rows], dtype=np.float64)
 
 
+def _duplicates_summed(A):
+    """Sparse A with repeated (row, column) entries added up (a float64 copy), so that squares are of the sums;
+    A itself when it has none (canonical format)."""
+    if A.has_canonical_format:
+        return A
+    A = A.astype(np.float64, copy=True)
+    A.sum_duplicates()
+    return A
+
+
 #: Stored entries of a sparse matrix handled at once (bounded temporaries: O(nnz) memory is the input's).
 _SPARSE_CHUNK = 1 << 18
 
@@ -230,9 +240,7 @@ class InMemory(Operand):
     def _squared_norm(self) -> float:
         A = self.A
         if self.sparse:
-            if not A.has_canonical_format:  # duplicates add up before squaring
-                A = A.astype(np.float64, copy=True)
-                A.sum_duplicates()
+            A = _duplicates_summed(A)
             data = A.data.astype(np.float64, copy=False)
             return float(data @ data)
         total = 0.0
@@ -262,9 +270,7 @@ class InMemory(Operand):
         if not self.sparse:
             return np.concatenate([np.einsum("ij,ij->i", block, block) for block in _dense_blocks(A, self.shape[1])]
                                   or [np.zeros(0)])
-        if not A.has_canonical_format:
-            A = A.astype(np.float64, copy=True)
-            A.sum_duplicates()
+        A = _duplicates_summed(A)
         squares = np.asarray(A.data, dtype=np.float64) ** 2
         if A.format == "csc":
             return np.bincount(A.indices, weights=squares, minlength=self.shape[0])
@@ -278,9 +284,7 @@ class InMemory(Operand):
         n, d = self.shape
         A = self.A
         if self.sparse:
-            if not A.has_canonical_format:
-                A = A.astype(np.float64, copy=True)
-                A.sum_duplicates()
+            A = _duplicates_summed(A)
             total, stored = 0.0, np.zeros(d)
             for cols, data in _sparse_chunks(A):
                 diff = data - mu[cols]
