@@ -27,37 +27,26 @@ constexpr index_t kBlock = 4;
 constexpr int kAxpyBlock = 8;
 
 // ---------------------------------------------------------------- portable (baseline) loops
+// One pass over row-major B (r x c) with K columns (any K; K = 1: XT = x, W = w, Y = y, ZT = z): XT non-null,
+// the dots Y = B XT.T (r x K); ZT non-null, the axpys ZT += (weights).T B (zeroed here; the weights are W, or Y
+// for the gram pass), row by row.
 template <class T>
-void dots_plain(const T* B, index_t r, index_t c, const T* x, T* y) {
+void pass_k_plain(const T* B, index_t r, index_t c, int K, const T* XT, const T* W, T* Y, T* ZT) {
+  if (ZT != nullptr) std::fill(ZT, ZT + K * c, T(0));
+  const T* weights = W != nullptr ? W : Y;
   for (index_t i = 0; i < r; ++i) {
     const T* b = B + i * c;
-    T s = 0;
-    for (index_t j = 0; j < c; ++j) s += b[j] * x[j];
-    y[i] = s;
-  }
-}
-
-template <class T>
-void axpys_plain(const T* B, index_t r, index_t c, const T* w, T* z) {
-  std::fill(z, z + c, T(0));
-  for (index_t i = 0; i < r; ++i) {
-    const T* b = B + i * c;
-    const T wi = w[i];
-    for (index_t j = 0; j < c; ++j) z[j] += b[j] * wi;
-  }
-}
-
-// y = B x and z = B.T u (u null: z = B.T y, each block's y first).
-template <class T>
-void pair_plain(const T* B, index_t r, index_t c, const T* x, const T* u, T* y, T* z) {
-  std::fill(z, z + c, T(0));
-  for (index_t i = 0; i < r; ++i) {
-    const T* b = B + i * c;
-    T s = 0;
-    for (index_t j = 0; j < c; ++j) s += b[j] * x[j];
-    y[i] = s;
-    const T wi = u != nullptr ? u[i] : s;
-    for (index_t j = 0; j < c; ++j) z[j] += b[j] * wi;
+    for (int k = 0; k < K; ++k) {
+      if (XT != nullptr) {
+        T s = 0;
+        for (index_t j = 0; j < c; ++j) s += b[j] * XT[k * c + j];
+        Y[i * K + k] = s;
+      }
+      if (ZT != nullptr) {
+        const T w = weights[i * K + k];
+        for (index_t j = 0; j < c; ++j) ZT[k * c + j] += b[j] * w;
+      }
+    }
   }
 }
 
@@ -346,7 +335,7 @@ void dots(const T* B, index_t r, index_t c, const T* x, T* y) {
 #if defined(FASTLR_X86_DISPATCH)
   if (avx2_level()) return dots_avx2<T>(B, r, c, x, y);
 #endif
-  dots_plain<T>(B, r, c, x, y);
+  pass_k_plain<T>(B, r, c, 1, x, nullptr, y, nullptr);
 }
 
 // The axpys' sums over B's rows (into z, zlen entries) go in fixed chunks of kSumRows rows, each chunk's from zero
@@ -371,7 +360,7 @@ void axpys(const T* B, index_t r, index_t c, const T* w, T* z) {
 #if defined(FASTLR_X86_DISPATCH)
     if (avx2_level()) return axpys_avx2<T>(B + i0 * c, rows, c, w + i0, zc);
 #endif
-    axpys_plain<T>(B + i0 * c, rows, c, w + i0, zc);
+    pass_k_plain<T>(B + i0 * c, rows, c, 1, nullptr, w + i0, nullptr, zc);
   });
 }
 
@@ -384,29 +373,8 @@ void pair(const T* B, index_t r, index_t c, const T* x, const T* u, T* y, T* z) 
     if (avx2_level())
       return u0 != nullptr ? both_avx2<T>(B0, rows, c, x, u0, y + i0, zc) : gram_avx2<T>(B0, rows, c, x, y + i0, zc);
 #endif
-    pair_plain<T>(B0, rows, c, x, u0, y + i0, zc);
+    pass_k_plain<T>(B0, rows, c, 1, x, u0, y + i0, zc);
   });
-}
-
-// pass_k_avx2's portable loops (any K).
-template <class T>
-void pass_k_plain(const T* B, index_t r, index_t c, int K, const T* XT, const T* W, T* Y, T* ZT) {
-  if (ZT != nullptr) std::fill(ZT, ZT + K * c, T(0));
-  const T* weights = W != nullptr ? W : Y;
-  for (index_t i = 0; i < r; ++i) {
-    const T* b = B + i * c;
-    for (int k = 0; k < K; ++k) {
-      if (XT != nullptr) {
-        T s = 0;
-        for (index_t j = 0; j < c; ++j) s += b[j] * XT[k * c + j];
-        Y[i * K + k] = s;
-      }
-      if (ZT != nullptr) {
-        const T w = weights[i * K + k];
-        for (index_t j = 0; j < c; ++j) ZT[k * c + j] += b[j] * w;
-      }
-    }
-  }
 }
 
 template <class T>
