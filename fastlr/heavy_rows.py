@@ -166,9 +166,8 @@ class HeavyRowSketch(Sketch):
         return self.adapted_to(op.row_squared_norms())
 
     def sketch_of(self, op):
-        S = self.adapted_to(op.row_squared_norms())
-        parts = [np.asarray(leaf.sketch_of(op)) for leaf in S.parts()]
-        return parts[0] if len(parts) == 1 else np.vstack(parts)
+        # the adapted sketch through the operand's own route for a sketch (leaves stacked; dask: one graph)
+        return op.apply_sketch(self.adapted_to(op.row_squared_norms()))
 
     def to_dense(self) -> np.ndarray:
         raise TypeError("HeavyRowSketch: its buckets depend on the matrix; use S.adapted(A).to_dense()")
