@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._backend import get_backend
-from ._matrix import InMemory, operand
+from ._matrix import InMemory, operand, seeded_countsketch
 from ._validation import INT64_MAX, UINT64_MAX, check_int, check_sparse, float_dtype, is_sparse, real_array
 from .sketch_file import save_sketch
 
@@ -221,6 +221,20 @@ class CountSketch(Sketch):
         if self._values_f32 is None:
             self._values_f32 = self.values.astype(np.float32)
         return self._values_f32
+
+    def apply(self, A, *, backend=None):
+        # A seeded sketch and a plain ndarray (the common call) take one call of the compiled core; anything
+        # it declines (seeded_countsketch: None) takes the general path, with the same result or error.
+        if self._rows is None:
+            SA = seeded_countsketch(A, self.seed, self.shape[0], self.shape[1], backend)
+            if SA is not None:
+                return SA
+        return Sketch.apply(self, A, backend=backend)
+
+    apply.__doc__ = Sketch.apply.__doc__
+
+    def __matmul__(self, A):
+        return self.apply(A)
 
     def sketch_of(self, op):
         if self._rows is None:  # seeded and never materialized: hash inside the kernel's pass

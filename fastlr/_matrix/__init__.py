@@ -22,7 +22,7 @@ import numpy as np
 from .base import Operand, as_operand
 from .blocks import DEFAULT_BLOCK_BYTES, RowBlocks, block_rows_for, on_each_block, row_blocks
 from .dask import DaskRows, is_dask_array
-from .memory import STREAM_ENTRY_WORK, InMemory, threads_for
+from .memory import STREAM_ENTRY_WORK, InMemory, seeded_countsketch, threads_for
 
 __all__ = [
     "DEFAULT_BLOCK_BYTES",
@@ -37,6 +37,7 @@ __all__ = [
     "on_each_block",
     "operand",
     "row_blocks",
+    "seeded_countsketch",
     "threads_for",
 ]
 
