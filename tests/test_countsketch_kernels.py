@@ -629,3 +629,44 @@ def test_runs_sum_as_the_scatter_does(isa_level, dtype, kind, n, d, m):
             assert core._last_kernel_isa() == isa_level
             np.testing.assert_array_equal(got, scattered[:m])
             assert not scattered[m].any()
+
+
+@pytest.mark.parametrize("kind", ["C", "F"])
+@pytest.mark.parametrize("n,d,m", [(7, 3, 2), (1000, 9, 50), (1100, 800, 7), (4100, 530, 20)])
+def test_seeded_dense_finite_is_the_seeded_kernel(dtype, kind, n, d, m):
+    """The core's one-step public call gives countsketch_seeded_dense's S A bit for bit (one-row, four-row and
+    bucket paths), at every thread count."""
+    core = fastlr.get_backend(require_backend("cpp"))
+    A = _seeded_input(kind, n, d, dtype, np.random.default_rng(n + d))
+    for threads in (1, 2):
+        with fastlr.thread_limit(threads):
+            got = core.countsketch_seeded_dense_finite(A, 3, m)
+            np.testing.assert_array_equal(got, core.countsketch_seeded_dense(A, 3, m, 0))
+            np.testing.assert_array_equal(core.countsketch_seeded_dense_finite(A, 3, m, 17),
+                                          core.countsketch_seeded_dense(A, 3, m, 17))
+    assert got.dtype == dtype and got.flags.c_contiguous
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [(0, 0), (12, 20), (36, 36)])  # the last: S A's final entry (past 8-wide sums)
+def test_seeded_dense_finite_declines_non_finite(dtype, bad, where):
+    core = fastlr.get_backend(require_backend("cpp"))
+    A = np.ones((37, 37), dtype=dtype)
+    A[where] = bad
+    for seed in range(4):  # some seeds put the bad row in S A's last row
+        assert core.countsketch_seeded_dense_finite(A, seed, 3) is None
+    with np.errstate(over="ignore"):
+        huge = np.full((40, 3), np.finfo(dtype).max, dtype=dtype)  # S A overflows
+    assert core.countsketch_seeded_dense_finite(huge, 0, 1) is None
+
+
+def test_seeded_dense_finite_declines_what_the_kernel_refuses():
+    """None (not an error) where countsketch_seeded_dense would raise: the caller's general path converts or names
+    the error."""
+    core = fastlr.get_backend(require_backend("cpp"))
+    A = np.random.default_rng(0).standard_normal((30, 8))
+    for bad in (A.astype(np.int64), A.astype(np.float16), A[:, ::2], A.astype(">f8"), A[:, 0], A[None],
+                A.astype(complex)):
+        assert core.countsketch_seeded_dense_finite(bad, 1, 4) is None, bad.dtype
+    with pytest.raises(ValueError, match="m"):
+        core.countsketch_seeded_dense_finite(A, 0, 0)

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import require_backend
 from helpers import assert_close, layouts, messy_csr
 
 import fastlr
+from fastlr._matrix import memory
 from fastlr.sketch import countsketch_hash
 
 
@@ -227,3 +229,56 @@ def test_stack():
 def test_repr():
     assert repr(fastlr.CountSketch(3, 7, seed=2)) == "CountSketch(m=3, n=7, seed=2)"
     assert "GaussianSketch(m=3, n=7" in repr(fastlr.GaussianSketch(3, 7))
+
+
+def test_seeded_sketch_of_an_ndarray_is_one_core_call(monkeypatch, dtype):
+    """``CountSketch(m, n, seed) @ A`` and ``S.apply(A)`` for a plain float ndarray build no operand (the Python
+    work would run with the caches the pass has flushed) and give the general path's S A bit for bit."""
+    require_backend("cpp")
+    rng = np.random.default_rng(5)
+    cases = [np.asarray(rng.standard_normal((300, 40)).astype(dtype), order=o) for o in "CF"]
+    S = fastlr.CountSketch(7, 300, seed=11)
+    expected = [memory.InMemory(A).sketch(S) for A in cases]
+    before = [A.copy() for A in cases]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the general path ran")
+
+    monkeypatch.setattr(memory.InMemory, "_set", refuse)
+    for A, want, copy in zip(cases, expected, before):
+        for got in (fastlr.CountSketch(7, 300, seed=11) @ A, S.apply(A), S.apply(A, backend="cpp")):
+            assert got.dtype == dtype
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(A, copy)
+    assert S._rows is None  # nothing of size n was built
+
+
+@pytest.mark.parametrize("make", [
+    lambda A: A.astype(np.int32), lambda A: A[:, ::2], lambda A: A.astype(">f8"), lambda A: A.tolist(),
+    lambda A: np.ma.masked_array(A), lambda A: sp.csr_matrix(A),
+])
+def test_seeded_sketch_of_other_input_takes_the_general_path(backend, make):
+    """Input the one-call path declines (other dtypes, views, byte order, lists, subclasses, sparse) and other
+    backends give the general path's result."""
+    A = make(np.arange(120.0).reshape(20, 6) % 7 - 3)
+    S = fastlr.CountSketch(4, 20, seed=2)
+    expected = S.to_dense() @ np.asarray(sp.csr_matrix(A).toarray() if sp.issparse(A) else A, dtype=np.float64)
+    np.testing.assert_allclose(S.apply(A, backend=backend), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_seeded_sketch_with_numba_uses_numba(monkeypatch):
+    """backend="numba" (or a numba default) never reaches the compiled core's one-call path."""
+    require_backend("numba")
+    core = fastlr.get_backend(require_backend("cpp"))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the C++ core ran")
+
+    monkeypatch.setattr(core, "countsketch_seeded_dense_finite", refuse)
+    monkeypatch.setattr(core, "countsketch_seeded_dense", refuse)
+    A = np.random.default_rng(1).standard_normal((50, 4))
+    S = fastlr.CountSketch(3, 50, seed=4)
+    expected = S.to_dense() @ A
+    np.testing.assert_allclose(S.apply(A, backend="numba"), expected, rtol=1e-12, atol=1e-12)
+    with fastlr.use_backend("numba"):
+        np.testing.assert_allclose(fastlr.CountSketch(3, 50, seed=4) @ A, expected, rtol=1e-12, atol=1e-12)
