@@ -303,6 +303,15 @@ FASTLR_INLINE int countsketch_rows_by_bucket(const T* A, index_t b, index_t e, i
       const index_t row = r[order[s]];
       const index_t f = by_bucket ? end[row] : s + 1;
       T* o = acc + row * ldo;
+      for (; by_bucket && s + 8 <= f; s += 8) {
+        const T* a[8];
+        T w[8];
+        for (int q = 0; q < 8; ++q) {
+          a[q] = A + (i0 + order[s + q]) * ld;
+          w[q] = v[order[s + q]];
+        }
+        axpy_bucket<8>(o, a, w, d);
+      }
       for (; by_bucket && s + 4 <= f; s += 4) {
         const T* a[4];
         T w[4];
