@@ -207,7 +207,7 @@ inline index_t dense_bucket_row_bytes(int level, index_t m) {
   level = kIsaBaseline;  // one variant, compiled for the baseline
 #endif
   if (level >= kIsaAvx2) return 2048;
-  return 8 * m <= kBucketBlock ? 6144 : 0;
+  return 8 * m <= kBucketBlock ? 4096 : 0;
 #endif
 }
 
