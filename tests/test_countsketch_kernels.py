@@ -383,9 +383,9 @@ def _isa_sparse(fmt, n, d, dtype, index_dtype, rng):
 # (700, 75, 9): rows over 256 bytes in float32 too (300 and 600 bytes, not whole lines): the prefetching scatter
 # (countsketch_rows' wide rows) with a scalar head and tail in both dtypes.
 # (1100, 800, 7) and (1100, 520, 1030): rows of 2 KB and more (3200 and 6400 bytes; 2080 and 4160), two blocks of
-# countsketch_rows_by_bucket (dense_bucket_row_bytes: float64 only at the baseline): bucket by bucket, four rows of
-# a bucket at once and the rest four at a time (m = 7), and in row order four at a time (m = 1030, over
-# kBucketMaxRows).
+# countsketch_rows_by_bucket (dense_bucket_row_bytes: at the baseline from 3 KB, so 3200 and 6400 bytes): bucket by
+# bucket, eight then four rows of a bucket at once and the rest four at a time (m = 7), and in row order four at a
+# time (m = 1030, over kBucketMaxRows).
 ISA_SHAPES = [(1, 1, 1), (50, 17, 5), (300, 40, 3), (1500, 64, 20), (2000, 33, 7), (700, 75, 9), (1100, 800, 7),
               (1100, 520, 1030)]
 

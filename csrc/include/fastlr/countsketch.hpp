@@ -195,8 +195,9 @@ constexpr index_t kBucketMaxRows = 1024;  // largest m whose blocks go bucket by
 /// Rows of a row-major A at least this many bytes wide go through countsketch_rows_by_bucket, by the
 /// ISA level its variant runs and m; 0: never. One thread, Zen 2, against the one-row scatter
 /// (bench/README.md, twentieth session): at x86-64-v3 from 2 KB (a C++ loop over 300 float64
-/// columns: 0.94x its time; 200 columns: 1.03x); the SSE2 baseline gained only from 6 KB rows with
-/// at least 8 rows of a block per bucket (4 KB float32 rows, and m = 200, measured no faster).
+/// columns: 0.94x its time; 200 columns: 1.03x); the SSE2 baseline from 3 KB with at least 8 rows
+/// of a block per bucket (its passes of eight rows, 21st session: 4.0-4.8 KB rows 0.85-0.91x, 3000-byte
+/// rows 0.96x, 2400-byte rows 1.04x; four-row passes had gained only from 6 KB).
 inline index_t dense_bucket_row_bytes(int level, index_t m) {
 #if !defined(FASTLR_ISA_DISPATCH) && defined(__AVX2__)
   (void)level;
@@ -207,7 +208,7 @@ inline index_t dense_bucket_row_bytes(int level, index_t m) {
   level = kIsaBaseline;  // one variant, compiled for the baseline
 #endif
   if (level >= kIsaAvx2) return 2048;
-  return 8 * m <= kBucketBlock ? 4096 : 0;
+  return 8 * m <= kBucketBlock ? 3072 : 0;
 #endif
 }
 
@@ -271,8 +272,9 @@ FASTLR_INLINE void axpy_rows(T* const* o, const T* const* a, const T* __restrict
 // time) at ~17 GB/s and through four at ~23 (a sum of A; OpenBLAS's GEMV reads four rows too), and each row alone
 // moves its bucket's accumulator row (8 KB for 1080 float64: the m x d accumulator is in L2, not L1) to L1
 // and back. So each block of kBucketBlock rows goes bucket by bucket (a stable counting sort of the rows by
-// r_i: rows of different buckets add to different accumulator rows, so their order is free), four rows of
-// a bucket per pass (axpy_bucket: four streams, one load and store of the accumulator), the one to three
+// r_i: rows of different buckets add to different accumulator rows, so their order is free), eight rows of
+// a bucket per pass, then four (axpy_bucket: eight or four streams, one load and store of the accumulator;
+// eight rows: 0.92-0.96x four's time at x86-64-v3 and the baseline, 21st session), the one to three
 // left over in each bucket four at a time whatever their buckets (axpy_rows). Each accumulator entry still
 // receives its rows' additions in row order: the same sums, bit for bit, as one row at a time. m over
 // kBucketMaxRows (a bucket rarely holds two rows of a block): rows in order, four at a time (axpy_rows).
