@@ -183,3 +183,17 @@ def test_countsketch_is_thread_count_invariant(core, kernel, layout, dtype):
         call = (lambda: core.countsketch_gather_dot(A, rows, D)) if dense else (
             lambda: core.countsketch_gather_dot_csr(*parts, rows, D))
     _assert_identical(_at_threads(call))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["C", "F", "csr", "csc"])
+def test_row_squared_norms_are_thread_count_invariant(core, layout, dtype):
+    """HeavyRowSketch's pass: each row's sum in an order fixed by the row alone."""
+    if layout in ("csr", "csc"):
+        A = _csr(dtype) if layout == "csr" else _csr(dtype).tocsc()
+        fn = getattr(core, f"row_squared_norms_{layout}")
+        results = _at_threads(lambda: fn(A.indptr, A.indices, A.data, A.shape[0]))
+    else:
+        A = _dense(dtype, layout, n=20000, d=37)
+        results = _at_threads(lambda: core.row_squared_norms_dense(A))
+    _assert_identical(results)

@@ -126,5 +126,6 @@ void bind_countsketch(py::module_& m);
 void bind_products(py::module_& m);
 void bind_gd(py::module_& m);
 void bind_vector(py::module_& m);
+void bind_row_norms(py::module_& m);
 
 }  // namespace fastlr::bind

@@ -108,4 +108,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
   bind_products(m);
   bind_gd(m);
   bind_vector(m);
+  bind_row_norms(m);
 }

@@ -231,6 +231,18 @@ inline void nnz_chunk_range(const I* indptr, index_t n, int parts, int t, index_
   end = boundary(t + 1);
 }
 
+namespace detail {
+
+/// A compressed matrix's indptr (outer + 1 entries) starts at 0 and ends at nnz (the kernels check that it
+/// does not decrease as they read it).
+template <class I>
+inline void check_indptr_ends(const I* indptr, index_t outer, index_t nnz) {
+  require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[outer]) == nnz,
+          "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
+}
+
+}  // namespace detail
+
 /// Sum per-thread accumulators into out; thread t handles a slice.
 template <class T>
 inline void reduce_slices(T* out, const T* acc, index_t size, int nacc, int parts, int t) {

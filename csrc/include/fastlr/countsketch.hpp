@@ -596,16 +596,6 @@ FASTLR_INLINE int countsketch_csr_rows(const I* indptr, const I* indices, const 
 
 namespace fastlr {
 
-namespace detail {
-
-template <class I>
-inline void check_indptr_ends(const I* indptr, index_t outer, index_t nnz) {
-  require(static_cast<index_t>(indptr[0]) == 0 && static_cast<index_t>(indptr[outer]) == nnz,
-          "A: sparse indptr must start at 0 and end at nnz (the length of indices and data)");
-}
-
-}  // namespace detail
-
 /// CountSketch columns start .. start + count - 1 for `seed`: rows[i] in [0, m) and
 /// signs[i] = +-1 from a counter-based hash of (seed, start + i), the same values as
 /// fastlr._kernels.reference.countsketch_hash (z = mix64(mix64(seed) + (column + 1) *

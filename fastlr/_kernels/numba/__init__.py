@@ -6,9 +6,10 @@ that accept writeable arrays too) the first time it is called with it, and
 caches it on disk (``cache=True``), so later processes load it instead.
 """
 
-from . import countsketch, gd, products
+from . import countsketch, gd, products, row_norms
 from .countsketch import *  # noqa: F401,F403
 from .gd import *  # noqa: F401,F403
 from .products import *  # noqa: F401,F403
+from .row_norms import *  # noqa: F401,F403
 
-__all__ = countsketch.__all__ + products.__all__ + gd.__all__
+__all__ = countsketch.__all__ + products.__all__ + gd.__all__ + row_norms.__all__
