@@ -196,6 +196,17 @@ class CountSketch(Sketch):
         self._init(m, rows.astype(np.int64, copy=True), values)
         return self
 
+    @classmethod
+    def _owning(cls, rows: np.ndarray, values: np.ndarray, m: int) -> "CountSketch":
+        """A CountSketch holding ``rows`` and ``values`` themselves: ``from_arrays`` without its checks and
+        copies, for arrays fastlr has just built (int64 rows in [0, m), finite float64 values, owned by no one
+        else). HeavyRowSketch builds one per matrix: the checks and copies took 4.6 ms at n = 10^6."""
+        self = cls.__new__(cls)
+        self.shape = (m, len(rows))
+        self.seed = None
+        self._rows, self._values, self._values_f32 = rows, values, None
+        return self
+
     @property
     def values(self) -> np.ndarray:
         if self._rows is None:

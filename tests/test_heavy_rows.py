@@ -6,6 +6,7 @@ import scipy.sparse as sp
 from helpers import assert_close, messy_csr
 
 import fastlr
+from fastlr._matrix import operand
 from fastlr.heavy_rows import HeavyRowSketch
 from fastlr.sketch import countsketch_hash
 
@@ -208,3 +209,38 @@ def test_save_and_load_keep_the_base_and_the_rule(tmp_path):
     np.savez(tmp_path / "bad.npz", **z)
     with pytest.raises(ValueError, match="heavy-row rule"):
         fastlr.load_sketch(tmp_path / "bad.npz")
+
+
+def test_each_matrix_gets_its_own_sketch_through_the_kept_rows():
+    """adapted_to keeps the leaves' rows for the last few numbers of reserved buckets: matrices with the same
+    number of heavy rows (other rows), with more numbers than are kept, in any order, and a caller writing
+    into an adapted sketch's rows, each still get the reference's sketch."""
+    S = fastlr.CountSketch(16, 300, seed=3)
+    H = HeavyRowSketch(S)
+    heavies = [(7, 123, 250), (3, 40, 200), (9,), (1, 2), (10, 20, 30, 40), (50, 60, 70, 80, 90),
+               (11, 12, 13, 14, 15, 16), (3, 40, 200), (9,)]
+    matrices = [_with_heavy_rows(heavy=heavy, seed=t) for t, heavy in enumerate(heavies)]
+    for A in matrices + matrices[::-1]:
+        D, heavy = _reference(S, A)
+        adapted = H.adapted(A)
+        np.testing.assert_array_equal(adapted.to_dense(), D)
+        assert_close(H @ A, D @ A, np.float64)
+        adapted.rows[:] = 0  # the caller's to change: not the kept rows
+        adapted.values[:] = 5.0
+    assert np.array_equal(S.rows, fastlr.CountSketch(16, 300, seed=3).rows)
+    assert np.array_equal(S.values, fastlr.CountSketch(16, 300, seed=3).values)
+
+
+def test_row_norms_of_every_form_match_numpy(backend):
+    """The squared row norms HeavyRowSketch reads: dense C / F float32 / float64, CSR / CSC (canonical and with
+    duplicates), empty rows, against NumPy, through the operand of each backend."""
+    rng = np.random.default_rng(4)
+    messy = messy_csr(257, 19, 0.15, rng)
+    dense = messy.toarray()
+    expected = (dense ** 2).sum(axis=1)
+    forms = [dense, np.asfortranarray(dense), dense.astype(np.float32), np.asfortranarray(dense.astype(np.float32)),
+             messy, messy.tocsc(), sp.csr_matrix(dense), sp.csc_matrix(dense), sp.csr_matrix(dense.astype(np.float32))]
+    for A in forms:
+        got = operand(A, backend=backend).row_squared_norms()
+        scale = expected if A.dtype == np.float64 else (np.asarray(dense, np.float32).astype(np.float64) ** 2).sum(1)
+        np.testing.assert_allclose(got, scale, rtol=1e-13, atol=0)
