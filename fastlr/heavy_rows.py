@@ -32,10 +32,12 @@ def heavy_rows(energy: np.ndarray, m: int, threshold: float, max_rows: int) -> n
     """Indices of the rows with ``energy >= threshold * energy.sum() / m``, heaviest first (ties: lower index),
     at most ``max_rows`` of them (empty for a zero matrix)."""
     total = float(energy.sum())
-    if total <= 0.0 or max_rows == 0:
+    bar = threshold * total / m
+    # no row at the bar (most dense data): one pass and no index array (n = 10^6: 0.9 -> 0.4 ms)
+    if total <= 0.0 or max_rows == 0 or float(energy.max(initial=0.0)) < bar:
         return np.zeros(0, dtype=np.int64)
     # at most m / threshold rows can reach the bar (their energies add up to <= total): sort only those, O(n)
-    above = np.flatnonzero(energy >= threshold * total / m)
+    above = np.flatnonzero(energy >= bar)
     order = above[np.argsort(-energy[above], kind="stable")]
     return order[:max_rows].astype(np.int64)
 
