@@ -58,9 +58,11 @@ class HeavyRowSketch(Sketch):
     a learned sketch 0.81 [1.15] -> 0.40 [0.59] wrapped, ``mixed="joint"`` 0.66 [0.86] -> 0.39 [0.58], the random
     CountSketch itself 1 -> 0.52 [0.66]; video and hyperspectral frames have no heavy row (unchanged).
 
-    Cost: one pass over A for its row norms (O(nnz) sparse, O(n d) dense) besides the sketch's own pass; scw
-    with it took 1.3x the plain scw's CPU time at one thread (sparse and dense, 0.2-1M entries). Dask input is
-    computed (not lazy).
+    Cost: one pass over A for its row norms (the backend's ``row_squared_norms`` kernel: O(nnz) sparse, O(n d)
+    dense) besides the sketch's own pass. One thread, CPU time of scw with it over the plain scw's (bench/README.md,
+    twenty-first session): 1.03-1.06 on a 1M x 500 CSR (500k nnz), 1.05-1.11 on 20000 x 1000 text, 1.03 on
+    the demo's video frames, 1.18-1.22 on dense 5760 x 1080: there the norm pass reads A once more, as long as
+    S A itself (1.1-1.4x the memory floor of one read). Dask input is computed (not lazy).
 
     **S is no longer oblivious**: its positions depend on A. What still holds for a random base
     ``CountSketch(m, n, seed)``: given which rows are heavy, the other rows are sketched by a CountSketch with

@@ -64,10 +64,11 @@ def test_sparse_empty(backend, fmt, n, d):
 
 
 def test_rows_of_every_length_up_to_the_end_of_data(backend):
-    """CSR rows of 0-13 entries in every order, the last rows ending at nnz (the kernels' tails)."""
+    """CSR rows of 0-40 entries in every order (short rows and long ones, summed as dense rows), the last row
+    ending at nnz (the kernels' tails)."""
     rng = np.random.default_rng(3)
-    for last in range(14):
-        counts = np.concatenate([rng.permutation(np.repeat(np.arange(14), 3)), [last]])
+    for last in list(range(14)) + [15, 16, 17, 23, 24, 25, 40]:
+        counts = np.concatenate([rng.permutation(np.repeat(np.arange(41), 2)), [last]])
         indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         data = rng.standard_normal(indptr[-1]) * 3
         A = sp.csr_matrix((data, rng.integers(0, 20, indptr[-1]), indptr), shape=(len(counts), 20))

@@ -14,6 +14,7 @@ namespace detail {
 constexpr int kRowLanes = 8;            // partial sums of a row-major row (row_sumsq's fixed tree is for 8)
 constexpr index_t kRowBlockRows = 256;  // rows of a row-major A per scheduled block
 constexpr index_t kColBlockRows = 2048; // rows of a column-major A per block: 16 KB of sums, in L1
+constexpr index_t kCsrLongRow = 16;     // CSR rows with at least this many entries take row_sumsq
 
 }  // namespace detail
 }  // namespace fastlr
@@ -38,8 +39,9 @@ void row_squared_norms_dense(const T* A, index_t n, index_t d, index_t ld, bool 
 }
 
 /// out[i] = the sum of the squares of row i's stored entries (double) for a CSR A with n rows (stored
-/// duplicates are squared apart: sum them first). Four partial sums per row over its groups of four
-/// entries, the tail in order: bit-identical at every thread count. Threads: row chunks balanced by nonzeros.
+/// duplicates are squared apart: sum them first). A row of kCsrLongRow entries or more is summed as a dense
+/// row; a shorter one in four partial sums over its groups of four entries, the tail in order: bit-identical
+/// at every thread count. Threads: row chunks balanced by nonzeros.
 template <class T, class I>
 void row_squared_norms_csr(const I* indptr, const T* data, index_t nnz, index_t n, double* out, int nthreads) {
   detail::check_indptr_ends(indptr, n, nnz);
