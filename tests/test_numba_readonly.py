@@ -82,6 +82,7 @@ def _cases(size, dtype, index_dtype):
         cases[f"gd_products-{order}"] = ((A, f(n, k), f(d, k)), (0, 1, 2))
         cases[f"power_step-{order}"] = ((A, f(d, k)), (0, 1))
         cases[f"gram_product-{order}"] = ((A, f(d, k)), (0, 1))
+        cases[f"row_squared_norms_dense-{order}"] = ((A,), (0,))
     csr = _csr(rng, n, d, density, dtype, index_dtype)
     csc = _csr(rng, n, d, density, dtype, index_dtype, fmt="csc")
     cases["countsketch_csr"] = ((*csr, rows, values, M, d), (0, 1, 2, 3, 4))
@@ -95,6 +96,8 @@ def _cases(size, dtype, index_dtype):
     cases["power_step_csr"] = ((*csr, f(d, k)), (0, 1, 2, 3))
     cases["gram_product_csr"] = ((*csr, f(d, k)), (0, 1, 2, 3))
     cases["gd_masked_grad"] = ((*csr, f(n, k), f(d, k), 0.1), (0, 1, 2, 3, 4))
+    cases["row_squared_norms_csr"] = ((*csr, n), (0, 1, 2))
+    cases["row_squared_norms_csc"] = ((*csc, n), (0, 1, 2))
     return cases
 
 

@@ -106,12 +106,18 @@ def test_operand_sums_duplicates_before_squaring(backend, fmt):
 
 
 def test_every_isa_level(isa_level, dtype):
+    """Each ISA variant against NumPy, the variant that ran following the cap."""
     rng = np.random.default_rng(7)
     core = fastlr.get_backend("cpp")
     for order in "CF":
         A = np.asarray(rng.standard_normal((301, 45)), dtype=dtype, order=order)
         _check(core.row_squared_norms_dense(A), A)
-    S = sp.csr_matrix(rng.standard_normal((301, 45)) * (rng.random((301, 45)) < 0.2)).astype(dtype)
+        assert core._last_kernel_isa() == isa_level
+    mask = rng.random((301, 45)) < 0.2
+    mask[7] = True  # a long row
+    S = sp.csr_matrix(rng.standard_normal((301, 45)) * mask).astype(dtype)
     _check(core.row_squared_norms_csr(S.indptr, S.indices, S.data, 301), S)
+    assert core._last_kernel_isa() == isa_level
     C = S.tocsc()
     _check(core.row_squared_norms_csc(C.indptr, C.indices, C.data, 301), C)
+    assert core._last_kernel_isa() == isa_level
