@@ -154,7 +154,14 @@ class HeavyRowSketch(Sketch):
         heavy = self.heavy(energy)
         if len(heavy) == 0:
             return self.base
-        # each heavy row to the leaf with the most unreserved buckets left (one leaf: all of them)
+        if len(self.leaves) == 1:  # one leaf holds them all
+            leaf, h = self.leaves[0], len(heavy)
+            rows = self._rows_reserving(0, h).copy()
+            values = np.array(leaf.values, dtype=np.float64)
+            rows[heavy] = np.arange(leaf.m - h, leaf.m)
+            values[heavy] = 1.0
+            return CountSketch._owning(rows, values, leaf.m)
+        # each heavy row to the leaf with the most unreserved buckets left
         reserved = [0] * len(self.leaves)
         owner = np.empty(len(heavy), dtype=np.int64)
         for t in range(len(heavy)):
@@ -172,7 +179,7 @@ class HeavyRowSketch(Sketch):
                 values[mine] = 1.0
             values[heavy[owner != j]] = 0.0  # alone in another leaf's bucket: counted once
             out.append(CountSketch._owning(rows, values, leaf.m))
-        return out[0] if len(out) == 1 else StackedSketch(out)
+        return StackedSketch(out)
 
     def adapted(self, A) -> Sketch:
         """The plain sketch this sketch applies to A (a CountSketch or a stack of them)."""
