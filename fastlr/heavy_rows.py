@@ -60,9 +60,10 @@ class HeavyRowSketch(Sketch):
 
     Cost: one pass over A for its row norms (the backend's ``row_squared_norms`` kernel: O(nnz) sparse, O(n d)
     dense) besides the sketch's own pass. One thread, CPU time of scw with it over the plain scw's (bench/README.md,
-    twenty-first session): 1.03-1.06 on a 1M x 500 CSR (500k nnz), 1.05-1.11 on 20000 x 1000 text, 1.03 on
-    the demo's video frames, 1.18-1.22 on dense 5760 x 1080: there the norm pass reads A once more, as long as
-    S A itself (1.1-1.4x the memory floor of one read). Dask input is computed (not lazy).
+    twenty-first session): 1.03-1.05 on a 1M x 500 CSR (500k nnz; 1.04-1.09 with heavy rows), 1.05-1.11 on
+    20000 x 1000 topic-shifted text, 1.03-1.05 on the demo's video frames, 1.17-1.23 on dense 5760 x 1080: there
+    the norm pass reads A once more, as long as S A itself (1.1-1.4x the memory floor of one read). Dask input is
+    computed (not lazy).
 
     **S is no longer oblivious**: its positions depend on A. What still holds for a random base
     ``CountSketch(m, n, seed)``: given which rows are heavy, the other rows are sketched by a CountSketch with
