@@ -203,3 +203,29 @@ class HeavyRowSketch(Sketch):
     def __repr__(self) -> str:
         return (f"HeavyRowSketch({self.base!r}, threshold={self.threshold}, max_rows={self.max_rows}, "
                 f"seed={self.seed})")
+
+    # ------------------------------------------------------------------ a learned base's record, read through
+
+    #: Why ``fastlr.learn_sketch`` attached the rule to the sketch it learned (``heavy_rows="auto"``: what it saw in
+    #: the training matrices; True: asked for); None for a sketch wrapped by hand or loaded from a file.
+    reason = None
+
+    @property
+    def history(self):
+        """The base's training record (a LearnedSketch's ``history``), None for a random base."""
+        return getattr(self.base, "history", None)
+
+    @property
+    def validation(self):
+        """The base's ``validation`` (what learn_sketch's hold-out decided), None for a random base."""
+        return getattr(self.base, "validation", None)
+
+    @property
+    def fallback(self) -> bool:
+        """True when the base is learn_sketch's random start, returned because learning did not beat it."""
+        return bool(getattr(self.base, "fallback", False))
+
+    @property
+    def mixed(self):
+        """The base's ``mixed`` (None, "joint" or "separate"), None for a random base."""
+        return getattr(self.base, "mixed", None)

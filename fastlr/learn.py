@@ -47,7 +47,9 @@ from ._sample_matrices import one_thread_if_small, sample_matrices
 from ._threads import get_num_threads
 from ._training import InMemoryMatrices, Training, load_operand, run_training
 from ._validation import UINT64_MAX, check_choice, check_int
+from .datadriven.fewshot import rows_not_shared
 from .evaluation import sketch_error
+from .heavy_rows import HeavyRowSketch
 from .learned_sketch import HISTORY_DTYPE, MIXED, LearnedSketch, load_sketch
 from .sketch import CountSketch
 
@@ -85,6 +87,40 @@ def _lr_schedule(lr_decay):
 
 
 INITS = ("random", "inner_product", "one_shot")
+HEAVY_ROWS = ("auto", True, False)
+
+
+def _heavy_rows_reason(heavy_rows, mats: list) -> str | None:
+    """Why the learned sketch goes out wrapped in a HeavyRowSketch, None: returned plain.
+
+    ``"auto"`` asks the training data the question the data-driven sketches ask before trusting them
+    (``datadriven.fewshot.rows_not_shared``): energy on few rows (term-document counts) or rows used unlike each
+    other, where new matrices may make heavy the rows training never saw (bench/README.md, twenty-first session).
+    On frames, bands and low-rank data it says no, and the plain LearnedSketch is returned (no row-norm pass at
+    apply time, ``to_dense`` works); there the rule would change nothing anyway (no row reaches its threshold).
+    """
+    if heavy_rows is True:
+        return "heavy_rows=True"
+    if heavy_rows is False or not mats:
+        return None
+    why = rows_not_shared(mats)
+    return None if why is None else f"heavy_rows='auto': {why}"
+
+
+def _check_heavy_rows(heavy_rows):
+    if not (heavy_rows is True or heavy_rows is False or (isinstance(heavy_rows, str) and heavy_rows == "auto")):
+        raise ValueError(f"heavy_rows: expected 'auto', True or False, got {heavy_rows!r}")
+    return heavy_rows
+
+
+def _with_heavy_rows(S: LearnedSketch, reason: str | None):
+    """S, or S wrapped in ``HeavyRowSketch`` (defaults; at most m - leaves rows: a mixed m = 2 sketch keeps one
+    hashed bucket per half) with ``reason`` recorded on it."""
+    if reason is None:
+        return S
+    H = HeavyRowSketch(S, max_rows=min(S.m // 2, S.m - len(S.parts())))
+    H.reason = reason
+    return H
 
 
 def _init_subspace(count: int, m: int, k: int) -> int | None:
@@ -146,9 +182,9 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
                  lr: float | None = None, lr_decay=None, gradient: str = "exact", power_iters: int | None = None,
                  mixed: str | None = None, seed: int = 0, val=None, holdout: float = DEFAULT_HOLDOUT,
                  patience: int | None = DEFAULT_PATIENCE, refit: bool = True, shrink: float = DEFAULT_SHRINK,
-                 max_time: float | None = None, init=None,
+                 max_time: float | None = None, init=None, heavy_rows="auto",
                  eval_every: int | None = None, progress: bool = True, callback=None,
-                 backend=None) -> LearnedSketch:
+                 backend=None) -> LearnedSketch | HeavyRowSketch:
     """Learn the values of an m x n CountSketch for rank-k SCW on matrices like ``train``.
 
     Minimizes the mean of ``||A - SCW(S, A)||_F`` over the training matrices
@@ -381,6 +417,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     patience = None if patience is None else check_int(patience, "patience", minimum=1)
     max_time = check_max_time(max_time)
     shrink = check_shrink(shrink)
+    heavy_rows = _check_heavy_rows(heavy_rows)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
     get_backend(backend)  # an unknown or unavailable backend fails here, before any work
@@ -415,6 +452,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         val_ops = held if not remote else sample_matrices(held, "train", shape=(n, d), like="train[0]", first=cut)
     else:
         val_ops = [] if val is None else sample_matrices(val, "val", shape=(n, d), like="train[0]")
+    # in memory: every training matrix (held-out ones too); dask: the matrices this process holds (held out or val)
+    reason = _heavy_rows_reason(heavy_rows, [op.A for op in (val_ops if remote else ops + (held or []))])
     from tqdm.auto import tqdm
 
     with ExitStack() as stack:
@@ -441,7 +480,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
                          callback=callback, bar=bar)
         S = run.result(checkpoint, stopped, source="val" if held is None else "holdout")
         if held is None or not refit or S.fallback or stopped == "callback":
-            return S
+            return _with_heavy_rows(S, reason)
         # Validation said learning helps, and for how many steps: learn again on every matrix.
         if remote:
             everything = _dask.DaskMatrices(list(train) + list(held), "train", load)
@@ -456,4 +495,4 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
             S.validation.refit = True
             S = run.refit_kept_on_validation(S, validated)
             S = again.never_worse_after_refit(S, [] if remote else ops + held)
-        return S
+        return _with_heavy_rows(S, reason)

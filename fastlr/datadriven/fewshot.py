@@ -161,7 +161,7 @@ def few_shot_sketch(train, m: int, k: int, *, steps: int = 50, lr: float = 0.05,
     S = one_shot_sketch(mats, m, k=k, values=values, seed=seed)
     if steps == 0:
         return S
-    if values == "guarded" and (why := _rows_not_shared(mats)):
+    if values == "guarded" and (why := rows_not_shared(mats)):
         warnings.warn(f"few_shot_sketch: no gradient steps: {why}, where a few steps fit their rows and not new "
                       "matrices'; returning the guarded one-shot sketch (values='paper' forces the steps)",
                       LearnedSketchWarning, stacklevel=2)
@@ -169,7 +169,7 @@ def few_shot_sketch(train, m: int, k: int, *, steps: int = 50, lr: float = 0.05,
     return refine_values(mats, S, k, steps=steps, lr=lr, seed=seed, backend=backend)
 
 
-def _rows_not_shared(mats: list) -> str | None:
+def rows_not_shared(mats: list) -> str | None:
     """Why new matrices may use other rows than these (None: nothing says so): energy on under SPARSE_ROWS of the
     rows (term-document counts; one_shot_sketch's test), or rows used unlike each other (row_consistency). The
     consistency alone let 1-4 in 100 draws of 3 text matrices through (bench/guard_audit.py's text and text-topic:
