@@ -29,6 +29,7 @@ import argparse
 import json
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -178,12 +179,15 @@ def audit_families(seed, names):
 def bases(train, m, k, seed, steps, which):
     n = train[0].shape[0]
     out = {"random": CountSketch(m, n, seed=seed)}
+    # the plain learned sketches (learn_sketch's heavy_rows="auto" would already wrap them on text): the rules here
+    # are applied to them
+    learn = partial(fastlr.learn_sketch, train, m, k, steps=steps, seed=seed, progress=False, heavy_rows=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if "learned" in which:
-            out["learned"] = fastlr.learn_sketch(train, m, k, steps=steps, seed=seed, progress=False)
+            out["learned"] = learn()
         if "joint" in which:
-            out["joint"] = fastlr.learn_sketch(train, m, k, steps=steps, seed=seed, progress=False, mixed="joint")
+            out["joint"] = learn(mixed="joint")
     return out
 
 

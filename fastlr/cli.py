@@ -36,6 +36,8 @@ from .randomized import auto_n_iter
 from .sketch import CountSketch
 
 METHODS = ("randomized", "countsketch", "learned", "gd")
+#: fastlr train --heavy-rows: learn_sketch's heavy_rows.
+HEAVY_ROWS_OPTION = {"auto": "auto", "on": True, "off": False}
 
 
 # --------------------------------------------------------------------------- info
@@ -367,6 +369,7 @@ def cmd_train(args) -> int:
     S = fastlr.learn_sketch(
         train, args.m, k, steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         gradient=args.gradient, mixed=args.mixed, seed=args.seed, val=val, init=args.init, progress=not args.quiet,
+        heavy_rows=HEAVY_ROWS_OPTION[args.heavy_rows],
     )
     seconds = time.perf_counter() - start
     with atomic_output(args.output) as f:  # written as named (no suffix added), never truncated
@@ -388,6 +391,7 @@ def cmd_train(args) -> int:
         "val_err_last": float(val_err[-1]) if len(val_err) else None,
         "init": args.init,
         "fallback": bool(S.fallback),  # learning did not beat the start on validation: the start was kept
+        "heavy_rows": getattr(S, "reason", None),  # why each matrix's heaviest rows get buckets at apply time
         "output": args.output,
     }
     if args.plot:
@@ -400,6 +404,8 @@ def cmd_train(args) -> int:
                 f"{result['train_loss_first']:.4g} -> {result['train_loss_last']:.4g}")
         if len(val_err):
             line += f", validation Err {val_err[0]:.4g} -> {val_err[-1]:.4g}"
+        if result["heavy_rows"]:
+            line += f"; heavy rows get buckets of their own at apply time ({result['heavy_rows']})"
         print(f"{line}; saved to {args.output}")
     return 0
 
@@ -562,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the start: a random CountSketch, learned positions (inner products with sampled rows), "
                         "or 1Shot1Vec from the first matrix (default random)")
     p.add_argument("--val", metavar="DATA", help="held-out matrices: validation Err during training")
+    p.add_argument("--heavy-rows", choices=tuple(HEAVY_ROWS_OPTION), default="auto",
+                   help="give each matrix's heaviest rows buckets of their own at apply time: on text-like data "
+                        "(energy on few rows; auto, the default), always (on) or never (off)")
     p.add_argument("--seed", type=_count, default=0, help="seed of the sketch's positions and the batches")
     p.add_argument("--plot", metavar="FILE", help="plot the training curves to FILE")
     json_option(p)

@@ -203,6 +203,11 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     no ``val`` there is nothing to validate on: the last values are returned,
     unchecked (``S.validation`` is None), as with ``holdout=0``.
 
+    Validation cannot see new rows: on text-like training data (energy on few
+    rows, or rows used unlike each other) the result, fallback included, goes
+    out wrapped in :class:`fastlr.HeavyRowSketch`, which gives each matrix's
+    heaviest rows buckets of their own when it is applied (``heavy_rows``).
+
     Parameters
     ----------
     train : iterable of 2-D arrays or scipy.sparse matrices, dask.bag.Bag, or list of dask.delayed
@@ -303,10 +308,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         ``mixed="joint"``: 0.73 -> 0.68 of random's Err, worst of 8 seeds
         0.94 -> 0.78 (bench/README.md, seventh session): **for text whose
         topics may change, use mixed="joint"** (plain learned: 0.85, worst
-        0.98), and wrap the result in ``fastlr.HeavyRowSketch``: each
-        matrix's heaviest rows get buckets of their own at apply time, 0.39
-        (mixed) / 0.40 (plain) of random's Err, worst of 100 seeds 0.58 / 0.59
-        (bench/README.md, twentieth session). 0: off (+-1 start, nothing frozen).
+        0.98); ``heavy_rows`` (on by default there) takes both below half of
+        random's Err. 0: off (+-1 start, nothing frozen).
     max_time : float, optional
         Wall-clock budget in seconds for the whole call: training stops after
         the step during which it ran out (at least one step; the last
@@ -347,6 +350,32 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         positions and values fit the rows training uses, and new matrices may
         use others (measured: inner-product starts up to 1.8x random's Err on
         topic-shifted text).
+    heavy_rows : "auto", True or False, default "auto"
+        Return the learned sketch wrapped in ``fastlr.HeavyRowSketch(S)``
+        (threshold 1.5, at most m // 2 rows): for each matrix A it sketches,
+        the rows with ``||A_i||^2 >= 1.5 ||A||_F^2 / m`` get buckets of their
+        own (``S A`` holds them exactly), every other row keeps its learned
+        bucket and value. ``"auto"``: when the training matrices (in memory:
+        all of them; dask: the held-out or ``val`` matrices, none without)
+        put their energy on under 10% of their rows (term-document counts)
+        or use different rows (energy-weighted row consistency < 0.8), the
+        test ``fastlr.datadriven.few_shot_sketch`` makes before trusting
+        data-driven values; ``S.reason`` says which. There validation cannot
+        vouch for new matrices: a new topic's frequent words are rows
+        training barely saw. The random fallback is wrapped too. Measured
+        (bench/README.md, twenty-first session; held-out Err over
+        ``CountSketch(m, n, seed)``'s, 100 seeds, mean [worst]): NUMBERS.
+        Frames, spectral bands and low-rank matrices: "auto" returns the
+        plain LearnedSketch (no row reaches the threshold there anyway), so
+        applying it costs no row-norm pass and ``to_dense`` works. The
+        wrapper has the learned sketch's ``history``, ``validation``,
+        ``fallback``, ``mixed``, ``k`` and ``save`` (``load_sketch`` reads
+        it back); ``S.base`` is the plain LearnedSketch (what
+        ``heavy_rows=False`` returns: the training is the same);
+        ``S.to_dense()`` raises, its buckets depend on the matrix
+        (``S.adapted(A)`` is the plain sketch used for A). Applying it costs
+        a pass over A for its row norms (scw: about 1.3x the time).
+        True: always wrapped; False: never.
     eval_every : int, optional
         Steps between validation evaluations (default: about 20 per run).
     progress : bool or str, default True
@@ -358,7 +387,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
 
     Returns
     -------
-    LearnedSketch
+    LearnedSketch or HeavyRowSketch
+        A HeavyRowSketch of the LearnedSketch when ``heavy_rows`` says so.
 
     Raises
     ------
@@ -366,7 +396,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         For matrices of different shapes (naming the index), NaN or infinity in
         a matrix, an empty training set, m < 1, k < 1, k > m, steps < 1, an
         unknown optimizer, gradient or mixed value, holdout outside [0, 1),
-        patience < 1 or max_time not a positive finite number.
+        patience < 1, max_time not a positive finite number, or heavy_rows
+        not "auto", True or False.
 
     Warns
     -----

@@ -31,10 +31,11 @@ def test_quick_demo_table(quick_run):
     counts = results[2]
     assert counts.err["Subspace (dense)"] == counts.err["Random CountSketch"]
     assert results[0].err["Subspace (dense)"] < results[0].err["Random CountSketch"]
-    # heavy rows at apply time: frames and bands have none (the learned sketch itself); text's frequent words do
+    # learn_sketch's heavy_rows="auto": frames and bands are returned plain (the same sketch with and without);
+    # text's frequent words get buckets of their own at apply time, which lowers its Err
     for r in results[:2]:
-        assert r.err["Learned + heavy rows"] == r.err["Learned"]
-    assert counts.err["Learned + heavy rows"] < counts.err["Learned"]
+        assert r.err["Learned, no heavy rows"] == r.err["Learned"]
+    assert counts.err["Learned"] < counts.err["Learned, no heavy rows"]
 
 
 def test_quick_demo_plot(quick_run, tmp_path):
