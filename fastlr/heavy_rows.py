@@ -53,6 +53,9 @@ class HeavyRowSketch(Sketch):
     leaf only (zero in the others). Same m as the base: a fair replacement at equal sketch size. ``adapted(A)``
     returns the plain sketch used for A.
 
+    ``fastlr.learn_sketch`` returns its LearnedSketch wrapped in one on text-like training data (``heavy_rows="auto"``;
+    ``reason`` says why); ``history``, ``validation``, ``fallback``, ``mixed`` and ``k`` are the base's.
+
     Measured (bench/README.md, twentieth session; m = 20, k = 10, 100 seeds; held-out Err over that of
     ``CountSketch(m, n, seed)``, mean [worst]): on term-document matrices of topics the training set never saw,
     a learned sketch 0.81 [1.15] -> 0.40 [0.59] wrapped, ``mixed="joint"`` 0.66 [0.86] -> 0.39 [0.58], the random
@@ -193,7 +196,8 @@ class HeavyRowSketch(Sketch):
         return op.apply_sketch(self.adapted_to(op.row_squared_norms()))
 
     def to_dense(self) -> np.ndarray:
-        raise TypeError("HeavyRowSketch: its buckets depend on the matrix; use S.adapted(A).to_dense()")
+        raise TypeError("HeavyRowSketch: its buckets depend on the matrix; use S.adapted(A).to_dense() (the sketch "
+                        "applied to A), or S.base.to_dense() for the sketch without the heavy-row rule")
 
     def save(self, path) -> None:
         """Write the sketch (its base and its rule) to ``path`` as an .npz file (no pickle); read it with
