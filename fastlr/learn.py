@@ -370,7 +370,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         applying it costs no row-norm pass and ``to_dense`` works. The
         wrapper has the learned sketch's ``history``, ``validation``,
         ``fallback``, ``mixed``, ``k`` and ``save`` (``load_sketch`` reads
-        it back); ``S.base`` is the plain LearnedSketch (what
+        it back; the validation Errs are the plain sketch's); ``S.base`` is the plain LearnedSketch (what
         ``heavy_rows=False`` returns: the training is the same);
         ``S.to_dense()`` raises, its buckets depend on the matrix
         (``S.adapted(A)`` is the plain sketch used for A). Applying it costs

@@ -235,7 +235,9 @@ def test_mixed_is_never_worse_than_random(name):
     cut = 3 * len(data) // 4
     n = data[0].shape[0]
     for seed in (0, 1, 2):
-        S = fastlr.learn_sketch(data[:cut], 10, 5, steps=60, mixed="joint", seed=seed, progress=False)
+        # heavy_rows=False: the mixed training's own promise (text would be wrapped)
+        S = fastlr.learn_sketch(data[:cut], 10, 5, steps=60, mixed="joint", seed=seed, progress=False,
+                                heavy_rows=False)
         random = fastlr.CountSketch(10, n, seed=seed)
         assert fastlr.sketch_error(S, data[cut:], 5) <= fastlr.sketch_error(random, data[cut:], 5)
         # its random rows are never degraded: the row space holds theirs, and scaling the learned
@@ -297,14 +299,15 @@ def shifted():
 
 
 def test_topic_shift_never_worse_than_random(shifted):
+    """The shift guard alone (heavy_rows=False; tests/test_learn_heavy_rows.py: the default, wrapped)."""
     train, test = shifted
     unguarded = []
     for seed in (0, 1):
         random = fastlr.sketch_error(fastlr.CountSketch(10, 600, seed=seed), test, 5)
         for options in ({}, {"mixed": "joint"}):
-            S = fastlr.learn_sketch(train, 10, 5, steps=150, seed=seed, progress=False, **options)
+            S = fastlr.learn_sketch(train, 10, 5, steps=150, seed=seed, progress=False, heavy_rows=False, **options)
             assert fastlr.sketch_error(S, test, 5) <= 0.95 * random, (seed, options)
-        S = fastlr.learn_sketch(train, 10, 5, steps=150, seed=seed, shrink=0, progress=False)
+        S = fastlr.learn_sketch(train, 10, 5, steps=150, seed=seed, shrink=0, progress=False, heavy_rows=False)
         unguarded.append(fastlr.sketch_error(S, test, 5) / random)
     assert max(unguarded) > 1.0  # without the guard the shift shows: the family tests what it should
 
@@ -312,8 +315,8 @@ def test_topic_shift_never_worse_than_random(shifted):
 def test_data_driven_start_is_not_fitted_to_sporadic_rows(shifted):
     train, _ = shifted
     with pytest.warns(fastlr.LearnedSketchWarning, match="init='inner_product' ignored"):
-        S = fastlr.learn_sketch(train, 10, 5, steps=150, init="inner_product", progress=False)
-    T = fastlr.learn_sketch(train, 10, 5, steps=150, progress=False)
+        S = fastlr.learn_sketch(train, 10, 5, steps=150, init="inner_product", progress=False, heavy_rows=False)
+    T = fastlr.learn_sketch(train, 10, 5, steps=150, progress=False, heavy_rows=False)
     np.testing.assert_array_equal(S.values, T.values)  # started from the random CountSketch
     assert row_consistency(train) < SPORADIC <= row_consistency(datasets.video(6, height=20, width=30, seed=0))
 
@@ -328,7 +331,8 @@ def test_mixed_sketch_on_sporadic_rows_learns_only_the_well_seen_ones(shifted, t
     leaves the columns with little evidence there: after the shift guard's pull they are still positive,
     every other column is trained; same positions as CountSketch(m // 2, n, seed)."""
     train, _ = shifted
-    S = fastlr.learn_sketch(train, 10, 5, steps=60, seed=3, mixed="joint", holdout=0, progress=False)
+    S = fastlr.learn_sketch(train, 10, 5, steps=60, seed=3, mixed="joint", holdout=0, progress=False,
+                            heavy_rows=False)
     start = fastlr.CountSketch(5, 600, seed=3)
     np.testing.assert_array_equal(S.rows, start.rows)
     w = _evidence(train)
@@ -343,7 +347,8 @@ def test_mixed_sketch_on_sporadic_rows_learns_only_the_well_seen_ones(shifted, t
         np.testing.assert_allclose(r, r[0], rtol=1e-9)
     assert np.all(S.values[frozen] > 0)
     assert not np.allclose(np.abs(S.values[~frozen]), 1.0)  # the well-seen columns were trained
-    again = fastlr.learn_sketch(train, 10, 5, steps=60, seed=3, mixed="joint", holdout=0, progress=False)
+    again = fastlr.learn_sketch(train, 10, 5, steps=60, seed=3, mixed="joint", holdout=0, progress=False,
+                                heavy_rows=False)
     np.testing.assert_array_equal(again.values, S.values)  # deterministic by seed
     S.save(tmp_path / "S.npz")
     T = fastlr.load_sketch(tmp_path / "S.npz")
@@ -351,7 +356,7 @@ def test_mixed_sketch_on_sporadic_rows_learns_only_the_well_seen_ones(shifted, t
     np.testing.assert_array_equal(T.values, S.values)
     assert fastlr.sketch_error(T, train[:2], 5) == fastlr.sketch_error(S, train[:2], 5)
     # a plain learned sketch keeps its +-1 start (positive values alone measured no better there)
-    plain = fastlr.learn_sketch(train, 10, 5, steps=60, seed=3, holdout=0, progress=False)
+    plain = fastlr.learn_sketch(train, 10, 5, steps=60, seed=3, holdout=0, progress=False, heavy_rows=False)
     assert np.any(plain.values[frozen_columns(w)] < 0)
 
 
@@ -364,9 +369,10 @@ def test_mixed_sketch_under_topic_shift_beats_the_plus_minus_one_start(shifted):
         random = fastlr.sketch_error(fastlr.CountSketch(10, 600, seed=seed), test, 5)
         with warnings.catch_warnings():  # a seed may keep its start (fallback): part of what is compared
             warnings.simplefilter("ignore", fastlr.LearnedSketchWarning)
-            S = fastlr.learn_sketch(train, 10, 5, steps=150, seed=seed, mixed="joint", progress=False)
+            S = fastlr.learn_sketch(train, 10, 5, steps=150, seed=seed, mixed="joint", progress=False,
+                                    heavy_rows=False)
             T = fastlr.learn_sketch(train, 10, 5, steps=150, seed=seed, mixed="joint", progress=False,
-                                    init=fastlr.CountSketch(5, 600, seed=seed))
+                                    init=fastlr.CountSketch(5, 600, seed=seed), heavy_rows=False)
         new.append(fastlr.sketch_error(S, test, 5) / random)
         old.append(fastlr.sketch_error(T, test, 5) / random)
     assert max(new) < 0.95 and np.mean(new) < 0.75 < np.mean(old), (new, old)
