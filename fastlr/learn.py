@@ -47,7 +47,7 @@ from ._sample_matrices import one_thread_if_small, sample_matrices
 from ._threads import get_num_threads
 from ._training import InMemoryMatrices, Training, load_operand, run_training
 from ._validation import UINT64_MAX, check_choice, check_int
-from .datadriven.fewshot import rows_not_shared
+from .datadriven.fewshot import few_rows, rows_used_unlike
 from .evaluation import sketch_error
 from .heavy_rows import HeavyRowSketch
 from .learned_sketch import HISTORY_DTYPE, MIXED, LearnedSketch, load_sketch
@@ -90,21 +90,33 @@ INITS = ("random", "inner_product", "one_shot")
 HEAVY_ROWS = ("auto", True, False)
 
 
-def _heavy_rows_reason(heavy_rows, mats: list) -> str | None:
-    """Why the learned sketch goes out wrapped in a HeavyRowSketch, None: returned plain.
+#: HeavyRowSketch's threshold on training data whose energy sits on few rows (counts). Measured (bench/README.md,
+#: twenty-first session; text and text-topic of bench/guard_audit.py, 50 seeds, m, k = 10, 5 / 6, 5 / 5, 5 / 4, 2):
+#: 0.5 kept every learned, mixed and random sketch below random's held-out Err, the class default 1.5 left 3-11
+#: seeds in 50 above it at m <= 6 (few rows reach 1.5 ||A||_F^2 / m when m is small), 1.0 5-7 at m = 4.
+#: Elsewhere (rows only used unlike each other, or heavy_rows=True on other data) the class default, which
+#: changed no sketch of the video, hyperspectral, low-rank or 12 x 6 families.
+COUNTS_THRESHOLD = 0.5
+
+
+def _heavy_rows_rule(heavy_rows, mats: list) -> tuple[str, float | None] | None:
+    """``(reason, threshold)`` when the learned sketch goes out wrapped in a HeavyRowSketch (threshold None: the
+    class default), None when it is returned plain.
 
     ``"auto"`` asks the training data the question the data-driven sketches ask before trusting them
-    (``datadriven.fewshot.rows_not_shared``): energy on few rows (term-document counts) or rows used unlike each
-    other, where new matrices may make heavy the rows training never saw (bench/README.md, twenty-first session).
+    (``datadriven.fewshot.rows_not_shared``: energy on few rows, term-document counts, or rows used unlike each
+    other), where new matrices may make heavy the rows training never saw (bench/README.md, twenty-first session).
     On frames, bands and low-rank data it says no, and the plain LearnedSketch is returned (no row-norm pass at
     apply time, ``to_dense`` works); there the rule would change nothing anyway (no row reaches its threshold).
     """
-    if heavy_rows is True:
-        return "heavy_rows=True"
-    if heavy_rows is False or not mats:
+    if heavy_rows is False or (heavy_rows == "auto" and not mats):
         return None
-    why = rows_not_shared(mats)
-    return None if why is None else f"heavy_rows='auto': {why}"
+    if mats and (why := few_rows(mats)):
+        return f"heavy_rows={heavy_rows!r}: {why}", COUNTS_THRESHOLD
+    if heavy_rows is True:
+        return "heavy_rows=True", None
+    why = rows_used_unlike(mats)
+    return None if why is None else (f"heavy_rows='auto': {why}", None)
 
 
 def _check_heavy_rows(heavy_rows):
@@ -113,12 +125,14 @@ def _check_heavy_rows(heavy_rows):
     return heavy_rows
 
 
-def _with_heavy_rows(S: LearnedSketch, reason: str | None):
-    """S, or S wrapped in ``HeavyRowSketch`` (defaults; at most m - leaves rows: a mixed m = 2 sketch keeps one
-    hashed bucket per half) with ``reason`` recorded on it."""
-    if reason is None:
+def _with_heavy_rows(S: LearnedSketch, rule: tuple[str, float | None] | None):
+    """S, or S wrapped in ``HeavyRowSketch`` by ``rule`` (its reason recorded on it; at most m // 2 rows, and
+    m - leaves: a mixed m = 2 sketch keeps one hashed bucket per half)."""
+    if rule is None:
         return S
-    H = HeavyRowSketch(S, max_rows=min(S.m // 2, S.m - len(S.parts())))
+    reason, threshold = rule
+    options = {} if threshold is None else {"threshold": threshold}
+    H = HeavyRowSketch(S, max_rows=min(S.m // 2, S.m - len(S.parts())), **options)
     H.reason = reason
     return H
 
@@ -484,7 +498,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     else:
         val_ops = [] if val is None else sample_matrices(val, "val", shape=(n, d), like="train[0]")
     # in memory: every training matrix (held-out ones too); dask: the matrices this process holds (held out or val)
-    reason = _heavy_rows_reason(heavy_rows, [op.A for op in (val_ops if remote else ops + (held or []))])
+    rule = _heavy_rows_rule(heavy_rows, [op.A for op in (val_ops if remote else ops + (held or []))])
     from tqdm.auto import tqdm
 
     with ExitStack() as stack:
@@ -511,7 +525,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
                          callback=callback, bar=bar)
         S = run.result(checkpoint, stopped, source="val" if held is None else "holdout")
         if held is None or not refit or S.fallback or stopped == "callback":
-            return _with_heavy_rows(S, reason)
+            return _with_heavy_rows(S, rule)
         # Validation said learning helps, and for how many steps: learn again on every matrix.
         if remote:
             everything = _dask.DaskMatrices(list(train) + list(held), "train", load)
@@ -526,4 +540,4 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
             S.validation.refit = True
             S = run.refit_kept_on_validation(S, validated)
             S = again.never_worse_after_refit(S, [] if remote else ops + held)
-        return _with_heavy_rows(S, reason)
+        return _with_heavy_rows(S, rule)

@@ -174,10 +174,20 @@ def rows_not_shared(mats: list) -> str | None:
     rows (term-document counts; one_shot_sketch's test), or rows used unlike each other (row_consistency). The
     consistency alone let 1-4 in 100 draws of 3 text matrices through (bench/guard_audit.py's text and text-topic:
     consistency 0.80-0.84 by chance), and 50 steps on them held out up to 1.65x random's Err on new topics."""
+    return few_rows(mats) or rows_used_unlike(mats)
+
+
+def few_rows(mats: list) -> str | None:
+    """rows_not_shared's first reason: the matrices' energy on under SPARSE_ROWS of their rows (counts), else None."""
     with _blas_threads(mats):
         share = _row_share(_Rows(mats))
     if share < SPARSE_ROWS:
         return f"the training matrices' energy sits on few rows ({share:.1%} of them < {SPARSE_ROWS:.0%}: counts)"
+    return None
+
+
+def rows_used_unlike(mats: list) -> str | None:
+    """rows_not_shared's second reason: two or more matrices whose rows are used unlike each other, else None."""
     if len(mats) > 1 and (consistency := row_consistency(mats)) < SPORADIC:
         return f"the training matrices use different rows (consistency {consistency:.2f} < {SPORADIC})"
     return None
