@@ -322,8 +322,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         ``mixed="joint"``: 0.73 -> 0.68 of random's Err, worst of 8 seeds
         0.94 -> 0.78 (bench/README.md, seventh session): **for text whose
         topics may change, use mixed="joint"** (plain learned: 0.85, worst
-        0.98); ``heavy_rows`` (on by default there) takes both below half of
-        random's Err. 0: off (+-1 start, nothing frozen).
+        0.98); ``heavy_rows`` (on by default there) takes both to about a
+        fifth of random's Err. 0: off (+-1 start, nothing frozen).
     max_time : float, optional
         Wall-clock budget in seconds for the whole call: training stops after
         the step during which it ran out (at least one step; the last
@@ -365,31 +365,36 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         use others (measured: inner-product starts up to 1.8x random's Err on
         topic-shifted text).
     heavy_rows : "auto", True or False, default "auto"
-        Return the learned sketch wrapped in ``fastlr.HeavyRowSketch(S)``
-        (threshold 1.5, at most m // 2 rows): for each matrix A it sketches,
-        the rows with ``||A_i||^2 >= 1.5 ||A||_F^2 / m`` get buckets of their
-        own (``S A`` holds them exactly), every other row keeps its learned
-        bucket and value. ``"auto"``: when the training matrices (in memory:
-        all of them; dask: the held-out or ``val`` matrices, none without)
-        put their energy on under 10% of their rows (term-document counts)
-        or use different rows (energy-weighted row consistency < 0.8), the
-        test ``fastlr.datadriven.few_shot_sketch`` makes before trusting
-        data-driven values; ``S.reason`` says which. There validation cannot
-        vouch for new matrices: a new topic's frequent words are rows
-        training barely saw. The random fallback is wrapped too. Measured
-        (bench/README.md, twenty-first session; held-out Err over
-        ``CountSketch(m, n, seed)``'s, 100 seeds, mean [worst]): NUMBERS.
-        Frames, spectral bands and low-rank matrices: "auto" returns the
-        plain LearnedSketch (no row reaches the threshold there anyway), so
-        applying it costs no row-norm pass and ``to_dense`` works. The
-        wrapper has the learned sketch's ``history``, ``validation``,
-        ``fallback``, ``mixed``, ``k`` and ``save`` (``load_sketch`` reads
-        it back; the validation Errs are the plain sketch's); ``S.base`` is the plain LearnedSketch (what
+        Return the learned sketch wrapped in ``fastlr.HeavyRowSketch``: for
+        each matrix A it sketches, the rows with ``||A_i||^2 >= t ||A||_F^2 /
+        m`` (at most m // 2, heaviest first) get buckets of their own (``S A``
+        holds them exactly), every other row keeps its learned bucket and
+        value. ``"auto"`` wraps it when the training matrices (in memory: all
+        of them; dask: the held-out or ``val`` matrices, none without) put
+        their energy on under 10% of their rows (term-document counts; t =
+        0.5) or use different rows (energy-weighted row consistency < 0.8;
+        t = 1.5, the class default): the test ``few_shot_sketch`` makes
+        before trusting data-driven values (``S.reason`` says which). There
+        validation cannot vouch for new matrices: a new topic's frequent
+        words are rows training barely saw. The random fallback is wrapped
+        too. Measured (bench/README.md, twenty-first session; held-out Err
+        over ``CountSketch(m, n, seed)``'s, 100 seeds, mean [worst]):
+        topic-shifted text at m = 10, k = 5, plain -> default: learned 0.81
+        [1.09] -> 0.16 [0.29], ``mixed="joint"`` 0.68 [1.16] -> 0.14 [0.27];
+        at m = 20, k = 10: learned 0.81 [1.15] -> 0.22 [0.30]; 50 seeds at
+        m <= 6 (t = 1.5 there: up to 8 seeds above random) below random at
+        every seed. Frames, spectral bands and low-rank matrices: "auto"
+        returns the plain LearnedSketch, as before (applying it costs no
+        row-norm pass, ``to_dense`` works). The wrapper has the learned
+        sketch's ``history``, ``validation``, ``fallback``, ``mixed``, ``k``
+        and ``save`` (``load_sketch`` reads it back; the validation Errs are
+        the plain sketch's); ``S.base`` is the plain LearnedSketch (what
         ``heavy_rows=False`` returns: the training is the same);
         ``S.to_dense()`` raises, its buckets depend on the matrix
         (``S.adapted(A)`` is the plain sketch used for A). Applying it costs
         a pass over A for its row norms (scw: about 1.3x the time).
-        True: always wrapped; False: never.
+        True: always wrapped (t as for "auto", 1.5 on other data); False:
+        never.
     eval_every : int, optional
         Steps between validation evaluations (default: about 20 per run).
     progress : bool or str, default True

@@ -52,6 +52,19 @@ def test_default_on_topic_shifted_text_is_not_worse_than_random_where_plain_lear
     assert "few rows" in S.reason and S.reason.startswith("heavy_rows='auto'")
 
 
+def test_counts_get_the_lower_threshold_small_sketches_need():
+    # text-topic seed 23 at m = 4, k = 2: no row of the new topics reaches 1.5 ||A||_F^2 / m (the class default
+    # leaves the plain sketch, 1.17x random's held-out Err); the counts threshold 0.5 isolates their frequent words
+    train, test = _topic_shift(24)
+    random_err = fastlr.sketch_error(fastlr.CountSketch(4, train[0].shape[0], seed=23), test, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastlr.LearnedSketchWarning)
+        S = fastlr.learn_sketch(train, 4, 2, steps=STEPS, seed=23, progress=False)
+    assert isinstance(S, fastlr.HeavyRowSketch) and S.threshold == 0.5 and S.max_rows == 2
+    assert fastlr.sketch_error(fastlr.HeavyRowSketch(S.base), test, 2) > 1.1 * random_err
+    assert fastlr.sketch_error(S, test, 2) < 0.5 * random_err
+
+
 def test_wrapper_reads_the_learned_sketch_through(shifted):
     train, test, _ = shifted
     S = _learn(train, seed=13, mixed="joint")
