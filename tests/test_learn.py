@@ -201,7 +201,7 @@ def test_exactly_recovered_matrices_train_without_nan():
     exact = [rng.standard_normal((60, 2)) @ rng.standard_normal((2, 12)) for _ in range(3)]  # rank 2 < k
     with pytest.warns(fastlr.LearnedSketchWarning, match="did not beat its random start"):  # it is optimal
         S = fastlr.learn_sketch(exact + [np.zeros((60, 12))], 6, 3, steps=8, batch_size=2, val=exact,
-                                progress=False, heavy_rows=False)
+                                progress=False)
     assert S.fallback
     assert np.isfinite(S.values).all()
     assert np.nanmax(np.abs(S.history["val_err"])) < 1e-6

@@ -11,6 +11,7 @@ from helpers import run_outside_tree
 
 import fastlr
 from fastlr import datasets
+from fastlr.datadriven.fewshot import few_rows, rows_used_unlike
 
 M, K, STEPS = 10, 5, 40
 
@@ -100,6 +101,15 @@ def test_auto_returns_the_plain_learned_sketch_on_frames_bands_and_low_rank(fami
     forced = _learn(data, seed=0, heavy_rows=True)  # asked for: wrapped, and no row is heavy there
     assert isinstance(forced, fastlr.HeavyRowSketch) and forced.reason == "heavy_rows=True"
     assert forced.adapted(data[0]) is forced.base
+
+
+def test_auto_leaves_rows_merely_used_unlike_each_other_plain():
+    # independent random low-rank matrices use their rows unlike each other (few_shot_sketch's second reason), but
+    # have no counts' heavy rows: wrapping would only cost the row-norm pass, to_dense and dask's laziness
+    rng = np.random.default_rng(0)
+    train = [rng.standard_normal((60, 2)) @ rng.standard_normal((2, 12)) for _ in range(4)]
+    assert rows_used_unlike(train) is not None and few_rows(train) is None
+    assert type(_learn(train, seed=0)) is fastlr.LearnedSketch
 
 
 def test_mixed_m2_on_text_keeps_a_hashed_bucket_per_half():
