@@ -93,7 +93,7 @@ HEAVY_ROWS = ("auto", True, False)
 #: HeavyRowSketch's threshold on training data whose energy sits on few rows (counts). Measured (bench/README.md,
 #: twenty-first session; text and text-topic of bench/guard_audit.py, seeds 0-49 then 50-99, m, k = 10, 5 / 6, 5 /
 #: 5, 5 / 4, 2): 0.5 kept every learned, mixed and random sketch below random's held-out Err, the class default 1.5
-#: left 0-9 seeds in 50 above it at m <= 6 (few rows reach 1.5 ||A||_F^2 / m when m is small), 1.0 up to 8 at m = 4.
+#: left up to 11 seeds in 50 above it at m <= 6 (few rows reach 1.5 ||A||_F^2 / m when m is small), 1.0 up to 8.
 COUNTS_THRESHOLD = 0.5
 
 
@@ -371,16 +371,16 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         counts: the test ``few_shot_sketch`` makes before trusting
         data-driven values; ``S.reason`` says so). There validation cannot
         vouch for new matrices: a new topic's frequent words are rows
-        training barely saw. The random fallback is wrapped
-        too. Measured (bench/README.md, twenty-first session; held-out Err
-        over ``CountSketch(m, n, seed)``'s, 100 seeds, mean [worst]):
+        training barely saw. The random fallback is wrapped too. Measured
+        (bench/README.md, twenty-first session; held-out Err over
+        ``CountSketch(m, n, seed)``'s, 100 seeds, mean [worst]):
         topic-shifted text at m = 10, k = 5, plain -> default: learned 0.81
         [1.09] -> 0.16 [0.29], ``mixed="joint"`` 0.68 [1.16] -> 0.14 [0.27];
-        at m = 20, k = 10: learned 0.81 [1.15] -> 0.22 [0.30]; 50 seeds at
-        m <= 6 (t = 1.5 there: up to 9 seeds above random) below random at
-        every seed. Frames, spectral bands and low-rank matrices: "auto"
-        returns the plain LearnedSketch, as before (applying it costs no
-        row-norm pass, ``to_dense`` works). The wrapper has the learned
+        at m = 20, k = 10: learned 0.81 [1.15] -> 0.22 [0.30]; at m, k = 6,
+        5 / 5, 5 / 4, 2 below random at every seed (t = 1.5 there: up to 11
+        of 50 seeds above it). Frames, spectral bands and low-rank matrices:
+        "auto" returns the plain LearnedSketch, as before (applying it costs
+        no row-norm pass, ``to_dense`` works). The wrapper has the learned
         sketch's ``history``, ``validation``, ``fallback``, ``mixed``, ``k``
         and ``save`` (``load_sketch`` reads it back; the validation Errs are
         the plain sketch's); ``S.base`` is the plain LearnedSketch (what
