@@ -214,8 +214,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     unchecked (``S.validation`` is None), as with ``holdout=0``.
 
     Validation cannot see new rows: on text-like training data (energy on few
-    rows, or rows used unlike each other) the result, fallback included, goes
-    out wrapped in :class:`fastlr.HeavyRowSketch`, which gives each matrix's
+    rows: term-document counts) the result, fallback included, goes out
+    wrapped in :class:`fastlr.HeavyRowSketch`, which gives each matrix's
     heaviest rows buckets of their own when it is applied (``heavy_rows``).
 
     Parameters
