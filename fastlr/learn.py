@@ -87,8 +87,6 @@ def _lr_schedule(lr_decay):
 
 
 INITS = ("random", "inner_product", "one_shot")
-HEAVY_ROWS = ("auto", True, False)
-
 
 #: HeavyRowSketch's threshold on training data whose energy sits on few rows (counts). Measured (bench/README.md,
 #: twenty-first session; text and text-topic of bench/guard_audit.py, seeds 0-49 then 50-99, m, k = 10, 5 / 6, 5 /
