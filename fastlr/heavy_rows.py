@@ -78,8 +78,9 @@ class HeavyRowSketch(Sketch):
 
     Parameters
     ----------
-    base : CountSketch, LearnedSketch or a stack of CountSketches
-        The sketch to adapt (every leaf of ``base.parts()`` a CountSketch).
+    base : CountSketch, LearnedSketch, a stack of CountSketches or a HeavyRowSketch
+        The sketch to adapt (every leaf of ``base.parts()`` a CountSketch). A HeavyRowSketch (what
+        ``learn_sketch`` returns on term-document counts) is unwrapped: its base gets this rule instead.
     threshold : float, default 1.5
         A row is heavy when its squared norm is at least this many times ``||A||_F^2 / m`` (> 0). At 1.5 no
         row of the video, hyperspectral, low-rank or 12 x 6 families of bench/guard_audit.py qualifies (100
@@ -109,6 +110,8 @@ class HeavyRowSketch(Sketch):
     """
 
     def __init__(self, base, threshold: float = 1.5, max_rows: int | None = None, seed: int = 0):
+        if isinstance(base, HeavyRowSketch):  # learn_sketch's result on counts: this rule replaces its rule
+            base = base.base
         if not isinstance(base, Sketch) or not all(isinstance(leaf, CountSketch) for leaf in base.parts()):
             raise TypeError(f"base: expected a CountSketch or a stack of CountSketches, got {base!r}")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \

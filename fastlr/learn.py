@@ -153,6 +153,8 @@ def _initial_sketch(init, train, m: int, n: int, k: int, seed: int, shrink: floa
     family worse than random, so a plain learned sketch keeps its +-1 start). ``init=CountSketch(m, n,
     seed)`` (a given start) or ``shrink=0`` keeps the +-1 values.
     """
+    if isinstance(init, HeavyRowSketch):  # a wrapped learned sketch: training restarts from its values
+        init = init.base
     if init is not None and not isinstance(init, str):
         if not isinstance(init, CountSketch) or len(init.parts()) != 1:
             raise TypeError(f"init: expected None, one of {', '.join(map(repr, INITS))} or a CountSketch, "
@@ -322,7 +324,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         Wall-clock budget in seconds for the whole call: training stops after
         the step during which it ran out (at least one step; the last
         validation evaluation may run over it).
-    init : None, "random", "inner_product", "one_shot" or CountSketch, default None
+    init : None, "random", "inner_product", "one_shot", CountSketch or HeavyRowSketch, default None
         Where training starts (positions and values; the positions stay fixed).
         None / "random": ``CountSketch(m_learned, n, seed)`` with +-1 values
         (a mixed sketch on sporadic data: positive ones, see ``shrink``; pass
@@ -347,7 +349,8 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
         "one_shot":
         1Shot1Vec from the first training matrix (Indyk, Wagner and
         Woodruff, NeurIPS 2021). A CountSketch: that sketch
-        (m_learned x n; m_learned is m, or m // 2 for mixed sketches). The
+        (m_learned x n; m_learned is m, or m // 2 for mixed sketches); a
+        HeavyRowSketch (an earlier result on counts): its base. The
         never-worse guard compares with this start, and then with the random
         ``CountSketch(m_learned, n, seed)``: a data-driven start can be worse
         than random on new data (inner-product buckets that unseen rows leave

@@ -170,3 +170,18 @@ def test_cli_train_and_eval_on_text(tmp_path, shifted):
     rows = {r["sketch"]: r["err"] for r in json.loads(out.stdout)["rows"]}
     np.testing.assert_allclose(rows["sketch (auto.npz)"], fastlr.sketch_error(S, test, K), rtol=1e-6)
     assert rows["sketch (auto.npz)"] < rows["random CountSketch"]
+
+
+def test_a_wrapped_result_can_be_wrapped_again_and_trained_on(shifted):
+    # README's pattern before learn_sketch wrapped its result: HeavyRowSketch(learn_sketch(...)) and init=S
+    train, test, _ = shifted
+    S = _learn(train, seed=13)
+    assert isinstance(S, fastlr.HeavyRowSketch)
+    H = fastlr.HeavyRowSketch(S, threshold=2.0, max_rows=3, seed=5)  # this rule replaces the wrapped one
+    assert H.base is S.base and (H.threshold, H.max_rows, H.seed) == (2.0, 3, 5)
+    A = test[0]
+    np.testing.assert_array_equal(H @ A, fastlr.HeavyRowSketch(S.base, threshold=2.0, max_rows=3, seed=5) @ A)
+    again = _learn(train, seed=13, init=S, heavy_rows=False)  # training restarts from the base's values
+    plain_again = _learn(train, seed=13, init=S.base, heavy_rows=False)
+    np.testing.assert_array_equal(again.values, plain_again.values)
+    np.testing.assert_array_equal(again.rows, S.base.rows)
