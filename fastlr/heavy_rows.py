@@ -148,8 +148,10 @@ class HeavyRowSketch(Sketch):
             rows = np.array(leaf.rows, dtype=np.int64)
             moved = np.flatnonzero(rows >= free)  # the last h buckets are fixed, so independent of the hash
             rows[moved] = countsketch_hash((self.seed + j) % (UINT64_MAX + 1), free, 0, self.n)[0][moved]
-            if len(self._reserving) >= _KEPT_RESERVATIONS:
-                self._reserving.pop(next(iter(self._reserving)))  # the oldest
+            # batches apply one sketch from several threads: list() and pop(..., None) stay safe (no lock,
+            # so the sketch still pickles)
+            for oldest in list(self._reserving)[:max(0, len(self._reserving) - _KEPT_RESERVATIONS + 1)]:
+                self._reserving.pop(oldest, None)
             self._reserving[key] = rows
         return rows
 
