@@ -21,3 +21,13 @@ def check_matching(name: str, array, expected_len: int) -> None:
     """Length check with the same wording as the compiled kernels."""
     if array.ndim != 1 or array.shape[0] != expected_len:
         raise ValueError(f"{name}: expected length {expected_len}, got shape {array.shape}")
+
+
+def check_compressed(indptr, indices, data, outer: int) -> None:
+    """The ends of a CSR/CSC structure with ``outer`` rows (CSR) or columns (CSC): indptr of length outer + 1
+    from 0 to nnz, data as long as indices; the kernels check the rest (monotone indptr, indices in range) in
+    their pass."""
+    check_matching("indptr", indptr, outer + 1)
+    check_matching("data", data, len(indices))
+    if outer < 0 or indptr[0] != 0 or indptr[-1] != len(indices):
+        raise_for(BAD_INDPTR)

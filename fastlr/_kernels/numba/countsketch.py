@@ -4,7 +4,7 @@ import numba as nb
 import numpy as np
 from numba import prange
 
-from .._errors import BAD_INDEX, BAD_INDPTR, BAD_ROW, check_matching, raise_for
+from .._errors import BAD_INDEX, BAD_INDPTR, BAD_ROW, check_compressed, check_matching, raise_for
 from ._util import even_chunks, kernel, nnz_chunks, readonly as ro, sum_chunks, threaded, useful_threads
 
 __all__ = [
@@ -328,13 +328,6 @@ def _check_args(A_rows, rows, values, m):
         check_matching("values", values, A_rows)
 
 
-def _check_compressed(indptr, indices, data, outer):
-    check_matching("indptr", indptr, outer + 1)
-    check_matching("data", data, len(indices))
-    if outer < 0 or indptr[0] != 0 or indptr[-1] != len(indices):
-        raise_for(BAD_INDPTR)
-
-
 @threaded
 def countsketch_dense(A, rows, values, m):
     """S @ A for dense A (C- or F-contiguous float32/float64)."""
@@ -356,7 +349,7 @@ def countsketch_csr(indptr, indices, data, rows, values, m, d):
     """S @ A for CSR A with len(rows) rows and d columns."""
     n = len(rows)
     _check_args(n, rows, values, m)
-    _check_compressed(indptr, indices, data, n)
+    check_compressed(indptr, indices, data, n)
     chunks = sum_chunks(n, len(data) + n, m * d)  # as countsketch_dense
     acc = np.zeros((chunks, m, d), dtype=data.dtype)
     raise_for(_sketch_csr(indptr, indices, data, rows, values, nnz_chunks(indptr, chunks), acc))
@@ -368,7 +361,7 @@ def countsketch_csc(indptr, indices, data, rows, values, m, d):
     """S @ A for CSC A with len(rows) rows and d columns."""
     n = len(rows)
     _check_args(n, rows, values, m)
-    _check_compressed(indptr, indices, data, d)
+    check_compressed(indptr, indices, data, d)
     parts = useful_threads(len(data) + d * m // 4)
     out = np.zeros((m, d), dtype=data.dtype)
     raise_for(_sketch_csc(indptr, indices, data, rows, values, nnz_chunks(indptr, parts), out))
@@ -397,7 +390,7 @@ def countsketch_gather_dot_csr(indptr, indices, data, rows, D):
     """g[i] = <A[i, :], D[rows[i], :]> for CSR A with len(rows) rows."""
     n = len(rows)
     _check_args(n, rows, None, max(D.shape[0], 1))
-    _check_compressed(indptr, indices, data, n)
+    check_compressed(indptr, indices, data, n)
     parts = useful_threads(len(data) + n // 4)
     g = np.empty(n, dtype=data.dtype)
     raise_for(_gather_csr(indptr, indices, data, rows, np.ascontiguousarray(D), nnz_chunks(indptr, parts), g))
@@ -603,7 +596,7 @@ def countsketch_seeded_dense(A, seed, m, start=0):
 def countsketch_seeded_csr(indptr, indices, data, seed, m, n, d, start=0):
     """S @ A for CSR A (n x d) and the seeded CountSketch (as countsketch_seeded_dense)."""
     key, mu, su, signs = _seed_args(seed, m, start, data.dtype)
-    _check_compressed(indptr, indices, data, n)
+    check_compressed(indptr, indices, data, n)
     chunks = sum_chunks(n, len(data) + n, m * d)  # as countsketch_csr
     acc = np.zeros((chunks, m, d), dtype=data.dtype)
     raise_for(_seeded_csr(indptr, indices, data, key, mu, su, signs, nnz_chunks(indptr, chunks), acc))
@@ -614,7 +607,7 @@ def countsketch_seeded_csr(indptr, indices, data, seed, m, n, d, start=0):
 def countsketch_seeded_csc(indptr, indices, data, seed, m, n, d, start=0):
     """S @ A for CSC A (n x d) and the seeded CountSketch (as countsketch_seeded_dense)."""
     key, mu, su, signs = _seed_args(seed, m, start, data.dtype)
-    _check_compressed(indptr, indices, data, d)
+    check_compressed(indptr, indices, data, d)
     parts = useful_threads(len(data) + d * m // 4)
     out = np.zeros((m, d), dtype=data.dtype)
     raise_for(_seeded_csc(indptr, indices, data, key, mu, su, signs, n, nnz_chunks(indptr, parts), out))

@@ -4,7 +4,7 @@ import numba as nb
 import numpy as np
 from numba import prange
 
-from .._errors import BAD_INDEX, BAD_INDPTR, check_matching, raise_for
+from .._errors import BAD_INDEX, BAD_INDPTR, check_compressed, raise_for
 from ._util import even_chunks, kernel, nnz_chunks, readonly as ro, threaded, useful_threads
 
 __all__ = ["row_squared_norms_dense", "row_squared_norms_csr", "row_squared_norms_csc"]
@@ -105,13 +105,6 @@ def _csc(indptr, indices, data, out):
     return 0
 
 
-def _check_compressed(indptr, indices, data, outer):
-    check_matching("indptr", indptr, outer + 1)
-    check_matching("data", data, len(indices))
-    if outer < 0 or indptr[0] != 0 or indptr[-1] != len(indices):
-        raise_for(BAD_INDPTR)
-
-
 @threaded
 def row_squared_norms_dense(A):
     """||A[i, :]||^2 (float64, n) for dense A (C- or F-contiguous float32/float64), summed in float64."""
@@ -132,7 +125,7 @@ def row_squared_norms_dense(A):
 @threaded
 def row_squared_norms_csr(indptr, indices, data, n):
     """The squares of each row's stored entries summed (float64, n) for CSR A with n rows."""
-    _check_compressed(indptr, indices, data, n)
+    check_compressed(indptr, indices, data, n)
     out = np.empty(n)
     raise_for(_csr(indptr, data, nnz_chunks(indptr, useful_threads((len(data) + n) // 4)), out))
     return out
@@ -140,7 +133,7 @@ def row_squared_norms_csr(indptr, indices, data, n):
 
 def row_squared_norms_csc(indptr, indices, data, n):
     """The squares of each row's stored entries summed (float64, n) for CSC A with n rows."""
-    _check_compressed(indptr, indices, data, len(indptr) - 1)
+    check_compressed(indptr, indices, data, len(indptr) - 1)
     out = np.empty(n)
     raise_for(_csc(indptr, indices, data, out))
     return out
