@@ -244,9 +244,6 @@ class CountSketch(Sketch):
 
     apply.__doc__ = Sketch.apply.__doc__
 
-    def __matmul__(self, A):
-        return self.apply(A)
-
     def sketch_of(self, op):
         if self._rows is None:  # seeded and never materialized: hash inside the kernel's pass
             return op.countsketch_seeded(self.seed, self.m)
