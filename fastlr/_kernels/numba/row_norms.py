@@ -14,26 +14,32 @@ _f8 = nb.float64
 _jit = dict(nogil=True, cache=True, parallel=True, fastmath=False)
 
 
+@nb.njit(nogil=True, cache=True, inline="always")
+def _sumsq(x, s, f):
+    """The squares of x[s:f] in float64: four partial sums (groups of four entries), then the tail."""
+    s0 = s1 = s2 = s3 = 0.0
+    p = s
+    while p + 4 <= f:
+        v0, v1, v2, v3 = _f8(x[p]), _f8(x[p + 1]), _f8(x[p + 2]), _f8(x[p + 3])
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
+        p += 4
+    while p < f:
+        v = _f8(x[p])
+        s0 += v * v
+        p += 1
+    return (s0 + s1) + (s2 + s3)
+
+
 @kernel(lambda T, I: nb.void(ro(T[:, ::1]), ro(_i8[::1]), _f8[::1]), T="A", **_jit)
 def _rows(A, bounds, out):
-    """Row-major A: each row's squares in four partial sums (groups of four entries), then the tail."""
+    """Row-major A: each row's squares (_sumsq)."""
     d = A.shape[1]
     for t in prange(len(bounds) - 1):
         for i in range(bounds[t], bounds[t + 1]):
-            s0 = s1 = s2 = s3 = 0.0
-            j = 0
-            while j + 4 <= d:
-                v0, v1, v2, v3 = _f8(A[i, j]), _f8(A[i, j + 1]), _f8(A[i, j + 2]), _f8(A[i, j + 3])
-                s0 += v0 * v0
-                s1 += v1 * v1
-                s2 += v2 * v2
-                s3 += v3 * v3
-                j += 4
-            while j < d:
-                v = _f8(A[i, j])
-                s0 += v * v
-                j += 1
-            out[i] = (s0 + s1) + (s2 + s3)
+            out[i] = _sumsq(A[i], 0, d)
 
 
 @kernel(lambda T, I: nb.void(ro(T[::1, :]), ro(_i8[::1]), _f8[::1]), T="A", **_jit)
@@ -68,20 +74,7 @@ def _csr(indptr, data, bounds, out):
             if s > f or s < 0 or f > nnz:
                 err[t] = BAD_INDPTR
                 break
-            s0 = s1 = s2 = s3 = 0.0
-            p = s
-            while p + 4 <= f:
-                v0, v1, v2, v3 = _f8(data[p]), _f8(data[p + 1]), _f8(data[p + 2]), _f8(data[p + 3])
-                s0 += v0 * v0
-                s1 += v1 * v1
-                s2 += v2 * v2
-                s3 += v3 * v3
-                p += 4
-            while p < f:
-                v = _f8(data[p])
-                s0 += v * v
-                p += 1
-            out[i] = (s0 + s1) + (s2 + s3)
+            out[i] = _sumsq(data, s, f)
     return err.max()
 
 
