@@ -47,7 +47,7 @@ from ._sample_matrices import one_thread_if_small, sample_matrices
 from ._threads import get_num_threads
 from ._training import InMemoryMatrices, Training, load_operand, run_training
 from ._validation import UINT64_MAX, check_choice, check_int
-from .datadriven.fewshot import few_rows
+from .datadriven._common import check_heavy_rows, heavy_rows_rule, with_heavy_rows
 from .evaluation import sketch_error
 from .heavy_rows import HeavyRowSketch
 from .learned_sketch import HISTORY_DTYPE, MIXED, LearnedSketch, load_sketch
@@ -85,50 +85,7 @@ def _lr_schedule(lr_decay):
     return lambda step: factor ** ((step - 1) // every)
 
 
-
 INITS = ("random", "inner_product", "one_shot")
-
-#: HeavyRowSketch's threshold on training data whose energy sits on few rows (counts). Measured (bench/README.md,
-#: twenty-first session; text and text-topic of bench/guard_audit.py, seeds 0-49 then 50-99, m, k = 10, 5 / 6, 5 /
-#: 5, 5 / 4, 2): 0.5 kept every learned, mixed and random sketch below random's held-out Err, the class default 1.5
-#: left up to 11 seeds in 50 above it at m <= 6 (few rows reach 1.5 ||A||_F^2 / m when m is small), 1.0 up to 8.
-COUNTS_THRESHOLD = 0.5
-
-
-def _heavy_rows_rule(heavy_rows, mats: list) -> tuple[str, float | None] | None:
-    """``(reason, threshold)`` when the learned sketch goes out wrapped in a HeavyRowSketch (threshold None: the
-    class default), None when it is returned plain.
-
-    ``"auto"`` asks the training data the first question the data-driven sketches ask before trusting them
-    (``datadriven.fewshot.few_rows``, half of ``rows_not_shared``): is their energy on few rows (term-document
-    counts), whose heavy rows new matrices (new topics) change? Not the other half (rows used unlike each other,
-    ``rows_used_unlike``): it also holds for independent random low-rank matrices, where no row reaches the
-    threshold and the wrapper would only cost the row-norm pass, ``to_dense`` and dask's laziness. Frames, bands
-    and low-rank data: the plain LearnedSketch (bench/README.md, twenty-first session).
-    """
-    if heavy_rows is False or (heavy_rows == "auto" and not mats):
-        return None
-    if mats and (why := few_rows(mats)):
-        return f"heavy_rows={heavy_rows!r}: {why}", COUNTS_THRESHOLD
-    return ("heavy_rows=True", None) if heavy_rows is True else None
-
-
-def _check_heavy_rows(heavy_rows):
-    if not (heavy_rows is True or heavy_rows is False or (isinstance(heavy_rows, str) and heavy_rows == "auto")):
-        raise ValueError(f"heavy_rows: expected 'auto', True or False, got {heavy_rows!r}")
-    return heavy_rows
-
-
-def _with_heavy_rows(S: LearnedSketch, rule: tuple[str, float | None] | None):
-    """S, or S wrapped in ``HeavyRowSketch`` by ``rule`` (its reason recorded on it; at most m // 2 rows, and
-    m - leaves: a mixed m = 2 sketch keeps one hashed bucket per half)."""
-    if rule is None:
-        return S
-    reason, threshold = rule
-    options = {} if threshold is None else {"threshold": threshold}
-    H = HeavyRowSketch(S, max_rows=min(S.m // 2, S.m - len(S.parts())), **options)
-    H.reason = reason
-    return H
 
 
 def _init_subspace(count: int, m: int, k: int) -> int | None:
@@ -175,8 +132,9 @@ def _initial_sketch(init, train, m: int, n: int, k: int, seed: int, shrink: floa
             return None, False
         if init == "inner_product":  # positions and values from the training matrices (ICLR 2023, Alg. 3)
             return datadriven.inner_product_sketch(train, m, k, trials=8, subspace=_init_subspace(len(train), m, k),
-                                                   seed=seed), False
-        return datadriven.one_shot_sketch(train[0], m, seed=seed), False  # 1Shot1Vec (NeurIPS 2021)
+                                                   seed=seed, heavy_rows=False), False
+        # 1Shot1Vec (NeurIPS 2021); the start's heavy rows are the trained sketch's rule (heavy_rows_rule)
+        return datadriven.one_shot_sketch(train[0], m, seed=seed, heavy_rows=False), False
     if init is not None:
         warnings.warn(f"learn_sketch: init={init!r} ignored: the training matrices use different rows "
                       f"(consistency {consistency:.2f} < {SPORADIC}), where data-driven starts do not carry "
@@ -464,7 +422,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     patience = None if patience is None else check_int(patience, "patience", minimum=1)
     max_time = check_max_time(max_time)
     shrink = check_shrink(shrink)
-    heavy_rows = _check_heavy_rows(heavy_rows)
+    heavy_rows = check_heavy_rows(heavy_rows)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
     get_backend(backend)  # an unknown or unavailable backend fails here, before any work
@@ -500,7 +458,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     else:
         val_ops = [] if val is None else sample_matrices(val, "val", shape=(n, d), like="train[0]")
     # in memory: every training matrix (held-out ones too); dask: the matrices this process holds (held out or val)
-    rule = _heavy_rows_rule(heavy_rows, [op.A for op in (val_ops if remote else ops + (held or []))])
+    rule = heavy_rows_rule(heavy_rows, [op.A for op in (val_ops if remote else ops + (held or []))])
     from tqdm.auto import tqdm
 
     with ExitStack() as stack:
@@ -527,7 +485,7 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
                          callback=callback, bar=bar)
         S = run.result(checkpoint, stopped, source="val" if held is None else "holdout")
         if held is None or not refit or S.fallback or stopped == "callback":
-            return _with_heavy_rows(S, rule)
+            return with_heavy_rows(S, rule)
         # Validation said learning helps, and for how many steps: learn again on every matrix.
         if remote:
             everything = _dask.DaskMatrices(list(train) + list(held), "train", load)
@@ -542,4 +500,4 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
             S.validation.refit = True
             S = run.refit_kept_on_validation(S, validated)
             S = again.never_worse_after_refit(S, [] if remote else ops + held)
-        return _with_heavy_rows(S, rule)
+        return with_heavy_rows(S, rule)

@@ -24,7 +24,8 @@ from .._validation import (
 )
 from ..datasets import spectral_norm
 from ..evaluation import mean_scaled_error
-from ..sketch import CountSketch
+from ..heavy_rows import HeavyRowSketch
+from ..sketch import CountSketch, Sketch
 
 #: Row Gram matrices up to this size are formed and factored densely (eigh of
 #: 4096 x 4096 takes a few seconds); larger ones go through subspace iteration.
@@ -326,6 +327,69 @@ def _row_share(rows: _Rows) -> float:
     e = rows.sqnorms()
     total = float(e.sum())
     return total * total / (len(e) * float(e @ e)) if total > 0 else 0.0
+
+
+def few_rows(mats: list, rows: _Rows | None = None) -> str | None:
+    """Why the training matrices' rows say little about new matrices' (None: nothing says so): their energy sits on
+    under SPARSE_ROWS of their rows (term-document counts). ``rows``: their _Rows when already built (no second
+    spectral-norm pass)."""
+    if rows is None:
+        with _blas_threads(mats):
+            share = _row_share(_Rows(mats))
+    else:
+        share = _row_share(rows)
+    if share < SPARSE_ROWS:
+        return f"the training matrices' energy sits on few rows ({share:.1%} of them < {SPARSE_ROWS:.0%}: counts)"
+    return None
+
+
+# --------------------------------------------------------------------------- heavy rows on counts
+
+#: HeavyRowSketch's threshold on training data whose energy sits on few rows (counts). Measured (bench/README.md,
+#: twenty-first session; text and text-topic of bench/guard_audit.py, seeds 0-49 then 50-99, m, k = 10, 5 / 6, 5 /
+#: 5, 5 / 4, 2): 0.5 kept every learned, mixed and random sketch below random's held-out Err, the class default 1.5
+#: left up to 11 seeds in 50 above it at m <= 6 (few rows reach 1.5 ||A||_F^2 / m when m is small), 1.0 up to 8.
+COUNTS_THRESHOLD = 0.5
+
+
+def check_heavy_rows(heavy_rows):
+    """``heavy_rows`` ("auto", True or False), or a ValueError."""
+    if not (heavy_rows is True or heavy_rows is False or (isinstance(heavy_rows, str) and heavy_rows == "auto")):
+        raise ValueError(f"heavy_rows: expected 'auto', True or False, got {heavy_rows!r}")
+    return heavy_rows
+
+
+def heavy_rows_rule(heavy_rows, mats: list, rows: _Rows | None = None) -> tuple[str, float | None] | None:
+    """``(reason, threshold)`` when a sketch built from the training matrices ``mats`` goes out wrapped in a
+    HeavyRowSketch (threshold None: the class default), None when it is returned plain: learn_sketch's and the
+    data-driven sketches' ``heavy_rows`` option, decided here only.
+
+    ``"auto"`` asks the training data the first question the data-driven sketches ask before trusting them
+    (few_rows, half of ``fewshot.rows_not_shared``): is their energy on few rows (term-document counts), whose
+    heavy rows new matrices (new topics) change? Not the other half (rows used unlike each other,
+    ``rows_used_unlike``): it also holds for independent random low-rank matrices, where no row reaches the
+    threshold and the wrapper would only cost the row-norm pass, ``to_dense`` and dask's laziness. Frames, bands
+    and low-rank data: the plain sketch (bench/README.md, twenty-first session). True: wrapped always (at
+    COUNTS_THRESHOLD on counts, else the class default); False: never.
+    """
+    if heavy_rows is False or (heavy_rows == "auto" and not mats):
+        return None
+    if mats and (why := few_rows(mats, rows)):
+        return f"heavy_rows={heavy_rows!r}: {why}", COUNTS_THRESHOLD
+    return ("heavy_rows=True", None) if heavy_rows is True else None
+
+
+def with_heavy_rows(S: Sketch, rule: tuple[str, float | None] | None) -> Sketch:
+    """S, or S wrapped in ``HeavyRowSketch`` by ``rule`` (heavy_rows_rule; its reason recorded on it; at most m // 2
+    rows, and m - leaves: a mixed m = 2 sketch keeps one hashed bucket per half). S itself when it has a dense leaf
+    (subspace_sketch's, hybrid_sketch's): HeavyRowSketch reserves buckets of CountSketches."""
+    if rule is None or not all(isinstance(leaf, CountSketch) for leaf in S.parts()):
+        return S
+    reason, threshold = rule
+    options = {} if threshold is None else {"threshold": threshold}
+    H = HeavyRowSketch(S, max_rows=min(S.m // 2, S.m - len(S.parts())), **options)
+    H.reason = reason
+    return H
 
 
 def _smoothing_width(A) -> float:

@@ -18,6 +18,7 @@ from .._validation import (
     is_sparse,
 )
 from ..datasets import spectral_norm
+from ..heavy_rows import HeavyRowSketch
 from ..sketch import CountSketch, StackedSketch
 from . import _common
 from ._common import (
@@ -36,6 +37,9 @@ from ._common import (
     _scales,
     _text_like_instead,
     _top_left,
+    check_heavy_rows,
+    heavy_rows_rule,
+    with_heavy_rows,
 )
 
 # --------------------------------------------------------------------------- ridge leverage scores
@@ -277,7 +281,8 @@ def _subspace_positions(F: np.ndarray, m: int, rng, iters: int) -> tuple[np.ndar
 
 def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine: str = "concat",
                          guard: str | None = None, trials: int = 1, refine: int = 10,
-                         subspace: int | None = None, seed: int = 0) -> CountSketch | StackedSketch:
+                         subspace: int | None = None, seed: int = 0,
+                         heavy_rows="auto") -> CountSketch | StackedSketch | HeavyRowSketch:
     """A CountSketch with data-driven positions: Li et al.'s inner-product algorithm.
 
     1. Sample m rows (the bucket centres) by the rank-k ridge leverage scores of
@@ -359,9 +364,24 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
         from one matrix the whitened buckets fail the held-out-columns check
         more often (bench/README.md, thirteenth session).
 
+    heavy_rows : "auto", True or False, default "auto"
+        As ``fastlr.learn_sketch``'s: ``"auto"`` returns the sketch wrapped in
+        ``fastlr.HeavyRowSketch`` (each matrix's heaviest rows get a bucket of
+        their own when it is applied; threshold 0.5, at most m // 2 rows) when
+        the matrices' energy sits on few rows (term-document counts, where the
+        sketch is the random ``CountSketch(m, n, seed)``, see Notes); elsewhere
+        the plain sketch. True: always wrapped (threshold 1.5 on other data);
+        False: never.
+
     Returns
     -------
-    CountSketch, or StackedSketch with ``guard``; the random CountSketch(m, n, seed) on a fallback
+    CountSketch, or StackedSketch with ``guard``; the random CountSketch(m, n, seed) on a fallback; a
+    HeavyRowSketch of it when ``heavy_rows`` says so
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range (``heavy_rows`` not "auto", True or False, ...).
 
     Notes
     -----
@@ -477,10 +497,12 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
     seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX - 1)
     if guard is not None and m < 2:
         raise ValueError(f"m: a guarded sketch needs m >= 2 (half data-driven, half guard), got {m}")
+    heavy_rows = check_heavy_rows(heavy_rows)
     with _blas_threads(mats):
         rows = _Rows(mats)
+        rule = heavy_rows_rule(heavy_rows, mats, rows)
         if (S := _text_like_instead("inner_product_sketch", rows, m, seed)) is not None:
-            return S
+            return with_heavy_rows(S, rule)
 
         def build(parts):
             part_rows = rows if parts is mats and combine == "concat" else _Rows(parts, combine)
@@ -492,8 +514,8 @@ def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine:
         # the user's own random CountSketch(m, n, seed), all m rows random, can be the better sketch, and was
         # (12 x 6 matrices, m = 4: up to 42.7x its held-out Err; bench/README.md, sixteenth session).
         if guard is not None and type(S) is not CountSketch and _random_beats(S, mats, k, seed):
-            return _random_instead("inner_product_sketch", WORSE_ON_TRAIN, m, n, seed)
-        return S
+            S = _random_instead("inner_product_sketch", WORSE_ON_TRAIN, m, n, seed)
+        return with_heavy_rows(S, rule)
 
 
 def _inner_product(mats: list, rows: _Rows, m: int, k: int, *, values: str = "svd", guard: str | None = None,

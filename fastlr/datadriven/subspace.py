@@ -12,6 +12,7 @@ from .._validation import (
     check_int,
     is_sparse,
 )
+from ..heavy_rows import HeavyRowSketch
 from ..sketch import CountSketch, DenseSketch, StackedSketch
 from ._common import (
     _blas_threads,
@@ -22,6 +23,9 @@ from ._common import (
     _smooth,
     _smoothing_width,
     _text_like_instead,
+    check_heavy_rows,
+    heavy_rows_rule,
+    with_heavy_rows,
 )
 from .positions import _inner_product
 
@@ -34,8 +38,8 @@ from .positions import _inner_product
 ONE_MATRIX_RANDOM = 2
 
 
-def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False,
-                    seed: int = 0) -> DenseSketch | StackedSketch | CountSketch:
+def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False, seed: int = 0,
+                    heavy_rows="auto") -> DenseSketch | StackedSketch | CountSketch | HeavyRowSketch:
     """The dense data-driven sketch: S = the top-m left singular vectors of ``[A_1 ... A_N]``, transposed.
 
     Each matrix is scaled to sigma_1 = 1 first. ``S A`` then keeps the part of
@@ -81,10 +85,22 @@ def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False,
         n, seed)``: the random half keeps the worst-case guarantee of a random sketch.
     seed : int, default 0
         Seeds the random half and the fallback (and the subspace iteration used when n > 4096).
+    heavy_rows : "auto", True or False, default "auto"
+        As ``fastlr.learn_sketch``'s, for the random CountSketch fallbacks only
+        (``fastlr.HeavyRowSketch`` reserves buckets of CountSketches; the dense
+        sketch is returned as it is): ``"auto"`` wraps the counts fallback
+        (threshold 0.5, at most m // 2 rows; see ``inner_product_sketch``),
+        True both fallbacks (threshold 1.5 on other data), False neither.
 
     Returns
     -------
-    DenseSketch, or StackedSketch when ``mixed`` or from one matrix; the random CountSketch(m, n, seed) on a fallback
+    DenseSketch, or StackedSketch when ``mixed`` or from one matrix; the random CountSketch(m, n, seed) on a fallback,
+    a HeavyRowSketch of it when ``heavy_rows`` says so
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range (``heavy_rows`` not "auto", True or False, ...).
 
     References
     ----------
@@ -99,10 +115,12 @@ def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False,
     seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
     if mixed and m < 2:
         raise ValueError(f"m: a mixed sketch needs m >= 2 (half data-driven, half random), got {m}")
+    heavy_rows = check_heavy_rows(heavy_rows)
     with _blas_threads(mats):
         rows = _Rows(mats)
+        rule = heavy_rows_rule(heavy_rows, mats, rows)
         if (S := _text_like_instead("subspace_sketch", rows, m, seed)) is not None:
-            return S
+            return with_heavy_rows(S, rule)
 
         def build(_):
             if len(mats) > 1 or mixed or m < 2:
@@ -112,7 +130,7 @@ def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False,
             dense_rows, _ = _smoothed_rows(mats, rows, "auto")
             return _subspace(dense_rows, m, dense=max(1, m - ONE_MATRIX_RANDOM), seed=seed)
 
-        return _one_matrix_guard("subspace_sketch", build, mats, m, k, seed)
+        return with_heavy_rows(_one_matrix_guard("subspace_sketch", build, mats, m, k, seed), rule)
 
 
 def _subspace(rows: _Rows, m: int, *, dense: int | None = None, seed: int = 0) -> DenseSketch | StackedSketch:
@@ -134,7 +152,7 @@ def _smoothed_rows(mats: list, rows: _Rows, smooth) -> tuple[_Rows, bool]:
 
 
 def hybrid_sketch(train, m: int, k: int, *, dense: int | None = None, smooth="auto", trials: int = 8,
-                  seed: int = 0) -> StackedSketch | CountSketch:
+                  seed: int = 0, heavy_rows="auto") -> StackedSketch | CountSketch | HeavyRowSketch:
     """A one-shot sketch: the top ``dense`` left singular vectors stacked on inner-product positions.
 
     ``StackedSketch([subspace_sketch(smoothed train, dense), inner_product_sketch(train,
@@ -178,10 +196,21 @@ def hybrid_sketch(train, m: int, k: int, *, dense: int | None = None, smooth="au
     trials : int, default 8
         Centre draws of the sparse part (see ``inner_product_sketch``).
     seed : int, default 0
+    heavy_rows : "auto", True or False, default "auto"
+        As ``subspace_sketch``'s: ``"auto"`` and True wrap the random
+        CountSketch returned on counts in ``fastlr.HeavyRowSketch`` (threshold
+        0.5, at most m // 2 rows); the stack (with its dense part) is returned
+        as it is; False: never wrapped.
 
     Returns
     -------
-    StackedSketch (a DenseSketch on a CountSketch), or the random CountSketch(m, n, seed)
+    StackedSketch (a DenseSketch on a CountSketch), or the random CountSketch(m, n, seed), a HeavyRowSketch of it when
+    ``heavy_rows`` says so
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range (``heavy_rows`` not "auto", True or False, ...).
 
     References
     ----------
@@ -199,10 +228,11 @@ def hybrid_sketch(train, m: int, k: int, *, dense: int | None = None, smooth="au
                                                     or not 0 <= smooth < float("inf")):
         raise ValueError(f"smooth: expected 'auto', None or a finite number >= 0, got {smooth!r}")
     seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX - 1)
+    heavy_rows = check_heavy_rows(heavy_rows)
     with _blas_threads(mats):
         rows = _Rows(mats)
         if (S := _text_like_instead("hybrid_sketch", rows, m, seed)) is not None:
-            return S
+            return with_heavy_rows(S, heavy_rows_rule(heavy_rows, mats, rows))
         dense_rows, smoothed = _smoothed_rows(mats, rows, smooth)
         if dense is None:
             dense = max(1, min(m - 1, (7 * m) // 10 if smoothed else m // 2))
