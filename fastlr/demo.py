@@ -117,8 +117,10 @@ def _run_family(fam: Family, quiet: bool, log) -> FamilyResult:
     with warnings.catch_warnings():  # a fallback is reported in the log below, not as a warning
         warnings.simplefilter("ignore", LearnedSketchWarning)
         S = datadriven.subspace_sketch(train, M_ROWS)  # no training: an SVD of the data
-    if isinstance(S, CountSketch):  # text-like data: subspace_sketch's fallback (see its docs)
-        log(f"{fam.name}: Subspace (dense): the data use few of their rows; the random CountSketch is used")
+    if isinstance(S, (CountSketch, HeavyRowSketch)):  # text-like data: subspace_sketch's fallback (see its docs)
+        log(f"{fam.name}: Subspace (dense): the data use few of their rows; the random CountSketch is used"
+            + (", its heaviest rows in buckets of their own (heavy_rows='auto')" if isinstance(S, HeavyRowSketch)
+               else ""))
     sketches["Subspace (dense)"] = S
     res.train_seconds["Subspace (dense)"] = time.perf_counter() - start
     # learn_sketch gives text-like data's heaviest rows buckets of their own at apply time (heavy_rows="auto"); this

@@ -54,7 +54,9 @@ class HeavyRowSketch(Sketch):
     returns the plain sketch used for A.
 
     ``fastlr.learn_sketch`` returns its LearnedSketch wrapped in one on text-like training data (``heavy_rows="auto"``;
-    ``reason`` says why); ``history``, ``validation``, ``fallback``, ``mixed`` and ``k`` are the base's.
+    ``reason`` says why), and so do the data-driven sketches (``fastlr.datadriven``: there the random
+    ``CountSketch(m, n, seed)`` they fall back to); ``history``, ``validation``, ``fallback``, ``mixed`` and ``k`` are
+    the base's.
 
     Measured (bench/README.md, twentieth session; m = 20, k = 10, 100 seeds; held-out Err over that of
     ``CountSketch(m, n, seed)``, mean [worst]): on term-document matrices of topics the training set never saw,
@@ -215,8 +217,9 @@ class HeavyRowSketch(Sketch):
 
     # ------------------------------------------------------------------ a learned base's record, read through
 
-    #: Why ``fastlr.learn_sketch`` attached the rule to the sketch it learned (``heavy_rows="auto"``: what it saw in
-    #: the training matrices; True: asked for); None for a sketch wrapped by hand or loaded from a file.
+    #: Why ``fastlr.learn_sketch`` (or a ``fastlr.datadriven`` sketch) attached the rule to the sketch it built
+    #: (``heavy_rows="auto"``: what it saw in the training matrices; True: asked for); None for a sketch wrapped by
+    #: hand or loaded from a file.
     reason = None
 
     @property

@@ -520,7 +520,7 @@ def test_guarded_one_shot_against_numpy(seed):
     if seed == 5:  # a video frame: accepted with this seed
         A, m, k = datasets.video(1, height=30, width=100, seed=1)[0], 10, 5
         n = A.shape[0]
-    paper = dd.one_shot_sketch(A, m, values="paper", seed=seed)
+    paper = dd.one_shot_sketch(A, m, values="paper", seed=seed, heavy_rows=False)
     random = fastlr.CountSketch(m, n, seed=seed)
     tempered = np.sign(paper.values) * np.maximum(np.abs(paper.values), 1.0) ** 0.25
     T = fastlr.CountSketch.from_arrays(paper.rows, tempered, m)
@@ -529,12 +529,16 @@ def test_guarded_one_shot_against_numpy(seed):
     err = scw_err_numpy(T, A, k)
     better = err < scw_err_numpy(random, A, k) and err < rivals.mean() - 2 * rivals.std() and row_share(A) >= 0.1
     assert better == (seed == 5)
-    S = dd.one_shot_sketch(A, m, seed=seed)
+    S = dd.one_shot_sketch(A, m, seed=seed, heavy_rows=False)
     check_countsketch(S, m, n)
     np.testing.assert_array_equal(S.rows, random.rows)
     np.testing.assert_allclose(S.values, tempered if better else random.values, rtol=1e-12)
-    again = dd.one_shot_sketch(A, m, seed=seed)  # deterministic by seed
+    again = dd.one_shot_sketch(A, m, seed=seed, heavy_rows=False)  # deterministic by seed
     np.testing.assert_array_equal(again.values, S.values)
+    # by default (heavy_rows="auto") counts get it wrapped in a HeavyRowSketch (learn_sketch's rule), others plain
+    default = dd.one_shot_sketch(A, m, seed=seed)
+    assert isinstance(default, fastlr.HeavyRowSketch) == (seed in (1, 3))
+    np.testing.assert_array_equal(getattr(default, "base", default).values, S.values)
 
 
 def test_guarded_one_shot_never_worse_than_random_on_new_text():
@@ -548,10 +552,10 @@ def test_guarded_one_shot_never_worse_than_random_on_new_text():
     for seed in range(8):
         random = fastlr.CountSketch(10, 600, seed=seed)
         err = fastlr.sketch_error(random, test, 5)
-        S = dd.one_shot_sketch(train[seed], 10, k=5, seed=seed)
+        S = dd.one_shot_sketch(train[seed], 10, k=5, seed=seed, heavy_rows=False)
         np.testing.assert_array_equal(S.rows, random.rows)
         np.testing.assert_array_equal(S.values, random.values)  # exactly the random sketch: 1.00 of its Err
-        P = dd.one_shot_sketch(train[seed], 10, values="paper", seed=seed)
+        P = dd.one_shot_sketch(train[seed], 10, values="paper", seed=seed, heavy_rows=False)
         paper.append(fastlr.sketch_error(P, test, 5) / err)
         T = fastlr.CountSketch.from_arrays(P.rows, np.sign(P.values) * np.maximum(np.abs(P.values), 1) ** 0.25, 10)
         if dd_common._scaled_error(T, [train[seed]], 5) < dd_common._scaled_error(random, [train[seed]], 5):
@@ -606,10 +610,10 @@ def test_few_shot_sketch_does_not_refine_on_sporadic_rows():
     """Text matrices use different rows (topics): a few steps on them fit their words, not new topics' words."""
     train = datasets.text(3, n_terms=300, n_docs=20, seed=0)
     with pytest.warns(fastlr.LearnedSketchWarning, match="no gradient steps"):
-        S = dd.few_shot_sketch(train, 6, 3, steps=20, seed=1)
-    np.testing.assert_array_equal(S.values, dd.one_shot_sketch(train, 6, k=3, seed=1).values)
-    P = dd.few_shot_sketch(train, 6, 3, steps=20, values="paper", seed=1)  # the paper's FewShotSGD: refined
-    assert not np.array_equal(P.values, dd.one_shot_sketch(train, 6, values="paper", seed=1).values)
+        S = dd.few_shot_sketch(train, 6, 3, steps=20, seed=1, heavy_rows=False)
+    np.testing.assert_array_equal(S.values, dd.one_shot_sketch(train, 6, k=3, seed=1, heavy_rows=False).values)
+    P = dd.few_shot_sketch(train, 6, 3, steps=20, values="paper", seed=1, heavy_rows=False)  # the paper's: refined
+    assert not np.array_equal(P.values, dd.one_shot_sketch(train, 6, values="paper", seed=1, heavy_rows=False).values)
 
 
 def test_few_shot_sketch_does_not_refine_on_counts_whose_rows_look_consistent():
@@ -622,7 +626,7 @@ def test_few_shot_sketch_does_not_refine_on_counts_whose_rows_look_consistent():
     random = fastlr.CountSketch(10, 600, seed=90)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        S = dd.few_shot_sketch(train, 10, 5, seed=90)
+        S = dd.few_shot_sketch(train, 10, 5, seed=90, heavy_rows=False)
     assert fastlr.sketch_error(S, test, 5) <= fastlr.sketch_error(random, test, 5)
     np.testing.assert_array_equal(S.values, random.values)
     assert [str(w.message) for w in caught if w.category is fastlr.LearnedSketchWarning and "few rows" in str(w.message)]
@@ -796,7 +800,7 @@ def test_hybrid_sketch_on_sparse_rows_is_the_random_countsketch():
     kw = {"n_terms": 600, "n_docs": 30, "seed": 0}
     train, test = datasets.text(8, topics=range(10), **kw), datasets.text(6, topics=range(10, 20), **kw)
     with pytest.warns(fastlr.LearnedSketchWarning, match="few of their rows"):
-        S = dd.hybrid_sketch(train[2], 10, 5, seed=2)
+        S = dd.hybrid_sketch(train[2], 10, 5, seed=2, heavy_rows=False)
     random = fastlr.CountSketch(10, 600, seed=2)
     assert type(S) is fastlr.CountSketch
     np.testing.assert_array_equal(S.rows, random.rows)
@@ -818,8 +822,9 @@ def test_positions_and_subspace_on_sparse_rows_are_the_random_countsketch():
     random = fastlr.CountSketch(10, 600, seed=2)
     err = fastlr.sketch_error(random, test, 5)
     for mats in ([train[2]], train):
-        builds = {"inner_product_sketch": lambda mats=mats: dd.inner_product_sketch(mats, 10, 5, trials=8, seed=2),
-                  "subspace_sketch": lambda mats=mats: dd.subspace_sketch(mats, 10, seed=2)}
+        builds = {"inner_product_sketch": lambda mats=mats: dd.inner_product_sketch(mats, 10, 5, trials=8, seed=2,
+                                                                                    heavy_rows=False),
+                  "subspace_sketch": lambda mats=mats: dd.subspace_sketch(mats, 10, seed=2, heavy_rows=False)}
         for name, build in builds.items():
             with pytest.warns(fastlr.LearnedSketchWarning, match=f"{name}: .*few of their rows"):
                 S = build()
@@ -1024,7 +1029,8 @@ def test_text_like_fallback_warns_at_the_callers_line(name):
     with pytest.warns(fastlr.LearnedSketchWarning, match="use few of their rows") as caught:
         S = getattr(dd, name)(mats, 6, k=2, seed=3)
     assert caught[0].filename == __file__
-    np.testing.assert_array_equal(S.rows, fastlr.CountSketch(6, 400, seed=3).rows)
+    assert isinstance(S, fastlr.HeavyRowSketch)  # heavy_rows="auto" on counts: the random CountSketch, wrapped
+    np.testing.assert_array_equal(S.base.rows, fastlr.CountSketch(6, 400, seed=3).rows)
 
 
 def test_beats_random_with_one_sketch_per_matrix_against_numpy():

@@ -27,9 +27,10 @@ def test_quick_demo_table(quick_run):
         assert r.err["Mixed (J)"] < random_err and r.err["Mixed (S)"] < random_err
         assert f"{r.err['Learned']:.4f}" in text
         assert all(r.train_seconds[m] > 0 for m in ("Learned", "Mixed (J)", "Mixed (S)"))
-    # text uses few of its rows: the dense subspace falls back to the random CountSketch itself
+    # text uses few of its rows: the dense subspace falls back to the random CountSketch itself, whose heaviest rows
+    # get buckets of their own at apply time (heavy_rows="auto", learn_sketch's rule): below the plain one's Err
     counts = results[2]
-    assert counts.err["Subspace (dense)"] == counts.err["Random CountSketch"]
+    assert counts.err["Subspace (dense)"] < 0.7 * counts.err["Random CountSketch"]
     assert results[0].err["Subspace (dense)"] < results[0].err["Random CountSketch"]
     # learn_sketch's heavy_rows="auto": frames and bands are returned plain (the same sketch with and without);
     # text's frequent words get buckets of their own at apply time, which lowers its Err

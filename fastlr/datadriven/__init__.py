@@ -39,7 +39,14 @@ it directly:
 
 Every function returns an ordinary fastlr sketch (``CountSketch``,
 ``StackedSketch`` or ``DenseSketch``), usable in ``fastlr.scw``,
-``fastlr.sketch_error`` and everywhere else a sketch is.
+``fastlr.sketch_error`` and everywhere else a sketch is. On term-document
+counts the builders (``one_shot_sketch``, ``few_shot_sketch``,
+``inner_product_sketch``, ``subspace_sketch``, ``hybrid_sketch``) wrap what
+they return (there the random CountSketch) in ``fastlr.HeavyRowSketch``, each
+matrix's heaviest rows in buckets of their own when it is applied:
+``heavy_rows="auto"``, ``fastlr.learn_sketch``'s option and rule (0.18 of the
+plain sketch's held-out Err on average on bench/guard_audit.py's text families;
+``heavy_rows=False``: the plain sketch).
 
 Conventions: each training matrix is scaled to sigma_1 = 1 first (as the Err
 metric does), so no matrix dominates because of its scale; "the training

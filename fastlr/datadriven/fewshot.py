@@ -99,10 +99,11 @@ def one_shot_sketch(A, m: int, *, k: int | None = None, values: str = "guarded",
         their own when it is applied; threshold 0.5, at most m // 2 rows) when
         the matrices' energy sits on few rows (term-document counts, where the
         guarded sketch is the random ``CountSketch(m, n, seed)``): measured
-        (bench/guard_audit.py, text and text-topic, m = 10, k = 5, 100 seeds)
-        0.18-0.19 of the plain sketch's held-out Err on average; elsewhere the
-        plain sketch. True: always wrapped (threshold 1.5 on other data);
-        False: never.
+        (bench/guard_audit.py, text and text-topic, m = 10, k = 5, 100 seeds;
+        bench/README.md, twenty-first session) 0.176 [worst 0.306] and 0.178
+        [0.329] of the plain sketch's held-out Err; elsewhere the plain sketch
+        (the same sketch, bit for bit). True: always wrapped (threshold 1.5 on
+        other data); False: never.
 
     Returns
     -------
@@ -178,8 +179,9 @@ def few_shot_sketch(train, m: int, k: int, *, steps: int = 50, lr: float = 0.05,
     backend : {"cpp", "numba", "numpy"}, optional
     heavy_rows : "auto", True or False, default "auto"
         As ``one_shot_sketch``'s (and ``fastlr.learn_sketch``'s): on counts the
-        result (the random ``CountSketch(m, n, seed)`` by default) wrapped in
-        ``fastlr.HeavyRowSketch``, 0.18 of its held-out Err on average
+        result (the random ``CountSketch(m, n, seed)`` by default; with
+        ``values="paper"`` the refined sketch) wrapped in
+        ``fastlr.HeavyRowSketch``: 0.18 of its held-out Err on average
         (bench/guard_audit.py, text and text-topic, 3 matrices, 100 seeds).
 
     Returns
