@@ -157,6 +157,13 @@ class HeavyRowSketch(Sketch):
             self._reserving[key] = rows
         return rows
 
+    def rebased(self, base) -> HeavyRowSketch:
+        """This rule (threshold, max_rows, seed and reason) on another base: what ``fastlr.datadriven``'s
+        ``refine_values`` and ``greedy_positions`` return for a wrapped S (they work on its base)."""
+        H = HeavyRowSketch(base, threshold=self.threshold, max_rows=self.max_rows, seed=self.seed)
+        H.reason = self.reason
+        return H
+
     def adapted_to(self, energy: np.ndarray) -> Sketch:
         """The plain sketch for a matrix with these squared row norms (the base itself when no row is heavy)."""
         energy = np.asarray(energy, dtype=np.float64)

@@ -115,3 +115,19 @@ def test_default_result_save_load_round_trip(shifted, tmp_path):
     np.testing.assert_array_equal(T.base.rows, S.base.rows)
     np.testing.assert_array_equal(T.base.values, S.base.values)
     assert fastlr.sketch_error(T, test, K) == fastlr.sketch_error(S, test, K)
+
+
+def test_refine_values_and_greedy_positions_take_a_wrapped_sketch_and_keep_its_rule(shifted):
+    # chaining on counts: the builders return a HeavyRowSketch; the refiners work on its base and wrap the result
+    train, _, _ = shifted
+    S = _build("inner_product", train[:4], 13)
+    assert isinstance(S, fastlr.HeavyRowSketch)
+    for refined, plain in [(dd.refine_values(train[:4], S, K, steps=3, seed=1),
+                            dd.refine_values(train[:4], S.base, K, steps=3, seed=1)),
+                           (dd.greedy_positions(train[:4], S, K, max_time=None, max_columns=20),
+                            dd.greedy_positions(train[:4], S.base, K, max_time=None, max_columns=20))]:
+        assert isinstance(refined, fastlr.HeavyRowSketch) and type(refined.base) is fastlr.CountSketch
+        assert (refined.threshold, refined.max_rows, refined.seed, refined.reason) == (S.threshold, S.max_rows,
+                                                                                       S.seed, S.reason)
+        np.testing.assert_array_equal(refined.base.rows, plain.rows)
+        np.testing.assert_array_equal(refined.base.values, plain.values)

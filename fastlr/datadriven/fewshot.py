@@ -228,7 +228,7 @@ def rows_used_unlike(mats: list) -> str | None:
 
 
 def refine_values(train, S: CountSketch, k: int, *, steps: int, lr: float = 0.05, batch_size: int = 1,
-                  seed: int = 0, backend=None) -> CountSketch:
+                  seed: int = 0, backend=None) -> CountSketch | HeavyRowSketch:
     """Adam steps on the values of S (positions fixed), from S's own values.
 
     The loop of ``fastlr.learn_sketch`` (same loss, exact gradient, Adam with
@@ -237,10 +237,17 @@ def refine_values(train, S: CountSketch, k: int, *, steps: int, lr: float = 0.05
     ``CountSketch(m, n, seed)`` it takes the same steps as
     ``learn_sketch(train, m, k, steps=steps, seed=seed)``.
 
+    S may be a HeavyRowSketch of a CountSketch (what the data-driven sketches
+    return on counts, ``heavy_rows``): its base is trained and the result
+    wrapped by the same rule.
+
     Returns
     -------
-    CountSketch with S's positions and the trained values.
+    CountSketch with S's positions and the trained values (a HeavyRowSketch of it for a wrapped S).
     """
+    if isinstance(S, HeavyRowSketch):
+        return S.rebased(refine_values(train, S.base, k, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
+                                       backend=backend))
     if not isinstance(S, CountSketch) or type(S).apply is not CountSketch.apply:
         raise TypeError(f"S: expected a plain CountSketch, got {type(S).__name__}")
     mats = _check_matrices(train)

@@ -668,7 +668,7 @@ class _GreedyLoss:
 
 def greedy_positions(train, S: CountSketch, k: int, *, max_time: float | None = 10.0,
                      max_columns: int | None = None, candidates: int | None = None, passes: int = 1,
-                     signs: bool = True) -> CountSketch:
+                     signs: bool = True) -> CountSketch | HeavyRowSketch:
     """Improve a CountSketch's positions greedily (Li et al., ICLR 2023, Algorithm 2).
 
     Columns are visited in order of their rows' training energy (largest
@@ -687,7 +687,7 @@ def greedy_positions(train, S: CountSketch, k: int, *, max_time: float | None = 
     train : iterable of 2-D arrays or scipy.sparse matrices
         Densified, with a d x d Gram matrix each: cost and memory grow with
         their number; a few (e.g. 8) are usually enough.
-    S : CountSketch
+    S : CountSketch, or a HeavyRowSketch of one
         The start (e.g. ``inner_product_sketch(...)`` or ``CountSketch(m, n)``).
     k : int
         Target rank, ``1 <= k <= min(m, n, d)``.
@@ -707,13 +707,18 @@ def greedy_positions(train, S: CountSketch, k: int, *, max_time: float | None = 
     Returns
     -------
     CountSketch (new; S is not modified). Its training loss is never higher
-    than S's (checked with exact SVDs at the end).
+    than S's (checked with exact SVDs at the end). For a HeavyRowSketch S
+    (what the data-driven sketches return on counts, ``heavy_rows``): its
+    base's positions are improved and the result wrapped by the same rule.
 
     References
     ----------
     Y. Li, H. Lin, S. Liu, A. Vakilian, D. P. Woodruff, "Learning the Positions
     in CountSketch", ICLR 2023.
     """
+    if isinstance(S, HeavyRowSketch):
+        return S.rebased(greedy_positions(train, S.base, k, max_time=max_time, max_columns=max_columns,
+                                          candidates=candidates, passes=passes, signs=signs))
     if not isinstance(S, CountSketch) or type(S).apply is not CountSketch.apply:
         raise TypeError(f"S: expected a plain CountSketch, got {type(S).__name__}")
     mats = _check_matrices(train)
