@@ -179,7 +179,8 @@ def audit_cases(seeds: int, frames: list):
 def audit(seeds: int, frames: list, positions: bool = False) -> dict:
     """Held-out Err / random CountSketch(m, n, seed) Err of the one-shot sketches from one matrix, per case
     (``positions``: also inner_product_sketch, 8 trials, and subspace_sketch from that matrix, with and without
-    their fallbacks)."""
+    their fallbacks). The guards' own sketches: heavy_rows=False (the twenty-first session's default wraps the
+    text fallback in a HeavyRowSketch, bench/guard_audit.py measures that)."""
     from fastlr.datadriven._common import _Rows, _scaled_error
     from fastlr.datadriven.fewshot import _tempered
     from fastlr.datadriven.positions import _inner_product
@@ -188,18 +189,18 @@ def audit(seeds: int, frames: list, positions: bool = False) -> dict:
     for fam, s, A, test, m, k in audit_cases(seeds, frames):
         R = fastlr.CountSketch(m, A.shape[0], seed=s)
         rnd = fastlr.sketch_error(R, test, k)
-        P = dd.one_shot_sketch(A, m, k=k, values="paper", seed=s)
+        P = dd.one_shot_sketch(A, m, k=k, values="paper", seed=s, heavy_rows=False)
         T = fastlr.CountSketch.from_arrays(P.rows, _tempered(P.values), m)
         seventh = T if _scaled_error(T, [A], k) < _scaled_error(R, [A], k) else R  # the seventh session's guard
         start = time.thread_time()
-        one = dd.one_shot_sketch(A, m, k=k, seed=s)
+        one = dd.one_shot_sketch(A, m, k=k, seed=s, heavy_rows=False)
         t_one = time.thread_time() - start
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", fastlr.LearnedSketchWarning)  # text: the random CountSketch, 1.00
             start = time.thread_time()
-            hybrid = dd.hybrid_sketch(A, m, k, seed=s)
+            hybrid = dd.hybrid_sketch(A, m, k, seed=s, heavy_rows=False)
             t_hybrid = time.thread_time() - start
-            plain = dd.hybrid_sketch(A, m, k, smooth=None, dense=m // 2, seed=s)
+            plain = dd.hybrid_sketch(A, m, k, smooth=None, dense=m // 2, seed=s, heavy_rows=False)
         row = {"1Shot1Vec guarded": fastlr.sketch_error(one, test, k) / rnd,
                "1Shot1Vec, seventh-session guard": fastlr.sketch_error(seventh, test, k) / rnd,
                "hybrid": fastlr.sketch_error(hybrid, test, k) / rnd,
@@ -209,9 +210,9 @@ def audit(seeds: int, frames: list, positions: bool = False) -> dict:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", fastlr.LearnedSketchWarning)
                 start = time.thread_time()
-                ip = dd.inner_product_sketch([A], m, k, trials=8, seed=s)
+                ip = dd.inner_product_sketch([A], m, k, trials=8, seed=s, heavy_rows=False)
                 t_ip = time.thread_time() - start
-                sub = dd.subspace_sketch([A], m, k=k, seed=s)
+                sub = dd.subspace_sketch([A], m, k=k, seed=s, heavy_rows=False)
             rows = _Rows([A])  # the sketches without their fallbacks (before the eighth session's H5)
             ip_before = _inner_product([A], rows, m, k, trials=8, seed=s)
             row.update({"inner-product 8 trials": fastlr.sketch_error(ip, test, k) / rnd,
