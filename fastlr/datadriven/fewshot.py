@@ -198,10 +198,14 @@ def few_shot_sketch(train, m: int, k: int, *, steps: int = 50, lr: float = 0.05,
     steps = check_int(steps, "steps", minimum=0)
     heavy_rows = check_heavy_rows(heavy_rows)
     S = one_shot_sketch(mats, m, k=k, values=values, seed=seed, heavy_rows=False)
-    rule = heavy_rows_rule(heavy_rows, mats)
+    guarded = steps > 0 and values == "guarded"
+    with _blas_threads(mats):  # one pass of spectral norms for the heavy-row rule and the guard (few_rows both)
+        rows = _Rows(mats) if guarded or heavy_rows is not False else None
+        rule = heavy_rows_rule(heavy_rows, mats, rows)
+        why = rows_not_shared(mats, rows) if guarded else None
     if steps == 0:
         return with_heavy_rows(S, rule)
-    if values == "guarded" and (why := rows_not_shared(mats)):
+    if why:
         warnings.warn(f"few_shot_sketch: no gradient steps: {why}, where a few steps fit their rows and not new "
                       "matrices'; returning the guarded one-shot sketch (values='paper' forces the steps)",
                       LearnedSketchWarning, stacklevel=2)
@@ -209,12 +213,12 @@ def few_shot_sketch(train, m: int, k: int, *, steps: int = 50, lr: float = 0.05,
     return with_heavy_rows(refine_values(mats, S, k, steps=steps, lr=lr, seed=seed, backend=backend), rule)
 
 
-def rows_not_shared(mats: list) -> str | None:
+def rows_not_shared(mats: list, rows: _Rows | None = None) -> str | None:
     """Why new matrices may use other rows than these (None: nothing says so): energy on under SPARSE_ROWS of the
     rows (term-document counts; one_shot_sketch's test), or rows used unlike each other (row_consistency). The
     consistency alone let 1-4 in 100 draws of 3 text matrices through (bench/guard_audit.py's text and text-topic:
     consistency 0.80-0.84 by chance), and 50 steps on them held out up to 1.65x random's Err on new topics."""
-    return few_rows(mats) or rows_used_unlike(mats)
+    return few_rows(mats, rows) or rows_used_unlike(mats)
 
 
 def rows_used_unlike(mats: list) -> str | None:
