@@ -196,11 +196,14 @@ def few_shot_sketch(train, m: int, k: int, *, steps: int = 50, lr: float = 0.05,
     mats = _check_matrices(train)
     m, k = _check_sizes(m, k, mats[0].shape[0])
     steps = check_int(steps, "steps", minimum=0)
+    k = check_int(k, "k", minimum=1, maximum=min(m, mats[0].shape[1]))  # one_shot_sketch's bound
+    check_choice(values, "values", ONE_SHOT_VALUES)
+    seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
     heavy_rows = check_heavy_rows(heavy_rows)
-    S = one_shot_sketch(mats, m, k=k, values=values, seed=seed, heavy_rows=False)
     guarded = steps > 0 and values == "guarded"
-    with _blas_threads(mats):  # one pass of spectral norms for the heavy-row rule and the guard (few_rows both)
-        rows = _Rows(mats) if guarded or heavy_rows is not False else None
+    with _blas_threads(mats):  # one pass of spectral norms for the start, the heavy-row rule and the guard
+        rows = _Rows(mats)
+        S = _one_shot(mats, rows, m, k, values, seed)
         rule = heavy_rows_rule(heavy_rows, mats, rows)
         why = rows_not_shared(mats, rows) if guarded else None
     if steps == 0:
