@@ -104,21 +104,6 @@ py::tuple countsketch_hash_py(std::uint64_t seed, index_t m, index_t start, inde
   return py::make_tuple(rows, signs);
 }
 
-py::array countsketch_seeded_dense_py(const py::array& A, std::uint64_t seed, index_t m, index_t start) {
-  FASTLR_REQUIRE(m >= 1 && m <= (index_t(1) << 32), "m: must lie in [1, 2**32], got " + std::to_string(m));
-  FASTLR_REQUIRE(start >= 0, "start: must be >= 0, got " + std::to_string(start));
-  return dispatch_float(A, "A", [&](auto t) -> py::array {
-    using T = decltype(t);
-    const auto a = dense_view<T>(A, "A");
-    auto out = new_matrix<T>(m, a.cols);
-    T* o = out.mutable_data();
-    py::gil_scoped_release release;
-    const int nt = call_threads("countsketch_seeded_dense", a.rows * a.cols);
-    countsketch_seeded_dense<T>(a.data, a.rows, a.cols, a.ld, a.col_major, seed, m, start, o, nt);
-    return out;
-  });
-}
-
 // True when none of x[0, n) is NaN or infinite (np.isfinite(x).all()): x - x is +0 for a finite x and NaN for
 // inf or NaN, and a sum with a NaN stays NaN. Eight partial sums, so the loop vectorizes without fast-math
 // (20 x 1080 float64: ~3 us; a test of the exponent bits does not vectorize for 64-bit lanes under SSE2: ~16 us).
@@ -134,6 +119,27 @@ bool all_finite(const T* x, index_t n) {
   return total == 0;
 }
 
+// countsketch_seeded_dense's S A for a dense float32/float64 A (m and start checked by the caller); with `finite`,
+// also whether S A holds no NaN/inf, checked while it is still in cache. Both seeded dense entries run it.
+template <class T>
+py::array_t<T> seeded_dense_pass(const py::array& A, std::uint64_t seed, index_t m, index_t start,
+                                 bool* finite = nullptr) {
+  const auto a = dense_view<T>(A, "A");
+  auto out = new_matrix<T>(m, a.cols);
+  T* o = out.mutable_data();
+  py::gil_scoped_release release;
+  const int nt = call_threads("countsketch_seeded_dense", a.rows * a.cols);
+  countsketch_seeded_dense<T>(a.data, a.rows, a.cols, a.ld, a.col_major, seed, m, start, o, nt);
+  if (finite != nullptr) *finite = all_finite(o, m * a.cols);
+  return out;
+}
+
+py::array countsketch_seeded_dense_py(const py::array& A, std::uint64_t seed, index_t m, index_t start) {
+  FASTLR_REQUIRE(m >= 1 && m <= (index_t(1) << 32), "m: must lie in [1, 2**32], got " + std::to_string(m));
+  FASTLR_REQUIRE(start >= 0, "start: must be >= 0, got " + std::to_string(start));
+  return dispatch_float(A, "A", [&](auto t) -> py::array { return seeded_dense_pass<decltype(t)>(A, seed, m, start); });
+}
+
 // The public seeded call in one step (fastlr._matrix.memory.seeded_countsketch: CountSketch(m, n, seed) @ A for an
 // ndarray): countsketch_seeded_dense's S A, or None where countsketch_seeded_dense would refuse A (not a 2-D C- or
 // F-contiguous float32/float64 array in native byte order) or S A is not finite, so that the caller's general path
@@ -147,17 +153,8 @@ py::object countsketch_seeded_dense_finite_py(const py::array& A, std::uint64_t 
       (A.flags() & (py::array::c_style | py::array::f_style)) == 0)
     return py::none();
   const auto run = [&](auto t) -> py::object {
-    using T = decltype(t);
-    const auto a = dense_view<T>(A, "A");
-    auto out = new_matrix<T>(m, a.cols);
-    T* o = out.mutable_data();
     bool finite;
-    {
-      py::gil_scoped_release release;
-      const int nt = call_threads("countsketch_seeded_dense", a.rows * a.cols);
-      countsketch_seeded_dense<T>(a.data, a.rows, a.cols, a.ld, a.col_major, seed, m, start, o, nt);
-      finite = all_finite(o, m * a.cols);
-    }
+    auto out = seeded_dense_pass<decltype(t)>(A, seed, m, start, &finite);
     if (!finite) return py::none();
     return std::move(out);
   };
