@@ -52,15 +52,22 @@ def _check_rows(rows, n, m):
         raise_for(BAD_ROW)
 
 
-def _expand(indptr, indices, outer, inner):
-    """Outer index of each stored entry, after validating the compressed structure."""
+def _entry_outer(indptr, nnz, outer):
+    """Outer index of each of the nnz stored entries, after validating indptr (outer + 1 long, 0 to nnz,
+    nondecreasing)."""
     indptr = np.asarray(indptr, dtype=np.int64)
     check_matching("indptr", indptr, outer + 1)
-    if indptr[0] != 0 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0):
+    if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
         raise_for(BAD_INDPTR)
+    return np.repeat(np.arange(outer), np.diff(indptr))
+
+
+def _expand(indptr, indices, outer, inner):
+    """Outer index of each stored entry, after validating the compressed structure."""
+    entry_outer = _entry_outer(indptr, len(indices), outer)
     if len(indices) and (indices.min() < 0 or indices.max() >= inner):
         raise_for(BAD_INDEX)
-    return np.repeat(np.arange(outer), np.diff(indptr))
+    return entry_outer
 
 
 def countsketch_dense(A, rows, values, m):

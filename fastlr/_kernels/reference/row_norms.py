@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from .._errors import BAD_INDEX, BAD_INDPTR, check_matching, raise_for
+from .._errors import BAD_INDEX, check_matching, raise_for
+from .countsketch import _entry_outer
 
 __all__ = ["row_squared_norms_dense", "row_squared_norms_csr", "row_squared_norms_csc"]
 
@@ -24,12 +25,9 @@ def row_squared_norms_dense(A):
 def _squares_by_outer(indptr, indices, data, outer):
     """(outer index of each stored entry, its square in float64), after validating the structure."""
     _check_float("data", data)
-    indptr = np.asarray(indptr, dtype=np.int64)
-    check_matching("indptr", indptr, outer + 1)
+    entry_outer = _entry_outer(indptr, len(indices), outer)
     check_matching("data", data, len(indices))
-    if indptr[0] != 0 or indptr[-1] != len(data) or np.any(np.diff(indptr) < 0):
-        raise_for(BAD_INDPTR)
-    return np.repeat(np.arange(outer), np.diff(indptr)), np.asarray(data, dtype=np.float64) ** 2
+    return entry_outer, np.asarray(data, dtype=np.float64) ** 2
 
 
 def row_squared_norms_csr(indptr, indices, data, n):
