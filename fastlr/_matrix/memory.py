@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 
 import numpy as np
@@ -945,8 +945,12 @@ def _gram(A: np.ndarray, dtype=None) -> np.ndarray:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             futures = [pool.submit(gram, lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
             try:
+                # a range that raised (KeyboardInterrupt in one SYRK call) stops the others at their next block now:
+                # waiting on the futures in order would first let an earlier range finish all of its blocks
+                if wait(futures, return_when=FIRST_EXCEPTION).not_done:
+                    stop.set()
                 parts = [f.result() for f in futures]
-            except BaseException:  # KeyboardInterrupt: the other ranges stop at their next block
+            except BaseException:  # Ctrl-C while waiting, or the range's own error (re-raised here)
                 stop.set()
                 raise
     G = parts[0]
