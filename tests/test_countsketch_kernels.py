@@ -442,6 +442,34 @@ def test_countsketch_kernels_at_every_isa_level(isa_level, dtype):
                 np.testing.assert_array_equal(got, _materialized_apply(core, kind, M, hrows, signs.astype(dtype), m))
 
 
+# Row-major rows of 768 bytes and more (below the bucket pass's dense_bucket_row_bytes) with an m x d
+# accumulator over 8 KiB go through countsketch_strips: 384-byte column strips of 16-row blocks. (600, 200, 50):
+# 800 and 1600-byte rows; (1100, 300, 20): 1200 bytes (float64's 2400 only at the baseline); (700, 425, 9):
+# a part-line tail, float32 only; (2000, 208, 12): rows of whole lines, so the accumulator's rows start where
+# A's do and the first strip takes an unaligned head (A shifted 1 and 3 entries into its buffer).
+STRIP_SHAPES = [(600, 200, 50), (1100, 300, 20), (700, 425, 9), (2000, 208, 12)]
+
+
+def test_column_strips_add_each_bucket_in_row_order(isa_level, dtype):
+    """Rows of one bucket add in row order whatever the strips: with values +-1 (v * a exact, so an FMA rounds as
+    an add) the kernel equals np.add.at in A's dtype to the last bit at every ISA level (n <= 2000: one chunk)."""
+    core = fastlr.get_backend("cpp")
+    with fastlr.thread_limit(1):
+        for n, d, m in STRIP_SHAPES:
+            rng = np.random.default_rng(n + d + m)
+            buffer = rng.standard_normal(n * d + 4).astype(dtype)
+            rows = rng.integers(0, m, n).astype(np.int64)
+            values = rng.choice([-1.0, 1.0], n).astype(dtype)
+            hrows, signs = core.countsketch_hash(5, m, 0, n)
+            for shift in (0, 1, 3):
+                A = buffer[shift:shift + n * d].reshape(n, d)
+                np.testing.assert_array_equal(core.countsketch_dense(A, rows, values, m),
+                                              ref.countsketch_dense(A, rows, values, m))
+                assert core._last_kernel_isa() == isa_level
+                np.testing.assert_array_equal(core.countsketch_seeded_dense(A, 5, m),
+                                              ref.countsketch_dense(A, hrows, signs.astype(dtype), m))
+
+
 @pytest.mark.parametrize("kind", ["C", "F", "csr", "csc"])
 def test_isa_variants_are_bit_identical_at_every_thread_count(isa_level, dtype, kind):
     """Several row chunks (n = 6000): each variant's S @ A is the same at 1 and 2 threads, and close to NumPy's."""

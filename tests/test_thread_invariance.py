@@ -153,6 +153,18 @@ def test_dense_countsketch_of_wide_rows_is_thread_count_invariant(core, m, dtype
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_countsketch_in_column_strips_is_thread_count_invariant(core, dtype):
+    """800 and 1600-byte rows with a 40-80 KB accumulator (the C++ kernel's column strips): 4 row chunks of
+    5000 x 200 at m = 50, strip blocks of 16 rows ending mid-block."""
+    A = _dense(dtype, "C", n=5000, d=200)
+    rng = np.random.default_rng(6)
+    rows = rng.integers(0, 50, A.shape[0]).astype(np.int64)
+    values = rng.standard_normal(A.shape[0]).astype(dtype)
+    _assert_identical(_at_threads(lambda: core.countsketch_dense(A, rows, values, 50)))
+    _assert_identical(_at_threads(lambda: core.countsketch_seeded_dense(A, 7, 50)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["C", "F", "csr", "csc"])
 @pytest.mark.parametrize("kernel", ["countsketch", "seeded", "gather_dot"])
 def test_countsketch_is_thread_count_invariant(core, kernel, layout, dtype):

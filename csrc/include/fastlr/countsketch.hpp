@@ -156,6 +156,58 @@ inline index_t dense_prefetch_bytes(int level) {
 #endif
 }
 
+constexpr index_t kStripBytes = 384;  // bytes of a row per strip of countsketch_strips
+
+/// Bytes of a row per strip of countsketch_strips for rows of `row_bytes` and an m x d accumulator of
+/// `acc_bytes` (0: rows one at a time, whole): strips for rows of two strips and more and an accumulator over
+/// 8 KiB. One thread, Zen 4 (AMD EPYC family 25 model 17, L1d 32 KiB, L2 1 MiB), every ISA level, kernel
+/// alone (bench/README.md, twenty-second session): a C++ model of 100000 x 200 m = 50 float32 had strips of 384
+/// bytes in blocks of 16 rows best (256-512 bytes, 16-32 rows); in the kernel, 800-2800-byte rows with 9.6 KB
+/// to 160 KB of accumulator took 0.71-0.97x the one-row scatter's time; rows of one strip (280 and 400 bytes)
+/// were 1.0-1.2x slower in blocks, an accumulator of 2.8-8 KB (in L1 anyway) 0.9-1.1x.
+inline index_t dense_strip_bytes(index_t row_bytes, index_t acc_bytes) {
+  return row_bytes >= 2 * kStripBytes && acc_bytes > (8 << 10) ? kStripBytes : 0;
+}
+
+constexpr index_t kStripRows = 16;  // rows of A per block of countsketch_strips
+
+// acc[r_j, :] += v_j A[i0 + j, :] for the k rows of a block of countsketch_rows, in blocks of kStripRows rows
+// taken in column strips of `strip` bytes (a strip of every row of the block, then the next strip): the
+// m x strip slice of the accumulator the block adds to stays in L1 where whole rows would not (m x d is
+// 41.6 KB for m = 50 and 200 float32 columns; a row at a time, each row's bucket row came from L2: the
+// one-row scatter ran at 1.2x a read of A for m = 1 and 1.7-1.8x for m = 50, Zen 4). While a block is
+// summed, the next block's rows are asked for in memory order (prefetcht1; none and prefetchnta were
+// 1.3-2.6x slower in the model, t2 about as fast), a few lines per strip of a row, so the strips read A from
+// the L2 rather than from memory in strips (short runs of lines, which Zen 4's prefetchers follow poorly). Each accumulator entry receives its rows' additions in row order: the same sums,
+// bit for bit, as one row at a time. `last`: one past the last row of A the prefetch may touch.
+template <class T>
+FASTLR_INLINE void countsketch_strips(const T* A, index_t i0, index_t k, index_t d, index_t ld, const index_t* r,
+                                      const T* v, T* acc, index_t ldo, index_t strip, index_t last) {
+  constexpr index_t line = 64 / sizeof(T);
+  const index_t w = std::max<index_t>(strip / static_cast<index_t>(sizeof(T)) / line, 1) * line;
+  // strips begin where the accumulator rows' stores are aligned (acc_layout: the same place in every row)
+  const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(acc) & 63)) & 63) / sizeof(T));
+  const index_t strips = std::max<index_t>((d - head + w - 1) / w, 1);  // the first also takes the head
+  // the next block's rows, in memory order, when they lie (nearly) back to back
+  const bool contiguous = (ld - d) * static_cast<index_t>(sizeof(T)) <= 64;
+  for (index_t j0 = 0; j0 < k; j0 += kStripRows) {
+    const index_t q = std::min(kStripRows, k - j0);
+    const index_t next = i0 + j0 + q;
+    const index_t nq = contiguous ? std::max<index_t>(std::min(kStripRows, last - next), 0) : 0;
+    const char* pf = nq > 0 ? reinterpret_cast<const char*>(A + next * ld) : nullptr;
+    const char* pfe = nq > 0 ? reinterpret_cast<const char*>(A + (next + nq - 1) * ld + d) : nullptr;
+    const index_t per = (pfe - pf) / 64 / (q * strips) + 1;  // lines asked for per row strip
+    for (index_t c0 = 0; c0 < d;) {
+      const index_t c1 = std::min(d, (c0 == 0 ? head : c0) + w);
+      for (index_t j = j0; j < j0 + q; ++j) {
+        for (index_t p = 0; p < per && pf < pfe; ++p, pf += 64) __builtin_prefetch(pf, 0, 2);
+        axpy_aligned_out(acc + r[j] * ldo + c0, A + (i0 + j) * ld + c0, v[j], c1 - c0);
+      }
+      c0 = c1;
+    }
+  }
+}
+
 constexpr index_t kRunProbe = 32;        // rows of a block whose runs decide run-or-scatter
 constexpr index_t kRunMaxRowBytes = 256;  // wider rows of a row-major A always take the scatter
 
@@ -343,19 +395,22 @@ FASTLR_INLINE int countsketch_rows_by_bucket(const T* A, index_t b, index_t e, i
 // (a store then a load of the same addresses), which costs when A is narrow: there, in
 // blocks that begin with runs of equal r_i (has_runs), each run goes four rows per pass
 // (axpy4_aligned_out). The same additions in the same order either way. Wide rows keep
-// the one-row axpy (their adds overlap anyway; four rows per pass measured slower), with A
+// the one-row axpy (their adds overlap anyway; four rows per pass measured slower): in
+// column strips of `strip` bytes (countsketch_strips) unless strip is 0, else whole rows with A
 // prefetched `ahead` bytes ahead (axpy_prefetch_a) unless ahead is 0. (Rows of
 // dense_bucket_row_bytes and more take countsketch_rows_by_bucket instead.)
 template <class T, class Src>
 FASTLR_INLINE int countsketch_rows(const T* A, index_t b, index_t e, index_t d, index_t ld, const Src& src, T* acc,
-                                   index_t ldo, index_t ahead) {
+                                   index_t ldo, index_t ahead, index_t strip) {
   index_t r[kRowBlock];
   T v[kRowBlock];
   if (d * static_cast<index_t>(sizeof(T)) > kRunMaxRowBytes) {
     for (index_t i0 = b; i0 < e; i0 += kRowBlock) {
       const index_t k = std::min(kRowBlock, e - i0);
       if (!src.fill(i0, k, r, v)) return kBadRow;
-      if (ahead > 0)
+      if (strip > 0)
+        countsketch_strips(A, i0, k, d, ld, r, v, acc, ldo, strip, e);
+      else if (ahead > 0)
         for (index_t j = 0; j < k; ++j) axpy_prefetch_a(acc + r[j] * ldo, A + (i0 + j) * ld, v[j], d, ahead);
       else
         for (index_t j = 0; j < k; ++j) axpy_aligned_out(acc + r[j] * ldo, A + (i0 + j) * ld, v[j], d);
@@ -631,6 +686,7 @@ void countsketch_dense_src(const T* A, index_t n, index_t d, index_t ld, bool co
   throw_kernel_error(FASTLR_ISA_CALL(countsketch_dense_impl, A, n, d, ld, col_major, src, m, out, want, chunks,
                                      col_major ? work.data() : acc.data, rbuf.get(), vbuf.get(), fbuf.get(),
                                      segs, dense_prefetch_bytes(variant_level()),
+                                     dense_strip_bytes(d * static_cast<index_t>(sizeof(T)), m * d * static_cast<index_t>(sizeof(T))),
                                      dense_bucket_row_bytes(variant_level(), m)));
 }
 
