@@ -382,12 +382,14 @@ def _isa_sparse(fmt, n, d, dtype, index_dtype, rng):
 # n < 2048: one row chunk (sum_chunks), so the kernel's order of additions is np.add.at's.
 # (700, 75, 9): rows over 256 bytes in float32 too (300 and 600 bytes, not whole lines): the prefetching scatter
 # (countsketch_rows' wide rows) with a scalar head and tail in both dtypes.
-# (1100, 800, 7) and (1100, 520, 1030): rows of 2 KB and more (3200 and 6400 bytes; 2080 and 4160), two blocks of
-# countsketch_rows_by_bucket (dense_bucket_row_bytes: at the baseline from 3 KB, so 3200 and 6400 bytes): bucket by
-# bucket, eight then four rows of a bucket at once and the rest four at a time (m = 7), and in row order four at a
-# time (m = 1030, over kBucketMaxRows).
+# (1100, 800, 7) and (1100, 520, 1030): rows of 2-12 KB (3200 and 6400 bytes; 2080 and 4160) with over 8 KiB of
+# accumulator: column strips (countsketch_strips, dense_strip_bytes) where the bucket pass took them before.
+# (1100, 3100, 7) and (1100, 3100, 1030): rows over 12 KiB (12400 and 24800 bytes), two blocks of
+# countsketch_rows_by_bucket (dense_bucket_row_bytes): bucket by bucket, eight then four rows of a bucket at once
+# and the rest four at a time (m = 7), and in row order four at a time (m = 1030, over kBucketMaxRows; at the
+# baseline, whose bucket pass needs 8 m <= 1024, the one-row scatter).
 ISA_SHAPES = [(1, 1, 1), (50, 17, 5), (300, 40, 3), (1500, 64, 20), (2000, 33, 7), (700, 75, 9), (1100, 800, 7),
-              (1100, 520, 1030)]
+              (1100, 520, 1030), (1100, 3100, 7), (1100, 3100, 1030)]
 
 
 def test_countsketch_kernels_at_every_isa_level(isa_level, dtype):

@@ -142,9 +142,9 @@ def test_csr_kernels_are_thread_count_invariant(core, kernel, k, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m", [20, 1100])
 def test_dense_countsketch_of_wide_rows_is_thread_count_invariant(core, m, dtype):
-    """Rows of 2 KB and more (the C++ kernel's bucket-by-bucket pass; over 1024 rows of S it keeps row order):
-    4 row chunks of 4100 x 530 at m = 20 (1 at m = 1100), blocks of 1024 rows and a last partial one."""
-    A = _dense(dtype, "C", n=4100, d=530)
+    """Rows over 12 KiB (the C++ kernel's bucket-by-bucket pass; over 1024 rows of S it keeps row order):
+    2 row chunks of 2100 x 3100 at m = 20 (1 at m = 1100), blocks of 1024 rows and a last partial one."""
+    A = _dense(dtype, "C", n=2100, d=3100)
     rng = np.random.default_rng(5)
     rows = rng.integers(0, m, A.shape[0]).astype(np.int64)
     values = rng.choice([-1.0, 1.0], A.shape[0]).astype(dtype)

@@ -159,14 +159,17 @@ inline index_t dense_prefetch_bytes(int level) {
 constexpr index_t kStripBytes = 384;  // bytes of a row per strip of countsketch_strips
 
 /// Bytes of a row per strip of countsketch_strips for rows of `row_bytes` and an m x d accumulator of
-/// `acc_bytes` (0: rows one at a time, whole): strips for rows of two strips and more and an accumulator over
-/// 8 KiB. One thread, Zen 4 (AMD EPYC family 25 model 17, L1d 32 KiB, L2 1 MiB), every ISA level, kernel
-/// alone (bench/README.md, twenty-second session): a C++ model of 100000 x 200 m = 50 float32 had strips of 384
-/// bytes in blocks of 16 rows best (256-512 bytes, 16-32 rows); in the kernel, 800-2800-byte rows with 9.6 KB
-/// to 160 KB of accumulator took 0.71-0.97x the one-row scatter's time; rows of one strip (280 and 400 bytes)
-/// were 1.0-1.2x slower in blocks, an accumulator of 2.8-8 KB (in L1 anyway) 0.9-1.1x.
+/// `acc_bytes` (0: rows one at a time, whole, or the bucket pass): strips for rows of two strips to 12 KiB and an
+/// accumulator over 8 KiB, whatever dense_bucket_row_bytes says. One thread, Zen 4 (AMD EPYC family 25 model 17,
+/// L1d 32 KiB, L2 1 MiB), every ISA level, kernel alone (bench/README.md, twenty-second session): a C++ model of
+/// 100000 x 200 m = 50 float32 had strips of 384 bytes in blocks of 16 rows best (256-512 bytes, 16-32 rows);
+/// in the kernel, 800-2800-byte rows with 9.6 KB to 160 KB of accumulator took 0.71-0.97x the one-row
+/// scatter's time; rows of one strip (280 and 400 bytes) were 1.0-1.2x slower in blocks, an accumulator of
+/// 2.8-8 KB (in L1 anyway) 0.9-1.1x. Against the bucket pass (rows of 2 KB and more at x86-64-v3/v4, 3 KB at
+/// the baseline): 2400-8640-byte rows 0.68-0.88x at v3/v4, 0.8-1.0x at the baseline; 16000-byte rows
+/// (3000 x 4000 float32) 0.99-1.2x slower, so the bucket pass keeps rows over 12 KiB.
 inline index_t dense_strip_bytes(index_t row_bytes, index_t acc_bytes) {
-  return row_bytes >= 2 * kStripBytes && acc_bytes > (8 << 10) ? kStripBytes : 0;
+  return row_bytes >= 2 * kStripBytes && row_bytes <= (12 << 10) && acc_bytes > (8 << 10) ? kStripBytes : 0;
 }
 
 constexpr index_t kStripRows = 16;  // rows of A per block of countsketch_strips
@@ -398,7 +401,7 @@ FASTLR_INLINE int countsketch_rows_by_bucket(const T* A, index_t b, index_t e, i
 // the one-row axpy (their adds overlap anyway; four rows per pass measured slower): in
 // column strips of `strip` bytes (countsketch_strips) unless strip is 0, else whole rows with A
 // prefetched `ahead` bytes ahead (axpy_prefetch_a) unless ahead is 0. (Rows of
-// dense_bucket_row_bytes and more take countsketch_rows_by_bucket instead.)
+// dense_bucket_row_bytes and more take countsketch_rows_by_bucket instead when strip is 0.)
 template <class T, class Src>
 FASTLR_INLINE int countsketch_rows(const T* A, index_t b, index_t e, index_t d, index_t ld, const Src& src, T* acc,
                                    index_t ldo, index_t ahead, index_t strip) {
