@@ -77,8 +77,11 @@ def _busy_check_state(build) -> str:
         return "unavailable (Linux with OpenMP only)"
     if build["busy_check"]:
         kernels = ", ".join(build.get("busy_check_kernels", []))
+        cold = build.get("busy_check_cold_after_ms")
+        cold = f"; one thread for those up to {build['busy_check_max_call_ms']:.0f} ms after {cold:.0f} ms without a " \
+               "call from the calling thread" if cold is not None else ""
         return (f"on for {kernels} calls estimated at {build['busy_check_min_call_ms']:.1f}-"
-                f"{build['busy_check_max_call_ms']:.0f} ms ({BUSY_CHECK_ENV}=0 turns it off)")
+                f"{build['busy_check_max_call_ms']:.0f} ms{cold} ({BUSY_CHECK_ENV}=0 turns it off)")
     return f"off ({BUSY_CHECK_ENV}={os.environ.get(BUSY_CHECK_ENV, '')!r} or turned off in-process)"
 
 

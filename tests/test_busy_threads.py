@@ -5,6 +5,7 @@ spinning after the caller's own two-thread BLAS call shared a core with fastlr's
 nor fastlr's own OpenMP workers, and leave every result bit for bit unchanged."""
 
 import itertools
+import math
 import sys
 import threading
 import time
@@ -55,12 +56,16 @@ def spinning_thread():
 
 
 @contextmanager
-def busy_check(on: bool, calls_per_check: float = 200.0, every_listed: bool = False):
+def busy_check(on: bool, calls_per_check: float = 200.0, every_listed: bool = False, cold_after_ms: float = math.inf):
+    """The check as given; its cold-pool rule off unless ``cold_after_ms`` is given (the pauses between a test's
+    calls, thread starts, ``_wait_for``, would otherwise decide how many threads a call gets)."""
     previous = core._set_busy_check(on, calls_per_check, int(every_listed))
+    previous_cold = core._set_cold_pool(cold_after_ms)
     try:
         yield
     finally:
         core._set_busy_check(previous, 200.0, 0)
+        core._set_cold_pool(previous_cold)
 
 
 @pytest.fixture
@@ -218,6 +223,54 @@ def test_applied_kernels_drop_to_one_thread_beside_a_running_thread_within_the_l
         assert _wait_for(lambda: core._busy_threads(2) == 0)
         core.countsketch_seeded_dense(A, 1, 20)
         assert core._last_call_threads() == 2  # nothing else running: both threads
+
+
+def test_a_short_applied_call_runs_on_one_thread_after_a_pause_without_calls(two_threads):
+    """The cold-pool rule: after cold_after_ms without a kernel call from the calling thread (faked here by moving
+    the rule's clock forward), an applied call within the length bounds gets one thread, with the same bits; any
+    call restarts the clock, per calling thread; kernels only listed, longer calls, and the check turned off keep
+    their threads."""
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((3000, 300)).astype(np.float32)
+    V = rng.standard_normal((300, 8)).astype(np.float32)
+    long = np.ones((4096, 4096), np.float32)  # past the 4 ms bound
+    hour = 3.6e6
+
+    def idle():
+        core._set_cold_pool(advance_ms=2 * hour)
+
+    with busy_check(True, cold_after_ms=hour):
+        core.countsketch_seeded_dense(A, 1, 20)  # starts this thread's clock, whatever it chose
+        warm = core.countsketch_seeded_dense(A, 1, 20)
+        assert core._last_call_threads() == 2
+        idle()
+        cold = core.countsketch_seeded_dense(A, 1, 20)
+        assert core._last_call_threads() == 1
+        np.testing.assert_array_equal(cold, warm)
+        core.countsketch_seeded_dense(A, 1, 20)
+        assert core._last_call_threads() == 2  # the one-thread call restarted the clock: a loop keeps two threads
+        for call in (lambda: core.matmul(A, V), lambda: core.countsketch_seeded_dense(long, 1, 20)):
+            idle()
+            call()
+            assert core._last_call_threads() == 2
+        firsts = []
+
+        def first_call():
+            with fastlr.thread_limit(2):
+                core.countsketch_seeded_dense(A, 1, 20)
+                firsts.append(core._last_call_threads())
+
+        idle()
+        other = threading.Thread(target=first_call)
+        other.start()
+        other.join()
+        assert firsts == [1]  # a new thread's pool has never run
+        core.countsketch_seeded_dense(A, 1, 20)
+        assert core._last_call_threads() == 1  # another thread's call does not warm this thread's pool
+    with busy_check(False, cold_after_ms=hour):
+        idle()
+        core.countsketch_seeded_dense(A, 1, 20)
+        assert core._last_call_threads() == 2
 
 
 @pytest.mark.parametrize("value, on", [("", True), ("0", False), ("off", False)])

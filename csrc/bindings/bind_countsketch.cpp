@@ -18,7 +18,7 @@ py::array countsketch_dense_py(const py::array& A, const py::array& rows, const 
     auto out = new_matrix<T>(m, a.cols);
     T* o = out.mutable_data();
     py::gil_scoped_release release;
-    const int nt = call_threads("countsketch_dense", a.rows * a.cols);
+    const auto nt = call_threads("countsketch_dense", a.rows * a.cols);
     countsketch_dense<T>(a.data, a.rows, a.cols, a.ld, a.col_major, r, v, m, o, nt);
     return out;
   });
@@ -41,7 +41,7 @@ py::array countsketch_compressed_py(const py::array& indptr, const py::array& in
     auto out = new_matrix<T>(m, d);
     T* o = out.mutable_data();
     py::gil_scoped_release release;
-    const int nt = call_threads(by_rows ? "countsketch_csr" : "countsketch_csc", a.nnz + outer);
+    const auto nt = call_threads(by_rows ? "countsketch_csr" : "countsketch_csc", a.nnz + outer);
     if (by_rows)
       countsketch_csr<T, I>(a.indptr, a.indices, a.data, a.nnz, n, d, r, v, m, o, nt);
     else
@@ -62,7 +62,7 @@ py::array gather_dot_py(const py::array& A, const py::array& rows, const py::arr
     py::array_t<T> g(a.rows);
     T* gp = g.mutable_data();
     py::gil_scoped_release release;
-    const int nt = call_threads("countsketch_gather_dot", a.rows * a.cols);
+    const auto nt = call_threads("countsketch_gather_dot", a.rows * a.cols);
     countsketch_gather_dot<T>(a.data, a.rows, a.cols, a.ld, a.col_major, r, dv.data, dv.rows, gp, nt);
     return g;
   });
@@ -81,7 +81,7 @@ py::array gather_dot_csr_py(const py::array& indptr, const py::array& indices,
     py::array_t<T> g(n);
     T* gp = g.mutable_data();
     py::gil_scoped_release release;
-    const int nt = call_threads("countsketch_gather_dot_csr", a.nnz + n);
+    const auto nt = call_threads("countsketch_gather_dot_csr", a.nnz + n);
     countsketch_gather_dot_csr<T, I>(a.indptr, a.indices, a.data, a.nnz, n, dv.cols, r, dv.data, dv.rows,
                                      gp, nt);
     return g;
@@ -98,7 +98,7 @@ py::tuple countsketch_hash_py(std::uint64_t seed, index_t m, index_t start, inde
   double* v = signs.mutable_data();
   {
     py::gil_scoped_release release;
-    const int nt = call_threads("countsketch_hash", n);
+    const auto nt = call_threads("countsketch_hash", n);
     countsketch_hash(static_cast<std::uint64_t>(seed), m, start, n, r, v, nt);
   }
   return py::make_tuple(rows, signs);
@@ -128,7 +128,7 @@ py::array_t<T> seeded_dense_pass(const py::array& A, std::uint64_t seed, index_t
   auto out = new_matrix<T>(m, a.cols);
   T* o = out.mutable_data();
   py::gil_scoped_release release;
-  const int nt = call_threads("countsketch_seeded_dense", a.rows * a.cols);
+  const auto nt = call_threads("countsketch_seeded_dense", a.rows * a.cols);
   countsketch_seeded_dense<T>(a.data, a.rows, a.cols, a.ld, a.col_major, seed, m, start, o, nt);
   if (finite != nullptr) *finite = all_finite(o, m * a.cols);
   return out;
@@ -176,7 +176,7 @@ py::array countsketch_seeded_compressed_py(const py::array& indptr, const py::ar
     auto out = new_matrix<T>(m, d);
     T* o = out.mutable_data();
     py::gil_scoped_release release;
-    const int nt = call_threads(by_rows ? "countsketch_seeded_csr" : "countsketch_seeded_csc", a.nnz + outer);
+    const auto nt = call_threads(by_rows ? "countsketch_seeded_csr" : "countsketch_seeded_csc", a.nnz + outer);
     if (by_rows)
       countsketch_seeded_csr<T, I>(a.indptr, a.indices, a.data, a.nnz, n, d, seed, m, start, o, nt);
     else

@@ -39,7 +39,7 @@ py::tuple masked_grad_py(const py::array& indptr, const py::array& indices, cons
     double loss;
     {
       py::gil_scoped_release release;
-      const int nt = call_threads("gd_masked_grad", a.nnz * k);
+      const auto nt = call_threads("gd_masked_grad", a.nnz * k);
       loss = gd_masked_grad<T, I>(a.indptr, a.indices, a.data, a.nnz, m, n, k, u, v, static_cast<T>(l2), gup,
                                   gvp, nt);
     }
@@ -83,7 +83,7 @@ void optimizer_step_py(py::array param, const py::array& grad, py::array state, 
     const T* g = static_cast<const T*>(grad.data());
     T* s = static_cast<T*>(state.mutable_data());
     py::gil_scoped_release release;
-    const int nt = call_threads("optimizer_step", size);
+    const auto nt = call_threads("optimizer_step", size);
     optimizer_step<T>(p, g, s, size, kind, h, nt);
   });
 }

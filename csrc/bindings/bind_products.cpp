@@ -57,7 +57,7 @@ py::object dense_pass_py(const char* kernel, RowPass pass, const py::array& A, c
     T* z = Z.mutable_data();
     {
       py::gil_scoped_release release;
-      const int nt = call_threads(kernel, (has_forward(pass) + has_backward(pass)) * a.rows * a.cols * (k + 16));
+      const auto nt = call_threads(kernel, (has_forward(pass) + has_backward(pass)) * a.rows * a.cols * (k + 16));
       dense_row_pass<T>(pass, a.data, a.rows, a.cols, a.ld, a.col_major, V, W, k, y, z, nt);
     }
     return keep_y ? outputs(pass, Y, Z) : py::object(Z);
@@ -98,7 +98,7 @@ py::object csr_pass_py(const char* kernel, RowPass pass, const py::array& indptr
     T* z = Z.mutable_data();
     {
       py::gil_scoped_release release;
-      const int nt = call_threads(kernel, (has_forward(pass) + has_backward(pass)) * (a.nnz * k + 32 * n));
+      const auto nt = call_threads(kernel, (has_forward(pass) + has_backward(pass)) * (a.nnz * k + 32 * n));
       csr_row_pass<T, I>(pass, a.indptr, a.indices, a.data, a.nnz, n, d, V, W, k, y, z, nt);
     }
     return keep_y ? outputs(pass, Y, Z) : py::object(Z);

@@ -2,7 +2,9 @@
 // where `applied`) runs on fewer threads when another thread of this process is running right now (an OpenBLAS worker still
 // spinning after the caller's own multi-threaded BLAS call, a thread of the user's), so that
 // fastlr's second OpenMP thread does not share a core with it. Linux only (/proc/self/task);
-// elsewhere the check never fires.
+// elsewhere the check never fires. Part of it, the cold-pool rule: such a call, if short, runs on one
+// thread when the calling thread has made no kernel call for a while (kColdAfterNs), since its
+// OpenMP worker, asleep that long, would start too late to help.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -69,6 +71,26 @@ constexpr double kMaxCallNs = 4e6;
 /// (bench/busy_check_cost.py; upper ends measured on a Zen 2 under KVM).
 constexpr double kCheckBaseNs = 1500.0;
 constexpr double kCheckPerThreadNs = 2000.0;
+
+/// The cold-pool rule: after this long without a kernel call from the calling thread, a call the check
+/// applies to (applied, at most kMaxCallNs) runs on one thread. libgomp's worker, asleep since (it
+/// spins GOMP_SPINCOUNT pauses, ~36 us at fastlr's setting, then waits on a futex), reached the
+/// region too late to take a share: on this VM (Zen 2, 2 vCPUs under KVM, Linux 6.18) the kernel
+/// usually put it on the caller's own vCPU, where it ran only once the caller waited at the region's
+/// end barrier. Pauses of 5-10 ms: it arrived 25-60 us into the region; 30-100 ms: most often at the
+/// end (1.3-1.5 ms), so the pass took one thread's time plus the two-thread path's reduction and the
+/// barrier. countsketch_seeded_dense 5760 x 1080 float32 after a 50 ms sleep took 1.13x one thread's
+/// time on two (bench/README.md, twenty-second session, HT). The next call finds the pool warm: any
+/// call (one thread or more) resets the clock, so a loop of calls keeps its two threads.
+constexpr double kColdAfterNs = 20e6;
+std::atomic<double> g_cold_after_ns{kColdAfterNs};  // testing: _set_cold_pool
+std::atomic<double> g_clock_offset_ns{0.0};          // testing: moves the rule's clock forward
+thread_local double t_last_call_end_ns = -1e300;     // this thread's last kernel call's end (never: long ago)
+
+double clock_ns() {
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  return std::chrono::duration<double, std::nano>(now).count() + g_clock_offset_ns.load(std::memory_order_relaxed);
+}
 
 std::atomic<bool> g_every_listed{false};  // testing: apply to every listed kernel, any call length
 std::atomic<bool> g_enabled{true};
@@ -224,22 +246,28 @@ int busy_threads(int nt, double budget_ns) {
   return foreign_running(budget_ns);
 }
 
-int call_threads(const char* kernel, index_t work) {
+CallThreads::~CallThreads() { t_last_call_end_ns = clock_ns(); }
+
+CallThreads call_threads(const char* kernel, index_t work) {
   const int nt = kernel_threads();
   int chosen = nt;
   if (nt > 1 && g_enabled.load(std::memory_order_relaxed)) {
     const CheckedKernel* k = checked(kernel);
     const bool every = g_every_listed.load(std::memory_order_relaxed);
-    const double call_ns = k != nullptr && (k->applied || every) ? static_cast<double>(work) * k->ns_per_unit : 0.0;
+    const bool listed = k != nullptr && (k->applied || every);
+    const double call_ns = listed ? static_cast<double>(work) * k->ns_per_unit : 0.0;
     const double calls_per_check = g_calls_per_check.load(std::memory_order_relaxed);
-    if (call_ns >= calls_per_check * kCheckBaseNs && (call_ns <= kMaxCallNs || every)) {
+    if (listed && (call_ns <= kMaxCallNs || every) &&
+        clock_ns() - t_last_call_end_ns > g_cold_after_ns.load(std::memory_order_relaxed)) {
+      chosen = 1;  // the cold-pool rule: a clock read, so it needs no lower bound on the call's length
+    } else if (call_ns >= calls_per_check * kCheckBaseNs && (call_ns <= kMaxCallNs || every)) {
       const int busy = busy_threads(nt, call_ns / calls_per_check);
       // Each thread running beside the call takes a core: leave the call the rest (at least one).
       if (busy > 0) chosen = std::max(1, std::min(nt, allowed_cpus() - busy));
     }
   }
   t_last_threads = chosen;
-  return chosen;
+  return CallThreads(chosen);
 }
 
 bool set_busy_check(bool on, double calls_per_check, int every_listed) {
@@ -268,6 +296,15 @@ std::vector<std::string> busy_checked_kernels(bool applied_only) {
 }
 
 double busy_check_max_ns() { return kMaxCallNs; }
+
+double set_cold_pool(double after_ms, double advance_ms) {
+  const double previous = g_cold_after_ns.load() * 1e-6;
+  if (after_ms >= 0) g_cold_after_ns.store(after_ms * 1e6);
+  if (advance_ms > 0) g_clock_offset_ns.store(g_clock_offset_ns.load() + advance_ms * 1e6);
+  return previous;
+}
+
+double cold_pool_after_ms() { return g_cold_after_ns.load() * 1e-6; }
 
 double busy_check_min_ns() { return g_calls_per_check.load() * kCheckBaseNs; }
 

@@ -17,10 +17,28 @@ namespace py = pybind11;
 /// limit when one is set, else the process-wide setting.
 int kernel_threads();
 
+/// The threads a kernel call may use (call_threads's answer), an int to the kernel. When it goes out of
+/// scope, after the kernel, it notes the end of the call for the cold-pool rule (busy_threads.cpp): bind
+/// it to a name that lives through the call (`const auto nt = call_threads(...)`); converting the
+/// temporary at once would note the end before the kernel ran, so that does not compile.
+class CallThreads {
+ public:
+  explicit CallThreads(int n) : n_(n) {}
+  CallThreads(const CallThreads&) = delete;
+  CallThreads& operator=(const CallThreads&) = delete;
+  ~CallThreads();
+  operator int() const& { return n_; }
+  operator int() const&& = delete;
+
+ private:
+  int n_;
+};
+
 /// Threads for a call of `kernel` (its Python name) with `work` units of work: kernel_threads(), or
 /// fewer when the busy-thread check (busy_threads.cpp) applies to this kernel and call and finds
-/// other threads of this process running now.
-int call_threads(const char* kernel, index_t work);
+/// other threads of this process running now, or finds this thread's OpenMP pool idle long enough
+/// that its worker would start late (the cold-pool rule).
+CallThreads call_threads(const char* kernel, index_t work);
 
 // The busy-thread check's settings and testing hooks (busy_threads.cpp, bound in module.cpp).
 int busy_threads(int nt, double budget_ns);
@@ -33,6 +51,8 @@ double busy_check_min_ns();
 double busy_check_max_ns();
 void spin_for(double seconds, long ticket);
 void stop_spins(long ticket);
+double set_cold_pool(double after_ms, double advance_ms);
+double cold_pool_after_ms();
 
 /// A 2-D float array in C or F order, as a kernel sees it.
 template <class T>

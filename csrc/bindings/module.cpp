@@ -65,6 +65,11 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
   }, py::arg("seconds"), py::arg("ticket") = 0,
         "Testing hook: busy-wait `seconds` without the GIL (a running foreign thread), or until _stop_spins(t) "
         "with t >= ticket > 0 (called before or after).");
+  m.def("_set_cold_pool", &set_cold_pool, py::arg("after_ms") = -1.0, py::arg("advance_ms") = 0.0,
+        "Testing hook of the busy-thread check's cold-pool rule: after_ms >= 0 sets how long the calling thread "
+        "must have made no kernel call for a short applied call to run on one thread (20; inf turns the rule "
+        "off), advance_ms > 0 moves the rule's clock forward (process-wide) as if that long had passed; returns "
+        "the previous after_ms.");
   m.def("_stop_spins", &stop_spins, py::arg("ticket"), "Testing hook: end the _spin_for calls of tickets <= ticket.");
 
   m.def("build_info", []() {
@@ -88,6 +93,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     info["busy_check"] = busy_check_supported() && busy_check_enabled();
     info["busy_check_min_call_ms"] = busy_check_min_ns() * 1e-6;
     info["busy_check_max_call_ms"] = busy_check_max_ns() * 1e-6;
+    info["busy_check_cold_after_ms"] = cold_pool_after_ms();
     {
       py::list names;
       for (const auto& name : busy_checked_kernels(true)) names.append(name);

@@ -17,7 +17,7 @@ py::array row_squared_norms_dense_py(const py::array& A) {
     py::array_t<double> out(a.rows);
     double* o = out.mutable_data();
     py::gil_scoped_release release;
-    const int nt = call_threads("row_squared_norms_dense", a.rows * a.cols);
+    const auto nt = call_threads("row_squared_norms_dense", a.rows * a.cols);
     row_squared_norms_dense<T>(a.data, a.rows, a.cols, a.ld, a.col_major, o, nt);
     return out;
   });
@@ -38,7 +38,7 @@ py::array row_squared_norms_compressed_py(const py::array& indptr, const py::arr
     double* o = out.mutable_data();
     py::gil_scoped_release release;
     if (by_rows) {
-      const int nt = call_threads("row_squared_norms_csr", a.nnz + n);
+      const auto nt = call_threads("row_squared_norms_csr", a.nnz + n);
       row_squared_norms_csr<T, I>(a.indptr, a.data, a.nnz, n, o, nt);
     } else {
       row_squared_norms_csc<T, I>(a.indptr, a.indices, a.data, a.nnz, n, outer, o);

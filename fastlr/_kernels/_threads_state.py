@@ -59,7 +59,8 @@ def set_local(n: int | None) -> None:
 #: Set to 0 (or off, false, no) to turn off the compiled core's busy-thread check: a kernel whose result does
 #: not depend on its thread count runs on fewer threads while another thread of this process is running
 #: (e.g. OpenBLAS's worker, still spinning after the caller's own multi-threaded BLAS call), which would
-#: otherwise share a core with fastlr's second thread. Linux only.
+#: otherwise share a core with fastlr's second thread, and, if short, on one thread after a pause without
+#: kernel calls from the calling thread (its OpenMP worker, asleep, would start too late to help). Linux only.
 BUSY_CHECK_ENV = "FASTLR_BUSY_CHECK"
 
 
