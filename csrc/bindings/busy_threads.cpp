@@ -74,14 +74,15 @@ constexpr double kCheckPerThreadNs = 2000.0;
 
 /// The cold-pool rule: after this long without a kernel call from the calling thread, a call the check
 /// applies to (applied, at most kMaxCallNs) runs on one thread. libgomp's worker, asleep since (it
-/// spins GOMP_SPINCOUNT pauses, ~36 us at fastlr's setting, then waits on a futex), reached the
-/// region too late to take a share: on this VM (Zen 2, 2 vCPUs under KVM, Linux 6.18) the kernel
-/// usually put it on the caller's own vCPU, where it ran only once the caller waited at the region's
-/// end barrier. Pauses of 5-10 ms: it arrived 25-60 us into the region; 30-100 ms: most often at the
-/// end (1.3-1.5 ms), so the pass took one thread's time plus the two-thread path's reduction and the
-/// barrier. countsketch_seeded_dense 5760 x 1080 float32 after a 50 ms sleep took 1.13x one thread's
-/// time on two (bench/README.md, twenty-second session, HT). The next call finds the pool warm: any
-/// call (one thread or more) resets the clock, so a loop of calls keeps its two threads.
+/// spins GOMP_SPINCOUNT pauses, ~36 us at fastlr's setting, then waits on a futex), often reached the
+/// region too late to take a share: on a 2-vCPU VM (AMD EPYC Zen 4 under KVM, Linux 6.18, other
+/// processes running) the scheduler then put it on the caller's own vCPU, where it ran only once the
+/// caller waited at the region's end barrier, so the pass took one thread's time plus the two-thread
+/// path's reduction and the barrier. After a pause of 1-10 ms it mostly arrived 15-60 us into the
+/// region; after 30-50 ms mostly at the end (1.3-2.4 ms), in 3 of 4 probes (in the fourth after 5 ms).
+/// CountSketch(20, 5760, seed) @ A, 5760 x 1080 float32, after a 50 ms sleep: two threads 0.88-1.17x
+/// one thread's time, 0.98-1.02x with the rule (bench/README.md, twenty-second session, HT). Any call
+/// (one thread or more) restarts the clock, so a loop of calls keeps its two threads.
 constexpr double kColdAfterNs = 20e6;
 std::atomic<double> g_cold_after_ns{kColdAfterNs};  // testing: _set_cold_pool
 std::atomic<double> g_clock_offset_ns{0.0};          // testing: moves the rule's clock forward
