@@ -78,11 +78,13 @@ constexpr double kCheckPerThreadNs = 2000.0;
 /// region too late to take a share: on a 2-vCPU VM (AMD EPYC Zen 4 under KVM, Linux 6.18, other
 /// processes running) the scheduler then put it on the caller's own vCPU, where it ran only once the
 /// caller waited at the region's end barrier, so the pass took one thread's time plus the two-thread
-/// path's reduction and the barrier. After a pause of 1-10 ms it mostly arrived 15-60 us into the
-/// region; after 30-50 ms mostly at the end (1.3-2.4 ms), in 3 of 4 probes (in the fourth after 5 ms).
-/// CountSketch(20, 5760, seed) @ A, 5760 x 1080 float32, after a 50 ms sleep: two threads 0.88-1.17x
-/// one thread's time, 0.98-1.02x with the rule (bench/README.md, twenty-second session, HT). Any call
-/// (one thread or more) restarts the clock, so a loop of calls keeps its two threads.
+/// path's reduction and the barrier. Two threads lost to one (min over 20 rounds, bench/omp_wake_probe.cpp)
+/// after 50 ms pauses in 5 of 6 probe runs, after 30 ms in 2 of 3, after 5 ms in 2 of 6, after 10-20 ms
+/// in none of 5: which pause makes the worker late moved with the machine's load.
+/// CountSketch(20, 5760, seed) @ A, 5760 x 1080 float32, after a 50 ms sleep, six runs at load 3-10: two
+/// threads 0.75-1.17x one thread's time, 0.97-1.03x with the rule, which gives up the runs where the
+/// worker came in time (bench/README.md, twenty-second session, HT). Any call (one thread or more)
+/// restarts the clock, so a loop of calls keeps its two threads.
 constexpr double kColdAfterNs = 20e6;
 std::atomic<double> g_cold_after_ns{kColdAfterNs};  // testing: _set_cold_pool
 std::atomic<double> g_clock_offset_ns{0.0};          // testing: moves the rule's clock forward
