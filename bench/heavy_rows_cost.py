@@ -6,6 +6,7 @@ wrapped, ``fastlr.scw(A, S, k)`` plain and wrapped (m = 20, k = 10), and for den
 (bench/read_floor.py: fastest of A.sum, A @ ones, ones @ A and two g++ loops).
 
     python bench/heavy_rows_cost.py                 # every case, x86-64-v3 (this CPU's level)
+    python bench/heavy_rows_cost.py --isa v3        # the kernels capped at x86-64-v3 (AVX2) on an AVX-512 CPU
     python bench/heavy_rows_cost.py --isa baseline  # the kernels capped at the baseline (SSE2)
     python bench/heavy_rows_cost.py --cases dense64 --rounds 9
 """
@@ -89,10 +90,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="+", default=["csr1Mx500", "csr1Mx500-heavy", "dense64", "dense32", "text-topic", "video"])
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--isa", choices=["native", "baseline"], default="native")
+    ap.add_argument("--isa", choices=["native", "v3", "baseline"], default="native")
     args = ap.parse_args(argv)
-    if args.isa == "baseline":
-        _core._cap_isa(0)
+    if args.isa != "native":
+        _core._cap_isa({"baseline": 0, "v3": 1}[args.isa])
     print(f"fastlr {fastlr.__file__}; isa {_core.build_info()['kernel_isa']}; load {os.getloadavg()}")
     reads = cpp_reads()
     with threadpool_limits(1), fastlr.thread_limit(1):

@@ -206,8 +206,18 @@ class HeavyRowSketch(Sketch):
         return self.adapted_to(op.row_squared_norms())
 
     def sketch_of(self, op):
-        # the adapted sketch through the operand's own route for a sketch (leaves stacked; dask: one graph)
-        return op.apply_sketch(self.adapted_to(op.row_squared_norms()))
+        # Dense in-memory A: the first leaf's S A and the row norms from one pass (sketch_with_norms_of). With no
+        # heavy row the adapted sketch is the base, and that S A (the other leaves' stacked after it, as
+        # op.sketch stacks them) is its S A; else the adapted sketch takes a second pass.
+        fused = self.leaves[0].sketch_with_norms_of(op)
+        if fused is None:  # the adapted sketch through the operand's own route (leaves stacked; dask: one graph)
+            return op.apply_sketch(self.adapted_to(op.row_squared_norms()))
+        first, energy = fused
+        adapted = self.adapted_to(energy)
+        if adapted is not self.base:
+            return op.apply_sketch(adapted)
+        parts = [first] + [np.asarray(leaf.sketch_of(op)) for leaf in self.leaves[1:]]
+        return op.checked_sketch(parts[0] if len(parts) == 1 else np.vstack(parts))
 
     def to_dense(self) -> np.ndarray:
         raise TypeError("HeavyRowSketch: its buckets depend on the matrix; use S.adapted(A).to_dense() (the sketch "

@@ -249,6 +249,13 @@ class CountSketch(Sketch):
             return op.countsketch_seeded(self.seed, self.m)
         return op.countsketch(self.rows, self._values_as(op.dtype), self.m)
 
+    def sketch_with_norms_of(self, op):
+        """``(sketch_of(op), op.row_squared_norms())`` from one pass over A where the operand has one, else None
+        (``fastlr.HeavyRowSketch``: the base's S A is its result when no row of A is heavy)."""
+        if self._rows is None:
+            return op.countsketch_seeded_with_norms(self.seed, self.m)
+        return op.countsketch_with_norms(self.rows, self._values_as(op.dtype), self.m)
+
     def gather_dot(self, A, D, *, backend=None) -> np.ndarray:
         """g[i] = <A[i, :], D[rows[i], :]>: the gradient of <D, S A> with respect to ``values``."""
         op = InMemory(A, backend=backend)

@@ -1,8 +1,10 @@
-// Bindings for the squared-row-norm kernels (csrc/include/fastlr/row_norms.hpp).
+// Bindings for the squared-row-norm kernels (csrc/include/fastlr/row_norms.hpp) and the CountSketch passes that
+// also return them (sketch_energy.hpp: their instantiations here, so the plain sketch's keep their place).
 //
 // A translation unit of its own, outside LTO and last in the link (its name sorts after products_vector.cpp),
 // so the other kernels keep their code's place (bench/README.md, fifteenth session, HS).
 #include "fastlr/row_norms.hpp"
+#include "fastlr/sketch_energy.hpp"
 
 #include "common.hpp"
 
@@ -47,6 +49,46 @@ py::array row_squared_norms_compressed_py(const py::array& indptr, const py::arr
   });
 }
 
+// (S A, energy) for dense A: `pass(a, out, energy, threads)` runs countsketch_(seeded_)dense_energy; `kernel`:
+// the plain pass's name for call_threads (the same work).
+template <class T, class Pass>
+py::tuple sketch_energy_py(const py::array& A, index_t m, const char* kernel, const Pass& pass) {
+  const auto a = dense_view<T>(A, "A");
+  auto out = new_matrix<T>(m, a.cols);
+  py::array_t<double> energy(a.rows);
+  T* o = out.mutable_data();
+  double* e = energy.mutable_data();
+  {
+    py::gil_scoped_release release;
+    pass(a, o, e, call_threads(kernel, a.rows * a.cols));
+  }
+  return py::make_tuple(out, energy);
+}
+
+py::tuple countsketch_dense_energy_py(const py::array& A, const py::array& rows, const py::array& values, index_t m) {
+  FASTLR_REQUIRE(m >= 1, "m: must be >= 1, got " + std::to_string(m));
+  return dispatch_float(A, "A", [&](auto t) -> py::tuple {
+    using T = decltype(t);
+    const index_t n = dense_view<T>(A, "A").rows;
+    const index_t* r = vector_ptr<index_t>(rows, n, "rows");
+    const T* v = vector_ptr<T>(values, n, "values");
+    return sketch_energy_py<T>(A, m, "countsketch_dense", [&](const auto& a, T* o, double* e, int nt) {
+      countsketch_dense_energy<T>(a.data, a.rows, a.cols, a.ld, a.col_major, r, v, m, o, e, nt);
+    });
+  });
+}
+
+py::tuple countsketch_seeded_dense_energy_py(const py::array& A, std::uint64_t seed, index_t m, index_t start) {
+  FASTLR_REQUIRE(m >= 1 && m <= (index_t(1) << 32), "m: must lie in [1, 2**32], got " + std::to_string(m));
+  FASTLR_REQUIRE(start >= 0, "start: must be >= 0, got " + std::to_string(start));
+  return dispatch_float(A, "A", [&](auto t) -> py::tuple {
+    using T = decltype(t);
+    return sketch_energy_py<T>(A, m, "countsketch_seeded_dense", [&](const auto& a, T* o, double* e, int nt) {
+      countsketch_seeded_dense_energy<T>(a.data, a.rows, a.cols, a.ld, a.col_major, seed, m, start, o, e, nt);
+    });
+  });
+}
+
 }  // namespace
 
 void bind_row_norms(py::module_& m) {
@@ -68,6 +110,13 @@ void bind_row_norms(py::module_& m) {
         arg("indptr"), arg("indices"), arg("data"), arg("n"),
         "The squares of each row's stored entries summed (float64, n) for CSC A with n rows (sum duplicates "
         "first).");
+  m.def("countsketch_dense_energy", &countsketch_dense_energy_py, arg("A"), arg("rows"), arg("values"), arg("m"),
+        "(countsketch_dense(A, rows, values, m), row_squared_norms_dense(A)), both bit for bit, from one pass "
+        "over a C-contiguous A (F-contiguous: the two passes).");
+  m.def("countsketch_seeded_dense_energy", &countsketch_seeded_dense_energy_py, arg("A"), arg("seed"), arg("m"),
+        arg("start") = 0,
+        "(countsketch_seeded_dense(A, seed, m, start), row_squared_norms_dense(A)), both bit for bit, from one "
+        "pass over a C-contiguous A (F-contiguous: the two passes).");
 }
 
 }  // namespace fastlr::bind

@@ -117,6 +117,15 @@ class Operand:
         rows, signs = self.kernels.countsketch_hash(seed, m, start, start + self.shape[0])
         return self.countsketch(rows, signs.astype(self.dtype, copy=False), m)
 
+    def countsketch_with_norms(self, rows, values, m: int):
+        """``(countsketch(rows, values, m), row_squared_norms())`` from one pass over A where the operand has such
+        a pass (a dense in-memory A), else None: what ``fastlr.HeavyRowSketch`` reads of A."""
+        return None
+
+    def countsketch_seeded_with_norms(self, seed: int, m: int):
+        """``countsketch_with_norms`` for the seeded CountSketch (``countsketch_seeded(seed, m)``), or None."""
+        return None
+
     def dense_sketch(self, G):  # pragma: no cover - abstract
         raise NotImplementedError
 

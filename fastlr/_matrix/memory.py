@@ -330,6 +330,15 @@ class InMemory(Operand):
         fn = kernels.countsketch_seeded_csr if self.format == "csr" else kernels.countsketch_seeded_csc
         return fn(*self.parts, seed, m, self.shape[0], self.shape[1], start)
 
+    def countsketch_with_norms(self, rows, values, m: int):
+        """Dense A: ``(countsketch(rows, values, m), row_squared_norms())`` from the backend's fused kernel (the
+        compiled core reads a C-ordered A once for both, bit for bit the two calls' results); sparse: None."""
+        return None if self.sparse else self.kernels.countsketch_dense_energy(self.A, rows, values, m)
+
+    def countsketch_seeded_with_norms(self, seed: int, m: int):
+        """``countsketch_with_norms`` for the seeded CountSketch (``countsketch_seeded(seed, m)``)."""
+        return None if self.sparse else self.kernels.countsketch_seeded_dense_energy(self.A, seed, m)
+
     def gather_dot(self, rows, D) -> np.ndarray:
         """g[i] = <A[i, :], D[rows[i], :]> (D C-contiguous in ``dtype``): d<D, S A>/d values."""
         kernels = self.kernels

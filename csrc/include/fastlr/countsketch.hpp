@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "fastlr/common.hpp"
+#include "fastlr/row_sumsq.hpp"
 
 namespace fastlr {
 
@@ -172,45 +173,6 @@ inline index_t dense_strip_bytes(index_t row_bytes, index_t acc_bytes) {
   return row_bytes >= 2 * kStripBytes && row_bytes <= (12 << 10) && acc_bytes > (8 << 10) ? kStripBytes : 0;
 }
 
-constexpr index_t kStripRows = 16;  // rows of A per block of countsketch_strips
-
-// acc[r_j, :] += v_j A[i0 + j, :] for the k rows of a block of countsketch_rows, in blocks of kStripRows rows
-// taken in column strips of `strip` bytes (a strip of every row of the block, then the next strip): the
-// m x strip slice of the accumulator the block adds to stays in L1 where whole rows would not (m x d is
-// 41.6 KB for m = 50 and 200 float32 columns; a row at a time, each row's bucket row came from L2: the
-// one-row scatter ran at 1.2x a read of A for m = 1 and 1.7-1.8x for m = 50, Zen 4). While a block is
-// summed, the next block's rows are asked for in memory order (prefetcht1; none and prefetchnta were
-// 1.3-2.6x slower in the model, t2 about as fast), a few lines per strip of a row, so the strips read A from
-// the L2 rather than from memory in strips (short runs of lines, which Zen 4's prefetchers follow poorly). Each accumulator entry receives its rows' additions in row order: the same sums,
-// bit for bit, as one row at a time. `last`: one past the last row of A the prefetch may touch.
-template <class T>
-FASTLR_INLINE void countsketch_strips(const T* A, index_t i0, index_t k, index_t d, index_t ld, const index_t* r,
-                                      const T* v, T* acc, index_t ldo, index_t strip, index_t last) {
-  constexpr index_t line = 64 / sizeof(T);
-  const index_t w = std::max<index_t>(strip / static_cast<index_t>(sizeof(T)) / line, 1) * line;
-  // strips begin where the accumulator rows' stores are aligned (acc_layout: the same place in every row)
-  const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(acc) & 63)) & 63) / sizeof(T));
-  const index_t strips = std::max<index_t>((d - head + w - 1) / w, 1);  // the first also takes the head
-  // the next block's rows, in memory order, when they lie (nearly) back to back
-  const bool contiguous = (ld - d) * static_cast<index_t>(sizeof(T)) <= 64;
-  for (index_t j0 = 0; j0 < k; j0 += kStripRows) {
-    const index_t q = std::min(kStripRows, k - j0);
-    const index_t next = i0 + j0 + q;
-    const index_t nq = contiguous ? std::max<index_t>(std::min(kStripRows, last - next), 0) : 0;
-    const char* pf = nq > 0 ? reinterpret_cast<const char*>(A + next * ld) : nullptr;
-    const char* pfe = nq > 0 ? reinterpret_cast<const char*>(A + (next + nq - 1) * ld + d) : nullptr;
-    const index_t per = (pfe - pf) / 64 / (q * strips) + 1;  // lines asked for per row strip
-    for (index_t c0 = 0; c0 < d;) {
-      const index_t c1 = std::min(d, (c0 == 0 ? head : c0) + w);
-      for (index_t j = j0; j < j0 + q; ++j) {
-        for (index_t p = 0; p < per && pf < pfe; ++p, pf += 64) __builtin_prefetch(pf, 0, 2);
-        axpy_aligned_out(acc + r[j] * ldo + c0, A + (i0 + j) * ld + c0, v[j], c1 - c0);
-      }
-      c0 = c1;
-    }
-  }
-}
-
 constexpr index_t kRunProbe = 32;        // rows of a block whose runs decide run-or-scatter
 constexpr index_t kRunMaxRowBytes = 256;  // wider rows of a row-major A always take the scatter
 
@@ -267,20 +229,39 @@ inline index_t dense_bucket_row_bytes(int level, index_t m) {
 #endif
 }
 
+// Entry c of N rows into their lane sums (row_sumsq's lanes, kept rotated: e[q][p] is lane (rot + p) % kRowLanes).
+template <int N, class T>
+FASTLR_INLINE void lane_add(double (*e)[kRowLanes], const T* const* a, index_t c, index_t rot) {
+  for (int q = 0; q < N; ++q) {
+    const double y = static_cast<double>(a[q][c]);
+    e[q][(c - rot) & (kRowLanes - 1)] += y * y;
+  }
+}
+
 // o[0, d) = ((o + v[0] a[0]) + v[1] a[1]) + ... + v[N-1] a[N-1], entry by entry: N rows of one bucket added in
 // row order (the same additions as N axpy_aligned_out calls) with one load and one store of o, a 64-byte line
 // of each row in turn (N streams of A in flight). Stores aligned as in axpy_aligned_out.
-template <int N, class T>
-FASTLR_INLINE void axpy_bucket(T* __restrict o, const T* const* a, const T* __restrict v, index_t d) {
+// kEnergy: also energy[q] = row_sumsq(a[q], d), bit for bit, summed in the same loop (each entry squared while
+// it is in a register: the loop waits on memory, so the squares cost next to nothing). A line of o starts at
+// entry head + t * line of the rows, so lane p of row_sumsq (entries j = p mod kRowLanes) is kept rotated by
+// head; the lines stop at the last whole group of kRowLanes entries (the rest is row_sumsq's tail, in order).
+template <int N, bool kEnergy = false, class T>
+FASTLR_INLINE void axpy_bucket(T* __restrict o, const T* const* a, const T* __restrict v, index_t d,
+                               double* __restrict energy = nullptr) {
   constexpr index_t line = 64 / sizeof(T);
   const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(o) & 63)) & 63) / sizeof(T));
+  const index_t whole = d - d % kRowLanes;  // (kEnergy) entries summed in lanes
+  const index_t rot = head % kRowLanes;
+  double e[kEnergy ? N : 1][kRowLanes] = {};
   index_t c = 0;
   for (; c < head; ++c) {
     T x = o[c];
     for (int q = 0; q < N; ++q) x += v[q] * a[q][c];
     o[c] = x;
+    if constexpr (kEnergy)
+      if (c < whole) lane_add<N>(e, a, c, rot);
   }
-  for (; c + line <= d; c += line) {
+  for (; c + line <= (kEnergy ? whole : d); c += line) {
     T* __restrict oc = static_cast<T*>(__builtin_assume_aligned(o + c, 64));
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp simd
@@ -290,12 +271,30 @@ FASTLR_INLINE void axpy_bucket(T* __restrict o, const T* const* a, const T* __re
       for (int q = 0; q < N; ++q) x += v[q] * a[q][c + p];
       oc[p] = x;
     }
+    if constexpr (kEnergy)
+      for (index_t g = 0; g < line; g += kRowLanes)  // c + g = rot mod kRowLanes
+        for (int q = 0; q < N; ++q)
+#if defined(FASTLR_HAVE_OPENMP)
+#pragma omp simd
+#endif
+          for (int p = 0; p < kRowLanes; ++p) {
+            const double y = static_cast<double>(a[q][c + g + p]);
+            e[q][p] += y * y;
+          }
   }
   for (; c < d; ++c) {
     T x = o[c];
     for (int q = 0; q < N; ++q) x += v[q] * a[q][c];
     o[c] = x;
+    if constexpr (kEnergy)
+      if (c < whole) lane_add<N>(e, a, c, rot);
   }
+  if constexpr (kEnergy)
+    for (int q = 0; q < N; ++q) {
+      double s[kRowLanes];
+      for (int p = 0; p < kRowLanes; ++p) s[(rot + p) % kRowLanes] = e[q][p];
+      energy[q] = tail_sumsq(a[q], whole, d, lane_tree(s));
+    }
 }
 
 // o[q][0, d) += v[q] * a[q][0, d) for R rows of A into their buckets' accumulator rows o[q], a line of each
@@ -323,6 +322,85 @@ FASTLR_INLINE void axpy_rows(T* const* o, const T* const* a, const T* __restrict
     for (index_t t = c; t < d; ++t) o[q][t] += v[q] * a[q][t];
 }
 
+// energy[i] = ||A[i, :]||^2 (row_sumsq, the row norms kernels' sum) for the passes that also return the row
+// norms (kEnergy), called right after the rows' axpy: their entries are still in L1 or L2, so A is read from
+// memory once. Without kEnergy they compile to nothing: those passes keep their code. row_energy: one row;
+// rows_energy: k consecutive rows (energy[0, k), A's rows ld apart); rows_energy_at: N rows (N a multiple of 4)
+// at a[q], energy[i[q]]. Four rows at a time where there are four (rows4_sumsq: four chains of additions in
+// flight; one row at a time took about half as long as the plain pass again, 22nd session).
+template <bool kEnergy, class T>
+FASTLR_INLINE void row_energy(double* __restrict energy, index_t i, const T* __restrict a, index_t d) {
+  if constexpr (kEnergy) energy[i] = row_sumsq<T>(a, d);
+}
+
+template <bool kEnergy, class T>
+FASTLR_INLINE void rows_energy(double* energy, const T* a, index_t k, index_t d, index_t ld) {
+  if constexpr (kEnergy) rows_sumsq<T>(a, k, d, ld, energy);
+}
+
+// rows_energy of rows j & ~3 .. j of a block of k rows after row j, when j ends a group of four or the block.
+template <bool kEnergy, class T>
+FASTLR_INLINE void group_energy(double* energy, const T* a, index_t j, index_t k, index_t d, index_t ld) {
+  if constexpr (kEnergy)
+    if ((j & 3) == 3 || j == k - 1) {
+      const index_t g = j & ~index_t(3);
+      rows_energy<kEnergy>(energy + g, a + g * ld, j - g + 1, d, ld);
+    }
+}
+
+constexpr index_t kStripRows = 16;  // rows of A per block of countsketch_strips
+
+// acc[r_j, :] += v_j A[i0 + j, :] for the k rows of a block of countsketch_rows, in blocks of kStripRows rows
+// taken in column strips of `strip` bytes (a strip of every row of the block, then the next strip): the
+// m x strip slice of the accumulator the block adds to stays in L1 where whole rows would not (m x d is
+// 41.6 KB for m = 50 and 200 float32 columns; a row at a time, each row's bucket row came from L2: the
+// one-row scatter ran at 1.2x a read of A for m = 1 and 1.7-1.8x for m = 50, Zen 4). While a block is
+// summed, the next block's rows are asked for in memory order (prefetcht1; none and prefetchnta were
+// 1.3-2.6x slower in the model, t2 about as fast), a few lines per strip of a row, so the strips read A from
+// the L2 rather than from memory in strips (short runs of lines, which Zen 4's prefetchers follow poorly). Each accumulator entry receives its rows' additions in row order: the same sums,
+// bit for bit, as one row at a time. `last`: one past the last row of A the prefetch may touch. kEnergy: each
+// block's rows' energy (rows_energy) once its strips are done, from L2 (16 rows of <= 12 KiB).
+template <bool kEnergy, class T>
+FASTLR_INLINE void countsketch_strips(const T* A, index_t i0, index_t k, index_t d, index_t ld, const index_t* r,
+                                      const T* v, T* acc, index_t ldo, index_t strip, index_t last,
+                                      double* energy) {
+  constexpr index_t line = 64 / sizeof(T);
+  const index_t w = std::max<index_t>(strip / static_cast<index_t>(sizeof(T)) / line, 1) * line;
+  // strips begin where the accumulator rows' stores are aligned (acc_layout: the same place in every row)
+  const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(acc) & 63)) & 63) / sizeof(T));
+  const index_t strips = std::max<index_t>((d - head + w - 1) / w, 1);  // the first also takes the head
+  // the next block's rows, in memory order, when they lie (nearly) back to back
+  const bool contiguous = (ld - d) * static_cast<index_t>(sizeof(T)) <= 64;
+  for (index_t j0 = 0; j0 < k; j0 += kStripRows) {
+    const index_t q = std::min(kStripRows, k - j0);
+    const index_t next = i0 + j0 + q;
+    const index_t nq = contiguous ? std::max<index_t>(std::min(kStripRows, last - next), 0) : 0;
+    const char* pf = nq > 0 ? reinterpret_cast<const char*>(A + next * ld) : nullptr;
+    const char* pfe = nq > 0 ? reinterpret_cast<const char*>(A + (next + nq - 1) * ld + d) : nullptr;
+    const index_t per = (pfe - pf) / 64 / (q * strips) + 1;  // lines asked for per row strip
+    for (index_t c0 = 0; c0 < d;) {
+      const index_t c1 = std::min(d, (c0 == 0 ? head : c0) + w);
+      for (index_t j = j0; j < j0 + q; ++j) {
+        for (index_t p = 0; p < per && pf < pfe; ++p, pf += 64) __builtin_prefetch(pf, 0, 2);
+        axpy_aligned_out(acc + r[j] * ldo + c0, A + (i0 + j) * ld + c0, v[j], c1 - c0);
+      }
+      c0 = c1;
+    }
+    rows_energy<kEnergy>(energy + i0 + j0, A + (i0 + j0) * ld, q, d, ld);
+  }
+}
+
+
+template <bool kEnergy, int N, class I, class T>
+FASTLR_INLINE void rows_energy_at(double* __restrict energy, const I* i, const T* const* a, index_t d) {
+  if constexpr (kEnergy)
+    for (int q = 0; q < N; q += 4) {
+      double e[4];
+      rows4_sumsq<T>(a[q], a[q + 1], a[q + 2], a[q + 3], d, e);
+      for (int p = 0; p < 4; ++p) energy[i[q + p]] = e[p];
+    }
+}
+
 // countsketch_rows for rows of at least dense_bucket_row_bytes. Zen 2 reads A through one stream (a row at a
 // time) at ~17 GB/s and through four at ~23 (a sum of A; OpenBLAS's GEMV reads four rows too), and each row alone
 // moves its bucket's accumulator row (8 KB for 1080 float64: the m x d accumulator is in L2, not L1) to L1
@@ -333,9 +411,12 @@ FASTLR_INLINE void axpy_rows(T* const* o, const T* const* a, const T* __restrict
 // left over in each bucket four at a time whatever their buckets (axpy_rows). Each accumulator entry still
 // receives its rows' additions in row order: the same sums, bit for bit, as one row at a time. m over
 // kBucketMaxRows (a bucket rarely holds two rows of a block): rows in order, four at a time (axpy_rows).
-template <class T, class Src>
+// kEnergy: also energy[i] for each row (axpy_bucket sums the squares of its rows as it reads them; the rows
+// axpy_rows takes, after it: rows_energy_at, row_energy).
+template <bool kEnergy = false, class T, class Src>
 FASTLR_INLINE int countsketch_rows_by_bucket(const T* A, index_t b, index_t e, index_t d, index_t ld,
-                                             const Src& src, T* acc, index_t ldo, index_t m) {
+                                             const Src& src, T* acc, index_t ldo, index_t m,
+                                             double* energy = nullptr) {
   index_t r[kBucketBlock];
   T v[kBucketBlock];
   std::int32_t order[kBucketBlock];
@@ -355,6 +436,7 @@ FASTLR_INLINE int countsketch_rows_by_bucket(const T* A, index_t b, index_t e, i
     T* po[4];  // rows waiting for a four-row axpy_rows
     const T* pa[4];
     T pv[4];
+    index_t pi[4];  // their rows of A (kEnergy)
     int waiting = 0;
     for (index_t s = 0; s < k;) {
       const index_t row = r[order[s]];
@@ -367,7 +449,10 @@ FASTLR_INLINE int countsketch_rows_by_bucket(const T* A, index_t b, index_t e, i
           a[q] = A + (i0 + order[s + q]) * ld;
           w[q] = v[order[s + q]];
         }
-        axpy_bucket<8>(o, a, w, d);
+        double sq[8];
+        axpy_bucket<8, kEnergy>(o, a, w, d, sq);
+        if constexpr (kEnergy)
+          for (int q = 0; q < 8; ++q) energy[i0 + order[s + q]] = sq[q];
       }
       for (; by_bucket && s + 4 <= f; s += 4) {
         const T* a[4];
@@ -376,19 +461,27 @@ FASTLR_INLINE int countsketch_rows_by_bucket(const T* A, index_t b, index_t e, i
           a[q] = A + (i0 + order[s + q]) * ld;
           w[q] = v[order[s + q]];
         }
-        axpy_bucket<4>(o, a, w, d);
+        double sq[4];
+        axpy_bucket<4, kEnergy>(o, a, w, d, sq);
+        if constexpr (kEnergy)
+          for (int q = 0; q < 4; ++q) energy[i0 + order[s + q]] = sq[q];
       }
       for (; s < f; ++s) {
         po[waiting] = o;
         pa[waiting] = A + (i0 + order[s]) * ld;
         pv[waiting] = v[order[s]];
+        pi[waiting] = i0 + order[s];
         if (++waiting == 4) {
           axpy_rows<4>(po, pa, pv, d);
+          rows_energy_at<kEnergy, 4>(energy, pi, pa, d);
           waiting = 0;
         }
       }
     }
-    for (int q = 0; q < waiting; ++q) axpy_rows<1>(po + q, pa + q, pv + q, d);
+    for (int q = 0; q < waiting; ++q) {
+      axpy_rows<1>(po + q, pa + q, pv + q, d);
+      row_energy<kEnergy>(energy, pi[q], pa[q], d);
+    }
   }
   return 0;
 }
@@ -401,10 +494,12 @@ FASTLR_INLINE int countsketch_rows_by_bucket(const T* A, index_t b, index_t e, i
 // the one-row axpy (their adds overlap anyway; four rows per pass measured slower): in
 // column strips of `strip` bytes (countsketch_strips) unless strip is 0, else whole rows with A
 // prefetched `ahead` bytes ahead (axpy_prefetch_a) unless ahead is 0. (Rows of
-// dense_bucket_row_bytes and more take countsketch_rows_by_bucket instead when strip is 0.)
-template <class T, class Src>
+// dense_bucket_row_bytes and more take countsketch_rows_by_bucket instead when strip is 0.) kEnergy: also
+// energy[i] for each row: rows in strips after their block of kStripRows (in L2), other wide rows four at a time
+// after their axpys (group_energy: in L1/L2), narrow rows after their block's (in L2).
+template <bool kEnergy = false, class T, class Src>
 FASTLR_INLINE int countsketch_rows(const T* A, index_t b, index_t e, index_t d, index_t ld, const Src& src, T* acc,
-                                   index_t ldo, index_t ahead, index_t strip) {
+                                   index_t ldo, index_t ahead, index_t strip, double* energy = nullptr) {
   index_t r[kRowBlock];
   T v[kRowBlock];
   if (d * static_cast<index_t>(sizeof(T)) > kRunMaxRowBytes) {
@@ -412,11 +507,17 @@ FASTLR_INLINE int countsketch_rows(const T* A, index_t b, index_t e, index_t d, 
       const index_t k = std::min(kRowBlock, e - i0);
       if (!src.fill(i0, k, r, v)) return kBadRow;
       if (strip > 0)
-        countsketch_strips(A, i0, k, d, ld, r, v, acc, ldo, strip, e);
+        countsketch_strips<kEnergy>(A, i0, k, d, ld, r, v, acc, ldo, strip, e, energy);
       else if (ahead > 0)
-        for (index_t j = 0; j < k; ++j) axpy_prefetch_a(acc + r[j] * ldo, A + (i0 + j) * ld, v[j], d, ahead);
+        for (index_t j = 0; j < k; ++j) {
+          axpy_prefetch_a(acc + r[j] * ldo, A + (i0 + j) * ld, v[j], d, ahead);
+          group_energy<kEnergy>(energy + i0, A + i0 * ld, j, k, d, ld);
+        }
       else
-        for (index_t j = 0; j < k; ++j) axpy_aligned_out(acc + r[j] * ldo, A + (i0 + j) * ld, v[j], d);
+        for (index_t j = 0; j < k; ++j) {
+          axpy_aligned_out(acc + r[j] * ldo, A + (i0 + j) * ld, v[j], d);
+          group_energy<kEnergy>(energy + i0, A + i0 * ld, j, k, d, ld);
+        }
     }
     return 0;
   }
@@ -425,15 +526,16 @@ FASTLR_INLINE int countsketch_rows(const T* A, index_t b, index_t e, index_t d, 
     if (!src.fill(i0, k, r, v)) return kBadRow;
     if (!has_runs(r, k)) {
       for (index_t j = 0; j < k; ++j) axpy_aligned_out(acc + r[j] * ldo, A + (i0 + j) * ld, v[j], d);
-      continue;
+    } else {
+      for (index_t j = 0; j < k;) {
+        index_t f = j + 1;
+        while (f < k && r[f] == r[j]) ++f;
+        T* o = acc + r[j] * ldo;
+        for (; j + 4 <= f; j += 4) axpy4_aligned_out(o, A + (i0 + j) * ld, ld, v + j, d);
+        for (; j < f; ++j) axpy_aligned_out(o, A + (i0 + j) * ld, v[j], d);
+      }
     }
-    for (index_t j = 0; j < k;) {
-      index_t f = j + 1;
-      while (f < k && r[f] == r[j]) ++f;
-      T* o = acc + r[j] * ldo;
-      for (; j + 4 <= f; j += 4) axpy4_aligned_out(o, A + (i0 + j) * ld, ld, v + j, d);
-      for (; j < f; ++j) axpy_aligned_out(o, A + (i0 + j) * ld, v[j], d);
-    }
+    rows_energy<kEnergy>(energy + i0, A + i0 * ld, k, d, ld);
   }
   return 0;
 }
@@ -670,9 +772,11 @@ inline void countsketch_hash(std::uint64_t seed, index_t m, index_t start, index
 
 namespace detail {
 
-template <class T, class Src>
+// S A into out; with kEnergy and a row-major A also energy[i] = ||A[i, :]||^2 in the same pass (a column-major
+// A leaves energy to the caller: row_squared_norms_dense's pass).
+template <bool kEnergy = false, class T, class Src>
 void countsketch_dense_src(const T* A, index_t n, index_t d, index_t ld, bool col_major, const Src& src,
-                           index_t m, T* out, int nthreads) {
+                           index_t m, T* out, int nthreads, double* energy = nullptr) {
   const int chunks = col_major ? 1 : sum_chunks(n, n * d, m * d);
   const int want = std::min(useful_threads(nthreads, n * d), col_major ? nthreads : chunks);
   // Row-major: `chunks` accumulators (acc_layout), uninitialized, 64-byte aligned.
@@ -690,7 +794,8 @@ void countsketch_dense_src(const T* A, index_t n, index_t d, index_t ld, bool co
                                      col_major ? work.data() : acc.data, rbuf.get(), vbuf.get(), fbuf.get(),
                                      segs, dense_prefetch_bytes(variant_level()),
                                      dense_strip_bytes(d * static_cast<index_t>(sizeof(T)), m * d * static_cast<index_t>(sizeof(T))),
-                                     dense_bucket_row_bytes(variant_level(), m)));
+                                     dense_bucket_row_bytes(variant_level(), m), energy,
+                                     std::bool_constant<kEnergy>{}));
 }
 
 template <class T, class I, class Src>

@@ -7,11 +7,11 @@
 #include <type_traits>
 
 #include "fastlr/common.hpp"
+#include "fastlr/row_sumsq.hpp"
 
 namespace fastlr {
 namespace detail {
 
-constexpr int kRowLanes = 8;            // partial sums of a row-major row (row_sumsq's fixed tree is for 8)
 constexpr index_t kRowBlockRows = 256;  // rows of a row-major A per scheduled block
 constexpr index_t kColBlockRows = 2048; // rows of a column-major A per block: 16 KB of sums, in L1
 constexpr index_t kCsrLongRow = 16;     // CSR rows with at least this many entries take row_sumsq

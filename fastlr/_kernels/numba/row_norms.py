@@ -6,8 +6,10 @@ from numba import prange
 
 from .._errors import BAD_INDEX, BAD_INDPTR, check_compressed, raise_for
 from ._util import even_chunks, kernel, nnz_chunks, readonly as ro, threaded, useful_threads
+from .countsketch import countsketch_dense, countsketch_seeded_dense
 
-__all__ = ["row_squared_norms_dense", "row_squared_norms_csr", "row_squared_norms_csc"]
+__all__ = ["row_squared_norms_dense", "row_squared_norms_csr", "row_squared_norms_csc", "countsketch_dense_energy",
+           "countsketch_seeded_dense_energy"]
 
 _i8 = nb.int64
 _f8 = nb.float64
@@ -130,3 +132,15 @@ def row_squared_norms_csc(indptr, indices, data, n):
     out = np.empty(n)
     raise_for(_csc(indptr, indices, data, out))
     return out
+
+
+# The fused pass of the compiled core composed of the two kernels here (two passes over A): Numba is the fallback
+# backend, and a fused loop would be a second copy of the sketch's row loop.
+def countsketch_dense_energy(A, rows, values, m):
+    """(countsketch_dense(A, rows, values, m), row_squared_norms_dense(A)), in two passes over A."""
+    return countsketch_dense(A, rows, values, m), row_squared_norms_dense(A)
+
+
+def countsketch_seeded_dense_energy(A, seed, m, start=0):
+    """(countsketch_seeded_dense(A, seed, m, start), row_squared_norms_dense(A)), in two passes over A."""
+    return countsketch_seeded_dense(A, seed, m, start), row_squared_norms_dense(A)

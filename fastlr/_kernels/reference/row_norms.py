@@ -3,9 +3,10 @@
 import numpy as np
 
 from .._errors import BAD_INDEX, check_matching, raise_for
-from .countsketch import _entry_outer
+from .countsketch import _entry_outer, countsketch_dense, countsketch_seeded_dense
 
-__all__ = ["row_squared_norms_dense", "row_squared_norms_csr", "row_squared_norms_csc"]
+__all__ = ["row_squared_norms_dense", "row_squared_norms_csr", "row_squared_norms_csc", "countsketch_dense_energy",
+           "countsketch_seeded_dense_energy"]
 
 
 def _check_float(name, a):
@@ -42,3 +43,14 @@ def row_squared_norms_csc(indptr, indices, data, n):
     if len(indices) and (indices.min() < 0 or indices.max() >= n):
         raise_for(BAD_INDEX)
     return np.bincount(indices, weights=squares, minlength=n).astype(np.float64, copy=False)
+
+
+def countsketch_dense_energy(A, rows, values, m):
+    """(countsketch_dense(A, rows, values, m), row_squared_norms_dense(A)): what the compiled core computes in one
+    pass over A (fastlr.HeavyRowSketch on dense input)."""
+    return countsketch_dense(A, rows, values, m), row_squared_norms_dense(A)
+
+
+def countsketch_seeded_dense_energy(A, seed, m, start=0):
+    """(countsketch_seeded_dense(A, seed, m, start), row_squared_norms_dense(A)), as countsketch_dense_energy."""
+    return countsketch_seeded_dense(A, seed, m, start), row_squared_norms_dense(A)
