@@ -229,6 +229,14 @@ inline index_t dense_bucket_row_bytes(int level, index_t m) {
 #endif
 }
 
+/// Bytes ahead of its use that axpy_bucket asks for each line of its rows when it also sums their squares
+/// (the longer loop keeps fewer of A's lines in flight). The fused pass over the plain one, 5760 x 1080 seeded,
+/// one thread, three runs (bench/README.md, twenty-second session): float64 1.08-1.19x at x86-64-v4 and v3 and
+/// 1.09-1.14x at the baseline with 512 bytes against 1.14-1.23x and 1.18-1.22x without; float32 1.24-1.49x
+/// against 1.31-1.57x at v4 and v3, but 1.71-1.87x against 1.66-1.80x at the baseline (256 bytes: in between;
+/// 1024: worse than none).
+constexpr index_t kEnergyAhead = 512;
+
 // Entry c of N rows into their lane sums (row_sumsq's lanes, kept rotated: e[q][p] is lane (rot + p) % kRowLanes).
 template <int N, class T>
 FASTLR_INLINE void lane_add(double (*e)[kRowLanes], const T* const* a, index_t c, index_t rot) {
@@ -271,6 +279,8 @@ FASTLR_INLINE void axpy_bucket(T* __restrict o, const T* const* a, const T* __re
       for (int q = 0; q < N; ++q) x += v[q] * a[q][c + p];
       oc[p] = x;
     }
+    if constexpr (kEnergy)
+      for (int q = 0; q < N; ++q) __builtin_prefetch(reinterpret_cast<const char*>(a[q] + c) + kEnergyAhead, 0, 3);
     if constexpr (kEnergy)
       for (index_t g = 0; g < line; g += kRowLanes)  // c + g = rot mod kRowLanes
         for (int q = 0; q < N; ++q)
