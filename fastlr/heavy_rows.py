@@ -63,11 +63,15 @@ class HeavyRowSketch(Sketch):
     a learned sketch 0.81 [1.15] -> 0.40 [0.59] wrapped, ``mixed="joint"`` 0.66 [0.86] -> 0.39 [0.58], the random
     CountSketch itself 1 -> 0.52 [0.66]; video and hyperspectral frames have no heavy row (unchanged).
 
-    Cost: one pass over A for its row norms (the backend's ``row_squared_norms`` kernel: O(nnz) sparse, O(n d)
-    dense) besides the sketch's own pass. One thread, CPU time of scw with it over the plain scw's (bench/README.md,
-    twenty-first session): 1.03-1.05 on a 1M x 500 CSR (500k nnz; 1.04-1.09 with heavy rows), 1.05-1.11 on
-    20000 x 1000 topic-shifted text, 1.03-1.05 on the demo's video frames, 1.17-1.23 on dense 5760 x 1080: there
-    the norm pass reads A once more, as long as S A itself (1.1-1.4x the memory floor of one read). Dask input is
+    Cost: A's row norms (the backend's ``row_squared_norms`` kernel: O(nnz) sparse, O(n d) dense) besides the
+    sketch's own pass. One thread, CPU time of scw with it over the plain scw's (bench/README.md, twenty-first
+    session): 1.03-1.05 on a 1M x 500 CSR (500k nnz; 1.04-1.09 with heavy rows), 1.05-1.11 on 20000 x 1000
+    topic-shifted text, 1.03-1.05 on the demo's video frames. On a dense in-memory A the compiled core sums the
+    norms in the base's pass over A (each row's squares while it is read, bit for bit the norm kernel's), whose
+    S A is the result when no row is heavy (twenty-second session, dense 5760 x 1080 without heavy rows, three runs
+    at load 4-4.7 on 2 cores): 1.02-1.08 float64 and 1.04-1.15 float32 at x86-64-v4 and v3, 1.04-1.07 and
+    1.09-1.16 at the baseline ISA, against 1.18-1.30 with the separate norm pass. With heavy rows the adapted
+    sketch takes a second pass; the Numba and NumPy backends and a column-major A read A twice. Dask input is
     computed (not lazy).
 
     **S is no longer oblivious**: its positions depend on A. What still holds for a random base
