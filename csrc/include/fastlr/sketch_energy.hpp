@@ -9,8 +9,9 @@
 namespace fastlr {
 
 /// countsketch_dense's S A (out, bit for bit) and energy[i] = ||A[i, :]||^2 (double, n; bit for bit
-/// row_squared_norms_dense's: the same row_sumsq per row), both at every thread count. Row-major A: one pass,
-/// each row's norm summed right after its axpy (from L1/L2); column-major A: the two passes one after the other.
+/// row_squared_norms_dense's: the same row_sumsq order per row), both at every thread count. Row-major A: one
+/// pass (the bucket passes square each entry as they read it; the others sum a row's squares right after its
+/// axpy, from L1/L2); column-major A: the two passes one after the other.
 template <class T>
 void countsketch_dense_energy(const T* A, index_t n, index_t d, index_t ld, bool col_major, const index_t* rows,
                               const T* values, index_t m, T* out, double* energy, int nthreads) {
