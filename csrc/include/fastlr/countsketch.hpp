@@ -536,14 +536,15 @@ FASTLR_INLINE int countsketch_rows(const T* A, index_t b, index_t e, index_t d, 
     if (!src.fill(i0, k, r, v)) return kBadRow;
     if (!has_runs(r, k)) {
       for (index_t j = 0; j < k; ++j) axpy_aligned_out(acc + r[j] * ldo, A + (i0 + j) * ld, v[j], d);
-    } else {
-      for (index_t j = 0; j < k;) {
-        index_t f = j + 1;
-        while (f < k && r[f] == r[j]) ++f;
-        T* o = acc + r[j] * ldo;
-        for (; j + 4 <= f; j += 4) axpy4_aligned_out(o, A + (i0 + j) * ld, ld, v + j, d);
-        for (; j < f; ++j) axpy_aligned_out(o, A + (i0 + j) * ld, v[j], d);
-      }
+      rows_energy<kEnergy>(energy + i0, A + i0 * ld, k, d, ld);
+      continue;
+    }
+    for (index_t j = 0; j < k;) {
+      index_t f = j + 1;
+      while (f < k && r[f] == r[j]) ++f;
+      T* o = acc + r[j] * ldo;
+      for (; j + 4 <= f; j += 4) axpy4_aligned_out(o, A + (i0 + j) * ld, ld, v + j, d);
+      for (; j < f; ++j) axpy_aligned_out(o, A + (i0 + j) * ld, v[j], d);
     }
     rows_energy<kEnergy>(energy + i0, A + i0 * ld, k, d, ld);
   }
