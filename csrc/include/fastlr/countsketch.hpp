@@ -335,9 +335,9 @@ FASTLR_INLINE void axpy_rows(T* const* o, const T* const* a, const T* __restrict
 // energy[i] = ||A[i, :]||^2 (row_sumsq, the row norms kernels' sum) for the passes that also return the row
 // norms (kEnergy), called right after the rows' axpy: their entries are still in L1 or L2, so A is read from
 // memory once. Without kEnergy they compile to nothing: those passes keep their code. row_energy: one row;
-// rows_energy: k consecutive rows (energy[0, k), A's rows ld apart); rows_energy_at: N rows (N a multiple of 4)
-// at a[q], energy[i[q]]. Four rows at a time where there are four (rows4_sumsq: four chains of additions in
-// flight; one row at a time took about half as long as the plain pass again, 22nd session).
+// rows_energy: k consecutive rows (energy[0, k), A's rows ld apart), four at a time (rows4_sumsq: four chains of
+// additions in flight; one row at a time took about half as long as the plain pass again, 22nd session);
+// rows_energy_at: N rows at a[q], energy[i[q]] (the 1-3 rows per bucket and block the bucket passes leave over).
 template <bool kEnergy, class T>
 FASTLR_INLINE void row_energy(double* __restrict energy, index_t i, const T* __restrict a, index_t d) {
   if constexpr (kEnergy) energy[i] = row_sumsq<T>(a, d);
@@ -404,11 +404,7 @@ FASTLR_INLINE void countsketch_strips(const T* A, index_t i0, index_t k, index_t
 template <bool kEnergy, int N, class I, class T>
 FASTLR_INLINE void rows_energy_at(double* __restrict energy, const I* i, const T* const* a, index_t d) {
   if constexpr (kEnergy)
-    for (int q = 0; q < N; q += 4) {
-      double e[4];
-      rows4_sumsq<T>(a[q], a[q + 1], a[q + 2], a[q + 3], d, e);
-      for (int p = 0; p < 4; ++p) energy[i[q + p]] = e[p];
-    }
+    for (int q = 0; q < N; ++q) energy[i[q]] = row_sumsq<T>(a[q], d);
 }
 
 // countsketch_rows for rows of at least dense_bucket_row_bytes. Zen 2 reads A through one stream (a row at a

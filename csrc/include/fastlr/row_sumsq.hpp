@@ -42,12 +42,15 @@ FASTLR_INLINE double row_sumsq(const T* __restrict x, index_t d) {
   return tail_sumsq(x, j, d, lane_tree(s));
 }
 
-// row_sumsq of four rows at once, each row's sum exactly row_sumsq's: four streams of A (Zen 2 reads a row-major
+// row_sumsq of four rows ld apart at once, each row's sum exactly row_sumsq's: four streams of A (Zen 2 reads a row-major
 // A at ~23 GB/s through four and ~17 through one, bench/README.md, twentieth session) and four independent
 // chains of additions (one row's lanes fill one AVX-512 vector: its sums wait on each other's latency).
 template <class T>
-FASTLR_INLINE void rows4_sumsq(const T* __restrict a0, const T* __restrict a1, const T* __restrict a2,
-                               const T* __restrict a3, index_t d, double* __restrict out) {
+FASTLR_INLINE void rows4_sumsq(const T* __restrict a, index_t d, index_t ld, double* __restrict out) {
+  const T* __restrict a0 = a;
+  const T* __restrict a1 = a + ld;
+  const T* __restrict a2 = a + 2 * ld;
+  const T* __restrict a3 = a + 3 * ld;
   double s0[kRowLanes] = {0}, s1[kRowLanes] = {0}, s2[kRowLanes] = {0}, s3[kRowLanes] = {0};
   index_t j = 0;
   for (; j + kRowLanes <= d; j += kRowLanes)
@@ -71,10 +74,7 @@ FASTLR_INLINE void rows4_sumsq(const T* __restrict a0, const T* __restrict a1, c
 template <class T>
 FASTLR_INLINE void rows_sumsq(const T* A, index_t k, index_t d, index_t ld, double* out) {
   index_t i = 0;
-  for (; i + 4 <= k; i += 4) {
-    const T* a = A + i * ld;
-    rows4_sumsq<T>(a, a + ld, a + 2 * ld, a + 3 * ld, d, out + i);
-  }
+  for (; i + 4 <= k; i += 4) rows4_sumsq<T>(A + i * ld, d, ld, out + i);
   for (; i < k; ++i) out[i] = row_sumsq<T>(A + i * ld, d);
 }
 
