@@ -10,10 +10,11 @@ from fastlr._kernels import reference as ref
 from fastlr._matrix import InMemory
 from fastlr.heavy_rows import HeavyRowSketch
 
-# (n, d, m): narrow rows (run and scatter paths), wide rows below and above the bucket passes' width (float64 and
-# float32, the baseline's 3 KB too), m above the bucket passes' limit, single rows, columns and buckets, empty A
+# (n, d, m): narrow rows (run and scatter paths), wide rows in column strips (768 B - 12 KiB with over 8 KiB of
+# accumulator: countsketch_strips), rows over 12 KiB (the bucket passes, float32 and float64), m above the bucket
+# passes' limit, single rows, columns and buckets, empty A
 CASES = [(1, 1, 1), (7, 3, 2), (300, 8, 5), (1030, 61, 7), (517, 37, 1), (129, 200, 9), (261, 300, 20),
-         (1029, 520, 17), (90, 1, 3), (5, 400, 1300), (0, 5, 3), (6, 0, 2), (1, 700, 4)]
+         (1029, 520, 17), (90, 1, 3), (5, 400, 1300), (0, 5, 3), (6, 0, 2), (1, 700, 4), (70, 3200, 6)]
 
 
 def _matrix(n, d, dtype, order, seed):

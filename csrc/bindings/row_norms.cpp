@@ -60,7 +60,8 @@ py::tuple sketch_energy_py(const py::array& A, index_t m, const char* kernel, co
   double* e = energy.mutable_data();
   {
     py::gil_scoped_release release;
-    pass(a, o, e, call_threads(kernel, a.rows * a.cols));
+    const auto nt = call_threads(kernel, a.rows * a.cols);  // alive through the pass: it stamps the call's end
+    pass(a, o, e, nt);
   }
   return py::make_tuple(out, energy);
 }
