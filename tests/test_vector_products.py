@@ -163,3 +163,34 @@ def test_vector_route_follows_the_rule(v3, monkeypatch):
     assert choice.vector_product(1, 1, "x86-64-v4") is None and choice.vector_product(1, 1, "x86-64-v3") is not None
     with fastlr.thread_limit(2):  # the BLAS route, as before
         np.testing.assert_allclose(op.times(np.ones((30, 1))), np.full((40, 1), 30.0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_one_column_pairs_run_the_vector_products_at_v4(v3, monkeypatch, dtype, order):
+    """At x86-64-v4 (``VECTOR_PAIR_LEVELS``), one thread, a one-column ``A.T (A v)`` / power pass and gd pair run
+    ``_core.vector_product`` (one read of A, not BLAS's two GEMVs) and agree with NumPy; ``A @ v`` and ``A.T @ w``
+    alone stay on BLAS's GEMV, as do the pairs on two threads and from two columns on (the one-pass kernels)."""
+    monkeypatch.setattr(choice, "_level", "x86-64-v4")
+    rng = np.random.default_rng(6)
+    A = np.asarray(rng.standard_normal((90, 70)), dtype=dtype, order=order)
+    V, W = rng.standard_normal((70, 1)), rng.standard_normal((90, 1))
+    op = InMemory(A)
+    assert op._route("gram", 1, 1)[3] is _core.vector_product and op._route("gd", 1, 1)[3] is _core.vector_product
+    assert op._route("matmul", 1, 1)[3] is None and op._route("rmatmul", 1, 1)[3] is None
+    assert op._route("gram", 1, 2)[3] is None and op._route("gd", 2, 1)[3] is None
+
+    def no_blas(*args):
+        raise AssertionError("BLAS route taken")
+
+    monkeypatch.setattr(memory, "blas_call", no_blas)
+    with fastlr.thread_limit(1):
+        got = {"power": op.power_pass(V), "gram": op.gram_product(V), "gd": op.gd_products(W, V)}
+    A64, V32, W32 = A.astype(np.float64), V.astype(dtype), W.astype(dtype)
+    _close(got["power"][0], A64 @ V32, dtype)
+    _close(got["power"][1], A64.T @ (A64 @ V32), dtype)
+    _close(got["gram"], A64.T @ (A64 @ V32), dtype)
+    _close(got["gd"][0], A64 @ V32, dtype)
+    _close(got["gd"][1], A64.T @ W32, dtype)
+    assert choice.vector_product(1, 1, "x86-64-v4", kind="gd") is not None
+    assert choice.vector_product(1, 1, "baseline", kind="gd") is None

@@ -111,7 +111,8 @@ from . import calibration
 __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "DEPTH_CACHE_COLUMNS", "KERNEL_COLUMNS",
            "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS", "LAYOUT_SHORT_COLUMNS", "MATMUL_COLUMNS", "NARROW_ROW_BYTES",
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS", "SHORT_F_COLUMNS", "SPARSE_BASELINE_SCATTER_BYTES",
-           "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "VECTOR_COLUMNS", "VECTOR_LEVELS", "blas_swap", "cache_sizes",
+           "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "VECTOR_COLUMNS", "VECTOR_LEVELS", "VECTOR_PAIR_LEVELS",
+           "blas_swap", "cache_sizes",
            "choice_mode", "dtype_name", "factor_fits", "isa_level", "operand_key", "remember_route", "route_key",
            "routes", "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel", "vector_product"]
 
@@ -135,6 +136,13 @@ KERNEL_MIN_COLUMNS = 2
 #: read it twice (gd 1.3-2.3x, C-order ``A.T (A v)`` 1.2-1.7x; F-order ``A.T (A v)``, two sweeps, 1.0-1.15x), the
 #: single products 0.95-1.24x of the GEMV alone, and the route skips the BLAS route's Python (thread counters, layout).
 VECTOR_LEVELS = ("x86-64-v3",)
+#: ISA levels at which a one-column product runs the column passes for the pairs only (``A.T (A v)`` / the power
+#: pass, kind "gram", and the gd pair, kind "gd"), the single products staying on BLAS's GEMV. Zen 4, x86-64-v4, one
+#: thread, C and F order, against OpenBLAS's SkylakeX GEMVs (11 interleaved rounds, load ~6; bench/README.md,
+#: twenty-second session, HZ): the pairs read A once where BLAS's two GEMVs read it twice, 1.2-1.8x the BLAS route
+#: on 5760 x 1080, 100000 x 200 and 2000 x 1000 (C order); the single products 0.91-1.09x (100000 x 200 float32
+#: ``A @ v`` 0.91x: SkylakeX's sgemv streams faster than the AVX2 pass).
+VECTOR_PAIR_LEVELS = ("x86-64-v4",)
 #: A at (level, order, dtype): fastlr's column passes (``_core.vector_product``) also for 2 to fewer than this many
 #: columns on one thread, in place of the one-pass kernels (C order), which run 2-4 columns as they run 8 (5760 x 1080
 #: float32 ``A @ V`` 2.3 ms at 2-4 columns, 1.2 at one), or of BLAS's GEMMs and the F-order gram kernel (F order).
@@ -289,16 +297,20 @@ def remember_route(key, route) -> None:
     routes[key] = route
 
 
-def vector_product(columns: int, threads: int = 1, level: str | None = None, dtype=None, order: str | None = None):
-    """``_core.vector_product`` where a dense product with a ``columns``-wide factor on ``threads`` threads runs it
-    ("auto", one thread, the C++ core with run-time dispatch, and one column at the kernels' ISA level in
-    ``VECTOR_LEVELS`` or fewer than ``VECTOR_COLUMNS[level, order, dtype]``), else None (BLAS's GEMV, the one-pass
-    kernels, or either under FASTLR_PRODUCT_CHOICE)."""
+def vector_product(columns: int, threads: int = 1, level: str | None = None, dtype=None, order: str | None = None,
+                   kind: str | None = None):
+    """``_core.vector_product`` where a dense product (``kind`` as in ``use_kernel``; None: a single product) with a
+    ``columns``-wide factor on ``threads`` threads runs it ("auto", one thread, the C++ core with run-time dispatch,
+    and one column at the kernels' ISA level in ``VECTOR_LEVELS``, or in ``VECTOR_PAIR_LEVELS`` for the pairs "gram"
+    and "gd", or fewer than ``VECTOR_COLUMNS[level, order, dtype]``), else None (BLAS's GEMV, the one-pass kernels,
+    or either under FASTLR_PRODUCT_CHOICE)."""
     if threads != 1 or columns < 1 or columns > 4 or choice_mode() != "auto":
         return None
     level = level or isa_level()
-    if (level not in VECTOR_LEVELS if columns == 1 else
-            columns >= VECTOR_COLUMNS.get((level, order, dtype_name(dtype) if dtype is not None else None), 0)):
+    if columns == 1:
+        if level not in VECTOR_LEVELS and not (level in VECTOR_PAIR_LEVELS and kind in ("gram", "gd")):
+            return None
+    elif columns >= VECTOR_COLUMNS.get((level, order, dtype_name(dtype) if dtype is not None else None), 0):
         return None
     core = _core_with_dispatch()
     return getattr(core, "vector_product", None) if core else None
@@ -665,9 +677,11 @@ def describe() -> str:
         f"{calibration.LAYOUT_SHAPE[0]} below {LAYOUT_SHORT_COLUMNS} columns), else NumPy's layout")
     vec = "".join(f", fastlr's column passes for {o}-order A of {'2' if c == 3 else f'2-{c - 1}'} columns on one "
                   f"thread ({t})" for (lv, o, t), c in VECTOR_COLUMNS.items() if lv == level and c > 2)
+    pairs = (" (fastlr's column passes for its one-column A^T A v and gd pair: VECTOR_PAIR_LEVELS)"
+             if level in VECTOR_PAIR_LEVELS and level not in VECTOR_LEVELS else "")
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}{short_f}; "
-            f"{'fastlr' if level in VECTOR_LEVELS else 'BLAS'}'s one-column products on one thread (BLAS's on more; "
-            f"KERNEL_MIN_COLUMNS, VECTOR_LEVELS){vec}, BLAS otherwise, and for wide A whose d x l factor passes L2 "
+            f"{'fastlr' if level in VECTOR_LEVELS else 'BLAS'}'s one-column products on one thread{pairs} (BLAS's on "
+            f"more; KERNEL_MIN_COLUMNS, VECTOR_LEVELS){vec}, BLAS otherwise, and for wide A whose d x l factor passes L2 "
             f"({l2 >> 10} KiB) and, by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){layout} "
             f"(FASTLR_PRODUCT_CHOICE)")

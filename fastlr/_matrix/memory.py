@@ -515,7 +515,8 @@ class InMemory(Operand):
         if route is None:
             kernel = use_kernel(kind, columns, self.dtype, self.order, factor_rows=self.shape[1], threads=threads,
                                 matrix_bytes=self.A.nbytes)
-            if (vector := vector_product(columns, threads, dtype=self.dtype, order=self.order)) is not None:
+            if (vector := vector_product(columns, threads, dtype=self.dtype, order=self.order,
+                                                kind=kind)) is not None:
                 route = (False, None, None, vector)  # in place of the kernel or BLAS
             elif kernel:
                 route = (True, None, None, None)
