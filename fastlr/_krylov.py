@@ -62,11 +62,20 @@ _V3_TILE_BYTES = 64
 _V3_WHOLE_TILES = 16
 
 
-def _v3_tile(op) -> int | None:
-    """Columns of one fused-kernel register tile where the narrow-block rules may apply: dense
-    in-memory A at x86-64-v3 (not measured at baseline or v4; BLAS passes' cost does not step;
-    PCA's centred operand keeps its l-wide blocks); else None."""
-    if type(op) is not InMemory or op.sparse or isa_level() != "x86-64-v3":
+#: ISA levels where the narrow-block rules apply (``_narrow_tile``). x86-64-v4 takes x86-64-v3's 64-byte blocks (one
+#: 512-bit vector; its own tile is two): Zen 4, one thread, 7 interleaved rounds, randomized_svd on 5760 x 1080
+#: float32 k = 50 68.9 against 96.5 ms (the narrow blocks in place of the Gram route; worst excess of 3 seeds 3.7e-9
+#: against 3.2e-7), k = 10 32.2 against 38.8, float64 k = 10 55.2 against 59.2 (2.9e-14 against 1.4e-12); 100000 x 500
+#: 0.99-1.12x; 128-byte blocks changed nothing at k = 50 (bench/README.md, twenty-second session, HZ). Baseline
+#: not measured.
+NARROW_LEVELS = ("x86-64-v3", "x86-64-v4")
+
+
+def _narrow_tile(op) -> int | None:
+    """Columns of one 64-byte block (x86-64-v3's fused-kernel register tile) where the narrow-block rules may
+    apply: dense in-memory A at ``NARROW_LEVELS`` (BLAS passes' cost does not step; PCA's centred operand keeps
+    its l-wide blocks); else None."""
+    if type(op) is not InMemory or op.sparse or isa_level() not in NARROW_LEVELS:
         return None
     return _V3_TILE_BYTES // np.dtype(op.dtype).itemsize
 
@@ -91,7 +100,8 @@ def krylov_block(op, k: int, l: int, n_iter: int) -> tuple[int, int]:
     gave a space of about the same size ((q + 2) b = 96 against 100) holding polynomials of one
     degree higher, as accurate or more on every spectrum tried, up to float32's rounding floor
     (bench/krylov_block_ab.py; bench/README.md, fifteenth session). Only for dense in-memory A on the
-    fused kernel at x86-64-v3 and when b keeps at least half of the oversampling l - k. float64 the same
+    fused kernel at x86-64-v3 (and v4, ``NARROW_LEVELS``) and when b keeps at least half of the oversampling
+    l - k. float64 the same
     way, 16 columns being two of its tiles (5760 x 1080, k = 10: 71.7 against 81.9 ms, worst excess of 3
     seeds 3.1e-14 against 1.5e-12; sixteenth session).
 
@@ -100,7 +110,7 @@ def krylov_block(op, k: int, l: int, n_iter: int) -> tuple[int, int]:
     n_iter = 7: 8 blocks of 16, a 128-column space of degree 7; bench/README.md, sixteenth session).
     """
     q = krylov_depth(n_iter)
-    tile = _v3_tile(op)
+    tile = _narrow_tile(op)
     if tile is None or not op._kernel_for("gram", tile):  # BLAS's cost does not step so
         return l, q
     if op.dtype == np.float32 and op._gram_pays(l, n_iter):
@@ -136,7 +146,7 @@ def krylov_applies(op, l: int, n_iter: int) -> bool:
     keeps the Gram route there: its Krylov space was as fast at v4 (98 vs 111 ms at k = 50, q = 3) but not at v3, and a
     1e4:1 spectrum at k = 50 came out 1.3e-6 off at every depth, fused or two-pass (the Gram route
     1.5e-8, scikit-learn 5e-9; the Rayleigh-Ritz step on float32's n x l (q + 1) A K), bench/README.md,
-    eighth session. Since the sixteenth session float32 leaves it at x86-64-v3 where 16-column blocks
+    eighth session. Since the sixteenth session float32 leaves it at x86-64-v3 (and v4) where 16-column blocks
     pay (``krylov_block``; their result checked in ``krylov_factors``)."""
     memory = op.inner if isinstance(op, Centered) else op  # PCA's centered A: the same passes
     if type(memory) is not InMemory or l >= op.shape[1]:

@@ -17,14 +17,15 @@ krylov = sys.modules["fastlr._krylov"]
 extmath = pytest.importorskip("sklearn.utils.extmath")
 
 
-@pytest.fixture
-def v3():
-    """Kernels capped at x86-64-v3 (skipped on a CPU without AVX2)."""
+@pytest.fixture(params=["x86-64-v3", "x86-64-v4"])
+def v3(request):
+    """Kernels capped at x86-64-v3, and at x86-64-v4 (``krylov.NARROW_LEVELS``: the same rules; each skipped on a
+    CPU or build without that level)."""
     core = pytest.importorskip("fastlr._core")
-    previous = core._cap_isa(1)
+    previous = core._cap_isa({"x86-64-v3": 1, "x86-64-v4": 2}[request.param])
     try:
-        if core.build_info()["kernel_isa"] != "x86-64-v3":
-            pytest.skip("no x86-64-v3 kernels on this CPU or build")
+        if core.build_info()["kernel_isa"] != request.param:
+            pytest.skip(f"no {request.param} kernels on this CPU or build")
         yield core
     finally:
         core._cap_isa(previous)
