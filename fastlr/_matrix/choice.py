@@ -138,10 +138,11 @@ KERNEL_MIN_COLUMNS = 2
 VECTOR_LEVELS = ("x86-64-v3",)
 #: ISA levels at which a one-column product runs the column passes for the pairs only (``A.T (A v)`` / the power
 #: pass, kind "gram", and the gd pair, kind "gd"), the single products staying on BLAS's GEMV. Zen 4, x86-64-v4, one
-#: thread, C and F order, against OpenBLAS's SkylakeX GEMVs (11 interleaved rounds, load ~6; bench/README.md,
-#: twenty-second session, HZ): the pairs read A once where BLAS's two GEMVs read it twice, 1.2-1.8x the BLAS route
-#: on 5760 x 1080, 100000 x 200 and 2000 x 1000 (C order); the single products 0.91-1.09x (100000 x 200 float32
-#: ``A @ v`` 0.91x: SkylakeX's sgemv streams faster than the AVX2 pass).
+#: thread, against OpenBLAS's SkylakeX GEMVs (11 interleaved rounds, load ~6; bench/README.md, twenty-second session,
+#: HZ): the pairs read A once where BLAS's two GEMVs read it twice; on 5760 x 1080, 100000 x 200 and 2000 x 1000 the
+#: BLAS route's time over the passes' was 1.23-1.69 (gram) and 1.56-1.83 (gd) in C order, 0.84-1.41 (gram; the 0.84:
+#: 2000 x 1000 float64, 0.6 ms) and 1.39-2.20 (gd) in F order; the single products 0.91-1.15 in C order (100000 x
+#: 200 float32 ``A @ v`` 0.91: SkylakeX's sgemv streams faster than the AVX2 pass) and 0.84-1.41 in F order.
 VECTOR_PAIR_LEVELS = ("x86-64-v4",)
 #: A at (level, order, dtype): fastlr's column passes (``_core.vector_product``) also for 2 to fewer than this many
 #: columns on one thread, in place of the one-pass kernels (C order), which run 2-4 columns as they run 8 (5760 x 1080
