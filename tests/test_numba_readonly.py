@@ -77,6 +77,8 @@ def _cases(size, dtype, index_dtype):
         cases[f"countsketch_dense-{order}"] = ((A, rows, values, M), (0, 1, 2))
         cases[f"countsketch_gather_dot-{order}"] = ((A, rows, f(M, d)), (0, 1, 2))
         cases[f"countsketch_seeded_dense-{order}"] = ((A, 7, M, 3), (0,))
+        cases[f"countsketch_dense_energy-{order}"] = ((A, rows, values, M), (0, 1, 2))
+        cases[f"countsketch_seeded_dense_energy-{order}"] = ((A, 7, M, 3), (0,))
         cases[f"matmul-{order}"] = ((A, f(d, k)), (0, 1))
         cases[f"rmatmul-{order}"] = ((A, f(n, k)), (0, 1))
         cases[f"gd_products-{order}"] = ((A, f(n, k), f(d, k)), (0, 1, 2))
