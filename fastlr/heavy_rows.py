@@ -70,7 +70,7 @@ class HeavyRowSketch(Sketch):
     norms in the base's pass over A (each row's squares while it is read, bit for bit the norm kernel's), whose
     S A is the result when no row is heavy (twenty-second session, dense 5760 x 1080 without heavy rows, three runs
     at load 4-4.7 on 2 cores): 1.02-1.08 float64 and 1.04-1.15 float32 at x86-64-v4 and v3, 1.04-1.07 and
-    1.09-1.16 at the baseline ISA, against 1.18-1.30 with the separate norm pass. With heavy rows the adapted
+    1.09-1.17 at the baseline ISA, against 1.18-1.30 with the separate norm pass. With heavy rows the adapted
     sketch takes a second pass; the Numba and NumPy backends and a column-major A read A twice. Dask input is
     computed (not lazy).
 
