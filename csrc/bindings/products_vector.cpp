@@ -2,8 +2,9 @@
 // ``(A V, A.T (A V))`` and ``(A V, A.T U)``. The pairs read A once where NumPy's two GEMVs read it twice
 // (a row block's dot products, then its axpys while the block sits in L1/L2), and the single products spare the
 // BLAS route's Python (thread counters, layout, result copy); at 2-4 columns they read A once where the one-pass
-// kernels run the width as 8. The route sends one column here at x86-64-v3 on one thread, and C-order A's 2-4
-// columns by ``choice.VECTOR_COLUMNS`` (fastlr/_matrix/memory.py, ``InMemory._route``).
+// kernels run the width as 8. The route sends one column here on one thread at x86-64-v3 and x86-64-v4
+// (``choice.VECTOR_LEVELS``), and C-order A's 2-4 columns by ``choice.VECTOR_COLUMNS`` (fastlr/_matrix/memory.py,
+// ``InMemory._route``).
 //
 // A translation unit of its own, outside LTO and last in the link (its name sorts after products_split_depth.cpp),
 // so the other kernels keep their code's place (bench/README.md, fifteenth session, HS).
@@ -193,9 +194,34 @@ FASTLR_AVX2_INLINE void block_axpy(const T* b0, index_t c, const T* w, T* z) {
   }
 }
 
+// The dots of kDotRows rows b0.. with x into y[0..kDotRows) (c columns; a masked tail): eight row streams and one
+// load of x per eight FMAs, where block_dots' four take one per four.
+constexpr index_t kDotRows = 8;
+
+template <class T>
+FASTLR_AVX2_INLINE void block_dots8(const T* b0, index_t c, const T* x, T* y) {
+  using S = Avx2<T>;
+  using V = typename S::V;
+  const index_t cv = c / S::L * S::L;
+  V s[kDotRows];
+  for (int q = 0; q < kDotRows; ++q) s[q] = S::zero();
+  for (index_t j = 0; j < cv; j += S::L) {
+    const V xv = S::load(x + j);
+    for (int q = 0; q < kDotRows; ++q) s[q] = S::fma(S::load(b0 + q * c + j), xv, s[q]);
+  }
+  if (cv < c) {
+    const __m256i m = S::mask(static_cast<int>(c - cv));
+    const V xv = S::mload(x + cv, m);
+    for (int q = 0; q < kDotRows; ++q) s[q] = S::fma(S::mload(b0 + q * c + cv, m), xv, s[q]);
+  }
+  S::sum4(s[0], s[1], s[2], s[3], y);
+  S::sum4(s[4], s[5], s[6], s[7], y + 4);
+}
+
 template <class T>
 __attribute__((target("avx2,fma"))) void dots_avx2(const T* B, index_t r, index_t c, const T* x, T* y) {
   index_t i = 0;
+  for (; i + kDotRows <= r; i += kDotRows) block_dots8<T>(B + i * c, c, x, y + i);
   for (; i + kBlock <= r; i += kBlock) block_dots<T>(B + i * c, c, x, y + i);
   for (; i < r; ++i) y[i] = row_dot<T>(B + i * c, c, x);
 }
