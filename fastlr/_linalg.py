@@ -153,10 +153,13 @@ def blas_swapped(M: np.ndarray, swap: bool | None = None) -> bool:
 
 
 def blas_product(M: np.ndarray, F: np.ndarray, swapped: bool) -> np.ndarray:
-    """``M @ F`` by BLAS, C order, as ``(F.T @ M.T).T`` where ``swapped`` (``blas_swapped``)."""
+    """``M @ F`` by BLAS, C order, as ``(F.T @ M.T).T`` where ``swapped`` (``blas_swapped``). NumPy's matmul of two
+    2-D ndarrays returns a new C-order array: only the swapped layout's result needs the copy (the no-op
+    ``ascontiguousarray`` on the other cost 3-5 us a call right after a one-column GEMV over 5760 x 1080 or
+    100000 x 200 has flushed the caches, Zen 4; bench/README.md, twenty-second session, HV)."""
     if swapped:
         return np.ascontiguousarray((F.T @ M.T).T)
-    return np.ascontiguousarray(M @ F)
+    return M @ F
 
 
 def peak(X) -> float:

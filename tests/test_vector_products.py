@@ -160,37 +160,65 @@ def test_vector_route_follows_the_rule(v3, monkeypatch):
     assert op._route("gram", 1, 1)[3] is not None
     monkeypatch.setattr(choice, "_level", "baseline")
     assert op._route("gram", 1, 1)[3] is None
-    assert choice.vector_product(1, 1, "x86-64-v4") is None and choice.vector_product(1, 1, "x86-64-v3") is not None
+    assert choice.vector_product(1, 1, "baseline") is None and choice.vector_product(1, 1, "x86-64-v3") is not None
+    assert choice.vector_product(1, 1, "x86-64-v4") is not None
     with fastlr.thread_limit(2):  # the BLAS route, as before
         np.testing.assert_allclose(op.times(np.ones((30, 1))), np.full((40, 1), 30.0))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_one_column_pairs_run_the_vector_products_at_v4(v3, monkeypatch, dtype, order):
-    """At x86-64-v4 (``VECTOR_PAIR_LEVELS``), one thread, a one-column ``A.T (A v)`` / power pass and gd pair run
-    ``_core.vector_product`` (one read of A, not BLAS's two GEMVs) and agree with NumPy; ``A @ v`` and ``A.T @ w``
-    alone stay on BLAS's GEMV, as do the pairs on two threads and from two columns on (the one-pass kernels)."""
+def test_one_column_products_run_the_vector_products_at_v4(v3, monkeypatch, dtype, order):
+    """At x86-64-v4 (``VECTOR_LEVELS``), one thread, every one-column product runs ``_core.vector_product``: the
+    ``A.T (A v)`` / power pass and gd pair (one read of A, not BLAS's two GEMVs) and ``A @ v`` and ``A.T @ w`` alone
+    (HZ's rule kept those on GEMV), each agreeing with NumPy; on two threads and from two columns on none do (BLAS, the
+    one-pass kernels)."""
     monkeypatch.setattr(choice, "_level", "x86-64-v4")
     rng = np.random.default_rng(6)
     A = np.asarray(rng.standard_normal((90, 70)), dtype=dtype, order=order)
     V, W = rng.standard_normal((70, 1)), rng.standard_normal((90, 1))
     op = InMemory(A)
-    assert op._route("gram", 1, 1)[3] is _core.vector_product and op._route("gd", 1, 1)[3] is _core.vector_product
-    assert op._route("matmul", 1, 1)[3] is None and op._route("rmatmul", 1, 1)[3] is None
-    assert op._route("gram", 1, 2)[3] is None and op._route("gd", 2, 1)[3] is None
+    for kind in ("matmul", "rmatmul", "gram", "gd"):
+        assert op._route(kind, 1, 1)[3] is _core.vector_product
+        assert op._route(kind, 1, 2)[3] is None
+    assert op._route("gd", 2, 1)[3] is None and op._route("matmul", 2, 1)[3] is None
 
     def no_blas(*args):
         raise AssertionError("BLAS route taken")
 
     monkeypatch.setattr(memory, "blas_call", no_blas)
     with fastlr.thread_limit(1):
-        got = {"power": op.power_pass(V), "gram": op.gram_product(V), "gd": op.gd_products(W, V)}
+        got = {"power": op.power_pass(V), "gram": op.gram_product(V), "gd": op.gd_products(W, V),
+               "times": op.times(V), "rtimes": op.rtimes(W)}
     A64, V32, W32 = A.astype(np.float64), V.astype(dtype), W.astype(dtype)
     _close(got["power"][0], A64 @ V32, dtype)
     _close(got["power"][1], A64.T @ (A64 @ V32), dtype)
     _close(got["gram"], A64.T @ (A64 @ V32), dtype)
     _close(got["gd"][0], A64 @ V32, dtype)
     _close(got["gd"][1], A64.T @ W32, dtype)
-    assert choice.vector_product(1, 1, "x86-64-v4", kind="gd") is not None
-    assert choice.vector_product(1, 1, "baseline", kind="gd") is None
+    _close(got["times"], A64 @ V32, dtype)
+    _close(got["rtimes"], A64.T @ W32, dtype)
+    assert choice.vector_product(1, 1, "baseline") is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_one_column_blas_route_is_numpys_gemv(v3, monkeypatch, dtype, order):
+    """Where a one-column ``A @ v`` / ``A.T @ w`` runs BLAS (two threads), the route takes NumPy's layout (no swap:
+    the swapped layout is the same GEMV, bit for bit, with three views more) and returns NumPy's own result, bit for
+    bit, C-contiguous; wider factors keep BLAS's layout rule."""
+    monkeypatch.setattr(choice, "_level", "x86-64-v4")
+    rng = np.random.default_rng(8)
+    A = np.asarray(rng.standard_normal((300, 70)), dtype=dtype, order=order)
+    V, W = rng.standard_normal((70, 1)).astype(dtype), rng.standard_normal((300, 1)).astype(dtype)
+    op = InMemory(A)
+    for kind in ("matmul", "rmatmul"):
+        assert op._route(kind, 1, 2) == (False, False, False, None)
+        with fastlr.thread_limit(2):
+            got = op.times(V) if kind == "matmul" else op.rtimes(W)
+        assert got.flags.c_contiguous and got.dtype == dtype
+        np.testing.assert_array_equal(got, A @ V if kind == "matmul" else A.T @ W)
+    # BLAS's own rule past the kernels' widths (``blas_swapped``): tall C-order A's A.T @ W swapped, F-order A's A @ V
+    # in float64 only
+    wide = op._route("rmatmul", 200, 2)[2] if order == "C" else op._route("matmul", 200, 2)[1]
+    assert wide == (order == "C" or dtype == np.float64)

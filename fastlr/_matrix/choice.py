@@ -111,7 +111,7 @@ from . import calibration
 __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "DEPTH_CACHE_COLUMNS", "KERNEL_COLUMNS",
            "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS", "LAYOUT_SHORT_COLUMNS", "MATMUL_COLUMNS", "NARROW_ROW_BYTES",
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS", "SHORT_F_COLUMNS", "SPARSE_BASELINE_SCATTER_BYTES",
-           "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "VECTOR_COLUMNS", "VECTOR_LEVELS", "VECTOR_PAIR_LEVELS",
+           "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "VECTOR_COLUMNS", "VECTOR_LEVELS",
            "blas_swap", "cache_sizes",
            "choice_mode", "dtype_name", "factor_fits", "isa_level", "operand_key", "remember_route", "route_key",
            "routes", "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel", "vector_product"]
@@ -131,19 +131,22 @@ KERNEL_MIN_COLUMNS = 2
 
 #: ISA levels at which a one-column product (``columns`` = 1: ``A @ v``, ``A.T @ w``, ``A.T (A v)``, the gd pair) on
 #: one thread runs fastlr's own one-column passes (``_core.vector_product``, csrc/bindings/products_vector.cpp) instead
-#: of NumPy's GEMVs ("auto"; ``vector_product``). Zen 2, x86-64-v3, one thread, against NumPy's expressions with
-#: OpenBLAS's Haswell kernels (bench/README.md, twentieth session, HG): the pairs read A once where NumPy's two GEMVs
-#: read it twice (gd 1.3-2.3x, C-order ``A.T (A v)`` 1.2-1.7x; F-order ``A.T (A v)``, two sweeps, 1.0-1.15x), the
-#: single products 0.95-1.24x of the GEMV alone, and the route skips the BLAS route's Python (thread counters, layout).
-VECTOR_LEVELS = ("x86-64-v3",)
-#: ISA levels at which a one-column product runs the column passes for the pairs only (``A.T (A v)`` / the power
-#: pass, kind "gram", and the gd pair, kind "gd"), the single products staying on BLAS's GEMV. Zen 4, x86-64-v4, one
-#: thread, against OpenBLAS's SkylakeX GEMVs (11 interleaved rounds, load ~6; bench/README.md, twenty-second session,
-#: HZ): the pairs read A once where BLAS's two GEMVs read it twice; on 5760 x 1080, 100000 x 200 and 2000 x 1000 the
-#: BLAS route's time over the passes' was 1.23-1.69 (gram) and 1.56-1.83 (gd) in C order, 0.84-1.41 (gram; the 0.84:
-#: 2000 x 1000 float64, 0.6 ms) and 1.39-2.20 (gd) in F order; the single products 0.91-1.15 in C order (100000 x
-#: 200 float32 ``A @ v`` 0.91: SkylakeX's sgemv streams faster than the AVX2 pass) and 0.84-1.41 in F order.
-VECTOR_PAIR_LEVELS = ("x86-64-v4",)
+#: of NumPy's GEMVs ("auto"; ``vector_product``). The pairs read A once where NumPy's two GEMVs read it twice, and the
+#: route skips the BLAS route's Python (thread counters, layout, NumPy's dispatch: 13-20 us a call right after a GEMV
+#: has flushed the caches, Zen 4).
+#:
+#: * x86-64-v3: Zen 2, one thread, against NumPy's expressions with OpenBLAS's Haswell kernels (bench/README.md,
+#:   twentieth session, HG): gd 1.3-2.3x, C-order ``A.T (A v)`` 1.2-1.7x, F-order ``A.T (A v)`` (two sweeps)
+#:   1.0-1.15x, the single products 0.95-1.24x of the GEMV alone.
+#: * x86-64-v4: Zen 4 against OpenBLAS's SkylakeX GEMVs. The pairs (11 interleaved rounds, load ~6; twenty-second
+#:   session, HZ): the BLAS route's time over the passes' 1.23-1.69 (gram) and 1.56-1.83 (gd) in C order, 0.84-1.41
+#:   (gram; the 0.84: 2000 x 1000 float64, 0.6 ms, not repeated) and 1.39-2.20 (gd) in F order. The single products
+#:   (twenty-second session, HV; quiet machine, load 0.1-1.1, 15-21 interleaved rounds, 5760 x 1080, 1080 x 5760,
+#:   100000 x 200, 2000 x 1000): the bare passes over NumPy's expression 1.00-1.51x for the dots (C-order ``A @ v``,
+#:   F-order ``A.T @ w``; eight rows a block, where four lost 0.93-0.97x on 5760 x 1080), 1.03-1.31x for the float64
+#:   axpys, 0.98-1.20x for the float32 ones; through the route C-order float32 ``A.T @ w`` read 0.96-1.05x NumPy on
+#:   the passes against 0.95-0.99x on GEMV (the route's Python), the others 0.99-1.48x.
+VECTOR_LEVELS = ("x86-64-v3", "x86-64-v4")
 #: A at (level, order, dtype): fastlr's column passes (``_core.vector_product``) also for 2 to fewer than this many
 #: columns on one thread, in place of the one-pass kernels (C order), which run 2-4 columns as they run 8 (5760 x 1080
 #: float32 ``A @ V`` 2.3 ms at 2-4 columns, 1.2 at one), or of BLAS's GEMMs and the F-order gram kernel (F order).
@@ -298,18 +301,16 @@ def remember_route(key, route) -> None:
     routes[key] = route
 
 
-def vector_product(columns: int, threads: int = 1, level: str | None = None, dtype=None, order: str | None = None,
-                   kind: str | None = None):
-    """``_core.vector_product`` where a dense product (``kind`` as in ``use_kernel``; None: a single product) with a
-    ``columns``-wide factor on ``threads`` threads runs it ("auto", one thread, the C++ core with run-time dispatch,
-    and one column at the kernels' ISA level in ``VECTOR_LEVELS``, or in ``VECTOR_PAIR_LEVELS`` for the pairs "gram"
-    and "gd", or fewer than ``VECTOR_COLUMNS[level, order, dtype]``), else None (BLAS's GEMV, the one-pass kernels,
-    or either under FASTLR_PRODUCT_CHOICE)."""
+def vector_product(columns: int, threads: int = 1, level: str | None = None, dtype=None, order: str | None = None):
+    """``_core.vector_product`` where a dense product (any kind) with a ``columns``-wide factor on ``threads`` threads runs it ("auto", one thread, the C++ core with run-time dispatch,
+    and one column at the kernels' ISA level in ``VECTOR_LEVELS``, or fewer than
+    ``VECTOR_COLUMNS[level, order, dtype]``), else None (BLAS's GEMV, the one-pass kernels, or either under
+    FASTLR_PRODUCT_CHOICE)."""
     if threads != 1 or columns < 1 or columns > 4 or choice_mode() != "auto":
         return None
     level = level or isa_level()
     if columns == 1:
-        if level not in VECTOR_LEVELS and not (level in VECTOR_PAIR_LEVELS and kind in ("gram", "gd")):
+        if level not in VECTOR_LEVELS:
             return None
     elif columns >= VECTOR_COLUMNS.get((level, order, dtype_name(dtype) if dtype is not None else None), 0):
         return None
@@ -678,11 +679,9 @@ def describe() -> str:
         f"{calibration.LAYOUT_SHAPE[0]} below {LAYOUT_SHORT_COLUMNS} columns), else NumPy's layout")
     vec = "".join(f", fastlr's column passes for {o}-order A of {'2' if c == 3 else f'2-{c - 1}'} columns on one "
                   f"thread ({t})" for (lv, o, t), c in VECTOR_COLUMNS.items() if lv == level and c > 2)
-    pairs = (" (fastlr's column passes for its one-column A^T A v and gd pair: VECTOR_PAIR_LEVELS)"
-             if level in VECTOR_PAIR_LEVELS and level not in VECTOR_LEVELS else "")
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}{short_f}; "
-            f"{'fastlr' if level in VECTOR_LEVELS else 'BLAS'}'s one-column products on one thread{pairs} (BLAS's on "
+            f"{'fastlr' if level in VECTOR_LEVELS else 'BLAS'}'s one-column products on one thread (BLAS's on "
             f"more; KERNEL_MIN_COLUMNS, VECTOR_LEVELS){vec}, BLAS otherwise, and for wide A whose d x l factor passes L2 "
             f"({l2 >> 10} KiB) and, by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){layout} "
             f"(FASTLR_PRODUCT_CHOICE)")

@@ -515,11 +515,12 @@ class InMemory(Operand):
         if route is None:
             kernel = use_kernel(kind, columns, self.dtype, self.order, factor_rows=self.shape[1], threads=threads,
                                 matrix_bytes=self.A.nbytes)
-            if (vector := vector_product(columns, threads, dtype=self.dtype, order=self.order,
-                                                kind=kind)) is not None:
+            if (vector := vector_product(columns, threads, dtype=self.dtype, order=self.order)) is not None:
                 route = (False, None, None, vector)  # in place of the kernel or BLAS
             elif kernel:
                 route = (True, None, None, None)
+            elif columns == 1:  # one GEMV either way, bit for bit: NumPy's layout spares the swapped one's views
+                route = (False, False, False, None)
             else:
                 route = (False, blas_swapped(self.A, blas_swap(self.dtype, columns, self.shape[1])),
                          blas_swapped(self.A.T, blas_swap(self.dtype, columns, self.shape[0])), None)
