@@ -104,12 +104,18 @@ constexpr index_t kRowBlock = 256;   // columns of S per (r, v) block: 2-4 KB on
 constexpr index_t kColBlock = 65536; // rows of a column-major A per block: long runs of each column
 constexpr index_t kCsrMaxNnz = 2048; // a CSR block with more nonzeros takes the per-row loop
 
-// o[0, d) += v * a[0, d), the first few entries apart so that the vector stores to o
-// are 64-byte aligned: a store that straddles two cache lines costs the line-crossing
-// penalty on every vector (NumPy arrays start 16 bytes into a line).
+// Entries of o before its next 64-byte boundary, at most d: the head a kernel adds one by one so that its vector
+// stores to o are aligned (a store that straddles two cache lines costs the line-crossing penalty on every vector;
+// NumPy arrays start 16 bytes into a line).
+template <class T>
+FASTLR_INLINE index_t aligned_head(const T* o, index_t d) {
+  return std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(o) & 63)) & 63) / sizeof(T));
+}
+
+// o[0, d) += v * a[0, d), the first few entries (aligned_head) apart so that the vector stores to o are aligned.
 template <class T>
 FASTLR_INLINE void axpy_aligned_out(T* __restrict o, const T* __restrict a, T v, index_t d) {
-  const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(o) & 63)) & 63) / sizeof(T));
+  const index_t head = aligned_head(o, d);
   for (index_t c = 0; c < head; ++c) o[c] += v * a[c];
   T* __restrict oa = static_cast<T*>(__builtin_assume_aligned(o + head, 64));
   const T* __restrict aa = a + head;
@@ -121,7 +127,7 @@ FASTLR_INLINE void axpy_aligned_out(T* __restrict o, const T* __restrict a, T v,
 // (prefetchnta: A is read once). The same additions in the same order: bit-identical results.
 template <class T>
 FASTLR_INLINE void axpy_prefetch_a(T* __restrict o, const T* __restrict a, T v, index_t d, index_t ahead) {
-  const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(o) & 63)) & 63) / sizeof(T));
+  const index_t head = aligned_head(o, d);
   for (index_t c = 0; c < head; ++c) o[c] += v * a[c];
   T* __restrict oa = static_cast<T*>(__builtin_assume_aligned(o + head, 64));
   const T* __restrict aa = a + head;
@@ -195,7 +201,7 @@ FASTLR_INLINE void axpy4_aligned_out(T* __restrict o, const T* __restrict a, ind
   const T* __restrict a2 = a + 2 * ld;
   const T* __restrict a3 = a + 3 * ld;
   const T v0 = v[0], v1 = v[1], v2 = v[2], v3 = v[3];
-  const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(o) & 63)) & 63) / sizeof(T));
+  const index_t head = aligned_head(o, d);
   for (index_t c = 0; c < head; ++c) o[c] = (((o[c] + v0 * a0[c]) + v1 * a1[c]) + v2 * a2[c]) + v3 * a3[c];
   T* __restrict oa = static_cast<T*>(__builtin_assume_aligned(o + head, 64));
   const index_t rest = d - head;
@@ -257,7 +263,7 @@ template <int N, bool kEnergy = false, class T>
 FASTLR_INLINE void axpy_bucket(T* __restrict o, const T* const* a, const T* __restrict v, index_t d,
                                double* __restrict energy = nullptr) {
   constexpr index_t line = 64 / sizeof(T);
-  const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(o) & 63)) & 63) / sizeof(T));
+  const index_t head = aligned_head(o, d);
   const index_t whole = d - d % kRowLanes;  // (kEnergy) entries summed in lanes
   const index_t rot = head % kRowLanes;
   double e[kEnergy ? N : 1][kRowLanes] = {};
@@ -314,7 +320,7 @@ FASTLR_INLINE void axpy_bucket(T* __restrict o, const T* const* a, const T* __re
 template <int R, class T>
 FASTLR_INLINE void axpy_rows(T* const* o, const T* const* a, const T* __restrict v, index_t d) {
   constexpr index_t line = 64 / sizeof(T);
-  const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(o[0]) & 63)) & 63) / sizeof(T));
+  const index_t head = aligned_head(o[0], d);
   for (int q = 0; q < R; ++q)
     for (index_t c = 0; c < head; ++c) o[q][c] += v[q] * a[q][c];
   index_t c = head;
@@ -367,8 +373,9 @@ constexpr index_t kStripRows = 16;  // rows of A per block of countsketch_strips
 // one-row scatter ran at 1.2x a read of A for m = 1 and 1.7-1.8x for m = 50, Zen 4). While a block is
 // summed, the next block's rows are asked for in memory order (prefetcht1; none and prefetchnta were
 // 1.3-2.6x slower in the model, t2 about as fast), a few lines per strip of a row, so the strips read A from
-// the L2 rather than from memory in strips (short runs of lines, which Zen 4's prefetchers follow poorly). Each accumulator entry receives its rows' additions in row order: the same sums,
-// bit for bit, as one row at a time. `last`: one past the last row of A the prefetch may touch. kEnergy: each
+// the L2 rather than from memory in strips (short runs of lines, which Zen 4's prefetchers follow poorly).
+// Each accumulator entry receives its rows' additions in row order: the same sums, bit for bit, as one row at
+// a time. `last`: one past the last row of A the prefetch may touch. kEnergy: each
 // block's rows' energy (rows_energy) once its strips are done, from L2 (16 rows of <= 12 KiB).
 template <bool kEnergy, class T>
 FASTLR_INLINE void countsketch_strips(const T* A, index_t i0, index_t k, index_t d, index_t ld, const index_t* r,
@@ -377,7 +384,7 @@ FASTLR_INLINE void countsketch_strips(const T* A, index_t i0, index_t k, index_t
   constexpr index_t line = 64 / sizeof(T);
   const index_t w = std::max<index_t>(strip / static_cast<index_t>(sizeof(T)) / line, 1) * line;
   // strips begin where the accumulator rows' stores are aligned (acc_layout: the same place in every row)
-  const index_t head = std::min<index_t>(d, ((64 - (reinterpret_cast<std::uintptr_t>(acc) & 63)) & 63) / sizeof(T));
+  const index_t head = aligned_head(acc, d);
   const index_t strips = std::max<index_t>((d - head + w - 1) / w, 1);  // the first also takes the head
   // the next block's rows, in memory order, when they lie (nearly) back to back
   const bool contiguous = (ld - d) * static_cast<index_t>(sizeof(T)) <= 64;
@@ -399,7 +406,6 @@ FASTLR_INLINE void countsketch_strips(const T* A, index_t i0, index_t k, index_t
     rows_energy<kEnergy>(energy + i0 + j0, A + (i0 + j0) * ld, q, d, ld);
   }
 }
-
 
 template <bool kEnergy, int N, class I, class T>
 FASTLR_INLINE void rows_energy_at(double* __restrict energy, const I* i, const T* const* a, index_t d) {
