@@ -114,30 +114,26 @@ struct Avx2<double> {
   }
 };
 
-// The dots of kBlock rows b0..b3 with x into y[0..3] (c columns; a masked tail).
-template <class T>
+// The dots of N rows b0.. (row stride c; N a multiple of 4) with x into y[0..N) (c columns; a masked tail): N row
+// streams and one load of x per N FMAs. dots_avx2 takes eight (kDotRows): 1.00-1.51x NumPy's GEMV at x86-64-v4,
+// where four lost 0.93-0.97x on 5760 x 1080 (bench/README.md, twenty-second session, HV); the pairs' blocks four.
+template <int N, class T>
 FASTLR_AVX2_INLINE void block_dots(const T* b0, index_t c, const T* x, T* y) {
   using S = Avx2<T>;
   using V = typename S::V;
-  const T *b1 = b0 + c, *b2 = b1 + c, *b3 = b2 + c;
   const index_t cv = c / S::L * S::L;
-  V s0 = S::zero(), s1 = s0, s2 = s0, s3 = s0;
+  V s[N];
+  for (int q = 0; q < N; ++q) s[q] = S::zero();
   for (index_t j = 0; j < cv; j += S::L) {
     const V xv = S::load(x + j);
-    s0 = S::fma(S::load(b0 + j), xv, s0);
-    s1 = S::fma(S::load(b1 + j), xv, s1);
-    s2 = S::fma(S::load(b2 + j), xv, s2);
-    s3 = S::fma(S::load(b3 + j), xv, s3);
+    for (int q = 0; q < N; ++q) s[q] = S::fma(S::load(b0 + q * c + j), xv, s[q]);
   }
   if (cv < c) {
     const __m256i m = S::mask(static_cast<int>(c - cv));
     const V xv = S::mload(x + cv, m);
-    s0 = S::fma(S::mload(b0 + cv, m), xv, s0);
-    s1 = S::fma(S::mload(b1 + cv, m), xv, s1);
-    s2 = S::fma(S::mload(b2 + cv, m), xv, s2);
-    s3 = S::fma(S::mload(b3 + cv, m), xv, s3);
+    for (int q = 0; q < N; ++q) s[q] = S::fma(S::mload(b0 + q * c + cv, m), xv, s[q]);
   }
-  S::sum4(s0, s1, s2, s3, y);
+  for (int q = 0; q < N; q += 4) S::sum4(s[q], s[q + 1], s[q + 2], s[q + 3], y + q);
 }
 
 template <class T>
@@ -194,35 +190,13 @@ FASTLR_AVX2_INLINE void block_axpy(const T* b0, index_t c, const T* w, T* z) {
   }
 }
 
-// The dots of kDotRows rows b0.. with x into y[0..kDotRows) (c columns; a masked tail): eight row streams and one
-// load of x per eight FMAs, where block_dots' four take one per four.
-constexpr index_t kDotRows = 8;
-
-template <class T>
-FASTLR_AVX2_INLINE void block_dots8(const T* b0, index_t c, const T* x, T* y) {
-  using S = Avx2<T>;
-  using V = typename S::V;
-  const index_t cv = c / S::L * S::L;
-  V s[kDotRows];
-  for (int q = 0; q < kDotRows; ++q) s[q] = S::zero();
-  for (index_t j = 0; j < cv; j += S::L) {
-    const V xv = S::load(x + j);
-    for (int q = 0; q < kDotRows; ++q) s[q] = S::fma(S::load(b0 + q * c + j), xv, s[q]);
-  }
-  if (cv < c) {
-    const __m256i m = S::mask(static_cast<int>(c - cv));
-    const V xv = S::mload(x + cv, m);
-    for (int q = 0; q < kDotRows; ++q) s[q] = S::fma(S::mload(b0 + q * c + cv, m), xv, s[q]);
-  }
-  S::sum4(s[0], s[1], s[2], s[3], y);
-  S::sum4(s[4], s[5], s[6], s[7], y + 4);
-}
+constexpr index_t kDotRows = 8;  // rows of dots_avx2's blocks (block_dots)
 
 template <class T>
 __attribute__((target("avx2,fma"))) void dots_avx2(const T* B, index_t r, index_t c, const T* x, T* y) {
   index_t i = 0;
-  for (; i + kDotRows <= r; i += kDotRows) block_dots8<T>(B + i * c, c, x, y + i);
-  for (; i + kBlock <= r; i += kBlock) block_dots<T>(B + i * c, c, x, y + i);
+  for (; i + kDotRows <= r; i += kDotRows) block_dots<kDotRows, T>(B + i * c, c, x, y + i);
+  for (; i + kBlock <= r; i += kBlock) block_dots<kBlock, T>(B + i * c, c, x, y + i);
   for (; i < r; ++i) y[i] = row_dot<T>(B + i * c, c, x);
 }
 
@@ -282,7 +256,7 @@ __attribute__((target("avx2,fma"))) void gram_avx2(const T* B, index_t r, index_
   std::fill(z, z + c, T(0));
   index_t i = 0;
   for (; i + kAxpyBlock <= r; i += kAxpyBlock) {
-    for (index_t q = 0; q < kAxpyBlock; q += kBlock) block_dots<T>(B + (i + q) * c, c, x, y + i + q);
+    for (index_t q = 0; q < kAxpyBlock; q += kBlock) block_dots<kBlock, T>(B + (i + q) * c, c, x, y + i + q);
     block_axpy<T, kAxpyBlock>(B + i * c, c, y + i, z);
   }
   for (; i < r; ++i) {
