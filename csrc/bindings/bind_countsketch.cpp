@@ -135,8 +135,7 @@ py::array_t<T> seeded_dense_pass(const py::array& A, std::uint64_t seed, index_t
 }
 
 py::array countsketch_seeded_dense_py(const py::array& A, std::uint64_t seed, index_t m, index_t start) {
-  FASTLR_REQUIRE(m >= 1 && m <= (index_t(1) << 32), "m: must lie in [1, 2**32], got " + std::to_string(m));
-  FASTLR_REQUIRE(start >= 0, "start: must be >= 0, got " + std::to_string(start));
+  require_seeded(m, start);
   return dispatch_float(A, "A", [&](auto t) -> py::array { return seeded_dense_pass<decltype(t)>(A, seed, m, start); });
 }
 
@@ -146,8 +145,7 @@ py::array countsketch_seeded_dense_py(const py::array& A, std::uint64_t seed, in
 // (InMemory, then the same kernel) gives the same result or names the error. One call instead of the Python layer's
 // conversion, dispatch and finiteness check, which run with the caches the pass has just flushed.
 py::object countsketch_seeded_dense_finite_py(const py::array& A, std::uint64_t seed, index_t m, index_t start) {
-  FASTLR_REQUIRE(m >= 1 && m <= (index_t(1) << 32), "m: must lie in [1, 2**32], got " + std::to_string(m));
-  FASTLR_REQUIRE(start >= 0, "start: must be >= 0, got " + std::to_string(start));
+  require_seeded(m, start);
   const bool f32 = has_dtype<float>(A);
   if (A.ndim() != 2 || !(f32 || has_dtype<double>(A)) ||
       (A.flags() & (py::array::c_style | py::array::f_style)) == 0)

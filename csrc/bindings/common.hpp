@@ -54,6 +54,12 @@ void stop_spins(long ticket);
 double set_cold_pool(double after_ms, double advance_ms);
 double cold_pool_after_ms();
 
+/// The seeded CountSketch's arguments, as every seeded entry checks them (the counter hash maps onto [0, m)).
+inline void require_seeded(index_t m, index_t start) {
+  FASTLR_REQUIRE(m >= 1 && m <= (index_t(1) << 32), "m: must lie in [1, 2**32], got " + std::to_string(m));
+  FASTLR_REQUIRE(start >= 0, "start: must be >= 0, got " + std::to_string(start));
+}
+
 /// A 2-D float array in C or F order, as a kernel sees it.
 template <class T>
 struct DenseView {

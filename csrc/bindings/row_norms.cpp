@@ -80,8 +80,7 @@ py::tuple countsketch_dense_energy_py(const py::array& A, const py::array& rows,
 }
 
 py::tuple countsketch_seeded_dense_energy_py(const py::array& A, std::uint64_t seed, index_t m, index_t start) {
-  FASTLR_REQUIRE(m >= 1 && m <= (index_t(1) << 32), "m: must lie in [1, 2**32], got " + std::to_string(m));
-  FASTLR_REQUIRE(start >= 0, "start: must be >= 0, got " + std::to_string(start));
+  require_seeded(m, start);
   return dispatch_float(A, "A", [&](auto t) -> py::tuple {
     using T = decltype(t);
     return sketch_energy_py<T>(A, m, "countsketch_seeded_dense", [&](const auto& a, T* o, double* e, int nt) {
