@@ -101,8 +101,7 @@ def krylov_block(op, k: int, l: int, n_iter: int) -> tuple[int, int]:
     degree higher, as accurate or more on every spectrum tried, up to float32's rounding floor
     (bench/krylov_block_ab.py; bench/README.md, fifteenth session). Only for dense in-memory A on the
     fused kernel at x86-64-v3 (and v4, ``NARROW_LEVELS``) and when b keeps at least half of the oversampling
-    l - k. float64 the same
-    way, 16 columns being two of its tiles (5760 x 1080, k = 10: 71.7 against 81.9 ms, worst excess of 3
+    l - k. float64 the same way, 16 columns being two of its tiles (5760 x 1080, k = 10: 71.7 against 81.9 ms, worst excess of 3
     seeds 3.1e-14 against 1.5e-12; sixteenth session).
 
     float32 A on the Gram route (``krylov_applies``: where the narrow passes cost well under the

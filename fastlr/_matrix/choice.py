@@ -111,8 +111,7 @@ from . import calibration
 __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "DEPTH_CACHE_COLUMNS", "KERNEL_COLUMNS",
            "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS", "LAYOUT_SHORT_COLUMNS", "MATMUL_COLUMNS", "NARROW_ROW_BYTES",
            "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS", "SHORT_F_COLUMNS", "SPARSE_BASELINE_SCATTER_BYTES",
-           "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "VECTOR_COLUMNS", "VECTOR_LEVELS",
-           "blas_swap", "cache_sizes",
+           "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "VECTOR_COLUMNS", "VECTOR_LEVELS", "blas_swap", "cache_sizes",
            "choice_mode", "dtype_name", "factor_fits", "isa_level", "operand_key", "remember_route", "route_key",
            "routes", "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel", "vector_product"]
 
@@ -302,17 +301,15 @@ def remember_route(key, route) -> None:
 
 
 def vector_product(columns: int, threads: int = 1, level: str | None = None, dtype=None, order: str | None = None):
-    """``_core.vector_product`` where a dense product (any kind) with a ``columns``-wide factor on ``threads`` threads runs it ("auto", one thread, the C++ core with run-time dispatch,
-    and one column at the kernels' ISA level in ``VECTOR_LEVELS``, or fewer than
-    ``VECTOR_COLUMNS[level, order, dtype]``), else None (BLAS's GEMV, the one-pass kernels, or either under
-    FASTLR_PRODUCT_CHOICE)."""
+    """``_core.vector_product`` where a dense product (any kind) with a ``columns``-wide factor on ``threads``
+    threads runs it ("auto", one thread, the C++ core with run-time dispatch, and one column at the kernels' ISA
+    level in ``VECTOR_LEVELS`` or fewer than ``VECTOR_COLUMNS[level, order, dtype]``), else None (BLAS's GEMV, the
+    one-pass kernels, or either under FASTLR_PRODUCT_CHOICE)."""
     if threads != 1 or columns < 1 or columns > 4 or choice_mode() != "auto":
         return None
     level = level or isa_level()
-    if columns == 1:
-        if level not in VECTOR_LEVELS:
-            return None
-    elif columns >= VECTOR_COLUMNS.get((level, order, dtype_name(dtype) if dtype is not None else None), 0):
+    if (level not in VECTOR_LEVELS if columns == 1 else
+            columns >= VECTOR_COLUMNS.get((level, order, dtype_name(dtype) if dtype is not None else None), 0)):
         return None
     core = _core_with_dispatch()
     return getattr(core, "vector_product", None) if core else None
@@ -681,7 +678,7 @@ def describe() -> str:
                   f"thread ({t})" for (lv, o, t), c in VECTOR_COLUMNS.items() if lv == level and c > 2)
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}{short_f}; "
-            f"{'fastlr' if level in VECTOR_LEVELS else 'BLAS'}'s one-column products on one thread (BLAS's on "
-            f"more; KERNEL_MIN_COLUMNS, VECTOR_LEVELS){vec}, BLAS otherwise, and for wide A whose d x l factor passes L2 "
+            f"{'fastlr' if level in VECTOR_LEVELS else 'BLAS'}'s one-column products on one thread (BLAS's on more; "
+            f"KERNEL_MIN_COLUMNS, VECTOR_LEVELS){vec}, BLAS otherwise, and for wide A whose d x l factor passes L2 "
             f"({l2 >> 10} KiB) and, by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){layout} "
             f"(FASTLR_PRODUCT_CHOICE)")
