@@ -7,7 +7,9 @@ where the guards' comparisons are decided by rounding (every sketch exact: m >= 
 matrices, k = the column count; tiny matrices; float32), and prints, per family and method, the mean and the worst
 over seeds of ``(Err(method) + FLOOR) / (Err(random) + FLOOR)`` on held-out matrices (FLOOR: an Err that small is
 rounding; both exact counts as 1.000). Seed s: data seed s + 1, sketch seed s; the first 3/4 of the matrices train,
-the rest (later frames; new topics for text-topic) are held out.
+the rest (later frames; new topics for text-topic) are held out. Err is what ``fastlr.scw`` returns (its guard: the
+better of the sketch and its ``reference``, the random CountSketch(m, n, seed), on each matrix); ``--no-guard``
+judges each sketch alone, i.e. the training's own guards.
 
 ``random spread`` is random's own luck: ``Err(CountSketch(m, n, s)) / mean Err of 8 other random CountSketches`` on
 the same held-out matrices; a method's ratio within it is no worse than picking another seed. ``vs mean random``:
@@ -91,7 +93,7 @@ def ratio(err: float, rnd: float, floor: float) -> float:
     return (max(err, 0.0) + floor) / (max(rnd, 0.0) + floor)
 
 
-def run(seeds, names, methods, out=print) -> dict:
+def run(seeds, names, methods, out=print, guard: bool = True) -> dict:
     """{family: {method: [ratio per seed]}} plus "random spread" and "seconds"."""
     table = {}
     for s in seeds:
@@ -119,7 +121,7 @@ def run(seeds, names, methods, out=print) -> dict:
                         row.setdefault(name + " vs mean", []).append(float("nan"))
                         out(f"  {fam} {name} seed {s}: {e}")
                         continue
-                err = fastlr.sketch_error(S, test, k)
+                err = fastlr.sketch_error(S, test, k, guard=guard)
                 r = ratio(err, rnd, floor)
                 row.setdefault(name, []).append(r)
                 row.setdefault(name + " vs mean", []).append(ratio(err, mean_random, floor))
@@ -159,6 +161,8 @@ def main(argv=None) -> int:
     ap.add_argument("--families", nargs="+", default=None)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--steps", type=int, default=40, help="learn_sketch's steps")
+    ap.add_argument("--no-guard", action="store_true", help="each sketch alone (sketch_error(..., guard=False)): "
+                    "the training's guards without scw's")
     ap.add_argument("--json")
     ap.add_argument("--merge", nargs="+", help="print the summary of these --json files (runs of other seeds)")
     args = ap.parse_args(argv)
@@ -173,7 +177,7 @@ def main(argv=None) -> int:
         return 0
     STEPS = args.steps
     with threadpool_limits(limits=1, user_api="blas"), fastlr.thread_limit(1):
-        table = run(range(args.first, args.first + args.seeds), args.families, args.methods)
+        table = run(range(args.first, args.first + args.seeds), args.families, args.methods, guard=not args.no_guard)
     summary(table)
     if args.json:
         with open(args.json, "w") as f:

@@ -30,6 +30,7 @@ from ._safeguards import (
     tie_width,
 )
 from ._sample_matrices import batch_map
+from ._validation import user_stacklevel
 from .datasets import spectral_norm
 from .evaluation import Evaluator
 from .learned_sketch import HISTORY_DTYPE, LearnedSketch
@@ -248,7 +249,7 @@ class Training:
                           f"({_count(len(self.evaluator.ops), 'matrix', 'matrices')} from {source}: Err "
                           f"{validation.random_err:.4g} at "
                           f"step 0, never lower in {validation.last_step} steps); returning the {start[4:]} "
-                          "(S.fallback is True)", LearnedSketchWarning, stacklevel=3)
+                          "(S.fallback is True)", LearnedSketchWarning, stacklevel=user_stacklevel())
         S = LearnedSketch(self.rows, self.shrunk(self.values), self.m_learned, k=self.k, fixed=self.fixed,
                           mixed=self.mixed, history=history, validation=validation)
         if self.given_start or self.mixed is not None:
@@ -282,7 +283,7 @@ class Training:
         warnings.warn(f"learn_sketch: {what} did not beat a random "
                       f"CountSketch on validation (Err {validation.best_err:.4g} vs {random_err:.4g} on "
                       f"{_count(len(self.evaluator.ops), 'matrix', 'matrices')} from {source}); returning the "
-                      "random CountSketch (S.fallback is True)", LearnedSketchWarning, stacklevel=3)
+                      "random CountSketch (S.fallback is True)", LearnedSketchWarning, stacklevel=user_stacklevel())
         candidate.validation = dataclasses.replace(validation, random_err=random_err, best_err=random_err,
                                                    best_step=0, fallback=True)
         return candidate
@@ -320,7 +321,7 @@ class Training:
         warnings.warn(f"learn_sketch: the sketch trained again on all the training matrices did not beat a random "
                       f"CountSketch on the {_count(len(self.evaluator.ops), 'validation matrix', 'validation matrices')}"
                       f" (Err {err:.4g} vs {random_err:.4g}); returning the validated values (S.validation.refit is "
-                      "False)", LearnedSketchWarning, stacklevel=3)
+                      "False)", LearnedSketchWarning, stacklevel=user_stacklevel())
         S.values[:] = validated
         S.validation.refit = False
         return S
@@ -342,6 +343,6 @@ class Training:
         warnings.warn(f"learn_sketch: the mixed sketch, trained again on all {_count(len(ops), 'matrix', 'matrices')}, "
                       f"did not beat a random CountSketch on {_count(len(evaluator.ops), 'matrix', 'matrices')} of "
                       f"them (Err {err:.4g} vs {random_err:.4g}); returning the random CountSketch (S.fallback is "
-                      "True)", LearnedSketchWarning, stacklevel=3)
+                      "True)", LearnedSketchWarning, stacklevel=user_stacklevel())
         candidate.validation = dataclasses.replace(S.validation, best_step=0, fallback=True, refit=False)
         return candidate

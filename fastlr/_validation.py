@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "is_dask_array", "real_array", "check_bool", "check_choice", "check_int", "check_random_state",
+__all__ = ["INT64_MAX", "UINT64_MAX", "user_stacklevel", "as_matrix", "is_dask_array", "real_array", "check_bool", "check_choice", "check_int", "check_random_state",
            "check_sparse", "dtype_for", "float_dtype", "is_sparse", "matrix_list", "random_generator", "random_seed"]
 
 #: Largest sizes and seeds the kernels take (int64 sizes and indices, uint64 seeds).
@@ -294,3 +294,12 @@ def matrix_list(matrices, name: str) -> list:
     if not items:
         raise ValueError(f"{name}: is empty; at least one matrix is needed")
     return items
+
+
+def user_stacklevel() -> int:
+    """``stacklevel`` for ``warnings.warn`` that names the user's line: the first caller outside the fastlr package
+    (the functions that warn sit at different depths below the public call, decorators included)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "fastlr":
+        frame, level = frame.f_back, level + 1
+    return level

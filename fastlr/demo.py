@@ -10,6 +10,7 @@ the optimal error, with timings.
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import time
@@ -127,14 +128,18 @@ def _run_family(fam: Family, quiet: bool, log) -> FamilyResult:
     # row is the learned sketch without that rule (its base: the same training), i.e. heavy_rows=False. Frames
     # and bands: the learned sketch itself
     learned = sketches["Learned"]
-    sketches["Learned, no heavy rows"] = learned.base if isinstance(learned, HeavyRowSketch) else learned
+    if isinstance(learned, HeavyRowSketch):  # the base, guarded by the same random sketch as heavy_rows=False's result
+        base = copy.copy(learned.base)
+        base.reference = learned.reference
+        learned = base
+    sketches["Learned, no heavy rows"] = learned
     test_ops = sample_matrices(test, "test")
     with ExitStack() as stack:
         one_thread_if_small(test_ops, stack)  # as learn_sketch does
         evaluator = Evaluator(test_ops, RANK)  # optimal errors computed once for all sketches
         res.optimal = evaluator.optimal
         for method in METHODS:
-            res.err[method] = evaluator.error(sketches[method])
+            res.err[method] = evaluator.error(sketches[method], guard=True)  # as scw gives it (and _scw_ms times)
             res.scw_ms[method] = _scw_ms(sketches[method], test)
     return res
 

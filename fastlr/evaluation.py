@@ -16,7 +16,7 @@ import scipy.linalg
 from ._backend import get_backend
 from ._gradients import TrainingMatrix
 from ._sample_matrices import batch_map, one_thread_if_small, sample_matrices
-from ._validation import check_int
+from ._validation import check_bool, check_int
 from .scw import scw
 from .sketch import Sketch
 
@@ -30,18 +30,19 @@ def optimal_error(op: TrainingMatrix, k: int) -> tuple[float, float]:
     return float(np.sqrt(np.sum(s[k:] ** 2))), float(s[0]) if s.size else 0.0
 
 
-def mean_scaled_error(S, mats: list, k: int, scales, *, backend=None, pool=None) -> float:
+def mean_scaled_error(S, mats: list, k: int, scales, *, backend=None, pool=None, guard: bool = False) -> float:
     """Mean ``||A - SCW(S, A)||_F / scale`` over the matrices: the one formula by which fastlr compares sketches on
     matrices (Err before the optimal error is subtracted: :class:`Evaluator`; the data-driven sketches' guards and
     trial ranking, on sigma_1 from ``spectral_norm``). S: a sketch, or a list of sketches, one per matrix (each
     judged on its own). ``scales``: each matrix's sigma_1 (1 for a zero matrix). The residual is formed, so two
     exact sketches' errors are rounding (~1e-16), which the guards' absolute tie expects; from ``||A||^2`` minus the
-    top-k energy (the training loss) they would be ~1e-8. ``pool``: an executor running the matrices side by side."""
+    top-k energy (the training loss) they would be ~1e-8. ``pool``: an executor running the matrices side by side. ``guard``: scw's (False: each sketch alone, as
+    training and the guards compare sketches; True: as ``fastlr.scw`` returns it to a user)."""
     sketches = S if isinstance(S, list) else [S] * len(mats)
 
     def one(i):
         A = mats[i]
-        return scw(A, sketches[i], min(k, *A.shape), backend=backend).error(A) / scales[i]
+        return scw(A, sketches[i], min(k, *A.shape), backend=backend, guard=guard).error(A) / scales[i]
 
     return float(np.mean(batch_map(one, list(range(len(mats))), pool)))
 
@@ -56,13 +57,13 @@ class Evaluator:
         self.scale = [s1 if s1 > 0 else 1.0 for _, s1 in best]
         self.optimal = float(np.mean([tail / s for (tail, _), s in zip(best, self.scale)]))
 
-    def error(self, S, *, backend=None, pool=None) -> float:
-        """Err = mean ||A - SCW(S, A)||_F - mean ||A - A_k||_F, each A scaled to sigma_1 = 1."""
+    def error(self, S, *, backend=None, pool=None, guard: bool = False) -> float:
+        """Err = mean ||A - SCW(S, A)||_F - mean ||A - A_k||_F, each A scaled to sigma_1 = 1 (guard: scw's)."""
         return mean_scaled_error(S, [op.A for op in self.ops], self.k, self.scale, backend=backend,
-                                 pool=pool) - self.optimal
+                                 pool=pool, guard=guard) - self.optimal
 
 
-def sketch_error(S, matrices, k: int, *, backend=None) -> float:
+def sketch_error(S, matrices, k: int, *, backend=None, guard: bool = True) -> float:
     """The paper's Err: ``mean ||A - SCW(S, A)||_F - mean ||A - A_k||_F``.
 
     Each matrix is scaled to sigma_1 = 1 first, as in Indyk, Vakilian and Yuan
@@ -76,6 +77,11 @@ def sketch_error(S, matrices, k: int, *, backend=None) -> float:
     k : int
         Target rank, >= 1.
     backend : {"cpp", "numba", "numpy"}, optional
+    guard : bool, default True
+        As ``fastlr.scw``'s: with True, a sketch carrying a ``reference``
+        (learned and data-driven sketches) is judged by what ``scw`` returns,
+        the more accurate of it and its reference on each matrix; False: the
+        sketch alone.
 
     Returns
     -------
@@ -92,6 +98,7 @@ def sketch_error(S, matrices, k: int, *, backend=None) -> float:
     if not isinstance(S, Sketch):
         raise TypeError(f"S: expected a fastlr sketch, got {type(S).__name__}")
     k = check_int(k, "k", minimum=1)
+    check_bool(guard, "guard")
     get_backend(backend)  # an unknown or unavailable backend fails here, before any work
     ops = sample_matrices(matrices, "matrices")
     if ops[0].shape[0] != S.n:
@@ -100,4 +107,4 @@ def sketch_error(S, matrices, k: int, *, backend=None) -> float:
         raise ValueError(f"k: must be <= min(A.shape) = {min(ops[0].shape)}, got {k}")
     with ExitStack() as stack:
         one_thread_if_small(ops, stack)
-        return Evaluator(ops, k).error(S, backend=backend)
+        return Evaluator(ops, k).error(S, backend=backend, guard=guard)

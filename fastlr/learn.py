@@ -46,12 +46,12 @@ from ._safeguards import (
 from ._sample_matrices import one_thread_if_small, sample_matrices
 from ._threads import get_num_threads
 from ._training import InMemoryMatrices, Training, load_operand, run_training
-from ._validation import UINT64_MAX, check_choice, check_int
+from ._validation import UINT64_MAX, check_choice, check_int, user_stacklevel
 from .datadriven._common import check_heavy_rows, heavy_rows_rule, with_heavy_rows
 from .evaluation import sketch_error
 from .heavy_rows import HeavyRowSketch
 from .learned_sketch import HISTORY_DTYPE, MIXED, LearnedSketch, load_sketch
-from .sketch import CountSketch
+from .sketch import CountSketch, guarded_by_random
 
 __all__ = ["HISTORY_DTYPE", "LearnedSketch", "LearnedSketchWarning", "learn_sketch", "load_sketch", "sketch_error"]
 
@@ -139,13 +139,15 @@ def _initial_sketch(init, train, m: int, n: int, k: int, seed: int, shrink: floa
         warnings.warn(f"learn_sketch: init={init!r} ignored: the training matrices use different rows "
                       f"(consistency {consistency:.2f} < {SPORADIC}), where data-driven starts do not carry "
                       "over to new matrices; starting from the random CountSketch (positive values for "
-                      "a mixed sketch; shrink=0 forces the data-driven start)", LearnedSketchWarning, stacklevel=3)
+                      "a mixed sketch; shrink=0 forces the data-driven start)", LearnedSketchWarning,
+                      stacklevel=user_stacklevel())
     if mixed is None:
         return None, False
     random = CountSketch(m, n, seed=seed)
     return CountSketch.from_arrays(random.rows, np.abs(random.values), m), True
 
 
+@guarded_by_random
 def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, optimizer: str = "adam",
                  lr: float | None = None, lr_decay=None, gradient: str = "exact", power_iters: int | None = None,
                  mixed: str | None = None, seed: int = 0, val=None, holdout: float = DEFAULT_HOLDOUT,
@@ -170,6 +172,14 @@ def learn_sketch(train, m: int, k: int, *, steps: int, batch_size: int = 1, opti
     ``S.validation`` records what happened. With a single training matrix and
     no ``val`` there is nothing to validate on: the last values are returned,
     unchecked (``S.validation`` is None), as with ``holdout=0``.
+
+    Validation judges the sketch on matrices seen in training, so a new matrix
+    can still fare worse with it than with the random start: the result
+    carries ``S.reference = CountSketch(m, n, seed)``, and ``fastlr.scw``
+    runs both on each matrix and returns the more accurate result
+    (``guard=True``; about twice S's cost, no extra pass over A to judge it):
+    never worse than the random start on any matrix. ``sketch_error``
+    judges the same way; ``guard=False`` in either judges S alone.
 
     Validation cannot see new rows: on text-like training data (energy on few
     rows: term-document counts) the result, fallback included, goes out

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._linalg import blas_single_thread, normalize, orthonormal, peak, power_of_two, ritz_pairs, sketch_svd
+from ._linalg import blas_single_thread, gram, normalize, orthonormal, peak, power_of_two, ritz_pairs, sketch_svd
 from ._matrix import Operand, operand
 from ._matrix.base import PowerSteps
 from ._matrix.memory import representable, rounding_shows
@@ -25,6 +25,7 @@ from ._validation import check_bool, check_int
 from .lowrank import LowRank
 
 __all__ = ["SCWFactors", "scw", "scw_factors", "sketch_svd"]
+
 
 class SCWFactors(NamedTuple):
     """Intermediates of the SCW forward pass (``scw_factors``).
@@ -94,11 +95,43 @@ def basis_factors(op: Operand, V: np.ndarray, k: int, lapack_driver: str = "gesd
 
     ``UM``, ``sM`` (the sketch's factors, kept for the gradients) default to empty.
     """
-    B = op.times(V)
+    return factors_of(op, V, op.times(V), k, lapack_driver, UM, sM)
+
+
+def factors_of(op: Operand, V: np.ndarray, B, k: int, lapack_driver: str = "gesdd", UM=None,
+               sM=None) -> SCWFactors:
+    """SCWFactors from a basis V and its product ``B = A V`` (basis_factors without the product)."""
     UB, sB, X = op.thin_svd(B, k, lapack_driver)
     if UM is None:
         UM, sM = np.zeros((0, 0)), np.zeros(0)
     return SCWFactors(UM, sM, V, B, UB, sB, X)
+
+
+def guarded_factors(op: Operand, SA: np.ndarray, RA: np.ndarray, k: int, n_iter: int) -> SCWFactors:
+    """SCW's factors from the sketch ``S A`` or from its reference's ``R A``, whichever is more accurate on A.
+
+    SCW's error is ``||A - [A V]_k V^T||_F^2 = ||A||_F^2 - ||[A V]_k||_F^2`` (V orthonormal), so of two bases
+    the one whose ``B = A V`` has the larger top-k energy (the sum of the k largest eigenvalues of ``B^T B``)
+    gives the smaller error, with no further pass over A; only the chosen B gets its thin SVD. Two products,
+    not one twice as wide: at these widths they cost the same (the products are compute-bound) and a slice
+    of the wide one would be copied. S's factors are kept on a tie within rounding (then both errors agree
+    to rounding anyway).
+    """
+    steps_for = functools.partial(op.power_steps, k=k)
+    UM, sM, V = sketch_basis(SA, n_iter, "QR", op.dtype, steps_for)
+    W = sketch_basis(RA, n_iter, "QR", op.dtype, steps_for)[2]
+    BV, BW = op.times(V), op.times(W)
+    if _top_energy(BW, k) > _top_energy(BV, k) * (1 + 8 * np.finfo(op.dtype).eps):
+        return factors_of(op, W, BW, k)
+    return factors_of(op, V, BV, k, UM=UM, sM=sM)
+
+
+def _top_energy(B, k: int) -> float:
+    """``||[B]_k||_F^2``: the sum of the k largest eigenvalues of ``B^T B`` (B an ndarray or a dask array)."""
+    if B.shape[1] == 0:
+        return 0.0
+    G = gram(np.asarray(B, dtype=np.float64)) if isinstance(B, np.ndarray) else (B.T @ B).compute()
+    return float(np.sum(np.clip(np.linalg.eigvalsh(np.asarray(G, dtype=np.float64))[::-1][:k], 0.0, None)))
 
 
 def sketch_sigma(SA: np.ndarray) -> float:
@@ -230,7 +263,8 @@ def check_scw_args(A, S, k, n_iter) -> tuple[int, int]:
     return k, n_iter
 
 
-def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=None, block_rows=None) -> LowRank:
+def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=None, block_rows=None,
+        guard: bool = True) -> LowRank:
     """Rank-k approximation of A from the sketch ``S @ A`` (Sarlos; Clarkson-Woodruff).
 
     Parameters
@@ -261,6 +295,15 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
         (given: any ndarray is read that way; default for a memmap: blocks of
         about 64 MiB as float64). Not used for dask arrays (their chunks are
         the blocks).
+    guard : bool, default True
+        When S carries a ``reference`` (the random ``CountSketch(m, n, seed)``
+        that ``learn_sketch`` and the data-driven sketches start from), also
+        run SCW with the reference and return the more accurate of the two
+        results on this A, so a learned sketch is never worse than that random
+        one on any matrix. The choice needs no extra pass to judge it (the
+        errors follow from the top-k energies of ``A V``): it costs one more
+        sketch pass and a product twice as wide. False: S alone. Ignored for a
+        sketch without a reference.
 
     Returns
     -------
@@ -292,13 +335,16 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
     """
     if is_batch(A):  # many matrices of one shape: side by side, stacked factors (see randomized_svd)
         return run_batch(lambda X, _: scw(X, S, k, n_iter=n_iter, check_finite=check_finite, backend=backend,
-                                          block_rows=block_rows), A)
+                                          block_rows=block_rows, guard=guard), A)
     check_bool(check_finite, "check_finite")
+    check_bool(guard, "guard")
     op = operand(A, backend=backend, block_rows=block_rows).check_nonempty()
     k, n_iter = check_scw_args(op, S, k, n_iter)
     if n_iter > 0:
         op = op.for_power_steps()
     SA = op.sketch(S)  # refused when not finite
+    reference = S.reference if guard else None
+    RA = None if reference is None else op.sketch(reference)
     with blas_single_thread():
-        f = scw_factors(op, SA, k, n_iter=n_iter)
+        f = scw_factors(op, SA, k, n_iter=n_iter) if RA is None else guarded_factors(op, SA, RA, k, n_iter)
         return op.result(*op.truncate(f, k, flip_sign=True))

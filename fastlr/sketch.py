@@ -13,6 +13,10 @@ runs on every storage the matrix layer has (in memory, row blocks, dask).
 
 from __future__ import annotations
 
+import copy
+import functools
+import inspect
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -21,7 +25,8 @@ from ._matrix import InMemory, operand, seeded_countsketch
 from ._validation import INT64_MAX, UINT64_MAX, check_int, check_sparse, float_dtype, is_sparse, real_array
 from .sketch_file import save_sketch
 
-__all__ = ["Sketch", "CountSketch", "DenseSketch", "GaussianSketch", "StackedSketch", "stack", "countsketch_hash"]
+__all__ = ["Sketch", "CountSketch", "DenseSketch", "GaussianSketch", "StackedSketch", "stack", "countsketch_hash",
+           "guarded_by_random", "keeps_reference"]
 
 #: Largest CountSketch size the hash supports: multiply-shift maps 32 hash bits onto [0, m).
 MAX_HASH_ROWS = 2**32
@@ -48,9 +53,35 @@ def countsketch_hash(seed: int, m: int, start: int, stop: int, *, backend=None) 
 
 
 class Sketch:
-    """Base class of sketching operators: an m x n linear map."""
+    """Base class of sketching operators: an m x n linear map.
+
+    Attributes
+    ----------
+    reference : CountSketch or None
+        A random CountSketch of the same shape that ``fastlr.scw`` also runs
+        (``guard=True``), returning the more accurate result on each matrix:
+        ``learn_sketch`` and the data-driven sketches set it to the
+        ``CountSketch(m, n, seed)`` they start from, so they are never worse
+        than it. None (the default): S alone. Only ``fastlr.scw`` (and
+        ``sketch_error``, which judges scw's result) use it; ``S @ A`` and
+        every other use of the sketch apply S alone.
+    """
 
     shape: tuple[int, int]
+    _reference = None
+
+    @property
+    def reference(self):
+        return self._reference
+
+    @reference.setter
+    def reference(self, R) -> None:
+        if R is not None:
+            if not isinstance(R, Sketch):
+                raise TypeError(f"reference: expected a fastlr sketch or None, got {type(R).__name__}")
+            if tuple(R.shape) != tuple(self.shape):
+                raise ValueError(f"reference: has shape {tuple(R.shape)}, but the sketch is {self.m} x {self.n}")
+        self._reference = R
 
     @property
     def m(self) -> int:
@@ -420,3 +451,48 @@ class StackedSketch(Sketch):
 def stack(sketches) -> StackedSketch:
     """Stack sketches with the same n vertically (e.g. a learned and a random CountSketch)."""
     return StackedSketch(sketches)
+
+
+def _with_reference(S: Sketch, R: Sketch | None, given) -> Sketch:
+    """S with ``reference = R``; a shallow copy when S is one of the caller's arguments (never modified)."""
+    if any(S is a for a in given):
+        S = copy.copy(S)
+    S.reference = R
+    return S
+
+
+def guarded_by_random(builder):
+    """Decorator of the functions that build a learned or data-driven sketch from a ``seed``: the sketch they
+    return carries ``reference = CountSketch(S.m, S.n, seed)``, the random sketch they start from, so that
+    ``fastlr.scw`` (``guard=True``) never does worse than it on any matrix. Not when the result is that random
+    sketch itself."""
+    signature = inspect.signature(builder)
+
+    @functools.wraps(builder)
+    def build(*args, **kwargs):
+        S = builder(*args, **kwargs)
+        arguments = signature.bind(*args, **kwargs)
+        arguments.apply_defaults()
+        seed = int(arguments.arguments["seed"])  # the builder has validated it
+        if type(S) is CountSketch and S.seed == seed:  # the random CountSketch(m, n, seed) itself
+            return S
+        return _with_reference(S, CountSketch(S.m, S.n, seed=seed), arguments.arguments.values())
+
+    return build
+
+
+def keeps_reference(refiner):
+    """Decorator of the functions that improve a given sketch ``S``: what they return keeps S's reference (or
+    has none when S has none)."""
+    signature = inspect.signature(refiner)
+
+    @functools.wraps(refiner)
+    def refine(*args, **kwargs):
+        out = refiner(*args, **kwargs)
+        arguments = signature.bind(*args, **kwargs)
+        reference = arguments.arguments["S"].reference
+        if reference is None or out.reference is reference:
+            return out
+        return _with_reference(out, reference, arguments.arguments.values())
+
+    return refine

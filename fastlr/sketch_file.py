@@ -13,6 +13,8 @@ a learned sketch adds ``k``, ``mixed`` ("" for None), ``history``, optionally
 A HeavyRowSketch is its base's entries with kind "heavy" (so a reader that does not
 know it refuses the file rather than dropping the apply-time rule), ``base_kind``
 ("countsketch" or "learned"), ``heavy_threshold``, ``heavy_max_rows`` and ``heavy_seed``.
+A sketch whose ``reference`` is set (scw's guard) adds the reference CountSketch as ``reference_m``,
+``reference_rows``, ``reference_values`` and ``reference_seed`` (-1: none).
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ def save_sketch(S, path) -> None:
     ``path`` is a file name (written as given, no suffix added) or a binary file object.
     """
     heavy = None
+    reference = S.reference
+    if reference is not None and not _plain_countsketch(reference):
+        raise TypeError(f"S: its reference is a {type(reference).__name__}; a sketch file holds a CountSketch "
+                        "reference only")
     if hasattr(S, "base") and hasattr(S, "threshold"):  # a HeavyRowSketch: its base's entries and its rule
         heavy = {"heavy_threshold": np.array(S.threshold, dtype=np.float64),
                  "heavy_max_rows": np.array(S.max_rows, dtype=np.int64),
@@ -52,7 +58,7 @@ def save_sketch(S, path) -> None:
         "m": np.array(m, dtype=np.int64),
         "rows": S.rows,
         "values": S.values,
-        "seed": np.array(-1, dtype=np.int64) if S.seed is None else np.array(S.seed, dtype=np.uint64),
+        "seed": _seed_entry(S.seed),
     }
     if learned:
         arrays.update(k=np.array(S.k, dtype=np.int64), mixed=np.array(S.mixed or ""), history=S.history)
@@ -63,11 +69,24 @@ def save_sketch(S, path) -> None:
                           fixed_values=S.fixed.values)
     if heavy is not None:
         arrays.update(heavy, kind=np.array("heavy"), base_kind=arrays["kind"])
+    if reference is not None:
+        arrays.update(reference_m=np.array(reference.m, dtype=np.int64), reference_rows=reference.rows,
+                      reference_values=reference.values, reference_seed=_seed_entry(reference.seed))
     if hasattr(path, "write"):
         np.savez(path, **arrays)
         return
     with open(path, "wb") as f:
         np.savez(f, **arrays)
+
+
+def _seed_entry(seed) -> np.ndarray:
+    return np.array(-1, dtype=np.int64) if seed is None else np.array(seed, dtype=np.uint64)
+
+
+def _plain_countsketch(S) -> bool:
+    """A CountSketch by its attributes (not a learned, heavy-row, dense or stacked sketch)."""
+    return all(hasattr(S, a) for a in ("rows", "values", "seed")) and not any(
+        hasattr(S, a) for a in ("m_learned", "base"))
 
 
 _ZIP_MAGIC = b"PK\x03\x04"  # every .npz (np.savez) starts with a zip entry

@@ -52,7 +52,7 @@ def test_default_on_topic_shifted_text_is_below_the_random_sketch_the_plain_one_
     assert isinstance(S, fastlr.HeavyRowSketch) and (S.threshold, S.max_rows) == (0.5, M // 2)
     assert S.reason.startswith("heavy_rows='auto'") and "few rows" in S.reason
     np.testing.assert_array_equal(S.base.rows, random.rows)
-    assert fastlr.sketch_error(S, test, K) < 0.7 * random_err
+    assert fastlr.sketch_error(S, test, K, guard=False) < 0.7 * random_err
     # learn_sketch's rule, from the one place both use
     assert _build(name, train, 13, heavy_rows=True).threshold == 0.5
 

@@ -43,10 +43,10 @@ def test_default_on_topic_shifted_text_is_not_worse_than_random_where_plain_lear
     train, test, random_err = shifted
     plain = _learn(train, seed=13, heavy_rows=False)
     assert type(plain) is fastlr.LearnedSketch
-    assert fastlr.sketch_error(plain, test, K) > 1.03 * random_err  # the loss heavy_rows="auto" removes
+    assert fastlr.sketch_error(plain, test, K, guard=False) > 1.03 * random_err  # the loss heavy_rows="auto" removes
     S = _learn(train, seed=13)
     assert isinstance(S, fastlr.HeavyRowSketch)
-    assert fastlr.sketch_error(S, test, K) < 0.7 * random_err
+    assert fastlr.sketch_error(S, test, K, guard=False) < 0.7 * random_err
     # the same training: the wrapper's base is the plain sketch
     np.testing.assert_array_equal(S.base.values, plain.values)
     np.testing.assert_array_equal(S.base.rows, plain.rows)
@@ -63,7 +63,7 @@ def test_counts_get_the_lower_threshold_small_sketches_need():
         S = fastlr.learn_sketch(train, 4, 2, steps=STEPS, seed=23, progress=False)
     assert isinstance(S, fastlr.HeavyRowSketch) and S.threshold == 0.5 and S.max_rows == 2
     assert fastlr.sketch_error(fastlr.HeavyRowSketch(S.base), test, 2) > 1.1 * random_err
-    assert fastlr.sketch_error(S, test, 2) < 0.5 * random_err
+    assert fastlr.sketch_error(S, test, 2, guard=False) < 0.5 * random_err
 
 
 def test_wrapper_reads_the_learned_sketch_through(shifted):
@@ -87,7 +87,7 @@ def test_random_fallback_is_wrapped_too():
     S = _learn(train, seed=6, mixed="joint")
     assert isinstance(S, fastlr.HeavyRowSketch) and S.fallback
     assert fastlr.sketch_error(S.base, test, K) > random_err
-    assert fastlr.sketch_error(S, test, K) < random_err
+    assert fastlr.sketch_error(S, test, K, guard=False) < random_err
 
 
 @pytest.mark.parametrize("family", ["video", "hyperspectral", "lowrank"])

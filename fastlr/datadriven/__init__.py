@@ -39,7 +39,11 @@ it directly:
 
 Every function returns an ordinary fastlr sketch (``CountSketch``,
 ``StackedSketch`` or ``DenseSketch``), usable in ``fastlr.scw``,
-``fastlr.sketch_error`` and everywhere else a sketch is. On term-document
+``fastlr.sketch_error`` and everywhere else a sketch is. The builders set its
+``reference`` to their random ``CountSketch(m, n, seed)`` (unless they return
+that sketch itself), and ``fastlr.scw`` returns the better of the two results
+on each matrix (``guard=True``): never worse than that random sketch;
+``refine_values`` and ``greedy_positions`` keep the given sketch's reference. On term-document
 counts the builders (``one_shot_sketch``, ``few_shot_sketch``,
 ``inner_product_sketch``, ``subspace_sketch``, ``hybrid_sketch``) wrap what
 they return (there the random CountSketch) in ``fastlr.HeavyRowSketch``, each

@@ -21,6 +21,7 @@ from .._validation import (
     check_int,
     is_sparse,
     matrix_list,
+    user_stacklevel,
 )
 from ..datasets import spectral_norm
 from ..evaluation import mean_scaled_error
@@ -487,14 +488,14 @@ def _one_matrix_guard(name: str, build, mats: list, m: int, k: int, seed: int, *
     if held_out and mats[0].shape[1] >= 2:
         parts = _halves(mats[0])
         if not _beats_random([build([parts[1]]), build([parts[0]])], parts, k, seed):
-            return _random_instead(name, NOT_HELD_OUT, m, n, seed, stacklevel=4)
+            return _random_instead(name, NOT_HELD_OUT, m, n, seed)
         S = build(mats)
         if type(S) is CountSketch and _effective_buckets(S, mats[0]) < FEW_BUCKETS:
-            return _random_instead(name, ONE_BUCKET, m, n, seed, stacklevel=4)
+            return _random_instead(name, ONE_BUCKET, m, n, seed)
         return S
     S = build(mats)
     if not _beats_random(S, mats, k, seed):
-        return _random_instead(name, NOT_BETTER, m, n, seed, stacklevel=4)
+        return _random_instead(name, NOT_BETTER, m, n, seed)
     return S
 
 
@@ -511,15 +512,15 @@ def _text_like_instead(name: str, rows: _Rows, m: int, seed: int) -> CountSketch
     """``CountSketch(m, n, seed)`` with a LearnedSketchWarning when the training data use few of their rows
     (_row_share below SPARSE_ROWS: term-document counts, whose heavy rows change with the topic), else None."""
     if _row_share(rows) < SPARSE_ROWS:
-        return _random_instead(name, TEXT_LIKE, m, rows.n, seed, stacklevel=4)
+        return _random_instead(name, TEXT_LIKE, m, rows.n, seed)
     return None
 
 
-def _random_instead(name: str, why: str, m: int, n: int, seed: int, stacklevel: int = 3) -> CountSketch:
-    """``CountSketch(m, n, seed)``, with a LearnedSketchWarning saying why the data-driven sketch was not used
-    (``stacklevel``: that of the user's call, 3 when the constructor calls this directly)."""
+def _random_instead(name: str, why: str, m: int, n: int, seed: int) -> CountSketch:
+    """``CountSketch(m, n, seed)``, with a LearnedSketchWarning (at the user's call) saying why the data-driven
+    sketch was not used."""
     warnings.warn(f"{name}: {why}; returning the random CountSketch(m, n, seed)", LearnedSketchWarning,
-                  stacklevel=stacklevel)
+                  stacklevel=user_stacklevel())
     return CountSketch(m, n, seed=seed)
 
 

@@ -16,10 +16,11 @@ from .._validation import (
     check_choice,
     check_int,
     is_sparse,
+    user_stacklevel,
 )
 from ..datasets import spectral_norm
 from ..heavy_rows import HeavyRowSketch
-from ..sketch import CountSketch
+from ..sketch import CountSketch, guarded_by_random, keeps_reference
 from ._common import (
     SPARSE_ROWS,
     _beats_random,
@@ -52,6 +53,7 @@ def _tempered(values: np.ndarray) -> np.ndarray:
     return np.where(values < 0, -1.0, 1.0) * np.maximum(np.abs(values), 1.0) ** TEMPER
 
 
+@guarded_by_random
 def one_shot_sketch(A, m: int, *, k: int | None = None, values: str = "guarded", seed: int = 0,
                     heavy_rows="auto") -> CountSketch | HeavyRowSketch:
     """1Shot1Vec: random CountSketch positions, values from one training matrix.
@@ -148,6 +150,7 @@ def _one_shot(mats: list, rows: _Rows, m: int, k: int, values: str, seed: int) -
     return S if _beats_random(S, mats, k, seed) else start
 
 
+@guarded_by_random
 def few_shot_sketch(train, m: int, k: int, *, steps: int = 50, lr: float = 0.05, values: str = "guarded",
                     seed: int = 0, backend=None, heavy_rows="auto") -> CountSketch | HeavyRowSketch:
     """FewShotSGD: 1Shot1Vec values from a few training matrices, refined by a few Adam steps.
@@ -211,7 +214,7 @@ def few_shot_sketch(train, m: int, k: int, *, steps: int = 50, lr: float = 0.05,
     if why:
         warnings.warn(f"few_shot_sketch: no gradient steps: {why}, where a few steps fit their rows and not new "
                       "matrices'; returning the guarded one-shot sketch (values='paper' forces the steps)",
-                      LearnedSketchWarning, stacklevel=2)
+                      LearnedSketchWarning, stacklevel=user_stacklevel())
         return with_heavy_rows(S, rule)
     return with_heavy_rows(refine_values(mats, S, k, steps=steps, lr=lr, seed=seed, backend=backend), rule)
 
@@ -234,6 +237,7 @@ def rows_used_unlike(mats: list) -> str | None:
 # --------------------------------------------------------------------------- value refinement
 
 
+@keeps_reference
 def refine_values(train, S: CountSketch, k: int, *, steps: int, lr: float = 0.05, batch_size: int = 1,
                   seed: int = 0, backend=None) -> CountSketch | HeavyRowSketch:
     """Adam steps on the values of S (positions fixed), from S's own values.

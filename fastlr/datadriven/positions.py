@@ -19,7 +19,7 @@ from .._validation import (
 )
 from ..datasets import spectral_norm
 from ..heavy_rows import HeavyRowSketch
-from ..sketch import CountSketch, StackedSketch
+from ..sketch import CountSketch, StackedSketch, guarded_by_random, keeps_reference
 from . import _common
 from ._common import (
     COMBINE,
@@ -279,6 +279,7 @@ def _subspace_positions(F: np.ndarray, m: int, rng, iters: int) -> tuple[np.ndar
     return _lloyd(centre_products, energy, h, v, m, iters)
 
 
+@guarded_by_random
 def inner_product_sketch(train, m: int, k: int, *, values: str = "svd", combine: str = "concat",
                          guard: str | None = None, trials: int = 1, refine: int = 10,
                          subspace: int | None = None, seed: int = 0,
@@ -666,6 +667,7 @@ class _GreedyLoss:
         return np.sqrt(err2).mean(axis=-1)
 
 
+@keeps_reference
 def greedy_positions(train, S: CountSketch, k: int, *, max_time: float | None = 10.0,
                      max_columns: int | None = None, candidates: int | None = None, passes: int = 1,
                      signs: bool = True) -> CountSketch | HeavyRowSketch:

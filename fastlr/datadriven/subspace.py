@@ -13,7 +13,7 @@ from .._validation import (
     is_sparse,
 )
 from ..heavy_rows import HeavyRowSketch
-from ..sketch import CountSketch, DenseSketch, StackedSketch
+from ..sketch import CountSketch, DenseSketch, StackedSketch, guarded_by_random
 from ._common import (
     _blas_threads,
     _check_matrices,
@@ -38,6 +38,7 @@ from .positions import _inner_product
 ONE_MATRIX_RANDOM = 2
 
 
+@guarded_by_random
 def subspace_sketch(train, m: int, *, k: int | None = None, mixed: bool = False, seed: int = 0,
                     heavy_rows="auto") -> DenseSketch | StackedSketch | CountSketch | HeavyRowSketch:
     """The dense data-driven sketch: S = the top-m left singular vectors of ``[A_1 ... A_N]``, transposed.
@@ -151,6 +152,7 @@ def _smoothed_rows(mats: list, rows: _Rows, smooth) -> tuple[_Rows, bool]:
     return _Rows([_smooth(A, w) if w > 0 else A for A, w in zip(mats, widths)]), True
 
 
+@guarded_by_random
 def hybrid_sketch(train, m: int, k: int, *, dense: int | None = None, smooth="auto", trials: int = 8,
                   seed: int = 0, heavy_rows="auto") -> StackedSketch | CountSketch | HeavyRowSketch:
     """A one-shot sketch: the top ``dense`` left singular vectors stacked on inner-product positions.
