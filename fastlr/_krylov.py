@@ -28,7 +28,7 @@ import scipy.linalg
 
 from ._linalg import normalize, orthonormal, peak, power_of_two
 from ._matrix import InMemory
-from ._matrix.choice import isa_level
+from ._matrix.choice import NARROW_LEVELS, decided
 from ._matrix.centered import Centered
 from ._matrix.memory import representable, ritz_tail, rounding_shows
 from .scw import SCWFactors
@@ -62,20 +62,12 @@ _V3_TILE_BYTES = 64
 _V3_WHOLE_TILES = 16
 
 
-#: ISA levels where the narrow-block rules apply (``_narrow_tile``). x86-64-v4 takes x86-64-v3's 64-byte blocks (one
-#: 512-bit vector; its own tile is two): Zen 4, one thread, 7 interleaved rounds, randomized_svd on 5760 x 1080
-#: float32 k = 50 68.9 against 96.5 ms (the narrow blocks in place of the Gram route; worst excess of 3 seeds 3.7e-9
-#: against 3.2e-7), k = 10 32.2 against 38.8, float64 k = 10 55.2 against 59.2 (2.9e-14 against 1.4e-12); 100000 x 500
-#: 0.99-1.12x; 128-byte blocks changed nothing at k = 50 (bench/README.md, twenty-second session, HZ). Baseline
-#: not measured.
-NARROW_LEVELS = ("x86-64-v3", "x86-64-v4")
-
-
 def _narrow_tile(op) -> int | None:
     """Columns of one 64-byte block (x86-64-v3's fused-kernel register tile) where the narrow-block rules may
-    apply: dense in-memory A at ``NARROW_LEVELS`` (BLAS passes' cost does not step; PCA's centred operand keeps
-    its l-wide blocks); else None."""
-    if type(op) is not InMemory or op.sparse or isa_level() not in NARROW_LEVELS:
+    apply: dense in-memory A where this machine's calibration chose them (``choice.decided``; where nothing was
+    measured, at ``choice.NARROW_LEVELS``; BLAS passes' cost does not step; PCA's centred operand keeps its l-wide
+    blocks); else None."""
+    if type(op) is not InMemory or op.sparse or not decided("narrow", NARROW_LEVELS):
         return None
     return _V3_TILE_BYTES // np.dtype(op.dtype).itemsize
 
@@ -100,7 +92,7 @@ def krylov_block(op, k: int, l: int, n_iter: int) -> tuple[int, int]:
     gave a space of about the same size ((q + 2) b = 96 against 100) holding polynomials of one
     degree higher, as accurate or more on every spectrum tried, up to float32's rounding floor
     (bench/krylov_block_ab.py; bench/README.md, fifteenth session). Only for dense in-memory A on the
-    fused kernel at x86-64-v3 (and v4, ``NARROW_LEVELS``) and when b keeps at least half of the oversampling
+    fused kernel at x86-64-v3 (and v4: ``_narrow_tile``) and when b keeps at least half of the oversampling
     l - k. float64 the same way, 16 columns being two of its tiles (5760 x 1080, k = 10: 71.7 against 81.9 ms, worst excess of 3
     seeds 3.1e-14 against 1.5e-12; sixteenth session).
 

@@ -139,6 +139,12 @@ def cmd_calibrate(args) -> int:
         widths = ", ".join(f"{w}: {_time_ratio(*calibration.best_times(r))}" for w, r in info.get("times", {}).items())
         print(f"  BLAS A^T W {dtype}: (W^T A)^T at widths {', '.join(map(str, sorted(swapped))) or 'none'} "
               f"mod {calibration.LAYOUT_PERIOD}   NumPy's / swapped time at {widths}")
+    for name, what in calibration.DECISIONS.items():  # the route decisions (calibration.decide)
+        info = tab.cells.get(name, {})
+        said = {True: "yes", False: "no"}.get(tab.decisions.get(name), "the rule")
+        ratio = (f"   other / fastlr's time {_time_ratio(*calibration.best_times(info['times']))}" if info.get("times")
+                 else f"   {info.get('status', '')}")
+        print(f"  {name}: {what}: {said}{ratio}")
     print(f"  now: {describe_product_choice()}")
     return 0
 

@@ -52,6 +52,23 @@ def fake_layout_probe(calls=None, wins=lambda w: w % 8 in (0, 1)):
     return probe
 
 
+def flipped(level):
+    """The route decisions the fake probes give at ``level``: each the opposite of its rule there, so that a
+    decision taken from the rule instead of the calibration shows."""
+    return {"vector": level not in choice.VECTOR_LEVELS, "narrow": level not in choice.NARROW_LEVELS}
+
+
+def fake_decision_probes(decisions, calls=None):
+    """``{name: probe}``: fastlr's route faster (K) where ``decisions[name]``, the other (B) elsewhere."""
+    def make(name):
+        def probe():
+            if calls is not None:
+                calls.append(name)
+            return K if decisions[name] else B
+        return probe
+    return {name: make(name) for name in calibration.DECISIONS}
+
+
 def expected(static):
     """C order up to 193 columns; F order down to 8 for passes, the table's threshold for "gram" (never lowered)."""
     return {c: 193 if c[0] == "C" else static[c] if c[1] == "gram" else min(static[c], 8) for c in calibration.CELLS}
@@ -66,13 +83,15 @@ def calibrating(monkeypatch, tmp_path):
     monkeypatch.setattr(choice, "_level", None)
     runs = []
 
-    def timed(core, rounds, tall=False):
+    def timed(core, rounds, tall=False, matrix=None):
         if not tall:  # one run: the resident A's probes, then those past L3
             runs.append(rounds)
         return fake_probes()
 
     monkeypatch.setattr(calibration, "_timed_probes", timed)
     monkeypatch.setattr(calibration, "_layout_probe", lambda rounds: fake_layout_probe())
+    monkeypatch.setattr(calibration, "decision_probes",
+                        lambda core, rounds, thresholds, matrix=None: fake_decision_probes(flipped(choice.isa_level())))
     calibration.reset()
     yield runs
     calibration.reset()
@@ -261,6 +280,9 @@ def test_cli_calibrate_and_info(calibrating, capsys, tmp_path):
     out = capsys.readouterr().out
     assert f"dense products at {choice.isa_level()}: measured" in out and str(tmp_path / "cache") in out
     assert "C pass float32" in out and "-> 193" in out and "now: auto at" in out
+    want = flipped(choice.isa_level())
+    for name in calibration.DECISIONS:  # the route decisions, with the fake probes' other / fastlr's time
+        assert f"  {name}: {calibration.DECISIONS[name]}: {'yes' if want[name] else 'no'}   other / fastlr's time " in out
     assert cli.main(["calibrate", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["source"] == "cache"
     assert cli.main(["calibrate", "--force", "--json"]) == 0
@@ -433,3 +455,142 @@ def test_layouts_are_measured_cached_and_followed(calibrating, monkeypatch):
     assert calibration.calibrate(static, level).layouts == {} and choice.blas_swap(np.float64, 48, 90) is None
     monkeypatch.setenv("FASTLR_CALIBRATION", "off")
     assert choice.blas_swap(np.float64, 48, 90) is None and "(W^T A)^T" not in choice.describe()
+
+
+def test_interleaved_weights_each_callable_once_a_round(monkeypatch):
+    """``_interleaved``: a path of ``(weight, callable)`` pairs calls each once a round (and once to warm up) and
+    counts its time weight times; a plain callable counts once. A fake clock: each call advances it by its cost."""
+    now, called = [0.0], []
+
+    def unit(name, cost):
+        def run():
+            called.append(name)
+            now[0] += cost
+        return run
+
+    monkeypatch.setattr(calibration.time, "thread_time", lambda: now[0])
+    rounds = calibration._interleaved(([(3, unit("a", 1.0)), (1, unit("b", 2.0))], unit("c", 4.0)), 2)
+    assert rounds == [(5.0, 4.0), (5.0, 4.0)]
+    assert called == ["a", "b", "c"] + ["a", "b", "c"] + ["c", "a", "b"]  # warm-up, then the first alternating
+
+
+def test_decide():
+    """True where fastlr's route wins every round by MARGIN, False where the other does, left out (the rule) on
+    noise or a failed probe; each cell keeps its verdict and times, or why it failed."""
+    def broken():
+        raise AttributeError("no vector_product")
+
+    decisions, cells = calibration.decide({"vector": lambda: K, "narrow": lambda: B})
+    assert decisions == {"vector": True, "narrow": False}
+    assert cells["vector"]["verdict"] == "K" and cells["vector"]["times"] == [[k * 1e3, b * 1e3] for k, b in K]
+    decisions, cells = calibration.decide({"vector": lambda: Q, "narrow": broken})
+    assert decisions == {} and cells["vector"]["verdict"] == "?"
+    assert cells["narrow"] == {"status": "failed (AttributeError: no vector_product)"}
+
+
+@needs_dispatch
+def test_decisions_are_measured_cached_followed_and_reported(calibrating, monkeypatch):
+    """The route decisions: measured with the thresholds (once), kept in the cache file, followed by
+    ``choice.vector_product`` and ``_krylov``'s narrow blocks, shown by describe(); the rule where calibration is
+    off, a level is pinned or given, the file has none, or the probe was not decisive; FASTLR_PRODUCT_CHOICE
+    overrides both."""
+    krylov = sys.modules["fastlr._krylov"]
+    level = choice.isa_level()
+    rule, want = {"vector": level in choice.VECTOR_LEVELS, "narrow": level in choice.NARROW_LEVELS}, flipped(level)
+    static = choice.static_thresholds(level)
+    first = calibration.calibrate(static, level)
+    assert first.decisions == want and first.cells["narrow"]["verdict"] == ("K" if want["narrow"] else "B")
+    with open(first.path) as f:
+        assert json.load(f)["decisions"] == want
+    calibration.reset()
+    again = calibration.calibrate(static, level)
+    assert again.source == "cache" and again.decisions == want and len(calibrating) == 1
+
+    dense = InMemory(np.zeros((3000, 2000), dtype=np.float32))
+    tile = krylov._V3_TILE_BYTES // 4
+
+    def routes():
+        return {"vector": choice.vector_product(1, 1, dtype=np.float64, order="C") is not None,
+                "narrow": krylov._narrow_tile(dense) == tile}
+
+    calibration.reset()
+    assert {name: choice.decided(name, getattr(choice, f"{name.upper()}_LEVELS")) for name in want} == want
+    assert routes() == want and len(calibrating) == 1  # from the cache
+    text = choice.describe()
+    assert f"{'fastlr' if want['vector'] else 'BLAS'}'s one-column products on one thread (measured;" in text
+    assert f"Krylov finder {'in tile-wide blocks where they pay' if want['narrow'] else 'in l-wide blocks'} (measured)" \
+        in text
+    assert choice.decided("vector", choice.VECTOR_LEVELS, level) == rule["vector"]  # a level given: the rule
+    monkeypatch.setattr(choice, "_level", level)  # pinned: the rule
+    assert routes() == rule and "(VECTOR_LEVELS;" in choice.describe() and "(NARROW_LEVELS)" in choice.describe()
+    monkeypatch.setattr(choice, "_level", None)
+    monkeypatch.setenv("FASTLR_CALIBRATION", "off")
+    assert routes() == rule
+    monkeypatch.setenv("FASTLR_CALIBRATION", "auto")
+    monkeypatch.setenv("FASTLR_PRODUCT_CHOICE", "blas")  # BLAS's GEMVs, and no fused kernel for narrow blocks
+    assert choice.vector_product(1, 1, dtype=np.float64, order="C") is None
+    assert krylov.krylov_block(dense, 10, 20, 7) == (20, 4)
+    monkeypatch.delenv("FASTLR_PRODUCT_CHOICE")
+    with open(first.path) as f:  # an older file without decisions: the rule
+        data = json.load(f)
+    del data["decisions"]
+    with open(first.path, "w") as f:
+        json.dump(data, f)
+    calibration.reset()
+    assert calibration.calibrate(static, level).decisions == {} and routes() == rule
+    monkeypatch.setattr(calibration, "decision_probes", lambda core, rounds, thresholds, matrix=None: {
+        name: (lambda: Q) for name in calibration.DECISIONS})  # not decisive: the rule
+    tab = calibration.calibrate(static, level, force=True)
+    assert tab.decisions == {} and tab.cells["vector"]["verdict"] == "?"
+    calibration.reset()
+    assert routes() == rule
+
+
+def test_narrow_cases_are_krylov_blocks_on_5760x1080():
+    """``calibration.NARROW_CASES`` are what ``_krylov.krylov_block`` runs on 5760 x 1080 at n_iter = 7 where the
+    narrow rules apply (pinned at x86-64-v4) and where they do not (baseline): blocks of NARROW_BLOCK columns, so
+    many passes, against l-wide blocks krylov_depth(7) deep or the Gram route."""
+    krylov = sys.modules["fastlr._krylov"]
+    previous = choice._level
+    try:
+        for dtype, l, narrow, other in calibration.NARROW_CASES:
+            op = InMemory(np.zeros((5760, 1080), dtype=dtype))
+            choice._level = "x86-64-v4"
+            assert krylov.krylov_block(op, l - 10, l, 7) == (calibration.NARROW_BLOCK, narrow)
+            choice._level = "baseline"  # the other route
+            if other is None:
+                assert op._gram_pays(l, 7) and not krylov.krylov_applies(op, l, 7)
+            else:
+                assert krylov.krylov_block(op, l - 10, l, 7) == (l, other) and krylov.krylov_applies(op, l, 7)
+    finally:
+        choice._level = previous
+
+
+def test_decision_probes_time_the_routes_they_compare():
+    """``decision_probes``: "vector" runs each one-column kind on C- and F-order A of both dtypes, against NumPy;
+    "narrow" the fused pass on NARROW_BLOCK columns and the route's own products at l (the kernel below the
+    thresholds, BLAS from them). A recording core stands in for the kernels (nothing is judged)."""
+    seen = []
+
+    class Core:
+        def vector_product(self, kind, A, F1, F2=None):
+            seen.append(("vector", kind, A.dtype.name, "C" if A.flags.c_contiguous else "F"))
+            return None  # not used
+
+        def power_step(self, A, V):
+            seen.append(("power_step", V.shape[1], A.dtype.name))
+            return A @ V, A.T @ (A @ V)
+
+        def matmul(self, A, V):
+            seen.append(("matmul", V.shape[1], A.dtype.name))
+            return A @ V
+
+    thresholds = {cell: 0 for cell in calibration.CELLS}
+    thresholds["C", "gram", "float64"] = thresholds["C", "pass", "float32"] = 64  # kernels for these below 64
+    probes = calibration.decision_probes(Core(), 1, thresholds)
+    assert len(probes["vector"]()) == 1
+    assert set(seen) == {("vector", kind, t, o) for kind in range(4) for t in ("float32", "float64") for o in "CF"}
+    seen.clear()
+    assert len(calibration.decision_probes(Core(), 1, thresholds)["narrow"]()) == 1
+    assert set(seen) == {("power_step", 16, "float32"), ("power_step", 16, "float64"), ("power_step", 20, "float64"),
+                         ("matmul", 16, "float32"), ("matmul", 20, "float32"), ("matmul", 60, "float32")}

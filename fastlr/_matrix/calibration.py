@@ -14,6 +14,13 @@ table's threshold are timed on an A of twice L3 (``tall_rows``, at most 64 MiB),
 0.2-1.5 s for one ISA level (the level the kernels run at, ``_core._cap_isa`` included; another level is measured
 when first used).
 
+Two route decisions are measured too (``DECISIONS``, ``decision_probes``), each one composite probe timed the same way:
+"vector" (one-column products on one thread: fastlr's column passes or BLAS's GEMVs, ``choice.vector_product``) and
+"narrow" (randomized_svd's Krylov finder in fastlr's tile-wide blocks or its other route, ``_krylov.krylov_block``).
+A decision holds where ``verdict`` is decisive; else, and wherever nothing was measured, the rule at that level
+(``choice.VECTOR_LEVELS``, ``choice.NARROW_LEVELS``; ``choice.decided``). About 0.1 s together at x86-64-v4 and v3,
+0.2 s at baseline (Zen 4).
+
 The results are kept in a JSON file per machine in the user's cache directory (platformdirs),
 keyed by CPU model, ISA level, fastlr version and build, and NumPy's BLAS (name, version and core
 type: ``OPENBLAS_CORETYPE`` changes its kernels). A different key measures again; a cache that
@@ -63,8 +70,9 @@ try:
 except ImportError:  # a declared dependency; without it the results stay in memory
     platformdirs = None
 
-__all__ = ["CELLS", "MODES", "Table", "best_times", "cache_dir", "calibrate", "cpu_model", "machine_key", "measure",
-           "measure_layouts", "mode", "swapped_wins", "reset", "scan", "table", "tall_rows", "verdict"]
+__all__ = ["CELLS", "DECISIONS", "MODES", "Table", "best_times", "cache_dir", "calibrate", "cpu_model", "decide",
+           "decision_probes", "machine_key", "measure", "measure_layouts", "mode", "swapped_wins", "reset", "scan", "table",
+           "tall_rows", "verdict"]
 
 MODES = ("auto", "off")
 #: The ISA levels of the compiled kernels, in ``_core._cap_isa``'s order.
@@ -84,7 +92,8 @@ MARGIN = 0.08
 #: Bump when the method changes: older cache files are then measured again.
 #: 7: widths below the table's threshold timed on A past L3 (``tall_rows``).
 #: 8: float64 BLAS layout per width mod 8 (``measure_layouts``).
-METHOD = 8
+#: 9: the route decisions (``DECISIONS``).
+METHOD = 9
 #: Float64 ``A.T @ W`` by BLAS (C-order A; F-order A's ``A @ V`` is the same call): NumPy's layout or the swapped
 #: ``(W.T @ A).T`` (``_linalg.blas_times``), per factor width mod ``LAYOUT_PERIOD``. OpenBLAS's kernels step by
 #: 4 and 8 columns (Haswell's dgemm: 4 x 8 tiles): on a Zen 2 the swapped layout won 1.02-1.36x at widths 0 and
@@ -98,6 +107,18 @@ LAYOUT_PERIOD = 8
 LAYOUT_WIDTHS = (48, 56)
 LAYOUT_MARGIN = 0.03
 LAYOUT_SHAPE = (2880, 540)
+#: The route decisions measured besides the thresholds (``decision_probes``): name -> what "K" (fastlr's route
+#: faster) picks.
+DECISIONS = {"vector": "fastlr's column passes for one-column products on one thread",
+             "narrow": "randomized_svd's Krylov finder in tile-wide blocks on fastlr's fused kernel"}
+#: The "narrow" probe's cases: randomized_svd's Krylov route on dense 5760 x 1080 at n_iter = 7 (``_krylov.krylov_block``;
+#: tests/test_calibration.py holds them to it): (dtype, l, fused passes of ``NARROW_BLOCK`` columns, the other route's
+#: passes of l columns, None for the Gram route: A^T A by SYRK). k = 10 (l = 20): 16-column blocks one deeper, 5 passes
+#: against 4 of 20; float32 k = 50 (l = 60): 9 passes of 16 against the Gram route. Each route ends with one ``A @ V``
+#: (the Rayleigh-Ritz step; the Gram route's last step). Costs that do not grow with A's rows (orthogonalization, the
+#: Gram route's d x d products, the Rayleigh-Ritz SVD) are left out of both.
+NARROW_CASES = (("float32", 20, 5, 4), ("float64", 20, 5, 4), ("float32", 60, 9, None))
+NARROW_BLOCK = 16
 #: At most this many bytes of A below the table's thresholds (``tall_rows``).
 TALL_BYTES = 64 << 20
 #: Calibration files kept in the cache directory (one per machine key: CPU, ISA level, fastlr build, BLAS).
@@ -251,11 +272,15 @@ class Table:
     #: dtype name -> the widths mod LAYOUT_PERIOD where BLAS runs ``A.T @ W`` swapped (``measure_layouts``); a
     #: dtype missing: ``_linalg.blas_times``'s own rule
     layouts: dict = field(default_factory=dict)
+    #: ``DECISIONS`` name -> True (fastlr's route) or False where this machine's probe was decisive; a name missing:
+    #: the rule (``choice.decided``)
+    decisions: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"level": self.level, "source": self.source, "path": self.path, "seconds": self.seconds,
                 "thresholds": {" ".join(c): t for c, t in self.thresholds.items()}, "cells": self.cells,
-                "note": self.note, "layouts": {t: sorted(r) for t, r in self.layouts.items()}}
+                "note": self.note, "layouts": {t: sorted(r) for t, r in self.layouts.items()},
+                "decisions": dict(self.decisions)}
 
 
 def tall_rows(dtype, l3: int) -> int:
@@ -268,27 +293,13 @@ def tall_rows(dtype, l3: int) -> int:
     return max(SHAPE[0], min(2 * l3, TALL_BYTES) // row)
 
 
-def _timed_probes(core, rounds: int, tall: bool = False) -> dict:
+def _timed_probes(core, rounds: int, tall: bool = False, matrix=None) -> dict:
     """``{cell: probe}``: ``probe(width)`` times the kernel and the BLAS calls ``InMemory`` runs instead,
     interleaved (the first of each alternating), and returns the rounds' (kernel, BLAS) times. A is SHAPE,
-    or (``tall``) ``tall_rows`` x SHAPE[1], made at its cell's first probe (a scan may never need it)."""
+    or (``tall``) ``tall_rows`` x SHAPE[1], made at its cell's first probe (a scan may never need it); ``matrix``:
+    ``_matrices``' maker of SHAPE's A, shared with ``decision_probes``."""
     rng = np.random.default_rng(0)
-    l3 = read_cache_sizes()[1]
-    made: dict = {}
-
-    def matrix(dtype, order):
-        if (dtype, order) not in made:
-            A0 = made.get((dtype, "C"))
-            if A0 is None:
-                A0 = rng.standard_normal(SHAPE).astype(dtype)
-                if tall:  # SHAPE's rows repeated: past L3 without drawing 3-8x as many numbers
-                    rows = tall_rows(dtype, l3)
-                    A0 = np.tile(A0, (-(-rows // SHAPE[0]), 1))[:rows]
-                made[dtype, "C"] = A0
-            if order == "F":
-                made[dtype, "F"] = np.asfortranarray(A0)
-        return made[dtype, order]
-
+    matrix = matrix or _matrices(rng, tall)
     probes = {}
     for dtype in ("float32", "float64"):
         for order in ("C", "F"):
@@ -308,19 +319,132 @@ def _timed_probes(core, rounds: int, tall: bool = False) -> dict:
     return probes
 
 
+def _matrices(rng, tall: bool = False):
+    """``matrix(dtype, order)``: the calibration's A (SHAPE, or with ``tall`` ``tall_rows`` x SHAPE[1]) in that dtype
+    and memory order, made at its first call."""
+    l3 = read_cache_sizes()[1] if tall else 0
+    made: dict = {}
+
+    def matrix(dtype, order):
+        if (dtype, order) not in made:
+            A0 = made.get((dtype, "C"))
+            if A0 is None:
+                A0 = rng.standard_normal(SHAPE).astype(dtype)
+                if tall:  # SHAPE's rows repeated: past L3 without drawing 3-8x as many numbers
+                    rows = tall_rows(dtype, l3)
+                    A0 = np.tile(A0, (-(-rows // SHAPE[0]), 1))[:rows]
+                made[dtype, "C"] = A0
+            if order == "F":
+                made[dtype, "F"] = np.asfortranarray(A0)
+        return made[dtype, order]
+
+    return matrix
+
+
+def decision_probes(core, rounds: int, thresholds: dict, matrix=None) -> dict:
+    """``{name: probe}`` for ``DECISIONS``: ``probe()`` gives the rounds' (fastlr's route, the other) times of one
+    composite workload each, on the calibration's A (SHAPE), interleaved as ``_interleaved`` does. ``thresholds``:
+    the level's measured ones, which pick kernel or BLAS for the routes' own products; ``matrix``: ``_matrices``'
+    maker of A (the thresholds' A, already made).
+
+    * "vector": ``A @ v``, ``A.T @ w``, ``A.T (A v)`` and ``(A v, A.T w)`` for C- and F-order A, float32 and float64,
+      by ``core.vector_product`` against NumPy's GEMVs (the BLAS route's calls at one column).
+    * "narrow": ``NARROW_CASES``, the tile-wide blocks' fused passes (``core.power_step``, the kernel: the narrow
+      rules apply only where it runs) against the other route's passes of l columns or A^T A by SYRK (of half of
+      A's rows, twice: SYRK's time grows with the rows as the passes' do; on a quarter of them float32 ran 8%
+      slower a row, Zen 4). Each product timed once a round, each route's time their times weighted by the case's
+      counts (the passes repeated took 3x as long: 190-210 ms a run at x86-64-v4, Zen 4).
+    """
+    rng = np.random.default_rng(2)
+    matrix = matrix or _matrices(rng)
+
+    def vector():
+        arrays = []
+        for dtype in ("float32", "float64"):
+            for order in ("C", "F"):
+                A = matrix(dtype, order)
+                arrays.append((A, rng.standard_normal((A.shape[1], 1)).astype(dtype),
+                               rng.standard_normal((A.shape[0], 1)).astype(dtype)))
+
+        def passes():
+            for A, v, w in arrays:
+                core.vector_product(0, A, v), core.vector_product(1, A, w)
+                core.vector_product(2, A, v), core.vector_product(3, A, v, w)
+
+        def gemvs():
+            for A, v, w in arrays:
+                A @ v, A.T @ w, A.T @ (A @ v), (A @ v, A.T @ w)
+
+        return _interleaved((passes, gemvs), rounds)
+
+    def narrow():
+        cases = []
+        for dtype, l, narrow_passes, other_passes in NARROW_CASES:
+            A = matrix(dtype, "C")
+            cases.append((A, narrow_passes, other_passes, rng.standard_normal((A.shape[1], NARROW_BLOCK)).astype(dtype),
+                          rng.standard_normal((A.shape[1], l)).astype(dtype)))
+
+        def times(A, V):  # A @ V by the level's route
+            return core.matmul(A, V) if V.shape[1] < thresholds["C", "pass", A.dtype.name] else blas_times(A, V)
+
+        def step(A, V):  # A V and A^T A V by the level's route
+            if V.shape[1] < thresholds["C", "gram", A.dtype.name]:
+                return core.power_step(A, V)
+            P = blas_times(A, V)
+            return P, blas_times(A.T, P)
+
+        blocks, other = [], []
+        for A, narrow_passes, other_passes, Vb, Vl in cases:
+            blocks += [(narrow_passes, lambda A=A, V=Vb: core.power_step(A, V)), (1, lambda A=A, V=Vb: times(A, V))]
+            if other_passes is None:  # the Gram route: SYRK (memory._syrk)
+                other.append((2, lambda S=A[:A.shape[0] // 2]: S.T @ S))
+            else:
+                other.append((other_passes, lambda A=A, V=Vl: step(A, V)))
+            other.append((1, lambda A=A, V=Vl: times(A, V)))
+        return _interleaved((blocks, other), rounds)
+
+    return {"vector": vector, "narrow": narrow}
+
+
+def decide(probes: dict) -> tuple[dict, dict]:
+    """``({name: True or False}, {name: cell})`` from each ``probes[name]()`` of ``DECISIONS``: True where fastlr's route
+    wins by ``verdict``, False where the other does, missing where neither (or the probe failed: its cell says why)."""
+    decisions, cells = {}, {}
+    for name in DECISIONS:
+        try:
+            rounds = [(float(a), float(b)) for a, b in probes[name]()]
+        except Exception as exc:  # e.g. a core without the kernel: the rule
+            cells[name] = {"status": f"failed ({type(exc).__name__}: {exc})"}
+            continue
+        v = verdict(rounds)
+        if v != "?":
+            decisions[name] = v == "K"
+        cells[name] = {"status": "measured", "verdict": v, "times": _ms(rounds)}
+    return decisions, cells
+
+
+def _ms(rounds) -> list:
+    """The rounds' time pairs in ms, as the cache file keeps them."""
+    return [[round(a * 1e3, 3), round(b * 1e3, 3)] for a, b in rounds]
+
+
 def _interleaved(paths, rounds: int) -> list:
     """The rounds' (first path's, second path's) CPU times of this thread, each warmed once (the first call of a
-    width pays for its pages), the first of each round alternating."""
+    width pays for its pages), the first of each round alternating. A path is a callable or a list of
+    ``(weight, callable)``, each called once a round: the path's time their times' weighted sum."""
     clock = time.thread_time  # this thread's CPU time: another process's turn on the core is left out
+    paths = [[(1, p)] if callable(p) else p for p in paths]
     for path in paths:
-        path()
+        for _, unit in path:
+            unit()
     out = []
     for r in range(rounds):
         t = [0.0, 0.0]
         for i in ((0, 1) if r % 2 == 0 else (1, 0)):
-            s = clock()
-            paths[i]()
-            t[i] = clock() - s
+            for weight, unit in paths[i]:
+                s = clock()
+                unit()
+                t[i] += weight * (clock() - s)
         out.append((t[0], t[1]))
     return out
 
@@ -380,8 +504,7 @@ def measure(static: dict, probes: dict, level: str, lower_probes: dict | None = 
             thresholds[cell], times = scan(static[cell], probes[cell], lower=cell[1] != "gram",
                                            lower_probe=(lower_probes or {}).get(cell))
             cells[name] = {"static": static[cell], "status": "measured",  # ms
-                           "times": {str(w): [[round(k * 1e3, 3), round(b * 1e3, 3)] for k, b in r]
-                                     for w, r in times.items()}}
+                           "times": {str(w): _ms(r) for w, r in times.items()}}
         except Exception as exc:  # e.g. out of memory: that cell keeps the table's threshold
             thresholds[cell] = static[cell]
             cells[name] = {"static": static[cell], "status": f"failed ({type(exc).__name__}: {exc})"}
@@ -398,8 +521,16 @@ def _measure_layouts_into(tab: Table, probe) -> None:
     else:
         tab.layouts["float64"] = swapped
         tab.cells["layout float64"] = {"status": "measured", "swapped": sorted(swapped),  # ms
-                                       "times": {str(w): [[round(a * 1e3, 3), round(b * 1e3, 3)] for a, b in r]
-                                                 for w, r in times.items()}}
+                                       "times": {str(w): _ms(r) for w, r in times.items()}}
+    tab.seconds = round((tab.seconds or 0.0) + time.perf_counter() - start, 3)
+
+
+def _decide_into(tab: Table, probes: dict) -> None:
+    """``decide`` into ``tab`` (its seconds included)."""
+    start = time.perf_counter()
+    decisions, cells = decide(probes)
+    tab.decisions.update(decisions)
+    tab.cells.update(cells)
     tab.seconds = round((tab.seconds or 0.0) + time.perf_counter() - start, 3)
 
 
@@ -413,9 +544,10 @@ def _load(path: str, key: dict, static: dict) -> Table | None:
         if any(t < 0 for t in thresholds.values()):
             return None
         layouts = {t: frozenset(int(r) for r in rs) for t, rs in data.get("layouts", {}).items()}
+        decisions = {name: bool(v) for name, v in data.get("decisions", {}).items() if name in DECISIONS}
         _touch(path)
         return Table(key["level"], thresholds, "cache", path, data.get("seconds"), data.get("cells", {}),
-                     layouts=layouts)
+                     layouts=layouts, decisions=decisions)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # missing or damaged: measured again
 
@@ -495,8 +627,11 @@ def calibrate(static: dict, level: str, force: bool = False, rounds: int = ROUND
             if LEVELS[core._kernel_isa()] != level:
                 return Table(level, dict(static), "static", note=f"this CPU does not run {level}")
             with thread_limit(1), blas_limit(1):
-                tab = measure(static, _timed_probes(core, rounds), level, _timed_probes(core, rounds, tall=True))
+                resident = _matrices(np.random.default_rng(0))  # SHAPE's A, for the thresholds and the decisions
+                tab = measure(static, _timed_probes(core, rounds, matrix=resident), level,
+                              _timed_probes(core, rounds, tall=True))
                 _measure_layouts_into(tab, _layout_probe(rounds))
+                _decide_into(tab, decision_probes(core, rounds, tab.thresholds, resident))
         except Exception as exc:  # e.g. no memory for the matrices: the table, measured again next process
             return Table(level, dict(static), "static", note=f"calibration failed ({type(exc).__name__}: {exc})")
         finally:

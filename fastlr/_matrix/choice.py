@@ -39,8 +39,10 @@ columns; an AVX2 Zen 2 lost 0.83-0.99x from there, sixteenth session), and width
 That table is the fallback and the documented measurement. By default ("auto") each machine
 measures its own thresholds once, at the first dense product of each ISA level, and caches them
 (``calibration.py``: about 1-2 s; kernel and BLAS timed around the table's thresholds, which move
-only where every round agrees by a clear margin). ``FASTLR_CALIBRATION=off`` keeps the table; a
-level pinned by hand (``_level``, or ``use_kernel(..., level=...)``) always follows the table.
+only where every round agrees by a clear margin), and with them two route decisions (``decided``): one-column
+products by fastlr's column passes or BLAS's GEMVs (the rule: ``VECTOR_LEVELS``), and randomized_svd's Krylov
+finder in tile-wide blocks or not (the rule: ``NARROW_LEVELS``). ``FASTLR_CALIBRATION=off`` keeps the table and
+the rules; a level pinned by hand (``_level``, or ``use_kernel(..., level=...)``) always follows them.
 ``FASTLR_PRODUCT_CHOICE`` overrides both: ``auto`` (the rule; the default), ``kernel`` (the
 one-pass kernels at any width) or ``blas``.
 
@@ -109,11 +111,12 @@ from .._caches import read_cache_sizes
 from . import calibration
 
 __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "DEPTH_CACHE_COLUMNS", "KERNEL_COLUMNS",
-           "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS", "LAYOUT_SHORT_COLUMNS", "MATMUL_COLUMNS", "NARROW_ROW_BYTES",
-           "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS", "SHORT_F_COLUMNS", "SPARSE_BASELINE_SCATTER_BYTES",
-           "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "VECTOR_COLUMNS", "VECTOR_LEVELS", "blas_swap", "cache_sizes",
-           "choice_mode", "dtype_name", "factor_fits", "isa_level", "operand_key", "remember_route", "route_key",
-           "routes", "static_thresholds", "thresholds", "use_kernel", "use_sparse_kernel", "vector_product"]
+           "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS", "LAYOUT_SHORT_COLUMNS", "MATMUL_COLUMNS", "NARROW_LEVELS",
+           "NARROW_ROW_BYTES", "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS", "SHORT_F_COLUMNS",
+           "SPARSE_BASELINE_SCATTER_BYTES", "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "VECTOR_COLUMNS",
+           "VECTOR_LEVELS", "blas_swap", "cache_sizes", "choice_mode", "decided", "dtype_name", "factor_fits",
+           "isa_level", "operand_key", "remember_route", "route_key", "routes", "static_thresholds", "thresholds",
+           "use_kernel", "use_sparse_kernel", "vector_product"]
 
 #: Factors at least this wide go to BLAS at every ISA level ("auto"): its GEMM
 #: beats the one-pass kernels there. KERNEL_COLUMNS holds the narrower
@@ -145,6 +148,9 @@ KERNEL_MIN_COLUMNS = 2
 #:   F-order ``A.T @ w``; eight rows a block, where four lost 0.93-0.97x on 5760 x 1080), 1.03-1.31x for the float64
 #:   axpys, 0.98-1.20x for the float32 ones; through the route C-order float32 ``A.T @ w`` read 0.96-1.05x NumPy on
 #:   the passes against 0.95-0.99x on GEMV (the route's Python), the others 0.99-1.48x.
+#:
+#: The rule where nothing was measured: by default each machine decides at first use (``decided``, the calibration's
+#: "vector" probe).
 VECTOR_LEVELS = ("x86-64-v3", "x86-64-v4")
 #: A at (level, order, dtype): fastlr's column passes (``_core.vector_product``) also for 2 to fewer than this many
 #: columns on one thread, in place of the one-pass kernels (C order), which run 2-4 columns as they run 8 (5760 x 1080
@@ -155,6 +161,15 @@ VECTOR_LEVELS = ("x86-64-v3", "x86-64-v4")
 #: kernel stays); F order, 2-4 columns, 1.3-4.0x in float32, 1.04-3.7x in float64 (times, rtimes, power, gd).
 VECTOR_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 5, ("x86-64-v3", "C", "float64"): 3,
                                                    ("x86-64-v3", "F", "float32"): 5, ("x86-64-v3", "F", "float64"): 5}
+
+#: ISA levels where randomized_svd's Krylov finder runs the narrow-block rules (``_krylov.krylov_block``: tile-wide blocks
+#: on the fused kernel, dense in-memory A) where nothing was measured; by default each machine decides at first use
+#: (``decided``, the calibration's "narrow" probe). x86-64-v4 takes x86-64-v3's 64-byte blocks (one 512-bit vector;
+#: its own tile is two): Zen 4, one thread, 7 interleaved rounds, randomized_svd on 5760 x 1080 float32 k = 50 68.9
+#: against 96.5 ms (the narrow blocks in place of the Gram route; worst excess of 3 seeds 3.7e-9 against 3.2e-7), k = 10
+#: 32.2 against 38.8, float64 k = 10 55.2 against 59.2 (2.9e-14 against 1.4e-12); 100000 x 500 0.99-1.12x; 128-byte
+#: blocks changed nothing at k = 50 (bench/README.md, twenty-second session, HZ). Baseline not measured.
+NARROW_LEVELS = ("x86-64-v3", "x86-64-v4")
 
 #: Values of FASTLR_PRODUCT_CHOICE.
 CHOICES = ("auto", "kernel", "blas")
@@ -302,17 +317,37 @@ def remember_route(key, route) -> None:
 
 def vector_product(columns: int, threads: int = 1, level: str | None = None, dtype=None, order: str | None = None):
     """``_core.vector_product`` where a dense product (any kind) with a ``columns``-wide factor on ``threads``
-    threads runs it ("auto", one thread, the C++ core with run-time dispatch, and one column at the kernels' ISA
-    level in ``VECTOR_LEVELS`` or fewer than ``VECTOR_COLUMNS[level, order, dtype]``), else None (BLAS's GEMV, the
-    one-pass kernels, or either under FASTLR_PRODUCT_CHOICE)."""
+    threads runs it ("auto", one thread, the C++ core with run-time dispatch, and one column where this machine's
+    calibration chose the passes, ``decided("vector", VECTOR_LEVELS, level)``, or fewer than
+    ``VECTOR_COLUMNS[level, order, dtype]``), else None (BLAS's GEMV, the one-pass kernels, or either under
+    FASTLR_PRODUCT_CHOICE)."""
     if threads != 1 or columns < 1 or columns > 4 or choice_mode() != "auto":
         return None
-    level = level or isa_level()
-    if (level not in VECTOR_LEVELS if columns == 1 else
-            columns >= VECTOR_COLUMNS.get((level, order, dtype_name(dtype) if dtype is not None else None), 0)):
+    if (not decided("vector", VECTOR_LEVELS, level) if columns == 1 else
+            columns >= VECTOR_COLUMNS.get((level or isa_level(), order, dtype_name(dtype) if dtype is not None else None),
+                                          0)):
         return None
     core = _core_with_dispatch()
     return getattr(core, "vector_product", None) if core else None
+
+
+def decided(name: str, rule: tuple, level: str | None = None) -> bool:
+    """Whether fastlr's route holds for the calibration's decision ``name`` (``calibration.DECISIONS``: "vector",
+    "narrow") at the kernels' ISA level: this machine's measurement (measured at the first call of each level, or
+    read from the cache), else the rule, ``level in rule``: calibration off, a level given or pinned by hand, no
+    run-time dispatch, or a measurement that was not decisive.
+
+    Raises
+    ------
+    ValueError
+        When FASTLR_CALIBRATION holds anything other than auto or off.
+    """
+    if level is not None:  # given: the rule, as use_kernel's level
+        return level in rule
+    level = isa_level()
+    tab = _calibrated(level=level)
+    measured = None if tab is None else tab.decisions.get(name)
+    return level in rule if measured is None else measured
 
 
 def choice_mode() -> str:
@@ -676,9 +711,16 @@ def describe() -> str:
         f"{calibration.LAYOUT_SHAPE[0]} below {LAYOUT_SHORT_COLUMNS} columns), else NumPy's layout")
     vec = "".join(f", fastlr's column passes for {o}-order A of {'2' if c == 3 else f'2-{c - 1}'} columns on one "
                   f"thread ({t})" for (lv, o, t), c in VECTOR_COLUMNS.items() if lv == level and c > 2)
+    def said(name, rule, rule_name):  # a calibration decision: (fastlr's route?, where it comes from)
+        measured = None if tab is None else tab.decisions.get(name)
+        return (level in rule, rule_name) if measured is None else (measured, "measured")
+
+    vector, vector_source = said("vector", VECTOR_LEVELS, "VECTOR_LEVELS")
+    narrow, narrow_source = said("narrow", NARROW_LEVELS, "NARROW_LEVELS")
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}{short_f}; "
-            f"{'fastlr' if level in VECTOR_LEVELS else 'BLAS'}'s one-column products on one thread (BLAS's on more; "
-            f"KERNEL_MIN_COLUMNS, VECTOR_LEVELS){vec}, BLAS otherwise, and for wide A whose d x l factor passes L2 "
-            f"({l2 >> 10} KiB) and, by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){layout} "
-            f"(FASTLR_PRODUCT_CHOICE)")
+            f"{'fastlr' if vector else 'BLAS'}'s one-column products on one thread ({vector_source}; BLAS's on more; "
+            f"KERNEL_MIN_COLUMNS){vec}, BLAS otherwise, and for wide A whose d x l factor passes L2 "
+            f"({l2 >> 10} KiB) and, by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){layout}; "
+            f"randomized_svd's Krylov finder {'in tile-wide blocks where they pay' if narrow else 'in l-wide blocks'} "
+            f"({narrow_source}) (FASTLR_PRODUCT_CHOICE)")
