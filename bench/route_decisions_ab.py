@@ -144,12 +144,15 @@ def calibrations(level: str, repeat: int) -> None:
             start = time.perf_counter()
             tab = choice._calibrated()
             took = time.perf_counter() - start
-        said = []
+        said, spent = [], 0.0
         for name in calibration.DECISIONS:
-            times = tab.cells.get(name, {}).get("times")
-            ratio = calibration.best_times(times) if times else None
-            said.append(f"{name} {tab.decisions.get(name, 'rule')} ({ratio[1] / ratio[0]:.2f})" if ratio else name)
-        print(f"  {level}: {', '.join(said)}; calibration {took:.2f} s", flush=True)
+            cell = tab.cells.get(name, {})
+            ratio = calibration.best_times(cell["times"]) if cell.get("times") else None
+            spent += cell.get("seconds", 0.0)
+            said.append(f"{name} {tab.decisions.get(name, 'rule')} ({ratio[1] / ratio[0]:.2f}, {cell['seconds'] * 1e3:.0f} ms"
+                        + (f"; rounds {cell['times']})" if name not in tab.decisions else ")")
+                        if ratio else f"{name} {cell.get('status')}")
+        print(f"  {level}: {', '.join(said)}; calibration {took:.2f} s, the decisions {spent:.3f} s of it", flush=True)
 
 
 def main(argv=None) -> int:

@@ -142,8 +142,8 @@ def cmd_calibrate(args) -> int:
     for name, what in calibration.DECISIONS.items():  # the route decisions (calibration.decide)
         info = tab.cells.get(name, {})
         said = {True: "yes", False: "no"}.get(tab.decisions.get(name), "the rule")
-        ratio = (f"   other / fastlr's time {_time_ratio(*calibration.best_times(info['times']))}" if info.get("times")
-                 else f"   {info.get('status', '')}")
+        ratio = (f"   other / fastlr's time {_time_ratio(*calibration.best_times(info['times']))} "
+                 f"({info.get('seconds', 0) * 1e3:.0f} ms)" if info.get("times") else f"   {info.get('status', '')}")
         print(f"  {name}: {what}: {said}{ratio}")
     print(f"  now: {describe_product_choice()}")
     return 0

@@ -58,6 +58,12 @@ def flipped(level):
     return {"vector": level not in choice.VECTOR_LEVELS, "narrow": level not in choice.NARROW_LEVELS}
 
 
+def _ratio_of(rounds) -> str:
+    """``fastlr calibrate``'s other / fastlr's best time of the rounds."""
+    fastlr_time, other = calibration.best_times(rounds)
+    return f"{other / fastlr_time:.2f}"
+
+
 def fake_decision_probes(decisions, calls=None):
     """``{name: probe}``: fastlr's route faster (K) where ``decisions[name]``, the other (B) elsewhere."""
     def make(name):
@@ -282,7 +288,8 @@ def test_cli_calibrate_and_info(calibrating, capsys, tmp_path):
     assert "C pass float32" in out and "-> 193" in out and "now: auto at" in out
     want = flipped(choice.isa_level())
     for name in calibration.DECISIONS:  # the route decisions, with the fake probes' other / fastlr's time
-        assert f"  {name}: {calibration.DECISIONS[name]}: {'yes' if want[name] else 'no'}   other / fastlr's time " in out
+        said = f"  {name}: {calibration.DECISIONS[name]}: {'yes' if want[name] else 'no'}   other / fastlr's time "
+        assert said + f"{_ratio_of(B if not want[name] else K)} (" in out
     assert cli.main(["calibrate", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["source"] == "cache"
     assert cli.main(["calibrate", "--force", "--json"]) == 0
@@ -483,6 +490,7 @@ def test_decide():
     decisions, cells = calibration.decide({"vector": lambda: K, "narrow": lambda: B})
     assert decisions == {"vector": True, "narrow": False}
     assert cells["vector"]["verdict"] == "K" and cells["vector"]["times"] == [[k * 1e3, b * 1e3] for k, b in K]
+    assert cells["narrow"]["seconds"] >= 0.0 and set(cells["narrow"]) == {"status", "verdict", "times", "seconds"}
     decisions, cells = calibration.decide({"vector": lambda: Q, "narrow": broken})
     assert decisions == {} and cells["vector"]["verdict"] == "?"
     assert cells["narrow"] == {"status": "failed (AttributeError: no vector_product)"}
