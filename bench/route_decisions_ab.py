@@ -78,14 +78,15 @@ def ab(tab, name: str, call, rounds: int, gram_on: int | None = None) -> tuple[f
 def vector_rows(tab, rounds: int) -> bool:
     rng = np.random.default_rng(0)
     logs = []
-    print("| A | dtype | order | times | rtimes | gram_product | power_pass | gd_products |\n|---|---|---|---|---|---|---|---|")
+    print("| A | dtype | order | times | rtimes | gram_product | power_pass | gd_products |\n" + "|---" * 8 + "|")
     for shape in VECTOR_SHAPES:
         A64 = rng.standard_normal(shape)
         for dtype in (np.float32, np.float64):
             for order in "CF":
                 A = np.asarray(A64.astype(dtype), order=order)
                 op = InMemory(A)
-                v, w = rng.standard_normal((shape[1], 1)).astype(dtype), rng.standard_normal((shape[0], 1)).astype(dtype)
+                v = rng.standard_normal((shape[1], 1)).astype(dtype)
+                w = rng.standard_normal((shape[0], 1)).astype(dtype)
                 cells = []
                 for call in (lambda: op.times(v), lambda: op.rtimes(w), lambda: op.gram_product(v),
                              lambda: op.power_pass(v), lambda: op.gd_products(w, v)):
@@ -125,7 +126,8 @@ def narrow_rows(tab, rounds: int) -> list:
                 tab.decisions.update(kept[0])
                 calibration._bump()
                 if routes[0] == routes[1]:
-                    print(f"| {name[5:]} | {np.dtype(dtype).name} | {k} | - | - | same route | {routes[0]} |", flush=True)
+                    print(f"| {name[5:]} | {np.dtype(dtype).name} | {k} | - | - | same route | {routes[0]} |",
+                          flush=True)
                     continue
                 on, off = ab(tab, "narrow", lambda: fastlr.randomized_svd(A, k, random_state=0), rounds, 21)
                 out.append(off / on)
@@ -149,9 +151,12 @@ def calibrations(level: str, repeat: int) -> None:
             cell = tab.cells.get(name, {})
             ratio = calibration.best_times(cell["times"]) if cell.get("times") else None
             spent += cell.get("seconds", 0.0)
-            said.append(f"{name} {tab.decisions.get(name, 'rule')} ({ratio[1] / ratio[0]:.2f}, {cell['seconds'] * 1e3:.0f} ms"
-                        + (f"; rounds {cell['times']})" if name not in tab.decisions else ")")
-                        if ratio else f"{name} {cell.get('status')}")
+            if not ratio:
+                said.append(f"{name} {cell.get('status')}")
+                continue
+            rounds = f"; rounds {cell['times']}" if name not in tab.decisions else ""  # why it was not decisive
+            said.append(f"{name} {tab.decisions.get(name, 'rule')} ({ratio[1] / ratio[0]:.2f}, "
+                        f"{cell['seconds'] * 1e3:.0f} ms{rounds})")
         print(f"  {level}: {', '.join(said)}; calibration {took:.2f} s, the decisions {spent:.3f} s of it", flush=True)
 
 

@@ -526,8 +526,8 @@ def test_decisions_are_measured_cached_followed_and_reported(calibrating, monkey
     assert routes() == want and len(calibrating) == 1  # from the cache
     text = choice.describe()
     assert f"{'fastlr' if want['vector'] else 'BLAS'}'s one-column products on one thread (measured;" in text
-    assert f"Krylov finder {'in tile-wide blocks where they pay' if want['narrow'] else 'in l-wide blocks'} (measured)" \
-        in text
+    blocks = "in tile-wide blocks where they pay" if want["narrow"] else "in l-wide blocks"
+    assert f"Krylov finder {blocks} (measured)" in text
     assert choice.decided("vector", choice.VECTOR_LEVELS, level) == rule["vector"]  # a level given: the rule
     monkeypatch.setattr(choice, "_level", level)  # pinned: the rule
     assert routes() == rule and "(VECTOR_LEVELS;" in choice.describe() and "(NARROW_LEVELS)" in choice.describe()
@@ -554,24 +554,21 @@ def test_decisions_are_measured_cached_followed_and_reported(calibrating, monkey
     assert routes() == rule
 
 
-def test_narrow_cases_are_krylov_blocks_on_5760x1080():
+def test_narrow_cases_are_krylov_blocks_on_5760x1080(monkeypatch):
     """``calibration.NARROW_CASES`` are what ``_krylov.krylov_block`` runs on 5760 x 1080 at n_iter = 7 where the
     narrow rules apply (pinned at x86-64-v4) and where they do not (baseline): blocks of NARROW_BLOCK columns, so
     many passes, against l-wide blocks krylov_depth(7) deep or the Gram route."""
     krylov = sys.modules["fastlr._krylov"]
-    previous = choice._level
-    try:
-        for dtype, l, narrow, other in calibration.NARROW_CASES:
-            op = InMemory(np.zeros((5760, 1080), dtype=dtype))
-            choice._level = "x86-64-v4"
-            assert krylov.krylov_block(op, l - 10, l, 7) == (calibration.NARROW_BLOCK, narrow)
-            choice._level = "baseline"  # the other route
-            if other is None:
-                assert op._gram_pays(l, 7) and not krylov.krylov_applies(op, l, 7)
-            else:
-                assert krylov.krylov_block(op, l - 10, l, 7) == (l, other) and krylov.krylov_applies(op, l, 7)
-    finally:
-        choice._level = previous
+    monkeypatch.delenv("FASTLR_PRODUCT_CHOICE", raising=False)
+    for dtype, l, narrow, other in calibration.NARROW_CASES:
+        op = InMemory(np.zeros((5760, 1080), dtype=dtype))
+        monkeypatch.setattr(choice, "_level", "x86-64-v4")
+        assert krylov.krylov_block(op, l - 10, l, 7) == (calibration.NARROW_BLOCK, narrow)
+        monkeypatch.setattr(choice, "_level", "baseline")  # the other route
+        if other is None:
+            assert op._gram_pays(l, 7) and not krylov.krylov_applies(op, l, 7)
+        else:
+            assert krylov.krylov_block(op, l - 10, l, 7) == (l, other) and krylov.krylov_applies(op, l, 7)
 
 
 def test_decision_probes_time_the_routes_they_compare():

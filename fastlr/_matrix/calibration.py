@@ -71,8 +71,8 @@ except ImportError:  # a declared dependency; without it the results stay in mem
     platformdirs = None
 
 __all__ = ["CELLS", "DECISIONS", "MODES", "Table", "best_times", "cache_dir", "calibrate", "cpu_model", "decide",
-           "decision_probes", "machine_key", "measure", "measure_layouts", "mode", "swapped_wins", "reset", "scan", "table",
-           "tall_rows", "verdict"]
+           "decision_probes", "machine_key", "measure", "measure_layouts", "mode", "swapped_wins", "reset", "scan",
+           "table", "tall_rows", "verdict"]
 
 MODES = ("auto", "off")
 #: The ISA levels of the compiled kernels, in ``_core._cap_isa``'s order.
@@ -111,12 +111,12 @@ LAYOUT_SHAPE = (2880, 540)
 #: faster) picks.
 DECISIONS = {"vector": "fastlr's column passes for one-column products on one thread",
              "narrow": "randomized_svd's Krylov finder in tile-wide blocks on fastlr's fused kernel"}
-#: The "narrow" probe's cases: randomized_svd's Krylov route on dense 5760 x 1080 at n_iter = 7 (``_krylov.krylov_block``;
-#: tests/test_calibration.py holds them to it): (dtype, l, fused passes of ``NARROW_BLOCK`` columns, the other route's
-#: passes of l columns, None for the Gram route: A^T A by SYRK). k = 10 (l = 20): 16-column blocks one deeper, 5 passes
-#: against 4 of 20; float32 k = 50 (l = 60): 9 passes of 16 against the Gram route. Each route ends with one ``A @ V``
-#: (the Rayleigh-Ritz step; the Gram route's last step). Costs that do not grow with A's rows (orthogonalization, the
-#: Gram route's d x d products, the Rayleigh-Ritz SVD) are left out of both.
+#: The "narrow" probe's cases: randomized_svd's Krylov route on dense 5760 x 1080 at n_iter = 7
+#: (``_krylov.krylov_block``; tests/test_calibration.py holds them to it): (dtype, l, fused passes of ``NARROW_BLOCK``
+#: columns, the other route's passes of l columns, None for the Gram route: A^T A by SYRK). k = 10 (l = 20):
+#: 16-column blocks one deeper, 5 passes against 4 of 20; float32 k = 50 (l = 60): 9 passes of 16 against the Gram
+#: route. Each route ends with one ``A @ V`` (the Rayleigh-Ritz step; the Gram route's last step). Costs that do not
+#: grow with A's rows (orthogonalization, the Gram route's d x d products, the Rayleigh-Ritz SVD) are left out of both.
 NARROW_CASES = (("float32", 20, 5, 4), ("float64", 20, 5, 4), ("float32", 60, 9, None))
 NARROW_BLOCK = 16
 #: At most this many bytes of A below the table's thresholds (``tall_rows``).
@@ -407,8 +407,9 @@ def decision_probes(core, rounds: int, thresholds: dict, matrix=None) -> dict:
 
 
 def decide(probes: dict) -> tuple[dict, dict]:
-    """``({name: True or False}, {name: cell})`` from each ``probes[name]()`` of ``DECISIONS``: True where fastlr's route
-    wins by ``verdict``, False where the other does, missing where neither (or the probe failed: its cell says why)."""
+    """``({name: True or False}, {name: cell})`` from each ``probes[name]()`` of ``DECISIONS``: True where fastlr's
+    route wins by ``verdict``, False where the other does, missing where neither (or the probe failed: its cell says
+    why)."""
     decisions, cells = {}, {}
     for name in DECISIONS:
         start = time.perf_counter()

@@ -162,9 +162,9 @@ VECTOR_LEVELS = ("x86-64-v3", "x86-64-v4")
 VECTOR_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 5, ("x86-64-v3", "C", "float64"): 3,
                                                    ("x86-64-v3", "F", "float32"): 5, ("x86-64-v3", "F", "float64"): 5}
 
-#: ISA levels where randomized_svd's Krylov finder runs the narrow-block rules (``_krylov.krylov_block``: tile-wide blocks
-#: on the fused kernel, dense in-memory A) where nothing was measured; by default each machine decides at first use
-#: (``decided``, the calibration's "narrow" probe). x86-64-v4 takes x86-64-v3's 64-byte blocks (one 512-bit vector;
+#: ISA levels where randomized_svd's Krylov finder runs the narrow-block rules (``_krylov.krylov_block``: tile-wide
+#: blocks on the fused kernel, dense in-memory A) where nothing was measured; by default each machine decides at first
+#: use (``decided``, the calibration's "narrow" probe). x86-64-v4 takes x86-64-v3's 64-byte blocks (one 512-bit vector;
 #: its own tile is two): Zen 4, one thread, 7 interleaved rounds, randomized_svd on 5760 x 1080 float32 k = 50 68.9
 #: against 96.5 ms (the narrow blocks in place of the Gram route; worst excess of 3 seeds 3.7e-9 against 3.2e-7), k = 10
 #: 32.2 against 38.8, float64 k = 10 55.2 against 59.2 (2.9e-14 against 1.4e-12); 100000 x 500 0.99-1.12x; 128-byte
@@ -323,9 +323,10 @@ def vector_product(columns: int, threads: int = 1, level: str | None = None, dty
     FASTLR_PRODUCT_CHOICE)."""
     if threads != 1 or columns < 1 or columns > 4 or choice_mode() != "auto":
         return None
-    if (not decided("vector", VECTOR_LEVELS, level) if columns == 1 else
-            columns >= VECTOR_COLUMNS.get((level or isa_level(), order, dtype_name(dtype) if dtype is not None else None),
-                                          0)):
+    if columns == 1:
+        if not decided("vector", VECTOR_LEVELS, level):
+            return None
+    elif columns >= VECTOR_COLUMNS.get((level or isa_level(), order, None if dtype is None else dtype_name(dtype)), 0):
         return None
     core = _core_with_dispatch()
     return getattr(core, "vector_product", None) if core else None
@@ -711,6 +712,7 @@ def describe() -> str:
         f"{calibration.LAYOUT_SHAPE[0]} below {LAYOUT_SHORT_COLUMNS} columns), else NumPy's layout")
     vec = "".join(f", fastlr's column passes for {o}-order A of {'2' if c == 3 else f'2-{c - 1}'} columns on one "
                   f"thread ({t})" for (lv, o, t), c in VECTOR_COLUMNS.items() if lv == level and c > 2)
+
     def said(name, rule, rule_name):  # a calibration decision: (fastlr's route?, where it comes from)
         measured = None if tab is None else tab.decisions.get(name)
         return (level in rule, rule_name) if measured is None else (measured, "measured")
