@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -136,18 +137,26 @@ FASTLR_AVX2_INLINE void block_dots(const T* b0, index_t c, const T* x, T* y) {
   for (int q = 0; q < N; q += 4) S::sum4(s[q], s[q + 1], s[q + 2], s[q + 3], y + q);
 }
 
+// One row's dot with x: four chains of FMAs (a row alone waits on one chain's latency where A comes from cache).
 template <class T>
 FASTLR_AVX2_INLINE T row_dot(const T* b, index_t c, const T* x) {
   using S = Avx2<T>;
   using V = typename S::V;
   const index_t cv = c / S::L * S::L;
-  V s = S::zero();
-  for (index_t j = 0; j < cv; j += S::L) s = S::fma(S::load(b + j), S::load(x + j), s);
+  V s0 = S::zero(), s1 = s0, s2 = s0, s3 = s0;
+  index_t j = 0;
+  for (; j + 4 * S::L <= cv; j += 4 * S::L) {
+    s0 = S::fma(S::load(b + j), S::load(x + j), s0);
+    s1 = S::fma(S::load(b + j + S::L), S::load(x + j + S::L), s1);
+    s2 = S::fma(S::load(b + j + 2 * S::L), S::load(x + j + 2 * S::L), s2);
+    s3 = S::fma(S::load(b + j + 3 * S::L), S::load(x + j + 3 * S::L), s3);
+  }
+  for (; j < cv; j += S::L) s0 = S::fma(S::load(b + j), S::load(x + j), s0);
   if (cv < c) {
     const __m256i m = S::mask(static_cast<int>(c - cv));
-    s = S::fma(S::mload(b + cv, m), S::mload(x + cv, m), s);
+    s1 = S::fma(S::mload(b + cv, m), S::mload(x + cv, m), s1);
   }
-  return S::sum1(s);
+  return S::sum1(S::add(S::add(s0, s1), S::add(s2, s3)));
 }
 
 // z += w[0] b0 + ... + w[N-1] b(N-1), N rows c apart (one load and store of z per block), the even rows' terms
@@ -192,20 +201,67 @@ FASTLR_AVX2_INLINE void block_axpy(const T* b0, index_t c, const T* w, T* z) {
 
 constexpr index_t kDotRows = 8;  // rows of dots_avx2's blocks (block_dots)
 
+// z += w b for one row b (c entries): block_axpy<T, 1> with the tail entries added one by one, where its masked
+// load and store of z would come once per row (AMD's masked stores are slow: 1000000 x 20 float32 one row at a time
+// took 3.5x the blocks' time with them).
+template <class T>
+FASTLR_AVX2_INLINE void row_axpy(const T* b, index_t c, T w, T* z) {
+  using S = Avx2<T>;
+  const typename S::V wv = S::set1(w);
+  const index_t cv = c / S::L * S::L;
+  for (index_t j = 0; j < cv; j += S::L) S::store(z + j, S::fma(S::load(b + j), wv, S::load(z + j)));
+  for (index_t j = cv; j < c; ++j) z[j] = std::fma(b[j], w, z[j]);
+}
+
+// A of at least kOneStreamBytes (past the L2 and most of an L3) with rows narrower than kRowDotBytes takes its dots
+// one row at a time (row_dot), read as one stream in memory order; else in blocks of kDotRows rows (block_dots:
+// eight streams, x loaded once per eight FMAs). Zen 4 (x86-64-v4/v3, one thread; a C++ model of the loops on 80-160
+// MB A): rows of 128 B to 8.6 KB one at a time 1.01-1.12x the fastest read of A where the blocks took 1.14-3.2x
+// (rows of 0.5-2 KB: 2.4-3.2x); 16 KB float64 rows 1.34x against the blocks' 1.20x. In cache the blocks keep their
+// lead on float32 (the kernel, 10000 x 200 float32: 0.12 against 0.18 ms one row at a time). Zen 2 had chosen the
+// blocks: one stream of A read at ~17 GB/s there, four at ~23 (bench/README.md, twenty-third session).
+constexpr index_t kOneStreamBytes = 16 << 20;
+constexpr index_t kRowDotBytes = 12 << 10;
+// The axpys (z += w_i B_i; the blocks load and store z once per kAxpyBlock rows) one row at a time for rows
+// narrower than kRowAxpyBytes, from kOneStreamBytes: the model, rows of 128 B-3 KB 1.03-1.36x the read against
+// the blocks' 1.40-2.82x; 8 KB rows and more 1.6-2.5x against 1.3x (z's load and store per row). Not where a row
+// ends in a partial vector below kRowAxpyMinBytes: its scalar tail per row cost 1.4x the blocks at 20 float32
+// columns.
+constexpr index_t kRowAxpyBytes = 4 << 10;
+constexpr index_t kRowAxpyMinBytes = 256;
+
+template <class T>
+bool one_stream(index_t r, index_t c, index_t max_row) {
+  const index_t row = c * static_cast<index_t>(sizeof(T));
+  return row < max_row && r * row >= kOneStreamBytes;
+}
+
+// Whether B (r x c) takes its axpys (and the Gram pair) one row at a time.
+template <class T>
+bool rowwise_axpys(index_t r, index_t c) {
+  const index_t row = c * static_cast<index_t>(sizeof(T));
+  return one_stream<T>(r, c, kRowAxpyBytes) && (row >= kRowAxpyMinBytes || c % Avx2<T>::L == 0);
+}
+
 template <class T>
 __attribute__((target("avx2,fma"))) void dots_avx2(const T* B, index_t r, index_t c, const T* x, T* y) {
   index_t i = 0;
+  if (one_stream<T>(r, c, kRowDotBytes)) {
+    for (; i < r; ++i) y[i] = row_dot<T>(B + i * c, c, x);
+    return;
+  }
   for (; i + kDotRows <= r; i += kDotRows) block_dots<kDotRows, T>(B + i * c, c, x, y + i);
   for (; i + kBlock <= r; i += kBlock) block_dots<kBlock, T>(B + i * c, c, x, y + i);
   for (; i < r; ++i) y[i] = row_dot<T>(B + i * c, c, x);
 }
 
 template <class T>
-__attribute__((target("avx2,fma"))) void axpys_avx2(const T* B, index_t r, index_t c, const T* w, T* z) {
+__attribute__((target("avx2,fma"))) void axpys_avx2(const T* B, index_t r, index_t c, const T* w, T* z,
+                                                     bool rowwise) {
   std::fill(z, z + c, T(0));
   index_t i = 0;
-  for (; i + kAxpyBlock <= r; i += kAxpyBlock) block_axpy<T, kAxpyBlock>(B + i * c, c, w + i, z);
-  for (; i < r; ++i) block_axpy<T, 1>(B + i * c, c, w + i, z);
+  for (; !rowwise && i + kAxpyBlock <= r; i += kAxpyBlock) block_axpy<T, kAxpyBlock>(B + i * c, c, w + i, z);
+  for (; i < r; ++i) row_axpy<T>(B + i * c, c, w[i], z);
 }
 
 // y = B x, z = B.T u in one sweep of B (each block's rows loaded once for both).
@@ -252,16 +308,17 @@ __attribute__((target("avx2,fma"))) void both_avx2(const T* B, index_t r, index_
 
 // y = B x, z = B.T y in one pass: each block's dots, then its axpy while its rows are in L1/L2.
 template <class T>
-__attribute__((target("avx2,fma"))) void gram_avx2(const T* B, index_t r, index_t c, const T* x, T* y, T* z) {
+__attribute__((target("avx2,fma"))) void gram_avx2(const T* B, index_t r, index_t c, const T* x, T* y, T* z,
+                                                    bool rowwise) {
   std::fill(z, z + c, T(0));
   index_t i = 0;
-  for (; i + kAxpyBlock <= r; i += kAxpyBlock) {
+  for (; !rowwise && i + kAxpyBlock <= r; i += kAxpyBlock) {
     for (index_t q = 0; q < kAxpyBlock; q += kBlock) block_dots<kBlock, T>(B + (i + q) * c, c, x, y + i + q);
     block_axpy<T, kAxpyBlock>(B + i * c, c, y + i, z);
   }
   for (; i < r; ++i) {
     y[i] = row_dot<T>(B + i * c, c, x);
-    block_axpy<T, 1>(B + i * c, c, y + i, z);
+    row_axpy<T>(B + i * c, c, y[i], z);
   }
 }
 
@@ -358,7 +415,7 @@ template <class T>
 void axpys(const T* B, index_t r, index_t c, const T* w, T* z) {
   in_row_chunks<T>(r, z, c, [&](index_t i0, index_t rows, T* zc) {
 #if defined(FASTLR_X86_DISPATCH)
-    if (avx2_level()) return axpys_avx2<T>(B + i0 * c, rows, c, w + i0, zc);
+    if (avx2_level()) return axpys_avx2<T>(B + i0 * c, rows, c, w + i0, zc, rowwise_axpys<T>(r, c));
 #endif
     pass_k_plain<T>(B + i0 * c, rows, c, 1, nullptr, w + i0, nullptr, zc);
   });
@@ -371,7 +428,8 @@ void pair(const T* B, index_t r, index_t c, const T* x, const T* u, T* y, T* z) 
     const T* u0 = u != nullptr ? u + i0 : nullptr;
 #if defined(FASTLR_X86_DISPATCH)
     if (avx2_level())
-      return u0 != nullptr ? both_avx2<T>(B0, rows, c, x, u0, y + i0, zc) : gram_avx2<T>(B0, rows, c, x, y + i0, zc);
+      return u0 != nullptr ? both_avx2<T>(B0, rows, c, x, u0, y + i0, zc)
+                           : gram_avx2<T>(B0, rows, c, x, y + i0, zc, rowwise_axpys<T>(r, c));
 #endif
     pass_k_plain<T>(B0, rows, c, 1, x, u0, y + i0, zc);
   });
