@@ -243,6 +243,16 @@ bool rowwise_axpys(index_t r, index_t c) {
   return one_stream<T>(r, c, kRowAxpyBytes) && (row >= kRowAxpyMinBytes || c % Avx2<T>::L == 0);
 }
 
+// The pair y = B x, z = B.T u (both_avx2) one row at a time from rows of kRowBothMinBytes: 100000 x 200 and
+// 50000 x 500 0.51-0.58x the four-row blocks' time, but 200000 x 64 float32 (256-byte rows) 1.18x and 1000000 x 20
+// float64 1.38x (a row's own reduction and tail).
+constexpr index_t kRowBothMinBytes = 512;
+
+template <class T>
+bool rowwise_both(index_t r, index_t c) {
+  return rowwise_axpys<T>(r, c) && c * static_cast<index_t>(sizeof(T)) >= kRowBothMinBytes;
+}
+
 template <class T>
 __attribute__((target("avx2,fma"))) void dots_avx2(const T* B, index_t r, index_t c, const T* x, T* y) {
   index_t i = 0;
@@ -264,16 +274,55 @@ __attribute__((target("avx2,fma"))) void axpys_avx2(const T* B, index_t r, index
   for (; i < r; ++i) row_axpy<T>(B + i * c, c, w[i], z);
 }
 
-// y = B x, z = B.T u in one sweep of B (each block's rows loaded once for both).
+// One row's dot with x, returned, and z += u b, each vector of the row loaded once for both (row_dot's four chains;
+// the tail entries one by one, as row_axpy's).
+template <class T>
+FASTLR_AVX2_INLINE T row_dot_axpy(const T* b, index_t c, const T* x, T u, T* z) {
+  using S = Avx2<T>;
+  using V = typename S::V;
+  const V uv = S::set1(u);
+  const index_t cv = c / S::L * S::L;
+  V s0 = S::zero(), s1 = s0, s2 = s0, s3 = s0;
+  index_t j = 0;
+  for (; j + 4 * S::L <= cv; j += 4 * S::L) {
+    const V a0 = S::load(b + j), a1 = S::load(b + j + S::L), a2 = S::load(b + j + 2 * S::L),
+            a3 = S::load(b + j + 3 * S::L);
+    s0 = S::fma(a0, S::load(x + j), s0);
+    s1 = S::fma(a1, S::load(x + j + S::L), s1);
+    s2 = S::fma(a2, S::load(x + j + 2 * S::L), s2);
+    s3 = S::fma(a3, S::load(x + j + 3 * S::L), s3);
+    S::store(z + j, S::fma(a0, uv, S::load(z + j)));
+    S::store(z + j + S::L, S::fma(a1, uv, S::load(z + j + S::L)));
+    S::store(z + j + 2 * S::L, S::fma(a2, uv, S::load(z + j + 2 * S::L)));
+    S::store(z + j + 3 * S::L, S::fma(a3, uv, S::load(z + j + 3 * S::L)));
+  }
+  for (; j < cv; j += S::L) {
+    const V a = S::load(b + j);
+    s0 = S::fma(a, S::load(x + j), s0);
+    S::store(z + j, S::fma(a, uv, S::load(z + j)));
+  }
+  T tail = 0;
+  for (index_t j = cv; j < c; ++j) {
+    tail = std::fma(b[j], x[j], tail);
+    z[j] = std::fma(b[j], u, z[j]);
+  }
+  return S::sum1(S::add(S::add(s0, s1), S::add(s2, s3))) + tail;
+}
+
+// y = B x, z = B.T u in one sweep of B (each block's rows loaded once for both; rowwise: one row at a time).
 template <class T>
 __attribute__((target("avx2,fma"))) void both_avx2(const T* B, index_t r, index_t c, const T* x, const T* u, T* y,
-                                                    T* z) {
+                                                    T* z, bool rowwise) {
   using S = Avx2<T>;
   using V = typename S::V;
   std::fill(z, z + c, T(0));
   const index_t cv = c / S::L * S::L;
   const __m256i m = S::mask(static_cast<int>(c - cv));
   index_t i = 0;
+  if (rowwise) {
+    for (; i < r; ++i) y[i] = row_dot_axpy<T>(B + i * c, c, x, u[i], z);
+    return;
+  }
   for (; i + kBlock <= r; i += kBlock) {
     const T* b0 = B + i * c;
     const T *b1 = b0 + c, *b2 = b1 + c, *b3 = b2 + c;
@@ -428,7 +477,7 @@ void pair(const T* B, index_t r, index_t c, const T* x, const T* u, T* y, T* z) 
     const T* u0 = u != nullptr ? u + i0 : nullptr;
 #if defined(FASTLR_X86_DISPATCH)
     if (avx2_level())
-      return u0 != nullptr ? both_avx2<T>(B0, rows, c, x, u0, y + i0, zc)
+      return u0 != nullptr ? both_avx2<T>(B0, rows, c, x, u0, y + i0, zc, rowwise_both<T>(r, c))
                            : gram_avx2<T>(B0, rows, c, x, y + i0, zc, rowwise_axpys<T>(r, c));
 #endif
     pass_k_plain<T>(B0, rows, c, 1, x, u0, y + i0, zc);
