@@ -50,6 +50,34 @@ def test_vector_products_match_numpy(isa, dtype, order, k):
         _close(Z, A64.T @ u, dtype)
 
 
+#: Past csrc's kOneStreamBytes (16 MiB): the one-column loops that read A one row at a time. (n, d, dtype): dots of
+#: rows with a partial last vector; axpys from 256-byte rows or whole vectors (64 float32, 20 float64 columns); the
+#: gd pair from 512-byte rows (150 float32 and 70 float64 columns, partial last vectors); below those the blocks.
+ONE_STREAM = [(90_000, 50, np.float32), (70_000, 64, np.float32), (120_000, 20, np.float64),
+              (30_000, 150, np.float32), (40_000, 70, np.float64), (240_000, 20, np.float32)]
+
+
+@pytest.mark.parametrize("shape", ONE_STREAM, ids=lambda s: f"{s[0]}x{s[1]}-{np.dtype(s[2]).name}")
+def test_one_column_products_of_large_a_match_numpy(isa, shape):
+    """One column, C-order A of 16 MiB and more (csrc reads such A one row at a time), every kind, against NumPy in
+    float64."""
+    n, d, dtype = shape
+    assert n * d * np.dtype(dtype).itemsize >= 16 << 20
+    rng = np.random.default_rng(9)
+    A = rng.standard_normal((n, d)).astype(dtype)
+    v, u = rng.standard_normal((d, 1)).astype(dtype), rng.standard_normal((n, 1)).astype(dtype)
+    A64 = A.astype(np.float64)
+    Av = A64 @ v
+    _close(_core.vector_product(0, A, v), Av, dtype)
+    _close(_core.vector_product(1, A, u), A64.T @ u, dtype)
+    Y, Z = _core.vector_product(2, A, v)
+    _close(Y, Av, dtype)
+    _close(Z, A64.T @ Av, dtype)
+    Y, Z = _core.vector_product(3, A, v, u)
+    _close(Y, Av, dtype)
+    _close(Z, A64.T @ u, dtype)
+
+
 @pytest.mark.parametrize("k", [1, 3])
 def test_vector_products_sum_tall_float32_like_numpy(isa, k):
     """A.T w and the gram / gd pairs of a tall float32 A (400000 rows, mean 3: the sums grow) within NumPy's own
