@@ -55,7 +55,8 @@ def fake_layout_probe(calls=None, wins=lambda w: w % 8 in (0, 1)):
 def flipped(level):
     """The route decisions the fake probes give at ``level``: each the opposite of its rule there, so that a
     decision taken from the rule instead of the calibration shows."""
-    return {"vector": level not in choice.VECTOR_LEVELS, "narrow": level not in choice.NARROW_LEVELS}
+    return {"vector": level not in choice.VECTOR_LEVELS, "narrow": level not in choice.NARROW_LEVELS,
+            "one_stream": level not in choice.ONE_STREAM_LEVELS}
 
 
 def _ratio_of(rounds) -> str:
@@ -487,12 +488,12 @@ def test_decide():
     def broken():
         raise AttributeError("no vector_product")
 
-    decisions, cells = calibration.decide({"vector": lambda: K, "narrow": lambda: B})
-    assert decisions == {"vector": True, "narrow": False}
+    decisions, cells = calibration.decide({"vector": lambda: K, "narrow": lambda: B, "one_stream": lambda: K})
+    assert decisions == {"vector": True, "narrow": False, "one_stream": True}
     assert cells["vector"]["verdict"] == "K" and cells["vector"]["times"] == [[k * 1e3, b * 1e3] for k, b in K]
     assert cells["narrow"]["seconds"] >= 0.0 and set(cells["narrow"]) == {"status", "verdict", "times", "seconds"}
-    decisions, cells = calibration.decide({"vector": lambda: Q, "narrow": broken})
-    assert decisions == {} and cells["vector"]["verdict"] == "?"
+    decisions, cells = calibration.decide({"vector": lambda: Q, "narrow": broken, "one_stream": lambda: []})
+    assert decisions == {} and cells["vector"]["verdict"] == "?" and cells["one_stream"]["verdict"] == "?"
     assert cells["narrow"] == {"status": "failed (AttributeError: no vector_product)"}
 
 
@@ -504,7 +505,8 @@ def test_decisions_are_measured_cached_followed_and_reported(calibrating, monkey
     overrides both."""
     krylov = sys.modules["fastlr._krylov"]
     level = choice.isa_level()
-    rule, want = {"vector": level in choice.VECTOR_LEVELS, "narrow": level in choice.NARROW_LEVELS}, flipped(level)
+    rule, want = ({"vector": level in choice.VECTOR_LEVELS, "narrow": level in choice.NARROW_LEVELS,
+                   "one_stream": level in choice.ONE_STREAM_LEVELS}, flipped(level))
     static = choice.static_thresholds(level)
     first = calibration.calibrate(static, level)
     assert first.decisions == want and first.cells["narrow"]["verdict"] == ("K" if want["narrow"] else "B")
@@ -519,7 +521,15 @@ def test_decisions_are_measured_cached_followed_and_reported(calibrating, monkey
 
     def routes():
         return {"vector": choice.vector_product(1, 1, dtype=np.float64, order="C") is not None,
-                "narrow": krylov._narrow_tile(dense) == tile}
+                "narrow": krylov._narrow_tile(dense) == tile, "one_stream": one_stream()}
+
+    def one_stream():  # the flag the one-column route passes (with the column passes forced on to see it)
+        with monkeypatch.context() as m:
+            m.setattr(choice, "decided", lambda name, rule, level=None: True if name == "vector" else decided(
+                name, rule, level))
+            return choice.vector_product(1, 1, dtype=np.float64, order="C").keywords["one_stream"]
+
+    decided = choice.decided
 
     calibration.reset()
     assert {name: choice.decided(name, getattr(choice, f"{name.upper()}_LEVELS")) for name in want} == want
@@ -578,9 +588,17 @@ def test_decision_probes_time_the_routes_they_compare():
     seen = []
 
     class Core:
-        def vector_product(self, kind, A, F1, F2=None):
-            seen.append(("vector", kind, A.dtype.name, "C" if A.flags.c_contiguous else "F"))
+        level = 2
+
+        def vector_product(self, kind, A, F1, F2=None, one_stream=None):
+            if one_stream is None:
+                seen.append(("vector", kind, A.dtype.name, "C" if A.flags.c_contiguous else "F"))
+            else:
+                seen.append(("one_stream", kind, A.dtype.name, A.nbytes >= 16 << 20, one_stream))
             return None  # not used
+
+        def _kernel_isa(self):
+            return self.level
 
         def power_step(self, A, V):
             seen.append(("power_step", V.shape[1], A.dtype.name))
@@ -599,3 +617,10 @@ def test_decision_probes_time_the_routes_they_compare():
     assert len(calibration.decision_probes(Core(), 1, thresholds)["narrow"]()) == 1
     assert set(seen) == {("power_step", 16, "float32"), ("power_step", 16, "float64"), ("power_step", 20, "float64"),
                          ("matmul", 16, "float32"), ("matmul", 20, "float32"), ("matmul", 60, "float32")}
+    seen.clear()  # "one_stream": A @ v and A.T @ w on A past 16 MiB, one row at a time and in blocks
+    assert len(calibration.decision_probes(Core(), 1, thresholds)["one_stream"]()) == 1
+    assert set(seen) == {("one_stream", kind, t, True, flag) for kind in (0, 1) for t in ("float32", "float64")
+                         for flag in (True, False)}
+    seen.clear()
+    Core.level = 0  # the baseline: nothing to decide
+    assert calibration.decision_probes(Core(), 1, thresholds)["one_stream"]() == [] and seen == []

@@ -2,6 +2,8 @@
 and the route that sends narrow factors to them (``choice.vector_product``: "auto", one thread, x86-64-v3, one column
 or fewer than ``VECTOR_COLUMNS``) in place of NumPy's GEMVs, BLAS's GEMMs and the one-pass kernels."""
 
+import functools
+
 import numpy as np
 import pytest
 from conftest import require_backend
@@ -20,6 +22,12 @@ def isa(request):
     old = _core._cap_isa(request.param)
     yield request.param
     _core._cap_isa(old)
+
+
+def is_vector_product(f) -> bool:
+    """The route's function is ``_core.vector_product`` (one column: with this machine's ``one_stream`` bound)."""
+    return f is _core.vector_product or (isinstance(f, functools.partial) and f.func is _core.vector_product
+                                         and set(f.keywords) == {"one_stream"})
 
 
 def _close(got, want, dtype):
@@ -59,8 +67,8 @@ ONE_STREAM = [(90_000, 50, np.float32), (70_000, 64, np.float32), (120_000, 20, 
 
 @pytest.mark.parametrize("shape", ONE_STREAM, ids=lambda s: f"{s[0]}x{s[1]}-{np.dtype(s[2]).name}")
 def test_one_column_products_of_large_a_match_numpy(isa, shape):
-    """One column, C-order A of 16 MiB and more (csrc reads such A one row at a time), every kind, against NumPy in
-    float64."""
+    """One column, C-order A of 16 MiB and more (csrc reads such A one row at a time; ``one_stream=False``, as the
+    calibration may decide: in blocks of rows), every kind, against NumPy in float64."""
     n, d, dtype = shape
     assert n * d * np.dtype(dtype).itemsize >= 16 << 20
     rng = np.random.default_rng(9)
@@ -68,14 +76,15 @@ def test_one_column_products_of_large_a_match_numpy(isa, shape):
     v, u = rng.standard_normal((d, 1)).astype(dtype), rng.standard_normal((n, 1)).astype(dtype)
     A64 = A.astype(np.float64)
     Av = A64 @ v
-    _close(_core.vector_product(0, A, v), Av, dtype)
-    _close(_core.vector_product(1, A, u), A64.T @ u, dtype)
-    Y, Z = _core.vector_product(2, A, v)
-    _close(Y, Av, dtype)
-    _close(Z, A64.T @ Av, dtype)
-    Y, Z = _core.vector_product(3, A, v, u)
-    _close(Y, Av, dtype)
-    _close(Z, A64.T @ u, dtype)
+    for stream in (True, False):
+        _close(_core.vector_product(0, A, v, one_stream=stream), Av, dtype)
+        _close(_core.vector_product(1, A, u, one_stream=stream), A64.T @ u, dtype)
+        Y, Z = _core.vector_product(2, A, v, one_stream=stream)
+        _close(Y, Av, dtype)
+        _close(Z, A64.T @ Av, dtype)
+        Y, Z = _core.vector_product(3, A, v, u, one_stream=stream)
+        _close(Y, Av, dtype)
+        _close(Z, A64.T @ u, dtype)
 
 
 @pytest.mark.parametrize("k", [1, 3])
@@ -158,7 +167,7 @@ def test_narrow_factors_run_the_vector_products(v3, monkeypatch, dtype, order, k
     with fastlr.thread_limit(1):
         got = _products(op, V, W)
         for kind in ("matmul", "rmatmul", "gram", "gd"):
-            assert op._route(kind, k, 1)[3] is _core.vector_product
+            assert is_vector_product(op._route(kind, k, 1)[3])
     A64, V32, W32 = A.astype(np.float64), V.astype(dtype), W.astype(dtype)
     _close(got["times"], A64 @ V32, dtype)
     _close(got["rtimes"], A64.T @ W32, dtype)
@@ -207,7 +216,7 @@ def test_one_column_products_run_the_vector_products_at_v4(v3, monkeypatch, dtyp
     V, W = rng.standard_normal((70, 1)), rng.standard_normal((90, 1))
     op = InMemory(A)
     for kind in ("matmul", "rmatmul", "gram", "gd"):
-        assert op._route(kind, 1, 1)[3] is _core.vector_product
+        assert is_vector_product(op._route(kind, 1, 1)[3])
         assert op._route(kind, 1, 2)[3] is None
     assert op._route("gd", 2, 1)[3] is None and op._route("matmul", 2, 1)[3] is None
 

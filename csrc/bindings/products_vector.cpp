@@ -254,9 +254,9 @@ bool rowwise_both(index_t r, index_t c) {
 }
 
 template <class T>
-__attribute__((target("avx2,fma"))) void dots_avx2(const T* B, index_t r, index_t c, const T* x, T* y) {
+__attribute__((target("avx2,fma"))) void dots_avx2(const T* B, index_t r, index_t c, const T* x, T* y, bool rowwise) {
   index_t i = 0;
-  if (one_stream<T>(r, c, kRowDotBytes)) {
+  if (rowwise) {
     for (; i < r; ++i) y[i] = row_dot<T>(B + i * c, c, x);
     return;
   }
@@ -437,9 +437,9 @@ bool avx2_level() { return false; }
 
 // The entry points: AVX2 where the ISA level (within _core._cap_isa's cap) has it, else the portable loops.
 template <class T>
-void dots(const T* B, index_t r, index_t c, const T* x, T* y) {
+void dots(const T* B, index_t r, index_t c, const T* x, T* y, bool stream) {
 #if defined(FASTLR_X86_DISPATCH)
-  if (avx2_level()) return dots_avx2<T>(B, r, c, x, y);
+  if (avx2_level()) return dots_avx2<T>(B, r, c, x, y, stream && one_stream<T>(r, c, kRowDotBytes));
 #endif
   pass_k_plain<T>(B, r, c, 1, x, nullptr, y, nullptr);
 }
@@ -461,24 +461,24 @@ void in_row_chunks(index_t r, T* z, index_t zlen, Pass&& pass) {
 }
 
 template <class T>
-void axpys(const T* B, index_t r, index_t c, const T* w, T* z) {
+void axpys(const T* B, index_t r, index_t c, const T* w, T* z, bool stream) {
   in_row_chunks<T>(r, z, c, [&](index_t i0, index_t rows, T* zc) {
 #if defined(FASTLR_X86_DISPATCH)
-    if (avx2_level()) return axpys_avx2<T>(B + i0 * c, rows, c, w + i0, zc, rowwise_axpys<T>(r, c));
+    if (avx2_level()) return axpys_avx2<T>(B + i0 * c, rows, c, w + i0, zc, stream && rowwise_axpys<T>(r, c));
 #endif
     pass_k_plain<T>(B + i0 * c, rows, c, 1, nullptr, w + i0, nullptr, zc);
   });
 }
 
 template <class T>
-void pair(const T* B, index_t r, index_t c, const T* x, const T* u, T* y, T* z) {
+void pair(const T* B, index_t r, index_t c, const T* x, const T* u, T* y, T* z, bool stream) {
   in_row_chunks<T>(r, z, c, [&](index_t i0, index_t rows, T* zc) {
     const T* B0 = B + i0 * c;
     const T* u0 = u != nullptr ? u + i0 : nullptr;
 #if defined(FASTLR_X86_DISPATCH)
     if (avx2_level())
-      return u0 != nullptr ? both_avx2<T>(B0, rows, c, x, u0, y + i0, zc, rowwise_both<T>(r, c))
-                           : gram_avx2<T>(B0, rows, c, x, y + i0, zc, rowwise_axpys<T>(r, c));
+      return u0 != nullptr ? both_avx2<T>(B0, rows, c, x, u0, y + i0, zc, stream && rowwise_both<T>(r, c))
+                           : gram_avx2<T>(B0, rows, c, x, y + i0, zc, stream && rowwise_axpys<T>(r, c));
 #endif
     pass_k_plain<T>(B0, rows, c, 1, x, u0, y + i0, zc);
   });
@@ -577,7 +577,8 @@ py::object columns_product(int kind, const DenseView<T>& a, const py::array_t<T>
 
 // kind 0: A @ v; 1: A.T @ w; 2: (A v, A.T (A v)); 3: (A v, A.T u). A C- or F-contiguous: F-order A is the
 // row-major B = A.T, whose dots are A.T's products and axpys A's.
-py::object vector_product(int kind, const py::array& A, const py::object& F1, const py::object& F2) {
+py::object vector_product(int kind, const py::array& A, const py::object& F1, const py::object& F2,
+                          bool one_stream) {
   return dispatch_float(A, "A", [&](auto t) -> py::object {
     using T = decltype(t);
     const auto a = dense_view<T>(A, "A");
@@ -597,9 +598,9 @@ py::object vector_product(int kind, const py::array& A, const py::object& F1, co
       T* y = out.mutable_data();
       py::gil_scoped_release release;
       if (forward != a.col_major) {
-        dots<T>(a.data, r, c, x, y);  // C-order A @ v, or F-order A.T @ w
+        dots<T>(a.data, r, c, x, y, one_stream);  // C-order A @ v, or F-order A.T @ w
       } else {
-        axpys<T>(a.data, r, c, x, y);
+        axpys<T>(a.data, r, c, x, y, one_stream);
       }
       return std::move(out);
     }
@@ -612,12 +613,12 @@ py::object vector_product(int kind, const py::array& A, const py::object& F1, co
     {
       py::gil_scoped_release release;
       if (!a.col_major) {
-        pair<T>(a.data, r, c, v.data(), kind == 3 ? u.data() : nullptr, y, z);
+        pair<T>(a.data, r, c, v.data(), kind == 3 ? u.data() : nullptr, y, z, one_stream);
       } else if (kind == 3) {
-        pair<T>(a.data, r, c, u.data(), v.data(), z, y);  // B u = A.T u and B.T v = A v in one sweep
+        pair<T>(a.data, r, c, u.data(), v.data(), z, y, one_stream);  // B u = A.T u and B.T v = A v in one sweep
       } else {
-        axpys<T>(a.data, r, c, v.data(), y);  // A v = B.T v, then A.T (A v) = B (A v): two sweeps
-        dots<T>(a.data, r, c, y, z);
+        axpys<T>(a.data, r, c, v.data(), y, one_stream);  // A v = B.T v, then A.T (A v) = B (A v): two sweeps
+        dots<T>(a.data, r, c, y, z, one_stream);
       }
     }
     return py::make_tuple(Y, Z);
@@ -629,10 +630,12 @@ py::object vector_product(int kind, const py::array& A, const py::object& F1, co
 void bind_vector(py::module_& m) {
   using py::arg;
   m.def("vector_product", &vector_product, arg("kind"), arg("A"), arg("F1"), arg("F2") = py::none(),
+        arg("one_stream") = true,
         "Products of dense A (C or F order, float32/float64) with 1-4 columns on the calling thread: kind 0 ``A @ V`` "
         "(n x k), 1 ``A.T @ W`` (d x k), 2 ``(A V, A.T (A V))``, 3 ``(A V, A.T U)`` (F1 = V, F2 = U), each pair "
         "in one pass over A (two for F-order A's kind 2). Factors (d x k or n x k) are converted to A's dtype, C "
-        "order, where they are not.");
+        "order, where they are not. one_stream: with one column, large A with narrow rows read one row at a time "
+        "(the AVX2 loops; False: in blocks of rows, as below 16 MiB).");
 }
 
 }  // namespace fastlr::bind

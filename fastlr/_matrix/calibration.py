@@ -14,12 +14,13 @@ table's threshold are timed on an A of twice L3 (``tall_rows``, at most 64 MiB),
 0.2-1.5 s for one ISA level (the level the kernels run at, ``_core._cap_isa`` included; another level is measured
 when first used).
 
-Two route decisions are measured too (``DECISIONS``, ``decision_probes``), each one composite probe timed the same way:
-"vector" (one-column products on one thread: fastlr's column passes or BLAS's GEMVs, ``choice.vector_product``) and
-"narrow" (randomized_svd's Krylov finder in fastlr's tile-wide blocks or its other route, ``_krylov.krylov_block``).
-A decision holds where ``verdict`` is decisive; else, and wherever nothing was measured, the rule at that level
-(``choice.VECTOR_LEVELS``, ``choice.NARROW_LEVELS``; ``choice.decided``). About 0.1 s together at x86-64-v4 and v3,
-0.2 s at baseline (Zen 4).
+Three route decisions are measured too (``DECISIONS``, ``decision_probes``), each one composite probe timed the same
+way: "vector" (one-column products on one thread: fastlr's column passes or BLAS's GEMVs, ``choice.vector_product``),
+"narrow" (randomized_svd's Krylov finder in fastlr's tile-wide blocks or its other route, ``_krylov.krylov_block``)
+and "one_stream" (the column passes on large A with narrow rows one row at a time or in blocks of rows). A decision
+holds where ``verdict`` is decisive; else, and wherever nothing was measured, the rule at that level
+(``choice.VECTOR_LEVELS``, ``choice.NARROW_LEVELS``, ``choice.ONE_STREAM_LEVELS``; ``choice.decided``). About 0.1 s
+for the first two at x86-64-v4 and v3, 0.2 s at baseline; "one_stream" about 0.1 s (none at baseline) (Zen 4).
 
 The results are kept in a JSON file per machine in the user's cache directory (platformdirs),
 keyed by CPU model, ISA level, fastlr version and build, and NumPy's BLAS (name, version and core
@@ -92,8 +93,8 @@ MARGIN = 0.08
 #: Bump when the method changes: older cache files are then measured again.
 #: 7: widths below the table's threshold timed on A past L3 (``tall_rows``).
 #: 8: float64 BLAS layout per width mod 8 (``measure_layouts``).
-#: 9: the route decisions (``DECISIONS``).
-METHOD = 9
+#: 9: the route decisions (``DECISIONS``); 10: "one_stream".
+METHOD = 10
 #: Float64 ``A.T @ W`` by BLAS (C-order A; F-order A's ``A @ V`` is the same call): NumPy's layout or the swapped
 #: ``(W.T @ A).T`` (``_linalg.blas_times``), per factor width mod ``LAYOUT_PERIOD``. OpenBLAS's kernels step by
 #: 4 and 8 columns (Haswell's dgemm: 4 x 8 tiles): on a Zen 2 the swapped layout won 1.02-1.36x at widths 0 and
@@ -110,7 +111,11 @@ LAYOUT_SHAPE = (2880, 540)
 #: The route decisions measured besides the thresholds (``decision_probes``): name -> what "K" (fastlr's route
 #: faster) picks.
 DECISIONS = {"vector": "fastlr's column passes for one-column products on one thread",
-             "narrow": "randomized_svd's Krylov finder in tile-wide blocks on fastlr's fused kernel"}
+             "narrow": "randomized_svd's Krylov finder in tile-wide blocks on fastlr's fused kernel",
+             "one_stream": "the column passes read large A with narrow rows one row at a time"}
+#: The "one_stream" probe's A: (rows, columns) per dtype, 24 MB each (past kOneStreamBytes, 16 MiB; read in turns,
+#: each evicts most of the other from a 32 MiB L3), 800- and 1600-byte rows.
+ONE_STREAM_SHAPES = {"float32": (30_000, 200), "float64": (15_000, 200)}
 #: The "narrow" probe's cases: randomized_svd's Krylov route on dense 5760 x 1080 at n_iter = 7
 #: (``_krylov.krylov_block``; tests/test_calibration.py holds them to it): (dtype, l, fused passes of ``NARROW_BLOCK``
 #: columns, the other route's passes of l columns, None for the Gram route: A^T A by SYRK). k = 10 (l = 20):
@@ -349,6 +354,8 @@ def decision_probes(core, rounds: int, thresholds: dict, matrix=None) -> dict:
 
     * "vector": ``A @ v``, ``A.T @ w``, ``A.T (A v)`` and ``(A v, A.T w)`` for C- and F-order A, float32 and float64,
       by ``core.vector_product`` against NumPy's GEMVs (the BLAS route's calls at one column).
+    * "one_stream": ``A @ v`` and ``A.T @ w`` by ``core.vector_product`` with ``one_stream`` True against False, on
+      ``ONE_STREAM_SHAPES``' A (the pairs follow the same rule); none at the baseline (one way to read A there).
     * "narrow": ``NARROW_CASES``, the tile-wide blocks' fused passes (``core.power_step``, the kernel: the narrow
       rules apply only where it runs) against the other route's passes of l columns or A^T A by SYRK (of half of
       A's rows, twice: SYRK's time grows with the rows as the passes' do; on a quarter of them float32 ran 8%
@@ -403,7 +410,23 @@ def decision_probes(core, rounds: int, thresholds: dict, matrix=None) -> dict:
             other.append((1, lambda A=A, V=Vl: times(A, V)))
         return _interleaved((blocks, other), rounds)
 
-    return {"vector": vector, "narrow": narrow}
+    def one_stream():  # A allocated here (the probe's 96 MB live only while it runs)
+        if LEVELS[core._kernel_isa()] == "baseline":
+            return []  # the portable loops read A one way: nothing to decide (the rule)
+        arrays = []
+        for dtype, shape in ONE_STREAM_SHAPES.items():
+            A = np.full(shape, 0.5, dtype=dtype)  # the values do not change the time
+            arrays.append((A, np.full((shape[1], 1), 0.5, dtype=dtype), np.full((shape[0], 1), 0.5, dtype=dtype)))
+
+        def path(flag):
+            def run():
+                for A, v, w in arrays:
+                    core.vector_product(0, A, v, one_stream=flag), core.vector_product(1, A, w, one_stream=flag)
+            return run
+
+        return _interleaved((path(True), path(False)), rounds)
+
+    return {"vector": vector, "narrow": narrow, "one_stream": one_stream}
 
 
 def decide(probes: dict) -> tuple[dict, dict]:

@@ -102,6 +102,7 @@ CSC ``A @ V`` from k = 17 on 0.86-0.93x). SciPy runs instead for
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -112,7 +113,7 @@ from . import calibration
 
 __all__ = ["BLAS_MIN_COLUMNS", "CACHE_COLUMNS", "CHOICES", "DEPTH_CACHE_COLUMNS", "KERNEL_COLUMNS",
            "KERNEL_MIN_COLUMNS", "LAYOUT_MIN_COLUMNS", "LAYOUT_SHORT_COLUMNS", "MATMUL_COLUMNS", "NARROW_LEVELS",
-           "NARROW_ROW_BYTES", "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS", "SHORT_F_COLUMNS",
+           "NARROW_ROW_BYTES", "ONE_STREAM_LEVELS", "RMATMUL_BLAS_WIDTHS", "RMATMUL_COLUMNS", "SHORT_F_COLUMNS",
            "SPARSE_BASELINE_SCATTER_BYTES", "SPARSE_MIN_ROW_NNZ", "SPARSE_SHORT_ROW_NNZ", "VECTOR_COLUMNS",
            "VECTOR_LEVELS", "blas_swap", "cache_sizes", "choice_mode", "decided", "dtype_name", "factor_fits",
            "isa_level", "operand_key", "remember_route", "route_key", "routes", "static_thresholds", "thresholds",
@@ -161,6 +162,14 @@ VECTOR_LEVELS = ("x86-64-v3", "x86-64-v4")
 #: kernel stays); F order, 2-4 columns, 1.3-4.0x in float32, 1.04-3.7x in float64 (times, rtimes, power, gd).
 VECTOR_COLUMNS: dict[tuple[str, str, str], int] = {("x86-64-v3", "C", "float32"): 5, ("x86-64-v3", "C", "float64"): 3,
                                                    ("x86-64-v3", "F", "float32"): 5, ("x86-64-v3", "F", "float64"): 5}
+
+#: ISA levels where fastlr's one-column products read a C-order A of 16 MiB and more with rows under 4-12 KiB one row
+#: at a time, as one stream in memory order (``_core.vector_product``'s ``one_stream``; csrc/bindings/
+#: products_vector.cpp, kOneStreamBytes), where nothing was measured; by default each machine decides at first use
+#: (``decided``, the calibration's "one_stream" probe). Zen 4, one thread: 100000 x 200 ``A @ v`` / ``A.T @ w``
+#: 0.41-0.46x the eight-row blocks' time, the pairs 0.35-0.43x (bench/README.md, twenty-third session); Zen 2,
+#: where the blocks were chosen (four streams of A read faster than one there), not measured.
+ONE_STREAM_LEVELS = ("x86-64-v3", "x86-64-v4")
 
 #: ISA levels where randomized_svd's Krylov finder runs the narrow-block rules (``_krylov.krylov_block``: tile-wide
 #: blocks on the fused kernel, dense in-memory A) where nothing was measured; by default each machine decides at first
@@ -320,7 +329,8 @@ def vector_product(columns: int, threads: int = 1, level: str | None = None, dty
     threads runs it ("auto", one thread, the C++ core with run-time dispatch, and one column where this machine's
     calibration chose the passes, ``decided("vector", VECTOR_LEVELS, level)``, or fewer than
     ``VECTOR_COLUMNS[level, order, dtype]``), else None (BLAS's GEMV, the one-pass kernels, or either under
-    FASTLR_PRODUCT_CHOICE)."""
+    FASTLR_PRODUCT_CHOICE). One column: with its ``one_stream`` as this machine decided (``decided("one_stream",
+    ONE_STREAM_LEVELS, level)``)."""
     if threads != 1 or columns < 1 or columns > 4 or choice_mode() != "auto":
         return None
     if columns == 1:
@@ -329,7 +339,10 @@ def vector_product(columns: int, threads: int = 1, level: str | None = None, dty
     elif columns >= VECTOR_COLUMNS.get((level or isa_level(), order, None if dtype is None else dtype_name(dtype)), 0):
         return None
     core = _core_with_dispatch()
-    return getattr(core, "vector_product", None) if core else None
+    product = getattr(core, "vector_product", None) if core else None
+    if product is None or columns > 1:
+        return product
+    return functools.partial(product, one_stream=decided("one_stream", ONE_STREAM_LEVELS, level))
 
 
 def decided(name: str, rule: tuple, level: str | None = None) -> bool:
@@ -719,10 +732,12 @@ def describe() -> str:
 
     vector, vector_source = said("vector", VECTOR_LEVELS, "VECTOR_LEVELS")
     narrow, narrow_source = said("narrow", NARROW_LEVELS, "NARROW_LEVELS")
+    stream, stream_source = said("one_stream", ONE_STREAM_LEVELS, "ONE_STREAM_LEVELS")
+    rows = ("; large A with narrow rows one row at a time" if stream else "; in blocks of rows") if vector else ""
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}{short_f}; "
-            f"{'fastlr' if vector else 'BLAS'}'s one-column products on one thread ({vector_source}; BLAS's on more; "
-            f"KERNEL_MIN_COLUMNS){vec}, BLAS otherwise, and for wide A whose d x l factor passes L2 "
+            f"{'fastlr' if vector else 'BLAS'}'s one-column products on one thread ({vector_source}{rows}"
+            f"{f' ({stream_source})' if vector else ''}; BLAS's on more; KERNEL_MIN_COLUMNS){vec}, BLAS otherwise, and for wide A whose d x l factor passes L2 "
             f"({l2 >> 10} KiB) and, by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){layout}; "
             f"randomized_svd's Krylov finder {'in tile-wide blocks where they pay' if narrow else 'in l-wide blocks'} "
             f"({narrow_source}) (FASTLR_PRODUCT_CHOICE)")
