@@ -127,6 +127,17 @@ def test_power_steps_dask_and_batches_take_the_guard():
     np.testing.assert_allclose(s[1], 2 * fastlr.scw(A, S.reference, 5).s, rtol=1e-10)
 
 
+def test_row_blocks_take_the_guard(tmp_path):
+    """A memory-mapped A read in row blocks (and an ndarray given block_rows): the reference's result."""
+    A = decaying(3000, 40, 9)
+    np.save(tmp_path / "a.npy", A)
+    S = one_bucket(10, 3000)
+    S.reference = fastlr.CountSketch(10, 3000, seed=3)
+    want = fastlr.scw(A, S.reference, 5)
+    same_result(fastlr.scw(np.load(tmp_path / "a.npy", mmap_mode="r"), S, 5, block_rows=500), want, np.float64)
+    same_result(fastlr.scw(A, S, 5, block_rows=700), want, np.float64)
+
+
 def test_inputs_are_not_modified():
     A = decaying(100, 15, 7)
     A0 = A.copy()
