@@ -160,49 +160,38 @@ FASTLR_AVX2_INLINE T row_dot(const T* b, index_t c, const T* x) {
 }
 
 // z += w[0] b0 + ... + w[N-1] b(N-1), N rows c apart (one load and store of z per block), the even rows' terms
-// and the odd rows' in two chains of FMAs (half the latency a block of 8 waits on).
+// and the odd rows' in two chains of FMAs (half the latency a block of 8 waits on). One row: row_axpy.
 template <class T, int N>
 FASTLR_AVX2_INLINE void block_axpy(const T* b0, index_t c, const T* w, T* z) {
+  static_assert(N >= 2 && N % 2 == 0, "block_axpy: an even block of rows (one row: row_axpy)");
   using S = Avx2<T>;
   using V = typename S::V;
   V wv[N];
   for (int q = 0; q < N; ++q) wv[q] = S::set1(w[q]);
   const index_t cv = c / S::L * S::L;
   for (index_t j = 0; j < cv; j += S::L) {
-    V s = S::load(z + j);
-    if constexpr (N == 1) {
-      s = S::fma(S::load(b0 + j), wv[0], s);
-    } else {
-      V t = S::zero();
-      for (int q = 0; q + 1 < N; q += 2) {
-        s = S::fma(S::load(b0 + q * c + j), wv[q], s);
-        t = S::fma(S::load(b0 + (q + 1) * c + j), wv[q + 1], t);
-      }
-      s = S::add(s, t);
+    V s = S::load(z + j), t = S::zero();
+    for (int q = 0; q < N; q += 2) {
+      s = S::fma(S::load(b0 + q * c + j), wv[q], s);
+      t = S::fma(S::load(b0 + (q + 1) * c + j), wv[q + 1], t);
     }
-    S::store(z + j, s);
+    S::store(z + j, S::add(s, t));
   }
   if (cv < c) {
     const __m256i m = S::mask(static_cast<int>(c - cv));
-    V s = S::mload(z + cv, m);
-    if constexpr (N == 1) {
-      s = S::fma(S::mload(b0 + cv, m), wv[0], s);
-    } else {
-      V t = S::zero();
-      for (int q = 0; q + 1 < N; q += 2) {
-        s = S::fma(S::mload(b0 + q * c + cv, m), wv[q], s);
-        t = S::fma(S::mload(b0 + (q + 1) * c + cv, m), wv[q + 1], t);
-      }
-      s = S::add(s, t);
+    V s = S::mload(z + cv, m), t = S::zero();
+    for (int q = 0; q < N; q += 2) {
+      s = S::fma(S::mload(b0 + q * c + cv, m), wv[q], s);
+      t = S::fma(S::mload(b0 + (q + 1) * c + cv, m), wv[q + 1], t);
     }
-    S::mstore(z + cv, m, s);
+    S::mstore(z + cv, m, S::add(s, t));
   }
 }
 
 constexpr index_t kDotRows = 8;  // rows of dots_avx2's blocks (block_dots)
 
-// z += w b for one row b (c entries): block_axpy<T, 1> with the tail entries added one by one, where its masked
-// load and store of z would come once per row (AMD's masked stores are slow: 1000000 x 20 float32 one row at a time
+// z += w b for one row b (c entries), the tail entries added one by one, where a masked load and store of z would
+// come once per row (AMD's masked stores are slow: 1000000 x 20 float32 one row at a time
 // took 3.5x the blocks' time with them).
 template <class T>
 FASTLR_AVX2_INLINE void row_axpy(const T* b, index_t c, T w, T* z) {
@@ -351,7 +340,7 @@ __attribute__((target("avx2,fma"))) void both_avx2(const T* B, index_t r, index_
   }
   for (; i < r; ++i) {
     y[i] = row_dot<T>(B + i * c, c, x);
-    block_axpy<T, 1>(B + i * c, c, u + i, z);
+    row_axpy<T>(B + i * c, c, u[i], z);
   }
 }
 
@@ -426,7 +415,7 @@ __attribute__((target("avx2,fma"))) void pass_k_avx2(const T* B, index_t r, inde
   for (; i < r; ++i) {
     if (XT != nullptr) block_dots_k<T, 1, K>(B + i * c, c, XT, Y + i * K);
     if (ZT != nullptr)
-      for (int k = 0; k < K; ++k) block_axpy<T, 1>(B + i * c, c, weights + i * K + k, ZT + k * c);
+      for (int k = 0; k < K; ++k) row_axpy<T>(B + i * c, c, weights[i * K + k], ZT + k * c);
   }
 }
 
