@@ -12,8 +12,9 @@ import sys
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["INT64_MAX", "UINT64_MAX", "user_stacklevel", "as_matrix", "is_dask_array", "real_array", "check_bool", "check_choice", "check_int", "check_random_state",
-           "check_sparse", "dtype_for", "float_dtype", "is_sparse", "matrix_list", "random_generator", "random_seed"]
+__all__ = ["INT64_MAX", "UINT64_MAX", "as_matrix", "is_dask_array", "real_array", "check_bool", "check_choice", "check_int", "check_random_state",
+           "check_sparse", "dtype_for", "float_dtype", "is_sparse", "matrix_list", "random_generator", "random_seed",
+           "user_stacklevel"]
 
 #: Largest sizes and seeds the kernels take (int64 sizes and indices, uint64 seeds).
 INT64_MAX = 2**63 - 1

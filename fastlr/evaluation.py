@@ -36,8 +36,9 @@ def mean_scaled_error(S, mats: list, k: int, scales, *, backend=None, pool=None,
     trial ranking, on sigma_1 from ``spectral_norm``). S: a sketch, or a list of sketches, one per matrix (each
     judged on its own). ``scales``: each matrix's sigma_1 (1 for a zero matrix). The residual is formed, so two
     exact sketches' errors are rounding (~1e-16), which the guards' absolute tie expects; from ``||A||^2`` minus the
-    top-k energy (the training loss) they would be ~1e-8. ``pool``: an executor running the matrices side by side. ``guard``: scw's (False: each sketch alone, as
-    training and the guards compare sketches; True: as ``fastlr.scw`` returns it to a user)."""
+    top-k energy (the training loss) they would be ~1e-8. ``pool``: an executor running the matrices side by side.
+    ``guard``: scw's (False: each sketch alone, as training and the guards compare sketches; True: as ``fastlr.scw``
+    returns it to a user)."""
     sketches = S if isinstance(S, list) else [S] * len(mats)
 
     def one(i):

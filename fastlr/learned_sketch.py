@@ -206,20 +206,24 @@ def load_sketch(path) -> CountSketch:
         except ValueError as exc:  # e.g. max_rows past what the base allows
             raise ValueError(f"path: {path} holds a malformed heavy-row rule ({exc})") from None
 
+    def seed_of(name):  # a seed entry: -1 for none (sketch_file._seed_entry)
+        seed = int(get(name, "iu"))
+        return None if seed < 0 else seed
+
     def with_reference(out):
         if "reference_rows" in z:
             R = countsketch("reference_")
             if R.shape != out.shape:
                 raise ValueError(f"path: {path} is inconsistent: the reference is {R.m} x {R.n}, the sketch "
                                  f"{out.m} x {out.n}")
-            R.seed = None if (reference_seed := int(get("reference_seed", "iu"))) < 0 else reference_seed
+            R.seed = seed_of("reference_seed")
             out.reference = R
         return out
 
     S = countsketch("")
-    seed = int(get("seed", "iu"))
+    seed = seed_of("seed")
     if kind == "countsketch":
-        S.seed = None if seed < 0 else seed
+        S.seed = seed
         return with_reference(with_heavy_rows(S) if heavy else S)
     mixed = str(get("mixed", "U")) or None
     if mixed not in MIXED:
@@ -238,5 +242,5 @@ def load_sketch(path) -> CountSketch:
             raise ValueError(f"path: {path} has a malformed 'validation' entry") from None
     out = LearnedSketch(S.rows, S.values, S.m, k=int(get("k", "iu")), fixed=fixed, mixed=mixed, history=history,
                         validation=validation)
-    out.seed = None if seed < 0 else seed
+    out.seed = seed
     return with_reference(with_heavy_rows(out) if heavy else out)

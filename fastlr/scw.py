@@ -302,8 +302,9 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
         results on this A, so a learned sketch is never worse than that random
         one on any matrix. The choice needs no extra pass to judge it (the
         errors follow from the top-k energies of ``A V``): it costs one more
-        sketch pass and a product twice as wide. False: S alone. Ignored for a
-        sketch without a reference.
+        sketch pass and a second product with A, about twice S's time
+        (bench/README.md). False: S alone. Ignored for a sketch without a
+        reference.
 
     Returns
     -------

@@ -737,7 +737,8 @@ def describe() -> str:
     return (f"auto at {level}, {source}: one-pass kernels for C-order A {cols('C', 'pass')}{av}{rm}, its A^T A V "
             f"{cols('C', 'gram')}; F-order A {cols('F', 'pass')}, its A^T A V {cols('F', 'gram')}{short_f}; "
             f"{'fastlr' if vector else 'BLAS'}'s one-column products on one thread ({vector_source}{rows}"
-            f"{f' ({stream_source})' if vector else ''}; BLAS's on more; KERNEL_MIN_COLUMNS){vec}, BLAS otherwise, and for wide A whose d x l factor passes L2 "
+            f"{f' ({stream_source})' if vector else ''}; BLAS's on more; KERNEL_MIN_COLUMNS){vec}, BLAS otherwise, "
+            f"and for wide A whose d x l factor passes L2 "
             f"({l2 >> 10} KiB) and, by its width, part of L3 ({l3 >> 20} MiB; choice.factor_fits){layout}; "
             f"randomized_svd's Krylov finder {'in tile-wide blocks where they pay' if narrow else 'in l-wide blocks'} "
             f"({narrow_source}) (FASTLR_PRODUCT_CHOICE)")
