@@ -93,8 +93,9 @@ MARGIN = 0.08
 #: Bump when the method changes: older cache files are then measured again.
 #: 7: widths below the table's threshold timed on A past L3 (``tall_rows``).
 #: 8: float64 BLAS layout per width mod 8 (``measure_layouts``).
-#: 9: the route decisions (``DECISIONS``); 10: "one_stream".
-METHOD = 10
+#: 9: the route decisions (``DECISIONS``); 10: "one_stream"; 11: the AVX-512 tiles prefetch rows under 8 KiB
+#: (faster kernels there: the kernel-or-BLAS thresholds measured again).
+METHOD = 11
 #: Float64 ``A.T @ W`` by BLAS (C-order A; F-order A's ``A @ V`` is the same call): NumPy's layout or the swapped
 #: ``(W.T @ A).T`` (``_linalg.blas_times``), per factor width mod ``LAYOUT_PERIOD``. OpenBLAS's kernels step by
 #: 4 and 8 columns (Haswell's dgemm: 4 x 8 tiles): on a Zen 2 the swapped layout won 1.02-1.36x at widths 0 and

@@ -28,7 +28,7 @@ struct DensePass {
   index_t k, kp;
   RowPass pass;
   index_t group_rows;  // kPower: rows whose forward half runs before their backward half (R: one tile)
-  bool prefetch;       // row-major A: prefetch the next tile's rows (AVX2 and baseline; see dense_row_pass)
+  bool prefetch;       // row-major A: prefetch the next tile's rows (see dense_row_pass)
 };
 
 // G (rows x d, row-major) = the rows x d block of a column-major matrix at A
@@ -43,6 +43,10 @@ inline void transpose_rows(const T* A, index_t ld, index_t rows, index_t d, T* G
   for (index_t r = 0; r < rows; ++r)
     for (index_t j = j0; j < d; ++j) G[r * d + j] = A[r + j * ld];
 }
+
+/// AVX-512 tiles prefetch the next tile's rows only for rows shorter than this, of A past half the L3
+/// (dense_row_pass).
+constexpr index_t kAvx512PrefetchRowBytes = 8192;
 
 /// Rows per fused gd_products tile (2 * kFusedRows * NV accumulators, plus as
 /// many W vectors: within AVX-512's 32 registers for NV = 2).
@@ -71,8 +75,8 @@ inline void copy_rows_unpadded(T* dst, index_t k, const T* src, index_t kp, int 
 // (column-major A only).
 // Column-major A is copied a few rows at a time into a row-major buffer, so
 // both layouts share the same register tiles (and power_step stays one pass).
-// Prefetch (AVX2 and baseline): each tile of row-major A prefetches the next
-// tile's rows; AVX-512 measured 1-4% slower with it (near peak without).
+// Prefetch: each tile of row-major A prefetches the next tile's rows (AVX-512:
+// short rows of large A only; see dense_row_pass).
 template <class T, int R, int V, bool Prefetch>
 inline void dense_rows(const DensePass<T>& p, index_t gather_rows, index_t b, index_t e, T* Z, T* buf) {
   const index_t d = p.d, k = p.k, kp = p.kp;
@@ -185,10 +189,12 @@ __attribute__((target("avx2,fma"), flatten)) void dense_rows_avx2(const DensePas
                                                                   index_t e, T* Z, T* buf) {
   dense_rows<T, kTileRowsAvx2, vector_lanes<T>(kAvx2), true>(p, g, b, e, Z, buf);
 }
-template <class T>
+// Two instantiations: the prefetching one only where dense_row_pass asks for it (its per-column check
+// and counter cost rows of 8 KiB and more 3-7% even with nothing to prefetch).
+template <class T, bool Prefetch>
 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma,prefer-vector-width=512"), flatten)) void
 dense_rows_avx512(const DensePass<T>& p, index_t g, index_t b, index_t e, T* Z, T* buf) {
-  dense_rows<T, kTileRowsAvx512<T>, vector_lanes<T>(kAvx512), false>(p, g, b, e, Z, buf);
+  dense_rows<T, kTileRowsAvx512<T>, vector_lanes<T>(kAvx512), Prefetch>(p, g, b, e, Z, buf);
 }
 #endif
 
@@ -234,7 +240,7 @@ void dense_split_avx2(const DensePass<double>& p, index_t g, index_t b, index_t 
 template <class T>
 dense_rows_fn<T> pick_dense_rows(cpu_level_t level, int& rows_per_tile) {
 #if defined(FASTLR_X86_DISPATCH)
-  if (level == kAvx512) { rows_per_tile = kTileRowsAvx512<T>; return &dense_rows_avx512<T>; }
+  if (level == kAvx512) { rows_per_tile = kTileRowsAvx512<T>; return &dense_rows_avx512<T, false>; }
   if (level == kAvx2) { rows_per_tile = kTileRowsAvx2; return &dense_rows_avx2<T>; }
 #endif
   (void)level;
@@ -383,7 +389,18 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // prefetch: float32 11718 x 1024 and 5859 x 2048 1.1-1.9x faster (kernel 0.5-0.95x BLAS with it
   // on 5760 x 1024), float64 1024 and 2048 columns 1.0-1.3x; 512-column float32 rows (2 KiB)
   // and non-aliasing strides lost 0-30% without it (bench/README.md, fourteenth session, H1).
-  const bool prefetch = (ld * index_t(sizeof(T))) % 4096 != 0;
+  // AVX-512 only for rows under 8 KiB of an A past half the L3 (Zen 4, A from memory): there the kernels ran
+  // up to 2.8x faster with it (an 8- or 12-row tile's rows are as many short streams, which the hardware
+  // prefetcher serves poorly); longer rows gained a few percent at 10 columns and lost up to 3% at 20-50 (the
+  // seventh session's 1-4%), and A within half the L3 lost up to 1.5x on two threads (bench/README.md,
+  // twenty-fourth session). Elsewhere the plain tiles.
+  const bool prefetch = (ld * index_t(sizeof(T))) % 4096 != 0 &&
+                        (level != detail::kAvx512 ||
+                         (d * index_t(sizeof(T)) < detail::kAvx512PrefetchRowBytes &&
+                          2 * n * ld * index_t(sizeof(T)) > detail::cache_l3_bytes().load(std::memory_order_relaxed)));
+#if defined(FASTLR_X86_DISPATCH)
+  if (level == detail::kAvx512 && prefetch && !col_major) rows_fn = &detail::dense_rows_avx512<T, true>;
+#endif
   const detail::DensePass<T> p{A, n, d, ld, col_major, Vsrc, W, Y, k, kp, pass, group_rows, prefetch};
 #if defined(FASTLR_HAVE_OPENMP)
 #pragma omp parallel num_threads(want)
