@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._linalg import blas_single_thread, gram, normalize, orthonormal, peak, power_of_two, ritz_pairs, sketch_svd
+from ._linalg import blas_single_thread, normalize, orthonormal, peak, power_of_two, ritz_pairs, sketch_svd
 from ._matrix import Operand, operand
 from ._matrix.base import PowerSteps
 from ._matrix.memory import representable, rounding_shows
@@ -107,31 +107,43 @@ def factors_of(op: Operand, V: np.ndarray, B, k: int, lapack_driver: str = "gesd
     return SCWFactors(UM, sM, V, B, UB, sB, X)
 
 
-def guarded_factors(op: Operand, SA: np.ndarray, RA: np.ndarray, k: int, n_iter: int) -> SCWFactors:
-    """SCW's factors from the sketch ``S A`` or from its reference's ``R A``, whichever is more accurate on A.
+def guarded_factors(op: Operand, SA: np.ndarray, RA: np.ndarray, k: int, n_iter: int) -> list[SCWFactors]:
+    """SCW's factors from the sketch ``S A`` and from its reference's ``R A``: the more accurate on A alone, or
+    both (S's first) when their errors are too close to tell apart without forming them.
 
     SCW's error is ``||A - [A V]_k V^T||_F^2 = ||A||_F^2 - ||[A V]_k||_F^2`` (V orthonormal), so of two bases
-    the one whose ``B = A V`` has the larger top-k energy (the sum of the k largest eigenvalues of ``B^T B``)
-    gives the smaller error, with no further pass over A; only the chosen B gets its thin SVD. Two products,
-    not one twice as wide: at these widths they cost the same (the products are compute-bound) and a slice
-    of the wide one would be copied. S's factors are kept on a tie within rounding (then both errors agree
-    to rounding anyway).
+    the one whose ``B = A V`` has the larger top-k energy (the sum of B's k largest squared singular values)
+    gives the smaller error, with no further pass over A. The energies are only as accurate as B, to about eps
+    times ``||A||_F^2``: two errors below about ``sqrt(eps) ||A||_F`` (a nearly low-rank A) can differ many times
+    over with energies equal to rounding, so within ``_TIE`` eps both are returned for the caller to form the
+    errors explicitly (``Operand.residual_norm``). Energies are compared scaled by the larger sigma_1: their
+    squares would over- or underflow for entries beyond 1e+-154 (1e+-19 in float32).
     """
     steps_for = functools.partial(op.power_steps, k=k)
     UM, sM, V = sketch_basis(SA, n_iter, "QR", op.dtype, steps_for)
     W = sketch_basis(RA, n_iter, "QR", op.dtype, steps_for)[2]
-    BV, BW = op.times(V), op.times(W)
-    if _top_energy(BW, k) > _top_energy(BV, k) * (1 + 8 * np.finfo(op.dtype).eps):
-        return factors_of(op, W, BW, k)
-    return factors_of(op, V, BV, k, UM=UM, sM=sM)
+    fV, fW = basis_factors(op, V, k, UM=UM, sM=sM), basis_factors(op, W, k)
+    eV, eW = _top_energies(fV.sB, fW.sB, k)
+    tie = _TIE * float(np.finfo(op.dtype).eps) * max(eV, eW)
+    if eW - eV > tie:
+        return [fW]
+    if eV - eW > tie:
+        return [fV]
+    return [fV, fW]
 
 
-def _top_energy(B, k: int) -> float:
-    """``||[B]_k||_F^2``: the sum of the k largest eigenvalues of ``B^T B`` (B an ndarray or a dask array)."""
-    if B.shape[1] == 0:
-        return 0.0
-    G = gram(np.asarray(B, dtype=np.float64)) if isinstance(B, np.ndarray) else (B.T @ B).compute()
-    return float(np.sum(np.clip(np.linalg.eigvalsh(np.asarray(G, dtype=np.float64))[::-1][:k], 0.0, None)))
+#: Top-k energies within this many eps (relative) are a tie to ``guarded_factors``: B's rounding moved them by
+#: at most 16 eps (float64) and 0.3 eps (float32) relative to the explicit errors on nearly low-rank A from 300 x 30
+#: to 20000 x 100 and 3000 x 3000 (bench/README.md, twenty-fourth session, HA).
+_TIE = 64
+
+
+def _top_energies(sV: np.ndarray, sW: np.ndarray, k: int) -> tuple[float, float]:
+    """``||[B]_k||_F^2`` of two B's from their singular values (descending), both divided by the larger sigma_1^2."""
+    top = max(float(sV[0]) if sV.size else 0.0, float(sW[0]) if sW.size else 0.0)
+    if top == 0.0:
+        return 0.0, 0.0
+    return tuple(float(np.sum((np.asarray(s[:k], dtype=np.float64) / top) ** 2)) for s in (sV, sW))
 
 
 def sketch_sigma(SA: np.ndarray) -> float:
@@ -300,11 +312,13 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
         that ``learn_sketch`` and the data-driven sketches start from), also
         run SCW with the reference and return the more accurate of the two
         results on this A, so a learned sketch is never worse than that random
-        one on any matrix. The choice needs no extra pass to judge it (the
-        errors follow from the top-k energies of ``A V``): it costs one more
-        sketch pass and a second product with A, about twice S's time
-        (bench/README.md). False: S alone. Ignored for a sketch without a
-        reference.
+        one on any matrix. The choice usually needs no extra pass to judge it
+        (the errors follow from the top-k energies of ``A V``): it costs one
+        more sketch pass and a second product with A, about twice S's time
+        (bench/README.md). Where the energies tie to rounding (both errors
+        below about sqrt(eps) ||A||_F, a nearly low-rank A) the two errors
+        are formed explicitly, one more pass over A each. False: S alone.
+        Ignored for a sketch without a reference.
 
     Returns
     -------
@@ -347,5 +361,7 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
     reference = S.reference if guard else None
     RA = None if reference is None else op.sketch(reference)
     with blas_single_thread():
-        f = scw_factors(op, SA, k, n_iter=n_iter) if RA is None else guarded_factors(op, SA, RA, k, n_iter)
-        return op.result(*op.truncate(f, k, flip_sign=True))
+        factors = [scw_factors(op, SA, k, n_iter=n_iter)] if RA is None else guarded_factors(op, SA, RA, k, n_iter)
+        results = [op.result(*op.truncate(f, k, flip_sign=True)) for f in factors]
+    # Two: a tie of the energies; their errors formed explicitly decide (min keeps S's on an exact tie)
+    return results[0] if len(results) == 1 else min(results, key=op.residual_norm)

@@ -138,6 +138,56 @@ def test_row_blocks_take_the_guard(tmp_path):
     same_result(fastlr.scw(A, S, 5, block_rows=700), want, np.float64)
 
 
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e-200), (np.float64, 1e200), (np.float32, 1e-30),
+                                          (np.float32, 1e30)])
+def test_entries_near_the_limits_of_the_dtype_take_the_guard(dtype, scale):
+    """Top-k energies (squares of sigma) of such A over- or underflow unscaled, and float32's were compared in
+    float32 (NumPy 2's scalar rules): the choice fell to S, or warned of an overflow."""
+    A = decaying(300, 40, 1) * scale
+    A = A.astype(dtype)
+    S = one_bucket(10, 300)
+    S.reference = fastlr.CountSketch(10, 300, seed=5)
+    got, alone = err(A, fastlr.scw(A, S, 5)), err(A, fastlr.scw(A, S, 5, guard=False))
+    reference = err(A, fastlr.scw(A, S.reference, 5))
+    assert reference < 0.9 * alone  # the case is a real one
+    assert got <= reference * (1 + 1e-6)
+
+
+def nearly_low_rank(seed, dtype, noise):
+    """Rank 5 plus noise far below sigma_5, and a random-valued sketch with a random reference: both errors lie
+    below sqrt(eps) ||A||, where the top-k energies agree to rounding however far apart the errors are."""
+    rng = np.random.default_rng(seed)
+    A = (rng.standard_normal((200, 5)) @ rng.standard_normal((5, 30)) + noise * rng.standard_normal((200, 30)))
+    S = fastlr.CountSketch.from_arrays(rng.integers(0, 8, 200), rng.uniform(-2, 2, 200), 8)
+    S.reference = fastlr.CountSketch(8, 200, seed=seed)
+    return A.astype(dtype), S
+
+
+@pytest.mark.parametrize("dtype, noise", [(np.float32, 1e-4), (np.float64, 1e-9)])
+def test_nearly_low_rank_a_is_judged_by_its_explicit_errors(dtype, noise):
+    """The energies tie within rounding while the errors differed up to 1.67x (the guard kept S's): the errors
+    are then formed explicitly, so the guarded error is the smaller one on every seed."""
+    for seed in range(12):
+        A, S = nearly_low_rank(seed, dtype, noise)
+        best = min(err(A, fastlr.scw(A, S, 5, guard=False)), err(A, fastlr.scw(A, S.reference, 5)))
+        assert err(A, fastlr.scw(A, S, 5)) <= best * (1 + 1e-6), seed
+
+
+def test_ties_on_row_blocks_and_dask_are_judged_by_explicit_errors(tmp_path):
+    """The explicit errors of a tie read a memory-mapped A a row block at a time (Operand.residual_norm) and a
+    dask array chunk by chunk."""
+    import dask.array as da
+
+    A, S = nearly_low_rank(8, np.float64, 1e-9)
+    best = min(err(A, fastlr.scw(A, S, 5, guard=False)), err(A, fastlr.scw(A, S.reference, 5)))
+    assert err(A, fastlr.scw(A, S, 5, guard=False)) > 1.5 * best  # S alone is the worse: the case is a real one
+    np.save(tmp_path / "a.npy", A)
+    for X, kw in ((np.load(tmp_path / "a.npy", mmap_mode="r"), {"block_rows": 64}),
+                  (da.from_array(A, chunks=(50, 30)), {})):
+        got = fastlr.scw(X, S, 5, **kw)
+        assert err(A, fastlr.LowRank(np.asarray(got.U), got.s, got.Vt)) <= best * (1 + 1e-6)
+
+
 def test_inputs_are_not_modified():
     A = decaying(100, 15, 7)
     A0 = A.copy()

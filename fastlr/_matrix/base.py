@@ -196,6 +196,10 @@ class Operand:
     def result(U, s, Vt) -> LowRank:
         return LowRank(U, s, Vt)
 
+    def residual_norm(self, approximation: LowRank) -> float:
+        """``||A - approximation||_F`` formed explicitly (``LowRank.error``: one pass over A)."""
+        return approximation.error(self.A)
+
 
 def as_operand(op: Operand, *, backend=None, block_rows=None) -> Operand:
     """An existing operand with ``backend`` set (``block_rows`` cannot change after construction)."""

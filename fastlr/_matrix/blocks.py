@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .._validation import as_matrix, check_int, dtype_for
+from ..lowrank import LowRank
 from .base import Operand
 from .memory import InMemory
 
@@ -125,6 +126,13 @@ class RowBlocks(Operand):
 
         self.for_each_block(add)
         return total[0]
+
+    def residual_norm(self, approximation) -> float:
+        """``Operand.residual_norm`` a row block at a time (A is never converted whole)."""
+        norms = []
+        self.for_each_block(lambda start, stop, block: norms.append(block.residual_norm(
+            LowRank(approximation.U[start:stop], approximation.s, approximation.Vt))))
+        return float(np.hypot.reduce(norms))
 
     def row_squared_norms(self) -> np.ndarray:
         out = np.zeros(self.shape[0])
