@@ -56,7 +56,7 @@ class HeavyRowSketch(Sketch):
     ``fastlr.learn_sketch`` returns its LearnedSketch wrapped in one on text-like training data (``heavy_rows="auto"``;
     ``reason`` says why), and so do the data-driven sketches (``fastlr.datadriven``: there the random
     ``CountSketch(m, n, seed)`` they fall back to); ``history``, ``validation``, ``fallback``, ``mixed`` and ``k`` are
-    the base's.
+    the base's, and ``reference`` (``fastlr.scw``'s guard) is that of the sketch given.
 
     Measured (bench/README.md, twentieth session; m = 20, k = 10, 100 seeds; held-out Err over that of
     ``CountSketch(m, n, seed)``, mean [worst]): on term-document matrices of topics the training set never saw,
@@ -116,6 +116,7 @@ class HeavyRowSketch(Sketch):
     """
 
     def __init__(self, base, threshold: float = 1.5, max_rows: int | None = None, seed: int = 0):
+        given = base
         if isinstance(base, HeavyRowSketch):  # learn_sketch's result on counts: this rule replaces its rule
             base = base.base
         if not isinstance(base, Sketch) or not all(isinstance(leaf, CountSketch) for leaf in base.parts()):
@@ -131,6 +132,7 @@ class HeavyRowSketch(Sketch):
                                   maximum=most)
         self.threshold = float(threshold)
         self.seed = check_int(seed, "seed", minimum=0, maximum=UINT64_MAX)
+        self.reference = given.reference  # a learned sketch's guard (fastlr.scw) stays with it
         self._reserving = {}  # (leaf, reserved buckets) -> the leaf's rows (_rows_reserving)
 
     @property

@@ -268,6 +268,20 @@ def test_refiners_keep_the_reference_and_leave_the_given_sketch_alone():
         assert out.reference is None and base.reference is None
 
 
+def test_heavy_row_wrapping_keeps_the_reference():
+    """HeavyRowSketch(S) of a learned sketch (or a new rule for learn_sketch's HeavyRowSketch) dropped S's
+    reference: scw silently lost its guard."""
+    train, test = _family()
+    S = fastlr.learn_sketch(train, 6, 2, steps=5, seed=4, progress=False)
+    H = fastlr.HeavyRowSketch(S)
+    assert H.reference is S.reference is not None
+    assert fastlr.HeavyRowSketch(H, threshold=1.0).reference is S.reference
+    assert fastlr.HeavyRowSketch(fastlr.CountSketch(6, 60, seed=4)).reference is None
+    bad = fastlr.HeavyRowSketch(guarded(one_bucket(6, 60), 4))
+    A = test[0]
+    assert err(A, fastlr.scw(A, bad, 2)) <= err(A, fastlr.scw(A, bad.reference, 2)) * (1 + 1e-9)
+
+
 def test_save_and_load_keep_the_reference(tmp_path):
     train, test = _family()
     S = fastlr.learn_sketch(train, 6, 2, steps=5, seed=4, mixed="joint", progress=False)
