@@ -211,7 +211,7 @@ def load_sketch(path) -> CountSketch:
         return None if seed < 0 else seed
 
     def with_reference(out):
-        if "reference_rows" in z:
+        if any(name.startswith("reference_") for name in z):  # all four entries, or the file is malformed
             R = countsketch("reference_")
             if R.shape != out.shape:
                 raise ValueError(f"path: {path} is inconsistent: the reference is {R.m} x {R.n}, the sketch "

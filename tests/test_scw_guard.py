@@ -301,3 +301,16 @@ def test_save_and_load_keep_the_reference(tmp_path):
     plain.reference = fastlr.GaussianSketch(6, 60, seed=1)
     with pytest.raises(TypeError, match="reference"):
         plain.save(tmp_path / "g.npz")
+
+
+@pytest.mark.parametrize("entry", ["reference_rows", "reference_values", "reference_m", "reference_seed"])
+def test_a_file_missing_part_of_its_reference_is_refused(tmp_path, entry):
+    """A file with three of the reference's four entries loaded without a reference (reference_rows missing):
+    the guard was silently lost."""
+    S = guarded(fastlr.CountSketch.from_arrays(np.arange(60) % 6, np.linspace(0.5, 2, 60), 6), 4)
+    S.save(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz") as z:
+        arrays = {name: z[name] for name in z.files if name != entry}
+    np.savez(tmp_path / "t.npz", **arrays)
+    with pytest.raises(ValueError, match=f"no '{entry}' entry"):
+        fastlr.load_sketch(tmp_path / "t.npz")
