@@ -150,7 +150,7 @@ class _StackedTranspose:
 
 
 def load_sketch(path) -> CountSketch:
-    """Read a sketch written by ``S.save(path)``.
+    """Read a sketch written by ``S.save(path)`` (``path``: a file name or a binary file object).
 
     Returns
     -------

@@ -19,6 +19,7 @@ A sketch whose ``reference`` is set (scw's guard) adds the reference CountSketch
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -97,8 +98,15 @@ def read_sketch_arrays(path) -> dict:
     """The arrays of an .npz file; ValueError naming ``path`` when it is not a readable one."""
     if isinstance(path, (int, np.integer)):  # open(1) would take over (and then close) file descriptor 1
         raise TypeError(f"path: expected a file name or path, got {type(path).__name__} {path!r}")
-    with open(path, "rb") as f:
-        magic = f.read(len(_NPY_MAGIC))
+    if hasattr(path, "read"):  # a file object, as S.save(path) takes: its remaining bytes
+        data = path.read()
+        if not isinstance(data, bytes):
+            raise TypeError(f"path: expected a file name or a binary file object, got a text file {path!r}")
+        magic, source = data[:len(_NPY_MAGIC)], io.BytesIO(data)
+    else:
+        source = path
+        with open(path, "rb") as f:
+            magic = f.read(len(_NPY_MAGIC))
     if not magic.startswith(_ZIP_MAGIC):
         if magic == _NPY_MAGIC:
             what = "it is a NumPy .npy array"
@@ -109,7 +117,7 @@ def read_sketch_arrays(path) -> dict:
         raise ValueError(f"path: {path} is not a fastlr sketch file ({what}; sketches are .npz files "
                          "written by S.save(path))")
     try:  # every member's header is checked against the file's size before anything is allocated
-        return read_npz_arrays(path)
+        return read_npz_arrays(source)
     except ValueError as exc:
         if "objects" in str(exc):  # an entry of dtype object: fastlr never unpickles
             raise ValueError(f"path: {path} is not a fastlr sketch file (it holds an object array, "

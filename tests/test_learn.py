@@ -1,5 +1,6 @@
 """learn_sketch, LearnedSketch, sketch_error, save/load."""
 
+import io
 import threading
 import warnings
 
@@ -343,6 +344,25 @@ def test_save_load_round_trip(tmp_path, lowrank_data):
         for field in S.history.dtype.names:
             np.testing.assert_array_equal(T.history[field], S.history[field])
         np.testing.assert_array_equal(T @ lowrank_data[7], S @ lowrank_data[7])
+
+
+def test_load_reads_the_file_objects_save_writes(tmp_path):
+    """S.save takes a binary file object; load_sketch failed on one with "expected str, bytes or os.PathLike"."""
+    S = fastlr.CountSketch.from_arrays(np.arange(40) % 5, np.linspace(-2, 2, 40), 5)
+    S.reference = fastlr.CountSketch(5, 40, seed=3)
+    buffer = io.BytesIO()
+    S.save(buffer)
+    buffer.seek(0)
+    T = fastlr.load_sketch(buffer)
+    np.testing.assert_array_equal(T.to_dense(), S.to_dense())
+    assert T.reference.seed == 3
+    S.save(tmp_path / "s.npz")
+    with open(tmp_path / "s.npz", "rb") as f:
+        np.testing.assert_array_equal(fastlr.load_sketch(f).values, S.values)
+    with open(tmp_path / "s.npz", encoding="latin-1") as f, pytest.raises(TypeError, match="path: .*binary"):
+        fastlr.load_sketch(f)
+    with pytest.raises(ValueError, match="path: .*truncated"):
+        fastlr.load_sketch(io.BytesIO(buffer.getvalue()[:-40]))
 
 
 def write_npz(path, **arrays):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pathlib
 import zipfile
@@ -68,7 +69,8 @@ def _check_npy_size(fp, available: int) -> None:
 
 
 def read_npz_arrays(path) -> dict:
-    """Every array of an ``.npz`` file, never unpickling, nothing allocated before it is checked.
+    """Every array of an ``.npz`` file (a name, or a binary file object), never unpickling, nothing allocated
+    before it is checked.
 
     Each member's NPY header is read first and the size it declares is checked
     against the member's size in the archive, and that against the file's size
@@ -84,33 +86,40 @@ def read_npz_arrays(path) -> dict:
     ValueError
         The reason (without the file name: callers add it).
     """
+    if hasattr(path, "read"):  # a binary file object: its remaining bytes
+        data = path.read()
+        return _read_npz(io.BytesIO(data), len(data))
     with open(path, "rb") as f:
-        disk_size = os.fstat(f.fileno()).st_size
-        try:
-            with zipfile.ZipFile(f) as zf:
-                infos = zf.infolist()
-                if sum(info.compress_size for info in infos) > disk_size:
-                    raise ValueError("corrupt: its members are larger than the file")
-                for info in infos:
-                    if not info.filename.endswith(".npy"):
-                        raise ValueError(f"member {info.filename!r} is not a NumPy array (.npy)")
-                    stored = info.compress_type == zipfile.ZIP_STORED
-                    most = info.compress_size if stored else _MAX_DEFLATE_RATIO * info.compress_size + 1024
-                    if info.file_size > most:
-                        raise ValueError(f"member {info.filename!r} is corrupt (it declares {info.file_size} bytes)")
-                    with zf.open(info) as member:
-                        try:
-                            _check_npy_size(member, info.file_size)
-                        except ValueError as exc:
-                            raise ValueError(f"member {info.filename!r}: {exc}") from None
-                arrays = {}
-                for info in infos:
-                    with zf.open(info) as member:
-                        arrays[info.filename[: -len(".npy")]] = np.lib.format.read_array(member, allow_pickle=False)
-                return arrays
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, NotImplementedError,
-                RuntimeError) as exc:  # RuntimeError: an encrypted member
-            raise ValueError(f"corrupted or truncated ({_first_line(exc)})") from None
+        return _read_npz(f, os.fstat(f.fileno()).st_size)
+
+
+def _read_npz(f, disk_size: int) -> dict:
+    """``read_npz_arrays`` of an open binary file of ``disk_size`` bytes."""
+    try:
+        with zipfile.ZipFile(f) as zf:
+            infos = zf.infolist()
+            if sum(info.compress_size for info in infos) > disk_size:
+                raise ValueError("corrupt: its members are larger than the file")
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    raise ValueError(f"member {info.filename!r} is not a NumPy array (.npy)")
+                stored = info.compress_type == zipfile.ZIP_STORED
+                most = info.compress_size if stored else _MAX_DEFLATE_RATIO * info.compress_size + 1024
+                if info.file_size > most:
+                    raise ValueError(f"member {info.filename!r} is corrupt (it declares {info.file_size} bytes)")
+                with zf.open(info) as member:
+                    try:
+                        _check_npy_size(member, info.file_size)
+                    except ValueError as exc:
+                        raise ValueError(f"member {info.filename!r}: {exc}") from None
+            arrays = {}
+            for info in infos:
+                with zf.open(info) as member:
+                    arrays[info.filename[: -len(".npy")]] = np.lib.format.read_array(member, allow_pickle=False)
+            return arrays
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, NotImplementedError,
+            RuntimeError) as exc:  # RuntimeError: an encrypted member
+        raise ValueError(f"corrupted or truncated ({_first_line(exc)})") from None
 
 
 def _load_npy(path: pathlib.Path, mmap: bool) -> np.ndarray:
