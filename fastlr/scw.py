@@ -360,6 +360,8 @@ def scw(A, S, k: int, *, n_iter: int = 0, check_finite: bool = True, backend=Non
     SA = op.sketch(S)  # refused when not finite
     reference = S.reference if guard else None
     RA = None if reference is None else op.sketch(reference)
+    if RA is not None and np.array_equal(RA, SA):  # e.g. a learned sketch that fell back to its random start:
+        RA = None  # the same result, and no tie to judge by the explicit errors (two more passes over A)
     with blas_single_thread():
         factors = [scw_factors(op, SA, k, n_iter=n_iter)] if RA is None else guarded_factors(op, SA, RA, k, n_iter)
         results = [op.result(*op.truncate(f, k, flip_sign=True)) for f in factors]
