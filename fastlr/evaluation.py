@@ -24,10 +24,12 @@ __all__ = ["Evaluator", "mean_scaled_error", "optimal_error", "sketch_error"]
 
 
 def optimal_error(op: TrainingMatrix, k: int) -> tuple[float, float]:
-    """(||A - A_k||_F, sigma_1) from all singular values, in float64."""
+    """(||A - A_k||_F, sigma_1) from all singular values, in float64 (the tail's squares taken of s / sigma_1, as
+    they over- or underflow for entries near 1e+-200)."""
     A = op.A.toarray() if op.sparse else op.A
     s = scipy.linalg.svdvals(np.asarray(A, dtype=np.float64))
-    return float(np.sqrt(np.sum(s[k:] ** 2))), float(s[0]) if s.size else 0.0
+    s1 = float(s[0]) if s.size else 0.0
+    return (s1 * float(np.sqrt(np.sum((s[k:] / s1) ** 2))) if s1 > 0.0 else 0.0), s1
 
 
 def mean_scaled_error(S, mats: list, k: int, scales, *, backend=None, pool=None, guard: bool = False) -> float:
@@ -101,7 +103,8 @@ def sketch_error(S, matrices, k: int, *, backend=None, guard: bool = True) -> fl
     k = check_int(k, "k", minimum=1)
     check_bool(guard, "guard")
     get_backend(backend)  # an unknown or unavailable backend fails here, before any work
-    ops = sample_matrices(matrices, "matrices")
+    with np.errstate(over="ignore"):  # ||A||_F^2 (for training losses, unused here) is inf for entries near 1e200
+        ops = sample_matrices(matrices, "matrices")
     if ops[0].shape[0] != S.n:
         raise ValueError(f"matrices: have {ops[0].shape[0]} rows but S is {S.m} x {S.n} (it needs {S.n} rows)")
     if k > min(ops[0].shape):  # mean_scaled_error would take min(A.shape) instead: scw's own message

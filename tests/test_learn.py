@@ -59,6 +59,18 @@ def test_sketch_error_sparse_and_float32():
     assert fastlr.sketch_error(S, as32, 5) == pytest.approx(expected, rel=1e-3)
 
 
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e200, 1e300])
+def test_sketch_error_does_not_depend_on_the_scale(lowrank_data, scale):
+    """Each matrix is scaled to sigma_1 = 1: Err is the same at any scale. Near 1e-200 the optimal error's squares
+    underflowed to 0 (Err 11x too large on a 100 x 20 matrix); near 1e200 ||A||_F^2 overflowed (a RuntimeWarning)."""
+    S = fastlr.CountSketch(10, 200, seed=1)
+    S.reference = fastlr.CountSketch(10, 200, seed=2)
+    for guard in (True, False):
+        want = fastlr.sketch_error(S, lowrank_data[:3], 4, guard=guard)
+        got = fastlr.sketch_error(S, [A * scale for A in lowrank_data[:3]], 4, guard=guard)
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-15)
+
+
 def test_sketch_error_bad_input(lowrank_data):
     S = fastlr.CountSketch(10, 200)
     with pytest.raises(ValueError, match="matrices"):
