@@ -11,6 +11,7 @@ extension, e.g.
 then
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/ab_kernels.py /tmp/other_core/other/_core*.so
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/ab_kernels.py OTHER.so --shapes 100000x200,5760x1080 --widths 10,20,50
 
 Prints min-of-rounds milliseconds per kernel and shape, single-threaded (``--threads``).
 """
@@ -27,6 +28,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import fastlr
+from fastlr._caches import read_cache_sizes
 
 CASES = [((5760, 1080), 20), ((5760, 1080), 60), ((100000, 500), 20), ((2000, 1000), 10), ((2000, 1000), 32),
          ((20000, 2000), 10), ((20000, 2000), 32)]
@@ -81,13 +83,18 @@ def main(argv=None) -> int:
     ap.add_argument("--kernels", default=",".join(KERNELS), help="comma-separated kernel names")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--shapes", help="instead of the built-in cases: comma-separated NxD, each at every --widths")
+    ap.add_argument("--widths", default="10,20,50", help="factor widths for --shapes")
     args = ap.parse_args(argv)
     other, this = load_core(args.other), fastlr.get_backend("cpp")
     for core in (other, this):
         core.set_num_threads(args.threads)
+        core._set_cache_sizes(*read_cache_sizes())  # as fastlr does when it loads its own build
+    cases = CASES if not args.shapes else [
+        (tuple(int(v) for v in shape.split("x")), int(k)) for shape in args.shapes.split(",") for k in args.widths.split(",")]
     rng = np.random.default_rng(0)
     with threadpool_limits(limits=args.threads):
-        for (n, d), k in CASES:
+        for (n, d), k in cases:
             for dtype in (np.float32, np.float64):
                 A = rng.standard_normal((n, d)).astype(dtype)
                 V = rng.standard_normal((d, k)).astype(dtype)

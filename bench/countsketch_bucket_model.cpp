@@ -19,7 +19,9 @@ static double now(){return std::chrono::duration<double>(std::chrono::steady_clo
 __attribute__((noinline)) T rd(const T* a, size_t n){ T s[16]={0}; size_t i=0; for(;i+16<=n;i+=16){
 #pragma omp simd
 for(int p=0;p<16;++p) s[p]+=a[i+p];} T t=0; for(int p=0;p<16;++p)t+=s[p]; return t;}
-// acc one row at a time into m x d acc (row r_i) -- the plain scatter
+// acc one row at a time into m x d acc (row r_i) -- the plain scatter. GCC 12 vectorizes this loop badly on Zen 4:
+// 1.6-2.0x the read at m = 1, where the same add in AVX-512 intrinsics runs at the read (bench/README.md,
+// twenty-fourth session): compare the strategies with each other, not with the read.
 __attribute__((noinline)) void scatter(const T* __restrict A, idx n, idx d, const int* r, const T* v, T* __restrict acc){
   for(idx i=0;i<n;++i){ const T* __restrict a=A+i*d; T* __restrict o=acc+r[i]*d; T w=v[i];
 #pragma omp simd
