@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ._linalg import sketch_svd
+from ._linalg import peak, power_of_two, sketch_svd
 from ._matrix import InMemory
 
 __all__ = ["GRADIENTS", "TrainingMatrix", "loss_and_grad"]
@@ -36,7 +36,12 @@ class TrainingMatrix(InMemory):
     """A training matrix prepared once for many loss/gradient evaluations: the in-memory
     operand (CSC becomes CSR, the gather-dot's layout), checked finite, with ``||A||_F^2`` in
     float64, and optionally the sketch of fixed rows (the random half of a jointly trained
-    mixed sketch), which does not change while training."""
+    mixed sketch), which does not change while training.
+
+    Every use of a training matrix is scale-free (losses and Errs count it at sigma_1 = 1), so a
+    matrix whose largest entry lies outside 2^+-(maxexp / 4) of its dtype (float64: ~1e+-77;
+    float32: ~4e+-10) is held divided by the power of two nearest that entry (exact; a copy, the
+    caller's matrix is untouched): its squares and Gram matrices would over- or underflow."""
 
     def __init__(self, A, name: str = "A", backend=None):
         super().__init__(A, name=name, backend=backend)
@@ -44,6 +49,11 @@ class TrainingMatrix(InMemory):
             self._set(self.A.tocsr(), name, backend)
         if not self.is_finite():
             raise ValueError(f"{name}: contains NaN or infinity")
+        top = peak(self.A.data if self.sparse else self.A)
+        limit = 2.0 ** (np.finfo(self.dtype).maxexp // 4)
+        if top > limit or 0.0 < top < 1.0 / limit:
+            scaled = self.A.astype(np.float64) * (1.0 / power_of_two(top))  # in float64: 1 / c may pass float32
+            self._set(scaled.astype(self.dtype).tocsr() if self.sparse else scaled.astype(self.dtype), name, backend)
         self.eps = float(np.finfo(self.dtype).eps)
         self.sqnorm = self.squared_norm()
         self.scale = 1.0  # divide losses and gradients by this (set by the trainer)

@@ -103,8 +103,7 @@ def sketch_error(S, matrices, k: int, *, backend=None, guard: bool = True) -> fl
     k = check_int(k, "k", minimum=1)
     check_bool(guard, "guard")
     get_backend(backend)  # an unknown or unavailable backend fails here, before any work
-    with np.errstate(over="ignore"):  # ||A||_F^2 (for training losses, unused here) is inf for entries near 1e200
-        ops = sample_matrices(matrices, "matrices")
+    ops = sample_matrices(matrices, "matrices")
     if ops[0].shape[0] != S.n:
         raise ValueError(f"matrices: have {ops[0].shape[0]} rows but S is {S.m} x {S.n} (it needs {S.n} rows)")
     if k > min(ops[0].shape):  # mean_scaled_error would take min(A.shape) instead: scw's own message

@@ -71,6 +71,23 @@ def test_sketch_error_does_not_depend_on_the_scale(lowrank_data, scale):
         assert got == pytest.approx(want, rel=1e-9, abs=1e-15)
 
 
+@pytest.mark.parametrize("scale, dtype, sparse", [(2.0**700, np.float64, False), (2.0**-700, np.float64, False),
+                                                  (2.0**40, np.float32, False), (2.0**-40, np.float32, False),
+                                                  (2.0**700, np.float64, True)])
+def test_learn_sketch_does_not_depend_on_the_scale(lowrank_data, scale, dtype, sparse):
+    """Training counts each matrix at sigma_1 = 1, so matrices scaled by a power of two train the same values. Near
+    1e+-200 (float64) and 1e+-19 (float32) their squares over- or underflowed: learn_sketch raised OverflowError."""
+    as_input = sp.csr_matrix if sparse else (lambda A: A)
+    data = [A.astype(dtype) for A in lowrank_data[:4]]
+    want = fastlr.learn_sketch([as_input(A) for A in data], 10, 3, steps=20, progress=False)
+    scaled = [as_input((A.astype(np.float64) * scale).astype(dtype)) for A in data]
+    copies = [A.copy() for A in scaled]
+    got = fastlr.learn_sketch(scaled, 10, 3, steps=20, progress=False)
+    np.testing.assert_array_equal(got.values, want.values)
+    for A, B in zip(scaled, copies):  # the matrices given are left as they were
+        assert (A != B).nnz == 0 if sparse else np.array_equal(A, B)
+
+
 def test_sketch_error_bad_input(lowrank_data):
     S = fastlr.CountSketch(10, 200)
     with pytest.raises(ValueError, match="matrices"):
