@@ -44,9 +44,13 @@ inline void transpose_rows(const T* A, index_t ld, index_t rows, index_t d, T* G
     for (index_t j = j0; j < d; ++j) G[r * d + j] = A[r + j * ld];
 }
 
-/// AVX-512 tiles prefetch the next tile's rows only for rows shorter than this, of A past half the L3
-/// (dense_row_pass).
-constexpr index_t kAvx512PrefetchRowBytes = 8192;
+/// Row bytes under which the AVX-512 tiles prefetch the next tile's rows of an A past half the L3
+/// (dense_row_pass), by the padded width kp: half-vector tiles (float32 up to 8 columns, float64 up to 4)
+/// 4 KiB (5760 x 1080 float32, 4320-byte rows, ran A @ V 1.16-1.20x slower with it), up to 16 columns
+/// 16 KiB (float64 8640- and 16000-byte rows 0.85-0.96x the time), wider 8 KiB (past it, -3% to +3%).
+inline index_t avx512_prefetch_rows_below(index_t kp, int lanes) {
+  return kp < lanes ? 4096 : kp <= 16 ? 16384 : 8192;
+}
 
 /// Rows per fused gd_products tile (2 * kFusedRows * NV accumulators, plus as
 /// many W vectors: within AVX-512's 32 registers for NV = 2).
@@ -389,14 +393,14 @@ void dense_row_pass(RowPass pass, const T* A, index_t n, index_t d, index_t ld, 
   // prefetch: float32 11718 x 1024 and 5859 x 2048 1.1-1.9x faster (kernel 0.5-0.95x BLAS with it
   // on 5760 x 1024), float64 1024 and 2048 columns 1.0-1.3x; 512-column float32 rows (2 KiB)
   // and non-aliasing strides lost 0-30% without it (bench/README.md, fourteenth session, H1).
-  // AVX-512 only for rows under 8 KiB of an A past half the L3 (Zen 4, A from memory): there the kernels ran
-  // up to 2.8x faster with it (an 8- or 12-row tile's rows are as many short streams, which the hardware
-  // prefetcher serves poorly); longer rows gained a few percent at 10 columns and lost up to 3% at 20-50 (the
-  // seventh session's 1-4%), and A within half the L3 lost up to 1.5x on two threads (bench/README.md,
-  // twenty-fourth session). Elsewhere the plain tiles.
+  // AVX-512 only for short rows (avx512_prefetch_rows_below) of an A past half the L3 (Zen 4, A from memory):
+  // there the kernels ran up to 3x faster with it (an 8- or 12-row tile's rows are as many short streams,
+  // which the hardware prefetcher serves poorly); longer rows lost up to 3% (the seventh session's 1-4%), and
+  // A within half the L3 up to 1.5x on two threads (bench/README.md, twenty-fourth session). Elsewhere the
+  // plain tiles.
   const bool prefetch = (ld * index_t(sizeof(T))) % 4096 != 0 &&
                         (level != detail::kAvx512 ||
-                         (d * index_t(sizeof(T)) < detail::kAvx512PrefetchRowBytes &&
+                         (d * index_t(sizeof(T)) < detail::avx512_prefetch_rows_below(kp, lanes) &&
                           2 * n * ld * index_t(sizeof(T)) > detail::cache_l3_bytes().load(std::memory_order_relaxed)));
 #if defined(FASTLR_X86_DISPATCH)
   if (level == detail::kAvx512 && prefetch && !col_major) rows_fn = &detail::dense_rows_avx512<T, true>;
