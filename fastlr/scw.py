@@ -95,12 +95,7 @@ def basis_factors(op: Operand, V: np.ndarray, k: int, lapack_driver: str = "gesd
 
     ``UM``, ``sM`` (the sketch's factors, kept for the gradients) default to empty.
     """
-    return factors_of(op, V, op.times(V), k, lapack_driver, UM, sM)
-
-
-def factors_of(op: Operand, V: np.ndarray, B, k: int, lapack_driver: str = "gesdd", UM=None,
-               sM=None) -> SCWFactors:
-    """SCWFactors from a basis V and its product ``B = A V`` (basis_factors without the product)."""
+    B = op.times(V)
     UB, sB, X = op.thin_svd(B, k, lapack_driver)
     if UM is None:
         UM, sM = np.zeros((0, 0)), np.zeros(0)

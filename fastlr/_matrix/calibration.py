@@ -93,8 +93,8 @@ MARGIN = 0.08
 #: Bump when the method changes: older cache files are then measured again.
 #: 7: widths below the table's threshold timed on A past L3 (``tall_rows``).
 #: 8: float64 BLAS layout per width mod 8 (``measure_layouts``).
-#: 9: the route decisions (``DECISIONS``); 10: "one_stream"; 11: the AVX-512 tiles prefetch rows under 8 KiB
-#: (faster kernels there: the kernel-or-BLAS thresholds measured again).
+#: 9: the route decisions (``DECISIONS``); 10: "one_stream"; 11: the AVX-512 tiles prefetch short rows of large A
+#: (``avx512_prefetch_rows_below``; faster kernels there: the kernel-or-BLAS thresholds measured again).
 METHOD = 11
 #: Float64 ``A.T @ W`` by BLAS (C-order A; F-order A's ``A @ V`` is the same call): NumPy's layout or the swapped
 #: ``(W.T @ A).T`` (``_linalg.blas_times``), per factor width mod ``LAYOUT_PERIOD``. OpenBLAS's kernels step by
